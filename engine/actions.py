@@ -1,0 +1,179 @@
+"""Actions: what a step calls. An Action is a function with typed inputs and outputs.
+
+    @action("falcon.contain_host", input_schema={...}, output_schema={...},
+            side_effect=True, undo="falcon.lift_containment", connection="falcon")
+    def contain_host(ctx: ActionContext, inputs: dict) -> dict: ...
+
+Plugins register actions through `crownguard_register_actions(register)`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import jsonschema
+
+from .errors import InputError, StepTimeout
+
+if TYPE_CHECKING:
+    from .config import Connection, Connections
+    from .http import VendorClient
+
+ACTION_NAME = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
+ANY_OBJECT: dict[str, Any] = {"type": "object"}
+
+ClientT = TypeVar("ClientT", bound="VendorClient")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently a step is tried again after a retryable error."""
+
+    max_attempts: int = 1
+    backoff_seconds: float = 1.0
+    max_backoff_seconds: float = 300.0
+
+    def delay(self, attempt: int, jitter: float, retry_after: float | None = None) -> float:
+        """Wait before attempt `attempt + 1`; jitter in [0, 1) spreads it over [50%, 100%]."""
+        base = min(self.backoff_seconds * (2 ** (attempt - 1)), self.max_backoff_seconds)
+        wait = base * (0.5 + jitter / 2)
+        if retry_after is not None:
+            wait = max(wait, retry_after)
+        return wait
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any] | None) -> RetryPolicy | None:
+        if not spec:
+            return None
+        return cls(max_attempts=int(spec.get("max_attempts", 1)),
+                   backoff_seconds=float(spec.get("backoff_seconds", 1.0)),
+                   max_backoff_seconds=float(spec.get("max_backoff_seconds", 300.0)))
+
+
+ActionFunc = Callable[["ActionContext", dict[str, Any]], Any]
+
+
+@dataclass(frozen=True)
+class Action:
+    """A named operation a step can call, with its contract."""
+
+    name: str
+    func: ActionFunc
+    description: str
+    input_schema: dict[str, Any] = field(default_factory=lambda: dict(ANY_OBJECT))
+    output_schema: dict[str, Any] = field(default_factory=lambda: dict(ANY_OBJECT))
+    side_effect: bool = False
+    undo: str | None = None
+    connection: str | None = None
+    retry: RetryPolicy | None = None
+    plugin: str = ""
+
+    @property
+    def summary(self) -> str:
+        return self.description.strip().splitlines()[0] if self.description.strip() else ""
+
+    def validate_inputs(self, inputs: dict[str, Any]) -> None:
+        _validate(self.input_schema, inputs, f"{self.name}: input")
+
+    def validate_output(self, output: Any) -> None:
+        _validate(self.output_schema, output, f"{self.name}: output")
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "plugin": self.plugin, "description": self.description.strip(),
+                "side_effect": self.side_effect, "undo": self.undo,
+                "connection": self.connection,
+                "retry": None if self.retry is None else {
+                    "max_attempts": self.retry.max_attempts,
+                    "backoff_seconds": self.retry.backoff_seconds},
+                "input_schema": self.input_schema, "output_schema": self.output_schema}
+
+
+def schema_errors(schema: dict[str, Any], value: Any) -> list[jsonschema.ValidationError]:
+    validator_cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    validator = validator_cls(schema, format_checker=jsonschema.FormatChecker())
+    return sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
+
+
+def describe_schema_error(error: jsonschema.ValidationError) -> str:
+    path = "/".join(str(p) for p in error.absolute_path)
+    where = f"'{path}'" if path else "the value"
+    if error.validator == "required":
+        return error.message.replace("is a required property", "is required")
+    if error.validator == "additionalProperties":
+        return f"{where}: {error.message}"
+    return f"{where}: {error.message}"
+
+
+def _validate(schema: dict[str, Any], value: Any, what: str) -> None:
+    errors = schema_errors(schema, value)
+    if errors:
+        details = "; ".join(describe_schema_error(e) for e in errors[:5])
+        raise InputError(f"{what} does not match its schema: {details}")
+
+
+def action(name: str, *, input_schema: dict[str, Any] | None = None,
+           output_schema: dict[str, Any] | None = None, description: str | None = None,
+           side_effect: bool = False, undo: str | None = None, connection: str | None = None,
+           retry: RetryPolicy | None = None) -> Callable[[ActionFunc], Action]:
+    """Decorator turning `func(ctx, inputs) -> output` into an Action (description: docstring)."""
+
+    def wrap(func: ActionFunc) -> Action:
+        return Action(name=name, func=func, description=description or (func.__doc__ or ""),
+                      input_schema=input_schema or dict(ANY_OBJECT),
+                      output_schema=output_schema or dict(ANY_OBJECT),
+                      side_effect=side_effect, undo=undo, connection=connection, retry=retry)
+
+    return wrap
+
+
+class ActionContext:
+    """What an action gets besides its inputs: identity of the call, connections, deadline."""
+
+    def __init__(self, *, run_id: str, step_id: str, attempt: int, idempotency_key: str,
+                 connections: Connections, deadline: float | None = None,
+                 item_index: int | None = None, dry_run: bool = False,
+                 cancelled: threading.Event | None = None, logger: logging.Logger | None = None,
+                 run_context: dict[str, Any] | None = None):
+        self.run_id = run_id
+        self.step_id = step_id
+        self.attempt = attempt
+        self.idempotency_key = idempotency_key
+        self.connections = connections
+        self.deadline = deadline
+        self.item_index = item_index
+        self.dry_run = dry_run
+        self.cancelled = cancelled or threading.Event()
+        self.log = logger or logging.getLogger(f"crownguard.step.{step_id}")
+        self.run_context = run_context or {}
+
+    def remaining(self) -> float | None:
+        """Seconds left before the step's timeout, or None when it has none."""
+        return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+
+    def check_deadline(self) -> None:
+        if self.cancelled.is_set() or (self.deadline is not None
+                                       and time.monotonic() >= self.deadline):
+            raise StepTimeout(f"step '{self.step_id}' ran past its timeout")
+
+    def sleep(self, seconds: float) -> None:
+        """Wait (while polling a vendor), ending early with StepTimeout at the deadline."""
+        remaining = self.remaining()
+        if remaining is not None and remaining < seconds:
+            self.cancelled.wait(remaining)
+            self.check_deadline()
+        if self.cancelled.wait(seconds):
+            self.check_deadline()
+
+    def connection(self, name: str) -> Connection:
+        return self.connections.get(name)
+
+    def client(self, client_class: type[ClientT], connection: str | None = None) -> ClientT:
+        """A vendor client bound to this call (its deadline and idempotency key)."""
+        conn = self.connections.get(connection or client_class.connection_type)
+        return client_class(conn, self)

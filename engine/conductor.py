@@ -1,0 +1,227 @@
+"""The conductor decides; it never performs I/O.
+
+It holds the run's state as plain data, takes in events (dicts that a journal can store and
+replay) and says which steps are ready to start or must be skipped. The runner does the work and
+feeds the results back as events. Replaying the same events always gives the same state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from .errors import CrownguardError
+from .expressions import ExpressionError, evaluate, truthy
+
+if TYPE_CHECKING:
+    from .spec import Playbook, Step
+
+
+class StepStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    WAITING = "waiting"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    WAITING = "waiting"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class EventType(StrEnum):
+    RUN_STARTED = "run_started"
+    STEP_STARTED = "step_started"      # an attempt (of one for_each item) begins
+    ATTEMPT_FAILED = "attempt_failed"  # an attempt failed; retry_in says whether another comes
+    ITEM_SUCCEEDED = "item_succeeded"  # one for_each item finished
+    STEP_WAITING = "step_waiting"
+    STEP_SUCCEEDED = "step_succeeded"
+    STEP_FAILED = "step_failed"
+    STEP_SKIPPED = "step_skipped"
+    RUN_CANCELLED = "run_cancelled"
+    RUN_FINISHED = "run_finished"
+
+
+FINAL = frozenset({StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.SKIPPED,
+                   StepStatus.CANCELLED})
+
+# Which event moves a step to which status, and from where that is allowed: the one guard.
+TRANSITIONS: dict[EventType, tuple[frozenset[StepStatus], StepStatus]] = {
+    EventType.STEP_STARTED: (frozenset({StepStatus.PENDING, StepStatus.RUNNING,
+                                        StepStatus.WAITING}), StepStatus.RUNNING),
+    EventType.ATTEMPT_FAILED: (frozenset({StepStatus.RUNNING}), StepStatus.RUNNING),
+    EventType.ITEM_SUCCEEDED: (frozenset({StepStatus.RUNNING}), StepStatus.RUNNING),
+    EventType.STEP_WAITING: (frozenset({StepStatus.RUNNING}), StepStatus.WAITING),
+    EventType.STEP_SUCCEEDED: (frozenset({StepStatus.RUNNING, StepStatus.WAITING}),
+                               StepStatus.SUCCEEDED),
+    EventType.STEP_FAILED: (frozenset({StepStatus.PENDING, StepStatus.RUNNING,
+                                       StepStatus.WAITING}), StepStatus.FAILED),
+    EventType.STEP_SKIPPED: (frozenset({StepStatus.PENDING}), StepStatus.SKIPPED),
+}
+
+
+class TransitionError(CrownguardError):
+    """An event that the step's current status does not allow (a corrupt or foreign journal)."""
+
+
+@dataclass
+class StepState:
+    status: StepStatus = StepStatus.PENDING
+    attempts: int = 0
+    output: Any = None
+    error: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    reason: str | None = None
+    items: dict[int, Any] = field(default_factory=dict)  # finished for_each items -> output
+    item_attempts: dict[int, int] = field(default_factory=dict)
+
+    def record(self) -> dict[str, Any]:
+        return {"status": str(self.status), "output": self.output, "error": self.error,
+                "attempts": self.attempts, "started_at": self.started_at,
+                "finished_at": self.finished_at}
+
+
+@dataclass(frozen=True)
+class Decision:
+    step: str
+    run: bool
+    reason: str = ""
+    error: str | None = None  # the `if` could not be evaluated: the step fails
+
+
+class Conductor:
+    """Run state for one playbook run, advanced only by `apply(event)`."""
+
+    def __init__(self, playbook: Playbook, inputs: dict[str, Any]):
+        self.playbook = playbook
+        self.inputs = inputs  # event, vars, risk, run: fixed for the run
+        self.steps: dict[str, StepState] = {s.id: StepState() for s in playbook.steps}
+        self.cancelled = False
+        self.started_at: str | None = None
+        self.finished_at: str | None = None
+
+    # events in --------------------------------------------------------------------------------
+
+    def apply(self, event: dict[str, Any]) -> None:
+        kind = EventType(event["type"])
+        at = event.get("at")
+        if kind == EventType.RUN_STARTED:
+            self.started_at = at
+            return
+        if kind == EventType.RUN_CANCELLED:
+            self.cancelled = True
+            for state in self.steps.values():
+                if state.status not in FINAL:
+                    state.status = StepStatus.CANCELLED
+                    state.finished_at = at
+            return
+        if kind == EventType.RUN_FINISHED:
+            self.finished_at = at
+            return
+        step_id = event["step"]
+        state = self.steps.get(step_id)
+        if state is None:
+            raise TransitionError(f"event for unknown step '{step_id}'")
+        allowed, target = TRANSITIONS[kind]
+        if state.status not in allowed:
+            raise TransitionError(f"step '{step_id}': {kind} is not allowed while it is "
+                                  f"{state.status}")
+        state.status = target
+        if kind == EventType.STEP_STARTED:
+            state.attempts += 1
+            state.started_at = state.started_at or at
+            item = event.get("item")
+            if item is not None:
+                state.item_attempts[item] = state.item_attempts.get(item, 0) + 1
+        elif kind == EventType.ITEM_SUCCEEDED:
+            state.items[event["item"]] = event.get("output")
+        elif kind in (EventType.STEP_SUCCEEDED, EventType.STEP_FAILED, EventType.STEP_SKIPPED):
+            state.finished_at = at
+            state.output = event.get("output")
+            state.error = event.get("error")
+            state.reason = event.get("reason")
+            if kind == EventType.STEP_SKIPPED:
+                state.started_at = None
+
+    # decisions out ----------------------------------------------------------------------------
+
+    def context(self, item: Any = None, with_item: bool = False) -> dict[str, Any]:
+        """The expression context: event, steps, vars, risk, run (and item)."""
+        ctx = dict(self.inputs)
+        ctx["steps"] = {sid: {"status": str(s.status), "output": s.output, "error": s.error}
+                        for sid, s in self.steps.items()}
+        if with_item:
+            ctx["item"] = item
+        return ctx
+
+    def decide(self) -> list[Decision]:
+        """Steps whose needs are all final: start them, or skip them with a reason."""
+        if self.cancelled:
+            return []
+        decisions: list[Decision] = []
+        for step in self.playbook.steps:
+            if self.steps[step.id].status != StepStatus.PENDING:
+                continue
+            needs = [self.steps[n].status for n in step.needs]
+            if any(status not in FINAL for status in needs):
+                continue
+            decisions.append(self._decide(step, needs))
+        return decisions
+
+    def _decide(self, step: Step, needs: list[StepStatus]) -> Decision:
+        if step.when == "success" and any(s != StepStatus.SUCCEEDED for s in needs):
+            blocker = next(n for n in step.needs if self.steps[n].status != StepStatus.SUCCEEDED)
+            return Decision(step.id, False, f"'{blocker}' {self.steps[blocker].status}")
+        if step.when == "failure" and StepStatus.FAILED not in needs:
+            return Decision(step.id, False, "no step it needs failed")
+        if step.if_:
+            try:
+                ok = truthy(evaluate(step.if_, self.context()))
+            except ExpressionError as exc:
+                return Decision(step.id, True, error=f"if: {exc}")
+            if not ok:
+                return Decision(step.id, False, f"if: {step.if_} is false")
+        return Decision(step.id, True)
+
+    # results ----------------------------------------------------------------------------------
+
+    def in_flight(self) -> list[str]:
+        return [sid for sid, s in self.steps.items()
+                if s.status in (StepStatus.RUNNING, StepStatus.WAITING)]
+
+    def status(self) -> RunStatus:
+        if self.cancelled:
+            return RunStatus.CANCELLED
+        states = self.steps.values()
+        if any(s.status == StepStatus.RUNNING for s in states) or self.decide():
+            return RunStatus.RUNNING
+        if any(s.status == StepStatus.WAITING for s in states):
+            return RunStatus.WAITING
+        return RunStatus.FAILED if self.unhandled_failures() else RunStatus.SUCCEEDED
+
+    def unhandled_failures(self) -> list[str]:
+        """Failed steps with no `when: failure` dependant that ran and succeeded."""
+        graph = self.playbook.graph
+        unhandled = []
+        for sid, state in self.steps.items():
+            if state.status != StepStatus.FAILED:
+                continue
+            handled = any(graph.nodes[d]["step"].when == "failure"
+                          and self.steps[d].status == StepStatus.SUCCEEDED
+                          for d in graph.successors(sid))
+            if not handled:
+                unhandled.append(sid)
+        return unhandled
+
+    def record(self, run_id: str) -> dict[str, Any]:
+        """The run record, in the shape DESIGN.md fixes."""
+        return {"run_id": run_id, "playbook": self.playbook.name, "status": str(self.status()),
+                "steps": {sid: s.record() for sid, s in self.steps.items()}}

@@ -1,0 +1,263 @@
+"""The connections file: where each vendor is and how to authenticate, with secrets by reference.
+
+    connections:
+      falcon: {base_url: "https://api.crowdstrike.com", client_id: "${env:FALCON_CLIENT_ID}",
+               client_secret: "${env:FALCON_CLIENT_SECRET}"}
+      http:   {allowed_hosts: ["hooks.example.com"]}
+    settings:
+      max_concurrency: 16
+
+`${env:NAME}` and `${file:PATH}` (relative to the file) may stand anywhere in a string value;
+the value then becomes a Secret that prints as *** and is registered with the Redactor.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import requests
+
+from .actions import describe_schema_error, schema_errors
+from .errors import ConfigError, Problem, SpecError
+from .loader import Document, load_file, parse_text, pointer_join
+from .secrets import Redactor, Secret, reveal
+
+if TYPE_CHECKING:
+    from .http import Auth, VendorClient
+
+REFERENCE = re.compile(r"\$\{(env|file):([^}]+)\}")
+
+CONFIG_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "connections": {"type": "object", "additionalProperties": {"type": "object"}},
+        "settings": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "max_concurrency": {"type": "integer", "minimum": 1, "maximum": 1024},
+                "vars": {"type": "object"},
+            },
+        },
+    },
+}
+
+HTTP_CONNECTION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "allowed_hosts": {"type": "array", "items": {"type": "string", "minLength": 1}},
+        "timeout_seconds": {"type": "number", "exclusiveMinimum": 0},
+        "connect_timeout_seconds": {"type": "number", "exclusiveMinimum": 0},
+    },
+}
+
+
+@dataclass(frozen=True)
+class ConnectionType:
+    """A kind of connection a plugin understands, with the JSON Schema of its settings."""
+
+    name: str
+    schema: dict[str, Any]
+    description: str = ""
+    secrets: tuple[str, ...] = ()
+    plugin: str = ""
+
+
+class Connection:
+    """One configured connection: settings (secrets as Secret), a pooled session, cached auth."""
+
+    def __init__(self, name: str, settings: dict[str, Any], redactor: Redactor):
+        self.name = name
+        self.settings = settings
+        self.redactor = redactor
+        self._session: requests.Session | None = None
+        self._auth: Auth | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def session(self) -> requests.Session:
+        with self._lock:
+            if self._session is None:
+                from .http import new_session
+
+                self._session = new_session()
+            return self._session
+
+    def auth_for(self, client: VendorClient) -> Auth:
+        with self._lock:
+            if self._auth is None:
+                self._auth = client.make_auth()
+            return self._auth
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.settings.get(key, default)
+
+    def secret(self, key: str) -> str:
+        """The plain value of a (secret) setting, for sending it to the vendor."""
+        value = self.settings.get(key)
+        if value is None:
+            raise ConfigError(f"connection '{self.name}' has no '{key}'")
+        return str(reveal(value))
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+
+
+class Connections:
+    """All connections of a config; `get` raises a clear ConfigError for a missing one."""
+
+    def __init__(self, settings: dict[str, dict[str, Any]] | None = None,
+                 redactor: Redactor | None = None):
+        self.redactor = redactor or Redactor()
+        self._items = {name: Connection(name, values, self.redactor)
+                       for name, values in (settings or {}).items()}
+
+    def get(self, name: str) -> Connection:
+        try:
+            return self._items[name]
+        except KeyError:
+            raise ConfigError(f"no connection '{name}' in the connections file "
+                              f"(configured: {', '.join(sorted(self._items)) or 'none'})") from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def names(self) -> list[str]:
+        return sorted(self._items)
+
+    def close(self) -> None:
+        for conn in self._items.values():
+            conn.close()
+
+
+@dataclass
+class Config:
+    connections: Connections = field(default_factory=Connections)
+    max_concurrency: int = 32
+    vars: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+
+    @property
+    def redactor(self) -> Redactor:
+        return self.connections.redactor
+
+
+def _resolve(value: Any, pointer: str, doc: Document, base: Path, redactor: Redactor,
+             problems: list[Problem], env: dict[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _resolve(v, pointer_join(pointer, k), doc, base, redactor, problems, env)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve(v, pointer_join(pointer, i), doc, base, redactor, problems, env)
+                for i, v in enumerate(value)]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+    where = pointer.lstrip("/").replace("/", ".")
+    failed = False
+
+    def substitute(match: re.Match[str]) -> str:
+        nonlocal failed
+        kind, ref = match.group(1), match.group(2).strip()
+        if kind == "env":
+            if ref not in env:
+                problems.append(doc.problem(pointer, f"{where}: environment variable {ref} is "
+                                                     "not set", "config"))
+                failed = True
+                return ""
+            return env[ref]
+        path = Path(ref).expanduser()
+        path = path if path.is_absolute() else base / path
+        try:
+            return path.read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            problems.append(doc.problem(pointer, f"{where}: cannot read secret file {ref} "
+                                                 f"({exc.strerror})", "config"))
+            failed = True
+            return ""
+
+    plain = REFERENCE.sub(substitute, value)
+    if failed or plain == value:
+        return value if not failed else None
+    redactor.add(plain)
+    return Secret(plain, source=value)
+
+
+def _revealed(value: Any) -> Any:
+    """Settings with secrets as plain values, for schema validation (messages are redacted)."""
+    if isinstance(value, Secret):
+        return value.reveal()
+    if isinstance(value, dict):
+        return {k: _revealed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_revealed(v) for v in value]
+    return value
+
+
+def build_config(doc: Document, connection_types: dict[str, ConnectionType],
+                 env: dict[str, str] | None = None) -> Config:
+    """Resolve references and validate every connection against its type's schema."""
+    data = doc.data
+    problems: list[Problem] = []
+    if not isinstance(data, dict):
+        raise SpecError([doc.problem("", "the connections file must be a mapping with a "
+                                         "'connections' key", "config")])
+    for error in schema_errors(CONFIG_SCHEMA, data):
+        pointer = "/" + "/".join(str(p) for p in error.absolute_path)
+        problems.append(doc.problem(pointer.rstrip("/"), describe_schema_error(error), "config"))
+    if problems:
+        raise SpecError(problems)
+    redactor = Redactor()
+    base = Path(doc.file).parent if doc.file else Path.cwd()
+    resolved: dict[str, dict[str, Any]] = {}
+    for name, settings in (data.get("connections") or {}).items():
+        pointer = pointer_join("/connections", name)
+        ctype = connection_types.get(settings.get("type", name) if isinstance(settings, dict)
+                                     else name)
+        if ctype is None:
+            known = ", ".join(sorted(connection_types)) or "none"
+            problems.append(doc.problem(pointer, f"connections.{name}: no installed plugin "
+                                                 f"provides this connection type (known: {known})",
+                                        "config"))
+            continue
+        values = _resolve(settings, pointer, doc, base, redactor, problems,
+                          dict(os.environ) if env is None else env)
+        values.pop("type", None)
+        for key in ctype.secrets:
+            if key in values and values[key] is not None and not isinstance(values[key], Secret):
+                values[key] = Secret(str(values[key]), source=f"connections.{name}.{key}")
+                redactor.add(values[key])
+        for error in schema_errors(ctype.schema, _revealed(values)):
+            sub = pointer_join(pointer, *error.absolute_path)
+            message = redactor.redact(describe_schema_error(error))
+            problems.append(doc.problem(sub, f"connections.{name}: {message}", "config"))
+        resolved[name] = values
+    if problems:
+        raise SpecError(problems)
+    settings = data.get("settings") or {}
+    return Config(connections=Connections(resolved, redactor),
+                  max_concurrency=int(settings.get("max_concurrency", 32)),
+                  vars=dict(settings.get("vars") or {}), source=doc.file)
+
+
+def load_config(path: str | Path | None, connection_types: dict[str, ConnectionType],
+                env: dict[str, str] | None = None) -> Config:
+    """Load a connections file; None gives an empty config (no connections)."""
+    if path is None:
+        return Config()
+    return build_config(load_file(path), connection_types, env)
+
+
+def config_from_mapping(data: dict[str, Any], connection_types: dict[str, ConnectionType],
+                        env: dict[str, str] | None = None, file: str = "<config>") -> Config:
+    """Build a Config from an in-memory mapping (tests, the demo)."""
+    import json
+
+    return build_config(parse_text(json.dumps(data), file), connection_types, env)

@@ -1,0 +1,161 @@
+"""The crownguard exception tree.
+
+    CrownguardError
+    ├── SpecError              a playbook, event or config file is invalid (carries problems)
+    ├── ConfigError            the connections file or a secret reference is unusable
+    ├── PluginError            a plugin failed to load or registered something invalid
+    └── ActionError            a step's action failed
+        ├── InputError         inputs or outputs violate the action's schema (never retried)
+        ├── StepTimeout        the step's timeout_seconds passed (retryable)
+        ├── HostNotAllowed     an outbound host is not allowed by the connections file
+        └── VendorError        a vendor API answered with an error or not at all
+            ├── AuthError          401/403: wrong credentials or missing scope
+            ├── NotFoundError      404: unknown user, host, record
+            ├── ConflictError      409 and other non-retryable 4xx
+            ├── RateLimited        429 (retryable, carries retry_after)
+            ├── ServerError        5xx (retryable)
+            ├── TransportError     connection refused/reset, DNS, read or connect timeout
+            └── BadResponse        the vendor's body is not what its API promises
+
+Every error message is built from non-secret parts; the HTTP layer redacts known secrets again
+before an error leaves it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+class CrownguardError(Exception):
+    """Root of every error crownguard raises on purpose."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an input file, with a location a person can jump to."""
+
+    file: str
+    line: int | None
+    message: str
+    pointer: str = ""
+    group: str = "syntax"
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.message}"
+
+
+class SpecError(CrownguardError):
+    """An input file is invalid; `problems` lists every problem found."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class ConfigError(CrownguardError):
+    """The connections file, a secret reference or a connection's settings are unusable."""
+
+
+class PluginError(CrownguardError):
+    """A plugin could not be loaded or registered something invalid."""
+
+
+class ActionError(CrownguardError):
+    """A step's action failed. `retryable` says whether the step's retry policy may try again."""
+
+    retryable: bool = False
+
+    def __init__(self, message: str, *, retryable: bool | None = None,
+                 retry_after: float | None = None):
+        super().__init__(message)
+        if retryable is not None:
+            self.retryable = retryable
+        self.retry_after = retry_after
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
+
+    def to_record(self) -> dict[str, Any]:
+        record: dict[str, Any] = {"type": self.kind, "message": str(self),
+                                  "retryable": self.retryable}
+        if self.retry_after is not None:
+            record["retry_after"] = self.retry_after
+        return record
+
+
+class InputError(ActionError):
+    """Inputs or outputs violate the action's JSON Schema."""
+
+
+class StepTimeout(ActionError):
+    """The step's attempt ran past its timeout_seconds."""
+
+    retryable = True
+
+
+class HostNotAllowed(ActionError):
+    """An outbound request names a host the connections file does not allow."""
+
+
+class VendorError(ActionError):
+    """A vendor API call failed. Carries the vendor, operation, HTTP status and request id."""
+
+    def __init__(self, message: str, *, vendor: str, operation: str,
+                 status: int | None = None, request_id: str | None = None,
+                 retryable: bool | None = None, retry_after: float | None = None,
+                 body: Any = None):
+        self.vendor = vendor
+        self.operation = operation
+        self.status = status
+        self.request_id = request_id
+        self.body = body
+        where = f"{vendor} {operation}"
+        if status is not None:
+            where += f" (HTTP {status})"
+        if request_id:
+            where += f" [request id {request_id}]"
+        super().__init__(f"{where}: {message}", retryable=retryable, retry_after=retry_after)
+
+    def to_record(self) -> dict[str, Any]:
+        record = super().to_record()
+        record.update(vendor=self.vendor, operation=self.operation, status=self.status)
+        if self.request_id:
+            record["request_id"] = self.request_id
+        return record
+
+
+class AuthError(VendorError):
+    """401/403: wrong credentials or a missing permission scope."""
+
+
+class NotFoundError(VendorError):
+    """404: the user, host or record does not exist."""
+
+
+class ConflictError(VendorError):
+    """A non-retryable 4xx other than 401/403/404 (400, 409, 422...)."""
+
+
+class RateLimited(VendorError):
+    """429: the vendor asks to slow down; retry_after is honoured by the step's retry policy."""
+
+    retryable = True
+
+
+class ServerError(VendorError):
+    """5xx from the vendor."""
+
+    retryable = True
+
+
+class TransportError(VendorError):
+    """No usable HTTP answer: connection refused or reset, DNS failure, timeout."""
+
+    retryable = True
+
+
+class BadResponse(VendorError):
+    """The vendor answered 2xx with a body its API does not promise (malformed JSON...)."""

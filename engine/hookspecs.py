@@ -1,0 +1,67 @@
+"""The crownguard plugin hooks, grouped by life-cycle phase.
+
+Providers fire once when a PluginHost loads its plugins; each is handed a `register` callback
+so the host owns collection, duplicate checks and error messages. Observers fire during runs;
+an observer that raises is logged and does not break the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from .actions import Action
+    from .config import ConnectionType
+    from .mocks import MockServerSpec
+
+PROJECT = "crownguard"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+# --- providers: fired once at plugin loading ---------------------------------------------------
+
+
+@hookspec
+def crownguard_register_actions(register: Callable[[Action], None]) -> None:
+    """Called at loading: call `register(action)` for every Action the plugin offers."""
+
+
+@hookspec
+def crownguard_register_connection_types(register: Callable[[ConnectionType], None]) -> None:
+    """Called at loading: call `register(ConnectionType(...))` for each connection type whose
+    settings (with a JSON Schema) the plugin's actions read from the connections file."""
+
+
+@hookspec
+def crownguard_register_mock_servers(register: Callable[[MockServerSpec], None]) -> None:
+    """Called at loading: call `register(MockServerSpec(...))` for each mock vendor server the
+    plugin ships (used by tests, the pytest plugin and `crownguard demo`)."""
+
+
+@hookspec
+def crownguard_register_playbooks(register: Callable[[Path], None]) -> None:
+    """Called at loading: call `register(path)` for each playbook file the plugin ships."""
+
+
+# --- observers: fired while runs execute -------------------------------------------------------
+
+
+@hookspec
+def crownguard_step_started(run_id: str, step_id: str, attempt: int,
+                            inputs: dict[str, Any]) -> None:
+    """Called when an attempt of a step starts, with its resolved (redacted) inputs."""
+
+
+@hookspec
+def crownguard_step_finished(run_id: str, step_id: str, result: dict[str, Any]) -> None:
+    """Called when a step reaches a final status; `result` is its entry in the run record."""
+
+
+@hookspec
+def crownguard_run_finished(record: dict[str, Any]) -> None:
+    """Called when a run ends (succeeded, failed, waiting or cancelled) with its run record."""

@@ -1,0 +1,244 @@
+"""Mock vendor servers: stateful imitations of vendor APIs on pytest-httpserver's HTTPServer.
+
+A plugin subclasses `MockServer`, declares routes with `@route(METHOD, "/path/{param}")`, keeps
+the vendor's state on the instance and answers with the vendor's real bodies. The base class
+records every call, enforces nothing by itself, and injects faults on demand:
+
+    mock.inject("status", status=429, retry_after=2, path="/devices/entities/devices-actions/v2")
+    mock.inject("latency", seconds=0.2)
+    mock.inject("malformed")         # a 200 whose body is not JSON
+    mock.inject("timeout", seconds=5)  # answer only after the client gave up
+
+Usable from pytest fixtures and, outside pytest, from `crownguard demo`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+FAULT_KINDS = ("latency", "status", "timeout", "malformed", "reset")
+
+
+@dataclass(frozen=True)
+class MockServerSpec:
+    """A mock server a plugin ships: `factory()` builds an unstarted MockServer."""
+
+    name: str
+    factory: Callable[[], MockServer]
+    description: str = ""
+
+
+@dataclass
+class RecordedCall:
+    """One request the mock received."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+    at: float = field(default_factory=time.monotonic)
+
+    @property
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body) if self.body else None
+        except ValueError:
+            return None
+
+    @property
+    def form(self) -> dict[str, str]:
+        from urllib.parse import parse_qsl
+
+        return dict(parse_qsl(self.body.decode("utf-8", "replace")))
+
+    def arg(self, name: str) -> str | None:
+        values = self.query.get(name)
+        return values[0] if values else None
+
+
+@dataclass
+class Fault:
+    kind: str
+    path: str | None = None
+    method: str | None = None
+    times: int | None = 1
+    status: int = 500
+    retry_after: float | str | None = None
+    seconds: float = 0.0
+    body: Any = None
+
+
+@dataclass(frozen=True)
+class _Route:
+    method: str
+    pattern: re.Pattern[str]
+    template: str
+    handler_name: str
+
+
+def route(method: str, template: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Mark a MockServer method as the handler of METHOD /path/{param}."""
+
+    def mark(func: Callable[..., Any]) -> Callable[..., Any]:
+        routes = list(getattr(func, "_mock_routes", []))
+        routes.append((method.upper(), template))
+        func._mock_routes = routes  # type: ignore[attr-defined]
+        return func
+
+    return mark
+
+
+def _compile(template: str) -> re.Pattern[str]:
+    regex = re.sub(r"\\\{([a-zA-Z_][a-zA-Z0-9_]*)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
+    return re.compile(f"^{regex}$")
+
+
+class MockServer(HTTPServer):
+    """Base of every mock vendor server."""
+
+    vendor: ClassVar[str] = "mock"
+    _routes: ClassVar[list[_Route]] = []
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        routes: list[_Route] = []
+        for klass in reversed(cls.__mro__):
+            for name, value in vars(klass).items():
+                for method, template in getattr(value, "_mock_routes", []):
+                    routes.append(_Route(method, _compile(template), template, name))
+        # Literal paths win over parameterised ones at the same length.
+        cls._routes = sorted(routes, key=lambda r: (r.template.count("{"), -len(r.template)))
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+        super().__init__(host, port, threaded=True)
+        self.calls: list[RecordedCall] = []
+        self.faults: list[Fault] = []
+        self.state_lock = threading.RLock()
+        self.reset_state()
+
+    # subclasses ------------------------------------------------------------------------------
+
+    def reset_state(self) -> None:
+        """Set up the vendor state (hosts, users...); called at construction."""
+
+    def connection_settings(self) -> dict[str, Any]:
+        """The connections-file entry that points a plugin at this mock."""
+        return {"base_url": self.base_url}
+
+    def not_found(self, request: Request) -> Response:
+        return self.json_response({"error": "not found", "path": request.path}, 404)
+
+    # helpers ---------------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return self.url_for("/").rstrip("/")
+
+    @staticmethod
+    def json_response(body: Any, status: int = 200,
+                      headers: dict[str, str] | None = None) -> Response:
+        return Response(json.dumps(body), status=status, headers=headers,
+                        content_type="application/json")
+
+    def calls_to(self, method: str | None = None, path: str | None = None) -> list[RecordedCall]:
+        """Recorded calls filtered by method and exact path or path template."""
+        pattern = _compile(path) if path and "{" in path else None
+        return [c for c in list(self.calls)
+                if (method is None or c.method == method.upper())
+                and (path is None or (pattern.match(c.path) if pattern else c.path == path))]
+
+    # fault injection -------------------------------------------------------------------------
+
+    def inject(self, kind: str, *, path: str | None = None, method: str | None = None,
+               times: int | None = 1, status: int = 500, retry_after: float | str | None = None,
+               seconds: float = 0.0, body: Any = None) -> Fault:
+        """Make the next `times` matching requests (None: all) misbehave."""
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault '{kind}' (one of {', '.join(FAULT_KINDS)})")
+        fault = Fault(kind, path, method.upper() if method else None, times, status,
+                      retry_after, seconds, body)
+        with self.state_lock:
+            self.faults.append(fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        with self.state_lock:
+            self.faults.clear()
+
+    def _take_fault(self, request: Request) -> Fault | None:
+        with self.state_lock:
+            for fault in self.faults:
+                if fault.method and fault.method != request.method:
+                    continue
+                if fault.path and not (_compile(fault.path).match(request.path)
+                                       if "{" in fault.path else fault.path == request.path):
+                    continue
+                if fault.times is not None:
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        self.faults.remove(fault)
+                return fault
+        return None
+
+    def _fault_response(self, fault: Fault) -> Response | None:
+        if fault.kind in ("latency", "timeout"):
+            time.sleep(fault.seconds)
+            return None
+        if fault.kind == "malformed":
+            return Response(fault.body or '{"truncated": ', status=200,
+                            content_type="application/json")
+        if fault.kind == "reset":
+            # An empty, connection-closing answer that is not valid HTTP body for the client.
+            return Response(b"", status=502, headers={"Connection": "close"})
+        headers = {}
+        if fault.retry_after is not None:
+            headers["Retry-After"] = str(fault.retry_after)
+        body = fault.body if fault.body is not None else self.error_body(fault.status)
+        return self.json_response(body, fault.status, headers)
+
+    def error_body(self, status: int) -> Any:
+        """The vendor's error body for an injected status (subclasses use the real shape)."""
+        return {"error": {"code": status, "message": f"injected HTTP {status}"}}
+
+    # dispatch ---------------------------------------------------------------------------------
+
+    def application(self, request: Request) -> Response:
+        request.get_data()
+        return self.dispatch(request)
+
+    def dispatch(self, request: Request) -> Response:
+        body = request.get_data()
+        self.calls.append(RecordedCall(request.method, request.path,
+                                       {k: request.args.getlist(k) for k in request.args},
+                                       dict(request.headers), body))
+        fault = self._take_fault(request)
+        if fault is not None:
+            response = self._fault_response(fault)
+            if response is not None:
+                return response
+        allowed: list[str] = []
+        for r in self._routes:
+            match = r.pattern.match(request.path)
+            if not match:
+                continue
+            if r.method != request.method:
+                allowed.append(r.method)
+                continue
+            handler = getattr(self, r.handler_name)
+            with self.state_lock:
+                result = handler(request, **match.groupdict())
+            return result if isinstance(result, Response) else self.json_response(result)
+        if allowed:
+            return self.json_response({"error": "method not allowed"}, 405,
+                                      {"Allow": ", ".join(sorted(set(allowed)))})
+        return self.not_found(request)

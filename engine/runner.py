@@ -1,0 +1,367 @@
+"""The runner performs what the conductor decides.
+
+Ready steps run on a bounded thread pool; the coordinating loop (the caller's thread) applies
+every state change as an event to the conductor and hands it to the journal and observers.
+Retries wait on a timer heap, never on a pool thread; a step past its timeout is failed at the
+deadline and its late result ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import itertools
+import logging
+import queue
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from .actions import Action, ActionContext, RetryPolicy
+from .conductor import Conductor, EventType, StepStatus
+from .config import Config
+from .errors import ActionError, ConfigError, InputError, StepTimeout
+from .expressions import ExpressionError, evaluate, render
+from .plugins import PluginHost
+from .spec import Playbook, Step
+
+log = logging.getLogger("crownguard.runner")
+DEFAULT_MAX_CONCURRENCY = 32
+NO_RETRY = RetryPolicy(max_attempts=1)
+
+EventSink = Callable[[dict[str, Any]], None]
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def idempotency_key(run_id: str, step_id: str, item: int | None = None) -> str:
+    """Stable for a step (and for_each item) across its retries and resumes of the run."""
+    material = f"{run_id}\x1f{step_id}\x1f{'' if item is None else item}"
+    return hashlib.sha256(material.encode()).hexdigest()[:32]
+
+
+@dataclass
+class _Attempt:
+    token: int
+    step: str
+    item: int | None
+    attempt: int
+    deadline: float | None
+    cancelled: threading.Event
+
+
+@dataclass
+class _StepWork:
+    """What the loop knows about a started step: its items and what is left to do."""
+
+    step: Step
+    action: Action
+    inputs: list[dict[str, Any]]  # one per item (one for a plain step)
+    fan_out: bool
+    todo: list[int] = field(default_factory=list)
+    running: int = 0
+    outputs: dict[int, Any] = field(default_factory=dict)
+    error: str | None = None  # set once an item failed for good: the step fails
+
+
+class Runner:
+    """Runs playbooks with the plugins of `host` and the connections of `config`."""
+
+    def __init__(self, host: PluginHost, config: Config | None = None, *,
+                 max_concurrency: int | None = None, journal: EventSink | None = None,
+                 dry_run: bool = False, seed: int | None = None):
+        self.host = host
+        self.config = config or Config()
+        self.max_concurrency = max_concurrency or self.config.max_concurrency \
+            or DEFAULT_MAX_CONCURRENCY
+        self.journal = journal
+        self.dry_run = dry_run
+        self._rng = random.Random(seed)  # jitter only
+
+    # public -----------------------------------------------------------------------------------
+
+    def run(self, playbook: Playbook, event: dict[str, Any] | None = None, *,
+            run_id: str | None = None, risk: dict[str, Any] | None = None,
+            variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Run a playbook to its end (or to a wait) and return the run record."""
+        run_id = run_id or uuid.uuid4().hex
+        inputs = {
+            "event": event or {},
+            "vars": {**playbook.vars, **self.config.vars, **(variables or {})},
+            "risk": risk or {},
+            "run": {"id": run_id, "playbook": playbook.name, "dry_run": self.dry_run},
+        }
+        conductor = Conductor(playbook, inputs)
+        execution = _Execution(self, playbook, conductor, run_id)
+        execution.emit({"type": EventType.RUN_STARTED, "playbook": playbook.name,
+                        "inputs": self.config.redactor.redact_value(inputs)})
+        return execution.drive()
+
+    def resume(self, playbook: Playbook, run_id: str, inputs: dict[str, Any],
+               events: list[dict[str, Any]]) -> dict[str, Any]:
+        """Continue a run from its journal: replay the events, then drive it on. Steps that
+        were in flight start again (same idempotency keys)."""
+        conductor = Conductor(playbook, inputs)
+        for event in events:
+            conductor.apply(event)
+        for state in conductor.steps.values():
+            if state.status == StepStatus.RUNNING:
+                # In flight when the process died: its attempt starts again.
+                state.status = StepStatus.PENDING
+        execution = _Execution(self, playbook, conductor, run_id)
+        return execution.drive()
+
+
+class _Execution:
+    """One drive of one run: the coordinating loop."""
+
+    def __init__(self, runner: Runner, playbook: Playbook, conductor: Conductor, run_id: str):
+        self.runner = runner
+        self.host = runner.host
+        self.playbook = playbook
+        self.conductor = conductor
+        self.run_id = run_id
+        self.redactor = runner.config.redactor
+        self.done: queue.Queue[tuple[int, Any, ActionError | None]] = queue.Queue()
+        self.attempts: dict[int, _Attempt] = {}
+        self.work: dict[str, _StepWork] = {}
+        self.timers: list[tuple[float, int, str, int]] = []  # (due, seq, step, item)
+        self.tokens = itertools.count(1)
+        self.seq = itertools.count()
+
+    # events ------------------------------------------------------------------------------------
+
+    def emit(self, event: dict[str, Any]) -> None:
+        event = {**event, "type": str(event["type"]), "run_id": self.run_id, "at": utc_now()}
+        self.conductor.apply(event)
+        if self.runner.journal is not None:
+            self.runner.journal(event)
+
+    # the loop ----------------------------------------------------------------------------------
+
+    def drive(self) -> dict[str, Any]:
+        pool = ThreadPoolExecutor(max_workers=self.runner.max_concurrency,
+                                  thread_name_prefix=f"cg-{self.run_id[:8]}")
+        try:
+            self._loop(pool)
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+        record = self.conductor.record(self.run_id)
+        status = record["status"]
+        if status not in ("running", "waiting"):
+            self.emit({"type": EventType.RUN_FINISHED, "status": status})
+        record = self.redactor.redact_value(self.conductor.record(self.run_id))
+        self.host.notify("crownguard_run_finished", record=record)
+        return record  # type: ignore[no-any-return]
+
+    def _loop(self, pool: ThreadPoolExecutor) -> None:
+        while True:
+            for decision in self.conductor.decide():
+                if decision.error:
+                    self._fail_step(decision.step, decision.error)
+                elif decision.run:
+                    self._start_step(self.playbook.step(decision.step))
+                else:
+                    self.emit({"type": EventType.STEP_SKIPPED, "step": decision.step,
+                               "reason": decision.reason})
+                    self._notify_finished(decision.step)
+            self._dispatch(pool)
+            if not self.attempts and not self.timers and not self.conductor.decide():
+                return
+            self._wait_and_collect()
+
+    def _dispatch(self, pool: ThreadPoolExecutor) -> None:
+        """Submit every queued item whose step still has room under its concurrency."""
+        now = time.monotonic()
+        while self.timers and self.timers[0][0] <= now:
+            _, _, step_id, item = heapq.heappop(self.timers)
+            if step_id in self.work:
+                self.work[step_id].todo.insert(0, item)
+        for work in list(self.work.values()):
+            limit = work.step.concurrency if work.fan_out else 1
+            while work.todo and work.running < limit and work.error is None:
+                item = work.todo.pop(0)
+                work.running += 1
+                self._submit(pool, work, item)
+
+    def _wait_and_collect(self) -> None:
+        now = time.monotonic()
+        deadlines = [a.deadline for a in self.attempts.values() if a.deadline is not None]
+        wakeups = deadlines + [t[0] for t in self.timers[:1]]
+        timeout = max(0.0, min(wakeups) - now) if wakeups else None
+        try:
+            token, output, error = self.done.get(timeout=timeout)
+            self._complete(token, output, error)
+            while True:  # drain what else finished, without blocking
+                token, output, error = self.done.get_nowait()
+                self._complete(token, output, error)
+        except queue.Empty:
+            pass
+        now = time.monotonic()
+        for attempt in [a for a in self.attempts.values()
+                        if a.deadline is not None and a.deadline <= now]:
+            attempt.cancelled.set()
+            step = self.playbook.step(attempt.step)
+            self._complete(attempt.token, None, StepTimeout(
+                f"step '{attempt.step}' did not finish within {step.timeout_seconds:g}s"))
+
+    # starting ----------------------------------------------------------------------------------
+
+    def _start_step(self, step: Step) -> None:
+        try:
+            action = self.host.action(step.action)
+        except ActionError as exc:
+            self._fail_step(step.id, str(exc))
+            return
+        except Exception as exc:
+            self._fail_step(step.id, str(exc))
+            return
+        state = self.conductor.steps[step.id]
+        try:
+            if step.for_each is not None:
+                items = (render(step.for_each, self.conductor.context())
+                         if isinstance(step.for_each, str) else step.for_each)
+                if not isinstance(items, list):
+                    raise InputError(f"for_each gave {type(items).__name__}, not a list")
+                inputs = [self._inputs(step, action, item, True) for item in items]
+            else:
+                inputs = [self._inputs(step, action, None, False)]
+        except (ExpressionError, InputError) as exc:
+            self._fail_step(step.id, self.redactor.redact(str(exc)))
+            return
+        fan_out = step.for_each is not None
+        work = _StepWork(step, action, inputs, fan_out)
+        # On resume, for_each items that already finished are not run again.
+        work.outputs = dict(state.items) if fan_out else {}
+        work.todo = [i for i in range(len(inputs)) if i not in work.outputs]
+        self.work[step.id] = work
+        if not work.todo:
+            self._finish_work(work)
+
+    def _inputs(self, step: Step, action: Action, item: Any, with_item: bool) -> dict[str, Any]:
+        inputs = render(step.with_, self.conductor.context(item, with_item))
+        action.validate_inputs(inputs)
+        return inputs  # type: ignore[no-any-return]
+
+    def _submit(self, pool: ThreadPoolExecutor, work: _StepWork, item: int) -> None:
+        step = work.step
+        state = self.conductor.steps[step.id]
+        attempt_no = (state.item_attempts.get(item, 0) if work.fan_out else state.attempts) + 1
+        token = next(self.tokens)
+        deadline = (time.monotonic() + step.timeout_seconds) if step.timeout_seconds else None
+        attempt = _Attempt(token, step.id, item if work.fan_out else None, attempt_no, deadline,
+                           threading.Event())
+        self.attempts[token] = attempt
+        inputs = work.inputs[item]
+        redacted = self.redactor.redact_value(inputs)
+        event: dict[str, Any] = {"type": EventType.STEP_STARTED, "step": step.id,
+                                 "attempt": attempt_no, "inputs": redacted}
+        if work.fan_out:
+            event["item"] = item
+        self.emit(event)
+        self.host.notify("crownguard_step_started", run_id=self.run_id, step_id=step.id,
+                         attempt=attempt_no, inputs=redacted)
+        ctx = ActionContext(run_id=self.run_id, step_id=step.id, attempt=attempt_no,
+                            idempotency_key=idempotency_key(self.run_id, step.id, attempt.item),
+                            connections=self.runner.config.connections, deadline=deadline,
+                            item_index=attempt.item, dry_run=self.runner.dry_run,
+                            cancelled=attempt.cancelled,
+                            run_context=self.conductor.context())
+        pool.submit(self._call, work.action, ctx, inputs, token)
+
+    def _call(self, action: Action, ctx: ActionContext, inputs: dict[str, Any],
+              token: int) -> None:
+        """Runs on a pool thread: call the action, check its output, report back."""
+        try:
+            if self.runner.dry_run and action.side_effect:
+                output: Any = {"dry_run": True, "would_call": action.name, "inputs":
+                               self.redactor.redact_value(inputs)}
+            else:
+                output = action.func(ctx, inputs)
+                action.validate_output(output)
+            self.done.put((token, output, None))
+        except ActionError as exc:
+            self.done.put((token, None, exc))
+        except ConfigError as exc:
+            self.done.put((token, None, ActionError(f"{action.name}: {exc}")))
+        except Exception as exc:  # a plugin bug must fail the step, not the run
+            log.debug("action %s raised", action.name, exc_info=True)
+            self.done.put((token, None, ActionError(
+                f"{action.name} failed unexpectedly: {type(exc).__name__}: {exc}")))
+
+    # finishing ---------------------------------------------------------------------------------
+
+    def _complete(self, token: int, output: Any, error: ActionError | None) -> None:
+        attempt = self.attempts.pop(token, None)
+        if attempt is None:
+            return  # a late result after the step timed out
+        work = self.work[attempt.step]
+        work.running -= 1
+        item = attempt.item if attempt.item is not None else 0
+        if error is None:
+            work.outputs[item] = output
+            if work.fan_out:
+                self.emit({"type": EventType.ITEM_SUCCEEDED, "step": attempt.step,
+                           "item": item, "output": self.redactor.redact_value(output)})
+        else:
+            self._attempt_failed(work, attempt, item, error)
+        if work.running == 0 and not work.todo:
+            if work.error is not None:
+                self._drop_timers(work.step.id)
+                self._fail_step(work.step.id, work.error)
+            elif len(work.outputs) == len(work.inputs):
+                self._finish_work(work)
+
+    def _attempt_failed(self, work: _StepWork, attempt: _Attempt, item: int,
+                        error: ActionError) -> None:
+        message = self.redactor.redact(str(error))
+        policy = work.step.retry or work.action.retry or NO_RETRY
+        retry = (error.retryable and attempt.attempt < policy.max_attempts
+                 and work.error is None)
+        delay = (policy.delay(attempt.attempt, self.runner._rng.random(), error.retry_after)
+                 if retry else None)
+        failed: dict[str, Any] = {"type": EventType.ATTEMPT_FAILED, "step": attempt.step,
+                                  "attempt": attempt.attempt, "error": message,
+                                  "error_type": error.kind, "retryable": error.retryable,
+                                  "retry_in": delay}
+        if work.fan_out:
+            failed["item"] = item
+        self.emit(failed)
+        if delay is not None:
+            heapq.heappush(self.timers, (time.monotonic() + delay, next(self.seq),
+                                         attempt.step, item))
+            return
+        work.error = f"item {item}: {message}" if work.fan_out else message
+        work.todo.clear()
+
+    def _drop_timers(self, step_id: str) -> None:
+        self.timers = [t for t in self.timers if t[2] != step_id]
+        heapq.heapify(self.timers)
+
+    def _finish_work(self, work: _StepWork) -> None:
+        output = ([work.outputs[i] for i in range(len(work.inputs))] if work.fan_out
+                  else work.outputs[0])
+        self.emit({"type": EventType.STEP_SUCCEEDED, "step": work.step.id,
+                   "output": self.redactor.redact_value(output)})
+        del self.work[work.step.id]
+        self._notify_finished(work.step.id)
+
+    def _fail_step(self, step_id: str, message: str) -> None:
+        self.emit({"type": EventType.STEP_FAILED, "step": step_id,
+                   "error": self.redactor.redact(message)})
+        self.work.pop(step_id, None)
+        self._notify_finished(step_id)
+
+    def _notify_finished(self, step_id: str) -> None:
+        result = self.redactor.redact_value(self.conductor.steps[step_id].record())
+        self.host.notify("crownguard_step_finished", run_id=self.run_id, step_id=step_id,
+                         result=result)
+

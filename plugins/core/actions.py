@@ -1,0 +1,135 @@
+"""core.http_request, core.noop, core.transform."""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Any
+from urllib.parse import urlsplit
+
+from crownguard.engine import (
+    ActionContext,
+    BadResponse,
+    HostNotAllowed,
+    VendorClient,
+    action,
+    evaluate,
+)
+from crownguard.engine.errors import ActionError
+
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+class HttpClient(VendorClient):
+    """A client for arbitrary allowed URLs (the `http` connection)."""
+
+    vendor = "http"
+    connection_type = "http"
+
+    def url(self, path: str) -> str:
+        return path
+
+
+def host_allowed(url: str, allowed: list[str]) -> bool:
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    port = parts.port
+    for entry in allowed:
+        entry = entry.lower().strip()
+        if entry.startswith("[") or entry.count(":") == 1:
+            name, _, entry_port = entry.rpartition(":")
+            if port is None or str(port) != entry_port:
+                continue
+            entry = name.strip("[]")
+        if fnmatch.fnmatchcase(host, entry) if "*" in entry else host == entry:
+            return True
+    return False
+
+
+@action(
+    "core.http_request",
+    side_effect=True,
+    connection="http",
+    input_schema={
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["url"],
+        "properties": {
+            "method": {"enum": METHODS, "default": "GET"},
+            "url": {"type": "string", "pattern": "^https?://"},
+            "headers": {"type": "object", "additionalProperties": {"type": "string"}},
+            "params": {"type": "object",
+                       "additionalProperties": {"type": ["string", "number", "boolean"]}},
+            "json": {},
+            "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600},
+        },
+    },
+    output_schema={
+        "type": "object",
+        "required": ["status_code", "headers", "body"],
+        "properties": {
+            "status_code": {"type": "integer"},
+            "headers": {"type": "object"},
+            "body": {},
+        },
+    },
+)
+def http_request(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
+    """Send one HTTP request to a host allowed by `connections.http.allowed_hosts`.
+
+    The output is `{status_code, headers, body}`, the body parsed when it is JSON. A non-2xx
+    answer fails the step (429 and 5xx retryably, honouring Retry-After); redirects are not
+    followed. Every request carries an `Idempotency-Key` header that stays the same across the
+    step's retries and resumes. No retries by default: give the step a `retry` policy.
+    """
+    url = inputs["url"]
+    allowed = []
+    if "http" in ctx.connections:
+        allowed = list(ctx.connections.get("http").get("allowed_hosts") or [])
+    if not host_allowed(url, allowed):
+        host = urlsplit(url).netloc
+        raise HostNotAllowed(f"core.http_request: host '{host}' is not in "
+                             "connections.http.allowed_hosts of the connections file")
+    if "http" not in ctx.connections:
+        raise ActionError("core.http_request: no 'http' connection configured")
+    client = ctx.client(HttpClient)
+    method = inputs.get("method", "GET")
+    headers = {"Idempotency-Key": ctx.idempotency_key, **(inputs.get("headers") or {})}
+    response = client.request(method, url, operation=f"{method} {urlsplit(url).path or '/'}",
+                              params=inputs.get("params"), json_body=inputs.get("json"),
+                              headers=headers, timeout=inputs.get("timeout"))
+    body: Any = response.text
+    if "json" in response.headers.get("Content-Type", "") and response.content:
+        try:
+            body = response.json()
+        except ValueError:
+            raise BadResponse("the answer says it is JSON but is not", vendor="http",
+                              operation=f"{method} {url}", status=response.status_code) from None
+    return {"status_code": response.status_code, "headers": dict(response.headers), "body": body}
+
+
+@action("core.noop", input_schema={"type": "object"}, output_schema={"type": "object"})
+def noop(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
+    """Do nothing; the output is the inputs (handy for joins, tests and computed values)."""
+    return dict(inputs)
+
+
+@action(
+    "core.transform",
+    input_schema={
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["data"],
+        "properties": {"data": {}, "expression": {"type": "string", "minLength": 1}},
+    },
+    output_schema={"type": "object", "required": ["result"]},
+)
+def transform(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
+    """Apply a JMESPath `expression` to `data`; the output is `{result}` (data itself when no
+    expression is given)."""
+    expression = inputs.get("expression")
+    if expression is None:
+        return {"result": inputs["data"]}
+    try:
+        return {"result": evaluate(expression, inputs["data"])}
+    except Exception as exc:
+        raise ActionError(f"core.transform: {exc}") from None
