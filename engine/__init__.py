@@ -79,4 +79,5 @@ __all__ = [
     "hookimpl",
     "parse_retry_after",
     "render",
+    "route",
 ]

@@ -95,7 +95,8 @@ class Action:
 
 
 def schema_errors(schema: dict[str, Any], value: Any) -> list[jsonschema.ValidationError]:
-    validator_cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    validator_cls = jsonschema.validators.validator_for(
+        schema, default=jsonschema.Draft202012Validator)
     validator = validator_cls(schema, format_checker=jsonschema.FormatChecker())
     return sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
 

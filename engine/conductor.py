@@ -127,9 +127,9 @@ class Conductor:
             self.finished_at = at
             return
         step_id = event["step"]
-        state = self.steps.get(step_id)
-        if state is None:
+        if step_id not in self.steps:
             raise TransitionError(f"event for unknown step '{step_id}'")
+        state = self.steps[step_id]
         allowed, target = TRANSITIONS[kind]
         if state.status not in allowed:
             raise TransitionError(f"step '{step_id}': {kind} is not allowed while it is "

@@ -87,7 +87,7 @@ class _Functions(jp_functions.Functions):
     def _func_from_json(self, s: str) -> Any:
         try:
             return json.loads(s)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             raise jp_exceptions.JMESPathError(f"from_json: not JSON ({exc.msg})") from None
 
     @jp_functions.signature({"types": ["string"]}, {"types": ["array", "object"]})
@@ -119,7 +119,7 @@ def compile_expression(expression: str) -> Any:
 
 
 def _syntax_message(exc: Exception) -> str:
-    msg = getattr(exc, "msg", None) or str(exc).splitlines()[0]
+    msg = str(getattr(exc, "msg", "") or str(exc).splitlines()[0])
     pos = getattr(exc, "lex_position", None)
     return f"syntax error: {msg}" + (f" at column {pos + 1}" if isinstance(pos, int) else "")
 
@@ -287,8 +287,9 @@ def _walk(node: Any) -> Iterator[dict[str, Any]]:
 
 _LEFT_ONLY = {"index_expression", "projection", "value_projection", "flatten",
               "filter_projection", "pipe"}
-_ALL_CHILDREN = {"comparator", "and_expression", "or_expression", "not_expression", "function_expression",
-                 "multi_select_list", "multi_select_dict", "key_val_pair"}
+_ALL_CHILDREN = {"comparator", "and_expression", "or_expression", "not_expression",
+                 "function_expression", "multi_select_list", "multi_select_dict",
+                 "key_val_pair"}
 
 
 def _root_names(node: dict[str, Any]) -> Iterator[str]:

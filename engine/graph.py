@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 def build_graph(steps: tuple[Step, ...] | list[Step]) -> nx.DiGraph:
     """Nodes are step ids (with the Step as `step`); an edge runs from a need to its dependant.
     Needs naming unknown steps are left out (validation reports them)."""
-    graph = nx.DiGraph()
+    graph: nx.DiGraph = nx.DiGraph()
     ids = {s.id for s in steps}
     for step in steps:
         graph.add_node(step.id, step=step)
@@ -46,7 +46,7 @@ def to_mermaid(playbook: Playbook) -> str:
         text = f"{step.id}<br/><small>{step.action}</small>"
         if step.for_each is not None:
             text += "<br/><small>for each</small>"
-        shape = ('{{"%s"}}' % text) if step.if_ else f'["{text}"]'
+        shape = f'{{{{"{text}"}}}}' if step.if_ else f'["{text}"]'
         lines.append(f"    {step.id}{shape}")
     for need, dependant in playbook.graph.edges:
         step = playbook.graph.nodes[dependant]["step"]
@@ -72,7 +72,7 @@ def to_dot(playbook: Playbook) -> str:
         lines.append(f"    {_dot_quote(step.id)} [{', '.join(attrs)}];")
     for need, dependant in playbook.graph.edges:
         step = playbook.graph.nodes[dependant]["step"]
-        attrs = "" if step.when == "success" else f' [style=dashed, label="{step.when}"]'
-        lines.append(f"    {_dot_quote(need)} -> {_dot_quote(dependant)}{attrs};")
+        edge = "" if step.when == "success" else f' [style=dashed, label="{step.when}"]'
+        lines.append(f"    {_dot_quote(need)} -> {_dot_quote(dependant)}{edge};")
     lines.append("}")
     return "\n".join(lines) + "\n"

@@ -12,6 +12,7 @@ retries belong to the step's retry policy.
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import json
 import threading
@@ -75,6 +76,11 @@ def new_session() -> requests.Session:
     return session
 
 
+def basic_auth_header(username: str, password: str) -> str:
+    raw = f"{username}:{password}".encode()
+    return "Basic " + base64.b64encode(raw).decode("ascii")
+
+
 # --- authentication ---------------------------------------------------------------------------
 
 
@@ -114,8 +120,7 @@ class BasicAuth(Auth):
         self.password = password
 
     def apply(self, headers: dict[str, str], client: VendorClient) -> None:
-        headers["Authorization"] = requests.auth._basic_auth_str(  # type: ignore[attr-defined]
-            self.username, reveal(self.password))
+        headers["Authorization"] = basic_auth_header(self.username, reveal(self.password))
 
 
 class OAuth2ClientCredentials(Auth):
@@ -165,8 +170,8 @@ class OAuth2ClientCredentials(Auth):
             form["scope"] = self.scope
         headers = {"Accept": "application/json"}
         if self.style == "basic":
-            headers["Authorization"] = requests.auth._basic_auth_str(  # type: ignore[attr-defined]
-                self.client_id, reveal(self.client_secret))
+            headers["Authorization"] = basic_auth_header(self.client_id,
+                                                         reveal(self.client_secret))
         else:
             form["client_id"] = self.client_id
             form["client_secret"] = reveal(self.client_secret)
@@ -229,7 +234,8 @@ class VendorClient:
         if path.startswith(("http://", "https://")):
             # Only links the vendor gave us (pagination) on the connection's own host.
             if urlsplit(path).netloc != urlsplit(self.base_url).netloc:
-                raise BadResponse(f"refusing to follow a link to another host ({urlsplit(path).netloc})",
+                other = urlsplit(path).netloc
+                raise BadResponse(f"refusing to follow a link to another host ({other})",
                                   vendor=self.vendor, operation="follow link")
             return path
         return urljoin(self.base_url, path.lstrip("/"))
@@ -257,7 +263,8 @@ class VendorClient:
                                                 vendor=self.vendor, operation=operation)) from None
         except requests.RequestException as exc:
             reason = type(exc).__name__
-            raise self._redacted(TransportError(f"could not reach {urlsplit(url).netloc} ({reason})",
+            where = urlsplit(url).netloc
+            raise self._redacted(TransportError(f"could not reach {where} ({reason})",
                                                 vendor=self.vendor, operation=operation)) from None
 
     def request(self, method: str, path: str, *, operation: str,
@@ -365,7 +372,9 @@ def describe_error_body(body: Any) -> str:
     if isinstance(error, dict):
         inner = describe_error_body(error)
         code = error.get("code")
-        return f"{code}: {inner}" if code and inner and str(code) not in inner else inner or str(code or "")
+        if code and inner and str(code) not in inner:
+            return f"{code}: {inner}"
+        return inner or str(code or "")
     if isinstance(error, str):
         return error
     errors = body.get("errors") or body.get("errorMessages")

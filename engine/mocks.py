@@ -35,6 +35,11 @@ class MockServerSpec:
     name: str
     factory: Callable[[], MockServer]
     description: str = ""
+    connection: str | None = None  # the connection it stands in for (default: its name)
+
+    @property
+    def connection_name(self) -> str:
+        return self.connection or self.name
 
 
 @dataclass
@@ -125,6 +130,15 @@ class MockServer(HTTPServer):
         self.faults: list[Fault] = []
         self.state_lock = threading.RLock()
         self.reset_state()
+
+    def start(self) -> None:
+        # werkzeug logs every request at INFO by itself; a demo or a test run wants quiet.
+        import logging
+
+        werkzeug_log = logging.getLogger("werkzeug")
+        if werkzeug_log.level == logging.NOTSET:
+            werkzeug_log.setLevel(logging.WARNING)
+        super().start()
 
     # subclasses ------------------------------------------------------------------------------
 

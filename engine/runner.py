@@ -27,7 +27,7 @@ from .actions import Action, ActionContext, RetryPolicy
 from .conductor import Conductor, EventType, StepStatus
 from .config import Config
 from .errors import ActionError, ConfigError, InputError, StepTimeout
-from .expressions import ExpressionError, evaluate, render
+from .expressions import ExpressionError, render
 from .plugins import PluginHost
 from .spec import Playbook, Step
 
@@ -160,7 +160,7 @@ class _Execution:
             self.emit({"type": EventType.RUN_FINISHED, "status": status})
         record = self.redactor.redact_value(self.conductor.record(self.run_id))
         self.host.notify("crownguard_run_finished", record=record)
-        return record  # type: ignore[no-any-return]
+        return dict(record)
 
     def _loop(self, pool: ThreadPoolExecutor) -> None:
         while True:
@@ -249,7 +249,7 @@ class _Execution:
     def _inputs(self, step: Step, action: Action, item: Any, with_item: bool) -> dict[str, Any]:
         inputs = render(step.with_, self.conductor.context(item, with_item))
         action.validate_inputs(inputs)
-        return inputs  # type: ignore[no-any-return]
+        return dict(inputs)
 
     def _submit(self, pool: ThreadPoolExecutor, work: _StepWork, item: int) -> None:
         step = work.step

@@ -46,7 +46,8 @@ class When(StrEnum):
 def playbook_schema() -> dict[str, Any]:
     """The shipped JSON Schema of playbook format v1."""
     text = resources.files("crownguard.engine").joinpath("schemas/playbook-v1.json").read_text()
-    return json.loads(text)  # type: ignore[no-any-return]
+    schema: dict[str, Any] = json.loads(text)
+    return schema
 
 
 _SCHEMA = playbook_schema()

@@ -39,7 +39,8 @@ def crownguard_register_connection_types(register: Callable[[ConnectionType], No
 @hookimpl
 def crownguard_register_mock_servers(register: Callable[[MockServerSpec], None]) -> None:
     register(MockServerSpec("webhook", WebhookMock,
-                            "A generic webhook receiver that records what it is sent."))
+                            "A generic webhook receiver that records what it is sent.",
+                            connection="http"))
 
 
 @hookimpl

@@ -1,0 +1,250 @@
+"""The `crownguard` command.
+
+Exit codes: 0 success; 1 a run that did not succeed or a playbook that does not validate;
+2 usage or input errors (one line each on stderr); 3 a run left waiting; 70 an internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from .config import load_config
+from .errors import CrownguardError, SpecError
+from .graph import to_dot, to_mermaid
+from .loader import load_file
+from .plugins import PluginHost
+from .runner import Runner
+from .spec import load_playbook
+from .timeline import Timeline, summary_table
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WAITING, EXIT_INTERNAL = 0, 1, 2, 3, 70
+
+
+class UsageError(CrownguardError):
+    """Bad command-line use or unusable input."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _host() -> PluginHost:
+    return PluginHost.from_entry_points()
+
+
+def _print_problems(error: SpecError, stream: Any = None) -> None:
+    stream = stream or sys.stderr
+    for problem in error.problems:
+        print(str(problem), file=stream)
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    host = _host()
+    actions = host.actions
+    status = EXIT_OK
+    for path in args.playbooks:
+        try:
+            playbook = load_playbook(path, actions)
+        except SpecError as exc:
+            _print_problems(exc, sys.stdout)
+            status = EXIT_FAILED
+            continue
+        print(f"{path}: ok ({len(playbook.steps)} steps, playbook '{playbook.name}')")
+    return status
+
+
+def load_event(path: str) -> dict[str, Any]:
+    doc = load_file(path)
+    if not isinstance(doc.data, dict):
+        raise UsageError(f"{path}: the event must be a JSON object")
+    return doc.data
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    host = _host()
+    playbook = load_playbook(args.playbook, host.actions)
+    event = load_event(args.event) if args.event else {}
+    config = load_config(args.config, host.connection_types)
+    variables = dict(_parse_var(v) for v in args.var or [])
+    sink: Callable[[dict[str, Any]], None] | None = None
+    if not args.json:
+        sink = Timeline()
+        if args.dry_run:
+            print("dry run: side-effecting actions are not called")
+    runner = Runner(host, config, dry_run=args.dry_run, journal=sink,
+                    max_concurrency=args.max_concurrency)
+    try:
+        record = runner.run(playbook, event, variables=variables)
+    finally:
+        config.connections.close()
+    if args.json:
+        print(json.dumps(record, indent=2, sort_keys=False, default=str))
+    else:
+        print()
+        print(summary_table(record))
+        print(f"\nrun {record['run_id']}: {record['status']}")
+    return {"succeeded": EXIT_OK, "waiting": EXIT_WAITING}.get(record["status"], EXIT_FAILED)
+
+
+def _parse_var(text: str) -> tuple[str, Any]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise UsageError(f"--var takes NAME=VALUE, got '{text}'")
+    try:
+        return name, json.loads(value)
+    except ValueError:
+        return name, value
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    playbook = load_playbook(args.playbook)
+    print(to_dot(playbook) if args.format == "dot" else to_mermaid(playbook), end="")
+    return EXIT_OK
+
+
+def cmd_actions(args: argparse.Namespace) -> int:
+    host = _host()
+    actions = host.actions
+    if args.name:
+        action = actions.get(args.name)
+        if action is None:
+            close = [a for a in actions if a.split(".")[0] == args.name.split(".")[0]]
+            hint = f" (did you mean: {', '.join(sorted(close))})" if close else ""
+            raise UsageError(f"unknown action '{args.name}'{hint}")
+        if args.json:
+            print(json.dumps(action.describe(), indent=2))
+            return EXIT_OK
+        info = action.describe()
+        print(f"{action.name}  (plugin {action.plugin})")
+        print()
+        print(info["description"])
+        print()
+        print(f"side effect: {'yes' if action.side_effect else 'no'}"
+              + (f"; undo: {action.undo}" if action.undo else ""))
+        if action.connection:
+            print(f"connection: {action.connection}")
+        if action.retry:
+            print(f"default retry: {action.retry.max_attempts} attempts, "
+                  f"backoff {action.retry.backoff_seconds:g}s")
+        print("\ninputs:")
+        print(json.dumps(action.input_schema, indent=2))
+        print("\noutput:")
+        print(json.dumps(action.output_schema, indent=2))
+        return EXIT_OK
+    if args.json:
+        print(json.dumps([a.describe() for _, a in sorted(actions.items())], indent=2))
+        return EXIT_OK
+    width = max((len(n) for n in actions), default=10)
+    for name, action in sorted(actions.items()):
+        marker = "*" if action.side_effect else " "
+        print(f"{marker} {name:<{width}}  {action.summary}")
+    print("\n* changes something at a vendor (has a side effect)")
+    return EXIT_OK
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    host = _host()
+    actions = host.actions
+    types = host.connection_types
+    mocks = host.mock_servers
+    for name, info in sorted(host.plugins.items()):
+        n_actions = sum(1 for a in actions.values() if a.plugin == name)
+        n_types = [t.name for t in types.values() if t.plugin == name]
+        dist = f"{info.distribution} {info.version}".strip() or "-"
+        print(f"{name:<14} {info.module:<32} {dist:<24} actions: {n_actions:<3} "
+              f"connections: {', '.join(n_types) or '-'}")
+    print(f"\n{len(host.plugins)} plugins, {len(actions)} actions, {len(mocks)} mock servers")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(_host(), quiet=args.quiet)
+
+
+# --- entry point ------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="crownguard", description="Respond to AI-model exfiltration with "
+                                                    "playbooks.")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("validate", help="check playbooks (schema, graph, expressions, actions)")
+    p.add_argument("playbooks", nargs="+", metavar="PLAYBOOK")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("run", help="run a playbook once")
+    p.add_argument("playbook", metavar="PLAYBOOK")
+    p.add_argument("--event", metavar="FILE", help="the event (JSON or YAML object)")
+    p.add_argument("--config", metavar="FILE", help="the connections file")
+    p.add_argument("--dry-run", action="store_true", help="call no side-effecting action")
+    p.add_argument("--json", action="store_true", help="print the run record as JSON")
+    p.add_argument("--var", action="append", metavar="NAME=VALUE", help="set vars.NAME")
+    p.add_argument("--max-concurrency", type=int, metavar="N", help="steps in flight at most")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("graph", help="print the step graph")
+    p.add_argument("playbook", metavar="PLAYBOOK")
+    p.add_argument("--format", choices=["mermaid", "dot"], default="mermaid")
+    p.set_defaults(func=cmd_graph)
+
+    p = sub.add_parser("actions", help="list installed actions, or show one")
+    p.add_argument("name", nargs="?", metavar="NAME")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_actions)
+
+    p = sub.add_parser("plugins", help="list installed plugins")
+    p.set_defaults(func=cmd_plugins)
+
+    p = sub.add_parser("demo", help="run the shipped scenarios against local mock vendors")
+    p.add_argument("--quiet", action="store_true", help="summary only")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except SpecError as exc:
+        _print_problems(exc)
+        return EXIT_USAGE
+    except CrownguardError as exc:
+        print(f"crownguard: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("crownguard: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as exc:
+        if os.environ.get("CROWNGUARD_DEBUG"):
+            raise
+        print(f"crownguard: internal error: {type(exc).__name__}: {exc} "
+              "(set CROWNGUARD_DEBUG=1 for a traceback)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = ["Path", "build_parser", "main"]

@@ -1,0 +1,74 @@
+"""A readable, live timeline of a run's events for the terminal."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from typing import Any, TextIO
+
+SYMBOLS = {"succeeded": "✔", "failed": "✘", "skipped": "↷", "waiting": "⏸", "cancelled": "■"}
+
+
+def _short(value: Any, limit: int = 90) -> str:
+    if isinstance(value, dict) and "status_code" in value and "body" in value:
+        return f"HTTP {value['status_code']} " + _short(value["body"], limit - 9)
+    text = json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class Timeline:
+    """An event sink that prints one line per step event as it happens."""
+
+    def __init__(self, out: TextIO | None = None, indent: str = "  ", width: int = 14):
+        self.out = out or sys.stdout
+        self.indent = indent
+        self.width = width
+        self._lock = threading.Lock()
+        self._t0: str | None = None
+
+    def _clock(self, at: str) -> str:
+        return at[11:23] if len(at) >= 23 else at
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        kind = event["type"]
+        step = event.get("step", "")
+        line: str | None = None
+        if kind == "run_started":
+            line = f"run {event['run_id'][:12]} of playbook '{event.get('playbook')}' started"
+        elif kind == "step_started":
+            item = f" item {event['item']}" if event.get("item") is not None else ""
+            attempt = f" (attempt {event['attempt']})" if event.get("attempt", 1) > 1 else ""
+            line = f"▶ {step:<{self.width}} started{item}{attempt}"
+        elif kind == "attempt_failed":
+            retry = (f", retrying in {event['retry_in']:.2f}s" if event.get("retry_in") is not None
+                     else "")
+            line = f"! {step:<{self.width}} attempt {event.get('attempt')} failed: " \
+                   f"{event.get('error')}{retry}"
+        elif kind == "step_succeeded":
+            output = _short(event.get("output"))
+            line = f"{SYMBOLS['succeeded']} {step:<{self.width}} succeeded {output}"
+        elif kind == "step_failed":
+            line = f"{SYMBOLS['failed']} {step:<{self.width}} failed: {event.get('error')}"
+        elif kind == "step_skipped":
+            line = f"{SYMBOLS['skipped']} {step:<{self.width}} skipped ({event.get('reason')})"
+        elif kind == "step_waiting":
+            line = f"{SYMBOLS['waiting']} {step:<{self.width}} waiting: {event.get('reason', '')}"
+        elif kind == "run_finished":
+            line = f"run finished: {event.get('status')}"
+        if line is None:
+            return
+        with self._lock:
+            self.out.write(f"{self.indent}{self._clock(event['at'])}  {line}\n")
+            self.out.flush()
+
+
+def summary_table(record: dict[str, Any]) -> str:
+    rows = [("step", "status", "attempts", "error")]
+    for sid, step in record["steps"].items():
+        rows.append((sid, step["status"], str(step["attempts"]), (step["error"] or "")[:70]))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
+             for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
