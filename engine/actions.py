@@ -133,6 +133,11 @@ def action(name: str, *, input_schema: dict[str, Any] | None = None,
     return wrap
 
 
+def timeout_message(step_id: str, seconds: float | None) -> str:
+    limit = f"{seconds:g}s" if seconds is not None else "its timeout"
+    return f"step '{step_id}' did not finish within {limit}"
+
+
 class ActionContext:
     """What an action gets besides its inputs: identity of the call, connections, deadline."""
 
@@ -140,7 +145,8 @@ class ActionContext:
                  connections: Connections, deadline: float | None = None,
                  item_index: int | None = None, dry_run: bool = False,
                  cancelled: threading.Event | None = None, logger: logging.Logger | None = None,
-                 run_context: dict[str, Any] | None = None):
+                 run_context: dict[str, Any] | None = None,
+                 timeout_seconds: float | None = None):
         self.run_id = run_id
         self.step_id = step_id
         self.attempt = attempt
@@ -152,6 +158,7 @@ class ActionContext:
         self.cancelled = cancelled or threading.Event()
         self.log = logger or logging.getLogger(f"crownguard.step.{step_id}")
         self.run_context = run_context or {}
+        self.timeout_seconds = timeout_seconds
 
     def remaining(self) -> float | None:
         """Seconds left before the step's timeout, or None when it has none."""
@@ -160,7 +167,7 @@ class ActionContext:
     def check_deadline(self) -> None:
         if self.cancelled.is_set() or (self.deadline is not None
                                        and time.monotonic() >= self.deadline):
-            raise StepTimeout(f"step '{self.step_id}' ran past its timeout")
+            raise StepTimeout(timeout_message(self.step_id, self.timeout_seconds))
 
     def sleep(self, seconds: float) -> None:
         """Wait (while polling a vendor), ending early with StepTimeout at the deadline."""

@@ -59,8 +59,9 @@ TRANSITIONS: dict[EventType, tuple[frozenset[StepStatus], StepStatus]] = {
     EventType.ATTEMPT_FAILED: (frozenset({StepStatus.RUNNING}), StepStatus.RUNNING),
     EventType.ITEM_SUCCEEDED: (frozenset({StepStatus.RUNNING}), StepStatus.RUNNING),
     EventType.STEP_WAITING: (frozenset({StepStatus.RUNNING}), StepStatus.WAITING),
-    EventType.STEP_SUCCEEDED: (frozenset({StepStatus.RUNNING, StepStatus.WAITING}),
-                               StepStatus.SUCCEEDED),
+    # From PENDING: a for_each over an empty list succeeds without any attempt.
+    EventType.STEP_SUCCEEDED: (frozenset({StepStatus.PENDING, StepStatus.RUNNING,
+                                          StepStatus.WAITING}), StepStatus.SUCCEEDED),
     EventType.STEP_FAILED: (frozenset({StepStatus.PENDING, StepStatus.RUNNING,
                                        StepStatus.WAITING}), StepStatus.FAILED),
     EventType.STEP_SKIPPED: (frozenset({StepStatus.PENDING}), StepStatus.SKIPPED),

@@ -135,7 +135,11 @@ def evaluate(expression: str, context: dict[str, Any]) -> Any:
 
 def truthy(value: Any) -> bool:
     """JMESPath truthiness: null, false, empty string, list and object are false."""
-    return value not in (None, False, "", [], {})
+    if value is None or value is False:
+        return False
+    if isinstance(value, str | list | dict):
+        return len(value) > 0
+    return True
 
 
 def to_text(value: Any) -> str:

@@ -177,6 +177,8 @@ class OAuth2ClientCredentials(Auth):
             form["client_secret"] = reveal(self.client_secret)
         response = client.send_raw("POST", self.token_url, operation="get OAuth2 token",
                                    data=form if form else None, headers=headers)
+        if not 200 <= response.status_code < 300:
+            raise client.error_for(response, "get OAuth2 token")
         body = client.parse_json(response, "get OAuth2 token")
         token = body.get("access_token") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .actions import Action, ActionContext, RetryPolicy
+from .actions import Action, ActionContext, RetryPolicy, timeout_message
 from .conductor import Conductor, EventType, StepStatus
 from .config import Config
 from .errors import ActionError, ConfigError, InputError, StepTimeout
@@ -211,7 +211,7 @@ class _Execution:
             attempt.cancelled.set()
             step = self.playbook.step(attempt.step)
             self._complete(attempt.token, None, StepTimeout(
-                f"step '{attempt.step}' did not finish within {step.timeout_seconds:g}s"))
+                timeout_message(attempt.step, step.timeout_seconds)))
 
     # starting ----------------------------------------------------------------------------------
 
@@ -274,7 +274,8 @@ class _Execution:
                             connections=self.runner.config.connections, deadline=deadline,
                             item_index=attempt.item, dry_run=self.runner.dry_run,
                             cancelled=attempt.cancelled,
-                            run_context=self.conductor.context())
+                            run_context=self.conductor.context(),
+                            timeout_seconds=step.timeout_seconds)
         pool.submit(self._call, work.action, ctx, inputs, token)
 
     def _call(self, action: Action, ctx: ActionContext, inputs: dict[str, Any],

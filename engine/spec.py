@@ -157,6 +157,10 @@ class _Inspector:
         for error in schema_errors(_SCHEMA, data):
             path = list(error.absolute_path)
             pointer = pointer_join("", *path)
+            if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+                extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+                if extra:  # point at the first unknown key itself
+                    pointer = pointer_join(pointer, extra[0])
             where = ""
             if len(path) >= 2 and path[0] == "steps" and isinstance(path[1], int):
                 where = self.step_label(path[1], data["steps"][path[1]]) + ": "
