@@ -106,8 +106,14 @@ def describe_schema_error(error: jsonschema.ValidationError) -> str:
     where = f"'{path}'" if path else "the value"
     if error.validator == "required":
         return error.message.replace("is a required property", "is required")
-    if error.validator == "additionalProperties":
-        return f"{where}: {error.message}"
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = error.schema.get("properties", {})
+        extra = sorted(set(error.instance) - set(known))
+        if extra and not error.schema.get("patternProperties"):
+            keys = ", ".join(f"'{k}'" for k in extra)
+            allowed = f" (allowed: {', '.join(sorted(known))})" if known else ""
+            prefix = f"{where}: " if path else ""
+            return f"{prefix}unknown key{'s' if len(extra) > 1 else ''} {keys}{allowed}"
     return f"{where}: {error.message}"
 
 

@@ -227,8 +227,11 @@ def build_config(doc: Document, connection_types: dict[str, ConnectionType],
                                                  f"provides this connection type (known: {known})",
                                         "config"))
             continue
+        before = len(problems)
         values = _resolve(settings, pointer, doc, base, redactor, problems,
                           dict(os.environ) if env is None else env)
+        # An unresolved reference has its own message; no schema error on top of it.
+        unresolved = {p.pointer for p in problems[before:]}
         values.pop("type", None)
         for key in ctype.secrets:
             if key in values and values[key] is not None and not isinstance(values[key], Secret):
@@ -236,6 +239,8 @@ def build_config(doc: Document, connection_types: dict[str, ConnectionType],
                 redactor.add(values[key])
         for error in schema_errors(ctype.schema, _revealed(values)):
             sub = pointer_join(pointer, *error.absolute_path)
+            if sub in unresolved:
+                continue
             message = redactor.redact(describe_schema_error(error))
             problems.append(doc.problem(sub, f"connections.{name}: {message}", "config"))
         resolved[name] = values

@@ -8,13 +8,13 @@ from urllib.parse import urlsplit
 
 from crownguard.engine import (
     ActionContext,
+    ActionError,
     BadResponse,
     HostNotAllowed,
     VendorClient,
     action,
     evaluate,
 )
-from crownguard.engine.errors import ActionError
 
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
