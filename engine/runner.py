@@ -164,17 +164,20 @@ class _Execution:
 
     def _loop(self, pool: ThreadPoolExecutor) -> None:
         while True:
-            for decision in self.conductor.decide():
-                if decision.error:
-                    self._fail_step(decision.step, decision.error)
-                elif decision.run:
-                    self._start_step(self.playbook.step(decision.step))
-                else:
-                    self.emit({"type": EventType.STEP_SKIPPED, "step": decision.step,
-                               "reason": decision.reason})
-                    self._notify_finished(decision.step)
+            # A skip or a failure can make further steps decidable at once: decide until
+            # nothing more is.
+            while decisions := [d for d in self.conductor.decide() if d.step not in self.work]:
+                for decision in decisions:
+                    if decision.error:
+                        self._fail_step(decision.step, decision.error)
+                    elif decision.run:
+                        self._start_step(self.playbook.step(decision.step))
+                    else:
+                        self.emit({"type": EventType.STEP_SKIPPED, "step": decision.step,
+                                   "reason": decision.reason})
+                        self._notify_finished(decision.step)
             self._dispatch(pool)
-            if not self.attempts and not self.timers and not self.conductor.decide():
+            if not self.attempts and not self.timers:
                 return
             self._wait_and_collect()
 

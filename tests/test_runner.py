@@ -383,3 +383,18 @@ steps:
   - {id: c, action: probe.work, needs: [a]}
 """, journal=journal)
     assert started["c"] < started["b_done"]
+
+
+def test_cascade_of_skips_with_nothing_running_ends(host: PluginHost) -> None:
+    # Every decision here is made without any step in flight; the run must still end.
+    record = run(host, """
+name: cascade
+steps:
+  - {id: a, action: probe.work, if: "`false`"}
+  - {id: b, action: probe.work, needs: [a], when: failure}
+  - {id: c, action: probe.work, needs: [b]}
+  - {id: d, action: probe.work, needs: [c], when: always}
+""")
+    assert [s["status"] for s in record["steps"].values()] == ["skipped", "skipped", "skipped",
+                                                               "succeeded"]
+    assert record["status"] == "succeeded"

@@ -1,0 +1,175 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pytest_httpserver import HTTPServer
+
+from crownguard.engine.cli import main
+
+PLAYBOOK = """
+name: cli-e2e
+steps:
+  - id: alert
+    action: core.http_request
+    with:
+      method: POST
+      url: "${{ vars.base }}/alert"
+      json: {user: "${{ event.user }}"}
+  - id: lookup
+    action: core.http_request
+    retry: {max_attempts: 3, backoff_seconds: 0.01}
+    with: {url: "${{ vars.base }}/lookup/${{ event.user }}"}
+  - id: notify
+    action: core.http_request
+    needs: [alert, lookup]
+    with:
+      method: POST
+      url: "${{ vars.base }}/notify"
+      json: {ticket: "${{ steps.alert.output.body.id }}", level: "${{ steps.lookup.output.body.level }}"}
+  - id: escalate
+    action: core.noop
+    needs: [notify]
+    when: failure
+"""
+
+
+@pytest.fixture
+def files(tmp_path: Path, httpserver: HTTPServer) -> dict[str, Path]:
+    playbook = tmp_path / "pb.yaml"
+    playbook.write_text(PLAYBOOK)
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"user": "dana"}))
+    config = tmp_path / "connections.yaml"
+    config.write_text(f"connections:\n  http: {{allowed_hosts: ['localhost:{httpserver.port}']}}\n"
+                      f"settings:\n  vars: {{base: '{httpserver.url_for('').rstrip('/')}'}}\n")
+    return {"playbook": playbook, "event": event, "config": config}
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_run_json_against_http_endpoints(files: dict[str, Path], httpserver: HTTPServer,
+                                         capsys: Any) -> None:
+    httpserver.expect_request("/alert", method="POST", json={"user": "dana"}) \
+        .respond_with_json({"id": "T-1"})
+    httpserver.expect_oneshot_request("/lookup/dana").respond_with_data("busy", status=503)
+    httpserver.expect_request("/lookup/dana").respond_with_json({"level": "high"})
+    httpserver.expect_request("/notify", method="POST",
+                              json={"ticket": "T-1", "level": "high"}).respond_with_json({})
+    code, out, _ = run_cli(capsys, "run", files["playbook"], "--event", files["event"],
+                           "--config", files["config"], "--json")
+    record = json.loads(out)
+    assert code == 0, out
+    assert record["status"] == "succeeded"
+    assert record["steps"]["lookup"]["attempts"] == 2
+    assert record["steps"]["escalate"]["status"] == "skipped"
+    assert record["steps"]["notify"]["output"]["status_code"] == 200
+
+
+def test_failed_run_exits_1_and_prints_timeline(files: dict[str, Path], httpserver: HTTPServer,
+                                                capsys: Any) -> None:
+    httpserver.expect_request("/alert").respond_with_json({"error": "nope"}, status=400)
+    httpserver.expect_request("/lookup/dana").respond_with_json({"level": "low"})
+    code, out, _ = run_cli(capsys, "run", files["playbook"], "--event", files["event"],
+                           "--config", files["config"])
+    assert code == 1
+    assert "✘ alert" in out and "(HTTP 400): nope" in out
+    assert "run finished: failed" in out
+    assert "notify" in out and "skipped" in out
+
+
+def test_host_not_allowed_sends_nothing(tmp_path: Path, httpserver: HTTPServer,
+                                        capsys: Any) -> None:
+    playbook = tmp_path / "pb.yaml"
+    playbook.write_text(f"name: x\nsteps:\n  - id: a\n    action: core.http_request\n"
+                        f"    with: {{url: '{httpserver.url_for('/x')}'}}\n")
+    config = tmp_path / "c.yaml"
+    config.write_text("connections:\n  http: {allowed_hosts: ['hooks.example.com']}\n")
+    code, out, _ = run_cli(capsys, "run", playbook, "--config", config, "--json")
+    assert code == 1
+    assert "is not in connections.http.allowed_hosts" in json.loads(out)["steps"]["a"]["error"]
+    assert httpserver.log == []
+
+
+def test_validate_reports_every_problem(tmp_path: Path, capsys: Any) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text("name: good\nsteps:\n  - {id: a, action: core.noop}\n")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nsteps:\n  - {id: a, action: core.nope}\n"
+                   "  - {id: b, action: core.noop, needs: [zz]}\n")
+    code, out, _ = run_cli(capsys, "validate", good, bad)
+    assert code == 1
+    assert f"{good}: ok (1 steps, playbook 'good')" in out
+    assert f"{bad}:4: step 'b': needs unknown step 'zz'" in out
+    assert f"{bad}:3: step 'a': unknown action 'core.nope'" in out
+
+
+def test_graph_formats(files: dict[str, Path], capsys: Any) -> None:
+    code, out, _ = run_cli(capsys, "graph", files["playbook"])
+    assert code == 0 and out.startswith("flowchart TD")
+    assert "alert --> notify" in out and "notify -. failure .-> escalate" in out
+    code, out, _ = run_cli(capsys, "graph", files["playbook"], "--format", "dot")
+    assert '"alert" -> "notify";' in out and 'label="failure"' in out
+
+
+def test_actions_and_plugins(capsys: Any) -> None:
+    code, out, _ = run_cli(capsys, "actions")
+    assert code == 0 and "* core.http_request" in out
+    code, out, _ = run_cli(capsys, "actions", "core.http_request")
+    assert "Idempotency-Key" in out and '"url"' in out
+    code, out, _ = run_cli(capsys, "actions", "core.transform", "--json")
+    assert json.loads(out)["input_schema"]["required"] == ["data"]
+    code, _, err = run_cli(capsys, "actions", "core.nothing")
+    assert code == 2 and "unknown action 'core.nothing' (did you mean:" in err
+    code, out, _ = run_cli(capsys, "plugins")
+    assert code == 0 and out.startswith("core")
+
+
+def test_input_errors_exit_2_with_a_message(tmp_path: Path, files: dict[str, Path],
+                                            capsys: Any) -> None:
+    code, _, err = run_cli(capsys, "run", tmp_path / "missing.yaml")
+    assert code == 2 and "missing.yaml: no such file" in err
+    bad_event = tmp_path / "event.json"
+    bad_event.write_text("[1, 2]")
+    code, _, err = run_cli(capsys, "run", files["playbook"], "--event", bad_event)
+    assert code == 2 and "the event must be a JSON object" in err
+    broken = tmp_path / "broken.json"
+    broken.write_text("{nope")
+    code, _, err = run_cli(capsys, "run", files["playbook"], "--event", broken)
+    assert code == 2 and "broken.json:1: invalid YAML" in err
+    config = tmp_path / "c.yaml"
+    config.write_text("connections:\n  http: {allowed_hosts: ['${env:CG_TEST_UNSET_VAR}']}\n")
+    code, _, err = run_cli(capsys, "run", files["playbook"], "--config", config)
+    assert code == 2 and "environment variable CG_TEST_UNSET_VAR is not set" in err
+
+
+def test_usage_errors_exit_2_without_traceback() -> None:
+    for args in (["run"], ["graph", "x", "--format", "png"], ["bogus"]):
+        result = subprocess.run([sys.executable, "-m", "crownguard.engine.cli", *args],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 2, args
+        assert "Traceback" not in result.stderr and "error:" in result.stderr
+
+
+def test_dry_run_calls_nothing(files: dict[str, Path], httpserver: HTTPServer,
+                               capsys: Any) -> None:
+    code, out, _ = run_cli(capsys, "run", files["playbook"], "--event", files["event"],
+                           "--config", files["config"], "--dry-run", "--json")
+    record = json.loads(out)
+    assert httpserver.log == []
+    assert record["steps"]["alert"]["output"]["dry_run"] is True
+    assert record["steps"]["alert"]["output"]["inputs"]["json"] == {"user": "dana"}
+
+
+def test_demo_runs(capsys: Any) -> None:
+    code, out, _ = run_cli(capsys, "demo")
+    assert code == 0
+    assert "summary" in out and "vendor calls" in out
