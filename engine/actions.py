@@ -73,6 +73,9 @@ class Action:
     connection: str | None = None
     retry: RetryPolicy | None = None
     plugin: str = ""
+    # Pure, non-blocking actions (no I/O) may run on the scheduler's own thread: no thread
+    # hand-off, but also no timeout enforcement, so never for anything that can block.
+    inline: bool = False
 
     @property
     def summary(self) -> str:
@@ -94,10 +97,29 @@ class Action:
                 "input_schema": self.input_schema, "output_schema": self.output_schema}
 
 
-def schema_errors(schema: dict[str, Any], value: Any) -> list[jsonschema.ValidationError]:
+_VALIDATORS: dict[int, tuple[dict[str, Any], Any]] = {}
+_VALIDATORS_LOCK = threading.Lock()
+
+
+def _validator(schema: dict[str, Any]) -> Any:
+    """A compiled validator per schema object (schemas are built once, at plugin loading)."""
+    cached = _VALIDATORS.get(id(schema))
+    if cached is not None and cached[0] is schema:
+        return cached[1]
     validator_cls = jsonschema.validators.validator_for(
         schema, default=jsonschema.Draft202012Validator)
     validator = validator_cls(schema, format_checker=jsonschema.FormatChecker())
+    with _VALIDATORS_LOCK:
+        if len(_VALIDATORS) > 4096:
+            _VALIDATORS.clear()
+        _VALIDATORS[id(schema)] = (schema, validator)  # the schema is kept alive with it
+    return validator
+
+
+def schema_errors(schema: dict[str, Any], value: Any) -> list[jsonschema.ValidationError]:
+    validator = _validator(schema)
+    if validator.is_valid(value):
+        return []
     return sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
 
 
@@ -127,14 +149,16 @@ def _validate(schema: dict[str, Any], value: Any, what: str) -> None:
 def action(name: str, *, input_schema: dict[str, Any] | None = None,
            output_schema: dict[str, Any] | None = None, description: str | None = None,
            side_effect: bool = False, undo: str | None = None, connection: str | None = None,
-           retry: RetryPolicy | None = None) -> Callable[[ActionFunc], Action]:
+           retry: RetryPolicy | None = None,
+           inline: bool = False) -> Callable[[ActionFunc], Action]:
     """Decorator turning `func(ctx, inputs) -> output` into an Action (description: docstring)."""
 
     def wrap(func: ActionFunc) -> Action:
         return Action(name=name, func=func, description=description or (func.__doc__ or ""),
                       input_schema=input_schema or dict(ANY_OBJECT),
                       output_schema=output_schema or dict(ANY_OBJECT),
-                      side_effect=side_effect, undo=undo, connection=connection, retry=retry)
+                      side_effect=side_effect, undo=undo, connection=connection, retry=retry,
+                      inline=inline)
 
     return wrap
 

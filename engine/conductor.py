@@ -105,6 +105,12 @@ class Conductor:
         self.playbook = playbook
         self.inputs = inputs  # event, vars, risk, run: fixed for the run
         self.steps: dict[str, StepState] = {s.id: StepState() for s in playbook.steps}
+        # Derived indexes, kept in step with `steps` by apply(): how many needs of each step
+        # are not final yet, which pending steps have none left, and the expression view.
+        self._order = {s.id: i for i, s in enumerate(playbook.steps)}
+        self._open_needs = {s.id: len(set(s.needs)) for s in playbook.steps}
+        self._ready = {sid for sid, n in self._open_needs.items() if n == 0}
+        self._view = {sid: self._view_of(state) for sid, state in self.steps.items()}
         self.cancelled = False
         self.started_at: str | None = None
         self.finished_at: str | None = None
@@ -119,9 +125,9 @@ class Conductor:
             return
         if kind == EventType.RUN_CANCELLED:
             self.cancelled = True
-            for state in self.steps.values():
+            for sid, state in self.steps.items():
                 if state.status not in FINAL:
-                    state.status = StepStatus.CANCELLED
+                    self._set_status(sid, StepStatus.CANCELLED)
                     state.finished_at = at
             return
         if kind == EventType.RUN_FINISHED:
@@ -135,7 +141,7 @@ class Conductor:
         if state.status not in allowed:
             raise TransitionError(f"step '{step_id}': {kind} is not allowed while it is "
                                   f"{state.status}")
-        state.status = target
+        self._set_status(step_id, target)
         if kind == EventType.STEP_STARTED:
             state.attempts += 1
             state.started_at = state.started_at or at
@@ -151,14 +157,41 @@ class Conductor:
             state.reason = event.get("reason")
             if kind == EventType.STEP_SKIPPED:
                 state.started_at = None
+            self._view[step_id] = self._view_of(state)
+
+    @staticmethod
+    def _view_of(state: StepState) -> dict[str, Any]:
+        return {"status": str(state.status), "output": state.output, "error": state.error}
+
+    def _set_status(self, step_id: str, status: StepStatus) -> None:
+        state = self.steps[step_id]
+        was_final = state.status in FINAL
+        state.status = status
+        if status != StepStatus.PENDING:
+            self._ready.discard(step_id)
+        elif self._open_needs[step_id] == 0:
+            self._ready.add(step_id)
+        if status in FINAL and not was_final:
+            for successor in self.playbook.graph.successors(step_id):
+                self._open_needs[successor] -= 1
+                if self._open_needs[successor] == 0 and \
+                        self.steps[successor].status == StepStatus.PENDING:
+                    self._ready.add(successor)
+        self._view[step_id] = self._view_of(state)
+
+    def requeue_in_flight(self) -> list[str]:
+        """After a crash: steps that were running start again (resume)."""
+        requeued = [sid for sid, s in self.steps.items() if s.status == StepStatus.RUNNING]
+        for sid in requeued:
+            self._set_status(sid, StepStatus.PENDING)
+        return requeued
 
     # decisions out ----------------------------------------------------------------------------
 
     def context(self, item: Any = None, with_item: bool = False) -> dict[str, Any]:
         """The expression context: event, steps, vars, risk, run (and item)."""
         ctx = dict(self.inputs)
-        ctx["steps"] = {sid: {"status": str(s.status), "output": s.output, "error": s.error}
-                        for sid, s in self.steps.items()}
+        ctx["steps"] = self._view
         if with_item:
             ctx["item"] = item
         return ctx
@@ -168,13 +201,9 @@ class Conductor:
         if self.cancelled:
             return []
         decisions: list[Decision] = []
-        for step in self.playbook.steps:
-            if self.steps[step.id].status != StepStatus.PENDING:
-                continue
-            needs = [self.steps[n].status for n in step.needs]
-            if any(status not in FINAL for status in needs):
-                continue
-            decisions.append(self._decide(step, needs))
+        for sid in sorted(self._ready, key=self._order.__getitem__):
+            step = self.playbook.step(sid)
+            decisions.append(self._decide(step, [self.steps[n].status for n in step.needs]))
         return decisions
 
     def _decide(self, step: Step, needs: list[StepStatus]) -> Decision:

@@ -141,7 +141,7 @@ class Connections:
 @dataclass
 class Config:
     connections: Connections = field(default_factory=Connections)
-    max_concurrency: int = 32
+    max_concurrency: int = 64
     vars: dict[str, Any] = field(default_factory=dict)
     source: str = ""
 
@@ -248,7 +248,7 @@ def build_config(doc: Document, connection_types: dict[str, ConnectionType],
         raise SpecError(problems)
     settings = data.get("settings") or {}
     return Config(connections=Connections(resolved, redactor),
-                  max_concurrency=int(settings.get("max_concurrency", 32)),
+                  max_concurrency=int(settings.get("max_concurrency", 64)),
                   vars=dict(settings.get("vars") or {}), source=doc.file)
 
 

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .actions import Action, ActionContext, RetryPolicy, timeout_message
-from .conductor import Conductor, EventType, StepStatus
+from .conductor import Conductor, EventType
 from .config import Config
 from .errors import ActionError, ConfigError, InputError, StepTimeout
 from .expressions import ExpressionError, render
@@ -32,7 +32,7 @@ from .plugins import PluginHost
 from .spec import Playbook, Step
 
 log = logging.getLogger("crownguard.runner")
-DEFAULT_MAX_CONCURRENCY = 32
+DEFAULT_MAX_CONCURRENCY = 64
 NO_RETRY = RetryPolicy(max_attempts=1)
 
 EventSink = Callable[[dict[str, Any]], None]
@@ -112,10 +112,8 @@ class Runner:
         conductor = Conductor(playbook, inputs)
         for event in events:
             conductor.apply(event)
-        for state in conductor.steps.values():
-            if state.status == StepStatus.RUNNING:
-                # In flight when the process died: its attempt starts again.
-                state.status = StepStatus.PENDING
+        # In flight when the process died: those steps start again.
+        conductor.requeue_in_flight()
         execution = _Execution(self, playbook, conductor, run_id)
         return execution.drive()
 
@@ -279,7 +277,10 @@ class _Execution:
                             cancelled=attempt.cancelled,
                             run_context=self.conductor.context(),
                             timeout_seconds=step.timeout_seconds)
-        pool.submit(self._call, work.action, ctx, inputs, token)
+        if work.action.inline:
+            self._call(work.action, ctx, inputs, token)
+        else:
+            pool.submit(self._call, work.action, ctx, inputs, token)
 
     def _call(self, action: Action, ctx: ActionContext, inputs: dict[str, Any],
               token: int) -> None:

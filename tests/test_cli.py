@@ -161,8 +161,8 @@ def test_usage_errors_exit_2_without_traceback() -> None:
 
 def test_dry_run_calls_nothing(files: dict[str, Path], httpserver: HTTPServer,
                                capsys: Any) -> None:
-    code, out, _ = run_cli(capsys, "run", files["playbook"], "--event", files["event"],
-                           "--config", files["config"], "--dry-run", "--json")
+    _, out, _ = run_cli(capsys, "run", files["playbook"], "--event", files["event"],
+                        "--config", files["config"], "--dry-run", "--json")
     record = json.loads(out)
     assert httpserver.log == []
     assert record["steps"]["alert"]["output"]["dry_run"] is True

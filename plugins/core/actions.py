@@ -107,7 +107,8 @@ def http_request(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     return {"status_code": response.status_code, "headers": dict(response.headers), "body": body}
 
 
-@action("core.noop", input_schema={"type": "object"}, output_schema={"type": "object"})
+@action("core.noop", input_schema={"type": "object"}, output_schema={"type": "object"},
+        inline=True)
 def noop(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     """Do nothing; the output is the inputs (handy for joins, tests and computed values)."""
     return dict(inputs)
@@ -122,6 +123,7 @@ def noop(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
         "properties": {"data": {}, "expression": {"type": "string", "minLength": 1}},
     },
     output_schema={"type": "object", "required": ["result"]},
+    inline=True,
 )
 def transform(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     """Apply a JMESPath `expression` to `data`; the output is `{result}` (data itself when no
