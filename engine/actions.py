@@ -128,10 +128,11 @@ def describe_schema_error(error: jsonschema.ValidationError) -> str:
     where = f"'{path}'" if path else "the value"
     if error.validator == "required":
         return error.message.replace("is a required property", "is required")
+    schema = error.schema if isinstance(error.schema, dict) else {}
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        known = error.schema.get("properties", {})
+        known = schema.get("properties", {})
         extra = sorted(set(error.instance) - set(known))
-        if extra and not error.schema.get("patternProperties"):
+        if extra and not schema.get("patternProperties"):
             keys = ", ".join(f"'{k}'" for k in extra)
             allowed = f" (allowed: {', '.join(sorted(known))})" if known else ""
             prefix = f"{where}: " if path else ""

@@ -157,7 +157,8 @@ class _Inspector:
         for error in schema_errors(_SCHEMA, data):
             path = list(error.absolute_path)
             pointer = pointer_join("", *path)
-            if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            if error.validator == "additionalProperties" and isinstance(error.instance, dict) \
+                    and isinstance(error.schema, dict):
                 extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
                 if extra:  # point at the first unknown key itself
                     pointer = pointer_join(pointer, extra[0])
