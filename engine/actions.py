@@ -9,6 +9,7 @@ Plugins register actions through `crownguard_register_actions(register)`.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
 import threading
@@ -39,11 +40,18 @@ class RetryPolicy:
     backoff_seconds: float = 1.0
     max_backoff_seconds: float = 300.0
 
-    def delay(self, attempt: int, jitter: float, retry_after: float | None = None) -> float:
-        """Wait before attempt `attempt + 1`; jitter in [0, 1) spreads it over [50%, 100%]."""
+    def delay(self, attempt: int, jitter: float,
+              retry_after: float | None = None) -> float | None:
+        """Wait before attempt `attempt + 1`; jitter in [0, 1) spreads it over [50%, 100%].
+
+        Never shorter than the vendor's Retry-After; None (give up now) when the vendor asks
+        for a longer wait than max_backoff_seconds, rather than stalling the run.
+        """
         base = min(self.backoff_seconds * (2 ** (attempt - 1)), self.max_backoff_seconds)
         wait = base * (0.5 + jitter / 2)
         if retry_after is not None:
+            if retry_after > self.max_backoff_seconds:
+                return None
             wait = max(wait, retry_after)
         return wait
 
@@ -155,7 +163,8 @@ def action(name: str, *, input_schema: dict[str, Any] | None = None,
     """Decorator turning `func(ctx, inputs) -> output` into an Action (description: docstring)."""
 
     def wrap(func: ActionFunc) -> Action:
-        return Action(name=name, func=func, description=description or (func.__doc__ or ""),
+        text = description or inspect.cleandoc(func.__doc__ or "")
+        return Action(name=name, func=func, description=text,
                       input_schema=input_schema or dict(ANY_OBJECT),
                       output_schema=output_schema or dict(ANY_OBJECT),
                       side_effect=side_effect, undo=undo, connection=connection, retry=retry,

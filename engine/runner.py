@@ -333,6 +333,9 @@ class _Execution:
                  and work.error is None)
         delay = (policy.delay(attempt.attempt, self.runner._rng.random(), error.retry_after)
                  if retry else None)
+        if retry and delay is None:
+            message += (f" (the vendor asked to wait {error.retry_after:g}s, longer than "
+                        f"max_backoff_seconds {policy.max_backoff_seconds:g}s)")
         failed: dict[str, Any] = {"type": EventType.ATTEMPT_FAILED, "step": attempt.step,
                                   "attempt": attempt.attempt, "error": message,
                                   "error_type": error.kind, "retryable": error.retryable,

@@ -46,3 +46,26 @@ def test_every_action_has_a_description_and_object_schemas() -> None:
         if action.side_effect and action.plugin != "core":
             assert "changed" in action.output_schema.get("properties", {}), \
                 f"{name} changes things but has no 'changed' output"
+
+
+def test_every_package_is_listed_for_the_wheel() -> None:
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(config["packages"])
+    found = set()
+    for top, prefix in (("engine", "crownguard.engine"), ("plugins", "crownguard.plugins")):
+        for init in (ROOT / top).rglob("__init__.py"):
+            rel = init.parent.relative_to(ROOT / top).parts
+            found.add(".".join((prefix, *rel)))
+    assert found - listed == set(), "add these to [tool.setuptools] packages"
+
+
+def test_every_first_party_plugin_has_an_entry_point() -> None:
+    import tomllib
+
+    points = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"][
+        "crownguard"]
+    plugins = {p.name for p in (ROOT / "plugins").iterdir()
+               if (p / "__init__.py").exists() and not p.name.startswith("_")}
+    assert plugins == set(points), "every plugin under plugins/ needs an entry point"

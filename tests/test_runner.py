@@ -398,3 +398,16 @@ steps:
     assert [s["status"] for s in record["steps"].values()] == ["skipped", "skipped", "skipped",
                                                                "succeeded"]
     assert record["status"] == "succeeded"
+
+
+def test_retry_after_beyond_the_cap_gives_up(host: PluginHost, probe: Probe) -> None:
+    probe.failures["a"] = [RateLimited("slow", vendor="v", operation="op", status=429,
+                                       retry_after=3600)]
+    record = run(host, """
+name: cap
+steps:
+  - {id: a, action: probe.work, retry: {max_attempts: 3, backoff_seconds: 0.01, max_backoff_seconds: 60}}
+""")
+    assert record["steps"]["a"]["attempts"] == 1
+    assert "asked to wait 3600s, longer than max_backoff_seconds 60s" in \
+        record["steps"]["a"]["error"]

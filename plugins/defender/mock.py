@@ -1,0 +1,367 @@
+"""DefenderMock: a stateful imitation of the Defender for Endpoint API and its Entra token
+endpoint.
+
+Entra v2 client credentials on /{tenant}/oauth2/v2.0/token with AADSTS error bodies; bearer
+tokens carrying the app's application permissions (403 `Forbidden` naming the missing one);
+machines with OData `$filter` and server-driven paging (`@odata.nextLink`); machine actions
+(201 MachineAction) that move Pending -> InProgress -> Succeeded over `action_polls` polls of
+GET /api/machineactions/{id} and only then change the machine; case-sensitive action bodies
+(InvalidRequestBody, MissingRequiredParameter); a second isolation request while one is
+pending answered 400 ActiveRequestAlreadyExists; file profiles by SH-1 or SHA-256.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+from urllib.parse import urlencode
+
+from werkzeug import Request, Response
+
+from crownguard.engine import MockServer, route
+
+from .mock_model import ISOLATION, MachineAction, MockMachine, ModelFile, entra_error
+from .mock_odata import compile_filter
+
+TENANT_ID = "9f3c2b1a-7d6e-4f5a-8b9c-0d1e2f3a4b5c"
+DEFAULT_CLIENT_ID = "5d0e8c4a-1b2f-4c3d-9e8f-7a6b5c4d3e2f"
+DEFAULT_CLIENT_SECRET = "cg-demo-defender-secret~Qv8"  # noqa: S105 - a mock's own credential
+ALL_ROLES = frozenset({"Machine.Read.All", "Machine.ReadWrite.All", "Machine.Isolate",
+                       "Machine.StopAndQuarantine", "File.Read.All"})
+READ_MACHINES = ("Machine.Read.All", "Machine.ReadWrite.All")
+SCOPES = {"https://api.securitycenter.microsoft.com/.default",
+          "https://api.security.microsoft.com/.default",
+          "https://securitycenter.onmicrosoft.com/windowsatpservice/.default"}
+ERROR_CODES = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
+               429: "TooManyRequests", 500: "InternalServerError", 502: "BadGateway",
+               503: "ServiceUnavailable"}
+MACHINE_FILTERS = ("computerDnsName", "id", "version", "deviceValue", "aadDeviceId",
+                   "machineTags", "lastSeen", "exposureLevel", "onboardingStatus",
+                   "lastIpAddress", "healthStatus", "osPlatform", "riskScore", "rbacGroupId")
+ACTION_FILTERS = ("id", "status", "machineId", "type", "requestor", "creationDateTimeUtc")
+
+
+class DefenderMock(MockServer):
+    """Defender for Endpoint imitation; tune `action_polls`, `page_size`, `fail_next()`."""
+
+    vendor = "defender"
+
+    def reset_state(self) -> None:
+        self.tenant_id = TENANT_ID
+        self.apps: dict[str, tuple[str, frozenset[str]]] = {
+            DEFAULT_CLIENT_ID: (DEFAULT_CLIENT_SECRET, ALL_ROLES)}
+        self.tokens: dict[str, dict[str, Any]] = {}
+        self.machines: dict[str, MockMachine] = {}
+        self.files: dict[str, ModelFile] = {}  # by sha1
+        self.actions: dict[str, MachineAction] = {}
+        self.action_polls = 2  # polls of GET /api/machineactions/{id} before it ends
+        self.page_size = 10_000  # Defender's page limit; tests lower it to see nextLink
+        self._failures: dict[str, str] = {}
+        self._expire_countdown: int | None = None
+        self._clock = 0
+        self._seed()
+
+    def _seed(self) -> None:
+        alice = self.add_machine("ws-alice-01.corp.example",
+                                 machine_id="1e5d4c3b2a1f0e9d8c7b6a5f4e3d2c1b0a9f8e7d",
+                                 lastIpAddress="10.20.1.15")
+        self.add_file(alice, b"demo model weights: corp-brain v3",
+                      "corp-brain-v3.safetensors")
+        self.add_machine("mbp-bob-02.corp.example",
+                         machine_id="7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b",
+                         osPlatform="macOS", lastIpAddress="10.20.4.33")
+
+    def connection_settings(self) -> dict[str, Any]:
+        return {"base_url": self.base_url,
+                "token_url": f"{self.base_url}/{self.tenant_id}/oauth2/v2.0/token",
+                "client_id": DEFAULT_CLIENT_ID, "client_secret": DEFAULT_CLIENT_SECRET,
+                "poll_interval_seconds": 0.01, "max_wait_seconds": 30}
+
+    # helpers for tests and the demo --------------------------------------------------------------
+
+    def add_machine(self, dns_name: str, *, machine_id: str | None = None,
+                    **fields: Any) -> str:
+        with self.state_lock:
+            machine = MockMachine(machine_id or (uuid.uuid4().hex + uuid.uuid4().hex)[:40],
+                                  dns_name, **fields)
+            self.machines[machine.id] = machine
+            return machine.id
+
+    def add_file(self, machine_id: str | None, content: bytes,
+                 name: str = "model.safetensors") -> ModelFile:
+        """Register a file profile (and put the file on a machine, when one is given)."""
+        with self.state_lock:
+            file = ModelFile.of(content, name)
+            self.files[file.sha1] = file
+            if machine_id:
+                self.machines[machine_id].files.add(file.sha1)
+            return file
+
+    def add_app(self, client_id: str, secret: str,
+                roles: set[str] | frozenset[str] = ALL_ROLES) -> None:
+        with self.state_lock:
+            self.apps[client_id] = (secret, frozenset(roles))
+
+    def expire_tokens(self) -> None:
+        with self.state_lock:
+            self.tokens.clear()
+
+    def expire_tokens_after(self, calls: int) -> None:
+        """Once: the tokens issued so far die after `calls` more API calls."""
+        with self.state_lock:
+            self._expire_countdown = calls
+
+    def fail_next(self, action_type: str, status: str = "Failed") -> None:
+        """The next machine action of that type ends with `status` instead of Succeeded."""
+        with self.state_lock:
+            self._failures[action_type] = status
+
+    def start_action(self, machine_id: str, kind: str, *, scope: str | None = None,
+                     sha1: str | None = None) -> MachineAction:
+        """A Pending machine action submitted by someone else (the portal, another SOAR)."""
+        with self.state_lock:
+            return self._new_action(self.machines[machine_id], kind, "portal", scope, sha1)
+
+    def isolate_now(self, machine_id: str, kind: str = "Full") -> MachineAction:
+        """A finished Isolate in the machine's history, as if done from the portal."""
+        with self.state_lock:
+            action = self._new_action(self.machines[machine_id], "Isolate", "portal", kind)
+            action.polls_left = 0
+            action.finish("Succeeded", self.machines[machine_id], self._tick())
+            return action
+
+    # vendor shapes -----------------------------------------------------------------------------
+
+    def _tick(self) -> int:
+        self._clock += 1
+        return self._clock
+
+    def fail(self, status: int, code: str | None = None, message: str = "") -> Response:
+        return self.json_response({"error": {"code": code or ERROR_CODES.get(status, "Error"),
+                                             "message": message or code or "error",
+                                             "target": str(uuid.uuid4())}}, status)
+
+    def error_body(self, status: int) -> Any:
+        code = ERROR_CODES.get(status, "Error")
+        message = ("Too many requests; retry after the time in the Retry-After header"
+                   if status == 429 else f"{code}")
+        return {"error": {"code": code, "message": message, "target": str(uuid.uuid4())}}
+
+    def not_found(self, request: Request) -> Response:
+        return self.fail(404, "ResourceNotFound", f"Resource {request.path} was not found")
+
+    def page(self, request: Request, entity_set: str, items: list[dict[str, Any]]) -> Response:
+        try:
+            skip = int(request.args.get("$skip", 0))
+            top = int(request.args.get("$top", len(items)))
+        except ValueError:
+            return self.fail(400, "ODataError", "$skip and $top must be integers")
+        window = items[skip:skip + min(top, self.page_size)]
+        body: dict[str, Any] = {"@odata.context": f"{self.base_url}/api/$metadata#{entity_set}",
+                                "value": window}
+        if len(window) == self.page_size < top and skip + len(window) < len(items):
+            query = dict(request.args.items())
+            query["$skip"] = str(skip + len(window))
+            if "$top" in query:
+                query["$top"] = str(top - len(window))
+            body["@odata.nextLink"] = f"{self.base_url}{request.path}?{urlencode(query)}"
+        return self.json_response(body)
+
+    # Entra token endpoint ----------------------------------------------------------------------
+
+    @route("POST", "/{tenant}/oauth2/v2.0/token")
+    def token(self, request: Request, tenant: str) -> Response:
+        form = request.form
+        if tenant not in (self.tenant_id, "corp.example"):
+            return entra_error(400, "invalid_request", 90002,
+                               f"Tenant '{tenant}' not found. Check to make sure you have the "
+                               "correct tenant ID and are signing into the correct cloud.")
+        if form.get("grant_type") != "client_credentials":
+            return entra_error(400, "unsupported_grant_type", 70003,
+                               "The app requested an unsupported grant type.")
+        if not form.get("scope"):
+            return entra_error(400, "invalid_request", 900144, "The request body must contain "
+                               "the following parameter: 'scope'.")
+        app = self.apps.get(form.get("client_id", ""))
+        if app is None:
+            return entra_error(400, "unauthorized_client", 700016,
+                               f"Application with identifier '{form.get('client_id', '')}' "
+                               f"was not found in the directory '{tenant}'.")
+        if app[0] != form.get("client_secret"):
+            return entra_error(401, "invalid_client", 7000215,
+                               "Invalid client secret provided. Ensure the secret being sent "
+                               "in the request is the client secret value, not the client "
+                               f"secret ID, for a secret added to app '{form['client_id']}'.")
+        if form["scope"] not in SCOPES:
+            return entra_error(400, "invalid_scope", 70011, f"The provided value for scope "
+                               f"{form['scope']} is not valid.")
+        token = uuid.uuid4().hex + uuid.uuid4().hex
+        self.tokens[token] = {"roles": app[1]}
+        return self.json_response({"token_type": "Bearer", "expires_in": 3599,
+                                   "ext_expires_in": 3599, "access_token": token})
+
+    def authorize(self, request: Request, *roles: str) -> Response | None:
+        """None when the bearer token is valid and holds one of `roles`."""
+        if self._expire_countdown is not None:
+            if self._expire_countdown <= 0:
+                self._expire_countdown = None
+                self.tokens.clear()
+            else:
+                self._expire_countdown -= 1
+        header = request.headers.get("Authorization", "")
+        grant = self.tokens.get(header[7:] if header.startswith("Bearer ") else "")
+        if grant is None:
+            return self.fail(401, "Unauthorized", "Authorization has been denied for this "
+                                                  "request.")
+        if not grant["roles"] & set(roles):
+            return self.fail(403, "Forbidden", "The application does not have any of the "
+                             f"required application permissions ({', '.join(roles)}) to "
+                             "access the resource.")
+        return None
+
+    # machines ----------------------------------------------------------------------------------
+
+    @route("GET", "/api/machines")
+    def list_machines(self, request: Request) -> Response:
+        if denied := self.authorize(request, *READ_MACHINES):
+            return denied
+        items = [m.entity() for m in self.machines.values()]
+        if request.args.get("$filter"):
+            try:
+                matches = compile_filter(request.args["$filter"], MACHINE_FILTERS)
+            except ValueError as exc:
+                return self.fail(400, "ODataError", f"Invalid filter clause: {exc}")
+            items = [m for m in items if matches(m)]
+        return self.page(request, "Machines", items)
+
+    def _machine(self, machine_id: str) -> MockMachine | Response:
+        machine = self.machines.get(machine_id.lower())
+        if machine is None:
+            return self.fail(404, "ResourceNotFound", f"Machine {machine_id} was not found")
+        return machine
+
+    @route("GET", "/api/machines/{machine_id}")
+    def get_machine(self, request: Request, machine_id: str) -> Response:
+        if denied := self.authorize(request, *READ_MACHINES):
+            return denied
+        machine = self._machine(machine_id)
+        if isinstance(machine, Response):
+            return machine
+        return self.json_response({"@odata.context": f"{self.base_url}/api/$metadata"
+                                                     "#Machines/$entity", **machine.entity()})
+
+    def _action_request(self, request: Request, machine_id: str, kind: str,
+                        fields: dict[str, str]) -> Response:
+        """Shared checks of POST /api/machines/{id}/<action>: body keys are case-sensitive."""
+        machine = self._machine(machine_id)
+        if isinstance(machine, Response):
+            return machine
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            return self.fail(400, "InvalidRequestBody", "Request body is not valid JSON")
+        unknown = set(body) - set(fields)
+        if unknown:
+            return self.fail(400, "InvalidRequestBody",
+                             f"Unknown parameter(s): {', '.join(sorted(unknown))}")
+        for name, rule in fields.items():
+            if rule == "required" and not body.get(name):
+                return self.fail(400, "MissingRequiredParameter",
+                                 f"Parameter {name} is missing")
+        if kind == "Isolate" and body.get("IsolationType", "Full") not in (
+                "Full", "Selective", "UnManagedDevice"):
+            return self.fail(400, "InvalidInput", "IsolationType must be Full or Selective")
+        if kind == "StopAndQuarantineFile" and not _is_sha1(str(body.get("Sha1", ""))):
+            return self.fail(400, "InvalidHashValue", "Sha1 must be a SHA-1 hash")
+        if kind in ISOLATION and any(a.machine_id == machine.id and a.type in ISOLATION
+                                     and a.running for a in self.actions.values()):
+            return self.fail(400, "ActiveRequestAlreadyExists", "Action is already in progress")
+        action = self._new_action(machine, kind, str(body.get("Comment")),
+                                  str(body.get("IsolationType", "Full"))
+                                  if kind == "Isolate" else None,
+                                  str(body["Sha1"]).lower() if "Sha1" in body else None)
+        return self.json_response(action.entity(self.base_url), 201)
+
+    def _new_action(self, machine: MockMachine, kind: str, comment: str,
+                    scope: str | None = None, sha1: str | None = None) -> MachineAction:
+        action = MachineAction(str(uuid.uuid4()), kind, machine.id, machine.dns_name, comment,
+                               self._tick(), scope=scope, sha1=sha1,
+                               polls_left=self.action_polls,
+                               outcome=self._failures.pop(kind, "Succeeded"))
+        self.actions[action.id] = action
+        return action
+
+    @route("POST", "/api/machines/{machine_id}/isolate")
+    def isolate(self, request: Request, machine_id: str) -> Response:
+        if denied := self.authorize(request, "Machine.Isolate"):
+            return denied
+        return self._action_request(request, machine_id, "Isolate",
+                                    {"Comment": "required", "IsolationType": "optional"})
+
+    @route("POST", "/api/machines/{machine_id}/unisolate")
+    def unisolate(self, request: Request, machine_id: str) -> Response:
+        if denied := self.authorize(request, "Machine.Isolate"):
+            return denied
+        return self._action_request(request, machine_id, "Unisolate", {"Comment": "required"})
+
+    @route("POST", "/api/machines/{machine_id}/StopAndQuarantineFile")
+    def stop_and_quarantine(self, request: Request, machine_id: str) -> Response:
+        if denied := self.authorize(request, "Machine.StopAndQuarantine"):
+            return denied
+        return self._action_request(request, machine_id, "StopAndQuarantineFile",
+                                    {"Comment": "required", "Sha1": "required"})
+
+    # machine actions ---------------------------------------------------------------------------
+
+    @route("GET", "/api/machineactions")
+    def list_actions(self, request: Request) -> Response:
+        if denied := self.authorize(request, *READ_MACHINES):
+            return denied
+        items = [a.entity(self.base_url, with_context=False) for a in self.actions.values()]
+        if request.args.get("$filter"):
+            try:
+                matches = compile_filter(request.args["$filter"], ACTION_FILTERS)
+            except ValueError as exc:
+                return self.fail(400, "ODataError", f"Invalid filter clause: {exc}")
+            items = [a for a in items if matches(a)]
+        return self.page(request, "MachineActions", items)
+
+    @route("GET", "/api/machineactions/{action_id}")
+    def get_action(self, request: Request, action_id: str) -> Response:
+        if denied := self.authorize(request, *READ_MACHINES):
+            return denied
+        action = self.actions.get(action_id)
+        if action is None:
+            return self.fail(404, "ResourceNotFound", f"Machine action {action_id} was not "
+                                                      "found")
+        action.poll(self.machines[action.machine_id], self._tick())
+        return self.json_response(action.entity(self.base_url))
+
+    @route("POST", "/api/machineactions/{action_id}/cancel")
+    def cancel_action(self, request: Request, action_id: str) -> Response:
+        if denied := self.authorize(request, "Machine.Isolate", "Machine.StopAndQuarantine"):
+            return denied
+        action = self.actions.get(action_id)
+        if action is None:
+            return self.fail(404, "ResourceNotFound", f"Machine action {action_id} was not "
+                                                      "found")
+        if action.running:
+            action.status = "Cancelled"
+        return self.json_response(action.entity(self.base_url))
+
+    # files -------------------------------------------------------------------------------------
+
+    @route("GET", "/api/files/{file_id}")
+    def get_file(self, request: Request, file_id: str) -> Response:
+        if denied := self.authorize(request, "File.Read.All"):
+            return denied
+        key = file_id.lower()
+        file = self.files.get(key) or next(
+            (f for f in self.files.values() if key in (f.sha256, f.md5)), None)
+        if file is None:
+            return self.fail(404, "ResourceNotFound", f"File {file_id} was not found")
+        return self.json_response({"@odata.context": f"{self.base_url}/api/$metadata"
+                                                     "#Files/$entity", **file.entity()})
+
+
+def _is_sha1(value: str) -> bool:
+    return len(value) == 40 and all(c in "0123456789abcdefABCDEF" for c in value)

@@ -1,0 +1,336 @@
+"""FalconMock: a stateful imitation of the CrowdStrike Falcon API.
+
+Same paths, methods, status codes and envelope as the real API (falconpy's endpoint table):
+OAuth2 client credentials (201 on /oauth2/token, 403 for a refused client, 401
+`access denied, invalid bearer token`), per-client API scopes (403 `access denied,
+authorization failed`), FQL host queries paged with offset/limit, asynchronous containment
+(`containment_pending` for a number of host-record reads, then `contained`) and Real Time
+Response sessions whose commands complete after a number of status polls and act on a small
+per-host file system. Every answer carries X-Cs-Traceid and the X-Ratelimit headers; a 429
+also carries X-Ratelimit-Retryafter (epoch seconds).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from typing import Any
+
+from werkzeug import Request, Response
+
+from crownguard.engine import MockServer, route
+
+from .mock_model import MockFile, MockHost, compile_fql
+from .mock_rtr import RtrState
+
+ALL_SCOPES = frozenset({"devices:read", "devices:write", "real-time-response:read",
+                        "real-time-response:write"})
+DEFAULT_CLIENT_ID = "cg-demo-falcon-client"
+DEFAULT_CLIENT_SECRET = "cg-demo-falcon-secret-7Qw9"  # noqa: S105 - a mock's own credential
+TOKEN_LIFETIME = 1799
+STATUS_MESSAGES = {400: "Bad Request", 401: "access denied, invalid bearer token",
+                   403: "access denied, authorization failed", 404: "Not Found",
+                   409: "Conflict", 429: "API rate limit exceeded.",
+                   500: "Internal Server Error", 502: "Bad Gateway",
+                   503: "Service Unavailable"}
+HOST_ACTIONS = {"contain", "lift_containment", "hide_host", "unhide_host",
+                "detection_suppress", "detection_unsuppress"}
+
+
+class FalconMock(MockServer):
+    """Falcon API imitation; tune `containment_polls`, `rtr_polls`, `token_max_uses`."""
+
+    vendor = "falcon"
+
+    # state -------------------------------------------------------------------------------------
+
+    def reset_state(self) -> None:
+        self.clients: dict[str, tuple[str, frozenset[str]]] = {
+            DEFAULT_CLIENT_ID: (DEFAULT_CLIENT_SECRET, ALL_SCOPES)}
+        self.tokens: dict[str, dict[str, Any]] = {}
+        self.hosts: dict[str, MockHost] = {}
+        self.rtr = RtrState(self)
+        self.containment_polls = 2  # host-record reads a pending containment takes
+        self.rtr_polls = 1  # status polls before an RTR command reports complete
+        self.token_max_uses: int | None = None  # every token dies after this many API calls
+        self._expire_countdown: int | None = None
+        self.send_retry_after_header = True  # False: only X-Ratelimit-Retryafter on a 429
+        self._seed()
+
+    def _seed(self) -> None:
+        alice = self.add_host("WS-ALICE-01", device_id="4e1f0c3a9b7d4c21a5f08e6d2b3c7a91",
+                              local_ip="10.20.1.15", last_seen="2026-11-28T08:41:12Z")
+        self.add_file(alice, r"C:\Users\alice\Downloads\corp-brain-v3.safetensors",
+                      b"demo model weights: corp-brain v3")
+        self.add_folder(alice, r"C:\ProgramData\Crownguard\Quarantine")
+        bob = self.add_host("MBP-BOB-02", device_id="9a8b7c6d5e4f40312a1b0c9d8e7f6a5b",
+                            platform_name="Mac", os_version="macOS 15.1",
+                            local_ip="10.20.4.33", last_seen="2026-11-28T08:12:55Z")
+        self.add_file(bob, "/Users/bob/models/llama-ft.gguf", b"demo model weights: llama-ft")
+        self.add_folder(bob, "/var/crownguard/quarantine")
+        self.add_host("gpu-train-07", device_id="0c1d2e3f4a5b46c7d8e9f0a1b2c3d4e5",
+                      platform_name="Linux", os_version="Ubuntu 22.04",
+                      local_ip="10.30.0.7", last_seen="2026-11-28T07:59:01Z")
+
+    def connection_settings(self) -> dict[str, Any]:
+        return {"base_url": self.base_url, "client_id": DEFAULT_CLIENT_ID,
+                "client_secret": DEFAULT_CLIENT_SECRET, "poll_interval_seconds": 0.01,
+                "max_wait_seconds": 30}
+
+    # helpers for tests and the demo --------------------------------------------------------------
+
+    def add_host(self, hostname: str, *, device_id: str | None = None,
+                 **fields: Any) -> str:
+        with self.state_lock:
+            host = MockHost(device_id or uuid.uuid4().hex, hostname, **fields)
+            self.hosts[host.device_id] = host
+            return host.device_id
+
+    def add_file(self, device_id: str, path: str, content: bytes = b"model") -> MockFile:
+        with self.state_lock:
+            file = MockFile.of(content)
+            self.hosts[device_id].add_file(path, file)
+            return file
+
+    def add_folder(self, device_id: str, path: str) -> None:
+        with self.state_lock:
+            host = self.hosts[device_id]
+            host.folders.add(host.key(path))
+
+    def file_on(self, device_id: str, path: str) -> MockFile | None:
+        with self.state_lock:
+            return self.hosts[device_id].file(path)
+
+    def add_client(self, client_id: str, secret: str,
+                   scopes: set[str] | frozenset[str] = ALL_SCOPES) -> None:
+        with self.state_lock:
+            self.clients[client_id] = (secret, frozenset(scopes))
+
+    def expire_tokens(self) -> None:
+        """Every issued token is now unknown: the next call gets a 401."""
+        with self.state_lock:
+            self.tokens.clear()
+
+    def expire_tokens_after(self, calls: int) -> None:
+        """Once: the tokens issued so far die after `calls` more authorised API calls (the
+        expiry of a token in the middle of a run)."""
+        with self.state_lock:
+            self._expire_countdown = calls
+
+    def set_status(self, device_id: str, status: str, pending_reads: int = 0) -> None:
+        with self.state_lock:
+            self.hosts[device_id].status = status
+            self.hosts[device_id].pending_reads = pending_reads
+
+    # the vendor's envelope ---------------------------------------------------------------------
+
+    @staticmethod
+    def meta(**extra: Any) -> dict[str, Any]:
+        return {"query_time": 0.004, "powered_by": "crowdstrike-api-gateway",
+                "trace_id": str(uuid.uuid4()), **extra}
+
+    def envelope(self, resources: list[Any], status: int = 200, *,
+                 errors: list[dict[str, Any]] | None = None, **meta: Any) -> Response:
+        return self.json_response({"meta": self.meta(**meta), "resources": resources,
+                                   "errors": errors or []}, status)
+
+    def fail(self, status: int, message: str | None = None, code: int | None = None) -> Response:
+        return self.json_response(
+            {"meta": self.meta(), "resources": [],
+             "errors": [{"code": code or status, "message": message or STATUS_MESSAGES.get(
+                 status, "error")}]}, status)
+
+    def error_body(self, status: int) -> Any:
+        return {"meta": self.meta(), "resources": [],
+                "errors": [{"code": status, "message": STATUS_MESSAGES.get(status, "error")}]}
+
+    def not_found(self, request: Request) -> Response:
+        return self.fail(404)
+
+    def dispatch(self, request: Request) -> Response:
+        response = super().dispatch(request)
+        response.headers["X-Cs-Traceid"] = str(uuid.uuid4())
+        response.headers["X-Cs-Region"] = "us-1"
+        response.headers["X-Ratelimit-Limit"] = "6000"
+        response.headers["X-Ratelimit-Remaining"] = "0" if response.status_code == 429 else "5999"
+        if response.status_code == 429:
+            wait = response.headers.get("Retry-After") or "1"
+            try:
+                seconds = float(wait)
+            except ValueError:
+                seconds = 1.0
+            response.headers["X-Ratelimit-Retryafter"] = str(math.ceil(time.time() + seconds))
+            if not self.send_retry_after_header:
+                del response.headers["Retry-After"]
+        return response
+
+    # auth --------------------------------------------------------------------------------------
+
+    @route("POST", "/oauth2/token")
+    def token(self, request: Request) -> Response:
+        client_id = request.form.get("client_id", "")
+        secret = request.form.get("client_secret", "")
+        known = self.clients.get(client_id)
+        if not client_id or not secret:
+            return self.fail(400, "client_id and client_secret are required")
+        if known is None or known[0] != secret:
+            return self.fail(403, "access denied, invalid client")
+        token = uuid.uuid4().hex + uuid.uuid4().hex
+        self.tokens[token] = {"client_id": client_id, "scopes": known[1], "uses": 0}
+        return self.json_response({"access_token": token, "token_type": "bearer",
+                                   "expires_in": TOKEN_LIFETIME}, 201)
+
+    @route("POST", "/oauth2/revoke")
+    def revoke(self, request: Request) -> Response:
+        self.tokens.pop(request.form.get("token", ""), None)
+        return self.envelope([])
+
+    def authorize(self, request: Request, scope: str) -> Response | None:
+        """None when the bearer token is valid and holds `scope`, else the vendor's answer."""
+        header = request.headers.get("Authorization", "")
+        token = header[7:] if header.lower().startswith("bearer ") else ""
+        if self._expire_countdown is not None:
+            if self._expire_countdown <= 0:
+                self._expire_countdown = None
+                self.tokens.clear()
+            else:
+                self._expire_countdown -= 1
+        grant = self.tokens.get(token)
+        if grant is None:
+            return self.fail(401)
+        grant["uses"] += 1
+        if self.token_max_uses is not None and grant["uses"] > self.token_max_uses:
+            del self.tokens[token]
+            return self.fail(401)
+        if scope not in grant["scopes"]:
+            return self.fail(403)
+        return None
+
+    # hosts -------------------------------------------------------------------------------------
+
+    @route("GET", "/devices/queries/devices/v1")
+    def query_devices(self, request: Request) -> Response:
+        if denied := self.authorize(request, "devices:read"):
+            return denied
+        try:
+            offset = int(request.args.get("offset", 0))
+            limit = int(request.args.get("limit", 100))
+        except ValueError:
+            return self.fail(400, "offset and limit must be integers")
+        if not 1 <= limit <= 5000 or offset < 0:
+            return self.fail(400, "limit must be between 1 and 5000")
+        records = [h.record() for h in self.hosts.values()]
+        if request.args.get("filter"):
+            try:
+                matches = compile_fql(request.args["filter"])
+            except ValueError as exc:
+                return self.fail(400, f"Invalid filter: {exc}")
+            records = [r for r in records if matches(r)]
+        sort = request.args.get("sort", "")
+        if sort:
+            field, _, direction = sort.replace("|", ".").partition(".")
+            records.sort(key=lambda r: str(r.get(field, "")), reverse=direction == "desc")
+        page = [r["device_id"] for r in records[offset:offset + limit]]
+        return self.envelope(page, pagination={"offset": offset, "limit": limit,
+                                               "total": len(records)})
+
+    def _details(self, ids: list[str]) -> Response:
+        if not ids:
+            return self.fail(400, "ids is required")
+        if len(ids) > 5000:
+            return self.fail(400, "too many ids")
+        found = []
+        for aid in ids:
+            host = self.hosts.get(aid.lower())
+            if host is None:
+                continue
+            if host.pending_reads > 0:
+                host.pending_reads -= 1
+                if host.pending_reads == 0:
+                    host.status = {"containment_pending": "contained",
+                                   "lift_containment_pending": "normal"}.get(host.status,
+                                                                             host.status)
+            found.append(host.record())
+        if not found:
+            return self.envelope([], 404, errors=[{"code": 404,
+                                                   "message": "Resource Not Found"}])
+        return self.envelope(found)
+
+    @route("GET", "/devices/entities/devices/v2")
+    def device_details(self, request: Request) -> Response:
+        if denied := self.authorize(request, "devices:read"):
+            return denied
+        ids = request.args.getlist("ids")
+        if len(ids) > 100:
+            return self.fail(400, "at most 100 ids; use POST for more")
+        return self._details(ids)
+
+    @route("POST", "/devices/entities/devices/v2")
+    def device_details_post(self, request: Request) -> Response:
+        if denied := self.authorize(request, "devices:read"):
+            return denied
+        body = request.get_json(silent=True)
+        ids = body.get("ids") if isinstance(body, dict) else None
+        if not isinstance(ids, list):
+            return self.fail(400, "body must be {\"ids\": [...]}")
+        return self._details([str(i) for i in ids])
+
+    @route("POST", "/devices/entities/devices-actions/v2")
+    def device_action(self, request: Request) -> Response:
+        if denied := self.authorize(request, "devices:write"):
+            return denied
+        action = request.args.get("action_name", "")
+        if action not in HOST_ACTIONS:
+            return self.fail(400, f"invalid action_name '{action}'")
+        body = request.get_json(silent=True)
+        ids = body.get("ids") if isinstance(body, dict) else None
+        if not isinstance(ids, list) or not ids:
+            return self.fail(400, "body must be {\"ids\": [...]}")
+        resources = []
+        for aid in (str(i).lower() for i in ids):
+            host = self.hosts.get(aid)
+            if host is None:
+                return self.fail(404, f"device {aid} not found")
+            if action == "contain" and host.status not in ("contained", "containment_pending"):
+                host.status, host.pending_reads = "containment_pending", self.containment_polls
+            elif action == "lift_containment" and host.status not in (
+                    "normal", "lift_containment_pending"):
+                host.status, host.pending_reads = "lift_containment_pending", \
+                    self.containment_polls
+            if host.pending_reads == 0 and host.status.endswith("_pending"):
+                host.status = "contained" if action == "contain" else "normal"
+            resources.append({"id": aid, "path": ""})
+        return self.envelope(resources, 202)
+
+    # real time response ------------------------------------------------------------------------
+
+    @route("POST", "/real-time-response/entities/sessions/v1")
+    def init_session(self, request: Request) -> Response:
+        if denied := self.authorize(request, "real-time-response:read"):
+            return denied
+        return self.rtr.init_session(request)
+
+    @route("DELETE", "/real-time-response/entities/sessions/v1")
+    def delete_session(self, request: Request) -> Response:
+        if denied := self.authorize(request, "real-time-response:read"):
+            return denied
+        return self.rtr.delete_session(request)
+
+    @route("POST", "/real-time-response/entities/active-responder-command/v1")
+    def run_command(self, request: Request) -> Response:
+        if denied := self.authorize(request, "real-time-response:write"):
+            return denied
+        return self.rtr.run_command(request)
+
+    @route("GET", "/real-time-response/entities/active-responder-command/v1")
+    def command_status(self, request: Request) -> Response:
+        if denied := self.authorize(request, "real-time-response:write"):
+            return denied
+        return self.rtr.command_status(request)
+
+    @route("GET", "/real-time-response/entities/file/v2")
+    def session_files(self, request: Request) -> Response:
+        if denied := self.authorize(request, "real-time-response:read"):
+            return denied
+        return self.rtr.session_files(request)

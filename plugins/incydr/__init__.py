@@ -1,0 +1,38 @@
+"""The Code42 Incydr plugin: the alert source.
+
+File events (Forensic Search), sessions and alerts, and the watchlists that say whether a person
+is leaving; the `incydr` connection type; and a stateful mock of the Incydr API for tests and
+the demo. Sample file events in Incydr's v2 shape ship in `samples/`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from crownguard.engine import Action, ConnectionType, MockServerSpec, hookimpl
+
+from .actions import ACTIONS
+from .connection import CONNECTION_TYPE
+from .mock import IncydrMock
+
+
+@hookimpl
+def crownguard_register_actions(register: Callable[[Action], None]) -> None:
+    for item in ACTIONS:
+        register(item)
+
+
+@hookimpl
+def crownguard_register_connection_types(register: Callable[[ConnectionType], None]) -> None:
+    register(CONNECTION_TYPE)
+
+
+@hookimpl
+def crownguard_register_mock_servers(register: Callable[[MockServerSpec], None]) -> None:
+    register(MockServerSpec("incydr", IncydrMock,
+                            "Code42 Incydr: OAuth API clients, Forensic Search, sessions, "
+                            "alerts, actors and watchlists."))
+
+
+__all__: list[Any] = []
