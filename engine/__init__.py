@@ -3,7 +3,7 @@
 Plugins import only the names listed in `__all__` (a test keeps them to it).
 """
 
-from .actions import Action, ActionContext, RetryPolicy, action
+from .actions import Action, ActionContext, RetryPolicy, Waiting, action
 from .config import HTTP_CONNECTION_SCHEMA, Config, Connection, Connections, ConnectionType
 from .errors import (
     ActionError,
@@ -74,6 +74,7 @@ __all__ = [
     "TransportError",
     "VendorClient",
     "VendorError",
+    "Waiting",
     "action",
     "evaluate",
     "hookimpl",

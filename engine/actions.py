@@ -68,6 +68,18 @@ ActionFunc = Callable[["ActionContext", dict[str, Any]], Any]
 
 
 @dataclass(frozen=True)
+class Waiting:
+    """Returned by an action to suspend its step until a person answers (an approval, a
+    justification). The run is persisted as `waiting`; `crownguard approve` (or a parsed chat
+    interaction) resumes it. `timeout_seconds` bounds the wait: at expiry the step fails, so
+    `when: failure` paths can escalate. `data` is kept with the wait (who may answer...)."""
+
+    reason: str
+    timeout_seconds: float | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Action:
     """A named operation a step can call, with its contract."""
 

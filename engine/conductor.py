@@ -82,6 +82,7 @@ class StepState:
     finished_at: str | None = None
     reason: str | None = None
     items: dict[int, Any] = field(default_factory=dict)  # finished for_each items -> output
+    waiting: dict[str, Any] | None = None  # reason, expires_at, data of a pending wait
     item_attempts: dict[int, int] = field(default_factory=dict)
 
     def record(self) -> dict[str, Any]:
@@ -148,6 +149,8 @@ class Conductor:
             item = event.get("item")
             if item is not None:
                 state.item_attempts[item] = state.item_attempts.get(item, 0) + 1
+        elif kind == EventType.STEP_WAITING:
+            state.waiting = {k: event.get(k) for k in ("reason", "expires_at", "data")}
         elif kind == EventType.ITEM_SUCCEEDED:
             state.items[event["item"]] = event.get("output")
         elif kind in (EventType.STEP_SUCCEEDED, EventType.STEP_FAILED, EventType.STEP_SKIPPED):

@@ -20,10 +20,11 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from .actions import Action, ActionContext, RetryPolicy, timeout_message
+from .actions import Action, ActionContext, RetryPolicy, Waiting, timeout_message
 from .conductor import Conductor, EventType
 from .config import Config
 from .errors import ActionError, ConfigError, InputError, StepTimeout
@@ -97,7 +98,10 @@ class Runner:
             "event": event or {},
             "vars": {**playbook.vars, **self.config.vars, **(variables or {})},
             "risk": risk or {},
-            "run": {"id": run_id, "playbook": playbook.name, "dry_run": self.dry_run},
+            "run": {"id": run_id, "playbook": playbook.name, "dry_run": self.dry_run,
+                    # Where a playbook's own files (nudge templates...) are looked up.
+                    "playbook_dir": str(Path(playbook.source).resolve().parent)
+                    if playbook.source and not playbook.source.startswith("<") else None},
         }
         conductor = Conductor(playbook, inputs)
         execution = _Execution(self, playbook, conductor, run_id)
@@ -106,15 +110,22 @@ class Runner:
         return execution.drive()
 
     def resume(self, playbook: Playbook, run_id: str, inputs: dict[str, Any],
-               events: list[dict[str, Any]]) -> dict[str, Any]:
-        """Continue a run from its journal: replay the events, then drive it on. Steps that
-        were in flight start again (same idempotency keys)."""
+               events: list[dict[str, Any]],
+               answers: dict[str, dict[str, Any]] | None = None,
+               now: datetime | None = None) -> dict[str, Any]:
+        """Continue a run from its journal: replay the events, then drive it on.
+
+        Steps that were in flight start again (same idempotency keys). A waiting step with an
+        answer in `answers` (`{step: {decision: approve|reject, by, comment, at}}`) finishes
+        with it: approve succeeds with the answer as output, reject fails the step. A waiting
+        step whose wait expired without an answer fails.
+        """
         conductor = Conductor(playbook, inputs)
         for event in events:
             conductor.apply(event)
-        # In flight when the process died: those steps start again.
         conductor.requeue_in_flight()
         execution = _Execution(self, playbook, conductor, run_id)
+        execution.settle_waits(answers or {}, now or datetime.now(UTC))
         return execution.drive()
 
 
@@ -134,6 +145,28 @@ class _Execution:
         self.timers: list[tuple[float, int, str, int]] = []  # (due, seq, step, item)
         self.tokens = itertools.count(1)
         self.seq = itertools.count()
+
+    def settle_waits(self, answers: dict[str, dict[str, Any]], now: datetime) -> None:
+        for step_id, state in self.conductor.steps.items():
+            if str(state.status) != "waiting":
+                continue
+            answer = answers.get(step_id)
+            if answer is not None:
+                if answer.get("decision") == "approve":
+                    self.emit({"type": EventType.STEP_SUCCEEDED, "step": step_id,
+                               "output": self.redactor.redact_value(dict(answer))})
+                else:
+                    comment = f": {answer['comment']}" if answer.get("comment") else ""
+                    self.emit({"type": EventType.STEP_FAILED, "step": step_id,
+                               "error": self.redactor.redact(
+                                   f"rejected by {answer.get('by', 'someone')}{comment}")})
+                self._notify_finished(step_id)
+                continue
+            expires = (state.waiting or {}).get("expires_at")
+            if expires and datetime.fromisoformat(expires.replace("Z", "+00:00")) <= now:
+                self.emit({"type": EventType.STEP_FAILED, "step": step_id,
+                           "error": f"no answer before {expires}"})
+                self._notify_finished(step_id)
 
     # events ------------------------------------------------------------------------------------
 
@@ -291,7 +324,8 @@ class _Execution:
                                self.redactor.redact_value(inputs)}
             else:
                 output = action.func(ctx, inputs)
-                action.validate_output(output)
+                if not isinstance(output, Waiting):
+                    action.validate_output(output)
             self.done.put((token, output, None))
         except ActionError as exc:
             self.done.put((token, None, exc))
@@ -311,6 +345,12 @@ class _Execution:
         work = self.work[attempt.step]
         work.running -= 1
         item = attempt.item if attempt.item is not None else 0
+        if isinstance(output, Waiting):
+            if work.fan_out:
+                error = ActionError("a for_each step cannot wait for an answer")
+            else:
+                self._wait(work, output)
+                return
         if error is None:
             work.outputs[item] = output
             if work.fan_out:
@@ -349,6 +389,16 @@ class _Execution:
             return
         work.error = f"item {item}: {message}" if work.fan_out else message
         work.todo.clear()
+
+    def _wait(self, work: _StepWork, waiting: Waiting) -> None:
+        expires = None
+        if waiting.timeout_seconds is not None:
+            at = datetime.now(UTC) + timedelta(seconds=waiting.timeout_seconds)
+            expires = at.isoformat(timespec="microseconds").replace("+00:00", "Z")
+        self.emit({"type": EventType.STEP_WAITING, "step": work.step.id,
+                   "reason": self.redactor.redact(waiting.reason), "expires_at": expires,
+                   "data": self.redactor.redact_value(waiting.data)})
+        del self.work[work.step.id]
 
     def _drop_timers(self, step_id: str) -> None:
         self.timers = [t for t in self.timers if t[2] != step_id]

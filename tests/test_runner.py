@@ -411,3 +411,50 @@ steps:
     assert record["steps"]["a"]["attempts"] == 1
     assert "asked to wait 3600s, longer than max_backoff_seconds 60s" in \
         record["steps"]["a"]["error"]
+
+
+WAIT_PLAYBOOK = """
+name: approval
+steps:
+  - id: ask
+    action: core.wait_for_approval
+    with: {prompt: "Contain the host?", approvers: [alice], timeout_seconds: 3600}
+  - {id: contain, action: probe.work, needs: [ask]}
+  - {id: escalate, action: probe.work, needs: [ask], when: failure}
+  - {id: parallel, action: probe.work}
+"""
+
+
+def _wait_and_resume(host: PluginHost, answers: Any, now: Any = None) -> tuple[dict, dict]:
+    events: list[dict[str, Any]] = []
+    playbook = parse_playbook(WAIT_PLAYBOOK, host.actions)
+    first = Runner(host, journal=events.append).run(playbook, {})
+    resumed = Runner(host, journal=events.append).resume(playbook, first["run_id"], {},
+                                                         list(events), answers, now)
+    return first, resumed
+
+
+def test_wait_for_approval_then_approve(host: PluginHost, probe: Probe) -> None:
+    first, resumed = _wait_and_resume(host, {"ask": {"decision": "approve", "by": "alice",
+                                                      "comment": "go", "at": "t"}})
+    assert first["status"] == "waiting"
+    assert first["steps"]["ask"]["status"] == "waiting"
+    assert first["steps"]["parallel"]["status"] == "succeeded"  # other branches go on
+    assert first["steps"]["contain"]["status"] == "pending"
+    assert resumed["status"] == "succeeded"
+    assert resumed["steps"]["ask"]["output"]["by"] == "alice"
+    assert probe.calls == Counter({"parallel": 1, "contain": 1})
+
+
+def test_rejection_and_expiry_fail_the_wait(host: PluginHost, probe: Probe) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    _, rejected = _wait_and_resume(host, {"ask": {"decision": "reject", "by": "alice",
+                                                  "comment": "false positive"}})
+    assert rejected["steps"]["ask"]["error"] == "rejected by alice: false positive"
+    assert rejected["steps"]["escalate"]["status"] == "succeeded"
+    _, still = _wait_and_resume(host, {})
+    assert still["status"] == "waiting"
+    _, expired = _wait_and_resume(host, {}, datetime.now(UTC) + timedelta(hours=2))
+    assert expired["steps"]["ask"]["error"].startswith("no answer before ")
+    assert expired["steps"]["escalate"]["status"] == "succeeded"

@@ -16,7 +16,7 @@ from crownguard.engine import (
     hookimpl,
 )
 
-from .actions import http_request, noop, transform
+from .actions import http_request, noop, transform, wait_for_approval
 from .mock import WebhookMock
 
 PLAYBOOKS = Path(__file__).parent / "playbooks"
@@ -24,7 +24,7 @@ PLAYBOOKS = Path(__file__).parent / "playbooks"
 
 @hookimpl
 def crownguard_register_actions(register: Callable[[Action], None]) -> None:
-    for item in (http_request, noop, transform):
+    for item in (http_request, noop, transform, wait_for_approval):
         register(item)
 
 

@@ -12,6 +12,7 @@ from crownguard.engine import (
     BadResponse,
     HostNotAllowed,
     VendorClient,
+    Waiting,
     action,
     evaluate,
 )
@@ -135,3 +136,46 @@ def transform(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
         return {"result": evaluate(expression, inputs["data"])}
     except Exception as exc:
         raise ActionError(f"core.transform: {exc}") from None
+
+
+APPROVAL_OUTPUT = {
+    "type": "object",
+    "required": ["decision"],
+    "properties": {
+        "decision": {"enum": ["approve", "dry_run"]},
+        "by": {"type": "string"},
+        "comment": {"type": ["string", "null"]},
+        "at": {"type": "string"},
+    },
+}
+
+
+@action(
+    "core.wait_for_approval",
+    input_schema={
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["prompt"],
+        "properties": {
+            "prompt": {"type": "string", "minLength": 1},
+            "approvers": {"type": "array", "items": {"type": "string", "minLength": 1}},
+            "timeout_seconds": {"type": "number", "exclusiveMinimum": 0},
+            "details": {},
+        },
+    },
+    output_schema=APPROVAL_OUTPUT,
+)
+def wait_for_approval(ctx: ActionContext, inputs: dict[str, Any]) -> Any:
+    """Pause the run until a person approves or rejects, or the wait times out.
+
+    The run is stored as `waiting` (nothing is held in memory). `crownguard approve RUN_ID STEP
+    --decision approve|reject --by NAME [--comment TEXT]` answers it; when `approvers` is given,
+    an answer by anyone else is refused and recorded. Approve: the step succeeds with
+    `{decision, by, comment, at}`. Reject, or no answer within `timeout_seconds`: the step fails,
+    so `when: failure` steps can escalate. In a dry run it does not wait.
+    """
+    if ctx.dry_run:
+        return {"decision": "dry_run"}
+    return Waiting(reason=inputs["prompt"], timeout_seconds=inputs.get("timeout_seconds"),
+                   data={"approvers": inputs.get("approvers") or [],
+                         "details": inputs.get("details")})

@@ -1,0 +1,27 @@
+"""The `email` plugin (package crownguard.plugins.email): the nudge by e-mail over SMTP.
+
+Modules inside import each other absolutely (crownguard.plugins.email.*) and are named so that
+none shadows the standard library's `email` package, which they use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from crownguard.engine import Action, ConnectionType, hookimpl
+from crownguard.plugins.email.actions import send_nudge
+from crownguard.plugins.email.smtp_client import EMAIL_CONNECTION_SCHEMA, EMAIL_SECRETS
+
+
+@hookimpl
+def crownguard_register_actions(register: Callable[[Action], None]) -> None:
+    register(send_nudge)
+
+
+@hookimpl
+def crownguard_register_connection_types(register: Callable[[ConnectionType], None]) -> None:
+    register(ConnectionType(
+        "email", EMAIL_CONNECTION_SCHEMA,
+        "An SMTP submission server: host/port (or base_url smtp:// / smtps://), security "
+        "(starttls, tls, none), username/password, from_address, and a CA to trust.",
+        secrets=EMAIL_SECRETS))

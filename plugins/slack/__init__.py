@@ -1,0 +1,37 @@
+"""The `slack` plugin: nudge an employee by direct message, post to a SOC channel, and read the
+employee's answer back from Slack's signed interactivity request."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from crownguard.engine import Action, ConnectionType, MockServerSpec, hookimpl
+from crownguard.plugins.slack.actions import (
+    delete_message,
+    parse_interaction,
+    post_message,
+    send_nudge,
+)
+from crownguard.plugins.slack.client import SLACK_CONNECTION_SCHEMA, SLACK_SECRETS
+from crownguard.plugins.slack.mock import SlackMock
+
+
+@hookimpl
+def crownguard_register_actions(register: Callable[[Action], None]) -> None:
+    for item in (send_nudge, post_message, delete_message, parse_interaction):
+        register(item)
+
+
+@hookimpl
+def crownguard_register_connection_types(register: Callable[[ConnectionType], None]) -> None:
+    register(ConnectionType(
+        "slack", SLACK_CONNECTION_SCHEMA,
+        "A Slack workspace: a bot token (or token rotation with refresh_token, client_id and "
+        "client_secret) and the app's signing_secret for interactivity requests.",
+        secrets=SLACK_SECRETS))
+
+
+@hookimpl
+def crownguard_register_mock_servers(register: Callable[[MockServerSpec], None]) -> None:
+    register(MockServerSpec("slack", SlackMock,
+                            "Slack Web API: users, DMs, channels, messages, token rotation."))

@@ -1,0 +1,479 @@
+"""The slack plugin's sending actions against the Slack mock: nudge, SOC message, delete, the
+error classes, pagination, token rotation, secrets, and playbooks end to end."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+import crownguard.plugins.slack as slack_plugin
+from crownguard.engine import (
+    Action,
+    ActionContext,
+    AuthError,
+    BadResponse,
+    Config,
+    ConflictError,
+    NotFoundError,
+    RateLimited,
+    ServerError,
+)
+from crownguard.plugins.slack.actions import delete_message, post_message, send_nudge
+from crownguard.plugins.slack.mock import ALL_SCOPES, SlackMock
+
+NUDGE = {"email": "ada@example.com", "file_name": "llama-ft-q4.safetensors",
+         "policy": "AI model handling policy", "destination": "a personal Google Drive"}
+
+
+@pytest.fixture
+def slack(mock_server: Any) -> SlackMock:
+    return mock_server(SlackMock)
+
+
+@pytest.fixture
+def host(isolated_host: Any) -> Any:
+    return isolated_host(slack_plugin, name="slack")
+
+
+@pytest.fixture
+def make_config(crownguard_config: Any, host: Any, slack: SlackMock) -> Any:
+    def make(**overrides: Any) -> Config:
+        settings = {**slack.connection_settings(), **overrides}
+        return crownguard_config({"slack": settings}, host=host)
+
+    return make
+
+
+@pytest.fixture
+def config(make_config: Any) -> Config:
+    return make_config()
+
+
+@pytest.fixture
+def ada(slack: SlackMock) -> str:
+    return slack.add_user("ada@example.com", "Ada Lovelace")
+
+
+def call(action: Action, inputs: dict[str, Any], config: Config, *, run_id: str = "run-1",
+         step_id: str = "nudge") -> dict[str, Any]:
+    """Call an action the way the runner does: validated inputs, a context, checked output."""
+    action.validate_inputs(inputs)
+    ctx = ActionContext(run_id=run_id, step_id=step_id, attempt=1,
+                        idempotency_key=f"key-{run_id}-{step_id}",
+                        connections=config.connections)
+    output = action.func(ctx, inputs)
+    action.validate_output(output)
+    return output
+
+
+def blocks_of(slack: SlackMock, channel: str, ts: str) -> list[dict[str, Any]]:
+    message = next(m for m in slack.messages(channel) if m["ts"] == ts)
+    return message["blocks"]
+
+
+# --- send_nudge ---------------------------------------------------------------------------------
+
+
+def test_send_nudge_direct_messages_the_employee_with_buttons(slack: SlackMock, config: Config,
+                                                              ada: str) -> None:
+    out = call(send_nudge, NUDGE, config, run_id="run-42")
+
+    assert out["changed"] is True and out["user_id"] == ada and out["language"] == "en"
+    assert out["channel"] == slack.dm_of(ada)
+    [message] = slack.messages(out["channel"])
+    assert message["text"] == "A quick note about llama-ft-q4.safetensors"
+    section_text = " ".join(b["text"]["text"] for b in message["blocks"]
+                            if b["type"] == "section")
+    assert "llama-ft-q4.safetensors" in section_text and "AI model handling policy" in section_text
+    assert "a personal Google Drive" in section_text
+    input_block = next(b for b in message["blocks"] if b["type"] == "input")
+    assert input_block["block_id"] == "crownguard_justification" and input_block["optional"]
+    buttons = next(b for b in message["blocks"] if b["type"] == "actions")["elements"]
+    assert [b["text"]["text"] for b in buttons] == ["It was a mistake, I removed it",
+                                                    "I have a business reason"]
+    values = [json.loads(b["value"]) for b in buttons]
+    assert values == [{"v": 1, "run_id": "run-42", "step_id": "nudge", "choice": "mistake"},
+                      {"v": 1, "run_id": "run-42", "step_id": "nudge",
+                       "choice": "business_reason"}]
+    assert message["metadata"] == {"event_type": "crownguard_nudge", "event_payload": {
+        "dedupe_key": "key-run-42-nudge", "run_id": "run-42", "step_id": "nudge"}}
+    # The calls Slack's docs describe, in order, with a bearer token and JSON bodies.
+    lookup = slack.calls_to("GET", "/api/users.lookupByEmail")[0]
+    assert lookup.arg("email") == "ada@example.com"
+    assert lookup.headers["Authorization"] == f"Bearer {slack.bot_token}"
+    opened = slack.calls_to("POST", "/api/conversations.open")[0]
+    assert opened.json == {"users": ada}
+    posted = slack.calls_to("POST", "/api/chat.postMessage")[0]
+    assert posted.headers["Content-Type"] == "application/json; charset=utf-8"
+
+
+def test_send_nudge_repeat_is_idempotent(slack: SlackMock, config: Config, ada: str) -> None:
+    first = call(send_nudge, NUDGE, config)
+    again = call(send_nudge, NUDGE, config)
+
+    assert again == {**first, "changed": False}
+    assert len(slack.messages(first["channel"])) == 1
+    assert len(slack.calls_to("POST", "/api/chat.postMessage")) == 1
+    # Another step (another idempotency key) is a new nudge.
+    other = call(send_nudge, NUDGE, config, step_id="second_nudge")
+    assert other["changed"] is True and len(slack.messages(first["channel"])) == 2
+
+
+def test_send_nudge_by_user_id_in_german_without_buttons(slack: SlackMock, config: Config,
+                                                         ada: str) -> None:
+    inputs = {**{k: v for k, v in NUDGE.items() if k != "email"}, "user_id": ada,
+              "language": "de-DE", "employee_name": "Ada", "ask_justification": False}
+    out = call(send_nudge, inputs, config)
+
+    assert out["language"] == "de" and out["asked_justification"] is False
+    blocks = blocks_of(slack, out["channel"], out["ts"])
+    assert {b["type"] for b in blocks} == {"section"}
+    assert blocks[0]["text"]["text"].startswith("Hallo Ada,")
+    assert not slack.calls_to("GET", "/api/users.lookupByEmail")
+
+
+def test_send_nudge_escapes_event_values_for_slack(slack: SlackMock, config: Config,
+                                                   ada: str) -> None:
+    inputs = {**NUDGE, "file_name": "<!channel> & <https://evil.example|click>.bin"}
+    out = call(send_nudge, inputs, config)
+
+    text = blocks_of(slack, out["channel"], out["ts"])[0]["text"]["text"]
+    assert "&lt;!channel&gt; &amp; &lt;https://evil.example|click&gt;.bin" in text
+    assert "<!channel>" not in text
+
+
+def test_send_nudge_reply_step_names_the_step_that_waits(slack: SlackMock, config: Config,
+                                                         ada: str) -> None:
+    out = call(send_nudge, {**NUDGE, "reply_step": "await_answer"}, config, run_id="r9")
+
+    buttons = next(b for b in blocks_of(slack, out["channel"], out["ts"])
+                   if b["type"] == "actions")["elements"]
+    assert {json.loads(b["value"])["step_id"] for b in buttons} == {"await_answer"}
+
+
+# --- post_message and delete_message ------------------------------------------------------------
+
+
+def test_post_message_by_name_escapes_text_and_is_idempotent(slack: SlackMock,
+                                                             config: Config) -> None:
+    soc = next(c for c in slack.conversations.values() if c["name"] == "soc-alerts")["id"]
+    inputs = {"channel": "#soc-alerts", "text": "Nudged <!channel> about *model.bin*"}
+    out = call(post_message, inputs, config, step_id="tell_soc")
+    again = call(post_message, inputs, config, step_id="tell_soc")
+
+    assert out["channel"] == soc and out["changed"] is True
+    assert again == {**out, "changed": False}
+    [message] = slack.messages(soc)
+    assert message["text"] == "Nudged &lt;!channel&gt; about *model.bin*"
+    marked = call(post_message, {"channel": soc, "text": "<https://soc.example/case/1|case 1>",
+                                 "allow_markup": True}, config, step_id="link")
+    assert slack.messages(soc)[-1]["text"] == "<https://soc.example/case/1|case 1>"
+    assert marked["changed"] is True
+
+
+def test_post_message_where_the_app_is_not_a_member(slack: SlackMock, config: Config) -> None:
+    closed = slack.add_channel("legal", member=False)
+    with pytest.raises(ConflictError) as caught:
+        call(post_message, {"channel": closed, "text": "hello", "dedupe": False}, config)
+    assert "not_in_channel" in str(caught.value) and "invite the app" in str(caught.value)
+
+
+def test_post_message_unknown_channel_name(slack: SlackMock, config: Config) -> None:
+    with pytest.raises(NotFoundError) as caught:
+        call(post_message, {"channel": "#nowhere", "text": "hello"}, config)
+    assert "#nowhere" in str(caught.value)
+
+
+def test_delete_message_undoes_a_nudge_and_repeats_cleanly(slack: SlackMock, config: Config,
+                                                           ada: str) -> None:
+    sent = call(send_nudge, NUDGE, config)
+    first = call(delete_message, {"channel": sent["channel"], "ts": sent["ts"]}, config)
+    again = call(delete_message, {"channel": sent["channel"], "ts": sent["ts"]}, config)
+
+    assert first["changed"] is True and again["changed"] is False
+    assert slack.messages(sent["channel"]) == []
+
+
+# --- error classes -------------------------------------------------------------------------------
+
+
+def test_wrong_token_is_a_clear_auth_error(make_config: Any, ada: str) -> None:
+    config = make_config(token="xoxb-0000-wrong-token")
+    with pytest.raises(AuthError) as caught:
+        call(send_nudge, NUDGE, config)
+    error = caught.value
+    assert (error.vendor, error.operation, error.status) == ("slack", "users.lookupByEmail", 200)
+    assert "invalid_auth" in str(error) and "check the connection's token" in str(error)
+    assert error.request_id  # Slack's X-Slack-Req-Id
+    assert "xoxb-0000-wrong-token" not in str(error)
+
+
+def test_missing_scope_names_the_scope(slack: SlackMock, config: Config, ada: str) -> None:
+    slack.set_scopes(ALL_SCOPES - {"im:write"})
+    with pytest.raises(AuthError) as caught:
+        call(send_nudge, NUDGE, config)
+    assert caught.value.operation == "conversations.open"
+    assert "missing_scope" in str(caught.value) and "'im:write'" in str(caught.value)
+
+
+def test_unknown_user_is_not_found(slack: SlackMock, config: Config) -> None:
+    with pytest.raises(NotFoundError) as caught:
+        call(send_nudge, {**NUDGE, "email": "nobody@example.com"}, config)
+    assert "users_not_found" in str(caught.value)
+    assert caught.value.retryable is False
+
+
+def test_deactivated_user_is_refused(slack: SlackMock, config: Config) -> None:
+    gone = slack.add_user("gone@example.com", "Gone", deleted=True)
+    with pytest.raises(ConflictError) as caught:
+        call(send_nudge, {**NUDGE, "email": "gone@example.com"}, config)
+    assert "user_disabled" in str(caught.value) and gone not in str(caught.value)
+
+
+def test_ok_false_server_errors_are_retryable(slack: SlackMock, config: Config, ada: str) -> None:
+    slack.inject("status", status=200, body={"ok": False, "error": "fatal_error"},
+                 path="/api/chat.postMessage")
+    with pytest.raises(ServerError) as caught:
+        call(send_nudge, NUDGE, config)
+    assert caught.value.retryable is True
+
+
+def test_malformed_json_is_a_bad_response(slack: SlackMock, config: Config, ada: str) -> None:
+    slack.inject("malformed", path="/api/users.lookupByEmail")
+    with pytest.raises(BadResponse) as caught:
+        call(send_nudge, NUDGE, config)
+    assert "not valid JSON" in str(caught.value)
+    assert caught.value.operation == "users.lookupByEmail"
+
+
+def test_unknown_method_answer_is_slacks(slack: SlackMock) -> None:
+    import requests
+
+    answer = requests.get(slack.base_url + "/api/chat.frobnicate", timeout=5)
+    assert answer.status_code == 404
+    assert answer.json() == {"ok": False, "error": "unknown_method",
+                             "req_method": "chat.frobnicate"}
+
+
+NUDGE_PLAYBOOK = """
+name: slack-nudge
+steps:
+  - id: nudge
+    action: slack.send_nudge
+    retry: {max_attempts: 3, backoff_seconds: 0.01}
+    with:
+      email: "${{ event.actor.email }}"
+      file_name: "${{ event.file.name }}"
+      policy: AI model handling policy
+      language: "${{ event.actor.language }}"
+"""
+EVENT = {"actor": {"email": "ada@example.com", "language": "fr"},
+         "file": {"name": "llama-ft-q4.safetensors"}}
+
+
+def test_429_retry_after_is_honoured_by_the_step_retry(slack: SlackMock, config: Config,
+                                                       host: Any, ada: str,
+                                                       run_playbook: Any) -> None:
+    slack.inject("status", status=429, retry_after=1, path="/api/chat.postMessage")
+    events: list[dict[str, Any]] = []
+    record = run_playbook(NUDGE_PLAYBOOK, EVENT, config=config, host=host,
+                          journal=events.append)
+
+    step = record["steps"]["nudge"]
+    assert record["status"] == "succeeded" and step["attempts"] == 2
+    [failed] = [e for e in events if e["type"] == "attempt_failed"]
+    assert failed["error_type"] == "RateLimited" and "ratelimited" in failed["error"]
+    # backoff_seconds is 0.01: the wait comes from Slack's Retry-After.
+    assert failed["retry_in"] >= 1.0
+    assert step["output"]["changed"] is True and step["output"]["language"] == "fr"
+    assert len(slack.messages(step["output"]["channel"])) == 1
+
+
+def test_5xx_is_retried_by_the_step(slack: SlackMock, config: Config, host: Any, ada: str,
+                                    run_playbook: Any) -> None:
+    slack.inject("status", status=503, path="/api/users.lookupByEmail", times=2)
+    record = run_playbook(NUDGE_PLAYBOOK, EVENT, config=config, host=host)
+
+    assert record["status"] == "succeeded"
+    assert record["steps"]["nudge"]["attempts"] == 3
+
+
+def test_429_body_is_slacks_ratelimited(slack: SlackMock, config: Config, ada: str) -> None:
+    slack.inject("status", status=429, retry_after=7, path="/api/users.lookupByEmail")
+    with pytest.raises(RateLimited) as caught:
+        call(send_nudge, NUDGE, config)
+    assert caught.value.retry_after == 7 and caught.value.status == 429
+    assert "ratelimited" in str(caught.value)
+
+
+# --- pagination ----------------------------------------------------------------------------------
+
+
+def test_dedupe_pages_through_conversation_history(slack: SlackMock, config: Config,
+                                                   ada: str) -> None:
+    first = call(send_nudge, NUDGE, config)
+    # 450 later messages push the nudge to the third page of 200.
+    for n in range(450):
+        slack.add_message(first["channel"], ada, f"chatter {n}")
+    history_before = len(slack.calls_to("GET", "/api/conversations.history"))
+    again = call(send_nudge, NUDGE, config)
+
+    assert again["changed"] is False and again["ts"] == first["ts"]
+    pages = slack.calls_to("GET", "/api/conversations.history")[history_before:]
+    assert len(pages) == 3
+    assert pages[0].arg("cursor") is None and pages[1].arg("cursor") and pages[2].arg("cursor")
+    assert all(p.arg("include_all_metadata") == "true" for p in pages)
+
+
+def test_channel_name_is_resolved_across_pages(slack: SlackMock, config: Config) -> None:
+    for n in range(260):
+        slack.add_channel(f"team-{n:03d}")
+    target = slack.add_channel("zz-ir-war-room")
+    out = call(post_message, {"channel": "#zz-ir-war-room", "text": "hello"}, config)
+
+    assert out["channel"] == target
+    listing = slack.calls_to("GET", "/api/conversations.list")
+    assert len(listing) == 2 and listing[1].arg("cursor")
+
+
+# --- token rotation ------------------------------------------------------------------------------
+
+
+def test_expired_rotating_token_is_refreshed_once(slack: SlackMock, make_config: Any,
+                                                  ada: str) -> None:
+    rotation = slack.enable_token_rotation()
+    config = make_config(**rotation)
+    call(send_nudge, NUDGE, config, step_id="before")
+    slack.expire_tokens()  # the 12-hour token runs out mid-run
+    out = call(send_nudge, NUDGE, config, step_id="after")
+
+    assert out["changed"] is True
+    refreshes = slack.calls_to("POST", "/api/oauth.v2.access")
+    assert len(refreshes) == 1
+    assert refreshes[0].form["grant_type"] == "refresh_token"
+    assert refreshes[0].form["refresh_token"] == rotation["refresh_token"]
+    assert rotation["refresh_token"] not in slack.refresh_tokens  # used up: Slack revokes it
+    # The expired token was sent once, then the new one.
+    bearer = [c.headers.get("Authorization") for c in slack.calls
+              if c.path == "/api/users.lookupByEmail"]
+    assert bearer[0] == bearer[1] == f"Bearer {rotation['token']}" != bearer[2]
+
+
+def test_expired_static_token_is_an_auth_error(slack: SlackMock, config: Config,
+                                               ada: str) -> None:
+    slack.expire_tokens()
+    with pytest.raises(AuthError) as caught:
+        call(send_nudge, NUDGE, config)
+    assert "token_expired" in str(caught.value)
+    assert not slack.calls_to("POST", "/api/oauth.v2.access")
+
+
+def test_rejected_refresh_is_an_auth_error(slack: SlackMock, make_config: Any, ada: str) -> None:
+    rotation = slack.enable_token_rotation()
+    config = make_config(**{**rotation, "client_secret": "not-the-secret"})
+    slack.expire_tokens()
+    with pytest.raises(AuthError) as caught:
+        call(send_nudge, NUDGE, config)
+    assert "bad_client_secret" in str(caught.value)
+    assert "not-the-secret" not in str(caught.value)
+
+
+# --- secrets -------------------------------------------------------------------------------------
+
+
+def test_no_secret_reaches_run_records_or_errors(slack: SlackMock, make_config: Any, host: Any,
+                                                 ada: str, run_playbook: Any) -> None:
+    rotation = slack.enable_token_rotation()
+    config = make_config(**rotation)
+    slack.expire_tokens()
+    # A vendor error that echoes credentials back must be scrubbed too.
+    slack.inject("status", status=500, path="/api/conversations.open", body={
+        "ok": False, "error": f"internal_error: {rotation['token']} {slack.signing_secret}"})
+    playbook = NUDGE_PLAYBOOK + """
+  - id: tell_soc
+    action: slack.post_message
+    with: {channel: "#soc-alerts", text: "x"}
+"""
+    events: list[dict[str, Any]] = []
+    bad = make_config(**{**rotation, "token": "xoxb-leaky-0000", "refresh_token": "xoxe-leaky"})
+    record = run_playbook(playbook, EVENT, config=config, host=host, journal=events.append)
+    failed = run_playbook(playbook, EVENT, config=bad, host=host, journal=events.append)
+
+    assert record["status"] == "succeeded"
+    assert failed["status"] == "failed"
+    assert record["steps"]["nudge"]["attempts"] == 2  # the 500 was seen, then retried
+    text = json.dumps([record, failed, events])
+    issued = list(slack.tokens) + list(slack.refresh_tokens)  # includes the rotated ones
+    for secret in [rotation["refresh_token"], rotation["client_secret"], slack.signing_secret,
+                   "xoxb-leaky-0000", "xoxe-leaky", *issued]:
+        assert secret not in text
+    assert "***" in text  # the echoed token was there, and was masked
+
+
+# --- playbooks end to end ------------------------------------------------------------------------
+
+
+def test_playbook_nudges_and_tells_the_soc(slack: SlackMock, config: Config, host: Any,
+                                           ada: str, run_playbook: Any) -> None:
+    playbook = NUDGE_PLAYBOOK + """
+  - id: tell_soc
+    action: slack.post_message
+    needs: [nudge]
+    with:
+      channel: "#soc-alerts"
+      text: "Nudged ${{ event.actor.email }} about ${{ event.file.name }} (${{ steps.nudge.output.language }})"
+"""
+    record = run_playbook(playbook, EVENT, config=config, host=host, run_id="run-e2e")
+    again = run_playbook(playbook, EVENT, config=config, host=host, run_id="run-e2e")
+
+    assert record["status"] == "succeeded"
+    assert record["steps"]["tell_soc"]["output"]["changed"] is True
+    soc = record["steps"]["tell_soc"]["output"]["channel"]
+    assert slack.messages(soc)[0]["text"] == (
+        "Nudged ada@example.com about llama-ft-q4.safetensors (fr)")
+    # Running the same run again (a resume) changes nothing at Slack.
+    assert again["status"] == "succeeded"
+    assert again["steps"]["nudge"]["output"]["changed"] is False
+    assert again["steps"]["tell_soc"]["output"]["changed"] is False
+    assert len(slack.messages(soc)) == 1
+
+
+def test_playbook_authors_override_the_nudge_text(slack: SlackMock, config: Config, host: Any,
+                                                  ada: str, run_playbook: Any,
+                                                  tmp_path: Any) -> None:
+    folder = tmp_path / "nudge-texts"
+    (folder / "de").mkdir(parents=True)
+    (folder / "body.mrkdwn").write_text("Hey {{ employee_name }}: *{{ file_name }}* ({{ team }})")
+    (folder / "de" / "button_reason.txt").write_text("Ich brauche sie beruflich\n")
+    playbook = NUDGE_PLAYBOOK + f"""      templates: "{folder}"
+      employee_name: Ada
+      values: {{team: "ML platform <3"}}
+"""
+    event = {**EVENT, "actor": {"email": "ada@example.com", "language": "de-AT"}}
+    record = run_playbook(playbook, event, config=config, host=host)
+
+    out = record["steps"]["nudge"]["output"]
+    assert record["status"] == "succeeded" and out["language"] == "de"
+    blocks = blocks_of(slack, out["channel"], out["ts"])
+    assert blocks[0]["text"]["text"] == (
+        "Hey Ada: *llama-ft-q4.safetensors* (ML platform &lt;3)")
+    buttons = next(b for b in blocks if b["type"] == "actions")["elements"]
+    # The author's German button, and the shipped German text for the one not overridden.
+    assert [b["text"]["text"] for b in buttons] == ["Versehen, ich habe sie gelöscht",
+                                                    "Ich brauche sie beruflich"]
+
+
+def test_a_broken_override_fails_the_step_clearly(slack: SlackMock, config: Config, host: Any,
+                                                  ada: str, run_playbook: Any,
+                                                  tmp_path: Any) -> None:
+    (tmp_path / "subject.txt").write_text("{{ event.file.name }}")
+    playbook = NUDGE_PLAYBOOK + f"""      templates: "{tmp_path}"
+"""
+    record = run_playbook(playbook, EVENT, config=config, host=host)
+
+    step = record["steps"]["nudge"]
+    assert record["status"] == "failed" and step["attempts"] == 1
+    assert "subject.txt" in step["error"] and "is not a placeholder" in step["error"]
+    assert not slack.calls_to("POST", "/api/chat.postMessage")
