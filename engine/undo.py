@@ -100,7 +100,7 @@ def undo_playbook(original: Playbook, calls: list[UndoCall]) -> Playbook:
         # Recorded values travel through vars, never as template text: a value that happens to
         # contain "${{" must stay data.
         recorded[step_id] = call.inputs
-        with_ = {key: "${{ vars.undo.%s.%s }}" % (json.dumps(step_id), json.dumps(key))
+        with_ = {key: f"${{{{ vars.undo.{json.dumps(step_id)}.{json.dumps(key)} }}}}"
                  for key in call.inputs}
         steps.append(Step(id=step_id, action=call.action, with_=with_, needs=needs,
                           when=When.ALWAYS if needs else When.SUCCESS,

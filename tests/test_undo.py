@@ -88,7 +88,7 @@ def test_undo_reverts_only_what_changed_in_reverse(setup: tuple[PluginHost, Vend
     # 'again' changed nothing; 'note' has no undo; the suspend items map output user_id.
     assert {(c.step, c.item, c.action) for c in calls} == {
         ("contain", None, "v.lift"), ("suspend", 0, "v.unsuspend"), ("suspend", 1, "v.unsuspend")}
-    assert [c.inputs for c in calls if c.step == "suspend"][0]["user_id"].startswith("00u")
+    assert next(c.inputs for c in calls if c.step == "suspend")["user_id"].startswith("00u")
     order = [(c.step, c.item) for c in calls]
     finish = [(e["step"], e.get("item")) for e in events
               if e["type"] == "item_succeeded"
@@ -100,7 +100,7 @@ def test_undo_reverts_only_what_changed_in_reverse(setup: tuple[PluginHost, Vend
 
 
 def test_undo_of_one_step_and_errors(setup: tuple[PluginHost, Vendor]) -> None:
-    host, vendor = setup
+    host, _vendor = setup
     events: list[dict[str, Any]] = []
     playbook = parse_playbook(PLAYBOOK, host.actions)
     Runner(host, journal=events.append).run(playbook, {"device": "d-1", "users": []})
