@@ -1,0 +1,488 @@
+"""JiraMock: a stateful imitation of a Jira Cloud site's REST API v3.
+
+What it does as Jira Cloud does: Basic auth with e-mail + API token (401 "Client must be
+authenticated..." otherwise), project permissions (404 for issues one may not browse, 403 for
+writes), issue create with field validation and ADF-only rich text, issue properties, labels,
+the enhanced JQL search (`/rest/api/3/search/jql`, nextPageToken/isLast paging, bounded queries
+only, a search index that can lag behind writes), comments paged with startAt/maxResults/total,
+comment properties through `/rest/api/3/comment/list?expand=properties`, a To Do / In Progress /
+Done workflow with transition ids, `{"errorMessages", "errors"}` error bodies, 429 with
+Retry-After and the X-RateLimit-* headers, and an X-AREQUESTID on every answer.
+
+Test helpers: `add_issue`, `set_permissions`, `throttle`, `lose_response`, `index_lag`,
+`issues`, `comments`.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from werkzeug import Request, Response
+
+from crownguard.engine import MockServer, RecordedCall, route
+
+from .mock_adf import adf_problems
+from .mock_jql import JqlError, parse_jql, sort_issues
+from .mock_model import (
+    ALL_PERMISSIONS,
+    CATEGORIES,
+    ISSUE_TYPES,
+    PRIORITIES,
+    RESOLUTIONS,
+    STATUSES,
+    TRANSITIONS,
+    UNAUTHENTICATED,
+    create_problems,
+    errors,
+    now,
+)
+
+INTEGRATION_EMAIL = "crownguard@example.com"
+ACCOUNT_KEY = "jira.account"
+@dataclass
+class _Lost:
+    method: str
+    path_prefix: str
+    status: int
+    times: int
+    delay: float
+
+
+class JiraMock(MockServer):
+    """A Jira Cloud site with one project (SEC) and a simple three-status workflow."""
+
+    vendor = "jira"
+
+    def reset_state(self) -> None:
+        self.api_token = "jira-" + secrets.token_urlsafe(16)
+        self.accounts: dict[str, dict[str, Any]] = {INTEGRATION_EMAIL: {
+            "api_token": self.api_token, "accountId": "5b10ac8d82e05b22cc7d4ef5",
+            "displayName": "Crownguard Integration",
+            "permissions": {"SEC": set(ALL_PERMISSIONS)}}}
+        self.bearer_tokens: dict[str, str] = {}
+        self.projects = {"SEC": {"id": "10000", "key": "SEC", "name": "Security"}}
+        self.store: dict[str, dict[str, Any]] = {}  # issue key -> issue
+        self.issue_ids = itertools.count(10001)
+        self.issue_numbers = {key: itertools.count(1) for key in self.projects}
+        self.comment_ids = itertools.count(10100)
+        self.search_lag = 0
+        self.rate_limited = 0
+        self.retry_after = 1
+        self.lost: list[_Lost] = []
+        self.request_ids = itertools.count(1)
+
+    # settings and helpers ----------------------------------------------------------------------
+
+    def connection_settings(self, auth: str = "basic") -> dict[str, Any]:
+        """`basic` (e-mail + API token) or `token` (an OAuth bearer token)."""
+        settings: dict[str, Any] = {"base_url": self.base_url, "default_project": "SEC"}
+        if auth == "basic":
+            settings.update(email=INTEGRATION_EMAIL, api_token=self.api_token)
+        elif auth == "token":
+            token = "jira-bearer-" + secrets.token_urlsafe(16)
+            with self.state_lock:
+                self.bearer_tokens[token] = INTEGRATION_EMAIL
+            settings["token"] = token
+        else:
+            raise ValueError(f"unknown auth '{auth}'")
+        return settings
+
+    def set_permissions(self, project: str, permissions: set[str],
+                        email: str = INTEGRATION_EMAIL) -> None:
+        with self.state_lock:
+            self.accounts[email]["permissions"][project] = set(permissions)
+
+    def throttle(self, times: int = 1, retry_after: int = 1) -> None:
+        """The next `times` REST calls get Jira's rate-limit answer (429)."""
+        with self.state_lock:
+            self.rate_limited, self.retry_after = times, retry_after
+
+    def lose_response(self, method: str = "POST", path_prefix: str = "/rest/api/3/issue",
+                      *, status: int = 503, times: int = 1, delay: float = 0.0) -> None:
+        """Apply the next matching request, then lose its answer: send `status` instead, or
+        (delay > 0) answer only after `delay` seconds, when the client has given up."""
+        with self.state_lock:
+            self.lost.append(_Lost(method.upper(), path_prefix, status, times, delay))
+
+    def index_lag(self, searches: int) -> None:
+        """Issues created from now on stay out of the next `searches` search answers, as they
+        do while Jira's index catches up."""
+        with self.state_lock:
+            self.search_lag = searches
+
+    def add_issue(self, summary: str, *, labels: list[str] | None = None,
+                  status: str = "To Do", project: str = "SEC") -> str:
+        """An existing issue (created by someone else); returns its key."""
+        with self.state_lock:
+            return self._create(project, {"summary": summary, "labels": labels or [],
+                                          "issuetype": {"name": "Task"}}, {},
+                                status=status, hidden=0)["key"]
+
+    def issues(self) -> list[dict[str, Any]]:
+        with self.state_lock:
+            return [json.loads(json.dumps(i)) for i in self.store.values()]
+
+    def comments(self, key: str) -> list[dict[str, Any]]:
+        with self.state_lock:
+            return [json.loads(json.dumps(c)) for c in self.store[key]["comments"]]
+
+    def error_body(self, status: int) -> Any:
+        messages = {400: "The request was invalid.", 401: UNAUTHENTICATED,
+                    403: "You do not have permission to perform this operation.",
+                    404: "Issue does not exist or you do not have permission to see it.",
+                    429: "Rate limit exceeded."}
+        return errors([messages.get(status, "Internal server error")])
+
+    def not_found(self, request: Request) -> Response:
+        return self.json_response(errors(["null for uri: " + request.url]), 404)
+
+    # dispatch: authentication, rate limit, lost answers, request ids ---------------------------
+
+    def dispatch(self, request: Request) -> Response:
+        early: Response | None = None
+        if request.path.startswith("/rest/"):
+            with self.state_lock:
+                early = self._authenticate(request) or self._rate_limit()
+        if early is not None:
+            self.calls.append(RecordedCall(request.method, request.path,
+                                           {k: request.args.getlist(k) for k in request.args},
+                                           dict(request.headers), request.get_data()))
+            response = early
+        else:
+            response = super().dispatch(request)
+            lost = self._take_lost(request, response)
+            if lost is not None and lost.delay > 0:
+                time.sleep(lost.delay)  # outside the state lock: the write is already done
+            elif lost is not None:
+                response = self.json_response(self.error_body(lost.status), lost.status)
+        response.headers["X-AREQUESTID"] = f"{next(self.request_ids)}x1x1"
+        return response
+
+    def _authenticate(self, request: Request) -> Response | None:
+        header = request.headers.get("Authorization", "")
+        email: str | None = None
+        if header.startswith("Basic "):
+            try:
+                name, _, token = base64.b64decode(header[6:]).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                name, token = "", ""
+            account = self.accounts.get(name)
+            if account and secrets.compare_digest(account["api_token"], token):
+                email = name
+        elif header.startswith("Bearer "):
+            email = self.bearer_tokens.get(header[7:])
+        if email is None:
+            return Response(UNAUTHENTICATED, status=401, content_type="text/plain",
+                            headers={"WWW-Authenticate": 'Basic realm="protected-area"'})
+        request.environ[ACCOUNT_KEY] = email
+        return None
+
+    def _rate_limit(self) -> Response | None:
+        if self.rate_limited <= 0:
+            return None
+        self.rate_limited -= 1
+        reset = (datetime.now(UTC) + timedelta(seconds=self.retry_after)).isoformat(
+            timespec="milliseconds").replace("+00:00", "Z")
+        headers = {"Retry-After": str(self.retry_after), "X-RateLimit-Limit": "350",
+                   "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset,
+                   "X-RateLimit-NearLimit": "true", "RateLimit-Reason": "jira-burst-based"}
+        return self.json_response(self.error_body(429), 429, headers)
+
+    def _take_lost(self, request: Request, response: Response) -> _Lost | None:
+        if not 200 <= response.status_code < 300:
+            return None
+        with self.state_lock:
+            for lost in self.lost:
+                if lost.method == request.method and request.path.startswith(lost.path_prefix):
+                    lost.times -= 1
+                    if lost.times <= 0:
+                        self.lost.remove(lost)
+                    return lost
+        return None
+
+    # permissions and rendering -----------------------------------------------------------------
+
+    def _may(self, request: Request, project: str, permission: str) -> bool:
+        account = self.accounts.get(request.environ.get(ACCOUNT_KEY, ""), {})
+        return permission in account.get("permissions", {}).get(project, set())
+
+    def _issue(self, request: Request, key_or_id: str) -> dict[str, Any] | None:
+        issue = self.store.get(key_or_id) or next(
+            (i for i in self.store.values() if i["id"] == key_or_id), None)
+        if issue is None or not self._may(request, issue["project"], "BROWSE_PROJECTS"):
+            return None
+        return issue
+
+    def _status(self, name: str) -> dict[str, Any]:
+        status_id, category = STATUSES[name]
+        return {"self": f"{self.base_url}/rest/api/3/status/{status_id}", "id": status_id,
+                "name": name, "statusCategory": CATEGORIES[category]}
+
+    def _fields(self, issue: dict[str, Any], wanted: list[str] | None) -> dict[str, Any]:
+        fields = dict(issue["fields"])
+        fields["status"] = self._status(issue["status"])
+        fields["project"] = {"key": issue["project"], "id": self.projects[issue["project"]]["id"]}
+        if wanted is None or "*all" in wanted or "*navigable" in wanted:
+            return fields
+        return {name: fields.get(name) for name in wanted if not name.startswith("-")}
+
+    def _render(self, issue: dict[str, Any], wanted: list[str] | None,
+                properties: list[str] | None = None) -> dict[str, Any]:
+        out = {"id": issue["id"], "key": issue["key"],
+               "self": f"{self.base_url}/rest/api/3/issue/{issue['id']}",
+               "fields": self._fields(issue, wanted)}
+        if properties:
+            out["properties"] = {k: issue["properties"][k] for k in properties
+                                 if k in issue["properties"]}
+        return out
+
+    def _comment(self, comment: dict[str, Any], with_properties: bool) -> dict[str, Any]:
+        out = {k: v for k, v in comment.items() if k != "properties"}
+        if with_properties:
+            out["properties"] = [{"key": k, "value": v}
+                                 for k, v in comment["properties"].items()]
+        return out
+
+    # issues ------------------------------------------------------------------------------------
+
+    def _create(self, project: str, fields: dict[str, Any], properties: dict[str, Any], *,
+                status: str = "To Do", hidden: int | None = None) -> dict[str, Any]:
+        issue_id = str(next(self.issue_ids))
+        key = f"{project}-{next(self.issue_numbers[project])}"
+        issue = {"id": issue_id, "key": key, "project": project, "status": status,
+                 "created_order": int(issue_id), "hidden_searches":
+                 self.search_lag if hidden is None else hidden,
+                 "properties": dict(properties), "comments": [],
+                 "fields": {"summary": fields["summary"], "labels": list(fields.get("labels", [])),
+                            "description": fields.get("description"),
+                            "issuetype": {"name": fields["issuetype"]["name"], "id":
+                                          ISSUE_TYPES[fields["issuetype"]["name"]]},
+                            "priority": ({"name": fields["priority"]["name"],
+                                          "id": PRIORITIES[fields["priority"]["name"]]}
+                                         if fields.get("priority") else
+                                         {"name": "Medium", "id": "3"}),
+                            "resolution": None, "created": now(), "updated": now()}}
+        self.store[key] = issue
+        return issue
+
+    @route("POST", "/rest/api/3/issue")
+    def create_issue(self, request: Request) -> Response:
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            return self.json_response(errors(["Unexpected character in the request body."]),
+                                      400)
+        fields = body.get("fields")
+        problems = create_problems(fields, set(self.projects))
+        project = ((fields or {}).get("project") or {}).get("key", "")
+        if not problems and not self._may(request, project, "CREATE_ISSUES"):
+            return self.json_response(errors(["You do not have permission to create issues "
+                                               "in this project."]), 403)
+        if problems:
+            return self.json_response(errors(fields=problems), 400)
+        assert isinstance(fields, dict)
+        properties = {p["key"]: p.get("value") for p in body.get("properties") or []
+                      if isinstance(p, dict) and p.get("key")}
+        issue = self._create(project, fields, properties)
+        return self.json_response({"id": issue["id"], "key": issue["key"],
+                                   "self": f"{self.base_url}/rest/api/3/issue/{issue['id']}"},
+                                  201)
+
+    @route("GET", "/rest/api/3/issue/{key}")
+    def get_issue(self, request: Request, key: str) -> Response:
+        issue = self._issue(request, key)
+        if issue is None:
+            return self.json_response(self.error_body(404), 404)
+        wanted = request.args.get("fields")
+        return self.json_response(self._render(issue, wanted.split(",") if wanted else None))
+
+    # search ------------------------------------------------------------------------------------
+
+    def _value(self, issue: dict[str, Any], field: str) -> list[str]:
+        fields = issue["fields"]
+        values: dict[str, list[str]] = {
+            "project": [issue["project"]], "key": [issue["key"]], "id": [issue["id"]],
+            "labels": list(fields["labels"]), "status": [issue["status"]],
+            "statuscategory": [str(CATEGORIES[STATUSES[issue["status"]][1]]["name"])],
+            "type": [fields["issuetype"]["name"]], "summary": [fields["summary"]],
+            "created": [f"{issue['created_order']:012d}"]}
+        return values.get(field, [])
+
+    def _values_of(self, issue: dict[str, Any]) -> Callable[[str], list[str]]:
+        return lambda field: self._value(issue, field)
+
+    @route("POST", "/rest/api/3/search/jql")
+    @route("GET", "/rest/api/3/search/jql")
+    def search(self, request: Request) -> Response:
+        body: dict[str, Any]
+        if request.method == "POST":
+            posted = request.get_json(silent=True)
+            body = posted if isinstance(posted, dict) else {}
+        else:
+            body = {"jql": request.args.get("jql", ""),
+                    "fields": request.args.get("fields", "").split(",") or None,
+                    "properties": request.args.get("properties", "").split(","),
+                    "maxResults": request.args.get("maxResults", 50),
+                    "nextPageToken": request.args.get("nextPageToken")}
+        try:
+            query = parse_jql(str(body.get("jql") or ""))
+        except JqlError as exc:
+            return self.json_response(errors([str(exc)]), 400)
+        if not query.clauses:
+            return self.json_response(errors([
+                "Unbounded JQL queries are not allowed here. Please add a search restriction "
+                "to your query."]), 400)
+        for clause in query.clauses:
+            if clause.field == "project":
+                for value in clause.values:
+                    if value.upper() not in self.projects:
+                        return self.json_response(errors([
+                            f"The value '{value}' does not exist for the field 'project'."]),
+                            400)
+        try:
+            limit = max(1, min(int(body.get("maxResults") or 50), 5000))
+            offset = int(base64.urlsafe_b64decode(body["nextPageToken"]).decode()) \
+                if body.get("nextPageToken") else 0
+        except (ValueError, TypeError):
+            return self.json_response(errors(["Invalid nextPageToken or maxResults."]), 400)
+        matches: list[dict[str, Any]] = []
+        for issue in self.store.values():
+            if not self._may(request, issue["project"], "BROWSE_PROJECTS"):
+                continue
+            if not query.matches(self._values_of(issue)):
+                continue
+            if issue["hidden_searches"] > 0:  # written, but not in the index yet
+                issue["hidden_searches"] -= 1
+                continue
+            matches.append(issue)
+        ordered = sort_issues(matches, query.order, lambda i, f: (self._value(i, f) or [""])[0])
+        page = ordered[offset:offset + limit]
+        fields = [f for f in body.get("fields") or ["id"] if f]
+        properties = [p for p in body.get("properties") or [] if p]
+        answer: dict[str, Any] = {"issues": [self._render(i, fields, properties) for i in page],
+                                  "isLast": offset + limit >= len(ordered)}
+        if not answer["isLast"]:
+            answer["nextPageToken"] = base64.urlsafe_b64encode(
+                str(offset + limit).encode()).decode()
+        return self.json_response(answer)
+
+    # comments ----------------------------------------------------------------------------------
+
+    @route("GET", "/rest/api/3/issue/{key}/comment")
+    def list_comments(self, request: Request, key: str) -> Response:
+        issue = self._issue(request, key)
+        if issue is None:
+            return self.json_response(self.error_body(404), 404)
+        order = request.args.get("orderBy", "created")
+        if order not in ("created", "-created", "+created"):
+            return self.json_response(errors(["orderBy must be 'created'."]), 400)
+        try:
+            start = max(0, int(request.args.get("startAt", 0)))
+            limit = max(0, min(int(request.args.get("maxResults", 5000)), 5000))
+        except ValueError:
+            return self.json_response(errors(["startAt and maxResults must be numbers."]), 400)
+        comments = list(issue["comments"])
+        if order == "-created":
+            comments.reverse()
+        page = comments[start:start + limit]
+        return self.json_response({"startAt": start, "maxResults": limit,
+                                   "total": len(comments),
+                                   "comments": [self._comment(c, False) for c in page]})
+
+    @route("POST", "/rest/api/3/issue/{key}/comment")
+    def add_comment(self, request: Request, key: str) -> Response:
+        issue = self._issue(request, key)
+        if issue is None:
+            return self.json_response(self.error_body(404), 404)
+        if not self._may(request, issue["project"], "ADD_COMMENTS"):
+            return self.json_response(errors(["You do not have the permission to comment on "
+                                               "this issue."]), 403)
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict) or adf_problems(body.get("body")):
+            return self.json_response(errors(comment="Comment body is not valid ADF."), 400)
+        comment = self._add_comment(request, issue, body["body"], body.get("properties"))
+        return self.json_response(self._comment(comment, False), 201)
+
+    def _add_comment(self, request: Request, issue: dict[str, Any], adf: dict[str, Any],
+                     properties: Any = None) -> dict[str, Any]:
+        account = self.accounts[request.environ[ACCOUNT_KEY]]
+        comment_id = str(next(self.comment_ids))
+        comment = {"id": comment_id,
+                   "self": f"{self.base_url}/rest/api/3/issue/{issue['id']}/comment/"
+                           f"{comment_id}",
+                   "author": {"accountId": account["accountId"],
+                              "displayName": account["displayName"]},
+                   "body": adf, "created": now(), "updated": now(), "jsdPublic": True,
+                   "properties": {p["key"]: p.get("value") for p in properties or []
+                                  if isinstance(p, dict) and p.get("key")}}
+        issue["comments"].append(comment)
+        return comment
+
+    @route("POST", "/rest/api/3/comment/list")
+    def comments_by_id(self, request: Request) -> Response:
+        body = request.get_json(silent=True)
+        ids = body.get("ids") if isinstance(body, dict) else None
+        if not isinstance(ids, list) or len(ids) > 1000:
+            return self.json_response(errors(["Provide between 1 and 1000 comment ids."]), 400)
+        wanted = {str(i) for i in ids}
+        expand = request.args.get("expand", "").split(",")
+        found = [self._comment(c, "properties" in expand)
+                 for issue in self.store.values()
+                 if self._may(request, issue["project"], "BROWSE_PROJECTS")
+                 for c in issue["comments"] if c["id"] in wanted]
+        return self.json_response({"maxResults": 1000, "startAt": 0, "total": len(found),
+                                   "isLast": True, "values": found})
+
+    # workflow ----------------------------------------------------------------------------------
+
+    def _available(self, issue: dict[str, Any]) -> list[dict[str, Any]]:
+        return [{"id": tid, "name": name, "to": self._status(target), "hasScreen": False,
+                 "isGlobal": True, "isInitial": False, "isAvailable": True,
+                 "isConditional": False, "isLooped": False}
+                for tid, name, target in TRANSITIONS if target != issue["status"]]
+
+    @route("GET", "/rest/api/3/issue/{key}/transitions")
+    def list_transitions(self, request: Request, key: str) -> Response:
+        issue = self._issue(request, key)
+        if issue is None:
+            return self.json_response(self.error_body(404), 404)
+        return self.json_response({"expand": "transitions",
+                                   "transitions": self._available(issue)})
+
+    @route("POST", "/rest/api/3/issue/{key}/transitions")
+    def do_transition(self, request: Request, key: str) -> Response:
+        issue = self._issue(request, key)
+        if issue is None:
+            return self.json_response(self.error_body(404), 404)
+        if not self._may(request, issue["project"], "TRANSITION_ISSUES"):
+            return self.json_response(errors(["You do not have permission to transition this "
+                                               "issue."]), 403)
+        body = request.get_json(silent=True) or {}
+        wanted = str((body.get("transition") or {}).get("id", ""))
+        transition = next((t for t in self._available(issue) if t["id"] == wanted), None)
+        if transition is None:
+            return self.json_response(errors([f"Transition id '{wanted}' is not valid for "
+                                               "this issue."]), 400)
+        resolution = ((body.get("fields") or {}).get("resolution") or {}).get("name")
+        if resolution is not None and resolution not in RESOLUTIONS:
+            return self.json_response(errors(resolution=f"Resolution '{resolution}' is not "
+                                              "valid."), 400)
+        comments = [c.get("add", {}).get("body")
+                    for c in (body.get("update") or {}).get("comment") or []]
+        if any(adf_problems(c) for c in comments):
+            return self.json_response(errors(comment="Comment body is not valid ADF."), 400)
+        issue["status"] = transition["to"]["name"]
+        done = STATUSES[issue["status"]][1] == "done"
+        name = resolution or "Done"
+        issue["fields"]["resolution"] = {"name": name, "id": RESOLUTIONS[name]} if done else None
+        issue["fields"]["updated"] = now()
+        for adf in comments:
+            self._add_comment(request, issue, adf)
+        return Response(status=204)
