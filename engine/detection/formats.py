@@ -1,0 +1,175 @@
+"""Model formats, the Detection verdict, and the file-name tables both detectors share.
+
+A Detection's `confidence` is how sure crownguard is that the file is a model (of `format`
+when one is named); `is_model` is `confidence >= MODEL_THRESHOLD`. Keeping one number makes a
+verdict from bytes, from metadata and from a registry fingerprint comparable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..fingerprints import ModelMatch
+
+MODEL_THRESHOLD = 0.5
+
+
+class ModelFormat(StrEnum):
+    """Serialisation formats of trained models that crownguard recognises."""
+
+    SAFETENSORS = "safetensors"
+    GGUF = "gguf"
+    ONNX = "onnx"
+    PYTORCH = "pytorch"
+    PICKLE = "pickle"
+    JOBLIB = "joblib"
+    KERAS = "keras"
+    KERAS_H5 = "keras_h5"
+    TF_SAVEDMODEL = "tf_savedmodel"
+    TFLITE = "tflite"
+    COREML = "coreml"
+    NUMPY = "numpy"
+    HDF5 = "hdf5"
+    ARCHIVE = "archive"
+    UNKNOWN = "unknown"
+
+
+class Method(StrEnum):
+    """Where a verdict came from, strongest first."""
+
+    FINGERPRINT = "fingerprint"
+    CONTENT = "content"
+    METADATA = "metadata"
+
+
+@dataclass(slots=True)
+class Detection:
+    """Is this file a model? With the format, a confidence and the evidence for it.
+
+    Slotted, not frozen, for construction speed (see events.model); treat it as a value."""
+
+    is_model: bool
+    format: ModelFormat | None
+    confidence: float
+    method: Method
+    evidence: tuple[str, ...] = ()
+    disguised: bool = False
+    match: ModelMatch | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def verdict(cls, confidence: float, format: ModelFormat | None, method: Method,
+                evidence: list[str] | tuple[str, ...], *, disguised: bool = False,
+                match: ModelMatch | None = None,
+                details: dict[str, Any] | None = None) -> Detection:
+        confidence = round(1.0 if confidence > 1.0 else 0.0 if confidence < 0.0 else confidence,
+                           3)
+        return cls(confidence >= MODEL_THRESHOLD, format, confidence, method, tuple(evidence),
+                   disguised, match, {} if details is None else details)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"is_model": self.is_model,
+                "format": None if self.format is None else str(self.format),
+                "confidence": self.confidence, "method": str(self.method),
+                "evidence": list(self.evidence), "disguised": self.disguised,
+                "match": None if self.match is None else self.match.to_dict(),
+                "details": dict(self.details)}
+
+
+# Extensions that name one model format and little else.
+MODEL_EXTENSIONS: dict[str, ModelFormat] = {
+    ".safetensors": ModelFormat.SAFETENSORS,
+    ".gguf": ModelFormat.GGUF,
+    ".ggml": ModelFormat.GGUF,
+    ".onnx": ModelFormat.ONNX,
+    ".ort": ModelFormat.ONNX,
+    ".pt": ModelFormat.PYTORCH,
+    ".pth": ModelFormat.PYTORCH,
+    ".pt2": ModelFormat.PYTORCH,
+    ".ckpt": ModelFormat.PYTORCH,
+    ".mar": ModelFormat.PYTORCH,
+    ".joblib": ModelFormat.JOBLIB,
+    ".keras": ModelFormat.KERAS,
+    ".tflite": ModelFormat.TFLITE,
+    ".lite": ModelFormat.TFLITE,
+    ".mlmodel": ModelFormat.COREML,
+    ".mlpackage": ModelFormat.COREML,
+    ".nemo": ModelFormat.ARCHIVE,
+    ".pdparams": ModelFormat.PICKLE,
+}
+
+# Extensions that models use but so does much else; they need a second hint.
+AMBIGUOUS_EXTENSIONS: dict[str, ModelFormat] = {
+    ".bin": ModelFormat.UNKNOWN,
+    ".pkl": ModelFormat.PICKLE,
+    ".pickle": ModelFormat.PICKLE,
+    ".h5": ModelFormat.HDF5,
+    ".hdf5": ModelFormat.HDF5,
+    ".npy": ModelFormat.NUMPY,
+    ".npz": ModelFormat.NUMPY,
+    ".pb": ModelFormat.TF_SAVEDMODEL,
+    ".msgpack": ModelFormat.UNKNOWN,
+    ".model": ModelFormat.UNKNOWN,
+    ".weights": ModelFormat.UNKNOWN,
+    ".tar": ModelFormat.ARCHIVE,
+    ".tgz": ModelFormat.ARCHIVE,
+    ".gz": ModelFormat.ARCHIVE,
+    ".zip": ModelFormat.ARCHIVE,
+    ".7z": ModelFormat.ARCHIVE,
+}
+
+# Extensions of everyday non-model files: a model under one of these names is disguised.
+NON_MODEL_EXTENSIONS = frozenset({
+    ".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".webp", ".svg",
+    ".mp3", ".wav", ".flac", ".m4a", ".mp4", ".mov", ".avi", ".mkv", ".webm",
+    ".pdf", ".doc", ".docx", ".xls", ".xlsx", ".ppt", ".pptx", ".odt", ".ods", ".rtf",
+    ".txt", ".md", ".csv", ".tsv", ".log", ".json", ".xml", ".html", ".htm", ".yaml", ".yml",
+    ".ics", ".vcf", ".eml", ".exe", ".dll", ".dmg", ".iso", ".msi", ".apk", ".py", ".js",
+})
+
+# File names that are model artifacts whatever their extension says.
+MODEL_FILE_NAMES: dict[str, ModelFormat] = {
+    "pytorch_model.bin": ModelFormat.PYTORCH,
+    "tf_model.h5": ModelFormat.KERAS_H5,
+    "flax_model.msgpack": ModelFormat.UNKNOWN,
+    "saved_model.pb": ModelFormat.TF_SAVEDMODEL,
+    "saved_model.pbtxt": ModelFormat.TF_SAVEDMODEL,
+    "model.mlmodel": ModelFormat.COREML,
+    "variables.index": ModelFormat.TF_SAVEDMODEL,
+}
+
+# Files that sit beside a model in a registry but are not the model (MLflow, Hugging Face).
+MODEL_COMPANION_NAMES = frozenset({
+    "mlmodel", "conda.yaml", "python_env.yaml", "requirements.txt", "input_example.json",
+    "serving_input_example.json", "config.json", "generation_config.json", "tokenizer.json",
+    "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json",
+    "merges.txt", "readme.md", "license", "model_index.json", "registered_model_meta",
+})
+
+
+def extension_of(name: str) -> str:
+    """The last extension, lower-cased, with its dot ('' when there is none)."""
+    base = name.rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
+    dot = base.rfind(".")
+    return base[dot:].lower() if dot > 0 else ""
+
+
+def base_name(path: str) -> str:
+    return path.rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
+
+
+def name_disguises(name: str | None) -> bool:
+    """Whether a file name claims an everyday non-model type."""
+    return bool(name) and extension_of(name or "") in NON_MODEL_EXTENSIONS
+
+
+def format_from_name(name: str) -> ModelFormat | None:
+    """The model format a file name alone points to, if it points to one."""
+    lower = base_name(name).lower()
+    if lower in MODEL_FILE_NAMES:
+        return MODEL_FILE_NAMES[lower]
+    ext = extension_of(lower)
+    return MODEL_EXTENSIONS.get(ext)

@@ -1,0 +1,131 @@
+"""Model detection from what an event says about a file, when its bytes are out of reach.
+
+The name and extension are the first hint, but they lie both ways (pytorch_model.bin is a
+model, holiday.jpg may be one), so they are weighed with the rest: a registry as the source,
+paths like mlruns/ or checkpoints/, the size, and the type the monitoring tool saw in the
+bytes (Incydr's mimeTypeByBytes / categoryByBytes). Metadata alone never claims certainty.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..events.model import FileInfo, SourceKind
+from .formats import (
+    AMBIGUOUS_EXTENSIONS,
+    MODEL_COMPANION_NAMES,
+    MODEL_EXTENSIONS,
+    MODEL_FILE_NAMES,
+    NON_MODEL_EXTENSIONS,
+    Detection,
+    Method,
+    ModelFormat,
+    base_name,
+    format_from_name,
+    name_disguises,
+)
+
+METADATA_CEILING = 0.95
+_NAME_HINTS = re.compile(
+    r"model|weights?|checkpoint|ckpt|lora|adapter|fine-?tun|finetune|-of-\d+|epoch|"
+    r"llama|mistral|bert|gpt|resnet|classifier|embedding|quantized|q4_|q8_|gguf|state_dict",
+    re.IGNORECASE)
+_PATH_HINTS = re.compile(r"mlruns|mlartifacts|checkpoints?/|/models?/|huggingface|/\.cache/torch|"
+                         r"model-registry|artifacts/|/weights/", re.IGNORECASE)
+_OPAQUE_MIMES = ("application/octet-stream", "application/zip", "application/x-hdf5",
+                 "application/x-hdf", "application/x-tar", "application/gzip",
+                 "application/x-python-pickle", "application/vnd.google.protobuf")
+_TEXTUAL_MIMES = frozenset({"application/json", "application/pdf", "application/xml"})
+_LARGE = 50 * 1024 * 1024
+_DISGUISE_MIN = 1024 * 1024
+
+
+def detect_metadata(file: FileInfo, source_kind: SourceKind = SourceKind.UNKNOWN) -> Detection:
+    """How likely the file is a model, from its name, path, size, source and sniffed type."""
+    lower = base_name(file.name).lower()
+    dot = lower.rfind(".")
+    ext = lower[dot:] if dot > 0 else ""
+    by_bytes = file.mime_type_by_bytes.lower() if file.mime_type_by_bytes else ""
+
+    if lower in MODEL_COMPANION_NAMES:
+        return Detection.verdict(0.05, None, Method.METADATA,
+                                 [f"'{file.name}' is a file that sits beside a model, not one"])
+    if by_bytes and (by_bytes.startswith("text/") or by_bytes in _TEXTUAL_MIMES):
+        return Detection.verdict(0.05, None, Method.METADATA,
+                                 [f"the monitoring tool saw {by_bytes} in the bytes"])
+    if file.original_name and file.original_name != file.name:
+        renamed = _renamed_from(file)
+        if renamed is not None:
+            return renamed
+    fmt: ModelFormat | None
+    if lower in MODEL_FILE_NAMES:
+        fmt, confidence = MODEL_FILE_NAMES[lower], 0.9
+        evidence = [f"'{file.name}' is a standard model file name"]
+    elif ext in MODEL_EXTENSIONS:
+        fmt, confidence = MODEL_EXTENSIONS[ext], 0.85
+        evidence = [f"extension {ext} is a model format ({fmt})"]
+    elif ext in AMBIGUOUS_EXTENSIONS:
+        fmt, confidence = AMBIGUOUS_EXTENSIONS[ext], 0.3
+        evidence = [f"extension {ext} is used by models and by other files"]
+        if _NAME_HINTS.search(lower):
+            confidence += 0.25
+            evidence.append("the name reads like a model or checkpoint")
+        if file.path and _PATH_HINTS.search(file.path.replace("\\", "/")):
+            confidence += 0.15
+            evidence.append("the path is a model or artifact folder")
+        if file.size is not None and file.size >= _LARGE:
+            confidence += 0.1
+            evidence.append(f"large binary ({_human(file.size)})")
+    elif not ext or ext in NON_MODEL_EXTENSIONS:
+        disguised = _disguised(file, ext)
+        if disguised is not None:
+            return disguised
+        return Detection.verdict(0.02 if ext else 0.1, None, Method.METADATA,
+                                 [f"extension {ext or '(none)'} is not a model format"])
+    else:
+        fmt, confidence = None, 0.1
+        evidence = [f"extension {ext} is not a known model format"]
+    if source_kind == SourceKind.REGISTRY:
+        confidence = max(confidence + 0.1, 0.75)
+        evidence.append("downloaded from a model registry")
+    if fmt == ModelFormat.UNKNOWN and confidence < 0.5:
+        fmt = None
+    return Detection.verdict(min(confidence, METADATA_CEILING), fmt, Method.METADATA, evidence)
+
+
+def _renamed_from(file: FileInfo) -> Detection | None:
+    """The monitoring tool saw a rename from a model name to something else."""
+    original = file.original_name
+    if not original or original == file.name:
+        return None
+    fmt = format_from_name(original)
+    if fmt is None:
+        return None
+    disguised = name_disguises(file.name)
+    return Detection.verdict(0.85, fmt, Method.METADATA,
+                             [f"renamed from '{original}' to '{file.name}'"], disguised=disguised)
+
+
+def _disguised(file: FileInfo, ext: str) -> Detection | None:
+    """An everyday extension over opaque binary bytes, large enough to be weights."""
+    by_bytes = (file.mime_type_by_bytes or "").lower()
+    by_name_category = (file.category or "").lower()
+    by_bytes_category = (file.category_by_bytes or "").lower()
+    opaque = by_bytes in _OPAQUE_MIMES
+    mismatch = bool(by_bytes_category) and by_bytes_category != by_name_category
+    if not (opaque or mismatch) or (file.size or 0) < _DISGUISE_MIN:
+        return None
+    seen = by_bytes or by_bytes_category
+    return Detection.verdict(0.55, ModelFormat.UNKNOWN, Method.METADATA,
+                             [f"the name says {ext or 'no type'} but the bytes are {seen} "
+                              f"({_human(file.size or 0)}): possibly a renamed model"],
+                             disguised=True)
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1024 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"

@@ -1,0 +1,112 @@
+"""Pickle streams judged by their opcodes, never by loading them.
+
+Unpickling runs code chosen by whoever wrote the file, so crownguard only walks the opcode
+stream of the first bytes with `pickletools.genops` and notes which classes it would import
+(GLOBAL / STACK_GLOBAL / INST). The classes say what the object is: a scikit-learn estimator,
+PyTorch tensors, plain NumPy arrays, a pandas frame.
+"""
+
+from __future__ import annotations
+
+import io
+import pickletools
+from dataclasses import dataclass
+
+from .formats import ModelFormat
+
+# torch.save's legacy (non-zip) format starts by pickling this magic number with protocol 2.
+TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+
+# Top-level packages whose classes in a pickle mean a trained model.
+ML_PACKAGES = frozenset({
+    "sklearn", "xgboost", "lightgbm", "catboost", "keras", "tensorflow", "tf_keras",
+    "transformers", "statsmodels", "spacy", "gensim", "fastai", "prophet", "pmdarima",
+    "river", "mlflow", "torch", "torchvision", "timm", "sentence_transformers", "peft",
+    "jax", "flax", "optax", "haiku", "onnx", "skl2onnx", "imblearn", "hdbscan", "umap",
+    "pycaret", "autogluon", "h2o", "sktime", "darts", "tensorflow_probability",
+})
+ARRAY_PACKAGES = frozenset({"numpy", "scipy", "cupy"})
+DATA_PACKAGES = frozenset({"pandas", "polars", "pyarrow", "datetime", "decimal"})
+
+_STRING_OPS = frozenset({"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE",
+                         "SHORT_BINSTRING", "BINSTRING", "STRING"})
+_FIRST_OPS = frozenset(b"(}]c")
+MAX_OPCODES = 20_000
+
+
+@dataclass(frozen=True)
+class PickleScan:
+    """What the opcodes of a pickle prefix reveal."""
+
+    protocol: int | None
+    globals: tuple[str, ...]
+    opcodes: int
+    truncated: bool
+
+    def packages(self) -> set[str]:
+        return {g.split(".", 1)[0].split(" ", 1)[0] for g in self.globals}
+
+
+def looks_like_pickle(head: bytes) -> bool:
+    """A cheap gate before the opcode walk: protocol 2+ header or a protocol 0/1 first opcode."""
+    if len(head) < 2:
+        return False
+    if head[0] == 0x80:
+        return 2 <= head[1] <= 5
+    return head[0] in _FIRST_OPS
+
+
+def scan_pickle(head: bytes) -> PickleScan | None:
+    """Walk the opcodes of a pickle prefix; None when the bytes are not a pickle stream."""
+    if not looks_like_pickle(head):
+        return None
+    found: list[str] = []
+    recent: list[str] = []
+    protocol: int | None = None
+    count = 0
+    truncated = False
+    try:
+        for opcode, arg, _pos in pickletools.genops(io.BytesIO(head)):
+            count += 1
+            name = opcode.name
+            if name == "PROTO":
+                protocol = int(arg) if isinstance(arg, int) else None
+            elif name in _STRING_OPS and isinstance(arg, (str, bytes)):
+                text = arg if isinstance(arg, str) else arg.decode("latin-1")
+                recent = [*recent[-1:], text]
+            elif name in ("GLOBAL", "INST") and isinstance(arg, str):
+                found.append(arg.replace(" ", ".", 1) if " " in arg else arg)
+            elif name == "STACK_GLOBAL" and len(recent) == 2:
+                found.append(f"{recent[0]}.{recent[1]}")
+            if name == "STOP" or count >= MAX_OPCODES:
+                break
+    except ValueError:
+        # genops raises at the end of a truncated prefix or on a byte that is no opcode.
+        truncated = True
+    except Exception:  # a hostile stream must not break detection
+        truncated = True
+    if protocol is None and (not found or count < 5):
+        return None  # protocol 0/1 streams only count when they name a class
+    if count < 2:
+        return None
+    return PickleScan(protocol, tuple(dict.fromkeys(found)), count, truncated)
+
+
+def classify_pickle(scan: PickleScan) -> tuple[float, ModelFormat, str]:
+    """Confidence that the pickle is a model, its format (pickle or joblib) and why."""
+    packages = scan.packages()
+    joblib = any(g.startswith("joblib.") for g in scan.globals)
+    fmt = ModelFormat.JOBLIB if joblib else ModelFormat.PICKLE
+    shown = ", ".join(scan.globals[:4])
+    ml = sorted(packages & ML_PACKAGES)
+    if "torch" in packages:
+        return 0.95, ModelFormat.PYTORCH, f"pickle referencing PyTorch classes ({shown})"
+    if ml:
+        return 0.92, fmt, f"pickle of {', '.join(ml)} objects ({shown})"
+    if packages & DATA_PACKAGES:
+        return 0.15, fmt, f"pickle of tabular data ({shown})"
+    if packages & ARRAY_PACKAGES:
+        return 0.55, fmt, f"pickle of arrays that may be weights ({shown})"
+    if scan.globals:
+        return 0.3, fmt, f"pickle of other Python objects ({shown})"
+    return 0.25, fmt, "pickle of plain Python values (no classes in the first bytes)"

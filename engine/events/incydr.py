@@ -1,0 +1,389 @@
+"""Code42 Incydr file events (v2 search) and alerts, mapped to ModelMovementEvent.
+
+Field names are Incydr's own (code42/incydr_python `FileEventV2`, `AlertDetails`): a file
+event is `{"@timestamp", "event", "user", "file", "source", "destination", "risk", "git",
+...}`; an alert carries `actor`, `watchlists` and `observations[].data.files`. User-behaviour
+risk indicators ("Departing", "Flight risk", ...) become watchlist types on the actor, so a
+departing employee is known even before an HR lookup.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from .classify import (
+    DEFAULT_OPTIONS,
+    NormaliseOptions,
+    classify_source,
+    classify_web_destination,
+    domain_matches,
+)
+from .model import (
+    Actor,
+    Destination,
+    DestinationKind,
+    Device,
+    EventError,
+    FileInfo,
+    ModelMovementEvent,
+    Source,
+    parse_time,
+)
+
+FILE_EVENT = "incydr.file_event"
+ALERT = "incydr.alert"
+
+# Incydr user-behaviour risk indicators -> watchlist types (the v2 watchlist vocabulary).
+INDICATOR_WATCHLISTS = {
+    "Departing": "DEPARTING_EMPLOYEE",
+    "Flight risk": "FLIGHT_RISK",
+    "High impact": "HIGH_IMPACT_EMPLOYEE",
+    "Elevated access": "ELEVATED_ACCESS_PRIVILEGES",
+    "Performance concerns": "PERFORMANCE_CONCERNS",
+    "Poor security practices": "POOR_SECURITY_PRACTICES",
+    "Suspicious system activity": "SUSPICIOUS_SYSTEM_ACTIVITY",
+    "Contract": "CONTRACT_EMPLOYEE",
+    "High risk": "HIGH_RISK_EMPLOYEE",
+}
+_HEX = frozenset("0123456789abcdef")
+
+
+# --- typed reads that name the field on failure ----------------------------------------------
+
+
+_EMPTY: Mapping[str, Any] = {}
+
+
+def _obj(parent: Mapping[str, Any], key: str, where: str, origin: str) -> Mapping[str, Any]:
+    value = parent.get(key)
+    if value is None:
+        return _EMPTY
+    if value.__class__ is dict:  # the common case, without an ABC check
+        return value
+    if not isinstance(value, Mapping):
+        raise EventError.at(where, f"expected an object, got {type(value).__name__}", origin)
+    return value
+
+
+def _str(parent: Mapping[str, Any], key: str, where: str, origin: str) -> str | None:
+    value = parent.get(key)
+    if value is None or value.__class__ is str:
+        return value or None
+    return _as_text(value, where, origin)
+
+
+def _as_text(value: Any, where: str, origin: str) -> str | None:
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise EventError.at(where, f"expected a string, got {type(value).__name__}", origin)
+
+
+def _texts(parent: Mapping[str, Any], keys: tuple[str, ...], section: str,
+           origin: str) -> list[str | None]:
+    """Several optional string fields at once (one call per object, not per field: this is
+    the hot path of triage)."""
+    get = parent.get
+    return [(v if (v := get(key)).__class__ is str
+             else None if v is None else _as_text(v, f"{section}.{key}", origin)) or None
+            for key in keys]
+
+
+def _int(parent: Mapping[str, Any], key: str, where: str, origin: str) -> int | None:
+    value = parent.get(key)
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    raise EventError.at(where, f"expected a non-negative integer, got {value!r:.40}", origin)
+
+
+def _strings(parent: Mapping[str, Any], key: str, where: str, origin: str) -> list[str]:
+    value = parent.get(key)
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    raise EventError.at(where, "expected a list of strings", origin)
+
+
+def _digest(value: str | None, length: int, where: str, origin: str) -> str | None:
+    if value is None:
+        return None
+    lowered = value.lower()
+    if len(lowered) != length or not _HEX.issuperset(lowered):
+        raise EventError.at(where, f"not a {length * 4}-bit hex digest: {value!r:.80}", origin)
+    return lowered
+
+
+# --- file events -----------------------------------------------------------------------------
+
+
+_FILE_TEXT = ("name", "directory", "mimeType", "mimeTypeByExtension", "mimeTypeByBytes",
+              "category", "categoryByExtension", "categoryByBytes", "originalName", "url")
+_SOURCE_TEXT = ("name", "category", "domain", "operatingSystem", "ip")
+_USER_TEXT = ("email", "id", "deviceUid")
+_EVENT_TEXT = ("id", "action", "observer")
+
+
+def from_file_event(raw: Mapping[str, Any],
+                    options: NormaliseOptions = DEFAULT_OPTIONS) -> ModelMovementEvent:
+    """One Incydr v2 file event as a ModelMovementEvent."""
+    o = FILE_EVENT
+    if raw.__class__ is not dict and not isinstance(raw, Mapping):
+        raise EventError.at("(event)", "an Incydr file event is a JSON object", o)
+    event = _obj(raw, "event", "event", o)
+    user = _obj(raw, "user", "user", o)
+    file = _obj(raw, "file", "file", o)
+    source = _obj(raw, "source", "source", o)
+    risk = _obj(raw, "risk", "risk", o)
+    event_id, action, observer = _texts(event, _EVENT_TEXT, "event", o)
+    if not event_id:
+        raise EventError.at("event.id", "is required", o)
+    if raw.get("@timestamp") is None:
+        raise EventError.at("@timestamp", "is required", o)
+    time = parse_time(raw["@timestamp"], "@timestamp", o)
+    email, user_id, device_uid = _texts(user, _USER_TEXT, "user", o)
+    if not email:
+        raise EventError.at("user.email", "is required: the event names no person", o)
+    (name, directory, mime, mime_by_ext, mime_by_bytes, category, category_by_ext,
+     category_by_bytes, original_name, url) = _texts(file, _FILE_TEXT, "file", o)
+    if not name:
+        raise EventError.at("file.name", "is required", o)
+    hashes = _obj(file, "hash", "file.hash", o)
+    sha256, md5 = _texts(hashes, ("sha256", "md5"), "file.hash", o)
+    source_name, source_category, host, os_name, ip = _texts(source, _SOURCE_TEXT, "source", o)
+
+    watchlists = _indicator_watchlists(risk, o)
+    source_domains = _strings(source, "domains", "source.domains", o)
+    for acquired in file.get("acquiredFrom") or ():
+        if isinstance(acquired, Mapping):
+            source_domains += _strings(acquired, "sourceDomains", "file.acquiredFrom.sourceDomains",
+                                       o)
+    source_kind, registry = classify_source(source_domains, directory, source_category,
+                                            observer, options)
+    return ModelMovementEvent(
+        event_id, time,
+        Actor(email.lower(), user_id, departing="DEPARTING_EMPLOYEE" in watchlists,
+              watchlists=tuple(watchlists)),
+        FileInfo(name, _join(directory, name), directory,
+                 _int(file, "sizeInBytes", "file.sizeInBytes", o),
+                 _digest(sha256, 64, "file.hash.sha256", o), _digest(md5, 32, "file.hash.md5", o),
+                 mime or mime_by_ext, mime_by_bytes, category or category_by_ext,
+                 category_by_bytes, original_name, url),
+        _file_event_destination(raw, event, _obj(raw, "destination", "destination", o), risk,
+                                action, options),
+        Source(source_kind, source_name, registry,
+               domain=source_domains[0] if source_domains else None,
+               url=_first_tab_url(source, "source.tabs", o) if "tabs" in source else None),
+        Device(host if observer in (None, "Endpoint") else None, os_name, ip,
+               incydr_id=device_uid),
+        action, o, raw)
+
+
+def _join(directory: str | None, name: str) -> str:
+    if not directory:
+        return name
+    return directory + name if directory.endswith(("/", "\\")) else f"{directory}/{name}"
+
+
+def _indicator_watchlists(risk: Mapping[str, Any], origin: str) -> list[str]:
+    indicators = risk.get("indicators")
+    if indicators is None:
+        return []
+    if not isinstance(indicators, list):
+        raise EventError.at("risk.indicators", "expected a list", origin)
+    found: list[str] = []
+    for indicator in indicators:
+        name = indicator.get("name") if isinstance(indicator, Mapping) else None
+        watchlist = INDICATOR_WATCHLISTS.get(name) if isinstance(name, str) else None
+        if watchlist and watchlist not in found:
+            found.append(watchlist)
+    return found
+
+
+def _first_tab_url(obj: Mapping[str, Any], where: str, origin: str) -> str | None:
+    tabs = obj.get("tabs")
+    if not tabs:
+        return None
+    if not isinstance(tabs, list):
+        raise EventError.at(where, "expected a list", origin)
+    for tab in tabs:
+        if isinstance(tab, Mapping) and isinstance(tab.get("url"), str):
+            return str(tab["url"])
+    return None
+
+
+def _file_event_destination(raw: Mapping[str, Any], event: Mapping[str, Any],
+                            dest: Mapping[str, Any], risk: Mapping[str, Any], action: str | None,
+                            options: NormaliseOptions) -> Destination:
+    o = FILE_EVENT
+    trusted = risk.get("trusted")
+    trusted = trusted if trusted is True or trusted is False else None
+    name, account = _texts(dest, ("name", "accountName"), "destination", o)
+    action = action or ""
+    removable = _obj(dest, "removableMedia", "destination.removableMedia", o)
+    if action.startswith("removable-media") or (removable and any(removable.values())):
+        vendor, media, label = _texts(removable, ("vendor", "mediaName", "name"),
+                                      "destination.removableMedia", o)
+        shown = f"{vendor or ''} {media or label or ''}".strip()
+        return Destination(DestinationKind.REMOVABLE_MEDIA, shown or name, trusted, None,
+                           account)
+    if event.get("vector") == "GIT_PUSH" or action.startswith("git"):
+        git = _obj(raw, "git", "git", o)
+        uri = _str(git, "repositoryUri", "git.repositoryUri", o)
+        domain = _host(uri)
+        trusted = True if domain_matches(domain, options.trusted_domains) else trusted
+        return Destination(DestinationKind.GIT_PUSH, uri or name, trusted, domain, account, uri)
+    if action == "file-emailed":
+        email = _obj(dest, "email", "destination.email", o)
+        recipients = _strings(email, "recipients", "destination.email.recipients", o)
+        rdomains = [r.rsplit("@", 1)[-1].lower() for r in recipients if "@" in r]
+        if any(domain_matches(d, options.personal_email_domains) for d in rdomains):
+            kind = DestinationKind.PERSONAL_EMAIL
+        else:
+            kind = DestinationKind.EMAIL
+            if rdomains and all(domain_matches(d, options.corporate_domains) for d in rdomains):
+                trusted = True
+        return Destination(kind, ", ".join(recipients[:3]) or name, trusted,
+                           rdomains[0] if rdomains else None, account)
+    if action == "file-printed":
+        printer = _str(dest, "printerName", "destination.printerName", o)
+        return Destination(DestinationKind.PRINTER, printer or name, trusted)
+    if action in ("file-downloaded", "file-created", "file-modified") and "domains" not in dest \
+            and "tabs" not in dest:
+        return Destination(DestinationKind.ENDPOINT, name, True if trusted is None else trusted)
+    domains = _strings(dest, "domains", "destination.domains", o)
+    url = _first_tab_url(dest, "destination.tabs", o) if "tabs" in dest else None
+    if action.startswith("sync-app"):
+        kind = (DestinationKind.PERSONAL_CLOUD if dest.get("accountType") == "PERSONAL"
+                else DestinationKind.SYNC_APP)
+        return Destination(kind, name, trusted, domains[0] if domains else None, account, url)
+    if action == "file-shared":
+        return Destination(DestinationKind.CLOUD_SHARE, name, trusted,
+                           domains[0] if domains else None, account, url)
+    if action in ("application-read", "file-uploaded") or domains or url:
+        all_domains = domains or ([h] if (h := _host(url)) else [])
+        kind, domain = classify_web_destination(
+            all_domains, name, _str(dest, "category", "destination.category", o), options)
+        if domain_matches(domain, options.trusted_domains):
+            trusted = True
+        return Destination(kind, name, trusted, domain, account, url)
+    if action in ("file-downloaded", "file-created", "file-modified"):
+        return Destination(DestinationKind.ENDPOINT, name, True if trusted is None else trusted)
+    return Destination(DestinationKind.UNKNOWN, name, trusted, domains[0] if domains else None,
+                       account, url)
+
+
+def _host(url: str | None) -> str | None:
+    if not url:
+        return None
+    rest = url.split("://", 1)[-1]
+    if "@" in rest.split("/", 1)[0]:
+        rest = rest.split("@", 1)[1]  # git@github.com:org/repo.git
+    return rest.split("/", 1)[0].split(":", 1)[0].lower() or None
+
+
+# --- alerts ----------------------------------------------------------------------------------
+
+_EXPOSURE_KINDS = {
+    "RemovableMedia": DestinationKind.REMOVABLE_MEDIA,
+    "CloudStorage": DestinationKind.PERSONAL_CLOUD,
+    "IsPublic": DestinationKind.CLOUD_SHARE,
+    "SharedViaLink": DestinationKind.CLOUD_SHARE,
+    "SharedToDomain": DestinationKind.CLOUD_SHARE,
+    "OutsideTrustedDomains": DestinationKind.CLOUD_SHARE,
+}
+
+
+def from_alert(raw: Mapping[str, Any],
+               options: NormaliseOptions = DEFAULT_OPTIONS) -> list[ModelMovementEvent]:
+    """One event per file observed in an Incydr alert (AlertDetails)."""
+    o = ALERT
+    alert_id = _str(raw, "id", "id", o)
+    if not alert_id:
+        raise EventError.at("id", "is required", o)
+    email = _str(raw, "actor", "actor", o)
+    if not email:
+        raise EventError.at("actor", "is required: the alert names no person", o)
+    watchlists: list[str] = []
+    for item in raw.get("watchlists") or ():
+        kind = item.get("type") if isinstance(item, Mapping) else None
+        if isinstance(kind, str) and kind not in watchlists:
+            watchlists.append(kind if kind != "CUSTOM" else str(item.get("name") or kind))
+    actor = Actor(email=email.lower(), id=_str(raw, "actorId", "actorId", o),
+                  departing="DEPARTING_EMPLOYEE" in watchlists, watchlists=tuple(watchlists))
+    observations = raw.get("observations")
+    if not isinstance(observations, list) or not observations:
+        raise EventError.at("observations", "is required: the alert lists no activity", o)
+    events: list[ModelMovementEvent] = []
+    for index, observation in enumerate(observations):
+        where = f"observations.{index}"
+        if not isinstance(observation, Mapping):
+            raise EventError.at(where, "expected an object", o)
+        data = _observation_data(observation, where)
+        time = parse_time(observation.get("observedAt") or raw.get("createdAt"),
+                          f"{where}.observedAt", o)
+        destination = _alert_destination(data, options)
+        for file_index, item in enumerate(data.get("files") or ()):
+            events.append(_alert_file_event(alert_id, actor, time, destination, item,
+                                            f"{where}.data.files.{file_index}", raw))
+    if not events:
+        raise EventError.at("observations.0.data.files",
+                            "the alert lists no files; query its file events instead", o)
+    return events
+
+
+def _observation_data(observation: Mapping[str, Any], where: str) -> Mapping[str, Any]:
+    data = observation.get("data")
+    if isinstance(data, str):
+        try:
+            data = json.loads(data)
+        except ValueError:
+            raise EventError.at(f"{where}.data", "is not valid JSON", ALERT) from None
+    if not isinstance(data, Mapping):
+        raise EventError.at(f"{where}.data", "expected an object", ALERT)
+    return data
+
+
+def _alert_destination(data: Mapping[str, Any], options: NormaliseOptions) -> Destination:
+    exposures = [e for e in data.get("exposureTypes") or () if isinstance(e, str)]
+    services = [s for s in data.get("syncToServices") or () if isinstance(s, str)]
+    for exposure in exposures:
+        if exposure in _EXPOSURE_KINDS:
+            name = services[0] if services else None
+            return Destination(_EXPOSURE_KINDS[exposure], name, False)
+    if "ApplicationRead" in exposures:
+        details = [d for d in data.get("appReadDetails") or () if isinstance(d, Mapping)]
+        name = str(details[0].get("destinationName") or "") if details else ""
+        category = details[0].get("destinationCategory") if details else None
+        kind, _ = classify_web_destination([], name or None,
+                                           category if isinstance(category, str) else None,
+                                           options)
+        return Destination(kind, name or None, False)
+    return Destination(DestinationKind.UNKNOWN, None, None)
+
+
+def _alert_file_event(alert_id: str, actor: Actor, time: datetime, destination: Destination,
+                      item: Any, where: str, raw: Mapping[str, Any]) -> ModelMovementEvent:
+    if not isinstance(item, Mapping):
+        raise EventError.at(where, "expected an object", ALERT)
+    name = _str(item, "name", f"{where}.name", ALERT)
+    if not name:
+        raise EventError.at(f"{where}.name", "is required", ALERT)
+    directory = _str(item, "path", f"{where}.path", ALERT)
+    event_id = _str(item, "eventId", f"{where}.eventId", ALERT) or where.rsplit(".", 1)[-1]
+    return ModelMovementEvent(
+        id=f"{alert_id}:{event_id}", time=time, action="alert", origin=ALERT, actor=actor,
+        file=FileInfo(name=name, directory=directory, path=_join(directory, name),
+                      size=_int(item, "size", f"{where}.size", ALERT),
+                      category=_str(item, "category", f"{where}.category", ALERT)),
+        destination=destination, raw=raw)

@@ -1,0 +1,28 @@
+"""Contextual risk scoring of model-movement events.
+
+    policy = load_policy(path_or_None)
+    risk = score(event, detection, policy, history)   # RiskScore(score, level, reasons)
+    risk.to_dict() -> {"score", "level", "reasons": [{indicator, weight, detail}], "indicators"}
+"""
+
+from __future__ import annotations
+
+from .history import History, HistoryFacts, InMemoryHistory, model_key
+from .policy import HighRiskPeriod, Policy, default_policy_data, load_policy, policy_from_mapping
+from .scoring import Reason, RiskLevel, RiskScore, score
+
+__all__ = [
+    "HighRiskPeriod",
+    "History",
+    "HistoryFacts",
+    "InMemoryHistory",
+    "Policy",
+    "Reason",
+    "RiskLevel",
+    "RiskScore",
+    "default_policy_data",
+    "load_policy",
+    "model_key",
+    "policy_from_mapping",
+    "score",
+]

@@ -1,0 +1,230 @@
+"""The risk policy file: weights, thresholds and what the organisation knows.
+
+`load_policy(path)` merges a YAML/JSON policy over the shipped defaults
+(schemas/policy-default.yaml), validates the result against schemas/policy-v1.json (every
+problem at once, with file:line), and returns a Policy with everything precomputed that
+scoring needs per event: scoring runs at tens of thousands of events per second, so nothing
+is parsed, compiled or looked up by name there.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ..actions import describe_schema_error, schema_errors
+from ..errors import Problem, SpecError
+from ..events.classify import GENAI_DOMAINS, NormaliseOptions
+from ..events.webhook import WebhookMapping, mapping_from_dict
+from ..loader import Document, load_file, parse_text
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+LEVEL_ORDER = ("info", "low", "medium", "high", "critical")
+
+
+@dataclass(frozen=True)
+class HighRiskPeriod:
+    name: str
+    start: date
+    end: date
+    weight: float
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A validated risk policy, ready for scoring."""
+
+    levels: tuple[tuple[float, str], ...]            # (lowest score, level), highest first
+    non_model_cap: float
+    weights: dict[str, float]
+    sensitivity: dict[str, float]
+    watchlists: dict[str, float]
+    destination_weights: dict[str, float]
+    trusted_domains: frozenset[str]
+    timezone: ZoneInfo
+    work_days: frozenset[int]
+    work_start: int                                   # minutes after midnight
+    work_end: int
+    notice_period_days: int
+    periods: tuple[HighRiskPeriod, ...]
+    volume_multiplier: float
+    volume_min_bytes: int
+    volume_no_baseline_bytes: int
+    violation_level: str
+    mappings: dict[str, WebhookMapping] = field(default_factory=dict)
+    options: NormaliseOptions = field(default_factory=NormaliseOptions)
+    source: str = "<default policy>"
+    data: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def level_for(self, score: float) -> str:
+        for lowest, level in self.levels:
+            if score >= lowest:
+                return level
+        return "info"
+
+    def zone(self, name: str | None) -> ZoneInfo:
+        """The person's time zone, or the policy's when it is unknown or invalid."""
+        return _zone(name) or self.timezone if name else self.timezone
+
+
+@lru_cache(maxsize=512)
+def _zone(name: str) -> ZoneInfo | None:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+@lru_cache(maxsize=1)
+def policy_schema() -> dict[str, Any]:
+    text = resources.files("crownguard.engine").joinpath("schemas/policy-v1.json").read_text()
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+@lru_cache(maxsize=1)
+def _default_text() -> str:
+    return resources.files("crownguard.engine").joinpath("schemas/policy-default.yaml").read_text()
+
+
+def default_policy_data() -> dict[str, Any]:
+    """The shipped defaults as plain data (a fresh copy)."""
+    data = parse_text(_default_text(), "policy-default.yaml").data
+    plain: dict[str, Any] = _plain(data)
+    return plain
+
+
+def load_policy(path: str | Path | None = None) -> Policy:
+    """The shipped defaults, with the policy file at `path` merged over them."""
+    if path is None:
+        return policy_from_mapping({})
+    doc = load_file(path)
+    if doc.data is None:
+        doc.data = {}
+    if not isinstance(doc.data, dict):
+        raise SpecError([Problem(doc.file, 1, "a policy file is a mapping")])
+    return policy_from_mapping(doc.data, doc=doc)
+
+
+def policy_from_mapping(data: dict[str, Any], *, doc: Document | None = None) -> Policy:
+    """A Policy from user data merged over the defaults (raises SpecError listing problems)."""
+    origin = doc.file if doc else "<policy>"
+    merged = _merge(default_policy_data(), _plain(data))
+    problems = [problem for error in schema_errors(policy_schema(), merged)
+                for problem in _problems(doc, origin, error)]
+    if problems:
+        raise SpecError(problems)
+    mappings: dict[str, WebhookMapping] = {}
+    for name, spec in (merged.get("mappings") or {}).items():
+        try:
+            mappings[name] = mapping_from_dict(name, spec, origin=origin,
+                                               pointer=f"/mappings/{name}")
+        except SpecError as exc:
+            problems.extend(_located(doc, p) for p in exc.problems)
+    hours = merged["working_hours"]
+    zone = _zone(hours["timezone"])
+    if zone is None:
+        problems.append(_at(doc, origin, "/working_hours/timezone",
+                            f"unknown time zone '{hours['timezone']}'"))
+    periods = []
+    for index, period in enumerate(merged.get("high_risk_periods") or ()):
+        start, end = date.fromisoformat(period["start"]), date.fromisoformat(period["end"])
+        if end < start:
+            problems.append(_at(doc, origin, f"/high_risk_periods/{index}/end",
+                                "ends before it starts"))
+        periods.append(HighRiskPeriod(period["name"], start, end,
+                                      float(period.get("weight", 10))))
+    levels = merged["levels"]
+    if not levels["low"] <= levels["medium"] <= levels["high"] <= levels["critical"]:
+        problems.append(_at(doc, origin, "/levels", "thresholds must rise: low <= medium <= "
+                                                    "high <= critical"))
+    if problems:
+        raise SpecError(problems)
+    destinations = merged["destinations"]
+    options = NormaliseOptions(
+        registry_domains={k.lower(): v for k, v in (merged.get("registries") or {}).items()},
+        corporate_domains=frozenset(d.lower() for d in destinations.get("corporate_domains", ())),
+        trusted_domains=frozenset(d.lower() for d in destinations.get("trusted_domains", ())),
+        genai_domains=GENAI_DOMAINS | frozenset(d.lower() for d in
+                                                destinations.get("genai_domains", ())))
+    return Policy(
+        levels=tuple(sorted(((float(v), k) for k, v in levels.items()), reverse=True)),
+        non_model_cap=float(merged["non_model_cap"]),
+        weights={k: float(v) for k, v in merged["weights"].items()},
+        sensitivity={k.lower(): float(v) for k, v in merged["sensitivity"].items()},
+        watchlists={k: float(v) for k, v in merged["watchlists"].items()},
+        destination_weights={k: float(v) for k, v in destinations["weights"].items()},
+        trusted_domains=options.trusted_domains,
+        timezone=zone or ZoneInfo("UTC"),
+        work_days=frozenset(DAYS.index(d) for d in hours["days"]),
+        work_start=_minutes(hours["start"]), work_end=_minutes(hours["end"]),
+        notice_period_days=int(merged["notice_period_days"]),
+        periods=tuple(periods),
+        volume_multiplier=float(merged["volume"]["multiplier"]),
+        volume_min_bytes=int(merged["volume"]["min_bytes"]),
+        volume_no_baseline_bytes=int(merged["volume"]["no_baseline_bytes"]),
+        violation_level=str(merged["violation_level"]),
+        mappings=mappings, options=options, source=origin, data=merged)
+
+
+def _minutes(clock: str) -> int:
+    hours, minutes = clock.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def _plain(value: Any) -> Any:
+    """YAML's dates as ISO strings; a sexagesimal clock (07:00 read as 420) as "07:00"."""
+    if isinstance(value, dict):
+        return {str(k): _plain_item(str(k), v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, date):
+        return value.isoformat()[:10]
+    return value
+
+
+def _plain_item(key: str, value: Any) -> Any:
+    if key in ("start", "end") and isinstance(value, int) and not isinstance(value, bool) \
+            and 0 <= value < 24 * 60:
+        return f"{value // 60:02d}:{value % 60:02d}"
+    return _plain(value)
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _problems(doc: Document | None, origin: str, error: Any) -> list[Problem]:
+    pointer = "/" + "/".join(str(p) for p in error.absolute_path)
+    pointer = "" if pointer == "/" else pointer
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = set(error.schema.get("properties") or ())
+        extra = sorted(k for k in error.instance if k not in known)
+        if extra:  # point at each unknown key, not at its parent
+            return [_at(doc, origin, f"{pointer}/{key}", f"'{key}' is not a policy setting "
+                        f"here (known: {', '.join(sorted(known))})") for key in extra]
+    return [_at(doc, origin, pointer, describe_schema_error(error))]
+
+
+def _at(doc: Document | None, origin: str, pointer: str, message: str) -> Problem:
+    line = doc.line_of(pointer) if doc else None
+    return Problem(origin, line, message, pointer, "policy")
+
+
+def _located(doc: Document | None, problem: Problem) -> Problem:
+    if doc is None or problem.line is not None:
+        return problem
+    return Problem(problem.file, doc.line_of(problem.pointer), problem.message, problem.pointer,
+                   "policy")

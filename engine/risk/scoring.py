@@ -1,0 +1,226 @@
+"""Contextual risk: a 0-100 score and a level, with every reason and its weight.
+
+Negligence and theft look alike on the wire; the context tells them apart. Each indicator
+that fires adds its policy weight and one human-readable reason, so an analyst sees why a
+score is what it is. A file that is not a model is capped (policy `non_model_cap`) with a
+reason that says so: the weights of the reasons always add up to the score before the 0-100
+clamp.
+
+Reason and RiskScore are slotted but not frozen, for speed (see events.model); treat them as
+values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from ..detection import Detection
+from ..events import DestinationKind, ModelMovementEvent
+from ..events.classify import domain_matches
+from .history import History, HistoryFacts, model_key
+from .policy import Policy
+
+
+class RiskLevel(StrEnum):
+    INFO = "info"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+@dataclass(slots=True)
+class Reason:
+    indicator: str
+    weight: float
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"indicator": self.indicator, "weight": self.weight, "detail": self.detail}
+
+
+@dataclass(slots=True)
+class RiskScore:
+    score: int
+    level: RiskLevel
+    reasons: tuple[Reason, ...]
+
+    @property
+    def indicators(self) -> list[str]:
+        return [r.indicator for r in self.reasons]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The score as playbooks and routing see it under `risk`."""
+        return {"score": self.score, "level": str(self.level),
+                "reasons": [r.to_dict() for r in self.reasons], "indicators": self.indicators}
+
+    def summary(self) -> str:
+        parts = [f"{r.detail} ({'+' if r.weight >= 0 else ''}{_number(r.weight)})"
+                 for r in self.reasons]
+        return f"{self.score} {self.level}: " + ("; ".join(parts) if parts else "no indicator")
+
+
+_LEVELS = {str(level): level for level in RiskLevel}
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
+
+
+_DESTINATION_WORDS = {
+    DestinationKind.REMOVABLE_MEDIA: "removable media", DestinationKind.PERSONAL_CLOUD:
+    "personal cloud storage", DestinationKind.PERSONAL_EMAIL: "personal e-mail",
+    DestinationKind.GENAI_TOOL: "a generative-AI tool", DestinationKind.WEB_UPLOAD: "a web upload",
+    DestinationKind.GIT_PUSH: "a git push", DestinationKind.SYNC_APP: "a sync app",
+    DestinationKind.CLOUD_SHARE: "a cloud share", DestinationKind.EMAIL: "external e-mail",
+    DestinationKind.PRINTER: "a printer", DestinationKind.ENDPOINT: "the endpoint",
+    DestinationKind.UNKNOWN: "an unknown destination"}
+
+
+def score(event: ModelMovementEvent, detection: Detection, policy: Policy,
+          history: History | HistoryFacts | None = None) -> RiskScore:
+    """Score one event in context. Pure: reads the history, never writes it."""
+    facts = history if isinstance(history, HistoryFacts) or history is None \
+        else history.facts(event, detection)
+    w = policy.weights
+    reasons: list[Reason] = []
+    add = reasons.append
+    if detection.is_model:
+        fmt = str(detection.format) if detection.format else "model"
+        add(Reason("model_file", round(w["model_file"] * detection.confidence, 1),
+                   f"{fmt} model file ({detection.method}, confidence {detection.confidence:.2f})"))
+        if detection.disguised:
+            add(Reason("disguised_file", w["disguised_file"],
+                       f"a model named '{event.file.name}', as if it were another kind of file"))
+    match = detection.match
+    if match is not None:
+        add(Reason("registered_model", w["registered_model"],
+                   f"exact match to registered model {match.model} v{match.version} "
+                   f"({match.registry})"))
+        tag = (match.sensitivity or "").lower()
+        weight = policy.sensitivity.get(tag, policy.sensitivity.get("default", 0)) if tag else 0
+        if weight:
+            add(Reason("model_sensitivity", weight, f"the model is tagged {tag}"))
+    actor = event.actor
+    if actor.departing or actor.departure_date or actor.watchlists:
+        _person(event, policy, add)
+    _destination(event, policy, add)
+    zone = policy.zone(actor.timezone) if actor.timezone else policy.timezone
+    local = event.time.astimezone(zone)
+    _off_hours(local, zone.key, policy, add)
+    if actor.departure_date is not None or policy.periods:
+        _periods(event, local.date(), policy, add)
+    if facts is not None:
+        _history(event, detection, facts, policy, add)
+    reasons = [r for r in reasons if r.weight]  # an indicator weighted 0 by policy is off
+    total = sum(r.weight for r in reasons)
+    if not detection.is_model and total > policy.non_model_cap:
+        cap = policy.non_model_cap
+        reasons.append(Reason("not_a_model", round(cap - total, 1),
+                              f"not a model file: the score is capped at {_number(cap)}"))
+        total = policy.non_model_cap
+    value = max(0, min(100, round(total)))
+    return RiskScore(value, _LEVELS[policy.level_for(value)], tuple(reasons))
+
+
+def _person(event: ModelMovementEvent, policy: Policy, add: Any) -> None:
+    actor = event.actor
+    others = [wl for wl in actor.watchlists if wl != "DEPARTING_EMPLOYEE"]
+    if actor.departing or actor.departure_date or "DEPARTING_EMPLOYEE" in actor.watchlists:
+        detail = "departing employee"
+        if actor.departure_date:
+            detail += f" (leaves {actor.departure_date.isoformat()})"
+        elif "DEPARTING_EMPLOYEE" in actor.watchlists:
+            detail += " (on the DEPARTING_EMPLOYEE watchlist)"
+        add(Reason("departing_employee", policy.weights["departing_employee"], detail))
+    if others:
+        default = policy.watchlists.get("default", 0)
+        weights = [(policy.watchlists.get(wl, default), wl) for wl in others]
+        weight, top = max(weights)
+        if weight:
+            add(Reason("watchlist", weight, f"on watchlist {', '.join(others)}"
+                       + (f" (weight of {top})" if len(others) > 1 else "")))
+
+
+def _destination(event: ModelMovementEvent, policy: Policy, add: Any) -> None:
+    destination = event.destination
+    if destination.trusted is True or (destination.domain and policy.trusted_domains and
+                                       domain_matches(destination.domain, policy.trusted_domains)):
+        return
+    weight = policy.destination_weights.get(str(destination.kind), 0)
+    if not weight:
+        return
+    where = _DESTINATION_WORDS.get(destination.kind, str(destination.kind))
+    named = f" ({destination.name or destination.domain})" if (destination.name
+                                                              or destination.domain) else ""
+    trust = "untrusted" if destination.trusted is False else "not trusted by policy"
+    add(Reason("untrusted_destination", weight, f"{trust} destination: {where}{named}"))
+
+
+def _off_hours(local: datetime, zone_name: str, policy: Policy, add: Any) -> None:
+    minutes = local.hour * 60 + local.minute
+    weekday = local.weekday()
+    if weekday in policy.work_days and policy.work_start <= minutes < policy.work_end:
+        return
+    add(Reason("off_hours", policy.weights["off_hours"],
+               f"off hours: {local:%H:%M} on a {_DAY_NAMES[weekday]} ({zone_name})"))
+
+
+_DAY_NAMES = dict(enumerate(("Monday", "Tuesday", "Wednesday", "Thursday", "Friday",
+                             "Saturday", "Sunday")))
+
+
+def _periods(event: ModelMovementEvent, day: date, policy: Policy, add: Any) -> None:
+    leaves = event.actor.departure_date
+    if leaves is not None:
+        if day > leaves:
+            add(Reason("notice_period", policy.weights["notice_period"],
+                       f"after the departure date {leaves.isoformat()}"))
+        elif day >= leaves - timedelta(days=policy.notice_period_days):
+            days = (leaves - day).days
+            add(Reason("notice_period", policy.weights["notice_period"],
+                       f"in the notice period: {days} day{'s' if days != 1 else ''} before "
+                       f"leaving on {leaves.isoformat()}"))
+    for period in policy.periods:
+        if period.start <= day <= period.end:
+            add(Reason("high_risk_period", period.weight,
+                       f"during {period.name} ({period.start.isoformat()} to "
+                       f"{period.end.isoformat()})"))
+
+
+def _history(event: ModelMovementEvent, detection: Detection, facts: HistoryFacts,
+             policy: Policy, add: Any) -> None:
+    w = policy.weights
+    if detection.is_model:
+        total = facts.bytes_today + (event.file.size or 0)
+        baseline = facts.baseline_daily_bytes
+        if baseline is not None and baseline > 0:
+            if total >= policy.volume_multiplier * baseline and total >= policy.volume_min_bytes:
+                add(Reason("volume_spike", w["volume_spike"],
+                           f"{_bytes(total)} of models today, {total / baseline:.1f}x the usual "
+                           f"{_bytes(int(baseline))} a day"))
+        elif total >= policy.volume_no_baseline_bytes:
+            add(Reason("volume_spike", w["volume_spike"],
+                       f"{_bytes(total)} of models today with no baseline yet"))
+    if facts.prior_model_accesses == 0:
+        key = model_key(event, detection)
+        if key is not None:
+            add(Reason("first_model_access", w["first_model_access"],
+                       f"first time this person moves {key[1]}"))
+    if facts.prior_violations > 0:
+        weight = min(w["prior_violation"] * facts.prior_violations, w["prior_violations_max"])
+        count = facts.prior_violations
+        add(Reason("prior_violations", weight,
+                   f"{count} earlier violation{'s' if count != 1 else ''}"))
+
+
+def _bytes(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1024 or unit == "TB":
+            return f"{value:.1f} {unit}" if unit != "B" else f"{size} B"
+        value /= 1024
+    return f"{size} B"

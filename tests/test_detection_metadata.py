@@ -1,0 +1,82 @@
+"""Model detection from metadata alone (no bytes at hand), and the combined `detect`."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from crownguard.engine.detection import Method, ModelFormat, detect, detect_metadata
+from crownguard.engine.events import FileInfo, SourceKind
+
+MB = 1024 * 1024
+
+
+@pytest.mark.parametrize(("name", "fmt"), [
+    ("llama-3-8b-instruct.Q4_K_M.gguf", ModelFormat.GGUF),
+    ("model-00001-of-00004.safetensors", ModelFormat.SAFETENSORS),
+    ("fraud.onnx", ModelFormat.ONNX),
+    ("resnet50.pth", ModelFormat.PYTORCH),
+    ("pytorch_model.bin", ModelFormat.PYTORCH),
+    ("classifier.joblib", ModelFormat.JOBLIB),
+    ("detector.tflite", ModelFormat.TFLITE),
+    ("Segmenter.mlmodel", ModelFormat.COREML),
+    ("net.keras", ModelFormat.KERAS),
+    ("saved_model.pb", ModelFormat.TF_SAVEDMODEL),
+])
+def test_model_names_are_models(name: str, fmt: ModelFormat) -> None:
+    detection = detect_metadata(FileInfo(name=name))
+    assert detection.is_model and detection.format == fmt
+    assert detection.method == Method.METADATA
+    assert detection.confidence < 1.0
+
+
+@pytest.mark.parametrize("name", ["quarterly.xlsx", "notes.txt", "export.csv", "photo.jpg",
+                                  "setup.exe", "README", "archive.zip", "data.bin", "x.pkl"])
+def test_everyday_names_are_not_models(name: str) -> None:
+    assert not detect_metadata(FileInfo(name=name, size=2 * MB)).is_model
+
+
+def test_an_ambiguous_extension_needs_more_hints() -> None:
+    bare = FileInfo(name="data.bin", size=10_000)
+    assert not detect_metadata(bare).is_model
+    hinted = FileInfo(name="checkpoint-epoch12.bin", path="/home/ml/checkpoints/checkpoint-epoch12.bin",
+                      size=800 * MB)
+    detection = detect_metadata(hinted)
+    assert detection.is_model
+    assert any("checkpoint" in e or "model" in e for e in detection.evidence)
+
+
+def test_a_file_from_the_registry_is_a_model_unless_it_is_a_companion() -> None:
+    assert detect_metadata(FileInfo(name="weights.bin"), SourceKind.REGISTRY).is_model
+    assert not detect_metadata(FileInfo(name="MLmodel"), SourceKind.REGISTRY).is_model
+    assert not detect_metadata(FileInfo(name="requirements.txt"), SourceKind.REGISTRY).is_model
+
+
+def test_a_large_binary_behind_an_image_name_may_be_a_disguised_model() -> None:
+    file = FileInfo(name="holiday.jpg", size=700 * MB, mime_type="image/jpeg",
+                    mime_type_by_bytes="application/octet-stream", category="Image")
+    detection = detect_metadata(file)
+    assert detection.is_model and detection.disguised
+    assert "possibly a renamed model" in detection.evidence[0]
+    real_photo = replace(file, mime_type_by_bytes="image/jpeg", category_by_bytes="Image")
+    assert not detect_metadata(real_photo).is_model
+
+
+def test_a_rename_seen_by_the_tool_is_followed() -> None:
+    file = FileInfo(name="holiday.jpg", original_name="fraud-v7.safetensors", size=10 * MB)
+    detection = detect_metadata(file)
+    assert detection.is_model and detection.format == ModelFormat.SAFETENSORS
+    assert detection.disguised
+
+
+def test_bytes_that_are_text_overrule_a_model_extension() -> None:
+    file = FileInfo(name="weights.safetensors", mime_type_by_bytes="text/csv")
+    assert not detect_metadata(file).is_model
+
+
+def test_detect_prefers_content_over_metadata(tmp_path: object) -> None:
+    file = FileInfo(name="model.safetensors")
+    assert detect(file).method == Method.METADATA
+    content = detect(file, content=b"id,amount\n1,2\n3,4\n")
+    assert content.method == Method.CONTENT and not content.is_model
