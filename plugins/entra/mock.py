@@ -1,0 +1,469 @@
+"""EntraMock: the Microsoft identity platform token endpoint and the slice of Microsoft Graph
+v1.0 that identity response uses (users, revokeSignInSessions, groups and members), stateful.
+
+Faithful points: app-only tokens from `POST /{tenant}/oauth2/v2.0/token` (AADSTS errors, the
+`/.default` scope rule), application permissions checked per call (403
+Authorization_RequestDenied), expiring tokens (401 InvalidAuthenticationToken), the default
+user property set without `accountEnabled` unless `$select`ed, `@odata.nextLink` paging,
+404 Request_ResourceNotFound for removing a non-member, 400 for adding an existing member or
+changing what on-premises AD owns, and `request-id` headers.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import random
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from werkzeug import Request, Response
+
+from crownguard.engine import MockServer, route
+
+from .mock_odata import UnsupportedQuery, compile_filter
+
+TENANT_ID = "6b1f3c5e-2a4d-4e8f-9c0b-1d2e3f4a5b6c"
+TENANT_DOMAIN = "acme.onmicrosoft.com"
+CLIENT_ID = "0c9d8e7f-6a5b-4c3d-8e1f-a2b3c4d5e6f7"
+CLIENT_SECRET = "mock~Entra.Secret_8Qz3vLw9Tk2RfY7Hn4"  # noqa: S105 - the mock's own secret
+TOKEN_LIFETIME = 3599
+FULL_ACCESS = frozenset({"User.Read.All", "User.RevokeSessions.All",
+                         "User.EnableDisableAccount.All", "GroupMember.ReadWrite.All"})
+READ_ONLY = frozenset({"User.Read.All", "GroupMember.Read.All"})
+
+USER_DEFAULT = ("businessPhones", "displayName", "givenName", "jobTitle", "mail", "mobilePhone",
+                "officeLocation", "preferredLanguage", "surname", "userPrincipalName", "id")
+USER_PROPERTIES = set(USER_DEFAULT) | {"accountEnabled", "userType", "onPremisesSyncEnabled",
+                                       "signInSessionsValidFromDateTime", "department",
+                                       "otherMails", "createdDateTime"}
+USER_FILTERABLE = {"id", "mail", "userPrincipalName", "displayName", "accountEnabled",
+                   "userType", "givenName", "surname", "department"}
+GROUP_PROPERTIES = {"id", "displayName", "description", "groupTypes", "mailEnabled",
+                    "securityEnabled", "onPremisesSyncEnabled", "mail", "createdDateTime"}
+GROUP_FILTERABLE = {"id", "displayName", "mailEnabled", "securityEnabled"}
+# Application permissions that satisfy each kind of call, least privileged first.
+READ_USERS = ("User.Read.All", "User.ReadWrite.All", "Directory.Read.All",
+              "Directory.ReadWrite.All")
+REVOKE = ("User.RevokeSessions.All", "User.ReadWrite.All", "Directory.ReadWrite.All")
+ENABLE_DISABLE = ("User.EnableDisableAccount.All", "User.ReadWrite.All",
+                  "Directory.ReadWrite.All")
+READ_GROUPS = ("GroupMember.Read.All", "GroupMember.ReadWrite.All", "Group.Read.All",
+               "Group.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All")
+WRITE_MEMBERS = ("GroupMember.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All")
+ON_PREM_MASTERED = ("Unable to update the specified properties for on-premises mastered "
+                    "Directory Sync objects or objects currently undergoing migration.")
+
+Handler = Callable[..., Any]
+
+
+def requires(*permissions: str) -> Callable[[Handler], Handler]:
+    """Check the bearer token and that its app holds one of `permissions`."""
+
+    def wrap(func: Handler) -> Handler:
+        @functools.wraps(func)
+        def handler(self: EntraMock, request: Request, **params: str) -> Any:
+            denied = self.authorize(request, permissions)
+            return denied if denied is not None else func(self, request, **params)
+
+        return handler
+
+    return wrap
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class EntraMock(MockServer):
+    """An Entra tenant and Graph on one local server; `connection_settings()` points the
+    entra connection at both."""
+
+    vendor = "entra"
+
+    def reset_state(self) -> None:
+        self._rng = random.Random(11)
+        self.apps: dict[str, dict[str, Any]] = {
+            CLIENT_ID: {"secret": CLIENT_SECRET, "roles": set(FULL_ACCESS)}}
+        self.tokens: dict[str, dict[str, Any]] = {}
+        self.users: dict[str, dict[str, Any]] = {}
+        self.groups: dict[str, dict[str, Any]] = {}
+        self.members: dict[str, set[str]] = {}
+        self.refresh_tokens: dict[str, int] = {}
+        self.page_size: int | None = None
+        self._seed()
+
+    def _seed(self) -> None:
+        alice = self.add_user("alice.chen@acme.example", display_name="Alice Chen")
+        bob = self.add_user("bob.ruiz@acme.example", display_name="Bob Ruiz")
+        self.add_user("hybrid.user@acme.example", display_name="Hybrid User", on_premises=True)
+        ml = self.add_group("ML Engineers")
+        registry = self.add_group("Model Registry Writers")
+        self.add_group("All Staff (dynamic)", group_types=("DynamicMembership",))
+        self.add_member(ml, alice)
+        self.add_member(ml, bob)
+        self.add_member(registry, alice)
+
+    # helpers for tests and the demo --------------------------------------------------------------
+
+    def connection_settings(self) -> dict[str, Any]:
+        return {"base_url": self.base_url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+                "token_url": f"{self.base_url}/{TENANT_ID}/oauth2/v2.0/token"}
+
+    def new_id(self) -> str:
+        return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+
+    def add_user(self, upn: str, *, mail: str | None = None, display_name: str = "Test User",
+                 enabled: bool = True, on_premises: bool = False,
+                 refresh_tokens: int = 2) -> str:
+        with self.state_lock:
+            user_id = self.new_id()
+            given, _, surname = display_name.partition(" ")
+            self.users[user_id] = {
+                "id": user_id, "userPrincipalName": upn, "mail": upn if mail is None else mail,
+                "displayName": display_name, "givenName": given, "surname": surname,
+                "businessPhones": [], "jobTitle": None, "mobilePhone": None,
+                "officeLocation": None, "preferredLanguage": None, "department": None,
+                "otherMails": [], "accountEnabled": enabled, "userType": "Member",
+                "onPremisesSyncEnabled": True if on_premises else None,
+                "signInSessionsValidFromDateTime": "2026-01-05T09:00:00Z",
+                "createdDateTime": "2025-03-01T08:00:00Z",
+            }
+            self.refresh_tokens[user_id] = refresh_tokens
+            return user_id
+
+    def add_group(self, name: str, *, group_types: tuple[str, ...] = (),
+                  mail_enabled: bool = False, security_enabled: bool = True,
+                  on_premises: bool = False) -> str:
+        with self.state_lock:
+            group_id = self.new_id()
+            self.groups[group_id] = {
+                "id": group_id, "displayName": name, "description": None,
+                "groupTypes": list(group_types), "mailEnabled": mail_enabled,
+                "securityEnabled": security_enabled, "mail": None,
+                "onPremisesSyncEnabled": True if on_premises else None,
+                "createdDateTime": "2025-03-01T08:00:00Z",
+            }
+            self.members[group_id] = set()
+            return group_id
+
+    def add_member(self, group_id: str, user_id: str) -> None:
+        with self.state_lock:
+            self.members[group_id].add(user_id)
+
+    def user_id(self, upn: str) -> str:
+        for user in self.users.values():
+            if user["userPrincipalName"].lower() == upn.lower():
+                return str(user["id"])
+        raise KeyError(upn)
+
+    def user(self, upn: str) -> dict[str, Any]:
+        return self.users[self.user_id(upn)]
+
+    def set_permissions(self, permissions: frozenset[str], client_id: str = CLIENT_ID) -> None:
+        """Change the app's consented application permissions (new tokens carry them)."""
+        with self.state_lock:
+            self.apps[client_id]["roles"] = set(permissions)
+
+    def expire_tokens(self) -> None:
+        """Every access token issued so far expires now (as an hour passing would do)."""
+        with self.state_lock:
+            for token in self.tokens.values():
+                token["expires_at"] = 0.0
+
+    # Graph and AAD shapes ------------------------------------------------------------------------
+
+    def graph_error(self, status: int, code: str, message: str,
+                    headers: dict[str, str] | None = None) -> Response:
+        return self.json_response(self.graph_error_payload(code, message), status, headers)
+
+    def graph_error_payload(self, code: str, message: str) -> Any:
+        return {"error": {"code": code, "message": message, "innerError": {
+            "date": _now(), "request-id": str(uuid.uuid4()),
+            "client-request-id": str(uuid.uuid4())}}}
+
+    def error_body(self, status: int) -> Any:
+        known = {400: ("BadRequest", "Bad request."),
+                 401: ("InvalidAuthenticationToken", "Access token has expired or is not yet "
+                                                     "valid."),
+                 403: ("Authorization_RequestDenied", "Insufficient privileges to complete the "
+                                                      "operation."),
+                 404: ("Request_ResourceNotFound", "Resource does not exist."),
+                 429: ("TooManyRequests", "Too many requests."),
+                 503: ("serviceNotAvailable", "Service unavailable.")}
+        code, message = known.get(status, ("generalException", "General exception while "
+                                                               "processing."))
+        return self.graph_error_payload(code, message)
+
+    def not_found(self, request: Request) -> Response:
+        return self.graph_error(400, "BadRequest",
+                                f"Resource not found for the segment '{request.path}'.")
+
+    def aad_error(self, status: int, error: str, code: int, description: str) -> Response:
+        trace = str(uuid.uuid4())
+        return self.json_response({
+            "error": error,
+            "error_description": f"AADSTS{code}: {description}\r\nTrace ID: {trace}\r\n"
+                                 f"Correlation ID: {uuid.uuid4()}\r\nTimestamp: {_now()}",
+            "error_codes": [code], "timestamp": _now(), "trace_id": trace,
+            "correlation_id": str(uuid.uuid4()),
+            "error_uri": f"https://login.microsoftonline.com/error?code={code}"}, status)
+
+    def authorize(self, request: Request, permissions: tuple[str, ...]) -> Response | None:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if not token:
+            return self.graph_error(401, "InvalidAuthenticationToken", "Access token is empty.")
+        grant = self.tokens.get(token.strip()) if scheme.lower() == "bearer" else None
+        if grant is None:
+            return self.graph_error(401, "InvalidAuthenticationToken",
+                                    "IDX14100: JWT is not well formed.")
+        if grant["expires_at"] <= time.monotonic():
+            return self.graph_error(401, "InvalidAuthenticationToken",
+                                    "Lifetime validation failed, the token is expired.")
+        if not set(permissions) & grant["roles"]:
+            return self.graph_error(403, "Authorization_RequestDenied",
+                                    "Insufficient privileges to complete the operation.")
+        return None
+
+    def dispatch(self, request: Request) -> Response:
+        response = super().dispatch(request)
+        response.headers["request-id"] = str(uuid.uuid4())
+        response.headers["client-request-id"] = request.headers.get("client-request-id",
+                                                                    response.headers["request-id"])
+        response.headers["x-ms-ags-diagnostic"] = '{"ServerInfo":{"DataCenter":"Mock"}}'
+        return response
+
+    def select(self, request: Request, record: dict[str, Any], known: set[str],
+               default: tuple[str, ...] | None, kind: str) -> dict[str, Any] | Response:
+        raw = request.args.get("$select")
+        fields = [f.strip() for f in raw.split(",") if f.strip()] if raw else \
+            list(default or record.keys())
+        for name in fields:
+            if name not in known:
+                return self.graph_error(400, "BadRequest", f"Could not find a property named "
+                                                           f"'{name}' on type 'microsoft.graph."
+                                                           f"{kind}'.")
+        return {name: record.get(name) for name in fields}
+
+    def collection(self, request: Request, records: list[dict[str, Any]], path: str,
+                   known: set[str], default: tuple[str, ...] | None, filterable: set[str],
+                   kind: str) -> Response:
+        """A filtered, selected, paged collection answer with `@odata.nextLink`."""
+        try:
+            top = int(request.args.get("$top", 100))
+            offset = int(base64.urlsafe_b64decode(request.args.get("$skiptoken", "MA==")))
+        except ValueError:
+            return self.graph_error(400, "BadRequest", "Invalid $top or $skiptoken value.")
+        if not 1 <= top <= 999:
+            return self.graph_error(400, "Request_BadRequest", "Invalid page size specified: "
+                                    f"'{top}'. Must be between 1 and 999 inclusive.")
+        if "$filter" in request.args:
+            try:
+                predicate = compile_filter(request.args["$filter"], filterable)
+            except UnsupportedQuery as exc:
+                return self.graph_error(400, "Request_UnsupportedQuery", str(exc))
+            records = [r for r in records if predicate(r)]
+        size = min(top, self.page_size or top)
+        page = []
+        for record in records[offset:offset + size]:
+            selected = self.select(request, record, known, default, kind)
+            if isinstance(selected, Response):
+                return selected
+            page.append(selected)
+        body: dict[str, Any] = {"@odata.context": f"{self.base_url}/v1.0/$metadata#{path}",
+                                "value": page}
+        if offset + size < len(records):
+            query = {k: v for k, v in request.args.items() if k != "$skiptoken"}
+            query["$skiptoken"] = base64.urlsafe_b64encode(str(offset + size).encode()).decode()
+            body["@odata.nextLink"] = f"{self.base_url}/v1.0/{path}?{urlencode(query)}"
+        return self.json_response(body)
+
+    def _user(self, key: str) -> dict[str, Any] | Response:
+        if key.startswith("('") and key.endswith("')"):
+            key = key[2:-2].replace("''", "'")
+        if key in self.users:
+            return self.users[key]
+        for user in self.users.values():
+            if user["userPrincipalName"].lower() == key.lower():
+                return user
+        return self.graph_error(404, "Request_ResourceNotFound",
+                                f"Resource '{key}' does not exist or one of its queried "
+                                "reference-property objects are not present.")
+
+    def _group(self, group_id: str) -> dict[str, Any] | Response:
+        if group_id in self.groups:
+            return self.groups[group_id]
+        return self.graph_error(404, "Request_ResourceNotFound",
+                                f"Resource '{group_id}' does not exist or one of its queried "
+                                "reference-property objects are not present.")
+
+    # token endpoint ------------------------------------------------------------------------------
+
+    @route("POST", "/{tenant}/oauth2/v2.0/token")
+    def token(self, request: Request, tenant: str) -> Response:
+        form = request.form
+        if tenant not in (TENANT_ID, TENANT_DOMAIN):
+            return self.aad_error(400, "invalid_request", 90002,
+                                  f"Tenant '{tenant}' not found. Check to make sure you have the "
+                                  "correct tenant ID and are signing into the correct cloud.")
+        if form.get("grant_type") != "client_credentials":
+            return self.aad_error(400, "unsupported_grant_type", 70003,
+                                  "The app requested an unsupported grant type.")
+        app = self.apps.get(form.get("client_id", ""))
+        if app is None:
+            return self.aad_error(400, "unauthorized_client", 700016,
+                                  f"Application with identifier '{form.get('client_id')}' was "
+                                  f"not found in the directory '{TENANT_DOMAIN}'.")
+        if form.get("client_secret") != app["secret"]:
+            return self.aad_error(401, "invalid_client", 7000215,
+                                  "Invalid client secret provided. Ensure the secret being sent "
+                                  "in the request is the client secret value, not the client "
+                                  f"secret ID, for a secret added to app '{form['client_id']}'.")
+        scope = form.get("scope", "")
+        if not scope.endswith("/.default"):
+            return self.aad_error(400, "invalid_scope", 1002012,
+                                  f"The provided value for scope {scope} is not valid. Client "
+                                  "credential flows must have a scope value with /.default "
+                                  "suffixed to the resource identifier (application ID URI).")
+        access_token = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9." + base64.urlsafe_b64encode(
+            self._rng.randbytes(48)).decode().rstrip("=")
+        self.tokens[access_token] = {"client_id": form["client_id"], "roles": set(app["roles"]),
+                                     "expires_at": time.monotonic() + TOKEN_LIFETIME}
+        return self.json_response({"token_type": "Bearer", "expires_in": TOKEN_LIFETIME,
+                                   "ext_expires_in": TOKEN_LIFETIME,
+                                   "access_token": access_token})
+
+    # users ---------------------------------------------------------------------------------------
+
+    @route("GET", "/v1.0/users/{key}")
+    @route("GET", "/v1.0/users({key})")
+    @requires(*READ_USERS)
+    def get_user(self, request: Request, key: str) -> Any:
+        user = self._user(key if "(" not in request.path else f"({key})")
+        if isinstance(user, Response):
+            return user
+        selected = self.select(request, user, USER_PROPERTIES, USER_DEFAULT, "user")
+        if isinstance(selected, Response):
+            return selected
+        return {"@odata.context": f"{self.base_url}/v1.0/$metadata#users/$entity", **selected}
+
+    @route("GET", "/v1.0/users")
+    @requires(*READ_USERS)
+    def list_users(self, request: Request) -> Any:
+        return self.collection(request, list(self.users.values()), "users", USER_PROPERTIES,
+                               USER_DEFAULT, USER_FILTERABLE, "user")
+
+    @route("PATCH", "/v1.0/users/{key}")
+    @route("PATCH", "/v1.0/users({key})")
+    def update_user(self, request: Request, key: str) -> Any:
+        body = request.get_json(silent=True)
+        only_enabled = isinstance(body, dict) and set(body) == {"accountEnabled"}
+        denied = self.authorize(request, ENABLE_DISABLE if only_enabled else
+                                ("User.ReadWrite.All", "Directory.ReadWrite.All"))
+        if denied is not None:
+            return denied
+        if not isinstance(body, dict) or not body:
+            return self.graph_error(400, "BadRequest", "Empty Payload. JSON content expected.")
+        user = self._user(key if "(" not in request.path else f"({key})")
+        if isinstance(user, Response):
+            return user
+        for name, value in body.items():
+            if name not in USER_PROPERTIES or name in ("id", "signInSessionsValidFromDateTime"):
+                return self.graph_error(400, "Request_BadRequest",
+                                        f"Invalid property '{name}'.")
+            if name == "accountEnabled" and not isinstance(value, bool):
+                return self.graph_error(400, "Request_BadRequest",
+                                        "Invalid value specified for property 'accountEnabled' "
+                                        "of resource 'User'.")
+        if user.get("onPremisesSyncEnabled") and "accountEnabled" in body:
+            return self.graph_error(400, "Request_BadRequest", ON_PREM_MASTERED)
+        user.update(body)
+        return Response(status=204)
+
+    @route("POST", "/v1.0/users/{key}/revokeSignInSessions")
+    @requires(*REVOKE)
+    def revoke_sessions(self, request: Request, key: str) -> Any:
+        user = self._user(key)
+        if isinstance(user, Response):
+            return user
+        user["signInSessionsValidFromDateTime"] = _now()
+        self.refresh_tokens[user["id"]] = 0
+        return {"@odata.context": f"{self.base_url}/v1.0/$metadata#Edm.Boolean", "value": True}
+
+    # groups --------------------------------------------------------------------------------------
+
+    @route("GET", "/v1.0/groups/{group_id}")
+    @requires(*READ_GROUPS)
+    def get_group(self, request: Request, group_id: str) -> Any:
+        group = self._group(group_id)
+        if isinstance(group, Response):
+            return group
+        selected = self.select(request, group, GROUP_PROPERTIES, None, "group")
+        if isinstance(selected, Response):
+            return selected
+        return {"@odata.context": f"{self.base_url}/v1.0/$metadata#groups/$entity", **selected}
+
+    @route("GET", "/v1.0/groups")
+    @requires(*READ_GROUPS)
+    def list_groups(self, request: Request) -> Any:
+        return self.collection(request, list(self.groups.values()), "groups", GROUP_PROPERTIES,
+                               None, GROUP_FILTERABLE, "group")
+
+    def _membership_refusal(self, group: dict[str, Any]) -> Response | None:
+        if group.get("onPremisesSyncEnabled"):
+            return self.graph_error(400, "Request_BadRequest", ON_PREM_MASTERED)
+        if "DynamicMembership" in group["groupTypes"]:
+            return self.graph_error(400, "Request_BadRequest",
+                                    "Insufficient privileges to complete the operation. Members "
+                                    "of a dynamic group cannot be changed.")
+        if group["mailEnabled"] and "Unified" not in group["groupTypes"]:
+            return self.graph_error(400, "Request_BadRequest",
+                                    "Cannot Update a mail-enabled security groups and or "
+                                    "distribution list.")
+        return None
+
+    @route("POST", "/v1.0/groups/{group_id}/members/$ref")
+    @requires(*WRITE_MEMBERS)
+    def add_member_ref(self, request: Request, group_id: str) -> Any:
+        group = self._group(group_id)
+        if isinstance(group, Response):
+            return group
+        body = request.get_json(silent=True)
+        reference = body.get("@odata.id") if isinstance(body, dict) else None
+        path = urlsplit(reference).path if isinstance(reference, str) else ""
+        parts = path.rstrip("/").split("/")
+        if len(parts) < 3 or parts[-2] not in ("directoryObjects", "users"):
+            return self.graph_error(400, "BadRequest",
+                                    "Invalid object identifier '@odata.id'.")
+        user = self._user(parts[-1])
+        if isinstance(user, Response):
+            return user
+        refused = self._membership_refusal(group)
+        if refused is not None:
+            return refused
+        if user["id"] in self.members[group_id]:
+            return self.graph_error(400, "Request_BadRequest",
+                                    "One or more added object references already exist for the "
+                                    "following modified properties: 'members'.")
+        self.members[group_id].add(user["id"])
+        return Response(status=204)
+
+    @route("DELETE", "/v1.0/groups/{group_id}/members/{member_id}/$ref")
+    @requires(*WRITE_MEMBERS)
+    def remove_member_ref(self, request: Request, group_id: str, member_id: str) -> Any:
+        group = self._group(group_id)
+        if isinstance(group, Response):
+            return group
+        if member_id not in self.members[group_id]:
+            return self.graph_error(404, "Request_ResourceNotFound",
+                                    f"Resource '{member_id}' does not exist or one of its queried "
+                                    "reference-property objects are not present.")
+        refused = self._membership_refusal(group)
+        if refused is not None:
+            return refused
+        self.members[group_id].discard(member_id)
+        return Response(status=204)
