@@ -15,9 +15,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from .cli_runs import add_commands as add_run_commands
+from .cli_runs import add_journal_option
 from .config import load_config
 from .errors import CrownguardError, SpecError
 from .graph import to_dot, to_mermaid
+from .journal import open_journal
 from .loader import load_file
 from .plugins import PluginHost
 from .runner import Runner
@@ -83,12 +86,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         sink = Timeline()
         if args.dry_run:
             print("dry run: side-effecting actions are not called")
-    runner = Runner(host, config, dry_run=args.dry_run, journal=sink,
+    # Real runs are journaled (resume, approve, undo, audit need it); dry runs are not.
+    journal = None if args.dry_run or args.no_journal else open_journal(args.journal)
+    runner = Runner(host, config, dry_run=args.dry_run, journal=journal, on_event=sink,
                     max_concurrency=args.max_concurrency)
     try:
         record = runner.run(playbook, event, variables=variables)
     finally:
         config.connections.close()
+        if journal is not None:
+            journal.close()
     if args.json:
         print(json.dumps(record, indent=2, sort_keys=False, default=str))
     else:
@@ -196,6 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the run record as JSON")
     p.add_argument("--var", action="append", metavar="NAME=VALUE", help="set vars.NAME")
     p.add_argument("--max-concurrency", type=int, metavar="N", help="steps in flight at most")
+    p.add_argument("--no-journal", action="store_true", help="keep no durable record")
+    add_journal_option(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("graph", help="print the step graph")
@@ -210,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plugins", help="list installed plugins")
     p.set_defaults(func=cmd_plugins)
+
+    add_run_commands(sub)
 
     p = sub.add_parser("demo", help="run the shipped scenarios against local mock vendors")
     p.add_argument("--quiet", action="store_true", help="summary only")

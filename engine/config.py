@@ -43,6 +43,8 @@ CONFIG_SCHEMA: dict[str, Any] = {
             "properties": {
                 "max_concurrency": {"type": "integer", "minimum": 1, "maximum": 1024},
                 "vars": {"type": "object"},
+                "approvers": {"type": "array", "items": {"type": "string", "minLength": 1},
+                              "description": "Who may answer a wait that names no approvers."},
             },
         },
     },
@@ -144,6 +146,7 @@ class Config:
     max_concurrency: int = 64
     vars: dict[str, Any] = field(default_factory=dict)
     source: str = ""
+    approvers: list[str] = field(default_factory=list)
 
     @property
     def redactor(self) -> Redactor:
@@ -249,7 +252,8 @@ def build_config(doc: Document, connection_types: dict[str, ConnectionType],
     settings = data.get("settings") or {}
     return Config(connections=Connections(resolved, redactor),
                   max_concurrency=int(settings.get("max_concurrency", 64)),
-                  vars=dict(settings.get("vars") or {}), source=doc.file)
+                  vars=dict(settings.get("vars") or {}), source=doc.file,
+                  approvers=list(settings.get("approvers") or []))
 
 
 def load_config(path: str | Path | None, connection_types: dict[str, ConnectionType],

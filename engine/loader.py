@@ -23,6 +23,7 @@ class Document:
     file: str
     data: Any
     lines: dict[str, int] = field(default_factory=dict)
+    text: str = ""
 
     def line_of(self, pointer: str) -> int | None:
         """The line of `pointer`, or of its nearest ancestor that has one."""
@@ -87,7 +88,7 @@ def parse_text(text: str, file: str) -> Document:
         raise SpecError([Problem(file, None, f"invalid YAML: {exc}")]) from None
     finally:
         loader.dispose()
-    return Document(file, data, lines)
+    return Document(file, data, lines, text)
 
 
 def load_file(path: str | Path) -> Document:

@@ -29,11 +29,13 @@ from .conductor import Conductor, EventType
 from .config import Config
 from .errors import ActionError, ConfigError, InputError, StepTimeout
 from .expressions import ExpressionError, render
+from .journal import Journal
 from .plugins import PluginHost
 from .spec import Playbook, Step
 
 log = logging.getLogger("crownguard.runner")
 DEFAULT_MAX_CONCURRENCY = 64
+HEARTBEAT_SECONDS = 60.0  # well inside the journal's default 300 s lease
 NO_RETRY = RetryPolicy(max_attempts=1)
 
 EventSink = Callable[[dict[str, Any]], None]
@@ -78,12 +80,17 @@ class Runner:
 
     def __init__(self, host: PluginHost, config: Config | None = None, *,
                  max_concurrency: int | None = None, journal: EventSink | None = None,
-                 dry_run: bool = False, seed: int | None = None):
+                 dry_run: bool = False, seed: int | None = None,
+                 on_event: EventSink | None = None):
+        """`journal` receives every event before the runner acts on it: a `Journal` (durable;
+        the run is created in it) or any callable. `on_event` sees each event after that (a
+        live timeline)."""
         self.host = host
         self.config = config or Config()
         self.max_concurrency = max_concurrency or self.config.max_concurrency \
             or DEFAULT_MAX_CONCURRENCY
         self.journal = journal
+        self.on_event = on_event
         self.dry_run = dry_run
         self._rng = random.Random(seed)  # jitter only
 
@@ -91,7 +98,8 @@ class Runner:
 
     def run(self, playbook: Playbook, event: dict[str, Any] | None = None, *,
             run_id: str | None = None, risk: dict[str, Any] | None = None,
-            variables: dict[str, Any] | None = None) -> dict[str, Any]:
+            variables: dict[str, Any] | None = None, kind: str = "run",
+            parent_run_id: str | None = None) -> dict[str, Any]:
         """Run a playbook to its end (or to a wait) and return the run record."""
         run_id = run_id or uuid.uuid4().hex
         inputs = {
@@ -104,9 +112,15 @@ class Runner:
                     if playbook.source and not playbook.source.startswith("<") else None},
         }
         conductor = Conductor(playbook, inputs)
+        redacted = self.config.redactor.redact_value(inputs)
+        if isinstance(self.journal, Journal):
+            self.journal.create_run(
+                run_id, playbook.name, playbook.text, inputs=redacted,
+                playbook_path=playbook.source or None, kind=kind,
+                parent_run_id=parent_run_id, config_path=self.config.source or None)
         execution = _Execution(self, playbook, conductor, run_id)
         execution.emit({"type": EventType.RUN_STARTED, "playbook": playbook.name,
-                        "inputs": self.config.redactor.redact_value(inputs)})
+                        "inputs": redacted})
         return execution.drive()
 
     def resume(self, playbook: Playbook, run_id: str, inputs: dict[str, Any],
@@ -145,6 +159,7 @@ class _Execution:
         self.timers: list[tuple[float, int, str, int]] = []  # (due, seq, step, item)
         self.tokens = itertools.count(1)
         self.seq = itertools.count()
+        self.next_heartbeat = time.monotonic() + HEARTBEAT_SECONDS
 
     def settle_waits(self, answers: dict[str, dict[str, Any]], now: datetime) -> None:
         for step_id, state in self.conductor.steps.items():
@@ -174,7 +189,9 @@ class _Execution:
         event = {**event, "type": str(event["type"]), "run_id": self.run_id, "at": utc_now()}
         self.conductor.apply(event)
         if self.runner.journal is not None:
-            self.runner.journal(event)
+            self.runner.journal(event)  # durable before anything acts on it
+        if self.runner.on_event is not None:
+            self.runner.on_event(event)
 
     # the loop ----------------------------------------------------------------------------------
 
@@ -189,6 +206,8 @@ class _Execution:
         status = record["status"]
         if status not in ("running", "waiting"):
             self.emit({"type": EventType.RUN_FINISHED, "status": status})
+        elif status == "waiting" and isinstance(self.runner.journal, Journal):
+            self.runner.journal.set_status(self.run_id, "waiting")
         record = self.redactor.redact_value(self.conductor.record(self.run_id))
         self.host.notify("crownguard_run_finished", record=record)
         return dict(record)
@@ -226,10 +245,20 @@ class _Execution:
                 work.running += 1
                 self._submit(pool, work, item)
 
+    def _heartbeat(self) -> None:
+        """Keep the journal's lease on the run while steps are quiet for long."""
+        journal = self.runner.journal
+        if isinstance(journal, Journal) and time.monotonic() >= self.next_heartbeat:
+            journal.renew_lease(self.run_id)
+            self.next_heartbeat = time.monotonic() + HEARTBEAT_SECONDS
+
     def _wait_and_collect(self) -> None:
+        self._heartbeat()
         now = time.monotonic()
         deadlines = [a.deadline for a in self.attempts.values() if a.deadline is not None]
         wakeups = deadlines + [t[0] for t in self.timers[:1]]
+        if isinstance(self.runner.journal, Journal):
+            wakeups.append(self.next_heartbeat)
         timeout = max(0.0, min(wakeups) - now) if wakeups else None
         try:
             token, output, error = self.done.get(timeout=timeout)

@@ -77,6 +77,7 @@ class Playbook:
     trigger_if: str | None = None
     vars: dict[str, Any] = field(default_factory=dict)
     source: str = ""
+    text: str = ""  # the file as loaded: a journal keeps it so resume and undo need no file
 
     @cached_property
     def graph(self) -> nx.DiGraph:
@@ -146,7 +147,8 @@ class _Inspector:
                             description=data.get("description", ""),
                             trigger_if=bare_expression(data["trigger"]["if"])
                             if data.get("trigger", {}).get("if") else None,
-                            vars=dict(data.get("vars") or {}), source=self.doc.file)
+                            vars=dict(data.get("vars") or {}), source=self.doc.file,
+                            text=self.doc.text)
         self.check_graph(playbook)
         self.check_expressions(playbook)
         if self.actions is not None:

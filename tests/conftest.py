@@ -35,6 +35,14 @@ def _guarded_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 @pytest.fixture(autouse=True)
+def _journal_in_tmp(tmp_path_factory: pytest.TempPathFactory,
+                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # CLI runs journal by default; never into the real ~/.local/state during tests.
+    path = tmp_path_factory.mktemp("journal") / "journal.sqlite"
+    monkeypatch.setenv("CROWNGUARD_JOURNAL", str(path))
+
+
+@pytest.fixture(autouse=True)
 def _no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
     monkeypatch.setattr(socket, "getaddrinfo", _guarded_getaddrinfo)

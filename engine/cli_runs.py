@@ -1,0 +1,320 @@
+"""CLI commands over the run journal: resume, approve, undo, runs, audit.
+
+All take `--journal PATH` (else `$CROWNGUARD_JOURNAL`, else the XDG state default) and, where
+they act at vendors, `--config FILE`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from .conductor import Conductor
+from .config import Config, load_config
+from .errors import CrownguardError
+from .journal import Journal, RunRecord, open_journal
+from .plugins import PluginHost
+from .runner import Runner
+from .spec import Playbook, parse_playbook
+from .timeline import Timeline, summary_table
+from .undo import plan_undo, undo_playbook
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WAITING = 0, 1, 2, 3
+
+
+class RunsError(CrownguardError):
+    """A journal command that cannot do what was asked."""
+
+
+def add_journal_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--journal", metavar="PATH",
+                        help="the run journal (default: $CROWNGUARD_JOURNAL, else "
+                             "~/.local/state/crownguard/journal.sqlite)")
+
+
+def journal_for(args: argparse.Namespace) -> Journal:
+    return open_journal(getattr(args, "journal", None))
+
+
+def status_exit(status: str) -> int:
+    return {"succeeded": EXIT_OK, "waiting": EXIT_WAITING}.get(status, EXIT_FAILED)
+
+
+def stored_playbook(run: RunRecord, host: PluginHost) -> Playbook:
+    """The playbook as it was when the run started (the journal keeps its text)."""
+    return parse_playbook(run.playbook_text, host.actions,
+                          file=run.playbook_path or f"<{run.playbook}>")
+
+
+def answers_for(journal: Journal, run_id: str) -> dict[str, dict[str, Any]]:
+    answers: dict[str, dict[str, Any]] = {}
+    for approval in journal.approvals(run_id):
+        if approval.accepted:
+            answers[approval.step_id] = {"decision": str(approval.decision), "by": approval.by,
+                                         "comment": approval.comment, "at": approval.at}
+    return answers
+
+
+def _print_record(record: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(record, indent=2, default=str))
+    else:
+        print()
+        print(summary_table(record))
+        print(f"\nrun {record['run_id']}: {record['status']}")
+
+
+def resume_one(journal: Journal, host: PluginHost, config: Config, run_id: str,
+               quiet: bool = False) -> dict[str, Any]:
+    run = journal.get_run(run_id)
+    if str(run.status) in ("succeeded", "failed", "cancelled"):
+        raise RunsError(f"run {run_id} has already ended ({run.status})")
+    if not journal.claim(run_id):
+        raise RunsError(f"run {run_id} is being run by another live process")
+    playbook = stored_playbook(run, host)
+    dry_run = bool((run.inputs.get("run") or {}).get("dry_run"))
+    runner = Runner(host, config, journal=journal, dry_run=dry_run,
+                    on_event=None if quiet else Timeline())
+    return runner.resume(playbook, run_id, run.inputs, journal.events(run_id),
+                         answers_for(journal, run_id))
+
+
+# --- commands -----------------------------------------------------------------------------------
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    if bool(args.run_id) == bool(args.all):
+        raise RunsError("give a RUN_ID or --all")
+    host = PluginHost.from_entry_points()
+    config = load_config(args.config, host.connection_types)
+    with journal_for(args) as journal:
+        if args.run_id:
+            record = resume_one(journal, host, config, args.run_id, quiet=args.json)
+            _print_record(record, args.json)
+            return status_exit(record["status"])
+        # Waiting runs only when there is something to settle: an accepted answer or an
+        # expired wait (claiming every waiting run on every call would bloat the audit trail).
+        runs = journal.interrupted_runs() + [
+            run for run in journal.list_runs("waiting", limit=10_000)
+            if _wait_to_settle(journal, run, host)]
+        worst = EXIT_OK
+        results = []
+        for run in runs:
+            try:
+                record = resume_one(journal, host, config, run.run_id, quiet=True)
+            except RunsError as exc:
+                print(f"{run.run_id}: skipped ({exc})", file=sys.stderr)
+                continue
+            results.append({"run_id": run.run_id, "status": record["status"]})
+            code = status_exit(record["status"])
+            worst = EXIT_FAILED if code == EXIT_FAILED else max(worst, code)
+        if args.json:
+            print(json.dumps(results, indent=2))
+        else:
+            for item in results:
+                print(f"{item['run_id']}  {item['status']}")
+            print(f"{len(results)} runs resumed")
+        return worst
+
+
+def _wait_to_settle(journal: Journal, run: RunRecord, host: PluginHost) -> bool:
+    conductor = Conductor(stored_playbook(run, host), run.inputs)
+    for event in journal.events(run.run_id):
+        conductor.apply(event)
+    answered = answers_for(journal, run.run_id)
+    now = datetime.now(UTC)
+    for step_id, state in conductor.steps.items():
+        if str(state.status) != "waiting":
+            continue
+        expires = (state.waiting or {}).get("expires_at")
+        if step_id in answered or (expires and datetime.fromisoformat(
+                expires.replace("Z", "+00:00")) <= now):
+            return True
+    return False
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    host = PluginHost.from_entry_points()
+    config = load_config(args.config, host.connection_types)
+    with journal_for(args) as journal:
+        run = journal.get_run(args.run_id)
+        conductor = Conductor(stored_playbook(run, host), run.inputs)
+        for event in journal.events(args.run_id):
+            conductor.apply(event)
+        state = conductor.steps.get(args.step)
+        if state is None:
+            raise RunsError(f"run {args.run_id} has no step '{args.step}'")
+        if str(state.status) != "waiting":
+            raise RunsError(f"step '{args.step}' of run {args.run_id} is not waiting "
+                            f"(it is {state.status})")
+        allowed = list(((state.waiting or {}).get("data") or {}).get("approvers") or []) \
+            or config.approvers
+        if allowed and args.by not in allowed:
+            reason = f"{args.by} may not answer (allowed: {', '.join(allowed)})"
+            journal.record_approval(args.run_id, args.step, args.decision, args.by,
+                                    comment=args.comment, accepted=False, reason=reason)
+            print(f"crownguard: refused and recorded: {reason}", file=sys.stderr)
+            return EXIT_FAILED
+        at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        journal.record_approval(args.run_id, args.step, args.decision, args.by,
+                                comment=args.comment, at=at)
+        record = resume_one(journal, host, config, args.run_id, quiet=args.json)
+        _print_record(record, args.json)
+        return status_exit(record["status"])
+
+
+def cmd_undo(args: argparse.Namespace) -> int:
+    host = PluginHost.from_entry_points()
+    config = load_config(args.config, host.connection_types)
+    with journal_for(args) as journal:
+        run = journal.get_run(args.run_id)
+        playbook = stored_playbook(run, host)
+        calls = plan_undo(playbook, journal.events(args.run_id), host, args.step)
+        undo = undo_playbook(playbook, calls)
+        if not args.json:
+            print(f"undoing {len(calls)} change(s) of run {args.run_id}:")
+            for call in calls:
+                print(f"  {call.reason}: {call.action}")
+        runner = Runner(host, config, journal=journal, dry_run=args.dry_run,
+                        on_event=None if args.json else Timeline())
+        record = runner.run(undo, {}, kind="undo", parent_run_id=args.run_id,
+                            variables=undo.vars)
+        _print_record(record, args.json)
+        return status_exit(record["status"])
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    with journal_for(args) as journal:
+        if args.what and args.what[0] == "show":
+            if len(args.what) != 2:
+                raise RunsError("usage: crownguard runs show RUN_ID")
+            return _show(journal, args.what[1], args.json)
+        if args.what:
+            raise RunsError(f"unknown runs command '{args.what[0]}' (use: runs, runs show ID)")
+        runs = journal.list_runs(args.status, limit=args.limit)
+        if args.json:
+            print(json.dumps([r.to_dict(with_text=False) for r in runs], indent=2,
+                             default=str))
+            return EXIT_OK
+        for run in runs:
+            parent = f" (undo of {run.parent_run_id})" if run.parent_run_id else ""
+            print(f"{run.run_id}  {run.created_at[:19]}  {run.status!s:<10} "
+                  f"{run.playbook}{parent}")
+        if not runs:
+            print("no runs")
+        return EXIT_OK
+
+
+def _show(journal: Journal, run_id: str, as_json: bool) -> int:
+    run = journal.get_run(run_id)
+    host = PluginHost.from_entry_points()
+    conductor = Conductor(stored_playbook(run, host), run.inputs)
+    events = journal.events(run_id)
+    for event in events:
+        conductor.apply(event)
+    record = conductor.record(run_id)
+    approvals = [a.to_dict() for a in journal.approvals(run_id)]
+    if as_json:
+        print(json.dumps({**record, "approvals": approvals}, indent=2, default=str))
+        return EXIT_OK
+    print(f"run {run_id} of playbook '{run.playbook}' ({run.kind}): {run.status}")
+    if run.parent_run_id:
+        print(f"undo of run {run.parent_run_id}")
+    timeline = Timeline(sys.stdout)
+    for event in events:
+        timeline(event)
+    for approval in approvals:
+        verdict = "accepted" if approval["accepted"] else f"refused: {approval['reason']}"
+        print(f"  {approval['at'][11:23]}  {approval['decision']} of '{approval['step_id']}' "
+              f"by {approval['by']} ({verdict})")
+    print()
+    print(summary_table(record))
+    return EXIT_OK
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    with journal_for(args) as journal:
+        if args.audit_command == "verify":
+            anchor = None
+            if args.anchor:
+                seq, _, digest = args.anchor.partition(":")
+                if not seq.isdigit() or not digest:
+                    raise RunsError("--anchor takes SEQ:HASH as printed by 'audit head'")
+                anchor = (int(seq), digest)
+            problems = journal.verify(anchor)
+            if not problems:
+                seq, digest = journal.head()
+                print(f"journal intact: {seq} entries, head {seq}:{digest}")
+                return EXIT_OK
+            for problem in problems:
+                print(str(problem))
+            print(f"{len(problems)} problem(s) found", file=sys.stderr)
+            return EXIT_FAILED
+        if args.audit_command == "head":
+            seq, digest = journal.head()
+            print(f"{seq}:{digest}")
+            return EXIT_OK
+        out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+        try:
+            count = journal.export_jsonl(out, run_id=args.run)
+        finally:
+            if out is not sys.stdout:
+                out.close()
+        print(f"exported {count} entries", file=sys.stderr)
+        return EXIT_OK
+
+
+def add_commands(sub: Any) -> None:
+    p = sub.add_parser("resume", help="continue an interrupted or waiting run")
+    p.add_argument("run_id", nargs="?", metavar="RUN_ID")
+    p.add_argument("--all", action="store_true", help="every interrupted or waiting run")
+    p.add_argument("--config", metavar="FILE")
+    p.add_argument("--json", action="store_true")
+    add_journal_option(p)
+    p.set_defaults(func=cmd_resume)
+
+    p = sub.add_parser("approve", help="answer a waiting step and resume the run")
+    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("step", metavar="STEP")
+    p.add_argument("--decision", choices=["approve", "reject"], required=True)
+    p.add_argument("--by", required=True, metavar="NAME")
+    p.add_argument("--comment", metavar="TEXT")
+    p.add_argument("--config", metavar="FILE")
+    p.add_argument("--json", action="store_true")
+    add_journal_option(p)
+    p.set_defaults(func=cmd_approve)
+
+    p = sub.add_parser("undo", help="run the undo actions of a run's changes, latest first")
+    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("--step", metavar="ID", help="undo only this step")
+    p.add_argument("--config", metavar="FILE")
+    p.add_argument("--dry-run", action="store_true")
+    p.add_argument("--json", action="store_true")
+    add_journal_option(p)
+    p.set_defaults(func=cmd_undo)
+
+    p = sub.add_parser("runs", help="list runs, or `runs show RUN_ID`")
+    p.add_argument("what", nargs="*", metavar="show RUN_ID")
+    p.add_argument("--status", choices=["running", "waiting", "succeeded", "failed",
+                                        "cancelled"])
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true")
+    add_journal_option(p)
+    p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("audit", help="verify or export the tamper-evident audit trail")
+    audit = p.add_subparsers(dest="audit_command", required=True)
+    v = audit.add_parser("verify", help="check the hash chain; exit 1 on any problem")
+    v.add_argument("--anchor", metavar="SEQ:HASH", help="a head kept elsewhere earlier")
+    add_journal_option(v)
+    h = audit.add_parser("head", help="print SEQ:HASH of the last entry, to keep as an anchor")
+    add_journal_option(h)
+    e = audit.add_parser("export", help="write the entries for a SIEM")
+    e.add_argument("--format", choices=["jsonl"], default="jsonl")
+    e.add_argument("--run", metavar="RUN_ID")
+    e.add_argument("--output", metavar="FILE")
+    add_journal_option(e)
+    p.set_defaults(func=cmd_audit)
