@@ -1,0 +1,30 @@
+"""The `huggingface` connection type: the Hub (or a private Hub endpoint) and its token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crownguard.engine import ConnectionType
+
+DEFAULT_BASE_URL = "https://huggingface.co"
+POSITIVE = {"type": "number", "exclusiveMinimum": 0}
+
+HUGGINGFACE_CONNECTION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["token"],
+    "properties": {
+        "base_url": {"type": "string", "pattern": "^https?://",
+                     "description": f"the Hub endpoint (default {DEFAULT_BASE_URL})"},
+        "token": {"type": "string", "minLength": 1,
+                  "description": "a user access token (hf_...) with write access to the repos"},
+        "timeout_seconds": POSITIVE,
+        "connect_timeout_seconds": POSITIVE,
+    },
+}
+
+HUGGINGFACE_CONNECTION = ConnectionType(
+    "huggingface", HUGGINGFACE_CONNECTION_SCHEMA,
+    "Hugging Face Hub with a user access token. Restricting a repo needs write access to it "
+    "(a write token, or a fine-grained token with 'write' on the repo or its organization).",
+    secrets=("token",))

@@ -1,0 +1,39 @@
+"""The `mlflow` plugin: quarantine a leaked model version in an MLflow model registry (and undo
+it), read and search versions, and fingerprint a version's files. Hookimpls only."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from crownguard.engine import Action, ConnectionType, MockServerSpec, hookimpl
+
+from .actions import (
+    get_model_version,
+    list_model_files,
+    list_model_versions,
+    quarantine_model_version,
+    release_model_version,
+)
+from .connection import MLFLOW_CONNECTION
+from .mock import MlflowMock
+
+ACTIONS = (get_model_version, list_model_versions, quarantine_model_version,
+           release_model_version, list_model_files)
+
+
+@hookimpl
+def crownguard_register_actions(register: Callable[[Action], None]) -> None:
+    for item in ACTIONS:
+        register(item)
+
+
+@hookimpl
+def crownguard_register_connection_types(register: Callable[[ConnectionType], None]) -> None:
+    register(MLFLOW_CONNECTION)
+
+
+@hookimpl
+def crownguard_register_mock_servers(register: Callable[[MockServerSpec], None]) -> None:
+    register(MockServerSpec("mlflow", MlflowMock,
+                            "MLflow tracking server: model registry, artifact proxy, optional "
+                            "basic-auth app (auth='basic') and OAuth (auth='oauth')."))
