@@ -109,6 +109,7 @@ class VendorError(ActionError):
                  body: Any = None):
         self.vendor = vendor
         self.operation = operation
+        self.detail = message  # the vendor's own words, without the context prefix
         self.status = status
         self.request_id = request_id
         self.body = body

@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_READ_TIMEOUT = 30.0
 POOL_SIZE = 64
+OAUTH_CREDENTIAL_ERRORS = frozenset({"invalid_client", "unauthorized_client", "invalid_scope",
+                                     "invalid_grant"})
 USER_AGENT = "crownguard/0.1"
 
 
@@ -178,7 +180,15 @@ class OAuth2ClientCredentials(Auth):
         response = client.send_raw("POST", self.token_url, operation="get OAuth2 token",
                                    data=form if form else None, headers=headers)
         if not 200 <= response.status_code < 300:
-            raise client.error_for(response, "get OAuth2 token")
+            error = client.error_for(response, "get OAuth2 token")
+            body = error.body if isinstance(error.body, dict) else {}
+            if response.status_code == 400 and body.get("error") in OAUTH_CREDENTIAL_ERRORS:
+                # RFC 6749 5.2: a 400 that means the credentials or scope are wrong.
+                raise client._redacted(AuthError(
+                    f"{error.detail} (check the connection's client id, secret and scope)",
+                    vendor=client.vendor, operation="get OAuth2 token", status=400,
+                    request_id=error.request_id, body=error.body)) from None
+            raise error
         body = client.parse_json(response, "get OAuth2 token")
         token = body.get("access_token") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:

@@ -81,6 +81,7 @@ class Fault:
     retry_after: float | str | None = None
     seconds: float = 0.0
     body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -180,12 +181,14 @@ class MockServer(HTTPServer):
 
     def inject(self, kind: str, *, path: str | None = None, method: str | None = None,
                times: int | None = 1, status: int = 500, retry_after: float | str | None = None,
-               seconds: float = 0.0, body: Any = None) -> Fault:
-        """Make the next `times` matching requests (None: all) misbehave."""
+               seconds: float = 0.0, body: Any = None,
+               headers: dict[str, str] | None = None) -> Fault:
+        """Make the next `times` matching requests (None: all) misbehave; `headers` are added
+        to an injected status answer (a vendor's own rate-limit headers...)."""
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault '{kind}' (one of {', '.join(FAULT_KINDS)})")
         fault = Fault(kind, path, method.upper() if method else None, times, status,
-                      retry_after, seconds, body)
+                      retry_after, seconds, body, dict(headers or {}))
         with self.state_lock:
             self.faults.append(fault)
         return fault
@@ -219,7 +222,7 @@ class MockServer(HTTPServer):
         if fault.kind == "reset":
             # An empty, connection-closing answer that is not valid HTTP body for the client.
             return Response(b"", status=502, headers={"Connection": "close"})
-        headers = {}
+        headers = dict(fault.headers)
         if fault.retry_after is not None:
             headers["Retry-After"] = str(fault.retry_after)
         body = fault.body if fault.body is not None else self.error_body(fault.status)

@@ -196,3 +196,18 @@ def test_redactor_catches_encodings() -> None:
     assert r.redact("abc%2Dsecret") == "abc%2Dsecret"
     assert repr(Secret("abc-secret-123")) == "Secret(***)"
     assert f"{Secret('abc-secret-123')}" == "***"
+
+
+def test_oauth_400_invalid_client_is_an_auth_error(vendor: TokenVendor) -> None:
+    vendor.inject("status", status=400, path="/oauth/token",
+                  body={"error": "invalid_client", "error_description": "AADSTS7000215"})
+    with pytest.raises(AuthError) as info:
+        client_for(vendor).request("GET", "/things/a", operation="get thing")
+    assert info.value.detail.startswith("AADSTS7000215")
+    assert "client id, secret and scope" in str(info.value)
+
+
+def test_injected_faults_carry_vendor_headers(vendor: TokenVendor) -> None:
+    vendor.inject("status", status=429, path="/things/a", headers={"X-Rate-Limit-Reset": "9"})
+    with pytest.raises(RateLimited):
+        client_for(vendor).request("GET", "/things/a", operation="get thing")
