@@ -155,7 +155,7 @@ steps:
     with: {timeout: "${{ vars.t }}"}
 """, actions)
     assert "pb.yaml:5: step 'a': unknown action 'core.nope' (plugin 'core' offers: " \
-           "core.http_request, core.noop, core.transform)" in out
+           "core.http_request, core.noop, core.transform, core.wait_for_approval)" in out
     assert "pb.yaml:7: step 'b': unknown action 'falconx.contain' (no installed plugin " \
            "provides 'falconx.*')" in out
     assert any(p.startswith("pb.yaml:10: step 'c': core.http_request input 'method'") for p in out)

@@ -274,8 +274,8 @@ def _with(marks: list[Mark], mark: Mark) -> list[Mark]:
     # ADF allows `code` only together with `link`.
     if mark["type"] == "code":
         return [m for m in marks if m["type"] == "link"] + [mark]
-    if any(m["type"] == "code" for m in marks) or (
-            mark["type"] == "link" and any(m["type"] == "link" for m in marks)):
+    # A mark already in force (`*_a_*` is em inside em) is not applied twice: ADF forbids it.
+    if any(m["type"] == "code" for m in marks) or any(m["type"] == mark["type"] for m in marks):
         return marks
     return [*marks, mark]
 

@@ -161,3 +161,10 @@ def test_plain_text_keeps_every_visible_character(source: str) -> None:
 
     visible = [c for c in source if not c.isspace() and c.isprintable()]
     assert [c for c in texts(doc) if not c.isspace() and c.isprintable()] == visible
+
+
+def test_nested_same_emphasis_is_one_mark() -> None:
+    from crownguard.plugins.jira.adf import parse_inline
+
+    nodes = parse_inline("*_a_*")
+    assert nodes == [{"type": "text", "text": "a", "marks": [{"type": "em"}]}]
