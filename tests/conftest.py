@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import settings
+
+# CI runs the same examples every time (a failure there must be reproducible, not a dice
+# roll); locally hypothesis keeps exploring new ones.
+settings.register_profile("ci", derandomize=True, deadline=None)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 _real_connect = socket.socket.connect
 _real_getaddrinfo = socket.getaddrinfo
