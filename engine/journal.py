@@ -300,7 +300,13 @@ class Journal(ABC):
 
 def open_journal(path: str | Path | None = None, env: Mapping[str, str] | None = None,
                  **options: Any) -> SQLiteJournal:
-    """The journal at `path` (`--journal`), else at `default_journal_path(env)`."""
+    """The journal at `path` (`--journal`), else at `default_journal_path(env)`.
+
+    `CROWNGUARD_JOURNAL_SYNC=NORMAL` trades power-loss durability for ~3x faster appends
+    (a process crash still loses nothing); the default is FULL."""
+    environ = os.environ if env is None else env
+    if environ.get("CROWNGUARD_JOURNAL_SYNC"):
+        options.setdefault("synchronous", environ["CROWNGUARD_JOURNAL_SYNC"])
     return SQLiteJournal(path if path is not None else default_journal_path(env), **options)
 
 
