@@ -348,6 +348,8 @@ class _Execution:
               token: int) -> None:
         """Runs on a pool thread: call the action, check its output, report back."""
         try:
+            # A dry run changes nothing anywhere: read-only look-ups still run (so conditions
+            # and inputs that depend on them resolve), side-effecting actions do not.
             if self.runner.dry_run and action.side_effect:
                 output: Any = {"dry_run": True, "would_call": action.name, "inputs":
                                self.redactor.redact_value(inputs)}

@@ -45,6 +45,11 @@ class Timeline:
                      else "")
             line = f"! {step:<{self.width}} attempt {event.get('attempt')} failed: " \
                    f"{event.get('error')}{retry}"
+        elif kind == "step_succeeded" and isinstance(event.get("output"), dict) \
+                and event["output"].get("dry_run") and event["output"].get("would_call"):
+            output = event["output"]
+            line = (f"~ {step:<{self.width}} would call {output['would_call']} "
+                    f"{_short(output.get('inputs'), 120)}")
         elif kind == "step_succeeded":
             output = _short(event.get("output"))
             line = f"{SYMBOLS['succeeded']} {step:<{self.width}} succeeded {output}"

@@ -173,3 +173,38 @@ def test_demo_runs(capsys: Any) -> None:
     code, out, _ = run_cli(capsys, "demo")
     assert code == 0
     assert "summary" in out and "vendor calls" in out
+
+
+def test_dry_run_with_vendor_plugins_sends_nothing(tmp_path: Path, mock_server: Any,
+                                                   capsys: Any) -> None:
+    from crownguard.plugins.falcon.mock import FalconMock
+    from crownguard.plugins.okta.mock import OktaMock
+
+    falcon = mock_server(FalconMock)
+    okta = mock_server(OktaMock)
+    config = tmp_path / "c.yaml"
+    import yaml
+
+    config.write_text(yaml.safe_dump({"connections": {"falcon": falcon.connection_settings(),
+                                                      "okta": okta.connection_settings()}}))
+    playbook = tmp_path / "pb.yaml"
+    playbook.write_text("""
+name: dry
+steps:
+  - {id: find, action: falcon.find_host, with: {hostname: "${{ event.host }}"}}
+  - {id: contain, action: falcon.contain_host, needs: [find], with: {hostname: "${{ event.host }}"}}
+  - {id: suspend, action: okta.suspend_user, with: {user: "${{ event.user }}"}}
+  - {id: summary, action: core.transform, needs: [contain, suspend], with: {data: "${{ steps.suspend.output }}"}}
+""")
+    event = tmp_path / "e.json"
+    event.write_text(json.dumps({"host": "WS-ALICE-01", "user": "dana@example.com"}))
+    code, out, _ = run_cli(capsys, "run", playbook, "--event", event, "--config", config,
+                           "--dry-run")
+    assert code == 0, out
+    assert "would call okta.suspend_user" in out and '"user":"dana@example.com"' in out
+    assert "would call falcon.contain_host" in out
+    # The look-up ran; nothing that changes state was sent to either vendor.
+    assert [c.method for c in falcon.calls if "/devices/" in c.path] == ["GET"] * len(
+        [c for c in falcon.calls if "/devices/" in c.path])
+    assert falcon.calls_to("POST", "/devices/entities/devices-actions/v2") == []
+    assert okta.calls == []
