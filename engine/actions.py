@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import jsonschema
 
-from .errors import InputError, StepTimeout
+from .errors import ActionError, InputError, StepTimeout
 
 if TYPE_CHECKING:
     from .config import Connection, Connections
@@ -30,6 +30,7 @@ ACTION_NAME = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
 ANY_OBJECT: dict[str, Any] = {"type": "object"}
 
 ClientT = TypeVar("ClientT", bound="VendorClient")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -229,6 +230,25 @@ class ActionContext:
             self.check_deadline()
         if self.cancelled.wait(seconds):
             self.check_deadline()
+
+    def poll(self, probe: Callable[[], T | None], *, interval: float, max_wait: float,
+             waiting_for: str, vendor: str) -> T:
+        """Call `probe` until it returns something other than None, sleeping `interval`
+        between calls: how an action waits for a vendor's asynchronous work.
+
+        The step's timeout ends the wait (StepTimeout); `max_wait` bounds steps that have
+        none, so an operation stuck at the vendor cannot hold a run forever (a retryable
+        ActionError then).
+        """
+        started = time.monotonic()
+        while True:
+            result = probe()
+            if result is not None:
+                return result
+            if time.monotonic() - started >= max_wait:
+                raise ActionError(f"{vendor}: still waiting for {waiting_for} after "
+                                  f"{max_wait:g}s", retryable=True)
+            self.sleep(interval)
 
     def connection(self, name: str) -> Connection:
         return self.connections.get(name)

@@ -458,3 +458,17 @@ def test_rejection_and_expiry_fail_the_wait(host: PluginHost, probe: Probe) -> N
     _, expired = _wait_and_resume(host, {}, datetime.now(UTC) + timedelta(hours=2))
     assert expired["steps"]["ask"]["error"].startswith("no answer before ")
     assert expired["steps"]["escalate"]["status"] == "succeeded"
+
+
+def test_ctx_poll_waits_and_gives_up() -> None:
+    from crownguard.engine.config import Connections
+
+    ctx = ActionContext(run_id="r", step_id="s", attempt=1, idempotency_key="k",
+                        connections=Connections())
+    answers = iter([None, None, "done"])
+    assert ctx.poll(lambda: next(answers), interval=0.001, max_wait=5, waiting_for="x",
+                    vendor="v") == "done"
+    with pytest.raises(ActionError, match="v: still waiting for the host after 0.01s") as info:
+        ctx.poll(lambda: None, interval=0.002, max_wait=0.01, waiting_for="the host",
+                 vendor="v")
+    assert info.value.retryable

@@ -1,12 +1,11 @@
-"""Waiting for Defender's asynchronous machine actions to finish."""
+"""Waiting for Defender's asynchronous work, with this vendor's default pace."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from crownguard.engine import ActionContext, ActionError
+from crownguard.engine import ActionContext
 
 T = TypeVar("T")
 
@@ -16,19 +15,8 @@ DEFAULT_MAX_WAIT = 900.0
 
 def wait_for(ctx: ActionContext, settings: Mapping[str, Any], probe: Callable[[], T | None],
              waiting_for: str) -> T:
-    """Call `probe` until it returns a value, sleeping between calls.
-
-    `ctx.sleep` ends the wait at the step's timeout; `max_wait_seconds` bounds steps that have
-    none, so a machine action stuck in `Pending` (an offline device) cannot hold a run forever.
-    """
-    interval = float(settings.get("poll_interval_seconds", DEFAULT_POLL_INTERVAL))
-    max_wait = float(settings.get("max_wait_seconds", DEFAULT_MAX_WAIT))
-    started = time.monotonic()
-    while True:
-        result = probe()
-        if result is not None:
-            return result
-        if time.monotonic() - started >= max_wait:
-            raise ActionError(f"defender: still waiting for {waiting_for} after {max_wait:g}s",
-                              retryable=True)
-        ctx.sleep(interval)
+    """`ctx.poll` with the connection's `poll_interval_seconds` and `max_wait_seconds`."""
+    return ctx.poll(probe, interval=float(settings.get("poll_interval_seconds",
+                                                       DEFAULT_POLL_INTERVAL)),
+                    max_wait=float(settings.get("max_wait_seconds", DEFAULT_MAX_WAIT)),
+                    waiting_for=waiting_for, vendor="defender")
