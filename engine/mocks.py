@@ -8,6 +8,12 @@ records every call, enforces nothing by itself, and injects faults on demand:
     mock.inject("latency", seconds=0.2)
     mock.inject("malformed")         # a 200 whose body is not JSON
     mock.inject("timeout", seconds=5)  # answer only after the client gave up
+    mock.inject("lost_response", path="/api/now/table/*")  # apply the request, then answer
+                                     # 503 (or, with seconds=, too late): the answer is lost
+
+A path ending in `*` matches by prefix; `{name}` matches one segment.
+Subclasses may check authentication and rate limits for every request in `before_route`, and
+add headers to every answer in `after_route`; calls are recorded before either runs.
 
 Usable from pytest fixtures and, outside pytest, from `crownguard demo`.
 """
@@ -25,7 +31,7 @@ from typing import Any, ClassVar
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-FAULT_KINDS = ("latency", "status", "timeout", "malformed", "reset")
+FAULT_KINDS = ("latency", "status", "timeout", "malformed", "reset", "lost_response")
 
 
 @dataclass(frozen=True)
@@ -187,6 +193,8 @@ class MockServer(HTTPServer):
         to an injected status answer (a vendor's own rate-limit headers...)."""
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault '{kind}' (one of {', '.join(FAULT_KINDS)})")
+        if kind == "lost_response" and status == 500:
+            status = 503
         fault = Fault(kind, path, method.upper() if method else None, times, status,
                       retry_after, seconds, body, dict(headers or {}))
         with self.state_lock:
@@ -197,13 +205,22 @@ class MockServer(HTTPServer):
         with self.state_lock:
             self.faults.clear()
 
-    def _take_fault(self, request: Request) -> Fault | None:
+    @staticmethod
+    def _path_matches(pattern: str | None, path: str) -> bool:
+        if not pattern:
+            return True
+        if pattern.endswith("*"):
+            return path.startswith(pattern[:-1])
+        return bool(_compile(pattern).match(path)) if "{" in pattern else pattern == path
+
+    def _take_fault(self, request: Request, lost: bool = False) -> Fault | None:
         with self.state_lock:
             for fault in self.faults:
+                if (fault.kind == "lost_response") != lost:
+                    continue
                 if fault.method and fault.method != request.method:
                     continue
-                if fault.path and not (_compile(fault.path).match(request.path)
-                                       if "{" in fault.path else fault.path == request.path):
+                if not self._path_matches(fault.path, request.path):
                     continue
                 if fault.times is not None:
                     fault.times -= 1
@@ -238,6 +255,15 @@ class MockServer(HTTPServer):
         request.get_data()
         return self.dispatch(request)
 
+    def before_route(self, request: Request) -> Response | None:
+        """Checks every request passes before its handler (auth, rate limits); an answer
+        returned here is sent instead. Runs under the state lock."""
+        return None
+
+    def after_route(self, request: Request, response: Response) -> Response:
+        """Adds what every answer carries (request ids, rate-limit headers)."""
+        return response
+
     def dispatch(self, request: Request) -> Response:
         body = request.get_data()
         self.calls.append(RecordedCall(request.method, request.path,
@@ -247,7 +273,22 @@ class MockServer(HTTPServer):
         if fault is not None:
             response = self._fault_response(fault)
             if response is not None:
-                return response
+                return self.after_route(request, response)
+        with self.state_lock:
+            early = self.before_route(request)
+        if early is not None:
+            return self.after_route(request, early)
+        response = self._route(request)
+        if 200 <= response.status_code < 300:
+            lost = self._take_fault(request, lost=True)
+            if lost is not None:
+                if lost.seconds > 0:
+                    time.sleep(lost.seconds)  # the change is made; the answer comes too late
+                else:
+                    response = self.json_response(self.error_body(lost.status), lost.status)
+        return self.after_route(request, response)
+
+    def _route(self, request: Request) -> Response:
         allowed: list[str] = []
         for r in self._routes:
             match = r.pattern.match(request.path)

@@ -19,15 +19,13 @@ import base64
 import itertools
 import json
 import secrets
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from werkzeug import Request, Response
 
-from crownguard.engine import MockServer, RecordedCall, route
+from crownguard.engine import MockServer, route
 
 from .mock_adf import adf_problems
 from .mock_jql import JqlError, parse_jql, sort_issues
@@ -47,15 +45,6 @@ from .mock_model import (
 
 INTEGRATION_EMAIL = "crownguard@example.com"
 ACCOUNT_KEY = "jira.account"
-@dataclass
-class _Lost:
-    method: str
-    path_prefix: str
-    status: int
-    times: int
-    delay: float
-
-
 class JiraMock(MockServer):
     """A Jira Cloud site with one project (SEC) and a simple three-status workflow."""
 
@@ -76,7 +65,6 @@ class JiraMock(MockServer):
         self.search_lag = 0
         self.rate_limited = 0
         self.retry_after = 1
-        self.lost: list[_Lost] = []
         self.request_ids = itertools.count(1)
 
     # settings and helpers ----------------------------------------------------------------------
@@ -109,8 +97,8 @@ class JiraMock(MockServer):
                       *, status: int = 503, times: int = 1, delay: float = 0.0) -> None:
         """Apply the next matching request, then lose its answer: send `status` instead, or
         (delay > 0) answer only after `delay` seconds, when the client has given up."""
-        with self.state_lock:
-            self.lost.append(_Lost(method.upper(), path_prefix, status, times, delay))
+        self.inject("lost_response", method=method, path=path_prefix + "*", status=status,
+                    times=times, seconds=delay)
 
     def index_lag(self, searches: int) -> None:
         """Issues created from now on stay out of the next `searches` search answers, as they
@@ -146,23 +134,12 @@ class JiraMock(MockServer):
 
     # dispatch: authentication, rate limit, lost answers, request ids ---------------------------
 
-    def dispatch(self, request: Request) -> Response:
-        early: Response | None = None
+    def before_route(self, request: Request) -> Response | None:
         if request.path.startswith("/rest/"):
-            with self.state_lock:
-                early = self._authenticate(request) or self._rate_limit()
-        if early is not None:
-            self.calls.append(RecordedCall(request.method, request.path,
-                                           {k: request.args.getlist(k) for k in request.args},
-                                           dict(request.headers), request.get_data()))
-            response = early
-        else:
-            response = super().dispatch(request)
-            lost = self._take_lost(request, response)
-            if lost is not None and lost.delay > 0:
-                time.sleep(lost.delay)  # outside the state lock: the write is already done
-            elif lost is not None:
-                response = self.json_response(self.error_body(lost.status), lost.status)
+            return self._authenticate(request) or self._rate_limit()
+        return None
+
+    def after_route(self, request: Request, response: Response) -> Response:
         response.headers["X-AREQUESTID"] = f"{next(self.request_ids)}x1x1"
         return response
 
@@ -195,18 +172,6 @@ class JiraMock(MockServer):
                    "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset,
                    "X-RateLimit-NearLimit": "true", "RateLimit-Reason": "jira-burst-based"}
         return self.json_response(self.error_body(429), 429, headers)
-
-    def _take_lost(self, request: Request, response: Response) -> _Lost | None:
-        if not 200 <= response.status_code < 300:
-            return None
-        with self.state_lock:
-            for lost in self.lost:
-                if lost.method == request.method and request.path.startswith(lost.path_prefix):
-                    lost.times -= 1
-                    if lost.times <= 0:
-                        self.lost.remove(lost)
-                    return lost
-        return None
 
     # permissions and rendering -----------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 
 from werkzeug import Request, Response
 
-from crownguard.engine import MockServer, RecordedCall, route
+from crownguard.engine import MockServer, route
 
 from .mock_query import parse_query
 
@@ -85,15 +85,6 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-@dataclass
-class _Lost:
-    method: str
-    path_prefix: str
-    status: int
-    times: int
-    delay: float
-
-
 class ServiceNowMock(MockServer):
     """A ServiceNow instance with incident, sn_hr_core_case and sys_user tables."""
 
@@ -114,7 +105,6 @@ class ServiceNowMock(MockServer):
         self.counters = {name: table.first_number for name, table in TABLES.items()}
         self.rate_limited = 0
         self.retry_after = 1
-        self.lost: list[_Lost] = []
         self.frozen_tables: set[str] = set()
         self.integration_sys_id = self.add_user(INTEGRATION_USER,
                                                 "crownguard@example.com", "Crownguard Integration")
@@ -181,8 +171,8 @@ class ServiceNowMock(MockServer):
                       *, status: int = 503, times: int = 1, delay: float = 0.0) -> None:
         """Apply the next matching request, then lose its answer: send `status` instead, or
         (delay > 0) answer only after `delay` seconds, when the client has given up."""
-        with self.state_lock:
-            self.lost.append(_Lost(method.upper(), path_prefix, status, times, delay))
+        self.inject("lost_response", method=method, path=path_prefix + "*", status=status,
+                    times=times, seconds=delay)
 
     def refuse_state_changes(self, table: str) -> None:
         """A business rule that silently keeps `state` on updates of this table."""
@@ -216,23 +206,10 @@ class ServiceNowMock(MockServer):
 
     # dispatch: authentication, rate limit, lost answers ----------------------------------------
 
-    def dispatch(self, request: Request) -> Response:
+    def before_route(self, request: Request) -> Response | None:
         if request.path.startswith("/api/"):
-            with self.state_lock:
-                early = self._authenticate(request) or self._rate_limit()
-            if early is not None:
-                self.calls.append(RecordedCall(request.method, request.path,
-                                               {k: request.args.getlist(k) for k in request.args},
-                                               dict(request.headers), request.get_data()))
-                return early
-        response = super().dispatch(request)
-        lost = self._take_lost(request, response)
-        if lost is None:
-            return response
-        if lost.delay > 0:
-            time.sleep(lost.delay)  # outside the state lock: the record is already stored
-            return response
-        return self.json_response(self.error_body(lost.status), lost.status)
+            return self._authenticate(request) or self._rate_limit()
+        return None
 
     def _authenticate(self, request: Request) -> Response | None:
         if self.expire_countdown is not None:
@@ -267,18 +244,6 @@ class ServiceNowMock(MockServer):
                    "X-RateLimit-Reset": str(int(time.time()) + self.retry_after),
                    "X-RateLimit-Rule": "e3a4ba6bdb123300f8b2d5a43a9619b2"}
         return self.json_response(self.error_body(429), 429, headers)
-
-    def _take_lost(self, request: Request, response: Response) -> _Lost | None:
-        if not 200 <= response.status_code < 300:
-            return None
-        with self.state_lock:
-            for lost in self.lost:
-                if lost.method == request.method and request.path.startswith(lost.path_prefix):
-                    lost.times -= 1
-                    if lost.times <= 0:
-                        self.lost.remove(lost)
-                    return lost
-        return None
 
     # OAuth -------------------------------------------------------------------------------------
 

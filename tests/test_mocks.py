@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import requests
+from werkzeug import Request, Response
+
+from crownguard.engine import MockServer, route
+
+
+class Store(MockServer):
+    vendor = "store"
+
+    def reset_state(self) -> None:
+        self.items: list[Any] = []
+
+    def before_route(self, request: Request) -> Response | None:
+        if request.headers.get("Authorization") != "Bearer ok":
+            return self.json_response({"error": "unauthorized"}, 401)
+        return None
+
+    def after_route(self, request: Request, response: Response) -> Response:
+        response.headers["X-Request-Id"] = f"req-{len(self.calls)}"
+        return response
+
+    @route("POST", "/api/items")
+    def add(self, request: Request) -> Any:
+        self.items.append(request.get_json())
+        return self.json_response({"id": len(self.items)}, 201)
+
+    @route("GET", "/api/items/{item_id}")
+    def get(self, request: Request, item_id: str) -> Any:
+        return {"id": int(item_id)}
+
+
+@pytest.fixture
+def store(mock_server: Any) -> Store:
+    return mock_server(Store)
+
+
+def post(store: Store, timeout: float = 5) -> requests.Response:
+    return requests.post(store.base_url + "/api/items", json={"a": 1},
+                         headers={"Authorization": "Bearer ok"}, timeout=timeout)
+
+
+def test_hooks_wrap_every_answer_and_calls_are_recorded(store: Store) -> None:
+    denied = requests.post(store.base_url + "/api/items", json={}, timeout=5)
+    assert denied.status_code == 401 and denied.headers["X-Request-Id"] == "req-1"
+    assert post(store).status_code == 201
+    assert [c.method for c in store.calls_to(path="/api/items")] == ["POST", "POST"]
+    assert store.items == [{"a": 1}]
+    assert requests.delete(store.base_url + "/api/items", headers={
+        "Authorization": "Bearer ok"}, timeout=5).status_code == 405
+    assert requests.get(store.base_url + "/nope", headers={"Authorization": "Bearer ok"},
+                        timeout=5).status_code == 404
+
+
+def test_lost_response_applies_then_fails(store: Store) -> None:
+    store.inject("lost_response", path="/api/*", method="POST")
+    answer = post(store)
+    assert answer.status_code == 503
+    assert store.items == [{"a": 1}]  # the change landed although the answer was lost
+    assert post(store).status_code == 201
+
+
+def test_lost_response_late_answer_and_statuses(store: Store) -> None:
+    store.inject("lost_response", path="/api/items", seconds=0.3)
+    with pytest.raises(requests.Timeout):
+        post(store, timeout=0.1)
+    store.inject("status", status=429, retry_after=3, path="/api/items/{item_id}",
+                 headers={"X-Rate-Limit-Reset": "1"})
+    answer = requests.get(store.base_url + "/api/items/7", headers={
+        "Authorization": "Bearer ok"}, timeout=5)
+    assert answer.status_code == 429 and answer.headers["Retry-After"] == "3"
+    assert answer.headers["X-Rate-Limit-Reset"] == "1"
+    with pytest.raises(ValueError, match="unknown fault"):
+        store.inject("explode")
+
+
+def test_malformed_and_times(store: Store) -> None:
+    store.inject("malformed", path="/api/items/{item_id}", times=2)
+    url = store.base_url + "/api/items/1"
+    headers = {"Authorization": "Bearer ok"}
+    bodies = [requests.get(url, headers=headers, timeout=5).text for _ in range(3)]
+    assert bodies[0] == bodies[1] == '{"truncated": '
+    assert bodies[2] == '{"id": 1}'
