@@ -12,6 +12,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from .actions import ActionContext
 from .conductor import Conductor
 from .config import Config, load_config
 from .errors import CrownguardError
@@ -136,34 +137,66 @@ def _wait_to_settle(journal: Journal, run: RunRecord, host: PluginHost) -> bool:
     return False
 
 
+def answer(journal: Journal, host: PluginHost, config: Config, run_id: str, step: str,
+           decision: str, by: str, comment: str | None, as_json: bool) -> int:
+    """Record an answer to a waiting step (refused when `by` may not answer) and resume."""
+    run = journal.get_run(run_id)
+    conductor = Conductor(stored_playbook(run, host), run.inputs)
+    for event in journal.events(run_id):
+        conductor.apply(event)
+    state = conductor.steps.get(step)
+    if state is None:
+        raise RunsError(f"run {run_id} has no step '{step}'")
+    if str(state.status) != "waiting":
+        raise RunsError(f"step '{step}' of run {run_id} is not waiting (it is {state.status})")
+    allowed = list(((state.waiting or {}).get("data") or {}).get("approvers") or []) \
+        or config.approvers
+    if allowed and by not in allowed:
+        reason = f"{by} may not answer (allowed: {', '.join(allowed)})"
+        journal.record_approval(run_id, step, decision, by, comment=comment, accepted=False,
+                                reason=reason)
+        print(f"crownguard: refused and recorded: {reason}", file=sys.stderr)
+        return EXIT_FAILED
+    at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    journal.record_approval(run_id, step, decision, by, comment=comment, at=at)
+    record = resume_one(journal, host, config, run_id, quiet=as_json)
+    _print_record(record, as_json)
+    return status_exit(record["status"])
+
+
 def cmd_approve(args: argparse.Namespace) -> int:
     host = PluginHost.from_entry_points()
     config = load_config(args.config, host.connection_types)
     with journal_for(args) as journal:
-        run = journal.get_run(args.run_id)
-        conductor = Conductor(stored_playbook(run, host), run.inputs)
-        for event in journal.events(args.run_id):
-            conductor.apply(event)
-        state = conductor.steps.get(args.step)
-        if state is None:
-            raise RunsError(f"run {args.run_id} has no step '{args.step}'")
-        if str(state.status) != "waiting":
-            raise RunsError(f"step '{args.step}' of run {args.run_id} is not waiting "
-                            f"(it is {state.status})")
-        allowed = list(((state.waiting or {}).get("data") or {}).get("approvers") or []) \
-            or config.approvers
-        if allowed and args.by not in allowed:
-            reason = f"{args.by} may not answer (allowed: {', '.join(allowed)})"
-            journal.record_approval(args.run_id, args.step, args.decision, args.by,
-                                    comment=args.comment, accepted=False, reason=reason)
-            print(f"crownguard: refused and recorded: {reason}", file=sys.stderr)
-            return EXIT_FAILED
-        at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-        journal.record_approval(args.run_id, args.step, args.decision, args.by,
-                                comment=args.comment, at=at)
-        record = resume_one(journal, host, config, args.run_id, quiet=args.json)
-        _print_record(record, args.json)
-        return status_exit(record["status"])
+        return answer(journal, host, config, args.run_id, args.step, args.decision, args.by,
+                      args.comment, args.json)
+
+
+def cmd_slack_answer(args: argparse.Namespace) -> int:
+    """A Slack interaction (the employee's button or justification) answers its wait."""
+    host = PluginHost.from_entry_points()
+    config = load_config(args.config, host.connection_types)
+    headers = {}
+    for item in args.header or []:
+        name, sep, value = item.partition(":")
+        if not sep:
+            raise RunsError(f"--header takes 'Name: value', got '{item}'")
+        headers[name.strip()] = value.strip()
+    try:
+        body = open(args.body_file, encoding="utf-8").read()
+    except OSError as exc:
+        raise RunsError(f"{args.body_file}: cannot read ({exc.strerror})") from None
+    parse = host.action("slack.parse_interaction")
+    inputs = {"body": body, "headers": headers}
+    parse.validate_inputs(inputs)
+    ctx = ActionContext(run_id="slack-interaction", step_id="parse", attempt=1,
+                        idempotency_key="slack-interaction", connections=config.connections)
+    reply = parse.func(ctx, inputs)
+    comment = reply["choice"] + (f": {reply['justification']}" if reply.get("justification")
+                                 else "")
+    with journal_for(args) as journal:
+        return answer(journal, host, config, reply["run_id"], reply["step_id"], "approve",
+                      reply["user"], comment, args.json)
 
 
 def cmd_undo(args: argparse.Namespace) -> int:
@@ -286,6 +319,17 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--json", action="store_true")
     add_journal_option(p)
     p.set_defaults(func=cmd_approve)
+
+    p = sub.add_parser("slack-answer", help="verify a Slack interaction request and record the "
+                                            "employee's answer in its waiting run")
+    p.add_argument("--body-file", required=True, metavar="FILE",
+                   help="the request body exactly as Slack sent it")
+    p.add_argument("--header", action="append", metavar="'NAME: VALUE'",
+                   help="X-Slack-Signature and X-Slack-Request-Timestamp, as received")
+    p.add_argument("--config", metavar="FILE", help="connections file with slack.signing_secret")
+    p.add_argument("--json", action="store_true")
+    add_journal_option(p)
+    p.set_defaults(func=cmd_slack_answer)
 
     p = sub.add_parser("undo", help="run the undo actions of a run's changes, latest first")
     p.add_argument("run_id", metavar="RUN_ID")
