@@ -91,6 +91,10 @@ class Action:
     output_schema: dict[str, Any] = field(default_factory=lambda: dict(ANY_OBJECT))
     side_effect: bool = False
     undo: str | None = None
+    # How the undo action's inputs come from this step: templates over {inputs, output}
+    # (`{"issue": "${{ output.key }}"}`). Without it, each undo input is taken from the step's
+    # inputs, else its output, by name.
+    undo_with: dict[str, Any] | None = None
     connection: str | None = None
     retry: RetryPolicy | None = None
     plugin: str = ""
@@ -111,6 +115,7 @@ class Action:
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "plugin": self.plugin, "description": self.description.strip(),
                 "side_effect": self.side_effect, "undo": self.undo,
+                "undo_with": self.undo_with,
                 "connection": self.connection,
                 "retry": None if self.retry is None else {
                     "max_attempts": self.retry.max_attempts,
@@ -170,7 +175,8 @@ def _validate(schema: dict[str, Any], value: Any, what: str) -> None:
 
 def action(name: str, *, input_schema: dict[str, Any] | None = None,
            output_schema: dict[str, Any] | None = None, description: str | None = None,
-           side_effect: bool = False, undo: str | None = None, connection: str | None = None,
+           side_effect: bool = False, undo: str | None = None,
+           undo_with: dict[str, Any] | None = None, connection: str | None = None,
            retry: RetryPolicy | None = None,
            inline: bool = False) -> Callable[[ActionFunc], Action]:
     """Decorator turning `func(ctx, inputs) -> output` into an Action (description: docstring)."""
@@ -180,7 +186,8 @@ def action(name: str, *, input_schema: dict[str, Any] | None = None,
         return Action(name=name, func=func, description=text,
                       input_schema=input_schema or dict(ANY_OBJECT),
                       output_schema=output_schema or dict(ANY_OBJECT),
-                      side_effect=side_effect, undo=undo, connection=connection, retry=retry,
+                      side_effect=side_effect, undo=undo, undo_with=undo_with,
+                      connection=connection, retry=retry,
                       inline=inline)
 
     return wrap

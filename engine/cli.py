@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 
 from .cli_runs import add_commands as add_run_commands
 from .cli_runs import add_journal_option
+from .cli_triage import add_commands as add_triage_commands
 from .config import load_config
 from .errors import CrownguardError, SpecError
 from .graph import to_dot, to_mermaid
@@ -221,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_plugins)
 
     add_run_commands(sub)
+    add_triage_commands(sub)
 
     p = sub.add_parser("demo", help="run the shipped scenarios against local mock vendors")
     p.add_argument("--quiet", action="store_true", help="summary only")

@@ -1,123 +1,303 @@
-"""`crownguard demo`: start the mock vendor servers in-process and run scenarios end to end.
+"""`crownguard demo`: a week of model-movement alerts, answered end to end against local mocks.
 
-Every mock a plugin registers is started on a free loopback port and the connections file is
-built from the mocks' own `connection_settings()`, so the demo exercises the same code path as
-a real deployment, only pointed at local imitations of the vendors.
+Every mock vendor server a plugin registers is started in-process on a loopback port, and
+the connections come from the mocks' own `connection_settings()`: the demo runs the code a
+deployment runs, pointed at imitations of the vendors. The registry's fingerprints are built
+through the mlflow plugin's actions, each alert goes through triage (normalise, detect,
+score, route) and the playbooks routing chooses run with a live timeline; waits for an
+employee's answer are settled by a simulated employee through `Runner.resume`, the path
+`crownguard approve` takes. Exit status: 0 when every episode ended as the story expects.
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
+from importlib import resources
 from typing import Any, TextIO
 
-from .config import config_from_mapping
-from .mocks import MockServer
+from .cli_triage import describe_verdict
+from .config import Config, config_from_mapping
+from .fingerprints import FingerprintIndex
+from .mocks import RecordedCall
 from .plugins import PluginHost
+from .risk import policy_from_mapping
+from .routing import InMemoryDedupe, Verdict, build_triage
 from .runner import Runner
-from .spec import load_playbook
+from .scenarios import MockFleet, refresh_from_mlflow, seed
+from .spec import Playbook
 from .timeline import Timeline
+
+MODEL_BYTES = b"acme-support-llama3-8b-ft v3: fine-tuned weights (demo)"
+MODEL_SHA256 = hashlib.sha256(MODEL_BYTES).hexdigest()
+REGISTRY_HOST = "mlflow.acme.example"
 
 
 @dataclass
-class Scenario:
+class Episode:
+    """One alert of the story, what the simulated employee answers, and what should happen."""
+
     title: str
-    playbook: Path
-    event: dict[str, Any]
-    prepare: Callable[[dict[str, MockServer]], None] = lambda mocks: None
-    variables: Callable[[dict[str, MockServer]], dict[str, Any]] = lambda mocks: {}
-    expect: str = "succeeded"
+    payload: Any
+    expect: dict[str, str] = field(default_factory=dict)  # playbook -> final run status
+    answers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    answer_after_deadline: bool = False
 
 
-def _core_playbook(name: str) -> Path:
-    from importlib import resources
+@dataclass
+class EpisodeResult:
+    episode: Episode
+    verdicts: list[Verdict]
+    runs: list[dict[str, Any]]
+    calls: int
+    seconds: float
 
-    return Path(str(resources.files("crownguard.plugins.core").joinpath(f"playbooks/{name}")))
-
-
-def _webhook_vars(mocks: dict[str, MockServer]) -> dict[str, Any]:
-    return {"webhook_base": mocks["webhook"].base_url}
-
-
-def _flaky_tickets(mocks: dict[str, MockServer]) -> None:
-    mocks["webhook"].inject("status", status=503, retry_after=0.1, path="/hooks/tickets")
-
-
-def _broken_tickets(mocks: dict[str, MockServer]) -> None:
-    mocks["webhook"].inject("status", status=500, path="/hooks/tickets", times=None)
+    @property
+    def as_expected(self) -> bool:
+        got = {run["playbook"]: run["status"] for run in self.runs}
+        return got == self.episode.expect
 
 
-EVENT = {"actor": {"email": "dana@example.com"}, "destination": {"name": "USB drive"},
-         "file": {"name": "fraud-model-v7.safetensors", "sha256": "9f2c" + "0" * 60},
-         "risk_score": 85}
+# --- the story ---------------------------------------------------------------------------------
 
 
-def default_scenarios() -> list[Scenario]:
-    playbook = _core_playbook("notify-soc.yaml")
-    low = {**EVENT, "risk_score": 30, "destination": {"name": "personal cloud"}}
+def _sample(name: str) -> dict[str, Any]:
+    text = resources.files("crownguard.plugins.incydr").joinpath(f"samples/{name}.json")
+    data: dict[str, Any] = json.loads(text.read_text())
+    return data
+
+
+def _dana_events() -> tuple[dict[str, Any], dict[str, Any]]:
+    """Dana's USB copy (the Incydr sample, hashing as the registered model) and the download
+    from the registry a quarter of an hour before it."""
+    usb = _sample("model-to-removable-media")
+    usb["file"]["hash"]["sha256"] = MODEL_SHA256
+    download = copy.deepcopy(usb)
+    download["@timestamp"] = "2026-11-20T21:31:40.118Z"
+    download["event"].update(id=usb["event"]["id"][:-2] + "17", action="file-downloaded")
+    download["file"].update(directory="C:/Users/dwhitfield/Downloads/",
+                            originalDirectory="C:/Users/dwhitfield/Downloads/")
+    download["source"].update(domains=[REGISTRY_HOST], category="Business Tools")
+    download["destination"] = {"category": "Device", "name": "ACME-LT-0412", "domains": []}
+    download["risk"].update(trusted=True, indicators=[{"name": "Departing", "weight": 3}])
+    return download, usb
+
+
+def _normalised(event_id: str, when: str, email: str, name: str, file: dict[str, Any],
+                destination: dict[str, Any], device: dict[str, Any] | None = None
+                ) -> dict[str, Any]:
+    return {"schema": "crownguard/model-movement-event/v1", "id": event_id, "time": when,
+            "origin": "crownguard", "actor": {"email": email, "name": name}, "file": file,
+            "destination": destination, "device": device or {}}
+
+
+def default_episodes() -> list[Episode]:
+    download, usb = _dana_events()
+    exfil = "departing-employee-model-exfil"
+    justify = "model-to-personal-cloud-or-genai"
     return [
-        Scenario("High-risk alert; the ticket webhook answers 503 once and is retried",
-                 playbook, EVENT, _flaky_tickets, _webhook_vars),
-        Scenario("Low-risk alert: no page", playbook, low, variables=_webhook_vars),
-        Scenario("Ticket webhook down: the failure path escalates", playbook, EVENT,
-                 _broken_tickets, _webhook_vars),
+        Episode("Dana, leaving, downloads a model from MLflow", download),
+        Episode("Dana copies it to a USB drive 15 min later", usb, {exfil: "succeeded"}),
+        Episode("The feed delivers the USB event again", copy.deepcopy(usb)),
+        Episode("Priya syncs weights to a personal Drive",
+                _sample("model-to-personal-cloud"), {justify: "succeeded"},
+                answers={"await_answer": {
+                    "decision": "approve", "by": "priya.raman@example.com",
+                    "comment": "mistake: my Drive syncs that folder; removed and excluded"}}),
+        Episode("Marco uploads an adapter to ChatGPT, no answer",
+                _sample("model-upload-genai-browser"), {justify: "succeeded"},
+                answer_after_deadline=True),
+        Episode("Sam exports a CSV report: not a model", _sample("csv-export-not-model")),
+        Episode("Bob copies a model to a USB stick",
+                _normalised("evt-usb-0001", "2026-11-24T10:15:00Z", "bob.ruiz@example.com",
+                            "Bob Ruiz",
+                            {"name": "churn-xgb.joblib", "size": 48210334,
+                             "path": "/Volumes/KINGSTON/models/churn-xgb.joblib"},
+                            {"kind": "removable_media", "name": "Kingston DataTraveler",
+                             "trusted": False},
+                            {"hostname": "MBP-BRUIZ-07.corp.example.com", "os": "macOS 15.1"}),
+                {"model-to-removable-media": "succeeded"}),
+        Episode("Alex e-mails a small model to a partner",
+                _normalised("evt-mail-0001", "2026-11-24T11:00:00Z", "alex.kim@example.com",
+                            "Alex Kim", {"name": "defect-detector.onnx", "size": 5242880},
+                            {"kind": "email", "name": "qa@partner.example",
+                             "domain": "partner.example"}),
+                {"low-risk-model-nudge": "succeeded"}),
     ]
 
 
-@dataclass
-class DemoResult:
-    title: str
-    status: str
-    seconds: float
-    record: dict[str, Any] = field(default_factory=dict)
+def demo_state() -> dict[str, Any]:
+    """The vendors' state, in the scenario files' seeding format (docs/scenarios.md)."""
+    return {
+        "falcon": {"hosts": [
+            {"hostname": "ACME-LT-0412", "folders": [r"C:\ProgramData\Crownguard\Quarantine"],
+             "files": [{"path": "E:/backup/models/acme-support-llama3-8b-ft.safetensors",
+                        "sha256": MODEL_SHA256}]},
+            {"hostname": "MBP-BRUIZ-07", "platform": "Mac",
+             "folders": ["/var/crownguard/quarantine"],
+             "files": [{"path": "/Volumes/KINGSTON/models/churn-xgb.joblib"}]}]},
+        "okta": {"users": [{"login": "dana.whitfield@example.com", "first_name": "Dana",
+                            "last_name": "Whitfield", "sessions": 3}]},
+        "servicenow": {"users": [{"user_name": "dana.whitfield",
+                                  "email": "dana.whitfield@example.com",
+                                  "name": "Dana Whitfield"}]},
+        "slack": {"users": [{"email": f"{who}@example.com", "name": name} for who, name in (
+            ("priya.raman", "Priya Raman"), ("marco.bianchi", "Marco Bianchi"),
+            ("bob.ruiz", "Bob Ruiz"), ("alex.kim", "Alex Kim"))]},
+        "mlflow": {"versions": [{"name": "acme-support-llama3-8b-ft", "version": 3,
+                                 "aliases": ["production"],
+                                 "tags": {"sensitivity": "restricted"},
+                                 "files": {"model/model.safetensors": MODEL_BYTES.decode(),
+                                           "model/MLmodel": "flavors: {transformers: {}}"}}]},
+    }
 
 
-def run_demo(host: PluginHost, scenarios: list[Scenario] | None = None, *,
+# --- running -----------------------------------------------------------------------------------
+
+
+class _Tee:
+    """The run's event sink: keep every event (for the resume) and show it live."""
+
+    def __init__(self, show: Callable[[dict[str, Any]], None] | None):
+        self.events: list[dict[str, Any]] = []
+        self.show = show
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        self.events.append(event)
+        if self.show is not None:
+            self.show(event)
+
+
+def _run(host: PluginHost, config: Config, playbook: Playbook, verdict: Verdict,
+         episode: Episode, show: Callable[[dict[str, Any]], None] | None,
+         say: Callable[[str], None]) -> dict[str, Any]:
+    sink = _Tee(show)
+    record = Runner(host, config, journal=sink).run(playbook, verdict.event_data,
+                                                    risk=verdict.risk_data)
+    if record["status"] != "waiting" or not (episode.answers or episode.answer_after_deadline):
+        return record
+    now = datetime.now(UTC)
+    if episode.answer_after_deadline:
+        now += timedelta(days=3)
+        say("    ... three days pass without an answer; the run is resumed past its deadline")
+    else:
+        for step, answer in episode.answers.items():
+            say(f"    ... {answer['by']} answers {step}: {answer['decision']}, "
+                f"\"{answer.get('comment', '')}\"")
+    answers = {step: {"at": now.isoformat(), "comment": None, **answer}
+               for step, answer in episode.answers.items()}
+    inputs = next(e["inputs"] for e in sink.events if e["type"] == "run_started")
+    return Runner(host, config, journal=sink).resume(playbook, record["run_id"], inputs,
+                                                     list(sink.events), answers, now)
+
+
+def _call_lines(calls: list[tuple[str, RecordedCall]], redact: Callable[[str], str]) -> list[str]:
+    """One line per vendor call, repeated polls folded into one (`x3`)."""
+    lines: list[str] = []
+    last, count = "", 0
+    for name, call in calls:
+        query = "&".join(f"{k}={v[0]}" for k, v in call.query.items()
+                         if k in ("action_name", "filter", "email", "oauthTokens"))
+        text = f"{name:<11} {call.method:<6} {call.path}{'?' + query if query else ''}"
+        if text == last:
+            count += 1
+            continue
+        if last:
+            lines.append(last + (f"  x{count}" if count > 1 else ""))
+        last, count = text, 1
+    if last:
+        lines.append(last + (f"  x{count}" if count > 1 else ""))
+    return [redact(line) for line in lines]
+
+
+def run_demo(host: PluginHost, episodes: list[Episode] | None = None, *,
              quiet: bool = False, out: TextIO | None = None) -> int:
+    """Play the story; 0 when every episode ends as expected, 1 otherwise."""
     out = out or sys.stdout
-    mocks: dict[str, MockServer] = {}
-    results: list[DemoResult] = []
-    try:
-        for name, spec in sorted(host.mock_servers.items()):
-            server = spec.factory()
-            server.start()
-            mocks[name] = server
-        connections: dict[str, Any] = {}
-        for name, spec in host.mock_servers.items():
-            connections.setdefault(spec.connection_name, {}).update(
-                mocks[name].connection_settings())
-        print(f"started {len(mocks)} mock vendor servers: "
-              + ", ".join(f"{n} ({m.base_url})" for n, m in sorted(mocks.items())), file=out)
-        for number, scenario in enumerate(scenarios or default_scenarios(), 1):
-            for mock in mocks.values():
-                mock.clear_faults()
-            scenario.prepare(mocks)
-            config = config_from_mapping({"connections": connections}, host.connection_types)
-            playbook = load_playbook(scenario.playbook, host.actions)
-            print(f"\n[{number}] {scenario.title}\n    playbook: {playbook.name}", file=out)
-            sink = None if quiet else Timeline(out, indent="    ")
-            started = time.perf_counter()
-            record = Runner(host, config, journal=sink).run(
-                playbook, scenario.event, variables=scenario.variables(mocks))
-            results.append(DemoResult(scenario.title, record["status"],
-                                      time.perf_counter() - started, record))
-            print(f"    => {record['status']}", file=out)
-    finally:
-        for mock in mocks.values():
-            if mock.is_running():
-                mock.stop()
-    print("\nsummary", file=out)
-    width = max(len(r.title) for r in results) if results else 10
-    for r in results:
-        print(f"  {r.title:<{width}}  {r.status:<10} {r.seconds * 1000:7.0f} ms", file=out)
-    calls = sum(len(m.calls) for m in mocks.values())
-    print(f"\n{len(results)} scenarios, {calls} vendor calls", file=out)
-    return 0
+
+    def say(text: str = "") -> None:
+        print(text, file=out, flush=True)
+
+    started = time.perf_counter()
+    results: list[EpisodeResult] = []
+    with MockFleet(host) as fleet:
+        seed(fleet, demo_state())
+        connections = fleet.connections()
+        say(f"started {len(fleet.mocks)} mock vendor servers: "
+            + ", ".join(f"{n} ({m.base_url})" for n, m in sorted(fleet.mocks.items())))
+        index = FingerprintIndex()
+        versions = refresh_from_mlflow(index, host, connections)
+        say(f"fingerprint index: {index.stats()['files']} artifact hashes of {versions} "
+            "registered model versions, listed through the mlflow plugin")
+        policy = policy_from_mapping({"registries": {REGISTRY_HOST: "mlflow"}})
+        triage = build_triage(policy, host, store=InMemoryDedupe(), index=index)
+        config = config_from_mapping({"connections": connections}, host.connection_types)
+        try:
+            for number, episode in enumerate(episodes or default_episodes(), 1):
+                results.append(_episode(number, episode, host, config, triage, fleet,
+                                        None if quiet else out, say))
+        finally:
+            config.connections.close()
+            triage.close()
+    _summary(results, time.perf_counter() - started, say)
+    return 0 if all(r.as_expected for r in results) else 1
 
 
-def _dump(record: dict[str, Any]) -> str:
-    return json.dumps(record, indent=2)
+def _episode(number: int, episode: Episode, host: PluginHost, config: Config, triage: Any,
+             fleet: MockFleet, live: TextIO | None, say: Callable[[str], None]
+             ) -> EpisodeResult:
+    """Triage one alert, run its playbooks with a live timeline on `live` (None: quiet)."""
+    say(f"\n[{number}] {episode.title}")
+    began = time.perf_counter()
+    marks = {name: len(mock.calls) for name, mock in fleet.mocks.items()}
+    verdicts = triage.triage(episode.payload, claim=True)
+    runs = []
+    for verdict in verdicts:
+        for line in describe_verdict(verdict, indent="  "):
+            say(line)
+        for playbook in verdict.playbooks:
+            say(f"  running {playbook.name}")
+            show = None if live is None else Timeline(live, indent="    ")
+            record = _run(host, config, playbook, verdict, episode, show, say)
+            runs.append(record)
+            say(f"    => {record['status']}")
+    calls = sorted(((name, call) for name, mock in fleet.mocks.items()
+                    for call in list(mock.calls)[marks[name]:]), key=lambda c: c[1].at)
+    if calls and live is not None:
+        say(f"  vendor calls ({len(calls)}):")
+        for line in _call_lines(calls, config.redactor.redact):
+            say(f"    {line}")
+    return EpisodeResult(episode, verdicts, runs, len(calls), time.perf_counter() - began)
+
+
+def _summary(results: list[EpisodeResult], seconds: float, say: Callable[[str], None]) -> None:
+    rows = [("#", "event", "person", "risk", "playbook", "result", "calls")]
+    for number, r in enumerate(results, 1):
+        verdict = r.verdicts[0] if r.verdicts else None
+        person = verdict.event_data["actor"]["email"] if verdict else "-"
+        risk = f"{verdict.risk.score} {verdict.risk.level}" if verdict else "-"
+        duplicate = verdict is not None and any(d.matched and not d.chosen
+                                                for d in verdict.decisions)
+        playbooks = ", ".join(run["playbook"] for run in r.runs) or \
+            ("(duplicate)" if duplicate else "-")
+        status = ", ".join(run["status"] for run in r.runs) or "-"
+        if not r.as_expected:
+            status += " (unexpected)"
+        rows.append((str(number), r.episode.title, person, risk, playbooks, status,
+                     str(r.calls)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    say("\nsummary")
+    for index, row in enumerate(rows):
+        say("  " + "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+        if index == 0:
+            say("  " + "  ".join("-" * w for w in widths))
+    runs = sum(len(r.runs) for r in results)
+    calls = sum(r.calls for r in results)
+    say(f"\n{len(results)} events, {runs} playbook runs, {calls} vendor calls, "
+        f"{seconds:.1f} s")

@@ -315,6 +315,18 @@ def _root_names(node: dict[str, Any]) -> Iterator[str]:
                 yield from _root_names(child)
 
 
+def negation_traps(expression: str) -> list[str]:
+    """`!a.b` is `(!a).b` in JMESPath (always null); the operand a reader meant, for each."""
+    parsed = compile_expression(expression).parsed
+    traps = []
+    for node in _walk(parsed):
+        if node.get("type") in ("subexpression", "index_expression") and node.get("children") \
+                and node["children"][0].get("type") == "not_expression":
+            chain = _leftmost_fields(node["children"][0]["children"][0])
+            traps.append(".".join(chain) if chain else "...")
+    return traps
+
+
 def referenced_roots(expression: str) -> tuple[set[str], set[str]]:
     """The context roots an expression reads and every `steps.<id>` it names."""
     parsed = compile_expression(expression).parsed

@@ -56,8 +56,10 @@ class ModelVersionRef:
     def from_mlflow(cls, model_version: Mapping[str, Any], *, registry: str = "mlflow",
                     sensitivity_tag: str = "sensitivity") -> ModelVersionRef:
         """From an MLflow ModelVersion (`name`, `version`, `last_updated_timestamp`, `tags`)."""
-        tags = {t.get("key"): t.get("value") for t in model_version.get("tags") or ()
-                if isinstance(t, Mapping)}
+        raw = model_version.get("tags") or ()
+        # MLflow's REST API gives [{key, value}]; the mlflow plugin's output gives an object.
+        tags = dict(raw) if isinstance(raw, Mapping) else {
+            t.get("key"): t.get("value") for t in raw if isinstance(t, Mapping)}
         stamp = model_version.get("last_updated_timestamp")
         return cls(registry, str(model_version["name"]), str(model_version["version"]),
                    tags.get(sensitivity_tag), None if stamp is None else str(stamp))

@@ -25,6 +25,7 @@ from .expressions import (
     compile_template,
     has_template,
     iter_strings,
+    negation_traps,
     referenced_roots,
 )
 from .graph import build_graph, find_cycles
@@ -241,9 +242,15 @@ class _Inspector:
         try:
             compile_expression(expression)
             found_roots, steps = referenced_roots(expression)
+            traps = negation_traps(expression)
         except ExpressionError as exc:
             self.add(pointer, f"{label}: {exc}", "expressions")
             return
+        for operand in traps:
+            self.add(pointer, f"{label}: expression '{expression}': '!' applies to "
+                              f"'{operand}' alone, so what follows reads a field of true/false "
+                              "and is always null; put the path in parentheses: "
+                              f"!({operand}...)", "expressions")
         roots = [r for r in CONTEXT_ROOTS if (allow_item or r != "item")
                  and (allow_steps or r != "steps")]
         for root in sorted(found_roots - set(roots)):

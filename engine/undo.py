@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import CrownguardError
+from .expressions import render
 from .plugins import PluginHost
 from .spec import Playbook, Step, When
 
@@ -78,9 +79,13 @@ def plan_undo(playbook: Playbook, events: list[dict[str, Any]], host: PluginHost
             raise UndoError(f"step '{step_id}': undo action '{action.undo}' is not installed")
         if isinstance(output, dict) and output.get("dry_run"):
             continue
-        calls.append(UndoCall(step_id, item, undo.name,
-                              _undo_inputs(undo.input_schema, inputs.get((step_id, item), {}),
-                                           output),
+        original = inputs.get((step_id, item), {})
+        if action.undo_with is not None:
+            rendered = render(action.undo_with, {"inputs": original, "output": output})
+            undo_inputs = {k: v for k, v in rendered.items() if v is not None}
+        else:
+            undo_inputs = _undo_inputs(undo.input_schema, original, output)
+        calls.append(UndoCall(step_id, item, undo.name, undo_inputs,
                               f"undo {step_id}" + (f" item {item}" if item is not None else "")))
     if only_step is not None and not calls:
         raise UndoError(f"step '{only_step}' changed nothing that can be undone")

@@ -31,7 +31,7 @@ steps:
       model: "${{ event.file.detected_format }}"
   - id: nudge
     action: core.noop
-    if: "!event.actor.departing"
+    if: "!(event.actor.departing)"
     with: {user: "${{ event.actor.email }}"}
   - id: ticket
     action: core.noop

@@ -187,7 +187,7 @@ steps:
   - {id: a, action: probe.work, with: {value: 5}}
   - {id: big, action: probe.work, needs: [a], if: "steps.a.output.value > `3`"}
   - {id: small, action: probe.work, needs: [a], if: "steps.a.output.value < `3`"}
-  - {id: departing, action: probe.work, if: "!event.actor.departing"}
+  - {id: departing, action: probe.work, if: "!(event.actor.departing)"}
 """, {"actor": {"departing": True}})
     assert record["steps"]["big"]["status"] == "succeeded"
     assert record["steps"]["small"]["status"] == "skipped"

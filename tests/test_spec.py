@@ -204,3 +204,16 @@ def test_schema_enums_match_code() -> None:
 
     schema = playbook_schema()
     assert schema["$defs"]["step"]["properties"]["when"]["enum"] == [w.value for w in When]
+
+
+def test_negation_trap_is_flagged(actions) -> None:
+    out = problems("""
+name: neg
+steps:
+  - {id: a, action: core.noop, if: "!event.actor.departing"}
+  - {id: b, action: core.noop, if: "!(event.actor.departing) && !event.x"}
+""", actions)
+    assert any(p.startswith("pb.yaml:4: step 'a': expression '!event.actor.departing': '!' "
+                            "applies to 'event' alone") for p in out)
+    assert any(p.startswith("pb.yaml:5:") for p in out)
+    assert len(out) == 2  # !(...) is fine; a bare !event.x is the same trap

@@ -36,6 +36,10 @@ def get_repo(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
 
 @action("huggingface.restrict_repo", connection="huggingface", retry=VENDOR_RETRY,
         side_effect=True, undo="huggingface.unrestrict_repo",
+        undo_with={"repo_id": "${{ output.repo_id }}", "repo_type": "${{ output.repo_type }}",
+                   "private": "${{ output.previous.private }}",
+                   "gated": "${{ output.previous.gated }}",
+                   "accept_users": "${{ output.user_rejected && [inputs.user] || `[]` }}"},
         input_schema=RESTRICT_INPUT, output_schema=RESTRICT_OUTPUT)
 def restrict_repo(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     """Make a Hub repo private and gated, and reject a user's access to it.

@@ -61,7 +61,8 @@ def _find_labelled(client: JiraClient, ctx: ActionContext, project: str,
         ctx.sleep(interval)
 
 
-@action("jira.create_issue", side_effect=True, undo="jira.close_issue", connection="jira",
+@action("jira.create_issue", side_effect=True, undo="jira.close_issue",
+        undo_with={"issue": "${{ output.key }}"}, connection="jira",
         retry=VENDOR_RETRY, input_schema=schemas.CREATE_ISSUE_INPUT,
         output_schema=schemas.CREATE_ISSUE_OUTPUT)
 def create_issue(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:

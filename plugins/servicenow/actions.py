@@ -71,6 +71,7 @@ def _common_values(inputs: dict[str, Any]) -> dict[str, Any]:
 
 
 @action("servicenow.create_incident", side_effect=True, undo="servicenow.close_record",
+        undo_with={"table": "${{ output.table }}", "sys_id": "${{ output.sys_id }}"},
         connection="servicenow", retry=VENDOR_RETRY,
         input_schema=schemas.CREATE_INCIDENT_INPUT, output_schema=schemas.CREATED_OUTPUT)
 def create_incident(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -93,6 +94,7 @@ def create_incident(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any
 
 
 @action("servicenow.create_hr_case", side_effect=True, undo="servicenow.close_record",
+        undo_with={"table": "${{ output.table }}", "sys_id": "${{ output.sys_id }}"},
         connection="servicenow", retry=VENDOR_RETRY,
         input_schema=schemas.CREATE_HR_CASE_INPUT, output_schema=schemas.CREATED_OUTPUT)
 def create_hr_case(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:

@@ -57,6 +57,7 @@ def _existing(client: SlackClient, channel: str, event_type: str, key: str,
     "slack.send_nudge",
     side_effect=True,
     undo="slack.delete_message",
+    undo_with={"channel": "${{ output.channel }}", "ts": "${{ output.ts }}"},
     connection="slack",
     retry=VENDOR_RETRY,
     input_schema={
@@ -119,6 +120,7 @@ def send_nudge(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     "slack.post_message",
     side_effect=True,
     undo="slack.delete_message",
+    undo_with={"channel": "${{ output.channel }}", "ts": "${{ output.ts }}"},
     connection="slack",
     retry=VENDOR_RETRY,
     input_schema={

@@ -1,0 +1,444 @@
+"""Routing: from a raw alert to the playbooks it should start, and to nothing twice.
+
+    triage = build_triage(policy, host)                  # playbooks, dedupe store, index
+    for verdict in triage.triage(raw, claim=True):       # normalise -> detect -> score -> route
+        verdict.playbooks                                # the Playbooks to run, in order
+
+A playbook is a candidate when its `trigger.if` (JMESPath over `{event, risk, vars}`) is true.
+Triggers are compiled when the router is built; the context is built once per event. One
+event never starts the same playbook twice for the same file (SHA-256, else path, else name)
+and person within the dedupe window, measured in *event* time: a re-delivered event, or a
+second event about the same copy a minute later, is recognised however late it arrives.
+The dedupe state lives behind `DedupeStore`: in memory for one process, or a small SQLite file
+shared by processes (`routing.dedupe_store` in the policy).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sqlite3
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .detection import Detection, detect
+from .errors import CrownguardError, Problem, SpecError
+from .events import DestinationKind, ModelMovementEvent, normalise_many
+from .expressions import ExpressionError, compile_expression, evaluate, truthy
+from .fingerprints import FingerprintIndex
+from .risk import InMemoryHistory, Policy, RiskScore, score
+from .spec import Playbook, load_playbook
+
+if TYPE_CHECKING:
+    from .actions import Action
+    from .detection import ContentSource
+    from .plugins import PluginHost
+
+DEFAULT_WINDOW_SECONDS = 3600.0
+PLAYBOOK_SUFFIXES = (".yaml", ".yml", ".json")
+SCENARIO_SUFFIXES = (".scenario.yaml", ".scenario.yml")
+_WINDOW = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([smhd]?)\s*$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class RoutingError(CrownguardError):
+    """The routing set-up is unusable (two playbooks of one name, a missing index...)."""
+
+
+# --- settings ----------------------------------------------------------------------------------
+
+
+def parse_window(value: float | int | str | None) -> float:
+    """Seconds from `3600`, `"90m"`, `"1h"`, `"2d"`; None gives the default (1 h)."""
+    if value is None:
+        return DEFAULT_WINDOW_SECONDS
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if value < 0:
+            raise RoutingError(f"dedupe window {value} is negative")
+        return float(value)
+    match = _WINDOW.match(str(value))
+    if not match:
+        raise RoutingError(f"dedupe window '{value}' is not a duration (3600, 90m, 1h, 2d)")
+    return float(match[1]) * _UNIT_SECONDS[match[2]]
+
+
+@dataclass(frozen=True)
+class RoutingSettings:
+    """The policy's `routing` section, paths resolved against the policy file."""
+
+    playbooks: tuple[Path, ...] = ()
+    shipped_playbooks: bool = True
+    window_seconds: float = DEFAULT_WINDOW_SECONDS
+    dedupe_store: Path | None = None
+    fingerprints: Path | None = None
+
+    @classmethod
+    def from_policy(cls, policy: Policy) -> RoutingSettings:
+        section = dict(policy.data.get("routing") or {})
+        base = Path(policy.source).resolve().parent if not policy.source.startswith("<") \
+            else Path.cwd()
+
+        def resolve(text: str | None) -> Path | None:
+            return None if text is None else (base / Path(text).expanduser())
+
+        return cls(playbooks=tuple(base / Path(p).expanduser()
+                                   for p in section.get("playbooks") or ()),
+                   shipped_playbooks=bool(section.get("shipped_playbooks", True)),
+                   window_seconds=parse_window(section.get("dedupe_window")),
+                   dedupe_store=resolve(section.get("dedupe_store")),
+                   fingerprints=resolve(section.get("fingerprints")))
+
+
+def shipped_playbooks_dir() -> Path | None:
+    """The shipped playbooks: `playbooks/` beside the engine (a checkout or an editable
+    install), or `crownguard/playbooks` in an installed wheel."""
+    candidate = Path(__file__).resolve().parent.parent / "playbooks"
+    return candidate if candidate.is_dir() else None
+
+
+def playbook_files(paths: Iterable[Path]) -> list[Path]:
+    """Playbook files named directly or found (not recursively) in directories; scenario
+    files are not playbooks."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(sorted(p for p in path.iterdir() if p.is_file()
+                                and p.name.endswith(PLAYBOOK_SUFFIXES)
+                                and not p.name.endswith(SCENARIO_SUFFIXES)))
+        else:
+            found.append(path)
+    unique: dict[Path, Path] = {}
+    for path in found:
+        unique.setdefault(path.resolve(), path)
+    return list(unique.values())
+
+
+def load_playbooks(paths: Iterable[Path], actions: dict[str, Action] | None) -> list[Playbook]:
+    """Load and check every playbook, reporting every broken one at once."""
+    playbooks: list[Playbook] = []
+    problems: list[Problem] = []
+    for path in playbook_files(paths):
+        try:
+            playbooks.append(load_playbook(path, actions))
+        except SpecError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise SpecError(problems)
+    return playbooks
+
+
+# --- dedupe ------------------------------------------------------------------------------------
+
+
+class DedupeStore(Protocol):
+    """When a playbook last started for a key; claims are atomic."""
+
+    def last_start(self, key: str, at: float, window: float) -> float | None:
+        """The start within `window` of event time `at`, if any (read only)."""
+
+    def claim(self, key: str, at: float, window: float) -> float | None:
+        """Record a start at `at` unless one lies within `window`; return that one if so."""
+
+
+class InMemoryDedupe:
+    """Dedupe state for one process (the CLI with no store configured, the demo, tests)."""
+
+    def __init__(self) -> None:
+        self._starts: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def last_start(self, key: str, at: float, window: float) -> float | None:
+        with self._lock:
+            before = self._starts.get(key)
+        return before if before is not None and abs(at - before) < window else None
+
+    def claim(self, key: str, at: float, window: float) -> float | None:
+        with self._lock:
+            before = self._starts.get(key)
+            if before is not None and abs(at - before) < window:
+                return before
+            self._starts[key] = at
+            return None
+
+
+class SQLiteDedupe:
+    """Dedupe state in a small SQLite file, safe across threads and processes."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+                                   check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS starts (key TEXT PRIMARY KEY, "
+                         "at REAL NOT NULL)")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def last_start(self, key: str, at: float, window: float) -> float | None:
+        with self._lock:
+            row = self._db.execute("SELECT at FROM starts WHERE key = ?", (key,)).fetchone()
+        return row[0] if row is not None and abs(at - row[0]) < window else None
+
+    def claim(self, key: str, at: float, window: float) -> float | None:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute("SELECT at FROM starts WHERE key = ?", (key,)).fetchone()
+                if row is not None and abs(at - row[0]) < window:
+                    self._db.execute("ROLLBACK")
+                    return float(row[0])
+                self._db.execute("INSERT OR REPLACE INTO starts (key, at) VALUES (?, ?)",
+                                 (key, at))
+                self._db.execute("COMMIT")
+                return None
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+
+def dedupe_key(playbook: str, event: dict[str, Any]) -> str:
+    """playbook + person + file (SHA-256, else path, else name), hashed: the store keeps no
+    e-mail address or path in clear."""
+    file = event.get("file") or {}
+    ident = (f"sha256:{file['sha256']}" if file.get("sha256") else
+             f"path:{file['path']}" if file.get("path") else f"name:{file.get('name')}")
+    person = str((event.get("actor") or {}).get("email") or "").lower()
+    return hashlib.sha256(f"{playbook}\x1f{person}\x1f{ident}".encode()).hexdigest()
+
+
+# --- the router --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RouteDecision:
+    """What routing made of one playbook for one event."""
+
+    playbook: str
+    matched: bool
+    chosen: bool
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"playbook": self.playbook, "matched": self.matched, "chosen": self.chosen,
+                "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class _Route:
+    playbook: Playbook
+    trigger: str
+    vars: dict[str, Any]
+
+
+class Router:
+    """Chooses, per event, the playbooks whose trigger holds and that did not start already."""
+
+    def __init__(self, playbooks: Iterable[Playbook], *,
+                 window_seconds: float = DEFAULT_WINDOW_SECONDS,
+                 store: DedupeStore | None = None, variables: dict[str, Any] | None = None):
+        self.window_seconds = window_seconds
+        self.store: DedupeStore = store if store is not None else InMemoryDedupe()
+        self.playbooks: dict[str, Playbook] = {}
+        self.untriggered: list[str] = []  # loaded but never routed to: no trigger
+        routes: list[_Route] = []
+        for playbook in playbooks:
+            other = self.playbooks.get(playbook.name)
+            if other is not None:
+                raise RoutingError(f"two playbooks are named '{playbook.name}': {other.source} "
+                                   f"and {playbook.source}")
+            self.playbooks[playbook.name] = playbook
+            if not playbook.trigger_if:
+                self.untriggered.append(playbook.name)
+                continue
+            compile_expression(playbook.trigger_if)  # fail now, not on the first event
+            routes.append(_Route(playbook, playbook.trigger_if,
+                                 {**playbook.vars, **(variables or {})}))
+        self._routes = tuple(routes)
+
+    @property
+    def routed(self) -> list[str]:
+        return [route.playbook.name for route in self._routes]
+
+    def route(self, event: dict[str, Any], risk: dict[str, Any], *, at: float,
+              claim: bool = False) -> list[RouteDecision]:
+        """A decision per triggered playbook. `claim` records the starts (respond does; triage
+        only looks); `at` is the event time in epoch seconds."""
+        decisions: list[RouteDecision] = []
+        for route in self._routes:
+            name = route.playbook.name
+            try:
+                hit = truthy(evaluate(route.trigger, {"event": event, "risk": risk,
+                                                      "vars": route.vars}))
+            except ExpressionError as exc:
+                decisions.append(RouteDecision(name, False, False, f"trigger failed: {exc}"))
+                continue
+            if not hit:
+                decisions.append(RouteDecision(name, False, False, "trigger is false"))
+                continue
+            before = self._dedupe(name, event, at, claim)
+            if before is not None:
+                ago = at - before
+                when = "at the same time" if ago == 0 else \
+                    f"{_duration(abs(ago))} {'earlier' if ago > 0 else 'later'}"
+                decisions.append(RouteDecision(
+                    name, True, False, f"duplicate: already started for this file and person "
+                                       f"(event {when}, window {_duration(self.window_seconds)})"))
+                continue
+            decisions.append(RouteDecision(name, True, True, "trigger matched"))
+        return decisions
+
+    def _dedupe(self, name: str, event: dict[str, Any], at: float, claim: bool) -> float | None:
+        if self.window_seconds <= 0:
+            return None
+        key = dedupe_key(name, event)
+        if claim:
+            return self.store.claim(key, at, self.window_seconds)
+        return self.store.last_start(key, at, self.window_seconds)
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 86400 and seconds % 86400 == 0:
+        return f"{seconds / 86400:g} d"
+    if seconds >= 3600:
+        return f"{seconds / 3600:g} h"
+    if seconds >= 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.0f} s"
+
+
+# --- the triage pipeline -----------------------------------------------------------------------
+
+
+@dataclass
+class Verdict:
+    """One event, triaged: what it is, how risky, and which playbooks it starts."""
+
+    event: ModelMovementEvent
+    detection: Detection
+    risk: RiskScore
+    event_data: dict[str, Any]   # what playbooks see as `event`
+    risk_data: dict[str, Any]    # what playbooks see as `risk`
+    decisions: list[RouteDecision] = field(default_factory=list)
+    playbooks: list[Playbook] = field(default_factory=list)
+
+    def to_dict(self, *, include_raw: bool = False) -> dict[str, Any]:
+        event = dict(self.event_data)
+        if not include_raw:
+            event.pop("raw", None)
+        return {"event": event, "detection": _detection_data(self.detection),
+                "risk": {k: v for k, v in self.risk_data.items() if k != "detection"},
+                "routes": [d.to_dict() for d in self.decisions],
+                "playbooks": [p.name for p in self.playbooks]}
+
+
+def _detection_data(detection: Detection) -> dict[str, Any]:
+    data = detection.to_dict()
+    data.pop("details", None)
+    return data
+
+
+def _with_match(event: ModelMovementEvent, detection: Detection) -> ModelMovementEvent:
+    """An exact registry match says which model moved: fill event.source.registry, model and
+    version (when the origin did not), so playbooks can act on the registry version."""
+    match = detection.match
+    source = event.source
+    if match is None or source.model:
+        return event
+    return replace(event, source=replace(source, registry=source.registry or match.registry,
+                                         model=match.model, version=match.version))
+
+
+def leaves(event: ModelMovementEvent) -> bool:
+    """Whether the file went somewhere not trusted: only such a move can be a violation (a
+    departing engineer's download from the registry to their laptop scores high, but it is
+    not a violation the next event should be held against)."""
+    return event.destination.trusted is not True and \
+        event.destination.kind != DestinationKind.ENDPOINT
+
+
+class Triage:
+    """normalise -> detect -> score -> route, remembering each person's history.
+
+    History is recorded once per event: an event delivered again (same origin and id) keeps
+    the score it got the first time (it is not its own earlier violation), adds no volume,
+    and is routed again, where dedupe recognises it."""
+
+    RECENT_EVENTS = 100_000
+
+    def __init__(self, policy: Policy, router: Router, *, index: FingerprintIndex | None = None,
+                 history: InMemoryHistory | None = None):
+        self.policy = policy
+        self.router = router
+        self.index = index
+        self.history = history if history is not None else InMemoryHistory()
+        self._scored: OrderedDict[tuple[str, str], RiskScore] = OrderedDict()
+
+    def close(self) -> None:
+        """Release the dedupe store's and the index's files."""
+        for resource in (self.router.store, self.index):
+            close = getattr(resource, "close", None)
+            if close is not None:
+                close()
+
+    def triage(self, raw: Any, *, claim: bool = False,
+               content: ContentSource | None = None) -> list[Verdict]:
+        """Every event in a payload (one event, a list, an Incydr alert or search answer)."""
+        events = normalise_many(raw, options=self.policy.options,
+                                mappings=self.policy.mappings.values())
+        return [self.triage_event(event, claim=claim, content=content) for event in events]
+
+    def triage_event(self, event: ModelMovementEvent, *, claim: bool = False,
+                     content: ContentSource | None = None) -> Verdict:
+        detection = detect(event, content=content, index=self.index)
+        key = (event.origin, event.id)
+        risk = self._scored.get(key)
+        if risk is None:
+            risk = score(event, detection, self.policy, self.history)
+            self._scored[key] = risk
+            if len(self._scored) > self.RECENT_EVENTS:
+                self._scored.popitem(last=False)
+            self.history.record(event, detection, risk if leaves(event) else None,
+                                violation_level=self.policy.violation_level)
+        event = _with_match(event, detection).with_detection(detection)
+        event_data = event.to_dict()
+        risk_data = {**risk.to_dict(), "detection": _detection_data(detection)}
+        decisions = self.router.route(event_data, risk_data, at=event.time.timestamp(),
+                                      claim=claim)
+        chosen = [self.router.playbooks[d.playbook] for d in decisions if d.chosen]
+        return Verdict(event, detection, risk, event_data, risk_data, decisions, chosen)
+
+
+def build_triage(policy: Policy, host: PluginHost, *, variables: dict[str, Any] | None = None,
+                 playbooks: Sequence[Path] = (), store: DedupeStore | None = None,
+                 index: FingerprintIndex | None = None,
+                 history: InMemoryHistory | None = None) -> Triage:
+    """A Triage set up from the policy's `routing` section (and extra playbook paths).
+
+    Candidates: the policy's playbooks, then (unless `shipped_playbooks: false`) the shipped
+    ones and those plugins register. `store` and `index` override the policy's files."""
+    settings = RoutingSettings.from_policy(policy)
+    paths = [*playbooks, *settings.playbooks]
+    if settings.shipped_playbooks:
+        shipped = shipped_playbooks_dir()
+        paths += [shipped] if shipped else []
+        paths += host.playbooks
+    loaded = load_playbooks(paths, host.actions)
+    if store is None:
+        store = SQLiteDedupe(settings.dedupe_store) if settings.dedupe_store else \
+            InMemoryDedupe()
+    if index is None and settings.fingerprints is not None:
+        if not settings.fingerprints.is_file():
+            raise RoutingError(f"{policy.source}: routing.fingerprints: no fingerprint index "
+                               f"at {settings.fingerprints}")
+        index = FingerprintIndex(settings.fingerprints)
+    router = Router(loaded, window_seconds=settings.window_seconds, store=store,
+                    variables=variables)
+    return Triage(policy, router, index=index, history=history)

@@ -1,0 +1,269 @@
+"""`crownguard triage`, `respond` and `test`, through the real `crownguard` entry point (with
+the commands added when cli.py does not wire them yet), against the mock vendors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crownguard.engine import cli
+from crownguard.engine.cli_triage import add_commands
+from crownguard.engine.journal import open_journal
+from crownguard.engine.plugins import PluginHost
+from crownguard.engine.scenarios import MockFleet, seed
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "plugins" / "incydr" / "samples"
+USB = SAMPLES / "model-to-removable-media.json"
+CLOUD = SAMPLES / "model-to-personal-cloud.json"
+DANA = {
+    "falcon": {"hosts": [{"hostname": "ACME-LT-0412",
+                          "folders": [r"C:\ProgramData\Crownguard\Quarantine"],
+                          "files": [{"path": "E:/backup/models/"
+                                             "acme-support-llama3-8b-ft.safetensors"}]}]},
+    "okta": {"users": [{"login": "dana.whitfield@example.com"}]},
+    "servicenow": {"users": [{"user_name": "dana.whitfield",
+                              "email": "dana.whitfield@example.com", "name": "Dana Whitfield"}]},
+    "slack": {"users": [{"email": "priya.raman@example.com", "name": "Priya Raman"}]},
+}
+
+
+_BUILD_PARSER = cli.build_parser
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _BUILD_PARSER()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    if "triage" not in sub.choices:
+        add_commands(sub)
+    return parser
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+            *args: Any) -> tuple[int, str, str]:
+    monkeypatch.setattr(cli, "build_parser", _parser)
+    code = cli.main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def fleet() -> Iterator[MockFleet]:
+    with MockFleet(PluginHost.from_entry_points()) as started:
+        yield started
+
+
+@pytest.fixture
+def vendors(fleet: MockFleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+            ) -> tuple[MockFleet, Path, list[str]]:
+    """Fresh mock state with Dana and Priya, and a connections file whose secrets come from
+    the environment; returns the fleet, the file and the secret values."""
+    fleet.reset()
+    seed(fleet, DANA)
+    secrets: list[str] = []
+    types = fleet.host.connection_types
+    connections: dict[str, Any] = {}
+    for name, settings in fleet.connections().items():
+        entry = {}
+        for key, value in settings.items():
+            if key in types[name].secrets:
+                variable = f"CG_TEST_{name}_{key}".upper()
+                monkeypatch.setenv(variable, str(value))
+                secrets.append(str(value))
+                entry[key] = f"${{env:{variable}}}"
+            else:
+                entry[key] = value
+        connections[name] = entry
+    config = tmp_path / "connections.yaml"
+    config.write_text(json.dumps({"connections": connections}))
+    return fleet, config, secrets
+
+
+# --- triage ------------------------------------------------------------------------------------
+
+
+def test_triage_prints_detection_score_reasons_and_playbook(capsys: Any, monkeypatch: Any
+                                                           ) -> None:
+    code, out, err = run_cli(capsys, monkeypatch, "triage", USB)
+    assert code == 0, err
+    assert "dana.whitfield@example.com (departing) moved acme-support-llama3-8b-ft" in out
+    assert "detection  model, safetensors" in out
+    assert "risk       97 critical" in out
+    assert "+35  departing_employee" in out
+    assert "playbooks  departing-employee-model-exfil" in out
+
+
+def test_triage_json_of_a_list_of_raw_and_normalised_events(tmp_path: Path, capsys: Any,
+                                                            monkeypatch: Any) -> None:
+    normalised = {"id": "n-1", "time": "2026-11-24T10:15:00Z",
+                  "actor": {"email": "bob@example.com"},
+                  "file": {"name": "churn.joblib"},
+                  "destination": {"kind": "removable_media", "trusted": False}}
+    events = [json.loads(p.read_text()) for p in sorted(SAMPLES.glob("*.json"))] + [normalised]
+    batch = tmp_path / "events.json"
+    batch.write_text(json.dumps(events))
+    code, out, _ = run_cli(capsys, monkeypatch, "triage", batch, "--json")
+    assert code == 0
+    verdicts = json.loads(out)
+    assert [v["playbooks"] for v in verdicts] == [
+        [], ["model-to-personal-cloud-or-genai"], ["departing-employee-model-exfil"],
+        ["model-to-personal-cloud-or-genai"], ["model-to-removable-media"]]
+    first = verdicts[0]
+    assert set(first) == {"event", "detection", "risk", "routes", "playbooks"}
+    assert first["detection"]["is_model"] is False and "raw" not in first["event"]
+    assert all(r["indicator"] and r["detail"] for v in verdicts for r in v["risk"]["reasons"])
+
+
+def test_triage_with_a_policy_and_a_fingerprint_index(tmp_path: Path, capsys: Any,
+                                                      monkeypatch: Any) -> None:
+    from crownguard.engine.fingerprints import FingerprintIndex, ModelVersionRef
+
+    sha = json.loads(USB.read_text())["file"]["hash"]["sha256"]
+    with FingerprintIndex(tmp_path / "fp.sqlite") as index:
+        index.add_version(ModelVersionRef("mlflow", "support-llm", "3", "restricted"),
+                          {"files": [{"path": "model/w.safetensors", "sha256": sha}]})
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("version: 1\nlevels: {critical: 99}\nrouting: {fingerprints: fp.sqlite}\n")
+    code, out, _ = run_cli(capsys, monkeypatch, "triage", USB, "--policy", policy, "--json")
+    [verdict] = json.loads(out)
+    assert code == 0 and verdict["detection"]["method"] == "fingerprint"
+    assert verdict["event"]["source"]["model"] == "support-llm"
+    assert verdict["risk"]["score"] == 100
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ('{"@timestamp": "2026-11-20T21:47:12Z", "event": {"id": "x"}, "user": {},'
+     ' "file": {"name": "a"}}', "user.email: is required"),
+    ('{"hello": "world"}', "unrecognised payload"),
+    ('"just text"', "expected an event object or a list"),
+    ("[{", "invalid YAML"),
+])
+def test_bad_events_are_one_line_input_errors(tmp_path: Path, capsys: Any, monkeypatch: Any,
+                                              content: str, message: str) -> None:
+    path = tmp_path / "event.json"
+    path.write_text(content)
+    code, out, err = run_cli(capsys, monkeypatch, "triage", path)
+    assert code == 2 and message in err and "Traceback" not in err + out
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_missing_files_and_bad_policies_exit_2(tmp_path: Path, capsys: Any,
+                                               monkeypatch: Any) -> None:
+    code, _, err = run_cli(capsys, monkeypatch, "triage", tmp_path / "nope.json")
+    assert code == 2 and "no such file" in err
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("version: 1\nrouting: {dedupe_window: soon}\n")
+    code, _, err = run_cli(capsys, monkeypatch, "respond", USB, "--policy", policy)
+    assert code == 2 and f"{policy}:2:" in err
+    code, _, err = run_cli(capsys, monkeypatch, "triage", USB, "--fingerprints",
+                           tmp_path / "none.sqlite")
+    assert code == 2 and "no fingerprint index" in err
+
+
+# --- respond -----------------------------------------------------------------------------------
+
+
+def test_respond_runs_the_chosen_playbook_and_never_twice(
+        vendors: tuple[MockFleet, Path, list[str]], tmp_path: Path, capsys: Any,
+        monkeypatch: Any) -> None:
+    fleet, config, secrets = vendors
+    journal = tmp_path / "journal.sqlite"
+    code, out, err = run_cli(capsys, monkeypatch, "respond", USB, "--config", config,
+                             "--journal", journal, "--json")
+    assert code == 0, err
+    [result] = json.loads(out)
+    [run] = result["runs"]
+    assert result["playbooks"] == ["departing-employee-model-exfil"]
+    assert run["status"] == "succeeded" and run["steps"]["contain"]["status"] == "succeeded"
+    assert len(fleet.get("falcon").calls_to("POST", "/devices/entities/devices-actions/v2")) == 1
+    assert fleet.get("okta").status_of("dana.whitfield@example.com") == "SUSPENDED"
+    with open_journal(journal) as stored:
+        assert stored.get_run(run["run_id"]).status == "succeeded"
+    # The same event again: recognised through the dedupe file kept beside the journal.
+    code, out, _ = run_cli(capsys, monkeypatch, "respond", USB, "--config", config,
+                           "--journal", journal)
+    assert code == 0 and "duplicate: already started for this file and person" in out
+    assert "running" not in out
+    assert (tmp_path / "dedupe.sqlite").is_file()
+    # triage looks at the same state without changing it
+    code, out, _ = run_cli(capsys, monkeypatch, "triage", USB, "--journal", journal)
+    assert "duplicate" in out
+    text = journal.read_bytes().decode("utf-8", "replace") + out + err
+    assert all(secret not in text for secret in secrets)
+
+
+def test_respond_leaves_a_justification_wait_to_approve(
+        vendors: tuple[MockFleet, Path, list[str]], tmp_path: Path, capsys: Any,
+        monkeypatch: Any) -> None:
+    fleet, config, secrets = vendors
+    journal = tmp_path / "journal.sqlite"
+    code, out, err = run_cli(capsys, monkeypatch, "respond", CLOUD, "--config", config,
+                             "--journal", journal)
+    assert code == 3, err
+    assert "await_answer" in out and "waiting" in out
+    run_id = out.split("run ")[-1].split(":")[0].strip()
+    code, out, err = run_cli(capsys, monkeypatch, "approve", run_id, "await_answer",
+                             "--decision", "approve", "--by", "priya.raman@example.com",
+                             "--comment", "a mistake, removed", "--config", config,
+                             "--journal", journal)
+    assert code == 0, err
+    comments = fleet.get("jira").calls_to("POST", "/rest/api/3/issue/{key}/comment")
+    assert len(comments) == 1 and "a mistake, removed" in comments[0].body.decode()
+    assert all(secret not in out + err for secret in secrets)
+
+
+def test_respond_dry_run_changes_nothing_and_claims_nothing(
+        vendors: tuple[MockFleet, Path, list[str]], tmp_path: Path, capsys: Any,
+        monkeypatch: Any) -> None:
+    fleet, config, _ = vendors
+    journal = tmp_path / "journal.sqlite"
+    code, out, _ = run_cli(capsys, monkeypatch, "respond", USB, "--config", config,
+                           "--journal", journal, "--dry-run")
+    assert code == 0 and "dry run" in out
+    assert fleet.get("falcon").calls_to("POST", "/devices/entities/devices-actions/v2") == []
+    assert fleet.get("okta").status_of("dana.whitfield@example.com") == "ACTIVE"
+    assert not journal.exists() and not (tmp_path / "dedupe.sqlite").exists()
+
+
+def test_respond_reports_a_failed_run_with_exit_1(
+        vendors: tuple[MockFleet, Path, list[str]], tmp_path: Path, capsys: Any,
+        monkeypatch: Any) -> None:
+    fleet, config, secrets = vendors
+    fleet.get("slack").inject("status", status=403, times=None)  # escalation refused too
+    fleet.get("falcon").inject("status", status=401, path="/oauth2/token", times=None)
+    code, out, err = run_cli(capsys, monkeypatch, "respond", USB, "--config", config,
+                             "--no-journal", "--json")
+    assert code == 1, err
+    [result] = json.loads(out)
+    [run] = result["runs"]
+    assert run["status"] == "failed"
+    assert run["steps"]["contain"]["status"] == "failed"
+    assert "falcon" in run["steps"]["contain"]["error"]
+    assert all(secret not in out + err for secret in secrets)
+
+
+# --- test --------------------------------------------------------------------------------------
+
+
+def test_the_test_command_runs_scenarios_and_explains_the_first_mismatch(
+        tmp_path: Path, capsys: Any, monkeypatch: Any) -> None:
+    scenario = ROOT / "playbooks" / "scenarios" / "low-risk-email-nudge.scenario.yaml"
+    code, out, _ = run_cli(capsys, monkeypatch, "test", scenario)
+    assert code == 0 and out.startswith("PASS a small model e-mailed to a partner")
+    assert "1 passed, 0 failed" in out
+    wrong = tmp_path / "wrong.scenario.yaml"
+    wrong.write_text(scenario.read_text().replace("status: succeeded", "status: failed"))
+    broken = tmp_path / "broken.scenario.yaml"
+    broken.write_text("name: x\nevent: {}\nexpect: {statu: failed}\n")
+    code, out, _ = run_cli(capsys, monkeypatch, "test", tmp_path)
+    assert code == 1
+    assert "FAIL broken" in out and "invalid scenario" in out and "broken.scenario.yaml:3" in out
+    assert "FAIL a small model e-mailed" in out
+    assert "low-risk-model-nudge: run expected failed, got succeeded" in out
+    code, _, err = run_cli(capsys, monkeypatch, "test", tmp_path / "missing")
+    assert code == 2 and "no such file or directory" in err
