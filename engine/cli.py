@@ -106,6 +106,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     return {"succeeded": EXIT_OK, "waiting": EXIT_WAITING}.get(record["status"], EXIT_FAILED)
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if not 1 <= value <= 1024:
+        raise argparse.ArgumentTypeError(f"{value} is not between 1 and 1024")
+    return value
+
+
 def _parse_var(text: str) -> tuple[str, Any]:
     name, sep, value = text.partition("=")
     if not sep or not name:
@@ -203,7 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="call no side-effecting action")
     p.add_argument("--json", action="store_true", help="print the run record as JSON")
     p.add_argument("--var", action="append", metavar="NAME=VALUE", help="set vars.NAME")
-    p.add_argument("--max-concurrency", type=int, metavar="N", help="steps in flight at most")
+    p.add_argument("--max-concurrency", type=_positive_int, metavar="N",
+                   help="steps in flight at most")
     p.add_argument("--no-journal", action="store_true", help="keep no durable record")
     add_journal_option(p)
     p.set_defaults(func=cmd_run)

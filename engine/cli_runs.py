@@ -10,13 +10,14 @@ import argparse
 import json
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from .actions import ActionContext
 from .conductor import Conductor
 from .config import Config, load_config
 from .errors import CrownguardError
-from .journal import Journal, RunRecord, open_journal
+from .journal import Journal, RunRecord, default_journal_path, open_journal
 from .plugins import PluginHost
 from .runner import Runner
 from .spec import Playbook, parse_playbook
@@ -36,8 +37,25 @@ def add_journal_option(parser: argparse.ArgumentParser) -> None:
                              "~/.local/state/crownguard/journal.sqlite)")
 
 
-def journal_for(args: argparse.Namespace) -> Journal:
-    return open_journal(getattr(args, "journal", None))
+def journal_for(args: argparse.Namespace, create: bool = False) -> Journal:
+    """The journal named by --journal / $CROWNGUARD_JOURNAL / the default. Commands that only
+    read or continue runs refuse a journal that does not exist (a mistyped path)."""
+    path = getattr(args, "journal", None)
+    resolved = Path(path).expanduser() if path else default_journal_path()
+    if not create and not resolved.exists():
+        raise RunsError(f"no journal at {resolved} (check --journal or $CROWNGUARD_JOURNAL)")
+    return open_journal(resolved)
+
+
+def config_for(run: RunRecord, given: str | None, host: PluginHost) -> Config:
+    """--config when given, else the connections file the run was started with."""
+    path = given or run.config_path
+    if path is None:
+        return load_config(None, host.connection_types)
+    if not given and not Path(path).exists():
+        raise RunsError(f"run {run.run_id} was started with connections file {path}, which is "
+                        "gone: pass --config")
+    return load_config(path, host.connection_types)
 
 
 def status_exit(status: str) -> int:
@@ -68,9 +86,10 @@ def _print_record(record: dict[str, Any], as_json: bool) -> None:
         print(f"\nrun {record['run_id']}: {record['status']}")
 
 
-def resume_one(journal: Journal, host: PluginHost, config: Config, run_id: str,
+def resume_one(journal: Journal, host: PluginHost, config_path: str | None, run_id: str,
                quiet: bool = False) -> dict[str, Any]:
     run = journal.get_run(run_id)
+    config = config_for(run, config_path, host)
     if str(run.status) in ("succeeded", "failed", "cancelled"):
         raise RunsError(f"run {run_id} has already ended ({run.status})")
     if not journal.claim(run_id):
@@ -90,10 +109,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if bool(args.run_id) == bool(args.all):
         raise RunsError("give a RUN_ID or --all")
     host = PluginHost.from_entry_points()
-    config = load_config(args.config, host.connection_types)
     with journal_for(args) as journal:
         if args.run_id:
-            record = resume_one(journal, host, config, args.run_id, quiet=args.json)
+            record = resume_one(journal, host, args.config, args.run_id, quiet=args.json)
             _print_record(record, args.json)
             return status_exit(record["status"])
         # Waiting runs only when there is something to settle: an accepted answer or an
@@ -105,7 +123,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         results = []
         for run in runs:
             try:
-                record = resume_one(journal, host, config, run.run_id, quiet=True)
+                record = resume_one(journal, host, args.config, run.run_id, quiet=True)
             except RunsError as exc:
                 print(f"{run.run_id}: skipped ({exc})", file=sys.stderr)
                 continue
@@ -137,10 +155,11 @@ def _wait_to_settle(journal: Journal, run: RunRecord, host: PluginHost) -> bool:
     return False
 
 
-def answer(journal: Journal, host: PluginHost, config: Config, run_id: str, step: str,
+def answer(journal: Journal, host: PluginHost, config_path: str | None, run_id: str, step: str,
            decision: str, by: str, comment: str | None, as_json: bool) -> int:
     """Record an answer to a waiting step (refused when `by` may not answer) and resume."""
     run = journal.get_run(run_id)
+    config = config_for(run, config_path, host)
     conductor = Conductor(stored_playbook(run, host), run.inputs)
     for event in journal.events(run_id):
         conductor.apply(event)
@@ -159,17 +178,16 @@ def answer(journal: Journal, host: PluginHost, config: Config, run_id: str, step
         return EXIT_FAILED
     at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     journal.record_approval(run_id, step, decision, by, comment=comment, at=at)
-    record = resume_one(journal, host, config, run_id, quiet=as_json)
+    record = resume_one(journal, host, config_path, run_id, quiet=as_json)
     _print_record(record, as_json)
     return status_exit(record["status"])
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
     host = PluginHost.from_entry_points()
-    config = load_config(args.config, host.connection_types)
     with journal_for(args) as journal:
-        return answer(journal, host, config, args.run_id, args.step, args.decision, args.by,
-                      args.comment, args.json)
+        return answer(journal, host, args.config, args.run_id, args.step, args.decision,
+                      args.by, args.comment, args.json)
 
 
 def cmd_slack_answer(args: argparse.Namespace) -> int:
@@ -195,15 +213,15 @@ def cmd_slack_answer(args: argparse.Namespace) -> int:
     comment = reply["choice"] + (f": {reply['justification']}" if reply.get("justification")
                                  else "")
     with journal_for(args) as journal:
-        return answer(journal, host, config, reply["run_id"], reply["step_id"], "approve",
+        return answer(journal, host, args.config, reply["run_id"], reply["step_id"], "approve",
                       reply["user"], comment, args.json)
 
 
 def cmd_undo(args: argparse.Namespace) -> int:
     host = PluginHost.from_entry_points()
-    config = load_config(args.config, host.connection_types)
     with journal_for(args) as journal:
         run = journal.get_run(args.run_id)
+        config = config_for(run, args.config, host)
         playbook = stored_playbook(run, host)
         calls = plan_undo(playbook, journal.events(args.run_id), host, args.step)
         undo = undo_playbook(playbook, calls)
@@ -211,8 +229,9 @@ def cmd_undo(args: argparse.Namespace) -> int:
             print(f"undoing {len(calls)} change(s) of run {args.run_id}:")
             for call in calls:
                 print(f"  {call.reason}: {call.action}")
-        runner = Runner(host, config, journal=journal, dry_run=args.dry_run,
-                        on_event=None if args.json else Timeline())
+        # A dry run of the undo is shown, not journaled (as for `run --dry-run`).
+        runner = Runner(host, config, journal=None if args.dry_run else journal,
+                        dry_run=args.dry_run, on_event=None if args.json else Timeline())
         record = runner.run(undo, {}, kind="undo", parent_run_id=args.run_id,
                             variables=undo.vars)
         _print_record(record, args.json)
@@ -290,7 +309,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
             seq, digest = journal.head()
             print(f"{seq}:{digest}")
             return EXIT_OK
-        out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+        try:
+            out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+        except OSError as exc:
+            raise RunsError(f"--output {args.output}: cannot write ({exc.strerror})") from None
         try:
             count = journal.export_jsonl(out, run_id=args.run)
         finally:

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from .http import Auth, VendorClient
 
 REFERENCE = re.compile(r"\$\{(env|file):([^}]+)\}")
+# Anything that looks like a reference but is not a valid one (${evn:X}, ${vault:x}, ${env:}).
+SUSPECT = re.compile(r"\$\{(?!\{)[^}]*\}")
 
 CONFIG_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -164,6 +166,12 @@ def _resolve(value: Any, pointer: str, doc: Document, base: Path, redactor: Reda
     if not isinstance(value, str) or "${" not in value:
         return value
     where = pointer.lstrip("/").replace("/", ".")
+    for suspect in SUSPECT.findall(value):
+        if not REFERENCE.fullmatch(suspect):
+            problems.append(doc.problem(pointer, f"{where}: '{suspect}' is not a secret "
+                                                 "reference (use ${env:NAME} or ${file:PATH})",
+                                        "config"))
+            return None
     failed = False
 
     def substitute(match: re.Match[str]) -> str:
@@ -191,6 +199,16 @@ def _resolve(value: Any, pointer: str, doc: Document, base: Path, redactor: Reda
         return value if not failed else None
     redactor.add(plain)
     return Secret(plain, source=value)
+
+
+def _strings(value: Any, pointer: str) -> list[tuple[str, str]]:
+    if isinstance(value, str):
+        return [(pointer, value)]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in _strings(v, pointer_join(pointer, k))]
+    if isinstance(value, list):
+        return [s for i, v in enumerate(value) for s in _strings(v, pointer_join(pointer, i))]
+    return []
 
 
 def _revealed(value: Any) -> Any:
@@ -237,7 +255,7 @@ def build_config(doc: Document, connection_types: dict[str, ConnectionType],
         unresolved = {p.pointer for p in problems[before:]}
         values.pop("type", None)
         for key in ctype.secrets:
-            if key in values and values[key] is not None and not isinstance(values[key], Secret):
+            if isinstance(values.get(key), str):
                 values[key] = Secret(str(values[key]), source=f"connections.{name}.{key}")
                 redactor.add(values[key])
         for error in schema_errors(ctype.schema, _revealed(values)):
@@ -247,9 +265,15 @@ def build_config(doc: Document, connection_types: dict[str, ConnectionType],
             message = redactor.redact(describe_schema_error(error))
             problems.append(doc.problem(sub, f"connections.{name}: {message}", "config"))
         resolved[name] = values
+    settings = data.get("settings") or {}
+    # vars are plain data for expressions: a secret reference there would be sent as text.
+    for pointer, text in _strings(settings.get("vars") or {}, "/settings/vars"):
+        if SUSPECT.search(text):
+            problems.append(doc.problem(pointer, f"{pointer.lstrip('/').replace('/', '.')}: "
+                                                 "secret references are resolved only in "
+                                                 "connections, not in settings.vars", "config"))
     if problems:
         raise SpecError(problems)
-    settings = data.get("settings") or {}
     return Config(connections=Connections(resolved, redactor),
                   max_concurrency=int(settings.get("max_concurrency", 64)),
                   vars=dict(settings.get("vars") or {}), source=doc.file,
@@ -261,7 +285,10 @@ def load_config(path: str | Path | None, connection_types: dict[str, ConnectionT
     """Load a connections file; None gives an empty config (no connections)."""
     if path is None:
         return Config()
-    return build_config(load_file(path), connection_types, env)
+    config = build_config(load_file(path), connection_types, env)
+    # Recorded with each run: resume, approve and undo find it again from any directory.
+    config.source = str(Path(path).resolve())
+    return config
 
 
 def config_from_mapping(data: dict[str, Any], connection_types: dict[str, ConnectionType],

@@ -14,7 +14,7 @@ Added functions (beyond JMESPath's built-ins):
 | `replace(s, old, new)` | every `old` replaced |
 | `coalesce(a, b, ...)` | the first argument that is not null |
 | `default(value, fallback)` | `value` unless it is null, else `fallback` |
-| `now()` | the current UTC time as ISO 8601 |
+| `now()` | the current UTC time as ISO 8601 (`...Z`) |
 | `from_json(s)` | parse a JSON string |
 | `format(template, args)` | `{0}`/`{name}` placeholders filled from a list or object |
 """
@@ -81,7 +81,7 @@ class _Functions(jp_functions.Functions):
 
     @jp_functions.signature()
     def _func_now(self) -> str:
-        return datetime.now(UTC).isoformat(timespec="seconds")
+        return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
     @jp_functions.signature({"types": ["string"]})
     def _func_from_json(self, s: str) -> Any:
@@ -104,7 +104,8 @@ class _Functions(jp_functions.Functions):
         return _PLACEHOLDER.sub(fill, template)
 
 
-_OPTIONS = jmespath.Options(custom_functions=_Functions())
+_FUNCTIONS = _Functions()
+_OPTIONS = jmespath.Options(custom_functions=_FUNCTIONS)
 
 
 @lru_cache(maxsize=4096)
@@ -313,6 +314,40 @@ def _root_names(node: dict[str, Any]) -> Iterator[str]:
         for child in node.get("children") or []:
             if isinstance(child, dict):
                 yield from _root_names(child)
+
+
+_LITERAL_TYPES = {str: "string", bool: "boolean", int: "number", float: "number",
+                  list: "array", dict: "object", type(None): "null"}
+
+
+def function_problems(expression: str) -> list[str]:
+    """Unknown functions, wrong argument counts and literal arguments of the wrong type:
+    what JMESPath itself reports only when the expression runs."""
+    table = _FUNCTIONS.FUNCTION_TABLE
+    problems = []
+    for node in _walk(compile_expression(expression).parsed):
+        if node.get("type") != "function_expression":
+            continue
+        name, args = node["value"], node.get("children") or []
+        if name not in table:
+            problems.append(f"unknown function {name}()")
+            continue
+        signature = table[name]["signature"]
+        variadic = bool(signature) and signature[-1].get("variadic")
+        fixed = len(signature) - (1 if variadic else 0)
+        if len(args) < fixed + (1 if variadic else 0) or (not variadic and len(args) > fixed):
+            wanted = f"at least {fixed + 1}" if variadic else str(fixed)
+            problems.append(f"{name}() takes {wanted} argument(s), got {len(args)}")
+            continue
+        for arg, spec in zip(args, signature, strict=False):
+            types = spec.get("types") or []
+            if arg.get("type") == "literal" and types and "expref" not in types:
+                kind = _LITERAL_TYPES.get(type(arg["value"]), "")
+                if kind and kind not in types and not (kind == "array" and any(
+                        t.startswith("array") for t in types)):
+                    problems.append(f"{name}() takes {' or '.join(types)}, not the {kind} "
+                                    f"{json.dumps(arg['value'])}")
+    return problems
 
 
 def negation_traps(expression: str) -> list[str]:

@@ -28,6 +28,8 @@ def find_cycles(graph: nx.DiGraph, limit: int = 5) -> list[list[str]]:
     """Up to `limit` elementary cycles, each as the list of its step ids in order."""
     cycles: list[list[str]] = []
     for cycle in nx.simple_cycles(graph):
+        if len(cycle) == 1:
+            continue  # a step needing itself is reported as such
         # Start each cycle at its smallest id so the message is stable.
         i = cycle.index(min(cycle))
         cycles.append(cycle[i:] + cycle[:i])

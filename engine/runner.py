@@ -89,6 +89,9 @@ class Runner:
         self.config = config or Config()
         self.max_concurrency = max_concurrency or self.config.max_concurrency \
             or DEFAULT_MAX_CONCURRENCY
+        if not 1 <= self.max_concurrency <= 1024:
+            raise ConfigError(f"max_concurrency must be between 1 and 1024, not "
+                              f"{self.max_concurrency}")
         self.journal = journal
         self.on_event = on_event
         self.dry_run = dry_run
@@ -139,8 +142,25 @@ class Runner:
             conductor.apply(event)
         conductor.requeue_in_flight()
         execution = _Execution(self, playbook, conductor, run_id)
+        execution.not_before = _pending_backoffs(events, now or datetime.now(UTC))
         execution.settle_waits(answers or {}, now or datetime.now(UTC))
         return execution.drive()
+
+
+def _pending_backoffs(events: list[dict[str, Any]],
+                      now: datetime) -> dict[tuple[str, int | None], float]:
+    """Retries that were waiting (backoff, Retry-After) when the process died: the monotonic
+    time before which each must not start again, so a resume never retries early."""
+    waits: dict[tuple[str, int | None], datetime] = {}
+    for event in events:
+        key = (event.get("step", ""), event.get("item"))
+        if event.get("type") == EventType.STEP_STARTED:
+            waits.pop(key, None)
+        elif event.get("type") == EventType.ATTEMPT_FAILED and event.get("retry_in") is not None:
+            at = datetime.fromisoformat(str(event["at"]).replace("Z", "+00:00"))
+            waits[key] = at + timedelta(seconds=float(event["retry_in"]))
+    base = time.monotonic()
+    return {key: base + (due - now).total_seconds() for key, due in waits.items() if due > now}
 
 
 class _Execution:
@@ -160,6 +180,7 @@ class _Execution:
         self.tokens = itertools.count(1)
         self.seq = itertools.count()
         self.next_heartbeat = time.monotonic() + HEARTBEAT_SECONDS
+        self.not_before: dict[tuple[str, int | None], float] = {}  # set by resume
 
     def settle_waits(self, answers: dict[str, dict[str, Any]], now: datetime) -> None:
         for step_id, state in self.conductor.steps.items():
@@ -293,7 +314,10 @@ class _Execution:
                 items = (render(step.for_each, self.conductor.context())
                          if isinstance(step.for_each, str) else step.for_each)
                 if not isinstance(items, list):
-                    raise InputError(f"for_each gave {type(items).__name__}, not a list")
+                    kind = {str: "a string", dict: "an object", bool: "a boolean",
+                            type(None): "null", int: "a number", float: "a number"}.get(
+                                type(items), type(items).__name__)
+                    raise InputError(f"for_each gave {kind}, not a list")
                 inputs = [self._inputs(step, action, item, True) for item in items]
             else:
                 inputs = [self._inputs(step, action, None, False)]
@@ -305,8 +329,13 @@ class _Execution:
         # On resume, for_each items that already finished are not run again.
         work.outputs = dict(state.items) if fan_out else {}
         work.todo = [i for i in range(len(inputs)) if i not in work.outputs]
+        for item in list(work.todo):
+            due = self.not_before.pop((step.id, item if fan_out else None), None)
+            if due is not None and due > time.monotonic():
+                work.todo.remove(item)
+                heapq.heappush(self.timers, (due, next(self.seq), step.id, item))
         self.work[step.id] = work
-        if not work.todo:
+        if not work.todo and len(work.outputs) == len(work.inputs):
             self._finish_work(work)
 
     def _inputs(self, step: Step, action: Action, item: Any, with_item: bool) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from .expressions import (
     ExpressionError,
     compile_expression,
     compile_template,
+    function_problems,
     has_template,
     iter_strings,
     negation_traps,
@@ -184,13 +185,13 @@ class _Inspector:
                                           f"step #{seen[step.id] + 1})", "graph")
             seen.setdefault(step.id, index)
             for n, need in enumerate(step.needs):
-                if need not in seen and need not in playbook.by_id:
+                if need == step.id:
+                    self.add(f"{pointer}/needs", f"step '{step.id}': needs itself", "graph")
+                elif need not in seen and need not in playbook.by_id:
                     self.add(f"{pointer}/needs/{n}" if len(step.needs) > 1
                              or isinstance(self.doc.data["steps"][index].get("needs"), list)
                              else f"{pointer}/needs",
                              f"step '{step.id}': needs unknown step '{need}'", "graph")
-                elif need == step.id:
-                    self.add(f"{pointer}/needs", f"step '{step.id}': needs itself", "graph")
             if step.when != When.SUCCESS and not step.needs:
                 self.add(f"{pointer}/when", f"step '{step.id}': 'when: {step.when}' only makes "
                                             "sense with 'needs'", "graph")
@@ -243,9 +244,12 @@ class _Inspector:
             compile_expression(expression)
             found_roots, steps = referenced_roots(expression)
             traps = negation_traps(expression)
+            calls = function_problems(expression)
         except ExpressionError as exc:
             self.add(pointer, f"{label}: {exc}", "expressions")
             return
+        for problem in calls:
+            self.add(pointer, f"{label}: expression '{expression}': {problem}", "expressions")
         for operand in traps:
             self.add(pointer, f"{label}: expression '{expression}': '!' applies to "
                               f"'{operand}' alone, so what follows reads a field of true/false "

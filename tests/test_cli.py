@@ -208,3 +208,22 @@ steps:
         [c for c in falcon.calls if "/devices/" in c.path])
     assert falcon.calls_to("POST", "/devices/entities/devices-actions/v2") == []
     assert okta.calls == []
+
+
+def test_boolean_params_are_json_spelled(tmp_path: Path, httpserver: HTTPServer,
+                                         capsys: Any) -> None:
+    httpserver.expect_request("/q", query_string="c=true&n=2").respond_with_json({"ok": 1})
+    playbook = tmp_path / "pb.yaml"
+    playbook.write_text(f"name: q\nsteps:\n  - id: a\n    action: core.http_request\n"
+                        f"    with: {{url: '{httpserver.url_for('/q')}', params: {{c: true, n: 2}}}}\n")
+    config = tmp_path / "c.yaml"
+    config.write_text(f"connections:\n  http: {{allowed_hosts: ['localhost:{httpserver.port}']}}\n")
+    code, out, _ = run_cli(capsys, "run", playbook, "--config", config, "--json", "--no-journal")
+    assert code == 0, out
+
+
+def test_max_concurrency_must_be_positive(files: dict[str, Path], capsys: Any) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["run", str(files["playbook"]), "--max-concurrency", "-1"])
+    assert info.value.code == 2
+    assert "-1 is not between 1 and 1024" in capsys.readouterr().err

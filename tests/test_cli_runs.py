@@ -134,7 +134,30 @@ def test_undo_audit_and_tamper(setup: dict[str, Any], capsys: Any) -> None:
 
 
 def test_resume_all_with_nothing_to_do(setup: dict[str, Any], capsys: Any) -> None:
+    code, _, err = cli(capsys, "resume", "--all", "--journal", setup["journal"])
+    assert code == 2 and "no journal at" in err  # a mistyped path is not an empty journal
+    start(setup, capsys)  # a run waiting with nothing to settle yet
     code, out, _ = cli(capsys, "resume", "--all", "--journal", setup["journal"])
     assert code == 0 and "0 runs resumed" in out
     code, _, err = cli(capsys, "resume", "--journal", setup["journal"])
     assert code == 2 and "give a RUN_ID or --all" in err
+
+
+def test_approve_finds_the_runs_own_connections_file(setup: dict[str, Any], capsys: Any,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    run_id = start(setup, capsys)
+    monkeypatch.chdir(setup["dir"].parent)  # elsewhere, and no --config
+    code, out, _ = cli(capsys, "approve", run_id, "ask", "--decision", "approve", "--by",
+                       "alice", "--journal", setup["journal"], "--json")
+    assert code == 0, out
+    assert setup["hooks"].received["act"] == [{"by": "alice"}]
+
+
+def test_bad_output_path_and_journal_typos(setup: dict[str, Any], capsys: Any) -> None:
+    start(setup, capsys)
+    code, _, err = cli(capsys, "audit", "export", "--output", setup["dir"], "--journal",
+                       setup["journal"])
+    assert code == 2 and "cannot write" in err and "Traceback" not in err
+    code, _, err = cli(capsys, "audit", "verify", "--journal", setup["dir"] / "typo.sqlite")
+    assert code == 2 and "no journal at" in err
+    assert not (setup["dir"] / "typo.sqlite").exists()

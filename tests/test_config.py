@@ -98,3 +98,29 @@ def test_missing_connection_message(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, "connections: {}\n"), TYPES)
     with pytest.raises(Exception, match="no connection 'okta' in the connections file"):
         config.connections.get("okta")
+
+
+def test_reference_typos_are_errors_not_credentials(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+connections:
+  okta: {base_url: "https://a.okta.com", token: "${evn:OKTA}"}
+settings:
+  vars: {key: "${env:HOME}"}
+""")
+    with pytest.raises(SpecError) as info:
+        load_config(path, TYPES, env={"OKTA": "x"})
+    text = str(info.value)
+    assert ":3: connections.okta.token: '${evn:OKTA}' is not a secret reference" in text
+    assert ":5: settings.vars.key: secret references are resolved only in connections" in text
+    for bad in ("${vault:abc}", "${env:}"):
+        with pytest.raises(SpecError, match="is not a secret reference"):
+            load_config(write(tmp_path, f"connections:\n  okta: {{base_url: 'https://a', "
+                                        f"token: '{bad}'}}\n"), TYPES, env={})
+
+
+def test_a_secret_of_the_wrong_type_is_a_schema_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "connections:\n  okta: {base_url: 'https://a', "
+                           "token: ['${env:OKTA}']}\n")
+    with pytest.raises(SpecError, match="'token'.*is not of type 'string'") as info:
+        load_config(path, TYPES, env={"OKTA": "tok-value-1"})
+    assert "tok-value-1" not in str(info.value)

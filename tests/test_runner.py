@@ -291,7 +291,7 @@ steps:
     assert probe.calls["bad_in"] == 0 and record["steps"]["bad_in"]["attempts"] == 0
     assert "output does not match its schema" in record["steps"]["bad_out"]["error"]
     assert "lower" in record["steps"]["bad_expr"]["error"]
-    assert "for_each gave int, not a list" in record["steps"]["bad_each"]["error"]
+    assert "for_each gave a number, not a list" in record["steps"]["bad_each"]["error"]
 
 
 def test_plugin_crash_fails_step_not_run(host: PluginHost) -> None:
@@ -472,3 +472,26 @@ def test_ctx_poll_waits_and_gives_up() -> None:
         ctx.poll(lambda: None, interval=0.002, max_wait=0.01, waiting_for="the host",
                  vendor="v")
     assert info.value.retryable
+
+
+def test_resume_keeps_a_pending_retry_after(host: PluginHost, probe: Probe) -> None:
+    """Killed while waiting out a vendor's Retry-After: the resume waits the rest of it."""
+    from datetime import UTC, datetime, timedelta
+
+    text = "name: ra\nsteps:\n  - {id: a, action: probe.work, retry: {max_attempts: 3}}\n"
+    playbook = parse_playbook(text, host.actions)
+    failed_at = datetime.now(UTC)
+    events = [
+        {"type": "run_started", "run_id": "r1", "at": failed_at.isoformat()},
+        {"type": "step_started", "step": "a", "attempt": 1, "run_id": "r1",
+         "at": failed_at.isoformat()},
+        {"type": "attempt_failed", "step": "a", "attempt": 1, "error": "429", "retry_in": 0.4,
+         "run_id": "r1", "at": failed_at.isoformat()},
+    ]
+    started: list[float] = []
+    runner = Runner(host, journal=lambda e: started.append(time.monotonic())
+                    if e["type"] == "step_started" else None)
+    begin = time.monotonic()
+    record = runner.resume(playbook, "r1", {}, events, now=failed_at + timedelta(seconds=0.1))
+    assert record["status"] == "succeeded" and record["steps"]["a"]["attempts"] == 2
+    assert started and started[0] - begin >= 0.25  # the ~0.3 s left of the wait

@@ -217,3 +217,21 @@ steps:
                             "applies to 'event' alone") for p in out)
     assert any(p.startswith("pb.yaml:5:") for p in out)
     assert len(out) == 2  # !(...) is fine; a bare !event.x is the same trap
+
+
+def test_function_calls_are_checked_before_running(actions) -> None:
+    out = problems("""
+name: fn
+steps:
+  - id: a
+    action: core.noop
+    with:
+      x: "${{ nosuchfn(event) }}"
+      y: "${{ lower(`1`, `2`) }}"
+      z: "${{ lower(`1`) }}"
+      ok: "${{ coalesce(event.a, 'b') }} ${{ max_by(event.xs, &n) }} ${{ length('abc') }}"
+""", actions)
+    assert any("unknown function nosuchfn()" in p for p in out)
+    assert any("lower() takes 1 argument(s), got 2" in p for p in out)
+    assert any("lower() takes string, not the number 1" in p for p in out)
+    assert len(out) == 3

@@ -95,8 +95,11 @@ def http_request(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     client = ctx.client(HttpClient)
     method = inputs.get("method", "GET")
     headers = {"Idempotency-Key": ctx.idempotency_key, **(inputs.get("headers") or {})}
+    # JSON booleans go out as true/false, not Python's True/False.
+    params = {k: (str(v).lower() if isinstance(v, bool) else v)
+              for k, v in (inputs.get("params") or {}).items()}
     response = client.request(method, url, operation=f"{method} {urlsplit(url).path or '/'}",
-                              params=inputs.get("params"), json_body=inputs.get("json"),
+                              params=params or None, json_body=inputs.get("json"),
                               headers=headers, timeout=inputs.get("timeout"))
     body: Any = response.text
     if "json" in response.headers.get("Content-Type", "") and response.content:
@@ -127,8 +130,9 @@ def noop(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     inline=True,
 )
 def transform(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
-    """Apply a JMESPath `expression` to `data`; the output is `{result}` (data itself when no
-    expression is given)."""
+    """Reshape data with JMESPath: the output is `{result}`.
+
+    `expression` is applied to `data`; without an expression, `result` is `data` itself."""
     expression = inputs.get("expression")
     if expression is None:
         return {"result": inputs["data"]}
