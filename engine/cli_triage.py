@@ -87,6 +87,9 @@ def describe_verdict(verdict: Verdict, indent: str = "") -> list[str]:
         if (decision.matched and not decision.chosen) or decision.reason.startswith("trigger"
                                                                                       " failed"):
             lines.append(f"             - {decision.playbook}: {decision.reason}")
+    if not chosen and not any(d.matched for d in verdict.decisions):
+        lines.append(f"             - no playbook's trigger matches this event "
+                     f"({len(verdict.decisions)} checked): nothing to do")
     return [indent + line for line in lines]
 
 
