@@ -186,8 +186,10 @@ def test_truncated_tail_with_forged_head_needs_the_anchor(journal: SQLiteJournal
 def test_rewritten_history_differs_from_the_anchor(journal: SQLiteJournal) -> None:
     anchor = journal.head()
     with raw(journal) as db:
-        db.execute("UPDATE entries SET hash = 'f' || substr(hash, 2) WHERE seq = 12")
-        db.execute("UPDATE chain_head SET hash = 'f' || substr(hash, 2)")
+        # Flip the first hex digit (always a change, whatever it was).
+        flip = "(CASE WHEN substr(hash, 1, 1) = 'f' THEN 'e' ELSE 'f' END) || substr(hash, 2)"
+        db.execute(f"UPDATE entries SET hash = {flip} WHERE seq = 12")
+        db.execute(f"UPDATE chain_head SET hash = {flip}")
     problems = journal.verify(anchor=anchor)
     assert ("edited", 12) in kinds(problems)
     assert any("differs from the anchor" in p.detail for p in problems)
