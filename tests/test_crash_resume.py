@@ -178,7 +178,16 @@ def test_sigkill_then_resume_all(vendors: Any, tmp_path: Path, capsys: Any,
                 [sys.executable, "-m", "crownguard.engine.cli", "run", str(tmp_path / "pb.yaml"),
                  "--event", str(event), "--config", str(config_path), "--json"],
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
-            time.sleep(0.9 + rng.random() * 0.6)
+            # Kill it once its run is in the journal (however slow the start), at a random
+            # point of the run.
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and process.poll() is None:
+                if journal.exists():
+                    with SQLiteJournal(journal) as db:
+                        if len(db.list_runs(limit=100)) > index:
+                            break
+                time.sleep(0.02)
+            time.sleep(rng.random() * 0.5)
             process.send_signal(signal.SIGKILL)
             process.wait(timeout=30)
             started.append((device_id, login))
