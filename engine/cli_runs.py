@@ -276,12 +276,21 @@ def _show(journal: Journal, run_id: str, as_json: bool) -> int:
     if run.parent_run_id:
         print(f"undo of run {run.parent_run_id}")
     timeline = Timeline(sys.stdout)
+    pending = list(approvals)  # answers go where they happened in time, between the events
+
+    def answers_until(at: str | None) -> None:
+        while pending and (at is None or pending[0]["at"] <= at):
+            approval = pending.pop(0)
+            verdict = "accepted" if approval["accepted"] else f"refused: {approval['reason']}"
+            clock = approval["at"][11:19]
+            print(f"  {clock:<12}  answer to '{approval['step_id']}': {approval['decision']} "
+                  f"by {approval['by']} ({verdict})"
+                  + (f": {approval['comment']}" if approval.get("comment") else ""))
+
     for event in events:
+        answers_until(event.get("at"))
         timeline(event)
-    for approval in approvals:
-        verdict = "accepted" if approval["accepted"] else f"refused: {approval['reason']}"
-        print(f"  {approval['at'][11:23]}  {approval['decision']} of '{approval['step_id']}' "
-              f"by {approval['by']} ({verdict})")
+    answers_until(None)
     print()
     print(summary_table(record))
     return EXIT_OK
