@@ -1,4 +1,5 @@
-"""Events per second through normalise -> detect (metadata + fingerprint) -> score, on one core.
+"""Events per second through normalise -> detect (metadata + fingerprint) -> score -> route, on
+one core.
 
     python benchmarks/bench_triage.py [--events 50000] [--registered 5000] [--json]
 
@@ -32,7 +33,9 @@ from crownguard.engine.detection import detect
 from crownguard.engine.events import normalise
 from crownguard.engine.expressions import evaluate
 from crownguard.engine.fingerprints import FingerprintIndex, ModelVersionRef
+from crownguard.engine.plugins import PluginHost
 from crownguard.engine.risk import InMemoryHistory, policy_from_mapping, score
+from crownguard.engine.routing import Router, Triage, load_playbooks, shipped_playbooks_dir
 
 TARGET = 20_000
 TRIGGERS = (
@@ -176,6 +179,15 @@ def main(argv: list[str] | None = None) -> int:
                 levels[level] = levels.get(level, 0) + 1
 
         results.append(timed("normalise + detect + score (+ history)", len(raws), pipeline))
+        # The whole of issue 6's pipeline: the real Triage with the real Router over the shipped
+        # playbooks (dedupe in memory, not claiming).
+        host = PluginHost.from_entry_points()
+        router = Router(load_playbooks([shipped_playbooks_dir()], host.actions))
+        triage = Triage(policy, router, index=index, history=InMemoryHistory())
+        results.insert(0, timed(f"normalise + detect + score + route ({len(router.routed)} "
+                                "shipped playbooks)", len(raws),
+                                lambda: [triage.triage_event(normalise(raw, options=options))
+                                         for raw in raws]))
         events = [normalise(raw, options=options) for raw in raws]
         detections = [detect(e, index=index) for e in events]
         results.append(timed("normalise", len(raws),

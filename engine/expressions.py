@@ -32,8 +32,10 @@ from typing import Any
 import jmespath
 from jmespath import exceptions as jp_exceptions
 from jmespath import functions as jp_functions
+from jmespath import visitor
 
 from .errors import CrownguardError
+from .fastpath import Compiled, compile_ast
 
 CONTEXT_ROOTS = ("event", "steps", "vars", "risk", "run", "item")
 _OPEN = "${{"
@@ -125,11 +127,18 @@ def _syntax_message(exc: Exception) -> str:
     return f"syntax error: {msg}" + (f" at column {pos + 1}" if isinstance(pos, int) else "")
 
 
+_INTERPRETER = visitor.TreeInterpreter(_OPTIONS)
+
+
+@lru_cache(maxsize=4096)
+def _compiled(expression: str) -> Compiled:
+    return compile_ast(compile_expression(expression).parsed, _INTERPRETER)
+
+
 def evaluate(expression: str, context: dict[str, Any]) -> Any:
-    """Evaluate a bare JMESPath expression against the context."""
-    compiled = compile_expression(expression)
+    """Evaluate a bare JMESPath expression against the context (compiled once, see fastpath)."""
     try:
-        return compiled.search(context, options=_OPTIONS)
+        return _compiled(expression)(context)
     except jp_exceptions.JMESPathError as exc:
         raise ExpressionError(expression, str(exc).splitlines()[0]) from None
 
