@@ -12,7 +12,6 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, NoReturn
 
 from .cli_runs import add_commands as add_run_commands
@@ -271,4 +270,4 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["Path", "build_parser", "main"]
+__all__ = ["build_parser", "main"]
