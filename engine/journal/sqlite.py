@@ -1,34 +1,19 @@
-"""The run journal: durable run state and the tamper-evident audit trail.
-
-`Journal` is the interface (a server database can implement it later); `SQLiteJournal` is the
-default, one SQLite file in WAL mode shared safely by threads and processes. The runner hands
-every event to the journal (`journal(event)`) *before* it acts on it; `append` returns only once
-the event is on disk. Every entry (run created, event, status change, approval) is chained by
-hash (see `audit`), so `verify()` can say which entry was edited, removed or reordered.
-
-The journal stores what it is given: callers redact secrets before (the runner does).
-See docs/journal.md for the schema, the default path, leases and what verification can prove.
-"""
+"""The default journal: one SQLite file in WAL mode, shared safely by threads and processes."""
 
 from __future__ import annotations
 
 import json
 import os
-import socket
 import sqlite3
 import threading
 import time
 import weakref
-from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any
 
-from .audit import (
+from ..audit import (
     GENESIS,
     ChainEntry,
     ChainProblem,
@@ -40,275 +25,23 @@ from .audit import (
     sha256_text,
     write_jsonl,
 )
-from .conductor import EventType, RunStatus
-from .errors import CrownguardError
-
-ENV_JOURNAL = "CROWNGUARD_JOURNAL"
-SCHEMA_VERSION = 1
-DEFAULT_LEASE_SECONDS = 300.0
-DEFAULT_BUSY_TIMEOUT = 30.0
-FINAL_STATUSES = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED})
-
-
-class JournalError(CrownguardError):
-    """The journal cannot do what was asked (busy, corrupt, newer schema, bad event)."""
-
-
-class UnknownRun(JournalError):
-    """No run with that id is in the journal."""
-
-
-class RunHeldElsewhere(JournalError):
-    """Another live process holds the run's lease: this one must not drive it (it lost it)."""
-
-
-class RunKind(StrEnum):
-    RUN = "run"
-    UNDO = "undo"
-
-
-class ApprovalDecision(StrEnum):
-    APPROVE = "approve"
-    REJECT = "reject"
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def default_journal_path(env: Mapping[str, str] | None = None) -> Path:
-    """`$CROWNGUARD_JOURNAL`, else `$XDG_STATE_HOME/crownguard/journal.sqlite`, else
-    `~/.local/state/crownguard/journal.sqlite` (XDG: a relative XDG_STATE_HOME is ignored)."""
-    env = os.environ if env is None else env
-    if env.get(ENV_JOURNAL):
-        return Path(env[ENV_JOURNAL]).expanduser()
-    state = env.get("XDG_STATE_HOME", "")
-    if state and Path(state).is_absolute():
-        return Path(state) / "crownguard" / "journal.sqlite"
-    home = Path(env["HOME"]) if env.get("HOME") else Path.home()
-    return home / ".local" / "state" / "crownguard" / "journal.sqlite"
-
-
-# the writer of a run ---------------------------------------------------------------------------
-
-def _proc_stat(pid: int) -> tuple[str, str] | None:
-    """(state, start time in clock ticks since boot) of a Linux process, or None."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text.rpartition(")")[2].split()
-    return (fields[0], fields[19]) if len(fields) > 19 else None
-
-
-def _boot_id() -> str:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return ""
-
-
-_CURRENT: dict[int, ProcessIdentity] = {}
-
-
-@dataclass(frozen=True)
-class ProcessIdentity:
-    """Which process writes a run: host, pid, boot id and start time tell a live writer from a
-    dead one whose pid was reused. Start time and boot id are known on Linux only."""
-
-    host: str
-    pid: int
-    boot_id: str = ""
-    started: str = ""
-
-    @classmethod
-    def current(cls) -> ProcessIdentity:
-        pid = os.getpid()
-        if pid not in _CURRENT:  # recomputed in a forked child
-            stat = _proc_stat(pid)
-            _CURRENT[pid] = cls(socket.gethostname(), pid, _boot_id(), stat[1] if stat else "")
-        return _CURRENT[pid]
-
-    def alive(self) -> bool | None:
-        """True or False for a process on this host; None when it cannot be known (another
-        host): then only the lease says whether the run is abandoned."""
-        here = ProcessIdentity.current()
-        if self.host != here.host or os.name == "nt":  # Windows: os.kill(pid, 0) is Ctrl-C
-            return None
-        if self.boot_id and here.boot_id and self.boot_id != here.boot_id:
-            return False  # the machine rebooted since
-        if self == here:
-            return True
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            pass  # exists, owned by another user
-        stat = _proc_stat(self.pid)
-        if stat is None:
-            return True  # no /proc: the pid exists, that is all we know
-        state, started = stat
-        if state in ("Z", "X"):
-            return False  # killed, not yet reaped
-        return not (self.started and started != self.started)  # else: the pid was reused
-
-
-# records -------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class RunRecord:
-    """A run as the journal knows it (its events come from `events(run_id)`)."""
-
-    run_id: str
-    playbook: str
-    playbook_path: str | None
-    playbook_text: str
-    playbook_sha256: str
-    inputs: dict[str, Any]
-    status: RunStatus
-    kind: RunKind
-    parent_run_id: str | None
-    config_path: str | None
-    created_at: str
-    updated_at: str
-    owner: ProcessIdentity | None
-    lease_expires: float | None
-    seq: int  # the chained entry that created it
-
-    def to_dict(self, with_text: bool = True) -> dict[str, Any]:
-        data = asdict(self)
-        data["status"], data["kind"] = str(self.status), str(self.kind)
-        if not with_text:
-            del data["playbook_text"]
-        return data
-
-
-@dataclass(frozen=True)
-class Approval:
-    """A decision on a waiting step; `accepted` is False when it was refused (and why)."""
-
-    run_id: str
-    step_id: str
-    decision: ApprovalDecision
-    by: str
-    comment: str | None
-    at: str
-    accepted: bool
-    reason: str | None
-    seq: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "decision": str(self.decision)}
-
-
-# the interface ---------------------------------------------------------------------------------
-
-class Journal(ABC):
-    """Durable run state and audit trail. Implementations must make `append` durable and
-    atomic (with its chain link) before it returns, and be safe across threads and processes.
-    A journal is also the runner's event sink: `Runner(host, journal=journal)`."""
-
-    def __call__(self, event: dict[str, Any]) -> None:
-        self.append(event)
-
-    def __enter__(self) -> Journal:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @abstractmethod
-    def create_run(self, run_id: str, playbook: str, playbook_text: str, *,
-                   inputs: dict[str, Any], playbook_path: str | None = None,
-                   kind: RunKind | str = RunKind.RUN, parent_run_id: str | None = None,
-                   config_path: str | None = None,
-                   status: RunStatus | str = RunStatus.RUNNING) -> RunRecord:
-        """Record a new run owned (leased) by this process; inputs are redacted by the caller."""
-
-    @abstractmethod
-    def append(self, event: dict[str, Any]) -> int:
-        """Store one runner event durably and return its seq. A run_finished or run_cancelled
-        event sets the run's status. Raises RunHeldElsewhere if another live process holds the
-        run, UnknownRun if there is no such run."""
-
-    @abstractmethod
-    def events(self, run_id: str) -> list[dict[str, Any]]:
-        """The run's events in the order they were appended (what `Runner.resume` replays)."""
-
-    @abstractmethod
-    def entries(self, run_id: str | None = None, since_seq: int = 0) -> Iterator[ChainEntry]:
-        """Chain entries in seq order (all kinds), for timelines and export."""
-
-    @abstractmethod
-    def get_run(self, run_id: str) -> RunRecord:
-        """The run, or UnknownRun."""
-
-    @abstractmethod
-    def list_runs(self, status: RunStatus | str | None = None, limit: int = 100, *,
-                  kind: RunKind | str | None = None, parent_run_id: str | None = None
-                  ) -> list[RunRecord]:
-        """Runs, newest first."""
-
-    @abstractmethod
-    def set_status(self, run_id: str, status: RunStatus | str, *, reason: str | None = None
-                   ) -> None:
-        """Set a run's status (a chained entry); any status but running frees its lease."""
-
-    @abstractmethod
-    def interrupted_runs(self) -> list[RunRecord]:
-        """Runs still `running` whose writer is gone or whose lease expired."""
-
-    @abstractmethod
-    def claim(self, run_id: str) -> bool:
-        """Take the run for this process (to resume it) unless a live process holds it or it
-        has finished; sets it `running`. False when it cannot be taken."""
-
-    @abstractmethod
-    def renew_lease(self, run_id: str) -> bool:
-        """Extend this process's lease on the run (a heartbeat); False if it does not hold it."""
-
-    @abstractmethod
-    def record_approval(self, run_id: str, step_id: str, decision: ApprovalDecision | str,
-                        by: str, *, comment: str | None = None, accepted: bool = True,
-                        reason: str | None = None, at: str | None = None) -> Approval:
-        """Record an approval decision, refused ones too (accepted=False with the reason)."""
-
-    @abstractmethod
-    def approvals(self, run_id: str) -> list[Approval]:
-        """The run's approval decisions in order."""
-
-    @abstractmethod
-    def head(self) -> tuple[int, str]:
-        """(seq, hash) of the last entry, (0, GENESIS) when empty: keep it elsewhere as an
-        anchor, it is what proves later that no entry was cut off the end."""
-
-    @abstractmethod
-    def verify(self, anchor: tuple[int, str] | None = None,
-               max_problems: int | None = 1000) -> list[ChainProblem]:
-        """Every edited, removed, reordered or inserted entry found; empty when intact.
-        `anchor` is a `head()` kept elsewhere earlier: it catches a cut or rewritten tail."""
-
-    @abstractmethod
-    def export_jsonl(self, fp: IO[str], run_id: str | None = None, since_seq: int = 0) -> int:
-        """Write entries as JSON lines with their chain fields (for a SIEM); returns the count."""
-
-    @abstractmethod
-    def close(self) -> None:
-        """Release connections; the journal must not be used afterwards."""
-
-
-def open_journal(path: str | Path | None = None, env: Mapping[str, str] | None = None,
-                 **options: Any) -> SQLiteJournal:
-    """The journal at `path` (`--journal`), else at `default_journal_path(env)`.
-
-    `CROWNGUARD_JOURNAL_SYNC=NORMAL` trades power-loss durability for ~3x faster appends
-    (a process crash still loses nothing); the default is FULL."""
-    environ = os.environ if env is None else env
-    if environ.get("CROWNGUARD_JOURNAL_SYNC"):
-        options.setdefault("synchronous", environ["CROWNGUARD_JOURNAL_SYNC"])
-    return SQLiteJournal(path if path is not None else default_journal_path(env), **options)
-
+from ..conductor import EventType, RunStatus
+from .base import (
+    DEFAULT_BUSY_TIMEOUT,
+    DEFAULT_LEASE_SECONDS,
+    FINAL_STATUSES,
+    SCHEMA_VERSION,
+    Approval,
+    ApprovalDecision,
+    Journal,
+    JournalError,
+    ProcessIdentity,
+    RunHeldElsewhere,
+    RunKind,
+    RunRecord,
+    UnknownRun,
+    utc_now,
+)
 
 # the SQLite journal ----------------------------------------------------------------------------
 
