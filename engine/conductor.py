@@ -38,6 +38,7 @@ class RunStatus(StrEnum):
 
 class EventType(StrEnum):
     RUN_STARTED = "run_started"
+    RUN_RESUMED = "run_resumed"        # a later process took the run up again (audit only)
     STEP_STARTED = "step_started"      # an attempt (of one for_each item) begins
     ATTEMPT_FAILED = "attempt_failed"  # an attempt failed; retry_in says whether another comes
     ITEM_SUCCEEDED = "item_succeeded"  # one for_each item finished
@@ -123,6 +124,8 @@ class Conductor:
         at = event.get("at")
         if kind == EventType.RUN_STARTED:
             self.started_at = at
+            return
+        if kind == EventType.RUN_RESUMED:
             return
         if kind == EventType.RUN_CANCELLED:
             self.cancelled = True

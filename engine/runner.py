@@ -140,8 +140,10 @@ class Runner:
         conductor = Conductor(playbook, inputs)
         for event in events:
             conductor.apply(event)
-        conductor.requeue_in_flight()
+        requeued = conductor.requeue_in_flight()
         execution = _Execution(self, playbook, conductor, run_id)
+        execution.emit({"type": EventType.RUN_RESUMED, "requeued": requeued,
+                        "answered": sorted(answers or {})})
         execution.not_before = _pending_backoffs(events, now or datetime.now(UTC))
         execution.settle_waits(answers or {}, now or datetime.now(UTC))
         return execution.drive()

@@ -36,6 +36,9 @@ class Timeline:
         line: str | None = None
         if kind == "run_started":
             line = f"run {event['run_id'][:12]} of playbook '{event.get('playbook')}' started"
+        elif kind == "run_resumed":
+            again = ", ".join(event.get("requeued") or []) or "none"
+            line = f"run resumed (in flight before, started again: {again})"
         elif kind == "step_started":
             item = f" item {event['item']}" if event.get("item") is not None else ""
             attempt = f" (attempt {event['attempt']})" if event.get("attempt", 1) > 1 else ""

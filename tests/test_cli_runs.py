@@ -82,6 +82,7 @@ def test_approve_resumes_and_records(setup: dict[str, Any], capsys: Any) -> None
     assert shown["status"] == "succeeded"
     code, out, _ = cli(capsys, "runs", "show", run_id, "--journal", j)
     assert "refused: mallory may not answer" in out and "answer to 'ask': approve by alice" in out
+    assert "run resumed" in out
 
 
 def test_reject_takes_the_failure_path(setup: dict[str, Any], capsys: Any) -> None:
