@@ -43,6 +43,13 @@ def _paging(request: Request, default_size: int = 100) -> tuple[int, int] | None
 class WatchlistRoutes(IncydrMockBase):
     """Actor lookup and update; watchlists, their members and included actors."""
 
+    def watchlist_or_404(self, watchlist_id: str) -> Any:
+        """The watchlist, or Incydr's 404 answer for an unknown id."""
+        watchlist = self.watchlists.get(watchlist_id)
+        if watchlist is None:
+            return self.error(404, f"watchlist {watchlist_id} not found")
+        return watchlist
+
     # actors -----------------------------------------------------------------------------------
 
     def actor_by_name(self, name: str) -> dict[str, Any] | None:
@@ -158,9 +165,9 @@ class WatchlistRoutes(IncydrMockBase):
         caller = self.caller(request, "watchlists:read")
         if isinstance(caller, Response):
             return caller
-        watchlist = self.watchlists.get(watchlist_id)
-        if watchlist is None:
-            return self.error(404, f"watchlist {watchlist_id} not found")
+        watchlist = self.watchlist_or_404(watchlist_id)
+        if isinstance(watchlist, Response):
+            return watchlist
         return self.watchlist_json(watchlist)
 
     @route("GET", "/v2/watchlists/{watchlist_id}/members")
@@ -169,9 +176,9 @@ class WatchlistRoutes(IncydrMockBase):
         caller = self.caller(request, "watchlists:read")
         if isinstance(caller, Response):
             return caller
-        watchlist = self.watchlists.get(watchlist_id)
-        if watchlist is None:
-            return self.error(404, f"watchlist {watchlist_id} not found")
+        watchlist = self.watchlist_or_404(watchlist_id)
+        if isinstance(watchlist, Response):
+            return watchlist
         paging = _paging(request)
         if paging is None:
             return self.error(400, "page must be at least 1 and page_size between 1 and 1000")
@@ -189,9 +196,9 @@ class WatchlistRoutes(IncydrMockBase):
         caller = self.caller(request, "watchlists:read")
         if isinstance(caller, Response):
             return caller
-        watchlist = self.watchlists.get(watchlist_id)
-        if watchlist is None:
-            return self.error(404, f"watchlist {watchlist_id} not found")
+        watchlist = self.watchlist_or_404(watchlist_id)
+        if isinstance(watchlist, Response):
+            return watchlist
         members = (watchlist.included_actors if "/included-actors/" in request.path
                    else self.members_of(watchlist_id))
         if actor_id not in members:
@@ -207,9 +214,9 @@ class WatchlistRoutes(IncydrMockBase):
         body = self.json_body(request)
         if isinstance(body, Response):
             return body
-        watchlist = self.watchlists.get(watchlist_id)
-        if watchlist is None:
-            return self.error(404, f"watchlist {watchlist_id} not found")
+        watchlist = self.watchlist_or_404(watchlist_id)
+        if isinstance(watchlist, Response):
+            return watchlist
         ids = body.get("actorIds")
         if not isinstance(ids, list) or not ids or len(ids) > MAX_ACTOR_IDS:
             return self.error(400, f"actorIds must list 1 to {MAX_ACTOR_IDS} actor ids")
