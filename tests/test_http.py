@@ -211,3 +211,20 @@ def test_injected_faults_carry_vendor_headers(vendor: TokenVendor) -> None:
     vendor.inject("status", status=429, path="/things/a", headers={"X-Rate-Limit-Reset": "9"})
     with pytest.raises(RateLimited):
         client_for(vendor).request("GET", "/things/a", operation="get thing")
+
+
+def test_a_token_about_to_expire_is_not_reused_and_never_leaks(vendor: TokenVendor) -> None:
+    client = client_for(vendor)
+    client.request("GET", "/things/a", operation="get thing")
+    auth = client.auth
+    assert isinstance(auth, OAuth2ClientCredentials) and auth.fetches == 1
+    # A token with less life left than the safety margin is fetched again, not reused.
+    auth._expires_at = 0.0
+    client.request("GET", "/things/a", operation="get thing")
+    assert auth.fetches == 2 and vendor.issued == 2
+    # Access tokens are secrets too: a vendor echoing one in an error does not leak it.
+    vendor.inject("status", status=400, path="/things/a",
+                  body={"message": "you sent tok-2"})
+    with pytest.raises(ConflictError) as info:
+        client.request("GET", "/things/a", operation="get thing")
+    assert "tok-2" not in str(info.value) and "***" in str(info.value)

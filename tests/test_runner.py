@@ -495,3 +495,25 @@ def test_resume_keeps_a_pending_retry_after(host: PluginHost, probe: Probe) -> N
     record = runner.resume(playbook, "r1", {}, events, now=failed_at + timedelta(seconds=0.1))
     assert record["status"] == "succeeded" and record["steps"]["a"]["attempts"] == 2
     assert started and started[0] - begin >= 0.25  # the ~0.3 s left of the wait
+
+
+def test_a_long_step_keeps_its_journal_lease(host: PluginHost, tmp_path: Any,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from crownguard.engine import runner as runner_module
+    from crownguard.engine.journal import SQLiteJournal
+
+    class Counting(SQLiteJournal):
+        renewals = 0
+
+        def renew_lease(self, run_id: str) -> bool:
+            Counting.renewals += 1
+            return super().renew_lease(run_id)
+
+    monkeypatch.setattr(runner_module, "HEARTBEAT_SECONDS", 0.05)
+    journal = Counting(tmp_path / "j.sqlite")
+    record = Runner(host, journal=journal).run(parse_playbook(
+        "name: long\nsteps:\n  - {id: a, action: probe.work, with: {sleep: 0.4}}\n",
+        host.actions), {})
+    journal.close()
+    assert record["status"] == "succeeded"
+    assert Counting.renewals >= 2  # heartbeats while the step was quiet
