@@ -127,7 +127,22 @@ def _syntax_message(exc: Exception) -> str:
     return f"syntax error: {msg}" + (f" at column {pos + 1}" if isinstance(pos, int) else "")
 
 
-_INTERPRETER = visitor.TreeInterpreter(_OPTIONS)
+class _Interpreter(visitor.TreeInterpreter):
+    """jmespath's interpreter, except that ordering a string against a number (`'7' > `3``)
+    is null, the specification's answer to an invalid ordering, instead of Python's
+    TypeError escaping as a crash."""
+
+    def visit_comparator(self, node: Any, value: Any) -> Any:
+        if node["value"] in self._EQUALITY_OPS:  # type: ignore[attr-defined]
+            return super().visit_comparator(node, value)
+        left = self.visit(node["children"][0], value)
+        right = self.visit(node["children"][1], value)
+        if isinstance(left, str) is not isinstance(right, str):
+            return None
+        return super().visit_comparator(node, value)
+
+
+_INTERPRETER = _Interpreter(_OPTIONS)
 
 
 @lru_cache(maxsize=4096)

@@ -28,9 +28,23 @@ _ORDERING = {"lt": operator.lt, "gt": operator.gt, "lte": operator.le, "gte": op
 
 
 def _is_false(value: Any) -> bool:
-    # JMESPath falsiness, spelled as the interpreter spells it (0 is true).
-    return (value == "" or value == [] or value == {} or value is None
-            or value is False)
+    # JMESPath falsiness, as the interpreter has it (0 is true); booleans, the commonest
+    # operands of and/or in triggers, are decided by identity first.
+    if value is True:
+        return False
+    if value is False or value is None:
+        return True
+    return value == "" or value == [] or value == {}
+
+
+def _literal_list(node: dict[str, Any]) -> list[Any] | None:
+    """The values of a multi-select list made only of literals (`['a', 'b']`), else None."""
+    if node["type"] != "multi_select_list":
+        return None
+    children = node.get("children") or []
+    if not all(child["type"] == "literal" for child in children):
+        return None
+    return [child["value"] for child in children]
 
 
 def compile_ast(node: dict[str, Any], interpreter: visitor.TreeInterpreter) -> Compiled:
@@ -82,6 +96,20 @@ def compile_ast(node: dict[str, Any], interpreter: visitor.TreeInterpreter) -> C
     if kind == "comparator":
         left, right = (compile_ast(child, interpreter) for child in children)
         op = node["value"]
+        if op in ("eq", "ne"):
+            for literal, other in ((children[1], left), (children[0], right)):
+                constant = literal.get("value") if literal["type"] == "literal" else None
+                if isinstance(constant, str):
+                    # _equals(x, 'text') is x == 'text': its 0/1-against-boolean rule cannot
+                    # apply to a string.
+                    if op == "eq":
+                        return lambda value: other(value) == constant
+                    return lambda value: other(value) != constant
+                if constant is True or constant is False:
+                    # _equals(x, true) holds only for x true itself (1 and 1.0 are not true).
+                    if op == "eq":
+                        return lambda value: other(value) is constant
+                    return lambda value: other(value) is not constant
         if op == "eq":
             return lambda value: _equals(left(value), right(value))
         if op == "ne":
@@ -91,6 +119,10 @@ def compile_ast(node: dict[str, Any], interpreter: visitor.TreeInterpreter) -> C
         def ordering(value: Any) -> Any:
             a, b = left(value), right(value)
             if not (_is_comparable(a) and _is_comparable(b)):
+                return None
+            if (a.__class__ is str) is not (b.__class__ is str):
+                # A string against a number: the interpreter lets Python raise TypeError (a
+                # crash in a trigger); the specification's answer to an invalid ordering is null.
                 return None
             return compare(a, b)
 
@@ -129,9 +161,27 @@ def compile_ast(node: dict[str, Any], interpreter: visitor.TreeInterpreter) -> C
         name = node["value"]
         args = [compile_ast(child, interpreter) for child in children]
         call = interpreter._functions.call_function  # type: ignore[attr-defined]
+        constants = _literal_list(children[0]) if name == "contains" and len(children) == 2 \
+            else None
+        if constants is not None:
+            members = constants
+            # contains(['a', 'b'], x): the list's type is known now, so what is left of the
+            # built-in is its body, `search in subject`.
+            search = args[1]
+
+            def contains_constant(value: Any) -> Any:
+                if value is None:  # the list is null on a null value: let the built-in fail
+                    return call(name, [None, search(value)])
+                return search(value) in members
+
+            return contains_constant
         return lambda value: call(name, [arg(value) for arg in args])
 
     if kind == "multi_select_list":
+        constants = _literal_list(node)
+        if constants is not None:
+            frozen = tuple(constants)
+            return lambda value: None if value is None else list(frozen)
         items = [compile_ast(child, interpreter) for child in children]
 
         def select_list(value: Any) -> Any:
