@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -156,6 +156,20 @@ def evaluate(expression: str, context: dict[str, Any]) -> Any:
         return _compiled(expression)(context)
     except jp_exceptions.JMESPathError as exc:
         raise ExpressionError(expression, str(exc).splitlines()[0]) from None
+
+
+def evaluator(expression: str) -> Callable[[dict[str, Any]], Any]:
+    """`evaluate` bound to one expression, compiled now (a syntax error raises here): for an
+    expression run on every event, such as a playbook's trigger."""
+    run = _compiled(expression)
+
+    def evaluate_bound(context: dict[str, Any]) -> Any:
+        try:
+            return run(context)
+        except jp_exceptions.JMESPathError as exc:
+            raise ExpressionError(expression, str(exc).splitlines()[0]) from None
+
+    return evaluate_bound
 
 
 def truthy(value: Any) -> bool:
@@ -384,6 +398,61 @@ def negation_traps(expression: str) -> list[str]:
             chain = _leftmost_fields(node["children"][0]["children"][0])
             traps.append(".".join(chain) if chain else "...")
     return traps
+
+
+class _Whole:
+    """The marker for "read as a whole" in `Reads`."""
+
+    def __repr__(self) -> str:
+        return "WHOLE"
+
+
+WHOLE = _Whole()
+Reads = dict[str, "Reads"] | _Whole
+_RELATIVE_RIGHT = {"subexpression", "index_expression", "projection", "value_projection",
+                   "flatten", "filter_projection", "pipe"}
+
+
+def merge_reads(a: Reads, b: Reads) -> Reads:
+    if isinstance(a, _Whole) or isinstance(b, _Whole):
+        return WHOLE
+    merged = dict(a)
+    for key, sub in b.items():
+        merged[key] = merge_reads(merged[key], sub) if key in merged else sub
+    return merged
+
+
+def _reads(node: dict[str, Any]) -> Reads:
+    kind = node.get("type")
+    children = node.get("children") or []
+    if kind == "field":
+        return {node["value"]: WHOLE}
+    if kind == "literal" or kind == "expref":
+        return {}  # an expref is applied to the elements of another argument, not to @
+    if kind == "subexpression" and children and children[0].get("type") == "field":
+        rest = children[1:]
+        inner = _reads(rest[0] if len(rest) == 1 else {"type": "subexpression",
+                                                        "children": rest})
+        return {children[0]["value"]: inner}
+    if kind in _RELATIVE_RIGHT and children:
+        # The left side reads the current value; what follows reads what the left returned,
+        # which the left side already marks as read whole.
+        return _reads(children[0])
+    if kind in _ALL_CHILDREN:
+        reads: Reads = {}
+        for child in children:
+            reads = merge_reads(reads, _reads(child))
+        return reads
+    return WHOLE  # @, a bare [0] or anything new: the whole value
+
+
+def reads(expression: str) -> Reads:
+    """What an expression reads of the value it runs on: `{key: what it reads of value[key]}`,
+    or WHOLE. `event.file.name && risk.level` reads {event: {file: {name: WHOLE}}, risk:
+    {level: WHOLE}}; `keys(event)` reads all of event; `@` reads everything. Evaluating the
+    expression on a value holding only what it reads gives the same result (routing builds
+    only those parts of an event's context; tests/test_fastpath.py checks the promise)."""
+    return _reads(compile_expression(expression).parsed)
 
 
 def referenced_roots(expression: str) -> tuple[set[str], set[str]]:

@@ -47,6 +47,14 @@ def _literal_list(node: dict[str, Any]) -> list[Any] | None:
     return [child["value"] for child in children]
 
 
+def _chain(node: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    """The operands of a run of one associative operator: (a && b) && c -> [a, b, c]."""
+    operands: list[dict[str, Any]] = []
+    for child in node["children"]:
+        operands.extend(_chain(child, kind) if child["type"] == kind else [child])
+    return operands
+
+
 def compile_ast(node: dict[str, Any], interpreter: visitor.TreeInterpreter) -> Compiled:
     """A closure computing `node` on a value, exactly as `interpreter.visit(node, value)`."""
     kind = node["type"]
@@ -65,8 +73,30 @@ def compile_ast(node: dict[str, Any], interpreter: visitor.TreeInterpreter) -> C
 
     if kind == "subexpression" and all(child["type"] == "field" for child in children):
         keys = tuple(child["value"] for child in children)
+        # a.b.c, the commonest expression, in one closure; a field of a non-object (null, a
+        # list, a string) is null, which is what the AttributeError stands for.
+        if len(keys) == 2:
+            k1, k2 = keys
 
-        def path(value: Any) -> Any:  # a.b.c: the commonest expression, in one closure
+            def path2(value: Any) -> Any:
+                try:
+                    return value.get(k1).get(k2)
+                except AttributeError:
+                    return None
+
+            return path2
+        if len(keys) == 3:
+            k1, k2, k3 = keys
+
+            def path3(value: Any) -> Any:
+                try:
+                    return value.get(k1).get(k2).get(k3)
+                except AttributeError:
+                    return None
+
+            return path3
+
+        def path(value: Any) -> Any:
             for key in keys:
                 try:
                     value = value.get(key)
@@ -129,22 +159,32 @@ def compile_ast(node: dict[str, Any], interpreter: visitor.TreeInterpreter) -> C
         return ordering
 
     if kind == "and_expression":
-        first, second = (compile_ast(child, interpreter) for child in children)
+        # a && b && c parses as ((a && b) && c): one loop over the operands instead of nested
+        # calls. The result is the first false operand, else the last one.
+        operands = [compile_ast(child, interpreter) for child in _chain(node, kind)]
 
-        def both(value: Any) -> Any:
-            matched = first(value)
-            return matched if _is_false(matched) else second(value)
+        def every(value: Any) -> Any:
+            matched = None
+            for operand in operands:
+                matched = operand(value)
+                if _is_false(matched):
+                    return matched
+            return matched
 
-        return both
+        return every
 
     if kind == "or_expression":
-        first, second = (compile_ast(child, interpreter) for child in children)
+        operands = [compile_ast(child, interpreter) for child in _chain(node, kind)]
 
-        def either(value: Any) -> Any:
-            matched = first(value)
-            return second(value) if _is_false(matched) else matched
+        def some(value: Any) -> Any:
+            matched = None
+            for operand in operands:
+                matched = operand(value)
+                if not _is_false(matched):
+                    return matched
+            return matched
 
-        return either
+        return some
 
     if kind == "not_expression":
         inner = compile_ast(children[0], interpreter)

@@ -5,7 +5,8 @@
         verdict.playbooks                                # the Playbooks to run, in order
 
 A playbook is a candidate when its `trigger.if` (JMESPath over `{event, risk, vars}`) is true.
-Triggers are compiled when the router is built; the context is built once per event. One
+Triggers are compiled when the router is built; per event, the context holds only the parts of
+the event and the score that some trigger reads (and the file and person dedupe needs). One
 event never starts the same playbook twice for the same file (SHA-256, else path, else name)
 and person within the dedupe window, measured in *event* time: a re-delivered event, or a
 second event about the same copy a minute later, is recognised however late it arrives.
@@ -20,15 +21,16 @@ import re
 import sqlite3
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .detection import Detection, detect
 from .errors import CrownguardError, Problem, SpecError
 from .events import DestinationKind, ModelMovementEvent, normalise_many
-from .expressions import ExpressionError, compile_expression, evaluate, truthy
+from .expressions import WHOLE, ExpressionError, Reads, evaluator, merge_reads, reads, truthy
 from .fingerprints import FingerprintIndex
 from .risk import InMemoryHistory, Policy, RiskScore, score
 from .spec import Playbook, load_playbook
@@ -234,8 +236,19 @@ class RouteDecision:
 @dataclass(frozen=True)
 class _Route:
     playbook: Playbook
-    trigger: str
+    trigger: Callable[[dict[str, Any]], Any]
     vars: dict[str, Any]
+    not_matched: RouteDecision
+
+
+# What dedupe reads of the event, whatever the triggers read.
+_DEDUPE_READS: dict[str, Reads] = {"file": WHOLE, "actor": WHOLE}
+
+
+def _keys(read: Reads | None, always: Reads) -> frozenset[str] | None:
+    """The top-level keys of a context part to build (None: all of them)."""
+    merged = merge_reads(always, read if read is not None else {})
+    return frozenset(merged) if isinstance(merged, dict) else None
 
 
 class Router:
@@ -249,6 +262,7 @@ class Router:
         self.playbooks: dict[str, Playbook] = {}
         self.untriggered: list[str] = []  # loaded but never routed to: no trigger
         routes: list[_Route] = []
+        read: Reads = {}
         for playbook in playbooks:
             other = self.playbooks.get(playbook.name)
             if other is not None:
@@ -258,10 +272,16 @@ class Router:
             if not playbook.trigger_if:
                 self.untriggered.append(playbook.name)
                 continue
-            compile_expression(playbook.trigger_if)  # fail now, not on the first event
-            routes.append(_Route(playbook, playbook.trigger_if,
-                                 {**playbook.vars, **(variables or {})}))
+            routes.append(_Route(playbook, evaluator(playbook.trigger_if),  # fails now
+                                 {**playbook.vars, **(variables or {})},
+                                 RouteDecision(playbook.name, False, False, "trigger is false")))
+            read = merge_reads(read, reads(playbook.trigger_if))
         self._routes = tuple(routes)
+        # Only what some trigger reads (plus the file and person dedupe needs) is put in the
+        # context triage builds per event; see expressions.reads.
+        self.event_keys = _keys(read.get("event") if isinstance(read, dict) else read,
+                                _DEDUPE_READS)
+        self.risk_keys = _keys(read.get("risk") if isinstance(read, dict) else read, {})
 
     @property
     def routed(self) -> list[str]:
@@ -270,18 +290,18 @@ class Router:
     def route(self, event: dict[str, Any], risk: dict[str, Any], *, at: float,
               claim: bool = False) -> list[RouteDecision]:
         """A decision per triggered playbook. `claim` records the starts (respond does; triage
-        only looks); `at` is the event time in epoch seconds."""
+        only looks); `at` is the event time in epoch seconds. `event` and `risk` need hold
+        only the keys in `event_keys` and `risk_keys`."""
         decisions: list[RouteDecision] = []
         for route in self._routes:
             name = route.playbook.name
             try:
-                hit = truthy(evaluate(route.trigger, {"event": event, "risk": risk,
-                                                      "vars": route.vars}))
+                hit = truthy(route.trigger({"event": event, "risk": risk, "vars": route.vars}))
             except ExpressionError as exc:
                 decisions.append(RouteDecision(name, False, False, f"trigger failed: {exc}"))
                 continue
             if not hit:
-                decisions.append(RouteDecision(name, False, False, "trigger is false"))
+                decisions.append(route.not_matched)
                 continue
             before = self._dedupe(name, event, at, claim)
             if before is not None:
@@ -319,15 +339,25 @@ def _duration(seconds: float) -> str:
 
 @dataclass
 class Verdict:
-    """One event, triaged: what it is, how risky, and which playbooks it starts."""
+    """One event, triaged: what it is, how risky, and which playbooks it starts.
+
+    `event_data` and `risk_data`, what playbooks see as `event` and `risk`, are built when
+    first asked for: a feed's events mostly start nothing, and routing reads only a few
+    fields."""
 
     event: ModelMovementEvent
     detection: Detection
     risk: RiskScore
-    event_data: dict[str, Any]   # what playbooks see as `event`
-    risk_data: dict[str, Any]    # what playbooks see as `risk`
     decisions: list[RouteDecision] = field(default_factory=list)
     playbooks: list[Playbook] = field(default_factory=list)
+
+    @cached_property
+    def event_data(self) -> dict[str, Any]:
+        return self.event.to_dict()
+
+    @cached_property
+    def risk_data(self) -> dict[str, Any]:
+        return {**self.risk.to_dict(), "detection": _detection_data(self.detection)}
 
     def to_dict(self, *, include_raw: bool = False) -> dict[str, Any]:
         event = dict(self.event_data)
@@ -343,17 +373,6 @@ def _detection_data(detection: Detection) -> dict[str, Any]:
     data = detection.to_dict()
     data.pop("details", None)
     return data
-
-
-def _with_match(event: ModelMovementEvent, detection: Detection) -> ModelMovementEvent:
-    """An exact registry match says which model moved: fill event.source.registry, model and
-    version (when the origin did not), so playbooks can act on the registry version."""
-    match = detection.match
-    source = event.source
-    if match is None or source.model:
-        return event
-    return replace(event, source=replace(source, registry=source.registry or match.registry,
-                                         model=match.model, version=match.version))
 
 
 def leaves(event: ModelMovementEvent) -> bool:
@@ -407,13 +426,16 @@ class Triage:
                 self._scored.popitem(last=False)
             self.history.record(event, detection, risk if leaves(event) else None,
                                 violation_level=self.policy.violation_level)
-        event = _with_match(event, detection).with_detection(detection)
-        event_data = event.to_dict()
-        risk_data = {**risk.to_dict(), "detection": _detection_data(detection)}
-        decisions = self.router.route(event_data, risk_data, at=event.time.timestamp(),
-                                      claim=claim)
-        chosen = [self.router.playbooks[d.playbook] for d in decisions if d.chosen]
-        return Verdict(event, detection, risk, event_data, risk_data, decisions, chosen)
+        event = event.with_detection(detection)
+        router = self.router
+        risk_keys = router.risk_keys
+        risk_context = risk.to_dict(only=risk_keys)
+        if risk_keys is None or "detection" in risk_keys:
+            risk_context["detection"] = _detection_data(detection)
+        decisions = router.route(event.to_dict(only=router.event_keys), risk_context,
+                                 at=event.time.timestamp(), claim=claim)
+        chosen = [router.playbooks[d.playbook] for d in decisions if d.chosen]
+        return Verdict(event, detection, risk, decisions, chosen)
 
 
 def build_triage(policy: Policy, host: PluginHost, *, variables: dict[str, Any] | None = None,

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
 
-from crownguard.engine.detection import detect
+from crownguard.engine.detection import Detection, Method, ModelFormat, detect
 from crownguard.engine.errors import SpecError
 from crownguard.engine.events import (
+    Actor,
+    Destination,
     DestinationKind,
+    Device,
     EventError,
+    FileInfo,
+    ModelMovementEvent,
     NormaliseOptions,
+    Source,
     SourceKind,
     event_from_dict,
     event_schema,
@@ -24,6 +31,7 @@ from crownguard.engine.events import (
     recognise,
     validate_event_dict,
 )
+from crownguard.engine.fingerprints import ModelMatch
 
 SHA = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 
@@ -321,6 +329,45 @@ def test_with_detection_fills_the_file_verdict() -> None:
     assert annotated.file.is_model is True and annotated.file.detected_format == "safetensors"
     assert event.file.is_model is None
     validate_event_dict(annotated.to_dict())
+
+
+def _every_field_set(cls: Any, **given: Any) -> Any:
+    """An instance of a slotted event dataclass with a distinct value in every field."""
+    values = {f.name: given.get(f.name, f"{cls.__name__}.{f.name}")
+              for f in dataclasses.fields(cls)}
+    return cls(**values)
+
+
+def test_with_detection_keeps_every_other_field() -> None:
+    # with_detection spells its copies out for speed: a field added later must not be lost.
+    file = _every_field_set(FileInfo)
+    source = _every_field_set(Source)
+    event = ModelMovementEvent("id-1", datetime(2026, 11, 2, tzinfo=UTC),
+                               _every_field_set(Actor), file, _every_field_set(Destination),
+                               source, _every_field_set(Device), "action", "origin", {"r": 1})
+    match = ModelMatch("mlflow", "fraud-model", "7", "model/x.safetensors", "restricted")
+    detection = Detection.verdict(1.0, ModelFormat.SAFETENSORS, Method.FINGERPRINT, [],
+                                  match=match)
+    annotated = event.with_detection(detection)
+    assert annotated.file == dataclasses.replace(file, detected_format="safetensors",
+                                                 is_model=True)
+    assert annotated.source == source  # the origin named a model already: kept
+    for f in dataclasses.fields(ModelMovementEvent):
+        if f.name not in ("file",):
+            assert getattr(annotated, f.name) == getattr(event, f.name), f.name
+    unnamed = dataclasses.replace(event, source=dataclasses.replace(source, model=None,
+                                                                    registry=None))
+    filled = unnamed.with_detection(detection).source
+    assert filled == dataclasses.replace(source, registry="mlflow", model="fraud-model",
+                                         version="7")
+
+
+def test_to_dict_with_only_gives_the_same_parts() -> None:
+    event = normalise(incydr_event()).with_detection(detect(normalise(incydr_event())))
+    full = event.to_dict()
+    for key in full:
+        assert event.to_dict(only=[key]) == {key: full[key]}
+    assert event.to_dict(only=["file", "nonsense"]) == {"file": full["file"]}
 
 
 # --- webhooks --------------------------------------------------------------------------------

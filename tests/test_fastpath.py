@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crownguard.engine.expressions import _INTERPRETER, ExpressionError, evaluate
+from crownguard.engine.expressions import (
+    _INTERPRETER,
+    WHOLE,
+    ExpressionError,
+    Reads,
+    evaluate,
+    reads,
+)
 
 EXPRESSIONS = [
     "a", "a.b", "a.b.c", "@", "a | b", "`1`", "'x'", "a == b", "a != `null`", "a < b",
@@ -24,6 +31,7 @@ EXPRESSIONS = [
     "a == 'x'", "'x' != a", "a == `true`", "`false` != a", "a != `true`", "a == `\"1\"`",
     "contains(['x', `1`, `true`, `null`], a)", "!contains(['x', 'X'], b)", "['x', 'y']",
     "a.['x', 'y']", "a.contains(['x'], @)", "c.contains(['x'], b)",
+    "a && b && c", "a || b || c && a", "(a && b) && (c || a)", "a.b.c.a", "a.c",
     "event.destination.trusted != `true` && contains(['genai_tool'], event.destination.kind)",
 ]
 
@@ -94,3 +102,33 @@ def test_ordering_a_string_against_a_number_is_null(expression: str) -> None:
 def test_equality_with_literals_keeps_jmespath_number_rules(expression: str, a: Any) -> None:
     # JMESPath: 1 == true is false (Python says True); the specialised forms must agree.
     assert compiled(expression, {"a": a}) == interpreted(expression, {"a": a})
+
+
+def pruned(value: Any, read: Reads) -> Any:
+    """`value` with every object key the expression does not read taken out."""
+    if read is WHOLE or not isinstance(value, dict):
+        return value
+    assert isinstance(read, dict)
+    return {key: pruned(value[key], sub) for key, sub in read.items() if key in value}
+
+
+@pytest.mark.parametrize("expression", [*EXPRESSIONS,
+    "event.[file, actor]", "a.length(@)", "{x: a.b, y: c.c}", "a | b", "a[?b].c",
+    "sort_by(a, &b)", "keys(event)", "[0]", "@.a", "(a || b).c", "not_null(a.b, c)"])
+@settings(max_examples=25, deadline=None)
+@given(context=CONTEXT)
+def test_an_expression_sees_the_same_in_only_what_it_reads(context: dict[str, Any],
+                                                          expression: str) -> None:
+    # Routing builds only the parts of an event's context that the triggers read.
+    assert compiled(expression, pruned(context, reads(expression))) == \
+        compiled(expression, context)
+
+
+def test_reads_names_what_an_expression_reads() -> None:
+    assert reads("event.file.is_model && contains(['high'], risk.level)") == \
+        {"event": {"file": {"is_model": WHOLE}}, "risk": {"level": WHOLE}}
+    assert reads("keys(event.actor) && vars.x") == {"event": {"actor": WHOLE},
+                                                    "vars": {"x": WHOLE}}
+    assert reads("event.files[?size > `1`].name") == {"event": {"files": WHOLE}}
+    assert reads("length(@)") is WHOLE
+    assert reads("`1` == `2`") == {}

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from crownguard.engine.errors import SpecError
+from crownguard.engine.expressions import evaluate, truthy
 from crownguard.engine.fingerprints import FingerprintIndex, ModelVersionRef
 from crownguard.engine.plugins import PluginHost
 from crownguard.engine.risk import load_policy, policy_from_mapping
@@ -274,6 +275,43 @@ def test_history_counts_an_event_once_and_a_trusted_download_is_no_violation(
     [again] = triage.triage(usb, claim=True)
     assert again.risk == copy.risk  # the same event keeps its score: not its own violation
     assert again.playbooks == [] and again.decisions[0].reason.startswith("duplicate")
+
+
+ODD_TRIGGERS = [
+    "risk.detection.match.model == 'support-llm'",
+    "length(risk.reasons) > `2` && event.time > '2026'",
+    "contains(risk.indicators, 'departing_employee')",
+    "event.source.model != `null` || event.device.hostname == 'host-1'",
+    "length(keys(event)) > `5` && risk.detection.is_model",
+    "@.event.file.is_model",
+    "event.raw.event.action == 'removable-media-created'",
+    "event.file.is_model && !contains(['info', 'low'], risk.level)",
+]
+
+
+def test_triggers_see_the_event_and_score_as_playbooks_do(host: PluginHost) -> None:
+    """Triage builds only what the triggers read: every trigger, however odd, must decide as
+    it would over the whole event and score a playbook run gets."""
+    raw = sample("model-to-removable-media")
+    index = FingerprintIndex()
+    index.add_version(ModelVersionRef("mlflow", "support-llm", "3", "restricted"),
+                      {"files": [{"path": "model/w.safetensors",
+                                  "sha256": raw["file"]["hash"]["sha256"]}]})
+    events = [raw, sample("model-to-personal-cloud"), sample("csv-export-not-model")]
+    for trigger in ODD_TRIGGERS:
+        router = Router([playbook("odd", trigger), playbook("plain", "event.file.is_model")],
+                        window_seconds=0)
+        triage = build_triage(policy_from_mapping({}), host, index=index)
+        triage.router = router
+        for item in events:
+            [verdict] = triage.triage(item)
+            whole = {"event": verdict.event_data, "risk": verdict.risk_data, "vars": {}}
+            expected = [name for name, text in (("odd", trigger),
+                                                 ("plain", "event.file.is_model"))
+                        if truthy(evaluate(text, whole))]
+            assert [p.name for p in verdict.playbooks] == expected, (trigger, item["event"])
+    assert Router([playbook("x", "event.file.is_model && risk.level == 'high'")]).event_keys \
+        == {"file", "actor"}  # what dedupe needs, and nothing more is built
 
 
 def verdict_for(host: PluginHost, triage: Any, *, departing: bool, kind: str,

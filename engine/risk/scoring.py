@@ -12,6 +12,7 @@ values.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -52,8 +53,11 @@ class RiskScore:
     def indicators(self) -> list[str]:
         return [r.indicator for r in self.reasons]
 
-    def to_dict(self) -> dict[str, Any]:
-        """The score as playbooks and routing see it under `risk`."""
+    def to_dict(self, *, only: Collection[str] | None = None) -> dict[str, Any]:
+        """The score as playbooks and routing see it under `risk`; with `only`, just those
+        keys (routing builds what the triggers read)."""
+        if only is not None:
+            return {key: _RISK_PARTS[key](self) for key in only if key in _RISK_PARTS}
         return {"score": self.score, "level": str(self.level),
                 "reasons": [r.to_dict() for r in self.reasons], "indicators": self.indicators}
 
@@ -63,6 +67,11 @@ class RiskScore:
         return f"{self.score} {self.level}: " + ("; ".join(parts) if parts else "no indicator")
 
 
+_RISK_PARTS: dict[str, Callable[[RiskScore], Any]] = {
+    "score": lambda r: r.score, "level": lambda r: str(r.level),
+    "reasons": lambda r: [reason.to_dict() for reason in r.reasons],
+    "indicators": lambda r: r.indicators,
+}
 _LEVELS = {str(level): level for level in RiskLevel}
 
 
