@@ -455,6 +455,16 @@ def reads(expression: str) -> Reads:
     return _reads(compile_expression(expression).parsed)
 
 
+_IMPURE_FUNCTIONS = frozenset({"now"})
+
+
+def is_pure(expression: str) -> bool:
+    """Whether the expression's result depends only on what it reads (no `now()`)."""
+    return not any(node.get("type") == "function_expression"
+                   and node.get("value") in _IMPURE_FUNCTIONS
+                   for node in _walk(compile_expression(expression).parsed))
+
+
 def referenced_roots(expression: str) -> tuple[set[str], set[str]]:
     """The context roots an expression reads and every `steps.<id>` it names."""
     parsed = compile_expression(expression).parsed

@@ -22,15 +22,34 @@ import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import cached_property
+from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .detection import Detection, detect
 from .errors import CrownguardError, Problem, SpecError
-from .events import DestinationKind, ModelMovementEvent, normalise_many
-from .expressions import WHOLE, ExpressionError, Reads, evaluator, merge_reads, reads, truthy
+from .events import (
+    Actor,
+    Destination,
+    DestinationKind,
+    Device,
+    FileInfo,
+    ModelMovementEvent,
+    Source,
+    normalise_many,
+)
+from .expressions import (
+    WHOLE,
+    ExpressionError,
+    Reads,
+    evaluator,
+    is_pure,
+    merge_reads,
+    reads,
+    truthy,
+)
 from .fingerprints import FingerprintIndex
 from .risk import InMemoryHistory, Policy, RiskScore, score
 from .spec import Playbook, load_playbook
@@ -206,13 +225,22 @@ class SQLiteDedupe:
                 raise
 
 
-def dedupe_key(playbook: str, event: dict[str, Any]) -> str:
+def dedupe_key(playbook: str, event: dict[str, Any] | ModelMovementEvent) -> str:
     """playbook + person + file (SHA-256, else path, else name), hashed: the store keeps no
-    e-mail address or path in clear."""
-    file = event.get("file") or {}
-    ident = (f"sha256:{file['sha256']}" if file.get("sha256") else
-             f"path:{file['path']}" if file.get("path") else f"name:{file.get('name')}")
-    person = str((event.get("actor") or {}).get("email") or "").lower()
+    e-mail address or path in clear. `event` is the event's data or the event itself."""
+    sha256: Any
+    path: Any
+    name: Any
+    email: Any
+    if isinstance(event, ModelMovementEvent):
+        sha256, path, name = event.file.sha256, event.file.path, event.file.name
+        email = event.actor.email
+    else:
+        file = event.get("file") or {}
+        sha256, path, name = file.get("sha256"), file.get("path"), file.get("name")
+        email = (event.get("actor") or {}).get("email")
+    ident = f"sha256:{sha256}" if sha256 else f"path:{path}" if path else f"name:{name}"
+    person = str(email or "").lower()
     return hashlib.sha256(f"{playbook}\x1f{person}\x1f{ident}".encode()).hexdigest()
 
 
@@ -239,6 +267,59 @@ class _Route:
     trigger: Callable[[dict[str, Any]], Any]
     vars: dict[str, Any]
     not_matched: RouteDecision
+    matched: RouteDecision
+
+
+# A trigger's outcome for one event: a final decision (false, failed), or None for "matched,
+# now ask dedupe".
+_Outcome = tuple[RouteDecision | None, ...]
+_Getter = Callable[[Any], Any]
+_EVENT_VALUES = ("id", "time", "action", "origin")
+_EVENT_PARTS = {"actor": Actor, "file": FileInfo, "source": Source, "destination": Destination,
+                "device": Device}
+_RISK_VALUES: dict[str, _Getter] = {
+    "score": attrgetter("score"), "level": attrgetter("level"),
+    "indicators": lambda risk: tuple(risk.indicators)}
+_MEMO_SIZE = 65_536
+
+
+def _memo_getters(read: Reads) -> tuple[tuple[_Getter, ...], tuple[_Getter, ...]] | None:
+    """Getters of the event and score attributes behind every value the triggers read, or
+    None when they read something that is not such a value (all of the event, its raw
+    payload, the reasons, the detection): then every event is evaluated in full.
+
+    The data a trigger sees is a function of these attributes (to_dict converts each one on
+    its own), so equal attributes give equal decisions."""
+    if not isinstance(read, dict):
+        return None
+    event_getters: list[_Getter] = []
+    risk_getters: list[_Getter] = []
+    for root, sub in read.items():
+        if root == "event":
+            if not isinstance(sub, dict):
+                return None
+            for key, deeper in sub.items():
+                if key in _EVENT_VALUES:
+                    event_getters.append(attrgetter(key))
+                elif key in _EVENT_PARTS:
+                    if not isinstance(deeper, dict):
+                        return None  # the whole of event.actor, say
+                    names = {f.name for f in fields(_EVENT_PARTS[key])}
+                    event_getters.extend(attrgetter(f"{key}.{name}") for name in deeper
+                                         if name in names)  # others are always null
+                elif key != "schema":  # schema is a constant; unknown keys are always null
+                    if key == "raw":
+                        return None
+        elif root == "risk":
+            if not isinstance(sub, dict):
+                return None
+            for key in sub:
+                if key in _RISK_VALUES:
+                    risk_getters.append(_RISK_VALUES[key])
+                elif key in ("reasons", "detection"):
+                    return None
+        # vars are fixed per playbook; other roots are not in the context (always null)
+    return tuple(event_getters), tuple(risk_getters)
 
 
 # What dedupe reads of the event, whatever the triggers read.
@@ -263,6 +344,7 @@ class Router:
         self.untriggered: list[str] = []  # loaded but never routed to: no trigger
         routes: list[_Route] = []
         read: Reads = {}
+        pure = True
         for playbook in playbooks:
             other = self.playbooks.get(playbook.name)
             if other is not None:
@@ -274,14 +356,21 @@ class Router:
                 continue
             routes.append(_Route(playbook, evaluator(playbook.trigger_if),  # fails now
                                  {**playbook.vars, **(variables or {})},
-                                 RouteDecision(playbook.name, False, False, "trigger is false")))
+                                 RouteDecision(playbook.name, False, False, "trigger is false"),
+                                 RouteDecision(playbook.name, True, True, "trigger matched")))
             read = merge_reads(read, reads(playbook.trigger_if))
+            pure = pure and is_pure(playbook.trigger_if)
         self._routes = tuple(routes)
         # Only what some trigger reads (plus the file and person dedupe needs) is put in the
         # context triage builds per event; see expressions.reads.
         self.event_keys = _keys(read.get("event") if isinstance(read, dict) else read,
                                 _DEDUPE_READS)
         self.risk_keys = _keys(read.get("risk") if isinstance(read, dict) else read, {})
+        # Triggers are pure functions of the few values they read, and a feed repeats the
+        # same few combinations (departing or not, model or not, a destination kind, a
+        # level): each combination's outcome is computed once (see route_event).
+        self._getters = _memo_getters(read) if pure else None
+        self._memo: dict[Any, _Outcome] = {}
 
     @property
     def routed(self) -> list[str]:
@@ -292,30 +381,65 @@ class Router:
         """A decision per triggered playbook. `claim` records the starts (respond does; triage
         only looks); `at` is the event time in epoch seconds. `event` and `risk` need hold
         only the keys in `event_keys` and `risk_keys`."""
-        decisions: list[RouteDecision] = []
+        return self._decide(self._evaluate(event, risk), event, at, claim)
+
+    def route_event(self, event: ModelMovementEvent, risk: RiskScore, detection: Detection, *,
+                    at: float, claim: bool = False) -> list[RouteDecision]:
+        """`route` for a triaged event (already `with_detection`), building only the data
+        the triggers read, and only for a combination of read values not seen before."""
+        getters = self._getters
+        key = None
+        if getters is not None:
+            values = tuple([get(event) for get in getters[0]] + [get(risk) for get in getters[1]])
+            key = (values, tuple(map(type, values)))  # 1 == True == 1.0 in Python only
+            outcome = self._memo.get(key)
+            if outcome is not None:
+                return self._decide(outcome, event, at, claim)
+        risk_keys = self.risk_keys
+        risk_data = risk.to_dict(only=risk_keys)
+        if risk_keys is None or "detection" in risk_keys:
+            risk_data["detection"] = detection_data(detection)
+        outcome = self._evaluate(event.to_dict(only=self.event_keys), risk_data)
+        if key is not None:
+            if len(self._memo) >= _MEMO_SIZE:
+                self._memo.clear()
+            self._memo[key] = outcome
+        return self._decide(outcome, event, at, claim)
+
+    def _evaluate(self, event: dict[str, Any], risk: dict[str, Any]) -> _Outcome:
+        outcome: list[RouteDecision | None] = []
         for route in self._routes:
-            name = route.playbook.name
             try:
                 hit = truthy(route.trigger({"event": event, "risk": risk, "vars": route.vars}))
             except ExpressionError as exc:
-                decisions.append(RouteDecision(name, False, False, f"trigger failed: {exc}"))
+                outcome.append(RouteDecision(route.playbook.name, False, False,
+                                             f"trigger failed: {exc}"))
                 continue
-            if not hit:
-                decisions.append(route.not_matched)
+            outcome.append(None if hit else route.not_matched)
+        return tuple(outcome)
+
+    def _decide(self, outcome: _Outcome, event: dict[str, Any] | ModelMovementEvent, at: float,
+                claim: bool) -> list[RouteDecision]:
+        decisions: list[RouteDecision] = []
+        for route, decided in zip(self._routes, outcome, strict=True):
+            if decided is not None:
+                decisions.append(decided)
                 continue
-            before = self._dedupe(name, event, at, claim)
-            if before is not None:
-                ago = at - before
-                when = "at the same time" if ago == 0 else \
-                    f"{_duration(abs(ago))} {'earlier' if ago > 0 else 'later'}"
-                decisions.append(RouteDecision(
-                    name, True, False, f"duplicate: already started for this file and person "
-                                       f"(event {when}, window {_duration(self.window_seconds)})"))
+            before = self._dedupe(route.playbook.name, event, at, claim)
+            if before is None:
+                decisions.append(route.matched)
                 continue
-            decisions.append(RouteDecision(name, True, True, "trigger matched"))
+            ago = at - before
+            when = "at the same time" if ago == 0 else \
+                f"{_duration(abs(ago))} {'earlier' if ago > 0 else 'later'}"
+            decisions.append(RouteDecision(
+                route.playbook.name, True, False,
+                f"duplicate: already started for this file and person (event {when}, window "
+                f"{_duration(self.window_seconds)})"))
         return decisions
 
-    def _dedupe(self, name: str, event: dict[str, Any], at: float, claim: bool) -> float | None:
+    def _dedupe(self, name: str, event: dict[str, Any] | ModelMovementEvent, at: float,
+                claim: bool) -> float | None:
         if self.window_seconds <= 0:
             return None
         key = dedupe_key(name, event)
@@ -357,19 +481,20 @@ class Verdict:
 
     @cached_property
     def risk_data(self) -> dict[str, Any]:
-        return {**self.risk.to_dict(), "detection": _detection_data(self.detection)}
+        return {**self.risk.to_dict(), "detection": detection_data(self.detection)}
 
     def to_dict(self, *, include_raw: bool = False) -> dict[str, Any]:
         event = dict(self.event_data)
         if not include_raw:
             event.pop("raw", None)
-        return {"event": event, "detection": _detection_data(self.detection),
+        return {"event": event, "detection": detection_data(self.detection),
                 "risk": {k: v for k, v in self.risk_data.items() if k != "detection"},
                 "routes": [d.to_dict() for d in self.decisions],
                 "playbooks": [p.name for p in self.playbooks]}
 
 
-def _detection_data(detection: Detection) -> dict[str, Any]:
+def detection_data(detection: Detection) -> dict[str, Any]:
+    """The detection as playbooks see it under `risk.detection` (without the details)."""
     data = detection.to_dict()
     data.pop("details", None)
     return data
@@ -428,12 +553,8 @@ class Triage:
                                 violation_level=self.policy.violation_level)
         event = event.with_detection(detection)
         router = self.router
-        risk_keys = router.risk_keys
-        risk_context = risk.to_dict(only=risk_keys)
-        if risk_keys is None or "detection" in risk_keys:
-            risk_context["detection"] = _detection_data(detection)
-        decisions = router.route(event.to_dict(only=router.event_keys), risk_context,
-                                 at=event.time.timestamp(), claim=claim)
+        decisions = router.route_event(event, risk, detection, at=event.time.timestamp(),
+                                       claim=claim)
         chosen = [router.playbooks[d.playbook] for d in decisions if d.chosen]
         return Verdict(event, detection, risk, decisions, chosen)
 

@@ -10,8 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crownguard.engine.errors import SpecError
+from crownguard.engine.events import normalise_many
 from crownguard.engine.expressions import evaluate, truthy
 from crownguard.engine.fingerprints import FingerprintIndex, ModelVersionRef
 from crownguard.engine.plugins import PluginHost
@@ -314,6 +317,62 @@ def test_triggers_see_the_event_and_score_as_playbooks_do(host: PluginHost) -> N
         == {"file", "actor"}  # what dedupe needs, and nothing more is built
 
 
+KINDS = ["removable_media", "personal_cloud", "personal_email", "genai_tool", "web_upload",
+         "git_push", "sync_app", "cloud_share", "email", "printer", "endpoint", "unknown"]
+
+MEMO_TRIGGERS = ["event.actor.departing == `true` && risk.score >= `50`",
+                 "contains(risk.indicators, 'off_hours') || event.file.size > `1000000000`",
+                 "event.time < '2026-11-15' && event.destination.trusted != `true`",
+                 "event.action == `true`"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.fixed_dictionaries({
+    "departing": st.booleans(), "kind": st.sampled_from(KINDS),
+    "trusted": st.sampled_from([True, False, None]),
+    "name": st.sampled_from(["m.safetensors", "notes.txt", "pytorch_model.bin", "a.gguf"]),
+    "size": st.sampled_from([None, 10, 2 * 1024**3]), "day": st.integers(1, 28),
+    "hour": st.integers(0, 23), "action": st.sampled_from([None, "x", True, 1])}),
+    min_size=1, max_size=12))
+def test_remembered_trigger_outcomes_equal_evaluating_every_event(items: list[Any]) -> None:
+    """Routing computes each combination of read values once: every event must still get
+    what evaluating its triggers over its full data gives (1 and true kept apart)."""
+    host = PluginHost.from_entry_points()
+    shipped = load_playbooks([shipped_playbooks_dir()], host.actions)
+    extra = [playbook(f"extra-{i}", text) for i, text in enumerate(MEMO_TRIGGERS)]
+    router = Router([*shipped, *extra], window_seconds=0)
+    assert router._getters is not None  # these triggers are remembered, not re-evaluated
+    triage = build_triage(policy_from_mapping({}), host)
+    triage.router = router
+    for number, item in enumerate(items):
+        data = {"id": f"e{number}", "time": f"2026-11-{item['day']:02d}T{item['hour']:02d}:00:00Z",
+                "actor": {"email": "p@acme.example", "departing": item["departing"]},
+                "file": {"name": item["name"], "size": item["size"]},
+                "destination": {"kind": item["kind"], "trusted": item["trusted"]}}
+        [event] = normalise_many(data)
+        event.action = item["action"]  # not a string: what a loose webhook mapping might give
+        verdict = triage.triage_event(event)
+        whole = {"event": verdict.event_data, "risk": verdict.risk_data}
+        expected = [route.playbook.name for route in router._routes
+                    if truthy(evaluate(route.playbook.trigger_if,
+                                       {**whole, "vars": route.vars}))]
+        assert [d.playbook for d in verdict.decisions if d.matched] == expected
+
+
+def test_remembered_outcomes_keep_one_and_true_apart(host: PluginHost) -> None:
+    # Python has 1 == True (and equal hashes); JMESPath does not: `1 == true` is false.
+    triage = build_triage(policy_from_mapping({}), host)
+    triage.router = Router([playbook("exact", "event.action == `true`")], window_seconds=0)
+    data = {"id": "e", "time": "2026-11-02T10:00:00Z", "actor": {"email": "p@acme.example"},
+            "file": {"name": "m.safetensors"}, "destination": {"kind": "unknown"}}
+    matched = []
+    for action in (1, True, 1.0, True):
+        [event] = normalise_many(data)
+        event.action = action
+        matched.append(bool(triage.triage_event(event).playbooks))
+    assert matched == [False, True, False, True]
+
+
 def verdict_for(host: PluginHost, triage: Any, *, departing: bool, kind: str,
                 trusted: bool | None, extra: dict[str, Any]) -> list[str]:
     data = {"id": f"e-{departing}-{kind}-{trusted}-{len(extra)}", "time": "2026-11-24T10:00:00Z",
@@ -326,9 +385,6 @@ def verdict_for(host: PluginHost, triage: Any, *, departing: bool, kind: str,
     [verdict] = triage.triage(data)
     return [p.name for p in verdict.playbooks]
 
-
-KINDS = ["removable_media", "personal_cloud", "personal_email", "genai_tool", "web_upload",
-         "git_push", "sync_app", "cloud_share", "email", "printer", "endpoint", "unknown"]
 
 
 def test_the_shipped_triggers_never_start_two_responses_for_one_event(host: PluginHost) -> None:
