@@ -171,6 +171,69 @@ def test_policy_trusted_domains_make_a_destination_trusted() -> None:
     assert normalise(raw).destination.trusted is None
 
 
+def browser_upload(domain: str, category: str | None = None) -> dict[str, Any]:
+    return incydr_event(event={"action": "file-uploaded"}, risk={"trusted": False},
+                        destination={"removableMedia": None, "domains": [domain],
+                                     "category": category, "name": None})
+
+
+@pytest.mark.parametrize(("domain", "category", "kind"), [
+    ("mail.google.com", "Webmail", DestinationKind.PERSONAL_EMAIL),
+    ("mail.google.com", None, DestinationKind.PERSONAL_EMAIL),
+    ("outlook.office.com", "Webmail", DestinationKind.EMAIL),  # a company's Microsoft 365
+    ("acme.sharepoint.com", "Cloud Storage", DestinationKind.CLOUD_SHARE),
+    ("acme.app.box.com", "Cloud Storage", DestinationKind.CLOUD_SHARE),
+    ("www.dropbox.com", "Cloud Storage", DestinationKind.PERSONAL_CLOUD),
+    ("files.example.net", "Webmail", DestinationKind.PERSONAL_EMAIL),
+])
+def test_browser_uploads_tell_a_company_tenant_from_a_personal_account(
+        domain: str, category: str | None, kind: DestinationKind) -> None:
+    assert normalise(browser_upload(domain, category)).destination.kind == kind
+
+
+def test_corporate_domains_make_a_browser_upload_internal_and_trusted() -> None:
+    corporate = NormaliseOptions(corporate_domains=frozenset({"acme.example"}))
+    destination = normalise(browser_upload("files.acme.example", "Cloud Storage"),
+                            options=corporate).destination
+    assert destination.kind == DestinationKind.CLOUD_SHARE and destination.trusted is True
+
+
+def test_trusted_domains_trust_sync_apps_mail_and_git_too() -> None:
+    trusting = NormaliseOptions(trusted_domains=frozenset({"dropbox.com", "partner.example",
+                                                           "github.com/acme"}))
+    sync = incydr_event(event={"action": "sync-app-created"}, risk={"trusted": False},
+                        destination={"removableMedia": None, "name": "Dropbox",
+                                     "accountType": "PERSONAL"})
+    destination = normalise(sync, options=trusting).destination
+    assert (destination.kind, destination.domain, destination.trusted) == (
+        DestinationKind.PERSONAL_CLOUD, "dropbox.com", True)
+    assert normalise(sync).destination.trusted is False
+    mail = incydr_event(event={"action": "file-emailed"}, risk={"trusted": False},
+                        destination={"removableMedia": None,
+                                     "email": {"recipients": ["x@partner.example"]}})
+    assert normalise(mail, options=trusting).destination.trusted is True
+    for uri, trusted in [("https://github.com/acme/models.git", True),
+                         ("git@github.com:acme/models.git", True),
+                         ("ssh://git@github.com/acme/models.git", True),
+                         ("https://github.com/acme-personal/models.git", False),
+                         ("https://github.com/dana/acme.git", False),
+                         ("https://gitlab.com/acme/models.git", False)]:
+        push = incydr_event(event={"action": "git-push"}, risk={"trusted": None},
+                            destination={"removableMedia": None},
+                            git={"repositoryUri": uri})
+        assert (normalise(push, options=trusting).destination.trusted is True) is trusted, uri
+
+
+def test_a_normalised_event_to_a_trusted_domain_is_trusted() -> None:
+    data = {"id": "e1", "time": "2026-11-20T10:00:00Z", "actor": {"email": "a@acme.example"},
+            "file": {"name": "m.onnx"},
+            "destination": {"kind": "web_upload", "domain": "upload.partner.example",
+                            "trusted": False}}
+    trusting = NormaliseOptions(trusted_domains=frozenset({"partner.example"}))
+    assert normalise(data, options=trusting).destination.trusted is True
+    assert normalise(data).destination.trusted is False
+
+
 def test_user_behaviour_indicators_become_watchlists() -> None:
     raw = incydr_event(risk={"indicators": [{"name": "Flight risk", "weight": 3},
                                             {"name": "Off hours", "weight": 1},
@@ -185,6 +248,9 @@ def test_user_behaviour_indicators_become_watchlists() -> None:
     ({"file": {"sizeInBytes": "lots"}}, "file.sizeInBytes"),
     ({"file": {"sizeInBytes": -3}}, "file.sizeInBytes"),
     ({"file": {"hash": {"sha256": "abc"}}}, "file.hash.sha256"),
+    ({"file": {"hash": {"sha256": "g" * 64}}}, "file.hash.sha256"),
+    ({"file": {"hash": {"sha256": "a" * 63 + "\n"}}}, "file.hash.sha256"),
+    ({"file": {"hash": {"md5": "z" * 32}}}, "file.hash.md5"),
     ({"file": "fraud.safetensors"}, "file"),
     ({"@timestamp": "yesterday"}, "@timestamp"),
     ({"@timestamp": "2026-11-20T21:42:07"}, "@timestamp"),
@@ -296,10 +362,29 @@ def minimal() -> dict[str, Any]:
             "file": {"name": "m.onnx"}, "destination": {"kind": "genai_tool"}}
 
 
+def test_the_departing_watchlist_makes_a_departing_person_and_zones_are_checked() -> None:
+    data = minimal()
+    data["actor"] = {"email": "a@acme.example", "departing": False,
+                     "watchlists": ["DEPARTING_EMPLOYEE"]}
+    assert event_from_dict(data).actor.departing is True
+    data["actor"] = {"email": "a@acme.example", "timezone": "Mars/Olympus"}
+    with pytest.raises(EventError) as caught:
+        event_from_dict(data)
+    assert caught.value.fields == ["actor.timezone"] and "IANA" in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["Departing", "Departing employee", "departing  Employee",
+                                  "DEPARTING"])
+def test_departing_indicators_are_recognised_by_any_usual_name(name: str) -> None:
+    actor = normalise(incydr_event(risk={"indicators": [{"name": name, "weight": 5}]})).actor
+    assert actor.departing and actor.watchlists == ("DEPARTING_EMPLOYEE",)
+
+
 def test_a_minimal_normalised_event_gets_defaults() -> None:
     event = event_from_dict(minimal())
     assert event.time == datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
-    assert event.actor.departure_date == date(2026, 12, 15) and not event.actor.departing
+    # a departure date makes a departing person: the shipped triggers read `departing`
+    assert event.actor.departure_date == date(2026, 12, 15) and event.actor.departing
     assert event.source.kind == SourceKind.UNKNOWN and event.device.falcon_id is None
     assert event.to_dict()["device"]["falcon_id"] is None
 

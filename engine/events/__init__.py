@@ -99,14 +99,14 @@ def normalise_many(raw: Any, mapping: WebhookMapping | None = None, *,
     opts = options or DEFAULT_OPTIONS
     if mapping is not None:
         if isinstance(raw, list):
-            return [mapping.apply(item, opts) for item in raw]
-        return [mapping.apply(raw, opts)]
+            return [_trusted(mapping.apply(item, opts), opts) for item in raw]
+        return [_trusted(mapping.apply(raw, opts), opts)]
     shape = recognise(raw)
     if shape == LIST:
         return [event for item in raw for event in normalise_many(item, options=opts,
                                                                    mappings=mappings)]
     if shape == CROWNGUARD:
-        return [event_from_dict(raw)]
+        return [_trusted(event_from_dict(raw), opts)]
     if shape == INCYDR_FILE_EVENT:
         return [from_file_event(raw, opts)]
     if shape == INCYDR_ALERT:
@@ -117,9 +117,18 @@ def normalise_many(raw: Any, mapping: WebhookMapping | None = None, *,
         return [event for alert in raw["alerts"] for event in from_alert(alert, opts)]
     for candidate in mappings:
         if candidate.when is not None and candidate.matches(raw):
-            return [candidate.apply(raw, opts)]
+            return [_trusted(candidate.apply(raw, opts), opts)]
     raise EventError.at("(event)", "unrecognised payload: not a crownguard event, an Incydr file "
                         "event or alert, and no webhook mapping's `when` matches it")
+
+
+def _trusted(event: ModelMovementEvent, options: NormaliseOptions) -> ModelMovementEvent:
+    """A destination the policy trusts (trusted or corporate domains) is trusted, whatever
+    the sender said (the Incydr mapper applies the same rule as it reads the event)."""
+    destination = event.destination
+    if destination.trusted is not True and options.trusts(destination.domain, destination.url):
+        destination.trusted = True  # a fresh event, not yet shared
+    return event
 
 
 def normalise(raw: Any, mapping: WebhookMapping | None = None, *,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from .model import DestinationKind, SourceKind
 
@@ -21,7 +22,8 @@ GENAI_DOMAINS = frozenset({
     "meta.ai", "replicate.com", "together.ai", "groq.com",
 })
 PERSONAL_EMAIL_DOMAINS = frozenset({
-    "gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com", "msn.com",
+    "gmail.com", "mail.google.com", "googlemail.com", "outlook.com", "outlook.live.com",
+    "hotmail.com", "live.com", "msn.com", "mail.yahoo.com", "mail.proton.me",
     "yahoo.com", "icloud.com", "me.com", "mac.com", "aol.com", "proton.me", "protonmail.com",
     "gmx.com", "gmx.de", "mail.com", "yandex.com", "yandex.ru", "zoho.com", "qq.com",
     "163.com", "126.com", "tutanota.com", "fastmail.com", "web.de",
@@ -36,23 +38,41 @@ PERSONAL_CLOUD_DOMAINS = frozenset({
     "file.io", "sync.com",
 })
 GIT_DOMAINS = frozenset({"github.com", "gitlab.com", "bitbucket.org", "sourceforge.net"})
+# An organisation's own tenant at a business service: mail and files stay in the company.
+BUSINESS_MAIL_DOMAINS = frozenset({"outlook.office.com", "outlook.office365.com"})
+BUSINESS_CLOUD_DOMAINS = frozenset({"sharepoint.com", "app.box.com", "ent.box.com"})
+# Sync apps by name, for events that name the app but no host (trusted_domains can then
+# still trust it: `dropbox.com` trusts the Dropbox app).
+SYNC_APP_DOMAINS = {"dropbox": "dropbox.com", "onedrive": "onedrive.live.com",
+                    "google drive": "drive.google.com", "icloud": "icloud.com",
+                    "icloud drive": "icloud.com", "box": "box.com"}
 
 
 def domain_matches(domain: str | None, domains: Container[str]) -> str | None:
     """The entry of `domains` that `domain` equals or is a subdomain of."""
     if not domain:
         return None
+    for candidate in _candidates(domain):
+        if candidate in domains:
+            return candidate
+    return None
+
+
+@lru_cache(maxsize=8192)
+def _candidates(domain: str) -> tuple[str, ...]:
+    """mail.Example.com. -> (mail.example.com, example.com, com): the host and each parent,
+    worked out once per host (triage asks about the same few hosts all day)."""
     host = domain.lower().strip().rstrip(".")
     if "://" in host:
         host = host.split("://", 1)[1]
     host = host.split("/", 1)[0].split(":", 1)[0]
+    candidates = []
     while host:
-        if host in domains:
-            return host
+        candidates.append(host)
         if "." not in host:
-            return None
+            break
         host = host.split(".", 1)[1]
-    return None
+    return tuple(candidates)
 
 
 @dataclass(frozen=True)
@@ -72,6 +92,17 @@ class NormaliseOptions:
     personal_email_domains: frozenset[str] = PERSONAL_EMAIL_DOMAINS
     personal_cloud_domains: frozenset[str] = PERSONAL_CLOUD_DOMAINS
 
+    def trusts(self, domain: str | None, url: str | None = None) -> bool:
+        """Whether the policy trusts a destination: its host is (under) a trusted or
+        corporate domain, or its URL is under a trusted `host/path` entry (github.com/acme
+        trusts https://github.com/acme/... and git@github.com:acme/...)."""
+        if domain_matches(domain, self.trusted_domains) or \
+                domain_matches(domain, self.corporate_domains):
+            return True
+        if not url:
+            return False
+        return any(_under(url, entry) for entry in self.trusted_domains if "/" in entry)
+
     def registry_for(self, domains: Iterable[str | None]) -> str | None:
         for domain in domains:
             hit = domain_matches(domain, self.registry_domains)
@@ -83,12 +114,45 @@ class NormaliseOptions:
 DEFAULT_OPTIONS = NormaliseOptions()
 
 
+def _under(url: str, entry: str) -> bool:
+    """Whether a URL (https://host/path, git@host:path, ssh://git@host/path) lies under a
+    `host/path` entry, comparing whole path segments."""
+    rest = url.split("://", 1)[-1]
+    if "@" in rest.split("/", 1)[0]:
+        rest = rest.split("@", 1)[1]
+    if ":" in rest.split("/", 1)[0]:  # git@github.com:acme/repo.git, or host:port/path
+        host, _, path = rest.partition(":")
+        if path.split("/", 1)[0].isdigit():  # a port
+            path = path.split("/", 1)[1] if "/" in path else ""
+    else:
+        host, _, path = rest.partition("/")
+    want_host, _, want_path = entry.lower().strip("/").partition("/")
+    if host.lower() != want_host:
+        return False
+    have = [part for part in path.lower().split("/") if part]
+    want = [part for part in want_path.split("/") if part]
+    return have[:len(want)] == want
+
+
+_MAIL_CATEGORIES = ("Email", "Webmail", "Web Mail")
+
+
 def classify_web_destination(domains: list[str], name: str | None, category: str | None,
                              options: NormaliseOptions) -> tuple[DestinationKind, str | None]:
-    """A browser or app upload: gen-AI tool, personal mail or cloud, git host or other web."""
+    """A browser or app upload: gen-AI tool, mail or cloud (the company's own tenant or a
+    personal one), git host or other web."""
     for domain in domains:
         if domain_matches(domain, options.genai_domains):
             return DestinationKind.GENAI_TOOL, domain
+    for domain in domains:
+        if domain_matches(domain, options.corporate_domains):
+            kind = DestinationKind.EMAIL if category in _MAIL_CATEGORIES \
+                else DestinationKind.CLOUD_SHARE
+            return kind, domain
+        if domain_matches(domain, BUSINESS_MAIL_DOMAINS):
+            return DestinationKind.EMAIL, domain
+        if domain_matches(domain, BUSINESS_CLOUD_DOMAINS):
+            return DestinationKind.CLOUD_SHARE, domain
     for domain in domains:
         if domain_matches(domain, options.personal_email_domains):
             return DestinationKind.PERSONAL_EMAIL, domain
@@ -102,7 +166,7 @@ def classify_web_destination(domains: list[str], name: str | None, category: str
         return DestinationKind.GENAI_TOOL, domains[0] if domains else None
     if lowered in PERSONAL_CLOUD_NAMES or category == "Cloud Storage":
         return DestinationKind.PERSONAL_CLOUD, domains[0] if domains else None
-    if category == "Email":
+    if category in _MAIL_CATEGORIES:
         return DestinationKind.PERSONAL_EMAIL, domains[0] if domains else None
     return DestinationKind.WEB_UPLOAD, domains[0] if domains else None
 

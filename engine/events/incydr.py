@@ -10,12 +10,15 @@ departing employee is known even before an HR lookup.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from .classify import (
     DEFAULT_OPTIONS,
+    SYNC_APP_DOMAINS,
     NormaliseOptions,
     classify_source,
     classify_web_destination,
@@ -48,7 +51,7 @@ INDICATOR_WATCHLISTS = {
     "Contract": "CONTRACT_EMPLOYEE",
     "High risk": "HIGH_RISK_EMPLOYEE",
 }
-_HEX = frozenset("0123456789abcdef")
+_HEX = re.compile("[0-9a-f]+")
 
 
 # --- typed reads that name the field on failure ----------------------------------------------
@@ -119,7 +122,7 @@ def _digest(value: str | None, length: int, where: str, origin: str) -> str | No
     if value is None:
         return None
     lowered = value.lower()
-    if len(lowered) != length or not _HEX.issuperset(lowered):
+    if len(lowered) != length or not _HEX.fullmatch(lowered):
         raise EventError.at(where, f"not a {length * 4}-bit hex digest: {value!r:.80}", origin)
     return lowered
 
@@ -204,10 +207,23 @@ def _indicator_watchlists(risk: Mapping[str, Any], origin: str) -> list[str]:
     found: list[str] = []
     for indicator in indicators:
         name = indicator.get("name") if isinstance(indicator, Mapping) else None
-        watchlist = INDICATOR_WATCHLISTS.get(name) if isinstance(name, str) else None
+        watchlist = (INDICATOR_WATCHLISTS.get(name) or _indicator_watchlist(name)) \
+            if isinstance(name, str) else None
         if watchlist and watchlist not in found:
             found.append(watchlist)
     return found
+
+
+_INDICATORS_LOWER = {name.lower(): watchlist for name, watchlist in INDICATOR_WATCHLISTS.items()}
+
+
+@lru_cache(maxsize=256)
+def _indicator_watchlist(name: str) -> str | None:
+    """The watchlist of an indicator named a little differently ("departing employee",
+    "Flight Risk"): case and a trailing "employee" do not matter."""
+    lowered = " ".join(name.lower().split())
+    return _INDICATORS_LOWER.get(lowered) or _INDICATORS_LOWER.get(
+        lowered.removesuffix(" employee"))
 
 
 def _first_tab_url(obj: Mapping[str, Any], where: str, origin: str) -> str | None:
@@ -241,7 +257,7 @@ def _file_event_destination(raw: Mapping[str, Any], event: Mapping[str, Any],
         git = _obj(raw, "git", "git", o)
         uri = _str(git, "repositoryUri", "git.repositoryUri", o)
         domain = _host(uri)
-        trusted = True if domain_matches(domain, options.trusted_domains) else trusted
+        trusted = True if options.trusts(domain, uri) else trusted
         return Destination(DestinationKind.GIT_PUSH, uri or name, trusted, domain, account, uri)
     if action == "file-emailed":
         email = _obj(dest, "email", "destination.email", o)
@@ -251,7 +267,7 @@ def _file_event_destination(raw: Mapping[str, Any], event: Mapping[str, Any],
             kind = DestinationKind.PERSONAL_EMAIL
         else:
             kind = DestinationKind.EMAIL
-            if rdomains and all(domain_matches(d, options.corporate_domains) for d in rdomains):
+            if rdomains and all(options.trusts(d) for d in rdomains):
                 trusted = True
         return Destination(kind, ", ".join(recipients[:3]) or name, trusted,
                            rdomains[0] if rdomains else None, account)
@@ -266,15 +282,18 @@ def _file_event_destination(raw: Mapping[str, Any], event: Mapping[str, Any],
     if action.startswith("sync-app"):
         kind = (DestinationKind.PERSONAL_CLOUD if dest.get("accountType") == "PERSONAL"
                 else DestinationKind.SYNC_APP)
-        return Destination(kind, name, trusted, domains[0] if domains else None, account, url)
+        domain = domains[0] if domains else SYNC_APP_DOMAINS.get((name or "").lower())
+        return Destination(kind, name, True if options.trusts(domain, url) else trusted,
+                           domain, account, url)
     if action == "file-shared":
-        return Destination(DestinationKind.CLOUD_SHARE, name, trusted,
-                           domains[0] if domains else None, account, url)
+        domain = domains[0] if domains else None
+        return Destination(DestinationKind.CLOUD_SHARE, name,
+                           True if options.trusts(domain, url) else trusted, domain, account, url)
     if action in ("application-read", "file-uploaded") or domains or url:
         all_domains = domains or ([h] if (h := _host(url)) else [])
         kind, domain = classify_web_destination(
             all_domains, name, _str(dest, "category", "destination.category", o), options)
-        if domain_matches(domain, options.trusted_domains):
+        if options.trusts(domain, url):
             trusted = True
         return Destination(kind, name, trusted, domain, account, url)
     if action in ("file-downloaded", "file-created", "file-modified"):

@@ -21,6 +21,7 @@ from enum import StrEnum
 from functools import lru_cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jsonschema
 
@@ -250,6 +251,15 @@ def parse_time(value: Any, field_name: str, origin: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
+@lru_cache(maxsize=512)
+def _known_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
+
+
 @lru_cache(maxsize=1)
 def event_schema() -> dict[str, Any]:
     """The shipped JSON Schema of ModelMovementEvent v1."""
@@ -296,15 +306,23 @@ def event_from_dict(data: Any, *, origin: str = "event") -> ModelMovementEvent:
     destination = data["destination"]
     device = data.get("device") or {}
     departure = actor.get("departure_date")
+    watchlists = tuple(actor.get("watchlists") or ())
+    timezone = actor.get("timezone")
+    if timezone is not None and not _known_zone(timezone):
+        raise EventError.at("actor.timezone", f"not an IANA time zone: {timezone!r:.80} (such "
+                            "as Europe/Paris or America/New_York)", origin)
     return ModelMovementEvent(
         id=data["id"], time=parse_time(data["time"], "time", origin),
         action=data.get("action"), origin=data.get("origin") or "crownguard",
         actor=Actor(email=actor["email"], id=actor.get("id"), name=actor.get("name"),
                     department=actor.get("department"), manager=actor.get("manager"),
-                    title=actor.get("title"), timezone=actor.get("timezone"),
-                    departing=bool(actor.get("departing", False)),
+                    title=actor.get("title"), timezone=timezone,
+                    # A known departure date or the DEPARTING_EMPLOYEE watchlist is a
+                    # departing person, whatever `departing` says: triggers read `departing`.
+                    departing=bool(actor.get("departing", False)) or departure is not None
+                    or "DEPARTING_EMPLOYEE" in watchlists,
                     departure_date=None if departure is None else date.fromisoformat(departure),
-                    watchlists=tuple(actor.get("watchlists") or ())),
+                    watchlists=watchlists),
         file=FileInfo(**{k: file.get(k) for k in FileInfo.__slots__}),
         source=Source(kind=SourceKind(source.get("kind", "unknown")),
                       **{k: source.get(k) for k in Source.__slots__ if k != "kind"}),
