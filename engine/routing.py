@@ -20,7 +20,6 @@ import hashlib
 import re
 import sqlite3
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from functools import cached_property
@@ -523,7 +522,10 @@ class Triage:
         self.router = router
         self.index = index
         self.history = history if history is not None else InMemoryHistory()
-        self._scored: OrderedDict[tuple[str, str], RiskScore] = OrderedDict()
+        # The scores of recent events, in two generations of plain dicts (cheaper than an
+        # OrderedDict per event): between RECENT_EVENTS/2 and RECENT_EVENTS are kept.
+        self._scored: dict[tuple[str, str], RiskScore] = {}
+        self._scored_before: dict[tuple[str, str], RiskScore] = {}
 
     def close(self) -> None:
         """Release the dedupe store's and the index's files."""
@@ -543,12 +545,12 @@ class Triage:
                      content: ContentSource | None = None) -> Verdict:
         detection = detect(event, content=content, index=self.index)
         key = (event.origin, event.id)
-        risk = self._scored.get(key)
+        risk = self._scored.get(key) or self._scored_before.get(key)
         if risk is None:
             risk = score(event, detection, self.policy, self.history)
+            if len(self._scored) >= self.RECENT_EVENTS // 2:
+                self._scored_before, self._scored = self._scored, {}
             self._scored[key] = risk
-            if len(self._scored) > self.RECENT_EVENTS:
-                self._scored.popitem(last=False)
             self.history.record(event, detection, risk if leaves(event) else None,
                                 violation_level=self.policy.violation_level)
         event = event.with_detection(detection)

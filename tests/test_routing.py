@@ -373,6 +373,25 @@ def test_remembered_outcomes_keep_one_and_true_apart(host: PluginHost) -> None:
     assert matched == [False, True, False, True]
 
 
+def test_a_redelivered_event_keeps_its_score_while_it_is_recent(host: PluginHost) -> None:
+    triage = build_triage(policy_from_mapping({}), host)
+    triage.RECENT_EVENTS = 4  # keeps the last 2 to 4 events
+
+    def event(number: int) -> Any:
+        [item] = normalise_many({
+            "id": f"e{number}", "time": "2026-11-02T10:00:00Z",
+            "actor": {"email": "p@acme.example"}, "file": {"name": "m.safetensors"},
+            "destination": {"kind": "removable_media"}})
+        return item
+
+    first = triage.triage_event(event(0)).risk
+    triage.triage_event(event(1))
+    assert triage.triage_event(event(0)).risk is first  # re-delivered: not scored again
+    for number in range(2, 7):
+        triage.triage_event(event(number))
+    assert triage.triage_event(event(0)).risk is not first  # long gone: a new event
+
+
 def verdict_for(host: PluginHost, triage: Any, *, departing: bool, kind: str,
                 trusted: bool | None, extra: dict[str, Any]) -> list[str]:
     data = {"id": f"e-{departing}-{kind}-{trusted}-{len(extra)}", "time": "2026-11-24T10:00:00Z",

@@ -175,7 +175,8 @@ def _off_hours(local: datetime, zone_name: str, policy: Policy, add: Any) -> Non
     if weekday in policy.work_days and policy.work_start <= minutes < policy.work_end:
         return
     add(Reason("off_hours", policy.weights["off_hours"],
-               f"off hours: {local:%H:%M} on a {_DAY_NAMES[weekday]} ({zone_name})"))
+               f"off hours: {local.hour:02d}:{local.minute:02d} on a {_DAY_NAMES[weekday]} "
+               f"({zone_name})"))
 
 
 _DAY_NAMES = dict(enumerate(("Monday", "Tuesday", "Wednesday", "Thursday", "Friday",
