@@ -121,7 +121,7 @@ def _parse_var(text: str) -> tuple[str, Any]:
         raise UsageError(f"--var takes NAME=VALUE, got '{text}'")
     try:
         return name, json.loads(value)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON (or absurdly nested): the text itself
         return name, value
 
 

@@ -5,28 +5,42 @@
     crownguard test PATH...
 
 EVENT.json holds a normalised event, a raw Incydr file event or alert (recognised by shape),
-or a list of them. Exit codes as everywhere: 0 ok, 1 a run (or a scenario) failed, 2 usage or
-input error, 3 a run is left waiting for an answer. `cli.py` wires these commands in with
-`add_commands(subparsers)`.
+or a list of them. Every event is normalised before any is triaged: one bad item is an input
+error naming the file and the item, and nothing is triaged. `respond` needs `--config` (but
+for a dry run) and checks all its input before it claims a dedupe slot. Exit codes as
+everywhere: 0 ok, 1 a run (or a scenario) failed, 2 usage or input error, 3 a run is left
+waiting for an answer. `cli.py` wires these commands in with `add_commands(subparsers)`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
+import threading
 from collections.abc import Callable
+from contextlib import ExitStack, closing
 from pathlib import Path
 from typing import Any, TextIO
 
 from .config import load_config
-from .errors import CrownguardError
-from .fingerprints import FingerprintIndex
+from .errors import CrownguardError, Problem, SpecError
+from .events import INCYDR_ALERTS, INCYDR_FILE_EVENTS, ModelMovementEvent, normalise_many, recognise
+from .fingerprints import FingerprintIndex, FingerprintIndexError
 from .journal import default_journal_path, open_journal
 from .loader import load_file
 from .plugins import PluginHost
-from .risk import load_policy
-from .routing import DedupeStore, InMemoryDedupe, SQLiteDedupe, Triage, Verdict, build_triage
+from .risk import Policy, load_policy
+from .routing import (
+    DedupeStore,
+    InMemoryDedupe,
+    RoutingSettings,
+    SQLiteDedupe,
+    Triage,
+    Verdict,
+    build_triage,
+)
 from .runner import Runner
 from .timeline import Timeline, summary_table
 
@@ -43,10 +57,96 @@ class TriageInputError(CrownguardError):
 
 def load_payload(path: str | Path) -> Any:
     """An event file's data: one event object or a list (JSON or YAML)."""
-    data = load_file(path).data
+    data = load_file(path, locate=False).data  # event errors name items, not lines
     if not isinstance(data, dict | list):
         raise TriageInputError(f"{path}: expected an event object or a list of events")
     return data
+
+
+def _items(payload: Any) -> list[tuple[str | None, Any]]:
+    """The payload's parts that are reported by index: a list's items, a search answer's
+    file events or alerts (each kept in its wrapper so it is read exactly as before)."""
+    if isinstance(payload, list):
+        return [(f"item {n}", item) for n, item in enumerate(payload, 1)]
+    shape = recognise(payload)
+    if shape == INCYDR_FILE_EVENTS:
+        return [(f"fileEvents item {n}", {"fileEvents": [item]})
+                for n, item in enumerate(payload["fileEvents"], 1)]
+    if shape == INCYDR_ALERTS:
+        return [(f"alerts item {n}", {"alerts": [item]})
+                for n, item in enumerate(payload["alerts"], 1)]
+    return [(None, payload)]
+
+
+def _event_problem(file: str, where: str | None, problem: Problem) -> Problem:
+    """`events.json: item 3: incydr.file_event: file.name: is required`."""
+    origin, message = problem.file, problem.message
+    if message.startswith("(event): "):  # the whole payload, not one of its fields
+        message = message.removeprefix("(event): ")
+        origin = "" if origin == "event" else origin
+    text = ": ".join(part for part in (where, origin, message) if part)
+    return Problem(file, None, text, problem.pointer, "event")
+
+
+def normalise_payload(path: str | Path, payload: Any, policy: Policy, *,
+                      outcome: str = "nothing was triaged") -> list[ModelMovementEvent]:
+    """Every event in an event file's payload, normalised.
+
+    A bad event is an input error naming the file and, in a list, the item (from 1). Every
+    bad item is reported and no event is returned: a batch is never half triaged, and an
+    event is never skipped without a word."""
+    items = _items(payload)
+    events: list[ModelMovementEvent] = []
+    problems: list[Problem] = []
+    bad = 0
+    for where, item in items:
+        try:
+            events.extend(normalise_many(item, options=policy.options,
+                                         mappings=policy.mappings.values()))
+        except SpecError as exc:
+            bad += 1
+            problems.extend(_event_problem(str(path), where, p) for p in exc.problems)
+    if problems:
+        if items[0][0] is not None:
+            problems.append(Problem(str(path), None, f"{bad} of {len(items)} "
+                                    f"item{'s' if len(items) != 1 else ''} invalid: {outcome}"))
+        raise SpecError(problems)
+    return events
+
+
+class ScratchDedupe:
+    """Claims kept for one command over a store it only reads.
+
+    `triage` claims through it, so the second of two identical events in one input shows as
+    the duplicate `respond` would make of it, and nothing is written to the real store."""
+
+    def __init__(self, store: DedupeStore):
+        self.store = store
+        self._starts: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def last_start(self, key: str, at: float, window: float) -> float | None:
+        with self._lock:
+            return self._last_start(key, at, window)
+
+    def claim(self, key: str, at: float, window: float) -> float | None:
+        with self._lock:
+            before = self._last_start(key, at, window)
+            if before is None:
+                self._starts[key] = at
+            return before
+
+    def _last_start(self, key: str, at: float, window: float) -> float | None:
+        # A claim made here replaces the real store's start, as it would in the real store.
+        before = self._starts.get(key)
+        if before is None:
+            return self.store.last_start(key, at, window)
+        return before if abs(at - before) < window else None
+
+    def close(self) -> None:
+        close = getattr(self.store, "close", None)
+        if close is not None:
+            close()
 
 
 def _size(size: int | None) -> str:
@@ -97,29 +197,83 @@ def _host() -> PluginHost:
     return PluginHost.from_entry_points()
 
 
-def _dedupe_store(args: argparse.Namespace, *, writable: bool) -> DedupeStore | None:
-    """The policy's store wins (None here); else a file beside the journal, opened for
-    reading only when it already exists; in memory for dry runs and --no-journal."""
-    if getattr(args, "dry_run", False) or getattr(args, "no_journal", False):
-        return InMemoryDedupe()
-    journal = Path(args.journal) if getattr(args, "journal", None) else default_journal_path()
-    path = journal.parent / DEDUPE_FILE
-    if writable or path.is_file():
-        return SQLiteDedupe(path)
+def _not_a_dedupe_store(path: Path) -> str | None:
+    """Why an existing file cannot hold dedupe state, or None. Checked before SQLiteDedupe
+    opens it, which would add its table to any SQLite file."""
+    if path.is_dir():
+        return "is a directory, not a dedupe store"
+    try:
+        with closing(sqlite3.connect(path)) as db:
+            tables = {row[0] for row in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.Error as exc:
+        if getattr(exc, "sqlite_errorname", "") == "SQLITE_NOTADB":
+            return "is not a crownguard dedupe store (not a SQLite database)"
+        return f"cannot be read as a dedupe store: {exc}"
+    if tables and "starts" not in tables:
+        return (f"is not a crownguard dedupe store (a SQLite database holding "
+                f"{', '.join(sorted(tables)[:5])})")
+    return None
+
+
+def _open_dedupe(path: Path, where: str) -> SQLiteDedupe:
+    problem = _not_a_dedupe_store(path) if path.exists() else None
+    if problem is None:
+        try:
+            return SQLiteDedupe(path)
+        except (sqlite3.Error, OSError) as exc:
+            problem = f"cannot open the dedupe store: {exc}"
+    raise TriageInputError(f"{where}{path}: {problem}")
+
+
+def _dedupe_store(args: argparse.Namespace, policy: Policy, settings: RoutingSettings, *,
+                  writable: bool) -> DedupeStore:
+    """The policy's store, else a file beside the journal; in memory for dry runs and
+    --no-journal. A file is opened for reading only when it already exists: looking
+    (`triage`, a dry run) creates nothing."""
+    path = settings.dedupe_store
+    where = f"{policy.source}: routing.dedupe_store: "
+    if path is None:
+        if getattr(args, "dry_run", False) or getattr(args, "no_journal", False):
+            return InMemoryDedupe()
+        journal = Path(args.journal) if getattr(args, "journal", None) else \
+            default_journal_path()
+        path, where = journal.parent / DEDUPE_FILE, ""
+    if writable or path.exists():
+        return _open_dedupe(path, where)
     return InMemoryDedupe()
 
 
-def _triage_for(args: argparse.Namespace, host: PluginHost, *, writable: bool,
-                variables: dict[str, Any] | None = None) -> Triage:
-    policy = load_policy(args.policy)
-    store = None if (policy.data.get("routing") or {}).get("dedupe_store") else \
-        _dedupe_store(args, writable=writable)
-    index = None
+def _fingerprint_index(args: argparse.Namespace, policy: Policy,
+                       settings: RoutingSettings) -> FingerprintIndex | None:
     if args.fingerprints:
-        if not Path(args.fingerprints).is_file():
-            raise TriageInputError(f"--fingerprints: no fingerprint index at {args.fingerprints}")
-        index = FingerprintIndex(args.fingerprints)
-    return build_triage(policy, host, variables=variables, store=store, index=index)
+        path, where = Path(args.fingerprints), "--fingerprints"
+    elif settings.fingerprints is not None:
+        path, where = settings.fingerprints, f"{policy.source}: routing.fingerprints"
+    else:
+        return None
+    if not path.is_file():
+        raise TriageInputError(f"{where}: no fingerprint index at {path}")
+    try:
+        return FingerprintIndex(path)
+    except FingerprintIndexError as exc:
+        raise TriageInputError(f"{where}: {exc}") from None
+
+
+def _triage_for(args: argparse.Namespace, policy: Policy, host: PluginHost, *, writable: bool,
+                variables: dict[str, Any] | None = None) -> Triage:
+    settings = RoutingSettings.from_policy(policy)
+    with ExitStack() as opened:  # closed again unless the triage is built to own them
+        store = _dedupe_store(args, policy, settings, writable=writable)
+        close = getattr(store, "close", None)
+        if close is not None:
+            opened.callback(close)
+        index = _fingerprint_index(args, policy, settings)
+        if index is not None:
+            opened.callback(index.close)
+        triage = build_triage(policy, host, variables=variables, store=store, index=index)
+        opened.pop_all()
+    return triage
 
 
 # --- commands ----------------------------------------------------------------------------------
@@ -127,15 +281,21 @@ def _triage_for(args: argparse.Namespace, host: PluginHost, *, writable: bool,
 
 def cmd_triage(args: argparse.Namespace) -> int:
     payload = load_payload(args.event)
-    host = _host()
-    triage = _triage_for(args, host, writable=False)
+    policy = load_policy(args.policy)
+    events = normalise_payload(args.event, payload, policy)
+    triage = _triage_for(args, policy, _host(), writable=False)
+    # Claims go to a scratch copy: an event twice in this input is a duplicate the second
+    # time, as respond would find, and the real store is not written.
+    triage.router.store = ScratchDedupe(triage.router.store)
     try:
-        verdicts = triage.triage(payload)
+        verdicts = [triage.triage_event(event, claim=True) for event in events]
     finally:
         triage.close()
     if args.json:
         print(json.dumps([v.to_dict() for v in verdicts], indent=2, default=str))
         return EXIT_OK
+    if not verdicts:
+        print(f"{args.event}: no events")
     for number, verdict in enumerate(verdicts):
         if number:
             print()
@@ -144,19 +304,35 @@ def cmd_triage(args: argparse.Namespace) -> int:
 
 
 def cmd_respond(args: argparse.Namespace) -> int:
+    # Everything that can be wrong with the input is found before the first dedupe slot is
+    # claimed: a claimed slot would make the corrected rerun a "duplicate" that starts nothing.
+    if not args.config and not args.dry_run:
+        raise TriageInputError("respond: --config FILE is required: the connections file "
+                               "the playbooks act through (nothing was triaged or started; "
+                               "--dry-run works without one)")
     payload = load_payload(args.event)
     host = _host()
-    config = load_config(args.config, host.connection_types)
-    journal = None if args.dry_run or args.no_journal else open_journal(args.journal)
-    sink: Callable[[dict[str, Any]], None] | None = None if args.json else Timeline()
     results: list[dict[str, Any]] = []
     worst = EXIT_OK
-    triage: Triage | None = None
-    try:
-        triage = _triage_for(args, host, writable=True, variables=config.vars)
-        # Dry runs start nothing, so they claim no dedupe slot.
-        verdicts = triage.triage(payload, claim=not args.dry_run)
-        for number, verdict in enumerate(verdicts):
+    with ExitStack() as stack:
+        config = load_config(args.config, host.connection_types)
+        stack.callback(config.connections.close)
+        policy = load_policy(args.policy)
+        events = normalise_payload(args.event, payload, policy,
+                                   outcome="nothing was triaged or started")
+        triage = _triage_for(args, policy, host, writable=not args.dry_run,
+                             variables=config.vars)
+        stack.callback(triage.close)
+        journal = None if args.dry_run or args.no_journal else open_journal(args.journal)
+        if journal is not None:
+            stack.callback(journal.close)
+        sink: Callable[[dict[str, Any]], None] | None = None if args.json else Timeline()
+        if not events and not args.json:
+            print(f"{args.event}: no events")
+        for number, event in enumerate(events):
+            # Claimed just before its runs (dry runs start nothing and claim nothing): should
+            # this process stop, the events after it are not marked as started.
+            verdict = triage.triage_event(event, claim=not args.dry_run)
             if not args.json:
                 print(("\n" if number else "") + "\n".join(describe_verdict(verdict)))
             runs = []
@@ -174,12 +350,6 @@ def cmd_respond(args: argparse.Namespace) -> int:
                     print("\n" + summary_table(record))
                     print(f"run {record['run_id']}: {record['status']}")
             results.append({**verdict.to_dict(), "runs": runs})
-    finally:
-        config.connections.close()
-        if triage is not None:
-            triage.close()
-        if journal is not None:
-            journal.close()
     if args.json:
         print(json.dumps(results, indent=2, default=str))
     return worst

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .detection.formats import format_from_name
+from .errors import CrownguardError
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -40,6 +41,10 @@ CREATE TABLE IF NOT EXISTS artifacts (
 );
 CREATE INDEX IF NOT EXISTS artifacts_by_hash ON artifacts (sha256);
 """
+
+
+class FingerprintIndexError(CrownguardError):
+    """The index file cannot be opened, or is not a fingerprint index."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,13 +136,38 @@ class FingerprintIndex:
     def __init__(self, path: str | Path = ":memory:"):
         self.path = str(path)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL" if self.path != ":memory:"
-                         else "PRAGMA journal_mode=MEMORY")
-        self._db.executescript(_SCHEMA)
         self._prefixes: set[int] = set()
         self._data_version: int | None = None
         self._checked_at = float("-inf")
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise FingerprintIndexError(f"{self.path}: cannot open the fingerprint index: "
+                                        f"{exc}") from None
+        try:
+            self._open()
+        except sqlite3.Error as exc:
+            self._db.close()
+            if getattr(exc, "sqlite_errorname", "") == "SQLITE_NOTADB":
+                raise FingerprintIndexError(f"{self.path}: is not a crownguard fingerprint "
+                                            "index (not a SQLite database)") from None
+            raise FingerprintIndexError(f"{self.path}: cannot be used as a fingerprint "
+                                        f"index: {exc}") from None
+        except FingerprintIndexError:
+            self._db.close()
+            raise
+
+    def _open(self) -> None:
+        # Checked before the schema is created: another tool's database is not written to.
+        tables = {row[0] for row in self._db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if tables and not tables & {"versions", "artifacts"}:
+            raise FingerprintIndexError(
+                f"{self.path}: is not a crownguard fingerprint index (a SQLite database "
+                f"holding {', '.join(sorted(tables)[:5])})")
+        self._db.execute("PRAGMA journal_mode=WAL" if self.path != ":memory:"
+                         else "PRAGMA journal_mode=MEMORY")
+        self._db.executescript(_SCHEMA)
         with self._lock:
             self._reload_prefixes()
 

@@ -144,7 +144,7 @@ def test_input_errors_exit_2_with_a_message(tmp_path: Path, files: dict[str, Pat
     broken = tmp_path / "broken.json"
     broken.write_text("{nope")
     code, _, err = run_cli(capsys, "run", files["playbook"], "--event", broken)
-    assert code == 2 and "broken.json:1: invalid YAML" in err
+    assert code == 2 and "broken.json:1: invalid JSON" in err
     config = tmp_path / "c.yaml"
     config.write_text("connections:\n  http: {allowed_hosts: ['${env:CG_TEST_UNSET_VAR}']}\n")
     code, _, err = run_cli(capsys, "run", files["playbook"], "--config", config)

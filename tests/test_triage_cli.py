@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 
 from crownguard.engine import cli
-from crownguard.engine.cli_triage import add_commands
+from crownguard.engine.cli_triage import ScratchDedupe, add_commands
 from crownguard.engine.journal import open_journal
 from crownguard.engine.plugins import PluginHost
+from crownguard.engine.routing import InMemoryDedupe, SQLiteDedupe
 from crownguard.engine.scenarios import MockFleet, seed
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -141,7 +142,8 @@ def test_triage_with_a_policy_and_a_fingerprint_index(tmp_path: Path, capsys: An
      ' "file": {"name": "a"}}', "user.email: is required"),
     ('{"hello": "world"}', "unrecognised payload"),
     ('"just text"', "expected an event object or a list"),
-    ("[{", "invalid YAML"),
+    ("[{", "event.json:1: invalid JSON: Expecting property name enclosed in double quotes "
+           "(column 3)"),
 ])
 def test_bad_events_are_one_line_input_errors(tmp_path: Path, capsys: Any, monkeypatch: Any,
                                               content: str, message: str) -> None:
@@ -158,14 +160,67 @@ def test_missing_files_and_bad_policies_exit_2(tmp_path: Path, capsys: Any,
     assert code == 2 and "no such file" in err
     policy = tmp_path / "policy.yaml"
     policy.write_text("version: 1\nrouting: {dedupe_window: soon}\n")
-    code, _, err = run_cli(capsys, monkeypatch, "respond", USB, "--policy", policy)
+    code, _, err = run_cli(capsys, monkeypatch, "respond", USB, "--policy", policy, "--dry-run")
     assert code == 2 and f"{policy}:2:" in err
     code, _, err = run_cli(capsys, monkeypatch, "triage", USB, "--fingerprints",
                            tmp_path / "none.sqlite")
     assert code == 2 and "no fingerprint index" in err
 
 
+def test_triage_shows_the_second_of_two_identical_events_as_a_duplicate_and_writes_nothing(
+        tmp_path: Path, capsys: Any, monkeypatch: Any) -> None:
+    event = json.loads(USB.read_text())
+    later = json.loads(USB.read_text())
+    later["event"]["id"] = "another-delivery"
+    later["@timestamp"] = "2026-11-20T23:47:12.381Z"  # 2 h later: outside the window
+    batch = tmp_path / "events.json"
+    batch.write_text(json.dumps([event, event, later]))
+    store = tmp_path / "dedupe.sqlite"
+    SQLiteDedupe(store).close()
+    before = store.read_bytes()
+    code, out, _ = run_cli(capsys, monkeypatch, "triage", batch, "--json",
+                           "--journal", tmp_path / "journal.sqlite")
+    assert code == 0
+    verdicts = json.loads(out)
+    assert [v["playbooks"] for v in verdicts] == [["departing-employee-model-exfil"], [],
+                                                  ["departing-employee-model-exfil"]]
+    assert verdicts[1]["routes"][0]["reason"].startswith("duplicate: already started")
+    assert store.read_bytes() == before and not (tmp_path / "journal.sqlite").exists()
+
+
+def test_scratch_dedupe_claims_in_memory_over_the_real_store() -> None:
+    real = InMemoryDedupe()
+    real.claim("seen", 1000.0, 3600)
+    scratch = ScratchDedupe(real)
+    assert scratch.claim("seen", 1060.0, 3600) == 1000.0  # the real store's start counts
+    assert scratch.claim("new", 1000.0, 3600) is None
+    assert scratch.last_start("new", 1500.0, 3600) == 1000.0
+    assert scratch.claim("new", 1500.0, 3600) == 1000.0
+    assert real.last_start("new", 1000.0, 3600) is None  # nothing reached the real store
+    # A claim outside the window replaces the start, as the real stores do.
+    assert scratch.claim("seen", 9000.0, 3600) is None
+    assert scratch.last_start("seen", 1000.0, 3600) is None
+    assert scratch.last_start("seen", 9100.0, 3600) == 9000.0
+
+
 # --- respond -----------------------------------------------------------------------------------
+
+
+def test_respond_without_config_claims_nothing_so_the_rerun_starts(
+        vendors: tuple[MockFleet, Path, list[str]], tmp_path: Path, capsys: Any,
+        monkeypatch: Any) -> None:
+    fleet, config, _ = vendors
+    journal = tmp_path / "journal.sqlite"
+    code, out, err = run_cli(capsys, monkeypatch, "respond", USB, "--journal", journal)
+    assert code == 2 and out == "" and "--config FILE is required" in err
+    assert not journal.exists() and not (tmp_path / "dedupe.sqlite").exists()
+    code, out, err = run_cli(capsys, monkeypatch, "respond", USB, "--config", config,
+                             "--journal", journal, "--json")
+    assert code == 0, err
+    [result] = json.loads(out)
+    assert [run["status"] for run in result["runs"]] == ["succeeded"]
+    assert fleet.get("okta").status_of("dana.whitfield@example.com") == "SUSPENDED"
+
 
 
 def test_respond_runs_the_chosen_playbook_and_never_twice(
