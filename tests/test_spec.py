@@ -59,6 +59,17 @@ def test_unsafe_yaml_tags_are_rejected() -> None:
     assert "could not determine a constructor" in out[0]
 
 
+def test_aliases_within_aliases_are_refused_before_they_expand() -> None:
+    # "Billion laughs": nine lines that expand to 9**8 values if anything walks them.
+    text = 'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n'
+    for name, previous in zip("bcdefgh", "abcdefg", strict=True):
+        text += f"{name}: &{name} [{', '.join([f'*{previous}'] * 9)}]\n"
+    out = problems(text)
+    assert len(out) == 1 and "expands to more than 200,000 values" in out[0]
+    plain = problems("x: &x [1, 2]\ny: *x\nname: a\nsteps: []\n")
+    assert not any("expands" in problem for problem in plain)  # a plain alias is fine
+
+
 def test_duplicate_keys_are_errors() -> None:
     out = problems("name: a\nname: b\nsteps: []\n")
     assert out == ["pb.yaml:2: duplicate key 'name' (first at line 1)"]
