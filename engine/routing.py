@@ -273,7 +273,7 @@ class _Route:
 # now ask dedupe".
 _Outcome = tuple[RouteDecision | None, ...]
 _Getter = Callable[[Any], Any]
-_EVENT_VALUES = ("id", "time", "action", "origin")
+_EVENT_VALUES = ("id", "time", "action", "origin", "incident")
 _EVENT_PARTS = {"actor": Actor, "file": FileInfo, "source": Source, "destination": Destination,
                 "device": Device}
 _RISK_VALUES: dict[str, _Getter] = {

@@ -256,11 +256,26 @@ def test_first_access_and_earlier_violations_come_from_history() -> None:
     risk = score(first, detection, POLICY, history)
     assert "first_model_access" in reasons(risk) and "prior_violations" not in reasons(risk)
     history.record(first, detection, risk, violation_level=POLICY.violation_level)
-    second = score(event(), detection, POLICY, history)
+    assert "prior_violations" not in reasons(score(first, detection, POLICY, history))
+    later = replace(event(), id="e2")
+    second = score(later, detection, POLICY, history)
     assert "first_model_access" not in reasons(second)
     assert reasons(second)["prior_violations"] == 10
     history.add_violations("dana.kim@acme.example", 5)
-    assert reasons(score(event(), detection, POLICY, history))["prior_violations"] == 20
+    assert reasons(score(later, detection, POLICY, history))["prior_violations"] == 20
+
+
+def test_the_files_of_one_alert_are_one_violation_not_each_others() -> None:
+    history = InMemoryHistory()
+    detection = registered()
+    shards = [replace(event(departing=True), id=f"alert-9:{n}", incident="alert-9",
+                      origin="incydr.alert") for n in range(3)]
+    for shard in shards:
+        risk = score(shard, detection, POLICY, history)
+        assert "prior_violations" not in reasons(risk)
+        history.record(shard, detection, risk, violation_level=POLICY.violation_level)
+    next_alert = replace(shards[0], id="alert-10:0", incident="alert-10")
+    assert reasons(score(next_alert, detection, POLICY, history))["prior_violations"] == 10
 
 
 def test_scoring_never_writes_the_history() -> None:

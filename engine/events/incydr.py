@@ -402,6 +402,7 @@ def _alert_file_event(alert_id: str, actor: Actor, time: datetime, destination: 
     event_id = _str(item, "eventId", f"{where}.eventId", ALERT) or where.rsplit(".", 1)[-1]
     return ModelMovementEvent(
         id=f"{alert_id}:{event_id}", time=time, action="alert", origin=ALERT, actor=actor,
+        incident=alert_id,
         file=FileInfo(name=name, directory=directory, path=_join(directory, name),
                       size=_int(item, "size", f"{where}.size", ALERT),
                       category=_str(item, "category", f"{where}.category", ALERT)),

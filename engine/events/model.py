@@ -184,6 +184,7 @@ class ModelMovementEvent:
     action: str | None = None
     origin: str = "crownguard"
     raw: Any = None
+    incident: str | None = None
 
     def to_dict(self, *, include_raw: bool = True,
                 only: Collection[str] | None = None) -> dict[str, Any]:
@@ -193,7 +194,8 @@ class ModelMovementEvent:
             return {key: _EVENT_PARTS[key](self) for key in only if key in _EVENT_PARTS}
         data: dict[str, Any] = {
             "schema": SCHEMA_ID, "id": self.id, "time": format_time(self.time),
-            "action": self.action, "origin": self.origin, "actor": self.actor.to_dict(),
+            "action": self.action, "origin": self.origin, "incident": self.incident,
+            "actor": self.actor.to_dict(),
             "file": self.file.to_dict(), "source": self.source.to_dict(),
             "destination": self.destination.to_dict(), "device": self.device.to_dict()}
         if include_raw:
@@ -217,12 +219,14 @@ class ModelMovementEvent:
             source = Source(source.kind, source.name, source.registry or match.registry,
                             match.model, match.version, source.domain, source.url)
         return ModelMovementEvent(self.id, self.time, self.actor, file, self.destination,
-                                  source, self.device, self.action, self.origin, self.raw)
+                                  source, self.device, self.action, self.origin, self.raw,
+                                  self.incident)
 
 
 _EVENT_PARTS: dict[str, Callable[[ModelMovementEvent], Any]] = {
     "schema": lambda e: SCHEMA_ID, "id": lambda e: e.id, "time": lambda e: format_time(e.time),
     "action": lambda e: e.action, "origin": lambda e: e.origin,
+    "incident": lambda e: e.incident,
     "actor": lambda e: e.actor.to_dict(), "file": lambda e: e.file.to_dict(),
     "source": lambda e: e.source.to_dict(), "destination": lambda e: e.destination.to_dict(),
     "device": lambda e: e.device.to_dict(), "raw": lambda e: e.raw,
@@ -330,4 +334,4 @@ def event_from_dict(data: Any, *, origin: str = "event") -> ModelMovementEvent:
                                 **{k: destination.get(k) for k in Destination.__slots__
                                    if k != "kind"}),
         device=Device(**{k: device.get(k) for k in Device.__slots__}),
-        raw=data.get("raw"))
+        raw=data.get("raw"), incident=data.get("incident"))

@@ -51,6 +51,13 @@ def model_key(event: ModelMovementEvent, detection: Detection) -> tuple[str, str
     return None
 
 
+def _incident(event: ModelMovementEvent) -> str:
+    """What one violation is: the origin's incident (the files of one alert are one), else
+    the event."""
+    return f"incident:{event.origin}:{event.incident}" if event.incident else \
+        f"event:{event.origin}:{event.id}"
+
+
 class InMemoryHistory:
     """Per-person model volume by day, models moved, violations; thread-safe, not durable."""
 
@@ -60,7 +67,8 @@ class InMemoryHistory:
         self._lock = threading.Lock()
         self._daily: dict[str, dict[int, int]] = defaultdict(dict)
         self._models: dict[str, dict[tuple[str, str], int]] = defaultdict(dict)
-        self._violations: dict[str, int] = defaultdict(int)
+        # person -> the incidents (an alert, else the event itself) that were violations
+        self._violations: dict[str, dict[str, None]] = defaultdict(dict)
         # person -> (day, baseline): a baseline only changes when an earlier day changes.
         self._baselines: dict[str, tuple[int, float | None]] = {}
 
@@ -80,8 +88,10 @@ class InMemoryHistory:
                     else None
                 self._baselines[person] = (today, baseline)
             accesses = None if key is None else self._models.get(person, {}).get(key, 0)
-            return HistoryFacts(baseline, daily.get(today, 0), accesses,
-                                self._violations.get(person, 0))
+            violations = self._violations.get(person)
+            prior = 0 if not violations else \
+                len(violations) - (_incident(event) in violations)
+            return HistoryFacts(baseline, daily.get(today, 0), accesses, prior)
 
     def record(self, event: ModelMovementEvent, detection: Detection,
                risk: RiskScore | None = None, *, violation_level: str = "high") -> None:
@@ -103,7 +113,7 @@ class InMemoryHistory:
                 models = self._models[person]
                 models[key] = models.get(key, 0) + 1
             if risk is not None and LEVEL_RANK[str(risk.level)] >= LEVEL_RANK[violation_level]:
-                self._violations[person] += 1
+                self._violations[person][_incident(event)] = None
 
     def seed_volume(self, person: str, daily_bytes: dict[date, int]) -> None:
         """Give a person a volume baseline (tests, the demo, an import from a data lake)."""
@@ -114,4 +124,7 @@ class InMemoryHistory:
 
     def add_violations(self, person: str, count: int = 1) -> None:
         with self._lock:
-            self._violations[person.lower()] += count
+            known = self._violations[person.lower()]
+            start = len(known)
+            for number in range(start, start + count):
+                known[f"earlier:{number}"] = None
