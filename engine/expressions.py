@@ -21,6 +21,7 @@ Added functions (beyond JMESPath's built-ins):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -84,6 +85,10 @@ class _Functions(jp_functions.Functions):
     @jp_functions.signature()
     def _func_now(self) -> str:
         return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+    @jp_functions.signature({"types": ["string"]})
+    def _func_sha256(self, s: str) -> str:
+        return hashlib.sha256(s.encode()).hexdigest()
 
     @jp_functions.signature({"types": ["string"]})
     def _func_from_json(self, s: str) -> Any:

@@ -89,3 +89,8 @@ def test_referenced_roots_and_steps() -> None:
     assert roots == {"items"}
     roots, steps = referenced_roots("{a: item.x, b: steps.q.output}")
     assert roots == {"item", "steps"} and steps == {"q"}
+
+
+def test_sha256_gives_a_stable_key_from_any_id() -> None:
+    key = render("${{ sha256(event.id) }}", {"event": {"id": "0_a b/c"}})
+    assert key == "7c809e64d4be7ce25c426c2461dabcf006691f6c0e50c5daad1f638476d8622c"

@@ -252,6 +252,29 @@ def test_respond_runs_the_chosen_playbook_and_never_twice(
     assert all(secret not in text for secret in secrets)
 
 
+def test_the_files_of_one_alert_share_one_ticket_and_one_hr_case(
+        vendors: tuple[MockFleet, Path, list[str]], tmp_path: Path, capsys: Any,
+        monkeypatch: Any) -> None:
+    fleet, config, _ = vendors
+    files = [{"name": f"model-0000{n}-of-00002.safetensors", "path": "E:/backup/models/",
+              "size": 4_000_000_000, "eventId": f"ev-{n}"} for n in (1, 2)]
+    alert = {"id": "alert-7f3a", "actor": "dana.whitfield@example.com", "actorId": "u-1",
+             "createdAt": "2026-11-20T21:50:00Z",
+             "watchlists": [{"type": "DEPARTING_EMPLOYEE"}],
+             "observations": [{"observedAt": "2026-11-20T21:45:00Z",
+                               "data": {"exposureTypes": ["RemovableMedia"], "files": files}}]}
+    path = tmp_path / "alert.json"
+    path.write_text(json.dumps(alert))
+    _, out, err = run_cli(capsys, monkeypatch, "respond", path, "--config", config,
+                             "--journal", tmp_path / "journal.sqlite", "--json")
+    results = json.loads(out)
+    assert [r["playbooks"] for r in results] == [["departing-employee-model-exfil"]] * 2, err
+    second = results[1]["risk"]
+    assert "prior_violations" not in second["indicators"]  # the same alert, not an earlier one
+    assert len(fleet.get("jira").calls_to("POST", "/rest/api/3/issue")) == 1
+    assert len(fleet.get("servicenow").calls_to("POST", "/api/now/table/{table}")) == 1
+
+
 def test_respond_leaves_a_justification_wait_to_approve(
         vendors: tuple[MockFleet, Path, list[str]], tmp_path: Path, capsys: Any,
         monkeypatch: Any) -> None:
