@@ -122,6 +122,7 @@ def _version_key(version: str) -> tuple[int, int | str]:
 
 
 _RECHECK_SECONDS = 1.0
+_ANSWERS = 65_536
 
 
 class FingerprintIndex:
@@ -137,6 +138,8 @@ class FingerprintIndex:
         self.path = str(path)
         self._lock = threading.Lock()
         self._prefixes: set[int] = set()
+        self._answers: dict[str, list[ModelMatch]] = {}
+        self._answers_at = -1
         self._data_version: int | None = None
         self._checked_at = float("-inf")
         try:
@@ -174,6 +177,7 @@ class FingerprintIndex:
     def _reload_prefixes(self) -> None:
         self._prefixes = {int(row[0][:16], 16) for row in
                           self._db.execute("SELECT sha256 FROM artifacts")}
+        self._answers = {}
         self._data_version = self._db.execute("PRAGMA data_version").fetchone()[0]
         self._checked_at = time.monotonic()
 
@@ -210,13 +214,23 @@ class FingerprintIndex:
             self._maybe_reload()
             if prefix not in self._prefixes:
                 return []
-            rows = self._db.execute(
-                "SELECT a.registry, a.model, a.version, a.path, v.sensitivity, a.size, a.format "
-                "FROM artifacts a JOIN versions v USING (registry, model, version) "
-                "WHERE a.sha256 = ?", (digest,)).fetchall()
-        matches = [ModelMatch(*row) for row in rows]
-        matches.sort(key=lambda m: (m.registry, m.model, _version_key(m.version)), reverse=True)
-        return matches
+            # Registered files move again and again: answers are kept until this connection
+            # writes (total_changes) or another one commits (the reload clears them).
+            if self._db.total_changes != self._answers_at:
+                self._answers, self._answers_at = {}, self._db.total_changes
+            matches = self._answers.get(digest)
+            if matches is None:
+                rows = self._db.execute(
+                    "SELECT a.registry, a.model, a.version, a.path, v.sensitivity, a.size, "
+                    "a.format FROM artifacts a JOIN versions v USING (registry, model, version) "
+                    "WHERE a.sha256 = ?", (digest,)).fetchall()
+                matches = [ModelMatch(*row) for row in rows]
+                matches.sort(key=lambda m: (m.registry, m.model, _version_key(m.version)),
+                             reverse=True)
+                if len(self._answers) >= _ANSWERS:
+                    self._answers.clear()
+                self._answers[digest] = matches
+        return list(matches)
 
     def best_match(self, sha256: str | None) -> ModelMatch | None:
         """The newest registered version holding this file, or None."""

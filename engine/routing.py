@@ -524,8 +524,8 @@ class Triage:
         self.history = history if history is not None else InMemoryHistory()
         # The scores of recent events, in two generations of plain dicts (cheaper than an
         # OrderedDict per event): between RECENT_EVENTS/2 and RECENT_EVENTS are kept.
-        self._scored: dict[tuple[str, str], RiskScore] = {}
-        self._scored_before: dict[tuple[str, str], RiskScore] = {}
+        self._scored: dict[tuple[str, str], Any] = {}  # RiskScore.packed()
+        self._scored_before: dict[tuple[str, str], Any] = {}
 
     def close(self) -> None:
         """Release the dedupe store's and the index's files."""
@@ -545,12 +545,14 @@ class Triage:
                      content: ContentSource | None = None) -> Verdict:
         detection = detect(event, content=content, index=self.index)
         key = (event.origin, event.id)
-        risk = self._scored.get(key) or self._scored_before.get(key)
-        if risk is None:
+        packed = self._scored.get(key) or self._scored_before.get(key)
+        if packed is not None:
+            risk = RiskScore.unpacked(packed)
+        else:
             risk = score(event, detection, self.policy, self.history)
             if len(self._scored) >= self.RECENT_EVENTS // 2:
                 self._scored_before, self._scored = self._scored, {}
-            self._scored[key] = risk
+            self._scored[key] = risk.packed()
             self.history.record(event, detection, risk if leaves(event) else None,
                                 violation_level=self.policy.violation_level)
         event = event.with_detection(detection)

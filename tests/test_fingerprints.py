@@ -102,6 +102,8 @@ def test_a_changed_stamp_relists_and_replaces_the_files(registry: FakeRegistry) 
 def test_a_new_sensitivity_tag_is_applied_without_listing(registry: FakeRegistry) -> None:
     with FingerprintIndex() as index:
         index.refresh(refs(sensitivity="internal"), registry)
+        before = index.best_match(sha("fraud-model/7/model.safetensors"))  # answer kept
+        assert before is not None and before.sensitivity == "internal"
         registry.calls.clear()
         report = index.refresh(refs(sensitivity="restricted"), registry)
         assert registry.calls == []
@@ -113,6 +115,7 @@ def test_a_new_sensitivity_tag_is_applied_without_listing(registry: FakeRegistry
 def test_prune_drops_versions_deleted_in_the_registry(registry: FakeRegistry) -> None:
     with FingerprintIndex() as index:
         index.refresh(refs(), registry)
+        assert index.lookup(sha("fraud-model/6/model.safetensors")) != []  # answer kept
         remaining = [r for r in refs() if r.version != "6"]
         report = index.refresh(remaining, registry, prune=True)
         assert report.removed == ["fraud-model v6 (mlflow)"]
@@ -224,7 +227,11 @@ def test_a_refresh_by_another_process_is_seen(tmp_path: Path, registry: FakeRegi
     target = sha("fraud-model/7/model.safetensors")
     assert reader.best_match(target) is None
     with FingerprintIndex(path) as writer:
-        writer.refresh(refs(), registry)
+        writer.refresh(refs(sensitivity="internal"), registry)
     match = reader.best_match(target)
-    assert match is not None and match.version == "7"
+    assert match is not None and match.version == "7" and match.sensitivity == "internal"
+    with FingerprintIndex(path) as writer:  # another process retags: the kept answer goes
+        writer.refresh(refs(sensitivity="restricted"), registry)
+    match = reader.best_match(target)
+    assert match is not None and match.sensitivity == "restricted"
     reader.close()

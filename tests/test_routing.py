@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from crownguard.engine.detection import detect
 from crownguard.engine.errors import SpecError
 from crownguard.engine.events import normalise_many
 from crownguard.engine.expressions import evaluate, truthy
@@ -377,19 +378,28 @@ def test_a_redelivered_event_keeps_its_score_while_it_is_recent(host: PluginHost
     triage = build_triage(policy_from_mapping({}), host)
     triage.RECENT_EVENTS = 4  # keeps the last 2 to 4 events
 
-    def event(number: int) -> Any:
+    def event(number: int, size: int = 1000) -> Any:
         [item] = normalise_many({
             "id": f"e{number}", "time": "2026-11-02T10:00:00Z",
-            "actor": {"email": "p@acme.example"}, "file": {"name": "m.safetensors"},
+            "actor": {"email": "p@acme.example"},
+            "file": {"name": "m.safetensors", "size": size},
             "destination": {"kind": "removable_media"}})
         return item
 
+    def bytes_today() -> int:
+        probe = event(99)
+        return triage.history.facts(probe, detect(probe)).bytes_today
+
     first = triage.triage_event(event(0)).risk
     triage.triage_event(event(1))
-    assert triage.triage_event(event(0)).risk is first  # re-delivered: not scored again
+    assert bytes_today() == 2000
+    again = triage.triage_event(event(0))
+    assert again.risk == first and bytes_today() == 2000  # re-delivered: not counted again
     for number in range(2, 7):
-        triage.triage_event(event(number))
-    assert triage.triage_event(event(0)).risk is not first  # long gone: a new event
+        triage.triage_event(event(number, size=1))
+    assert bytes_today() == 2005
+    triage.triage_event(event(0))
+    assert bytes_today() == 3005  # long gone: taken for a new event
 
 
 def verdict_for(host: PluginHost, triage: Any, *, departing: bool, kind: str,

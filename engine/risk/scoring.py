@@ -49,6 +49,18 @@ class RiskScore:
     level: RiskLevel
     reasons: tuple[Reason, ...]
 
+    def packed(self) -> tuple[int, str, tuple[tuple[str, float, str], ...]]:
+        """The score as plain tuples of text and numbers, which the garbage collector stops
+        tracking: triage keeps the scores of the last 100,000 events, and as objects they
+        cost more in collections than scoring them did."""
+        return self.score, str(self.level), tuple(
+            [(r.indicator, r.weight, r.detail) for r in self.reasons])
+
+    @classmethod
+    def unpacked(cls, packed: tuple[int, str, tuple[tuple[str, float, str], ...]]) -> RiskScore:
+        score, level, reasons = packed
+        return cls(score, _LEVELS[level], tuple(Reason(*r) for r in reasons))
+
     @property
     def indicators(self) -> list[str]:
         return [r.indicator for r in self.reasons]
