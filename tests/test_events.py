@@ -234,6 +234,13 @@ def test_a_normalised_event_to_a_trusted_domain_is_trusted() -> None:
     assert normalise(data).destination.trusted is False
 
 
+def test_a_removable_device_named_after_its_vendor_is_not_named_twice() -> None:
+    raw = incydr_event(destination={"removableMedia": {"vendor": "SanDisk",
+                                                       "mediaName": "SanDisk Ultra Fit USB Device"}})
+    assert normalise(raw).destination.name == "SanDisk Ultra Fit USB Device"
+    assert normalise(incydr_event()).destination.name == "SanDisk Cruzer Blade"
+
+
 def test_user_behaviour_indicators_become_watchlists() -> None:
     raw = incydr_event(risk={"indicators": [{"name": "Flight risk", "weight": 3},
                                             {"name": "Off hours", "weight": 1},
@@ -256,6 +263,12 @@ def test_user_behaviour_indicators_become_watchlists() -> None:
     ({"@timestamp": "2026-11-20T21:42:07"}, "@timestamp"),
     ({"event": {"id": None}}, "event.id"),
     ({"risk": {"indicators": "Departing"}}, "risk.indicators"),
+    ({"risk": {"trusted": "yes"}}, "risk.trusted"),
+    ({"user": {"email": 12345}}, "user.email"),
+    ({"user": {"email": "not-an-email"}}, "user.email"),
+    ({"file": {"sizeInBytes": 10**40}}, "file.sizeInBytes"),
+    ({"file": {"sizeInBytes": "1" * 30}}, "file.sizeInBytes"),
+    ({"file": {"sizeInBytes": "9" * 5000}}, "file.sizeInBytes"),
     ({"destination": {"removableMedia": {"vendor": ["SanDisk"]}}},
      "destination.removableMedia.vendor"),
 ])

@@ -100,11 +100,17 @@ def _int(parent: Mapping[str, Any], key: str, where: str, origin: str) -> int | 
     value = parent.get(key)
     if value is None:
         return None
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
     if isinstance(value, str) and value.isdigit():
-        return int(value)
+        value = int(value) if len(value) <= 20 else _MAX_INT + 1
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        if value > _MAX_INT:
+            raise EventError.at(where, f"implausibly large: {value:.3g} (more than 2**53)",
+                                origin)
+        return value
     raise EventError.at(where, f"expected a non-negative integer, got {value!r:.40}", origin)
+
+
+_MAX_INT = 2**53  # JSON's exact integers; no file is larger
 
 
 def _strings(parent: Mapping[str, Any], key: str, where: str, origin: str) -> list[str]:
@@ -157,6 +163,8 @@ def from_file_event(raw: Mapping[str, Any],
     email, user_id, device_uid = _texts(user, _USER_TEXT, "user", o)
     if not email:
         raise EventError.at("user.email", "is required: the event names no person", o)
+    if "@" not in email:
+        raise EventError.at("user.email", f"not an e-mail address: {email!r:.80}", o)
     (name, directory, mime, mime_by_ext, mime_by_bytes, category, category_by_ext,
      category_by_bytes, original_name, url) = _texts(file, _FILE_TEXT, "file", o)
     if not name:
@@ -243,14 +251,19 @@ def _file_event_destination(raw: Mapping[str, Any], event: Mapping[str, Any],
                             options: NormaliseOptions) -> Destination:
     o = FILE_EVENT
     trusted = risk.get("trusted")
-    trusted = trusted if trusted is True or trusted is False else None
+    if not (trusted is None or trusted is True or trusted is False):
+        raise EventError.at("risk.trusted", f"expected true, false or null, got {trusted!r:.40}",
+                            o)
     name, account = _texts(dest, ("name", "accountName"), "destination", o)
     action = action or ""
     removable = _obj(dest, "removableMedia", "destination.removableMedia", o)
     if action.startswith("removable-media") or (removable and any(removable.values())):
         vendor, media, label = _texts(removable, ("vendor", "mediaName", "name"),
                                       "destination.removableMedia", o)
-        shown = f"{vendor or ''} {media or label or ''}".strip()
+        device = media or label or ""
+        # Windows names the device after its vendor already: "SanDisk Ultra Fit USB Device"
+        shown = device if vendor and device.lower().startswith(vendor.lower()) else \
+            f"{vendor or ''} {device}".strip()
         return Destination(DestinationKind.REMOVABLE_MEDIA, shown or name, trusted, None,
                            account)
     if event.get("vector") == "GIT_PUSH" or action.startswith("git"):
@@ -333,6 +346,8 @@ def from_alert(raw: Mapping[str, Any],
     email = _str(raw, "actor", "actor", o)
     if not email:
         raise EventError.at("actor", "is required: the alert names no person", o)
+    if "@" not in email:
+        raise EventError.at("actor", f"not an e-mail address: {email!r:.80}", o)
     watchlists: list[str] = []
     for item in raw.get("watchlists") or ():
         kind = item.get("type") if isinstance(item, Mapping) else None

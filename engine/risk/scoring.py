@@ -177,8 +177,9 @@ def _destination(event: ModelMovementEvent, policy: Policy, add: Any) -> None:
     where = _DESTINATION_WORDS.get(destination.kind, str(destination.kind))
     named = f" ({destination.name or destination.domain})" if (destination.name
                                                               or destination.domain) else ""
-    trust = "untrusted" if destination.trusted is False else "not trusted by policy"
-    add(Reason("untrusted_destination", weight, f"{trust} destination: {where}{named}"))
+    trust = "untrusted destination" if destination.trusted is False else \
+        "destination of unknown trust"
+    add(Reason("untrusted_destination", weight, f"{trust}: {where}{named}"))
 
 
 def _off_hours(local: datetime, zone_name: str, policy: Policy, add: Any) -> None:
