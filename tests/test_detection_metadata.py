@@ -47,6 +47,23 @@ def test_an_ambiguous_extension_needs_more_hints() -> None:
     assert any("checkpoint" in e or "model" in e for e in detection.evidence)
 
 
+@pytest.mark.parametrize(("name", "fmt"), [
+    ("frozen_inference_graph.pb", ModelFormat.TF_SAVEDMODEL),
+    ("ggml-model-q4_0.bin", ModelFormat.GGUF),
+    ("model-q8_0.gguf.bin", ModelFormat.GGUF),
+])
+def test_a_name_can_say_which_format_an_ambiguous_extension_holds(name: str,
+                                                                   fmt: ModelFormat) -> None:
+    detection = detect_metadata(FileInfo(name=name, size=90 * MB))
+    assert detection.is_model and detection.format == fmt
+
+
+@pytest.mark.parametrize("name", ["data.bin", "firmware.bin", "x.pkl", "scan.h5", "graph.pb"])
+def test_a_file_not_taken_for_a_model_names_no_model_format(name: str) -> None:
+    detection = detect_metadata(FileInfo(name=name, size=2 * MB))
+    assert not detection.is_model and detection.format is None
+
+
 def test_a_file_from_the_registry_is_a_model_unless_it_is_a_companion() -> None:
     assert detect_metadata(FileInfo(name="weights.bin"), SourceKind.REGISTRY).is_model
     assert not detect_metadata(FileInfo(name="MLmodel"), SourceKind.REGISTRY).is_model

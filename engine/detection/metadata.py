@@ -28,8 +28,13 @@ from .formats import (
 METADATA_CEILING = 0.95
 _NAME_HINTS = re.compile(
     r"model|weights?|checkpoint|ckpt|lora|adapter|fine-?tun|finetune|-of-\d+|epoch|"
-    r"llama|mistral|bert|gpt|resnet|classifier|embedding|quantized|q4_|q8_|gguf|state_dict",
+    r"llama|mistral|bert|gpt|resnet|classifier|embedding|quantized|q4_|q8_|gguf|ggml|"
+    r"state_dict|frozen|inference_graph|saved_?model",
     re.IGNORECASE)
+# A name that says which format an ambiguous extension holds (ggml-model-q4_0.bin).
+_FORMAT_HINTS = ((re.compile(r"gguf|ggml", re.IGNORECASE), ModelFormat.GGUF),
+                 (re.compile(r"frozen|inference_graph|saved_?model", re.IGNORECASE),
+                  ModelFormat.TF_SAVEDMODEL))
 _PATH_HINTS = re.compile(r"mlruns|mlartifacts|checkpoints?/|/models?/|huggingface|/\.cache/torch|"
                          r"model-registry|artifacts/|/weights/", re.IGNORECASE)
 _OPAQUE_MIMES = ("application/octet-stream", "application/zip", "application/x-hdf5",
@@ -70,6 +75,9 @@ def detect_metadata(file: FileInfo, source_kind: SourceKind = SourceKind.UNKNOWN
         if _NAME_HINTS.search(lower):
             confidence += 0.25
             evidence.append("the name reads like a model or checkpoint")
+            if fmt == ModelFormat.UNKNOWN:
+                fmt = next((hinted for pattern, hinted in _FORMAT_HINTS
+                            if pattern.search(lower)), fmt)
         if file.path and _PATH_HINTS.search(file.path.replace("\\", "/")):
             confidence += 0.15
             evidence.append("the path is a model or artifact folder")
@@ -88,8 +96,8 @@ def detect_metadata(file: FileInfo, source_kind: SourceKind = SourceKind.UNKNOWN
     if source_kind == SourceKind.REGISTRY:
         confidence = max(confidence + 0.1, 0.75)
         evidence.append("downloaded from a model registry")
-    if fmt == ModelFormat.UNKNOWN and confidence < 0.5:
-        fmt = None
+    if confidence < 0.5:
+        fmt = None  # not taken for a model: naming a model format would contradict that
     return Detection.verdict(min(confidence, METADATA_CEILING), fmt, Method.METADATA, evidence)
 
 
