@@ -346,6 +346,9 @@ violation_level: extreme
     assert f"{path}:4:" in text and "curiosity" in text
     assert f"{path}:7:" in text
     assert f"{path}:9:" in text and "extreme" in text
+    # the checks beyond the schema are reported in the same go
+    assert "unknown time zone 'Mars/Olympus'" in text and f"{path}:6:" in text
+    assert "thresholds must rise" in text and f"{path}:8:" in text
 
 
 def test_policy_semantics_beyond_the_schema_are_checked(tmp_path: Path) -> None:
@@ -362,9 +365,24 @@ mappings:
         load_policy(path)
     text = str(caught.value)
     assert "unknown time zone 'Mars/Olympus'" in text and f"{path}:2:" in text
-    assert "ends before it starts" in text and f"{path}:4:" in text
+    assert "'Backwards' ends (2026-11-01) before it starts (2026-12-01)" in text
+    assert f"{path}:4:" in text
     assert "thresholds must rise" in text
     assert "'actor.mood' is not a field" in text and f"{path}:6:" in text
+
+
+def test_working_hours_that_start_when_they_end_are_refused_and_a_night_shift_works(
+        tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text('working_hours: {start: "09:00", end: "09:00"}\n')
+    with pytest.raises(SpecError, match="start and end at the same time"):
+        load_policy(path)
+    night = policy_from_mapping({"working_hours": {"start": "22:00", "end": "06:00",
+                                                   "days": ["tue"]}})
+    at_night = event(when=datetime(2026, 11, 24, 23, 30, tzinfo=UTC), timezone="UTC")
+    midday = event(when=datetime(2026, 11, 24, 12, 0, tzinfo=UTC), timezone="UTC")
+    assert "off_hours" not in reasons(score(at_night, by_content(), night))
+    assert "off_hours" in reasons(score(midday, by_content(), night))
 
 
 def test_policy_mappings_are_compiled(tmp_path: Path) -> None:

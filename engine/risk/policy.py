@@ -118,34 +118,48 @@ def policy_from_mapping(data: dict[str, Any], *, doc: Document | None = None) ->
     merged = _merge(default_policy_data(), _plain(data))
     problems = [problem for error in schema_errors(policy_schema(), merged)
                 for problem in _problems(doc, origin, error)]
-    if problems:
-        raise SpecError(problems)
+    # The checks a schema cannot express run as well, wherever their part is well-formed:
+    # every problem of a policy file is reported at once.
     mappings: dict[str, WebhookMapping] = {}
-    for name, spec in (merged.get("mappings") or {}).items():
+    for name, spec in _mapping_items(merged.get("mappings")):
         try:
             mappings[name] = mapping_from_dict(name, spec, origin=origin,
                                                pointer=f"/mappings/{name}")
         except SpecError as exc:
             problems.extend(_located(doc, p) for p in exc.problems)
-    hours = merged["working_hours"]
-    zone = _zone(hours["timezone"])
-    if zone is None:
+    hours = merged.get("working_hours")
+    hours = hours if isinstance(hours, dict) else {}
+    zone = _zone(hours["timezone"]) if isinstance(hours.get("timezone"), str) else None
+    if zone is None and isinstance(hours.get("timezone"), str):
         problems.append(_at(doc, origin, "/working_hours/timezone",
                             f"unknown time zone '{hours['timezone']}'"))
+    start_clock, end_clock = _clock(hours.get("start")), _clock(hours.get("end"))
+    if start_clock is not None and start_clock == end_clock:
+        problems.append(_at(doc, origin, "/working_hours/end",
+                            f"working hours start and end at the same time ({hours['end']}): "
+                            "every hour would be off hours"))
     periods = []
-    for index, period in enumerate(merged.get("high_risk_periods") or ()):
-        start, end = date.fromisoformat(period["start"]), date.fromisoformat(period["end"])
+    for index, period in enumerate(_list(merged.get("high_risk_periods"))):
+        try:
+            start = date.fromisoformat(period["start"])
+            end = date.fromisoformat(period["end"])
+            weight = float(period.get("weight", 10))
+        except (TypeError, ValueError, KeyError, AttributeError):
+            continue  # the schema has said what is wrong with it
         if end < start:
             problems.append(_at(doc, origin, f"/high_risk_periods/{index}/end",
-                                "ends before it starts"))
-        periods.append(HighRiskPeriod(period["name"], start, end,
-                                      float(period.get("weight", 10))))
-    levels = merged["levels"]
-    if not levels["low"] <= levels["medium"] <= levels["high"] <= levels["critical"]:
+                                f"'{period.get('name')}' ends ({end}) before it starts "
+                                f"({start})"))
+        periods.append(HighRiskPeriod(str(period.get("name")), start, end, weight))
+    levels = merged.get("levels")
+    if isinstance(levels, dict) and all(
+            isinstance(levels.get(k), int | float) for k in ("low", "medium", "high", "critical")) \
+            and not levels["low"] <= levels["medium"] <= levels["high"] <= levels["critical"]:
         problems.append(_at(doc, origin, "/levels", "thresholds must rise: low <= medium <= "
                                                     "high <= critical"))
     if problems:
         raise SpecError(problems)
+    levels = merged["levels"]
     destinations = merged["destinations"]
     options = NormaliseOptions(
         registry_domains={k.lower(): v for k, v in (merged.get("registries") or {}).items()},
@@ -176,6 +190,22 @@ def policy_from_mapping(data: dict[str, Any], *, doc: Document | None = None) ->
 def _minutes(clock: str) -> int:
     hours, minutes = clock.split(":")
     return int(hours) * 60 + int(minutes)
+
+
+def _clock(value: Any) -> int | None:
+    """Minutes of an "HH:MM" clock, or None when it is not one (the schema says so)."""
+    try:
+        return _minutes(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _list(value: Any) -> list[Any]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _mapping_items(value: Any) -> list[tuple[str, Any]]:
+    return list(value.items()) if isinstance(value, dict) else []
 
 
 def _plain(value: Any) -> Any:

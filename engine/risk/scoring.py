@@ -185,7 +185,9 @@ def _destination(event: ModelMovementEvent, policy: Policy, add: Any) -> None:
 def _off_hours(local: datetime, zone_name: str, policy: Policy, add: Any) -> None:
     minutes = local.hour * 60 + local.minute
     weekday = local.weekday()
-    if weekday in policy.work_days and policy.work_start <= minutes < policy.work_end:
+    start, end = policy.work_start, policy.work_end
+    at_work = start <= minutes < end if start < end else minutes >= start or minutes < end
+    if weekday in policy.work_days and at_work:  # start after end: a shift past midnight
         return
     add(Reason("off_hours", policy.weights["off_hours"],
                f"off hours: {local.hour:02d}:{local.minute:02d} on a {_DAY_NAMES[weekday]} "
