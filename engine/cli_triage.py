@@ -348,11 +348,21 @@ def cmd_respond(args: argparse.Namespace) -> int:
                 worst = _worse(worst, record["status"])
                 if not args.json:
                     print("\n" + summary_table(record))
-                    print(f"run {record['run_id']}: {record['status']}")
+                    print(f"run {record['run_id']}: {record['status']}{_handled(record)}")
             results.append({**verdict.to_dict(), "runs": runs})
     if args.json:
         print(json.dumps(results, indent=2, default=str))
     return worst
+
+
+def _handled(record: dict[str, Any]) -> str:
+    """A succeeded run whose failures a `when: failure` step handled says so: its exit code
+    is 0, and the failed steps are what a reader must not miss."""
+    failed = [step for step, data in (record.get("steps") or {}).items()
+              if isinstance(data, dict) and data.get("status") == "failed"]
+    if record.get("status") != "succeeded" or not failed:
+        return ""
+    return f", but {len(failed)} step(s) failed and were handled: {', '.join(failed)}"
 
 
 def _worse(current: int, status: str) -> int:

@@ -325,6 +325,17 @@ def test_respond_reports_a_failed_run_with_exit_1(
     assert all(secret not in out + err for secret in secrets)
 
 
+def test_respond_says_when_a_succeeded_run_had_failures_handled(
+        vendors: tuple[MockFleet, Path, list[str]], tmp_path: Path, capsys: Any,
+        monkeypatch: Any) -> None:
+    fleet, config, _ = vendors
+    fleet.get("falcon").inject("status", status=401, path="/oauth2/token", times=None)
+    code, out, err = run_cli(capsys, monkeypatch, "respond", USB, "--config", config,
+                             "--no-journal")
+    assert code == 0, err  # the escalation handled the failures: the run succeeded ...
+    assert "step(s) failed and were handled: contain" in out  # ... and says what failed
+
+
 # --- test --------------------------------------------------------------------------------------
 
 
