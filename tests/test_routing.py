@@ -431,6 +431,9 @@ def test_the_shipped_triggers_never_start_two_responses_for_one_event(host: Plug
         assert len(chosen_names) <= 1, where
         if departing:
             assert not nudging & set(chosen_names), where
+            if trusted is not True and kind != "endpoint" and "name" not in extra:
+                # a leaver's model leaving is never left without a response
+                assert chosen_names == ["departing-employee-model-exfil"], where
         if trusted or kind == "endpoint" or extra.get("name") == "report.csv":
             assert chosen_names == [], where
         if not departing and trusted is not True and "name" not in extra:
@@ -443,9 +446,10 @@ def test_the_shipped_triggers_never_start_two_responses_for_one_event(host: Plug
 def test_a_departing_employee_at_high_risk_is_contained_wherever_it_went(
         host: PluginHost) -> None:
     triage = build_triage(policy_from_mapping({"routing": {"dedupe_window": 0}}), host)
-    for kind in ("removable_media", "personal_cloud", "personal_email", "genai_tool"):
+    for kind in KINDS:
+        expected = [] if kind == "endpoint" else ["departing-employee-model-exfil"]
         assert verdict_for(host, triage, departing=True, kind=kind, trusted=False,
-                           extra={}) == ["departing-employee-model-exfil"], kind
+                           extra={}) == expected, kind
 
 
 def test_policy_playbooks_join_the_shipped_ones_or_replace_them(tmp_path: Path,
