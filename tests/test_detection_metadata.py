@@ -64,6 +64,55 @@ def test_a_file_not_taken_for_a_model_names_no_model_format(name: str) -> None:
     assert not detection.is_model and detection.format is None
 
 
+@pytest.mark.parametrize("name", ["colorado_trip_photos.zip", "gilbert_family_2025.tar",
+                                  "egypt_holiday.zip", "albert_photos.zip", "robert_cv.zip",
+                                  "llamas_at_the_farm.zip", "faq4_notes.bin"])
+def test_model_words_inside_other_words_are_not_hints(name: str) -> None:
+    # colorado holds no LoRA, gilbert no BERT, egypt no GPT
+    assert not detect_metadata(FileInfo(name=name, size=300 * MB)).is_model
+
+
+@pytest.mark.parametrize("name", ["lora_adapter.bin", "qlora-adapter.bin", "distilbert.bin",
+                                  "roberta-large.bin", "bert-base-uncased.bin", "gpt2-medium.bin",
+                                  "q4_k_m.bin", "finbert_v2.bin", "epoch12.bin"])
+def test_model_words_standing_as_words_are_hints(name: str) -> None:
+    assert detect_metadata(FileInfo(name=name, size=300 * MB)).is_model
+
+
+@pytest.mark.parametrize(("name", "fmt"), [
+    ("model.onnx_data", ModelFormat.ONNX),
+    ("variables.data-00000-of-00001", ModelFormat.TF_SAVEDMODEL),
+    ("model.ckpt-1000.data-00000-of-00001", ModelFormat.TF_SAVEDMODEL),
+    ("model.ckpt-1000.index", ModelFormat.TF_SAVEDMODEL),
+    ("resnet-0000.params", ModelFormat.UNKNOWN),
+    ("fraud.onnx.bak", ModelFormat.ONNX),
+    ("adapter_model.safetensors.part", ModelFormat.SAFETENSORS),
+])
+def test_shards_external_data_and_copies_of_models_are_models(name: str,
+                                                               fmt: ModelFormat) -> None:
+    detection = detect_metadata(FileInfo(name=name, size=500 * MB))
+    assert detection.is_model and detection.format == fmt
+
+
+@pytest.mark.parametrize("name", ["tokenizer.model", "spiece.model",
+                                  "sentencepiece.bpe.model"])
+def test_tokenizer_files_sit_beside_a_model(name: str) -> None:
+    assert not detect_metadata(FileInfo(name=name, size=MB // 2)).is_model
+
+
+def test_a_file_without_extension_is_not_disguised_but_a_cache_blob_is_a_model() -> None:
+    dump = detect_metadata(FileInfo(name="core", path="/var/crash/core", size=2100 * MB,
+                                    mime_type_by_bytes="application/octet-stream"))
+    assert not dump.is_model and not dump.disguised
+    blob = detect_metadata(FileInfo(
+        name="3f1a9c0e", size=4000 * MB, mime_type_by_bytes="application/octet-stream",
+        path="/Users/dana/.cache/huggingface/hub/models--meta-llama--Llama-3-8B/blobs/3f1a9c0e"))
+    assert blob.is_model and not blob.disguised
+    ollama = detect_metadata(FileInfo(name="sha256-6a0746a1ec1a", size=4000 * MB,
+                                      path="/Users/dana/.ollama/models/blobs/sha256-6a0746a1ec1a"))
+    assert ollama.is_model
+
+
 def test_a_file_from_the_registry_is_a_model_unless_it_is_a_companion() -> None:
     assert detect_metadata(FileInfo(name="weights.bin"), SourceKind.REGISTRY).is_model
     assert not detect_metadata(FileInfo(name="MLmodel"), SourceKind.REGISTRY).is_model

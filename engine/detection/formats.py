@@ -147,6 +147,8 @@ MODEL_COMPANION_NAMES = frozenset({
     "serving_input_example.json", "config.json", "generation_config.json", "tokenizer.json",
     "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json",
     "merges.txt", "readme.md", "license", "model_index.json", "registered_model_meta",
+    "tokenizer.model", "spiece.model", "sentencepiece.model", "sentencepiece.bpe.model",
+    "spm.model", "bpe.model", "preprocessor_config.json", "added_tokens.json",
 })
 
 

@@ -9,6 +9,7 @@ bytes (Incydr's mimeTypeByBytes / categoryByBytes). Metadata alone never claims 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from ..events.model import FileInfo, SourceKind
 from .formats import (
@@ -26,15 +27,33 @@ from .formats import (
 )
 
 METADATA_CEILING = 0.95
+# Words in a name that read like a model. Short ones must stand as words (after a non-letter
+# and before a non-letter): "colorado" holds no LoRA, "gilbert" no BERT, "egypt" no GPT.
 _NAME_HINTS = re.compile(
-    r"model|weights?|checkpoint|ckpt|lora|adapter|fine-?tun|finetune|-of-\d+|epoch|"
-    r"llama|mistral|bert|gpt|resnet|classifier|embedding|quantized|q4_|q8_|gguf|ggml|"
-    r"state_dict|frozen|inference_graph|saved_?model",
+    r"model|checkpoint|fine-?tun|finetune|-of-\d+|state_dict|quantized|embedding|classifier|"
+    r"gguf|ggml|frozen|inference_graph|saved_?model|safetensors|"
+    r"(?<![a-z])q[2-8]_|"
+    r"(?<![a-z])(?:weights?|ckpt|q?lora|adapters?|epochs?|llama|mistral|gpt|resnet|"
+    r"(?:distil|tiny|mobile|camem|flau|fin|bio|sci|sentence-?)?bert|roberta|deberta)(?![a-z])",
     re.IGNORECASE)
 # A name that says which format an ambiguous extension holds (ggml-model-q4_0.bin).
 _FORMAT_HINTS = ((re.compile(r"gguf|ggml", re.IGNORECASE), ModelFormat.GGUF),
                  (re.compile(r"frozen|inference_graph|saved_?model", re.IGNORECASE),
                   ModelFormat.TF_SAVEDMODEL))
+# Files that hold (part of) a model under a name no extension table knows.
+_SHARD_NAMES = (
+    (re.compile(r"\.onnx_data$|\.onnx\.data$"), ModelFormat.ONNX,
+     "ONNX external data (the tensors of an .onnx model)"),
+    (re.compile(r"(?:^variables|\.ckpt(?:-\d+)?)\.(?:data-\d+-of-\d+|index)$"),
+     ModelFormat.TF_SAVEDMODEL, "TensorFlow variables or checkpoint shard"),
+    (re.compile(r"\.params$"), ModelFormat.UNKNOWN, "MXNet parameters"),
+)
+# Suffixes that keep the real name in front: model.onnx.bak is still an ONNX model.
+_COPY_SUFFIXES = (".bak", ".old", ".orig", ".tmp", ".part", ".crdownload", ".download",
+                  ".copy", ".backup", ".1", ".2")
+# Folders whose hash-named blobs are model files (Hugging Face cache, Ollama).
+_BLOB_FOLDERS = re.compile(r"/models--[^/]+/blobs/|/\.ollama/models/blobs/|/ollama/models/blobs/",
+                           re.IGNORECASE)
 _PATH_HINTS = re.compile(r"mlruns|mlartifacts|checkpoints?/|/models?/|huggingface|/\.cache/torch|"
                          r"model-registry|artifacts/|/weights/", re.IGNORECASE)
 _OPAQUE_MIMES = ("application/octet-stream", "application/zip", "application/x-hdf5",
@@ -48,6 +67,19 @@ _DISGUISE_MIN = 1024 * 1024
 def detect_metadata(file: FileInfo, source_kind: SourceKind = SourceKind.UNKNOWN) -> Detection:
     """How likely the file is a model, from its name, path, size, source and sniffed type."""
     lower = base_name(file.name).lower()
+    for suffix in _COPY_SUFFIXES:
+        if lower.endswith(suffix) and "." in lower[:-len(suffix)]:
+            inner = detect_metadata(replace(file, name=file.name[:-len(suffix)]), source_kind)
+            if inner.is_model:
+                return Detection.verdict(inner.confidence, inner.format, inner.method,
+                                         [f"a copy ({suffix}) of '{file.name[:-len(suffix)]}'",
+                                          *inner.evidence], disguised=inner.disguised)
+            break
+    for pattern, shard_format, what in _SHARD_NAMES:
+        if pattern.search(lower):
+            confidence = 0.75 if shard_format != ModelFormat.UNKNOWN else 0.55
+            return Detection.verdict(confidence, shard_format, Method.METADATA,
+                                     [f"'{file.name}' is {what}"])
     dot = lower.rfind(".")
     ext = lower[dot:] if dot > 0 else ""
     by_bytes = file.mime_type_by_bytes.lower() if file.mime_type_by_bytes else ""
@@ -84,8 +116,11 @@ def detect_metadata(file: FileInfo, source_kind: SourceKind = SourceKind.UNKNOWN
         if file.size is not None and file.size >= _LARGE:
             confidence += 0.1
             evidence.append(f"large binary ({_human(file.size)})")
+    elif not ext and file.path and _BLOB_FOLDERS.search(file.path.replace("\\", "/")):
+        fmt, confidence = None, 0.7
+        evidence = ["a blob of a local model cache (Hugging Face or Ollama)"]
     elif not ext or ext in NON_MODEL_EXTENSIONS:
-        disguised = _disguised(file, ext)
+        disguised = _disguised(file, ext) if ext else None  # no name claims no other type
         if disguised is not None:
             return disguised
         return Detection.verdict(0.02 if ext else 0.1, None, Method.METADATA,
