@@ -191,6 +191,50 @@ def test_browser_uploads_tell_a_company_tenant_from_a_personal_account(
     assert normalise(browser_upload(domain, category)).destination.kind == kind
 
 
+def test_a_browser_upload_names_the_site_not_the_browser() -> None:
+    raw = incydr_event(event={"action": "application-read"}, risk={"trusted": False},
+                       destination={"removableMedia": None, "domains": ["claude.ai"],
+                                    "name": "Chrome"})
+    destination = normalise(raw).destination
+    assert destination.kind == DestinationKind.GENAI_TOOL
+    assert destination.name == "claude.ai (Chrome)" and destination.domain == "claude.ai"
+
+
+@pytest.mark.parametrize("host", ["modelscope.cn", "www.kaggle.com", "huggingface.co"])
+def test_model_hubs_count_with_the_generative_ai_tools(host: str) -> None:
+    assert normalise(browser_upload(host)).destination.kind == DestinationKind.GENAI_TOOL
+
+
+def test_the_policy_adds_personal_cloud_and_mail_hosts() -> None:
+    own = NormaliseOptions(personal_cloud_domains=frozenset({"files.example.net"}),
+                           personal_email_domains=frozenset({"mail.example.org"}))
+    assert normalise(browser_upload("files.example.net"), options=own).destination.kind == \
+        DestinationKind.PERSONAL_CLOUD
+    assert normalise(browser_upload("mail.example.org"), options=own).destination.kind == \
+        DestinationKind.PERSONAL_EMAIL
+    assert normalise(browser_upload("files.example.net")).destination.kind == \
+        DestinationKind.WEB_UPLOAD
+
+
+def test_airdrop_hands_the_file_to_a_device_nearby() -> None:
+    raw = incydr_event(event={"action": "application-read"}, risk={"trusted": False},
+                       destination={"removableMedia": None, "name": "AirDrop"})
+    assert normalise(raw).destination.kind == DestinationKind.REMOVABLE_MEDIA
+
+
+def test_an_alert_to_a_trusted_sync_service_is_trusted() -> None:
+    alert = {"id": "a-1", "actor": "dana@acme.example", "createdAt": "2026-11-20T10:00:00Z",
+             "observations": [{"observedAt": "2026-11-20T09:59:00Z",
+                               "data": {"exposureTypes": ["CloudStorage"],
+                                        "syncToServices": ["Dropbox"],
+                                        "files": [{"name": "m.safetensors"}]}}]}
+    trusting = NormaliseOptions(trusted_domains=frozenset({"dropbox.com"}))
+    [trusted] = normalise_many(alert, options=trusting)
+    [untrusted] = normalise_many(alert)
+    assert trusted.destination.trusted is True and trusted.destination.domain == "dropbox.com"
+    assert untrusted.destination.trusted is False
+
+
 def test_corporate_domains_make_a_browser_upload_internal_and_trusted() -> None:
     corporate = NormaliseOptions(corporate_domains=frozenset({"acme.example"}))
     destination = normalise(browser_upload("files.acme.example", "Cloud Storage"),
@@ -232,6 +276,9 @@ def test_a_normalised_event_to_a_trusted_domain_is_trusted() -> None:
     trusting = NormaliseOptions(trusted_domains=frozenset({"partner.example"}))
     assert normalise(data, options=trusting).destination.trusted is True
     assert normalise(data).destination.trusted is False
+    data["destination"] = {"kind": "web_upload", "url": "https://upload.partner.example/x",
+                           "trusted": False}  # only a URL: its host counts
+    assert normalise(data, options=trusting).destination.trusted is True
 
 
 def test_a_removable_device_named_after_its_vendor_is_not_named_twice() -> None:

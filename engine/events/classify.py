@@ -20,6 +20,8 @@ GENAI_DOMAINS = frozenset({
     "copilot.microsoft.com", "perplexity.ai", "poe.com", "chat.mistral.ai", "huggingface.co",
     "chat.deepseek.com", "deepseek.com", "character.ai", "you.com", "pi.ai", "grok.com",
     "meta.ai", "replicate.com", "together.ai", "groq.com",
+    # model hubs: publishing a model there is as much a leak as pasting it into a chat
+    "modelscope.cn", "kaggle.com", "civitai.com", "ollama.com",
 })
 PERSONAL_EMAIL_DOMAINS = frozenset({
     "gmail.com", "mail.google.com", "googlemail.com", "outlook.com", "outlook.live.com",
@@ -93,9 +95,10 @@ class NormaliseOptions:
     personal_cloud_domains: frozenset[str] = PERSONAL_CLOUD_DOMAINS
 
     def trusts(self, domain: str | None, url: str | None = None) -> bool:
-        """Whether the policy trusts a destination: its host is (under) a trusted or
-        corporate domain, or its URL is under a trusted `host/path` entry (github.com/acme
-        trusts https://github.com/acme/... and git@github.com:acme/...)."""
+        """Whether the policy trusts a destination: its host (or its URL's host) is (under) a
+        trusted or corporate domain, or its URL is under a trusted `host/path` entry
+        (github.com/acme trusts https://github.com/acme/... and git@github.com:acme/...)."""
+        domain = domain or url_host(url)
         if domain_matches(domain, self.trusted_domains) or \
                 domain_matches(domain, self.corporate_domains):
             return True
@@ -112,6 +115,17 @@ class NormaliseOptions:
 
 
 DEFAULT_OPTIONS = NormaliseOptions()
+
+
+def url_host(url: str | None) -> str | None:
+    """The host of https://host/..., git@host:path or ssh://user@host/path."""
+    if not url:
+        return None
+    rest = url.split("://", 1)[-1]
+    authority = rest.split("/", 1)[0]
+    if "@" in authority:
+        authority = authority.split("@", 1)[1]
+    return authority.split(":", 1)[0].lower() or None
 
 
 def _under(url: str, entry: str) -> bool:

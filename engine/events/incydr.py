@@ -302,12 +302,17 @@ def _file_event_destination(raw: Mapping[str, Any], event: Mapping[str, Any],
         domain = domains[0] if domains else None
         return Destination(DestinationKind.CLOUD_SHARE, name,
                            True if options.trusts(domain, url) else trusted, domain, account, url)
+    if (name or "").lower() in NEARBY_SHARING:
+        # AirDrop and its kind hand the file to a device nearby: a removable drive in effect
+        return Destination(DestinationKind.REMOVABLE_MEDIA, name, trusted, None, account)
     if action in ("application-read", "file-uploaded") or domains or url:
         all_domains = domains or ([h] if (h := _host(url)) else [])
         kind, domain = classify_web_destination(
             all_domains, name, _str(dest, "category", "destination.category", o), options)
         if options.trusts(domain, url):
             trusted = True
+        if domain and (name or "").lower() in BROWSERS:
+            name = f"{domain} ({name})"  # the site, not the browser, is where the file went
         return Destination(kind, name, trusted, domain, account, url)
     if action in ("file-downloaded", "file-created", "file-modified"):
         return Destination(DestinationKind.ENDPOINT, name, True if trusted is None else trusted)
@@ -325,6 +330,11 @@ def _host(url: str | None) -> str | None:
 
 
 # --- alerts ----------------------------------------------------------------------------------
+
+NEARBY_SHARING = frozenset({"airdrop", "nearby share", "quick share", "bluetooth"})
+BROWSERS = frozenset({"chrome", "google chrome", "firefox", "mozilla firefox", "safari", "edge",
+                      "microsoft edge", "brave", "opera", "arc", "chromium", "vivaldi",
+                      "internet explorer"})
 
 _EXPOSURE_KINDS = {
     "RemovableMedia": DestinationKind.REMOVABLE_MEDIA,
@@ -394,7 +404,8 @@ def _alert_destination(data: Mapping[str, Any], options: NormaliseOptions) -> De
     for exposure in exposures:
         if exposure in _EXPOSURE_KINDS:
             name = services[0] if services else None
-            return Destination(_EXPOSURE_KINDS[exposure], name, False)
+            domain = SYNC_APP_DOMAINS.get((name or "").lower())
+            return Destination(_EXPOSURE_KINDS[exposure], name, options.trusts(domain), domain)
     if "ApplicationRead" in exposures:
         details = [d for d in data.get("appReadDetails") or () if isinstance(d, Mapping)]
         name = str(details[0].get("destinationName") or "") if details else ""

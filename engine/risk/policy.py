@@ -20,7 +20,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..actions import describe_schema_error, schema_errors
 from ..errors import Problem, SpecError
-from ..events.classify import GENAI_DOMAINS, NormaliseOptions
+from ..events.classify import (
+    GENAI_DOMAINS,
+    PERSONAL_CLOUD_DOMAINS,
+    PERSONAL_EMAIL_DOMAINS,
+    NormaliseOptions,
+)
 from ..events.webhook import WebhookMapping, mapping_from_dict
 from ..loader import Document, load_file, parse_text
 
@@ -166,7 +171,11 @@ def policy_from_mapping(data: dict[str, Any], *, doc: Document | None = None) ->
         corporate_domains=frozenset(d.lower() for d in destinations.get("corporate_domains", ())),
         trusted_domains=frozenset(d.lower() for d in destinations.get("trusted_domains", ())),
         genai_domains=GENAI_DOMAINS | frozenset(d.lower() for d in
-                                                destinations.get("genai_domains", ())))
+                                                destinations.get("genai_domains", ())),
+        personal_cloud_domains=PERSONAL_CLOUD_DOMAINS | frozenset(
+            d.lower() for d in destinations.get("personal_cloud_domains", ())),
+        personal_email_domains=PERSONAL_EMAIL_DOMAINS | frozenset(
+            d.lower() for d in destinations.get("personal_email_domains", ())))
     return Policy(
         levels=tuple(sorted(((float(v), k) for k, v in levels.items()), reverse=True)),
         non_model_cap=float(merged["non_model_cap"]),

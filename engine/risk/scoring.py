@@ -94,7 +94,8 @@ def _number(value: float) -> str:
 _DESTINATION_WORDS = {
     DestinationKind.REMOVABLE_MEDIA: "removable media", DestinationKind.PERSONAL_CLOUD:
     "personal cloud storage", DestinationKind.PERSONAL_EMAIL: "personal e-mail",
-    DestinationKind.GENAI_TOOL: "a generative-AI tool", DestinationKind.WEB_UPLOAD: "a web upload",
+    DestinationKind.GENAI_TOOL: "a generative-AI tool or model hub",
+    DestinationKind.WEB_UPLOAD: "a web upload",
     DestinationKind.GIT_PUSH: "a git push", DestinationKind.SYNC_APP: "a sync app",
     DestinationKind.CLOUD_SHARE: "a cloud share", DestinationKind.EMAIL: "external e-mail",
     DestinationKind.PRINTER: "a printer", DestinationKind.ENDPOINT: "the endpoint",
