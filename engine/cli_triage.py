@@ -283,7 +283,13 @@ def cmd_triage(args: argparse.Namespace) -> int:
     payload = load_payload(args.event)
     policy = load_policy(args.policy)
     events = normalise_payload(args.event, payload, policy)
-    triage = _triage_for(args, policy, _host(), writable=False)
+    host = _host()
+    variables = None
+    if args.config:  # only for its settings.vars, which triggers see as respond gives them
+        config = load_config(args.config, host.connection_types)
+        config.connections.close()
+        variables = config.vars
+    triage = _triage_for(args, policy, host, writable=False, variables=variables)
     # Claims go to a scratch copy: an event twice in this input is a duplicate the second
     # time, as respond would find, and the real store is not written.
     triage.router.store = ScratchDedupe(triage.router.store)
@@ -407,6 +413,9 @@ def add_commands(sub: Any) -> None:
     p = sub.add_parser("triage", help="detect, score and route events without running "
                                       "anything")
     _common(p)
+    p.add_argument("--config", metavar="FILE",
+                   help="a connections file, for its settings.vars (triggers see them as "
+                        "respond gives them); nothing is connected to")
     p.set_defaults(func=cmd_triage)
 
     p = sub.add_parser("respond", help="triage events and run the playbooks they start")

@@ -167,6 +167,26 @@ def test_missing_files_and_bad_policies_exit_2(tmp_path: Path, capsys: Any,
     assert code == 2 and "no fingerprint index" in err
 
 
+def test_triage_with_a_config_sees_its_settings_vars_as_respond_does(
+        tmp_path: Path, capsys: Any, monkeypatch: Any) -> None:
+    playbooks = tmp_path / "playbooks"
+    playbooks.mkdir()
+    (playbooks / "watched.yaml").write_text(
+        "name: watched\ntrigger: {if: \"contains(vars.watched, event.actor.email)\"}\n"
+        "vars: {watched: []}\nsteps: [{id: a, action: core.noop}]\n")
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(f"routing: {{playbooks: [{playbooks}], shipped_playbooks: false}}\n")
+    config = tmp_path / "connections.yaml"
+    config.write_text(json.dumps({"connections": {}, "settings": {
+        "vars": {"watched": ["dana.whitfield@example.com"]}}}))
+    code, out, _ = run_cli(capsys, monkeypatch, "triage", USB, "--policy", policy, "--json")
+    assert code == 0 and json.loads(out)[0]["playbooks"] == []
+    code, out, err = run_cli(capsys, monkeypatch, "triage", USB, "--policy", policy,
+                             "--config", config, "--json")
+    assert code == 0, err
+    assert json.loads(out)[0]["playbooks"] == ["watched"]
+
+
 def test_triage_shows_the_second_of_two_identical_events_as_a_duplicate_and_writes_nothing(
         tmp_path: Path, capsys: Any, monkeypatch: Any) -> None:
     event = json.loads(USB.read_text())
