@@ -191,6 +191,15 @@ def test_browser_uploads_tell_a_company_tenant_from_a_personal_account(
     assert normalise(browser_upload(domain, category)).destination.kind == kind
 
 
+def test_normalising_never_changes_the_raw_event() -> None:
+    raw = incydr_event(source={"domains": ["mlflow.acme.example"]},
+                       file={"acquiredFrom": [{"sourceDomains": ["s3.acme.example"]}]})
+    before = copy.deepcopy(raw)
+    event = normalise(raw)
+    assert raw == before and event.raw is raw
+    assert event.source.domain == "mlflow.acme.example"
+
+
 def test_a_browser_upload_names_the_site_not_the_browser() -> None:
     raw = incydr_event(event={"action": "application-read"}, risk={"trusted": False},
                        destination={"removableMedia": None, "domains": ["claude.ai"],

@@ -48,6 +48,7 @@ _SHARD_NAMES = (
      ModelFormat.TF_SAVEDMODEL, "TensorFlow variables or checkpoint shard"),
     (re.compile(r"\.params$"), ModelFormat.UNKNOWN, "MXNet parameters"),
 )
+_SHARD_HINT = re.compile(r"onnx.data|data-\d|\.index$|\.params$")
 # Suffixes that keep the real name in front: model.onnx.bak is still an ONNX model.
 _COPY_SUFFIXES = (".bak", ".old", ".orig", ".tmp", ".part", ".crdownload", ".download",
                   ".copy", ".backup", ".1", ".2")
@@ -67,7 +68,7 @@ _DISGUISE_MIN = 1024 * 1024
 def detect_metadata(file: FileInfo, source_kind: SourceKind = SourceKind.UNKNOWN) -> Detection:
     """How likely the file is a model, from its name, path, size, source and sniffed type."""
     lower = base_name(file.name).lower()
-    for suffix in _COPY_SUFFIXES:
+    for suffix in _COPY_SUFFIXES if lower.endswith(_COPY_SUFFIXES) else ():
         if lower.endswith(suffix) and "." in lower[:-len(suffix)]:
             inner = detect_metadata(replace(file, name=file.name[:-len(suffix)]), source_kind)
             if inner.is_model:
@@ -75,7 +76,7 @@ def detect_metadata(file: FileInfo, source_kind: SourceKind = SourceKind.UNKNOWN
                                          [f"a copy ({suffix}) of '{file.name[:-len(suffix)]}'",
                                           *inner.evidence], disguised=inner.disguised)
             break
-    for pattern, shard_format, what in _SHARD_NAMES:
+    for pattern, shard_format, what in _SHARD_NAMES if _SHARD_HINT.search(lower) else ():
         if pattern.search(lower):
             confidence = 0.75 if shard_format != ModelFormat.UNKNOWN else 0.55
             return Detection.verdict(confidence, shard_format, Method.METADATA,

@@ -149,11 +149,19 @@ def from_file_event(raw: Mapping[str, Any],
     o = FILE_EVENT
     if raw.__class__ is not dict and not isinstance(raw, Mapping):
         raise EventError.at("(event)", "an Incydr file event is a JSON object", o)
-    event = _obj(raw, "event", "event", o)
-    user = _obj(raw, "user", "user", o)
-    file = _obj(raw, "file", "file", o)
-    source = _obj(raw, "source", "source", o)
-    risk = _obj(raw, "risk", "risk", o)
+    get = raw.get
+    # The sections are dicts in all but broken events: checked by class first (_obj names the
+    # field when one is not an object).
+    if (event := get("event")).__class__ is not dict:
+        event = _obj(raw, "event", "event", o)
+    if (user := get("user")).__class__ is not dict:
+        user = _obj(raw, "user", "user", o)
+    if (file := get("file")).__class__ is not dict:
+        file = _obj(raw, "file", "file", o)
+    if (source := get("source")).__class__ is not dict:
+        source = _obj(raw, "source", "source", o)
+    if (risk := get("risk")).__class__ is not dict:
+        risk = _obj(raw, "risk", "risk", o)
     event_id, action, observer = _texts(event, _EVENT_TEXT, "event", o)
     if not event_id:
         raise EventError.at("event.id", "is required", o)
@@ -176,9 +184,9 @@ def from_file_event(raw: Mapping[str, Any],
     watchlists = _indicator_watchlists(risk, o)
     source_domains = _strings(source, "domains", "source.domains", o)
     for acquired in file.get("acquiredFrom") or ():
-        if isinstance(acquired, Mapping):
-            source_domains += _strings(acquired, "sourceDomains", "file.acquiredFrom.sourceDomains",
-                                       o)
+        if isinstance(acquired, Mapping):  # a new list: the event's own lists stay as they are
+            source_domains = [*source_domains, *_strings(
+                acquired, "sourceDomains", "file.acquiredFrom.sourceDomains", o)]
     source_kind, registry = classify_source(source_domains, directory, source_category,
                                             observer, options)
     return ModelMovementEvent(
