@@ -14,7 +14,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -106,8 +106,15 @@ class Action:
     def summary(self) -> str:
         return self.description.strip().splitlines()[0] if self.description.strip() else ""
 
-    def validate_inputs(self, inputs: dict[str, Any]) -> None:
-        _validate(self.input_schema, inputs, f"{self.name}: input")
+    def validate_inputs(self, inputs: dict[str, Any], *,
+                        unknown: Collection[Sequence[str | int]] = ()) -> None:
+        """Raise InputError unless the inputs match the schema. `unknown` lists paths (keys
+        and indexes from the top) of values that are not known yet (a dry run's values taken
+        from steps it did not call): problems at or under them are not the inputs' fault."""
+        errors = schema_errors(self.input_schema, inputs)
+        if unknown:
+            errors = [e for e in errors if not _about_unknown(e, unknown)]
+        _raise_for(errors, f"{self.name}: input")
 
     def validate_output(self, output: Any) -> None:
         _validate(self.output_schema, output, f"{self.name}: output")
@@ -166,8 +173,27 @@ def describe_schema_error(error: jsonschema.ValidationError) -> str:
     return f"{where}: {error.message}"
 
 
+# A problem these report on a value holding an unknown part may be that part's doing.
+_COMBINATORS = frozenset({"anyOf", "oneOf", "allOf", "not", "if", "then", "else"})
+
+
+def _about_unknown(error: jsonschema.ValidationError,
+                   unknown: Collection[Sequence[str | int]]) -> bool:
+    path = tuple(error.absolute_path)
+    for where in unknown:
+        part = tuple(where)
+        if path[:len(part)] == part:
+            return True  # at or inside the unknown value
+        if error.validator in _COMBINATORS and part[:len(path)] == path:
+            return True
+    return False
+
+
 def _validate(schema: dict[str, Any], value: Any, what: str) -> None:
-    errors = schema_errors(schema, value)
+    _raise_for(schema_errors(schema, value), what)
+
+
+def _raise_for(errors: list[jsonschema.ValidationError], what: str) -> None:
     if errors:
         details = "; ".join(describe_schema_error(e) for e in errors[:5])
         raise InputError(f"{what} does not match its schema: {details}")

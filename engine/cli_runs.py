@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,14 @@ from .actions import ActionContext
 from .conductor import Conductor
 from .config import Config, load_config
 from .errors import CrownguardError
-from .journal import Journal, RunRecord, default_journal_path, open_journal
+from .journal import (
+    Journal,
+    RunEnded,
+    RunHeldElsewhere,
+    RunRecord,
+    default_journal_path,
+    open_journal,
+)
 from .plugins import PluginHost
 from .runner import Runner
 from .spec import Playbook, parse_playbook
@@ -25,6 +33,7 @@ from .timeline import Timeline, summary_table
 from .undo import plan_undo, undo_playbook
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WAITING = 0, 1, 2, 3
+ENDED = ("succeeded", "failed", "cancelled")
 
 
 class RunsError(CrownguardError):
@@ -86,13 +95,30 @@ def _print_record(record: dict[str, Any], as_json: bool) -> None:
         print(f"\nrun {record['run_id']}: {record['status']}")
 
 
+def cancelled_message(journal: Journal, run_id: str, nothing_to: str) -> str:
+    """Why a cancelled run cannot go on: when and by what it was cancelled."""
+    cancel = next((e for e in reversed(journal.events(run_id))
+                   if e.get("type") == "run_cancelled"), None)
+    if cancel is None:  # cancelled by a status change (Journal.set_status), not an event
+        return f"run {run_id} was cancelled; nothing to {nothing_to}"
+    if cancel.get("undo_run_id"):
+        return (f"run {run_id} was undone and cancelled at {cancel.get('at')} (undo run "
+                f"{cancel['undo_run_id']}); nothing to {nothing_to}")
+    why = f" ({cancel['reason']})" if cancel.get("reason") else ""
+    return f"run {run_id} was cancelled at {cancel.get('at')}{why}; nothing to {nothing_to}"
+
+
 def resume_one(journal: Journal, host: PluginHost, config_path: str | None, run_id: str,
                quiet: bool = False) -> dict[str, Any]:
     run = journal.get_run(run_id)
+    if str(run.status) == "cancelled":
+        raise RunsError(cancelled_message(journal, run_id, "resume"))
     config = config_for(run, config_path, host)
-    if str(run.status) in ("succeeded", "failed", "cancelled"):
+    if str(run.status) in ENDED:
         raise RunsError(f"run {run_id} has already ended ({run.status})")
     if not journal.claim(run_id):
+        if str(journal.get_run(run_id).status) == "cancelled":  # cancelled just now
+            raise RunsError(cancelled_message(journal, run_id, "resume"))
         raise RunsError(f"run {run_id} is being run by another live process")
     playbook = stored_playbook(run, host)
     dry_run = bool((run.inputs.get("run") or {}).get("dry_run"))
@@ -157,8 +183,17 @@ def _wait_to_settle(journal: Journal, run: RunRecord, host: PluginHost) -> bool:
 
 def answer(journal: Journal, host: PluginHost, config_path: str | None, run_id: str, step: str,
            decision: str, by: str, comment: str | None, as_json: bool) -> int:
-    """Record an answer to a waiting step (refused when `by` may not answer) and resume."""
+    """Record an answer to a waiting step (refused when `by` may not answer, or when the run
+    was cancelled: an undo of a waiting run cancels it) and resume."""
     run = journal.get_run(run_id)
+    if str(run.status) == "cancelled":
+        if step not in stored_playbook(run, host).by_id:
+            raise RunsError(f"run {run_id} has no step '{step}'")
+        reason = cancelled_message(journal, run_id, "approve")
+        journal.record_approval(run_id, step, decision, by, comment=comment, accepted=False,
+                                reason=reason)
+        print(f"crownguard: refused and recorded: {reason}", file=sys.stderr)
+        return EXIT_FAILED
     config = config_for(run, config_path, host)
     conductor = Conductor(stored_playbook(run, host), run.inputs)
     for event in journal.events(run_id):
@@ -217,13 +252,49 @@ def cmd_slack_answer(args: argparse.Namespace) -> int:
                       reply["user"], comment, args.json)
 
 
+def cancel_for_undo(journal: Journal, host: PluginHost, config: Config, run: RunRecord,
+                    playbook: Playbook, undo_run_id: str, quiet: bool) -> dict[str, Any]:
+    """Cancel a run that has not ended before its changes are undone, so that none of its
+    steps (an escalation after a wait, a comment on the ticket the undo closes) runs later."""
+    runner = Runner(host, config, journal=journal, on_event=None if quiet else Timeline())
+    try:
+        return runner.cancel(playbook, run.run_id, run.inputs, journal.events(run.run_id),
+                             reason=f"undo of its changes (undo run {undo_run_id})",
+                             details={"undo_run_id": undo_run_id, "by": "crownguard undo"})
+    except RunHeldElsewhere:
+        raise RunsError(f"run {run.run_id} is being run by another live process: undo it once "
+                        "that process has finished or stopped") from None
+    except RunEnded as exc:  # it ended between our look and the cancellation
+        raise RunsError(f"run {run.run_id}: {exc}; run the undo again") from None
+
+
 def cmd_undo(args: argparse.Namespace) -> int:
     host = PluginHost.from_entry_points()
     with journal_for(args) as journal:
         run = journal.get_run(args.run_id)
         config = config_for(run, args.config, host)
         playbook = stored_playbook(run, host)
+        # Planned before anything is cancelled: a wrong --step or a missing undo action
+        # changes nothing.
         calls = plan_undo(playbook, journal.events(args.run_id), host, args.step)
+        undo_run_id = uuid.uuid4().hex
+        out = sys.stderr if args.json else sys.stdout
+        cancelled: dict[str, Any] | None = None
+        if str(run.status) not in ENDED:
+            if args.dry_run:
+                print(f"dry run: would cancel run {args.run_id} ({run.status}) first", file=out)
+            else:
+                print(f"cancelling run {args.run_id} ({run.status}) first: none of its steps "
+                      "will run any more", file=out)
+                cancelled = cancel_for_undo(journal, host, config, run, playbook, undo_run_id,
+                                            quiet=args.json)
+                calls = plan_undo(playbook, journal.events(args.run_id), host, args.step)
+        if not calls and cancelled is not None:
+            # The cancellation stands (it is what an undo of a waiting run owes); that there
+            # was nothing to revert is still reported as before.
+            raise RunsError(f"run {args.run_id} is cancelled, but there is nothing to undo: "
+                            f"no step of '{playbook.name}' changed anything with a declared "
+                            "undo")
         undo = undo_playbook(playbook, calls)
         if not args.json:
             print(f"undoing {len(calls)} change(s) of run {args.run_id}:")
@@ -232,8 +303,8 @@ def cmd_undo(args: argparse.Namespace) -> int:
         # A dry run of the undo is shown, not journaled (as for `run --dry-run`).
         runner = Runner(host, config, journal=None if args.dry_run else journal,
                         dry_run=args.dry_run, on_event=None if args.json else Timeline())
-        record = runner.run(undo, {}, kind="undo", parent_run_id=args.run_id,
-                            variables=undo.vars)
+        record = runner.run(undo, {}, run_id=undo_run_id, kind="undo",
+                            parent_run_id=args.run_id, variables=undo.vars)
         _print_record(record, args.json)
         return status_exit(record["status"])
 

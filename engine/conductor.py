@@ -52,6 +52,10 @@ class EventType(StrEnum):
 
 FINAL = frozenset({StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.SKIPPED,
                    StepStatus.CANCELLED})
+# A run_cancelled event (the run is cancelled, e.g. by an undo while it waits) moves every step
+# that is not final to cancelled; a cancelled step takes no further event (TRANSITIONS below
+# allows none from it), so nothing of a cancelled run can start again, even on replay.
+CANCELLABLE = frozenset(StepStatus) - FINAL
 
 # Which event moves a step to which status, and from where that is allowed: the one guard.
 TRANSITIONS: dict[EventType, tuple[frozenset[StepStatus], StepStatus]] = {
@@ -129,8 +133,9 @@ class Conductor:
             return
         if kind == EventType.RUN_CANCELLED:
             self.cancelled = True
+            self.finished_at = at
             for sid, state in self.steps.items():
-                if state.status not in FINAL:
+                if state.status in CANCELLABLE:
                     self._set_status(sid, StepStatus.CANCELLED)
                     state.finished_at = at
             return

@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from .actions import Action, ActionContext, RetryPolicy, Waiting, timeout_message
-from .conductor import Conductor, EventType
+from .conductor import CANCELLABLE, Conductor, EventType
 from .config import Config
 from .errors import ActionError, ConfigError, InputError, StepTimeout
-from .expressions import ExpressionError, render
-from .journal import Journal
+from .expressions import ExpressionError, Reads, compile_template, has_template, reads, render
+from .journal import Journal, RunEnded
 from .plugins import PluginHost
 from .spec import Playbook, Step
 
@@ -73,6 +73,10 @@ class _StepWork:
     running: int = 0
     outputs: dict[int, Any] = field(default_factory=dict)
     error: str | None = None  # set once an item failed for good: the step fails
+    # A dry run shows this step instead of calling it: its action has a side effect, or its
+    # inputs depend on the output of a step the dry run did not call (named in `unresolved`).
+    shown: bool = False
+    unresolved: frozenset[str] = frozenset()
 
 
 class Runner:
@@ -140,6 +144,8 @@ class Runner:
         conductor = Conductor(playbook, inputs)
         for event in events:
             conductor.apply(event)
+        if conductor.cancelled:
+            raise RunEnded(f"run {run_id} was cancelled: it cannot be resumed")
         requeued = conductor.requeue_in_flight()
         execution = _Execution(self, playbook, conductor, run_id)
         execution.emit({"type": EventType.RUN_RESUMED, "requeued": requeued,
@@ -147,6 +153,49 @@ class Runner:
         execution.not_before = _pending_backoffs(events, now or datetime.now(UTC))
         execution.settle_waits(answers or {}, now or datetime.now(UTC))
         return execution.drive()
+
+    def cancel(self, playbook: Playbook, run_id: str, inputs: dict[str, Any],
+               events: list[dict[str, Any]], *, reason: str,
+               details: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Cancel a run that has not ended (it waits for an answer, or has steps left to run)
+        and return its record, now `cancelled`.
+
+        One run_cancelled event (with `reason`, the steps it cancels and `details`) moves every
+        step that is not final to cancelled. No step of the run starts again: the conductor
+        decides nothing for a cancelled run, a journal refuses its further events (RunEnded)
+        and `resume` refuses it. Raises RunEnded when it was cancelled already.
+        """
+        conductor = Conductor(playbook, inputs)
+        for event in events:
+            conductor.apply(event)
+        if conductor.cancelled:
+            raise RunEnded(f"run {run_id} was cancelled already")
+        open_steps = [sid for sid, state in conductor.steps.items()
+                      if state.status in CANCELLABLE]
+        execution = _Execution(self, playbook, conductor, run_id)
+        execution.emit({**self.config.redactor.redact_value(details or {}),
+                        "type": EventType.RUN_CANCELLED,
+                        "reason": self.config.redactor.redact(reason),
+                        "cancelled_steps": open_steps})
+        for step_id in open_steps:
+            execution._notify_finished(step_id)
+        record = self.config.redactor.redact_value(conductor.record(run_id))
+        self.host.notify("crownguard_run_finished", record=record)
+        return dict(record)
+
+
+def _outputs_read(read: Reads, candidates: set[str]) -> set[str]:
+    """Which of the `candidates` step ids an expression that reads `read` takes the output
+    of (`steps.<id>.status` and `.error` are not outputs; reading all of `steps` reads each)."""
+    if not isinstance(read, dict):
+        return set(candidates)  # `@` or the like: everything
+    steps = read.get("steps")
+    if steps is None:
+        return set()
+    if not isinstance(steps, dict):
+        return set(candidates)
+    return {sid for sid, sub in steps.items() if sid in candidates
+            and (not isinstance(sub, dict) or "output" in sub)}
 
 
 def _pending_backoffs(events: list[dict[str, Any]],
@@ -183,6 +232,7 @@ class _Execution:
         self.seq = itertools.count()
         self.next_heartbeat = time.monotonic() + HEARTBEAT_SECONDS
         self.not_before: dict[tuple[str, int | None], float] = {}  # set by resume
+        self.not_called: set[str] = set()  # a dry run's steps shown instead of called
 
     def settle_waits(self, answers: dict[str, dict[str, Any]], now: datetime) -> None:
         for step_id, state in self.conductor.steps.items():
@@ -311,8 +361,14 @@ class _Execution:
             self._fail_step(step.id, str(exc))
             return
         state = self.conductor.steps[step.id]
+        unresolved: set[str] = set()
         try:
             if step.for_each is not None:
+                if isinstance(step.for_each, str) and self.runner.dry_run:
+                    unknown = self._outputs_not_called(step.for_each)
+                    if unknown:  # the items themselves are not known in a dry run
+                        self._show_unknown_items(step, action, unknown)
+                        return
                 items = (render(step.for_each, self.conductor.context())
                          if isinstance(step.for_each, str) else step.for_each)
                 if not isinstance(items, list):
@@ -320,14 +376,16 @@ class _Execution:
                             type(None): "null", int: "a number", float: "a number"}.get(
                                 type(items), type(items).__name__)
                     raise InputError(f"for_each gave {kind}, not a list")
-                inputs = [self._inputs(step, action, item, True) for item in items]
+                inputs = [self._inputs(step, action, item, True, unresolved) for item in items]
             else:
-                inputs = [self._inputs(step, action, None, False)]
+                inputs = [self._inputs(step, action, None, False, unresolved)]
         except (ExpressionError, InputError) as exc:
             self._fail_step(step.id, self.redactor.redact(str(exc)))
             return
         fan_out = step.for_each is not None
-        work = _StepWork(step, action, inputs, fan_out)
+        work = _StepWork(step, action, inputs, fan_out,
+                         shown=self.runner.dry_run and (action.side_effect or bool(unresolved)),
+                         unresolved=frozenset(unresolved))
         # On resume, for_each items that already finished are not run again.
         work.outputs = dict(state.items) if fan_out else {}
         work.todo = [i for i in range(len(inputs)) if i not in work.outputs]
@@ -340,10 +398,65 @@ class _Execution:
         if not work.todo and len(work.outputs) == len(work.inputs):
             self._finish_work(work)
 
-    def _inputs(self, step: Step, action: Action, item: Any, with_item: bool) -> dict[str, Any]:
-        inputs = render(step.with_, self.conductor.context(item, with_item))
-        action.validate_inputs(inputs)
+    def _inputs(self, step: Step, action: Action, item: Any, with_item: bool,
+                unresolved: set[str]) -> dict[str, Any]:
+        """The step's rendered inputs, checked against the action's input schema. In a dry
+        run, a value whose template reads the output of a step that was not called is not
+        known: it may fail to render (null) or to validate; the steps it depends on are added
+        to `unresolved`, and only problems elsewhere in the inputs fail the step."""
+        context = self.conductor.context(item, with_item)
+        if not self.not_called:
+            inputs = render(step.with_, context)
+            action.validate_inputs(inputs)
+            return dict(inputs)
+        unknown: dict[tuple[str | int, ...], set[str]] = {}
+        inputs = self._render_dry(step.with_, context, (), unknown)
+        action.validate_inputs(inputs, unknown=list(unknown))
+        for steps in unknown.values():
+            unresolved.update(steps)
         return dict(inputs)
+
+    def _render_dry(self, value: Any, context: dict[str, Any], path: tuple[str | int, ...],
+                    unknown: dict[tuple[str | int, ...], set[str]]) -> Any:
+        if isinstance(value, str):
+            steps = self._outputs_not_called(value) if has_template(value) else set()
+            if not steps:
+                return render(value, context)
+            unknown[path] = steps
+            try:
+                return render(value, context)
+            except ExpressionError:
+                return None  # e.g. a function given the missing output: unknown all the same
+        if isinstance(value, dict):
+            return {k: self._render_dry(v, context, (*path, k), unknown)
+                    for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._render_dry(v, context, (*path, i), unknown)
+                    for i, v in enumerate(value)]
+        return value
+
+    def _outputs_not_called(self, template: str) -> set[str]:
+        """The steps not called in this dry run whose output the template reads."""
+        found: set[str] = set()
+        if self.not_called:
+            for expression in compile_template(template).expressions:
+                found |= _outputs_read(reads(expression), self.not_called)
+        return found
+
+    def _show_unknown_items(self, step: Step, action: Action, unresolved: set[str]) -> None:
+        """A dry run's for_each step whose list comes from a step not called: shown once."""
+        self.emit({"type": EventType.STEP_SUCCEEDED, "step": step.id, "output": {
+            "dry_run": True, "would_call": action.name, "inputs": None,
+            "for_each": step.for_each, "depends_on_not_run": sorted(unresolved)}})
+        self.not_called.add(step.id)
+        self._notify_finished(step.id)
+
+    def _would_call(self, work: _StepWork, inputs: dict[str, Any]) -> dict[str, Any]:
+        output: dict[str, Any] = {"dry_run": True, "would_call": work.action.name,
+                                  "inputs": self.redactor.redact_value(inputs)}
+        if work.unresolved:
+            output["depends_on_not_run"] = sorted(work.unresolved)
+        return output
 
     def _submit(self, pool: ThreadPoolExecutor, work: _StepWork, item: int) -> None:
         step = work.step
@@ -370,7 +483,12 @@ class _Execution:
                             cancelled=attempt.cancelled,
                             run_context=self.conductor.context(),
                             timeout_seconds=step.timeout_seconds)
-        if work.action.inline:
+        if work.shown:
+            # A dry run changes nothing anywhere: read-only look-ups still run (so conditions
+            # and inputs that depend on them resolve), side-effecting actions do not, nor any
+            # action whose inputs depend on the output of one that did not run.
+            self.done.put((token, self._would_call(work, inputs), None))
+        elif work.action.inline:
             self._call(work.action, ctx, inputs, token)
         else:
             pool.submit(self._call, work.action, ctx, inputs, token)
@@ -379,15 +497,9 @@ class _Execution:
               token: int) -> None:
         """Runs on a pool thread: call the action, check its output, report back."""
         try:
-            # A dry run changes nothing anywhere: read-only look-ups still run (so conditions
-            # and inputs that depend on them resolve), side-effecting actions do not.
-            if self.runner.dry_run and action.side_effect:
-                output: Any = {"dry_run": True, "would_call": action.name, "inputs":
-                               self.redactor.redact_value(inputs)}
-            else:
-                output = action.func(ctx, inputs)
-                if not isinstance(output, Waiting):
-                    action.validate_output(output)
+            output = action.func(ctx, inputs)
+            if not isinstance(output, Waiting):
+                action.validate_output(output)
             self.done.put((token, output, None))
         except ActionError as exc:
             self.done.put((token, None, exc))
@@ -471,6 +583,8 @@ class _Execution:
                   else work.outputs[0])
         self.emit({"type": EventType.STEP_SUCCEEDED, "step": work.step.id,
                    "output": self.redactor.redact_value(output)})
+        if work.shown:
+            self.not_called.add(work.step.id)
         del self.work[work.step.id]
         self._notify_finished(work.step.id)
 

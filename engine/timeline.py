@@ -51,8 +51,14 @@ class Timeline:
         elif kind == "step_succeeded" and isinstance(event.get("output"), dict) \
                 and event["output"].get("dry_run") and event["output"].get("would_call"):
             output = event["output"]
-            line = (f"~ {step:<{self.width}} would call {output['would_call']} "
-                    f"{_short(output.get('inputs'), 120)}")
+            line = f"~ {step:<{self.width}} would call {output['would_call']}"
+            if output.get("depends_on_not_run"):
+                line += (" (inputs depend on steps not run in a dry run: "
+                         f"{', '.join(output['depends_on_not_run'])})")
+            if output.get("for_each") is not None:
+                line += f" for each item of {_short(output['for_each'], 120)}"
+            else:
+                line += f" {_short(output.get('inputs'), 120)}"
         elif kind == "step_succeeded":
             output = _short(event.get("output"))
             line = f"{SYMBOLS['succeeded']} {step:<{self.width}} succeeded {output}"
@@ -64,6 +70,10 @@ class Timeline:
             line = f"{SYMBOLS['waiting']} {step:<{self.width}} waiting: {event.get('reason', '')}"
         elif kind == "run_finished":
             line = f"run finished: {event.get('status')}"
+        elif kind == "run_cancelled":
+            steps = ", ".join(event.get("cancelled_steps") or []) or "none"
+            line = (f"{SYMBOLS['cancelled']} run cancelled: {event.get('reason') or 'no reason'}"
+                    f"; steps cancelled: {steps}")
         if line is None:
             return
         with self._lock:

@@ -134,6 +134,23 @@ def test_undo_audit_and_tamper(setup: dict[str, Any], capsys: Any) -> None:
     assert code == 1 and "seq" in out
 
 
+def test_undo_of_a_waiting_run_with_nothing_to_undo_still_cancels_it(setup: dict[str, Any],
+                                                                      capsys: Any) -> None:
+    run_id = start(setup, capsys)
+    j, c = setup["journal"], setup["dir"] / "c.yaml"
+    code, out, err = cli(capsys, "undo", run_id, "--journal", j)
+    assert code == 2 and f"run {run_id} is cancelled, but there is nothing to undo" in err
+    assert f"cancelling run {run_id} (waiting) first" in out
+    code, out, err = cli(capsys, "approve", run_id, "ask", "--decision", "reject", "--by",
+                         "alice", "--config", c, "--journal", j)
+    assert code == 1 and "was undone and cancelled at" in err and "nothing to approve" in err
+    assert "act" not in setup["hooks"].received and "escalate" not in setup["hooks"].received
+    code, out, _ = cli(capsys, "runs", "--status", "cancelled", "--journal", j)
+    assert run_id in out
+    code, out, _ = cli(capsys, "audit", "verify", "--journal", j)
+    assert code == 0
+
+
 def test_resume_all_with_nothing_to_do(setup: dict[str, Any], capsys: Any) -> None:
     code, _, err = cli(capsys, "resume", "--all", "--journal", setup["journal"])
     assert code == 2 and "no journal at" in err  # a mistyped path is not an empty journal

@@ -39,6 +39,11 @@ class RunHeldElsewhere(JournalError):
     """Another live process holds the run's lease: this one must not drive it (it lost it)."""
 
 
+class RunEnded(JournalError):
+    """The run was cancelled and takes no more events, or it had ended before it could be
+    cancelled."""
+
+
 class RunKind(StrEnum):
     RUN = "run"
     UNDO = "undo"
@@ -207,7 +212,8 @@ class Journal(ABC):
     def append(self, event: dict[str, Any]) -> int:
         """Store one runner event durably and return its seq. A run_finished or run_cancelled
         event sets the run's status. Raises RunHeldElsewhere if another live process holds the
-        run, UnknownRun if there is no such run."""
+        run, UnknownRun if there is no such run, RunEnded for any event of a cancelled run and
+        for a run_cancelled of a run that has ended."""
 
     @abstractmethod
     def events(self, run_id: str) -> list[dict[str, Any]]:
@@ -230,7 +236,8 @@ class Journal(ABC):
     @abstractmethod
     def set_status(self, run_id: str, status: RunStatus | str, *, reason: str | None = None
                    ) -> None:
-        """Set a run's status (a chained entry); any status but running frees its lease."""
+        """Set a run's status (a chained entry); any status but running frees its lease. A
+        cancelled run stays cancelled (RunEnded)."""
 
     @abstractmethod
     def interrupted_runs(self) -> list[RunRecord]:

@@ -36,6 +36,7 @@ from .base import (
     Journal,
     JournalError,
     ProcessIdentity,
+    RunEnded,
     RunHeldElsewhere,
     RunKind,
     RunRecord,
@@ -311,6 +312,13 @@ class SQLiteJournal(Journal):
         finished = _status(event.get("status", "")) if kind == EventType.RUN_FINISHED else None
         with self._write() as conn:
             row = self._run_row(conn, run_id)
+            # A cancelled run stays so: the runner journals before it acts, so refusing its
+            # events here is what guarantees that no step of it runs after the cancellation.
+            if row["status"] == RunStatus.CANCELLED:
+                raise RunEnded(f"run {run_id} was cancelled: it takes no more events")
+            if kind == EventType.RUN_CANCELLED and row["status"] in FINAL_STATUSES:
+                raise RunEnded(f"run {run_id} has already ended ({row['status']}): it cannot "
+                               "be cancelled")
             if _holder(row, time.time()) == "held":
                 owner = _owner(row)
                 raise RunHeldElsewhere(
@@ -330,6 +338,8 @@ class SQLiteJournal(Journal):
             row = self._run_row(conn, run_id)
             if row["status"] == state and reason is None:
                 return  # already so: nothing happened, nothing to record
+            if row["status"] == RunStatus.CANCELLED and state != RunStatus.CANCELLED:
+                raise RunEnded(f"run {run_id} was cancelled: it cannot become {state}")
             self._set_status(conn, row, state, reason)
 
     def _set_status(self, conn: _Connection, row: sqlite3.Row, state: RunStatus,
