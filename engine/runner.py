@@ -27,8 +27,9 @@ from typing import Any
 from .actions import Action, ActionContext, RetryPolicy, Waiting, timeout_message
 from .conductor import CANCELLABLE, Conductor, EventType
 from .config import Config
+from .dryrun import outputs_not_called, render_dry
 from .errors import ActionError, ConfigError, InputError, StepTimeout
-from .expressions import ExpressionError, Reads, compile_template, has_template, reads, render
+from .expressions import ExpressionError, render
 from .journal import Journal, RunEnded
 from .plugins import PluginHost
 from .spec import Playbook, Step
@@ -182,20 +183,6 @@ class Runner:
         record = self.config.redactor.redact_value(conductor.record(run_id))
         self.host.notify("crownguard_run_finished", record=record)
         return dict(record)
-
-
-def _outputs_read(read: Reads, candidates: set[str]) -> set[str]:
-    """Which of the `candidates` step ids an expression that reads `read` takes the output
-    of (`steps.<id>.status` and `.error` are not outputs; reading all of `steps` reads each)."""
-    if not isinstance(read, dict):
-        return set(candidates)  # `@` or the like: everything
-    steps = read.get("steps")
-    if steps is None:
-        return set()
-    if not isinstance(steps, dict):
-        return set(candidates)
-    return {sid for sid, sub in steps.items() if sid in candidates
-            and (not isinstance(sub, dict) or "output" in sub)}
 
 
 def _pending_backoffs(events: list[dict[str, Any]],
@@ -410,38 +397,14 @@ class _Execution:
             action.validate_inputs(inputs)
             return dict(inputs)
         unknown: dict[tuple[str | int, ...], set[str]] = {}
-        inputs = self._render_dry(step.with_, context, (), unknown)
+        inputs = render_dry(step.with_, context, self.not_called, unknown)
         action.validate_inputs(inputs, unknown=list(unknown))
         for steps in unknown.values():
             unresolved.update(steps)
         return dict(inputs)
 
-    def _render_dry(self, value: Any, context: dict[str, Any], path: tuple[str | int, ...],
-                    unknown: dict[tuple[str | int, ...], set[str]]) -> Any:
-        if isinstance(value, str):
-            steps = self._outputs_not_called(value) if has_template(value) else set()
-            if not steps:
-                return render(value, context)
-            unknown[path] = steps
-            try:
-                return render(value, context)
-            except ExpressionError:
-                return None  # e.g. a function given the missing output: unknown all the same
-        if isinstance(value, dict):
-            return {k: self._render_dry(v, context, (*path, k), unknown)
-                    for k, v in value.items()}
-        if isinstance(value, list):
-            return [self._render_dry(v, context, (*path, i), unknown)
-                    for i, v in enumerate(value)]
-        return value
-
     def _outputs_not_called(self, template: str) -> set[str]:
-        """The steps not called in this dry run whose output the template reads."""
-        found: set[str] = set()
-        if self.not_called:
-            for expression in compile_template(template).expressions:
-                found |= _outputs_read(reads(expression), self.not_called)
-        return found
+        return outputs_not_called(template, self.not_called)
 
     def _show_unknown_items(self, step: Step, action: Action, unresolved: set[str]) -> None:
         """A dry run's for_each step whose list comes from a step not called: shown once."""
