@@ -40,7 +40,7 @@ def test_each_event_shows_detection_score_reasons_playbook_and_timeline(
     dana = out[out.index("[2] "):out.index("[3] ")]
     assert "detection  model, safetensors (confidence 1.00, fingerprint)" in dana
     assert "SHA-256 matches registered acme-support-llama3-8b-ft v3 (mlflow, restricted)" in dana
-    assert "+20  registered_model" in dana and "+35  departing_employee" in dana
+    assert "+20  registered_model" in dana and "+45  departing_employee" in dana
     assert "prior_violations" not in dana  # the download before it was no violation
     assert "▶ contain" in dana and "✔ soc_ticket" in dana and "run finished: succeeded" in dana
     assert "falcon      POST   /devices/entities/devices-actions/v2?action_name=contain" in dana

@@ -118,7 +118,7 @@ def test_a_model_to_a_trusted_destination_during_work_hours_is_low() -> None:
 
 @pytest.mark.parametrize(("scenario", "expected"), [
     ("departing, registered restricted model, USB", (100, RiskLevel.CRITICAL)),
-    ("departing, unregistered model file, USB", (75, RiskLevel.HIGH)),
+    ("departing, unregistered model file, USB", (85, RiskLevel.HIGH)),
     ("researcher, weights to personal Dropbox", (40, RiskLevel.MEDIUM)),
     ("model to trusted business OneDrive", (20, RiskLevel.LOW)),
     ("departing, CSV to personal cloud", (20, RiskLevel.LOW)),

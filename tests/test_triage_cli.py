@@ -94,8 +94,8 @@ def test_triage_prints_detection_score_reasons_and_playbook(capsys: Any, monkeyp
     assert code == 0, err
     assert "dana.whitfield@example.com (departing) moved acme-support-llama3-8b-ft" in out
     assert "detection  model, safetensors" in out
-    assert "risk       97 critical" in out
-    assert "+35  departing_employee" in out
+    assert "risk       100 critical" in out
+    assert "+45  departing_employee" in out
     assert "playbooks  departing-employee-model-exfil" in out
 
 
