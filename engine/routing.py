@@ -572,6 +572,10 @@ def build_triage(policy: Policy, host: PluginHost, *, variables: dict[str, Any] 
     Candidates: the policy's playbooks, then (unless `shipped_playbooks: false`) the shipped
     ones and those plugins register. `store` and `index` override the policy's files."""
     settings = RoutingSettings.from_policy(policy)
+    missing = [str(path) for path in settings.playbooks if not path.exists()]
+    if missing:
+        raise RoutingError(f"{policy.source}: routing.playbooks: no such file or directory: "
+                           f"{', '.join(missing)}")
     paths = [*playbooks, *settings.playbooks]
     if settings.shipped_playbooks:
         shipped = shipped_playbooks_dir()

@@ -452,6 +452,15 @@ def test_a_departing_employee_at_high_risk_is_contained_wherever_it_went(
                            extra={}) == expected, kind
 
 
+def test_a_missing_policy_playbook_path_names_the_policy_setting(tmp_path: Path,
+                                                                 host: PluginHost) -> None:
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text("routing: {playbooks: [nowhere/]}\n")
+    with pytest.raises(RoutingError, match=r"policy.yaml: routing.playbooks: no such file or "
+                                           r"directory: .*nowhere"):
+        build_triage(load_policy(policy_file), host)
+
+
 def test_policy_playbooks_join_the_shipped_ones_or_replace_them(tmp_path: Path,
                                                                  host: PluginHost) -> None:
     (tmp_path / "books").mkdir()
