@@ -320,6 +320,8 @@ def test_user_behaviour_indicators_become_watchlists() -> None:
     ({"event": {"id": None}}, "event.id"),
     ({"risk": {"indicators": "Departing"}}, "risk.indicators"),
     ({"risk": {"trusted": "yes"}}, "risk.trusted"),
+    ({"risk": {"indicators": [{"name": 7, "weight": "x"}]}}, "risk.indicators.0.name"),
+    ({"risk": {"indicators": [{"name": "Departing"}, 5]}}, "risk.indicators.1.name"),
     ({"user": {"email": 12345}}, "user.email"),
     ({"user": {"email": "not-an-email"}}, "user.email"),
     ({"file": {"sizeInBytes": 10**40}}, "file.sizeInBytes"),

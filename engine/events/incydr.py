@@ -221,10 +221,12 @@ def _indicator_watchlists(risk: Mapping[str, Any], origin: str) -> list[str]:
     if not isinstance(indicators, list):
         raise EventError.at("risk.indicators", "expected a list", origin)
     found: list[str] = []
-    for indicator in indicators:
-        name = indicator.get("name") if isinstance(indicator, Mapping) else None
-        watchlist = (INDICATOR_WATCHLISTS.get(name) or _indicator_watchlist(name)) \
-            if isinstance(name, str) else None
+    for index, indicator in enumerate(indicators):
+        name = indicator.get("name") if isinstance(indicator, Mapping) else indicator
+        if not isinstance(name, str):
+            raise EventError.at(f"risk.indicators.{index}.name",
+                                f"expected an indicator name, got {name!r:.40}", origin)
+        watchlist = INDICATOR_WATCHLISTS.get(name) or _indicator_watchlist(name)
         if watchlist and watchlist not in found:
             found.append(watchlist)
     return found
