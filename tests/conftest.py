@@ -55,3 +55,31 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
     monkeypatch.setattr(socket, "getaddrinfo", _guarded_getaddrinfo)
     yield
+
+
+@pytest.fixture
+def fleet_connections(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Write a connections file for a running MockFleet, every secret taken from an
+    environment variable (as a deployment would): returns (the file, the secret values)."""
+    import json
+
+    def write(fleet: Any) -> tuple[Any, list[str]]:
+        secrets: list[str] = []
+        types = fleet.host.connection_types
+        connections: dict[str, Any] = {}
+        for name, settings_ in fleet.connections().items():
+            entry = {}
+            for key, value in settings_.items():
+                if key in types[name].secrets:
+                    variable = f"CG_TEST_{name}_{key}".upper()
+                    monkeypatch.setenv(variable, str(value))
+                    secrets.append(str(value))
+                    entry[key] = f"${{env:{variable}}}"
+                else:
+                    entry[key] = value
+            connections[name] = entry
+        config = tmp_path / "connections.yaml"
+        config.write_text(json.dumps({"connections": connections}))
+        return config, secrets
+
+    return write

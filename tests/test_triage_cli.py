@@ -60,28 +60,12 @@ def fleet() -> Iterator[MockFleet]:
 
 
 @pytest.fixture
-def vendors(fleet: MockFleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-            ) -> tuple[MockFleet, Path, list[str]]:
+def vendors(fleet: MockFleet, fleet_connections: Any) -> tuple[MockFleet, Path, list[str]]:
     """Fresh mock state with Dana and Priya, and a connections file whose secrets come from
     the environment; returns the fleet, the file and the secret values."""
     fleet.reset()
     seed(fleet, DANA)
-    secrets: list[str] = []
-    types = fleet.host.connection_types
-    connections: dict[str, Any] = {}
-    for name, settings in fleet.connections().items():
-        entry = {}
-        for key, value in settings.items():
-            if key in types[name].secrets:
-                variable = f"CG_TEST_{name}_{key}".upper()
-                monkeypatch.setenv(variable, str(value))
-                secrets.append(str(value))
-                entry[key] = f"${{env:{variable}}}"
-            else:
-                entry[key] = value
-        connections[name] = entry
-    config = tmp_path / "connections.yaml"
-    config.write_text(json.dumps({"connections": connections}))
+    config, secrets = fleet_connections(fleet)
     return fleet, config, secrets
 
 
