@@ -210,6 +210,9 @@ class FingerprintIndex:
             prefix = int(digest[:16], 16)
         except ValueError:
             return []
+        if prefix not in self._prefixes and \
+                time.monotonic() - self._checked_at < _RECHECK_SECONDS:
+            return []  # the common miss, without the lock (the set is swapped whole on reload)
         with self._lock:
             self._maybe_reload()
             if prefix not in self._prefixes:
