@@ -225,6 +225,19 @@ def test_the_policy_adds_personal_cloud_and_mail_hosts() -> None:
         DestinationKind.WEB_UPLOAD
 
 
+@pytest.mark.parametrize(("shares", "kind"), [
+    (["SharedViaLink"], DestinationKind.WEB_UPLOAD), (["IsPublic"], DestinationKind.WEB_UPLOAD),
+    (["SharedToDomain"], DestinationKind.CLOUD_SHARE), ([], DestinationKind.CLOUD_SHARE)])
+def test_a_file_shared_with_anyone_who_has_the_link_is_on_the_web(
+        shares: list[str], kind: DestinationKind) -> None:
+    raw = incydr_event(event={"action": "file-shared", "shareType": shares},
+                       risk={"trusted": False},
+                       destination={"removableMedia": None, "name": "Google Drive"})
+    destination = normalise(raw).destination
+    assert destination.kind == kind
+    assert ("public link" in (destination.name or "")) is (kind == DestinationKind.WEB_UPLOAD)
+
+
 def test_airdrop_hands_the_file_to_a_device_nearby() -> None:
     raw = incydr_event(event={"action": "application-read"}, risk={"trusted": False},
                        destination={"removableMedia": None, "name": "AirDrop"})

@@ -310,8 +310,14 @@ def _file_event_destination(raw: Mapping[str, Any], event: Mapping[str, Any],
                            domain, account, url)
     if action == "file-shared":
         domain = domains[0] if domains else None
-        return Destination(DestinationKind.CLOUD_SHARE, name,
-                           True if options.trusts(domain, url) else trusted, domain, account, url)
+        trusted = True if options.trusts(domain, url) else trusted
+        shares = event.get("shareType")
+        if isinstance(shares, list) and _PUBLIC_SHARES.intersection(
+                s for s in shares if isinstance(s, str)):
+            # Anyone with the link can fetch it: the file is on the open web, not in a share.
+            shown = f"public link ({name})" if name else "public link"
+            return Destination(DestinationKind.WEB_UPLOAD, shown, trusted, domain, account, url)
+        return Destination(DestinationKind.CLOUD_SHARE, name, trusted, domain, account, url)
     if (name or "").lower() in NEARBY_SHARING:
         # AirDrop and its kind hand the file to a device nearby: a removable drive in effect
         return Destination(DestinationKind.REMOVABLE_MEDIA, name, trusted, None, account)
@@ -341,6 +347,8 @@ def _host(url: str | None) -> str | None:
 
 # --- alerts ----------------------------------------------------------------------------------
 
+# Incydr event.shareType values that make a file reachable by anyone with the link.
+_PUBLIC_SHARES = frozenset({"IsPublic", "SharedViaLink", "PublicLinkShare", "AnyoneWithLink"})
 NEARBY_SHARING = frozenset({"airdrop", "nearby share", "quick share", "bluetooth"})
 BROWSERS = frozenset({"chrome", "google chrome", "firefox", "mozilla firefox", "safari", "edge",
                       "microsoft edge", "brave", "opera", "arc", "chromium", "vivaldi",
