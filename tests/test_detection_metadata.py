@@ -94,6 +94,15 @@ def test_shards_external_data_and_copies_of_models_are_models(name: str,
     assert detection.is_model and detection.format == fmt
 
 
+def test_model_alone_on_a_small_archive_or_in_a_firmware_folder_is_not_enough() -> None:
+    assert not detect_metadata(FileInfo(name="data_model_ERD_v3.zip", size=3 * MB)).is_model
+    assert detect_metadata(FileInfo(name="model.zip", size=300 * MB)).is_model
+    assert detect_metadata(FileInfo(name="model_weights.zip", size=3 * MB)).is_model
+    firmware = FileInfo(name="model_x_bootloader_v2.bin", size=2 * MB,
+                        path="/home/dev/firmware/model_x_bootloader_v2.bin")
+    assert not detect_metadata(firmware).is_model
+
+
 @pytest.mark.parametrize("name", ["tokenizer.model", "spiece.model",
                                   "sentencepiece.bpe.model"])
 def test_tokenizer_files_sit_beside_a_model(name: str) -> None:

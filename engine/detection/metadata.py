@@ -57,6 +57,7 @@ _BLOB_FOLDERS = re.compile(r"/models--[^/]+/blobs/|/\.ollama/models/blobs/|/olla
                            re.IGNORECASE)
 _PATH_HINTS = re.compile(r"mlruns|mlartifacts|checkpoints?/|/models?/|huggingface|/\.cache/torch|"
                          r"model-registry|artifacts/|/weights/", re.IGNORECASE)
+_NOT_MODEL_PATHS = re.compile(r"/(?:firmware|bootloaders?|drivers|bios)/", re.IGNORECASE)
 _OPAQUE_MIMES = ("application/octet-stream", "application/zip", "application/x-hdf5",
                  "application/x-hdf", "application/x-tar", "application/gzip",
                  "application/x-python-pickle", "application/vnd.google.protobuf")
@@ -106,7 +107,11 @@ def detect_metadata(file: FileInfo, source_kind: SourceKind = SourceKind.UNKNOWN
         fmt, confidence = AMBIGUOUS_EXTENSIONS[ext], 0.3
         evidence = [f"extension {ext} is used by models and by other files"]
         if _NAME_HINTS.search(lower):
-            confidence += 0.25
+            # "model" alone on an archive is weak (a data model, a car model): such an archive
+            # needs its size as well to pass for one.
+            weak = fmt == ModelFormat.ARCHIVE and not _NAME_HINTS.search(
+                lower.replace("model", " "))
+            confidence += 0.15 if weak else 0.25
             evidence.append("the name reads like a model or checkpoint")
             if fmt == ModelFormat.UNKNOWN:
                 fmt = next((hinted for pattern, hinted in _FORMAT_HINTS
@@ -114,6 +119,9 @@ def detect_metadata(file: FileInfo, source_kind: SourceKind = SourceKind.UNKNOWN
         if file.path and _PATH_HINTS.search(file.path.replace("\\", "/")):
             confidence += 0.15
             evidence.append("the path is a model or artifact folder")
+        elif file.path and _NOT_MODEL_PATHS.search(file.path.replace("\\", "/")):
+            confidence -= 0.15
+            evidence.append("the path is a firmware or driver folder")
         if file.size is not None and file.size >= _LARGE:
             confidence += 0.1
             evidence.append(f"large binary ({_human(file.size)})")
