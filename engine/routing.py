@@ -282,10 +282,16 @@ _RISK_VALUES: dict[str, _Getter] = {
 _MEMO_SIZE = 65_536
 
 
-def _memo_getters(read: Reads) -> tuple[tuple[_Getter, ...], tuple[_Getter, ...]] | None:
-    """Getters of the event and score attributes behind every value the triggers read, or
-    None when they read something that is not such a value (all of the event, its raw
-    payload, the reasons, the detection): then every event is evaluated in full.
+_Getters = tuple[tuple[_Getter, ...], tuple[_Getter, ...], tuple[_Getter, ...]]
+# What `risk.detection` holds (detection_data): each a value or a frozen, hashable object.
+_DETECTION_VALUES = ("is_model", "format", "confidence", "method", "evidence", "disguised",
+                     "match")
+
+
+def _memo_getters(read: Reads) -> _Getters | None:
+    """Getters of the event, score and detection attributes behind every value the triggers
+    read, or None when they read something that is not such a value (all of the event, its
+    raw payload, the reasons): then every event is evaluated in full.
 
     The data a trigger sees is a function of these attributes (to_dict converts each one on
     its own), so equal attributes give equal decisions."""
@@ -293,6 +299,7 @@ def _memo_getters(read: Reads) -> tuple[tuple[_Getter, ...], tuple[_Getter, ...]
         return None
     event_getters: list[_Getter] = []
     risk_getters: list[_Getter] = []
+    detection_getters: list[_Getter] = []
     for root, sub in read.items():
         if root == "event":
             if not isinstance(sub, dict):
@@ -312,13 +319,17 @@ def _memo_getters(read: Reads) -> tuple[tuple[_Getter, ...], tuple[_Getter, ...]
         elif root == "risk":
             if not isinstance(sub, dict):
                 return None
-            for key in sub:
+            for key, deeper in sub.items():
                 if key in _RISK_VALUES:
                     risk_getters.append(_RISK_VALUES[key])
-                elif key in ("reasons", "detection"):
+                elif key == "detection":  # a function of these attributes, whole or in part
+                    wanted = _DETECTION_VALUES if not isinstance(deeper, dict) else \
+                        tuple(name for name in _DETECTION_VALUES if name in deeper)
+                    detection_getters.extend(attrgetter(name) for name in wanted)
+                elif key == "reasons":
                     return None
         # vars are fixed per playbook; other roots are not in the context (always null)
-    return tuple(event_getters), tuple(risk_getters)
+    return tuple(event_getters), tuple(risk_getters), tuple(detection_getters)
 
 
 # What dedupe reads of the event, whatever the triggers read.
@@ -368,7 +379,7 @@ class Router:
         # Triggers are pure functions of the few values they read, and a feed repeats the
         # same few combinations (departing or not, model or not, a destination kind, a
         # level): each combination's outcome is computed once (see route_event).
-        self._getters = _memo_getters(read) if pure else None
+        self._getters: _Getters | None = _memo_getters(read) if pure else None
         self._memo: dict[Any, _Outcome] = {}
 
     @property
@@ -389,7 +400,8 @@ class Router:
         getters = self._getters
         key = None
         if getters is not None:
-            values = tuple([get(event) for get in getters[0]] + [get(risk) for get in getters[1]])
+            values = tuple([get(event) for get in getters[0]] + [get(risk) for get in getters[1]]
+                           + [get(detection) for get in getters[2]])
             key = (values, tuple(map(type, values)))  # 1 == True == 1.0 in Python only
             outcome = self._memo.get(key)
             if outcome is not None:

@@ -322,6 +322,8 @@ KINDS = ["removable_media", "personal_cloud", "personal_email", "genai_tool", "w
          "git_push", "sync_app", "cloud_share", "email", "printer", "endpoint", "unknown"]
 
 MEMO_TRIGGERS = ["event.actor.departing == `true` && risk.score >= `50`",
+                 "not_null(risk.detection.match) && risk.detection.confidence > `0.8`",
+                 "risk.detection.format == 'safetensors' || length(keys(risk.detection)) > `9`",
                  "contains(risk.indicators, 'off_hours') || event.file.size > `1000000000`",
                  "event.time < '2026-11-15' && event.destination.trusted != `true`",
                  "event.action == `true`"]
