@@ -403,7 +403,10 @@ class Router:
             values = tuple([get(event) for get in getters[0]] + [get(risk) for get in getters[1]]
                            + [get(detection) for get in getters[2]])
             key = (values, tuple(map(type, values)))  # 1 == True == 1.0 in Python only
-            outcome = self._memo.get(key)
+            try:
+                outcome = self._memo.get(key)
+            except TypeError:  # a value that cannot be a key (a list set by hand): evaluate
+                outcome, key = None, None
             if outcome is not None:
                 return self._decide(outcome, event, at, claim)
         risk_keys = self.risk_keys

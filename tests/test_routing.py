@@ -404,6 +404,18 @@ def test_a_redelivered_event_keeps_its_score_while_it_is_recent(host: PluginHost
     assert bytes_today() == 3005  # long gone: taken for a new event
 
 
+def test_a_read_value_that_cannot_be_remembered_is_evaluated(host: PluginHost) -> None:
+    triage = build_triage(policy_from_mapping({}), host)
+    triage.router = Router([playbook("listed", "contains(event.action, 'x')")],
+                           window_seconds=0)
+    [event] = normalise_many({"id": "e", "time": "2026-11-02T10:00:00Z",
+                              "actor": {"email": "p@acme.example"},
+                              "file": {"name": "m.safetensors"},
+                              "destination": {"kind": "unknown"}})
+    event.action = ["x", "y"]  # set by hand: a list is no dictionary key
+    assert [p.name for p in triage.triage_event(event).playbooks] == ["listed"]
+
+
 def verdict_for(host: PluginHost, triage: Any, *, departing: bool, kind: str,
                 trusted: bool | None, extra: dict[str, Any]) -> list[str]:
     data = {"id": f"e-{departing}-{kind}-{trusted}-{len(extra)}", "time": "2026-11-24T10:00:00Z",
