@@ -57,6 +57,16 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
+@pytest.fixture(scope="module")
+def fleet() -> Iterator[Any]:
+    """Every mock vendor server, started once per test module (reset it in each test)."""
+    from crownguard.engine.plugins import PluginHost
+    from crownguard.engine.scenarios import MockFleet
+
+    with MockFleet(PluginHost.from_entry_points()) as started:
+        yield started
+
+
 @pytest.fixture
 def fleet_connections(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """Write a connections file for a running MockFleet, every secret taken from an

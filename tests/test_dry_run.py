@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -141,12 +140,6 @@ steps:
 
 
 # --- the shipped cloud/gen-AI playbook ---------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def fleet() -> Iterator[MockFleet]:
-    with MockFleet(PluginHost.from_entry_points()) as started:
-        yield started
 
 
 def test_respond_dry_run_of_the_cloud_playbook_succeeds_and_calls_nothing(

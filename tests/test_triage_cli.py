@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,6 @@ import pytest
 from crownguard.engine import cli
 from crownguard.engine.cli_triage import ScratchDedupe, add_commands
 from crownguard.engine.journal import open_journal
-from crownguard.engine.plugins import PluginHost
 from crownguard.engine.routing import InMemoryDedupe, SQLiteDedupe
 from crownguard.engine.scenarios import MockFleet, seed
 
@@ -51,12 +49,6 @@ def run_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
     code = cli.main([str(a) for a in args])
     out, err = capsys.readouterr()
     return code, out, err
-
-
-@pytest.fixture(scope="module")
-def fleet() -> Iterator[MockFleet]:
-    with MockFleet(PluginHost.from_entry_points()) as started:
-        yield started
 
 
 @pytest.fixture

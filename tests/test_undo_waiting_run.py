@@ -5,7 +5,6 @@ the shipped cloud/gen-AI playbook against the mock vendors, and through the Runn
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +28,6 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: Any) -> tuple[int, str, s
     code = cli.main([str(a) for a in args])
     out, err = capsys.readouterr()
     return code, out, err
-
-
-@pytest.fixture(scope="module")
-def fleet() -> Iterator[MockFleet]:
-    with MockFleet(PluginHost.from_entry_points()) as started:
-        yield started
 
 
 @pytest.fixture
