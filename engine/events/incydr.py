@@ -23,6 +23,7 @@ from .classify import (
     classify_source,
     classify_web_destination,
     domain_matches,
+    url_host,
 )
 from .model import (
     Actor,
@@ -279,7 +280,7 @@ def _file_event_destination(raw: Mapping[str, Any], event: Mapping[str, Any],
     if event.get("vector") == "GIT_PUSH" or action.startswith("git"):
         git = _obj(raw, "git", "git", o)
         uri = _str(git, "repositoryUri", "git.repositoryUri", o)
-        domain = _host(uri)
+        domain = url_host(uri)
         trusted = True if options.trusts(domain, uri) else trusted
         return Destination(DestinationKind.GIT_PUSH, uri or name, trusted, domain, account, uri)
     if action == "file-emailed":
@@ -322,7 +323,7 @@ def _file_event_destination(raw: Mapping[str, Any], event: Mapping[str, Any],
         # AirDrop and its kind hand the file to a device nearby: a removable drive in effect
         return Destination(DestinationKind.REMOVABLE_MEDIA, name, trusted, None, account)
     if action in ("application-read", "file-uploaded") or domains or url:
-        all_domains = domains or ([h] if (h := _host(url)) else [])
+        all_domains = domains or ([h] if (h := url_host(url)) else [])
         kind, domain = classify_web_destination(
             all_domains, name, _str(dest, "category", "destination.category", o), options)
         if options.trusts(domain, url):
@@ -334,15 +335,6 @@ def _file_event_destination(raw: Mapping[str, Any], event: Mapping[str, Any],
         return Destination(DestinationKind.ENDPOINT, name, True if trusted is None else trusted)
     return Destination(DestinationKind.UNKNOWN, name, trusted, domains[0] if domains else None,
                        account, url)
-
-
-def _host(url: str | None) -> str | None:
-    if not url:
-        return None
-    rest = url.split("://", 1)[-1]
-    if "@" in rest.split("/", 1)[0]:
-        rest = rest.split("@", 1)[1]  # git@github.com:org/repo.git
-    return rest.split("/", 1)[0].split(":", 1)[0].lower() or None
 
 
 # --- alerts ----------------------------------------------------------------------------------
