@@ -256,12 +256,12 @@ def parse_time(value: Any, field_name: str, origin: str) -> datetime:
 
 
 @lru_cache(maxsize=512)
-def _known_zone(name: str) -> bool:
+def zone_named(name: str) -> ZoneInfo | None:
+    """The IANA time zone of that name (Europe/Paris), or None when there is none."""
     try:
-        ZoneInfo(name)
+        return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
-        return False
-    return True
+        return None
 
 
 @lru_cache(maxsize=1)
@@ -312,7 +312,7 @@ def event_from_dict(data: Any, *, origin: str = "event") -> ModelMovementEvent:
     departure = actor.get("departure_date")
     watchlists = tuple(actor.get("watchlists") or ())
     timezone = actor.get("timezone")
-    if timezone is not None and not _known_zone(timezone):
+    if timezone is not None and zone_named(timezone) is None:
         raise EventError.at("actor.timezone", f"not an IANA time zone: {timezone!r:.80} (such "
                             "as Europe/Paris or America/New_York)", origin)
     return ModelMovementEvent(

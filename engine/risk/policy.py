@@ -16,7 +16,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from ..actions import describe_schema_error, schema_errors
 from ..errors import Problem, SpecError
@@ -26,6 +26,7 @@ from ..events.classify import (
     PERSONAL_EMAIL_DOMAINS,
     NormaliseOptions,
 )
+from ..events.model import zone_named
 from ..events.webhook import WebhookMapping, mapping_from_dict
 from ..loader import Document, load_file, parse_text
 
@@ -75,15 +76,7 @@ class Policy:
 
     def zone(self, name: str | None) -> ZoneInfo:
         """The person's time zone, or the policy's when it is unknown or invalid."""
-        return _zone(name) or self.timezone if name else self.timezone
-
-
-@lru_cache(maxsize=512)
-def _zone(name: str) -> ZoneInfo | None:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
+        return zone_named(name) or self.timezone if name else self.timezone
 
 
 @lru_cache(maxsize=1)
@@ -134,7 +127,7 @@ def policy_from_mapping(data: dict[str, Any], *, doc: Document | None = None) ->
             problems.extend(_located(doc, p) for p in exc.problems)
     hours = merged.get("working_hours")
     hours = hours if isinstance(hours, dict) else {}
-    zone = _zone(hours["timezone"]) if isinstance(hours.get("timezone"), str) else None
+    zone = zone_named(hours["timezone"]) if isinstance(hours.get("timezone"), str) else None
     if zone is None and isinstance(hours.get("timezone"), str):
         problems.append(_at(doc, origin, "/working_hours/timezone",
                             f"unknown time zone '{hours['timezone']}'"))
