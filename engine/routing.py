@@ -185,6 +185,41 @@ class InMemoryDedupe:
             return None
 
 
+class ScratchDedupe:
+    """Claims kept for one command over a store it only reads.
+
+    `triage` claims through it, so the second of two identical events in one input shows as
+    the duplicate `respond` would make of it, and nothing is written to the real store."""
+
+    def __init__(self, store: DedupeStore):
+        self.store = store
+        self._starts: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def last_start(self, key: str, at: float, window: float) -> float | None:
+        with self._lock:
+            return self._last_start(key, at, window)
+
+    def claim(self, key: str, at: float, window: float) -> float | None:
+        with self._lock:
+            before = self._last_start(key, at, window)
+            if before is None:
+                self._starts[key] = at
+            return before
+
+    def _last_start(self, key: str, at: float, window: float) -> float | None:
+        # A claim made here replaces the real store's start, as it would in the real store.
+        before = self._starts.get(key)
+        if before is None:
+            return self.store.last_start(key, at, window)
+        return before if abs(at - before) < window else None
+
+    def close(self) -> None:
+        close = getattr(self.store, "close", None)
+        if close is not None:
+            close()
+
+
 class SQLiteDedupe:
     """Dedupe state in a small SQLite file, safe across threads and processes."""
 

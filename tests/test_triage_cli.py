@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from crownguard.engine import cli
-from crownguard.engine.cli_triage import ScratchDedupe, add_commands
+from crownguard.engine.cli_triage import add_commands
 from crownguard.engine.journal import open_journal
-from crownguard.engine.routing import InMemoryDedupe, SQLiteDedupe
+from crownguard.engine.routing import InMemoryDedupe, ScratchDedupe, SQLiteDedupe
 from crownguard.engine.scenarios import MockFleet, seed
 
 ROOT = Path(__file__).resolve().parents[1]
