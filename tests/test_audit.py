@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from crownguard.engine.audit import (
+from crownguard.engine.journal import SQLiteJournal
+from crownguard.engine.journal.audit import (
     GENESIS,
     ChainProblem,
     ProblemKind,
@@ -22,7 +23,6 @@ from crownguard.engine.audit import (
     read_jsonl,
     verify_jsonl,
 )
-from crownguard.engine.journal import SQLiteJournal
 
 T0 = "2025-03-01T10:00:00.000000Z"
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from crownguard.engine.demo import Episode, default_episodes, run_demo
+from crownguard.engine.cli.demo import Episode, default_episodes, run_demo
 from crownguard.engine.plugins import PluginHost
 
 

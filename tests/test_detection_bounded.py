@@ -15,7 +15,7 @@ from test_detection_files import (
     torch_zip_file,
 )
 
-from crownguard.engine.detection import HEAD_BYTES, READ_BUDGET, ModelFormat, detect_content
+from crownguard.engine.triage.detection import HEAD_BYTES, READ_BUDGET, ModelFormat, detect_content
 
 TEN_GB = 10 * 1024**3
 

@@ -36,7 +36,7 @@ from test_detection_files import (
     zip_of,
 )
 
-from crownguard.engine.detection import ModelFormat, detect_content
+from crownguard.engine.triage.detection import ModelFormat, detect_content
 
 Maker = Callable[[Path], Path]
 
@@ -155,8 +155,8 @@ def test_lookalikes_are_not_models(kind: str, tmp_path: Path) -> None:
 
 
 def test_a_model_name_on_non_model_content_is_called_out(tmp_path: Path) -> None:
-    from crownguard.engine.detection import detect
-    from crownguard.engine.events import FileInfo
+    from crownguard.engine.triage.detection import detect
+    from crownguard.engine.triage.events import FileInfo
 
     path = tmp_path / "model.safetensors"
     path.write_bytes(csv_bytes())

@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from crownguard.engine.detection import Method, ModelFormat, detect, detect_metadata
-from crownguard.engine.events import FileInfo, SourceKind
+from crownguard.engine.triage.detection import Method, ModelFormat, detect, detect_metadata
+from crownguard.engine.triage.events import FileInfo, SourceKind
 
 MB = 1024 * 1024
 

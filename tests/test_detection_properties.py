@@ -8,9 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_events import incydr_event
 
-from crownguard.engine.detection import READ_BUDGET, detect, detect_content
-from crownguard.engine.events import EventError, normalise
-from crownguard.engine.risk import load_policy, score
+from crownguard.engine.triage.detection import READ_BUDGET, detect, detect_content
+from crownguard.engine.triage.events import EventError, normalise
+from crownguard.engine.triage.risk import load_policy, score
 
 POLICY = load_policy()
 FAST = settings(max_examples=150, deadline=None,

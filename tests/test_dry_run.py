@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from crownguard.engine import cli
+from crownguard.engine.cli import app as cli
+from crownguard.engine.cli.timeline import Timeline
 from crownguard.engine.plugins import PluginHost
 from crownguard.engine.runner import Runner
 from crownguard.engine.scenarios import MockFleet, seed
 from crownguard.engine.spec import load_playbook, parse_playbook
-from crownguard.engine.timeline import Timeline
 
 ROOT = Path(__file__).resolve().parents[1]
 CLOUD = ROOT / "plugins" / "incydr" / "samples" / "model-to-personal-cloud.json"

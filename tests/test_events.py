@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from crownguard.engine.detection import Detection, Method, ModelFormat, detect
 from crownguard.engine.errors import SpecError
-from crownguard.engine.events import (
+from crownguard.engine.triage.detection import Detection, Method, ModelFormat, detect
+from crownguard.engine.triage.detection.fingerprints import ModelMatch
+from crownguard.engine.triage.events import (
     Actor,
     Destination,
     DestinationKind,
@@ -31,7 +32,6 @@ from crownguard.engine.events import (
     recognise,
     validate_event_dict,
 )
-from crownguard.engine.fingerprints import ModelMatch
 
 SHA = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 
@@ -616,9 +616,9 @@ def test_bad_mappings_are_rejected_when_loaded() -> None:
 
 
 def test_the_schema_enums_match_the_code() -> None:
-    from crownguard.engine.detection import ModelFormat
-    from crownguard.engine.risk import default_policy_data
-    from crownguard.engine.risk.policy import policy_schema
+    from crownguard.engine.triage.detection import ModelFormat
+    from crownguard.engine.triage.policy import policy_schema
+    from crownguard.engine.triage.risk import default_policy_data
 
     defs = event_schema()["$defs"]
     assert set(defs["destination"]["properties"]["kind"]["enum"]) == {str(k) for k in

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from test_detection_files import safetensors_file
 
-from crownguard.engine.detection import Method, ModelFormat, detect
-from crownguard.engine.events import FileInfo
-from crownguard.engine.fingerprints import FingerprintIndex, ModelVersionRef
+from crownguard.engine.triage.detection import Method, ModelFormat, detect
+from crownguard.engine.triage.detection.fingerprints import FingerprintIndex, ModelVersionRef
+from crownguard.engine.triage.events import FileInfo
 
 
 def sha(text: str) -> str:
@@ -219,7 +219,7 @@ def test_detect_with_the_index_is_certain_and_names_the_model(tmp_path: Path) ->
 
 def test_a_refresh_by_another_process_is_seen(tmp_path: Path, registry: FakeRegistry,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    from crownguard.engine import fingerprints
+    from crownguard.engine.triage.detection import fingerprints
 
     monkeypatch.setattr(fingerprints, "_RECHECK_SECONDS", 0.0)
     path = tmp_path / "shared.sqlite"

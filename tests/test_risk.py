@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from crownguard.engine.detection import Detection, Method, ModelFormat, detect
 from crownguard.engine.errors import SpecError
-from crownguard.engine.events import (
+from crownguard.engine.triage.detection import Detection, Method, ModelFormat, detect
+from crownguard.engine.triage.detection.fingerprints import ModelMatch
+from crownguard.engine.triage.events import (
     Actor,
     Destination,
     DestinationKind,
@@ -20,8 +21,7 @@ from crownguard.engine.events import (
     Source,
     SourceKind,
 )
-from crownguard.engine.fingerprints import ModelMatch
-from crownguard.engine.risk import (
+from crownguard.engine.triage.risk import (
     HistoryFacts,
     InMemoryHistory,
     RiskLevel,
@@ -391,7 +391,7 @@ def test_policy_mappings_are_compiled(tmp_path: Path) -> None:
                                                "file.name": "what", "destination.kind":
                                                "'web_upload'"}}}})
     mapping = policy.mappings["acme"]
-    from crownguard.engine.events import normalise
+    from crownguard.engine.triage.events import normalise
 
     moved = normalise({"vendor": "acme", "id": "1", "ts": "2026-11-17T14:00:00Z",
                        "who": "a@acme.example", "what": "m.gguf"}, mappings=[mapping])

@@ -14,11 +14,11 @@ from typing import Any
 from test_detection_files import csv_bytes, safetensors_file
 from test_events import incydr_event
 
-from crownguard.engine.detection import detect
-from crownguard.engine.events import normalise
 from crownguard.engine.expressions import evaluate
-from crownguard.engine.fingerprints import FingerprintIndex, ModelVersionRef
-from crownguard.engine.risk import InMemoryHistory, load_policy, score
+from crownguard.engine.triage.detection import detect
+from crownguard.engine.triage.detection.fingerprints import FingerprintIndex, ModelVersionRef
+from crownguard.engine.triage.events import normalise
+from crownguard.engine.triage.risk import InMemoryHistory, load_policy, score
 
 PLAYBOOK = """
 name: exfil-check

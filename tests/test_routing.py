@@ -13,14 +13,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crownguard.engine.detection import detect
 from crownguard.engine.errors import SpecError
-from crownguard.engine.events import normalise_many
 from crownguard.engine.expressions import evaluate, truthy
-from crownguard.engine.fingerprints import FingerprintIndex, ModelVersionRef
 from crownguard.engine.plugins import PluginHost
-from crownguard.engine.risk import load_policy, policy_from_mapping
-from crownguard.engine.routing import (
+from crownguard.engine.spec import parse_playbook
+from crownguard.engine.triage.detection import detect
+from crownguard.engine.triage.detection.fingerprints import FingerprintIndex, ModelVersionRef
+from crownguard.engine.triage.events import normalise_many
+from crownguard.engine.triage.risk import load_policy, policy_from_mapping
+from crownguard.engine.triage.routing import (
     InMemoryDedupe,
     Router,
     RoutingError,
@@ -33,7 +34,6 @@ from crownguard.engine.routing import (
     playbook_files,
     shipped_playbooks_dir,
 )
-from crownguard.engine.spec import parse_playbook
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "plugins" / "incydr" / "samples"

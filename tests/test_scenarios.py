@@ -14,7 +14,6 @@ import yaml
 
 from crownguard.engine.errors import SpecError
 from crownguard.engine.plugins import PluginHost
-from crownguard.engine.routing import shipped_playbooks_dir
 from crownguard.engine.scenarios import (
     MockFleet,
     Scenario,
@@ -24,6 +23,7 @@ from crownguard.engine.scenarios import (
     run_scenario,
     run_scenario_files,
 )
+from crownguard.engine.triage.routing import shipped_playbooks_dir
 
 pytest_plugins = ["pytester"]
 
@@ -264,10 +264,10 @@ def test_pytest_collects_scenario_files(pytester: pytest.Pytester) -> None:
 def _departing_run_and_undo(host: PluginHost, fleet: MockFleet) -> tuple[Any, dict[str, Any]]:
     """Run the likely-theft response on the mocks, then `crownguard undo`'s plan for it."""
     from crownguard.engine.config import config_from_mapping
-    from crownguard.engine.risk import load_policy
-    from crownguard.engine.routing import build_triage
     from crownguard.engine.runner import Runner
     from crownguard.engine.scenarios import fingerprint_index, seed
+    from crownguard.engine.triage.risk import load_policy
+    from crownguard.engine.triage.routing import build_triage
     from crownguard.engine.undo import plan_undo, undo_playbook
 
     scenario = shipped("departing-usb-registered-model")

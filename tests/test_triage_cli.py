@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from crownguard.engine import cli
-from crownguard.engine.cli_triage import add_commands
+from crownguard.engine.cli import app as cli
+from crownguard.engine.cli.triage import add_commands
 from crownguard.engine.journal import open_journal
-from crownguard.engine.routing import InMemoryDedupe, ScratchDedupe, SQLiteDedupe
 from crownguard.engine.scenarios import MockFleet, seed
+from crownguard.engine.triage.routing import InMemoryDedupe, ScratchDedupe, SQLiteDedupe
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "plugins" / "incydr" / "samples"
@@ -98,7 +98,7 @@ def test_triage_json_of_a_list_of_raw_and_normalised_events(tmp_path: Path, caps
 
 def test_triage_with_a_policy_and_a_fingerprint_index(tmp_path: Path, capsys: Any,
                                                       monkeypatch: Any) -> None:
-    from crownguard.engine.fingerprints import FingerprintIndex, ModelVersionRef
+    from crownguard.engine.triage.detection.fingerprints import FingerprintIndex, ModelVersionRef
 
     sha = json.loads(USB.read_text())["file"]["hash"]["sha256"]
     with FingerprintIndex(tmp_path / "fp.sqlite") as index:

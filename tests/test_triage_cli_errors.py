@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from crownguard.engine import cli
-from crownguard.engine.fingerprints import FingerprintIndex, FingerprintIndexError
+from crownguard.engine.cli import app as cli
 from crownguard.engine.loader import MAX_DEPTH, load_file
+from crownguard.engine.triage.detection.fingerprints import FingerprintIndex, FingerprintIndexError
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "plugins" / "incydr" / "samples"

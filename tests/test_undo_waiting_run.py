@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from crownguard.engine import cli
+from crownguard.engine.cli import app as cli
 from crownguard.engine.journal import RunEnded, SQLiteJournal, open_journal
 from crownguard.engine.plugins import PluginHost
 from crownguard.engine.runner import Runner

@@ -13,12 +13,12 @@ from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any
 
-from ..audit import (
+from ..conductor import RunStatus
+from ..errors import CrownguardError
+from .audit import (
     ChainEntry,
     ChainProblem,
 )
-from ..conductor import RunStatus
-from ..errors import CrownguardError
 
 ENV_JOURNAL = "CROWNGUARD_JOURNAL"
 SCHEMA_VERSION = 1

@@ -13,7 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from ..audit import (
+from ..conductor import EventType, RunStatus
+from .audit import (
     GENESIS,
     ChainEntry,
     ChainProblem,
@@ -25,7 +26,6 @@ from ..audit import (
     sha256_text,
     write_jsonl,
 )
-from ..conductor import EventType, RunStatus
 from .base import (
     DEFAULT_BUSY_TIMEOUT,
     DEFAULT_LEASE_SECONDS,

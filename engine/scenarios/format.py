@@ -12,7 +12,7 @@ from ..actions import describe_schema_error, schema_errors
 from ..errors import CrownguardError, Problem, SpecError
 from ..loader import Document, load_file
 from ..mocks import RecordedCall
-from ..routing import SCENARIO_SUFFIXES, Verdict
+from ..triage.routing import SCENARIO_SUFFIXES, Verdict
 
 _CALL = {"type": "object", "additionalProperties": False, "required": ["mock"],
          "properties": {"mock": {"type": "string"}, "method": {"type": "string"},

@@ -14,10 +14,10 @@ from ..config import config_from_mapping
 from ..errors import CrownguardError, SpecError
 from ..loader import load_file
 from ..plugins import PluginHost
-from ..risk import policy_from_mapping
-from ..routing import InMemoryDedupe, Verdict, build_triage
 from ..runner import Runner
 from ..spec import Playbook
+from ..triage.risk import policy_from_mapping
+from ..triage.routing import InMemoryDedupe, Verdict, build_triage
 from .checks import check
 from .format import Scenario, ScenarioResult, load_scenario
 from .vendors import MockFleet, fingerprint_index, seed

@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import config_from_mapping
-from ..fingerprints import FingerprintIndex, ModelVersionRef
 from ..mocks import MockServer, RecordedCall
 from ..plugins import PluginHost
 from ..runner import Runner
+from ..triage.detection.fingerprints import FingerprintIndex, ModelVersionRef
 from .format import Scenario, ScenarioError
 
 

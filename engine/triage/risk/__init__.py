@@ -7,8 +7,8 @@
 
 from __future__ import annotations
 
+from ..policy import HighRiskPeriod, Policy, default_policy_data, load_policy, policy_from_mapping
 from .history import History, HistoryFacts, InMemoryHistory, model_key
-from .policy import HighRiskPeriod, Policy, default_policy_data, load_policy, policy_from_mapping
 from .scoring import Reason, RiskLevel, RiskScore, score
 
 __all__ = [

@@ -35,7 +35,7 @@ from jmespath import exceptions as jp_exceptions
 from jmespath import functions as jp_functions
 from jmespath import visitor
 
-from .errors import CrownguardError
+from ..errors import CrownguardError
 from .fastpath import Compiled, compile_ast
 
 CONTEXT_ROOTS = ("event", "steps", "vars", "risk", "run", "item")

@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..fingerprints import ModelMatch
+    from .fingerprints import ModelMatch
 
 MODEL_THRESHOLD = 0.5
 

@@ -17,6 +17,7 @@ shared by processes (`routing.dedupe_store` in the policy).
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import re
 import sqlite3
 import threading
@@ -27,8 +28,20 @@ from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..errors import CrownguardError, Problem, SpecError
+from ..expressions import (
+    WHOLE,
+    ExpressionError,
+    Reads,
+    evaluator,
+    is_pure,
+    merge_reads,
+    reads,
+    truthy,
+)
+from ..spec import Playbook, load_playbook
 from .detection import Detection, detect
-from .errors import CrownguardError, Problem, SpecError
+from .detection.fingerprints import FingerprintIndex
 from .events import (
     Actor,
     Destination,
@@ -39,24 +52,12 @@ from .events import (
     Source,
     normalise_many,
 )
-from .expressions import (
-    WHOLE,
-    ExpressionError,
-    Reads,
-    evaluator,
-    is_pure,
-    merge_reads,
-    reads,
-    truthy,
-)
-from .fingerprints import FingerprintIndex
 from .risk import InMemoryHistory, Policy, RiskScore, score
-from .spec import Playbook, load_playbook
 
 if TYPE_CHECKING:
-    from .actions import Action
+    from ..actions import Action
+    from ..plugins import PluginHost
     from .detection import ContentSource
-    from .plugins import PluginHost
 
 DEFAULT_WINDOW_SECONDS = 3600.0
 PLAYBOOK_SUFFIXES = (".yaml", ".yml", ".json")
@@ -114,10 +115,17 @@ class RoutingSettings:
 
 
 def shipped_playbooks_dir() -> Path | None:
-    """The shipped playbooks: `playbooks/` beside the engine (a checkout or an editable
-    install), or `crownguard/playbooks` in an installed wheel."""
-    candidate = Path(__file__).resolve().parent.parent / "playbooks"
-    return candidate if candidate.is_dir() else None
+    """The shipped playbooks: the `crownguard.playbooks` package (`playbooks/` in a checkout or
+    an editable install, `crownguard/playbooks` in an installed wheel)."""
+    try:
+        spec = importlib.util.find_spec("crownguard.playbooks")
+    except ModuleNotFoundError:
+        return None
+    # A namespace package (the folder holds YAML, no __init__): its first real directory.
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        if Path(location).is_dir():
+            return Path(location)
+    return None
 
 
 def playbook_files(paths: Iterable[Path]) -> list[Path]:

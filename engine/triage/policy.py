@@ -20,15 +20,15 @@ from zoneinfo import ZoneInfo
 
 from ..actions import describe_schema_error, schema_errors
 from ..errors import Problem, SpecError
-from ..events.classify import (
+from ..loader import Document, load_file, parse_text
+from .events.classify import (
     GENAI_DOMAINS,
     PERSONAL_CLOUD_DOMAINS,
     PERSONAL_EMAIL_DOMAINS,
     NormaliseOptions,
 )
-from ..events.model import zone_named
-from ..events.webhook import WebhookMapping, mapping_from_dict
-from ..loader import Document, load_file, parse_text
+from .events.model import zone_named
+from .events.webhook import WebhookMapping, mapping_from_dict
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 LEVEL_ORDER = ("info", "low", "medium", "high", "critical")

@@ -23,15 +23,22 @@ from contextlib import ExitStack, closing
 from pathlib import Path
 from typing import Any, TextIO
 
-from .config import load_config
-from .errors import CrownguardError, Problem, SpecError
-from .events import INCYDR_ALERTS, INCYDR_FILE_EVENTS, ModelMovementEvent, normalise_many, recognise
-from .fingerprints import FingerprintIndex, FingerprintIndexError
-from .journal import default_journal_path, open_journal
-from .loader import load_file
-from .plugins import PluginHost
-from .risk import Policy, load_policy
-from .routing import (
+from ..config import load_config
+from ..errors import CrownguardError, Problem, SpecError
+from ..journal import default_journal_path, open_journal
+from ..loader import load_file
+from ..plugins import PluginHost
+from ..runner import Runner
+from ..triage.detection.fingerprints import FingerprintIndex, FingerprintIndexError
+from ..triage.events import (
+    INCYDR_ALERTS,
+    INCYDR_FILE_EVENTS,
+    ModelMovementEvent,
+    normalise_many,
+    recognise,
+)
+from ..triage.risk import Policy, load_policy
+from ..triage.routing import (
     DedupeStore,
     InMemoryDedupe,
     RoutingSettings,
@@ -41,7 +48,6 @@ from .routing import (
     Verdict,
     build_triage,
 )
-from .runner import Runner
 from .timeline import Timeline, summary_table
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WAITING = 0, 1, 2, 3
@@ -345,7 +351,7 @@ def _worse(current: int, status: str) -> int:
 
 
 def cmd_test(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    from .scenarios import collect_scenario_files, run_scenario_files
+    from ..scenarios import collect_scenario_files, run_scenario_files
 
     stream = out or sys.stdout
     files = collect_scenario_files([Path(p) for p in args.paths])

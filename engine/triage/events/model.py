@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jsonschema
 
-from ..errors import Problem, SpecError
+from ...errors import Problem, SpecError
 
 if TYPE_CHECKING:
     from ..detection import Detection

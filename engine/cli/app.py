@@ -14,18 +14,18 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from .cli_runs import add_commands as add_run_commands
-from .cli_runs import add_journal_option
-from .cli_triage import add_commands as add_triage_commands
-from .config import load_config
-from .errors import CrownguardError, SpecError
-from .graph import to_dot, to_mermaid
-from .journal import open_journal
-from .loader import load_file
-from .plugins import PluginHost
-from .runner import Runner
-from .spec import load_playbook
+from ..config import load_config
+from ..errors import CrownguardError, SpecError
+from ..graph import to_dot, to_mermaid
+from ..journal import open_journal
+from ..loader import load_file
+from ..plugins import PluginHost
+from ..runner import Runner
+from ..spec import load_playbook
+from .runs import add_commands as add_run_commands
+from .runs import add_journal_option
 from .timeline import Timeline, summary_table
+from .triage import add_commands as add_triage_commands
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WAITING, EXIT_INTERNAL = 0, 1, 2, 3, 70
 

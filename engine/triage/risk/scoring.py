@@ -21,8 +21,8 @@ from typing import Any
 from ..detection import Detection
 from ..events import DestinationKind, ModelMovementEvent
 from ..events.classify import domain_matches
+from ..policy import Policy
 from .history import History, HistoryFacts, model_key
-from .policy import Policy
 
 
 class RiskLevel(StrEnum):

@@ -14,11 +14,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .actions import ActionContext
-from .conductor import Conductor
-from .config import Config, load_config
-from .errors import CrownguardError
-from .journal import (
+from ..actions import ActionContext
+from ..conductor import Conductor
+from ..config import Config, load_config
+from ..errors import CrownguardError
+from ..journal import (
     Journal,
     RunEnded,
     RunHeldElsewhere,
@@ -26,11 +26,11 @@ from .journal import (
     default_journal_path,
     open_journal,
 )
-from .plugins import PluginHost
-from .runner import Runner
-from .spec import Playbook, parse_playbook
+from ..plugins import PluginHost
+from ..runner import Runner
+from ..spec import Playbook, parse_playbook
+from ..undo import plan_undo, undo_playbook
 from .timeline import Timeline, summary_table
-from .undo import plan_undo, undo_playbook
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WAITING = 0, 1, 2, 3
 ENDED = ("succeeded", "failed", "cancelled")

@@ -20,7 +20,7 @@ from .metadata import detect_metadata
 from .window import HEAD_BYTES, READ_BUDGET, ContentSource
 
 if TYPE_CHECKING:
-    from ..fingerprints import FingerprintIndex
+    from .fingerprints import FingerprintIndex
 
 __all__ = [
     "HEAD_BYTES",

@@ -22,17 +22,17 @@ from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any, TextIO
 
-from .cli_triage import describe_verdict
-from .config import Config, config_from_mapping
-from .fingerprints import FingerprintIndex
-from .mocks import RecordedCall
-from .plugins import PluginHost
-from .risk import policy_from_mapping
-from .routing import InMemoryDedupe, Verdict, build_triage
-from .runner import Runner
-from .scenarios import MockFleet, refresh_from_mlflow, seed
-from .spec import Playbook
+from ..config import Config, config_from_mapping
+from ..mocks import RecordedCall
+from ..plugins import PluginHost
+from ..runner import Runner
+from ..scenarios import MockFleet, refresh_from_mlflow, seed
+from ..spec import Playbook
+from ..triage.detection.fingerprints import FingerprintIndex
+from ..triage.risk import policy_from_mapping
+from ..triage.routing import InMemoryDedupe, Verdict, build_triage
 from .timeline import Timeline
+from .triage import describe_verdict
 
 MODEL_BYTES = b"acme-support-llama3-8b-ft v3: fine-tuned weights (demo)"
 MODEL_SHA256 = hashlib.sha256(MODEL_BYTES).hexdigest()

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .detection.formats import format_from_name
-from .errors import CrownguardError
+from ...errors import CrownguardError
+from .formats import format_from_name
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 

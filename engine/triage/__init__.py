@@ -1,0 +1,1 @@
+"""The triage wing: is a file movement a model leaving, how risky is it, which playbook runs."""
