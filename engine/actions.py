@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import jsonschema
 
 from .errors import ActionError, InputError, StepTimeout
+from .validation import about_unknown, describe_schema_error, schema_errors
 
 if TYPE_CHECKING:
     from .config import Connection, Connections
@@ -113,7 +114,7 @@ class Action:
         from steps it did not call): problems at or under them are not the inputs' fault."""
         errors = schema_errors(self.input_schema, inputs)
         if unknown:
-            errors = [e for e in errors if not _about_unknown(e, unknown)]
+            errors = [e for e in errors if not about_unknown(e, unknown)]
         _raise_for(errors, f"{self.name}: input")
 
     def validate_output(self, output: Any) -> None:
@@ -128,65 +129,6 @@ class Action:
                     "max_attempts": self.retry.max_attempts,
                     "backoff_seconds": self.retry.backoff_seconds},
                 "input_schema": self.input_schema, "output_schema": self.output_schema}
-
-
-_VALIDATORS: dict[int, tuple[dict[str, Any], Any]] = {}
-_VALIDATORS_LOCK = threading.Lock()
-
-
-def _validator(schema: dict[str, Any]) -> Any:
-    """A compiled validator per schema object (schemas are built once, at plugin loading)."""
-    cached = _VALIDATORS.get(id(schema))
-    if cached is not None and cached[0] is schema:
-        return cached[1]
-    validator_cls = jsonschema.validators.validator_for(
-        schema, default=jsonschema.Draft202012Validator)
-    validator = validator_cls(schema, format_checker=jsonschema.FormatChecker())
-    with _VALIDATORS_LOCK:
-        if len(_VALIDATORS) > 4096:
-            _VALIDATORS.clear()
-        _VALIDATORS[id(schema)] = (schema, validator)  # the schema is kept alive with it
-    return validator
-
-
-def schema_errors(schema: dict[str, Any], value: Any) -> list[jsonschema.ValidationError]:
-    validator = _validator(schema)
-    if validator.is_valid(value):
-        return []
-    return sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
-
-
-def describe_schema_error(error: jsonschema.ValidationError) -> str:
-    path = "/".join(str(p) for p in error.absolute_path)
-    where = f"'{path}'" if path else "the value"
-    if error.validator == "required":
-        return error.message.replace("is a required property", "is required")
-    schema = error.schema if isinstance(error.schema, dict) else {}
-    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        known = schema.get("properties", {})
-        extra = sorted(set(error.instance) - set(known))
-        if extra and not schema.get("patternProperties"):
-            keys = ", ".join(f"'{k}'" for k in extra)
-            allowed = f" (allowed: {', '.join(sorted(known))})" if known else ""
-            prefix = f"{where}: " if path else ""
-            return f"{prefix}unknown key{'s' if len(extra) > 1 else ''} {keys}{allowed}"
-    return f"{where}: {error.message}"
-
-
-# A problem these report on a value holding an unknown part may be that part's doing.
-_COMBINATORS = frozenset({"anyOf", "oneOf", "allOf", "not", "if", "then", "else"})
-
-
-def _about_unknown(error: jsonschema.ValidationError,
-                   unknown: Collection[Sequence[str | int]]) -> bool:
-    path = tuple(error.absolute_path)
-    for where in unknown:
-        part = tuple(where)
-        if path[:len(part)] == part:
-            return True  # at or inside the unknown value
-        if error.validator in _COMBINATORS and part[:len(path)] == path:
-            return True
-    return False
 
 
 def _validate(schema: dict[str, Any], value: Any, what: str) -> None:

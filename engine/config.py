@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from .actions import describe_schema_error, schema_errors
 from .errors import ConfigError, Problem, SpecError
 from .loader import Document, load_file, parse_text, pointer_join
 from .secrets import Redactor, Secret, reveal
+from .validation import describe_schema_error, schema_errors
 
 if TYPE_CHECKING:
     from .http import Auth, VendorClient

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
-from .actions import RetryPolicy, describe_schema_error, schema_errors
+from .actions import RetryPolicy
 from .errors import Problem, SpecError
 from .expressions import (
     CONTEXT_ROOTS,
@@ -31,6 +31,7 @@ from .expressions import (
 )
 from .graph import build_graph, find_cycles
 from .loader import Document, load_file, parse_text, pointer_join
+from .validation import describe_schema_error, schema_errors
 
 if TYPE_CHECKING:
     from .actions import Action

@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..actions import describe_schema_error, schema_errors
 from ..errors import CrownguardError, Problem, SpecError
 from ..loader import Document, load_file
 from ..mocks import RecordedCall
 from ..triage.routing import SCENARIO_SUFFIXES, Verdict
+from ..validation import describe_schema_error, schema_errors
 
 _CALL = {"type": "object", "additionalProperties": False, "required": ["mock"],
          "properties": {"mock": {"type": "string"}, "method": {"type": "string"},

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ..actions import describe_schema_error, schema_errors
 from ..errors import Problem, SpecError
 from ..loader import Document, load_file, parse_text
+from ..validation import describe_schema_error, schema_errors
 from .events.classify import (
     GENAI_DOMAINS,
     PERSONAL_CLOUD_DOMAINS,
