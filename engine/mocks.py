@@ -164,6 +164,26 @@ class MockServer(HTTPServer):
     def not_found(self, request: Request) -> Response:
         return self.json_response({"error": "not found", "path": request.path}, 404)
 
+    # scenario seeding -------------------------------------------------------------------------
+
+    def seeding_sections(self) -> list[str]:
+        """The sections a scenario's `mocks.<name>` may seed: one `seed_<section>` method each."""
+        return sorted(name[len("seed_"):] for name in dir(self)
+                      if name.startswith("seed_") and callable(getattr(self, name)))
+
+    def seed(self, section: str, items: list[dict[str, Any]]) -> None:
+        """Add a scenario's records of one section (hosts, users...) to the vendor state.
+
+        Each mock documents its sections as `seed_<section>(items)` methods, so the scenario
+        runner needs no table of vendors. An unknown section is a LookupError naming the known.
+        """
+        handler = getattr(self, f"seed_{section}", None) if section.isidentifier() else None
+        if not callable(handler):
+            raise LookupError(f"no seeding section '{section}' (known: "
+                              f"{', '.join(self.seeding_sections()) or 'none'})")
+        with self.state_lock:
+            handler(list(items))
+
     # helpers ---------------------------------------------------------------------------------
 
     @property

@@ -85,3 +85,21 @@ def test_malformed_and_times(store: Store) -> None:
     bodies = [requests.get(url, headers=headers, timeout=5).text for _ in range(3)]
     assert bodies[0] == bodies[1] == '{"truncated": '
     assert bodies[2] == '{"id": 1}'
+
+
+def test_a_mock_seeds_itself_through_its_seed_methods() -> None:
+    class WidgetMock(MockServer):
+        def reset_state(self) -> None:
+            self.widgets: list[str] = []
+
+        def seed_widgets(self, items: list[dict[str, Any]]) -> None:
+            self.widgets.extend(item["name"] for item in items)
+
+    mock = WidgetMock()
+    assert mock.seeding_sections() == ["widgets"]
+    mock.seed("widgets", [{"name": "a"}, {"name": "b"}])
+    assert mock.widgets == ["a", "b"]
+    with pytest.raises(LookupError, match=r"no seeding section 'gadgets' \(known: widgets\)"):
+        mock.seed("gadgets", [])
+    with pytest.raises(LookupError):
+        mock.seed("widgets; drop", [])

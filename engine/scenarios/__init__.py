@@ -31,10 +31,9 @@ from .format import (
     load_scenario,
 )
 from .run import fast_retries, run_scenario, run_scenario_files
-from .vendors import ADAPTERS, MockFleet, fingerprint_index, refresh_from_mlflow, seed
+from .vendors import MockFleet, fingerprint_index, refresh_from_mlflow, seed
 
 __all__ = [
-    "ADAPTERS",
     "SCENARIO_SCHEMA",
     "MockFleet",
     "Scenario",

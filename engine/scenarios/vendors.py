@@ -69,68 +69,8 @@ class MockFleet:
 
 
 # --- seeding -------------------------------------------------------------------------------
-# Each adapter turns a documented list of records into the mock's own helper calls (add_user,
-# add_host...). `set` and `call` reach any mock's tunables and public helpers.
-
-
-def _falcon_hosts(mock: Any, items: list[dict[str, Any]]) -> None:
-    for item in items:
-        fields = {k: item[k] for k in ("platform_name", "os_version", "local_ip", "last_seen",
-                                       "status") if k in item}
-        if "platform" in item:
-            fields["platform_name"] = item["platform"]
-        device = mock.add_host(item["hostname"], device_id=item.get("device_id"), **fields)
-        for folder in item.get("folders") or ():
-            mock.add_folder(device, folder)
-        for spec in item.get("files") or ():
-            file = mock.add_file(device, spec["path"], str(spec.get("content", "model"))
-                                 .encode())
-            if spec.get("sha256"):  # stand in for bytes the scenario does not carry
-                file.sha256 = spec["sha256"].lower()
-
-
-def _mlflow_versions(mock: Any, items: list[dict[str, Any]]) -> None:
-    for item in items:
-        target = int(item.get("version", 1))
-        while len(mock.models.get(item["name"], {}).get("versions", {})) < target - 1:
-            mock.add_version(item["name"], {})  # earlier versions, no files
-        files = {path: str(text).encode() for path, text in (item.get("files") or {}).items()}
-        mock.add_version(item["name"], files, aliases=tuple(item.get("aliases") or ()),
-                         tags=item.get("tags") or {})
-
-
-ADAPTERS: dict[str, dict[str, Any]] = {
-    "falcon": {"hosts": _falcon_hosts},
-    "defender": {"machines": lambda m, items: _defender_machines(m, items)},
-    "slack": {"users": lambda m, items: [m.add_user(u["email"], u.get("name", u["email"]),
-                                                    locale=u.get("locale")) for u in items],
-              "channels": lambda m, items: [m.add_channel(c["name"],
-                                                          private=c.get("private", False),
-                                                          member=c.get("member", True))
-                                            for c in items]},
-    "okta": {"users": lambda m, items: [m.add_user(
-        u["login"], email=u.get("email"), first_name=u.get("first_name", "Test"),
-        last_name=u.get("last_name", "User"), status=u.get("status", "ACTIVE"),
-        sessions=u.get("sessions", 1)) for u in items]},
-    "entra": {"users": lambda m, items: [m.add_user(
-        u["upn"], mail=u.get("mail"), display_name=u.get("name", "Test User"),
-        enabled=u.get("enabled", True)) for u in items]},
-    "servicenow": {"users": lambda m, items: [m.add_user(u["user_name"], u["email"],
-                                                         u.get("name", u["user_name"]))
-                                              for u in items]},
-    "jira": {"issues": lambda m, items: [m.add_issue(i["summary"], labels=i.get("labels"),
-                                                     status=i.get("status", "To Do"))
-                                         for i in items]},
-    "mlflow": {"versions": _mlflow_versions},
-}
-
-
-def _defender_machines(mock: Any, items: list[dict[str, Any]]) -> None:
-    for item in items:
-        machine = mock.add_machine(item["dns_name"], machine_id=item.get("machine_id"))
-        for spec in item.get("files") or ():
-            mock.add_file(machine, str(spec.get("content", "model")).encode(),
-                          spec.get("name", "model.safetensors"))
+# Each mock seeds its own sections (`MockServer.seed`, a `seed_<section>` method per section);
+# `set` and `call` reach any mock's tunables and public helpers.
 
 
 _BASE_ATTRIBUTES = frozenset(dir(MockServer))
@@ -145,10 +85,10 @@ def seed(fleet: MockFleet, mocks: dict[str, Any]) -> None:
                 _set(mock, name, value)
             elif section == "call":
                 _call(mock, name, value)
-            elif section in ADAPTERS.get(name, {}):
-                ADAPTERS[name][section](mock, list(value))
+            elif section in mock.seeding_sections():
+                mock.seed(section, list(value))
             else:
-                known = sorted([*ADAPTERS.get(name, {}), "set", "call"])
+                known = sorted([*mock.seeding_sections(), "set", "call"])
                 raise ScenarioError(f"mocks.{name}: no seeding section '{section}' (known: "
                                     f"{', '.join(known)})")
 

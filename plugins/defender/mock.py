@@ -46,6 +46,14 @@ class DefenderMock(MockServer):
 
     vendor = "defender"
 
+    def seed_machines(self, items: list[dict[str, Any]]) -> None:
+        """Scenario seeding: machines and the files on them."""
+        for item in items:
+            machine = self.add_machine(item["dns_name"], machine_id=item.get("machine_id"))
+            for spec in item.get("files") or ():
+                self.add_file(machine, str(spec.get("content", "model")).encode(),
+                              spec.get("name", "model.safetensors"))
+
     def reset_state(self) -> None:
         self.tenant_id = TENANT_ID
         self.apps: dict[str, tuple[str, frozenset[str]]] = {

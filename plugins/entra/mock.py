@@ -85,6 +85,13 @@ class EntraMock(MockServer):
 
     vendor = "entra"
 
+    def seed_users(self, items: list[dict[str, Any]]) -> None:
+        """Scenario seeding: users by UPN."""
+        for user in items:
+            self.add_user(user["upn"], mail=user.get("mail"),
+                          display_name=user.get("name", "Test User"),
+                          enabled=user.get("enabled", True))
+
     def reset_state(self) -> None:
         self._rng = random.Random(11)
         self.apps: dict[str, dict[str, Any]] = {

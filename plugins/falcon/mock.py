@@ -45,6 +45,22 @@ class FalconMock(MockServer):
 
     # state -------------------------------------------------------------------------------------
 
+    def seed_hosts(self, items: list[dict[str, Any]]) -> None:
+        """Scenario seeding: hosts with their folders and files."""
+        for item in items:
+            fields = {k: item[k] for k in ("platform_name", "os_version", "local_ip",
+                                           "last_seen", "status") if k in item}
+            if "platform" in item:
+                fields["platform_name"] = item["platform"]
+            device = self.add_host(item["hostname"], device_id=item.get("device_id"), **fields)
+            for folder in item.get("folders") or ():
+                self.add_folder(device, folder)
+            for spec in item.get("files") or ():
+                file = self.add_file(device, spec["path"],
+                                     str(spec.get("content", "model")).encode())
+                if spec.get("sha256"):  # stand in for bytes the scenario does not carry
+                    file.sha256 = spec["sha256"].lower()
+
     def reset_state(self) -> None:
         self.clients: dict[str, tuple[str, frozenset[str]]] = {
             DEFAULT_CLIENT_ID: (DEFAULT_CLIENT_SECRET, ALL_SCOPES)}

@@ -50,6 +50,12 @@ class JiraMock(MockServer):
 
     vendor = "jira"
 
+    def seed_issues(self, items: list[dict[str, Any]]) -> None:
+        """Scenario seeding: existing issues (for duplicate checks)."""
+        for issue in items:
+            self.add_issue(issue["summary"], labels=issue.get("labels"),
+                           status=issue.get("status", "To Do"))
+
     def reset_state(self) -> None:
         self.api_token = "jira-" + secrets.token_urlsafe(16)
         self.accounts: dict[str, dict[str, Any]] = {INTEGRATION_EMAIL: {

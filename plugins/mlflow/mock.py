@@ -55,6 +55,17 @@ class MlflowMock(AuthAppRoutes, MockServer):
 
     # state --------------------------------------------------------------------------------------
 
+    def seed_versions(self, items: list[dict[str, Any]]) -> None:
+        """Scenario seeding: registered model versions with their files, aliases and tags."""
+        for item in items:
+            target = int(item.get("version", 1))
+            while len(self.models.get(item["name"], {}).get("versions", {})) < target - 1:
+                self.add_version(item["name"], {})  # earlier versions, no files
+            files = {path: str(text).encode()
+                     for path, text in (item.get("files") or {}).items()}
+            self.add_version(item["name"], files, aliases=tuple(item.get("aliases") or ()),
+                             tags=item.get("tags") or {})
+
     def reset_state(self) -> None:
         self.models: dict[str, dict[str, Any]] = {}
         self.artifacts: dict[str, bytes] = {}

@@ -59,6 +59,14 @@ class OktaMock(MockServer):
 
     vendor = "okta"
 
+    def seed_users(self, items: list[dict[str, Any]]) -> None:
+        """Scenario seeding: users by login, with their status and open sessions."""
+        for user in items:
+            self.add_user(user["login"], email=user.get("email"),
+                          first_name=user.get("first_name", "Test"),
+                          last_name=user.get("last_name", "User"),
+                          status=user.get("status", "ACTIVE"), sessions=user.get("sessions", 1))
+
     def reset_state(self) -> None:
         self._rng = random.Random(3)
         self.users: dict[str, dict[str, Any]] = {}

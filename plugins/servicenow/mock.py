@@ -90,6 +90,11 @@ class ServiceNowMock(MockServer):
 
     vendor = "servicenow"
 
+    def seed_users(self, items: list[dict[str, Any]]) -> None:
+        """Scenario seeding: sys_user records."""
+        for user in items:
+            self.add_user(user["user_name"], user["email"], user.get("name", user["user_name"]))
+
     def reset_state(self) -> None:
         self.password = "sn-" + secrets.token_urlsafe(12)
         self.client_secret = "sn-oauth-" + secrets.token_urlsafe(12)

@@ -45,6 +45,18 @@ class SlackMock(MockServer):
     BOT_ID = "B0CGBOT001"
     CLIENT_ID = "1000000001.2000000002"
 
+    def seed_users(self, items: list[dict[str, Any]]) -> None:
+        """Scenario seeding: workspace members by e-mail."""
+        for user in items:
+            self.add_user(user["email"], user.get("name", user["email"]),
+                          locale=user.get("locale"))
+
+    def seed_channels(self, items: list[dict[str, Any]]) -> None:
+        """Scenario seeding: channels, private or public, with or without the bot."""
+        for channel in items:
+            self.add_channel(channel["name"], private=channel.get("private", False),
+                             member=channel.get("member", True))
+
     def reset_state(self) -> None:
         self.bot_token = "xoxb-1000000001-" + secrets.token_hex(12)
         self.signing_secret = secrets.token_hex(16)
