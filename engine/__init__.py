@@ -3,8 +3,18 @@
 Plugins import only the names listed in `__all__` (a test keeps them to it).
 """
 
-from .actions import Action, ActionContext, RetryPolicy, Waiting, action
-from .config import HTTP_CONNECTION_SCHEMA, Config, Connection, Connections, ConnectionType
+from .actions import VENDOR_RETRY, Action, ActionContext, RetryPolicy, Waiting, action
+from .config import (
+    CONNECTION_SETTINGS,
+    HTTP_CONNECTION_SCHEMA,
+    POLLING_SETTINGS,
+    TOKEN_URL_SETTING,
+    Config,
+    Connection,
+    Connections,
+    ConnectionType,
+    connection_schema,
+)
 from .errors import (
     ActionError,
     AuthError,
@@ -28,6 +38,7 @@ from .hookspecs import hookimpl
 from .http import (
     Auth,
     BasicAuth,
+    CachedTokenAuth,
     HeaderAuth,
     NoAuth,
     OAuth2ClientCredentials,
@@ -35,12 +46,16 @@ from .http import (
     parse_retry_after,
 )
 from .mocks import MockServer, MockServerSpec, RecordedCall, route
-from .secrets import Secret
+from .secrets import Secret, reveal
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "CONNECTION_SETTINGS",
     "HTTP_CONNECTION_SCHEMA",
+    "POLLING_SETTINGS",
+    "TOKEN_URL_SETTING",
+    "VENDOR_RETRY",
     "Action",
     "ActionContext",
     "ActionError",
@@ -48,6 +63,7 @@ __all__ = [
     "AuthError",
     "BadResponse",
     "BasicAuth",
+    "CachedTokenAuth",
     "Config",
     "ConfigError",
     "ConflictError",
@@ -76,9 +92,11 @@ __all__ = [
     "VendorError",
     "Waiting",
     "action",
+    "connection_schema",
     "evaluate",
     "hookimpl",
     "parse_retry_after",
     "render",
+    "reveal",
     "route",
 ]

@@ -69,6 +69,11 @@ class RetryPolicy:
 ActionFunc = Callable[["ActionContext", dict[str, Any]], Any]
 
 
+# The retry policy of vendor actions that declare none of their own: three calls, a second
+# apart at first (doubling, with jitter, and never sooner than a vendor's Retry-After).
+VENDOR_RETRY = RetryPolicy(max_attempts=3, backoff_seconds=1)
+
+
 @dataclass(frozen=True)
 class Waiting:
     """Returned by an action to suspend its step until a person answers (an approval, a

@@ -16,22 +16,20 @@ from __future__ import annotations
 import os
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import requests
+from typing import Any, TypeVar, cast
 
 from .errors import ConfigError, Problem, SpecError
 from .loader import Document, load_file, parse_text, pointer_join
 from .secrets import Redactor, Secret, reveal
 from .validation import describe_schema_error, schema_errors
 
-if TYPE_CHECKING:
-    from .http import Auth, VendorClient
-
 REFERENCE = re.compile(r"\$\{(env|file):([^}]+)\}")
 # Anything that looks like a reference but is not a valid one (${evn:X}, ${vault:x}, ${env:}).
+T = TypeVar("T")
+
 SUSPECT = re.compile(r"\$\{(?!\{)[^}]*\}")
 
 CONFIG_SCHEMA: dict[str, Any] = {
@@ -52,15 +50,42 @@ CONFIG_SCHEMA: dict[str, Any] = {
     },
 }
 
-HTTP_CONNECTION_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {
-        "allowed_hosts": {"type": "array", "items": {"type": "string", "minLength": 1}},
-        "timeout_seconds": {"type": "number", "exclusiveMinimum": 0},
-        "connect_timeout_seconds": {"type": "number", "exclusiveMinimum": 0},
-    },
+_URL = {"type": "string", "pattern": "^https?://"}
+_SECONDS = {"type": "number", "exclusiveMinimum": 0}
+
+# The settings every vendor connection takes (DESIGN.md, "Connections file"): where the vendor
+# is, so that tests and the demo point it at a mock, and how long to wait for it.
+CONNECTION_SETTINGS: dict[str, Any] = {
+    "base_url": {**_URL, "description": "the vendor's API root"},
+    "timeout_seconds": {**_SECONDS, "description": "read timeout of one request (default 30)"},
+    "connect_timeout_seconds": {**_SECONDS, "description": "connect timeout (default 5)"},
 }
+TOKEN_URL_SETTING: dict[str, Any] = {
+    **_URL, "description": "the OAuth2 token endpoint (default: the vendor's own, on base_url)"}
+POLLING_SETTINGS: dict[str, Any] = {
+    "poll_interval_seconds": {**_SECONDS, "description": "wait between status polls"},
+    "max_wait_seconds": {**_SECONDS, "description": "give up waiting for the vendor's "
+                                                    "asynchronous work after this long (the "
+                                                    "step timeout also bounds it)"},
+}
+
+
+def connection_schema(properties: dict[str, Any], *, required: tuple[str, ...] = (),
+                      base_url: bool = True, **schema: Any) -> dict[str, Any]:
+    """The JSON Schema of a connection type: the shared settings (`base_url`, timeouts)
+    extended with the vendor's own `properties`; unknown keys are errors. Pass
+    `base_url=False` for a connection with no single API root."""
+    shared = dict(CONNECTION_SETTINGS)
+    if not base_url:
+        shared.pop("base_url")
+    return {"type": "object", "additionalProperties": False, **schema,
+            **({"required": list(required)} if required else {}),
+            "properties": {**shared, **properties}}
+
+
+HTTP_CONNECTION_SCHEMA: dict[str, Any] = connection_schema(
+    {"allowed_hosts": {"type": "array", "items": {"type": "string", "minLength": 1}}},
+    base_url=False)
 
 
 @dataclass(frozen=True)
@@ -75,30 +100,23 @@ class ConnectionType:
 
 
 class Connection:
-    """One configured connection: settings (secrets as Secret), a pooled session, cached auth."""
+    """One configured connection: settings (secrets as Secret) and what its steps share (the
+    pooled HTTP session, the cached auth), made once on first use."""
 
     def __init__(self, name: str, settings: dict[str, Any], redactor: Redactor):
         self.name = name
         self.settings = settings
         self.redactor = redactor
-        self._session: requests.Session | None = None
-        self._auth: Auth | None = None
+        self._shared: dict[str, Any] = {}
         self._lock = threading.Lock()
 
-    @property
-    def session(self) -> requests.Session:
+    def cached(self, key: str, make: Callable[[], T]) -> T:
+        """The connection's one `key` (made by `make()` the first time): every step and client
+        of this connection shares it."""
         with self._lock:
-            if self._session is None:
-                from .http import new_session
-
-                self._session = new_session()
-            return self._session
-
-    def auth_for(self, client: VendorClient) -> Auth:
-        with self._lock:
-            if self._auth is None:
-                self._auth = client.make_auth()
-            return self._auth
+            if key not in self._shared:
+                self._shared[key] = make()
+            return cast(T, self._shared[key])
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.settings.get(key, default)
@@ -111,8 +129,12 @@ class Connection:
         return str(reveal(value))
 
     def close(self) -> None:
-        if self._session is not None:
-            self._session.close()
+        with self._lock:
+            shared, self._shared = list(self._shared.values()), {}
+        for item in shared:
+            close = getattr(item, "close", None)
+            if callable(close):
+                close()
 
 
 class Connections:

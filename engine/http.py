@@ -17,8 +17,8 @@ import email.utils
 import json
 import threading
 import time
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -27,6 +27,7 @@ from requests.adapters import HTTPAdapter
 from .errors import (
     AuthError,
     BadResponse,
+    ConfigError,
     ConflictError,
     NotFoundError,
     RateLimited,
@@ -37,8 +38,9 @@ from .errors import (
 from .secrets import Redactor, Secret, reveal
 
 if TYPE_CHECKING:
-    from .actions import ActionContext
     from .config import Connection
+
+T = TypeVar("T")
 
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_READ_TIMEOUT = 30.0
@@ -125,28 +127,51 @@ class BasicAuth(Auth):
         headers["Authorization"] = basic_auth_header(self.username, reveal(self.password))
 
 
-class OAuth2ClientCredentials(Auth):
-    """OAuth2 client-credentials grant with a cached token shared by all steps of a connection.
+class CachedTokenAuth(Auth):
+    """A bearer token from a token endpoint, shared by every step of a connection: fetched on
+    first use, again shortly before it expires, and once more after a 401.
 
-    `style="body"` sends client_id/client_secret in the form (Falcon, Entra); `style="basic"`
-    sends them as HTTP Basic (Incydr, many others).
+    Subclasses say how to ask (`token_request`) and, where the vendor's answer differs from
+    OAuth's `{access_token, expires_in}`, how to read it (`read_answer`). Every token and
+    refresh token the endpoint hands out is known to the redactor before anything could print
+    it. With a configured `token` (no known expiry) it is used until the vendor refuses it.
     """
 
-    EXPIRY_MARGIN = 30.0
+    EXPIRY_MARGIN: ClassVar[float] = 30.0
+    DEFAULT_LIFETIME: ClassVar[float] = 3600.0
+    operation: ClassVar[str] = "get OAuth2 token"
 
-    def __init__(self, token_url: str, client_id: str, client_secret: Secret | str, *,
-                 scope: str | None = None, style: str = "body",
-                 extra: Mapping[str, str] | None = None):
+    def __init__(self, token_url: str | None = None, *, token: Secret | str | None = None):
         self.token_url = token_url
-        self.client_id = client_id
-        self.client_secret = client_secret
-        self.scope = scope
-        self.style = style
-        self.extra = dict(extra or {})
         self._lock = threading.Lock()
-        self._token: str | None = None
-        self._expires_at = 0.0
+        self._token: str | None = reveal(token) if token is not None else None
+        self._expires_at: float | None = None if token is not None else 0.0
         self.fetches = 0
+
+    # subclasses --------------------------------------------------------------------------------
+
+    def token_request(self, client: VendorClient) -> tuple[dict[str, str], dict[str, str]]:
+        """The form and the extra headers of one token request."""
+        raise NotImplementedError
+
+    def token_endpoint(self, client: VendorClient) -> str:
+        if not self.token_url:
+            raise ConfigError(f"connection '{client.connection.name}' has no token_url")
+        return self.token_url
+
+    def refused(self, client: VendorClient, response: requests.Response) -> VendorError:
+        """The error for a non-2xx answer of the token endpoint."""
+        return client.error_for(response, self.operation)
+
+    def read_answer(self, client: VendorClient, body: Any, status: int) -> str:
+        """The access token in a 2xx answer (BadResponse when there is none)."""
+        token = body.get("access_token") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token:
+            raise BadResponse("the token answer has no access_token", vendor=client.vendor,
+                              operation=self.operation, status=status)
+        return token
+
+    # plumbing ----------------------------------------------------------------------------------
 
     def apply(self, headers: dict[str, str], client: VendorClient) -> None:
         headers["Authorization"] = f"Bearer {self._current(client)}"
@@ -159,50 +184,87 @@ class OAuth2ClientCredentials(Auth):
 
     def _current(self, client: VendorClient) -> str:
         with self._lock:
-            if self._token and time.monotonic() < self._expires_at:
-                return self._token
-            self._token, lifetime = self._fetch(client)
-            self.fetches += 1
-            self._expires_at = time.monotonic() + max(0.0, lifetime - self.EXPIRY_MARGIN)
+            fresh = self._expires_at is None or time.monotonic() < self._expires_at
+            if self._token is None or not fresh:
+                self._token, lifetime = self._fetch(client)
+                self.fetches += 1
+                self._expires_at = time.monotonic() + max(0.0, lifetime - self.EXPIRY_MARGIN)
             return self._token
 
     def _fetch(self, client: VendorClient) -> tuple[str, float]:
-        form = {"grant_type": "client_credentials", **self.extra}
-        if self.scope:
-            form["scope"] = self.scope
-        headers = {"Accept": "application/json"}
-        if self.style == "basic":
-            headers["Authorization"] = basic_auth_header(self.client_id,
-                                                         reveal(self.client_secret))
-        else:
-            form["client_id"] = self.client_id
-            form["client_secret"] = reveal(self.client_secret)
-        response = client.send_raw("POST", self.token_url, operation="get OAuth2 token",
-                                   data=form if form else None, headers=headers)
+        form, extra_headers = self.token_request(client)
+        response = client.send_raw("POST", self.token_endpoint(client), operation=self.operation,
+                                   data=form or None,
+                                   headers={"Accept": "application/json", **extra_headers})
         if not 200 <= response.status_code < 300:
-            error = client.error_for(response, "get OAuth2 token")
-            body = error.body if isinstance(error.body, dict) else {}
-            if response.status_code == 400 and body.get("error") in OAUTH_CREDENTIAL_ERRORS:
-                # RFC 6749 5.2: a 400 that means the credentials or scope are wrong.
-                raise client._redacted(AuthError(
-                    f"{error.detail} (check the connection's client id, secret and scope)",
-                    vendor=client.vendor, operation="get OAuth2 token", status=400,
-                    request_id=error.request_id, body=error.body)) from None
-            raise error
-        body = client.parse_json(response, "get OAuth2 token")
-        token = body.get("access_token") if isinstance(body, dict) else None
-        if not isinstance(token, str) or not token:
-            raise BadResponse("token response has no access_token", vendor=client.vendor,
-                              operation="get OAuth2 token", status=response.status_code)
+            raise self.refused(client, response)
+        body = client.parse_json(response, self.operation)
+        if isinstance(body, dict):
+            for key in ("access_token", "refresh_token"):
+                if isinstance(body.get(key), str) and body[key]:
+                    client.redactor.add(body[key])
+        token = self.read_answer(client, body, response.status_code)
         client.redactor.add(token)
         try:
-            lifetime = float(body.get("expires_in", 3600))
-        except (TypeError, ValueError):
-            lifetime = 3600.0
+            lifetime = float(body.get("expires_in", self.DEFAULT_LIFETIME))
+        except (TypeError, ValueError, AttributeError):
+            lifetime = self.DEFAULT_LIFETIME
         return token, lifetime
 
 
+class OAuth2ClientCredentials(CachedTokenAuth):
+    """OAuth2 client-credentials grant.
+
+    `style="body"` sends client_id/client_secret in the form (Falcon, Entra); `style="basic"`
+    sends them as HTTP Basic (Incydr, many others).
+    """
+
+    def __init__(self, token_url: str, client_id: str, client_secret: Secret | str, *,
+                 scope: str | None = None, style: str = "body",
+                 extra: Mapping[str, str] | None = None):
+        super().__init__(token_url)
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.scope = scope
+        self.style = style
+        self.extra = dict(extra or {})
+
+    def token_request(self, client: VendorClient) -> tuple[dict[str, str], dict[str, str]]:
+        form = {"grant_type": "client_credentials", **self.extra}
+        if self.scope:
+            form["scope"] = self.scope
+        if self.style == "basic":
+            return form, {"Authorization": basic_auth_header(self.client_id,
+                                                             reveal(self.client_secret))}
+        form["client_id"] = self.client_id
+        form["client_secret"] = reveal(self.client_secret)
+        return form, {}
+
+    def refused(self, client: VendorClient, response: requests.Response) -> VendorError:
+        error = client.error_for(response, self.operation)
+        body = error.body if isinstance(error.body, dict) else {}
+        if response.status_code == 400 and body.get("error") in OAUTH_CREDENTIAL_ERRORS:
+            # RFC 6749 5.2: a 400 that means the credentials or scope are wrong.
+            return client._redacted(AuthError(
+                f"{error.detail} (check the connection's client id, secret and scope)",
+                vendor=client.vendor, operation=self.operation, status=400,
+                request_id=error.request_id, body=error.body))
+        return error
+
+
 # --- the client base ----------------------------------------------------------------------------
+
+
+class StepContext(Protocol):
+    """What a client needs of the step it serves (an ActionContext): the time left, and a
+    wait that the step's timeout and cancellation end."""
+
+    def remaining(self) -> float | None: ...
+
+    def check_deadline(self) -> None: ...
+
+    def poll(self, probe: Callable[[], T | None], *, interval: float, max_wait: float,
+             waiting_for: str, vendor: str) -> T: ...
 
 
 class VendorClient:
@@ -211,16 +273,19 @@ class VendorClient:
 
     vendor: ClassVar[str] = "http"
     connection_type: ClassVar[str] = "http"
+    # The pace of `wait_for`, unless the connection sets poll_interval_seconds/max_wait_seconds.
+    poll_interval: ClassVar[float] = 2.0
+    max_wait: ClassVar[float] = 600.0
     request_id_headers: ClassVar[tuple[str, ...]] = ("X-Request-Id", "X-Cs-Traceid",
                                                      "request-id", "X-Okta-Request-Id",
                                                      "client-request-id")
 
-    def __init__(self, connection: Connection, ctx: ActionContext | None = None):
+    def __init__(self, connection: Connection, ctx: StepContext | None = None):
         self.connection = connection
         self.ctx = ctx
         self.settings = connection.settings
         self.redactor: Redactor = connection.redactor
-        self.session: requests.Session = connection.session
+        self.session: requests.Session = connection.cached("session", new_session)
 
     # subclasses --------------------------------------------------------------------------------
 
@@ -236,7 +301,7 @@ class VendorClient:
 
     @property
     def auth(self) -> Auth:
-        return self.connection.auth_for(self)
+        return self.connection.cached("auth", self.make_auth)
 
     @property
     def base_url(self) -> str:
@@ -257,8 +322,8 @@ class VendorClient:
         read_t = float(read or self.settings.get("timeout_seconds", DEFAULT_READ_TIMEOUT))
         remaining = self.ctx.remaining() if self.ctx else None
         if remaining is not None:
-            if remaining <= 0:
-                self.ctx.check_deadline()  # type: ignore[union-attr]
+            if remaining <= 0 and self.ctx is not None:
+                self.ctx.check_deadline()
             connect, read_t = min(connect, remaining), min(read_t, remaining)
         return connect, read_t
 
@@ -278,6 +343,17 @@ class VendorClient:
             where = urlsplit(url).netloc
             raise self._redacted(TransportError(f"could not reach {where} ({reason})",
                                                 vendor=self.vendor, operation=operation)) from None
+
+    def wait_for(self, probe: Callable[[], T | None], waiting_for: str) -> T:
+        """Call `probe` until it returns something other than None: how an action waits for
+        the vendor's asynchronous work, at the connection's `poll_interval_seconds` and for at
+        most its `max_wait_seconds` (the step's timeout also ends the wait)."""
+        if self.ctx is None:
+            raise ConfigError(f"{self.vendor}: waiting for {waiting_for} needs a step context")
+        return self.ctx.poll(
+            probe, interval=float(self.settings.get("poll_interval_seconds", self.poll_interval)),
+            max_wait=float(self.settings.get("max_wait_seconds", self.max_wait)),
+            waiting_for=waiting_for, vendor=self.vendor)
 
     def request(self, method: str, path: str, *, operation: str,
                 params: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,

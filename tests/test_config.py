@@ -124,3 +124,17 @@ def test_a_secret_of_the_wrong_type_is_a_schema_error(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="'token'.*is not of type 'string'") as info:
         load_config(path, TYPES, env={"OKTA": "tok-value-1"})
     assert "tok-value-1" not in str(info.value)
+
+
+def test_connection_schema_extends_the_shared_settings() -> None:
+    from crownguard.engine import CONNECTION_SETTINGS, connection_schema
+    from crownguard.engine.validation import schema_errors
+
+    schema = connection_schema({"token": {"type": "string"}}, required=("token",))
+    assert set(CONNECTION_SETTINGS) <= set(schema["properties"])
+    assert schema_errors(schema, {"token": "t", "base_url": "https://x.example",
+                                  "timeout_seconds": 3}) == []
+    assert [e.validator for e in schema_errors(schema, {"token": "t", "tokn": 1})] == [
+        "additionalProperties"]
+    assert [e.validator for e in schema_errors(schema, {})] == ["required"]
+    assert "base_url" not in connection_schema({}, base_url=False)["properties"]

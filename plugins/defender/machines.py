@@ -12,7 +12,6 @@ from typing import Any
 from crownguard.engine import ActionContext, InputError, NotFoundError, VendorError
 
 from .client import DefenderClient
-from .polling import wait_for
 from .schemas import PASSTHROUGH
 
 RUNNING = frozenset({"Pending", "InProgress"})
@@ -69,8 +68,7 @@ def wait_action(ctx: ActionContext, client: DefenderClient, action: dict[str, An
             current = client.machine_action(action_id)
         return current if current.get("status") not in RUNNING else None
 
-    final = wait_for(ctx, client.settings, probe,
-                     f"{action.get('type', 'machine')} action {action_id}")
+    final = client.wait_for(probe, f"{action.get('type', 'machine')} action {action_id}")
     if final.get("status") != "Succeeded":
         raise VendorError(f"machine action {action_id} ({final.get('type')}) ended "
                           f"{final.get('status')}", vendor=client.vendor, operation=operation)

@@ -8,7 +8,6 @@ from typing import Any
 from crownguard.engine import ActionContext, ConflictError, InputError, NotFoundError
 
 from .client import FalconClient
-from .polling import wait_for
 from .schemas import PASSTHROUGH
 
 
@@ -72,7 +71,7 @@ def wait_for_status(ctx: ActionContext, client: FalconClient, device_id: str,
         device = client.device(device_id)
         return device if str(device.get("status", "")).lower() == wanted else None
 
-    return wait_for(ctx, client.settings, probe, f"host {device_id} to be {wanted}")
+    return client.wait_for(probe, f"host {device_id} to be {wanted}")
 
 
 def apply_containment(ctx: ActionContext, client: FalconClient, device: dict[str, Any],

@@ -11,7 +11,6 @@ from typing import Any
 from crownguard.engine import ActionContext, ConflictError, InputError, VendorError
 
 from .client import FalconClient
-from .polling import wait_for
 
 log = logging.getLogger("crownguard.plugins.falcon")
 
@@ -80,8 +79,7 @@ class RtrSession:
             status = self.client.command_status(request_id)
             return status if status.get("complete") is True else None
 
-        status = wait_for(self.ctx, self.client.settings, probe,
-                          f"RTR `{base_command}` on host {self.device_id}")
+        status = self.client.wait_for(probe, f"RTR `{base_command}` on host {self.device_id}")
         return CommandResult(base_command, command_string, request_id,
                              str(status.get("stdout") or ""), str(status.get("stderr") or ""))
 
@@ -113,8 +111,8 @@ class RtrSession:
                      and not f.get("cloud_request_id")]
             return named[-1] if named else None
 
-        uploaded = wait_for(self.ctx, self.client.settings, probe,
-                            f"the upload of {path} (request {result.cloud_request_id})")
+        uploaded = self.client.wait_for(
+            probe, f"the upload of {path} (request {result.cloud_request_id})")
         return {**uploaded, "cloud_request_id": result.cloud_request_id}
 
 
