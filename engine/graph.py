@@ -1,16 +1,27 @@
-"""The step graph: a networkx DiGraph (edge need -> step), its static checks and renderings."""
+"""The step graph: a networkx DiGraph (edge need -> step) and its static checks.
+
+It knows steps only as `Node`s (an id and its needs), so it does not import the playbook
+objects that use it; rendering the graph is the CLI's (engine/cli/render.py)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import Protocol
 
 import networkx as nx
 
-if TYPE_CHECKING:
-    from .spec import Playbook, Step
+
+class Node(Protocol):
+    """What the graph needs of a step."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def needs(self) -> Sequence[str]: ...
 
 
-def build_graph(steps: tuple[Step, ...] | list[Step]) -> nx.DiGraph:
+def build_graph(steps: Sequence[Node]) -> nx.DiGraph:
     """Nodes are step ids (with the Step as `step`); an edge runs from a need to its dependant.
     Needs naming unknown steps are left out (validation reports them)."""
     graph: nx.DiGraph = nx.DiGraph()
@@ -36,45 +47,3 @@ def find_cycles(graph: nx.DiGraph, limit: int = 5) -> list[list[str]]:
         if len(cycles) >= limit:
             break
     return sorted(cycles)
-
-
-def _label(step: Step) -> str:
-    return f"{step.id}\\n{step.action}"
-
-
-def to_mermaid(playbook: Playbook) -> str:
-    lines = ["flowchart TD"]
-    for step in playbook.steps:
-        text = f"{step.id}<br/><small>{step.action}</small>"
-        if step.for_each is not None:
-            text += "<br/><small>for each</small>"
-        shape = f'{{{{"{text}"}}}}' if step.if_ else f'["{text}"]'
-        lines.append(f"    {step.id}{shape}")
-    for need, dependant in playbook.graph.edges:
-        step = playbook.graph.nodes[dependant]["step"]
-        if step.when == "success":
-            lines.append(f"    {need} --> {dependant}")
-        else:
-            lines.append(f"    {need} -. {step.when} .-> {dependant}")
-    return "\n".join(lines) + "\n"
-
-
-def _dot_quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def to_dot(playbook: Playbook) -> str:
-    lines = [f"digraph {_dot_quote(playbook.name)} {{", "    rankdir=TB;",
-             "    node [shape=box, style=rounded];"]
-    for step in playbook.steps:
-        label = f"{step.id}\n{step.action}" + ("\nfor each" if step.for_each is not None else "")
-        attrs = [f"label={_dot_quote(label)}"]
-        if step.if_:
-            attrs.append("shape=diamond")
-        lines.append(f"    {_dot_quote(step.id)} [{', '.join(attrs)}];")
-    for need, dependant in playbook.graph.edges:
-        step = playbook.graph.nodes[dependant]["step"]
-        edge = "" if step.when == "success" else f' [style=dashed, label="{step.when}"]'
-        lines.append(f"    {_dot_quote(need)} -> {_dot_quote(dependant)}{edge};")
-    lines.append("}")
-    return "\n".join(lines) + "\n"

@@ -16,12 +16,12 @@ from typing import Any, NoReturn
 
 from ..config import load_config
 from ..errors import CrownguardError, SpecError
-from ..graph import to_dot, to_mermaid
 from ..journal import open_journal
 from ..loader import load_file
 from ..plugins import PluginHost
 from ..runner import Runner
 from ..spec import load_playbook
+from .render import to_dot, to_mermaid
 from .runs import add_commands as add_run_commands
 from .runs import add_journal_option
 from .timeline import Timeline, summary_table
