@@ -4,6 +4,15 @@ Plugins import only the names listed in `__all__` (a test keeps them to it).
 """
 
 from .actions import VENDOR_RETRY, Action, ActionContext, RetryPolicy, Waiting, action
+from .auth import (
+    Auth,
+    BasicAuth,
+    CachedTokenAuth,
+    HeaderAuth,
+    NoAuth,
+    OAuth2ClientCredentials,
+    TokenClient,
+)
 from .config import (
     CONNECTION_SETTINGS,
     HTTP_CONNECTION_SCHEMA,
@@ -35,18 +44,10 @@ from .errors import (
 )
 from .expressions import evaluate, render
 from .hookspecs import hookimpl
-from .http import (
-    Auth,
-    BasicAuth,
-    CachedTokenAuth,
-    HeaderAuth,
-    NoAuth,
-    OAuth2ClientCredentials,
-    VendorClient,
-    parse_retry_after,
-)
+from .http import VendorClient, parse_retry_after
 from .mocks import MockServer, MockServerSpec, RecordedCall, route
 from .secrets import Secret, reveal
+from .urls import Origin, UnsafeURL, host_allowed, origin_of
 
 __version__ = "0.1.0.dev0"
 
@@ -79,6 +80,7 @@ __all__ = [
     "NoAuth",
     "NotFoundError",
     "OAuth2ClientCredentials",
+    "Origin",
     "PluginError",
     "RateLimited",
     "RecordedCall",
@@ -87,7 +89,9 @@ __all__ = [
     "ServerError",
     "SpecError",
     "StepTimeout",
+    "TokenClient",
     "TransportError",
+    "UnsafeURL",
     "VendorClient",
     "VendorError",
     "Waiting",
@@ -95,6 +99,8 @@ __all__ = [
     "connection_schema",
     "evaluate",
     "hookimpl",
+    "host_allowed",
+    "origin_of",
     "parse_retry_after",
     "render",
     "reveal",

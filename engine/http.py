@@ -1,4 +1,4 @@
-"""The one HTTP layer every plugin uses.
+"""The one HTTP layer every plugin uses (credentials: engine/auth.py).
 
 One `requests.Session` per connection (pooled, no automatic retries, no redirects followed),
 connect/read timeouts capped by the step's deadline, errors classified into the VendorError
@@ -12,10 +12,9 @@ retries belong to the step's retry policy.
 
 from __future__ import annotations
 
-import base64
 import email.utils
 import json
-import threading
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
@@ -24,29 +23,32 @@ from urllib.parse import urljoin, urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
+from .auth import Auth, NoAuth
 from .errors import (
     AuthError,
     BadResponse,
     ConfigError,
     ConflictError,
+    HostNotAllowed,
     NotFoundError,
     RateLimited,
     ServerError,
     TransportError,
     VendorError,
 )
-from .secrets import Redactor, Secret, reveal
+from .secrets import Redactor, reveal
+from .urls import Origin, UnsafeURL, origin_of
 
 if TYPE_CHECKING:
     from .config import Connection
 
 T = TypeVar("T")
+E = TypeVar("E", bound=Exception)
+_ABSOLUTE = re.compile(r"^[\x00-\x20]*[A-Za-z][A-Za-z0-9+.-]*:")  # has a scheme, as urljoin sees it
 
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_READ_TIMEOUT = 30.0
 POOL_SIZE = 64
-OAUTH_CREDENTIAL_ERRORS = frozenset({"invalid_client", "unauthorized_client", "invalid_scope",
-                                     "invalid_grant"})
 USER_AGENT = "crownguard/0.1"
 
 
@@ -80,178 +82,6 @@ def new_session() -> requests.Session:
     return session
 
 
-def basic_auth_header(username: str, password: str) -> str:
-    raw = f"{username}:{password}".encode()
-    return "Basic " + base64.b64encode(raw).decode("ascii")
-
-
-# --- authentication ---------------------------------------------------------------------------
-
-
-class Auth:
-    """Adds credentials to a request; `invalidate()` is called once after a 401."""
-
-    def apply(self, headers: dict[str, str], client: VendorClient) -> None:
-        raise NotImplementedError
-
-    def invalidate(self) -> bool:
-        """Forget cached credentials; True if a re-send could succeed."""
-        return False
-
-
-class NoAuth(Auth):
-    def apply(self, headers: dict[str, str], client: VendorClient) -> None:
-        return None
-
-
-class HeaderAuth(Auth):
-    """A static credential header: `Authorization: Bearer <token>`, `SSWS <token>`..."""
-
-    def __init__(self, token: Secret | str, scheme: str = "Bearer",
-                 header: str = "Authorization"):
-        self.token = token
-        self.scheme = scheme
-        self.header = header
-
-    def apply(self, headers: dict[str, str], client: VendorClient) -> None:
-        value = reveal(self.token)
-        headers[self.header] = f"{self.scheme} {value}" if self.scheme else value
-
-
-class BasicAuth(Auth):
-    def __init__(self, username: str, password: Secret | str):
-        self.username = username
-        self.password = password
-
-    def apply(self, headers: dict[str, str], client: VendorClient) -> None:
-        headers["Authorization"] = basic_auth_header(self.username, reveal(self.password))
-
-
-class CachedTokenAuth(Auth):
-    """A bearer token from a token endpoint, shared by every step of a connection: fetched on
-    first use, again shortly before it expires, and once more after a 401.
-
-    Subclasses say how to ask (`token_request`) and, where the vendor's answer differs from
-    OAuth's `{access_token, expires_in}`, how to read it (`read_answer`). Every token and
-    refresh token the endpoint hands out is known to the redactor before anything could print
-    it. With a configured `token` (no known expiry) it is used until the vendor refuses it.
-    """
-
-    EXPIRY_MARGIN: ClassVar[float] = 30.0
-    DEFAULT_LIFETIME: ClassVar[float] = 3600.0
-    operation: ClassVar[str] = "get OAuth2 token"
-
-    def __init__(self, token_url: str | None = None, *, token: Secret | str | None = None):
-        self.token_url = token_url
-        self._lock = threading.Lock()
-        self._token: str | None = reveal(token) if token is not None else None
-        self._expires_at: float | None = None if token is not None else 0.0
-        self.fetches = 0
-
-    # subclasses --------------------------------------------------------------------------------
-
-    def token_request(self, client: VendorClient) -> tuple[dict[str, str], dict[str, str]]:
-        """The form and the extra headers of one token request."""
-        raise NotImplementedError
-
-    def token_endpoint(self, client: VendorClient) -> str:
-        if not self.token_url:
-            raise ConfigError(f"connection '{client.connection.name}' has no token_url")
-        return self.token_url
-
-    def refused(self, client: VendorClient, response: requests.Response) -> VendorError:
-        """The error for a non-2xx answer of the token endpoint."""
-        return client.error_for(response, self.operation)
-
-    def read_answer(self, client: VendorClient, body: Any, status: int) -> str:
-        """The access token in a 2xx answer (BadResponse when there is none)."""
-        token = body.get("access_token") if isinstance(body, dict) else None
-        if not isinstance(token, str) or not token:
-            raise BadResponse("the token answer has no access_token", vendor=client.vendor,
-                              operation=self.operation, status=status)
-        return token
-
-    # plumbing ----------------------------------------------------------------------------------
-
-    def apply(self, headers: dict[str, str], client: VendorClient) -> None:
-        headers["Authorization"] = f"Bearer {self._current(client)}"
-
-    def invalidate(self) -> bool:
-        with self._lock:
-            self._token = None
-            self._expires_at = 0.0
-        return True
-
-    def _current(self, client: VendorClient) -> str:
-        with self._lock:
-            fresh = self._expires_at is None or time.monotonic() < self._expires_at
-            if self._token is None or not fresh:
-                self._token, lifetime = self._fetch(client)
-                self.fetches += 1
-                self._expires_at = time.monotonic() + max(0.0, lifetime - self.EXPIRY_MARGIN)
-            return self._token
-
-    def _fetch(self, client: VendorClient) -> tuple[str, float]:
-        form, extra_headers = self.token_request(client)
-        response = client.send_raw("POST", self.token_endpoint(client), operation=self.operation,
-                                   data=form or None,
-                                   headers={"Accept": "application/json", **extra_headers})
-        if not 200 <= response.status_code < 300:
-            raise self.refused(client, response)
-        body = client.parse_json(response, self.operation)
-        if isinstance(body, dict):
-            for key in ("access_token", "refresh_token"):
-                if isinstance(body.get(key), str) and body[key]:
-                    client.redactor.add(body[key])
-        token = self.read_answer(client, body, response.status_code)
-        client.redactor.add(token)
-        try:
-            lifetime = float(body.get("expires_in", self.DEFAULT_LIFETIME))
-        except (TypeError, ValueError, AttributeError):
-            lifetime = self.DEFAULT_LIFETIME
-        return token, lifetime
-
-
-class OAuth2ClientCredentials(CachedTokenAuth):
-    """OAuth2 client-credentials grant.
-
-    `style="body"` sends client_id/client_secret in the form (Falcon, Entra); `style="basic"`
-    sends them as HTTP Basic (Incydr, many others).
-    """
-
-    def __init__(self, token_url: str, client_id: str, client_secret: Secret | str, *,
-                 scope: str | None = None, style: str = "body",
-                 extra: Mapping[str, str] | None = None):
-        super().__init__(token_url)
-        self.client_id = client_id
-        self.client_secret = client_secret
-        self.scope = scope
-        self.style = style
-        self.extra = dict(extra or {})
-
-    def token_request(self, client: VendorClient) -> tuple[dict[str, str], dict[str, str]]:
-        form = {"grant_type": "client_credentials", **self.extra}
-        if self.scope:
-            form["scope"] = self.scope
-        if self.style == "basic":
-            return form, {"Authorization": basic_auth_header(self.client_id,
-                                                             reveal(self.client_secret))}
-        form["client_id"] = self.client_id
-        form["client_secret"] = reveal(self.client_secret)
-        return form, {}
-
-    def refused(self, client: VendorClient, response: requests.Response) -> VendorError:
-        error = client.error_for(response, self.operation)
-        body = error.body if isinstance(error.body, dict) else {}
-        if response.status_code == 400 and body.get("error") in OAUTH_CREDENTIAL_ERRORS:
-            # RFC 6749 5.2: a 400 that means the credentials or scope are wrong.
-            return client._redacted(AuthError(
-                f"{error.detail} (check the connection's client id, secret and scope)",
-                vendor=client.vendor, operation=self.operation, status=400,
-                request_id=error.request_id, body=error.body))
-        return error
-
-
 # --- the client base ----------------------------------------------------------------------------
 
 
@@ -271,7 +101,7 @@ class VendorClient:
     """Base for one vendor's API client. Subclasses set `vendor` and `connection_type`, build
     their `auth`, and may override `error_message` to read the vendor's error body."""
 
-    vendor: ClassVar[str] = "http"
+    vendor: str = "http"
     connection_type: ClassVar[str] = "http"
     # The pace of `wait_for`, unless the connection sets poll_interval_seconds/max_wait_seconds.
     poll_interval: ClassVar[float] = 2.0
@@ -308,14 +138,50 @@ class VendorClient:
         return str(self.settings.get("base_url", "")).rstrip("/") + "/"
 
     def url(self, path: str) -> str:
-        if path.startswith(("http://", "https://")):
-            # Only links the vendor gave us (pagination) on the connection's own host.
-            if urlsplit(path).netloc != urlsplit(self.base_url).netloc:
-                other = urlsplit(path).netloc
-                raise BadResponse(f"refusing to follow a link to another host ({other})",
-                                  vendor=self.vendor, operation="follow link")
-            return path
-        return urljoin(self.base_url, path.lstrip("/"))
+        """The URL of an API path, or a link the vendor gave (a next page, a Location) when it
+        goes to the connection's own origin: credentials never follow a link elsewhere."""
+        if not _ABSOLUTE.match(path):
+            return urljoin(self.base_url, path.lstrip("/"))
+        try:
+            origin = origin_of(path)
+        except UnsafeURL as exc:
+            raise self._redacted(BadResponse(f"refusing to follow an unsafe link ({_shown(path)}: "
+                                             f"it {exc})", vendor=self.vendor,
+                                             operation="follow link")) from None
+        if origin != _origin_or_none(self.base_url):
+            where = str(origin).split("://", 1)[1]
+            raise self._redacted(BadResponse(f"refusing to follow a link to another host "
+                                             f"({where})", vendor=self.vendor,
+                                             operation="follow link"))
+        return path
+
+    def allowed_origins(self) -> frozenset[Origin]:
+        """Where this client may send requests: the origins of the connection's configured
+        URLs (`base_url`, `token_url`, any `*_url`). Outbound hosts come from configuration."""
+        def make() -> frozenset[Origin]:
+            found = set()
+            for key, value in self.settings.items():
+                if key == "url" or key.endswith("_url"):
+                    try:
+                        found.add(origin_of(str(reveal(value))))
+                    except UnsafeURL:
+                        continue
+            return frozenset(found)
+
+        return self.connection.cached(f"origins:{type(self).__qualname__}", make)
+
+    def check_target(self, url: str) -> None:
+        """Refuse, before anything is sent, a request whose scheme, host or port is not one the
+        connection allows, read the way the transport will read it."""
+        try:
+            origin = origin_of(url)
+        except UnsafeURL as exc:
+            raise self._redacted(HostNotAllowed(
+                f"{self.vendor}: refusing to send to {_shown(url)}: the URL {exc}")) from None
+        if origin not in self.allowed_origins():
+            raise self._redacted(HostNotAllowed(
+                f"{self.vendor}: refusing to send to {origin}: not a host of the "
+                f"'{self.connection.name}' connection"))
 
     def timeouts(self, read: float | None = None) -> tuple[float, float]:
         connect = float(self.settings.get("connect_timeout_seconds", DEFAULT_CONNECT_TIMEOUT))
@@ -330,7 +196,9 @@ class VendorClient:
     def send_raw(self, method: str, url: str, *, operation: str,
                  headers: Mapping[str, str] | None = None, timeout: float | None = None,
                  **kwargs: Any) -> requests.Response:
-        """Send once; map transport failures to TransportError. No status handling."""
+        """Send once; map transport failures to TransportError. No status handling. The
+        target is checked first (`check_target`): nothing goes to a host not configured."""
+        self.check_target(url)
         try:
             return self.session.request(method, url, headers=dict(headers or {}),
                                         timeout=self.timeouts(timeout), allow_redirects=False,
@@ -436,9 +304,23 @@ class VendorClient:
                     retry_after=retry_after, body=self.redactor.redact_value(body))
         return self._redacted(error)
 
-    def _redacted(self, error: VendorError) -> VendorError:
+    def _redacted(self, error: E) -> E:
         error.args = tuple(self.redactor.redact(str(a)) for a in error.args)
         return error
+
+
+def _origin_or_none(url: str) -> Origin | None:
+    try:
+        return origin_of(url)
+    except UnsafeURL:
+        return None
+
+
+def _shown(url: str) -> str:
+    """A URL for a message: scheme, host and path, no query (where tokens travel), cut short."""
+    cut = url.split("?", 1)[0].split("#", 1)[0]
+    text = cut.encode("unicode_escape").decode("ascii")
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def describe_error_body(body: Any) -> str:

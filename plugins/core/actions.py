@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -11,10 +10,13 @@ from crownguard.engine import (
     ActionError,
     BadResponse,
     HostNotAllowed,
+    UnsafeURL,
     VendorClient,
     Waiting,
     action,
     evaluate,
+    host_allowed,
+    origin_of,
 )
 
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -29,21 +31,19 @@ class HttpClient(VendorClient):
     def url(self, path: str) -> str:
         return path
 
+    def check_target(self, url: str) -> None:
+        """Only hosts of `connections.http.allowed_hosts`, read as the transport reads them."""
+        allowed = list(self.settings.get("allowed_hosts") or [])
+        if not host_allowed(url, allowed):
+            raise HostNotAllowed(f"core.http_request: {_where(url)} is not in "
+                                 "connections.http.allowed_hosts of the connections file")
 
-def host_allowed(url: str, allowed: list[str]) -> bool:
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    port = parts.port
-    for entry in allowed:
-        entry = entry.lower().strip()
-        if entry.startswith("[") or entry.count(":") == 1:
-            name, _, entry_port = entry.rpartition(":")
-            if port is None or str(port) != entry_port:
-                continue
-            entry = name.strip("[]")
-        if fnmatch.fnmatchcase(host, entry) if "*" in entry else host == entry:
-            return True
-    return False
+
+def _where(url: str) -> str:
+    try:
+        return f"host '{origin_of(url)}'"
+    except UnsafeURL as exc:
+        return f"the URL (it {exc})"
 
 
 @action(
@@ -83,16 +83,13 @@ def http_request(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     step's retries and resumes. No retries by default: give the step a `retry` policy.
     """
     url = inputs["url"]
-    allowed = []
-    if "http" in ctx.connections:
-        allowed = list(ctx.connections.get("http").get("allowed_hosts") or [])
-    if not host_allowed(url, allowed):
-        host = urlsplit(url).netloc
-        raise HostNotAllowed(f"core.http_request: host '{host}' is not in "
-                             "connections.http.allowed_hosts of the connections file")
     if "http" not in ctx.connections:
+        if not host_allowed(url, []):
+            raise HostNotAllowed(f"core.http_request: {_where(url)} is not in "
+                                 "connections.http.allowed_hosts of the connections file")
         raise ActionError("core.http_request: no 'http' connection configured")
     client = ctx.client(HttpClient)
+    client.check_target(url)  # before anything else: the refusal names the host, sends nothing
     method = inputs.get("method", "GET")
     headers = {"Idempotency-Key": ctx.idempotency_key, **(inputs.get("headers") or {})}
     # JSON booleans go out as true/false, not Python's True/False.
