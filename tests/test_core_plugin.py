@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from crownguard.plugins.core.actions import host_allowed
+from crownguard.plugins.core.client import host_allowed
 
 
 @pytest.mark.parametrize(("url", "allowed", "ok"), [

@@ -1,79 +1,27 @@
-"""core.http_request, core.noop, core.transform."""
+"""The core actions: core.http_request, core.noop, core.transform, core.wait_for_approval."""
 
 from __future__ import annotations
 
-import fnmatch
 from typing import Any
 from urllib.parse import urlsplit
 
 from crownguard.engine import (
+    Action,
     ActionContext,
     ActionError,
     BadResponse,
     HostNotAllowed,
-    VendorClient,
     Waiting,
     action,
     evaluate,
 )
 
-METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+from . import schemas
+from .client import HttpClient, host_allowed
 
 
-class HttpClient(VendorClient):
-    """A client for arbitrary allowed URLs (the `http` connection)."""
-
-    vendor = "http"
-    connection_type = "http"
-
-    def url(self, path: str) -> str:
-        return path
-
-
-def host_allowed(url: str, allowed: list[str]) -> bool:
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    port = parts.port
-    for entry in allowed:
-        entry = entry.lower().strip()
-        if entry.startswith("[") or entry.count(":") == 1:
-            name, _, entry_port = entry.rpartition(":")
-            if port is None or str(port) != entry_port:
-                continue
-            entry = name.strip("[]")
-        if fnmatch.fnmatchcase(host, entry) if "*" in entry else host == entry:
-            return True
-    return False
-
-
-@action(
-    "core.http_request",
-    side_effect=True,
-    connection="http",
-    input_schema={
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["url"],
-        "properties": {
-            "method": {"enum": METHODS, "default": "GET"},
-            "url": {"type": "string", "pattern": "^https?://"},
-            "headers": {"type": "object", "additionalProperties": {"type": "string"}},
-            "params": {"type": "object",
-                       "additionalProperties": {"type": ["string", "number", "boolean"]}},
-            "json": {},
-            "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600},
-        },
-    },
-    output_schema={
-        "type": "object",
-        "required": ["status_code", "headers", "body"],
-        "properties": {
-            "status_code": {"type": "integer"},
-            "headers": {"type": "object"},
-            "body": {},
-        },
-    },
-)
+@action("core.http_request", side_effect=True, connection="http",
+        input_schema=schemas.HTTP_REQUEST_INPUT, output_schema=schemas.HTTP_REQUEST_OUTPUT)
 def http_request(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     """Send one HTTP request to a host allowed by `connections.http.allowed_hosts`.
 
@@ -111,24 +59,15 @@ def http_request(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     return {"status_code": response.status_code, "headers": dict(response.headers), "body": body}
 
 
-@action("core.noop", input_schema={"type": "object"}, output_schema={"type": "object"},
+@action("core.noop", input_schema=schemas.ANY_OBJECT, output_schema=schemas.ANY_OBJECT,
         inline=True)
 def noop(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     """Do nothing; the output is the inputs (handy for joins, tests and computed values)."""
     return dict(inputs)
 
 
-@action(
-    "core.transform",
-    input_schema={
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["data"],
-        "properties": {"data": {}, "expression": {"type": "string", "minLength": 1}},
-    },
-    output_schema={"type": "object", "required": ["result"]},
-    inline=True,
-)
+@action("core.transform", input_schema=schemas.TRANSFORM_INPUT,
+        output_schema=schemas.TRANSFORM_OUTPUT, inline=True)
 def transform(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     """Reshape data with JMESPath: the output is `{result}`.
 
@@ -142,33 +81,8 @@ def transform(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
         raise ActionError(f"core.transform: {exc}") from None
 
 
-APPROVAL_OUTPUT = {
-    "type": "object",
-    "required": ["decision"],
-    "properties": {
-        "decision": {"enum": ["approve", "dry_run"]},
-        "by": {"type": "string"},
-        "comment": {"type": ["string", "null"]},
-        "at": {"type": "string"},
-    },
-}
-
-
-@action(
-    "core.wait_for_approval",
-    input_schema={
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["prompt"],
-        "properties": {
-            "prompt": {"type": "string", "minLength": 1},
-            "approvers": {"type": "array", "items": {"type": "string", "minLength": 1}},
-            "timeout_seconds": {"type": "number", "exclusiveMinimum": 0},
-            "details": {},
-        },
-    },
-    output_schema=APPROVAL_OUTPUT,
-)
+@action("core.wait_for_approval", input_schema=schemas.APPROVAL_INPUT,
+        output_schema=schemas.APPROVAL_OUTPUT)
 def wait_for_approval(ctx: ActionContext, inputs: dict[str, Any]) -> Any:
     """Pause the run until a person approves or rejects, or the wait times out.
 
@@ -183,3 +97,8 @@ def wait_for_approval(ctx: ActionContext, inputs: dict[str, Any]) -> Any:
     return Waiting(reason=inputs["prompt"], timeout_seconds=inputs.get("timeout_seconds"),
                    data={"approvers": inputs.get("approvers") or [],
                          "details": inputs.get("details")})
+
+
+ACTIONS: tuple[Action, ...] = (http_request, noop, transform, wait_for_approval)
+
+__all__ = ["ACTIONS"]
