@@ -12,8 +12,6 @@ from .base import DefenderMockBase
 class FileRoutes(DefenderMockBase):
     """`/api/files/{id}`."""
 
-    # files -------------------------------------------------------------------------------------
-
     @route("GET", "/api/files/{file_id}")
     def get_file(self, request: Request, file_id: str) -> Response:
         if denied := self.authorize(request, "File.Read.All"):

@@ -24,8 +24,6 @@ from .base import (
 class GroupRoutes(EntraMockBase):
     """`/v1.0/groups/...`."""
 
-    # groups --------------------------------------------------------------------------------------
-
     @route("GET", "/v1.0/groups/{group_id}")
     @requires(*READ_GROUPS)
     def get_group(self, request: Request, group_id: str) -> Any:

@@ -26,8 +26,6 @@ from .base import (
 class UserRoutes(EntraMockBase):
     """`/v1.0/users/...`."""
 
-    # users ---------------------------------------------------------------------------------------
-
     @route("GET", "/v1.0/users/{key}")
     @route("GET", "/v1.0/users({key})")
     @requires(*READ_USERS)

@@ -16,8 +16,6 @@ from .search import InvalidSearch
 class GroupRoutes(OktaMockBase):
     """`/api/v1/groups/...`."""
 
-    # groups --------------------------------------------------------------------------------------
-
     def _group_or_404(self, group_id: str) -> dict[str, Any] | Response:
         if group_id not in self.groups:
             return self.error(404, "E0000007",

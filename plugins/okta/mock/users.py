@@ -16,8 +16,6 @@ from .search import InvalidSearch
 class UserRoutes(OktaMockBase):
     """`/api/v1/users/...`."""
 
-    # users ---------------------------------------------------------------------------------------
-
     @route("GET", "/api/v1/users/{user_id}")
     @requires("okta.users.read")
     def get_user(self, request: Request, user_id: str) -> Any:

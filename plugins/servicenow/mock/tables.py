@@ -28,8 +28,6 @@ from .query import parse_query
 class TableRoutes(ServiceNowMockBase):
     """`/api/now/table/...`."""
 
-    # Table API ---------------------------------------------------------------------------------
-
     def _table(self, name: str) -> Table | Response:
         table = TABLES.get(name)
         if table is None:
