@@ -8,15 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from crownguard.engine import (
-    HTTP_CONNECTION_SCHEMA,
-    Action,
-    ConnectionType,
-    MockServerSpec,
-    hookimpl,
-)
+from crownguard.engine import Action, ConnectionType, MockServerSpec, hookimpl
 
-from .actions import http_request, noop, transform, wait_for_approval
+from .actions import ACTIONS
+from .connection import HTTP_CONNECTION
 from .mock import WebhookMock
 
 PLAYBOOKS = Path(__file__).parent / "playbooks"
@@ -24,16 +19,13 @@ PLAYBOOKS = Path(__file__).parent / "playbooks"
 
 @hookimpl
 def crownguard_register_actions(register: Callable[[Action], None]) -> None:
-    for item in (http_request, noop, transform, wait_for_approval):
+    for item in ACTIONS:
         register(item)
 
 
 @hookimpl
 def crownguard_register_connection_types(register: Callable[[ConnectionType], None]) -> None:
-    register(ConnectionType(
-        "http", HTTP_CONNECTION_SCHEMA,
-        "Outbound hosts core.http_request may call (allowed_hosts: host, host:port or "
-        "*.domain), with optional timeouts."))
+    register(HTTP_CONNECTION)
 
 
 @hookimpl

@@ -1,4 +1,4 @@
-"""core.http_request, core.noop, core.transform."""
+"""The core actions: core.http_request, core.noop, core.transform, core.wait_for_approval."""
 
 from __future__ import annotations
 
@@ -6,74 +6,21 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from crownguard.engine import (
+    Action,
     ActionContext,
     ActionError,
     BadResponse,
-    HostNotAllowed,
-    UnsafeURL,
-    VendorClient,
     Waiting,
     action,
     evaluate,
-    host_allowed,
-    origin_of,
 )
 
-METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+from . import schemas
+from .client import HttpClient, refuse_unless_allowed
 
 
-class HttpClient(VendorClient):
-    """A client for arbitrary allowed URLs (the `http` connection)."""
-
-    vendor = "http"
-    connection_type = "http"
-
-    def url(self, path: str) -> str:
-        return path
-
-    def check_target(self, url: str) -> None:
-        """Only hosts of `connections.http.allowed_hosts`, read as the transport reads them."""
-        allowed = list(self.settings.get("allowed_hosts") or [])
-        if not host_allowed(url, allowed):
-            raise HostNotAllowed(f"core.http_request: {_where(url)} is not in "
-                                 "connections.http.allowed_hosts of the connections file")
-
-
-def _where(url: str) -> str:
-    try:
-        return f"host '{origin_of(url)}'"
-    except UnsafeURL as exc:
-        return f"the URL (it {exc})"
-
-
-@action(
-    "core.http_request",
-    side_effect=True,
-    connection="http",
-    input_schema={
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["url"],
-        "properties": {
-            "method": {"enum": METHODS, "default": "GET"},
-            "url": {"type": "string", "pattern": "^https?://"},
-            "headers": {"type": "object", "additionalProperties": {"type": "string"}},
-            "params": {"type": "object",
-                       "additionalProperties": {"type": ["string", "number", "boolean"]}},
-            "json": {},
-            "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600},
-        },
-    },
-    output_schema={
-        "type": "object",
-        "required": ["status_code", "headers", "body"],
-        "properties": {
-            "status_code": {"type": "integer"},
-            "headers": {"type": "object"},
-            "body": {},
-        },
-    },
-)
+@action("core.http_request", side_effect=True, connection="http",
+        input_schema=schemas.HTTP_REQUEST_INPUT, output_schema=schemas.HTTP_REQUEST_OUTPUT)
 def http_request(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     """Send one HTTP request to a host allowed by `connections.http.allowed_hosts`.
 
@@ -84,9 +31,7 @@ def http_request(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     """
     url = inputs["url"]
     if "http" not in ctx.connections:
-        if not host_allowed(url, []):
-            raise HostNotAllowed(f"core.http_request: {_where(url)} is not in "
-                                 "connections.http.allowed_hosts of the connections file")
+        refuse_unless_allowed(url, [])
         raise ActionError("core.http_request: no 'http' connection configured")
     client = ctx.client(HttpClient)
     client.check_target(url)  # before anything else: the refusal names the host, sends nothing
@@ -108,24 +53,15 @@ def http_request(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     return {"status_code": response.status_code, "headers": dict(response.headers), "body": body}
 
 
-@action("core.noop", input_schema={"type": "object"}, output_schema={"type": "object"},
+@action("core.noop", input_schema=schemas.ANY_OBJECT, output_schema=schemas.ANY_OBJECT,
         inline=True)
 def noop(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     """Do nothing; the output is the inputs (handy for joins, tests and computed values)."""
     return dict(inputs)
 
 
-@action(
-    "core.transform",
-    input_schema={
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["data"],
-        "properties": {"data": {}, "expression": {"type": "string", "minLength": 1}},
-    },
-    output_schema={"type": "object", "required": ["result"]},
-    inline=True,
-)
+@action("core.transform", input_schema=schemas.TRANSFORM_INPUT,
+        output_schema=schemas.TRANSFORM_OUTPUT, inline=True)
 def transform(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     """Reshape data with JMESPath: the output is `{result}`.
 
@@ -139,33 +75,8 @@ def transform(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
         raise ActionError(f"core.transform: {exc}") from None
 
 
-APPROVAL_OUTPUT = {
-    "type": "object",
-    "required": ["decision"],
-    "properties": {
-        "decision": {"enum": ["approve", "dry_run"]},
-        "by": {"type": "string"},
-        "comment": {"type": ["string", "null"]},
-        "at": {"type": "string"},
-    },
-}
-
-
-@action(
-    "core.wait_for_approval",
-    input_schema={
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["prompt"],
-        "properties": {
-            "prompt": {"type": "string", "minLength": 1},
-            "approvers": {"type": "array", "items": {"type": "string", "minLength": 1}},
-            "timeout_seconds": {"type": "number", "exclusiveMinimum": 0},
-            "details": {},
-        },
-    },
-    output_schema=APPROVAL_OUTPUT,
-)
+@action("core.wait_for_approval", input_schema=schemas.APPROVAL_INPUT,
+        output_schema=schemas.APPROVAL_OUTPUT)
 def wait_for_approval(ctx: ActionContext, inputs: dict[str, Any]) -> Any:
     """Pause the run until a person approves or rejects, or the wait times out.
 
@@ -180,3 +91,8 @@ def wait_for_approval(ctx: ActionContext, inputs: dict[str, Any]) -> Any:
     return Waiting(reason=inputs["prompt"], timeout_seconds=inputs.get("timeout_seconds"),
                    data={"approvers": inputs.get("approvers") or [],
                          "details": inputs.get("details")})
+
+
+ACTIONS: tuple[Action, ...] = (http_request, noop, transform, wait_for_approval)
+
+__all__ = ["ACTIONS"]

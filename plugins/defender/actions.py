@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from crownguard.engine import ActionContext, BadResponse, RetryPolicy, action
+from crownguard.engine import VENDOR_RETRY, ActionContext, BadResponse, action
 
 from . import machines, schemas
 from .client import DefenderClient
-
-VENDOR_RETRY = RetryPolicy(max_attempts=3, backoff_seconds=1)
 
 
 def comment(ctx: ActionContext, inputs: dict[str, Any], what: str) -> str:

@@ -4,43 +4,38 @@ from __future__ import annotations
 
 from typing import Any
 
-from crownguard.engine import ConnectionType
+from crownguard.engine import (
+    CONNECTION_SETTINGS,
+    POLLING_SETTINGS,
+    TOKEN_URL_SETTING,
+    ConnectionType,
+    connection_schema,
+)
 
 DEFAULT_BASE_URL = "https://api.securitycenter.microsoft.com"
 DEFAULT_SCOPE = "https://api.securitycenter.microsoft.com/.default"
 AUTHORITY = "https://login.microsoftonline.com"
 
-URL = {"type": "string", "pattern": "^https?://"}
-POSITIVE = {"type": "number", "exclusiveMinimum": 0}
-
-DEFENDER_CONNECTION_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["client_id", "client_secret"],
-    "anyOf": [{"required": ["tenant_id"]}, {"required": ["token_url"]}],
-    "properties": {
-        "base_url": {**URL, "description": "API host (default "
-                                           "https://api.securitycenter.microsoft.com; regional "
-                                           "hosts such as https://eu.api.security.microsoft.com "
-                                           "work too)"},
-        "tenant_id": {"type": "string", "minLength": 1,
-                      "description": "Entra tenant id or domain"},
-        "token_url": {**URL, "description": "Entra token endpoint (default: "
-                                            "https://login.microsoftonline.com/<tenant_id>"
-                                            "/oauth2/v2.0/token)"},
-        "client_id": {"type": "string", "minLength": 1},
-        "client_secret": {"type": "string", "minLength": 1},
-        "scope": {"type": "string", "minLength": 1,
-                  "description": f"OAuth2 scope (default {DEFAULT_SCOPE})"},
-        "poll_interval_seconds": {**POSITIVE, "description": "wait between machine-action "
-                                                             "polls (default 5)"},
-        "max_wait_seconds": {**POSITIVE, "description": "give up waiting for a machine action "
-                                                        "after this long (default 900; the "
-                                                        "step timeout also bounds it)"},
-        "timeout_seconds": POSITIVE,
-        "connect_timeout_seconds": POSITIVE,
-    },
-}
+DEFENDER_CONNECTION_SCHEMA: dict[str, Any] = connection_schema({
+    "base_url": {**CONNECTION_SETTINGS["base_url"],
+                 "description": "API host (default https://api.securitycenter.microsoft.com; "
+                                "regional hosts such as https://eu.api.security.microsoft.com "
+                                "work too)"},
+    "tenant_id": {"type": "string", "minLength": 1, "description": "Entra tenant id or domain"},
+    "token_url": {**TOKEN_URL_SETTING, "description": "Entra token endpoint (default: "
+                                                      "https://login.microsoftonline.com/"
+                                                      "<tenant_id>/oauth2/v2.0/token)"},
+    "client_id": {"type": "string", "minLength": 1},
+    "client_secret": {"type": "string", "minLength": 1},
+    "scope": {"type": "string", "minLength": 1,
+              "description": f"OAuth2 scope (default {DEFAULT_SCOPE})"},
+    "poll_interval_seconds": {**POLLING_SETTINGS["poll_interval_seconds"],
+                              "description": "wait between machine-action polls (default 5)"},
+    "max_wait_seconds": {**POLLING_SETTINGS["max_wait_seconds"],
+                         "description": "give up waiting for a machine action after this long "
+                                        "(default 900; the step timeout also bounds it)"},
+}, required=("client_id", "client_secret"),
+    anyOf=[{"required": ["tenant_id"]}, {"required": ["token_url"]}])
 
 DEFENDER_CONNECTION = ConnectionType(
     "defender", DEFENDER_CONNECTION_SCHEMA,

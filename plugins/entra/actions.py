@@ -7,11 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 from crownguard.engine import (
+    VENDOR_RETRY,
     ActionContext,
     BadResponse,
     ConflictError,
     NotFoundError,
-    RetryPolicy,
     action,
 )
 
@@ -25,7 +25,6 @@ from .schemas import (
     USER_OUTPUT,
 )
 
-VENDOR_RETRY = RetryPolicy(max_attempts=3, backoff_seconds=1)
 ALREADY_MEMBER = "already exist"  # Graph: "One or more added object references already exist"
 
 

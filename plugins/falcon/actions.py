@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from crownguard.engine import ActionContext, RetryPolicy, action
+from crownguard.engine import VENDOR_RETRY, ActionContext, action
 
 from . import hosts, quarantine, schemas
 from .client import FalconClient
-
-VENDOR_RETRY = RetryPolicy(max_attempts=3, backoff_seconds=1)
 
 
 @action("falcon.find_host", connection="falcon", retry=VENDOR_RETRY,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from crownguard.engine import ActionContext, ConflictError, RetryPolicy, action
+from crownguard.engine import VENDOR_RETRY, ActionContext, ConflictError, action
 
 from .client import MANAGED_GROUP_TYPE, OktaClient, reason
 from .schemas import (
@@ -19,7 +19,6 @@ from .schemas import (
     USER_OUTPUT,
 )
 
-VENDOR_RETRY = RetryPolicy(max_attempts=3, backoff_seconds=1)
 # Statuses in which a user cannot sign in, so suspending is already achieved.
 CANNOT_SIGN_IN = ("SUSPENDED", "DEPROVISIONED")
 

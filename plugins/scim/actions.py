@@ -7,50 +7,16 @@ from __future__ import annotations
 from typing import Any
 
 from crownguard.engine import (
+    VENDOR_RETRY,
+    Action,
     ActionContext,
     BadResponse,
     ConflictError,
-    RetryPolicy,
     action,
 )
 
 from .client import ScimClient, is_stale
-
-VENDOR_RETRY = RetryPolicy(max_attempts=3, backoff_seconds=1)
-
-USER_INPUT: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["user"],
-    "properties": {
-        "user": {"type": "string", "minLength": 1, "maxLength": 320,
-                 "description": "SCIM id, userName or e-mail address"},
-        "connection": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$", "default": "scim",
-                       "description": "which `type: scim` connection (service) to use"},
-    },
-}
-USER_OUTPUT: dict[str, Any] = {
-    "type": "object",
-    "required": ["id", "user_name", "active"],
-    "properties": {
-        "id": {"type": "string"},
-        "user_name": {"type": "string"},
-        "active": {"type": ["boolean", "null"]},
-        "display_name": {"type": ["string", "null"]},
-        "external_id": {"type": ["string", "null"]},
-        "emails": {"type": "array", "items": {"type": "string"}},
-    },
-}
-ACTIVE_OUTPUT: dict[str, Any] = {
-    "type": "object",
-    "required": ["user_id", "user_name", "active", "changed"],
-    "properties": {
-        "user_id": {"type": "string"},
-        "user_name": {"type": "string"},
-        "active": {"type": "boolean"},
-        "changed": {"type": "boolean"},
-    },
-}
+from .schemas import ACTIVE_OUTPUT, USER_INPUT, USER_OUTPUT
 
 
 @action("scim.get_user", connection="scim", retry=VENDOR_RETRY, input_schema=USER_INPUT,
@@ -129,4 +95,4 @@ def activate_user(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     return _set_active(ctx, inputs, True)
 
 
-ACTIONS = (get_user, deactivate_user, activate_user)
+ACTIONS: tuple[Action, ...] = (get_user, deactivate_user, activate_user)

@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 from crownguard.engine import Action, ConnectionType, MockServerSpec, hookimpl
 
-from . import schemas
 from .actions import ACTIONS
+from .connection import SERVICENOW_CONNECTION
 from .mock import ServiceNowMock
 
 
@@ -22,12 +22,7 @@ def crownguard_register_actions(register: Callable[[Action], None]) -> None:
 
 @hookimpl
 def crownguard_register_connection_types(register: Callable[[ConnectionType], None]) -> None:
-    register(ConnectionType(
-        "servicenow", schemas.CONNECTION,
-        "A ServiceNow instance (base_url) with HTTP Basic (username/password), a static OAuth "
-        "bearer token (token), or OAuth through oauth_token.do (client_id/client_secret, with "
-        "username/password for the password grant).",
-        secrets=("password", "token", "client_secret")))
+    register(SERVICENOW_CONNECTION)
 
 
 @hookimpl

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from crownguard.engine import ActionContext, ConflictError, RetryPolicy, action
+from crownguard.engine import VENDOR_RETRY, ActionContext, ConflictError, action
 
 from . import schemas
 from .client import ServiceNowClient
 
-VENDOR_RETRY = RetryPolicy(max_attempts=3, backoff_seconds=1)
 HR_CASE_TABLE = "sn_hr_core_case"
 CREATED_FIELDS = ["sys_id", "number", "state", "correlation_display"]
 # Closing values differ per table: an incident is resolved (6) with a close code, tasks such as

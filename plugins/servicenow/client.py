@@ -1,8 +1,11 @@
 """ServiceNowClient: the Table API (`/api/now/table/{table}`) over the engine's HTTP layer.
 
 Authentication is HTTP Basic (integration user), a static OAuth bearer token, or OAuth through
-the instance's `oauth_token.do`. List calls follow the `Link: <...>; rel="next"` header the
-instance sends (it carries sysparm_offset/sysparm_limit), never a link to another host.
+the instance's `oauth_token.do` (ServiceNowOAuth: most instances issue tokens to an integration
+user through the `password` grant, which the engine's OAuth2ClientCredentials does not speak;
+newer releases also offer client credentials). List calls follow the `Link: <...>; rel="next"`
+header the instance sends (it carries sysparm_offset/sysparm_limit), never a link to another
+host.
 """
 
 from __future__ import annotations
@@ -18,17 +21,48 @@ from crownguard.engine import (
     Auth,
     BadResponse,
     BasicAuth,
+    CachedTokenAuth,
     ConfigError,
     HeaderAuth,
     NotFoundError,
+    Secret,
     VendorClient,
+    reveal,
 )
-
-from .auth import ServiceNowOAuth
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGES = 1000
 SYS_ID = re.compile(r"^[0-9a-f]{32}$")
+TOKEN_OPERATION = "get OAuth token"  # noqa: S105 (an operation name, not a secret)
+
+
+class ServiceNowOAuth(CachedTokenAuth):
+    """A bearer token from `oauth_token.do`, cached per connection and fetched again after a 401
+    (a 401 from the token endpoint is an AuthError naming `get OAuth token`).
+
+    With `username`/`password` the `password` grant is used (the integration user acts), without
+    them the `client_credentials` grant.
+    """
+
+    DEFAULT_LIFETIME = 1800.0
+    operation = TOKEN_OPERATION
+
+    def __init__(self, token_url: str, client_id: str, client_secret: Secret | str, *,
+                 username: str | None = None, password: Secret | str | None = None):
+        super().__init__(token_url)
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.username = username
+        self.password = password
+
+    def token_request(self, client: VendorClient) -> tuple[dict[str, str], dict[str, str]]:
+        form = {"client_id": self.client_id, "client_secret": reveal(self.client_secret)}
+        if self.username and self.password is not None:
+            form.update(grant_type="password", username=self.username,
+                        password=reveal(self.password))
+        else:
+            form["grant_type"] = "client_credentials"
+        return form, {}
 
 
 class ServiceNowClient(VendorClient):

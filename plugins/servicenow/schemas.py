@@ -1,4 +1,4 @@
-"""JSON Schemas of the servicenow actions and connection, kept apart so actions stay thin.
+"""JSON Schemas of the servicenow actions, kept apart so actions stay thin.
 
 Values that end up inside an encoded query (`sysparm_query`) are restricted by pattern: `^`
 separates query terms there, so a user name or correlation key must not contain one.
@@ -190,31 +190,5 @@ CLOSE_RECORD_OUTPUT: dict[str, Any] = {
         "number": {"type": "string"},
         "state": {"type": "string"},
         "changed": {"type": "boolean"},
-    },
-}
-
-CONNECTION: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["base_url"],
-    "anyOf": [
-        {"required": ["username", "password"]},
-        {"required": ["token"]},
-        {"required": ["client_id", "client_secret"]},
-    ],
-    "properties": {
-        "base_url": {"type": "string", "pattern": "^https?://",
-                     "description": "https://<instance>.service-now.com"},
-        "username": {"type": "string", "minLength": 1},
-        "password": {"type": "string", "minLength": 1},
-        "token": {"type": "string", "minLength": 1,
-                  "description": "A static OAuth bearer token (not refreshed)."},
-        "client_id": {"type": "string", "minLength": 1},
-        "client_secret": {"type": "string", "minLength": 1},
-        "token_url": {"type": "string", "pattern": "^https?://",
-                      "description": "Default: <base_url>/oauth_token.do"},
-        "page_size": {"type": "integer", "minimum": 1, "maximum": 10000},
-        "timeout_seconds": {"type": "number", "exclusiveMinimum": 0},
-        "connect_timeout_seconds": {"type": "number", "exclusiveMinimum": 0},
     },
 }

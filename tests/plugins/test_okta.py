@@ -21,7 +21,7 @@ from crownguard.engine import (
 from crownguard.plugins import okta as okta_plugin
 from crownguard.plugins.okta.client import rate_limit_wait
 from crownguard.plugins.okta.mock import API_TOKEN, READ_ONLY, OktaMock
-from crownguard.plugins.okta.mock_search import InvalidSearch, compile_search
+from crownguard.plugins.okta.mock.search import InvalidSearch, compile_search
 
 FAST_RETRY = "{max_attempts: 3, backoff_seconds: 0.01}"
 ALICE = "alice.chen@acme.example"

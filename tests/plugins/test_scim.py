@@ -23,7 +23,7 @@ from crownguard.engine import (
 from crownguard.plugins import scim as scim_plugin
 from crownguard.plugins.scim.client import patch_body
 from crownguard.plugins.scim.mock import BASE, TOKEN, ScimMock
-from crownguard.plugins.scim.mock_filter import InvalidFilter, compile_filter
+from crownguard.plugins.scim.mock.filters import InvalidFilter, compile_filter
 
 FAST_RETRY = "{max_attempts: 3, backoff_seconds: 0.01}"
 ALICE = "alice.chen@acme.example"

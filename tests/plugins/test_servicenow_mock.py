@@ -13,7 +13,7 @@ import requests
 import crownguard.plugins.servicenow as servicenow_plugin
 from crownguard.engine.plugins import PluginHost
 from crownguard.plugins.servicenow.mock import INTEGRATION_USER, OAUTH_CLIENT_ID, ServiceNowMock
-from crownguard.plugins.servicenow.mock_query import parse_query
+from crownguard.plugins.servicenow.mock.query import parse_query
 
 
 @pytest.fixture

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from crownguard.engine import ActionContext, InputError, action
+from crownguard.engine import VENDOR_RETRY, ActionContext, InputError, action
 
 from ..client import IncydrClient
 from ..query import QueryInputError, file_event_query
-from .schemas import OBJECTS, PAGED_OUTPUT, TIMESTAMP, USER, VENDOR_RETRY, WITHIN_LAST
+from .schemas import OBJECTS, PAGED_OUTPUT, TIMESTAMP, USER, WITHIN_LAST
 
 MAX_EVENTS = 10_000
 

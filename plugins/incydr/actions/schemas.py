@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from crownguard.engine import RetryPolicy
-
 from ..query import DURATION
-
-VENDOR_RETRY = RetryPolicy(max_attempts=3, backoff_seconds=1)
 
 # States a person may set (OPEN_NEW_DATA is Incydr's own, when new activity reopens a session).
 SETTABLE_STATES = ["OPEN", "IN_PROGRESS", "CLOSED", "CLOSED_TP", "CLOSED_TP_BENIGN", "CLOSED_FP"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from crownguard.engine import ActionContext, InputError, action
+from crownguard.engine import VENDOR_RETRY, ActionContext, InputError, action
 
 from ..client import MAX_SESSION_PAGE_SIZE, IncydrClient
 from ..query import QueryInputError, epoch_ms
@@ -18,7 +18,6 @@ from .schemas import (
     SETTABLE_STATES,
     TIMESTAMP,
     USER,
-    VENDOR_RETRY,
     session_summary,
 )
 

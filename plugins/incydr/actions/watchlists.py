@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from crownguard.engine import ActionContext, NotFoundError, action
+from crownguard.engine import VENDOR_RETRY, ActionContext, NotFoundError, action
 
 from ..client import WATCHLIST_PAGE_SIZE, IncydrClient
 from .schemas import (
@@ -13,7 +13,6 @@ from .schemas import (
     NULLABLE_STRING,
     PAGED_OUTPUT,
     USER,
-    VENDOR_RETRY,
     WATCHLIST_TYPE,
 )
 

@@ -1,4 +1,5 @@
-"""State of the Falcon mock: hosts with their containment and files, and a subset of FQL."""
+"""State of the Falcon mock: hosts with their containment and files, Real Time Response
+sessions and commands, and a subset of FQL."""
 
 from __future__ import annotations
 
@@ -79,6 +80,24 @@ class MockHost:
 
 
 # --- FQL (the subset the mock understands) -----------------------------------------------------
+
+@dataclass
+class Session:
+    session_id: str
+    device_id: str
+    files: list[dict[str, Any]] = field(default_factory=list)
+    closed: bool = False
+
+
+@dataclass
+class Command:
+    cloud_request_id: str
+    session_id: str
+    base_command: str
+    stdout: str
+    stderr: str
+    polls_left: int
+
 
 FILTERABLE = {"device_id", "hostname", "status", "platform_name", "local_ip", "external_ip",
               "mac_address", "os_version", "agent_version", "last_seen", "first_seen"}

@@ -1,4 +1,6 @@
-"""ServiceNowMock: a stateful imitation of a ServiceNow instance's Table API and OAuth endpoint.
+"""The ServiceNow mock's core: instance state, users and roles, HTTP Basic and `oauth_token.do`
+bearer tokens, the rate limit and lost answers. The Table API is a route group over this
+class; server.ServiceNowMock is the sum: a stateful imitation of a ServiceNow instance.
 
 What it does as an instance does: `/api/now/table/{table}` list/get/insert/update with the
 `{"result": ...}` envelope and string field values, encoded queries, sysparm_limit/offset paging
@@ -22,13 +24,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
 
 from werkzeug import Request, Response
 
 from crownguard.engine import MockServer, route
-
-from .mock_query import parse_query
 
 INTEGRATION_USER = "crownguard.integration"
 OAUTH_CLIENT_ID = "crownguard-oauth-client"
@@ -77,16 +76,16 @@ TABLES: dict[str, Table] = {
 }
 
 
-def _error(message: str, detail: str | None) -> dict[str, Any]:
+def failure(message: str, detail: str | None) -> dict[str, Any]:
     return {"error": {"message": message, "detail": detail}, "status": "failure"}
 
 
-def _now() -> str:
+def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-class ServiceNowMock(MockServer):
-    """A ServiceNow instance with incident, sn_hr_core_case and sys_user tables."""
+class ServiceNowMockBase(MockServer):
+    """State and plumbing shared by the ServiceNow route groups."""
 
     vendor = "servicenow"
 
@@ -141,7 +140,7 @@ class ServiceNowMock(MockServer):
             self.tables["sys_user"][sys_id] = {
                 "sys_id": sys_id, "user_name": user_name, "email": email, "name": name,
                 "first_name": name.split()[0], "last_name": name.split()[-1], "active": "true",
-                "sys_created_on": _now(), "sys_updated_on": _now()}
+                "sys_created_on": now_iso(), "sys_updated_on": now_iso()}
             return sys_id
 
     def set_roles(self, user_name: str, roles: set[str]) -> None:
@@ -203,11 +202,11 @@ class ServiceNowMock(MockServer):
         }
         message, detail = messages.get(status, ("Internal server error",
                                                 f"Transaction failed with HTTP {status}"))
-        return _error(message, detail)
+        return failure(message, detail)
 
     def not_found(self, request: Request) -> Response:
-        return self.json_response(_error("Requested URI does not represent any resource",
-                                         None), 400)
+        return self.json_response(failure("Requested URI does not represent any resource",
+                                          None), 400)
 
     # dispatch: authentication, rate limit, lost answers ----------------------------------------
 
@@ -277,176 +276,3 @@ class ServiceNowMock(MockServer):
         return self.json_response({"access_token": access, "refresh_token": refresh,
                                    "scope": "useraccount", "token_type": "Bearer",
                                    "expires_in": self.token_lifetime})
-
-    # Table API ---------------------------------------------------------------------------------
-
-    def _table(self, name: str) -> Table | Response:
-        table = TABLES.get(name)
-        if table is None:
-            return self.json_response(_error(f"Invalid table {name}", None), 400)
-        return table
-
-    def _may(self, request: Request, roles: frozenset[str]) -> bool:
-        user = request.environ.get(USER_KEY, "")
-        return not roles or bool(self.accounts.get(user, {}).get("roles", set()) & roles)
-
-    def _render(self, table: str, record: dict[str, str], request: Request) -> dict[str, Any]:
-        display = request.args.get("sysparm_display_value", "false") in ("true", "all")
-        exclude_links = request.args.get("sysparm_exclude_reference_link") == "true"
-        wanted = [f for f in request.args.get("sysparm_fields", "").split(",") if f]
-        out: dict[str, Any] = {}
-        for field in wanted or sorted(TABLES[table].fields):
-            if field not in TABLES[table].fields:
-                continue
-            value: Any = record.get(field, "")
-            if field in JOURNAL_FIELDS:
-                value = self._journal_text(record["sys_id"], field) if display else ""
-            elif field == "state" and display:
-                value = dict(TABLES[table].states).get(value, value)
-            elif field in ("caller_id", "opened_for", "subject_person", "opened_by") \
-                    and value and not exclude_links and not display:
-                value = {"link": f"{self.base_url}/api/now/table/sys_user/{value}",
-                         "value": value}
-            out[field] = value
-        return out
-
-    def _journal_text(self, sys_id: str, element: str) -> str:
-        label = "Work notes" if element == "work_notes" else "Additional comments"
-        entries = [e for e in self.journals.get(sys_id, []) if e[0] == element]
-        return "\n\n".join(f"{at} - {author} ({label})\n{text}"
-                           for _, at, author, text in reversed(entries))
-
-    def _author(self, request: Request) -> str:
-        user = request.environ.get(USER_KEY, "")
-        for record in self.tables["sys_user"].values():
-            if record["user_name"] == user:
-                return record["name"]
-        return user
-
-    def _apply(self, table: str, record: dict[str, str], values: dict[str, Any],
-               request: Request) -> None:
-        for field, value in values.items():
-            if field not in TABLES[table].fields or field in READ_ONLY:
-                continue  # an instance ignores fields it does not know
-            text = "" if value is None else str(value).lower() if isinstance(value, bool) \
-                else str(value)
-            if field in JOURNAL_FIELDS:
-                if text:
-                    self.journals.setdefault(record["sys_id"], []).append(
-                        (field, _now(), self._author(request), text))
-                continue
-            if field == "state" and table in self.frozen_tables and "state" in record:
-                continue
-            record[field] = text
-        record["active"] = "false" if record.get("state") in TABLES[table].closed_states \
-            else record.get("active", "true")
-        record["sys_updated_on"] = _now()
-        record["sys_updated_by"] = request.environ.get(USER_KEY, "")
-
-    @route("GET", "/api/now/table/{table}")
-    def list_records(self, request: Request, table: str) -> Response:
-        spec = self._table(table)
-        if isinstance(spec, Response):
-            return spec
-        try:
-            limit = int(request.args.get("sysparm_limit", "10000"))
-            offset = int(request.args.get("sysparm_offset", "0"))
-        except ValueError:
-            return self.json_response(_error("Invalid request", "sysparm_limit and "
-                                             "sysparm_offset must be numbers"), 400)
-        if offset < 0:
-            return self.json_response(_error(f"offset is {offset}",
-                                             "Negative offset is not supported"), 400)
-        rows: list[dict[str, str]] = []
-        if self._may(request, spec.read_roles):  # rows an ACL hides are simply not returned
-            query = parse_query(request.args.get("sysparm_query", ""))
-            rows = query.sort([r for r in self.tables[table].values() if query.matches(r)])
-        page = rows[offset:offset + max(limit, 0)]
-        headers = {"X-Total-Count": str(len(rows))}
-        link = self._link_header(request, table, len(rows), limit, offset)
-        if link:
-            headers["Link"] = link
-        return self.json_response({"result": [self._render(table, r, request) for r in page]},
-                                  200, headers)
-
-    def _link_header(self, request: Request, table: str, total: int, limit: int,
-                     offset: int) -> str:
-        if limit <= 0 or (total <= limit and offset == 0):
-            return ""
-        args = {k: v for k, v in request.args.items()
-                if k not in ("sysparm_offset", "sysparm_limit")}
-
-        def link(at: int, rel: str) -> str:
-            query = urlencode({**args, "sysparm_offset": at, "sysparm_limit": limit})
-            return f'<{self.base_url}/api/now/table/{table}?{query}>;rel="{rel}"'
-
-        last = max(0, (total - 1) // limit * limit)
-        links = [link(0, "first")]
-        if offset > 0:
-            links.append(link(max(0, offset - limit), "prev"))
-        if offset + limit < total:
-            links.append(link(offset + limit, "next"))
-        links.append(link(last, "last"))
-        return ",".join(links)
-
-    @route("GET", "/api/now/table/{table}/{sys_id}")
-    def get_record(self, request: Request, table: str, sys_id: str) -> Response:
-        spec = self._table(table)
-        if isinstance(spec, Response):
-            return spec
-        record = self.tables[table].get(sys_id)
-        if record is None or not self._may(request, spec.read_roles):
-            return self.json_response(self.error_body(404), 404)
-        return self.json_response({"result": self._render(table, record, request)})
-
-    @route("POST", "/api/now/table/{table}")
-    def insert_record(self, request: Request, table: str) -> Response:
-        spec = self._table(table)
-        if isinstance(spec, Response):
-            return spec
-        if not self._may(request, spec.write_roles):
-            return self.json_response(self.error_body(403), 403)
-        values = request.get_json(silent=True)
-        if not isinstance(values, dict):
-            return self.json_response(_error("Exception while reading request",
-                                             "The payload is not valid JSON."), 400)
-        sys_id = uuid.uuid4().hex
-        record = {"sys_id": sys_id, "sys_created_on": _now(), "sys_class_name": table,
-                  "sys_created_by": request.environ.get(USER_KEY, ""), "active": "true"}
-        if spec.prefix:
-            record["number"] = f"{spec.prefix}{self.counters[table]:07d}"
-            self.counters[table] += 1
-            record.update(state=spec.default_state, opened_by=self.integration_sys_id,
-                          opened_at=_now())
-        self.tables[table][sys_id] = record
-        self._apply(table, record, values, request)
-        return self.json_response(
-            {"result": self._render(table, record, request)}, 201,
-            {"Location": f"{self.base_url}/api/now/table/{table}/{sys_id}"})
-
-    @route("PATCH", "/api/now/table/{table}/{sys_id}")
-    @route("PUT", "/api/now/table/{table}/{sys_id}")
-    def update_record(self, request: Request, table: str, sys_id: str) -> Response:
-        spec = self._table(table)
-        if isinstance(spec, Response):
-            return spec
-        record = self.tables[table].get(sys_id)
-        if record is None or not self._may(request, spec.read_roles | spec.write_roles):
-            return self.json_response(self.error_body(404), 404)
-        if not self._may(request, spec.write_roles):
-            return self.json_response(_error("Operation Failed", "ACL Exception Update Failed "
-                                             "due to security constraints"), 403)
-        values = request.get_json(silent=True)
-        if not isinstance(values, dict):
-            return self.json_response(_error("Exception while reading request",
-                                             "The payload is not valid JSON."), 400)
-        if table == "incident" and str(values.get("state")) == "6":
-            missing = [label for field, label in (("close_code", "Resolution code"),
-                                                  ("close_notes", "Resolution notes"))
-                       if not (values.get(field) or record.get(field))]
-            if missing:
-                return self.json_response(_error(
-                    "Operation Failed", "Data Policy Exception: \n\tThe following fields are "
-                    f"mandatory: {', '.join(missing)}"), 403)
-        self._apply(table, record, values, request)
-        return self.json_response({"result": self._render(table, record, request)})

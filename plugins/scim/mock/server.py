@@ -21,7 +21,7 @@ from werkzeug import Request, Response
 
 from crownguard.engine import MockServer, route
 
-from .mock_filter import InvalidFilter, compile_filter
+from .filters import InvalidFilter, compile_filter
 
 BASE = "/scim/v2"
 TOKEN = "scim-mock-bearer-5d2f9a7c41e8b036"  # noqa: S105 - the mock's own token

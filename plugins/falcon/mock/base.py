@@ -1,4 +1,7 @@
-"""FalconMock: a stateful imitation of the CrowdStrike Falcon API.
+"""The Falcon mock's core: tenant state, OAuth2 clients and bearer checks, the envelope.
+
+Route groups (hosts, Real Time Response) are mixins over this class (server.FalconMock is
+their sum), so each module stays about one part of the API.
 
 Same paths, methods, status codes and envelope as the real API (falconpy's endpoint table):
 OAuth2 client credentials (201 on /oauth2/token, 403 for a refused client, 401
@@ -21,8 +24,7 @@ from werkzeug import Request, Response
 
 from crownguard.engine import MockServer, route
 
-from .mock_model import MockFile, MockHost, compile_fql
-from .mock_rtr import RtrState
+from .model import Command, MockFile, MockHost, Session
 
 ALL_SCOPES = frozenset({"devices:read", "devices:write", "real-time-response:read",
                         "real-time-response:write"})
@@ -34,12 +36,10 @@ STATUS_MESSAGES = {400: "Bad Request", 401: "access denied, invalid bearer token
                    409: "Conflict", 429: "API rate limit exceeded.",
                    500: "Internal Server Error", 502: "Bad Gateway",
                    503: "Service Unavailable"}
-HOST_ACTIONS = {"contain", "lift_containment", "hide_host", "unhide_host",
-                "detection_suppress", "detection_unsuppress"}
 
 
-class FalconMock(MockServer):
-    """Falcon API imitation; tune `containment_polls`, `rtr_polls`, `token_max_uses`."""
+class FalconMockBase(MockServer):
+    """State and plumbing shared by every Falcon route group."""
 
     vendor = "falcon"
 
@@ -66,7 +66,8 @@ class FalconMock(MockServer):
             DEFAULT_CLIENT_ID: (DEFAULT_CLIENT_SECRET, ALL_SCOPES)}
         self.tokens: dict[str, dict[str, Any]] = {}
         self.hosts: dict[str, MockHost] = {}
-        self.rtr = RtrState(self)
+        self.rtr_sessions: dict[str, Session] = {}
+        self.rtr_commands: dict[str, Command] = {}
         self.containment_polls = 2  # host-record reads a pending containment takes
         self.rtr_polls = 1  # status polls before an RTR command reports complete
         self.token_max_uses: int | None = None  # every token dies after this many API calls
@@ -222,131 +223,3 @@ class FalconMock(MockServer):
         if scope not in grant["scopes"]:
             return self.fail(403)
         return None
-
-    # hosts -------------------------------------------------------------------------------------
-
-    @route("GET", "/devices/queries/devices/v1")
-    def query_devices(self, request: Request) -> Response:
-        if denied := self.authorize(request, "devices:read"):
-            return denied
-        try:
-            offset = int(request.args.get("offset", 0))
-            limit = int(request.args.get("limit", 100))
-        except ValueError:
-            return self.fail(400, "offset and limit must be integers")
-        if not 1 <= limit <= 5000 or offset < 0:
-            return self.fail(400, "limit must be between 1 and 5000")
-        records = [h.record() for h in self.hosts.values()]
-        if request.args.get("filter"):
-            try:
-                matches = compile_fql(request.args["filter"])
-            except ValueError as exc:
-                return self.fail(400, f"Invalid filter: {exc}")
-            records = [r for r in records if matches(r)]
-        sort = request.args.get("sort", "")
-        if sort:
-            field, _, direction = sort.replace("|", ".").partition(".")
-            records.sort(key=lambda r: str(r.get(field, "")), reverse=direction == "desc")
-        page = [r["device_id"] for r in records[offset:offset + limit]]
-        return self.envelope(page, pagination={"offset": offset, "limit": limit,
-                                               "total": len(records)})
-
-    def _details(self, ids: list[str]) -> Response:
-        if not ids:
-            return self.fail(400, "ids is required")
-        if len(ids) > 5000:
-            return self.fail(400, "too many ids")
-        found = []
-        for aid in ids:
-            host = self.hosts.get(aid.lower())
-            if host is None:
-                continue
-            if host.pending_reads > 0:
-                host.pending_reads -= 1
-                if host.pending_reads == 0:
-                    host.status = {"containment_pending": "contained",
-                                   "lift_containment_pending": "normal"}.get(host.status,
-                                                                             host.status)
-            found.append(host.record())
-        if not found:
-            return self.envelope([], 404, errors=[{"code": 404,
-                                                   "message": "Resource Not Found"}])
-        return self.envelope(found)
-
-    @route("GET", "/devices/entities/devices/v2")
-    def device_details(self, request: Request) -> Response:
-        if denied := self.authorize(request, "devices:read"):
-            return denied
-        ids = request.args.getlist("ids")
-        if len(ids) > 100:
-            return self.fail(400, "at most 100 ids; use POST for more")
-        return self._details(ids)
-
-    @route("POST", "/devices/entities/devices/v2")
-    def device_details_post(self, request: Request) -> Response:
-        if denied := self.authorize(request, "devices:read"):
-            return denied
-        body = request.get_json(silent=True)
-        ids = body.get("ids") if isinstance(body, dict) else None
-        if not isinstance(ids, list):
-            return self.fail(400, "body must be {\"ids\": [...]}")
-        return self._details([str(i) for i in ids])
-
-    @route("POST", "/devices/entities/devices-actions/v2")
-    def device_action(self, request: Request) -> Response:
-        if denied := self.authorize(request, "devices:write"):
-            return denied
-        action = request.args.get("action_name", "")
-        if action not in HOST_ACTIONS:
-            return self.fail(400, f"invalid action_name '{action}'")
-        body = request.get_json(silent=True)
-        ids = body.get("ids") if isinstance(body, dict) else None
-        if not isinstance(ids, list) or not ids:
-            return self.fail(400, "body must be {\"ids\": [...]}")
-        resources = []
-        for aid in (str(i).lower() for i in ids):
-            host = self.hosts.get(aid)
-            if host is None:
-                return self.fail(404, f"device {aid} not found")
-            if action == "contain" and host.status not in ("contained", "containment_pending"):
-                host.status, host.pending_reads = "containment_pending", self.containment_polls
-            elif action == "lift_containment" and host.status not in (
-                    "normal", "lift_containment_pending"):
-                host.status, host.pending_reads = "lift_containment_pending", \
-                    self.containment_polls
-            if host.pending_reads == 0 and host.status.endswith("_pending"):
-                host.status = "contained" if action == "contain" else "normal"
-            resources.append({"id": aid, "path": ""})
-        return self.envelope(resources, 202)
-
-    # real time response ------------------------------------------------------------------------
-
-    @route("POST", "/real-time-response/entities/sessions/v1")
-    def init_session(self, request: Request) -> Response:
-        if denied := self.authorize(request, "real-time-response:read"):
-            return denied
-        return self.rtr.init_session(request)
-
-    @route("DELETE", "/real-time-response/entities/sessions/v1")
-    def delete_session(self, request: Request) -> Response:
-        if denied := self.authorize(request, "real-time-response:read"):
-            return denied
-        return self.rtr.delete_session(request)
-
-    @route("POST", "/real-time-response/entities/active-responder-command/v1")
-    def run_command(self, request: Request) -> Response:
-        if denied := self.authorize(request, "real-time-response:write"):
-            return denied
-        return self.rtr.run_command(request)
-
-    @route("GET", "/real-time-response/entities/active-responder-command/v1")
-    def command_status(self, request: Request) -> Response:
-        if denied := self.authorize(request, "real-time-response:write"):
-            return denied
-        return self.rtr.command_status(request)
-
-    @route("GET", "/real-time-response/entities/file/v2")
-    def session_files(self, request: Request) -> Response:
-        if denied := self.authorize(request, "real-time-response:read"):
-            return denied
-        return self.rtr.session_files(request)

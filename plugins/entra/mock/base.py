@@ -1,5 +1,8 @@
-"""EntraMock: the Microsoft identity platform token endpoint and the slice of Microsoft Graph
-v1.0 that identity response uses (users, revokeSignInSessions, groups and members), stateful.
+"""The Entra mock's core: tenant state, the Microsoft identity platform token endpoint,
+permission checks, Graph and AADSTS error shapes, `$select` and collection paging. Route
+groups (users, groups) are mixins over this class; server.EntraMock is their sum: the slice
+of Microsoft Graph v1.0 that identity response uses (users, revokeSignInSessions, groups and
+members), stateful.
 
 Faithful points: app-only tokens from `POST /{tenant}/oauth2/v2.0/token` (AADSTS errors, the
 `/.default` scope rule), application permissions checked per call (403
@@ -19,13 +22,13 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from werkzeug import Request, Response
 
 from crownguard.engine import MockServer, route
 
-from .mock_odata import UnsupportedQuery, compile_filter
+from .odata import UnsupportedQuery, compile_filter
 
 TENANT_ID = "6b1f3c5e-2a4d-4e8f-9c0b-1d2e3f4a5b6c"
 TENANT_DOMAIN = "acme.onmicrosoft.com"
@@ -66,7 +69,7 @@ def requires(*permissions: str) -> Callable[[Handler], Handler]:
 
     def wrap(func: Handler) -> Handler:
         @functools.wraps(func)
-        def handler(self: EntraMock, request: Request, **params: str) -> Any:
+        def handler(self: EntraMockBase, request: Request, **params: str) -> Any:
             denied = self.authorize(request, permissions)
             return denied if denied is not None else func(self, request, **params)
 
@@ -75,13 +78,12 @@ def requires(*permissions: str) -> Callable[[Handler], Handler]:
     return wrap
 
 
-def _now() -> str:
+def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class EntraMock(MockServer):
-    """An Entra tenant and Graph on one local server; `connection_settings()` points the
-    entra connection at both."""
+class EntraMockBase(MockServer):
+    """State and plumbing shared by every Entra route group."""
 
     vendor = "entra"
 
@@ -190,7 +192,7 @@ class EntraMock(MockServer):
 
     def graph_error_payload(self, code: str, message: str) -> Any:
         return {"error": {"code": code, "message": message, "innerError": {
-            "date": _now(), "request-id": str(uuid.uuid4()),
+            "date": now_iso(), "request-id": str(uuid.uuid4()),
             "client-request-id": str(uuid.uuid4())}}}
 
     def error_body(self, status: int) -> Any:
@@ -215,8 +217,8 @@ class EntraMock(MockServer):
         return self.json_response({
             "error": error,
             "error_description": f"AADSTS{code}: {description}\r\nTrace ID: {trace}\r\n"
-                                 f"Correlation ID: {uuid.uuid4()}\r\nTimestamp: {_now()}",
-            "error_codes": [code], "timestamp": _now(), "trace_id": trace,
+                                 f"Correlation ID: {uuid.uuid4()}\r\nTimestamp: {now_iso()}",
+            "error_codes": [code], "timestamp": now_iso(), "trace_id": trace,
             "correlation_id": str(uuid.uuid4()),
             "error_uri": f"https://login.microsoftonline.com/error?code={code}"}, status)
 
@@ -343,134 +345,3 @@ class EntraMock(MockServer):
         return self.json_response({"token_type": "Bearer", "expires_in": TOKEN_LIFETIME,
                                    "ext_expires_in": TOKEN_LIFETIME,
                                    "access_token": access_token})
-
-    # users ---------------------------------------------------------------------------------------
-
-    @route("GET", "/v1.0/users/{key}")
-    @route("GET", "/v1.0/users({key})")
-    @requires(*READ_USERS)
-    def get_user(self, request: Request, key: str) -> Any:
-        user = self._user(key if "(" not in request.path else f"({key})")
-        if isinstance(user, Response):
-            return user
-        selected = self.select(request, user, USER_PROPERTIES, USER_DEFAULT, "user")
-        if isinstance(selected, Response):
-            return selected
-        return {"@odata.context": f"{self.base_url}/v1.0/$metadata#users/$entity", **selected}
-
-    @route("GET", "/v1.0/users")
-    @requires(*READ_USERS)
-    def list_users(self, request: Request) -> Any:
-        return self.collection(request, list(self.users.values()), "users", USER_PROPERTIES,
-                               USER_DEFAULT, USER_FILTERABLE, "user")
-
-    @route("PATCH", "/v1.0/users/{key}")
-    @route("PATCH", "/v1.0/users({key})")
-    def update_user(self, request: Request, key: str) -> Any:
-        body = request.get_json(silent=True)
-        only_enabled = isinstance(body, dict) and set(body) == {"accountEnabled"}
-        denied = self.authorize(request, ENABLE_DISABLE if only_enabled else
-                                ("User.ReadWrite.All", "Directory.ReadWrite.All"))
-        if denied is not None:
-            return denied
-        if not isinstance(body, dict) or not body:
-            return self.graph_error(400, "BadRequest", "Empty Payload. JSON content expected.")
-        user = self._user(key if "(" not in request.path else f"({key})")
-        if isinstance(user, Response):
-            return user
-        for name, value in body.items():
-            if name not in USER_PROPERTIES or name in ("id", "signInSessionsValidFromDateTime"):
-                return self.graph_error(400, "Request_BadRequest",
-                                        f"Invalid property '{name}'.")
-            if name == "accountEnabled" and not isinstance(value, bool):
-                return self.graph_error(400, "Request_BadRequest",
-                                        "Invalid value specified for property 'accountEnabled' "
-                                        "of resource 'User'.")
-        if user.get("onPremisesSyncEnabled") and "accountEnabled" in body:
-            return self.graph_error(400, "Request_BadRequest", ON_PREM_MASTERED)
-        user.update(body)
-        return Response(status=204)
-
-    @route("POST", "/v1.0/users/{key}/revokeSignInSessions")
-    @requires(*REVOKE)
-    def revoke_sessions(self, request: Request, key: str) -> Any:
-        user = self._user(key)
-        if isinstance(user, Response):
-            return user
-        user["signInSessionsValidFromDateTime"] = _now()
-        self.refresh_tokens[user["id"]] = 0
-        return {"@odata.context": f"{self.base_url}/v1.0/$metadata#Edm.Boolean", "value": True}
-
-    # groups --------------------------------------------------------------------------------------
-
-    @route("GET", "/v1.0/groups/{group_id}")
-    @requires(*READ_GROUPS)
-    def get_group(self, request: Request, group_id: str) -> Any:
-        group = self._group(group_id)
-        if isinstance(group, Response):
-            return group
-        selected = self.select(request, group, GROUP_PROPERTIES, None, "group")
-        if isinstance(selected, Response):
-            return selected
-        return {"@odata.context": f"{self.base_url}/v1.0/$metadata#groups/$entity", **selected}
-
-    @route("GET", "/v1.0/groups")
-    @requires(*READ_GROUPS)
-    def list_groups(self, request: Request) -> Any:
-        return self.collection(request, list(self.groups.values()), "groups", GROUP_PROPERTIES,
-                               None, GROUP_FILTERABLE, "group")
-
-    def _membership_refusal(self, group: dict[str, Any]) -> Response | None:
-        if group.get("onPremisesSyncEnabled"):
-            return self.graph_error(400, "Request_BadRequest", ON_PREM_MASTERED)
-        if "DynamicMembership" in group["groupTypes"]:
-            return self.graph_error(400, "Request_BadRequest",
-                                    "Insufficient privileges to complete the operation. Members "
-                                    "of a dynamic group cannot be changed.")
-        if group["mailEnabled"] and "Unified" not in group["groupTypes"]:
-            return self.graph_error(400, "Request_BadRequest",
-                                    "Cannot Update a mail-enabled security groups and or "
-                                    "distribution list.")
-        return None
-
-    @route("POST", "/v1.0/groups/{group_id}/members/$ref")
-    @requires(*WRITE_MEMBERS)
-    def add_member_ref(self, request: Request, group_id: str) -> Any:
-        group = self._group(group_id)
-        if isinstance(group, Response):
-            return group
-        body = request.get_json(silent=True)
-        reference = body.get("@odata.id") if isinstance(body, dict) else None
-        path = urlsplit(reference).path if isinstance(reference, str) else ""
-        parts = path.rstrip("/").split("/")
-        if len(parts) < 3 or parts[-2] not in ("directoryObjects", "users"):
-            return self.graph_error(400, "BadRequest",
-                                    "Invalid object identifier '@odata.id'.")
-        user = self._user(parts[-1])
-        if isinstance(user, Response):
-            return user
-        refused = self._membership_refusal(group)
-        if refused is not None:
-            return refused
-        if user["id"] in self.members[group_id]:
-            return self.graph_error(400, "Request_BadRequest",
-                                    "One or more added object references already exist for the "
-                                    "following modified properties: 'members'.")
-        self.members[group_id].add(user["id"])
-        return Response(status=204)
-
-    @route("DELETE", "/v1.0/groups/{group_id}/members/{member_id}/$ref")
-    @requires(*WRITE_MEMBERS)
-    def remove_member_ref(self, request: Request, group_id: str, member_id: str) -> Any:
-        group = self._group(group_id)
-        if isinstance(group, Response):
-            return group
-        if member_id not in self.members[group_id]:
-            return self.graph_error(404, "Request_ResourceNotFound",
-                                    f"Resource '{member_id}' does not exist or one of its queried "
-                                    "reference-property objects are not present.")
-        refused = self._membership_refusal(group)
-        if refused is not None:
-            return refused
-        self.members[group_id].discard(member_id)
-        return Response(status=204)

@@ -1,5 +1,6 @@
-"""DefenderMock: a stateful imitation of the Defender for Endpoint API and its Entra token
-endpoint.
+"""The Defender mock's core: tenant state, the Entra token endpoint, bearer checks, error
+bodies and OData paging. Route groups (machines and machine actions, files) are mixins over
+this class; server.DefenderMock is their sum.
 
 Entra v2 client credentials on /{tenant}/oauth2/v2.0/token with AADSTS error bodies; bearer
 tokens carrying the app's application permissions (403 `Forbidden` naming the missing one);
@@ -20,8 +21,7 @@ from werkzeug import Request, Response
 
 from crownguard.engine import MockServer, route
 
-from .mock_model import ISOLATION, MachineAction, MockMachine, ModelFile, entra_error
-from .mock_odata import compile_filter
+from .model import MachineAction, MockMachine, ModelFile, entra_error
 
 TENANT_ID = "9f3c2b1a-7d6e-4f5a-8b9c-0d1e2f3a4b5c"
 DEFAULT_CLIENT_ID = "5d0e8c4a-1b2f-4c3d-9e8f-7a6b5c4d3e2f"
@@ -35,14 +35,10 @@ SCOPES = {"https://api.securitycenter.microsoft.com/.default",
 ERROR_CODES = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
                429: "TooManyRequests", 500: "InternalServerError", 502: "BadGateway",
                503: "ServiceUnavailable"}
-MACHINE_FILTERS = ("computerDnsName", "id", "version", "deviceValue", "aadDeviceId",
-                   "machineTags", "lastSeen", "exposureLevel", "onboardingStatus",
-                   "lastIpAddress", "healthStatus", "osPlatform", "riskScore", "rbacGroupId")
-ACTION_FILTERS = ("id", "status", "machineId", "type", "requestor", "creationDateTimeUtc")
 
 
-class DefenderMock(MockServer):
-    """Defender for Endpoint imitation; tune `action_polls`, `page_size`, `fail_next()`."""
+class DefenderMockBase(MockServer):
+    """State and plumbing shared by every Defender route group."""
 
     vendor = "defender"
 
@@ -138,6 +134,15 @@ class DefenderMock(MockServer):
             action.finish("Succeeded", self.machines[machine_id], self._tick())
             return action
 
+    def _new_action(self, machine: MockMachine, kind: str, comment: str,
+                    scope: str | None = None, sha1: str | None = None) -> MachineAction:
+        action = MachineAction(str(uuid.uuid4()), kind, machine.id, machine.dns_name, comment,
+                               self._tick(), scope=scope, sha1=sha1,
+                               polls_left=self.action_polls,
+                               outcome=self._failures.pop(kind, "Succeeded"))
+        self.actions[action.id] = action
+        return action
+
     # vendor shapes -----------------------------------------------------------------------------
 
     def _tick(self) -> int:
@@ -226,150 +231,3 @@ class DefenderMock(MockServer):
                              f"required application permissions ({', '.join(roles)}) to "
                              "access the resource.")
         return None
-
-    # machines ----------------------------------------------------------------------------------
-
-    @route("GET", "/api/machines")
-    def list_machines(self, request: Request) -> Response:
-        if denied := self.authorize(request, *READ_MACHINES):
-            return denied
-        items = [m.entity() for m in self.machines.values()]
-        if request.args.get("$filter"):
-            try:
-                matches = compile_filter(request.args["$filter"], MACHINE_FILTERS)
-            except ValueError as exc:
-                return self.fail(400, "ODataError", f"Invalid filter clause: {exc}")
-            items = [m for m in items if matches(m)]
-        return self.page(request, "Machines", items)
-
-    def _machine(self, machine_id: str) -> MockMachine | Response:
-        machine = self.machines.get(machine_id.lower())
-        if machine is None:
-            return self.fail(404, "ResourceNotFound", f"Machine {machine_id} was not found")
-        return machine
-
-    @route("GET", "/api/machines/{machine_id}")
-    def get_machine(self, request: Request, machine_id: str) -> Response:
-        if denied := self.authorize(request, *READ_MACHINES):
-            return denied
-        machine = self._machine(machine_id)
-        if isinstance(machine, Response):
-            return machine
-        return self.json_response({"@odata.context": f"{self.base_url}/api/$metadata"
-                                                     "#Machines/$entity", **machine.entity()})
-
-    def _action_request(self, request: Request, machine_id: str, kind: str,
-                        fields: dict[str, str]) -> Response:
-        """Shared checks of POST /api/machines/{id}/<action>: body keys are case-sensitive."""
-        machine = self._machine(machine_id)
-        if isinstance(machine, Response):
-            return machine
-        body = request.get_json(silent=True)
-        if not isinstance(body, dict):
-            return self.fail(400, "InvalidRequestBody", "Request body is not valid JSON")
-        unknown = set(body) - set(fields)
-        if unknown:
-            return self.fail(400, "InvalidRequestBody",
-                             f"Unknown parameter(s): {', '.join(sorted(unknown))}")
-        for name, rule in fields.items():
-            if rule == "required" and not body.get(name):
-                return self.fail(400, "MissingRequiredParameter",
-                                 f"Parameter {name} is missing")
-        if kind == "Isolate" and body.get("IsolationType", "Full") not in (
-                "Full", "Selective", "UnManagedDevice"):
-            return self.fail(400, "InvalidInput", "IsolationType must be Full or Selective")
-        if kind == "StopAndQuarantineFile" and not _is_sha1(str(body.get("Sha1", ""))):
-            return self.fail(400, "InvalidHashValue", "Sha1 must be a SHA-1 hash")
-        if kind in ISOLATION and any(a.machine_id == machine.id and a.type in ISOLATION
-                                     and a.running for a in self.actions.values()):
-            return self.fail(400, "ActiveRequestAlreadyExists", "Action is already in progress")
-        action = self._new_action(machine, kind, str(body.get("Comment")),
-                                  str(body.get("IsolationType", "Full"))
-                                  if kind == "Isolate" else None,
-                                  str(body["Sha1"]).lower() if "Sha1" in body else None)
-        return self.json_response(action.entity(self.base_url), 201)
-
-    def _new_action(self, machine: MockMachine, kind: str, comment: str,
-                    scope: str | None = None, sha1: str | None = None) -> MachineAction:
-        action = MachineAction(str(uuid.uuid4()), kind, machine.id, machine.dns_name, comment,
-                               self._tick(), scope=scope, sha1=sha1,
-                               polls_left=self.action_polls,
-                               outcome=self._failures.pop(kind, "Succeeded"))
-        self.actions[action.id] = action
-        return action
-
-    @route("POST", "/api/machines/{machine_id}/isolate")
-    def isolate(self, request: Request, machine_id: str) -> Response:
-        if denied := self.authorize(request, "Machine.Isolate"):
-            return denied
-        return self._action_request(request, machine_id, "Isolate",
-                                    {"Comment": "required", "IsolationType": "optional"})
-
-    @route("POST", "/api/machines/{machine_id}/unisolate")
-    def unisolate(self, request: Request, machine_id: str) -> Response:
-        if denied := self.authorize(request, "Machine.Isolate"):
-            return denied
-        return self._action_request(request, machine_id, "Unisolate", {"Comment": "required"})
-
-    @route("POST", "/api/machines/{machine_id}/StopAndQuarantineFile")
-    def stop_and_quarantine(self, request: Request, machine_id: str) -> Response:
-        if denied := self.authorize(request, "Machine.StopAndQuarantine"):
-            return denied
-        return self._action_request(request, machine_id, "StopAndQuarantineFile",
-                                    {"Comment": "required", "Sha1": "required"})
-
-    # machine actions ---------------------------------------------------------------------------
-
-    @route("GET", "/api/machineactions")
-    def list_actions(self, request: Request) -> Response:
-        if denied := self.authorize(request, *READ_MACHINES):
-            return denied
-        items = [a.entity(self.base_url, with_context=False) for a in self.actions.values()]
-        if request.args.get("$filter"):
-            try:
-                matches = compile_filter(request.args["$filter"], ACTION_FILTERS)
-            except ValueError as exc:
-                return self.fail(400, "ODataError", f"Invalid filter clause: {exc}")
-            items = [a for a in items if matches(a)]
-        return self.page(request, "MachineActions", items)
-
-    @route("GET", "/api/machineactions/{action_id}")
-    def get_action(self, request: Request, action_id: str) -> Response:
-        if denied := self.authorize(request, *READ_MACHINES):
-            return denied
-        action = self.actions.get(action_id)
-        if action is None:
-            return self.fail(404, "ResourceNotFound", f"Machine action {action_id} was not "
-                                                      "found")
-        action.poll(self.machines[action.machine_id], self._tick())
-        return self.json_response(action.entity(self.base_url))
-
-    @route("POST", "/api/machineactions/{action_id}/cancel")
-    def cancel_action(self, request: Request, action_id: str) -> Response:
-        if denied := self.authorize(request, "Machine.Isolate", "Machine.StopAndQuarantine"):
-            return denied
-        action = self.actions.get(action_id)
-        if action is None:
-            return self.fail(404, "ResourceNotFound", f"Machine action {action_id} was not "
-                                                      "found")
-        if action.running:
-            action.status = "Cancelled"
-        return self.json_response(action.entity(self.base_url))
-
-    # files -------------------------------------------------------------------------------------
-
-    @route("GET", "/api/files/{file_id}")
-    def get_file(self, request: Request, file_id: str) -> Response:
-        if denied := self.authorize(request, "File.Read.All"):
-            return denied
-        key = file_id.lower()
-        file = self.files.get(key) or next(
-            (f for f in self.files.values() if key in (f.sha256, f.md5)), None)
-        if file is None:
-            return self.fail(404, "ResourceNotFound", f"File {file_id} was not found")
-        return self.json_response({"@odata.context": f"{self.base_url}/api/$metadata"
-                                                     "#Files/$entity", **file.entity()})
-
-
-def _is_sha1(value: str) -> bool:
-    return len(value) == 40 and all(c in "0123456789abcdefABCDEF" for c in value)

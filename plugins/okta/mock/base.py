@@ -1,5 +1,7 @@
-"""OktaMock: a stateful imitation of the Okta Management API (users, lifecycle, sessions,
-groups) with Okta's paths, `SSWS` auth, error bodies, `Link` paging and rate-limit headers.
+"""The Okta mock's core: org state, `SSWS` auth, error bodies, `Link` paging and the
+rate-limit headers. Route groups (users, groups) are mixins over this class; server.OktaMock
+is their sum. Together they imitate the Okta Management API (users, lifecycle, sessions,
+groups) with Okta's paths.
 
 Faithful points a plugin can trip over: `GET /users/{id}` takes an id, login or unambiguous
 login shortname; the plain user list hides DEPROVISIONED users while `search` shows them;
@@ -22,9 +24,9 @@ from urllib.parse import urlencode
 
 from werkzeug import Request, Response
 
-from crownguard.engine import MockServer, route
+from crownguard.engine import MockServer
 
-from .mock_search import InvalidSearch, compile_search
+from .search import compile_search
 
 API_TOKEN = "00mockOktaApiToken-7c1e94b2d35f48a6b0e1"  # noqa: S105 - the mock's own token
 ALL_PERMISSIONS = frozenset({"okta.users.read", "okta.users.manage", "okta.groups.read",
@@ -41,7 +43,7 @@ def requires(permission: str) -> Callable[[Handler], Handler]:
 
     def wrap(func: Handler) -> Handler:
         @functools.wraps(func)
-        def handler(self: OktaMock, request: Request, **params: str) -> Any:
+        def handler(self: OktaMockBase, request: Request, **params: str) -> Any:
             denied = self.authorize(request, permission)
             return denied if denied is not None else func(self, request, **params)
 
@@ -50,12 +52,12 @@ def requires(permission: str) -> Callable[[Handler], Handler]:
     return wrap
 
 
-def _now() -> str:
+def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
-class OktaMock(MockServer):
-    """Okta org at `base_url`; `connection_settings()` gives the okta connection entry."""
+class OktaMockBase(MockServer):
+    """State and plumbing shared by every Okta route group."""
 
     vendor = "okta"
 
@@ -110,7 +112,7 @@ class OktaMock(MockServer):
         """Create a user (status as given) and return its id."""
         with self.state_lock:
             user_id = self.new_id("00u")
-            stamp = _now()
+            stamp = now_iso()
             self.users[user_id] = {
                 "id": user_id, "status": status, "created": stamp,
                 "activated": stamp if status != "STAGED" else None, "statusChanged": stamp,
@@ -130,7 +132,7 @@ class OktaMock(MockServer):
                   description: str = "") -> str:
         with self.state_lock:
             group_id = self.new_id("00g")
-            stamp = _now()
+            stamp = now_iso()
             object_class = ("okta:windows_security_principal" if group_type == "APP_GROUP"
                             else "okta:user_group")
             self.groups[group_id] = {
@@ -274,137 +276,3 @@ class OktaMock(MockServer):
         response.headers["X-Okta-Request-Id"] = "".join(
             random.choices(string.ascii_letters + string.digits, k=24))
         return response
-
-    # users ---------------------------------------------------------------------------------------
-
-    @route("GET", "/api/v1/users/{user_id}")
-    @requires("okta.users.read")
-    def get_user(self, request: Request, user_id: str) -> Any:
-        found = self._user_or_404(user_id)
-        return found if isinstance(found, Response) else self.render_user(found)
-
-    @route("GET", "/api/v1/users")
-    @requires("okta.users.read")
-    def list_users(self, request: Request) -> Any:
-        records = [self.render_user(u) for u in self.users.values()]
-        try:
-            if "search" in request.args or "filter" in request.args:
-                records = self._filtered(request, records)
-            else:
-                records = [r for r in records if r["status"] != "DEPROVISIONED"]
-        except InvalidSearch as exc:
-            return self.error(400, "E0000031", "Invalid search criteria.", (str(exc),))
-        q = (request.args.get("q") or "").lower()
-        if q:
-            records = [r for r in records if any(
-                str(r["profile"].get(k) or "").lower().startswith(q)
-                for k in ("firstName", "lastName", "email", "login"))]
-        return self.page(request, records, "/api/v1/users")
-
-    def _transition(self, user_id: str, source: str, target: str, verb: str) -> Any:
-        found = self._user_or_404(user_id)
-        if isinstance(found, Response):
-            return found
-        if found["status"] != source:
-            return self.error(400, "E0000001", f"Api validation failed: {verb}",
-                              (f"Cannot {verb} a user that is {found['status']}: the user "
-                               f"must be {source}.",))
-        found.update(status=target, statusChanged=_now(), lastUpdated=_now())
-        return Response(b"", status=200, content_type="application/json")
-
-    @route("POST", "/api/v1/users/{user_id}/lifecycle/suspend")
-    @requires("okta.users.manage")
-    def suspend(self, request: Request, user_id: str) -> Any:
-        return self._transition(user_id, "ACTIVE", "SUSPENDED", "suspend")
-
-    @route("POST", "/api/v1/users/{user_id}/lifecycle/unsuspend")
-    @requires("okta.users.manage")
-    def unsuspend(self, request: Request, user_id: str) -> Any:
-        return self._transition(user_id, "SUSPENDED", "ACTIVE", "unsuspend")
-
-    @route("DELETE", "/api/v1/users/{user_id}/sessions")
-    @requires("okta.users.manage")
-    def revoke_sessions(self, request: Request, user_id: str) -> Any:
-        found = self._user_or_404(user_id)
-        if isinstance(found, Response):
-            return found
-        flags = {}
-        for name, default in (("oauthTokens", False), ("forgetDevices", True)):
-            raw = request.args.get(name)
-            if raw not in (None, "true", "false"):
-                return self.error(400, "E0000001", "Api validation failed: " + name,
-                                  (f"{name}: must be true or false",))
-            flags[name] = default if raw is None else raw == "true"
-        self.sessions[found["id"]] = 0
-        if flags["oauthTokens"]:
-            self.oauth_tokens[found["id"]] = 0
-        if flags["forgetDevices"]:
-            self.remembered_devices[found["id"]] = 0
-        return Response(status=204)
-
-    @route("GET", "/api/v1/users/{user_id}/groups")
-    @requires("okta.users.read")
-    def user_groups(self, request: Request, user_id: str) -> Any:
-        found = self._user_or_404(user_id)
-        if isinstance(found, Response):
-            return found
-        return [self.render_group(g) for gid, g in sorted(self.groups.items())
-                if found["id"] in self.members[gid]]
-
-    # groups --------------------------------------------------------------------------------------
-
-    def _group_or_404(self, group_id: str) -> dict[str, Any] | Response:
-        if group_id not in self.groups:
-            return self.error(404, "E0000007",
-                              f"Not found: Resource not found: {group_id} (UserGroup)")
-        return self.groups[group_id]
-
-    @route("GET", "/api/v1/groups")
-    @requires("okta.groups.read")
-    def list_groups(self, request: Request) -> Any:
-        records = [self.render_group(g) for g in self.groups.values()]
-        try:
-            records = self._filtered(request, records)
-        except InvalidSearch as exc:
-            return self.error(400, "E0000031", "Invalid search criteria.", (str(exc),))
-        q = (request.args.get("q") or "").lower()
-        if q:
-            records = [r for r in records if r["profile"]["name"].lower().startswith(q)]
-        return self.page(request, records, "/api/v1/groups")
-
-    @route("GET", "/api/v1/groups/{group_id}")
-    @requires("okta.groups.read")
-    def get_group(self, request: Request, group_id: str) -> Any:
-        found = self._group_or_404(group_id)
-        return found if isinstance(found, Response) else self.render_group(found)
-
-    @route("GET", "/api/v1/groups/{group_id}/users")
-    @requires("okta.groups.read")
-    def group_users(self, request: Request, group_id: str) -> Any:
-        found = self._group_or_404(group_id)
-        if isinstance(found, Response):
-            return found
-        users = [self.render_user(self.users[u]) for u in self.members[group_id]]
-        return self.page(request, users, f"/api/v1/groups/{group_id}/users")
-
-    @route("PUT", "/api/v1/groups/{group_id}/users/{user_id}")
-    @route("DELETE", "/api/v1/groups/{group_id}/users/{user_id}")
-    @requires("okta.groups.manage")
-    def membership(self, request: Request, group_id: str, user_id: str) -> Any:
-        group = self._group_or_404(group_id)
-        if isinstance(group, Response):
-            return group
-        user = self._user_or_404(user_id)
-        if isinstance(user, Response):
-            return user
-        if group["type"] != "OKTA_GROUP":
-            return self.error(403, "E0000006",
-                              "You do not have permission to perform the requested action",
-                              (f"Memberships of {group['type']} groups cannot be changed in "
-                               "Okta.",))
-        if request.method == "PUT":
-            self.members[group_id].add(user["id"])
-        else:
-            self.members[group_id].discard(user["id"])
-        group["lastMembershipUpdated"] = _now()
-        return Response(status=204)

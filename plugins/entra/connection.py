@@ -1,0 +1,38 @@
+"""The `entra` connection type: an Entra ID tenant through Microsoft Graph and an app
+registration's client credentials."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crownguard.engine import (
+    CONNECTION_SETTINGS,
+    TOKEN_URL_SETTING,
+    ConnectionType,
+    connection_schema,
+)
+
+ENTRA_CONNECTION_SCHEMA: dict[str, Any] = connection_schema({
+    "base_url": {**CONNECTION_SETTINGS["base_url"],
+                 "description": "Graph endpoint (default https://graph.microsoft.com; "
+                                "national clouds differ)"},
+    "tenant_id": {"type": "string", "minLength": 1,
+                  "description": "directory (tenant) id or verified domain"},
+    "token_url": {**TOKEN_URL_SETTING,
+                  "description": "token endpoint (default: https://login.microsoftonline."
+                                 "com/{tenant_id}/oauth2/v2.0/token)"},
+    "client_id": {"type": "string", "minLength": 1,
+                  "description": "the app registration's application (client) id"},
+    "client_secret": {"type": "string", "minLength": 1},
+    "scope": {"type": "string", "pattern": "/\\.default$",
+              "description": "default https://graph.microsoft.com/.default"},
+    "api_version": {"enum": ["v1.0", "beta"], "default": "v1.0"},
+}, required=("client_id", "client_secret"),
+    anyOf=[{"required": ["tenant_id"]}, {"required": ["token_url"]}])
+
+ENTRA_CONNECTION = ConnectionType(
+    "entra", ENTRA_CONNECTION_SCHEMA,
+    "A Microsoft Entra ID tenant through Microsoft Graph: an app registration's client id "
+    "and secret (client-credentials grant) with application permissions User.Read.All, "
+    "User.RevokeSessions.All, User.EnableDisableAccount.All, GroupMember.ReadWrite.All.",
+    secrets=("client_secret",))
