@@ -25,12 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from .actions import Action, ActionContext, RetryPolicy, Waiting, timeout_message
-from .conductor import CANCELLABLE, Conductor, EventType
+from .conductor import Conductor
 from .config import Config
 from .dryrun import outputs_not_called, render_dry
 from .errors import ActionError, ConfigError, InputError, StepTimeout
 from .expressions import ExpressionError, render
 from .journal import Journal, RunEnded
+from .kinds import CANCELLABLE, ENDED, ApprovalDecision, EventType, RunKind, RunStatus, StepStatus
 from .plugins import PluginHost
 from .spec import Playbook, Step
 
@@ -106,7 +107,7 @@ class Runner:
 
     def run(self, playbook: Playbook, event: dict[str, Any] | None = None, *,
             run_id: str | None = None, risk: dict[str, Any] | None = None,
-            variables: dict[str, Any] | None = None, kind: str = "run",
+            variables: dict[str, Any] | None = None, kind: RunKind = RunKind.RUN,
             parent_run_id: str | None = None) -> dict[str, Any]:
         """Run a playbook to its end (or to a wait) and return the run record."""
         run_id = run_id or uuid.uuid4().hex
@@ -223,11 +224,11 @@ class _Execution:
 
     def settle_waits(self, answers: dict[str, dict[str, Any]], now: datetime) -> None:
         for step_id, state in self.conductor.steps.items():
-            if str(state.status) != "waiting":
+            if state.status != StepStatus.WAITING:
                 continue
             answer = answers.get(step_id)
             if answer is not None:
-                if answer.get("decision") == "approve":
+                if answer.get("decision") == ApprovalDecision.APPROVE:
                     self.emit({"type": EventType.STEP_SUCCEEDED, "step": step_id,
                                "output": self.redactor.redact_value(dict(answer))})
                 else:
@@ -262,12 +263,11 @@ class _Execution:
             self._loop(pool)
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
-        record = self.conductor.record(self.run_id)
-        status = record["status"]
-        if status not in ("running", "waiting"):
-            self.emit({"type": EventType.RUN_FINISHED, "status": status})
-        elif status == "waiting" and isinstance(self.runner.journal, Journal):
-            self.runner.journal.set_status(self.run_id, "waiting")
+        status = self.conductor.status()
+        if status in ENDED:
+            self.emit({"type": EventType.RUN_FINISHED, "status": str(status)})
+        elif status == RunStatus.WAITING and isinstance(self.runner.journal, Journal):
+            self.runner.journal.set_status(self.run_id, RunStatus.WAITING)
         record = self.redactor.redact_value(self.conductor.record(self.run_id))
         self.host.notify("crownguard_run_finished", record=record)
         return dict(record)

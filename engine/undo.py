@@ -17,8 +17,9 @@ from typing import Any
 
 from .errors import CrownguardError
 from .expressions import render
+from .kinds import When
 from .plugins import PluginHost
-from .spec import Playbook, Step, When
+from .spec import Playbook, Step
 
 
 class UndoError(CrownguardError):

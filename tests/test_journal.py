@@ -18,16 +18,15 @@ import pytest
 from crownguard.engine import ActionContext, action, hookimpl
 from crownguard.engine.conductor import Conductor
 from crownguard.engine.journal import (
-    ApprovalDecision,
     JournalError,
     ProcessIdentity,
     RunHeldElsewhere,
-    RunKind,
     SQLiteJournal,
     UnknownRun,
     default_journal_path,
     open_journal,
 )
+from crownguard.engine.kinds import ApprovalDecision, RunKind
 from crownguard.engine.runner import Runner
 from crownguard.engine.spec import parse_playbook
 

@@ -26,6 +26,7 @@ from ..journal import (
     default_journal_path,
     open_journal,
 )
+from ..kinds import RunKind
 from ..plugins import PluginHost
 from ..runner import Runner
 from ..spec import Playbook, parse_playbook
@@ -303,7 +304,7 @@ def cmd_undo(args: argparse.Namespace) -> int:
         # A dry run of the undo is shown, not journaled (as for `run --dry-run`).
         runner = Runner(host, config, journal=None if args.dry_run else journal,
                         dry_run=args.dry_run, on_event=None if args.json else Timeline())
-        record = runner.run(undo, {}, run_id=undo_run_id, kind="undo",
+        record = runner.run(undo, {}, run_id=undo_run_id, kind=RunKind.UNDO,
                             parent_run_id=args.run_id, variables=undo.vars)
         _print_record(record, args.json)
         return status_exit(record["status"])
