@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import CrownguardError
-from .expressions import ExpressionError, evaluate, truthy
+from .errors import ExpressionError, TransitionError
+from .expressions import evaluate, truthy
 from .kinds import CANCELLABLE, FINAL, IN_FLIGHT, EventType, RunStatus, StepStatus, When
 
 if TYPE_CHECKING:
@@ -35,10 +35,6 @@ TRANSITIONS: dict[EventType, tuple[frozenset[StepStatus], StepStatus]] = {
                                        StepStatus.WAITING}), StepStatus.FAILED),
     EventType.STEP_SKIPPED: (frozenset({StepStatus.PENDING}), StepStatus.SKIPPED),
 }
-
-
-class TransitionError(CrownguardError):
-    """An event that the step's current status does not allow (a corrupt or foreign journal)."""
 
 
 @dataclass

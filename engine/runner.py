@@ -28,9 +28,9 @@ from .actions import Action, ActionContext, RetryPolicy, Waiting, timeout_messag
 from .conductor import Conductor
 from .config import Config
 from .dryrun import outputs_not_called, render_dry
-from .errors import ActionError, ConfigError, InputError, StepTimeout
-from .expressions import ExpressionError, render
-from .journal import Journal, RunEnded
+from .errors import ActionError, ConfigError, ExpressionError, InputError, RunEnded, StepTimeout
+from .expressions import render
+from .journal import Journal
 from .kinds import CANCELLABLE, ENDED, ApprovalDecision, EventType, RunKind, RunStatus, StepStatus
 from .plugins import PluginHost
 from .spec import Playbook, Step
@@ -143,9 +143,7 @@ class Runner:
         with it: approve succeeds with the answer as output, reject fails the step. A waiting
         step whose wait expired without an answer fails.
         """
-        conductor = Conductor(playbook, inputs)
-        for event in events:
-            conductor.apply(event)
+        conductor = Conductor.replay(playbook, inputs, events)
         if conductor.cancelled:
             raise RunEnded(f"run {run_id} was cancelled: it cannot be resumed")
         requeued = conductor.requeue_in_flight()
@@ -167,9 +165,7 @@ class Runner:
         decides nothing for a cancelled run, a journal refuses its further events (RunEnded)
         and `resume` refuses it. Raises RunEnded when it was cancelled already.
         """
-        conductor = Conductor(playbook, inputs)
-        for event in events:
-            conductor.apply(event)
+        conductor = Conductor.replay(playbook, inputs, events)
         if conductor.cancelled:
             raise RunEnded(f"run {run_id} was cancelled already")
         open_steps = [sid for sid, state in conductor.steps.items()

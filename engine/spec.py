@@ -16,10 +16,9 @@ from typing import TYPE_CHECKING, Any
 import networkx as nx
 
 from .actions import RetryPolicy
-from .errors import Problem, SpecError
+from .errors import ExpressionError, Problem, SpecError
 from .expressions import (
     CONTEXT_ROOTS,
-    ExpressionError,
     compile_expression,
     compile_template,
     function_problems,

@@ -15,15 +15,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import CrownguardError
+from .errors import UndoError
 from .expressions import render
 from .kinds import When
 from .plugins import PluginHost
 from .spec import Playbook, Step
-
-
-class UndoError(CrownguardError):
-    """The run cannot be undone as asked."""
 
 
 @dataclass(frozen=True)

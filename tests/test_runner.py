@@ -332,9 +332,7 @@ steps:
   - {id: c, action: probe.work, needs: [b], if: "`false`"}
 """
     record = run(host, text, journal=events.append)
-    conductor = Conductor(parse_playbook(text, host.actions), {})
-    for event in events:
-        conductor.apply(event)
+    conductor = Conductor.replay(parse_playbook(text, host.actions), {}, events)
     assert conductor.record(record["run_id"]) == record
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from ..config import load_config
-from ..errors import CrownguardError, SpecError
+from ..errors import CrownguardError, SpecError, UsageError
 from ..graph import to_dot, to_mermaid
 from ..journal import open_journal
 from ..loader import load_file
@@ -28,10 +28,6 @@ from .timeline import Timeline, summary_table
 from .triage import add_commands as add_triage_commands
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WAITING, EXIT_INTERNAL = 0, 1, 2, 3, 70
-
-
-class UsageError(CrownguardError):
-    """Bad command-line use or unusable input."""
 
 
 class _Parser(argparse.ArgumentParser):

@@ -17,11 +17,9 @@ from typing import Any
 from ..actions import ActionContext
 from ..conductor import Conductor
 from ..config import Config, load_config
-from ..errors import CrownguardError
+from ..errors import RunEnded, RunHeldElsewhere, RunsError
 from ..journal import (
     Journal,
-    RunEnded,
-    RunHeldElsewhere,
     RunRecord,
     default_journal_path,
     open_journal,
@@ -35,10 +33,6 @@ from .timeline import Timeline, summary_table
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WAITING = 0, 1, 2, 3
 ENDED = ("succeeded", "failed", "cancelled")
-
-
-class RunsError(CrownguardError):
-    """A journal command that cannot do what was asked."""
 
 
 def add_journal_option(parser: argparse.ArgumentParser) -> None:

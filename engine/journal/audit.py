@@ -23,15 +23,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
+from ..errors import NotCanonical
 from ..kinds import EntryKind, EventType, ProblemKind, RunStatus
 
 GENESIS = "0" * 64
 # How far away from its position an entry is looked for when its hash does not match there.
 REORDER_WINDOW = 64
-
-
-class NotCanonical(ValueError):
-    """A payload that canonical JSON cannot represent (NaN, a non-JSON type)."""
 
 
 def canonical_json(value: Any) -> str:

@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from ..errors import CrownguardError
 from ..kinds import ApprovalDecision, RunKind, RunStatus
 from .audit import (
     ChainEntry,
@@ -23,23 +22,6 @@ ENV_JOURNAL = "CROWNGUARD_JOURNAL"
 SCHEMA_VERSION = 1
 DEFAULT_LEASE_SECONDS = 300.0
 DEFAULT_BUSY_TIMEOUT = 30.0
-
-
-class JournalError(CrownguardError):
-    """The journal cannot do what was asked (busy, corrupt, newer schema, bad event)."""
-
-
-class UnknownRun(JournalError):
-    """No run with that id is in the journal."""
-
-
-class RunHeldElsewhere(JournalError):
-    """Another live process holds the run's lease: this one must not drive it (it lost it)."""
-
-
-class RunEnded(JournalError):
-    """The run was cancelled and takes no more events, or it had ended before it could be
-    cancelled."""
 
 
 def utc_now() -> str:

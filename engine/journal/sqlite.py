@@ -13,13 +13,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from ..errors import JournalError, NotCanonical, RunEnded, RunHeldElsewhere, UnknownRun
 from ..kinds import ENDED, ApprovalDecision, EntryKind, EventType, LeaseHolder, RunKind, RunStatus
 from .audit import (
     GENESIS,
     ChainEntry,
     ChainProblem,
     JournalAudit,
-    NotCanonical,
     canonical_payload,
     entry_hash,
     sha256_text,
@@ -31,12 +31,8 @@ from .base import (
     SCHEMA_VERSION,
     Approval,
     Journal,
-    JournalError,
     ProcessIdentity,
-    RunEnded,
-    RunHeldElsewhere,
     RunRecord,
-    UnknownRun,
     utc_now,
 )
 
