@@ -108,8 +108,10 @@ class Runner:
     def run(self, playbook: Playbook, event: dict[str, Any] | None = None, *,
             run_id: str | None = None, risk: dict[str, Any] | None = None,
             variables: dict[str, Any] | None = None, kind: RunKind = RunKind.RUN,
-            parent_run_id: str | None = None) -> dict[str, Any]:
-        """Run a playbook to its end (or to a wait) and return the run record."""
+            parent_run_id: str | None = None,
+            details: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Run a playbook to its end (or to a wait) and return the run record. `details` (who
+        started it, of which run it is an undo or a rerun) go into its run_started event."""
         run_id = run_id or uuid.uuid4().hex
         inputs = {
             "event": event or {},
@@ -128,7 +130,8 @@ class Runner:
                 playbook_path=playbook.source or None, kind=kind,
                 parent_run_id=parent_run_id, config_path=self.config.source or None)
         execution = _Execution(self, playbook, conductor, run_id)
-        execution.emit({"type": EventType.RUN_STARTED, "playbook": playbook.name,
+        execution.emit({**self.config.redactor.redact_value(details or {}),
+                        "type": EventType.RUN_STARTED, "playbook": playbook.name,
                         "inputs": redacted})
         return execution.drive()
 

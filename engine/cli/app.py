@@ -23,7 +23,7 @@ from ..plugins import PluginHost
 from ..runner import Runner
 from ..spec import load_playbook
 from .runs import add_commands as add_run_commands
-from .runs import add_journal_option
+from .runs import add_journal_option, status_exit
 from .timeline import Timeline, summary_table
 from .triage import add_commands as add_triage_commands
 
@@ -98,7 +98,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print()
         print(summary_table(record))
         print(f"\nrun {record['run_id']}: {record['status']}")
-    return {"succeeded": EXIT_OK, "waiting": EXIT_WAITING}.get(record["status"], EXIT_FAILED)
+    return status_exit(record["status"])
 
 
 def _positive_int(text: str) -> int:

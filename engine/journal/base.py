@@ -198,6 +198,10 @@ class Journal(ABC):
         """The run, or UnknownRun."""
 
     @abstractmethod
+    def find_runs(self, prefix: str, limit: int = 2) -> list[RunRecord]:
+        """Runs whose id starts with `prefix`, at most `limit`, in id order."""
+
+    @abstractmethod
     def list_runs(self, status: RunStatus | str | None = None, limit: int = 100, *,
                   kind: RunKind | str | None = None, parent_run_id: str | None = None
                   ) -> list[RunRecord]:

@@ -415,6 +415,13 @@ class SQLiteJournal(Journal):
         with self._errors():
             return _record(self._run_row(self._conn(), run_id))
 
+    def find_runs(self, prefix: str, limit: int = 2) -> list[RunRecord]:
+        # The lower bound lets the primary key narrow the scan; substr() decides.
+        rows = self._select("SELECT * FROM runs WHERE run_id >= ?1 AND "
+                            "substr(run_id, 1, length(?1)) = ?1 ORDER BY run_id LIMIT ?2",
+                            (prefix, int(limit)))
+        return [_record(row) for row in rows]
+
     def list_runs(self, status: RunStatus | str | None = None, limit: int = 100, *,
                   kind: RunKind | str | None = None, parent_run_id: str | None = None
                   ) -> list[RunRecord]:
