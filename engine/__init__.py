@@ -24,7 +24,7 @@ from .errors import (
     VendorError,
 )
 from .expressions import evaluate, render
-from .hookspecs import hookimpl
+from .hookspecs import CommandContext, hookimpl
 from .http import (
     Auth,
     BasicAuth,
@@ -48,6 +48,7 @@ __all__ = [
     "AuthError",
     "BadResponse",
     "BasicAuth",
+    "CommandContext",
     "Config",
     "ConfigError",
     "ConflictError",

@@ -14,8 +14,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from ..config import load_config
-from ..errors import CrownguardError, SpecError, UsageError
+from .. import runs
+from ..config import Config, load_config
+from ..errors import CrownguardError, PluginError, SpecError, UsageError
 from ..graph import to_dot, to_mermaid
 from ..journal import open_journal
 from ..loader import load_file
@@ -23,7 +24,7 @@ from ..plugins import PluginHost
 from ..runner import Runner
 from ..spec import load_playbook
 from .runs import add_commands as add_run_commands
-from .runs import add_journal_option, status_exit
+from .runs import add_journal_option, journal_for, print_answer, status_exit
 from .timeline import Timeline, summary_table
 from .triage import add_commands as add_triage_commands
 
@@ -188,10 +189,50 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(_host(), quiet=args.quiet)
 
 
+# --- plugin commands ----------------------------------------------------------------------------
+
+
+class _PluginCommandContext:
+    """The CommandContext (hookspecs) a plugin command's `run` gets: its arguments and host."""
+
+    def __init__(self, host: PluginHost, args: argparse.Namespace):
+        self.host = host
+        self.args = args
+
+    def config(self) -> Config:
+        return load_config(getattr(self.args, "config", None), self.host.connection_types)
+
+    def answer(self, run_id: str, step: str, decision: str, *, by: str,
+               comment: str | None = None) -> int:
+        as_json = bool(getattr(self.args, "json", False))
+        with journal_for(self.args) as journal:
+            result = runs.answer(journal, self.host, run_id, step, decision, by=by,
+                                 comment=comment, config_path=getattr(self.args, "config", None),
+                                 on_event=None if as_json else Timeline())
+            return print_answer(result, as_json)
+
+
+def add_plugin_commands(sub: Any, host: PluginHost) -> None:
+    """The commands plugins register (crownguard_register_commands), after the built-ins."""
+    for command in host.commands.values():
+        if command.name in sub.choices:
+            raise PluginError(f"plugin '{command.plugin}' registers command '{command.name}', "
+                              "which is a built-in command")
+        p = sub.add_parser(command.name, help=command.help)
+        command.configure(p)
+
+        def run(args: argparse.Namespace, command: Any = command) -> int:
+            return int(command.run(args, _PluginCommandContext(host, args)))
+
+        p.set_defaults(func=run)
+
+
 # --- entry point ------------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(host: PluginHost | None = None) -> argparse.ArgumentParser:
+    """The parser of every built-in command and of the commands the plugins of `host` (by
+    default: the installed ones) register."""
     parser = _Parser(prog="crownguard", description="Respond to AI-model exfiltration with "
                                                     "playbooks.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
@@ -233,11 +274,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="run the shipped scenarios against local mock vendors")
     p.add_argument("--quiet", action="store_true", help="summary only")
     p.set_defaults(func=cmd_demo)
+
+    add_plugin_commands(sub, host or _host())
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except CrownguardError as exc:  # a plugin that fails to load or registers a bad command
+        print(f"crownguard: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
                         format="%(levelname)s %(name)s: %(message)s")

@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from .. import runs
-from ..actions import ActionContext
-from ..config import load_config
 from ..errors import UsageError
 from ..journal import Journal, default_journal_path, open_journal
 from ..kinds import ApprovalDecision, RunKind, RunStatus
@@ -103,35 +101,6 @@ def cmd_approve(args: argparse.Namespace) -> int:
     with journal_for(args) as journal:
         result = runs.answer(journal, host, args.run_id, args.step, args.decision, by=args.by,
                              comment=args.comment, config_path=args.config,
-                             on_event=_timeline(args.json))
-        return print_answer(result, args.json)
-
-
-def cmd_slack_answer(args: argparse.Namespace) -> int:
-    """A Slack interaction (the employee's button or justification) answers its wait."""
-    host = PluginHost.from_entry_points()
-    config = load_config(args.config, host.connection_types)
-    headers = {}
-    for item in args.header or []:
-        name, sep, value = item.partition(":")
-        if not sep:
-            raise UsageError(f"--header takes 'Name: value', got '{item}'")
-        headers[name.strip()] = value.strip()
-    try:
-        body = open(args.body_file, encoding="utf-8").read()
-    except OSError as exc:
-        raise UsageError(f"{args.body_file}: cannot read ({exc.strerror})") from None
-    parse = host.action("slack.parse_interaction")
-    inputs = {"body": body, "headers": headers}
-    parse.validate_inputs(inputs)
-    ctx = ActionContext(run_id="slack-interaction", step_id="parse", attempt=1,
-                        idempotency_key="slack-interaction", connections=config.connections)
-    reply = parse.func(ctx, inputs)
-    comment = reply["choice"] + (f": {reply['justification']}" if reply.get("justification")
-                                 else "")
-    with journal_for(args) as journal:
-        result = runs.answer(journal, host, reply["run_id"], reply["step_id"], "approve",
-                             by=reply["user"], comment=comment, config_path=args.config,
                              on_event=_timeline(args.json))
         return print_answer(result, args.json)
 
@@ -293,17 +262,6 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--json", action="store_true")
     add_journal_option(p)
     p.set_defaults(func=cmd_approve)
-
-    p = sub.add_parser("slack-answer", help="verify a Slack interaction request and record the "
-                                            "employee's answer in its waiting run")
-    p.add_argument("--body-file", required=True, metavar="FILE",
-                   help="the request body exactly as Slack sent it")
-    p.add_argument("--header", action="append", metavar="'NAME: VALUE'",
-                   help="X-Slack-Signature and X-Slack-Request-Timestamp, as received")
-    p.add_argument("--config", metavar="FILE", help="connections file with slack.signing_secret")
-    p.add_argument("--json", action="store_true")
-    add_journal_option(p)
-    p.set_defaults(func=cmd_slack_answer)
 
     p = sub.add_parser("undo", help="run the undo actions of a run's changes, latest first")
     p.add_argument("run_id", metavar="RUN_ID")
