@@ -19,8 +19,9 @@ from crownguard.engine import (
 )
 from crownguard.engine.conductor import Conductor
 from crownguard.engine.plugins import PluginHost
-from crownguard.engine.runner import Runner, idempotency_key
+from crownguard.engine.runner import Runner
 from crownguard.engine.spec import parse_playbook
+from crownguard.engine.steps import idempotency_key
 
 
 class Probe:
