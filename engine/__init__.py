@@ -43,7 +43,7 @@ from .errors import (
     VendorError,
 )
 from .expressions import evaluate, render
-from .hookspecs import hookimpl
+from .hookspecs import CommandContext, hookimpl
 from .http import VendorClient, parse_retry_after
 from .mocks import MockServer, MockServerSpec, RecordedCall, route
 from .secrets import Secret, reveal
@@ -65,6 +65,7 @@ __all__ = [
     "BadResponse",
     "BasicAuth",
     "CachedTokenAuth",
+    "CommandContext",
     "Config",
     "ConfigError",
     "ConflictError",

@@ -7,57 +7,21 @@ feeds the results back as events. Replaying the same events always gives the sam
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from .errors import CrownguardError
-from .expressions import ExpressionError, evaluate, truthy
+from .errors import ExpressionError, TransitionError
+from .expressions import evaluate, truthy
+from .kinds import CANCELLABLE, FINAL, IN_FLIGHT, EventType, RunStatus, StepStatus, When
 
 if TYPE_CHECKING:
     from .spec import Playbook, Step
 
 
-class StepStatus(StrEnum):
-    PENDING = "pending"
-    RUNNING = "running"
-    WAITING = "waiting"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-    CANCELLED = "cancelled"
-
-
-class RunStatus(StrEnum):
-    RUNNING = "running"
-    WAITING = "waiting"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-class EventType(StrEnum):
-    RUN_STARTED = "run_started"
-    RUN_RESUMED = "run_resumed"        # a later process took the run up again (audit only)
-    STEP_STARTED = "step_started"      # an attempt (of one for_each item) begins
-    ATTEMPT_FAILED = "attempt_failed"  # an attempt failed; retry_in says whether another comes
-    ITEM_SUCCEEDED = "item_succeeded"  # one for_each item finished
-    STEP_WAITING = "step_waiting"
-    STEP_SUCCEEDED = "step_succeeded"
-    STEP_FAILED = "step_failed"
-    STEP_SKIPPED = "step_skipped"
-    RUN_CANCELLED = "run_cancelled"
-    RUN_FINISHED = "run_finished"
-
-
-FINAL = frozenset({StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.SKIPPED,
-                   StepStatus.CANCELLED})
-# A run_cancelled event (the run is cancelled, e.g. by an undo while it waits) moves every step
-# that is not final to cancelled; a cancelled step takes no further event (TRANSITIONS below
-# allows none from it), so nothing of a cancelled run can start again, even on replay.
-CANCELLABLE = frozenset(StepStatus) - FINAL
-
 # Which event moves a step to which status, and from where that is allowed: the one guard.
+# None leaves CANCELLED (a run_cancelled event puts every CANCELLABLE step there), so nothing
+# of a cancelled run can start again, even on replay.
 TRANSITIONS: dict[EventType, tuple[frozenset[StepStatus], StepStatus]] = {
     EventType.STEP_STARTED: (frozenset({StepStatus.PENDING, StepStatus.RUNNING,
                                         StepStatus.WAITING}), StepStatus.RUNNING),
@@ -71,10 +35,6 @@ TRANSITIONS: dict[EventType, tuple[frozenset[StepStatus], StepStatus]] = {
                                        StepStatus.WAITING}), StepStatus.FAILED),
     EventType.STEP_SKIPPED: (frozenset({StepStatus.PENDING}), StepStatus.SKIPPED),
 }
-
-
-class TransitionError(CrownguardError):
-    """An event that the step's current status does not allow (a corrupt or foreign journal)."""
 
 
 @dataclass
@@ -120,6 +80,15 @@ class Conductor:
         self.cancelled = False
         self.started_at: str | None = None
         self.finished_at: str | None = None
+
+    @classmethod
+    def replay(cls, playbook: Playbook, inputs: dict[str, Any],
+               events: Iterable[dict[str, Any]]) -> Conductor:
+        """The state a run's journaled events lead to (the one way to rebuild a run)."""
+        conductor = cls(playbook, inputs)
+        for event in events:
+            conductor.apply(event)
+        return conductor
 
     # events in --------------------------------------------------------------------------------
 
@@ -218,10 +187,10 @@ class Conductor:
         return decisions
 
     def _decide(self, step: Step, needs: list[StepStatus]) -> Decision:
-        if step.when == "success" and any(s != StepStatus.SUCCEEDED for s in needs):
+        if step.when == When.SUCCESS and any(s != StepStatus.SUCCEEDED for s in needs):
             blocker = next(n for n in step.needs if self.steps[n].status != StepStatus.SUCCEEDED)
             return Decision(step.id, False, f"'{blocker}' {self.steps[blocker].status}")
-        if step.when == "failure" and StepStatus.FAILED not in needs:
+        if step.when == When.FAILURE and StepStatus.FAILED not in needs:
             return Decision(step.id, False, "no step it needs failed")
         if step.if_:
             try:
@@ -235,8 +204,7 @@ class Conductor:
     # results ----------------------------------------------------------------------------------
 
     def in_flight(self) -> list[str]:
-        return [sid for sid, s in self.steps.items()
-                if s.status in (StepStatus.RUNNING, StepStatus.WAITING)]
+        return [sid for sid, s in self.steps.items() if s.status in IN_FLIGHT]
 
     def status(self) -> RunStatus:
         if self.cancelled:
@@ -255,7 +223,7 @@ class Conductor:
         for sid, state in self.steps.items():
             if state.status != StepStatus.FAILED:
                 continue
-            handled = any(graph.nodes[d]["step"].when == "failure"
+            handled = any(graph.nodes[d]["step"].when == When.FAILURE
                           and self.steps[d].status == StepStatus.SUCCEEDED
                           for d in graph.successors(sid))
             if not handled:

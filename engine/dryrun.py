@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .expressions import ExpressionError, Reads, compile_template, has_template, reads, render
+from .errors import ExpressionError
+from .expressions import Reads, compile_template, has_template, reads, render
 
 
 def outputs_read(read: Reads, candidates: set[str]) -> set[str]:

@@ -1,26 +1,42 @@
-"""The crownguard exception tree.
+"""The crownguard exception tree: every exception of the core is defined here.
 
     CrownguardError
     ├── SpecError              a playbook, event or config file is invalid (carries problems)
     ├── ConfigError            the connections file or a secret reference is unusable
     ├── PluginError            a plugin failed to load or registered something invalid
-    └── ActionError            a step's action failed
-        ├── InputError         inputs or outputs violate the action's schema (never retried)
-        ├── StepTimeout        the step's timeout_seconds passed (retryable)
-        ├── HostNotAllowed     an outbound host is not allowed by the connections file
-        └── VendorError        a vendor API answered with an error or not at all
-            ├── AuthError          401/403: wrong credentials or missing scope
-            ├── NotFoundError      404: unknown user, host, record
-            ├── ConflictError      409 and other non-retryable 4xx
-            ├── RateLimited        429 (retryable, carries retry_after)
-            ├── ServerError        5xx (retryable)
-            ├── TransportError     connection refused/reset, DNS, read or connect timeout
-            └── BadResponse        the vendor's body is not what its API promises
+    ├── UsageError             bad command-line use or unusable input (the CLI)
+    ├── ExpressionError        a ${{ }} or JMESPath expression does not parse or fails
+    ├── TransitionError        an event the step's status does not allow (a corrupt journal)
+    ├── JournalError           the journal cannot do what was asked (busy, corrupt, bad event)
+    │   ├── UnknownRun             no run with that id (or id prefix)
+    │   ├── RunHeldElsewhere       another live process holds the run's lease
+    │   └── RunEnded               the run was cancelled, or ended before it could be
+    ├── RunsError              an operation on runs (engine.runs) cannot do what was asked
+    │   ├── AmbiguousRun           a run id prefix matches more than one run
+    │   └── RunStateError          the run's state does not allow it (ended, not waiting...)
+    ├── UndoError              a run cannot be undone as asked
+    ├── ScenarioError          a scenario cannot be set up (defined in engine.scenarios)
+    ├── ActionError            a step's action failed
+    │   ├── InputError         inputs or outputs violate the action's schema (never retried)
+    │   ├── StepTimeout        the step's timeout_seconds passed (retryable)
+    │   ├── HostNotAllowed     an outbound host is not allowed by the connections file
+    │   └── VendorError        a vendor API answered with an error or not at all
+    │       ├── AuthError          401/403: wrong credentials or missing scope
+    │       ├── NotFoundError      404: unknown user, host, record
+    │       ├── ConflictError      409 and other non-retryable 4xx
+    │       ├── RateLimited        429 (retryable, carries retry_after)
+    │       ├── ServerError        5xx (retryable)
+    │       ├── TransportError     connection refused/reset, DNS, read or connect timeout
+    │       └── BadResponse        the vendor's body is not what its API promises
+    └── (triage errors: see the end of this file)
+
+    Outside the tree, internal signals that never reach a user as such:
+    NotCanonical (a ValueError: a journal payload canonical JSON cannot hold; the journal
+    turns it into a JournalError) and ScenarioFailed (a pytest scenario item's failure).
 
 Every error message is built from non-secret parts; the HTTP layer redacts known secrets again
 before an error leaves it.
 """
-
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -61,6 +77,71 @@ class ConfigError(CrownguardError):
 class PluginError(CrownguardError):
     """A plugin could not be loaded or registered something invalid."""
 
+
+class UsageError(CrownguardError):
+    """Bad command-line use or unusable input."""
+
+
+class ExpressionError(CrownguardError):
+    """An expression does not parse or fails when evaluated."""
+
+    def __init__(self, expression: str, message: str):
+        self.expression = expression
+        self.reason = message
+        super().__init__(f"expression '{expression}': {message}")
+
+
+class TransitionError(CrownguardError):
+    """An event that the step's current status does not allow (a corrupt or foreign journal)."""
+
+
+# the journal and the operations on runs -------------------------------------------------------
+
+class JournalError(CrownguardError):
+    """The journal cannot do what was asked (busy, corrupt, newer schema, bad event)."""
+
+
+class UnknownRun(JournalError):
+    """No run with that id is in the journal."""
+
+
+class RunHeldElsewhere(JournalError):
+    """Another live process holds the run's lease: this one must not drive it (it lost it)."""
+
+
+class RunEnded(JournalError):
+    """The run was cancelled and takes no more events, or it had ended before it could be
+    cancelled."""
+
+
+class RunsError(CrownguardError):
+    """An operation on runs (resume, answer, cancel, rerun, undo) cannot do what was asked."""
+
+
+class AmbiguousRun(RunsError):
+    """A run id prefix matches more than one run."""
+
+
+class RunStateError(RunsError):
+    """The run's state does not allow the operation (it ended, the step is not waiting, another
+    process is running it)."""
+
+
+class UndoError(CrownguardError):
+    """The run cannot be undone as asked."""
+
+
+# outside the tree -----------------------------------------------------------------------------
+
+class NotCanonical(ValueError):
+    """A payload that canonical JSON cannot represent (NaN, a non-JSON type)."""
+
+
+class ScenarioFailed(Exception):
+    """A scenario's outcome differs from its `expect`."""
+
+
+# actions --------------------------------------------------------------------------------------
 
 class ActionError(CrownguardError):
     """A step's action failed. `retryable` says whether the step's retry policy may try again."""

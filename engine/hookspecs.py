@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
 
 if TYPE_CHECKING:
     from .actions import Action
-    from .config import ConnectionType
+    from .config import Config, ConnectionType
     from .mocks import MockServerSpec
 
 PROJECT = "crownguard"
@@ -46,6 +46,28 @@ def crownguard_register_mock_servers(register: Callable[[MockServerSpec], None])
 @hookspec
 def crownguard_register_playbooks(register: Callable[[Path], None]) -> None:
     """Called at loading: call `register(path)` for each playbook file the plugin ships."""
+
+
+class CommandContext(Protocol):
+    """What the `crownguard` command hands a plugin command's `run`, besides its arguments."""
+
+    def config(self) -> Config:
+        """The connections file of `--config` (none given: an empty one)."""
+
+    def answer(self, run_id: str, step: str, decision: str, *, by: str,
+               comment: str | None = None) -> int:
+        """Answer a waiting step in the journal of `--journal` (or $CROWNGUARD_JOURNAL) as
+        `crownguard approve` does, resume the run, print it (`--json` honoured) and return
+        the exit code."""
+
+
+@hookspec
+def crownguard_register_commands(register: Callable[..., None]) -> None:
+    """Called when the `crownguard` command builds its parser: call
+    `register(name, help=..., configure=fn(parser), run=fn(args, cli) -> exit code)` for each
+    extra command the plugin offers. `configure` adds the command's options to its argparse
+    parser; `run` gets the parsed arguments and a `CommandContext`. A name that a built-in
+    command or another plugin's command already has is refused, naming both."""
 
 
 # --- observers: fired while runs execute -------------------------------------------------------

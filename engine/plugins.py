@@ -3,9 +3,11 @@ explicitly (never at import time) and collects what they register."""
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import import_module
 from importlib.metadata import entry_points
@@ -26,6 +28,7 @@ ENTRY_POINT_GROUP = "crownguard"
 ALLOW_ENV = "CROWNGUARD_PLUGINS"
 BLOCK_ENV = "CROWNGUARD_DISABLE_PLUGINS"
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+COMMAND_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
 
 
 def _names(env_value: str | None) -> set[str] | None:
@@ -42,6 +45,17 @@ class PluginInfo:
     version: str = ""
 
 
+@dataclass(frozen=True)
+class Command:
+    """A `crownguard` sub-command a plugin adds (crownguard_register_commands)."""
+
+    name: str
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace, hookspecs.CommandContext], int]
+    plugin: str
+
+
 @dataclass
 class PluginHost:
     """Owns one pluggy PluginManager and the registries built from it."""
@@ -52,6 +66,7 @@ class PluginHost:
     _connection_types: dict[str, ConnectionType] | None = None
     _mock_servers: dict[str, MockServerSpec] | None = None
     _playbooks: list[Path] | None = None
+    _commands: dict[str, Command] | None = None
 
     def __post_init__(self) -> None:
         self.pm.add_hookspecs(hookspecs)
@@ -99,7 +114,7 @@ class PluginHost:
         self.plugins[name] = PluginInfo(name, getattr(plugin, "__name__", type(plugin).__name__),
                                         distribution, version)
         self._actions = self._connection_types = self._mock_servers = None
-        self._playbooks = None
+        self._playbooks = self._commands = None
 
     # registries -----------------------------------------------------------------------------
 
@@ -108,8 +123,8 @@ class PluginHost:
         for impl in hook.get_hookimpls():
             current = impl.plugin_name
 
-            def register(item: Any, _plugin: str = current) -> None:
-                check(item, _plugin)
+            def register(*args: Any, _plugin: str = current, **kwargs: Any) -> None:
+                check(*args, _plugin, **kwargs)
 
             try:
                 impl.function(register)
@@ -191,6 +206,30 @@ class PluginHost:
             self._collect("crownguard_register_playbooks", check)
             self._playbooks = found
         return self._playbooks
+
+    @property
+    def commands(self) -> dict[str, Command]:
+        if self._commands is None:
+            found: dict[str, Command] = {}
+
+            def check(name: Any, plugin: str, *, help: str = "",
+                      configure: Callable[[argparse.ArgumentParser], None] | None = None,
+                      run: Callable[..., int] | None = None) -> None:
+                if not isinstance(name, str) or not COMMAND_NAME.match(name):
+                    raise PluginError(f"plugin '{plugin}': command name {name!r} must match "
+                                      f"{COMMAND_NAME.pattern}")
+                if not callable(run) or (configure is not None and not callable(configure)):
+                    raise PluginError(f"plugin '{plugin}': command '{name}' needs a callable "
+                                      "run (and configure, when given)")
+                if name in found:
+                    raise PluginError(f"command '{name}' is registered by both "
+                                      f"'{found[name].plugin}' and '{plugin}'")
+                found[name] = Command(name, help, configure or (lambda parser: None), run,
+                                      plugin)
+
+            self._collect("crownguard_register_commands", check)
+            self._commands = found
+        return self._commands
 
     def action(self, name: str) -> Action:
         try:

@@ -3,15 +3,14 @@
 Ready steps run on a bounded thread pool; the coordinating loop (the caller's thread) applies
 every state change as an event to the conductor and hands it to the journal and observers.
 Retries wait on a timer heap, never on a pool thread; a step past its timeout is failed at the
-deadline and its late result ignored.
+deadline and its late result ignored. What one step needs (its inputs, the action call, whether
+a failed attempt is retried) is in `steps`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import itertools
-import logging
 import queue
 import random
 import threading
@@ -19,65 +18,38 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from .actions import Action, ActionContext, RetryPolicy, Waiting, timeout_message
-from .conductor import CANCELLABLE, Conductor, EventType
+from .actions import Action, ActionContext, Waiting, timeout_message
+from .conductor import Conductor
 from .config import Config
-from .dryrun import outputs_not_called, render_dry
-from .errors import ActionError, ConfigError, InputError, StepTimeout
-from .expressions import ExpressionError, render
-from .journal import Journal, RunEnded
+from .errors import ActionError, ConfigError, ExpressionError, InputError, RunEnded, StepTimeout
+from .journal import Journal
+from .kinds import CANCELLABLE, ENDED, ApprovalDecision, EventType, RunKind, RunStatus, StepStatus
 from .plugins import PluginHost
 from .spec import Playbook, Step
+from .steps import (
+    Attempt,
+    ItemsUnknown,
+    StepWork,
+    call_action,
+    idempotency_key,
+    items_unknown_output,
+    retry_after_failure,
+    step_inputs,
+    would_call,
+)
 
-log = logging.getLogger("crownguard.runner")
 DEFAULT_MAX_CONCURRENCY = 64
 HEARTBEAT_SECONDS = 60.0  # well inside the journal's default 300 s lease
-NO_RETRY = RetryPolicy(max_attempts=1)
 
 EventSink = Callable[[dict[str, Any]], None]
 
 
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def idempotency_key(run_id: str, step_id: str, item: int | None = None) -> str:
-    """Stable for a step (and for_each item) across its retries and resumes of the run."""
-    material = f"{run_id}\x1f{step_id}\x1f{'' if item is None else item}"
-    return hashlib.sha256(material.encode()).hexdigest()[:32]
-
-
-@dataclass
-class _Attempt:
-    token: int
-    step: str
-    item: int | None
-    attempt: int
-    deadline: float | None
-    cancelled: threading.Event
-
-
-@dataclass
-class _StepWork:
-    """What the loop knows about a started step: its items and what is left to do."""
-
-    step: Step
-    action: Action
-    inputs: list[dict[str, Any]]  # one per item (one for a plain step)
-    fan_out: bool
-    todo: list[int] = field(default_factory=list)
-    running: int = 0
-    outputs: dict[int, Any] = field(default_factory=dict)
-    error: str | None = None  # set once an item failed for good: the step fails
-    # A dry run shows this step instead of calling it: its action has a side effect, or its
-    # inputs depend on the output of a step the dry run did not call (named in `unresolved`).
-    shown: bool = False
-    unresolved: frozenset[str] = frozenset()
 
 
 class Runner:
@@ -106,9 +78,11 @@ class Runner:
 
     def run(self, playbook: Playbook, event: dict[str, Any] | None = None, *,
             run_id: str | None = None, risk: dict[str, Any] | None = None,
-            variables: dict[str, Any] | None = None, kind: str = "run",
-            parent_run_id: str | None = None) -> dict[str, Any]:
-        """Run a playbook to its end (or to a wait) and return the run record."""
+            variables: dict[str, Any] | None = None, kind: RunKind = RunKind.RUN,
+            parent_run_id: str | None = None,
+            details: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Run a playbook to its end (or to a wait) and return the run record. `details` (who
+        started it, of which run it is an undo or a rerun) go into its run_started event."""
         run_id = run_id or uuid.uuid4().hex
         inputs = {
             "event": event or {},
@@ -127,7 +101,8 @@ class Runner:
                 playbook_path=playbook.source or None, kind=kind,
                 parent_run_id=parent_run_id, config_path=self.config.source or None)
         execution = _Execution(self, playbook, conductor, run_id)
-        execution.emit({"type": EventType.RUN_STARTED, "playbook": playbook.name,
+        execution.emit({**self.config.redactor.redact_value(details or {}),
+                        "type": EventType.RUN_STARTED, "playbook": playbook.name,
                         "inputs": redacted})
         return execution.drive()
 
@@ -142,9 +117,7 @@ class Runner:
         with it: approve succeeds with the answer as output, reject fails the step. A waiting
         step whose wait expired without an answer fails.
         """
-        conductor = Conductor(playbook, inputs)
-        for event in events:
-            conductor.apply(event)
+        conductor = Conductor.replay(playbook, inputs, events)
         if conductor.cancelled:
             raise RunEnded(f"run {run_id} was cancelled: it cannot be resumed")
         requeued = conductor.requeue_in_flight()
@@ -166,9 +139,7 @@ class Runner:
         decides nothing for a cancelled run, a journal refuses its further events (RunEnded)
         and `resume` refuses it. Raises RunEnded when it was cancelled already.
         """
-        conductor = Conductor(playbook, inputs)
-        for event in events:
-            conductor.apply(event)
+        conductor = Conductor.replay(playbook, inputs, events)
         if conductor.cancelled:
             raise RunEnded(f"run {run_id} was cancelled already")
         open_steps = [sid for sid, state in conductor.steps.items()
@@ -212,8 +183,8 @@ class _Execution:
         self.run_id = run_id
         self.redactor = runner.config.redactor
         self.done: queue.Queue[tuple[int, Any, ActionError | None]] = queue.Queue()
-        self.attempts: dict[int, _Attempt] = {}
-        self.work: dict[str, _StepWork] = {}
+        self.attempts: dict[int, Attempt] = {}
+        self.work: dict[str, StepWork] = {}
         self.timers: list[tuple[float, int, str, int]] = []  # (due, seq, step, item)
         self.tokens = itertools.count(1)
         self.seq = itertools.count()
@@ -223,11 +194,11 @@ class _Execution:
 
     def settle_waits(self, answers: dict[str, dict[str, Any]], now: datetime) -> None:
         for step_id, state in self.conductor.steps.items():
-            if str(state.status) != "waiting":
+            if state.status != StepStatus.WAITING:
                 continue
             answer = answers.get(step_id)
             if answer is not None:
-                if answer.get("decision") == "approve":
+                if answer.get("decision") == ApprovalDecision.APPROVE:
                     self.emit({"type": EventType.STEP_SUCCEEDED, "step": step_id,
                                "output": self.redactor.redact_value(dict(answer))})
                 else:
@@ -262,12 +233,11 @@ class _Execution:
             self._loop(pool)
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
-        record = self.conductor.record(self.run_id)
-        status = record["status"]
-        if status not in ("running", "waiting"):
-            self.emit({"type": EventType.RUN_FINISHED, "status": status})
-        elif status == "waiting" and isinstance(self.runner.journal, Journal):
-            self.runner.journal.set_status(self.run_id, "waiting")
+        status = self.conductor.status()
+        if status in ENDED:
+            self.emit({"type": EventType.RUN_FINISHED, "status": str(status)})
+        elif status == RunStatus.WAITING and isinstance(self.runner.journal, Journal):
+            self.runner.journal.set_status(self.run_id, RunStatus.WAITING)
         record = self.redactor.redact_value(self.conductor.record(self.run_id))
         self.host.notify("crownguard_run_finished", record=record)
         return dict(record)
@@ -341,43 +311,26 @@ class _Execution:
     def _start_step(self, step: Step) -> None:
         try:
             action = self.host.action(step.action)
-        except ActionError as exc:
-            self._fail_step(step.id, str(exc))
-            return
         except Exception as exc:
             self._fail_step(step.id, str(exc))
             return
-        state = self.conductor.steps[step.id]
-        unresolved: set[str] = set()
         try:
-            if step.for_each is not None:
-                if isinstance(step.for_each, str) and self.runner.dry_run:
-                    unknown = self._outputs_not_called(step.for_each)
-                    if unknown:  # the items themselves are not known in a dry run
-                        self._show_unknown_items(step, action, unknown)
-                        return
-                items = (render(step.for_each, self.conductor.context())
-                         if isinstance(step.for_each, str) else step.for_each)
-                if not isinstance(items, list):
-                    kind = {str: "a string", dict: "an object", bool: "a boolean",
-                            type(None): "null", int: "a number", float: "a number"}.get(
-                                type(items), type(items).__name__)
-                    raise InputError(f"for_each gave {kind}, not a list")
-                inputs = [self._inputs(step, action, item, True, unresolved) for item in items]
-            else:
-                inputs = [self._inputs(step, action, None, False, unresolved)]
+            work = step_inputs(step, action, self.conductor, dry_run=self.runner.dry_run,
+                               not_called=self.not_called)
         except (ExpressionError, InputError) as exc:
             self._fail_step(step.id, self.redactor.redact(str(exc)))
             return
-        fan_out = step.for_each is not None
-        work = _StepWork(step, action, inputs, fan_out,
-                         shown=self.runner.dry_run and (action.side_effect or bool(unresolved)),
-                         unresolved=frozenset(unresolved))
+        if isinstance(work, ItemsUnknown):
+            self.emit({"type": EventType.STEP_SUCCEEDED, "step": step.id,
+                       "output": items_unknown_output(step, action, work)})
+            self.not_called.add(step.id)
+            self._notify_finished(step.id)
+            return
         # On resume, for_each items that already finished are not run again.
-        work.outputs = dict(state.items) if fan_out else {}
-        work.todo = [i for i in range(len(inputs)) if i not in work.outputs]
+        work.outputs = dict(self.conductor.steps[step.id].items) if work.fan_out else {}
+        work.todo = [i for i in range(len(work.inputs)) if i not in work.outputs]
         for item in list(work.todo):
-            due = self.not_before.pop((step.id, item if fan_out else None), None)
+            due = self.not_before.pop((step.id, item if work.fan_out else None), None)
             if due is not None and due > time.monotonic():
                 work.todo.remove(item)
                 heapq.heappush(self.timers, (due, next(self.seq), step.id, item))
@@ -385,49 +338,13 @@ class _Execution:
         if not work.todo and len(work.outputs) == len(work.inputs):
             self._finish_work(work)
 
-    def _inputs(self, step: Step, action: Action, item: Any, with_item: bool,
-                unresolved: set[str]) -> dict[str, Any]:
-        """The step's rendered inputs, checked against the action's input schema. In a dry
-        run, a value whose template reads the output of a step that was not called is not
-        known: it may fail to render (null) or to validate; the steps it depends on are added
-        to `unresolved`, and only problems elsewhere in the inputs fail the step."""
-        context = self.conductor.context(item, with_item)
-        if not self.not_called:
-            inputs = render(step.with_, context)
-            action.validate_inputs(inputs)
-            return dict(inputs)
-        unknown: dict[tuple[str | int, ...], set[str]] = {}
-        inputs = render_dry(step.with_, context, self.not_called, unknown)
-        action.validate_inputs(inputs, unknown=list(unknown))
-        for steps in unknown.values():
-            unresolved.update(steps)
-        return dict(inputs)
-
-    def _outputs_not_called(self, template: str) -> set[str]:
-        return outputs_not_called(template, self.not_called)
-
-    def _show_unknown_items(self, step: Step, action: Action, unresolved: set[str]) -> None:
-        """A dry run's for_each step whose list comes from a step not called: shown once."""
-        self.emit({"type": EventType.STEP_SUCCEEDED, "step": step.id, "output": {
-            "dry_run": True, "would_call": action.name, "inputs": None,
-            "for_each": step.for_each, "depends_on_not_run": sorted(unresolved)}})
-        self.not_called.add(step.id)
-        self._notify_finished(step.id)
-
-    def _would_call(self, work: _StepWork, inputs: dict[str, Any]) -> dict[str, Any]:
-        output: dict[str, Any] = {"dry_run": True, "would_call": work.action.name,
-                                  "inputs": self.redactor.redact_value(inputs)}
-        if work.unresolved:
-            output["depends_on_not_run"] = sorted(work.unresolved)
-        return output
-
-    def _submit(self, pool: ThreadPoolExecutor, work: _StepWork, item: int) -> None:
+    def _submit(self, pool: ThreadPoolExecutor, work: StepWork, item: int) -> None:
         step = work.step
         state = self.conductor.steps[step.id]
         attempt_no = (state.item_attempts.get(item, 0) if work.fan_out else state.attempts) + 1
         token = next(self.tokens)
         deadline = (time.monotonic() + step.timeout_seconds) if step.timeout_seconds else None
-        attempt = _Attempt(token, step.id, item if work.fan_out else None, attempt_no, deadline,
+        attempt = Attempt(token, step.id, item if work.fan_out else None, attempt_no, deadline,
                            threading.Event())
         self.attempts[token] = attempt
         inputs = work.inputs[item]
@@ -450,7 +367,7 @@ class _Execution:
             # A dry run changes nothing anywhere: read-only look-ups still run (so conditions
             # and inputs that depend on them resolve), side-effecting actions do not, nor any
             # action whose inputs depend on the output of one that did not run.
-            self.done.put((token, self._would_call(work, inputs), None))
+            self.done.put((token, would_call(work, inputs, self.redactor), None))
         elif work.action.inline:
             self._call(work.action, ctx, inputs, token)
         else:
@@ -458,20 +375,9 @@ class _Execution:
 
     def _call(self, action: Action, ctx: ActionContext, inputs: dict[str, Any],
               token: int) -> None:
-        """Runs on a pool thread: call the action, check its output, report back."""
-        try:
-            output = action.func(ctx, inputs)
-            if not isinstance(output, Waiting):
-                action.validate_output(output)
-            self.done.put((token, output, None))
-        except ActionError as exc:
-            self.done.put((token, None, exc))
-        except ConfigError as exc:
-            self.done.put((token, None, ActionError(f"{action.name}: {exc}")))
-        except Exception as exc:  # a plugin bug must fail the step, not the run
-            log.debug("action %s raised", action.name, exc_info=True)
-            self.done.put((token, None, ActionError(
-                f"{action.name} failed unexpectedly: {type(exc).__name__}: {exc}")))
+        """Runs on a pool thread: call the action, report back to the loop."""
+        output, error = call_action(action, ctx, inputs)
+        self.done.put((token, output, error))
 
     # finishing ---------------------------------------------------------------------------------
 
@@ -502,32 +408,24 @@ class _Execution:
             elif len(work.outputs) == len(work.inputs):
                 self._finish_work(work)
 
-    def _attempt_failed(self, work: _StepWork, attempt: _Attempt, item: int,
+    def _attempt_failed(self, work: StepWork, attempt: Attempt, item: int,
                         error: ActionError) -> None:
-        message = self.redactor.redact(str(error))
-        policy = work.step.retry or work.action.retry or NO_RETRY
-        retry = (error.retryable and attempt.attempt < policy.max_attempts
-                 and work.error is None)
-        delay = (policy.delay(attempt.attempt, self.runner._rng.random(), error.retry_after)
-                 if retry else None)
-        if retry and delay is None:
-            message += (f" (the vendor asked to wait {error.retry_after:g}s, longer than "
-                        f"max_backoff_seconds {policy.max_backoff_seconds:g}s)")
+        retry = retry_after_failure(work, attempt, error, self.redactor, self.runner._rng)
         failed: dict[str, Any] = {"type": EventType.ATTEMPT_FAILED, "step": attempt.step,
-                                  "attempt": attempt.attempt, "error": message,
+                                  "attempt": attempt.attempt, "error": retry.message,
                                   "error_type": error.kind, "retryable": error.retryable,
-                                  "retry_in": delay}
+                                  "retry_in": retry.delay}
         if work.fan_out:
             failed["item"] = item
         self.emit(failed)
-        if delay is not None:
-            heapq.heappush(self.timers, (time.monotonic() + delay, next(self.seq),
+        if retry.delay is not None:
+            heapq.heappush(self.timers, (time.monotonic() + retry.delay, next(self.seq),
                                          attempt.step, item))
             return
-        work.error = f"item {item}: {message}" if work.fan_out else message
+        work.error = f"item {item}: {retry.message}" if work.fan_out else retry.message
         work.todo.clear()
 
-    def _wait(self, work: _StepWork, waiting: Waiting) -> None:
+    def _wait(self, work: StepWork, waiting: Waiting) -> None:
         expires = None
         if waiting.timeout_seconds is not None:
             at = datetime.now(UTC) + timedelta(seconds=waiting.timeout_seconds)
@@ -541,7 +439,7 @@ class _Execution:
         self.timers = [t for t in self.timers if t[2] != step_id]
         heapq.heapify(self.timers)
 
-    def _finish_work(self, work: _StepWork) -> None:
+    def _finish_work(self, work: StepWork) -> None:
         output = ([work.outputs[i] for i in range(len(work.inputs))] if work.fan_out
                   else work.outputs[0])
         self.emit({"type": EventType.STEP_SUCCEEDED, "step": work.step.id,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from enum import StrEnum
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
@@ -17,10 +16,9 @@ from typing import TYPE_CHECKING, Any
 import networkx as nx
 
 from .actions import RetryPolicy
-from .errors import Problem, SpecError
+from .errors import ExpressionError, Problem, SpecError
 from .expressions import (
     CONTEXT_ROOTS,
-    ExpressionError,
     compile_expression,
     compile_template,
     function_problems,
@@ -30,6 +28,7 @@ from .expressions import (
     referenced_roots,
 )
 from .graph import build_graph, find_cycles
+from .kinds import When
 from .loader import Document, load_file, parse_text, pointer_join
 from .validation import describe_schema_error, schema_errors
 
@@ -38,12 +37,6 @@ if TYPE_CHECKING:
 
 DEFAULT_FOR_EACH_CONCURRENCY = 8
 GROUP_ORDER = ("syntax", "graph", "expressions", "actions")
-
-
-class When(StrEnum):
-    SUCCESS = "success"
-    FAILURE = "failure"
-    ALWAYS = "always"
 
 
 def playbook_schema() -> dict[str, Any]:
@@ -111,7 +104,7 @@ def _build_step(raw: dict[str, Any], line: int | None) -> Step:
         needs = [needs]
     return Step(
         id=raw["id"], action=raw["action"], with_=dict(raw.get("with") or {}),
-        needs=tuple(needs), when=When(raw.get("when", "success")),
+        needs=tuple(needs), when=When(raw.get("when", When.SUCCESS)),
         if_=bare_expression(raw["if"]) if raw.get("if") else None,
         for_each=raw.get("for_each"),
         concurrency=int(raw.get("concurrency", DEFAULT_FOR_EACH_CONCURRENCY)),

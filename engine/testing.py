@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from .config import Config, config_from_mapping
+from .errors import ScenarioFailed
 from .mocks import MockServer
 from .plugins import PluginHost
 from .runner import Runner
@@ -124,10 +125,6 @@ class ScenarioFile(pytest.File):
 
         scenario = load_scenario(self.path)
         yield ScenarioItem.from_parent(self, name=scenario.name, scenario=scenario)
-
-
-class ScenarioFailed(Exception):
-    """A scenario's outcome differs from its `expect`."""
 
 
 class ScenarioItem(pytest.Item):

@@ -15,14 +15,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import CrownguardError
+from .errors import UndoError
 from .expressions import render
+from .kinds import EventType, When
 from .plugins import PluginHost
-from .spec import Playbook, Step, When
-
-
-class UndoError(CrownguardError):
-    """The run cannot be undone as asked."""
+from .spec import Playbook, Step
 
 
 @dataclass(frozen=True)
@@ -59,11 +56,11 @@ def plan_undo(playbook: Playbook, events: list[dict[str, Any]], host: PluginHost
     for event in events:
         kind = event.get("type")
         key = (event.get("step", ""), event.get("item"))
-        if kind == "step_started":
+        if kind == EventType.STEP_STARTED:
             inputs[key] = event.get("inputs") or {}
-        elif kind == "item_succeeded":
+        elif kind == EventType.ITEM_SUCCEEDED:
             finished.append((key[0], key[1], event.get("output")))
-        elif kind == "step_succeeded":
+        elif kind == EventType.STEP_SUCCEEDED:
             step = playbook.by_id.get(key[0])
             if step is not None and step.for_each is None:
                 finished.append((key[0], None, event.get("output")))

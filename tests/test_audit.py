@@ -16,13 +16,13 @@ from crownguard.engine.journal import SQLiteJournal
 from crownguard.engine.journal.audit import (
     GENESIS,
     ChainProblem,
-    ProblemKind,
     canonical_json,
     canonical_payload,
     entry_hash,
     read_jsonl,
     verify_jsonl,
 )
+from crownguard.engine.kinds import ProblemKind
 
 T0 = "2025-03-01T10:00:00.000000Z"
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from crownguard.engine.errors import ExpressionError
 from crownguard.engine.expressions import (
-    ExpressionError,
     compile_template,
     referenced_roots,
     render,

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from crownguard.engine.errors import ExpressionError
 from crownguard.engine.expressions import (
     _INTERPRETER,
     WHOLE,
-    ExpressionError,
     Reads,
     evaluate,
     reads,

@@ -17,17 +17,14 @@ import pytest
 
 from crownguard.engine import ActionContext, action, hookimpl
 from crownguard.engine.conductor import Conductor
+from crownguard.engine.errors import JournalError, RunHeldElsewhere, UnknownRun
 from crownguard.engine.journal import (
-    ApprovalDecision,
-    JournalError,
     ProcessIdentity,
-    RunHeldElsewhere,
-    RunKind,
     SQLiteJournal,
-    UnknownRun,
     default_journal_path,
     open_journal,
 )
+from crownguard.engine.kinds import ApprovalDecision, RunKind
 from crownguard.engine.runner import Runner
 from crownguard.engine.spec import parse_playbook
 
@@ -441,9 +438,8 @@ def test_the_journal_replays_a_run_to_the_same_record(journal: SQLiteJournal,
     assert (run.status, run.playbook, run.inputs["event"]) == ("succeeded", "three-steps",
                                                                {"actor": "x"})
     assert run.playbook_sha256 == hashlib.sha256(run.playbook_text.encode()).hexdigest()
-    replayed = Conductor(parse_playbook(run.playbook_text, host.actions), run.inputs)
-    for e in journal.events("r1"):
-        replayed.apply(e)
+    replayed = Conductor.replay(parse_playbook(run.playbook_text, host.actions), run.inputs,
+                                journal.events("r1"))
     assert replayed.record("r1") == record
     assert journal.verify() == []
 

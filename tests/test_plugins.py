@@ -173,3 +173,60 @@ def test_mock_server_registration() -> None:
     host.add(Wrong(), "wrong")
     with pytest.raises(PluginError, match="not a MockServerSpec"):
         _ = host.mock_servers
+
+
+def test_command_registration() -> None:
+    from crownguard.engine.cli.app import build_parser
+
+    ran: list[Any] = []
+
+    class Hello:
+        @hookimpl
+        def crownguard_register_commands(self, register: Any) -> None:
+            register("hello", help="say hello",
+                     configure=lambda parser: parser.add_argument("--who", default="world"),
+                     run=lambda args, cli: ran.append((args.who, cli.config())) or 0)
+
+    host = PluginHost()
+    host.add(Hello(), "hello")
+    assert set(host.commands) == {"hello"} and host.commands["hello"].plugin == "hello"
+    parser = build_parser(host)
+    args = parser.parse_args(["hello", "--who", "dana"])
+    assert args.func(args) == 0 and ran[0][0] == "dana"
+    assert ran[0][1].connections is not None  # cli.config(): no --config, an empty one
+
+    class Again:
+        @hookimpl
+        def crownguard_register_commands(self, register: Any) -> None:
+            register("hello", run=lambda args, cli: 0)
+
+    host.add(Again(), "again")
+    with pytest.raises(PluginError, match="command 'hello' is registered by both 'hello' and "
+                                          "'again'"):
+        _ = host.commands
+
+    class Clash:
+        @hookimpl
+        def crownguard_register_commands(self, register: Any) -> None:
+            register("approve", run=lambda args, cli: 0)
+
+    host = PluginHost()
+    host.add(Clash(), "clash")
+    with pytest.raises(PluginError, match="plugin 'clash' registers command 'approve', which "
+                                          "is a built-in command"):
+        build_parser(host)
+
+    class BadName:
+        @hookimpl
+        def crownguard_register_commands(self, register: Any) -> None:
+            register("Bad Name", run=lambda args, cli: 0)
+
+    host = PluginHost()
+    host.add(BadName(), "badname")
+    with pytest.raises(PluginError, match="command name 'Bad Name' must match"):
+        _ = host.commands
+
+
+def test_slack_answer_is_the_slack_plugins_command() -> None:
+    host = PluginHost.from_entry_points()
+    assert host.commands["slack-answer"].plugin == "slack"

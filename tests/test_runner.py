@@ -19,8 +19,9 @@ from crownguard.engine import (
 )
 from crownguard.engine.conductor import Conductor
 from crownguard.engine.plugins import PluginHost
-from crownguard.engine.runner import Runner, idempotency_key
+from crownguard.engine.runner import Runner
 from crownguard.engine.spec import parse_playbook
+from crownguard.engine.steps import idempotency_key
 
 
 class Probe:
@@ -332,9 +333,7 @@ steps:
   - {id: c, action: probe.work, needs: [b], if: "`false`"}
 """
     record = run(host, text, journal=events.append)
-    conductor = Conductor(parse_playbook(text, host.actions), {})
-    for event in events:
-        conductor.apply(event)
+    conductor = Conductor.replay(parse_playbook(text, host.actions), {}, events)
     assert conductor.record(record["run_id"]) == record
 
 

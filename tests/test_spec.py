@@ -211,7 +211,7 @@ def test_unreadable_files(tmp_path: Path) -> None:
 
 
 def test_schema_enums_match_code() -> None:
-    from crownguard.engine.spec import When
+    from crownguard.engine.kinds import When
 
     schema = playbook_schema()
     assert schema["$defs"]["step"]["properties"]["when"]["enum"] == [w.value for w in When]

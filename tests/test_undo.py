@@ -5,10 +5,11 @@ from typing import Any
 import pytest
 
 from crownguard.engine import ActionContext, action, hookimpl
+from crownguard.engine.errors import UndoError
 from crownguard.engine.plugins import PluginHost
 from crownguard.engine.runner import Runner
 from crownguard.engine.spec import parse_playbook
-from crownguard.engine.undo import UndoError, plan_undo, undo_playbook
+from crownguard.engine.undo import plan_undo, undo_playbook
 
 
 class Vendor:

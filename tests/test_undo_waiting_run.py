@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from crownguard.engine.cli import app as cli
-from crownguard.engine.journal import RunEnded, SQLiteJournal, open_journal
+from crownguard.engine.errors import RunEnded
+from crownguard.engine.journal import SQLiteJournal, open_journal
 from crownguard.engine.plugins import PluginHost
 from crownguard.engine.runner import Runner
 from crownguard.engine.scenarios import MockFleet, seed

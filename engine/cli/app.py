@@ -14,8 +14,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from ..config import load_config
-from ..errors import CrownguardError, SpecError
+from .. import runs
+from ..config import Config, load_config
+from ..errors import CrownguardError, PluginError, SpecError, UsageError
 from ..journal import open_journal
 from ..loader import load_file
 from ..plugins import PluginHost
@@ -23,15 +24,11 @@ from ..runner import Runner
 from ..spec import load_playbook
 from .render import to_dot, to_mermaid
 from .runs import add_commands as add_run_commands
-from .runs import add_journal_option
+from .runs import add_journal_option, journal_for, print_answer, status_exit
 from .timeline import Timeline, summary_table
 from .triage import add_commands as add_triage_commands
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WAITING, EXIT_INTERNAL = 0, 1, 2, 3, 70
-
-
-class UsageError(CrownguardError):
-    """Bad command-line use or unusable input."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -102,7 +99,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print()
         print(summary_table(record))
         print(f"\nrun {record['run_id']}: {record['status']}")
-    return {"succeeded": EXIT_OK, "waiting": EXIT_WAITING}.get(record["status"], EXIT_FAILED)
+    return status_exit(record["status"])
 
 
 def _positive_int(text: str) -> int:
@@ -192,10 +189,50 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(_host(), quiet=args.quiet)
 
 
+# --- plugin commands ----------------------------------------------------------------------------
+
+
+class _PluginCommandContext:
+    """The CommandContext (hookspecs) a plugin command's `run` gets: its arguments and host."""
+
+    def __init__(self, host: PluginHost, args: argparse.Namespace):
+        self.host = host
+        self.args = args
+
+    def config(self) -> Config:
+        return load_config(getattr(self.args, "config", None), self.host.connection_types)
+
+    def answer(self, run_id: str, step: str, decision: str, *, by: str,
+               comment: str | None = None) -> int:
+        as_json = bool(getattr(self.args, "json", False))
+        with journal_for(self.args) as journal:
+            result = runs.answer(journal, self.host, run_id, step, decision, by=by,
+                                 comment=comment, config_path=getattr(self.args, "config", None),
+                                 on_event=None if as_json else Timeline())
+            return print_answer(result, as_json)
+
+
+def add_plugin_commands(sub: Any, host: PluginHost) -> None:
+    """The commands plugins register (crownguard_register_commands), after the built-ins."""
+    for command in host.commands.values():
+        if command.name in sub.choices:
+            raise PluginError(f"plugin '{command.plugin}' registers command '{command.name}', "
+                              "which is a built-in command")
+        p = sub.add_parser(command.name, help=command.help)
+        command.configure(p)
+
+        def run(args: argparse.Namespace, command: Any = command) -> int:
+            return int(command.run(args, _PluginCommandContext(host, args)))
+
+        p.set_defaults(func=run)
+
+
 # --- entry point ------------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(host: PluginHost | None = None) -> argparse.ArgumentParser:
+    """The parser of every built-in command and of the commands the plugins of `host` (by
+    default: the installed ones) register."""
     parser = _Parser(prog="crownguard", description="Respond to AI-model exfiltration with "
                                                     "playbooks.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
@@ -237,11 +274,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="run the shipped scenarios against local mock vendors")
     p.add_argument("--quiet", action="store_true", help="summary only")
     p.set_defaults(func=cmd_demo)
+
+    add_plugin_commands(sub, host or _host())
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except CrownguardError as exc:  # a plugin that fails to load or registers a bad command
+        print(f"crownguard: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
                         format="%(levelname)s %(name)s: %(message)s")

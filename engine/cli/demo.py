@@ -23,6 +23,7 @@ from importlib import resources
 from typing import Any, TextIO
 
 from ..config import Config, config_from_mapping
+from ..kinds import EventType, RunStatus
 from ..mocks import RecordedCall
 from ..plugins import PluginHost
 from ..runner import Runner
@@ -180,7 +181,8 @@ def _run(host: PluginHost, config: Config, playbook: Playbook, verdict: Verdict,
     sink = _Tee(show)
     record = Runner(host, config, journal=sink).run(playbook, verdict.event_data,
                                                     risk=verdict.risk_data)
-    if record["status"] != "waiting" or not (episode.answers or episode.answer_after_deadline):
+    answerable = episode.answers or episode.answer_after_deadline
+    if record["status"] != RunStatus.WAITING or not answerable:
         return record
     now = datetime.now(UTC)
     if episode.answer_after_deadline:
@@ -192,7 +194,7 @@ def _run(host: PluginHost, config: Config, playbook: Playbook, verdict: Verdict,
                 f"\"{answer.get('comment', '')}\"")
     answers = {step: {"at": now.isoformat(), "comment": None, **answer}
                for step, answer in episode.answers.items()}
-    inputs = next(e["inputs"] for e in sink.events if e["type"] == "run_started")
+    inputs = next(e["inputs"] for e in sink.events if e["type"] == EventType.RUN_STARTED)
     return Runner(host, config, journal=sink).resume(playbook, record["run_id"], inputs,
                                                      list(sink.events), answers, now)
 

@@ -7,7 +7,10 @@ import sys
 import threading
 from typing import Any, TextIO
 
-SYMBOLS = {"succeeded": "✔", "failed": "✘", "skipped": "↷", "waiting": "⏸", "cancelled": "■"}
+from ..kinds import EventType, StepStatus
+
+SYMBOLS = {StepStatus.SUCCEEDED: "✔", StepStatus.FAILED: "✘", StepStatus.SKIPPED: "↷",
+           StepStatus.WAITING: "⏸", StepStatus.CANCELLED: "■"}
 
 
 def _short(value: Any, limit: int = 90) -> str:
@@ -34,21 +37,21 @@ class Timeline:
         kind = event["type"]
         step = event.get("step", "")
         line: str | None = None
-        if kind == "run_started":
+        if kind == EventType.RUN_STARTED:
             line = f"run {event['run_id'][:12]} of playbook '{event.get('playbook')}' started"
-        elif kind == "run_resumed":
+        elif kind == EventType.RUN_RESUMED:
             again = ", ".join(event.get("requeued") or []) or "none"
             line = f"run resumed (in flight before, started again: {again})"
-        elif kind == "step_started":
+        elif kind == EventType.STEP_STARTED:
             item = f" item {event['item']}" if event.get("item") is not None else ""
             attempt = f" (attempt {event['attempt']})" if event.get("attempt", 1) > 1 else ""
             line = f"▶ {step:<{self.width}} started{item}{attempt}"
-        elif kind == "attempt_failed":
+        elif kind == EventType.ATTEMPT_FAILED:
             retry = (f", retrying in {event['retry_in']:.2f}s" if event.get("retry_in") is not None
                      else "")
             line = f"! {step:<{self.width}} attempt {event.get('attempt')} failed: " \
                    f"{event.get('error')}{retry}"
-        elif kind == "step_succeeded" and isinstance(event.get("output"), dict) \
+        elif kind == EventType.STEP_SUCCEEDED and isinstance(event.get("output"), dict) \
                 and event["output"].get("dry_run") and event["output"].get("would_call"):
             output = event["output"]
             line = f"~ {step:<{self.width}} would call {output['would_call']}"
@@ -59,21 +62,23 @@ class Timeline:
                 line += f" for each item of {_short(output['for_each'], 120)}"
             else:
                 line += f" {_short(output.get('inputs'), 120)}"
-        elif kind == "step_succeeded":
+        elif kind == EventType.STEP_SUCCEEDED:
             output = _short(event.get("output"))
-            line = f"{SYMBOLS['succeeded']} {step:<{self.width}} succeeded {output}"
-        elif kind == "step_failed":
-            line = f"{SYMBOLS['failed']} {step:<{self.width}} failed: {event.get('error')}"
-        elif kind == "step_skipped":
-            line = f"{SYMBOLS['skipped']} {step:<{self.width}} skipped ({event.get('reason')})"
-        elif kind == "step_waiting":
-            line = f"{SYMBOLS['waiting']} {step:<{self.width}} waiting: {event.get('reason', '')}"
-        elif kind == "run_finished":
+            line = f"{SYMBOLS[StepStatus.SUCCEEDED]} {step:<{self.width}} succeeded {output}"
+        elif kind == EventType.STEP_FAILED:
+            line = f"{SYMBOLS[StepStatus.FAILED]} {step:<{self.width}} failed: {event.get('error')}"
+        elif kind == EventType.STEP_SKIPPED:
+            line = (f"{SYMBOLS[StepStatus.SKIPPED]} {step:<{self.width}} skipped "
+                    f"({event.get('reason')})")
+        elif kind == EventType.STEP_WAITING:
+            line = (f"{SYMBOLS[StepStatus.WAITING]} {step:<{self.width}} waiting: "
+                    f"{event.get('reason', '')}")
+        elif kind == EventType.RUN_FINISHED:
             line = f"run finished: {event.get('status')}"
-        elif kind == "run_cancelled":
+        elif kind == EventType.RUN_CANCELLED:
             steps = ", ".join(event.get("cancelled_steps") or []) or "none"
-            line = (f"{SYMBOLS['cancelled']} run cancelled: {event.get('reason') or 'no reason'}"
-                    f"; steps cancelled: {steps}")
+            line = (f"{SYMBOLS[StepStatus.CANCELLED]} run cancelled: "
+                    f"{event.get('reason') or 'no reason'}; steps cancelled: {steps}")
         if line is None:
             return
         with self._lock:

@@ -35,22 +35,13 @@ from jmespath import exceptions as jp_exceptions
 from jmespath import functions as jp_functions
 from jmespath import visitor
 
-from ..errors import CrownguardError
+from ..errors import ExpressionError
 from .fastpath import Compiled, compile_ast
 
 CONTEXT_ROOTS = ("event", "steps", "vars", "risk", "run", "item")
 _OPEN = "${{"
 _CLOSE = "}}"
 _PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_]*)\}")
-
-
-class ExpressionError(CrownguardError):
-    """An expression does not parse or fails when evaluated."""
-
-    def __init__(self, expression: str, message: str):
-        self.expression = expression
-        self.reason = message
-        super().__init__(f"expression '{expression}': {message}")
 
 
 class _Functions(jp_functions.Functions):

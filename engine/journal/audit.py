@@ -21,35 +21,14 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import IO, Any
+
+from ..errors import NotCanonical
+from ..kinds import EntryKind, EventType, ProblemKind, RunStatus
 
 GENESIS = "0" * 64
 # How far away from its position an entry is looked for when its hash does not match there.
 REORDER_WINDOW = 64
-
-
-class EntryKind(StrEnum):
-    """What a journal entry records."""
-
-    RUN = "run"            # a run was created
-    EVENT = "event"        # a run event from the runner (step_started, ...)
-    STATUS = "status"      # a run's status was set (resumed, waiting, cancelled by hand)
-    APPROVAL = "approval"  # an approval decision, accepted or refused
-
-
-class ProblemKind(StrEnum):
-    """What verification found wrong with an entry."""
-
-    EDITED = "edited"          # its content no longer matches its hash, or it was rehashed
-    REMOVED = "removed"        # entries are missing (a gap, a broken link, a cut tail)
-    REORDERED = "reordered"    # an intact entry sits at another place than it was written
-    INSERTED = "inserted"      # an entry or row that the chain never recorded
-    INCOMPLETE = "incomplete"  # verification stopped after too many problems
-
-
-class NotCanonical(ValueError):
-    """A payload that canonical JSON cannot represent (NaN, a non-JSON type)."""
 
 
 def canonical_json(value: Any) -> str:
@@ -332,10 +311,10 @@ class JournalAudit:
         if entry.kind == EntryKind.RUN:
             self._runs[entry.run_id] = (entry, payload)
             status = payload.get("status")
-        elif entry.kind == EntryKind.STATUS or entry.type == "run_finished":
+        elif entry.kind == EntryKind.STATUS or entry.type == EventType.RUN_FINISHED:
             status = payload.get("status")
-        elif entry.type == "run_cancelled":
-            status = "cancelled"
+        elif entry.type == EventType.RUN_CANCELLED:
+            status = RunStatus.CANCELLED
         elif entry.kind == EntryKind.APPROVAL:
             self._approvals[entry.seq] = payload
         if status is not None:

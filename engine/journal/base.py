@@ -1,5 +1,5 @@
 """The journal's interface and records: what any journal implementation stores and returns,
-the run kinds and statuses, and who is writing a run (its owner process)."""
+and who is writing a run (its owner process). Run kinds and statuses are in `kinds`."""
 
 from __future__ import annotations
 
@@ -9,12 +9,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any
 
-from ..conductor import RunStatus
-from ..errors import CrownguardError
+from ..kinds import ApprovalDecision, RunKind, RunStatus
 from .audit import (
     ChainEntry,
     ChainProblem,
@@ -24,34 +22,6 @@ ENV_JOURNAL = "CROWNGUARD_JOURNAL"
 SCHEMA_VERSION = 1
 DEFAULT_LEASE_SECONDS = 300.0
 DEFAULT_BUSY_TIMEOUT = 30.0
-FINAL_STATUSES = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED})
-
-
-class JournalError(CrownguardError):
-    """The journal cannot do what was asked (busy, corrupt, newer schema, bad event)."""
-
-
-class UnknownRun(JournalError):
-    """No run with that id is in the journal."""
-
-
-class RunHeldElsewhere(JournalError):
-    """Another live process holds the run's lease: this one must not drive it (it lost it)."""
-
-
-class RunEnded(JournalError):
-    """The run was cancelled and takes no more events, or it had ended before it could be
-    cancelled."""
-
-
-class RunKind(StrEnum):
-    RUN = "run"
-    UNDO = "undo"
-
-
-class ApprovalDecision(StrEnum):
-    APPROVE = "approve"
-    REJECT = "reject"
 
 
 def utc_now() -> str:
@@ -226,6 +196,10 @@ class Journal(ABC):
     @abstractmethod
     def get_run(self, run_id: str) -> RunRecord:
         """The run, or UnknownRun."""
+
+    @abstractmethod
+    def find_runs(self, prefix: str, limit: int = 2) -> list[RunRecord]:
+        """Runs whose id starts with `prefix`, at most `limit`, in id order."""
 
     @abstractmethod
     def list_runs(self, status: RunStatus | str | None = None, limit: int = 100, *,

@@ -13,14 +13,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from ..conductor import EventType, RunStatus
+from ..errors import JournalError, NotCanonical, RunEnded, RunHeldElsewhere, UnknownRun
+from ..kinds import ENDED, ApprovalDecision, EntryKind, EventType, LeaseHolder, RunKind, RunStatus
 from .audit import (
     GENESIS,
     ChainEntry,
     ChainProblem,
-    EntryKind,
     JournalAudit,
-    NotCanonical,
     canonical_payload,
     entry_hash,
     sha256_text,
@@ -29,18 +28,11 @@ from .audit import (
 from .base import (
     DEFAULT_BUSY_TIMEOUT,
     DEFAULT_LEASE_SECONDS,
-    FINAL_STATUSES,
     SCHEMA_VERSION,
     Approval,
-    ApprovalDecision,
     Journal,
-    JournalError,
     ProcessIdentity,
-    RunEnded,
-    RunHeldElsewhere,
-    RunKind,
     RunRecord,
-    UnknownRun,
     utc_now,
 )
 
@@ -109,14 +101,14 @@ def _owner(row: sqlite3.Row) -> ProcessIdentity | None:
                            row["owner_started"] or "")
 
 
-def _holder(row: sqlite3.Row, now: float) -> str:
-    """Who holds a run: "mine", "held" (another live process, lease current) or "free"."""
+def _holder(row: sqlite3.Row, now: float) -> LeaseHolder:
+    """Who holds a run's lease now."""
     owner = _owner(row)
     if owner is None or row["lease_expires"] is None or row["lease_expires"] < now:
-        return "free"
+        return LeaseHolder.FREE
     if owner == ProcessIdentity.current():
-        return "mine"
-    return "free" if owner.alive() is False else "held"
+        return LeaseHolder.MINE
+    return LeaseHolder.FREE if owner.alive() is False else LeaseHolder.HELD
 
 
 def _record(row: sqlite3.Row) -> RunRecord:
@@ -270,7 +262,7 @@ class SQLiteJournal(Journal):
                       None if status is None else str(status), updated_at, run_id))
 
     def _lease(self, status: RunStatus) -> float | None:
-        return None if status in FINAL_STATUSES else time.time() + self.lease_seconds
+        return None if status in ENDED else time.time() + self.lease_seconds
 
     def create_run(self, run_id: str, playbook: str, playbook_text: str, *,
                    inputs: dict[str, Any], playbook_path: str | None = None,
@@ -316,10 +308,10 @@ class SQLiteJournal(Journal):
             # events here is what guarantees that no step of it runs after the cancellation.
             if row["status"] == RunStatus.CANCELLED:
                 raise RunEnded(f"run {run_id} was cancelled: it takes no more events")
-            if kind == EventType.RUN_CANCELLED and row["status"] in FINAL_STATUSES:
+            if kind == EventType.RUN_CANCELLED and row["status"] in ENDED:
                 raise RunEnded(f"run {run_id} has already ended ({row['status']}): it cannot "
                                "be cancelled")
-            if _holder(row, time.time()) == "held":
+            if _holder(row, time.time()) == LeaseHolder.HELD:
                 owner = _owner(row)
                 raise RunHeldElsewhere(
                     f"run {run_id} is held by pid {owner.pid if owner else '?'} on "
@@ -358,7 +350,7 @@ class SQLiteJournal(Journal):
     def claim(self, run_id: str) -> bool:
         with self._write() as conn:
             row = self._run_row(conn, run_id)
-            if row["status"] in FINAL_STATUSES or _holder(row, time.time()) == "held":
+            if row["status"] in ENDED or _holder(row, time.time()) == LeaseHolder.HELD:
                 return False
             if row["status"] != RunStatus.RUNNING:
                 self._set_status(conn, row, RunStatus.RUNNING, "claimed to resume")
@@ -423,6 +415,13 @@ class SQLiteJournal(Journal):
         with self._errors():
             return _record(self._run_row(self._conn(), run_id))
 
+    def find_runs(self, prefix: str, limit: int = 2) -> list[RunRecord]:
+        # The lower bound lets the primary key narrow the scan; substr() decides.
+        rows = self._select("SELECT * FROM runs WHERE run_id >= ?1 AND "
+                            "substr(run_id, 1, length(?1)) = ?1 ORDER BY run_id LIMIT ?2",
+                            (prefix, int(limit)))
+        return [_record(row) for row in rows]
+
     def list_runs(self, status: RunStatus | str | None = None, limit: int = 100, *,
                   kind: RunKind | str | None = None, parent_run_id: str | None = None
                   ) -> list[RunRecord]:
@@ -437,7 +436,7 @@ class SQLiteJournal(Journal):
         rows = self._select("SELECT * FROM runs WHERE status = ? ORDER BY created_at, seq",
                             (str(RunStatus.RUNNING),))
         now = time.time()
-        return [_record(row) for row in rows if _holder(row, now) == "free"]
+        return [_record(row) for row in rows if _holder(row, now) == LeaseHolder.FREE]
 
     def approvals(self, run_id: str) -> list[Approval]:
         rows = self._select("SELECT * FROM approvals WHERE run_id = ? ORDER BY seq", (run_id,))

@@ -28,10 +28,9 @@ from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..errors import CrownguardError, Problem, SpecError
+from ..errors import CrownguardError, ExpressionError, Problem, SpecError
 from ..expressions import (
     WHOLE,
-    ExpressionError,
     Reads,
     evaluator,
     is_pure,

@@ -1,11 +1,12 @@
 """The `slack` plugin: nudge an employee by direct message, post to a SOC channel, and read the
-employee's answer back from Slack's signed interactivity request."""
+employee's answer back from Slack's signed interactivity request (`crownguard slack-answer`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from crownguard.engine import Action, ConnectionType, MockServerSpec, hookimpl
+from crownguard.plugins.slack import commands
 from crownguard.plugins.slack.actions import (
     delete_message,
     parse_interaction,
@@ -29,6 +30,11 @@ def crownguard_register_connection_types(register: Callable[[ConnectionType], No
         "A Slack workspace: a bot token (or token rotation with refresh_token, client_id and "
         "client_secret) and the app's signing_secret for interactivity requests.",
         secrets=SLACK_SECRETS))
+
+
+@hookimpl
+def crownguard_register_commands(register: Callable[..., None]) -> None:
+    register(commands.NAME, help=commands.HELP, configure=commands.configure, run=commands.run)
 
 
 @hookimpl

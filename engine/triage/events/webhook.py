@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ...errors import Problem, SpecError
-from ...expressions import ExpressionError, compile_expression, evaluate, truthy
+from ...errors import ExpressionError, Problem, SpecError
+from ...expressions import compile_expression, evaluate, truthy
 from .classify import DEFAULT_OPTIONS, NormaliseOptions, classify_web_destination
 from .model import ModelMovementEvent, event_from_dict, event_schema
 

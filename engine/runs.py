@@ -1,0 +1,435 @@
+"""Operations on journaled runs: find, show, list, resume, answer, cancel, rerun, undo.
+
+What the CLI and the service both call. Each takes plain arguments (a run id or a unique
+prefix of at least 8 characters, a decision, a comment, the `by` identity of the caller), acts
+through the journal and returns a result object; none prints. Failures raise the error tree:
+`UnknownRun`, `AmbiguousRun`, `RunStateError` (the run's state does not allow it), `RunsError`
+(the request itself is wrong), `UndoError`. `on_event` is an optional sink that sees every
+event of the runs an operation drives (a live timeline).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .conductor import Conductor
+from .config import Config, load_config
+from .errors import (
+    AmbiguousRun,
+    RunEnded,
+    RunHeldElsewhere,
+    RunsError,
+    RunStateError,
+    UnknownRun,
+)
+from .journal import Approval, Journal, RunRecord
+from .kinds import (
+    ENDED,
+    RERUNNABLE,
+    ApprovalDecision,
+    EventType,
+    RunKind,
+    RunStatus,
+    StepStatus,
+)
+from .plugins import PluginHost
+from .runner import Runner
+from .secrets import MASK
+from .spec import Playbook, parse_playbook
+from .undo import UndoCall, plan_undo, undo_playbook
+
+MIN_PREFIX = 8  # DESIGN.md: a run id may be given by any unique prefix of 8 characters or more
+
+EventSink = Callable[[dict[str, Any]], None]
+
+
+# results ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """A run after an operation drove or changed it: its run record (as `run --json`)."""
+
+    record: dict[str, Any]
+    parent_run_id: str | None = None  # of a rerun: the run it runs again
+
+    @property
+    def run_id(self) -> str:
+        return str(self.record["run_id"])
+
+    @property
+    def status(self) -> RunStatus:
+        return RunStatus(self.record["status"])
+
+
+@dataclass(frozen=True)
+class WaitInfo:
+    """A waiting step: why, who may answer (empty: anyone) and until when."""
+
+    step: str
+    reason: str | None
+    approvers: tuple[str, ...]
+    expires_at: str | None
+
+
+@dataclass(frozen=True)
+class RunDetail:
+    """One run as the journal knows it: the record, its events, answers and open waits."""
+
+    run: RunRecord
+    record: dict[str, Any]
+    events: list[dict[str, Any]]
+    approvals: list[Approval]
+    waiting: list[WaitInfo]
+
+
+@dataclass(frozen=True)
+class ResumeAll:
+    """What `resume_all` did: the runs it resumed and those it skipped, with why."""
+
+    resumed: list[RunOutcome] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AnswerResult:
+    """An answer to a waiting step. A refused answer is recorded too (`accepted` False, with
+    the `reason`) and resumes nothing; an accepted one resumes the run (`outcome`)."""
+
+    run_id: str
+    step: str
+    decision: ApprovalDecision
+    by: str
+    accepted: bool
+    reason: str | None = None
+    outcome: RunOutcome | None = None
+
+
+@dataclass(frozen=True)
+class UndoPlan:
+    """What an undo of a run will do: cancel it first when it has not ended, then `calls`."""
+
+    run: RunRecord
+    playbook: Playbook
+    config: Config
+    calls: list[UndoCall]
+    only_step: str | None
+
+    @property
+    def cancels_first(self) -> bool:
+        return self.run.status not in ENDED
+
+
+@dataclass(frozen=True)
+class UndoResult:
+    """An undo: the original run's cancellation (when it had not ended; None in a dry run),
+    the undo calls made and the undo run's outcome (not journaled in a dry run)."""
+
+    run_id: str
+    undo_run_id: str
+    calls: list[UndoCall]
+    cancelled: RunOutcome | None
+    outcome: RunOutcome
+    dry_run: bool
+
+
+# finding runs ----------------------------------------------------------------------------------
+
+def find_run(journal: Journal, run_id: str) -> RunRecord:
+    """The run with this id, else the one run whose id starts with it (8 characters or more).
+    Raises UnknownRun, or AmbiguousRun naming the candidates."""
+    try:
+        return journal.get_run(run_id)
+    except UnknownRun:
+        if len(run_id) < MIN_PREFIX:
+            raise
+        found = journal.find_runs(run_id, limit=5)
+        if not found:
+            raise
+        if len(found) > 1:
+            names = ", ".join(r.run_id for r in found[:4]) + (", ..." if len(found) > 4 else "")
+            raise AmbiguousRun(f"run id prefix {run_id} matches more than one run ({names}): "
+                               "give more of it") from None
+        return found[0]
+
+
+def list_runs(journal: Journal, status: RunStatus | str | None = None, limit: int = 50,
+              ) -> list[RunRecord]:
+    """Runs, newest first, optionally of one status."""
+    return journal.list_runs(status, limit=limit)
+
+
+def stored_playbook(run: RunRecord, host: PluginHost) -> Playbook:
+    """The playbook as it was when the run started (the journal keeps its text)."""
+    return parse_playbook(run.playbook_text, host.actions,
+                          file=run.playbook_path or f"<{run.playbook}>")
+
+
+def replay(journal: Journal, run: RunRecord, host: PluginHost) -> Conductor:
+    """The run's state, rebuilt from its journaled events."""
+    return Conductor.replay(stored_playbook(run, host), run.inputs, journal.events(run.run_id))
+
+
+def config_for(run: RunRecord, given: str | None, host: PluginHost) -> Config:
+    """The connections file `given`, else the one the run was started with."""
+    path = given or run.config_path
+    if path is None:
+        return load_config(None, host.connection_types)
+    if not given and not Path(path).exists():
+        raise RunsError(f"run {run.run_id} was started with connections file {path}, which is "
+                        "gone: pass --config")
+    return load_config(path, host.connection_types)
+
+
+def accepted_answers(journal: Journal, run_id: str) -> dict[str, dict[str, Any]]:
+    """The accepted answers of a run's waiting steps, as `Runner.resume` takes them."""
+    answers: dict[str, dict[str, Any]] = {}
+    for approval in journal.approvals(run_id):
+        if approval.accepted:
+            answers[approval.step_id] = {"decision": str(approval.decision), "by": approval.by,
+                                         "comment": approval.comment, "at": approval.at}
+    return answers
+
+
+def cancelled_message(journal: Journal, run_id: str, nothing_to: str) -> str:
+    """Why a cancelled run cannot go on: when and by what it was cancelled."""
+    cancel = next((e for e in reversed(journal.events(run_id))
+                   if e.get("type") == EventType.RUN_CANCELLED), None)
+    if cancel is None:  # cancelled by a status change (Journal.set_status), not an event
+        return f"run {run_id} was cancelled; nothing to {nothing_to}"
+    if cancel.get("undo_run_id"):
+        return (f"run {run_id} was undone and cancelled at {cancel.get('at')} (undo run "
+                f"{cancel['undo_run_id']}); nothing to {nothing_to}")
+    why = f" ({cancel['reason']})" if cancel.get("reason") else ""
+    return f"run {run_id} was cancelled at {cancel.get('at')}{why}; nothing to {nothing_to}"
+
+
+def _waits(conductor: Conductor) -> list[WaitInfo]:
+    waits = []
+    for step_id, state in conductor.steps.items():
+        if state.status == StepStatus.WAITING:
+            wait = state.waiting or {}
+            approvers = ((wait.get("data") or {}).get("approvers")) or []
+            waits.append(WaitInfo(step_id, wait.get("reason"), tuple(approvers),
+                                  wait.get("expires_at")))
+    return waits
+
+
+def show(journal: Journal, host: PluginHost, run_id: str) -> RunDetail:
+    """One run with its record (rebuilt from the events), answers and open waits."""
+    run = find_run(journal, run_id)
+    events = journal.events(run.run_id)
+    conductor = Conductor.replay(stored_playbook(run, host), run.inputs, events)
+    return RunDetail(run, conductor.record(run.run_id), events, journal.approvals(run.run_id),
+                     _waits(conductor))
+
+
+# resuming --------------------------------------------------------------------------------------
+
+def resume(journal: Journal, host: PluginHost, run_id: str, *, config_path: str | None = None,
+           on_event: EventSink | None = None) -> RunOutcome:
+    """Continue an interrupted or waiting run: settle its answered or expired waits, start its
+    in-flight steps again and drive it to its end or its next wait."""
+    run = find_run(journal, run_id)
+    run_id = run.run_id
+    if run.status == RunStatus.CANCELLED:
+        raise RunStateError(cancelled_message(journal, run_id, "resume"))
+    config = config_for(run, config_path, host)
+    if run.status in ENDED:
+        raise RunStateError(f"run {run_id} has already ended ({run.status})")
+    if not journal.claim(run_id):
+        if journal.get_run(run_id).status == RunStatus.CANCELLED:  # cancelled just now
+            raise RunStateError(cancelled_message(journal, run_id, "resume"))
+        raise RunStateError(f"run {run_id} is being run by another live process")
+    playbook = stored_playbook(run, host)
+    dry_run = bool((run.inputs.get("run") or {}).get("dry_run"))
+    runner = Runner(host, config, journal=journal, dry_run=dry_run, on_event=on_event)
+    return RunOutcome(runner.resume(playbook, run_id, run.inputs, journal.events(run_id),
+                                    accepted_answers(journal, run_id)))
+
+
+def _wait_to_settle(journal: Journal, run: RunRecord, host: PluginHost, now: datetime) -> bool:
+    """Whether a waiting run has an accepted answer or an expired wait to settle."""
+    answered = accepted_answers(journal, run.run_id)
+    for wait in _waits(replay(journal, run, host)):
+        if wait.step in answered or (wait.expires_at and datetime.fromisoformat(
+                wait.expires_at.replace("Z", "+00:00")) <= now):
+            return True
+    return False
+
+
+def resume_all(journal: Journal, host: PluginHost, *, config_path: str | None = None,
+               on_event: EventSink | None = None) -> ResumeAll:
+    """Resume every interrupted run, and every waiting run that has something to settle."""
+    # Waiting runs only when there is something to settle: an accepted answer or an expired
+    # wait (claiming every waiting run on every call would bloat the audit trail).
+    now = datetime.now(UTC)
+    runs = journal.interrupted_runs() + [
+        run for run in journal.list_runs(RunStatus.WAITING, limit=10_000)
+        if _wait_to_settle(journal, run, host, now)]
+    result = ResumeAll()
+    for run in runs:
+        try:
+            result.resumed.append(resume(journal, host, run.run_id, config_path=config_path,
+                                         on_event=on_event))
+        except RunsError as exc:
+            result.skipped.append((run.run_id, str(exc)))
+    return result
+
+
+# answering -------------------------------------------------------------------------------------
+
+def answer(journal: Journal, host: PluginHost, run_id: str, step: str,
+           decision: ApprovalDecision | str, *, by: str, comment: str | None = None,
+           config_path: str | None = None, on_event: EventSink | None = None) -> AnswerResult:
+    """Answer a waiting step as `by` and resume the run.
+
+    Refused, and recorded as refused, when `by` is not among the step's approvers (else the
+    connections file's) or when the run was cancelled (an undo of a waiting run cancels it).
+    Raises RunsError for a step the run does not have, RunStateError for one not waiting."""
+    try:
+        choice = ApprovalDecision(decision)
+    except ValueError:
+        raise RunsError(f"decision must be approve or reject, not {decision!r}") from None
+    run = find_run(journal, run_id)
+    run_id = run.run_id
+
+    def refuse(reason: str) -> AnswerResult:
+        journal.record_approval(run_id, step, choice, by, comment=comment, accepted=False,
+                                reason=reason)
+        return AnswerResult(run_id, step, choice, by, accepted=False, reason=reason)
+
+    if run.status == RunStatus.CANCELLED:
+        if step not in stored_playbook(run, host).by_id:
+            raise RunsError(f"run {run_id} has no step '{step}'")
+        return refuse(cancelled_message(journal, run_id, "approve"))
+    config = config_for(run, config_path, host)
+    state = replay(journal, run, host).steps.get(step)
+    if state is None:
+        raise RunsError(f"run {run_id} has no step '{step}'")
+    if state.status != StepStatus.WAITING:
+        raise RunStateError(f"step '{step}' of run {run_id} is not waiting (it is "
+                            f"{state.status})")
+    allowed = list(((state.waiting or {}).get("data") or {}).get("approvers") or []) \
+        or config.approvers
+    if allowed and by not in allowed:
+        return refuse(f"{by} may not answer (allowed: {', '.join(allowed)})")
+    at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    journal.record_approval(run_id, step, choice, by, comment=comment, at=at)
+    outcome = resume(journal, host, run_id, config_path=config_path, on_event=on_event)
+    return AnswerResult(run_id, step, choice, by, accepted=True, outcome=outcome)
+
+
+# cancelling and running again ------------------------------------------------------------------
+
+def _cancel(journal: Journal, host: PluginHost, config: Config, run: RunRecord,
+            playbook: Playbook, *, reason: str, details: dict[str, Any], retry_hint: str,
+            on_event: EventSink | None) -> RunOutcome:
+    runner = Runner(host, config, journal=journal, on_event=on_event)
+    try:
+        return RunOutcome(runner.cancel(playbook, run.run_id, run.inputs,
+                                        journal.events(run.run_id), reason=reason,
+                                        details=details))
+    except RunHeldElsewhere:
+        raise RunStateError(f"run {run.run_id} is being run by another live process: "
+                            f"{retry_hint} once that process has finished or stopped") from None
+    except RunEnded as exc:  # it ended between our look and the cancellation
+        raise RunStateError(f"run {run.run_id}: {exc}; {retry_hint} again") from None
+
+
+def cancel(journal: Journal, host: PluginHost, run_id: str, *, by: str,
+           reason: str | None = None, config_path: str | None = None,
+           on_event: EventSink | None = None) -> RunOutcome:
+    """Cancel a run that has not ended (waiting, or interrupted with steps left): no step of
+    it runs any more, answers to it are refused. Recorded with `by` and the `reason`."""
+    run = find_run(journal, run_id)
+    if run.status == RunStatus.CANCELLED:
+        raise RunStateError(cancelled_message(journal, run.run_id, "cancel"))
+    if run.status in ENDED:
+        raise RunStateError(f"run {run.run_id} has already ended ({run.status}): nothing to "
+                            "cancel")
+    config = config_for(run, config_path, host)
+    return _cancel(journal, host, config, run, stored_playbook(run, host),
+                   reason=reason or f"cancelled by {by}", details={"by": by},
+                   retry_hint="cancel it", on_event=on_event)
+
+
+def _masked(value: Any) -> bool:
+    if isinstance(value, str):
+        return MASK in value
+    if isinstance(value, dict):
+        return any(_masked(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_masked(v) for v in value)
+    return False
+
+
+def rerun(journal: Journal, host: PluginHost, run_id: str, *, by: str,
+          config_path: str | None = None, on_event: EventSink | None = None) -> RunOutcome:
+    """A new run of an ended (failed or cancelled) run's playbook, as the journal kept it, with
+    the same event, risk and vars; linked to it (kind `rerun`, parent_run_id)."""
+    run = find_run(journal, run_id)
+    if run.kind == RunKind.UNDO:
+        raise RunsError(f"run {run.run_id} is an undo run: undo run {run.parent_run_id} again "
+                        "instead")
+    if run.status not in RERUNNABLE:
+        raise RunStateError(f"run {run.run_id} is {run.status}: only a failed or cancelled run "
+                            "can be run again")
+    inputs = {key: run.inputs.get(key) or {} for key in ("event", "risk", "vars")}
+    if _masked(inputs):
+        # The journal keeps inputs redacted: running on the mask would act on the wrong value.
+        raise RunsError(f"run {run.run_id}'s journaled event, risk or vars hold a redacted "
+                        f"value ({MASK}): run the playbook again with the original event")
+    config = config_for(run, config_path, host)
+    runner = Runner(host, config, journal=journal, on_event=on_event)
+    record = runner.run(stored_playbook(run, host), inputs["event"], risk=inputs["risk"],
+                        variables=inputs["vars"], kind=RunKind.RERUN, parent_run_id=run.run_id,
+                        details={"by": by, "rerun_of": run.run_id})
+    return RunOutcome(record, parent_run_id=run.run_id)
+
+
+# undoing ---------------------------------------------------------------------------------------
+
+def prepare_undo(journal: Journal, host: PluginHost, run_id: str, *, step: str | None = None,
+                 config_path: str | None = None) -> UndoPlan:
+    """The undo calls of a run's changes (of one step's), latest first. Changes nothing: a
+    wrong step or a missing undo action is refused here (UndoError)."""
+    run = find_run(journal, run_id)
+    config = config_for(run, config_path, host)
+    playbook = stored_playbook(run, host)
+    calls = plan_undo(playbook, journal.events(run.run_id), host, step)
+    return UndoPlan(run, playbook, config, calls, step)
+
+
+def undo(journal: Journal, host: PluginHost, plan: UndoPlan, *, by: str,
+         dry_run: bool = False, on_event: EventSink | None = None) -> UndoResult:
+    """Run the undo calls of `plan` as an undo run of their own (journaled unless `dry_run`).
+
+    A run that has not ended is cancelled first, so that none of its steps (an escalation after
+    a wait, a comment on the ticket the undo closes) runs later; a dry run only shows it."""
+    run, playbook, calls = plan.run, plan.playbook, plan.calls
+    undo_run_id = uuid.uuid4().hex
+    cancelled: RunOutcome | None = None
+    if plan.cancels_first and not dry_run:
+        cancelled = _cancel(journal, host, plan.config, run, playbook,
+                            reason=f"undo of its changes (undo run {undo_run_id})",
+                            details={"undo_run_id": undo_run_id, "by": by},
+                            retry_hint="undo it", on_event=on_event)
+        calls = plan_undo(playbook, journal.events(run.run_id), host, plan.only_step)
+        if not calls:
+            # The cancellation stands (it is what an undo of a waiting run owes); that there
+            # was nothing to revert is still reported.
+            raise RunsError(f"run {run.run_id} is cancelled, but there is nothing to undo: no "
+                            f"step of '{playbook.name}' changed anything with a declared undo")
+    undo_run = undo_playbook(playbook, calls)
+    # A dry run of the undo is shown, not journaled (as for `run --dry-run`).
+    runner = Runner(host, plan.config, journal=None if dry_run else journal, dry_run=dry_run,
+                    on_event=on_event)
+    record = runner.run(undo_run, {}, run_id=undo_run_id, kind=RunKind.UNDO,
+                        parent_run_id=run.run_id, variables=undo_run.vars,
+                        details={"by": by, "undo_of": run.run_id})
+    return UndoResult(run.run_id, undo_run_id, calls, cancelled, RunOutcome(record), dry_run)

@@ -1,0 +1,177 @@
+"""One step's execution: its inputs, its attempts, the action calls and their outcome.
+
+The runner's loop (runner.py) decides when: which step starts, which attempt is submitted,
+when a retry is due, what is journaled. This module knows how: render and check a step's
+inputs (one set per for_each item; in a dry run, sparing the values that read outputs of steps
+not called), call the action and classify what it raised, and say whether a failed attempt is
+retried and after how long.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from .actions import Action, ActionContext, RetryPolicy, Waiting
+from .conductor import Conductor
+from .dryrun import outputs_not_called, render_dry
+from .errors import ActionError, ConfigError, InputError
+from .expressions import render
+from .secrets import Redactor
+from .spec import Step
+
+log = logging.getLogger("crownguard.runner")
+NO_RETRY = RetryPolicy(max_attempts=1)
+
+
+def idempotency_key(run_id: str, step_id: str, item: int | None = None) -> str:
+    """Stable for a step (and for_each item) across its retries and resumes of the run."""
+    material = f"{run_id}\x1f{step_id}\x1f{'' if item is None else item}"
+    return hashlib.sha256(material.encode()).hexdigest()[:32]
+
+
+@dataclass
+class Attempt:
+    """One call of a step's action (for one item) in flight."""
+
+    token: int
+    step: str
+    item: int | None
+    attempt: int
+    deadline: float | None
+    cancelled: threading.Event
+
+
+@dataclass
+class StepWork:
+    """What the loop knows about a started step: its items and what is left to do."""
+
+    step: Step
+    action: Action
+    inputs: list[dict[str, Any]]  # one per item (one for a plain step)
+    fan_out: bool
+    todo: list[int] = field(default_factory=list)
+    running: int = 0
+    outputs: dict[int, Any] = field(default_factory=dict)
+    error: str | None = None  # set once an item failed for good: the step fails
+    # A dry run shows this step instead of calling it: its action has a side effect, or its
+    # inputs depend on the output of a step the dry run did not call (named in `unresolved`).
+    shown: bool = False
+    unresolved: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class ItemsUnknown:
+    """A dry run's for_each step whose list reads the output of steps it did not call."""
+
+    steps: frozenset[str]
+
+
+# inputs ----------------------------------------------------------------------------------------
+
+def _kind_of(value: Any) -> str:
+    return {str: "a string", dict: "an object", bool: "a boolean", type(None): "null",
+            int: "a number", float: "a number"}.get(type(value), type(value).__name__)
+
+
+def step_inputs(step: Step, action: Action, conductor: Conductor, *, dry_run: bool,
+                not_called: set[str]) -> StepWork | ItemsUnknown:
+    """The step's work: its rendered, schema-checked inputs, one per for_each item.
+
+    Raises ExpressionError or InputError when they cannot be rendered or are invalid. In a dry
+    run, a value whose template reads the output of a step that was not called is not known:
+    such a step is shown instead of called, and only problems elsewhere in its inputs fail it.
+    """
+    unresolved: set[str] = set()
+    if step.for_each is not None:
+        if isinstance(step.for_each, str) and dry_run:
+            unknown = outputs_not_called(step.for_each, not_called)
+            if unknown:  # the items themselves are not known in a dry run
+                return ItemsUnknown(frozenset(unknown))
+        items = (render(step.for_each, conductor.context())
+                 if isinstance(step.for_each, str) else step.for_each)
+        if not isinstance(items, list):
+            raise InputError(f"for_each gave {_kind_of(items)}, not a list")
+        inputs = [_inputs(step, action, conductor.context(item, True), not_called, unresolved)
+                  for item in items]
+    else:
+        inputs = [_inputs(step, action, conductor.context(), not_called, unresolved)]
+    return StepWork(step, action, inputs, step.for_each is not None,
+                    shown=dry_run and (action.side_effect or bool(unresolved)),
+                    unresolved=frozenset(unresolved))
+
+
+def _inputs(step: Step, action: Action, context: dict[str, Any], not_called: set[str],
+            unresolved: set[str]) -> dict[str, Any]:
+    """One set of inputs; the steps not called whose outputs they read go to `unresolved`."""
+    if not not_called:
+        inputs = render(step.with_, context)
+        action.validate_inputs(inputs)
+        return dict(inputs)
+    unknown: dict[tuple[str | int, ...], set[str]] = {}
+    inputs = render_dry(step.with_, context, not_called, unknown)
+    action.validate_inputs(inputs, unknown=list(unknown))
+    for steps in unknown.values():
+        unresolved.update(steps)
+    return dict(inputs)
+
+
+def would_call(work: StepWork, inputs: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
+    """A dry run's output for a step it shows instead of calling."""
+    output: dict[str, Any] = {"dry_run": True, "would_call": work.action.name,
+                              "inputs": redactor.redact_value(inputs)}
+    if work.unresolved:
+        output["depends_on_not_run"] = sorted(work.unresolved)
+    return output
+
+
+def items_unknown_output(step: Step, action: Action, unknown: ItemsUnknown) -> dict[str, Any]:
+    """A dry run's output for a for_each step whose items it cannot know: shown once."""
+    return {"dry_run": True, "would_call": action.name, "inputs": None,
+            "for_each": step.for_each, "depends_on_not_run": sorted(unknown.steps)}
+
+
+# attempts --------------------------------------------------------------------------------------
+
+def call_action(action: Action, ctx: ActionContext,
+                inputs: dict[str, Any]) -> tuple[Any, ActionError | None]:
+    """Call the action and check its output: (output, None), or (None, the error as an
+    ActionError). Runs on a pool thread; a plugin bug fails the step, never the run."""
+    try:
+        output = action.func(ctx, inputs)
+        if not isinstance(output, Waiting):
+            action.validate_output(output)
+        return output, None
+    except ActionError as exc:
+        return None, exc
+    except ConfigError as exc:
+        return None, ActionError(f"{action.name}: {exc}")
+    except Exception as exc:
+        log.debug("action %s raised", action.name, exc_info=True)
+        return None, ActionError(
+            f"{action.name} failed unexpectedly: {type(exc).__name__}: {exc}")
+
+
+@dataclass(frozen=True)
+class Retry:
+    """What becomes of a failed attempt: retried after `delay` seconds, or not (None)."""
+
+    delay: float | None
+    message: str  # the error, redacted, with why a wanted retry cannot happen
+
+
+def retry_after_failure(work: StepWork, attempt: Attempt, error: ActionError,
+                        redactor: Redactor, rng: random.Random) -> Retry:
+    """The step's retry policy (else the action's, else none) applied to a failed attempt."""
+    message = redactor.redact(str(error))
+    policy = work.step.retry or work.action.retry or NO_RETRY
+    retry = error.retryable and attempt.attempt < policy.max_attempts and work.error is None
+    delay = policy.delay(attempt.attempt, rng.random(), error.retry_after) if retry else None
+    if retry and delay is None:
+        message += (f" (the vendor asked to wait {error.retry_after:g}s, longer than "
+                    f"max_backoff_seconds {policy.max_backoff_seconds:g}s)")
+    return Retry(delay, message)
