@@ -277,9 +277,11 @@ class VendorClient:
         """The classified, redacted error for a non-2xx response."""
         status = response.status_code
         try:
-            body: Any = response.json()
+            body: Any = self.redactor.redact_value(response.json())
         except ValueError:
-            body = response.text[:500]
+            # Redacted whole before it is cut: a vendor page echoing a header must not leave
+            # all but the last characters of a token behind.
+            body = self.redactor.cut(response.text, 500)
         message = self.error_message(body, response) if body else (response.reason or "")
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         cls: type[VendorError]
@@ -301,7 +303,7 @@ class VendorClient:
             cls = ConflictError
         error = cls(message or f"HTTP {status}", vendor=self.vendor, operation=operation,
                     status=status, request_id=self._request_id(response),
-                    retry_after=retry_after, body=self.redactor.redact_value(body))
+                    retry_after=retry_after, body=body)
         return self._redacted(error)
 
     def _redacted(self, error: E) -> E:

@@ -2,17 +2,25 @@
 
 A `Secret` never shows its value in repr/str/format; code that must send it calls `reveal()`.
 A `Redactor` knows every secret of a configuration and scrubs them, with their base64 and
-URL-encoded forms, from any text before it reaches a log, an error or a run record.
+URL-encoded forms, from any text before it reaches a log, an error or a run record. What was
+cut short elsewhere still loses the piece of a secret at its edge: a fragment of FRAGMENT or
+more characters that ends a text (a secret's start) or begins it (a secret's end) is masked
+too. `cut()` redacts before it cuts. `RedactingFilter` passes every log record through every
+live redactor (urllib3's request lines carry URLs, and URLs carry tokens).
 """
 
 from __future__ import annotations
 
 import base64
+import logging
 import threading
+import weakref
 from typing import Any
 from urllib.parse import quote, quote_plus
 
 MASK = "***"
+FRAGMENT = 8  # the shortest piece of a secret that is masked where a cut left it
+_ELLIPSES = ("...", "…")
 
 
 class Secret:
@@ -74,6 +82,7 @@ class Redactor:
         self._forms: list[str] = []
         for s in secrets or []:
             self.add(s)
+        _LIVE.add(self)
 
     def add(self, secret: str | Secret) -> None:
         value = reveal(secret)
@@ -84,10 +93,17 @@ class Redactor:
             self._forms = sorted(merged, key=len, reverse=True)
 
     def redact(self, text: str) -> str:
-        for form in self._forms:
+        forms = self._forms
+        for form in forms:
             if form in text:
                 text = text.replace(form, MASK)
-        return text
+        return _mask_edges(text, forms) if forms else text
+
+    def cut(self, text: str, limit: int) -> str:
+        """`text` redacted, then cut to at most `limit` characters (never the other way round:
+        a cut secret no longer matches)."""
+        text = self.redact(text)
+        return text if len(text) <= limit else self.redact(text[:limit])
 
     def redact_value(self, value: Any) -> Any:
         if isinstance(value, str):
@@ -99,3 +115,68 @@ class Redactor:
         if isinstance(value, list | tuple):
             return [self.redact_value(v) for v in value]
         return value
+
+
+def _mask_edges(text: str, forms: list[str]) -> str:
+    """Mask the start of a secret that ends `text` (before a trailing ellipsis) and the end of
+    one that begins it: what a cut made elsewhere leaves of a secret."""
+    if len(text) < FRAGMENT:
+        return text
+    body, ellipsis = text, ""
+    for mark in _ELLIPSES:
+        if body.endswith(mark):
+            body, ellipsis = body[: -len(mark)], mark
+            break
+    for form in forms:
+        if len(form) <= FRAGMENT:
+            continue
+        tail = body[-FRAGMENT:]
+        if tail in form:
+            for size in range(min(len(form) - 1, len(body)), FRAGMENT - 1, -1):
+                if body.endswith(form[:size]):
+                    body = body[:-size] + MASK
+                    break
+        head = body[:FRAGMENT]
+        if head in form:
+            for size in range(min(len(form) - 1, len(body)), FRAGMENT - 1, -1):
+                if body.startswith(form[-size:]):
+                    body = MASK + body[size:]
+                    break
+    return body + ellipsis
+
+
+_LIVE: weakref.WeakSet[Redactor] = weakref.WeakSet()
+
+
+def redact_everywhere(text: str) -> str:
+    """`text` through every redactor that is alive (every configuration loaded)."""
+    for redactor in list(_LIVE):
+        text = redactor.redact(text)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """A handler filter that passes every record's message (and traceback) through every live
+    redactor. `install_log_redaction()` puts it on the root logger's handlers."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            message = str(record.msg)
+        redacted = redact_everywhere(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact_everywhere(logging.Formatter().formatException(
+                record.exc_info))
+        elif record.exc_text:
+            record.exc_text = redact_everywhere(record.exc_text)
+        return True
+
+
+def install_log_redaction(logger: logging.Logger | None = None) -> None:
+    """Redact every record that `logger`'s handlers (default: the root logger's) emit."""
+    for handler in (logger or logging.getLogger()).handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())

@@ -21,6 +21,7 @@ from ..journal import open_journal
 from ..loader import load_file
 from ..plugins import PluginHost
 from ..runner import Runner
+from ..secrets import install_log_redaction
 from ..spec import load_playbook
 from .render import to_dot, to_mermaid
 from .runs import add_commands as add_run_commands
@@ -288,6 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
                         format="%(levelname)s %(name)s: %(message)s")
+    install_log_redaction()
     try:
         return int(args.func(args))
     except SpecError as exc:
