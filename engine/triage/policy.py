@@ -31,7 +31,6 @@ from .events.model import zone_named
 from .events.webhook import WebhookMapping, mapping_from_dict
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-LEVEL_ORDER = ("info", "low", "medium", "high", "critical")
 
 
 @dataclass(frozen=True)

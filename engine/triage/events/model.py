@@ -28,7 +28,7 @@ import jsonschema
 from ...errors import Problem, SpecError
 
 if TYPE_CHECKING:
-    from ..detection import Detection
+    from ..detection.formats import Detection
 
 SCHEMA_ID = "crownguard/model-movement-event/v1"
 
