@@ -109,7 +109,7 @@ _FLEET_KEY = pytest.StashKey[Any]()
 
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
     """Collect `*.scenario.yaml` (and `.yml`) files as scenario tests."""
-    from .triage.routing import SCENARIO_SUFFIXES
+    from .triage.router import SCENARIO_SUFFIXES
 
     if file_path.name.endswith(SCENARIO_SUFFIXES):
         return ScenarioFile.from_parent(parent, path=file_path)

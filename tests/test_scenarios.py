@@ -23,7 +23,7 @@ from crownguard.engine.scenarios import (
     run_scenario,
     run_scenario_files,
 )
-from crownguard.engine.triage.routing import shipped_playbooks_dir
+from crownguard.engine.triage.router import shipped_playbooks_dir
 
 pytest_plugins = ["pytester"]
 
@@ -266,8 +266,8 @@ def _departing_run_and_undo(host: PluginHost, fleet: MockFleet) -> tuple[Any, di
     from crownguard.engine.config import config_from_mapping
     from crownguard.engine.runner import Runner
     from crownguard.engine.scenarios import fingerprint_index, seed
+    from crownguard.engine.triage.pipeline import build_triage
     from crownguard.engine.triage.risk import load_policy
-    from crownguard.engine.triage.routing import build_triage
     from crownguard.engine.undo import plan_undo, undo_playbook
 
     scenario = shipped("departing-usb-registered-model")

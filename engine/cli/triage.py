@@ -29,6 +29,7 @@ from ..journal import default_journal_path, open_journal
 from ..loader import load_file
 from ..plugins import PluginHost
 from ..runner import Runner
+from ..triage.dedupe import DedupeStore, InMemoryDedupe, ScratchDedupe, SQLiteDedupe
 from ..triage.detection.fingerprints import FingerprintIndex, FingerprintIndexError
 from ..triage.events import (
     INCYDR_ALERTS,
@@ -37,17 +38,9 @@ from ..triage.events import (
     normalise_many,
     recognise,
 )
+from ..triage.pipeline import Triage, Verdict, build_triage
 from ..triage.risk import Policy, load_policy
-from ..triage.routing import (
-    DedupeStore,
-    InMemoryDedupe,
-    RoutingSettings,
-    ScratchDedupe,
-    SQLiteDedupe,
-    Triage,
-    Verdict,
-    build_triage,
-)
+from ..triage.router import RoutingSettings
 from .timeline import Timeline, summary_table
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WAITING = 0, 1, 2, 3

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..mocks import RecordedCall
-from ..triage.routing import Verdict
+from ..triage.pipeline import Verdict
 from .format import Scenario, ScenarioResult
 
 RUN_KEYS = ("status", "steps", "outputs", "errors")

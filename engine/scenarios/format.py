@@ -11,7 +11,8 @@ from typing import Any
 from ..errors import CrownguardError, Problem, SpecError
 from ..loader import Document, load_file
 from ..mocks import RecordedCall
-from ..triage.routing import SCENARIO_SUFFIXES, Verdict
+from ..triage.pipeline import Verdict
+from ..triage.router import SCENARIO_SUFFIXES
 from ..validation import describe_schema_error, schema_errors
 
 _CALL = {"type": "object", "additionalProperties": False, "required": ["mock"],

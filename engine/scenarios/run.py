@@ -16,8 +16,9 @@ from ..loader import load_file
 from ..plugins import PluginHost
 from ..runner import Runner
 from ..spec import Playbook
+from ..triage.dedupe import InMemoryDedupe
+from ..triage.pipeline import Verdict, build_triage
 from ..triage.risk import policy_from_mapping
-from ..triage.routing import InMemoryDedupe, Verdict, build_triage
 from .checks import check
 from .format import Scenario, ScenarioResult, load_scenario
 from .vendors import MockFleet, fingerprint_index, seed
