@@ -8,8 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_events import incydr_event
 
+from crownguard.engine.errors import EventError
 from crownguard.engine.triage.detection import READ_BUDGET, detect, detect_content
-from crownguard.engine.triage.events import EventError, normalise
+from crownguard.engine.triage.events import normalise
 from crownguard.engine.triage.risk import load_policy, score
 
 POLICY = load_policy()

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from crownguard.engine.errors import SpecError
+from crownguard.engine.errors import EventError, SpecError
 from crownguard.engine.triage.detection import Detection, Method, ModelFormat, detect
 from crownguard.engine.triage.detection.formats import ModelMatch
 from crownguard.engine.triage.events import (
@@ -18,7 +18,6 @@ from crownguard.engine.triage.events import (
     Destination,
     DestinationKind,
     Device,
-    EventError,
     FileInfo,
     ModelMovementEvent,
     NormaliseOptions,

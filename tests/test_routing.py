@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crownguard.engine.errors import SpecError
+from crownguard.engine.errors import RoutingError, SpecError
 from crownguard.engine.expressions import evaluate, truthy
 from crownguard.engine.plugins import PluginHost
 from crownguard.engine.spec import parse_playbook
@@ -25,7 +25,6 @@ from crownguard.engine.triage.pipeline import build_triage
 from crownguard.engine.triage.risk import load_policy, policy_from_mapping
 from crownguard.engine.triage.router import (
     Router,
-    RoutingError,
     RoutingSettings,
     load_playbooks,
     parse_window,

@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..config import load_config
-from ..errors import CrownguardError, Problem, SpecError
+from ..errors import FingerprintIndexError, Problem, SpecError, TriageInputError
 from ..journal import default_journal_path, open_journal
 from ..loader import load_file
 from ..plugins import PluginHost
 from ..runner import Runner
 from ..triage.dedupe import DedupeStore, InMemoryDedupe, ScratchDedupe, SQLiteDedupe
-from ..triage.detection.fingerprints import FingerprintIndex, FingerprintIndexError
+from ..triage.detection.fingerprints import FingerprintIndex
 from ..triage.events import (
     INCYDR_ALERTS,
     INCYDR_FILE_EVENTS,
@@ -45,10 +45,6 @@ from .timeline import Timeline, summary_table
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WAITING = 0, 1, 2, 3
 DEDUPE_FILE = "dedupe.sqlite"
-
-
-class TriageInputError(CrownguardError):
-    """The event file or an option cannot be used."""
 
 
 # --- shared by triage, respond and the demo ----------------------------------------------------

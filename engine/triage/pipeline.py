@@ -13,6 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..errors import RoutingError
 from ..spec import Playbook
 from .dedupe import DedupeStore, InMemoryDedupe, SQLiteDedupe
 from .detection import Detection, detect
@@ -23,7 +24,6 @@ from .risk import InMemoryHistory, RiskScore, score
 from .router import (
     RouteDecision,
     Router,
-    RoutingError,
     RoutingSettings,
     detection_data,
     load_playbooks,

@@ -19,7 +19,7 @@ from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import CrownguardError, Problem, SpecError
+from ..errors import Problem, RoutingError, SpecError
 from ..expressions import (
     WHOLE,
     ExpressionError,
@@ -45,10 +45,6 @@ PLAYBOOK_SUFFIXES = (".yaml", ".yml", ".json")
 SCENARIO_SUFFIXES = (".scenario.yaml", ".scenario.yml")
 _WINDOW = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([smhd]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-class RoutingError(CrownguardError):
-    """The routing set-up is unusable (two playbooks of one name, a missing index...)."""
 
 
 # --- settings ----------------------------------------------------------------------------------

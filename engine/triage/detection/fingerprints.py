@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ...errors import CrownguardError
+from ...errors import FingerprintIndexError
 from .formats import ModelMatch, format_from_name
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -41,10 +41,6 @@ CREATE TABLE IF NOT EXISTS artifacts (
 );
 CREATE INDEX IF NOT EXISTS artifacts_by_hash ON artifacts (sha256);
 """
-
-
-class FingerprintIndexError(CrownguardError):
-    """The index file cannot be opened, or is not a fingerprint index."""
 
 
 @dataclass(frozen=True, slots=True)

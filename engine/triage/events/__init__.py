@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ...errors import EventError
 from .classify import DEFAULT_OPTIONS, NormaliseOptions
 from .incydr import from_alert, from_file_event
 from .model import (
@@ -23,7 +24,6 @@ from .model import (
     Destination,
     DestinationKind,
     Device,
-    EventError,
     FileInfo,
     ModelMovementEvent,
     Source,
@@ -41,7 +41,6 @@ __all__ = [
     "Destination",
     "DestinationKind",
     "Device",
-    "EventError",
     "FileInfo",
     "ModelMovementEvent",
     "NormaliseOptions",

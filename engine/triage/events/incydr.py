@@ -16,6 +16,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+from ...errors import EventError
 from .classify import (
     DEFAULT_OPTIONS,
     SYNC_APP_DOMAINS,
@@ -30,7 +31,6 @@ from .model import (
     Destination,
     DestinationKind,
     Device,
-    EventError,
     FileInfo,
     ModelMovementEvent,
     Source,

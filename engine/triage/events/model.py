@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jsonschema
 
-from ...errors import Problem, SpecError
+from ...errors import EventError, Problem
 
 if TYPE_CHECKING:
     from ..detection.formats import Detection
@@ -61,19 +61,6 @@ class SourceKind(StrEnum):
     EMAIL = "email"
     REMOVABLE_MEDIA = "removable_media"
     UNKNOWN = "unknown"
-
-
-class EventError(SpecError):
-    """An event (raw or normalised) is malformed; every problem names the field."""
-
-    @classmethod
-    def at(cls, field_name: str, message: str, origin: str = "event") -> EventError:
-        pointer = "/" + field_name.replace(".", "/")
-        return cls([Problem(origin, None, f"{field_name}: {message}", pointer)])
-
-    @property
-    def fields(self) -> list[str]:
-        return [p.pointer.lstrip("/").replace("/", ".") for p in self.problems]
 
 
 @dataclass(slots=True)
