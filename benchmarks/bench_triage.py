@@ -36,12 +36,19 @@ from pathlib import Path
 from typing import Any
 
 from crownguard.engine.plugins import PluginHost
-from crownguard.engine.triage.detection import detect
-from crownguard.engine.triage.detection.fingerprints import FingerprintIndex, ModelVersionRef
-from crownguard.engine.triage.events import normalise
-from crownguard.engine.triage.pipeline import Triage
-from crownguard.engine.triage.risk import InMemoryHistory, policy_from_mapping, score
-from crownguard.engine.triage.router import Router, load_playbooks, shipped_playbooks_dir
+from crownguard.engine.triage import (
+    FingerprintIndex,
+    InMemoryHistory,
+    ModelVersionRef,
+    Router,
+    Triage,
+    detect,
+    load_playbooks,
+    normalise,
+    policy_from_mapping,
+    score,
+    shipped_playbooks_dir,
+)
 
 TARGET = 20_000
 NAMES = ["model-00001-of-00004.safetensors", "fraud-v7.safetensors", "llama-3-8b.Q4_K_M.gguf",

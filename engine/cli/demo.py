@@ -28,10 +28,7 @@ from ..plugins import PluginHost
 from ..runner import Runner
 from ..scenarios import MockFleet, refresh_from_mlflow, seed
 from ..spec import Playbook
-from ..triage.dedupe import InMemoryDedupe
-from ..triage.detection.fingerprints import FingerprintIndex
-from ..triage.pipeline import Verdict, build_triage
-from ..triage.risk import policy_from_mapping
+from ..triage import FingerprintIndex, InMemoryDedupe, Verdict, build_triage, policy_from_mapping
 from .timeline import Timeline
 from .triage import describe_verdict
 
