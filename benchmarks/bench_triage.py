@@ -171,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace, registered: list[str], raws: list[dict[str, Any]]) -> int:
     policy = policy_from_mapping({"registries": {"mlflow.acme.example": "mlflow"}})
     options = policy.options
+    host = PluginHost.from_entry_points()
+    sources = tuple(host.event_sources.values())  # the incydr plugin reads the raw events
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         index = build_index(Path(tmp) / "fingerprints.sqlite", registered)
@@ -181,7 +183,7 @@ def _run(args: argparse.Namespace, registered: list[str], raws: list[dict[str, A
 
         def pipeline() -> None:
             for raw in raws:
-                event = normalise(raw, options=options)
+                event = normalise(raw, options=options, sources=sources)
                 detection = detect(event, index=index)
                 risk = score(event, detection, policy, history)
                 history.record(event, detection, risk, violation_level=violation)
@@ -193,17 +195,17 @@ def _run(args: argparse.Namespace, registered: list[str], raws: list[dict[str, A
         results.append(timed("normalise + detect + score (+ history)", len(raws), pipeline))
         # The whole of issue 6's pipeline: the real Triage with the real Router over the shipped
         # playbooks (dedupe in memory, not claiming).
-        host = PluginHost.from_entry_points()
         playbooks = load_playbooks([shipped_playbooks_dir()], host.actions)
         started = {"playbooks": 0}
 
         def triage_all(router: Router) -> Callable[[], None]:
-            triage = Triage(policy, router, index=index, history=InMemoryHistory())
+            triage = Triage(policy, router, index=index, history=InMemoryHistory(),
+                            sources=sources)
 
             def run() -> None:
                 for raw in raws:
                     started["playbooks"] += len(triage.triage_event(
-                        normalise(raw, options=options)).playbooks)
+                        normalise(raw, options=options, sources=sources)).playbooks)
 
             return run
 
@@ -211,10 +213,11 @@ def _run(args: argparse.Namespace, registered: list[str], raws: list[dict[str, A
         results.insert(0, timed(f"normalise + detect + score + route ({len(router.routed)} "
                                 "shipped playbooks)", len(raws), triage_all(router)))
         counts["playbooks started"] = started["playbooks"]
-        events = [normalise(raw, options=options) for raw in raws]
+        events = [normalise(raw, options=options, sources=sources) for raw in raws]
         detections = [detect(e, index=index) for e in events]
         results.append(timed("normalise", len(raws),
-                             lambda: [normalise(raw, options=options) for raw in raws]))
+                             lambda: [normalise(raw, options=options, sources=sources)
+                                      for raw in raws]))
         results.append(timed("detect (metadata + fingerprint lookup)", len(raws),
                              lambda: [detect(e, index=index) for e in events]))
         fresh = InMemoryHistory()

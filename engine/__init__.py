@@ -36,6 +36,7 @@ from .http import (
 )
 from .mocks import MockServer, MockServerSpec, RecordedCall, route
 from .secrets import Secret
+from .sources import EventSource
 
 __version__ = "0.1.0.dev0"
 
@@ -55,6 +56,7 @@ __all__ = [
     "ConnectionType",
     "Connections",
     "CrownguardError",
+    "EventSource",
     "HeaderAuth",
     "HostNotAllowed",
     "InputError",

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from .actions import Action
     from .config import ConnectionType
     from .mocks import MockServerSpec
+    from .sources import EventSource
 
 PROJECT = "crownguard"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -46,6 +47,14 @@ def crownguard_register_mock_servers(register: Callable[[MockServerSpec], None])
 @hookspec
 def crownguard_register_playbooks(register: Callable[[Path], None]) -> None:
     """Called at loading: call `register(path)` for each playbook file the plugin ships."""
+
+
+@hookspec
+def crownguard_register_event_sources(register: Callable[[EventSource], None]) -> None:
+    """Called when a host's event sources are first asked for (`host.event_sources`, when
+    triage is set up): call `register(EventSource(...))` for each tool whose raw payloads the
+    plugin reads. Triage tries the sources in turn on a payload that is not a normalised
+    event, before the policy's webhook mappings."""
 
 
 # --- observers: fired while runs execute -------------------------------------------------------

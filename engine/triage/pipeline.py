@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -32,6 +32,7 @@ from .router import (
 
 if TYPE_CHECKING:
     from ..plugins import PluginHost
+    from ..sources import EventSource
     from .detection import ContentSource
 
 
@@ -86,10 +87,11 @@ class Triage:
     RECENT_EVENTS = 100_000
 
     def __init__(self, policy: Policy, router: Router, *, index: FingerprintIndex | None = None,
-                 history: InMemoryHistory | None = None):
+                 history: InMemoryHistory | None = None, sources: Iterable[EventSource] = ()):
         self.policy = policy
         self.router = router
         self.index = index
+        self.sources = tuple(sources)  # the event sources plugins registered (Incydr's...)
         self.history = history if history is not None else InMemoryHistory()
         # The scores of recent events, in two generations of plain dicts (cheaper than an
         # OrderedDict per event): between RECENT_EVENTS/2 and RECENT_EVENTS are kept.
@@ -105,9 +107,10 @@ class Triage:
 
     def triage(self, raw: Any, *, claim: bool = False,
                content: ContentSource | None = None) -> list[Verdict]:
-        """Every event in a payload (one event, a list, an Incydr alert or search answer)."""
+        """Every event in a payload (one event, a list, or what an event source reads: an
+        Incydr alert or search answer...)."""
         events = normalise_many(raw, options=self.policy.options,
-                                mappings=self.policy.mappings.values())
+                                mappings=self.policy.mappings.values(), sources=self.sources)
         return [self.triage_event(event, claim=claim, content=content) for event in events]
 
     def triage_event(self, event: ModelMovementEvent, *, claim: bool = False,
@@ -139,7 +142,8 @@ def build_triage(policy: Policy, host: PluginHost, *, variables: dict[str, Any] 
     """A Triage set up from the policy's `routing` section (and extra playbook paths).
 
     Candidates: the policy's playbooks, then (unless `shipped_playbooks: false`) the shipped
-    ones and those plugins register. `store` and `index` override the policy's files."""
+    ones and those plugins register. `store` and `index` override the policy's files. Raw
+    payloads are read by the event sources the host's plugins register."""
     settings = RoutingSettings.from_policy(policy)
     missing = [str(path) for path in settings.playbooks if not path.exists()]
     if missing:
@@ -161,4 +165,5 @@ def build_triage(policy: Policy, host: PluginHost, *, variables: dict[str, Any] 
         index = FingerprintIndex(settings.fingerprints)
     router = Router(loaded, window_seconds=settings.window_seconds, store=store,
                     variables=variables)
-    return Triage(policy, router, index=index, history=history)
+    return Triage(policy, router, index=index, history=history,
+                  sources=host.event_sources.values())

@@ -16,25 +16,23 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from ...errors import EventError
-from .classify import (
+from crownguard.engine.triage import (
     DEFAULT_OPTIONS,
     SYNC_APP_DOMAINS,
-    NormaliseOptions,
-    classify_source,
-    classify_web_destination,
-    domain_matches,
-    url_host,
-)
-from .model import (
     Actor,
     Destination,
     DestinationKind,
     Device,
+    EventError,
     FileInfo,
     ModelMovementEvent,
+    NormaliseOptions,
     Source,
+    classify_source,
+    classify_web_destination,
+    domain_matches,
     parse_time,
+    url_host,
 )
 
 FILE_EVENT = "incydr.file_event"
