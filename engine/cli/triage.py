@@ -346,7 +346,8 @@ def _worse(current: int, status: str) -> int:
 
 
 def cmd_test(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    from ..scenarios import collect_scenario_files, run_scenario_files
+    from ..scenarios import collect_scenario_files
+    from ..triage.scenarios import run_scenario_files
 
     stream = out or sys.stdout
     files = collect_scenario_files([Path(p) for p in args.paths])

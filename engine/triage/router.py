@@ -30,6 +30,7 @@ from ..expressions import (
     reads,
     truthy,
 )
+from ..scenarios.format import SCENARIO_SUFFIXES
 from ..spec import Playbook, load_playbook
 from .dedupe import DedupeStore, InMemoryDedupe, dedupe_key
 from .detection.formats import Detection
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 
 DEFAULT_WINDOW_SECONDS = 3600.0
 PLAYBOOK_SUFFIXES = (".yaml", ".yml", ".json")
-SCENARIO_SUFFIXES = (".scenario.yaml", ".scenario.yml")
 _WINDOW = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([smhd]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
