@@ -71,15 +71,20 @@ def recognise(raw: Any, sources: Iterable[EventSource] = ()) -> str:
         return LIST
     if not isinstance(raw, Mapping):
         return UNKNOWN
-    if raw.get("schema") == SCHEMA_ID or (
-            isinstance(raw.get("actor"), Mapping) and isinstance(raw.get("file"), Mapping)
-            and "destination" in raw):
+    if _normalised(raw):
         return CROWNGUARD
     for source in sources:
         shape = source.recognise(raw)
         if shape:
             return shape
     return UNKNOWN
+
+
+def _normalised(raw: Mapping[str, Any]) -> bool:
+    """Whether a mapping is a normalised event: its `schema` marker or its three objects."""
+    return raw.get("schema") == SCHEMA_ID or (
+        isinstance(raw.get("actor"), Mapping) and isinstance(raw.get("file"), Mapping)
+        and "destination" in raw)
 
 
 def normalise_many(raw: Any, mapping: WebhookMapping | None = None, *,
@@ -102,18 +107,17 @@ def normalise_many(raw: Any, mapping: WebhookMapping | None = None, *,
         return [event for item in raw for event in normalise_many(item, options=opts,
                                                                    mappings=mappings,
                                                                    sources=sources)]
-    if recognise(raw) == CROWNGUARD:
-        return [_trusted(event_from_dict(raw), opts)]
-    described = []
-    for source in sources:
-        if source.recognise(raw):
-            events: list[ModelMovementEvent] = source.map(raw, opts)
-            return events
-        if source.description:
-            described.append(source.description)
+    if isinstance(raw, Mapping):
+        if _normalised(raw):
+            return [_trusted(event_from_dict(raw), opts)]
+        for source in sources:
+            if source.recognise(raw):
+                events: list[ModelMovementEvent] = source.map(raw, opts)
+                return events
     for candidate in mappings:
         if candidate.when is not None and candidate.matches(raw):
             return [_trusted(candidate.apply(raw, opts), opts)]
+    described = [source.description for source in sources if source.description]
     raise EventError.at("(event)", "unrecognised payload: not "
                         + ", ".join(["a crownguard event", *described])
                         + ", and no webhook mapping's `when` matches it")
