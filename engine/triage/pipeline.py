@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from .detection import ContentSource
 
 
-
 @dataclass
 class Verdict:
     """One event, triaged: what it is, how risky, and which playbooks it starts.

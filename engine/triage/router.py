@@ -365,7 +365,6 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s"
 
 
-
 def detection_data(detection: Detection) -> dict[str, Any]:
     """The detection as playbooks see it under `risk.detection` (without the details)."""
     data = detection.to_dict()
