@@ -36,11 +36,19 @@ from pathlib import Path
 from typing import Any
 
 from crownguard.engine.plugins import PluginHost
-from crownguard.engine.triage.detection import detect
-from crownguard.engine.triage.detection.fingerprints import FingerprintIndex, ModelVersionRef
-from crownguard.engine.triage.events import normalise
-from crownguard.engine.triage.risk import InMemoryHistory, policy_from_mapping, score
-from crownguard.engine.triage.routing import Router, Triage, load_playbooks, shipped_playbooks_dir
+from crownguard.engine.triage import (
+    FingerprintIndex,
+    InMemoryHistory,
+    ModelVersionRef,
+    Router,
+    Triage,
+    detect,
+    load_playbooks,
+    normalise,
+    policy_from_mapping,
+    score,
+    shipped_playbooks_dir,
+)
 
 TARGET = 20_000
 NAMES = ["model-00001-of-00004.safetensors", "fraud-v7.safetensors", "llama-3-8b.Q4_K_M.gguf",
@@ -163,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace, registered: list[str], raws: list[dict[str, Any]]) -> int:
     policy = policy_from_mapping({"registries": {"mlflow.acme.example": "mlflow"}})
     options = policy.options
+    host = PluginHost.from_entry_points()
+    sources = tuple(host.event_sources.values())  # the incydr plugin reads the raw events
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         index = build_index(Path(tmp) / "fingerprints.sqlite", registered)
@@ -173,7 +183,7 @@ def _run(args: argparse.Namespace, registered: list[str], raws: list[dict[str, A
 
         def pipeline() -> None:
             for raw in raws:
-                event = normalise(raw, options=options)
+                event = normalise(raw, options=options, sources=sources)
                 detection = detect(event, index=index)
                 risk = score(event, detection, policy, history)
                 history.record(event, detection, risk, violation_level=violation)
@@ -185,17 +195,17 @@ def _run(args: argparse.Namespace, registered: list[str], raws: list[dict[str, A
         results.append(timed("normalise + detect + score (+ history)", len(raws), pipeline))
         # The whole of issue 6's pipeline: the real Triage with the real Router over the shipped
         # playbooks (dedupe in memory, not claiming).
-        host = PluginHost.from_entry_points()
         playbooks = load_playbooks([shipped_playbooks_dir()], host.actions)
         started = {"playbooks": 0}
 
         def triage_all(router: Router) -> Callable[[], None]:
-            triage = Triage(policy, router, index=index, history=InMemoryHistory())
+            triage = Triage(policy, router, index=index, history=InMemoryHistory(),
+                            sources=sources)
 
             def run() -> None:
                 for raw in raws:
                     started["playbooks"] += len(triage.triage_event(
-                        normalise(raw, options=options)).playbooks)
+                        normalise(raw, options=options, sources=sources)).playbooks)
 
             return run
 
@@ -203,10 +213,11 @@ def _run(args: argparse.Namespace, registered: list[str], raws: list[dict[str, A
         results.insert(0, timed(f"normalise + detect + score + route ({len(router.routed)} "
                                 "shipped playbooks)", len(raws), triage_all(router)))
         counts["playbooks started"] = started["playbooks"]
-        events = [normalise(raw, options=options) for raw in raws]
+        events = [normalise(raw, options=options, sources=sources) for raw in raws]
         detections = [detect(e, index=index) for e in events]
         results.append(timed("normalise", len(raws),
-                             lambda: [normalise(raw, options=options) for raw in raws]))
+                             lambda: [normalise(raw, options=options, sources=sources)
+                                      for raw in raws]))
         results.append(timed("detect (metadata + fingerprint lookup)", len(raws),
                              lambda: [detect(e, index=index) for e in events]))
         fresh = InMemoryHistory()

@@ -47,6 +47,7 @@ from .hookspecs import CommandContext, hookimpl
 from .http import VendorClient, parse_retry_after
 from .mocks import MockServer, MockServerSpec, RecordedCall, route
 from .secrets import Secret, reveal
+from .sources import EventSource
 from .urls import Origin, UnsafeURL, host_allowed, origin_of
 
 __version__ = "0.1.0.dev0"
@@ -73,6 +74,7 @@ __all__ = [
     "ConnectionType",
     "Connections",
     "CrownguardError",
+    "EventSource",
     "HeaderAuth",
     "HostNotAllowed",
     "InputError",

@@ -241,3 +241,31 @@ class TransportError(VendorError):
 
 class BadResponse(VendorError):
     """The vendor answered 2xx with a body its API does not promise (malformed JSON...)."""
+
+
+# --- triage: errors of the triage wing (crownguard.engine.triage and its CLI commands)
+
+
+class EventError(SpecError):
+    """An event (raw or normalised) is malformed; every problem names the field."""
+
+    @classmethod
+    def at(cls, field_name: str, message: str, origin: str = "event") -> EventError:
+        pointer = "/" + field_name.replace(".", "/")
+        return cls([Problem(origin, None, f"{field_name}: {message}", pointer)])
+
+    @property
+    def fields(self) -> list[str]:
+        return [p.pointer.lstrip("/").replace("/", ".") for p in self.problems]
+
+
+class RoutingError(CrownguardError):
+    """The routing set-up is unusable (two playbooks of one name, a missing index...)."""
+
+
+class FingerprintIndexError(CrownguardError):
+    """The fingerprint index file cannot be opened, or is not a fingerprint index."""
+
+
+class TriageInputError(CrownguardError):
+    """The event file or an option of `triage`, `respond` or `test` cannot be used."""

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from .actions import Action
     from .config import Config, ConnectionType
     from .mocks import MockServerSpec
+    from .sources import EventSource
 
 PROJECT = "crownguard"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -68,6 +69,12 @@ def crownguard_register_commands(register: Callable[..., None]) -> None:
     extra command the plugin offers. `configure` adds the command's options to its argparse
     parser; `run` gets the parsed arguments and a `CommandContext`. A name that a built-in
     command or another plugin's command already has is refused, naming both."""
+@hookspec
+def crownguard_register_event_sources(register: Callable[[EventSource], None]) -> None:
+    """Called when a host's event sources are first asked for (`host.event_sources`, when
+    triage is set up): call `register(EventSource(...))` for each tool whose raw payloads the
+    plugin reads. Triage tries the sources in turn on a payload that is not a normalised
+    event, before the policy's webhook mappings."""
 
 
 # --- observers: fired while runs execute -------------------------------------------------------

@@ -22,6 +22,7 @@ from .actions import ACTION_NAME, Action
 from .config import ConnectionType
 from .errors import PluginError
 from .mocks import MockServerSpec
+from .sources import EventSource
 
 log = logging.getLogger("crownguard.plugins")
 ENTRY_POINT_GROUP = "crownguard"
@@ -67,6 +68,7 @@ class PluginHost:
     _mock_servers: dict[str, MockServerSpec] | None = None
     _playbooks: list[Path] | None = None
     _commands: dict[str, Command] | None = None
+    _event_sources: dict[str, EventSource] | None = None
 
     def __post_init__(self) -> None:
         self.pm.add_hookspecs(hookspecs)
@@ -114,7 +116,7 @@ class PluginHost:
         self.plugins[name] = PluginInfo(name, getattr(plugin, "__name__", type(plugin).__name__),
                                         distribution, version)
         self._actions = self._connection_types = self._mock_servers = None
-        self._playbooks = self._commands = None
+        self._playbooks = self._commands = self._event_sources = None
 
     # registries -----------------------------------------------------------------------------
 
@@ -230,6 +232,32 @@ class PluginHost:
             self._collect("crownguard_register_commands", check)
             self._commands = found
         return self._commands
+
+    @property
+    def event_sources(self) -> dict[str, EventSource]:
+        """The registered event sources by name, in the order they were registered."""
+        if self._event_sources is None:
+            found: dict[str, EventSource] = {}
+
+            def check(item: Any, plugin: str) -> None:
+                if not isinstance(item, EventSource):
+                    raise PluginError(f"plugin '{plugin}' registered {item!r}, not an "
+                                      "EventSource")
+                if not NAME.match(item.name):
+                    raise PluginError(f"plugin '{plugin}': event source name '{item.name}' "
+                                      f"must match {NAME.pattern}")
+                if not callable(item.recognise) or not callable(item.map):
+                    raise PluginError(f"plugin '{plugin}': event source '{item.name}' needs "
+                                      "callable recognise and map")
+                if item.name in found:
+                    raise PluginError(f"event source '{item.name}' is registered by both "
+                                      f"'{found[item.name].plugin}' and '{plugin}'")
+                found[item.name] = EventSource(item.name, item.recognise, item.map,
+                                               item.description, item.split, plugin)
+
+            self._collect("crownguard_register_event_sources", check)
+            self._event_sources = found
+        return self._event_sources
 
     def action(self, name: str) -> Action:
         try:

@@ -9,9 +9,8 @@ Fixtures:
 - `crownguard_config`: a factory building a Config from a mapping of connections.
 - `run_playbook`: run a playbook file or text with a host and config, returning the run record.
 
-Collector: every `*.scenario.yaml` file pytest is pointed at (`pytest playbooks/`) runs as a
-scenario test against the mock vendors (docs/scenarios.md); one set of mocks serves the
-whole session.
+The `*.scenario.yaml` collector (`pytest playbooks/`) is the triage wing's own pytest plugin,
+crownguard.engine.triage.testing (entry point `crownguard-scenarios`).
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ from typing import Any
 import pytest
 
 from .config import Config, config_from_mapping
-from .errors import ScenarioFailed
 from .mocks import MockServer
 from .plugins import PluginHost
 from .runner import Runner
@@ -101,65 +99,3 @@ def run_playbook(crownguard_host: PluginHost) -> Callable[..., dict[str, Any]]:
         return Runner(plugin_host, config, **runner_kwargs).run(loaded, event, **kwargs)
 
     return run
-
-
-# --- scenario files: `pytest playbooks/` runs every *.scenario.yaml ------------------------------
-
-_FLEET_KEY = pytest.StashKey[Any]()
-
-
-def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
-    """Collect `*.scenario.yaml` (and `.yml`) files as scenario tests."""
-    from .triage.routing import SCENARIO_SUFFIXES
-
-    if file_path.name.endswith(SCENARIO_SUFFIXES):
-        return ScenarioFile.from_parent(parent, path=file_path)
-    return None
-
-
-class ScenarioFile(pytest.File):
-    """One scenario file: one test item."""
-
-    def collect(self) -> Iterator[pytest.Item]:
-        from .scenarios import load_scenario
-
-        scenario = load_scenario(self.path)
-        yield ScenarioItem.from_parent(self, name=scenario.name, scenario=scenario)
-
-
-class ScenarioItem(pytest.Item):
-    """Runs a scenario against the mock vendors, shared by every scenario of the session."""
-
-    def __init__(self, *, scenario: Any, **kwargs: Any):
-        super().__init__(**kwargs)
-        self.scenario = scenario
-
-    def _fleet(self) -> tuple[PluginHost, Any]:
-        from .scenarios import MockFleet
-
-        stash = self.config.stash
-        if _FLEET_KEY not in stash:
-            host = PluginHost.from_entry_points()
-            fleet = MockFleet(host).start()
-            stash[_FLEET_KEY] = (host, fleet)
-            self.config.add_cleanup(fleet.stop)
-        found: tuple[PluginHost, Any] = stash[_FLEET_KEY]
-        return found
-
-    def runtest(self) -> None:
-        from .scenarios import run_scenario
-
-        host, fleet = self._fleet()
-        result = run_scenario(self.scenario, host, fleet)
-        if not result.passed:
-            raise ScenarioFailed("\n".join([result.error] if result.error
-                                           else result.mismatches))
-
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
-                     style: Any = None) -> str:
-        if isinstance(excinfo.value, ScenarioFailed):
-            return f"scenario '{self.scenario.name}' ({self.path}):\n{excinfo.value}"
-        return str(super().repr_failure(excinfo))
-
-    def reportinfo(self) -> tuple[Path, int, str]:
-        return self.path, 0, f"scenario: {self.scenario.name}"

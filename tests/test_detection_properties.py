@@ -8,9 +8,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_events import incydr_event
 
+from crownguard.engine.errors import EventError
 from crownguard.engine.triage.detection import READ_BUDGET, detect, detect_content
-from crownguard.engine.triage.events import EventError, normalise
+from crownguard.engine.triage.events import normalise
 from crownguard.engine.triage.risk import load_policy, score
+from crownguard.plugins.incydr.source import EVENT_SOURCE
 
 POLICY = load_policy()
 FAST = settings(max_examples=150, deadline=None,
@@ -51,7 +53,7 @@ def test_odd_incydr_events_are_normalised_or_rejected_cleanly(section: str, valu
     else:
         raw[section] = {key: value}
     try:
-        event = normalise(raw)
+        event = normalise(raw, sources=[EVENT_SOURCE])
     except EventError as exc:
         assert exc.fields and all(exc.fields)
         return

@@ -10,15 +10,15 @@ from typing import Any
 
 import pytest
 
-from crownguard.engine.errors import SpecError
+from crownguard.engine.errors import EventError, SpecError
+from crownguard.engine.triage import events as triage_events
 from crownguard.engine.triage.detection import Detection, Method, ModelFormat, detect
-from crownguard.engine.triage.detection.fingerprints import ModelMatch
+from crownguard.engine.triage.detection.formats import ModelMatch
 from crownguard.engine.triage.events import (
     Actor,
     Destination,
     DestinationKind,
     Device,
-    EventError,
     FileInfo,
     ModelMovementEvent,
     NormaliseOptions,
@@ -27,11 +27,24 @@ from crownguard.engine.triage.events import (
     event_from_dict,
     event_schema,
     mapping_from_dict,
-    normalise,
-    normalise_many,
-    recognise,
     validate_event_dict,
 )
+from crownguard.plugins.incydr.source import EVENT_SOURCE
+
+# Incydr's payloads are read by the incydr plugin's event source, as a host registers it.
+SOURCES = (EVENT_SOURCE,)
+
+
+def normalise(raw: Any, mapping: Any = None, **kwargs: Any) -> ModelMovementEvent:
+    return triage_events.normalise(raw, mapping, sources=SOURCES, **kwargs)
+
+
+def normalise_many(raw: Any, mapping: Any = None, **kwargs: Any) -> list[ModelMovementEvent]:
+    return triage_events.normalise_many(raw, mapping, sources=SOURCES, **kwargs)
+
+
+def recognise(raw: Any) -> str:
+    return triage_events.recognise(raw, SOURCES)
 
 SHA = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 

@@ -11,7 +11,7 @@ import pytest
 
 from crownguard.engine.errors import SpecError
 from crownguard.engine.triage.detection import Detection, Method, ModelFormat, detect
-from crownguard.engine.triage.detection.fingerprints import ModelMatch
+from crownguard.engine.triage.detection.formats import ModelMatch
 from crownguard.engine.triage.events import (
     Actor,
     Destination,

@@ -19,6 +19,7 @@ from crownguard.engine.triage.detection import detect
 from crownguard.engine.triage.detection.fingerprints import FingerprintIndex, ModelVersionRef
 from crownguard.engine.triage.events import normalise
 from crownguard.engine.triage.risk import InMemoryHistory, load_policy, score
+from crownguard.plugins.incydr.source import EVENT_SOURCE
 
 PLAYBOOK = """
 name: exfil-check
@@ -46,7 +47,7 @@ steps:
 def triage(raw: dict[str, Any], content: Path | bytes, index: FingerprintIndex,
            history: InMemoryHistory) -> tuple[dict[str, Any], dict[str, Any]]:
     policy = load_policy()
-    event = normalise(raw, options=policy.options)
+    event = normalise(raw, options=policy.options, sources=[EVENT_SOURCE])
     detection = detect(event, content=content, index=index)
     risk = score(event, detection, policy, history)
     history.record(event, detection, risk, violation_level=policy.violation_level)

@@ -13,22 +13,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crownguard.engine.errors import SpecError
+from crownguard.engine.errors import RoutingError, SpecError
 from crownguard.engine.expressions import evaluate, truthy
 from crownguard.engine.plugins import PluginHost
 from crownguard.engine.spec import parse_playbook
+from crownguard.engine.triage.dedupe import InMemoryDedupe, SQLiteDedupe, dedupe_key
 from crownguard.engine.triage.detection import detect
 from crownguard.engine.triage.detection.fingerprints import FingerprintIndex, ModelVersionRef
 from crownguard.engine.triage.events import normalise_many
+from crownguard.engine.triage.pipeline import build_triage
 from crownguard.engine.triage.risk import load_policy, policy_from_mapping
-from crownguard.engine.triage.routing import (
-    InMemoryDedupe,
+from crownguard.engine.triage.router import (
     Router,
-    RoutingError,
     RoutingSettings,
-    SQLiteDedupe,
-    build_triage,
-    dedupe_key,
     load_playbooks,
     parse_window,
     playbook_files,

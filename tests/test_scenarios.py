@@ -20,10 +20,9 @@ from crownguard.engine.scenarios import (
     ScenarioError,
     collect_scenario_files,
     load_scenario,
-    run_scenario,
-    run_scenario_files,
 )
-from crownguard.engine.triage.routing import shipped_playbooks_dir
+from crownguard.engine.triage.router import shipped_playbooks_dir
+from crownguard.engine.triage.scenarios import run_scenario, run_scenario_files
 
 pytest_plugins = ["pytester"]
 
@@ -265,9 +264,10 @@ def _departing_run_and_undo(host: PluginHost, fleet: MockFleet) -> tuple[Any, di
     """Run the likely-theft response on the mocks, then `crownguard undo`'s plan for it."""
     from crownguard.engine.config import config_from_mapping
     from crownguard.engine.runner import Runner
-    from crownguard.engine.scenarios import fingerprint_index, seed
+    from crownguard.engine.scenarios import seed
+    from crownguard.engine.triage.pipeline import build_triage
     from crownguard.engine.triage.risk import load_policy
-    from crownguard.engine.triage.routing import build_triage
+    from crownguard.engine.triage.scenarios import fingerprint_index
     from crownguard.engine.undo import plan_undo, undo_playbook
 
     scenario = shipped("departing-usb-registered-model")

@@ -14,7 +14,7 @@ from crownguard.engine.cli import app as cli
 from crownguard.engine.cli.triage import add_commands
 from crownguard.engine.journal import open_journal
 from crownguard.engine.scenarios import MockFleet, seed
-from crownguard.engine.triage.routing import InMemoryDedupe, ScratchDedupe, SQLiteDedupe
+from crownguard.engine.triage.dedupe import InMemoryDedupe, ScratchDedupe, SQLiteDedupe
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "plugins" / "incydr" / "samples"

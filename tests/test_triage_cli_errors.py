@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from crownguard.engine.cli import app as cli
+from crownguard.engine.errors import FingerprintIndexError
 from crownguard.engine.loader import MAX_DEPTH, load_file
-from crownguard.engine.triage.detection.fingerprints import FingerprintIndex, FingerprintIndexError
+from crownguard.engine.triage.detection.fingerprints import FingerprintIndex
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "plugins" / "incydr" / "samples"

@@ -27,11 +27,10 @@ from ..kinds import EventType, RunStatus
 from ..mocks import RecordedCall
 from ..plugins import PluginHost
 from ..runner import Runner
-from ..scenarios import MockFleet, refresh_from_mlflow, seed
+from ..scenarios import MockFleet, seed
 from ..spec import Playbook
-from ..triage.detection.fingerprints import FingerprintIndex
-from ..triage.risk import policy_from_mapping
-from ..triage.routing import InMemoryDedupe, Verdict, build_triage
+from ..triage import FingerprintIndex, InMemoryDedupe, Verdict, build_triage, policy_from_mapping
+from ..triage.scenarios import refresh_from_mlflow
 from .timeline import Timeline
 from .triage import describe_verdict
 

@@ -4,9 +4,10 @@
     crownguard respond EVENT.json [--policy FILE] [--config FILE] [--json] [--dry-run]
     crownguard test PATH...
 
-EVENT.json holds a normalised event, a raw Incydr file event or alert (recognised by shape),
-or a list of them. Every event is normalised before any is triaged: one bad item is an input
-error naming the file and the item, and nothing is triaged. `respond` needs `--config` (but
+EVENT.json holds a normalised event, a raw payload an event source of the installed plugins
+reads (an Incydr file event or alert, recognised by shape), or a list of them. Every event is
+normalised before any is triaged: one bad item is an input error naming the file and the item,
+and nothing is triaged. `respond` needs `--config` (but
 for a dry run) and checks all its input before it claims a dedupe slot. Exit codes as
 everywhere: 0 ok, 1 a run (or a scenario) failed, 2 usage or input error, 3 a run is left
 waiting for an answer. `cli.py` wires these commands in with `add_commands(subparsers)`.
@@ -18,44 +19,37 @@ import argparse
 import json
 import sqlite3
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import ExitStack, closing
 from pathlib import Path
 from typing import Any, TextIO
 
 from ..config import load_config
-from ..errors import CrownguardError, Problem, SpecError
+from ..errors import FingerprintIndexError, Problem, SpecError, TriageInputError
 from ..journal import default_journal_path, open_journal
 from ..loader import load_file
 from ..plugins import PluginHost
 from ..runner import Runner
-from ..triage.detection.fingerprints import FingerprintIndex, FingerprintIndexError
-from ..triage.events import (
-    INCYDR_ALERTS,
-    INCYDR_FILE_EVENTS,
-    ModelMovementEvent,
-    normalise_many,
-    recognise,
-)
-from ..triage.risk import Policy, load_policy
-from ..triage.routing import (
+from ..sources import EventSource
+from ..triage import (
     DedupeStore,
+    FingerprintIndex,
     InMemoryDedupe,
+    ModelMovementEvent,
+    Policy,
     RoutingSettings,
     ScratchDedupe,
     SQLiteDedupe,
     Triage,
     Verdict,
     build_triage,
+    load_policy,
+    normalise_many,
 )
 from .timeline import Timeline, summary_table
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WAITING = 0, 1, 2, 3
 DEDUPE_FILE = "dedupe.sqlite"
-
-
-class TriageInputError(CrownguardError):
-    """The event file or an option cannot be used."""
 
 
 # --- shared by triage, respond and the demo ----------------------------------------------------
@@ -69,18 +63,17 @@ def load_payload(path: str | Path) -> Any:
     return data
 
 
-def _items(payload: Any) -> list[tuple[str | None, Any]]:
-    """The payload's parts that are reported by index: a list's items, a search answer's
-    file events or alerts (each kept in its wrapper so it is read exactly as before)."""
+def _items(payload: Any, sources: tuple[EventSource, ...]) -> list[tuple[str | None, Any]]:
+    """The payload's parts that are reported by index: a list's items, the parts an event
+    source splits a batch into (an Incydr search answer's file events or alerts)."""
     if isinstance(payload, list):
         return [(f"item {n}", item) for n, item in enumerate(payload, 1)]
-    shape = recognise(payload)
-    if shape == INCYDR_FILE_EVENTS:
-        return [(f"fileEvents item {n}", {"fileEvents": [item]})
-                for n, item in enumerate(payload["fileEvents"], 1)]
-    if shape == INCYDR_ALERTS:
-        return [(f"alerts item {n}", {"alerts": [item]})
-                for n, item in enumerate(payload["alerts"], 1)]
+    for source in sources:
+        if source.recognise(payload):
+            parts = source.split(payload) if source.split is not None else None
+            if parts is not None:
+                return list(parts)
+            break
     return [(None, payload)]
 
 
@@ -94,21 +87,23 @@ def _event_problem(file: str, where: str | None, problem: Problem) -> Problem:
     return Problem(file, None, text, problem.pointer, "event")
 
 
-def normalise_payload(path: str | Path, payload: Any, policy: Policy, *,
+def normalise_payload(path: str | Path, payload: Any, policy: Policy,
+                      sources: Iterable[EventSource], *,
                       outcome: str = "nothing was triaged") -> list[ModelMovementEvent]:
     """Every event in an event file's payload, normalised.
 
     A bad event is an input error naming the file and, in a list, the item (from 1). Every
     bad item is reported and no event is returned: a batch is never half triaged, and an
     event is never skipped without a word."""
-    items = _items(payload)
+    sources = tuple(sources)
+    items = _items(payload, sources)
     events: list[ModelMovementEvent] = []
     problems: list[Problem] = []
     bad = 0
     for where, item in items:
         try:
             events.extend(normalise_many(item, options=policy.options,
-                                         mappings=policy.mappings.values()))
+                                         mappings=policy.mappings.values(), sources=sources))
         except SpecError as exc:
             bad += 1
             problems.extend(_event_problem(str(path), where, p) for p in exc.problems)
@@ -253,8 +248,8 @@ def _triage_for(args: argparse.Namespace, policy: Policy, host: PluginHost, *, w
 def cmd_triage(args: argparse.Namespace) -> int:
     payload = load_payload(args.event)
     policy = load_policy(args.policy)
-    events = normalise_payload(args.event, payload, policy)
     host = _host()
+    events = normalise_payload(args.event, payload, policy, host.event_sources.values())
     variables = None
     if args.config:  # only for its settings.vars, which triggers see as respond gives them
         config = load_config(args.config, host.connection_types)
@@ -295,7 +290,7 @@ def cmd_respond(args: argparse.Namespace) -> int:
         config = load_config(args.config, host.connection_types)
         stack.callback(config.connections.close)
         policy = load_policy(args.policy)
-        events = normalise_payload(args.event, payload, policy,
+        events = normalise_payload(args.event, payload, policy, host.event_sources.values(),
                                    outcome="nothing was triaged or started")
         triage = _triage_for(args, policy, host, writable=not args.dry_run,
                              variables=config.vars)
@@ -351,7 +346,8 @@ def _worse(current: int, status: str) -> int:
 
 
 def cmd_test(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    from ..scenarios import collect_scenario_files, run_scenario_files
+    from ..scenarios import collect_scenario_files
+    from ..triage.scenarios import run_scenario_files
 
     stream = out or sys.stdout
     files = collect_scenario_files([Path(p) for p in args.paths])

@@ -14,38 +14,54 @@ outcome, in one YAML file (`*.scenario.yaml`). docs/scenarios.md is the referenc
       calls: [{mock: falcon, method: POST, path: /devices/entities/devices-actions/v2,
                query: {action_name: contain}}]
 
-The event goes through the same triage as `crownguard respond` (normalise, detect, score,
-route) and the chosen playbooks run against the mock vendor servers, started in-process and
-pointed at by their own `connection_settings()`, exactly as the demo does. Retry backoffs are
+Here, the generic parts: the file format and its schema, loading with file:line problems, the
+mock fleet and its seeding, running a playbook with answers and checking its runs and vendor
+calls. The triage wing (crownguard.engine.triage.scenarios) puts the event through the same
+triage as `crownguard respond` (normalise, detect, score, route) and runs the chosen playbooks
+against the mock vendor servers, started in-process and pointed at by their own
+`connection_settings()`, exactly as the demo does. Retry backoffs are
 scaled by `backoff_scale` (default 0.01) so suites run in seconds; attempts and Retry-After
 are unchanged.
 """
 
-from .checks import check
+from .checks import check, differences
 from .format import (
     SCENARIO_SCHEMA,
+    SCENARIO_SUFFIXES,
     Scenario,
     ScenarioError,
     ScenarioResult,
     collect_scenario_files,
     load_scenario,
 )
-from .run import fast_retries, run_scenario, run_scenario_files
-from .vendors import MockFleet, fingerprint_index, refresh_from_mlflow, seed
+from .run import (
+    RunScenario,
+    calls_since,
+    fast_retries,
+    inject_faults,
+    run_and_report,
+    run_with_answers,
+    set_up_vendors,
+)
+from .vendors import MockFleet, seed
 
 __all__ = [
     "SCENARIO_SCHEMA",
+    "SCENARIO_SUFFIXES",
     "MockFleet",
+    "RunScenario",
     "Scenario",
     "ScenarioError",
     "ScenarioResult",
+    "calls_since",
     "check",
     "collect_scenario_files",
+    "differences",
     "fast_retries",
-    "fingerprint_index",
+    "inject_faults",
     "load_scenario",
-    "refresh_from_mlflow",
-    "run_scenario",
-    "run_scenario_files",
+    "run_and_report",
+    "run_with_answers",
     "seed",
+    "set_up_vendors",
 ]

@@ -1,5 +1,6 @@
-"""Comparing a scenario's outcome with its `expect`: every mismatch as a sentence that says
-what was expected and what happened instead."""
+"""Comparing a scenario's runs and vendor calls with its `expect`: every mismatch as a
+sentence that says what was expected and what happened instead. (What triage made of the
+event, `expect.detection`, `risk` and `playbooks`, is checked by the triage wing.)"""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from collections.abc import Callable
 from typing import Any
 
 from ..mocks import RecordedCall
-from ..triage.routing import Verdict
 from .format import Scenario, ScenarioResult
 
 RUN_KEYS = ("status", "steps", "outputs", "errors")
@@ -16,24 +16,10 @@ RUN_KEYS = ("status", "steps", "outputs", "errors")
 
 def check(scenario: Scenario, result: ScenarioResult,
           redact: Callable[[str], str] = str) -> list[str]:
-    """Every way the outcome differs from `expect`, most telling first. Request bodies quoted
-    in messages go through `redact` before they are shortened."""
+    """Every way the runs and the calls differ from `expect`. Request bodies quoted in
+    messages go through `redact` before they are shortened."""
     expect = scenario.data["expect"]
     problems: list[str] = []
-    verdict = result.verdicts[0] if result.verdicts else None
-    if "detection" in expect and verdict is not None:
-        detection = verdict.detection.to_dict()
-        problems += [f"detection: {m}" for m in _subset(expect["detection"], detection, "")]
-    if "risk" in expect and verdict is not None:
-        problems += _check_risk(expect["risk"], verdict)
-    if "playbooks" in expect:
-        chosen = [p.name for v in result.verdicts for p in v.playbooks]
-        if sorted(chosen) != sorted(expect["playbooks"]):
-            why = "; ".join(f"{d.playbook}: {d.reason}" for v in result.verdicts
-                            for d in v.decisions if d.playbook in expect["playbooks"]
-                            and not d.chosen)
-            problems.append(f"playbooks: expected {expect['playbooks']}, routing chose {chosen}"
-                            + (f" ({why})" if why else ""))
     runs = dict(expect.get("runs") or {})
     if any(k in expect for k in RUN_KEYS):
         if len(result.runs) != 1:
@@ -55,26 +41,6 @@ def check(scenario: Scenario, result: ScenarioResult,
     return problems
 
 
-def _check_risk(expect: dict[str, Any], verdict: Verdict) -> list[str]:
-    risk = verdict.risk
-    found = []
-    if "level" in expect and str(risk.level) != expect["level"]:
-        found.append(f"risk level: expected {expect['level']}, got {risk.level} ({risk.summary()})")
-    if risk.score < expect.get("score_at_least", 0):
-        found.append(f"risk score: expected at least {expect['score_at_least']}, got "
-                     f"{risk.summary()}")
-    if risk.score > expect.get("score_at_most", 100):
-        found.append(f"risk score: expected at most {expect['score_at_most']}, got "
-                     f"{risk.summary()}")
-    missing = [i for i in expect.get("indicators", []) if i not in risk.indicators]
-    if missing:
-        found.append(f"risk indicators: missing {missing} (got {risk.indicators})")
-    extra = [i for i in expect.get("not_indicators", []) if i in risk.indicators]
-    if extra:
-        found.append(f"risk indicators: did not expect {extra}")
-    return found
-
-
 def _check_run(name: str, wanted: dict[str, Any], record: dict[str, Any]) -> list[str]:
     found = []
     steps = record["steps"]
@@ -87,7 +53,7 @@ def _check_run(name: str, wanted: dict[str, Any], record: dict[str, Any]) -> lis
             found.append(f"{name}: step {step} expected {status}, got {got['status']}{error}")
     for step, output in (wanted.get("outputs") or {}).items():
         got = (steps.get(step) or {}).get("output")
-        found += [f"{name}: step {step} output {m}" for m in _subset(output, got, "")]
+        found += [f"{name}: step {step} output {m}" for m in differences(output, got, "")]
     for step, text in (wanted.get("errors") or {}).items():
         error = (steps.get(step) or {}).get("error") or ""
         if text not in error:
@@ -161,15 +127,15 @@ def _matching(call: dict[str, Any], calls: list[tuple[str, RecordedCall]]) -> li
         if not _path_matches(call.get("path"), made.path):
             continue
         query = {k: v[0] if len(v) == 1 else v for k, v in made.query.items()}
-        if "query" in call and _subset(call["query"], query, ""):
+        if "query" in call and differences(call["query"], query, ""):
             continue
-        if "body" in call and _subset(call["body"], _body(made), ""):
+        if "body" in call and differences(call["body"], _body(made), ""):
             continue
         found.append(made)
     return found
 
 
-def _subset(expected: Any, actual: Any, where: str) -> list[str]:
+def differences(expected: Any, actual: Any, where: str = "") -> list[str]:
     """How `actual` fails to contain `expected`: objects by key, lists item by item (order
     free), `{$contains: text}` and `{$regex: pattern}` for strings, anything else equal."""
     at = where or "(top)"
@@ -189,13 +155,13 @@ def _subset(expected: Any, actual: Any, where: str) -> list[str]:
             if key not in actual:
                 found.append(f"{where}.{key}: missing" if where else f"{key}: missing")
             else:
-                found += _subset(value, actual[key], f"{where}.{key}" if where else str(key))
+                found += differences(value, actual[key], f"{where}.{key}" if where else str(key))
         return found
     if isinstance(expected, list):
         if not isinstance(actual, list):
             return [f"{at}: expected a list, got {actual!r:.200}"]
         missing = [item for item in expected
-                   if not any(not _subset(item, candidate, "") for candidate in actual)]
+                   if not any(not differences(item, candidate, "") for candidate in actual)]
         return [f"{at}: no item like {item!r:.200} in {actual!r:.200}" for item in missing]
     if expected != actual and not (isinstance(expected, int | float)
                                    and isinstance(actual, str) and str(expected) == actual):

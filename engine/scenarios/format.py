@@ -11,9 +11,9 @@ from typing import Any
 from ..errors import CrownguardError, Problem, SpecError
 from ..loader import Document, load_file
 from ..mocks import RecordedCall
-from ..triage.routing import SCENARIO_SUFFIXES, Verdict
 from ..validation import describe_schema_error, schema_errors
 
+SCENARIO_SUFFIXES = (".scenario.yaml", ".scenario.yml")
 _CALL = {"type": "object", "additionalProperties": False, "required": ["mock"],
          "properties": {"mock": {"type": "string"}, "method": {"type": "string"},
                         "path": {"type": "string"}, "query": {"type": "object"},
@@ -126,13 +126,15 @@ def collect_scenario_files(paths: Iterable[Path]) -> list[Path]:
     return found
 
 
-
 @dataclass
 class ScenarioResult:
+    """What running one scenario gave; `verdicts` are what triage made of its event (the
+    triage wing's Verdicts)."""
+
     scenario: Scenario
     mismatches: list[str] = field(default_factory=list)
     seconds: float = 0.0
-    verdicts: list[Verdict] = field(default_factory=list)
+    verdicts: list[Any] = field(default_factory=list)
     runs: list[dict[str, Any]] = field(default_factory=list)
     calls: list[tuple[str, RecordedCall]] = field(default_factory=list)
     error: str | None = None

@@ -1,26 +1,28 @@
-"""Running scenarios: set the vendors up, triage the event, run what routing chose (resuming
-waits with the scenario's answers), compare, and report a line per scenario."""
+"""Running scenarios, the generic parts: set the vendors up, run a playbook (resuming waits
+with the scenario's answers), collect the calls it made, and report a line per scenario.
+
+What starts the runs is the caller's: the triage wing's `run_scenario` triages the event and
+runs what routing chose (crownguard.engine.triage.scenarios).
+"""
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
 from ..actions import RetryPolicy
-from ..config import config_from_mapping
 from ..errors import CrownguardError, SpecError
-from ..loader import load_file
+from ..mocks import RecordedCall
 from ..plugins import PluginHost
 from ..runner import Runner
 from ..spec import Playbook
-from ..triage.risk import policy_from_mapping
-from ..triage.routing import InMemoryDedupe, Verdict, build_triage
-from .checks import check
 from .format import Scenario, ScenarioResult, load_scenario
-from .vendors import MockFleet, fingerprint_index, seed
+from .vendors import MockFleet, seed
+
+RunScenario = Callable[[Scenario, PluginHost, MockFleet], ScenarioResult]
 
 
 def fast_retries(playbook: Playbook, host: PluginHost, scale: float) -> Playbook:
@@ -39,71 +41,41 @@ def fast_retries(playbook: Playbook, host: PluginHost, scale: float) -> Playbook
     return replace(playbook, steps=tuple(steps))
 
 
-def run_scenario(scenario: Scenario, host: PluginHost, fleet: MockFleet) -> ScenarioResult:
-    """Set the vendors up, triage the event, run what routing chose, compare."""
-    started = time.perf_counter()
-    result = ScenarioResult(scenario)
-    data = scenario.data
+def set_up_vendors(scenario: Scenario, fleet: MockFleet) -> dict[str, Any]:
+    """Reset and seed the mocks; the connections that point at them, with the scenario's own
+    `connections` settings over them."""
     fleet.reset()
-    seed(fleet, data.get("mocks") or {})
+    seed(fleet, scenario.data.get("mocks") or {})
     connections = fleet.connections()
-    for name, settings in (data.get("connections") or {}).items():
+    for name, settings in (scenario.data.get("connections") or {}).items():
         connections.setdefault(name, {}).update(settings)
-    index = fingerprint_index(scenario, fleet, host, connections)
-    for fault in data.get("faults") or ():
+    return connections
+
+
+def inject_faults(scenario: Scenario, fleet: MockFleet) -> dict[str, int]:
+    """Inject the scenario's faults; the calls each mock has recorded so far (those after it
+    are the scenario's, see calls_since)."""
+    for fault in scenario.data.get("faults") or ():
         spec = {k: v for k, v in fault.items() if k not in ("mock", "kind")}
         fleet.get(fault["mock"]).inject(fault["kind"], **spec)
-    mark = {name: len(mock.calls) for name, mock in fleet.mocks.items()}
-    config = config_from_mapping({"connections": connections}, host.connection_types)
-    variables = dict(data.get("vars") or {})
-    try:
-        triage = build_triage(_policy(scenario), host, variables=variables,
-                              playbooks=[scenario.base / p for p in _candidates(scenario)],
-                              store=InMemoryDedupe(), index=index)
-        scale = float(data.get("backoff_scale", 0.01))
-        for verdict in triage.triage(scenario.event_payload(), claim=True):
-            result.verdicts.append(verdict)
-            for playbook in verdict.playbooks:
-                result.runs.append(_run(fast_retries(playbook, host, scale), verdict, host,
-                                        config, variables, data.get("resume")))
-    finally:
-        config.connections.close()
-        if index is not None:
-            index.close()
-    result.calls = sorted(((name, call) for name, mock in fleet.mocks.items()
-                           for call in list(mock.calls)[mark.get(name, 0):]),
-                          key=lambda item: item[1].at)
-    # A mismatch quotes request bodies: never with a credential the mocks handed out in it.
-    redact = config.redactor.redact
-    result.mismatches = [redact(m) for m in check(scenario, result, redact)]
-    result.seconds = time.perf_counter() - started
-    return result
+    return {name: len(mock.calls) for name, mock in fleet.mocks.items()}
 
 
-def _candidates(scenario: Scenario) -> list[str]:
-    data = scenario.data
-    return ([data["playbook"]] if data.get("playbook") else []) + list(data.get("playbooks")
-                                                                        or [])
+def calls_since(fleet: MockFleet, marks: dict[str, int]) -> list[tuple[str, RecordedCall]]:
+    """Every call the mocks received after `marks`, in the order they were made."""
+    return sorted(((name, call) for name, mock in fleet.mocks.items()
+                   for call in list(mock.calls)[marks.get(name, 0):]),
+                  key=lambda item: item[1].at)
 
 
-def _policy(scenario: Scenario) -> Any:
-    spec = scenario.data.get("policy") or {}
-    if isinstance(spec, str):
-        doc = load_file(scenario.base / spec)
-        spec, source = dict(doc.data or {}), doc
-    else:
-        source = None
-    if _candidates(scenario):  # the scenario names its playbooks: route among those only
-        spec = {**spec, "routing": {**(spec.get("routing") or {}), "shipped_playbooks": False}}
-    return policy_from_mapping(spec, doc=source)
-
-
-def _run(playbook: Playbook, verdict: Verdict, host: PluginHost, config: Any,
-         variables: dict[str, Any], resume: dict[str, Any] | None) -> dict[str, Any]:
+def run_with_answers(playbook: Playbook, event: dict[str, Any], risk: dict[str, Any],
+                     host: PluginHost, config: Any, variables: dict[str, Any],
+                     resume: dict[str, Any] | None) -> dict[str, Any]:
+    """Run the playbook; if it waits and the scenario has `resume`, answer (or expire) its
+    waits and resume it. Returns the last run record."""
     events: list[dict[str, Any]] = []
     runner = Runner(host, config, journal=events.append)
-    record = runner.run(playbook, verdict.event_data, risk=verdict.risk_data,
-                        variables=variables)
+    record = runner.run(playbook, event, risk=risk, variables=variables)
     if record["status"] != "waiting" or not resume:
         return record
     inputs = next(e["inputs"] for e in events if e["type"] == "run_started")
@@ -114,11 +86,9 @@ def _run(playbook: Playbook, verdict: Verdict, host: PluginHost, config: Any,
         playbook, record["run_id"], inputs, list(events), answers, now)
 
 
-
-
-def run_scenario_files(files: list[Path], host: PluginHost, *, out: TextIO,
-                       verbose: bool = False) -> list[ScenarioResult]:
-    """Run scenarios one by one, a pass/fail line each, on one fleet of mocks."""
+def run_and_report(files: list[Path], host: PluginHost, run: RunScenario, *, out: TextIO,
+                   verbose: bool = False) -> list[ScenarioResult]:
+    """Run scenarios one by one with `run`, a pass/fail line each, on one fleet of mocks."""
     results: list[ScenarioResult] = []
     with MockFleet(host) as fleet:
         for path in files:
@@ -129,7 +99,7 @@ def run_scenario_files(files: list[Path], host: PluginHost, *, out: TextIO,
                                         error=f"invalid scenario: {exc.problems[0]}")
             else:
                 try:
-                    result = run_scenario(scenario, host, fleet)
+                    result = run(scenario, host, fleet)
                 except (CrownguardError, KeyError, TypeError, ValueError) as exc:
                     result = ScenarioResult(scenario, error=f"cannot run: {_error_text(exc)}")
             results.append(result)

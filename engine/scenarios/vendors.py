@@ -1,16 +1,13 @@
 """The mock vendors a scenario runs against: started once, reset per scenario, seeded from the
-scenario's `mocks` section, and the fingerprint index built from `fingerprints`."""
+scenario's `mocks` section."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..config import config_from_mapping
 from ..mocks import MockServer, RecordedCall
 from ..plugins import PluginHost
-from ..runner import Runner
-from ..triage.detection.fingerprints import FingerprintIndex, ModelVersionRef
-from .format import Scenario, ScenarioError
+from .format import ScenarioError
 
 
 class MockFleet:
@@ -115,59 +112,3 @@ def _call(mock: MockServer, name: str, calls: list[dict[str, Any]]) -> None:
 
 
 _MISSING = object()
-
-
-def fingerprint_index(scenario: Scenario, fleet: MockFleet, host: PluginHost,
-                      connections: dict[str, Any]) -> FingerprintIndex | None:
-    spec = scenario.data.get("fingerprints")
-    if not spec:
-        return None
-    index = FingerprintIndex()
-    if spec == "mlflow":
-        refresh_from_mlflow(index, host, connections)
-        return index
-    for item in spec:
-        ref = ModelVersionRef(item.get("registry", "mlflow"), item["model"], str(item["version"]),
-                              item.get("sensitivity"))
-        index.add_version(ref, {"files": [{"path": item.get("path", "model/model"),
-                                           "sha256": item["sha256"]}]})
-    return index
-
-
-_LIST_FILES = """
-name: fingerprint-refresh
-steps:
-  - id: versions
-    action: mlflow.list_model_versions
-  - id: files
-    action: mlflow.list_model_files
-    needs: [versions]
-    for_each: "${{ steps.versions.output.versions }}"
-    with: {name: "${{ item.name }}", version: "${{ item.version }}"}
-"""
-
-
-def refresh_from_mlflow(index: FingerprintIndex, host: PluginHost,
-                        connections: dict[str, Any]) -> int:
-    """Index every registered MLflow version's files through the mlflow plugin's own actions
-    (the path a scheduled refresh takes); returns the number of versions indexed."""
-    from ..spec import parse_playbook
-
-    config = config_from_mapping({"connections": connections}, host.connection_types)
-    try:
-        record = Runner(host, config).run(parse_playbook(_LIST_FILES, host.actions))
-    finally:
-        config.connections.close()
-    if record["status"] != "succeeded":
-        errors = "; ".join(f"{k}: {s['error']}" for k, s in record["steps"].items()
-                           if s["error"])
-        raise ScenarioError(f"fingerprint refresh from mlflow failed: {errors}")
-    versions = record["steps"]["versions"]["output"]["versions"]
-    listings = record["steps"]["files"]["output"]
-    # The action gives tags as an object; from_mlflow reads MLflow's [{key, value}] list.
-    refs = [ModelVersionRef.from_mlflow({**v, "tags": [{"key": k, "value": t} for k, t in
-                                                        (v.get("tags") or {}).items()]})
-            for v in versions]
-    by_ref = dict(zip(refs, listings, strict=True))
-    index.refresh(refs, lambda ref: by_ref[ref])
-    return len(refs)

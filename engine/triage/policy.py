@@ -31,7 +31,6 @@ from .events.model import zone_named
 from .events.webhook import WebhookMapping, mapping_from_dict
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-LEVEL_ORDER = ("info", "low", "medium", "high", "critical")
 
 
 @dataclass(frozen=True)
@@ -81,14 +80,14 @@ class Policy:
 
 @lru_cache(maxsize=1)
 def policy_schema() -> dict[str, Any]:
-    text = resources.files("crownguard.engine").joinpath("schemas/policy-v1.json").read_text()
+    text = resources.files(__package__).joinpath("schemas/policy-v1.json").read_text()
     schema: dict[str, Any] = json.loads(text)
     return schema
 
 
 @lru_cache(maxsize=1)
 def _default_text() -> str:
-    return resources.files("crownguard.engine").joinpath("schemas/policy-default.yaml").read_text()
+    return resources.files(__package__).joinpath("schemas/policy-default.yaml").read_text()
 
 
 def default_policy_data() -> dict[str, Any]:

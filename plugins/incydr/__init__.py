@@ -1,8 +1,9 @@
 """The Code42 Incydr plugin: the alert source.
 
 File events (Forensic Search), sessions and alerts, and the watchlists that say whether a person
-is leaving; the `incydr` connection type; and a stateful mock of the Incydr API for tests and
-the demo. Sample file events in Incydr's v2 shape ship in `samples/`.
+is leaving; the `incydr` connection type; the `incydr` event source, which maps Incydr file
+events and alerts to ModelMovementEvents for triage; and a stateful mock of the Incydr API for
+tests and the demo. Sample file events in Incydr's v2 shape ship in `samples/`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from crownguard.engine import Action, ConnectionType, MockServerSpec, hookimpl
+from crownguard.engine import Action, ConnectionType, EventSource, MockServerSpec, hookimpl
 
 from .actions import ACTIONS
 from .connection import CONNECTION_TYPE
@@ -33,6 +34,14 @@ def crownguard_register_mock_servers(register: Callable[[MockServerSpec], None])
     register(MockServerSpec("incydr", IncydrMock,
                             "Code42 Incydr: OAuth API clients, Forensic Search, sessions, "
                             "alerts, actors and watchlists."))
+
+
+@hookimpl
+def crownguard_register_event_sources(register: Callable[[EventSource], None]) -> None:
+    # Imported here: the mapper pulls in the triage wing, which only triage needs.
+    from .source import EVENT_SOURCE
+
+    register(EVENT_SOURCE)
 
 
 __all__: list[Any] = []

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ...errors import CrownguardError
-from .formats import format_from_name
+from ...errors import FingerprintIndexError
+from .formats import ModelMatch, format_from_name
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -41,10 +41,6 @@ CREATE TABLE IF NOT EXISTS artifacts (
 );
 CREATE INDEX IF NOT EXISTS artifacts_by_hash ON artifacts (sha256);
 """
-
-
-class FingerprintIndexError(CrownguardError):
-    """The index file cannot be opened, or is not a fingerprint index."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,28 +64,6 @@ class ModelVersionRef:
         stamp = model_version.get("last_updated_timestamp")
         return cls(registry, str(model_version["name"]), str(model_version["version"]),
                    tags.get(sensitivity_tag), None if stamp is None else str(stamp))
-
-
-@dataclass(frozen=True, slots=True)
-class ModelMatch:
-    """A registered artifact whose SHA-256 equals the file's."""
-
-    registry: str
-    model: str
-    version: str
-    path: str
-    sensitivity: str | None
-    size: int | None = None
-    format: str | None = None
-
-    def describe(self) -> str:
-        tag = f", {self.sensitivity}" if self.sensitivity else ""
-        return f"{self.model} v{self.version} ({self.registry}{tag}): {self.path}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"registry": self.registry, "model": self.model, "version": self.version,
-                "path": self.path, "sensitivity": self.sensitivity, "size": self.size,
-                "format": self.format}
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Model formats, the Detection verdict, and the file-name tables both detectors share.
+"""Model formats, the Detection verdict (with the registered model it matches), and the
+file-name tables both detectors share.
 
 A Detection's `confidence` is how sure crownguard is that the file is a model (of `format`
 when one is named); `is_model` is `confidence >= MODEL_THRESHOLD`. Keeping one number makes a
@@ -9,10 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .fingerprints import ModelMatch
+from typing import Any
 
 MODEL_THRESHOLD = 0.5
 
@@ -43,6 +41,28 @@ class Method(StrEnum):
     FINGERPRINT = "fingerprint"
     CONTENT = "content"
     METADATA = "metadata"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelMatch:
+    """A registered artifact whose SHA-256 equals the file's."""
+
+    registry: str
+    model: str
+    version: str
+    path: str
+    sensitivity: str | None
+    size: int | None = None
+    format: str | None = None
+
+    def describe(self) -> str:
+        tag = f", {self.sensitivity}" if self.sensitivity else ""
+        return f"{self.model} v{self.version} ({self.registry}{tag}): {self.path}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"registry": self.registry, "model": self.model, "version": self.version,
+                "path": self.path, "sensitivity": self.sensitivity, "size": self.size,
+                "format": self.format}
 
 
 @dataclass(slots=True)

@@ -1,29 +1,29 @@
-"""Model-movement events: the normalised event, its schema, and mappers from what tools send.
+"""Model-movement events: the normalised event, its schema, and reading what tools send.
 
-    normalise(raw, mapping=None, options=None) -> ModelMovementEvent
+    normalise(raw, mapping=None, options=None, sources=()) -> ModelMovementEvent
     normalise_many(raw, ...) -> list[ModelMovementEvent]     (alerts, lists, search responses)
-    recognise(raw) -> "crownguard" | "incydr.file_event" | "incydr.alert" | ...
+    recognise(raw, sources=()) -> "crownguard" | "list" | a source's format | "unknown"
 
 A raw payload is recognised by its shape: a normalised event (its `schema` marker or the
-actor/file/destination objects), an Incydr v2 file event (`@timestamp`, `event`, `file`,
-`user`), an Incydr alert (`observations`), an Incydr search or alert response, or a list.
-Anything else needs a webhook mapping.
+actor/file/destination objects), a list, or a payload one of the event `sources` recognises
+(`EventSource`, registered by plugins through `crownguard_register_event_sources`: Incydr's
+file events and alerts come from the incydr plugin; `host.event_sources.values()` are a
+host's). Anything else needs a webhook mapping of the policy.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ...errors import EventError
 from .classify import DEFAULT_OPTIONS, NormaliseOptions
-from .incydr import from_alert, from_file_event
 from .model import (
     SCHEMA_ID,
     Actor,
     Destination,
     DestinationKind,
     Device,
-    EventError,
     FileInfo,
     ModelMovementEvent,
     Source,
@@ -35,13 +35,15 @@ from .model import (
 )
 from .webhook import WebhookMapping, mapping_from_dict
 
+if TYPE_CHECKING:
+    from ...sources import EventSource
+
 __all__ = [
     "SCHEMA_ID",
     "Actor",
     "Destination",
     "DestinationKind",
     "Device",
-    "EventError",
     "FileInfo",
     "ModelMovementEvent",
     "NormaliseOptions",
@@ -59,72 +61,71 @@ __all__ = [
 ]
 
 CROWNGUARD = "crownguard"
-INCYDR_FILE_EVENT = "incydr.file_event"
-INCYDR_ALERT = "incydr.alert"
-INCYDR_FILE_EVENTS = "incydr.file_events_response"
-INCYDR_ALERTS = "incydr.alerts_response"
 LIST = "list"
 UNKNOWN = "unknown"
 
 
-def recognise(raw: Any) -> str:
+def recognise(raw: Any, sources: Iterable[EventSource] = ()) -> str:
     """The shape of a payload (see the module docstring), or 'unknown'."""
     if isinstance(raw, list):
         return LIST
     if not isinstance(raw, Mapping):
         return UNKNOWN
-    if raw.get("schema") == SCHEMA_ID or (
-            isinstance(raw.get("actor"), Mapping) and isinstance(raw.get("file"), Mapping)
-            and "destination" in raw):
+    if _normalised(raw):
         return CROWNGUARD
-    if "@timestamp" in raw or ("event" in raw and "file" in raw and "user" in raw):
-        return INCYDR_FILE_EVENT
-    if "observations" in raw and ("actor" in raw or "ruleId" in raw):
-        return INCYDR_ALERT
-    if isinstance(raw.get("fileEvents"), list):
-        return INCYDR_FILE_EVENTS
-    if isinstance(raw.get("alerts"), list):
-        return INCYDR_ALERTS
+    for source in sources:
+        shape = source.recognise(raw)
+        if shape:
+            return shape
     return UNKNOWN
+
+
+def _normalised(raw: Mapping[str, Any]) -> bool:
+    """Whether a mapping is a normalised event: its `schema` marker or its three objects."""
+    return raw.get("schema") == SCHEMA_ID or (
+        isinstance(raw.get("actor"), Mapping) and isinstance(raw.get("file"), Mapping)
+        and "destination" in raw)
 
 
 def normalise_many(raw: Any, mapping: WebhookMapping | None = None, *,
                    options: NormaliseOptions | None = None,
-                   mappings: Iterable[WebhookMapping] = ()) -> list[ModelMovementEvent]:
+                   mappings: Iterable[WebhookMapping] = (),
+                   sources: Iterable[EventSource] = ()) -> list[ModelMovementEvent]:
     """Every event in a payload: one event, a list, an alert's files, a search response.
 
-    `mapping` forces a webhook mapping; otherwise the shape is recognised, and a payload of
-    unknown shape is tried against `mappings` whose `when` matches it.
+    `mapping` forces a webhook mapping; otherwise the shape is recognised (by the event
+    `sources` for the tools' own payloads), and a payload of unknown shape is tried against
+    `mappings` whose `when` matches it.
     """
     opts = options or DEFAULT_OPTIONS
     if mapping is not None:
         if isinstance(raw, list):
             return [_trusted(mapping.apply(item, opts), opts) for item in raw]
         return [_trusted(mapping.apply(raw, opts), opts)]
-    shape = recognise(raw)
-    if shape == LIST:
+    if isinstance(raw, list):
+        sources = tuple(sources)
         return [event for item in raw for event in normalise_many(item, options=opts,
-                                                                   mappings=mappings)]
-    if shape == CROWNGUARD:
-        return [_trusted(event_from_dict(raw), opts)]
-    if shape == INCYDR_FILE_EVENT:
-        return [from_file_event(raw, opts)]
-    if shape == INCYDR_ALERT:
-        return from_alert(raw, opts)
-    if shape == INCYDR_FILE_EVENTS:
-        return [from_file_event(item, opts) for item in raw["fileEvents"]]
-    if shape == INCYDR_ALERTS:
-        return [event for alert in raw["alerts"] for event in from_alert(alert, opts)]
+                                                                   mappings=mappings,
+                                                                   sources=sources)]
+    if isinstance(raw, Mapping):
+        if _normalised(raw):
+            return [_trusted(event_from_dict(raw), opts)]
+        for source in sources:
+            if source.recognise(raw):
+                events: list[ModelMovementEvent] = source.map(raw, opts)
+                return events
     for candidate in mappings:
         if candidate.when is not None and candidate.matches(raw):
             return [_trusted(candidate.apply(raw, opts), opts)]
-    raise EventError.at("(event)", "unrecognised payload: not a crownguard event, an Incydr file "
-                        "event or alert, and no webhook mapping's `when` matches it")
+    described = [source.description for source in sources if source.description]
+    raise EventError.at("(event)", "unrecognised payload: not "
+                        + ", ".join(["a crownguard event", *described])
+                        + ", and no webhook mapping's `when` matches it")
 
 
 def _trusted(event: ModelMovementEvent, options: NormaliseOptions) -> ModelMovementEvent:
     """A destination the policy trusts (trusted or corporate domains) is trusted, whatever
-    the sender said (the Incydr mapper applies the same rule as it reads the event)."""
+    the sender said (an event source's mapper applies the same rule as it reads the event)."""
     destination = event.destination
     if destination.trusted is not True and options.trusts(destination.domain, destination.url):
         destination.trusted = True  # a fresh event, not yet shared
@@ -133,12 +134,10 @@ def _trusted(event: ModelMovementEvent, options: NormaliseOptions) -> ModelMovem
 
 def normalise(raw: Any, mapping: WebhookMapping | None = None, *,
               options: NormaliseOptions | None = None,
-              mappings: Iterable[WebhookMapping] = ()) -> ModelMovementEvent:
+              mappings: Iterable[WebhookMapping] = (),
+              sources: Iterable[EventSource] = ()) -> ModelMovementEvent:
     """Exactly one ModelMovementEvent from a payload (see normalise_many for lists)."""
-    opts = options or DEFAULT_OPTIONS
-    if mapping is None and isinstance(raw, Mapping) and "@timestamp" in raw:
-        return from_file_event(raw, opts)  # the hot path: skip shape recognition
-    events = normalise_many(raw, mapping, options=opts, mappings=mappings)
+    events = normalise_many(raw, mapping, options=options, mappings=mappings, sources=sources)
     if len(events) != 1:
         raise EventError.at("(event)", f"the payload holds {len(events)} events; use "
                             "normalise_many")

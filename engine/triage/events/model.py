@@ -1,6 +1,6 @@
 """ModelMovementEvent: one file movement, normalised, whatever tool reported it.
 
-The published JSON Schema (schemas/event-v1.json) is the contract for events read from files
+The published JSON Schema (triage/schemas/event-v1.json) is the contract for events read from files
 and webhooks; the typed objects here are what detection, scoring and playbooks use.
 `to_dict()` always writes every field (unknown values as null), so playbook expressions such
 as `event.actor.departing` never meet a missing key.
@@ -25,10 +25,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jsonschema
 
-from ...errors import Problem, SpecError
+from ...errors import EventError, Problem
 
 if TYPE_CHECKING:
-    from ..detection import Detection
+    from ..detection.formats import Detection
 
 SCHEMA_ID = "crownguard/model-movement-event/v1"
 
@@ -61,19 +61,6 @@ class SourceKind(StrEnum):
     EMAIL = "email"
     REMOVABLE_MEDIA = "removable_media"
     UNKNOWN = "unknown"
-
-
-class EventError(SpecError):
-    """An event (raw or normalised) is malformed; every problem names the field."""
-
-    @classmethod
-    def at(cls, field_name: str, message: str, origin: str = "event") -> EventError:
-        pointer = "/" + field_name.replace(".", "/")
-        return cls([Problem(origin, None, f"{field_name}: {message}", pointer)])
-
-    @property
-    def fields(self) -> list[str]:
-        return [p.pointer.lstrip("/").replace("/", ".") for p in self.problems]
 
 
 @dataclass(slots=True)
@@ -267,7 +254,7 @@ def zone_named(name: str) -> ZoneInfo | None:
 @lru_cache(maxsize=1)
 def event_schema() -> dict[str, Any]:
     """The shipped JSON Schema of ModelMovementEvent v1."""
-    text = resources.files("crownguard.engine").joinpath("schemas/event-v1.json").read_text()
+    text = resources.files("crownguard.engine.triage").joinpath("schemas/event-v1.json").read_text()
     schema: dict[str, Any] = json.loads(text)
     return schema
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from ..policy import HighRiskPeriod, Policy, default_policy_data, load_policy, policy_from_mapping
 from .history import History, HistoryFacts, InMemoryHistory, model_key
-from .scoring import Reason, RiskLevel, RiskScore, score
+from .scoring import score
+from .types import LEVEL_RANK, Reason, RiskLevel, RiskScore
 
 __all__ = [
+    "LEVEL_RANK",
     "HighRiskPeriod",
     "History",
     "HistoryFacts",

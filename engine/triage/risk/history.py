@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Protocol
 
-if TYPE_CHECKING:
-    from ..detection import Detection
-    from ..events import ModelMovementEvent
-    from .scoring import RiskScore
+from .types import LEVEL_RANK
 
-LEVEL_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+if TYPE_CHECKING:
+    from ..detection.formats import Detection
+    from ..events.model import ModelMovementEvent
+    from .types import RiskScore
 
 
 @dataclass(slots=True)

@@ -6,16 +6,12 @@ score is what it is. A file that is not a model is capped (policy `non_model_cap
 reason that says so: the weights of the reasons always add up to the score before the 0-100
 clamp.
 
-Reason and RiskScore are slotted but not frozen, for speed (see events.model); treat them as
-values.
+The value types (RiskLevel, Reason, RiskScore) live in risk.types.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 from ..detection import Detection
@@ -23,73 +19,7 @@ from ..events import DestinationKind, ModelMovementEvent
 from ..events.classify import domain_matches
 from ..policy import Policy
 from .history import History, HistoryFacts, model_key
-
-
-class RiskLevel(StrEnum):
-    INFO = "info"
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
-    CRITICAL = "critical"
-
-
-@dataclass(slots=True)
-class Reason:
-    indicator: str
-    weight: float
-    detail: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"indicator": self.indicator, "weight": self.weight, "detail": self.detail}
-
-
-@dataclass(slots=True)
-class RiskScore:
-    score: int
-    level: RiskLevel
-    reasons: tuple[Reason, ...]
-
-    def packed(self) -> tuple[int, str, tuple[tuple[str, float, str], ...]]:
-        """The score as plain tuples of text and numbers, which the garbage collector stops
-        tracking: triage keeps the scores of the last 100,000 events, and as objects they
-        cost more in collections than scoring them did."""
-        return self.score, str(self.level), tuple(
-            [(r.indicator, r.weight, r.detail) for r in self.reasons])
-
-    @classmethod
-    def unpacked(cls, packed: tuple[int, str, tuple[tuple[str, float, str], ...]]) -> RiskScore:
-        score, level, reasons = packed
-        return cls(score, _LEVELS[level], tuple(Reason(*r) for r in reasons))
-
-    @property
-    def indicators(self) -> list[str]:
-        return [r.indicator for r in self.reasons]
-
-    def to_dict(self, *, only: Collection[str] | None = None) -> dict[str, Any]:
-        """The score as playbooks and routing see it under `risk`; with `only`, just those
-        keys (routing builds what the triggers read)."""
-        if only is not None:
-            return {key: _RISK_PARTS[key](self) for key in only if key in _RISK_PARTS}
-        return {"score": self.score, "level": str(self.level),
-                "reasons": [r.to_dict() for r in self.reasons], "indicators": self.indicators}
-
-    def summary(self) -> str:
-        parts = [f"{r.detail} ({'+' if r.weight >= 0 else ''}{_number(r.weight)})"
-                 for r in self.reasons]
-        return f"{self.score} {self.level}: " + ("; ".join(parts) if parts else "no indicator")
-
-
-_RISK_PARTS: dict[str, Callable[[RiskScore], Any]] = {
-    "score": lambda r: r.score, "level": lambda r: str(r.level),
-    "reasons": lambda r: [reason.to_dict() for reason in r.reasons],
-    "indicators": lambda r: r.indicators,
-}
-_LEVELS = {str(level): level for level in RiskLevel}
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
-
+from .types import LEVELS, Reason, RiskScore, format_weight
 
 _DESTINATION_WORDS = {
     DestinationKind.REMOVABLE_MEDIA: "removable media", DestinationKind.PERSONAL_CLOUD:
@@ -142,10 +72,10 @@ def score(event: ModelMovementEvent, detection: Detection, policy: Policy,
     if not detection.is_model and total > policy.non_model_cap:
         cap = policy.non_model_cap
         reasons.append(Reason("not_a_model", round(cap - total, 1),
-                              f"not a model file: the score is capped at {_number(cap)}"))
+                              f"not a model file: the score is capped at {format_weight(cap)}"))
         total = policy.non_model_cap
     value = max(0, min(100, round(total)))
-    return RiskScore(value, _LEVELS[policy.level_for(value)], tuple(reasons))
+    return RiskScore(value, LEVELS[policy.level_for(value)], tuple(reasons))
 
 
 def _person(event: ModelMovementEvent, policy: Policy, add: Any) -> None:

@@ -1,34 +1,25 @@
-"""Routing: from a raw alert to the playbooks it should start, and to nothing twice.
-
-    triage = build_triage(policy, host)                  # playbooks, dedupe store, index
-    for verdict in triage.triage(raw, claim=True):       # normalise -> detect -> score -> route
-        verdict.playbooks                                # the Playbooks to run, in order
+"""Routing: which playbooks an event starts, and none twice.
 
 A playbook is a candidate when its `trigger.if` (JMESPath over `{event, risk, vars}`) is true.
 Triggers are compiled when the router is built; per event, the context holds only the parts of
-the event and the score that some trigger reads (and the file and person dedupe needs). One
-event never starts the same playbook twice for the same file (SHA-256, else path, else name)
-and person within the dedupe window, measured in *event* time: a re-delivered event, or a
-second event about the same copy a minute later, is recognised however late it arrives.
-The dedupe state lives behind `DedupeStore`: in memory for one process, or a small SQLite file
-shared by processes (`routing.dedupe_store` in the policy).
+the event and the score that some trigger reads (and the file and person dedupe needs), and a
+combination of read values seen before is decided from memory (the memo). One event never
+starts the same playbook twice for the same file and person within the dedupe window (see
+triage.dedupe). Also here: the policy's `routing` settings and loading the candidate
+playbooks.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import re
-import sqlite3
-import threading
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, fields
-from functools import cached_property
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, fields
 from operator import attrgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from ..errors import CrownguardError, ExpressionError, Problem, SpecError
+from ..errors import ExpressionError, Problem, RoutingError, SpecError
 from ..expressions import (
     WHOLE,
     Reads,
@@ -38,35 +29,21 @@ from ..expressions import (
     reads,
     truthy,
 )
+from ..scenarios.format import SCENARIO_SUFFIXES
 from ..spec import Playbook, load_playbook
-from .detection import Detection, detect
-from .detection.fingerprints import FingerprintIndex
-from .events import (
-    Actor,
-    Destination,
-    DestinationKind,
-    Device,
-    FileInfo,
-    ModelMovementEvent,
-    Source,
-    normalise_many,
-)
-from .risk import InMemoryHistory, Policy, RiskScore, score
+from .dedupe import DedupeStore, InMemoryDedupe, dedupe_key
+from .detection.formats import Detection
+from .events.model import Actor, Destination, Device, FileInfo, ModelMovementEvent, Source
+from .policy import Policy
+from .risk.types import RiskScore
 
 if TYPE_CHECKING:
     from ..actions import Action
-    from ..plugins import PluginHost
-    from .detection import ContentSource
 
 DEFAULT_WINDOW_SECONDS = 3600.0
 PLAYBOOK_SUFFIXES = (".yaml", ".yml", ".json")
-SCENARIO_SUFFIXES = (".scenario.yaml", ".scenario.yml")
 _WINDOW = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([smhd]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-class RoutingError(CrownguardError):
-    """The routing set-up is unusable (two playbooks of one name, a missing index...)."""
 
 
 # --- settings ----------------------------------------------------------------------------------
@@ -156,133 +133,6 @@ def load_playbooks(paths: Iterable[Path], actions: dict[str, Action] | None) -> 
     if problems:
         raise SpecError(problems)
     return playbooks
-
-
-# --- dedupe ------------------------------------------------------------------------------------
-
-
-class DedupeStore(Protocol):
-    """When a playbook last started for a key; claims are atomic."""
-
-    def last_start(self, key: str, at: float, window: float) -> float | None:
-        """The start within `window` of event time `at`, if any (read only)."""
-
-    def claim(self, key: str, at: float, window: float) -> float | None:
-        """Record a start at `at` unless one lies within `window`; return that one if so."""
-
-
-class InMemoryDedupe:
-    """Dedupe state for one process (the CLI with no store configured, the demo, tests)."""
-
-    def __init__(self) -> None:
-        self._starts: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def last_start(self, key: str, at: float, window: float) -> float | None:
-        with self._lock:
-            before = self._starts.get(key)
-        return before if before is not None and abs(at - before) < window else None
-
-    def claim(self, key: str, at: float, window: float) -> float | None:
-        with self._lock:
-            before = self._starts.get(key)
-            if before is not None and abs(at - before) < window:
-                return before
-            self._starts[key] = at
-            return None
-
-
-class ScratchDedupe:
-    """Claims kept for one command over a store it only reads.
-
-    `triage` claims through it, so the second of two identical events in one input shows as
-    the duplicate `respond` would make of it, and nothing is written to the real store."""
-
-    def __init__(self, store: DedupeStore):
-        self.store = store
-        self._starts: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def last_start(self, key: str, at: float, window: float) -> float | None:
-        with self._lock:
-            return self._last_start(key, at, window)
-
-    def claim(self, key: str, at: float, window: float) -> float | None:
-        with self._lock:
-            before = self._last_start(key, at, window)
-            if before is None:
-                self._starts[key] = at
-            return before
-
-    def _last_start(self, key: str, at: float, window: float) -> float | None:
-        # A claim made here replaces the real store's start, as it would in the real store.
-        before = self._starts.get(key)
-        if before is None:
-            return self.store.last_start(key, at, window)
-        return before if abs(at - before) < window else None
-
-    def close(self) -> None:
-        close = getattr(self.store, "close", None)
-        if close is not None:
-            close()
-
-
-class SQLiteDedupe:
-    """Dedupe state in a small SQLite file, safe across threads and processes."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None,
-                                   check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS starts (key TEXT PRIMARY KEY, "
-                         "at REAL NOT NULL)")
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    def last_start(self, key: str, at: float, window: float) -> float | None:
-        with self._lock:
-            row = self._db.execute("SELECT at FROM starts WHERE key = ?", (key,)).fetchone()
-        return row[0] if row is not None and abs(at - row[0]) < window else None
-
-    def claim(self, key: str, at: float, window: float) -> float | None:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                row = self._db.execute("SELECT at FROM starts WHERE key = ?", (key,)).fetchone()
-                if row is not None and abs(at - row[0]) < window:
-                    self._db.execute("ROLLBACK")
-                    return float(row[0])
-                self._db.execute("INSERT OR REPLACE INTO starts (key, at) VALUES (?, ?)",
-                                 (key, at))
-                self._db.execute("COMMIT")
-                return None
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-
-
-def dedupe_key(playbook: str, event: dict[str, Any] | ModelMovementEvent) -> str:
-    """playbook + person + file (SHA-256, else path, else name), hashed: the store keeps no
-    e-mail address or path in clear. `event` is the event's data or the event itself."""
-    sha256: Any
-    path: Any
-    name: Any
-    email: Any
-    if isinstance(event, ModelMovementEvent):
-        sha256, path, name = event.file.sha256, event.file.path, event.file.name
-        email = event.actor.email
-    else:
-        file = event.get("file") or {}
-        sha256, path, name = file.get("sha256"), file.get("path"), file.get("name")
-        email = (event.get("actor") or {}).get("email")
-    ident = f"sha256:{sha256}" if sha256 else f"path:{path}" if path else f"name:{name}"
-    person = str(email or "").lower()
-    return hashlib.sha256(f"{playbook}\x1f{person}\x1f{ident}".encode()).hexdigest()
 
 
 # --- the router --------------------------------------------------------------------------------
@@ -514,139 +364,8 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s"
 
 
-# --- the triage pipeline -----------------------------------------------------------------------
-
-
-@dataclass
-class Verdict:
-    """One event, triaged: what it is, how risky, and which playbooks it starts.
-
-    `event_data` and `risk_data`, what playbooks see as `event` and `risk`, are built when
-    first asked for: a feed's events mostly start nothing, and routing reads only a few
-    fields."""
-
-    event: ModelMovementEvent
-    detection: Detection
-    risk: RiskScore
-    decisions: list[RouteDecision] = field(default_factory=list)
-    playbooks: list[Playbook] = field(default_factory=list)
-
-    @cached_property
-    def event_data(self) -> dict[str, Any]:
-        return self.event.to_dict()
-
-    @cached_property
-    def risk_data(self) -> dict[str, Any]:
-        return {**self.risk.to_dict(), "detection": detection_data(self.detection)}
-
-    def to_dict(self, *, include_raw: bool = False) -> dict[str, Any]:
-        event = dict(self.event_data)
-        if not include_raw:
-            event.pop("raw", None)
-        return {"event": event, "detection": detection_data(self.detection),
-                "risk": {k: v for k, v in self.risk_data.items() if k != "detection"},
-                "routes": [d.to_dict() for d in self.decisions],
-                "playbooks": [p.name for p in self.playbooks]}
-
-
 def detection_data(detection: Detection) -> dict[str, Any]:
     """The detection as playbooks see it under `risk.detection` (without the details)."""
     data = detection.to_dict()
     data.pop("details", None)
     return data
-
-
-def leaves(event: ModelMovementEvent) -> bool:
-    """Whether the file went somewhere not trusted: only such a move can be a violation (a
-    departing engineer's download from the registry to their laptop scores high, but it is
-    not a violation the next event should be held against)."""
-    return event.destination.trusted is not True and \
-        event.destination.kind != DestinationKind.ENDPOINT
-
-
-class Triage:
-    """normalise -> detect -> score -> route, remembering each person's history.
-
-    History is recorded once per event: an event delivered again (same origin and id) keeps
-    the score it got the first time (it is not its own earlier violation), adds no volume,
-    and is routed again, where dedupe recognises it."""
-
-    RECENT_EVENTS = 100_000
-
-    def __init__(self, policy: Policy, router: Router, *, index: FingerprintIndex | None = None,
-                 history: InMemoryHistory | None = None):
-        self.policy = policy
-        self.router = router
-        self.index = index
-        self.history = history if history is not None else InMemoryHistory()
-        # The scores of recent events, in two generations of plain dicts (cheaper than an
-        # OrderedDict per event): between RECENT_EVENTS/2 and RECENT_EVENTS are kept.
-        self._scored: dict[tuple[str, str], Any] = {}  # RiskScore.packed()
-        self._scored_before: dict[tuple[str, str], Any] = {}
-
-    def close(self) -> None:
-        """Release the dedupe store's and the index's files."""
-        for resource in (self.router.store, self.index):
-            close = getattr(resource, "close", None)
-            if close is not None:
-                close()
-
-    def triage(self, raw: Any, *, claim: bool = False,
-               content: ContentSource | None = None) -> list[Verdict]:
-        """Every event in a payload (one event, a list, an Incydr alert or search answer)."""
-        events = normalise_many(raw, options=self.policy.options,
-                                mappings=self.policy.mappings.values())
-        return [self.triage_event(event, claim=claim, content=content) for event in events]
-
-    def triage_event(self, event: ModelMovementEvent, *, claim: bool = False,
-                     content: ContentSource | None = None) -> Verdict:
-        detection = detect(event, content=content, index=self.index)
-        key = (event.origin, event.id)
-        packed = self._scored.get(key) or self._scored_before.get(key)
-        if packed is not None:
-            risk = RiskScore.unpacked(packed)
-        else:
-            risk = score(event, detection, self.policy, self.history)
-            if len(self._scored) >= self.RECENT_EVENTS // 2:
-                self._scored_before, self._scored = self._scored, {}
-            self._scored[key] = risk.packed()
-            self.history.record(event, detection, risk if leaves(event) else None,
-                                violation_level=self.policy.violation_level)
-        event = event.with_detection(detection)
-        router = self.router
-        decisions = router.route_event(event, risk, detection, at=event.time.timestamp(),
-                                       claim=claim)
-        chosen = [router.playbooks[d.playbook] for d in decisions if d.chosen]
-        return Verdict(event, detection, risk, decisions, chosen)
-
-
-def build_triage(policy: Policy, host: PluginHost, *, variables: dict[str, Any] | None = None,
-                 playbooks: Sequence[Path] = (), store: DedupeStore | None = None,
-                 index: FingerprintIndex | None = None,
-                 history: InMemoryHistory | None = None) -> Triage:
-    """A Triage set up from the policy's `routing` section (and extra playbook paths).
-
-    Candidates: the policy's playbooks, then (unless `shipped_playbooks: false`) the shipped
-    ones and those plugins register. `store` and `index` override the policy's files."""
-    settings = RoutingSettings.from_policy(policy)
-    missing = [str(path) for path in settings.playbooks if not path.exists()]
-    if missing:
-        raise RoutingError(f"{policy.source}: routing.playbooks: no such file or directory: "
-                           f"{', '.join(missing)}")
-    paths = [*playbooks, *settings.playbooks]
-    if settings.shipped_playbooks:
-        shipped = shipped_playbooks_dir()
-        paths += [shipped] if shipped else []
-        paths += host.playbooks
-    loaded = load_playbooks(paths, host.actions)
-    if store is None:
-        store = SQLiteDedupe(settings.dedupe_store) if settings.dedupe_store else \
-            InMemoryDedupe()
-    if index is None and settings.fingerprints is not None:
-        if not settings.fingerprints.is_file():
-            raise RoutingError(f"{policy.source}: routing.fingerprints: no fingerprint index "
-                               f"at {settings.fingerprints}")
-        index = FingerprintIndex(settings.fingerprints)
-    router = Router(loaded, window_seconds=settings.window_seconds, store=store,
-                    variables=variables)
-    return Triage(policy, router, index=index, history=history)

@@ -16,16 +16,9 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from .classify import (
+from crownguard.engine.triage import (
     DEFAULT_OPTIONS,
     SYNC_APP_DOMAINS,
-    NormaliseOptions,
-    classify_source,
-    classify_web_destination,
-    domain_matches,
-    url_host,
-)
-from .model import (
     Actor,
     Destination,
     DestinationKind,
@@ -33,8 +26,13 @@ from .model import (
     EventError,
     FileInfo,
     ModelMovementEvent,
+    NormaliseOptions,
     Source,
+    classify_source,
+    classify_web_destination,
+    domain_matches,
     parse_time,
+    url_host,
 )
 
 FILE_EVENT = "incydr.file_event"

@@ -1,0 +1,32 @@
+"""EventSource: how a plugin teaches crownguard to read one tool's raw event payloads.
+
+The core knows only that a source recognises its payloads and maps them to events; what an
+event is belongs to the wing that reads them (the triage wing's ModelMovementEvent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class EventSource:
+    """A named reader of one tool's raw payloads, registered through
+    `crownguard_register_event_sources`.
+
+    `recognise(raw)` names the payload's format (such as "incydr.file_event") when this source
+    reads it, else None. `map(raw, options)` gives every event a recognised payload holds (a
+    list: an alert or a search answer holds several); `options` are the policy's normalise
+    options. `split(raw)`, for a batch payload, gives its parts, each with a label for error
+    messages ("fileEvents item 2"), or None when the payload is not a batch. `description`
+    names what the source reads in the error for a payload no source recognises ("an Incydr
+    file event or alert")."""
+
+    name: str
+    recognise: Callable[[Any], str | None]
+    map: Callable[[Any, Any], list[Any]]
+    description: str = ""
+    split: Callable[[Any], list[tuple[str, Any]] | None] | None = None
+    plugin: str = ""

@@ -1,0 +1,200 @@
+"""Scenario tests, the triage part: the scenario's event goes through the same triage as
+`crownguard respond` (normalise, detect, score, route), the chosen playbooks run against the
+mock vendors, and the verdicts are checked against `expect.detection`, `risk` and `playbooks`
+(the runs and calls by engine.scenarios). docs/scenarios.md is the reference.
+
+    run_scenario(scenario, host, fleet) -> ScenarioResult
+    run_scenario_files(files, host, out=sys.stdout) -> [ScenarioResult]   (a line each)
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from ..config import config_from_mapping
+from ..loader import load_file
+from ..plugins import PluginHost
+from ..runner import Runner
+from ..scenarios import (
+    MockFleet,
+    Scenario,
+    ScenarioError,
+    ScenarioResult,
+    calls_since,
+    check,
+    differences,
+    fast_retries,
+    inject_faults,
+    run_and_report,
+    run_with_answers,
+    set_up_vendors,
+)
+from .dedupe import InMemoryDedupe
+from .detection.fingerprints import FingerprintIndex, ModelVersionRef
+from .pipeline import Verdict, build_triage
+from .policy import Policy, policy_from_mapping
+
+
+def run_scenario(scenario: Scenario, host: PluginHost, fleet: MockFleet) -> ScenarioResult:
+    """Set the vendors up, triage the event, run what routing chose, compare."""
+    started = time.perf_counter()
+    result = ScenarioResult(scenario)
+    data = scenario.data
+    connections = set_up_vendors(scenario, fleet)
+    index = fingerprint_index(scenario, fleet, host, connections)
+    marks = inject_faults(scenario, fleet)
+    config = config_from_mapping({"connections": connections}, host.connection_types)
+    variables = dict(data.get("vars") or {})
+    try:
+        triage = build_triage(_policy(scenario), host, variables=variables,
+                              playbooks=[scenario.base / p for p in _candidates(scenario)],
+                              store=InMemoryDedupe(), index=index)
+        scale = float(data.get("backoff_scale", 0.01))
+        for verdict in triage.triage(scenario.event_payload(), claim=True):
+            result.verdicts.append(verdict)
+            for playbook in verdict.playbooks:
+                result.runs.append(run_with_answers(
+                    fast_retries(playbook, host, scale), verdict.event_data, verdict.risk_data,
+                    host, config, variables, data.get("resume")))
+    finally:
+        config.connections.close()
+        if index is not None:
+            index.close()
+    result.calls = calls_since(fleet, marks)
+    # A mismatch quotes request bodies: never with a credential the mocks handed out in it.
+    redact = config.redactor.redact
+    result.mismatches = [redact(m) for m in [*check_verdicts(scenario, result),
+                                             *check(scenario, result, redact)]]
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def run_scenario_files(files: list[Path], host: PluginHost, *, out: TextIO,
+                       verbose: bool = False) -> list[ScenarioResult]:
+    """Run scenarios one by one, a pass/fail line each, on one fleet of mocks."""
+    return run_and_report(files, host, run_scenario, out=out, verbose=verbose)
+
+
+def _candidates(scenario: Scenario) -> list[str]:
+    data = scenario.data
+    return ([data["playbook"]] if data.get("playbook") else []) + list(data.get("playbooks")
+                                                                        or [])
+
+
+def _policy(scenario: Scenario) -> Policy:
+    spec = scenario.data.get("policy") or {}
+    if isinstance(spec, str):
+        doc = load_file(scenario.base / spec)
+        spec, source = dict(doc.data or {}), doc
+    else:
+        source = None
+    if _candidates(scenario):  # the scenario names its playbooks: route among those only
+        spec = {**spec, "routing": {**(spec.get("routing") or {}), "shipped_playbooks": False}}
+    return policy_from_mapping(spec, doc=source)
+
+
+# --- checking the verdicts ---------------------------------------------------------------------
+
+
+def check_verdicts(scenario: Scenario, result: ScenarioResult) -> list[str]:
+    """Every way what triage made of the event differs from `expect` (detection, risk,
+    playbooks), the most telling mismatches of a scenario: they come before the runs'."""
+    expect = scenario.data["expect"]
+    problems: list[str] = []
+    verdicts: list[Verdict] = result.verdicts
+    verdict = verdicts[0] if verdicts else None
+    if "detection" in expect and verdict is not None:
+        detection = verdict.detection.to_dict()
+        problems += [f"detection: {m}" for m in differences(expect["detection"], detection)]
+    if "risk" in expect and verdict is not None:
+        problems += _check_risk(expect["risk"], verdict)
+    if "playbooks" in expect:
+        chosen = [p.name for v in verdicts for p in v.playbooks]
+        if sorted(chosen) != sorted(expect["playbooks"]):
+            why = "; ".join(f"{d.playbook}: {d.reason}" for v in verdicts
+                            for d in v.decisions if d.playbook in expect["playbooks"]
+                            and not d.chosen)
+            problems.append(f"playbooks: expected {expect['playbooks']}, routing chose {chosen}"
+                            + (f" ({why})" if why else ""))
+    return problems
+
+
+def _check_risk(expect: dict[str, Any], verdict: Verdict) -> list[str]:
+    risk = verdict.risk
+    found = []
+    if "level" in expect and str(risk.level) != expect["level"]:
+        found.append(f"risk level: expected {expect['level']}, got {risk.level} ({risk.summary()})")
+    if risk.score < expect.get("score_at_least", 0):
+        found.append(f"risk score: expected at least {expect['score_at_least']}, got "
+                     f"{risk.summary()}")
+    if risk.score > expect.get("score_at_most", 100):
+        found.append(f"risk score: expected at most {expect['score_at_most']}, got "
+                     f"{risk.summary()}")
+    missing = [i for i in expect.get("indicators", []) if i not in risk.indicators]
+    if missing:
+        found.append(f"risk indicators: missing {missing} (got {risk.indicators})")
+    extra = [i for i in expect.get("not_indicators", []) if i in risk.indicators]
+    if extra:
+        found.append(f"risk indicators: did not expect {extra}")
+    return found
+
+
+# --- the fingerprint index a scenario's `fingerprints` describe ---------------------------------
+
+
+def fingerprint_index(scenario: Scenario, fleet: MockFleet, host: PluginHost,
+                      connections: dict[str, Any]) -> FingerprintIndex | None:
+    spec = scenario.data.get("fingerprints")
+    if not spec:
+        return None
+    index = FingerprintIndex()
+    if spec == "mlflow":
+        refresh_from_mlflow(index, host, connections)
+        return index
+    for item in spec:
+        ref = ModelVersionRef(item.get("registry", "mlflow"), item["model"], str(item["version"]),
+                              item.get("sensitivity"))
+        index.add_version(ref, {"files": [{"path": item.get("path", "model/model"),
+                                           "sha256": item["sha256"]}]})
+    return index
+
+
+_LIST_FILES = """
+name: fingerprint-refresh
+steps:
+  - id: versions
+    action: mlflow.list_model_versions
+  - id: files
+    action: mlflow.list_model_files
+    needs: [versions]
+    for_each: "${{ steps.versions.output.versions }}"
+    with: {name: "${{ item.name }}", version: "${{ item.version }}"}
+"""
+
+
+def refresh_from_mlflow(index: FingerprintIndex, host: PluginHost,
+                        connections: dict[str, Any]) -> int:
+    """Index every registered MLflow version's files through the mlflow plugin's own actions
+    (the path a scheduled refresh takes); returns the number of versions indexed."""
+    from ..spec import parse_playbook
+
+    config = config_from_mapping({"connections": connections}, host.connection_types)
+    try:
+        record = Runner(host, config).run(parse_playbook(_LIST_FILES, host.actions))
+    finally:
+        config.connections.close()
+    if record["status"] != "succeeded":
+        errors = "; ".join(f"{k}: {s['error']}" for k, s in record["steps"].items()
+                           if s["error"])
+        raise ScenarioError(f"fingerprint refresh from mlflow failed: {errors}")
+    versions = record["steps"]["versions"]["output"]["versions"]
+    listings = record["steps"]["files"]["output"]
+    # The action gives tags as an object; from_mlflow reads MLflow's [{key, value}] list.
+    refs = [ModelVersionRef.from_mlflow({**v, "tags": [{"key": k, "value": t} for k, t in
+                                                        (v.get("tags") or {}).items()]})
+            for v in versions]
+    by_ref = dict(zip(refs, listings, strict=True))
+    index.refresh(refs, lambda ref: by_ref[ref])
+    return len(refs)
