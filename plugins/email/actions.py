@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from crownguard.engine import ActionContext, RetryPolicy, action
-from crownguard.plugins._nudge import DELIVERIES, NUDGE_INPUT_PROPERTIES, render_nudge
+from crownguard.engine import VENDOR_RETRY, ActionContext, action
+from crownguard.plugins._nudge import DELIVERIES, render_nudge
+from crownguard.plugins.email.client import SmtpSender
 from crownguard.plugins.email.compose import message_id, nudge_message
-from crownguard.plugins.email.smtp_client import SmtpSender
-
-VENDOR_RETRY = RetryPolicy(max_attempts=3, backoff_seconds=1)
-# One address, nothing that could end a header or add another address.
-ADDRESS = {"type": "string", "pattern": r"^[^\s@<>,;\"]+@[^\s@<>,;\"]+$", "maxLength": 320}
+from crownguard.plugins.email.schemas import SEND_NUDGE_INPUT, SEND_NUDGE_OUTPUT
 
 
 def _addresses(value: Any) -> list[str]:
@@ -23,33 +20,8 @@ def _addresses(value: Any) -> list[str]:
     side_effect=True,
     connection="email",
     retry=VENDOR_RETRY,
-    input_schema={
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["to", "file_name", "policy"],
-        "properties": {
-            "to": {"oneOf": [ADDRESS, {"type": "array", "items": ADDRESS, "minItems": 1,
-                                       "maxItems": 10, "uniqueItems": True}]},
-            "cc": {"type": "array", "items": ADDRESS, "maxItems": 10, "uniqueItems": True},
-            "reply_to": ADDRESS,
-            **NUDGE_INPUT_PROPERTIES,
-            "dedupe": {"type": "boolean", "default": True},
-            "dedupe_key": {"type": "string", "minLength": 1, "maxLength": 120},
-        },
-    },
-    output_schema={
-        "type": "object",
-        "required": ["message_id", "accepted", "refused", "language", "changed"],
-        "properties": {
-            "message_id": {"type": "string"},
-            "accepted": {"type": "array", "items": {"type": "string"}},
-            "refused": {"type": "array", "items": {
-                "type": "object", "required": ["address", "reply"],
-                "properties": {"address": {"type": "string"}, "reply": {"type": "string"}}}},
-            "language": {"type": "string"},
-            "changed": {"type": "boolean"},
-        },
-    },
+    input_schema=SEND_NUDGE_INPUT,
+    output_schema=SEND_NUDGE_OUTPUT,
 )
 def send_nudge(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     """E-mail the employee the nudge: the same words as the Slack nudge, as text and HTML.
