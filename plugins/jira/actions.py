@@ -7,11 +7,11 @@ import time
 from typing import Any
 
 from crownguard.engine import (
+    VENDOR_RETRY,
     ActionContext,
     BadResponse,
     ConflictError,
     InputError,
-    RetryPolicy,
     action,
 )
 
@@ -19,7 +19,6 @@ from . import schemas
 from .adf import to_adf
 from .client import JiraClient
 
-VENDOR_RETRY = RetryPolicy(max_attempts=3, backoff_seconds=1)
 PROPERTY = "crownguard"
 DEFAULT_SETTLE_SECONDS = 5.0
 DONE = "done"
