@@ -6,35 +6,28 @@ import re
 import time
 from typing import Any
 
-from crownguard.engine import ActionContext, ConfigError, RetryPolicy, action
-from crownguard.plugins._nudge import NUDGE_INPUT_PROPERTIES, escape_mrkdwn, render_nudge
-from crownguard.plugins.slack.blocks import CHOICES, nudge_blocks
+from crownguard.engine import VENDOR_RETRY, ActionContext, ConfigError, action
+from crownguard.plugins._nudge import escape_mrkdwn, render_nudge
+from crownguard.plugins.slack.blocks import nudge_blocks
 from crownguard.plugins.slack.client import SlackClient
 from crownguard.plugins.slack.interactions import answer_from_payload, payload_from_body
+from crownguard.plugins.slack.schemas import (
+    CHANNEL_ID_PATTERN,
+    DEFAULT_WINDOW_HOURS,
+    DELETE_MESSAGE_INPUT,
+    DELETE_MESSAGE_OUTPUT,
+    PARSE_INTERACTION_INPUT,
+    PARSE_INTERACTION_OUTPUT,
+    POST_MESSAGE_INPUT,
+    POST_MESSAGE_OUTPUT,
+    SEND_NUDGE_INPUT,
+    SEND_NUDGE_OUTPUT,
+)
 from crownguard.plugins.slack.signing import MAX_AGE_SECONDS, verify_signature
 
-VENDOR_RETRY = RetryPolicy(max_attempts=3, backoff_seconds=1)
 NUDGE_EVENT = "crownguard_nudge"
 MESSAGE_EVENT = "crownguard_message"
-CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{8,}$")
-TS_PATTERN = r"^\d{10}\.\d{6}$"
-DEFAULT_WINDOW_HOURS = 168
-
-_DEDUPE_PROPERTIES: dict[str, Any] = {
-    "dedupe": {"type": "boolean", "default": True,
-               "description": "Look for this step's earlier message first (needs the "
-                              "*:history scope of the conversation type)."},
-    "dedupe_key": {"type": "string", "minLength": 1, "maxLength": 200,
-                   "description": "Default: the step's idempotency key."},
-    "dedupe_window_hours": {"type": "number", "exclusiveMinimum": 0, "maximum": 2160,
-                            "default": DEFAULT_WINDOW_HOURS},
-}
-_MESSAGE_OUTPUT: dict[str, Any] = {
-    "type": "object",
-    "required": ["channel", "ts", "changed"],
-    "properties": {"channel": {"type": "string"}, "ts": {"type": "string"},
-                   "changed": {"type": "boolean"}},
-}
+CHANNEL_ID = re.compile(CHANNEL_ID_PATTERN)
 
 
 def _metadata(event_type: str, key: str, ctx: ActionContext,
@@ -60,30 +53,8 @@ def _existing(client: SlackClient, channel: str, event_type: str, key: str,
     undo_with={"channel": "${{ output.channel }}", "ts": "${{ output.ts }}"},
     connection="slack",
     retry=VENDOR_RETRY,
-    input_schema={
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["file_name", "policy"],
-        "anyOf": [{"required": ["email"]}, {"required": ["user_id"]}],
-        "properties": {
-            "email": {"type": "string", "pattern": r"^[^\s@]+@[^\s@]+$", "maxLength": 320},
-            "user_id": {"type": "string", "pattern": r"^[UW][A-Z0-9]{2,}$"},
-            **NUDGE_INPUT_PROPERTIES,
-            "ask_justification": {"type": "boolean", "default": True},
-            "reply_step": {"type": "string", "pattern": "^[a-z0-9_]+$", "maxLength": 128,
-                           "description": "The step the answer is for (default: this one)."},
-            **_DEDUPE_PROPERTIES,
-        },
-    },
-    output_schema={
-        "type": "object",
-        "required": ["user_id", "channel", "ts", "language", "asked_justification", "changed"],
-        "properties": {
-            "user_id": {"type": "string"}, "channel": {"type": "string"},
-            "ts": {"type": "string"}, "language": {"type": "string"},
-            "asked_justification": {"type": "boolean"}, "changed": {"type": "boolean"},
-        },
-    },
+    input_schema=SEND_NUDGE_INPUT,
+    output_schema=SEND_NUDGE_OUTPUT,
 )
 def send_nudge(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     """Send the employee a respectful direct message about a model file that moved.
@@ -123,25 +94,8 @@ def send_nudge(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     undo_with={"channel": "${{ output.channel }}", "ts": "${{ output.ts }}"},
     connection="slack",
     retry=VENDOR_RETRY,
-    input_schema={
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["channel", "text"],
-        "properties": {
-            "channel": {"type": "string", "minLength": 1, "maxLength": 80,
-                        "description": "A channel id (C.../G...) or #name."},
-            "text": {"type": "string", "minLength": 1, "maxLength": 40000},
-            "allow_markup": {"type": "boolean", "default": False,
-                             "description": "Keep <...> links and mentions in text; by default "
-                                            "&, < and > are escaped so event data cannot "
-                                            "mention @channel or plant links."},
-            "blocks": {"type": "array", "maxItems": 50,
-                       "items": {"type": "object", "required": ["type"]}},
-            "thread_ts": {"type": "string", "pattern": TS_PATTERN},
-            **_DEDUPE_PROPERTIES,
-        },
-    },
-    output_schema=_MESSAGE_OUTPUT,
+    input_schema=POST_MESSAGE_INPUT,
+    output_schema=POST_MESSAGE_OUTPUT,
 )
 def post_message(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     """Post a message to a SOC channel.
@@ -173,14 +127,8 @@ def post_message(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     side_effect=True,
     connection="slack",
     retry=VENDOR_RETRY,
-    input_schema={
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["channel", "ts"],
-        "properties": {"channel": {"type": "string", "pattern": CHANNEL_ID.pattern},
-                       "ts": {"type": "string", "pattern": TS_PATTERN}},
-    },
-    output_schema=_MESSAGE_OUTPUT,
+    input_schema=DELETE_MESSAGE_INPUT,
+    output_schema=DELETE_MESSAGE_OUTPUT,
 )
 def delete_message(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     """Delete a message the app posted (the undo of send_nudge and post_message).
@@ -197,30 +145,8 @@ def delete_message(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]
     "slack.parse_interaction",
     side_effect=False,
     connection="slack",
-    input_schema={
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["body", "headers"],
-        "properties": {
-            "body": {"type": "string", "minLength": 1,
-                     "description": "The request body exactly as received (form-encoded)."},
-            "headers": {"type": "object", "additionalProperties": {"type": "string"}},
-            "max_age_seconds": {"type": "integer", "minimum": 1, "maximum": MAX_AGE_SECONDS,
-                                "default": MAX_AGE_SECONDS},
-        },
-    },
-    output_schema={
-        "type": "object",
-        "required": ["run_id", "step_id", "user", "choice", "justification"],
-        "properties": {
-            "run_id": {"type": "string"}, "step_id": {"type": "string"},
-            "user": {"type": "string"}, "user_name": {"type": "string"},
-            "team_id": {"type": "string"}, "choice": {"enum": list(CHOICES)},
-            "justification": {"type": ["string", "null"]},
-            "interaction_type": {"enum": ["block_actions", "view_submission"]},
-            "message": {"type": ["object", "null"]},
-        },
-    },
+    input_schema=PARSE_INTERACTION_INPUT,
+    output_schema=PARSE_INTERACTION_OUTPUT,
 )
 def parse_interaction(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     """Verify a Slack interactivity request and read the employee's answer from it.
