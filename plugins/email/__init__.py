@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from crownguard.engine import Action, ConnectionType, hookimpl
 from crownguard.plugins.email.actions import send_nudge
-from crownguard.plugins.email.smtp_client import EMAIL_CONNECTION_SCHEMA, EMAIL_SECRETS
+from crownguard.plugins.email.connection import CONNECTION_TYPE
 
 
 @hookimpl
@@ -20,8 +20,4 @@ def crownguard_register_actions(register: Callable[[Action], None]) -> None:
 
 @hookimpl
 def crownguard_register_connection_types(register: Callable[[ConnectionType], None]) -> None:
-    register(ConnectionType(
-        "email", EMAIL_CONNECTION_SCHEMA,
-        "An SMTP submission server: host/port (or base_url smtp:// / smtps://), security "
-        "(starttls, tls, none), username/password, from_address, and a CA to trust.",
-        secrets=EMAIL_SECRETS))
+    register(CONNECTION_TYPE)

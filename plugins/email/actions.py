@@ -1,21 +1,12 @@
-"""email.send_nudge."""
+"""email.send_nudge. Thin: sending once lives in delivery.py."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from crownguard.engine import ActionContext, RetryPolicy, action
-from crownguard.plugins._nudge import DELIVERIES, NUDGE_INPUT_PROPERTIES, render_nudge
-from crownguard.plugins.email.compose import message_id, nudge_message
-from crownguard.plugins.email.smtp_client import SmtpSender
-
-VENDOR_RETRY = RetryPolicy(max_attempts=3, backoff_seconds=1)
-# One address, nothing that could end a header or add another address.
-ADDRESS = {"type": "string", "pattern": r"^[^\s@<>,;\"]+@[^\s@<>,;\"]+$", "maxLength": 320}
-
-
-def _addresses(value: Any) -> list[str]:
-    return [value] if isinstance(value, str) else list(value or [])
+from crownguard.engine import VENDOR_RETRY, ActionContext, action
+from crownguard.plugins.email.delivery import send_nudge_once
+from crownguard.plugins.email.schemas import SEND_NUDGE_INPUT, SEND_NUDGE_OUTPUT
 
 
 @action(
@@ -23,33 +14,8 @@ def _addresses(value: Any) -> list[str]:
     side_effect=True,
     connection="email",
     retry=VENDOR_RETRY,
-    input_schema={
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["to", "file_name", "policy"],
-        "properties": {
-            "to": {"oneOf": [ADDRESS, {"type": "array", "items": ADDRESS, "minItems": 1,
-                                       "maxItems": 10, "uniqueItems": True}]},
-            "cc": {"type": "array", "items": ADDRESS, "maxItems": 10, "uniqueItems": True},
-            "reply_to": ADDRESS,
-            **NUDGE_INPUT_PROPERTIES,
-            "dedupe": {"type": "boolean", "default": True},
-            "dedupe_key": {"type": "string", "minLength": 1, "maxLength": 120},
-        },
-    },
-    output_schema={
-        "type": "object",
-        "required": ["message_id", "accepted", "refused", "language", "changed"],
-        "properties": {
-            "message_id": {"type": "string"},
-            "accepted": {"type": "array", "items": {"type": "string"}},
-            "refused": {"type": "array", "items": {
-                "type": "object", "required": ["address", "reply"],
-                "properties": {"address": {"type": "string"}, "reply": {"type": "string"}}}},
-            "language": {"type": "string"},
-            "changed": {"type": "boolean"},
-        },
-    },
+    input_schema=SEND_NUDGE_INPUT,
+    output_schema=SEND_NUDGE_OUTPUT,
 )
 def send_nudge(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     """E-mail the employee the nudge: the same words as the Slack nudge, as text and HTML.
@@ -61,29 +27,4 @@ def send_nudge(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     idempotency key; `changed` is false for a repeat of this step in the same process (SMTP
     cannot be asked what it delivered). No undo: sent mail cannot be recalled.
     """
-    content = render_nudge(inputs, ctx.run_context)
-    connection = ctx.connection("email")
-    sender = SmtpSender(connection, ctx)
-    key = inputs.get("dedupe_key") or ctx.idempotency_key
-    if inputs.get("dedupe", True):
-        earlier = DELIVERIES.get(connection, key)
-        if earlier is not None:
-            return {**earlier, "changed": False}
-    to, cc = _addresses(inputs["to"]), _addresses(inputs.get("cc"))
-    settings = sender.settings
-    msg_id = message_id(key, settings.domain)
-    message = nudge_message(content, sender=settings.from_address,
-                            sender_name=settings.from_name, to=to, cc=cc,
-                            reply_to=inputs.get("reply_to") or settings.reply_to,
-                            msg_id=msg_id, run_id=ctx.run_id, step_id=ctx.step_id)
-    refused = sender.send(message, to + cc)
-    result = {
-        "message_id": msg_id,
-        "accepted": [a for a in to + cc if a not in refused],
-        "refused": [{"address": address,
-                     "reply": f"{code} {text.decode('utf-8', 'replace')}"}
-                    for address, (code, text) in refused.items()],
-        "language": content.language,
-    }
-    DELIVERIES.record(connection, key, result)
-    return {**result, "changed": True}
+    return send_nudge_once(ctx, inputs)

@@ -7,11 +7,9 @@ from collections.abc import Callable
 
 from crownguard.engine import Action, ConnectionType, MockServerSpec, hookimpl
 
-from .actions import get_repo, restrict_repo, unrestrict_repo
+from .actions import ACTIONS
 from .connection import HUGGINGFACE_CONNECTION
 from .mock import HubMock
-
-ACTIONS = (get_repo, restrict_repo, unrestrict_repo)
 
 
 @hookimpl

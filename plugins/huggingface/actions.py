@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from crownguard.engine import ActionContext, InputError, RetryPolicy, action
+from crownguard.engine import VENDOR_RETRY, ActionContext, InputError, action
 
 from .client import HubClient
 from .restriction import restrict, summarize, unrestrict
@@ -17,8 +17,6 @@ from .schemas import (
     UNRESTRICT_INPUT,
     UNRESTRICT_OUTPUT,
 )
-
-VENDOR_RETRY = RetryPolicy(max_attempts=3, backoff_seconds=1)
 
 
 @action("huggingface.get_repo", connection="huggingface", retry=VENDOR_RETRY,
@@ -74,3 +72,6 @@ def unrestrict_repo(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any
     return unrestrict(ctx.client(HubClient), repo_type=inputs.get("repo_type", "model"),
                       repo_id=inputs["repo_id"], private=bool(inputs["private"]),
                       gated=inputs["gated"], accept_users=list(inputs.get("accept_users", [])))
+
+
+ACTIONS = (get_repo, restrict_repo, unrestrict_repo)

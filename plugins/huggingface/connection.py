@@ -4,24 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from crownguard.engine import ConnectionType
+from crownguard.engine import CONNECTION_SETTINGS, ConnectionType, connection_schema
 
 DEFAULT_BASE_URL = "https://huggingface.co"
-POSITIVE = {"type": "number", "exclusiveMinimum": 0}
 
-HUGGINGFACE_CONNECTION_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["token"],
-    "properties": {
-        "base_url": {"type": "string", "pattern": "^https?://",
+HUGGINGFACE_CONNECTION_SCHEMA: dict[str, Any] = connection_schema(
+    {
+        "base_url": {**CONNECTION_SETTINGS["base_url"],
                      "description": f"the Hub endpoint (default {DEFAULT_BASE_URL})"},
         "token": {"type": "string", "minLength": 1,
                   "description": "a user access token (hf_...) with write access to the repos"},
-        "timeout_seconds": POSITIVE,
-        "connect_timeout_seconds": POSITIVE,
     },
-}
+    required=("token",))
 
 HUGGINGFACE_CONNECTION = ConnectionType(
     "huggingface", HUGGINGFACE_CONNECTION_SCHEMA,

@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 from crownguard.engine import Action, ConnectionType, MockServerSpec, hookimpl
 
-from . import schemas
 from .actions import ACTIONS
+from .connection import CONNECTION_TYPE
 from .mock import JiraMock
 
 
@@ -23,11 +23,7 @@ def crownguard_register_actions(register: Callable[[Action], None]) -> None:
 
 @hookimpl
 def crownguard_register_connection_types(register: Callable[[ConnectionType], None]) -> None:
-    register(ConnectionType(
-        "jira", schemas.CONNECTION,
-        "A Jira Cloud site (base_url) with an Atlassian account e-mail and API token (or an "
-        "OAuth bearer token), an optional default_project and search settings.",
-        secrets=("api_token", "token")))
+    register(CONNECTION_TYPE)
 
 
 @hookimpl

@@ -1,64 +1,17 @@
 """The jira actions: open exactly one issue per incident key, comment once, move issues through
-their workflow, close what was opened (the undo), and read issues."""
+their workflow, close what was opened (the undo), and read issues. Thin: the procedures live in
+issues.py and workflow.py."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from crownguard.engine import (
-    ActionContext,
-    BadResponse,
-    ConflictError,
-    InputError,
-    RetryPolicy,
-    action,
-)
+from crownguard.engine import VENDOR_RETRY, ActionContext, action
 
 from . import schemas
-from .adf import to_adf
 from .client import JiraClient
-
-VENDOR_RETRY = RetryPolicy(max_attempts=3, backoff_seconds=1)
-PROPERTY = "crownguard"
-DEFAULT_SETTLE_SECONDS = 5.0
-DONE = "done"
-
-
-def jql_string(value: str) -> str:
-    """A JQL string literal."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def correlation_label(ctx: ActionContext, given: str | None) -> str:
-    """The label that marks the issue of one incident: the playbook's key, or a key that is
-    stable for this step across its retries and resumes."""
-    return f"crownguard-{given or ctx.idempotency_key}"
-
-
-def _project(client: JiraClient, inputs: dict[str, Any]) -> str:
-    project = inputs.get("project") or client.settings.get("default_project")
-    if not project:
-        raise InputError("jira.create_issue: no 'project' given and the connection has no "
-                         "default_project")
-    return str(project)
-
-
-def _find_labelled(client: JiraClient, ctx: ActionContext, project: str,
-                   label: str) -> dict[str, Any] | None:
-    """The oldest issue carrying the label. On a retry, an earlier attempt may have created it
-    moments ago and Jira's search index may not show it yet: keep looking for a while."""
-    jql = f"project = {jql_string(project)} AND labels = {jql_string(label)} ORDER BY created ASC"
-    settle = float(client.settings.get("index_settle_seconds", DEFAULT_SETTLE_SECONDS))
-    interval = min(1.0, max(0.01, settle / 5))
-    give_up = time.monotonic() + (settle if ctx.attempt > 1 else 0.0)
-    while True:
-        for issue in client.search(jql, operation="find issue by correlation label",
-                                   properties=[PROPERTY], limit=1):
-            return issue
-        if time.monotonic() >= give_up:
-            return None
-        ctx.sleep(interval)
+from .issues import comment_once, open_issue, read_issue, search_issues
+from .workflow import close, transition
 
 
 @action("jira.create_issue", side_effect=True, undo="jira.close_issue",
@@ -75,43 +28,7 @@ def create_issue(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     across runs. The description is Markdown (or plain text) converted to Atlassian Document
     Format. `changed` is false when the issue already existed. Needs Browse and Create issues
     in the project. Undo: jira.close_issue."""
-    client = ctx.client(JiraClient)
-    project = _project(client, inputs)
-    label = correlation_label(ctx, inputs.get("correlation_id"))
-    existing = _find_labelled(client, ctx, project, label)
-    if existing is not None:
-        marker = (existing.get("properties") or {}).get(PROPERTY) or {}
-        key, issue_id = str(existing.get("key")), str(existing.get("id"))
-        changed = isinstance(marker, dict) and marker.get("idempotency_key") == \
-            ctx.idempotency_key
-    else:
-        extra = dict(inputs.get("fields") or {})
-        # Labels given in `fields` too are merged: the correlation label must stay.
-        labels = {*inputs.get("labels", []), *(extra.pop("labels", None) or []), label}
-        fields: dict[str, Any] = {
-            "project": {"key": project},
-            "issuetype": {"name": inputs.get("issue_type", "Task")},
-            # Jira refuses line breaks in a summary.
-            "summary": " ".join(inputs["summary"].split()),
-            "labels": sorted(labels),
-        }
-        if inputs.get("description"):
-            fields["description"] = to_adf(inputs["description"],
-                                           inputs.get("description_format", "markdown"))
-        if inputs.get("priority"):
-            fields["priority"] = {"name": inputs["priority"]}
-        fields.update(extra)
-        marker = {"correlation_id": label, "idempotency_key": ctx.idempotency_key,
-                  "run_id": ctx.run_id, "step_id": ctx.step_id}
-        created = client.call("POST", "rest/api/3/issue", operation="create issue",
-                              json_body={"fields": fields,
-                                         "properties": [{"key": PROPERTY, "value": marker}]})
-        if not created.get("key"):
-            raise BadResponse("the create answer has no issue key", vendor=client.vendor,
-                              operation="create issue")
-        key, issue_id, changed = str(created["key"]), str(created.get("id", "")), True
-    return {"key": key, "id": issue_id, "url": client.browse_url(key), "project": project,
-            "correlation_id": label, "changed": changed}
+    return open_issue(ctx, ctx.client(JiraClient), inputs)
 
 
 @action("jira.add_comment", side_effect=True, undo=None, connection="jira", retry=VENDOR_RETRY,
@@ -123,61 +40,7 @@ def add_comment(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     comments are read first (page by page) and a comment with that key is not added again
     (`changed: false` when `dedupe_key` was given and found). The body is Markdown or plain
     text, converted to Atlassian Document Format. Needs Add comments. No undo: comments stay."""
-    client = ctx.client(JiraClient)
-    issue, key = inputs["issue"], inputs.get("dedupe_key") or ctx.idempotency_key
-    operation = "add comment"
-    ids = [str(c.get("id")) for c in client.comments(issue, operation="list comments")]
-    if ids:
-        for comment_id, props in client.comment_properties(
-                ids, operation="read comment properties").items():
-            marker = props.get(PROPERTY)
-            if isinstance(marker, dict) and marker.get("dedupe_key") == key:
-                return {"issue": issue, "comment_id": comment_id,
-                        "changed": marker.get("idempotency_key") == ctx.idempotency_key}
-    body = {"body": to_adf(inputs["body"], inputs.get("body_format", "markdown")),
-            "properties": [{"key": PROPERTY, "value": {
-                "dedupe_key": key, "idempotency_key": ctx.idempotency_key}}]}
-    created = client.call("POST", client.issue_path(issue, "comment"), operation=operation,
-                          json_body=body)
-    return {"issue": issue, "comment_id": str(created.get("id", "")), "changed": True}
-
-
-def _status(client: JiraClient, issue: str, operation: str) -> tuple[str, str]:
-    """(status name, status category key) of an issue."""
-    body = client.call("GET", client.issue_path(issue), operation=operation,
-                       params={"fields": "status"})
-    status = (body.get("fields") or {}).get("status") or {}
-    if not isinstance(status, dict) or not status.get("name"):
-        raise BadResponse("the issue has no status", vendor=client.vendor, operation=operation)
-    return str(status["name"]), str((status.get("statusCategory") or {}).get("key", ""))
-
-
-def _transitions(client: JiraClient, issue: str, operation: str) -> list[dict[str, Any]]:
-    body = client.call("GET", client.issue_path(issue, "transitions"), operation=operation)
-    transitions = body.get("transitions")
-    if not isinstance(transitions, list):
-        raise BadResponse("the answer has no 'transitions' list", vendor=client.vendor,
-                          operation=operation)
-    return [t for t in transitions if isinstance(t, dict)]
-
-
-def _perform(client: JiraClient, issue: str, transition: dict[str, Any], inputs: dict[str, Any],
-             operation: str, comment: str | None) -> None:
-    body: dict[str, Any] = {"transition": {"id": str(transition.get("id"))}}
-    if inputs.get("resolution"):
-        body["fields"] = {"resolution": {"name": inputs["resolution"]}}
-    if comment:
-        body["update"] = {"comment": [{"add": {"body": to_adf(
-            comment, inputs.get("comment_format", "markdown"))}}]}
-    client.call("POST", client.issue_path(issue, "transitions"), operation=operation,
-                json_body=body)
-
-
-def _no_transition(client: JiraClient, wanted: str, available: list[dict[str, Any]],
-                   operation: str) -> ConflictError:
-    names = ", ".join(f"{t.get('name')} -> {(t.get('to') or {}).get('name')}" for t in available)
-    return ConflictError(f"no transition {wanted!r} from the issue's status (available: "
-                         f"{names or 'none'})", vendor=client.vendor, operation=operation)
+    return comment_once(ctx, ctx.client(JiraClient), inputs)
 
 
 @action("jira.transition_issue", side_effect=True, undo=None, connection="jira",
@@ -191,28 +54,7 @@ def transition_issue(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, An
     resolution. `changed` is false when the issue already is in the target status. A
     ConflictError lists the available transitions when none matches. Needs Transition issues.
     No undo: workflows need not lead back."""
-    client = ctx.client(JiraClient)
-    issue, operation = inputs["issue"], "transition issue"
-    status, _ = _status(client, issue, operation)
-    available = _transitions(client, issue, operation)
-    wanted = inputs.get("transition") or inputs["to_status"]
-    if inputs.get("to_status"):
-        if status.casefold() == wanted.casefold():
-            return {"issue": issue, "status": status, "changed": False}
-        match = [t for t in available
-                 if str((t.get("to") or {}).get("name", "")).casefold() == wanted.casefold()]
-    else:
-        match = [t for t in available if str(t.get("id")) == wanted
-                 or str(t.get("name", "")).casefold() == wanted.casefold()]
-        if not match and status.casefold() == wanted.casefold():
-            return {"issue": issue, "status": status, "changed": False}
-    if not match:
-        raise _no_transition(client, wanted, available, operation)
-    target = str((match[0].get("to") or {}).get("name") or wanted)
-    if target.casefold() == status.casefold():
-        return {"issue": issue, "status": status, "changed": False}
-    _perform(client, issue, match[0], inputs, operation, inputs.get("comment"))
-    return {"issue": issue, "status": target, "changed": True}
+    return transition(ctx.client(JiraClient), inputs)
 
 
 @action("jira.close_issue", side_effect=True, undo=None, connection="jira", retry=VENDOR_RETRY,
@@ -223,25 +65,7 @@ def close_issue(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     Uses the named `transition`, or the first transition into a status of the Done category,
     and adds `comment` with it. `changed` is false when the issue already is in a Done
     status. Takes create_issue's output (`key` as `issue`). Needs Transition issues."""
-    client = ctx.client(JiraClient)
-    issue, operation = inputs["issue"], "close issue"
-    status, category = _status(client, issue, operation)
-    if category == DONE:
-        return {"issue": issue, "status": status, "changed": False}
-    available = _transitions(client, issue, operation)
-    wanted = inputs.get("transition")
-    if wanted:
-        match = [t for t in available if str(t.get("id")) == wanted
-                 or str(t.get("name", "")).casefold() == wanted.casefold()]
-    else:
-        match = [t for t in available
-                 if ((t.get("to") or {}).get("statusCategory") or {}).get("key") == DONE]
-    if not match:
-        raise _no_transition(client, wanted or "into a Done status", available, operation)
-    comment = inputs.get("comment", schemas.CLOSE_ISSUE_INPUT["properties"]["comment"]["default"])
-    _perform(client, issue, match[0], inputs, operation, comment)
-    return {"issue": issue, "status": str((match[0].get("to") or {}).get("name", "")),
-            "changed": True}
+    return close(ctx.client(JiraClient), inputs)
 
 
 @action("jira.get_issue", connection="jira", retry=VENDOR_RETRY,
@@ -251,17 +75,7 @@ def get_issue(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
 
     `fields` defaults to summary, status, labels, priority and resolution. NotFoundError when
     the issue does not exist or the account may not see it."""
-    client = ctx.client(JiraClient)
-    wanted = inputs.get("fields") or ["summary", "status", "labels", "priority", "resolution"]
-    body = client.call("GET", client.issue_path(inputs["issue"]), operation="get issue",
-                       params={"fields": ",".join(sorted({*wanted, "status"}))})
-    fields = body.get("fields") if isinstance(body.get("fields"), dict) else {}
-    status = fields.get("status") or {}
-    key = str(body.get("key", inputs["issue"]))
-    return {"key": key, "id": str(body.get("id", "")), "url": client.browse_url(key),
-            "status": str(status.get("name", "")),
-            "status_category": str((status.get("statusCategory") or {}).get("key", "")),
-            "fields": fields}
+    return read_issue(ctx.client(JiraClient), inputs)
 
 
 @action("jira.find_issues", connection="jira", retry=VENDOR_RETRY,
@@ -272,13 +86,7 @@ def find_issues(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     Reads at most `max_results` (default 50) issues; `truncated` says more matched. Each
     issue is `{key, id, fields}` with the requested `fields` (default summary, status,
     labels)."""
-    client = ctx.client(JiraClient)
-    limit = int(inputs.get("max_results", 50))
-    issues = [{"key": i.get("key"), "id": i.get("id"), "fields": i.get("fields") or {}}
-              for i in client.search(inputs["jql"], operation="search issues",
-                                     fields=inputs.get("fields"), limit=limit + 1)]
-    return {"issues": issues[:limit], "count": min(len(issues), limit),
-            "truncated": len(issues) > limit}
+    return search_issues(ctx.client(JiraClient), inputs)
 
 
 ACTIONS = (create_issue, add_comment, transition_issue, close_issue, get_issue, find_issues)

@@ -1,4 +1,4 @@
-"""JSON Schemas of the jira actions and connection, kept apart so actions stay thin."""
+"""JSON Schemas of the jira actions, kept apart so actions stay thin."""
 
 from __future__ import annotations
 
@@ -160,30 +160,5 @@ FIND_ISSUES_OUTPUT: dict[str, Any] = {
         "issues": {"type": "array", "items": {"type": "object"}},
         "count": {"type": "integer"},
         "truncated": {"type": "boolean"},
-    },
-}
-
-CONNECTION: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["base_url"],
-    "anyOf": [{"required": ["email", "api_token"]}, {"required": ["token"]}],
-    "properties": {
-        "base_url": {"type": "string", "pattern": "^https?://",
-                     "description": "https://<site>.atlassian.net"},
-        "email": {"type": "string", "minLength": 3},
-        "api_token": {"type": "string", "minLength": 1},
-        "token": {"type": "string", "minLength": 1,
-                  "description": "An OAuth 2.0 bearer token (base_url then is "
-                                 "https://api.atlassian.com/ex/jira/<cloudId>)."},
-        "default_project": PROJECT,
-        "page_size": {"type": "integer", "minimum": 1, "maximum": 100},
-        "index_settle_seconds": {
-            "type": "number", "minimum": 0, "maximum": 120,
-            "description": "On a retried create, how long to keep searching for the issue an "
-                           "earlier attempt may have created before creating one (Jira's search "
-                           "index lags behind writes). Default 5."},
-        "timeout_seconds": {"type": "number", "exclusiveMinimum": 0},
-        "connect_timeout_seconds": {"type": "number", "exclusiveMinimum": 0},
     },
 }

@@ -7,18 +7,9 @@ from collections.abc import Callable
 
 from crownguard.engine import Action, ConnectionType, MockServerSpec, hookimpl
 
-from .actions import (
-    get_model_version,
-    list_model_files,
-    list_model_versions,
-    quarantine_model_version,
-    release_model_version,
-)
+from .actions import ACTIONS
 from .connection import MLFLOW_CONNECTION
 from .mock import MlflowMock
-
-ACTIONS = (get_model_version, list_model_versions, quarantine_model_version,
-           release_model_version, list_model_files)
 
 
 @hookimpl

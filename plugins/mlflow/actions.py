@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from crownguard.engine import ActionContext, InputError, RetryPolicy, action
+from crownguard.engine import VENDOR_RETRY, ActionContext, InputError, action
 
 from .artifacts import model_files
 from .client import MlflowRegistryClient
@@ -23,8 +23,6 @@ from .schemas import (
     RELEASE_INPUT,
     RELEASE_OUTPUT,
 )
-
-VENDOR_RETRY = RetryPolicy(max_attempts=3, backoff_seconds=1)
 
 
 def summarize_version(version: dict[str, Any]) -> dict[str, Any]:
@@ -163,3 +161,7 @@ def list_model_files(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, An
     client = ctx.client(MlflowRegistryClient)
     return model_files(ctx, client, inputs["name"], str(inputs["version"]),
                        int(inputs.get("max_files", 10000)))
+
+
+ACTIONS = (get_model_version, list_model_versions, quarantine_model_version,
+           release_model_version, list_model_files)

@@ -13,7 +13,7 @@ from crownguard.plugins.slack.actions import (
     post_message,
     send_nudge,
 )
-from crownguard.plugins.slack.client import SLACK_CONNECTION_SCHEMA, SLACK_SECRETS
+from crownguard.plugins.slack.connection import CONNECTION_TYPE
 from crownguard.plugins.slack.mock import SlackMock
 
 
@@ -25,11 +25,7 @@ def crownguard_register_actions(register: Callable[[Action], None]) -> None:
 
 @hookimpl
 def crownguard_register_connection_types(register: Callable[[ConnectionType], None]) -> None:
-    register(ConnectionType(
-        "slack", SLACK_CONNECTION_SCHEMA,
-        "A Slack workspace: a bot token (or token rotation with refresh_token, client_id and "
-        "client_secret) and the app's signing_secret for interactivity requests.",
-        secrets=SLACK_SECRETS))
+    register(CONNECTION_TYPE)
 
 
 @hookimpl

@@ -1,56 +1,26 @@
-"""slack.send_nudge, slack.post_message, slack.delete_message, slack.parse_interaction."""
+"""slack.send_nudge, slack.post_message, slack.delete_message, slack.parse_interaction.
+
+Thin: posting once lives in messages.py, reading an answer in signing.py and interactions.py."""
 
 from __future__ import annotations
 
-import re
-import time
 from typing import Any
 
-from crownguard.engine import ActionContext, ConfigError, RetryPolicy, action
-from crownguard.plugins._nudge import NUDGE_INPUT_PROPERTIES, escape_mrkdwn, render_nudge
-from crownguard.plugins.slack.blocks import CHOICES, nudge_blocks
+from crownguard.engine import VENDOR_RETRY, ActionContext, ConfigError, action
 from crownguard.plugins.slack.client import SlackClient
 from crownguard.plugins.slack.interactions import answer_from_payload, payload_from_body
+from crownguard.plugins.slack.messages import nudge, post
+from crownguard.plugins.slack.schemas import (
+    DELETE_MESSAGE_INPUT,
+    DELETE_MESSAGE_OUTPUT,
+    PARSE_INTERACTION_INPUT,
+    PARSE_INTERACTION_OUTPUT,
+    POST_MESSAGE_INPUT,
+    POST_MESSAGE_OUTPUT,
+    SEND_NUDGE_INPUT,
+    SEND_NUDGE_OUTPUT,
+)
 from crownguard.plugins.slack.signing import MAX_AGE_SECONDS, verify_signature
-
-VENDOR_RETRY = RetryPolicy(max_attempts=3, backoff_seconds=1)
-NUDGE_EVENT = "crownguard_nudge"
-MESSAGE_EVENT = "crownguard_message"
-CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{8,}$")
-TS_PATTERN = r"^\d{10}\.\d{6}$"
-DEFAULT_WINDOW_HOURS = 168
-
-_DEDUPE_PROPERTIES: dict[str, Any] = {
-    "dedupe": {"type": "boolean", "default": True,
-               "description": "Look for this step's earlier message first (needs the "
-                              "*:history scope of the conversation type)."},
-    "dedupe_key": {"type": "string", "minLength": 1, "maxLength": 200,
-                   "description": "Default: the step's idempotency key."},
-    "dedupe_window_hours": {"type": "number", "exclusiveMinimum": 0, "maximum": 2160,
-                            "default": DEFAULT_WINDOW_HOURS},
-}
-_MESSAGE_OUTPUT: dict[str, Any] = {
-    "type": "object",
-    "required": ["channel", "ts", "changed"],
-    "properties": {"channel": {"type": "string"}, "ts": {"type": "string"},
-                   "changed": {"type": "boolean"}},
-}
-
-
-def _metadata(event_type: str, key: str, ctx: ActionContext,
-              step_id: str | None = None) -> dict[str, Any]:
-    """Message metadata: how a repeat finds the earlier message, and what posted it."""
-    return {"event_type": event_type,
-            "event_payload": {"dedupe_key": key, "run_id": ctx.run_id,
-                              "step_id": step_id or ctx.step_id}}
-
-
-def _existing(client: SlackClient, channel: str, event_type: str, key: str,
-              inputs: dict[str, Any]) -> dict[str, Any] | None:
-    if not inputs.get("dedupe", True):
-        return None
-    hours = float(inputs.get("dedupe_window_hours", DEFAULT_WINDOW_HOURS))
-    return client.find_own_message(channel, event_type, key, time.time() - hours * 3600)
 
 
 @action(
@@ -60,30 +30,8 @@ def _existing(client: SlackClient, channel: str, event_type: str, key: str,
     undo_with={"channel": "${{ output.channel }}", "ts": "${{ output.ts }}"},
     connection="slack",
     retry=VENDOR_RETRY,
-    input_schema={
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["file_name", "policy"],
-        "anyOf": [{"required": ["email"]}, {"required": ["user_id"]}],
-        "properties": {
-            "email": {"type": "string", "pattern": r"^[^\s@]+@[^\s@]+$", "maxLength": 320},
-            "user_id": {"type": "string", "pattern": r"^[UW][A-Z0-9]{2,}$"},
-            **NUDGE_INPUT_PROPERTIES,
-            "ask_justification": {"type": "boolean", "default": True},
-            "reply_step": {"type": "string", "pattern": "^[a-z0-9_]+$", "maxLength": 128,
-                           "description": "The step the answer is for (default: this one)."},
-            **_DEDUPE_PROPERTIES,
-        },
-    },
-    output_schema={
-        "type": "object",
-        "required": ["user_id", "channel", "ts", "language", "asked_justification", "changed"],
-        "properties": {
-            "user_id": {"type": "string"}, "channel": {"type": "string"},
-            "ts": {"type": "string"}, "language": {"type": "string"},
-            "asked_justification": {"type": "boolean"}, "changed": {"type": "boolean"},
-        },
-    },
+    input_schema=SEND_NUDGE_INPUT,
+    output_schema=SEND_NUDGE_OUTPUT,
 )
 def send_nudge(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     """Send the employee a respectful direct message about a model file that moved.
@@ -97,23 +45,7 @@ def send_nudge(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     message metadata in conversations.history). Scopes: users:read.email, im:write,
     chat:write, im:history. Undo: slack.delete_message with the output's channel and ts.
     """
-    content = render_nudge(inputs, ctx.run_context)
-    client = ctx.client(SlackClient)
-    user_id = inputs.get("user_id") or client.lookup_user_by_email(inputs["email"])["id"]
-    channel = client.open_dm(user_id)
-    ask = bool(inputs.get("ask_justification", True))
-    reply_step = inputs.get("reply_step") or ctx.step_id
-    key = inputs.get("dedupe_key") or ctx.idempotency_key
-    result = {"user_id": user_id, "channel": channel, "language": content.language,
-              "asked_justification": ask}
-    found = _existing(client, channel, NUDGE_EVENT, key, inputs)
-    if found is not None:
-        return {**result, "ts": str(found.get("ts")), "changed": False}
-    blocks = nudge_blocks(content, run_id=ctx.run_id if ask else None,
-                          step_id=reply_step if ask else None)
-    posted = client.post_message(channel, text=escape_mrkdwn(content.subject), blocks=blocks,
-                                 metadata=_metadata(NUDGE_EVENT, key, ctx, reply_step))
-    return {**result, "channel": posted["channel"], "ts": posted["ts"], "changed": True}
+    return nudge(ctx, inputs)
 
 
 @action(
@@ -123,25 +55,8 @@ def send_nudge(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     undo_with={"channel": "${{ output.channel }}", "ts": "${{ output.ts }}"},
     connection="slack",
     retry=VENDOR_RETRY,
-    input_schema={
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["channel", "text"],
-        "properties": {
-            "channel": {"type": "string", "minLength": 1, "maxLength": 80,
-                        "description": "A channel id (C.../G...) or #name."},
-            "text": {"type": "string", "minLength": 1, "maxLength": 40000},
-            "allow_markup": {"type": "boolean", "default": False,
-                             "description": "Keep <...> links and mentions in text; by default "
-                                            "&, < and > are escaped so event data cannot "
-                                            "mention @channel or plant links."},
-            "blocks": {"type": "array", "maxItems": 50,
-                       "items": {"type": "object", "required": ["type"]}},
-            "thread_ts": {"type": "string", "pattern": TS_PATTERN},
-            **_DEDUPE_PROPERTIES,
-        },
-    },
-    output_schema=_MESSAGE_OUTPUT,
+    input_schema=POST_MESSAGE_INPUT,
+    output_schema=POST_MESSAGE_OUTPUT,
 )
 def post_message(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     """Post a message to a SOC channel.
@@ -153,19 +68,7 @@ def post_message(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     channels:history/groups:history for dedupe; the app must be in the channel. Undo:
     slack.delete_message.
     """
-    client = ctx.client(SlackClient)
-    channel = inputs["channel"]
-    if not CHANNEL_ID.match(channel):
-        channel = client.channel_id(channel)
-    key = inputs.get("dedupe_key") or ctx.idempotency_key
-    found = _existing(client, channel, MESSAGE_EVENT, key, inputs)
-    if found is not None:
-        return {"channel": channel, "ts": str(found.get("ts")), "changed": False}
-    text = inputs["text"] if inputs.get("allow_markup") else escape_mrkdwn(inputs["text"])
-    posted = client.post_message(channel, text=text, blocks=inputs.get("blocks"),
-                                 metadata=_metadata(MESSAGE_EVENT, key, ctx),
-                                 thread_ts=inputs.get("thread_ts"))
-    return {"channel": posted["channel"], "ts": posted["ts"], "changed": True}
+    return post(ctx, ctx.client(SlackClient), inputs)
 
 
 @action(
@@ -173,14 +76,8 @@ def post_message(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     side_effect=True,
     connection="slack",
     retry=VENDOR_RETRY,
-    input_schema={
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["channel", "ts"],
-        "properties": {"channel": {"type": "string", "pattern": CHANNEL_ID.pattern},
-                       "ts": {"type": "string", "pattern": TS_PATTERN}},
-    },
-    output_schema=_MESSAGE_OUTPUT,
+    input_schema=DELETE_MESSAGE_INPUT,
+    output_schema=DELETE_MESSAGE_OUTPUT,
 )
 def delete_message(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     """Delete a message the app posted (the undo of send_nudge and post_message).
@@ -197,30 +94,8 @@ def delete_message(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]
     "slack.parse_interaction",
     side_effect=False,
     connection="slack",
-    input_schema={
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["body", "headers"],
-        "properties": {
-            "body": {"type": "string", "minLength": 1,
-                     "description": "The request body exactly as received (form-encoded)."},
-            "headers": {"type": "object", "additionalProperties": {"type": "string"}},
-            "max_age_seconds": {"type": "integer", "minimum": 1, "maximum": MAX_AGE_SECONDS,
-                                "default": MAX_AGE_SECONDS},
-        },
-    },
-    output_schema={
-        "type": "object",
-        "required": ["run_id", "step_id", "user", "choice", "justification"],
-        "properties": {
-            "run_id": {"type": "string"}, "step_id": {"type": "string"},
-            "user": {"type": "string"}, "user_name": {"type": "string"},
-            "team_id": {"type": "string"}, "choice": {"enum": list(CHOICES)},
-            "justification": {"type": ["string", "null"]},
-            "interaction_type": {"enum": ["block_actions", "view_submission"]},
-            "message": {"type": ["object", "null"]},
-        },
-    },
+    input_schema=PARSE_INTERACTION_INPUT,
+    output_schema=PARSE_INTERACTION_OUTPUT,
 )
 def parse_interaction(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     """Verify a Slack interactivity request and read the employee's answer from it.

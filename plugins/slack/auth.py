@@ -4,82 +4,52 @@ Slack answers an expired token with HTTP 200 and `{"ok": false, "error": "token_
 with a 401, so the client calls `invalidate()` itself on that answer and re-sends once; the
 next `apply()` exchanges the refresh token at `oauth.v2.access`. Slack revokes a refresh token
 once it is used: the new one is kept here, in memory, for the life of the connection.
+
+Kept apart from client.py: it is the one place that knows Slack's refresh grant, and the
+client only needs to know that `invalidate()` makes the next call refresh.
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from typing import Any
 
-from crownguard.engine import Auth, AuthError, Secret, VendorClient
+from crownguard.engine import AuthError, CachedTokenAuth, Secret, VendorClient, reveal
 
 REFRESH_OPERATION = "oauth.v2.access (refresh token)"
 
 
-def _plain(value: Secret | str | None) -> str | None:
-    if isinstance(value, Secret):
-        return value.reveal()
-    return value
+class SlackTokenRotation(CachedTokenAuth):
+    """Bearer auth with Slack's refresh-token grant, on the engine's cached-token base.
 
-
-class SlackTokenRotation(Auth):
-    """Bearer auth with Slack's refresh-token grant."""
+    A configured access token has no known expiry: it is used until Slack says it expired."""
 
     EXPIRY_MARGIN = 60.0
+    DEFAULT_LIFETIME = 43200.0
+    operation = REFRESH_OPERATION
 
     def __init__(self, *, refresh_token: Secret | str, client_id: str,
                  client_secret: Secret | str, token: Secret | str | None = None):
-        self._token = _plain(token)
-        self._refresh_token = _plain(refresh_token)
+        super().__init__(token=token)
+        self._refresh_token = reveal(refresh_token)
         self._client_id = client_id
         self._client_secret = client_secret
-        # A configured access token has no known expiry: use it until Slack says it expired.
-        self._expires_at: float | None = None
-        self._lock = threading.Lock()
-        self.refreshes = 0
 
-    def apply(self, headers: dict[str, str], client: VendorClient) -> None:
-        headers["Authorization"] = f"Bearer {self._current(client)}"
+    def token_endpoint(self, client: VendorClient) -> str:
+        return client.url("oauth.v2.access")
 
-    def invalidate(self) -> bool:
-        with self._lock:
-            self._token = None
-        return True
+    def token_request(self, client: VendorClient) -> tuple[dict[str, str], dict[str, str]]:
+        return {"grant_type": "refresh_token", "refresh_token": self._refresh_token or "",
+                "client_id": self._client_id,
+                "client_secret": reveal(self._client_secret) or ""}, {}
 
-    def _current(self, client: VendorClient) -> str:
-        with self._lock:
-            fresh = self._expires_at is None or time.monotonic() < self._expires_at
-            if self._token is None or not fresh:
-                self._refresh(client)
-            assert self._token is not None
-            return self._token
-
-    def _refresh(self, client: VendorClient) -> None:
-        form = {"grant_type": "refresh_token", "refresh_token": self._refresh_token or "",
-                "client_id": self._client_id, "client_secret": _plain(self._client_secret) or ""}
-        response = client.send_raw("POST", client.url("oauth.v2.access"),
-                                   operation=REFRESH_OPERATION, data=form,
-                                   headers={"Accept": "application/json"})
-        if response.status_code >= 400:
-            raise client.error_for(response, REFRESH_OPERATION)
-        body: Any = client.parse_json(response, REFRESH_OPERATION)
+    def read_answer(self, client: VendorClient, body: Any, status: int) -> str:
+        # Slack refuses a refresh with HTTP 200 and `ok: false`, not with an OAuth error status.
         if not isinstance(body, dict) or body.get("ok") is not True \
                 or not isinstance(body.get("access_token"), str):
             code = body.get("error") if isinstance(body, dict) else None
             raise AuthError(f"could not refresh the Slack token ({code or 'no access_token'}); "
                             "check refresh_token, client_id and client_secret",
-                            vendor="slack", operation=REFRESH_OPERATION,
-                            status=response.status_code)
-        # Known to the redactor before anything could print them.
-        client.redactor.add(body["access_token"])
+                            vendor="slack", operation=REFRESH_OPERATION, status=status)
         if isinstance(body.get("refresh_token"), str):
-            client.redactor.add(body["refresh_token"])
-            self._refresh_token = body["refresh_token"]
-        self._token = body["access_token"]
-        try:
-            lifetime = float(body.get("expires_in", 43200))
-        except (TypeError, ValueError):
-            lifetime = 43200.0
-        self._expires_at = time.monotonic() + max(0.0, lifetime - self.EXPIRY_MARGIN)
-        self.refreshes += 1
+            self._refresh_token = body["refresh_token"]  # the old one is revoked now
+        return str(body["access_token"])

@@ -28,30 +28,11 @@ from crownguard.engine import (
     parse_retry_after,
 )
 from crownguard.plugins.slack.auth import SlackTokenRotation
+from crownguard.plugins.slack.connection import DEFAULT_BASE_URL
 
-DEFAULT_BASE_URL = "https://slack.com/api"
 JSON_UTF8 = "application/json; charset=utf-8"
 MAX_PAGES = 20
 
-SLACK_CONNECTION_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {
-        "base_url": {"type": "string", "pattern": "^https?://",
-                     "description": "Web API root; default https://slack.com/api"},
-        "token": {"type": "string", "minLength": 1,
-                  "description": "Bot token (xoxb-...); with token rotation the current one"},
-        "refresh_token": {"type": "string", "minLength": 1},
-        "client_id": {"type": "string", "minLength": 1},
-        "client_secret": {"type": "string", "minLength": 1},
-        "signing_secret": {"type": "string", "minLength": 1,
-                           "description": "Verifies interactivity requests (parse_interaction)"},
-        "timeout_seconds": {"type": "number", "exclusiveMinimum": 0},
-        "connect_timeout_seconds": {"type": "number", "exclusiveMinimum": 0},
-    },
-    "dependentRequired": {"refresh_token": ["client_id", "client_secret"]},
-}
-SLACK_SECRETS = ("token", "refresh_token", "client_secret", "signing_secret")
 
 _AUTH = {
     "not_authed": "no token was sent",

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from crownguard.engine import Action, ConnectionType, MockServerSpec, hookimpl
 from crownguard.plugins.teams.actions import send_message
-from crownguard.plugins.teams.client import TEAMS_CONNECTION_SCHEMA, TEAMS_SECRETS
+from crownguard.plugins.teams.connection import CONNECTION_TYPE
 from crownguard.plugins.teams.mock import TeamsMock
 
 
@@ -18,11 +18,7 @@ def crownguard_register_actions(register: Callable[[Action], None]) -> None:
 
 @hookimpl
 def crownguard_register_connection_types(register: Callable[[ConnectionType], None]) -> None:
-    register(ConnectionType(
-        "teams", TEAMS_CONNECTION_SCHEMA,
-        "One Teams channel's webhook: a Workflows webhook URL (with sig) or a classic incoming "
-        "webhook URL. Add more channels as connections with `type: teams`.",
-        secrets=TEAMS_SECRETS))
+    register(CONNECTION_TYPE)
 
 
 @hookimpl

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from crownguard.engine import ActionContext, RetryPolicy, action
+from crownguard.engine import VENDOR_RETRY, ActionContext, action
 from crownguard.plugins._nudge import DELIVERIES
-from crownguard.plugins.teams.cards import STYLES, message_card
+from crownguard.plugins.teams.cards import message_card
 from crownguard.plugins.teams.client import TeamsClient
-
-VENDOR_RETRY = RetryPolicy(max_attempts=3, backoff_seconds=1)
-_WEB_LINK = r"^https?://[^\s]+$"
+from crownguard.plugins.teams.schemas import SEND_MESSAGE_INPUT, SEND_MESSAGE_OUTPUT
 
 
 @action(
@@ -18,37 +16,8 @@ _WEB_LINK = r"^https?://[^\s]+$"
     side_effect=True,
     connection="teams",
     retry=VENDOR_RETRY,
-    input_schema={
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["text"],
-        "properties": {
-            "text": {"type": "string", "minLength": 1, "maxLength": 20000},
-            "title": {"type": "string", "minLength": 1, "maxLength": 200},
-            "facts": {"type": "array", "maxItems": 20, "items": {
-                "type": "object", "additionalProperties": False, "required": ["title", "value"],
-                "properties": {"title": {"type": "string", "minLength": 1, "maxLength": 100},
-                               "value": {"type": "string", "maxLength": 2000}}}},
-            "links": {"type": "array", "maxItems": 6, "items": {
-                "type": "object", "additionalProperties": False, "required": ["title", "url"],
-                "properties": {"title": {"type": "string", "minLength": 1, "maxLength": 100},
-                               "url": {"type": "string", "pattern": _WEB_LINK}}}},
-            "style": {"enum": sorted(STYLES), "default": "default"},
-            "allow_markup": {"type": "boolean", "default": False,
-                             "description": "Keep Markdown in text and fact values; by default "
-                                            "it is escaped so event data cannot add links."},
-            "connection": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$",
-                           "default": "teams",
-                           "description": "A connection of type teams (one per channel)."},
-            "dedupe": {"type": "boolean", "default": True},
-        },
-    },
-    output_schema={
-        "type": "object",
-        "required": ["changed", "status_code", "kind"],
-        "properties": {"changed": {"type": "boolean"}, "status_code": {"type": "integer"},
-                       "kind": {"enum": ["workflows", "connector"]}},
-    },
+    input_schema=SEND_MESSAGE_INPUT,
+    output_schema=SEND_MESSAGE_OUTPUT,
 )
 def send_message(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     """Post an Adaptive Card to a Teams channel through its webhook.

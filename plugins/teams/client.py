@@ -34,19 +34,6 @@ from crownguard.engine import (
     VendorError,
 )
 
-TEAMS_CONNECTION_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["webhook_url"],
-    "properties": {
-        "webhook_url": {"type": "string", "pattern": "^https?://",
-                        "description": "A Workflows webhook URL (with its sig) or a classic "
-                                       "incoming webhook URL"},
-        "timeout_seconds": {"type": "number", "exclusiveMinimum": 0},
-        "connect_timeout_seconds": {"type": "number", "exclusiveMinimum": 0},
-    },
-}
-TEAMS_SECRETS = ("webhook_url",)
 _CONNECTOR_PATH = re.compile(r"/(webhookb2|webhook)/|/IncomingWebhook/")
 _CONNECTOR_FAILURE = re.compile(r"returned HTTP error (\d{3})")
 

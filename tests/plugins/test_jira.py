@@ -17,7 +17,7 @@ from crownguard.engine.plugins import PluginHost
 from crownguard.engine.runner import Runner
 from crownguard.engine.spec import parse_playbook
 from crownguard.plugins.jira.mock import INTEGRATION_EMAIL, JiraMock
-from crownguard.plugins.jira.mock_adf import adf_problems
+from crownguard.plugins.jira.mock.adf import adf_problems
 
 FAST_RETRY = {"max_attempts": 3, "backoff_seconds": 0.01}
 

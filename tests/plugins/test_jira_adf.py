@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crownguard.plugins.jira.adf import to_adf
-from crownguard.plugins.jira.mock_adf import adf_problems
+from crownguard.plugins.jira.mock.adf import adf_problems
 
 
 def text(value: str, *marks: dict[str, Any]) -> dict[str, Any]:

@@ -13,8 +13,8 @@ import crownguard.plugins.jira as jira_plugin
 from crownguard.engine.plugins import PluginHost
 from crownguard.plugins.jira.adf import to_adf
 from crownguard.plugins.jira.mock import INTEGRATION_EMAIL, JiraMock
-from crownguard.plugins.jira.mock_adf import adf_problems
-from crownguard.plugins.jira.mock_jql import JqlError, parse_jql
+from crownguard.plugins.jira.mock.adf import adf_problems
+from crownguard.plugins.jira.mock.jql import JqlError, parse_jql
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from crownguard.engine import ActionContext, AuthError, BadResponse, Config
 from crownguard.plugins.slack.actions import parse_interaction, send_nudge
 from crownguard.plugins.slack.blocks import encode_reference
 from crownguard.plugins.slack.mock import SlackMock
-from crownguard.plugins.slack.mock_payloads import signed_request
+from crownguard.plugins.slack.mock.interactions import signed_request
 from crownguard.plugins.slack.signing import compute_signature, verify_signature
 
 NUDGE = {"email": "ada@example.com", "file_name": "llama-ft-q4.safetensors",

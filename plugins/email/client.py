@@ -15,7 +15,6 @@ import smtplib
 import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
-from typing import Any
 from urllib.parse import urlsplit
 
 from crownguard.engine import (
@@ -34,33 +33,6 @@ from crownguard.engine import (
 VENDOR = "email"
 DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
 DEFAULT_TIMEOUT = 30.0
-
-EMAIL_CONNECTION_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["from_address"],
-    "anyOf": [{"required": ["host"]}, {"required": ["base_url"]}],
-    "properties": {
-        "base_url": {"type": "string", "pattern": r"^smtps?://[^/\s]+/?$",
-                     "description": "smtp://host[:587] (STARTTLS) or smtps://host[:465]"},
-        "host": {"type": "string", "minLength": 1},
-        "port": {"type": "integer", "minimum": 1, "maximum": 65535},
-        "security": {"enum": ["starttls", "tls", "none"], "default": "starttls"},
-        "username": {"type": "string", "minLength": 1},
-        "password": {"type": "string"},
-        "from_address": {"type": "string", "pattern": r"^[^\s@<>,;\"]+@[^\s@<>,;\"]+$"},
-        "from_name": {"type": "string", "maxLength": 200},
-        "reply_to": {"type": "string", "pattern": r"^[^\s@<>,;\"]+@[^\s@<>,;\"]+$"},
-        "ca_file": {"type": "string", "minLength": 1,
-                    "description": "A PEM file of CAs to trust besides the system's"},
-        "ca_cert": {"type": "string", "minLength": 1,
-                    "description": "PEM text of CAs to trust, e.g. ${file:ca.pem}"},
-        "verify_tls": {"type": "boolean", "default": True},
-        "timeout_seconds": {"type": "number", "exclusiveMinimum": 0},
-        "local_hostname": {"type": "string", "minLength": 1},
-    },
-}
-EMAIL_SECRETS = ("password",)
 
 
 @dataclass(frozen=True)

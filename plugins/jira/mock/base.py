@@ -1,4 +1,8 @@
-"""JiraMock: a stateful imitation of a Jira Cloud site's REST API v3.
+"""The Jira mock's core: site state, test helpers, authentication, rate limits, request ids,
+permissions and how issues and comments are rendered. Route groups (issues, search, comments,
+workflow) are mixins over this class; server.JiraMock sums them.
+
+The mock as a whole is a stateful imitation of a Jira Cloud site's REST API v3.
 
 What it does as Jira Cloud does: Basic auth with e-mail + API token (401 "Client must be
 authenticated..." otherwise), project permissions (404 for issues one may not browse, 403 for
@@ -19,34 +23,30 @@ import base64
 import itertools
 import json
 import secrets
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from werkzeug import Request, Response
 
-from crownguard.engine import MockServer, route
+from crownguard.engine import MockServer
 
-from .mock_adf import adf_problems
-from .mock_jql import JqlError, parse_jql, sort_issues
-from .mock_model import (
+from .model import (
     ALL_PERMISSIONS,
     CATEGORIES,
     ISSUE_TYPES,
     PRIORITIES,
-    RESOLUTIONS,
     STATUSES,
-    TRANSITIONS,
     UNAUTHENTICATED,
-    create_problems,
     errors,
     now,
 )
 
 INTEGRATION_EMAIL = "crownguard@example.com"
 ACCOUNT_KEY = "jira.account"
-class JiraMock(MockServer):
-    """A Jira Cloud site with one project (SEC) and a simple three-status workflow."""
+
+
+class JiraMockBase(MockServer):
+    """State and plumbing shared by every Jira route group."""
 
     vendor = "jira"
 
@@ -222,7 +222,7 @@ class JiraMock(MockServer):
                                  for k, v in comment["properties"].items()]
         return out
 
-    # issues ------------------------------------------------------------------------------------
+    # writes the route groups share ------------------------------------------------------------
 
     def _create(self, project: str, fields: dict[str, Any], properties: dict[str, Any], *,
                 status: str = "To Do", hidden: int | None = None) -> dict[str, Any]:
@@ -244,143 +244,6 @@ class JiraMock(MockServer):
         self.store[key] = issue
         return issue
 
-    @route("POST", "/rest/api/3/issue")
-    def create_issue(self, request: Request) -> Response:
-        body = request.get_json(silent=True)
-        if not isinstance(body, dict):
-            return self.json_response(errors(["Unexpected character in the request body."]),
-                                      400)
-        fields = body.get("fields")
-        problems = create_problems(fields, set(self.projects))
-        project = ((fields or {}).get("project") or {}).get("key", "")
-        if not problems and not self._may(request, project, "CREATE_ISSUES"):
-            return self.json_response(errors(["You do not have permission to create issues "
-                                               "in this project."]), 403)
-        if problems:
-            return self.json_response(errors(fields=problems), 400)
-        assert isinstance(fields, dict)
-        properties = {p["key"]: p.get("value") for p in body.get("properties") or []
-                      if isinstance(p, dict) and p.get("key")}
-        issue = self._create(project, fields, properties)
-        return self.json_response({"id": issue["id"], "key": issue["key"],
-                                   "self": f"{self.base_url}/rest/api/3/issue/{issue['id']}"},
-                                  201)
-
-    @route("GET", "/rest/api/3/issue/{key}")
-    def get_issue(self, request: Request, key: str) -> Response:
-        issue = self._issue(request, key)
-        if issue is None:
-            return self.json_response(self.error_body(404), 404)
-        wanted = request.args.get("fields")
-        return self.json_response(self._render(issue, wanted.split(",") if wanted else None))
-
-    # search ------------------------------------------------------------------------------------
-
-    def _value(self, issue: dict[str, Any], field: str) -> list[str]:
-        fields = issue["fields"]
-        values: dict[str, list[str]] = {
-            "project": [issue["project"]], "key": [issue["key"]], "id": [issue["id"]],
-            "labels": list(fields["labels"]), "status": [issue["status"]],
-            "statuscategory": [str(CATEGORIES[STATUSES[issue["status"]][1]]["name"])],
-            "type": [fields["issuetype"]["name"]], "summary": [fields["summary"]],
-            "created": [f"{issue['created_order']:012d}"]}
-        return values.get(field, [])
-
-    def _values_of(self, issue: dict[str, Any]) -> Callable[[str], list[str]]:
-        return lambda field: self._value(issue, field)
-
-    @route("POST", "/rest/api/3/search/jql")
-    @route("GET", "/rest/api/3/search/jql")
-    def search(self, request: Request) -> Response:
-        body: dict[str, Any]
-        if request.method == "POST":
-            posted = request.get_json(silent=True)
-            body = posted if isinstance(posted, dict) else {}
-        else:
-            body = {"jql": request.args.get("jql", ""),
-                    "fields": request.args.get("fields", "").split(",") or None,
-                    "properties": request.args.get("properties", "").split(","),
-                    "maxResults": request.args.get("maxResults", 50),
-                    "nextPageToken": request.args.get("nextPageToken")}
-        try:
-            query = parse_jql(str(body.get("jql") or ""))
-        except JqlError as exc:
-            return self.json_response(errors([str(exc)]), 400)
-        if not query.clauses:
-            return self.json_response(errors([
-                "Unbounded JQL queries are not allowed here. Please add a search restriction "
-                "to your query."]), 400)
-        for clause in query.clauses:
-            if clause.field == "project":
-                for value in clause.values:
-                    if value.upper() not in self.projects:
-                        return self.json_response(errors([
-                            f"The value '{value}' does not exist for the field 'project'."]),
-                            400)
-        try:
-            limit = max(1, min(int(body.get("maxResults") or 50), 5000))
-            offset = int(base64.urlsafe_b64decode(body["nextPageToken"]).decode()) \
-                if body.get("nextPageToken") else 0
-        except (ValueError, TypeError):
-            return self.json_response(errors(["Invalid nextPageToken or maxResults."]), 400)
-        matches: list[dict[str, Any]] = []
-        for issue in self.store.values():
-            if not self._may(request, issue["project"], "BROWSE_PROJECTS"):
-                continue
-            if not query.matches(self._values_of(issue)):
-                continue
-            if issue["hidden_searches"] > 0:  # written, but not in the index yet
-                issue["hidden_searches"] -= 1
-                continue
-            matches.append(issue)
-        ordered = sort_issues(matches, query.order, lambda i, f: (self._value(i, f) or [""])[0])
-        page = ordered[offset:offset + limit]
-        fields = [f for f in body.get("fields") or ["id"] if f]
-        properties = [p for p in body.get("properties") or [] if p]
-        answer: dict[str, Any] = {"issues": [self._render(i, fields, properties) for i in page],
-                                  "isLast": offset + limit >= len(ordered)}
-        if not answer["isLast"]:
-            answer["nextPageToken"] = base64.urlsafe_b64encode(
-                str(offset + limit).encode()).decode()
-        return self.json_response(answer)
-
-    # comments ----------------------------------------------------------------------------------
-
-    @route("GET", "/rest/api/3/issue/{key}/comment")
-    def list_comments(self, request: Request, key: str) -> Response:
-        issue = self._issue(request, key)
-        if issue is None:
-            return self.json_response(self.error_body(404), 404)
-        order = request.args.get("orderBy", "created")
-        if order not in ("created", "-created", "+created"):
-            return self.json_response(errors(["orderBy must be 'created'."]), 400)
-        try:
-            start = max(0, int(request.args.get("startAt", 0)))
-            limit = max(0, min(int(request.args.get("maxResults", 5000)), 5000))
-        except ValueError:
-            return self.json_response(errors(["startAt and maxResults must be numbers."]), 400)
-        comments = list(issue["comments"])
-        if order == "-created":
-            comments.reverse()
-        page = comments[start:start + limit]
-        return self.json_response({"startAt": start, "maxResults": limit,
-                                   "total": len(comments),
-                                   "comments": [self._comment(c, False) for c in page]})
-
-    @route("POST", "/rest/api/3/issue/{key}/comment")
-    def add_comment(self, request: Request, key: str) -> Response:
-        issue = self._issue(request, key)
-        if issue is None:
-            return self.json_response(self.error_body(404), 404)
-        if not self._may(request, issue["project"], "ADD_COMMENTS"):
-            return self.json_response(errors(["You do not have the permission to comment on "
-                                               "this issue."]), 403)
-        body = request.get_json(silent=True)
-        if not isinstance(body, dict) or adf_problems(body.get("body")):
-            return self.json_response(errors(comment="Comment body is not valid ADF."), 400)
-        comment = self._add_comment(request, issue, body["body"], body.get("properties"))
-        return self.json_response(self._comment(comment, False), 201)
-
     def _add_comment(self, request: Request, issue: dict[str, Any], adf: dict[str, Any],
                      properties: Any = None) -> dict[str, Any]:
         account = self.accounts[request.environ[ACCOUNT_KEY]]
@@ -395,65 +258,3 @@ class JiraMock(MockServer):
                                   if isinstance(p, dict) and p.get("key")}}
         issue["comments"].append(comment)
         return comment
-
-    @route("POST", "/rest/api/3/comment/list")
-    def comments_by_id(self, request: Request) -> Response:
-        body = request.get_json(silent=True)
-        ids = body.get("ids") if isinstance(body, dict) else None
-        if not isinstance(ids, list) or len(ids) > 1000:
-            return self.json_response(errors(["Provide between 1 and 1000 comment ids."]), 400)
-        wanted = {str(i) for i in ids}
-        expand = request.args.get("expand", "").split(",")
-        found = [self._comment(c, "properties" in expand)
-                 for issue in self.store.values()
-                 if self._may(request, issue["project"], "BROWSE_PROJECTS")
-                 for c in issue["comments"] if c["id"] in wanted]
-        return self.json_response({"maxResults": 1000, "startAt": 0, "total": len(found),
-                                   "isLast": True, "values": found})
-
-    # workflow ----------------------------------------------------------------------------------
-
-    def _available(self, issue: dict[str, Any]) -> list[dict[str, Any]]:
-        return [{"id": tid, "name": name, "to": self._status(target), "hasScreen": False,
-                 "isGlobal": True, "isInitial": False, "isAvailable": True,
-                 "isConditional": False, "isLooped": False}
-                for tid, name, target in TRANSITIONS if target != issue["status"]]
-
-    @route("GET", "/rest/api/3/issue/{key}/transitions")
-    def list_transitions(self, request: Request, key: str) -> Response:
-        issue = self._issue(request, key)
-        if issue is None:
-            return self.json_response(self.error_body(404), 404)
-        return self.json_response({"expand": "transitions",
-                                   "transitions": self._available(issue)})
-
-    @route("POST", "/rest/api/3/issue/{key}/transitions")
-    def do_transition(self, request: Request, key: str) -> Response:
-        issue = self._issue(request, key)
-        if issue is None:
-            return self.json_response(self.error_body(404), 404)
-        if not self._may(request, issue["project"], "TRANSITION_ISSUES"):
-            return self.json_response(errors(["You do not have permission to transition this "
-                                               "issue."]), 403)
-        body = request.get_json(silent=True) or {}
-        wanted = str((body.get("transition") or {}).get("id", ""))
-        transition = next((t for t in self._available(issue) if t["id"] == wanted), None)
-        if transition is None:
-            return self.json_response(errors([f"Transition id '{wanted}' is not valid for "
-                                               "this issue."]), 400)
-        resolution = ((body.get("fields") or {}).get("resolution") or {}).get("name")
-        if resolution is not None and resolution not in RESOLUTIONS:
-            return self.json_response(errors(resolution=f"Resolution '{resolution}' is not "
-                                              "valid."), 400)
-        comments = [c.get("add", {}).get("body")
-                    for c in (body.get("update") or {}).get("comment") or []]
-        if any(adf_problems(c) for c in comments):
-            return self.json_response(errors(comment="Comment body is not valid ADF."), 400)
-        issue["status"] = transition["to"]["name"]
-        done = STATUSES[issue["status"]][1] == "done"
-        name = resolution or "Done"
-        issue["fields"]["resolution"] = {"name": name, "id": RESOLUTIONS[name]} if done else None
-        issue["fields"]["updated"] = now()
-        for adf in comments:
-            self._add_comment(request, issue, adf)
-        return Response(status=204)

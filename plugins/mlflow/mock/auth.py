@@ -1,4 +1,4 @@
-"""The mock's authentication and MLflow's basic-auth app (users and model permissions), in the
+"""MLflow's basic-auth app (users and model permissions), in the
 v3 shape of MLflow 3.17 (`/api/3.0/mlflow/users/permissions/*`) or the legacy shape of earlier
 releases (`/api/2.0/mlflow/registered-models/permissions/*`). A server without the auth app, or
 with the other shape, answers those routes with Flask's HTML 404, as MLflow does.
@@ -6,105 +6,21 @@ with the other shape, answers those routes with Flask's HTML 404, as MLflow does
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from werkzeug import Request, Response
 
 from crownguard.engine import route
 
-ADMIN = "admin"
-ADMIN_PASSWORD = "mock-admin-password"  # noqa: S105 - a mock's fixed test credential
-NOT_AUTHENTICATED = ("You are not authenticated. Please see "
-                     "https://www.mlflow.org/docs/latest/auth/index.html#authenticating-to-mlflow "
-                     "on how to authenticate.")
-CAN = {"READ": {"read"}, "USE": {"read"}, "EDIT": {"read", "update"},
-       "MANAGE": {"read", "update", "manage"}, "DENY": set(), "NO_PERMISSIONS": set()}
+from .base import HTML_404, MlflowMockBase
+
 V3 = "/api/3.0/mlflow/users/permissions"
 LEGACY = "/api/2.0/mlflow/registered-models/permissions"
 RESOURCE_TYPE = "registered_model"
-HTML_404 = ("<!doctype html>\n<html lang=en>\n<title>404 Not Found</title>\n<h1>Not Found</h1>\n"
-            "<p>The requested URL was not found on the server.</p>\n")
 
 
-def _json(body: Any, status: int = 200) -> Response:
-    return Response(json.dumps(body), status=status, content_type="application/json")
-
-
-class AuthAppRoutes:
-    """Mixin of MlflowMock: who is calling, may they, and the auth app's endpoints."""
-
-    # Set by MlflowMock.
-    auth: str
-    auth_api: str
-    users: dict[str, dict[str, Any]]
-    grants: dict[tuple[str, str], str]
-    default_permission: str
-    static_token: str
-    issued_tokens: dict[str, bool]
-    models: dict[str, dict[str, Any]]
-
-    # answers ------------------------------------------------------------------------------------
-
-    def mlflow_error(self, status: int, message: str, code: str | None = None) -> Response:
-        codes = {400: "INVALID_PARAMETER_VALUE", 401: "UNAUTHENTICATED",
-                 403: "PERMISSION_DENIED", 404: "RESOURCE_DOES_NOT_EXIST"}
-        return _json({"error_code": code or codes.get(status, "BAD_REQUEST"),
-                      "message": message}, status)
-
-    def params(self, request: Request, *names: str) -> dict[str, str] | Response:
-        """Required parameters from the query (GET) or the JSON body (everything else)."""
-        source: Any = request.args if request.method == "GET" else (
-            request.get_json(silent=True) or {})
-        values = {}
-        for name in names:
-            value = source.get(name)
-            if value in (None, ""):
-                return self.mlflow_error(400, f"Missing value for required parameter '{name}'. "
-                                              "See the API docs for more information about "
-                                              "request parameters.")
-            values[name] = str(value)
-        return values
-
-    # who and whether ----------------------------------------------------------------------------
-
-    def caller(self, request: Request) -> str | Response:
-        """The calling user (ADMIN for token, OAuth and no-auth servers), or the 401."""
-        auth = request.authorization
-        if self.auth == "none":
-            return ADMIN
-        if self.auth == "basic":
-            user = self.users.get(auth.username or "") if auth and auth.type == "basic" else None
-            if auth is None or user is None or user["password"] != auth.password:
-                return Response(NOT_AUTHENTICATED, status=401,
-                                content_type="text/html; charset=utf-8",
-                                headers={"WWW-Authenticate": 'Basic realm="mlflow"'})
-            return str(auth.username)
-        token = auth.token if auth is not None and auth.type == "bearer" else None
-        valid = (token == self.static_token if self.auth == "token"
-                 else bool(token and self.issued_tokens.get(token)))
-        if not valid:
-            return self.mlflow_error(401, "Invalid access token.", "UNAUTHENTICATED")
-        return ADMIN
-
-    def permission(self, username: str, model: str) -> str:
-        return self.grants.get((username, model), self.default_permission)
-
-    def guard(self, request: Request, model: str | None, need: str) -> Response | None:
-        """None when the caller may do `need` (read, update, manage) on `model`."""
-        who = self.caller(request)
-        if isinstance(who, Response):
-            return who
-        if self.users.get(who, {}).get("is_admin") or self.auth != "basic":
-            return None
-        if model is None:
-            allowed = need == "read"
-        elif need == "admin":
-            allowed = False
-        else:
-            allowed = need in CAN.get(self.permission(who, model), set())
-        return None if allowed else Response("Permission denied", status=403,
-                                             content_type="text/html; charset=utf-8")
+class AuthAppRoutes(MlflowMockBase):
+    """The auth app's endpoints: users, and model permissions in the v3 or legacy shape."""
 
     def auth_route(self, request: Request, shape: str | None) -> Response | None:
         """The HTML 404 unless the auth app runs in `shape` (None: any), else the guard."""

@@ -1,4 +1,5 @@
-"""Interactivity requests as Slack sends them to an app's Request URL (for the mock).
+"""Interactivity requests as Slack sends them to an app's Request URL, and the mock's helpers
+that build them (`click`, `submit_view`).
 
 The body is `application/x-www-form-urlencoded` with one field, `payload`, holding JSON; the
 headers carry `X-Slack-Request-Timestamp` and `X-Slack-Signature` (see signing.py). Payload
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode
 
 from crownguard.plugins.slack.blocks import (
@@ -27,11 +28,10 @@ from crownguard.plugins.slack.signing import (
     compute_signature,
 )
 
-if TYPE_CHECKING:
-    from crownguard.plugins.slack.mock import SlackMock
+from .base import SlackMockBase
 
 
-def _user(workspace: SlackMock, user: dict[str, Any]) -> dict[str, Any]:
+def _user(workspace: SlackMockBase, user: dict[str, Any]) -> dict[str, Any]:
     return {"id": user["id"], "username": user["name"], "name": user["name"],
             "team_id": workspace.TEAM_ID}
 
@@ -40,7 +40,7 @@ def _trigger_id() -> str:
     return f"{secrets.randbelow(10**13)}.{secrets.randbelow(10**13)}.{secrets.token_hex(16)}"
 
 
-def block_actions_payload(workspace: SlackMock, user: dict[str, Any], channel: str,
+def block_actions_payload(workspace: SlackMockBase, user: dict[str, Any], channel: str,
                           message: dict[str, Any], choice: str,
                           justification: str | None) -> dict[str, Any]:
     """The payload of a click on the nudge button for `choice` in `message`."""
@@ -86,7 +86,7 @@ def block_actions_payload(workspace: SlackMock, user: dict[str, Any], channel: s
     }
 
 
-def view_submission_payload(workspace: SlackMock, user: dict[str, Any], private_metadata: str,
+def view_submission_payload(workspace: SlackMockBase, user: dict[str, Any], private_metadata: str,
                             justification: str | None, choice: str | None) -> dict[str, Any]:
     """The payload of a modal submitted with a justification input (and a choice radio)."""
     values: dict[str, Any] = {JUSTIFICATION_BLOCK: {JUSTIFICATION_ACTION: {
@@ -123,3 +123,29 @@ def signed_request(payload: dict[str, Any], signing_secret: str,
         TIMESTAMP_HEADER: stamp,
         SIGNATURE_HEADER: compute_signature(signing_secret, stamp, body.encode()),
     }
+
+
+class InteractionHelpers(SlackMockBase):
+    """What Slack POSTs to the app when a person answers a nudge."""
+
+    def click(self, channel: str, ts: str, choice: str, user_id: str, *,
+              justification: str | None = None,
+              timestamp: int | None = None) -> tuple[str, dict[str, str]]:
+        """The signed block_actions request Slack sends when `user_id` presses a nudge button
+        (`choice`: mistake or business_reason) after typing `justification`."""
+        with self.state_lock:
+            message = next((m for m in self.conversations[channel]["messages"]
+                            if m["ts"] == ts), None)
+            if message is None:
+                raise LookupError(f"no message {ts} in {channel}")
+            payload = block_actions_payload(self, self.users[user_id], channel, message,
+                                            choice, justification)
+        return signed_request(payload, self.signing_secret, timestamp)
+
+    def submit_view(self, private_metadata: str, user_id: str, *,
+                    justification: str | None = None, choice: str | None = None,
+                    timestamp: int | None = None) -> tuple[str, dict[str, str]]:
+        """The signed view_submission request for a modal carrying `private_metadata`."""
+        payload = view_submission_payload(self, self.users[user_id], private_metadata,
+                                          justification, choice)
+        return signed_request(payload, self.signing_secret, timestamp)

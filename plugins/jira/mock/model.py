@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from .mock_adf import adf_problems
+from .adf import adf_problems
 
 ALL_PERMISSIONS = frozenset({"BROWSE_PROJECTS", "CREATE_ISSUES", "ADD_COMMENTS",
                              "TRANSITION_ISSUES"})
