@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import ipaddress
+import json as _json
 import os
 import socket
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from hypothesis import settings
+from werkzeug import Request, Response
+
+from crownguard.engine.mocks import MockServer, RecordedCall
 
 # CI runs the same examples every time (a failure there must be reproducible, not a dice
 # roll); locally hypothesis keeps exploring new ones.
@@ -93,3 +99,71 @@ def fleet_connections(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
         return config, secrets
 
     return write
+
+
+# --- a scripted HTTP endpoint ------------------------------------------------------------------
+
+
+@dataclass
+class _Expectation:
+    path: str
+    method: str | None
+    json: Any
+    query_string: str | None
+    once: bool
+    answer: tuple[bytes, int, str] = (b"", 200, "text/plain")
+
+    def matches(self, call: RecordedCall) -> bool:
+        if call.path != self.path or (self.method and call.method != self.method.upper()):
+            return False
+        if self.query_string is not None and urlencode(call.query, doseq=True) != \
+                self.query_string:
+            return False
+        return self.json is None or call.json == self.json
+
+    def respond_with_json(self, body: Any, status: int = 200) -> None:
+        self.answer = (_json.dumps(body).encode(), status, "application/json")
+
+    def respond_with_data(self, body: str | bytes, status: int = 200,
+                          content_type: str = "text/plain") -> None:
+        self.answer = (body.encode() if isinstance(body, str) else body, status, content_type)
+
+
+class ScriptedEndpoint(MockServer):
+    """A generic HTTP endpoint that answers what a test scripts: `expect_request(path,
+    method=, json=, query_string=)` (or `expect_oneshot_request`, answered once) then
+    `.respond_with_json(body, status)` or `.respond_with_data(text, status)`. One-shot
+    expectations are tried first; a request nothing expects is a 500. `calls` records all."""
+
+    vendor = "scripted"
+
+    def reset_state(self) -> None:
+        self.expectations: list[_Expectation] = []
+
+    def expect_request(self, path: str, *, method: str | None = None, json: Any = None,
+                       query_string: str | None = None, once: bool = False) -> _Expectation:
+        expectation = _Expectation(path, method, json, query_string, once)
+        with self.state_lock:
+            self.expectations.append(expectation)
+        return expectation
+
+    def expect_oneshot_request(self, path: str, **kwargs: Any) -> _Expectation:
+        return self.expect_request(path, once=True, **kwargs)
+
+    def not_found(self, request: Request) -> Response:
+        call = self.calls[-1]
+        ordered = sorted(self.expectations, key=lambda e: not e.once)
+        for expectation in ordered:
+            if expectation.matches(call):
+                if expectation.once:
+                    self.expectations.remove(expectation)
+                body, status, content_type = expectation.answer
+                return Response(body, status=status, content_type=content_type)
+        return Response(f"no expectation matches {call.method} {call.path}", status=500)
+
+
+@pytest.fixture
+def endpoint() -> Iterator[ScriptedEndpoint]:
+    """A started ScriptedEndpoint on 127.0.0.1, stopped after the test."""
+    with ScriptedEndpoint() as server:
+        yield server
