@@ -138,3 +138,22 @@ def test_a_mock_serves_on_werkzeug_in_a_daemon_thread_and_stops_fast(
         assert post(server).status_code == 201 and len(server.items) == 2
     finally:
         server.stop()
+
+
+def test_the_email_plugin_registers_an_smtp_mock_the_fleet_runs() -> None:
+    import smtplib
+
+    from crownguard.engine.plugins import PluginHost
+    from crownguard.engine.scenarios import MockFleet
+
+    with MockFleet(PluginHost.from_entry_points()) as fleet:
+        sink: Any = fleet.get("email")
+        settings = fleet.connections()["email"]
+        assert settings["security"] == "none" and settings["port"] == sink.port
+        with smtplib.SMTP(settings["host"], settings["port"], timeout=5) as smtp:
+            smtp.sendmail("soc@crownguard.example", ["ada@example.com"],
+                          b"Subject: hi\r\n\r\nhello\r\n")
+        assert [m.rcpt_tos for m in sink.messages] == [["ada@example.com"]]
+        fleet.reset()
+        assert sink.messages == []
+    assert not sink.is_running()

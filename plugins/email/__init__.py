@@ -7,9 +7,11 @@ none shadows the standard library's `email` package, which they use.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
-from crownguard.engine import Action, ConnectionType, hookimpl
+from crownguard.engine import Action, ConnectionType, MockServerSpec, hookimpl
 from crownguard.plugins.email.actions import send_nudge
+from crownguard.plugins.email.sink import SmtpSink
 from crownguard.plugins.email.smtp_client import EMAIL_CONNECTION_SCHEMA, EMAIL_SECRETS
 
 
@@ -25,3 +27,10 @@ def crownguard_register_connection_types(register: Callable[[ConnectionType], No
         "An SMTP submission server: host/port (or base_url smtp:// / smtps://), security "
         "(starttls, tls, none), username/password, from_address, and a CA to trust.",
         secrets=EMAIL_SECRETS))
+
+
+@hookimpl
+def crownguard_register_mock_servers(register: Callable[[MockServerSpec], None]) -> None:
+    # Plain SMTP without AUTH on loopback: the demo needs no certificate.
+    register(MockServerSpec("email", partial(SmtpSink, security="none"),
+                            "An SMTP submission server that keeps every message it accepts."))

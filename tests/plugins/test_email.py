@@ -71,7 +71,8 @@ def smtp_server(server_tls: ssl.SSLContext) -> Iterator[Callable[..., SmtpSink]]
         kwargs.setdefault("users", USERS)
         sink = SmtpSink(security=security,
                         tls_context=server_tls if security != "none" else None, **kwargs)
-        started.append(sink.start())
+        sink.start()
+        started.append(sink)
         return sink
 
     yield start
