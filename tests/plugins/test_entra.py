@@ -1,5 +1,6 @@
 """The entra plugin against its stateful Graph + token-endpoint mock: every action, idempotent
-repeats, each error class, paging, throttling, retries and a token expiring mid-run."""
+repeats, its own error classes, paging and throttling (the faults every vendor shares are
+in test_conformance.py)."""
 
 from __future__ import annotations
 
@@ -257,19 +258,7 @@ def test_unknown_and_ambiguous_groups(entra: EntraMock, act: Callable[..., Any])
         act("entra.remove_group_member", user=ALICE, group="Research")
 
 
-# errors ------------------------------------------------------------------------------------------
-
-
-def test_wrong_client_secret_is_a_clear_auth_error(
-        entra: EntraMock, host: Any, connect: Callable[..., Any]) -> None:
-    wrong = "not-the-secret-value-0000"
-    with pytest.raises(AuthError) as caught:
-        caller(host, connect(entra, client_secret=wrong))("entra.get_user", user=ALICE)
-    error = caught.value
-    assert (error.vendor, error.operation, error.status) == ("entra", "get OAuth2 token", 401)
-    assert "AADSTS7000215: Invalid client secret provided" in str(error)
-    assert "Trace ID" not in str(error) and wrong not in str(error)
-    assert CLIENT_SECRET not in str(error)
+# errors only this vendor has (the shared ones: test_conformance.py) ------------------------------
 
 
 @pytest.mark.parametrize(("overrides", "expected"), [
@@ -302,57 +291,6 @@ def test_missing_permission_names_it(entra: EntraMock, act: Callable[..., Any]) 
         act("entra.add_group_member", user=ALICE, group="ML Engineers")
 
 
-def test_expired_token_is_refreshed_once(entra: EntraMock, act: Callable[..., Any]) -> None:
-    act("entra.get_user", user=ALICE)
-    entra.expire_tokens()
-    assert act("entra.disable_user", user=ALICE)["changed"] is True
-    assert len(entra.calls_to("POST", TOKEN_PATH)) == 2
-    # The first look-up after expiry was answered 401, then re-sent once with the new token.
-    looks = entra.calls_to("GET", "/v1.0/users/{id}")
-    assert len(looks) == 3 and looks[1].headers["Authorization"] != looks[2].headers[
-        "Authorization"]
-
-
-class ExpiringEntra(EntraMock):
-    """Every token expires right after the first look-up of the run (an hour passes)."""
-
-    @route("GET", "/v1.0/users/{key}")
-    def get_user(self, request: Request, key: str) -> Any:
-        answer = super().get_user(request, key=key)
-        if len(self.calls_to("GET", "/v1.0/users/{id}")) == 1:
-            self.expire_tokens()
-        return answer
-
-
-def test_token_expiring_mid_run(mock_server: Callable[..., Any], host: Any,
-                                connect: Callable[..., Any],
-                                run_playbook: Callable[..., Any]) -> None:
-    entra = mock_server(ExpiringEntra)
-    playbook = (
-        "name: entra-expiry\nsteps:\n"
-        f"  - id: look\n    action: entra.get_user\n    with: {{user: {ALICE}}}\n"
-        f"  - id: revoke\n    action: entra.revoke_sessions\n    needs: [look]\n"
-        f"    with: {{user: '${{{{ steps.look.output.id }}}}'}}\n    retry: {FAST_RETRY}\n")
-    record = run_playbook(playbook, {}, config=connect(entra), host=host)
-    assert record["status"] == "succeeded"
-    assert record["steps"]["revoke"]["attempts"] == 1  # refreshed inside the call, not retried
-    assert len(entra.calls_to("POST", TOKEN_PATH)) == 2
-
-
-def test_429_retry_after_is_honoured(entra: EntraMock, host: Any, connect: Callable[..., Any],
-                                     run_playbook: Callable[..., Any]) -> None:
-    entra.inject("status", status=429, retry_after=1,
-                 path="/v1.0/users/{id}/revokeSignInSessions")
-    events: list[dict[str, Any]] = []
-    record = run_playbook(one_step("entra.revoke_sessions", {"user": ALICE}), {},
-                          config=connect(entra), host=host, journal=events.append)
-    assert record["status"] == "succeeded" and record["steps"]["step"]["attempts"] == 2
-    failed = next(e for e in events if e["type"] == "attempt_failed")
-    assert failed["error_type"] == "RateLimited" and failed["retry_in"] >= 1.0
-    assert failed["error"].startswith("entra revoke sign-in sessions (HTTP 429)")
-    assert "TooManyRequests" in failed["error"]
-
-
 def test_server_errors_are_retried_and_reported(
         entra: EntraMock, host: Any, connect: Callable[..., Any],
         run_playbook: Callable[..., Any]) -> None:
@@ -367,14 +305,6 @@ def test_server_errors_are_retried_and_reported(
     step = failed["steps"]["step"]
     assert step["status"] == "failed" and step["attempts"] == 3
     assert step["error"].startswith("entra get OAuth2 token (HTTP 500)")
-
-
-def test_malformed_json_is_a_bad_response(entra: EntraMock, act: Callable[..., Any]) -> None:
-    entra.inject("malformed", path="/v1.0/users/{id}")
-    with pytest.raises(BadResponse) as caught:
-        act("entra.get_user", user=ALICE)
-    assert (caught.value.vendor, caught.value.status) == ("entra", 200)
-    assert "not valid JSON" in str(caught.value)
 
 
 # the mock's own behaviour ------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """The scim plugin against its SCIM 2.0 service mock: every action, idempotent repeats, the
-provider differences it absorbs (204, no-path PATCH, ETags), each error class, paging, and
+provider differences it absorbs (204, no-path PATCH, ETags), its own error classes, paging, and
 that every request it sends is an RFC 7644 request."""
 
 from __future__ import annotations
@@ -223,17 +223,7 @@ def test_one_playbook_can_reach_several_scim_services(
     assert primary.calls == []
 
 
-# errors ------------------------------------------------------------------------------------------
-
-
-def test_wrong_token_is_a_clear_auth_error(scim: ScimMock, host: Any,
-                                           connect: Callable[..., Any]) -> None:
-    with pytest.raises(AuthError) as caught:
-        caller(host, connect(scim, token="wrong-scim-token-777"))("scim.get_user", user=ALICE)
-    error = caught.value
-    assert (error.vendor, error.operation, error.status) == ("scim", "get user", 401)
-    assert "Authentication failure" in str(error) and "wrong-scim-token-777" not in str(error)
-    assert len(scim.calls) == 1  # a static bearer token is not re-sent
+# errors only this vendor has (the shared ones: test_conformance.py) ------------------------------
 
 
 def test_a_read_only_token_gets_a_403(scim: ScimMock, host: Any,
@@ -244,48 +234,6 @@ def test_a_read_only_token_gets_a_403(scim: ScimMock, host: Any,
     with pytest.raises(AuthError) as caught:
         act("scim.deactivate_user", user=ALICE)
     assert caught.value.status == 403 and "may not modify Users" in str(caught.value)
-
-
-def test_429_retry_after_is_honoured(scim: ScimMock, host: Any, connect: Callable[..., Any],
-                                     run_playbook: Callable[..., Any]) -> None:
-    scim.inject("status", status=429, retry_after=1, path=USER, method="PATCH")
-    events: list[dict[str, Any]] = []
-    record = run_playbook(one_step("scim.deactivate_user", {"user": ALICE}), {},
-                          config=connect(scim), host=host, journal=events.append)
-    assert record["status"] == "succeeded" and record["steps"]["step"]["attempts"] == 2
-    failed = next(e for e in events if e["type"] == "attempt_failed")
-    assert failed["error_type"] == "RateLimited" and failed["retry_in"] >= 1.0
-    assert failed["error"].startswith("scim deactivate user (HTTP 429)")
-
-
-def test_server_errors_are_retried(scim: ScimMock, host: Any, connect: Callable[..., Any],
-                                   run_playbook: Callable[..., Any]) -> None:
-    scim.inject("status", status=502, path=f"{BASE}/Users", times=2)
-    record = run_playbook(one_step("scim.deactivate_user", {"user": ALICE}), {},
-                          config=connect(scim), host=host)
-    assert record["status"] == "succeeded" and record["steps"]["step"]["attempts"] == 3
-
-
-def test_malformed_json_is_a_bad_response(scim: ScimMock, act: Callable[..., Any]) -> None:
-    scim.inject("malformed", path=f"{BASE}/Users")
-    with pytest.raises(BadResponse) as caught:
-        act("scim.get_user", user=ALICE)
-    assert (caught.value.vendor, caught.value.status) == ("scim", 200)
-    assert "not valid JSON" in str(caught.value)
-
-
-def test_a_token_revoked_mid_run_fails_cleanly(
-        scim: ScimMock, host: Any, connect: Callable[..., Any],
-        run_playbook: Callable[..., Any]) -> None:
-    scim.inject("status", status=401, path=USER, method="PATCH", times=None,
-                body=scim.error_payload(401, "Token expired"))
-    record = run_playbook(one_step("scim.deactivate_user", {"user": ALICE}), {},
-                          config=connect(scim), host=host)
-    step = record["steps"]["step"]
-    assert step["status"] == "failed" and step["attempts"] == 1
-    assert step["error"].startswith("scim deactivate user (HTTP 401)")
-    assert "Token expired" in step["error"]
-    assert len(scim.calls_to("PATCH", USER)) == 1
 
 
 # RFC 7644 conformance of what the plugin sends ---------------------------------------------------

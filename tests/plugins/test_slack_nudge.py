@@ -1,5 +1,6 @@
 """The slack plugin's sending actions against the Slack mock: nudge, SOC message, delete, the
-error classes, pagination, token rotation, secrets, and playbooks end to end."""
+error classes Slack has, pagination, token rotation, and playbooks end to end (the faults
+every vendor shares are in test_conformance.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from crownguard.engine import (
     Action,
     ActionContext,
     AuthError,
-    BadResponse,
     Config,
     ConflictError,
     NotFoundError,
@@ -196,18 +196,7 @@ def test_delete_message_undoes_a_nudge_and_repeats_cleanly(slack: SlackMock, con
     assert slack.messages(sent["channel"]) == []
 
 
-# --- error classes -------------------------------------------------------------------------------
-
-
-def test_wrong_token_is_a_clear_auth_error(make_config: Any, ada: str) -> None:
-    config = make_config(token="xoxb-0000-wrong-token")
-    with pytest.raises(AuthError) as caught:
-        call(send_nudge, NUDGE, config)
-    error = caught.value
-    assert (error.vendor, error.operation, error.status) == ("slack", "users.lookupByEmail", 200)
-    assert "invalid_auth" in str(error) and "check the connection's token" in str(error)
-    assert error.request_id  # Slack's X-Slack-Req-Id
-    assert "xoxb-0000-wrong-token" not in str(error)
+# --- errors only this vendor has (the shared ones: test_conformance.py) --------------------------
 
 
 def test_missing_scope_names_the_scope(slack: SlackMock, config: Config, ada: str) -> None:
@@ -240,14 +229,6 @@ def test_ok_false_server_errors_are_retryable(slack: SlackMock, config: Config, 
     assert caught.value.retryable is True
 
 
-def test_malformed_json_is_a_bad_response(slack: SlackMock, config: Config, ada: str) -> None:
-    slack.inject("malformed", path="/api/users.lookupByEmail")
-    with pytest.raises(BadResponse) as caught:
-        call(send_nudge, NUDGE, config)
-    assert "not valid JSON" in str(caught.value)
-    assert caught.value.operation == "users.lookupByEmail"
-
-
 def test_unknown_method_answer_is_slacks(slack: SlackMock) -> None:
     import requests
 
@@ -271,33 +252,6 @@ steps:
 """
 EVENT = {"actor": {"email": "ada@example.com", "language": "fr"},
          "file": {"name": "llama-ft-q4.safetensors"}}
-
-
-def test_429_retry_after_is_honoured_by_the_step_retry(slack: SlackMock, config: Config,
-                                                       host: Any, ada: str,
-                                                       run_playbook: Any) -> None:
-    slack.inject("status", status=429, retry_after=1, path="/api/chat.postMessage")
-    events: list[dict[str, Any]] = []
-    record = run_playbook(NUDGE_PLAYBOOK, EVENT, config=config, host=host,
-                          journal=events.append)
-
-    step = record["steps"]["nudge"]
-    assert record["status"] == "succeeded" and step["attempts"] == 2
-    [failed] = [e for e in events if e["type"] == "attempt_failed"]
-    assert failed["error_type"] == "RateLimited" and "ratelimited" in failed["error"]
-    # backoff_seconds is 0.01: the wait comes from Slack's Retry-After.
-    assert failed["retry_in"] >= 1.0
-    assert step["output"]["changed"] is True and step["output"]["language"] == "fr"
-    assert len(slack.messages(step["output"]["channel"])) == 1
-
-
-def test_5xx_is_retried_by_the_step(slack: SlackMock, config: Config, host: Any, ada: str,
-                                    run_playbook: Any) -> None:
-    slack.inject("status", status=503, path="/api/users.lookupByEmail", times=2)
-    record = run_playbook(NUDGE_PLAYBOOK, EVENT, config=config, host=host)
-
-    assert record["status"] == "succeeded"
-    assert record["steps"]["nudge"]["attempts"] == 3
 
 
 def test_429_body_is_slacks_ratelimited(slack: SlackMock, config: Config, ada: str) -> None:
@@ -378,38 +332,6 @@ def test_rejected_refresh_is_an_auth_error(slack: SlackMock, make_config: Any, a
         call(send_nudge, NUDGE, config)
     assert "bad_client_secret" in str(caught.value)
     assert "not-the-secret" not in str(caught.value)
-
-
-# --- secrets -------------------------------------------------------------------------------------
-
-
-def test_no_secret_reaches_run_records_or_errors(slack: SlackMock, make_config: Any, host: Any,
-                                                 ada: str, run_playbook: Any) -> None:
-    rotation = slack.enable_token_rotation()
-    config = make_config(**rotation)
-    slack.expire_tokens()
-    # A vendor error that echoes credentials back must be scrubbed too.
-    slack.inject("status", status=500, path="/api/conversations.open", body={
-        "ok": False, "error": f"internal_error: {rotation['token']} {slack.signing_secret}"})
-    playbook = NUDGE_PLAYBOOK + """
-  - id: tell_soc
-    action: slack.post_message
-    with: {channel: "#soc-alerts", text: "x"}
-"""
-    events: list[dict[str, Any]] = []
-    bad = make_config(**{**rotation, "token": "xoxb-leaky-0000", "refresh_token": "xoxe-leaky"})
-    record = run_playbook(playbook, EVENT, config=config, host=host, journal=events.append)
-    failed = run_playbook(playbook, EVENT, config=bad, host=host, journal=events.append)
-
-    assert record["status"] == "succeeded"
-    assert failed["status"] == "failed"
-    assert record["steps"]["nudge"]["attempts"] == 2  # the 500 was seen, then retried
-    text = json.dumps([record, failed, events])
-    issued = list(slack.tokens) + list(slack.refresh_tokens)  # includes the rotated ones
-    for secret in [rotation["refresh_token"], rotation["client_secret"], slack.signing_secret,
-                   "xoxb-leaky-0000", "xoxe-leaky", *issued]:
-        assert secret not in text
-    assert "***" in text  # the echoed token was there, and was masked
 
 
 # --- playbooks end to end ------------------------------------------------------------------------

@@ -207,25 +207,3 @@ def test_playbook_retries_after_429_with_retry_after_and_uses_two_channels(
     text = json.dumps([record, events])
     for secret in (teams.sig, teams.workflow_id, teams.connector[1], teams.connector_url()):
         assert secret not in text
-
-
-def test_playbook_5xx_is_retried(teams: TeamsMock, make_config: Any, host: Any,
-                                 run_playbook: Any) -> None:
-    teams.inject("status", status=503, times=2,
-                 path=f"/workflows/{teams.workflow_id}/triggers/manual/paths/invoke")
-    config = make_config(teams_legal={"type": "teams", "webhook_url": teams.connector_url()})
-    record = run_playbook(PLAYBOOK, EVENT, config=config, host=host)
-    assert record["status"] == "succeeded" and record["steps"]["tell_soc"]["attempts"] == 3
-
-
-def test_secret_in_an_echoed_error_is_masked(teams: TeamsMock, make_config: Any, host: Any,
-                                             run_playbook: Any) -> None:
-    teams.inject("status", status=400, path=f"/workflows/{teams.workflow_id}/triggers/manual/"
-                 "paths/invoke", body={"error": {"code": "BadRequest",
-                                                  "message": f"bad request to {teams.sig}"}})
-    config = make_config(teams_legal={"type": "teams", "webhook_url": teams.connector_url()})
-    record = run_playbook(PLAYBOOK, EVENT, config=config, host=host)
-
-    assert record["status"] == "failed"
-    error = record["steps"]["tell_soc"]["error"]
-    assert "bad request to ***" in error and teams.sig not in json.dumps(record)
