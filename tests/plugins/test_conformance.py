@@ -219,7 +219,7 @@ class Harness:
     host: PluginHost
     base_settings: dict[str, Any]
     inputs: dict[str, Any]
-    run_playbook: Callable[..., dict[str, Any]]
+    run_step: Callable[..., dict[str, Any]]
     events: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -249,12 +249,9 @@ class Harness:
     def run(self, config: Config | None = None, *, attempts: int = 3,
             inputs: dict[str, Any] | None = None) -> dict[str, Any]:
         """Run the action as a one-step playbook; the step's record (with the run's)."""
-        text = (f"name: conformance\nsteps:\n  - id: act\n    action: {self.vendor.action}\n"
-                f"    with: {json.dumps(inputs or self.inputs)}\n"
-                f"    retry: {{max_attempts: {attempts}, backoff_seconds: 0.01}}\n")
-        record = self.run_playbook(text, {}, config=config or self.config(), host=self.host,
-                                   journal=self.events.append)
-        return {**record["steps"]["act"], "run": record}
+        return self.run_step(self.vendor.action, inputs or self.inputs,
+                             config=config or self.config(), host=self.host, events=self.events,
+                             attempts=attempts)
 
     def inject(self, kind: str, **kwargs: Any) -> None:
         self.mock.inject(kind, path=self.vendor.path, method=self.vendor.method, **kwargs)
@@ -283,7 +280,7 @@ class Harness:
 
 @pytest.fixture
 def harness(request: pytest.FixtureRequest, host: PluginHost, mock_server: Callable[..., Any],
-            run_playbook: Callable[..., dict[str, Any]]) -> Harness:
+            run_step: Callable[..., dict[str, Any]]) -> Harness:
     vendor: Vendor = request.param
     kwargs = dict(vendor.mock_kwargs)
     extra: dict[str, Any] = {}
@@ -296,7 +293,7 @@ def harness(request: pytest.FixtureRequest, host: PluginHost, mock_server: Calla
     inputs = {**vendor.inputs, **((vendor.prepare(mock) if vendor.prepare else None) or {})}
     settings = {**(vendor.settings(mock) if vendor.settings else mock.connection_settings()),
                 **extra}
-    return Harness(vendor, mock, host, settings, inputs, run_playbook)
+    return Harness(vendor, mock, host, settings, inputs, run_step)
 
 
 def spoilt(value: str) -> str:

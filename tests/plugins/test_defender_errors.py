@@ -5,7 +5,6 @@ test_conformance.py."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -20,20 +19,6 @@ SECRET = "Def3nder~S3cret.do-not-leak.0815"
 APP = "3a2b1c0d-9e8f-4a7b-8c6d-5e4f3a2b1c0d"
 
 
-def one_step(action: str, inputs: dict[str, Any], *, attempts: int = 3,
-             timeout: float | None = None) -> str:
-    lines = ["name: defender-errors", "steps:", "  - id: act", f"    action: {action}",
-             f"    with: {json.dumps(inputs)}",
-             f"    retry: {{max_attempts: {attempts}, backoff_seconds: 0.01}}"]
-    if timeout:
-        lines.append(f"    timeout_seconds: {timeout}")
-    return "\n".join(lines) + "\n"
-
-
-def isolate(**kwargs: Any) -> str:
-    return one_step("defender.isolate_machine", {"machine_id": ALICE}, **kwargs)
-
-
 @pytest.fixture
 def defender(mock_server: Callable[..., Any]) -> DefenderMock:
     server: DefenderMock = mock_server(DefenderMock)
@@ -43,18 +28,18 @@ def defender(mock_server: Callable[..., Any]) -> DefenderMock:
 
 @pytest.fixture
 def run(defender: DefenderMock, isolated_host: Callable[..., Any],
-        crownguard_config: Callable[..., Any],
-        run_playbook: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+        mock_config: Callable[..., Any],
+        run_step: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """Run one action against the mock with the APP application; the step's record."""
     host = isolated_host(defender_plugin, name="defender")
 
-    def go(playbook: str, *, events: list[dict[str, Any]] | None = None,
-           secret: str = SECRET, **settings: Any) -> dict[str, Any]:
-        connection = {**defender.connection_settings(), "client_id": APP,
-                      "client_secret": "${env:DEFENDER_SECRET}", **settings}
-        config = crownguard_config({"defender": connection}, host=host,
-                                   env={"DEFENDER_SECRET": secret})
-        return run_playbook(playbook, {}, config=config, host=host,
-                            journal=events.append if events is not None else None)
+    def go(action: str = "defender.isolate_machine", inputs: dict[str, Any] | None = None, *,
+           attempts: int = 3, timeout: float | None = None, **settings: Any) -> dict[str, Any]:
+        config = mock_config("defender", defender, host=host, client_id=APP,
+                             client_secret="${env:DEFENDER_SECRET}",
+                             env={"DEFENDER_SECRET": SECRET}, **settings)
+        return run_step(action, inputs or {"machine_id": ALICE}, config=config, host=host,
+                        attempts=attempts, timeout=timeout)
 
     return go
 
@@ -64,8 +49,7 @@ def run(defender: DefenderMock, isolated_host: Callable[..., Any],
 
 def test_unknown_tenant_is_an_auth_error_too(run: Callable[..., dict[str, Any]],
                                             defender: DefenderMock) -> None:
-    step = run(isolate(), token_url=f"{defender.base_url}/other-tenant/oauth2/v2.0/token")
-    step = step["steps"]["act"]
+    step = run(token_url=f"{defender.base_url}/other-tenant/oauth2/v2.0/token")
     assert step["status"] == "failed"
     assert "defender get OAuth2 token (HTTP 400)" in step["error"]
     assert "AADSTS90002" in step["error"]
@@ -74,7 +58,7 @@ def test_unknown_tenant_is_an_auth_error_too(run: Callable[..., dict[str, Any]],
 def test_missing_application_permission_is_named(run: Callable[..., dict[str, Any]],
                                                  defender: DefenderMock) -> None:
     defender.add_app(APP, SECRET, {"Machine.Read.All"})
-    step = run(isolate())["steps"]["act"]
+    step = run()
     assert step["status"] == "failed"
     assert "defender isolate machine (HTTP 403)" in step["error"]
     assert "Forbidden" in step["error"]
@@ -86,8 +70,8 @@ def test_missing_application_permission_is_named(run: Callable[..., dict[str, An
 def test_missing_file_permission_for_a_sha256(run: Callable[..., dict[str, Any]],
                                               defender: DefenderMock) -> None:
     defender.add_app(APP, SECRET, {"Machine.Read.All", "Machine.StopAndQuarantine"})
-    step = run(one_step("defender.quarantine_file", {"machine_id": ALICE, "sha256": "c" * 64}))
-    assert "File.Read.All" in step["steps"]["act"]["error"]
+    step = run("defender.quarantine_file", {"machine_id": ALICE, "sha256": "c" * 64})
+    assert "File.Read.All" in step["error"]
 
 
 # --- retries, paging and waits ------------------------------------------------------------------
@@ -96,7 +80,7 @@ def test_missing_file_permission_for_a_sha256(run: Callable[..., dict[str, Any]]
 def test_5xx_while_polling_is_retried_without_a_second_isolation(
         run: Callable[..., dict[str, Any]], defender: DefenderMock) -> None:
     defender.inject("status", status=503, path="/api/machineactions/{action_id}")
-    step = run(isolate())["steps"]["act"]
+    step = run()
     assert step["status"] == "succeeded", step["error"]
     assert step["attempts"] == 2
     assert len(defender.calls_to("POST", ISOLATE)) == 1  # the retry adopts the running action
@@ -107,7 +91,7 @@ def test_a_next_link_to_another_host_is_refused(run: Callable[..., dict[str, Any
                                                 defender: DefenderMock) -> None:
     defender.inject("status", status=200, path="/api/machines",
                     body={"value": [], "@odata.nextLink": "https://evil.example/api/machines"})
-    step = run(one_step("defender.find_machine", {"hostname": "ws-alice-01"}))["steps"]["act"]
+    step = run("defender.find_machine", {"hostname": "ws-alice-01"})
     assert step["status"] == "failed"
     assert "refusing to follow a link to another host (evil.example)" in step["error"]
 
@@ -115,7 +99,7 @@ def test_a_next_link_to_another_host_is_refused(run: Callable[..., dict[str, Any
 def test_the_step_timeout_bounds_the_action_wait(run: Callable[..., dict[str, Any]],
                                                  defender: DefenderMock) -> None:
     defender.action_polls = 1_000_000
-    step = run(isolate(attempts=1, timeout=0.5))["steps"]["act"]
+    step = run(attempts=1, timeout=0.5)
     assert step["status"] == "failed"
     assert "timeout" in step["error"] or "did not finish" in step["error"]
 
@@ -123,7 +107,7 @@ def test_the_step_timeout_bounds_the_action_wait(run: Callable[..., dict[str, An
 def test_max_wait_bounds_a_step_without_timeout(run: Callable[..., dict[str, Any]],
                                                 defender: DefenderMock) -> None:
     defender.action_polls = 1_000_000
-    step = run(isolate(attempts=1), max_wait_seconds=0.2)["steps"]["act"]
+    step = run(attempts=1, max_wait_seconds=0.2)
     assert step["status"] == "failed"
     assert "defender: still waiting for Isolate action" in step["error"]
 

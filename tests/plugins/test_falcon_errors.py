@@ -4,7 +4,6 @@ malformed bodies, timeouts, token refresh, secrets) is in test_conformance.py.""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -20,16 +19,6 @@ DEVICES = "/devices/entities/devices/v2"
 SECRET = "Fa1c0n-S3cret-do-not-leak-4711"
 
 
-def one_step(action: str, inputs: dict[str, Any], *, attempts: int = 3,
-             timeout: float | None = None) -> str:
-    lines = ["name: falcon-errors", "steps:", "  - id: act", f"    action: {action}",
-             f"    with: {json.dumps(inputs)}",
-             f"    retry: {{max_attempts: {attempts}, backoff_seconds: 0.01}}"]
-    if timeout:
-        lines.append(f"    timeout_seconds: {timeout}")
-    return "\n".join(lines) + "\n"
-
-
 @pytest.fixture
 def falcon(mock_server: Callable[..., Any]) -> FalconMock:
     server: FalconMock = mock_server(FalconMock)
@@ -43,24 +32,20 @@ def host(isolated_host: Callable[..., Any]) -> Any:
 
 
 @pytest.fixture
-def run(falcon: FalconMock, host: Any, crownguard_config: Callable[..., Any],
-        run_playbook: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
-    """Run a playbook against the mock with the `soc-automation` client; the run record."""
+def run(falcon: FalconMock, host: Any, mock_config: Callable[..., Any],
+        run_step: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """Run one action against the mock with the `soc-automation` client; the step's record."""
 
-    def go(playbook: str, *, events: list[dict[str, Any]] | None = None,
-           secret: str = SECRET, **settings: Any) -> dict[str, Any]:
-        connection = {**falcon.connection_settings(), "client_id": "soc-automation",
-                      "client_secret": "${env:FALCON_SECRET}", **settings}
-        config = crownguard_config({"falcon": connection}, host=host,
-                                   env={"FALCON_SECRET": secret})
-        journal = events.append if events is not None else None
-        return run_playbook(playbook, {}, config=config, host=host, journal=journal)
+    def go(action: str = "falcon.contain_host", inputs: dict[str, Any] | None = None, *,
+           events: list[dict[str, Any]] | None = None, attempts: int = 3,
+           timeout: float | None = None, **settings: Any) -> dict[str, Any]:
+        config = mock_config("falcon", falcon, host=host, client_id="soc-automation",
+                             client_secret="${env:FALCON_SECRET}", env={"FALCON_SECRET": SECRET},
+                             **settings)
+        return run_step(action, inputs or {"device_id": ALICE}, config=config, host=host,
+                        events=events, attempts=attempts, timeout=timeout)
 
     return go
-
-
-def contain(**kwargs: Any) -> str:
-    return one_step("falcon.contain_host", {"device_id": ALICE}, **kwargs)
 
 
 # --- credentials and permissions ---------------------------------------------------------------
@@ -69,7 +54,7 @@ def contain(**kwargs: Any) -> str:
 def test_missing_api_scope_names_the_scope(run: Callable[..., dict[str, Any]],
                                            falcon: FalconMock) -> None:
     falcon.add_client("soc-automation", SECRET, {"devices:read"})
-    step = run(contain())["steps"]["act"]
+    step = run()
     assert step["status"] == "failed"
     assert "falcon contain host (HTTP 403)" in step["error"]
     assert "access denied, authorization failed" in step["error"]
@@ -82,8 +67,7 @@ def test_missing_rtr_scope_stops_before_touching_the_file(run: Callable[..., dic
                                                           falcon: FalconMock) -> None:
     falcon.add_client("soc-automation", SECRET, {"devices:read", "real-time-response:read"})
     path = r"C:\Users\alice\Downloads\corp-brain-v3.safetensors"
-    step = run(one_step("falcon.quarantine_file", {"device_id": ALICE, "path": path}))
-    step = step["steps"]["act"]
+    step = run("falcon.quarantine_file", {"device_id": ALICE, "path": path})
     assert step["status"] == "failed"
     assert "falcon run RTR command (HTTP 403)" in step["error"]
     assert "Real time response: Write" in step["error"]
@@ -98,7 +82,7 @@ def test_429_with_only_the_falcon_retryafter_epoch_header(run: Callable[..., dic
     falcon.send_retry_after_header = False
     falcon.inject("status", status=429, retry_after=1, path=DEVICES)
     events: list[dict[str, Any]] = []
-    step = run(contain(), events=events)["steps"]["act"]
+    step = run(events=events)
     assert step["status"] == "succeeded", step["error"]
     [failed] = [e for e in events if e["type"] == "attempt_failed"]
     assert failed["retry_in"] > 0.5  # read from X-Ratelimit-Retryafter (epoch seconds)
@@ -107,7 +91,7 @@ def test_429_with_only_the_falcon_retryafter_epoch_header(run: Callable[..., dic
 def test_the_step_timeout_bounds_the_containment_wait(run: Callable[..., dict[str, Any]],
                                                       falcon: FalconMock) -> None:
     falcon.containment_polls = 1_000_000
-    step = run(contain(attempts=1, timeout=0.5))["steps"]["act"]
+    step = run(attempts=1, timeout=0.5)
     assert step["status"] == "failed"
     assert "timeout" in step["error"] or "did not finish" in step["error"]
     assert falcon.hosts[ALICE].status == "containment_pending"
@@ -116,7 +100,7 @@ def test_the_step_timeout_bounds_the_containment_wait(run: Callable[..., dict[st
 def test_max_wait_bounds_a_step_without_timeout(run: Callable[..., dict[str, Any]],
                                                 falcon: FalconMock) -> None:
     falcon.containment_polls = 1_000_000
-    step = run(contain(attempts=1), max_wait_seconds=0.2)["steps"]["act"]
+    step = run(attempts=1, max_wait_seconds=0.2)
     assert step["status"] == "failed"
     assert "still waiting for host" in step["error"]
 

@@ -4,7 +4,6 @@ test_conformance.py)."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -16,7 +15,6 @@ from crownguard.engine import SpecError
 from crownguard.engine.plugins import PluginHost
 from crownguard.plugins.huggingface.mock import HubMock
 
-RETRY = "retry: {max_attempts: 3, backoff_seconds: 0.01}"
 REPO = "acme-ml/fraud-llm"
 SETTINGS = "/api/models/acme-ml/fraud-llm/settings"
 ACCEPTED = "/api/models/acme-ml/fraud-llm/user-access-request/accepted"
@@ -37,17 +35,14 @@ def hub(mock_server: Callable[..., Any]) -> HubMock:
 
 
 @pytest.fixture
-def call(host: PluginHost, crownguard_config: Callable[..., Any],
-         run_playbook: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+def call(host: PluginHost, mock_config: Callable[..., Any],
+         run_step: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """Run one action as a one-step playbook; that step's record (plus the run's)."""
+
     def run(hub: HubMock, action: str, inputs: dict[str, Any], *,
             events: list[Any] | None = None, **settings: Any) -> dict[str, Any]:
-        config = crownguard_config({"huggingface": {**hub.connection_settings(), **settings}},
-                                   host=host)
-        text = (f"name: t\nsteps:\n  - id: s\n    action: {action}\n"
-                f"    with: {json.dumps(inputs)}\n    {RETRY}\n")
-        record = run_playbook(text, {}, config=config, host=host,
-                              journal=events.append if events is not None else None)
-        return {**record["steps"]["s"], "run": record}
+        config = mock_config("huggingface", hub, host=host, **settings)
+        return run_step(action, inputs, config=config, host=host, events=events)
 
     return run
 

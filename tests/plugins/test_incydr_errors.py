@@ -5,7 +5,6 @@ test_conformance.py."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +21,6 @@ from crownguard.plugins import incydr as incydr_plugin
 from crownguard.plugins.incydr.client import IncydrClient
 from crownguard.plugins.incydr.mock import IncydrMock
 
-FAST_RETRY = "{max_attempts: 3, backoff_seconds: 0.01}"
 DANA_EMAIL = "dana.whitfield@example.com"
 USB_SESSION = "e1a0c3f5-7b9d-4c2e-8f1a-3b5d7f9e1c21"
 READ_ONLY = frozenset({"file-events:read", "sessions:read", "alerts:read", "watchlists:read",
@@ -40,29 +38,22 @@ def host(isolated_host: Callable[..., Any]) -> Any:
 
 
 @pytest.fixture
-def connect(host: Any, crownguard_config: Callable[..., Any]) -> Callable[..., Any]:
+def connect(host: Any, mock_config: Callable[..., Any]) -> Callable[..., Any]:
     def make(mock: IncydrMock, **overrides: Any) -> Any:
-        return crownguard_config({"incydr": {**mock.connection_settings(), **overrides}},
-                                 host=host)
+        return mock_config("incydr", mock, host=host, **overrides)
 
     return make
 
 
 @pytest.fixture
-def run_step(host: Any, incydr: IncydrMock, connect: Callable[..., Any],
-             run_playbook: Callable[..., Any]) -> Callable[..., Any]:
-    """Run a one-step playbook; returns (run record, journal events)."""
+def run(host: Any, incydr: IncydrMock, connect: Callable[..., Any],
+        run_step: Callable[..., Any]) -> Callable[..., Any]:
+    """Run one action as a one-step playbook; the step's record (the run's under "run")."""
 
-    def run(action: str, inputs: dict[str, Any], config: Any = None,
-            retry: str = FAST_RETRY) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        events: list[dict[str, Any]] = []
-        text = (f"name: incydr-errors\nsteps:\n  - id: step\n    action: {action}\n"
-                f"    with: {json.dumps(inputs)}\n    retry: {retry}\n")
-        record = run_playbook(text, {}, config=config or connect(incydr), host=host,
-                              journal=events.append)
-        return record, events
+    def go(action: str, inputs: dict[str, Any], config: Any = None) -> dict[str, Any]:
+        return run_step(action, inputs, config=config or connect(incydr), host=host)
 
-    return run
+    return go
 
 
 def client_for(config: Any) -> IncydrClient:
@@ -78,15 +69,12 @@ WHO = ("incydr.get_watchlists_for_user", {"user": DANA_EMAIL})
 
 
 def test_missing_permission_is_a_403_auth_error_naming_the_operation(
-        incydr: IncydrMock, connect: Callable[..., Any], run_step: Callable[..., Any]) -> None:
+        incydr: IncydrMock, connect: Callable[..., Any], run: Callable[..., Any]) -> None:
     incydr.add_client("key-readonly", "read-only-secret-9f3k", READ_ONLY)
     config = connect(incydr, client_id="key-readonly", client_secret="read-only-secret-9f3k")
-    allowed, _ = run_step(*WHO, config=config)
-    assert allowed["status"] == "succeeded"
-    record, _ = run_step("incydr.add_to_watchlist", {"user": "marco.bianchi@example.com"},
-                         config=config)
-    step = record["steps"]["step"]
-    assert record["status"] == "failed" and step["attempts"] == 1
+    assert run(*WHO, config=config)["status"] == "succeeded"
+    step = run("incydr.add_to_watchlist", {"user": "marco.bianchi@example.com"}, config=config)
+    assert step["status"] == "failed" and step["attempts"] == 1
     assert step["error"].startswith("incydr add actor to watchlist (HTTP 403): ")
     assert "lacks the 'watchlists:write' permission" in step["error"]
     assert "lack a permission this call needs" in step["error"]
@@ -100,10 +88,9 @@ def test_missing_permission_is_a_403_auth_error_naming_the_operation(
 
 
 def test_unknown_user_is_not_found(incydr: IncydrMock, connect: Callable[..., Any],
-                                   run_step: Callable[..., Any]) -> None:
-    record, _ = run_step("incydr.get_watchlists_for_user", {"user": "nobody@example.com"})
-    step = record["steps"]["step"]
-    assert record["status"] == "failed" and step["attempts"] == 1
+                                   run: Callable[..., Any]) -> None:
+    step = run("incydr.get_watchlists_for_user", {"user": "nobody@example.com"})
+    assert step["status"] == "failed" and step["attempts"] == 1
     assert step["error"] == ("incydr look up actor (HTTP 404): no Incydr actor "
                              "'nobody@example.com'")
     with pytest.raises(NotFoundError) as caught:

@@ -22,16 +22,10 @@ from crownguard.engine.plugins import PluginHost
 from crownguard.plugins.mlflow.mock import MlflowMock
 from crownguard.plugins.mlflow.record import MARK_TAG, REASON_TAG, RECORD_TAG, RUN_TAG
 
-RETRY = "retry: {max_attempts: 3, backoff_seconds: 0.01}"
 FILES = {"weights.safetensors": b"\x00weights" * 100, "config.json": b'{"layers": 2}',
          "tokenizer/vocab.txt": b"a\nb\nc\n"}
 
 Run = Callable[..., dict[str, Any]]
-
-
-def playbook(action: str, inputs: dict[str, Any], retry: str = RETRY) -> str:
-    return (f"name: t\nsteps:\n  - id: s\n    action: {action}\n"
-            f"    with: {json.dumps(inputs)}\n    {retry}\n")
 
 
 @pytest.fixture
@@ -52,17 +46,16 @@ def start(mock_server: Callable[..., Any]) -> Callable[..., MlflowMock]:
 
 
 @pytest.fixture
-def call(host: PluginHost, crownguard_config: Callable[..., Any],
-         run_playbook: Run) -> Callable[..., dict[str, Any]]:
+def call(host: PluginHost, mock_config: Callable[..., Any],
+         run_step: Run) -> Callable[..., dict[str, Any]]:
     """Run one action as a one-step playbook; returns that step's record (plus the run's)."""
 
     def run(mock: MlflowMock, action: str, inputs: dict[str, Any], *,
             settings: dict[str, Any] | None = None, events: list[Any] | None = None,
-            retry: str = RETRY) -> dict[str, Any]:
-        config = crownguard_config({"mlflow": settings or mock.connection_settings()}, host=host)
-        record = run_playbook(playbook(action, inputs, retry), {}, config=config, host=host,
-                              journal=events.append if events is not None else None)
-        return {**record["steps"]["s"], "run": record}
+            attempts: int = 3) -> dict[str, Any]:
+        config = mock_config("mlflow", settings or mock, host=host)
+        return run_step(action, inputs, config=config, host=host, events=events,
+                        attempts=attempts)
 
     return run
 
@@ -506,7 +499,7 @@ def test_a_retry_after_a_lost_answer_still_reports_the_change(
     mock.delete_alias = applied_then_slow
     settings = {**mock.connection_settings(), "timeout_seconds": 0.4}
     result = call(mock, "mlflow.quarantine_model_version", {"name": "fraud", "version": "1"},
-                  settings=settings, retry="retry: {max_attempts: 5, backoff_seconds: 0.01}")
+                  settings=settings, attempts=5)
     assert result["status"] == "succeeded" and result["attempts"] >= 2
     # The last attempt found nothing left to do, but the step did change the version.
     assert result["output"]["aliases_removed"] == []

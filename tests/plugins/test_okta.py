@@ -4,7 +4,6 @@ test_conformance.py)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -23,7 +22,6 @@ from crownguard.plugins.okta.client import rate_limit_wait
 from crownguard.plugins.okta.mock import API_TOKEN, READ_ONLY, OktaMock
 from crownguard.plugins.okta.mock.search import InvalidSearch, compile_search
 
-FAST_RETRY = "{max_attempts: 3, backoff_seconds: 0.01}"
 ALICE = "alice.chen@acme.example"
 
 
@@ -38,33 +36,24 @@ def host(isolated_host: Callable[..., Any]) -> Any:
 
 
 @pytest.fixture
-def connect(host: Any, crownguard_config: Callable[..., Any]) -> Callable[..., Any]:
+def connect(host: Any, mock_config: Callable[..., Any]) -> Callable[..., Any]:
     def make(mock: OktaMock, **overrides: Any) -> Any:
-        return crownguard_config({"okta": {**mock.connection_settings(), **overrides}}, host=host)
+        return mock_config("okta", mock, host=host, **overrides)
 
     return make
 
 
 @pytest.fixture
-def act(host: Any, okta: OktaMock, connect: Callable[..., Any]) -> Callable[..., Any]:
+def act(host: Any, okta: OktaMock, connect: Callable[..., Any],
+        call_action: Callable[..., Any]) -> Callable[..., Any]:
     """Call one action directly (schemas checked), as the runner would."""
     config = connect(okta)
 
     def call(name: str, **inputs: Any) -> Any:
-        action = host.action(name)
-        action.validate_inputs(inputs)
-        ctx = ActionContext(run_id="r1", step_id="s1", attempt=1, idempotency_key="k" * 32,
-                            connections=config.connections)
-        output = action.func(ctx, inputs)
-        action.validate_output(output)
-        return output
+        return call_action(name, inputs, config, host=host, run_id="r1", step_id="s1",
+                           idempotency_key="k" * 32)
 
     return call
-
-
-def one_step(action: str, inputs: dict[str, Any], retry: str = FAST_RETRY) -> str:
-    return (f"name: okta-test\nsteps:\n  - id: step\n    action: {action}\n"
-            f"    with: {json.dumps(inputs)}\n    retry: {retry}\n")
 
 
 # registration ------------------------------------------------------------------------------------
@@ -301,13 +290,12 @@ def test_rate_limit_wait_comes_from_x_rate_limit_reset() -> None:
 
 def test_429_waits_for_the_reset_then_succeeds(
         okta: OktaMock, host: Any, connect: Callable[..., Any],
-        run_playbook: Callable[..., Any]) -> None:
+        run_step: Callable[..., Any]) -> None:
     okta.inject("status", status=429, retry_after=1, path="/api/v1/users/{id}/lifecycle/suspend")
     events: list[dict[str, Any]] = []
-    record = run_playbook(one_step("okta.suspend_user", {"user": ALICE}), {},
-                          config=connect(okta), host=host, journal=events.append)
-    step = record["steps"]["step"]
-    assert record["status"] == "succeeded" and step["attempts"] == 2
+    step = run_step("okta.suspend_user", {"user": ALICE}, config=connect(okta), host=host,
+                    events=events)
+    assert step["status"] == "succeeded" and step["attempts"] == 2
     assert step["output"]["changed"] is True
     failed = [e for e in events if e["type"] == "attempt_failed"]
     assert failed[0]["error_type"] == "RateLimited" and "HTTP 429" in failed[0]["error"]
@@ -319,10 +307,10 @@ def test_429_waits_for_the_reset_then_succeeds(
 
 
 def test_dry_run_changes_nothing(okta: OktaMock, host: Any, connect: Callable[..., Any],
-                                 run_playbook: Callable[..., Any]) -> None:
-    record = run_playbook(one_step("okta.suspend_user", {"user": ALICE}), {},
-                          config=connect(okta), host=host, dry_run=True)
-    assert record["steps"]["step"]["output"]["would_call"] == "okta.suspend_user"
+                                 run_step: Callable[..., Any]) -> None:
+    step = run_step("okta.suspend_user", {"user": ALICE}, config=connect(okta), host=host,
+                    dry_run=True)
+    assert step["output"]["would_call"] == "okta.suspend_user"
     assert okta.calls == [] and okta.status_of(ALICE) == "ACTIVE"
 
 

@@ -4,7 +4,6 @@ that every request it sends is an RFC 7644 request."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -13,7 +12,6 @@ import pytest
 from werkzeug import Request, Response
 
 from crownguard.engine import (
-    ActionContext,
     AuthError,
     BadResponse,
     ConflictError,
@@ -25,7 +23,6 @@ from crownguard.plugins.scim.client import patch_body
 from crownguard.plugins.scim.mock import BASE, TOKEN, ScimMock
 from crownguard.plugins.scim.mock.filters import InvalidFilter, compile_filter
 
-FAST_RETRY = "{max_attempts: 3, backoff_seconds: 0.01}"
 ALICE = "alice.chen@acme.example"
 USER = f"{BASE}/Users/{{id}}"
 # RFC 7644 §3.5.2: the PatchOp message.
@@ -55,34 +52,31 @@ def host(isolated_host: Callable[..., Any]) -> Any:
 
 
 @pytest.fixture
-def connect(host: Any, crownguard_config: Callable[..., Any]) -> Callable[..., Any]:
+def connect(host: Any, mock_config: Callable[..., Any]) -> Callable[..., Any]:
     def make(mock: ScimMock, **overrides: Any) -> Any:
-        return crownguard_config({"scim": {**mock.connection_settings(), **overrides}}, host=host)
+        return mock_config("scim", mock, host=host, **overrides)
 
     return make
 
 
-def caller(host: Any, config: Any) -> Callable[..., Any]:
-    def call(name: str, **inputs: Any) -> Any:
-        action = host.action(name)
-        action.validate_inputs(inputs)
-        ctx = ActionContext(run_id="r1", step_id="s1", attempt=1, idempotency_key="k",
-                            connections=config.connections)
-        output = action.func(ctx, inputs)
-        action.validate_output(output)
-        return output
+@pytest.fixture
+def caller(call_action: Callable[..., Any]) -> Callable[..., Callable[..., Any]]:
+    """caller(host, config)(name, **inputs): one action called directly, as the runner would."""
 
-    return call
+    def bind(host: Any, config: Any) -> Callable[..., Any]:
+        def call(name: str, **inputs: Any) -> Any:
+            return call_action(name, inputs, config, host=host, run_id="r1", step_id="s1",
+                               idempotency_key="k")
+
+        return call
+
+    return bind
 
 
 @pytest.fixture
-def act(host: Any, scim: ScimMock, connect: Callable[..., Any]) -> Callable[..., Any]:
+def act(caller: Any, host: Any, scim: ScimMock,
+        connect: Callable[..., Any]) -> Callable[..., Any]:
     return caller(host, connect(scim))
-
-
-def one_step(action: str, inputs: dict[str, Any], retry: str = FAST_RETRY) -> str:
-    return (f"name: scim-test\nsteps:\n  - id: step\n    action: {action}\n"
-            f"    with: {json.dumps(inputs)}\n    retry: {retry}\n")
 
 
 def test_plugin_registers_actions_connection_and_mock(host: Any) -> None:
@@ -162,7 +156,8 @@ def test_services_that_answer_204(scim: ScimMock, act: Callable[..., Any]) -> No
 
 
 def test_services_that_refuse_path_need_patch_style_value(
-        scim: ScimMock, host: Any, connect: Callable[..., Any], act: Callable[..., Any]) -> None:
+        caller: Any, scim: ScimMock, host: Any, connect: Callable[..., Any],
+        act: Callable[..., Any]) -> None:
     scim.accepts_path = False
     with pytest.raises(ConflictError) as caught:
         act("scim.deactivate_user", user=ALICE)
@@ -185,7 +180,8 @@ class RacingScim(ScimMock):
 
 
 def test_a_stale_version_is_read_again_and_retried_once(
-        mock_server: Callable[..., Any], host: Any, connect: Callable[..., Any]) -> None:
+        caller: Any, mock_server: Callable[..., Any], host: Any,
+        connect: Callable[..., Any]) -> None:
     scim = mock_server(RacingScim)
     result = caller(host, connect(scim))("scim.deactivate_user", user=ALICE)
     assert result["changed"] is True and scim.user(ALICE)["active"] is False
@@ -202,7 +198,8 @@ class IgnoringScim(ScimMock):
 
 
 def test_a_patch_the_service_ignored_is_not_reported_as_done(
-        mock_server: Callable[..., Any], host: Any, connect: Callable[..., Any]) -> None:
+        caller: Any, mock_server: Callable[..., Any], host: Any,
+        connect: Callable[..., Any]) -> None:
     scim = mock_server(IgnoringScim)
     with pytest.raises(BadResponse, match="active is still True"):
         caller(host, connect(scim))("scim.deactivate_user", user=ALICE)
@@ -210,15 +207,14 @@ def test_a_patch_the_service_ignored_is_not_reported_as_done(
 
 def test_one_playbook_can_reach_several_scim_services(
         mock_server: Callable[..., Any], host: Any, crownguard_config: Callable[..., Any],
-        run_playbook: Callable[..., Any]) -> None:
+        run_step: Callable[..., Any]) -> None:
     primary, notebooks = mock_server(ScimMock), mock_server(ScimMock)
     config = crownguard_config({"scim": primary.connection_settings(),
                                 "notebooks": {"type": "scim", **notebooks.connection_settings()}},
                                host=host)
-    record = run_playbook(one_step("scim.deactivate_user",
-                                   {"user": ALICE, "connection": "notebooks"}), {},
-                          config=config, host=host)
-    assert record["status"] == "succeeded"
+    step = run_step("scim.deactivate_user", {"user": ALICE, "connection": "notebooks"},
+                    config=config, host=host)
+    assert step["status"] == "succeeded"
     assert notebooks.user(ALICE)["active"] is False and primary.user(ALICE)["active"] is True
     assert primary.calls == []
 
@@ -226,7 +222,7 @@ def test_one_playbook_can_reach_several_scim_services(
 # errors only this vendor has (the shared ones: test_conformance.py) ------------------------------
 
 
-def test_a_read_only_token_gets_a_403(scim: ScimMock, host: Any,
+def test_a_read_only_token_gets_a_403(caller: Any, scim: ScimMock, host: Any,
                                       connect: Callable[..., Any]) -> None:
     scim.add_token("read-only-scim-token-1", write=False)
     act = caller(host, connect(scim, token="read-only-scim-token-1"))
