@@ -24,10 +24,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 from crownguard.engine import Config
+from crownguard.engine.config import config_from_mapping
 from crownguard.engine.plugins import PluginHost
 
 ALICE = "alice.chen@acme.example"
@@ -58,7 +60,9 @@ class Vendor:
     path: str                    # a path the action calls (a template may hold {name})
     refused: tuple[str, ...] = ()  # the failed operation, the vendor's words of refusal
     method: str | None = None
-    token_path: str | None = None  # where OAuth tokens are fetched; None: a static credential
+    # Where OAuth tokens are fetched ("token_url": the path of the connection's token_url);
+    # None: a static credential, which cannot be refreshed.
+    token_path: str | None = None
     token_given: bool = False    # the connection holds the first token (it only refreshes)
     secret: str | None = None    # the setting to spoil (default: the first secret it has)
     mock_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -82,12 +86,6 @@ class Vendor:
         if self.only is not None:
             return self.only
         return HTTP | {EXPIRY} if self.oauth else HTTP
-
-
-def _token_path(settings: dict[str, Any]) -> str:
-    from urllib.parse import urlsplit
-
-    return urlsplit(settings["token_url"]).path
 
 
 def _slack_user(mock: Any) -> None:
@@ -233,8 +231,6 @@ class Harness:
 
     def config(self, **overrides: Any) -> Config:
         """The connections file, every secret by `${env:...}` reference."""
-        from crownguard.engine.config import config_from_mapping
-
         name = self.connection
         settings = {**self.base_settings, **overrides}
         env: dict[str, str] = {}
@@ -265,7 +261,7 @@ class Harness:
     def token_calls(self) -> int:
         path = self.vendor.token_path
         if path == "token_url":
-            path = _token_path(self.base_settings)
+            path = urlsplit(self.base_settings["token_url"]).path
         return len(self.mock.calls_to("POST", path))
 
     def on_the_wire(self) -> list[str]:
@@ -379,11 +375,12 @@ def test_a_body_that_is_not_json_is_a_bad_response_not_retried(harness: Harness)
 def test_a_vendor_that_does_not_answer_in_time_is_a_retryable_transport_error(
         harness: Harness) -> None:
     vendor = harness.vendor
-    harness.inject("timeout", seconds=0.8)
+    # The mock answers after 2 s, the plugin waits 0.5 s: room for a loaded machine.
+    harness.inject("timeout", seconds=2)
     if vendor.timeout_input:
-        step = harness.run(inputs={**harness.inputs, vendor.timeout_input: 0.2})
+        step = harness.run(inputs={**harness.inputs, vendor.timeout_input: 0.5})
     else:
-        step = harness.run(harness.config(timeout_seconds=0.2))
+        step = harness.run(harness.config(timeout_seconds=0.5))
 
     assert step["status"] == "succeeded", step["error"]
     assert step["attempts"] == 2
