@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 trustme = pytest.importorskip("trustme")
-pytest.importorskip("aiosmtpd")
 
 import crownguard.plugins.email as email_plugin  # noqa: E402
 from crownguard.engine import (  # noqa: E402
