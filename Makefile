@@ -9,14 +9,17 @@ DEMO_STAMP := $(VENV)/.installed
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install --quiet --upgrade 'pip>=25.1' setuptools wheel
 
 $(DEMO_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
+# The test needs are a PEP 735 dependency group (not a user extra): `--group` needs pip >= 25.1,
+# so an older venv's pip is upgraded first.
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --upgrade 'pip>=25.1'
+	$(BIN)/python -m pip install --quiet -e . --group test
 	touch $@ $(DEMO_STAMP)
 
 demo: $(DEMO_STAMP)

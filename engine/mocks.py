@@ -1,4 +1,4 @@
-"""Mock vendor servers: stateful imitations of vendor APIs on pytest-httpserver's HTTPServer.
+"""Mock vendor servers: stateful imitations of vendor APIs, served by werkzeug in a thread.
 
 A plugin subclasses `MockServer`, declares routes with `@route(METHOD, "/path/{param}")`, keeps
 the vendor's state on the instance and answers with the vendor's real bodies. The base class
@@ -15,7 +15,9 @@ A path ending in `*` matches by prefix; `{name}` matches one segment.
 Subclasses may check authentication and rate limits for every request in `before_route`, and
 add headers to every answer in `after_route`; calls are recorded before either runs.
 
-Usable from pytest fixtures and, outside pytest, from `crownguard demo`.
+Usable from pytest fixtures and, outside pytest, from `crownguard demo`. The server is
+werkzeug's own (`werkzeug.serving.make_server`, threaded, on 127.0.0.1 and an OS-chosen port,
+in a daemon thread), so installing crownguard installs no pytest plugin besides its own.
 """
 
 from __future__ import annotations
@@ -28,10 +30,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 FAULT_KINDS = ("latency", "status", "timeout", "malformed", "reset", "lost_response")
+# How often the serving loop looks for stop(): ~50 ms to stop instead of socketserver's 500.
+_POLL_SECONDS = 0.05
+
+
+class MockServerError(RuntimeError):
+    """A mock server started twice, or stopped when it was not running."""
+
+
+class _QuietRequestHandler(WSGIRequestHandler):
+    """werkzeug logs every request at INFO; a demo or a test run wants quiet. Errors (a handler
+    that raised) are still logged."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
 
 
 @dataclass(frozen=True)
@@ -115,7 +131,7 @@ def _compile(template: str) -> re.Pattern[str]:
     return re.compile(f"^{regex}$")
 
 
-class MockServer(HTTPServer):
+class MockServer:
     """Base of every mock vendor server."""
 
     vendor: ClassVar[str] = "mock"
@@ -132,25 +148,58 @@ class MockServer(HTTPServer):
         cls._routes = sorted(routes, key=lambda r: (r.template.count("{"), -len(r.template)))
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
-        super().__init__(host, port, threaded=True)
+        self.host = host
+        self.port = port  # the port it listens on once started (0: the OS picks one)
         self.calls: list[RecordedCall] = []
         self.faults: list[Fault] = []
         self.state_lock = threading.RLock()
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
         self.reset_state()
 
+    # life cycle -------------------------------------------------------------------------------
+
     def start(self) -> None:
-        # werkzeug logs every request at INFO by itself; a demo or a test run wants quiet.
-        import logging
+        """Listen and serve in a daemon thread; returns once the socket is bound."""
+        if self._server is not None:
+            raise MockServerError(f"{type(self).__name__} is already running")
+        server = make_server(self.host, self.port, self._wsgi, threaded=True,
+                             request_handler=_QuietRequestHandler)
+        # Handler threads are daemons (werkzeug's default for threaded servers), so stop() does
+        # not wait for an answer a `timeout` fault is still holding back.
+        self._server, self.port = server, server.server_port
+        self._thread = threading.Thread(target=server.serve_forever,
+                                        kwargs={"poll_interval": _POLL_SECONDS},
+                                        name=f"mock-{self.vendor}-{self.port}", daemon=True)
+        self._thread.start()
 
-        werkzeug_log = logging.getLogger("werkzeug")
-        if werkzeug_log.level == logging.NOTSET:
-            werkzeug_log.setLevel(logging.WARNING)
-        super().start()
+    def stop(self) -> None:
+        """Stop serving and close the socket (~50 ms)."""
+        if self._server is None:
+            raise MockServerError(f"{type(self).__name__} is not running")
+        server, thread = self._server, self._thread
+        self._server = None
+        self._thread = None
+        server.shutdown()
+        server.server_close()
+        if thread is not None:
+            thread.join()
 
-    def thread_target(self) -> None:
-        # A short poll interval makes stop() take ~50 ms instead of ~500 ms.
-        assert self.server is not None
-        self.server.serve_forever(poll_interval=0.05)
+    def is_running(self) -> bool:
+        return self._server is not None
+
+    def __enter__(self) -> MockServer:
+        if not self.is_running():
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.is_running():
+            self.stop()
+
+    def _wsgi(self, environ: dict[str, Any], start_response: Any) -> Any:
+        response = self.application(Request(environ))
+        return response(environ, start_response)
 
     # subclasses ------------------------------------------------------------------------------
 
@@ -188,7 +237,11 @@ class MockServer(HTTPServer):
 
     @property
     def base_url(self) -> str:
-        return self.url_for("/").rstrip("/")
+        return f"http://{self.host}:{self.port}"
+
+    def url_for(self, path: str) -> str:
+        """The full URL of a path on this server."""
+        return self.base_url + "/" + path.lstrip("/")
 
     @staticmethod
     def json_response(body: Any, status: int = 200,

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pytest_httpserver import HTTPServer
 
 from crownguard.engine.cli import main
 
@@ -39,14 +38,14 @@ steps:
 
 
 @pytest.fixture
-def files(tmp_path: Path, httpserver: HTTPServer) -> dict[str, Path]:
+def files(tmp_path: Path, endpoint: Any) -> dict[str, Path]:
     playbook = tmp_path / "pb.yaml"
     playbook.write_text(PLAYBOOK)
     event = tmp_path / "event.json"
     event.write_text(json.dumps({"user": "dana"}))
     config = tmp_path / "connections.yaml"
-    config.write_text(f"connections:\n  http: {{allowed_hosts: ['localhost:{httpserver.port}']}}\n"
-                      f"settings:\n  vars: {{base: '{httpserver.url_for('').rstrip('/')}'}}\n")
+    config.write_text(f"connections:\n  http: {{allowed_hosts: ['{endpoint.host}:{endpoint.port}']}}\n"
+                      f"settings:\n  vars: {{base: '{endpoint.url_for('').rstrip('/')}'}}\n")
     return {"playbook": playbook, "event": event, "config": config}
 
 
@@ -56,13 +55,13 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
     return code, out, err
 
 
-def test_run_json_against_http_endpoints(files: dict[str, Path], httpserver: HTTPServer,
+def test_run_json_against_http_endpoints(files: dict[str, Path], endpoint: Any,
                                          capsys: Any) -> None:
-    httpserver.expect_request("/alert", method="POST", json={"user": "dana"}) \
+    endpoint.expect_request("/alert", method="POST", json={"user": "dana"}) \
         .respond_with_json({"id": "T-1"})
-    httpserver.expect_oneshot_request("/lookup/dana").respond_with_data("busy", status=503)
-    httpserver.expect_request("/lookup/dana").respond_with_json({"level": "high"})
-    httpserver.expect_request("/notify", method="POST",
+    endpoint.expect_oneshot_request("/lookup/dana").respond_with_data("busy", status=503)
+    endpoint.expect_request("/lookup/dana").respond_with_json({"level": "high"})
+    endpoint.expect_request("/notify", method="POST",
                               json={"ticket": "T-1", "level": "high"}).respond_with_json({})
     code, out, _ = run_cli(capsys, "run", files["playbook"], "--event", files["event"],
                            "--config", files["config"], "--json")
@@ -74,10 +73,10 @@ def test_run_json_against_http_endpoints(files: dict[str, Path], httpserver: HTT
     assert record["steps"]["notify"]["output"]["status_code"] == 200
 
 
-def test_failed_run_exits_1_and_prints_timeline(files: dict[str, Path], httpserver: HTTPServer,
+def test_failed_run_exits_1_and_prints_timeline(files: dict[str, Path], endpoint: Any,
                                                 capsys: Any) -> None:
-    httpserver.expect_request("/alert").respond_with_json({"error": "nope"}, status=400)
-    httpserver.expect_request("/lookup/dana").respond_with_json({"level": "low"})
+    endpoint.expect_request("/alert").respond_with_json({"error": "nope"}, status=400)
+    endpoint.expect_request("/lookup/dana").respond_with_json({"level": "low"})
     code, out, _ = run_cli(capsys, "run", files["playbook"], "--event", files["event"],
                            "--config", files["config"])
     assert code == 1
@@ -86,17 +85,17 @@ def test_failed_run_exits_1_and_prints_timeline(files: dict[str, Path], httpserv
     assert "notify" in out and "skipped" in out
 
 
-def test_host_not_allowed_sends_nothing(tmp_path: Path, httpserver: HTTPServer,
+def test_host_not_allowed_sends_nothing(tmp_path: Path, endpoint: Any,
                                         capsys: Any) -> None:
     playbook = tmp_path / "pb.yaml"
     playbook.write_text(f"name: x\nsteps:\n  - id: a\n    action: core.http_request\n"
-                        f"    with: {{url: '{httpserver.url_for('/x')}'}}\n")
+                        f"    with: {{url: '{endpoint.url_for('/x')}'}}\n")
     config = tmp_path / "c.yaml"
     config.write_text("connections:\n  http: {allowed_hosts: ['hooks.example.com']}\n")
     code, out, _ = run_cli(capsys, "run", playbook, "--config", config, "--json")
     assert code == 1
     assert "is not in connections.http.allowed_hosts" in json.loads(out)["steps"]["a"]["error"]
-    assert httpserver.log == []
+    assert endpoint.calls == []
 
 
 def test_validate_reports_every_problem(tmp_path: Path, capsys: Any) -> None:
@@ -159,12 +158,12 @@ def test_usage_errors_exit_2_without_traceback() -> None:
         assert "Traceback" not in result.stderr and "error:" in result.stderr
 
 
-def test_dry_run_calls_nothing(files: dict[str, Path], httpserver: HTTPServer,
+def test_dry_run_calls_nothing(files: dict[str, Path], endpoint: Any,
                                capsys: Any) -> None:
     _, out, _ = run_cli(capsys, "run", files["playbook"], "--event", files["event"],
                         "--config", files["config"], "--dry-run", "--json")
     record = json.loads(out)
-    assert httpserver.log == []
+    assert endpoint.calls == []
     assert record["steps"]["alert"]["output"]["dry_run"] is True
     assert record["steps"]["alert"]["output"]["inputs"]["json"] == {"user": "dana"}
 
@@ -210,14 +209,14 @@ steps:
     assert okta.calls == []
 
 
-def test_boolean_params_are_json_spelled(tmp_path: Path, httpserver: HTTPServer,
+def test_boolean_params_are_json_spelled(tmp_path: Path, endpoint: Any,
                                          capsys: Any) -> None:
-    httpserver.expect_request("/q", query_string="c=true&n=2").respond_with_json({"ok": 1})
+    endpoint.expect_request("/q", query_string="c=true&n=2").respond_with_json({"ok": 1})
     playbook = tmp_path / "pb.yaml"
     playbook.write_text(f"name: q\nsteps:\n  - id: a\n    action: core.http_request\n"
-                        f"    with: {{url: '{httpserver.url_for('/q')}', params: {{c: true, n: 2}}}}\n")
+                        f"    with: {{url: '{endpoint.url_for('/q')}', params: {{c: true, n: 2}}}}\n")
     config = tmp_path / "c.yaml"
-    config.write_text(f"connections:\n  http: {{allowed_hosts: ['localhost:{httpserver.port}']}}\n")
+    config.write_text(f"connections:\n  http: {{allowed_hosts: ['{endpoint.host}:{endpoint.port}']}}\n")
     code, out, _ = run_cli(capsys, "run", playbook, "--config", config, "--json", "--no-journal")
     assert code == 0, out
 

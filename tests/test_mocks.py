@@ -103,3 +103,57 @@ def test_a_mock_seeds_itself_through_its_seed_methods() -> None:
         mock.seed("gadgets", [])
     with pytest.raises(LookupError):
         mock.seed("widgets; drop", [])
+
+
+def test_a_mock_serves_on_werkzeug_in_a_daemon_thread_and_stops_fast(
+        caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+    import threading
+    import time
+
+    caplog.set_level(logging.DEBUG)
+    server = Store()
+    assert not server.is_running() and server.port == 0
+    with server:
+        assert server.is_running() and server.port > 0
+        assert server.base_url == f"http://127.0.0.1:{server.port}"
+        assert server.url_for("api/items") == server.base_url + "/api/items"
+        assert post(server).status_code == 201
+        [thread] = [t for t in threading.enumerate()
+                    if t.name == f"mock-store-{server.port}"]
+        assert thread.daemon
+        # An answer held back by a fault does not hold up stop().
+        server.inject("timeout", seconds=5)
+        with pytest.raises(requests.Timeout):
+            post(server, timeout=0.1)
+        started = time.monotonic()
+    assert time.monotonic() - started < 1.0 and not server.is_running()
+    assert [r for r in caplog.records if r.name == "werkzeug"] == []  # no request log lines
+    with pytest.raises(RuntimeError, match="not running"):
+        server.stop()
+    server.start()  # a stopped mock starts again, on the same port
+    try:
+        with pytest.raises(RuntimeError, match="already running"):
+            server.start()
+        assert post(server).status_code == 201 and len(server.items) == 2
+    finally:
+        server.stop()
+
+
+def test_the_email_plugin_registers_an_smtp_mock_the_fleet_runs() -> None:
+    import smtplib
+
+    from crownguard.engine.plugins import PluginHost
+    from crownguard.engine.scenarios import MockFleet
+
+    with MockFleet(PluginHost.from_entry_points()) as fleet:
+        sink: Any = fleet.get("email")
+        settings = fleet.connections()["email"]
+        assert settings["security"] == "none" and settings["port"] == sink.port
+        with smtplib.SMTP(settings["host"], settings["port"], timeout=5) as smtp:
+            smtp.sendmail("soc@crownguard.example", ["ada@example.com"],
+                          b"Subject: hi\r\n\r\nhello\r\n")
+        assert [m.rcpt_tos for m in sink.messages] == [["ada@example.com"]]
+        fleet.reset()
+        assert sink.messages == []
+    assert not sink.is_running()

@@ -7,10 +7,12 @@ none shadows the standard library's `email` package, which they use.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
-from crownguard.engine import Action, ConnectionType, hookimpl
+from crownguard.engine import Action, ConnectionType, MockServerSpec, hookimpl
 from crownguard.plugins.email.actions import send_nudge
 from crownguard.plugins.email.connection import CONNECTION_TYPE
+from crownguard.plugins.email.sink import SmtpSink
 
 
 @hookimpl
@@ -21,3 +23,10 @@ def crownguard_register_actions(register: Callable[[Action], None]) -> None:
 @hookimpl
 def crownguard_register_connection_types(register: Callable[[ConnectionType], None]) -> None:
     register(CONNECTION_TYPE)
+
+
+@hookimpl
+def crownguard_register_mock_servers(register: Callable[[MockServerSpec], None]) -> None:
+    # Plain SMTP without AUTH on loopback: the demo needs no certificate.
+    register(MockServerSpec("email", partial(SmtpSink, security="none"),
+                            "An SMTP submission server that keeps every message it accepts."))

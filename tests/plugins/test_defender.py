@@ -3,7 +3,6 @@ actions polled to their end, OData paging, and a small playbook end to end."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -15,14 +14,6 @@ from crownguard.plugins.defender.mock import DefenderMock
 
 ALICE = "1e5d4c3b2a1f0e9d8c7b6a5f4e3d2c1b0a9f8e7d"
 BOB = "7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b"
-FAST_RETRY = "{max_attempts: 3, backoff_seconds: 0.01}"
-
-
-def one_step(action: str, inputs: dict[str, Any]) -> str:
-    return "\n".join(["name: defender-test", "steps:", "  - id: act", f"    action: {action}",
-                      f"    with: {json.dumps(inputs)}", f"    retry: {FAST_RETRY}", ""])
-
-
 @pytest.fixture
 def defender(mock_server: Callable[..., Any]) -> DefenderMock:
     server: DefenderMock = mock_server(DefenderMock)
@@ -35,14 +26,13 @@ def host(isolated_host: Callable[..., Any]) -> Any:
 
 
 @pytest.fixture
-def act(defender: DefenderMock, host: Any, crownguard_config: Callable[..., Any],
-        run_playbook: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+def act(defender: DefenderMock, host: Any, mock_config: Callable[..., Any],
+        run_step: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """Run one defender action as a one-step playbook; the step's record."""
+
     def run(action: str, inputs: dict[str, Any], **settings: Any) -> dict[str, Any]:
-        config = crownguard_config({"defender": {**defender.connection_settings(),
-                                                 **settings}}, host=host)
-        step: dict[str, Any] = run_playbook(one_step(action, inputs), {}, config=config,
-                                            host=host)["steps"]["act"]
-        return step
+        config = mock_config("defender", defender, host=host, **settings)
+        return run_step(action, inputs, config=config, host=host)
 
     return run
 

@@ -14,11 +14,9 @@ from typing import Any
 import pytest
 
 trustme = pytest.importorskip("trustme")
-pytest.importorskip("aiosmtpd")
 
 import crownguard.plugins.email as email_plugin  # noqa: E402
 from crownguard.engine import (  # noqa: E402
-    ActionContext,
     AuthError,
     Config,
     ConflictError,
@@ -71,7 +69,8 @@ def smtp_server(server_tls: ssl.SSLContext) -> Iterator[Callable[..., SmtpSink]]
         kwargs.setdefault("users", USERS)
         sink = SmtpSink(security=security,
                         tls_context=server_tls if security != "none" else None, **kwargs)
-        started.append(sink.start())
+        sink.start()
+        started.append(sink)
         return sink
 
     yield start
@@ -92,22 +91,24 @@ def make_config(crownguard_config: Any, host: Any) -> Callable[..., Config]:
     return make
 
 
-def call(inputs: dict[str, Any], config: Config, *, step_id: str = "mail_nudge",
-         run_id: str = "run-1") -> dict[str, Any]:
-    send_nudge.validate_inputs(inputs)
-    ctx = ActionContext(run_id=run_id, step_id=step_id, attempt=1,
-                        idempotency_key=f"key-{run_id}-{step_id}",
-                        connections=config.connections)
-    output = send_nudge.func(ctx, inputs)
-    send_nudge.validate_output(output)
-    return output
+@pytest.fixture
+def call(call_action: Callable[..., Any]) -> Callable[..., dict[str, Any]]:
+    """send_nudge called the way the runner calls it (the step is `mail_nudge` unless told)."""
+
+    def run(inputs: dict[str, Any], config: Config, *, step_id: str = "mail_nudge",
+            run_id: str = "run-1") -> dict[str, Any]:
+        output: dict[str, Any] = call_action(send_nudge, inputs, config, run_id=run_id,
+                                             step_id=step_id)
+        return output
+
+    return run
 
 
 # --- delivery ------------------------------------------------------------------------------------
 
 
 def test_starttls_auth_delivers_a_text_and_html_nudge(smtp_server: Any, make_config: Any,
-                                                      ca_file: Path) -> None:
+                                                      ca_file: Path, call: Any) -> None:
     sink = smtp_server("starttls")
     config = make_config({**sink.connection_settings(), "ca_file": str(ca_file)})
     out = call({**NUDGE, "cc": ["manager@example.com"], "reply_to": "soc@example.com"}, config,
@@ -143,7 +144,7 @@ def test_starttls_auth_delivers_a_text_and_html_nudge(smtp_server: Any, make_con
 
 
 def test_implicit_tls_in_french_with_an_answer_link(smtp_server: Any, make_config: Any,
-                                                    ca_file: Path) -> None:
+                                                    ca_file: Path, call: Any) -> None:
     sink = smtp_server("tls")
     settings = {**sink.connection_settings(), "ca_file": str(ca_file)}
     config = make_config(settings)
@@ -163,7 +164,7 @@ def test_implicit_tls_in_french_with_an_answer_link(smtp_server: Any, make_confi
     assert 'href="https://forms.example/answer?case=IR-7&amp;lang=fr"' in html.get_content()
 
 
-def test_smtps_base_url(smtp_server: Any, make_config: Any, ca_file: Path) -> None:
+def test_smtps_base_url(smtp_server: Any, make_config: Any, ca_file: Path, call: Any) -> None:
     sink = smtp_server("tls")
     settings = {k: v for k, v in sink.connection_settings().items()
                 if k not in ("host", "port", "security")}
@@ -174,14 +175,15 @@ def test_smtps_base_url(smtp_server: Any, make_config: Any, ca_file: Path) -> No
 
 
 def test_ca_as_pem_text_from_a_file_reference(smtp_server: Any, make_config: Any,
-                                              ca_file: Path) -> None:
+                                              ca_file: Path, call: Any) -> None:
     sink = smtp_server("starttls")
     config = make_config({**sink.connection_settings(), "ca_cert": f"${{file:{ca_file}}}"})
     call(NUDGE, config)
     assert len(sink.messages) == 1
 
 
-def test_repeat_of_a_step_sends_once(smtp_server: Any, make_config: Any, ca_file: Path) -> None:
+def test_repeat_of_a_step_sends_once(smtp_server: Any, make_config: Any, ca_file: Path,
+                                     call: Any) -> None:
     sink = smtp_server("starttls")
     config = make_config({**sink.connection_settings(), "ca_file": str(ca_file)})
     first = call(NUDGE, config)
@@ -197,7 +199,7 @@ def test_repeat_of_a_step_sends_once(smtp_server: Any, make_config: Any, ca_file
 # --- TLS, AUTH and refusals ----------------------------------------------------------------------
 
 
-def test_tls_is_verified_by_default(smtp_server: Any, make_config: Any) -> None:
+def test_tls_is_verified_by_default(smtp_server: Any, make_config: Any, call: Any) -> None:
     sink = smtp_server("starttls")
     with pytest.raises(TransportError) as caught:
         call(NUDGE, make_config(sink.connection_settings()))
@@ -206,14 +208,14 @@ def test_tls_is_verified_by_default(smtp_server: Any, make_config: Any) -> None:
     assert sink.messages == [] and sink.auth_attempts == []  # no password went out
 
 
-def test_unverified_tls_only_when_asked(smtp_server: Any, make_config: Any) -> None:
+def test_unverified_tls_only_when_asked(smtp_server: Any, make_config: Any, call: Any) -> None:
     sink = smtp_server("tls")
     call(NUDGE, make_config({**sink.connection_settings(), "verify_tls": False}))
     assert len(sink.messages) == 1
 
 
 def test_wrong_password_is_a_clear_auth_error(smtp_server: Any, make_config: Any,
-                                              ca_file: Path) -> None:
+                                              ca_file: Path, call: Any) -> None:
     sink = smtp_server("starttls")
     config = make_config({**sink.connection_settings(), "ca_file": str(ca_file),
                           "password": "not-the-password-1234"})
@@ -229,7 +231,7 @@ def test_wrong_password_is_a_clear_auth_error(smtp_server: Any, make_config: Any
 
 
 def test_every_recipient_refused_is_not_found(smtp_server: Any, make_config: Any,
-                                              ca_file: Path) -> None:
+                                              ca_file: Path, call: Any) -> None:
     sink = smtp_server("starttls", refuse={"ada@example.com"})
     config = make_config({**sink.connection_settings(), "ca_file": str(ca_file)})
     with pytest.raises(NotFoundError) as caught:
@@ -238,7 +240,8 @@ def test_every_recipient_refused_is_not_found(smtp_server: Any, make_config: Any
     assert caught.value.retryable is False
 
 
-def test_some_recipients_refused(smtp_server: Any, make_config: Any, ca_file: Path) -> None:
+def test_some_recipients_refused(smtp_server: Any, make_config: Any, ca_file: Path,
+                                 call: Any) -> None:
     sink = smtp_server("starttls", refuse={"gone@example.com"})
     config = make_config({**sink.connection_settings(), "ca_file": str(ca_file)})
     out = call({**NUDGE, "cc": ["gone@example.com"]}, config)
@@ -250,7 +253,7 @@ def test_some_recipients_refused(smtp_server: Any, make_config: Any, ca_file: Pa
 
 
 def test_permanent_refusal_of_the_message(smtp_server: Any, make_config: Any,
-                                          ca_file: Path) -> None:
+                                          ca_file: Path, call: Any) -> None:
     sink = smtp_server("starttls")
     sink.defer("554 5.7.1 Message rejected as spam")
     config = make_config({**sink.connection_settings(), "ca_file": str(ca_file)})
@@ -260,7 +263,7 @@ def test_permanent_refusal_of_the_message(smtp_server: Any, make_config: Any,
 
 
 def test_transient_refusal_is_retryable(smtp_server: Any, make_config: Any,
-                                        ca_file: Path) -> None:
+                                        ca_file: Path, call: Any) -> None:
     sink = smtp_server("starttls")
     sink.defer()
     config = make_config({**sink.connection_settings(), "ca_file": str(ca_file)})
@@ -269,7 +272,7 @@ def test_transient_refusal_is_retryable(smtp_server: Any, make_config: Any,
     assert caught.value.retryable is True
 
 
-def test_server_without_starttls(smtp_server: Any, make_config: Any) -> None:
+def test_server_without_starttls(smtp_server: Any, make_config: Any, call: Any) -> None:
     sink = smtp_server("none", users={})
     settings = {**sink.connection_settings(), "security": "starttls"}
     with pytest.raises(ConflictError, match="does not offer STARTTLS"):
@@ -277,14 +280,15 @@ def test_server_without_starttls(smtp_server: Any, make_config: Any) -> None:
 
 
 def test_implicit_tls_against_a_plain_server(smtp_server: Any, make_config: Any,
-                                             ca_file: Path) -> None:
+                                             ca_file: Path, call: Any) -> None:
     sink = smtp_server("none", users={})
     settings = {**sink.connection_settings(), "security": "tls", "ca_file": str(ca_file)}
     with pytest.raises(TransportError, match="check security and port"):
         call(NUDGE, make_config(settings))
 
 
-def test_credentials_are_never_sent_without_tls(smtp_server: Any, make_config: Any) -> None:
+def test_credentials_are_never_sent_without_tls(smtp_server: Any, make_config: Any,
+                                                call: Any) -> None:
     sink = smtp_server("none", users={})
     settings = {**sink.connection_settings(), "username": "u", "password": "p"}
     with pytest.raises(Exception, match="refusing to send SMTP credentials without TLS"):
@@ -292,7 +296,7 @@ def test_credentials_are_never_sent_without_tls(smtp_server: Any, make_config: A
     assert sink.messages == []
 
 
-def test_plain_smtp_without_auth_when_asked(smtp_server: Any, make_config: Any) -> None:
+def test_plain_smtp_without_auth_when_asked(smtp_server: Any, make_config: Any, call: Any) -> None:
     sink = smtp_server("none", users={})
     call(NUDGE, make_config(sink.connection_settings()))
     assert sink.messages[0].tls is False and sink.messages[0].login is None
@@ -305,7 +309,7 @@ def test_header_injection_in_a_recipient_is_refused() -> None:
         send_nudge.validate_inputs({**NUDGE, "to": "Ada <ada@example.com>, x@evil.example"})
 
 
-def test_nobody_listening_is_a_retryable_transport_error(make_config: Any) -> None:
+def test_nobody_listening_is_a_retryable_transport_error(make_config: Any, call: Any) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

@@ -1,9 +1,9 @@
 """The entra plugin against its stateful Graph + token-endpoint mock: every action, idempotent
-repeats, each error class, paging, throttling, retries and a token expiring mid-run."""
+repeats, its own error classes, paging and throttling (the faults every vendor shares are
+in test_conformance.py)."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -13,7 +13,6 @@ import requests
 from werkzeug import Request
 
 from crownguard.engine import (
-    ActionContext,
     AuthError,
     BadResponse,
     ConflictError,
@@ -24,7 +23,6 @@ from crownguard.plugins import entra as entra_plugin
 from crownguard.plugins.entra.client import user_path
 from crownguard.plugins.entra.mock import CLIENT_SECRET, READ_ONLY, TENANT_ID, EntraMock
 
-FAST_RETRY = "{max_attempts: 3, backoff_seconds: 0.01}"
 ALICE = "alice.chen@acme.example"
 TOKEN_PATH = f"/{TENANT_ID}/oauth2/v2.0/token"
 
@@ -40,37 +38,31 @@ def host(isolated_host: Callable[..., Any]) -> Any:
 
 
 @pytest.fixture
-def connect(host: Any, crownguard_config: Callable[..., Any]) -> Callable[..., Any]:
+def connect(host: Any, mock_config: Callable[..., Any]) -> Callable[..., Any]:
     def make(mock: EntraMock, **overrides: Any) -> Any:
-        settings = {**mock.connection_settings(), **overrides}
-        return crownguard_config({"entra": {k: v for k, v in settings.items() if v is not None}},
-                                 host=host)
+        return mock_config("entra", mock, host=host, **overrides)
 
     return make
 
 
-def caller(host: Any, config: Any) -> Callable[..., Any]:
-    def call(name: str, **inputs: Any) -> Any:
-        action = host.action(name)
-        action.validate_inputs(inputs)
-        ctx = ActionContext(run_id="r1", step_id="s1", attempt=1,
-                            idempotency_key="0123456789abcdef0123456789abcdef",
-                            connections=config.connections)
-        output = action.func(ctx, inputs)
-        action.validate_output(output)
-        return output
+@pytest.fixture
+def caller(call_action: Callable[..., Any]) -> Callable[..., Callable[..., Any]]:
+    """caller(host, config)(name, **inputs): one action called directly, as the runner would."""
 
-    return call
+    def bind(host: Any, config: Any) -> Callable[..., Any]:
+        def call(name: str, **inputs: Any) -> Any:
+            return call_action(name, inputs, config, host=host, run_id="r1", step_id="s1",
+                               idempotency_key="0123456789abcdef0123456789abcdef")
+
+        return call
+
+    return bind
 
 
 @pytest.fixture
-def act(host: Any, entra: EntraMock, connect: Callable[..., Any]) -> Callable[..., Any]:
+def act(caller: Any, host: Any, entra: EntraMock,
+        connect: Callable[..., Any]) -> Callable[..., Any]:
     return caller(host, connect(entra))
-
-
-def one_step(action: str, inputs: dict[str, Any], retry: str = FAST_RETRY) -> str:
-    return (f"name: entra-test\nsteps:\n  - id: step\n    action: {action}\n"
-            f"    with: {json.dumps(inputs)}\n    retry: {retry}\n")
 
 
 # registration ------------------------------------------------------------------------------------
@@ -144,7 +136,8 @@ class ForeignLinkEntra(EntraMock):
 
 
 def test_next_links_to_other_hosts_are_refused(
-        mock_server: Callable[..., Any], host: Any, connect: Callable[..., Any]) -> None:
+        caller: Any, mock_server: Callable[..., Any], host: Any,
+        connect: Callable[..., Any]) -> None:
     mock = mock_server(ForeignLinkEntra)
     with pytest.raises(BadResponse, match="refusing to follow a link to another host"):
         caller(host, connect(mock))("entra.get_user", user="nobody@acme.example")
@@ -188,7 +181,8 @@ class RefusingEntra(EntraMock):
 
 
 def test_a_revocation_graph_did_not_confirm_fails(
-        mock_server: Callable[..., Any], host: Any, connect: Callable[..., Any]) -> None:
+        caller: Any, mock_server: Callable[..., Any], host: Any,
+        connect: Callable[..., Any]) -> None:
     mock = mock_server(RefusingEntra)
     with pytest.raises(BadResponse, match="value: false"):
         caller(host, connect(mock))("entra.revoke_sessions", user=ALICE)
@@ -257,19 +251,7 @@ def test_unknown_and_ambiguous_groups(entra: EntraMock, act: Callable[..., Any])
         act("entra.remove_group_member", user=ALICE, group="Research")
 
 
-# errors ------------------------------------------------------------------------------------------
-
-
-def test_wrong_client_secret_is_a_clear_auth_error(
-        entra: EntraMock, host: Any, connect: Callable[..., Any]) -> None:
-    wrong = "not-the-secret-value-0000"
-    with pytest.raises(AuthError) as caught:
-        caller(host, connect(entra, client_secret=wrong))("entra.get_user", user=ALICE)
-    error = caught.value
-    assert (error.vendor, error.operation, error.status) == ("entra", "get OAuth2 token", 401)
-    assert "AADSTS7000215: Invalid client secret provided" in str(error)
-    assert "Trace ID" not in str(error) and wrong not in str(error)
-    assert CLIENT_SECRET not in str(error)
+# errors only this vendor has (the shared ones: test_conformance.py) ------------------------------
 
 
 @pytest.mark.parametrize(("overrides", "expected"), [
@@ -277,7 +259,7 @@ def test_wrong_client_secret_is_a_clear_auth_error(
     ({"token_url": None, "tenant_id": "contoso.example"}, "AADSTS90002"),
 ])
 def test_wrong_app_or_tenant_is_an_auth_error(
-        entra: EntraMock, host: Any, connect: Callable[..., Any],
+        caller: Any, entra: EntraMock, host: Any, connect: Callable[..., Any],
         overrides: dict[str, Any], expected: str) -> None:
     if "tenant_id" in overrides:
         # Point the default login.microsoftonline.com URL shape at the mock.
@@ -302,79 +284,17 @@ def test_missing_permission_names_it(entra: EntraMock, act: Callable[..., Any]) 
         act("entra.add_group_member", user=ALICE, group="ML Engineers")
 
 
-def test_expired_token_is_refreshed_once(entra: EntraMock, act: Callable[..., Any]) -> None:
-    act("entra.get_user", user=ALICE)
-    entra.expire_tokens()
-    assert act("entra.disable_user", user=ALICE)["changed"] is True
-    assert len(entra.calls_to("POST", TOKEN_PATH)) == 2
-    # The first look-up after expiry was answered 401, then re-sent once with the new token.
-    looks = entra.calls_to("GET", "/v1.0/users/{id}")
-    assert len(looks) == 3 and looks[1].headers["Authorization"] != looks[2].headers[
-        "Authorization"]
-
-
-class ExpiringEntra(EntraMock):
-    """Every token expires right after the first look-up of the run (an hour passes)."""
-
-    @route("GET", "/v1.0/users/{key}")
-    def get_user(self, request: Request, key: str) -> Any:
-        answer = super().get_user(request, key=key)
-        if len(self.calls_to("GET", "/v1.0/users/{id}")) == 1:
-            self.expire_tokens()
-        return answer
-
-
-def test_token_expiring_mid_run(mock_server: Callable[..., Any], host: Any,
-                                connect: Callable[..., Any],
-                                run_playbook: Callable[..., Any]) -> None:
-    entra = mock_server(ExpiringEntra)
-    playbook = (
-        "name: entra-expiry\nsteps:\n"
-        f"  - id: look\n    action: entra.get_user\n    with: {{user: {ALICE}}}\n"
-        f"  - id: revoke\n    action: entra.revoke_sessions\n    needs: [look]\n"
-        f"    with: {{user: '${{{{ steps.look.output.id }}}}'}}\n    retry: {FAST_RETRY}\n")
-    record = run_playbook(playbook, {}, config=connect(entra), host=host)
-    assert record["status"] == "succeeded"
-    assert record["steps"]["revoke"]["attempts"] == 1  # refreshed inside the call, not retried
-    assert len(entra.calls_to("POST", TOKEN_PATH)) == 2
-
-
-def test_429_retry_after_is_honoured(entra: EntraMock, host: Any, connect: Callable[..., Any],
-                                     run_playbook: Callable[..., Any]) -> None:
-    entra.inject("status", status=429, retry_after=1,
-                 path="/v1.0/users/{id}/revokeSignInSessions")
-    events: list[dict[str, Any]] = []
-    record = run_playbook(one_step("entra.revoke_sessions", {"user": ALICE}), {},
-                          config=connect(entra), host=host, journal=events.append)
-    assert record["status"] == "succeeded" and record["steps"]["step"]["attempts"] == 2
-    failed = next(e for e in events if e["type"] == "attempt_failed")
-    assert failed["error_type"] == "RateLimited" and failed["retry_in"] >= 1.0
-    assert failed["error"].startswith("entra revoke sign-in sessions (HTTP 429)")
-    assert "TooManyRequests" in failed["error"]
-
-
 def test_server_errors_are_retried_and_reported(
         entra: EntraMock, host: Any, connect: Callable[..., Any],
-        run_playbook: Callable[..., Any]) -> None:
+        run_step: Callable[..., Any]) -> None:
     entra.inject("status", status=503, path="/v1.0/users/{id}", method="PATCH", times=2)
-    record = run_playbook(one_step("entra.disable_user", {"user": ALICE}), {},
-                          config=connect(entra), host=host)
-    assert record["status"] == "succeeded" and record["steps"]["step"]["attempts"] == 3
+    recovered = run_step("entra.disable_user", {"user": ALICE}, config=connect(entra), host=host)
+    assert recovered["status"] == "succeeded" and recovered["attempts"] == 3
     entra.inject("status", status=500, path=TOKEN_PATH, times=None)
     entra.expire_tokens()
-    failed = run_playbook(one_step("entra.get_user", {"user": ALICE}), {},
-                          config=connect(entra), host=host)
-    step = failed["steps"]["step"]
+    step = run_step("entra.get_user", {"user": ALICE}, config=connect(entra), host=host)
     assert step["status"] == "failed" and step["attempts"] == 3
     assert step["error"].startswith("entra get OAuth2 token (HTTP 500)")
-
-
-def test_malformed_json_is_a_bad_response(entra: EntraMock, act: Callable[..., Any]) -> None:
-    entra.inject("malformed", path="/v1.0/users/{id}")
-    with pytest.raises(BadResponse) as caught:
-        act("entra.get_user", user=ALICE)
-    assert (caught.value.vendor, caught.value.status) == ("entra", 200)
-    assert "not valid JSON" in str(caught.value)
 
 
 # the mock's own behaviour ------------------------------------------------------------------------

@@ -3,7 +3,6 @@ quarantine with evidence, and a small playbook end to end."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -17,14 +16,6 @@ ALICE = "4e1f0c3a9b7d4c21a5f08e6d2b3c7a91"
 ALICE_MODEL = r"C:\Users\alice\Downloads\corp-brain-v3.safetensors"
 ALICE_QUARANTINE = r"C:\ProgramData\Crownguard\Quarantine"
 BOB = "9a8b7c6d5e4f40312a1b0c9d8e7f6a5b"
-FAST_RETRY = "{max_attempts: 3, backoff_seconds: 0.01}"
-
-
-def one_step(action: str, inputs: dict[str, Any], retry: str = FAST_RETRY) -> str:
-    return "\n".join(["name: falcon-test", "steps:", "  - id: act", f"    action: {action}",
-                      f"    with: {json.dumps(inputs)}", f"    retry: {retry}", ""])
-
-
 @pytest.fixture
 def falcon(mock_server: Callable[..., Any]) -> FalconMock:
     server: FalconMock = mock_server(FalconMock)
@@ -37,16 +28,13 @@ def host(isolated_host: Callable[..., Any]) -> Any:
 
 
 @pytest.fixture
-def act(falcon: FalconMock, host: Any, crownguard_config: Callable[..., Any],
-        run_playbook: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+def act(falcon: FalconMock, host: Any, mock_config: Callable[..., Any],
+        run_step: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
     """Run one falcon action as a one-step playbook; the step's record."""
 
     def run(action: str, inputs: dict[str, Any], **settings: Any) -> dict[str, Any]:
-        config = crownguard_config({"falcon": {**falcon.connection_settings(), **settings}},
-                                   host=host)
-        record = run_playbook(one_step(action, inputs), {}, config=config, host=host)
-        step: dict[str, Any] = record["steps"]["act"]
-        return step
+        config = mock_config("falcon", falcon, host=host, **settings)
+        return run_step(action, inputs, config=config, host=host)
 
     return run
 

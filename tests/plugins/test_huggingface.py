@@ -1,9 +1,9 @@
-"""The huggingface plugin against its Hub mock: every action and its repeat, paging, errors,
-retries and secrets."""
+"""The huggingface plugin against its Hub mock: every action and its repeat, paging, and the
+Hub's own errors and rate-limit header (the faults every vendor shares are in
+test_conformance.py)."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -15,7 +15,6 @@ from crownguard.engine import SpecError
 from crownguard.engine.plugins import PluginHost
 from crownguard.plugins.huggingface.mock import HubMock
 
-RETRY = "retry: {max_attempts: 3, backoff_seconds: 0.01}"
 REPO = "acme-ml/fraud-llm"
 SETTINGS = "/api/models/acme-ml/fraud-llm/settings"
 ACCEPTED = "/api/models/acme-ml/fraud-llm/user-access-request/accepted"
@@ -36,17 +35,14 @@ def hub(mock_server: Callable[..., Any]) -> HubMock:
 
 
 @pytest.fixture
-def call(host: PluginHost, crownguard_config: Callable[..., Any],
-         run_playbook: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+def call(host: PluginHost, mock_config: Callable[..., Any],
+         run_step: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """Run one action as a one-step playbook; that step's record (plus the run's)."""
+
     def run(hub: HubMock, action: str, inputs: dict[str, Any], *,
             events: list[Any] | None = None, **settings: Any) -> dict[str, Any]:
-        config = crownguard_config({"huggingface": {**hub.connection_settings(), **settings}},
-                                   host=host)
-        text = (f"name: t\nsteps:\n  - id: s\n    action: {action}\n"
-                f"    with: {json.dumps(inputs)}\n    {RETRY}\n")
-        record = run_playbook(text, {}, config=config, host=host,
-                              journal=events.append if events is not None else None)
-        return {**record["steps"]["s"], "run": record}
+        config = mock_config("huggingface", hub, host=host, **settings)
+        return run_step(action, inputs, config=config, host=host, events=events)
 
     return run
 
@@ -162,16 +158,7 @@ def test_a_bad_repo_id_is_caught_before_running(hub: HubMock,
         call(hub, "huggingface.get_repo", {"repo_id": "../../api/whoami-v2"})
 
 
-# --- errors, retries, secrets ------------------------------------------------------------------
-
-
-def test_an_invalid_token_is_a_clear_auth_error(hub: HubMock,
-                                                call: Callable[..., dict[str, Any]]) -> None:
-    result = call(hub, "huggingface.restrict_repo", {"repo_id": REPO}, token="hf_not_a_token")
-    assert result["status"] == "failed" and result["attempts"] == 1
-    assert "huggingface get repo (HTTP 401)" in result["error"]
-    assert ("Invalid credentials in Authorization header (check the connection's credentials)"
-            in result["error"])
+# --- errors only this vendor has (the shared ones: test_conformance.py) --------------------------
 
 
 def test_a_read_token_cannot_change_settings(hub: HubMock,
@@ -194,32 +181,6 @@ def test_the_hubs_rate_limit_header_sets_the_wait(hub: HubMock,
     assert failed[0]["error_type"] == "RateLimited" and failed[0]["retry_in"] >= 0.2
 
 
-def test_429_with_retry_after_and_5xx_are_retried(hub: HubMock,
-                                                  call: Callable[..., dict[str, Any]]) -> None:
-    hub.inject("status", status=429, retry_after=0.1, path=SETTINGS, times=1)
-    hub.inject("status", status=503, path=SETTINGS, times=1)
-    events: list[dict[str, Any]] = []
-    result = call(hub, "huggingface.restrict_repo", {"repo_id": REPO}, events=events)
-    assert result["status"] == "succeeded" and result["attempts"] == 3
-    assert [e["error_type"] for e in events if e["type"] == "attempt_failed"] == [
-        "RateLimited", "ServerError"]
-    assert result["output"]["previous"]["private"] is False
-
-    hub.inject("status", status=500, path="/api/models/acme-ml/fraud-llm", times=None)
-    failed = call(hub, "huggingface.get_repo", {"repo_id": REPO})
-    assert failed["status"] == "failed" and failed["attempts"] == 3
-    assert "huggingface get repo (HTTP 500): injected HTTP 500" in failed["error"]
-
-
-def test_malformed_json_is_a_bad_response(hub: HubMock,
-                                          call: Callable[..., dict[str, Any]]) -> None:
-    hub.inject("malformed", path="/api/models/acme-ml/fraud-llm", times=None)
-    result = call(hub, "huggingface.get_repo", {"repo_id": REPO})
-    assert result["status"] == "failed" and result["attempts"] == 1
-    assert "huggingface get repo (HTTP 200): the vendor's answer is not valid JSON" \
-        in result["error"]
-
-
 def test_a_next_page_on_another_host_is_refused(hub: HubMock,
                                                 call: Callable[..., dict[str, Any]]) -> None:
     hub.add_repo("acme-ml/gated-llm", gated="manual", accepted=("ann",))
@@ -235,26 +196,6 @@ def test_a_next_page_on_another_host_is_refused(hub: HubMock,
                   {"repo_id": "acme-ml/gated-llm", "user": "leaver"})
     assert result["status"] == "failed"
     assert "refusing to follow a link to another host (evil.example)" in result["error"]
-
-
-def test_the_token_never_reaches_the_run_record(hub: HubMock, host: PluginHost,
-                                                crownguard_config: Callable[..., Any],
-                                                run_playbook: Callable[..., dict[str, Any]]
-                                                ) -> None:
-    token = hub.write_token
-    config = crownguard_config({"huggingface": {"base_url": hub.base_url,
-                                                "token": "${env:HF_TOKEN}"}},
-                               host=host, env={"HF_TOKEN": token})
-    hub.inject("status", status=500, path=SETTINGS, times=None,
-               body={"error": f"token {token} was rejected"})
-    events: list[dict[str, Any]] = []
-    record = run_playbook(
-        f"name: t\nsteps:\n  - id: s\n    action: huggingface.restrict_repo\n"
-        f"    with: {{repo_id: {REPO}}}\n    {RETRY}\n", {}, config=config, host=host,
-        journal=events.append)
-    assert record["status"] == "failed"
-    assert "token *** was rejected" in record["steps"]["s"]["error"]
-    assert token not in json.dumps(record) + json.dumps(events, default=str)
 
 
 def test_a_playbook_restricts_and_lifts_with_the_recorded_state(

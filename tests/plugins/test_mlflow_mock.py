@@ -1,4 +1,5 @@
-"""The mlflow plugin against its mock: auth flavours, faults, paging, token refresh, secrets.
+"""The mlflow plugin against its mock: auth flavours, paging, MLflow's own errors (the faults
+every vendor shares, token refresh and secrets are in test_conformance.py).
 
 What a real MLflow server does is checked in test_mlflow_server.py; here are the things a real
 server does not do on demand (429, 5xx, malformed bodies, expiring OAuth tokens, the pre-3.17
@@ -7,7 +8,6 @@ auth API).
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import time
@@ -17,21 +17,15 @@ from typing import Any
 import pytest
 
 import crownguard.plugins.mlflow as mlflow_plugin
-from crownguard.engine import SpecError, hookimpl
+from crownguard.engine import SpecError
 from crownguard.engine.plugins import PluginHost
 from crownguard.plugins.mlflow.mock import MlflowMock
 from crownguard.plugins.mlflow.record import MARK_TAG, REASON_TAG, RECORD_TAG, RUN_TAG
 
-RETRY = "retry: {max_attempts: 3, backoff_seconds: 0.01}"
 FILES = {"weights.safetensors": b"\x00weights" * 100, "config.json": b'{"layers": 2}',
          "tokenizer/vocab.txt": b"a\nb\nc\n"}
 
 Run = Callable[..., dict[str, Any]]
-
-
-def playbook(action: str, inputs: dict[str, Any], retry: str = RETRY) -> str:
-    return (f"name: t\nsteps:\n  - id: s\n    action: {action}\n"
-            f"    with: {json.dumps(inputs)}\n    {retry}\n")
 
 
 @pytest.fixture
@@ -52,17 +46,16 @@ def start(mock_server: Callable[..., Any]) -> Callable[..., MlflowMock]:
 
 
 @pytest.fixture
-def call(host: PluginHost, crownguard_config: Callable[..., Any],
-         run_playbook: Run) -> Callable[..., dict[str, Any]]:
+def call(host: PluginHost, mock_config: Callable[..., Any],
+         run_step: Run) -> Callable[..., dict[str, Any]]:
     """Run one action as a one-step playbook; returns that step's record (plus the run's)."""
 
     def run(mock: MlflowMock, action: str, inputs: dict[str, Any], *,
             settings: dict[str, Any] | None = None, events: list[Any] | None = None,
-            retry: str = RETRY) -> dict[str, Any]:
-        config = crownguard_config({"mlflow": settings or mock.connection_settings()}, host=host)
-        record = run_playbook(playbook(action, inputs, retry), {}, config=config, host=host,
-                              journal=events.append if events is not None else None)
-        return {**record["steps"]["s"], "run": record}
+            attempts: int = 3) -> dict[str, Any]:
+        config = mock_config("mlflow", settings or mock, host=host)
+        return run_step(action, inputs, config=config, host=host, events=events,
+                        attempts=attempts)
 
     return run
 
@@ -342,60 +335,7 @@ def test_a_download_that_does_not_match_the_listing_fails(
     assert "config.json is listed with 999 bytes but 13 arrived" in result["error"]
 
 
-# --- errors, retries, credentials ---------------------------------------------------------------
-
-
-def test_429_is_retried_no_sooner_than_retry_after(start: Callable[..., MlflowMock],
-                                                   call: Callable[..., dict[str, Any]]) -> None:
-    mock = start()
-    mock.inject("status", status=429, retry_after=0.2,
-                path="/api/2.0/mlflow/model-versions/get", times=1)
-    events: list[dict[str, Any]] = []
-    result = call(mock, "mlflow.get_model_version", {"name": "fraud", "version": "1"},
-                  events=events)
-    assert result["status"] == "succeeded" and result["attempts"] == 2
-    failed = [e for e in events if e["type"] == "attempt_failed"]
-    assert failed[0]["error_type"] == "RateLimited" and failed[0]["retryable"] is True
-    assert "REQUEST_LIMIT_EXCEEDED" in failed[0]["error"]
-    # The step's own backoff is 0.01 s: the wait comes from the vendor's Retry-After.
-    assert failed[0]["retry_in"] >= 0.2
-
-
-def test_5xx_is_retried_then_gives_up(start: Callable[..., MlflowMock],
-                                      call: Callable[..., dict[str, Any]]) -> None:
-    mock = start()
-    path = "/api/2.0/mlflow/model-versions/set-tag"
-    mock.inject("status", status=503, path=path, times=2)
-    recovered = call(mock, "mlflow.quarantine_model_version", {"name": "fraud", "version": "1"})
-    assert recovered["status"] == "succeeded" and recovered["attempts"] == 3
-    call(mock, "mlflow.release_model_version", {"name": "fraud", "version": "1"})
-
-    mock.inject("status", status=500, path=path, times=None)
-    failed = call(mock, "mlflow.quarantine_model_version", {"name": "fraud", "version": "1"})
-    assert failed["status"] == "failed" and failed["attempts"] == 3
-    assert "mlflow tag model version (HTTP 500): injected HTTP 500 [INTERNAL_ERROR]" \
-        in failed["error"]
-
-
-def test_malformed_json_is_a_bad_response_not_retried(start: Callable[..., MlflowMock],
-                                                      call: Callable[..., dict[str, Any]]) -> None:
-    mock = start()
-    mock.inject("malformed", path="/api/2.0/mlflow/model-versions/get", times=None)
-    result = call(mock, "mlflow.get_model_version", {"name": "fraud", "version": "1"})
-    assert result["status"] == "failed" and result["attempts"] == 1
-    assert "mlflow get model version (HTTP 200): the vendor's answer is not valid JSON" \
-        in result["error"]
-
-
-def test_wrong_password_is_a_clear_auth_error(start: Callable[..., MlflowMock],
-                                              call: Callable[..., dict[str, Any]]) -> None:
-    mock = start(auth="basic")
-    settings = {**mock.connection_settings(), "password": "not-the-password"}
-    result = call(mock, "mlflow.get_model_version", {"name": "fraud", "version": "1"},
-                  settings=settings)
-    assert result["status"] == "failed" and result["attempts"] == 1
-    assert "mlflow get model version (HTTP 401): You are not authenticated" in result["error"]
-    assert "check the connection's credentials" in result["error"]
+# --- errors only this vendor has (the shared ones: test_conformance.py) --------------------------
 
 
 def test_missing_permission_is_a_403_auth_error(start: Callable[..., MlflowMock],
@@ -409,45 +349,6 @@ def test_missing_permission_is_a_403_auth_error(start: Callable[..., MlflowMock]
     assert "mlflow tag model version (HTTP 403): Permission denied" in result["error"]
     assert "lack a permission" in result["error"]
     assert mock.aliases("fraud")["champion"] == "1"
-
-
-def test_an_expired_oauth_token_is_refreshed_once_mid_run(
-        start: Callable[..., MlflowMock], host: PluginHost,
-        crownguard_config: Callable[..., Any], run_playbook: Run) -> None:
-    mock = start(auth="oauth")
-
-    class ExpireAfterFirstStep:
-        @hookimpl
-        def crownguard_step_finished(self, run_id: str, step_id: str,
-                                     result: dict[str, Any]) -> None:
-            if step_id == "look":
-                mock.expire_tokens()
-
-    host.add(ExpireAfterFirstStep(), "expirer")
-    config = crownguard_config({"mlflow": mock.connection_settings()}, host=host)
-    record = run_playbook(
-        "name: t\nsteps:\n"
-        "  - id: look\n    action: mlflow.get_model_version\n"
-        "    with: {name: fraud, version: '1'}\n"
-        "  - id: quarantine\n    action: mlflow.quarantine_model_version\n"
-        "    needs: [look]\n    with: {name: fraud, version: '1'}\n",
-        {}, config=config, host=host)
-    assert record["status"] == "succeeded", record
-    assert record["steps"]["quarantine"]["attempts"] == 1  # the refresh is not a step retry
-    assert mock.token_requests == 2
-    rejected = [c for c in mock.calls if c.path == "/api/2.0/mlflow/model-versions/get"]
-    assert len(rejected) == 3  # look; quarantine's 401; the same request with the new token
-
-
-def test_a_bad_client_secret_fails_at_the_token_endpoint(
-        start: Callable[..., MlflowMock], call: Callable[..., dict[str, Any]]) -> None:
-    mock = start(auth="oauth")
-    settings = {**mock.connection_settings(), "client_secret": "wrong-secret-value"}
-    result = call(mock, "mlflow.get_model_version", {"name": "fraud", "version": "1"},
-                  settings=settings)
-    assert result["status"] == "failed" and result["attempts"] == 1
-    assert "mlflow get OAuth2 token (HTTP 401)" in result["error"]
-    assert "Client authentication failed" in result["error"]
 
 
 def test_two_ways_to_authenticate_is_a_config_error(
@@ -465,34 +366,6 @@ def test_a_password_without_a_username_is_rejected_with_the_config(
     with pytest.raises(SpecError, match="'username' is a dependency of 'password'"):
         crownguard_config({"mlflow": {"base_url": "http://127.0.0.1:1", "password": "x"}},
                           host=host)
-
-
-# --- secrets -----------------------------------------------------------------------------------
-
-
-def test_no_secret_reaches_the_run_record(start: Callable[..., MlflowMock], host: PluginHost,
-                                          crownguard_config: Callable[..., Any],
-                                          run_playbook: Run) -> None:
-    mock = start(auth="oauth")
-    secret = mock.client_secret
-    config = crownguard_config({"mlflow": {**mock.connection_settings(),
-                                           "client_secret": "${env:MLFLOW_SECRET}"}},
-                               host=host, env={"MLFLOW_SECRET": secret})
-    quarantine = playbook("mlflow.quarantine_model_version", {"name": "fraud", "version": "1"})
-    assert run_playbook(quarantine, {}, config=config, host=host)["status"] == "succeeded"
-    token = next(iter(mock.issued_tokens))
-    # A vendor that echoes credentials in an error body must not leak them into the record.
-    mock.inject("status", status=500, path="/api/2.0/mlflow/model-versions/get", times=None,
-                body={"error_code": "INTERNAL_ERROR",
-                      "message": f"cannot use token {token} for client secret {secret}"})
-    events: list[dict[str, Any]] = []
-    record = run_playbook(quarantine, {}, config=config, host=host, journal=events.append)
-    assert record["status"] == "failed"
-    assert "cannot use token *** for client secret ***" in record["steps"]["s"]["error"]
-    everything = json.dumps(record) + json.dumps(events, default=str)
-    basic = base64.b64encode(f"crownguard-m2m:{secret}".encode()).decode()
-    for leaked in (secret, token, basic):
-        assert leaked not in everything
 
 
 # --- a playbook end to end ---------------------------------------------------------------------
@@ -626,7 +499,7 @@ def test_a_retry_after_a_lost_answer_still_reports_the_change(
     mock.delete_alias = applied_then_slow
     settings = {**mock.connection_settings(), "timeout_seconds": 0.4}
     result = call(mock, "mlflow.quarantine_model_version", {"name": "fraud", "version": "1"},
-                  settings=settings, retry="retry: {max_attempts: 5, backoff_seconds: 0.01}")
+                  settings=settings, attempts=5)
     assert result["status"] == "succeeded" and result["attempts"] >= 2
     # The last attempt found nothing left to do, but the step did change the version.
     assert result["output"]["aliases_removed"] == []

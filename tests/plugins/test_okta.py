@@ -1,9 +1,9 @@
 """The okta plugin against its stateful mock: every action, idempotent repeats, each error
-class, paging, rate limits and retries."""
+class Okta has, paging and its rate-limit reset (the faults every vendor shares are in
+test_conformance.py)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -13,7 +13,6 @@ from werkzeug import Request
 from crownguard.engine import (
     ActionContext,
     AuthError,
-    BadResponse,
     ConflictError,
     NotFoundError,
     route,
@@ -23,7 +22,6 @@ from crownguard.plugins.okta.client import rate_limit_wait
 from crownguard.plugins.okta.mock import API_TOKEN, READ_ONLY, OktaMock
 from crownguard.plugins.okta.mock.search import InvalidSearch, compile_search
 
-FAST_RETRY = "{max_attempts: 3, backoff_seconds: 0.01}"
 ALICE = "alice.chen@acme.example"
 
 
@@ -38,33 +36,24 @@ def host(isolated_host: Callable[..., Any]) -> Any:
 
 
 @pytest.fixture
-def connect(host: Any, crownguard_config: Callable[..., Any]) -> Callable[..., Any]:
+def connect(host: Any, mock_config: Callable[..., Any]) -> Callable[..., Any]:
     def make(mock: OktaMock, **overrides: Any) -> Any:
-        return crownguard_config({"okta": {**mock.connection_settings(), **overrides}}, host=host)
+        return mock_config("okta", mock, host=host, **overrides)
 
     return make
 
 
 @pytest.fixture
-def act(host: Any, okta: OktaMock, connect: Callable[..., Any]) -> Callable[..., Any]:
+def act(host: Any, okta: OktaMock, connect: Callable[..., Any],
+        call_action: Callable[..., Any]) -> Callable[..., Any]:
     """Call one action directly (schemas checked), as the runner would."""
     config = connect(okta)
 
     def call(name: str, **inputs: Any) -> Any:
-        action = host.action(name)
-        action.validate_inputs(inputs)
-        ctx = ActionContext(run_id="r1", step_id="s1", attempt=1, idempotency_key="k" * 32,
-                            connections=config.connections)
-        output = action.func(ctx, inputs)
-        action.validate_output(output)
-        return output
+        return call_action(name, inputs, config, host=host, run_id="r1", step_id="s1",
+                           idempotency_key="k" * 32)
 
     return call
-
-
-def one_step(action: str, inputs: dict[str, Any], retry: str = FAST_RETRY) -> str:
-    return (f"name: okta-test\nsteps:\n  - id: step\n    action: {action}\n"
-            f"    with: {json.dumps(inputs)}\n    retry: {retry}\n")
 
 
 # registration ------------------------------------------------------------------------------------
@@ -273,23 +262,7 @@ def test_group_name_lookup_follows_pages(okta: OktaMock, act: Callable[..., Any]
     assert len(okta.calls_to("GET", "/api/v1/groups")) == 2
 
 
-# errors ------------------------------------------------------------------------------------------
-
-
-def test_wrong_token_is_a_clear_auth_error(
-        okta: OktaMock, host: Any, connect: Callable[..., Any]) -> None:
-    config = connect(okta, token="00wrong-token-value-123456")
-    ctx = ActionContext(run_id="r", step_id="s", attempt=1, idempotency_key="k",
-                        connections=config.connections)
-    with pytest.raises(AuthError) as caught:
-        host.action("okta.get_user").func(ctx, {"user": ALICE})
-    error = caught.value
-    assert (error.vendor, error.operation, error.status) == ("okta", "get user", 401)
-    assert "Invalid token provided" in str(error) and "check the connection's credentials" \
-        in str(error)
-    assert "00wrong-token-value-123456" not in str(error)
-    # SSWS tokens cannot be refreshed: exactly one request, no blind re-send.
-    assert len(okta.calls) == 1
+# errors only this vendor has (the shared ones: test_conformance.py) ------------------------------
 
 
 def test_missing_permission_names_it(okta: OktaMock, act: Callable[..., Any],
@@ -317,13 +290,12 @@ def test_rate_limit_wait_comes_from_x_rate_limit_reset() -> None:
 
 def test_429_waits_for_the_reset_then_succeeds(
         okta: OktaMock, host: Any, connect: Callable[..., Any],
-        run_playbook: Callable[..., Any]) -> None:
+        run_step: Callable[..., Any]) -> None:
     okta.inject("status", status=429, retry_after=1, path="/api/v1/users/{id}/lifecycle/suspend")
     events: list[dict[str, Any]] = []
-    record = run_playbook(one_step("okta.suspend_user", {"user": ALICE}), {},
-                          config=connect(okta), host=host, journal=events.append)
-    step = record["steps"]["step"]
-    assert record["status"] == "succeeded" and step["attempts"] == 2
+    step = run_step("okta.suspend_user", {"user": ALICE}, config=connect(okta), host=host,
+                    events=events)
+    assert step["status"] == "succeeded" and step["attempts"] == 2
     assert step["output"]["changed"] is True
     failed = [e for e in events if e["type"] == "attempt_failed"]
     assert failed[0]["error_type"] == "RateLimited" and "HTTP 429" in failed[0]["error"]
@@ -334,84 +306,11 @@ def test_429_waits_for_the_reset_then_succeeds(
     assert len(limited) == 2
 
 
-def test_server_errors_are_retried(okta: OktaMock, host: Any, connect: Callable[..., Any],
-                                   run_playbook: Callable[..., Any]) -> None:
-    okta.inject("status", status=503, path="/api/v1/users/{id}/sessions", times=2)
-    record = run_playbook(one_step("okta.clear_sessions", {"user": ALICE}), {},
-                          config=connect(okta), host=host)
-    assert record["status"] == "succeeded" and record["steps"]["step"]["attempts"] == 3
-
-
-def test_server_errors_that_persist_fail_with_vendor_detail(
-        okta: OktaMock, host: Any, connect: Callable[..., Any],
-        run_playbook: Callable[..., Any]) -> None:
-    okta.inject("status", status=500, path="/api/v1/users/{id}", times=None)
-    record = run_playbook(one_step("okta.get_user", {"user": ALICE}), {},
-                          config=connect(okta), host=host)
-    step = record["steps"]["step"]
-    assert record["status"] == "failed" and step["attempts"] == 3
-    assert step["error"].startswith("okta get user (HTTP 500)")
-    assert "Internal Server Error [E0000009]" in step["error"]
-    assert "Traceback" not in step["error"]
-
-
-def test_a_vendor_that_does_not_answer_in_time_is_retried(
-        okta: OktaMock, host: Any, connect: Callable[..., Any],
-        run_playbook: Callable[..., Any]) -> None:
-    okta.inject("timeout", seconds=1.5, path="/api/v1/users/{id}/lifecycle/suspend")
-    events: list[dict[str, Any]] = []
-    record = run_playbook(one_step("okta.suspend_user", {"user": ALICE}), {},
-                          config=connect(okta, timeout_seconds=0.3), host=host,
-                          journal=events.append)
-    assert record["status"] == "succeeded" and record["steps"]["step"]["attempts"] == 2
-    failed = next(e for e in events if e["type"] == "attempt_failed")
-    assert failed["error_type"] == "TransportError"
-    assert failed["error"] == "okta suspend user: timed out waiting for the vendor"
-
-
-def test_malformed_json_is_a_bad_response(okta: OktaMock, act: Callable[..., Any]) -> None:
-    okta.inject("malformed", path="/api/v1/users/{id}")
-    with pytest.raises(BadResponse) as caught:
-        act("okta.get_user", user=ALICE)
-    error = caught.value
-    assert (error.vendor, error.operation, error.status) == ("okta", "get user", 200)
-    assert "not valid JSON" in str(error)
-
-
-class RevokingOkta(OktaMock):
-    """An admin deletes the API token right after the first look-up of the run."""
-
-    @route("GET", "/api/v1/users/{user_id}")
-    def get_user(self, request: Request, user_id: str) -> Any:
-        answer = super().get_user(request, user_id=user_id)
-        self.revoke_api_token(API_TOKEN)
-        return answer
-
-
-def test_a_token_revoked_mid_run_fails_the_step_without_a_blind_resend(
-        mock_server: Callable[..., Any], host: Any, connect: Callable[..., Any],
-        run_playbook: Callable[..., Any]) -> None:
-    okta = mock_server(RevokingOkta)
-    playbook = (
-        "name: okta-revoked\nsteps:\n"
-        f"  - id: look\n    action: okta.get_user\n    with: {{user: {ALICE}}}\n"
-        f"  - id: suspend\n    action: okta.suspend_user\n    needs: [look]\n"
-        f"    with: {{user: {ALICE}}}\n    retry: {FAST_RETRY}\n")
-    record = run_playbook(playbook, {}, config=connect(okta), host=host)
-    assert record["steps"]["look"]["status"] == "succeeded"
-    suspend = record["steps"]["suspend"]
-    assert suspend["status"] == "failed" and suspend["attempts"] == 1  # 401 is not retryable
-    assert suspend["error"].startswith("okta suspend user (HTTP 401)")
-    assert "Invalid token provided" in suspend["error"]
-    # A static SSWS token cannot be refreshed, so the 401 is not re-sent.
-    assert len(okta.calls) == 2 and okta.status_of(ALICE) == "ACTIVE"
-
-
 def test_dry_run_changes_nothing(okta: OktaMock, host: Any, connect: Callable[..., Any],
-                                 run_playbook: Callable[..., Any]) -> None:
-    record = run_playbook(one_step("okta.suspend_user", {"user": ALICE}), {},
-                          config=connect(okta), host=host, dry_run=True)
-    assert record["steps"]["step"]["output"]["would_call"] == "okta.suspend_user"
+                                 run_step: Callable[..., Any]) -> None:
+    step = run_step("okta.suspend_user", {"user": ALICE}, config=connect(okta), host=host,
+                    dry_run=True)
+    assert step["output"]["would_call"] == "okta.suspend_user"
     assert okta.calls == [] and okta.status_of(ALICE) == "ACTIVE"
 
 

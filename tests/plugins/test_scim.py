@@ -1,10 +1,9 @@
 """The scim plugin against its SCIM 2.0 service mock: every action, idempotent repeats, the
-provider differences it absorbs (204, no-path PATCH, ETags), each error class, paging, and
+provider differences it absorbs (204, no-path PATCH, ETags), its own error classes, paging, and
 that every request it sends is an RFC 7644 request."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -13,7 +12,6 @@ import pytest
 from werkzeug import Request, Response
 
 from crownguard.engine import (
-    ActionContext,
     AuthError,
     BadResponse,
     ConflictError,
@@ -25,7 +23,6 @@ from crownguard.plugins.scim.client import patch_body
 from crownguard.plugins.scim.mock import BASE, TOKEN, ScimMock
 from crownguard.plugins.scim.mock.filters import InvalidFilter, compile_filter
 
-FAST_RETRY = "{max_attempts: 3, backoff_seconds: 0.01}"
 ALICE = "alice.chen@acme.example"
 USER = f"{BASE}/Users/{{id}}"
 # RFC 7644 §3.5.2: the PatchOp message.
@@ -55,34 +52,31 @@ def host(isolated_host: Callable[..., Any]) -> Any:
 
 
 @pytest.fixture
-def connect(host: Any, crownguard_config: Callable[..., Any]) -> Callable[..., Any]:
+def connect(host: Any, mock_config: Callable[..., Any]) -> Callable[..., Any]:
     def make(mock: ScimMock, **overrides: Any) -> Any:
-        return crownguard_config({"scim": {**mock.connection_settings(), **overrides}}, host=host)
+        return mock_config("scim", mock, host=host, **overrides)
 
     return make
 
 
-def caller(host: Any, config: Any) -> Callable[..., Any]:
-    def call(name: str, **inputs: Any) -> Any:
-        action = host.action(name)
-        action.validate_inputs(inputs)
-        ctx = ActionContext(run_id="r1", step_id="s1", attempt=1, idempotency_key="k",
-                            connections=config.connections)
-        output = action.func(ctx, inputs)
-        action.validate_output(output)
-        return output
+@pytest.fixture
+def caller(call_action: Callable[..., Any]) -> Callable[..., Callable[..., Any]]:
+    """caller(host, config)(name, **inputs): one action called directly, as the runner would."""
 
-    return call
+    def bind(host: Any, config: Any) -> Callable[..., Any]:
+        def call(name: str, **inputs: Any) -> Any:
+            return call_action(name, inputs, config, host=host, run_id="r1", step_id="s1",
+                               idempotency_key="k")
+
+        return call
+
+    return bind
 
 
 @pytest.fixture
-def act(host: Any, scim: ScimMock, connect: Callable[..., Any]) -> Callable[..., Any]:
+def act(caller: Any, host: Any, scim: ScimMock,
+        connect: Callable[..., Any]) -> Callable[..., Any]:
     return caller(host, connect(scim))
-
-
-def one_step(action: str, inputs: dict[str, Any], retry: str = FAST_RETRY) -> str:
-    return (f"name: scim-test\nsteps:\n  - id: step\n    action: {action}\n"
-            f"    with: {json.dumps(inputs)}\n    retry: {retry}\n")
 
 
 def test_plugin_registers_actions_connection_and_mock(host: Any) -> None:
@@ -162,7 +156,8 @@ def test_services_that_answer_204(scim: ScimMock, act: Callable[..., Any]) -> No
 
 
 def test_services_that_refuse_path_need_patch_style_value(
-        scim: ScimMock, host: Any, connect: Callable[..., Any], act: Callable[..., Any]) -> None:
+        caller: Any, scim: ScimMock, host: Any, connect: Callable[..., Any],
+        act: Callable[..., Any]) -> None:
     scim.accepts_path = False
     with pytest.raises(ConflictError) as caught:
         act("scim.deactivate_user", user=ALICE)
@@ -185,7 +180,8 @@ class RacingScim(ScimMock):
 
 
 def test_a_stale_version_is_read_again_and_retried_once(
-        mock_server: Callable[..., Any], host: Any, connect: Callable[..., Any]) -> None:
+        caller: Any, mock_server: Callable[..., Any], host: Any,
+        connect: Callable[..., Any]) -> None:
     scim = mock_server(RacingScim)
     result = caller(host, connect(scim))("scim.deactivate_user", user=ALICE)
     assert result["changed"] is True and scim.user(ALICE)["active"] is False
@@ -202,7 +198,8 @@ class IgnoringScim(ScimMock):
 
 
 def test_a_patch_the_service_ignored_is_not_reported_as_done(
-        mock_server: Callable[..., Any], host: Any, connect: Callable[..., Any]) -> None:
+        caller: Any, mock_server: Callable[..., Any], host: Any,
+        connect: Callable[..., Any]) -> None:
     scim = mock_server(IgnoringScim)
     with pytest.raises(BadResponse, match="active is still True"):
         caller(host, connect(scim))("scim.deactivate_user", user=ALICE)
@@ -210,33 +207,22 @@ def test_a_patch_the_service_ignored_is_not_reported_as_done(
 
 def test_one_playbook_can_reach_several_scim_services(
         mock_server: Callable[..., Any], host: Any, crownguard_config: Callable[..., Any],
-        run_playbook: Callable[..., Any]) -> None:
+        run_step: Callable[..., Any]) -> None:
     primary, notebooks = mock_server(ScimMock), mock_server(ScimMock)
     config = crownguard_config({"scim": primary.connection_settings(),
                                 "notebooks": {"type": "scim", **notebooks.connection_settings()}},
                                host=host)
-    record = run_playbook(one_step("scim.deactivate_user",
-                                   {"user": ALICE, "connection": "notebooks"}), {},
-                          config=config, host=host)
-    assert record["status"] == "succeeded"
+    step = run_step("scim.deactivate_user", {"user": ALICE, "connection": "notebooks"},
+                    config=config, host=host)
+    assert step["status"] == "succeeded"
     assert notebooks.user(ALICE)["active"] is False and primary.user(ALICE)["active"] is True
     assert primary.calls == []
 
 
-# errors ------------------------------------------------------------------------------------------
+# errors only this vendor has (the shared ones: test_conformance.py) ------------------------------
 
 
-def test_wrong_token_is_a_clear_auth_error(scim: ScimMock, host: Any,
-                                           connect: Callable[..., Any]) -> None:
-    with pytest.raises(AuthError) as caught:
-        caller(host, connect(scim, token="wrong-scim-token-777"))("scim.get_user", user=ALICE)
-    error = caught.value
-    assert (error.vendor, error.operation, error.status) == ("scim", "get user", 401)
-    assert "Authentication failure" in str(error) and "wrong-scim-token-777" not in str(error)
-    assert len(scim.calls) == 1  # a static bearer token is not re-sent
-
-
-def test_a_read_only_token_gets_a_403(scim: ScimMock, host: Any,
+def test_a_read_only_token_gets_a_403(caller: Any, scim: ScimMock, host: Any,
                                       connect: Callable[..., Any]) -> None:
     scim.add_token("read-only-scim-token-1", write=False)
     act = caller(host, connect(scim, token="read-only-scim-token-1"))
@@ -244,48 +230,6 @@ def test_a_read_only_token_gets_a_403(scim: ScimMock, host: Any,
     with pytest.raises(AuthError) as caught:
         act("scim.deactivate_user", user=ALICE)
     assert caught.value.status == 403 and "may not modify Users" in str(caught.value)
-
-
-def test_429_retry_after_is_honoured(scim: ScimMock, host: Any, connect: Callable[..., Any],
-                                     run_playbook: Callable[..., Any]) -> None:
-    scim.inject("status", status=429, retry_after=1, path=USER, method="PATCH")
-    events: list[dict[str, Any]] = []
-    record = run_playbook(one_step("scim.deactivate_user", {"user": ALICE}), {},
-                          config=connect(scim), host=host, journal=events.append)
-    assert record["status"] == "succeeded" and record["steps"]["step"]["attempts"] == 2
-    failed = next(e for e in events if e["type"] == "attempt_failed")
-    assert failed["error_type"] == "RateLimited" and failed["retry_in"] >= 1.0
-    assert failed["error"].startswith("scim deactivate user (HTTP 429)")
-
-
-def test_server_errors_are_retried(scim: ScimMock, host: Any, connect: Callable[..., Any],
-                                   run_playbook: Callable[..., Any]) -> None:
-    scim.inject("status", status=502, path=f"{BASE}/Users", times=2)
-    record = run_playbook(one_step("scim.deactivate_user", {"user": ALICE}), {},
-                          config=connect(scim), host=host)
-    assert record["status"] == "succeeded" and record["steps"]["step"]["attempts"] == 3
-
-
-def test_malformed_json_is_a_bad_response(scim: ScimMock, act: Callable[..., Any]) -> None:
-    scim.inject("malformed", path=f"{BASE}/Users")
-    with pytest.raises(BadResponse) as caught:
-        act("scim.get_user", user=ALICE)
-    assert (caught.value.vendor, caught.value.status) == ("scim", 200)
-    assert "not valid JSON" in str(caught.value)
-
-
-def test_a_token_revoked_mid_run_fails_cleanly(
-        scim: ScimMock, host: Any, connect: Callable[..., Any],
-        run_playbook: Callable[..., Any]) -> None:
-    scim.inject("status", status=401, path=USER, method="PATCH", times=None,
-                body=scim.error_payload(401, "Token expired"))
-    record = run_playbook(one_step("scim.deactivate_user", {"user": ALICE}), {},
-                          config=connect(scim), host=host)
-    step = record["steps"]["step"]
-    assert step["status"] == "failed" and step["attempts"] == 1
-    assert step["error"].startswith("scim deactivate user (HTTP 401)")
-    assert "Token expired" in step["error"]
-    assert len(scim.calls_to("PATCH", USER)) == 1
 
 
 # RFC 7644 conformance of what the plugin sends ---------------------------------------------------

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 
 import crownguard.plugins.slack as slack_plugin
-from crownguard.engine import ActionContext, AuthError, BadResponse, Config
+from crownguard.engine import AuthError, BadResponse, Config
 from crownguard.plugins.slack.actions import parse_interaction, send_nudge
 from crownguard.plugins.slack.blocks import encode_reference
 from crownguard.plugins.slack.mock import SlackMock
@@ -42,19 +43,21 @@ def ada(slack: SlackMock) -> str:
     return slack.add_user("ada@example.com", "Ada Lovelace")
 
 
-def call(action: Any, inputs: dict[str, Any], config: Config, *, run_id: str = "run-1",
-         step_id: str = "nudge") -> dict[str, Any]:
-    action.validate_inputs(inputs)
-    ctx = ActionContext(run_id=run_id, step_id=step_id, attempt=1,
-                        idempotency_key=f"key-{run_id}-{step_id}",
-                        connections=config.connections)
-    output = action.func(ctx, inputs)
-    action.validate_output(output)
-    return output
+@pytest.fixture
+def call(call_action: Callable[..., Any]) -> Callable[..., dict[str, Any]]:
+    """Call an action the way the runner does (the step is `nudge` unless told)."""
+
+    def run(action: Any, inputs: dict[str, Any], config: Config, *, run_id: str = "run-1",
+            step_id: str = "nudge") -> dict[str, Any]:
+        output: dict[str, Any] = call_action(action, inputs, config, run_id=run_id,
+                                             step_id=step_id)
+        return output
+
+    return run
 
 
 @pytest.fixture
-def nudge(slack: SlackMock, config: Config, ada: str) -> dict[str, Any]:
+def nudge(slack: SlackMock, config: Config, ada: str, call: Any) -> dict[str, Any]:
     return call(send_nudge, NUDGE, config, run_id="run-7", step_id="nudge")
 
 
@@ -77,7 +80,7 @@ def test_signature_matches_slacks_documented_example() -> None:
 
 
 def test_button_answer_with_justification(slack: SlackMock, config: Config, ada: str,
-                                          nudge: dict[str, Any]) -> None:
+                                          nudge: dict[str, Any], call: Any) -> None:
     body, headers = slack.click(nudge["channel"], nudge["ts"], "business_reason", ada,
                                 justification="  Benchmarking for the Q3 review  ")
     answer = call(parse_interaction, {"body": body, "headers": headers}, config)
@@ -90,21 +93,21 @@ def test_button_answer_with_justification(slack: SlackMock, config: Config, ada:
 
 
 def test_mistake_button_without_text(slack: SlackMock, config: Config, ada: str,
-                                     nudge: dict[str, Any]) -> None:
+                                     nudge: dict[str, Any], call: Any) -> None:
     body, headers = slack.click(nudge["channel"], nudge["ts"], "mistake", ada)
     answer = call(parse_interaction, {"body": body, "headers": headers}, config)
     assert answer["choice"] == "mistake" and answer["justification"] is None
 
 
 def test_headers_are_matched_whatever_their_case(slack: SlackMock, config: Config, ada: str,
-                                                 nudge: dict[str, Any]) -> None:
+                                                 nudge: dict[str, Any], call: Any) -> None:
     body, headers = slack.click(nudge["channel"], nudge["ts"], "mistake", ada)
     lower = {k.lower(): v for k, v in headers.items()}
     assert call(parse_interaction, {"body": body, "headers": lower}, config)["choice"] == "mistake"
 
 
 def test_wrong_signing_secret_is_rejected(slack: SlackMock, config: Config, ada: str,
-                                          nudge: dict[str, Any]) -> None:
+                                          nudge: dict[str, Any], call: Any) -> None:
     payload = json.loads(_payload_of(slack.click(nudge["channel"], nudge["ts"], "mistake",
                                                  ada)[0]))
     body, headers = signed_request(payload, "not-the-apps-signing-secret")
@@ -116,7 +119,7 @@ def test_wrong_signing_secret_is_rejected(slack: SlackMock, config: Config, ada:
 
 
 def test_tampered_body_is_rejected(slack: SlackMock, config: Config, ada: str,
-                                   nudge: dict[str, Any]) -> None:
+                                   nudge: dict[str, Any], call: Any) -> None:
     body, headers = slack.click(nudge["channel"], nudge["ts"], "mistake", ada)
     forged = body.replace("mistake", "business_reason")
     assert forged != body
@@ -127,7 +130,7 @@ def test_tampered_body_is_rejected(slack: SlackMock, config: Config, ada: str,
 @pytest.mark.parametrize(("offset", "word"), [(-301, "old"), (-3600, "old"), (400, "future")])
 def test_stale_or_future_timestamp_is_rejected(slack: SlackMock, config: Config, ada: str,
                                                nudge: dict[str, Any], offset: int,
-                                               word: str) -> None:
+                                               word: str, call: Any) -> None:
     body, headers = slack.click(nudge["channel"], nudge["ts"], "mistake", ada,
                                 timestamp=int(time.time()) + offset)
     with pytest.raises(AuthError) as caught:
@@ -136,7 +139,7 @@ def test_stale_or_future_timestamp_is_rejected(slack: SlackMock, config: Config,
 
 
 def test_a_tighter_age_limit_can_be_asked_for(slack: SlackMock, config: Config, ada: str,
-                                              nudge: dict[str, Any]) -> None:
+                                              nudge: dict[str, Any], call: Any) -> None:
     body, headers = slack.click(nudge["channel"], nudge["ts"], "mistake", ada,
                                 timestamp=int(time.time()) - 120)
     assert call(parse_interaction, {"body": body, "headers": headers}, config)
@@ -145,7 +148,7 @@ def test_a_tighter_age_limit_can_be_asked_for(slack: SlackMock, config: Config, 
 
 
 def test_missing_signature_headers(slack: SlackMock, config: Config, ada: str,
-                                   nudge: dict[str, Any]) -> None:
+                                   nudge: dict[str, Any], call: Any) -> None:
     body, _ = slack.click(nudge["channel"], nudge["ts"], "mistake", ada)
     with pytest.raises(AuthError, match="did not come from Slack"):
         call(parse_interaction, {"body": body, "headers": {}}, config)
@@ -155,7 +158,7 @@ def test_missing_signature_headers(slack: SlackMock, config: Config, ada: str,
 
 
 def test_view_submission_with_private_metadata(slack: SlackMock, config: Config,
-                                               ada: str) -> None:
+                                               ada: str, call: Any) -> None:
     body, headers = slack.submit_view(encode_reference("run-3", "await_answer"), ada,
                                       justification="Needed for the customer demo",
                                       choice="business_reason")
@@ -167,7 +170,7 @@ def test_view_submission_with_private_metadata(slack: SlackMock, config: Config,
     assert answer["interaction_type"] == "view_submission" and answer["message"] is None
 
 
-def test_a_payload_that_is_not_a_nudge_answer(slack: SlackMock, config: Config) -> None:
+def test_a_payload_that_is_not_a_nudge_answer(slack: SlackMock, config: Config, call: Any) -> None:
     payload = {"type": "block_actions", "user": {"id": "U0X", "team_id": "T0X"},
                "actions": [{"action_id": "approve_expense", "value": "42", "type": "button"}]}
     body, headers = signed_request(payload, slack.signing_secret)
@@ -175,7 +178,8 @@ def test_a_payload_that_is_not_a_nudge_answer(slack: SlackMock, config: Config) 
         call(parse_interaction, {"body": body, "headers": headers}, config)
 
 
-def test_a_button_value_that_lies_about_its_choice(slack: SlackMock, config: Config) -> None:
+def test_a_button_value_that_lies_about_its_choice(slack: SlackMock, config: Config,
+                                                   call: Any) -> None:
     value = encode_reference("run-1", "nudge", "business_reason")
     payload = {"type": "block_actions", "user": {"id": "U0X", "team_id": "T0X"},
                "actions": [{"action_id": "crownguard_mistake", "value": value, "type": "button"}]}
@@ -186,7 +190,8 @@ def test_a_button_value_that_lies_about_its_choice(slack: SlackMock, config: Con
 
 @pytest.mark.parametrize("body", ["payload=%7Bnot-json", "text=hello", "payload=%5B1%2C2%5D",
                                   urlencode({"payload": json.dumps({"type": "message_action"})})])
-def test_bodies_that_are_not_interactions(slack: SlackMock, config: Config, body: str) -> None:
+def test_bodies_that_are_not_interactions(slack: SlackMock, config: Config, body: str,
+                                          call: Any) -> None:
     stamp = str(int(time.time()))
     headers = {"X-Slack-Request-Timestamp": stamp,
                "X-Slack-Signature": compute_signature(slack.signing_secret, stamp, body.encode())}
@@ -196,7 +201,7 @@ def test_bodies_that_are_not_interactions(slack: SlackMock, config: Config, body
 
 
 def test_without_a_signing_secret(crownguard_config: Any, host: Any, slack: SlackMock,
-                                  ada: str) -> None:
+                                  ada: str, call: Any) -> None:
     settings = {k: v for k, v in slack.connection_settings().items() if k != "signing_secret"}
     config = crownguard_config({"slack": settings}, host=host)
     with pytest.raises(Exception, match="no signing_secret"):
@@ -251,7 +256,7 @@ steps:
 
 def test_a_forged_answer_fails_the_step_without_retries(slack: SlackMock, config: Config,
                                                         host: Any, ada: str,
-                                                        run_playbook: Any) -> None:
+                                                        run_playbook: Any, call: Any) -> None:
     sent = call(send_nudge, NUDGE, config)
     body, headers = slack.click(sent["channel"], sent["ts"], "mistake", ada)
     headers["X-Slack-Signature"] = "v0=" + "0" * 64

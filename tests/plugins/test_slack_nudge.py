@@ -1,19 +1,18 @@
 """The slack plugin's sending actions against the Slack mock: nudge, SOC message, delete, the
-error classes, pagination, token rotation, secrets, and playbooks end to end."""
+error classes Slack has, pagination, token rotation, and playbooks end to end (the faults
+every vendor shares are in test_conformance.py)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 import crownguard.plugins.slack as slack_plugin
 from crownguard.engine import (
-    Action,
-    ActionContext,
     AuthError,
-    BadResponse,
     Config,
     ConflictError,
     NotFoundError,
@@ -56,16 +55,17 @@ def ada(slack: SlackMock) -> str:
     return slack.add_user("ada@example.com", "Ada Lovelace")
 
 
-def call(action: Action, inputs: dict[str, Any], config: Config, *, run_id: str = "run-1",
-         step_id: str = "nudge") -> dict[str, Any]:
-    """Call an action the way the runner does: validated inputs, a context, checked output."""
-    action.validate_inputs(inputs)
-    ctx = ActionContext(run_id=run_id, step_id=step_id, attempt=1,
-                        idempotency_key=f"key-{run_id}-{step_id}",
-                        connections=config.connections)
-    output = action.func(ctx, inputs)
-    action.validate_output(output)
-    return output
+@pytest.fixture
+def call(call_action: Callable[..., Any]) -> Callable[..., dict[str, Any]]:
+    """Call an action the way the runner does (the step is `nudge` unless told)."""
+
+    def run(action: Any, inputs: dict[str, Any], config: Config, *, run_id: str = "run-1",
+            step_id: str = "nudge") -> dict[str, Any]:
+        output: dict[str, Any] = call_action(action, inputs, config, run_id=run_id,
+                                             step_id=step_id)
+        return output
+
+    return run
 
 
 def blocks_of(slack: SlackMock, channel: str, ts: str) -> list[dict[str, Any]]:
@@ -77,7 +77,7 @@ def blocks_of(slack: SlackMock, channel: str, ts: str) -> list[dict[str, Any]]:
 
 
 def test_send_nudge_direct_messages_the_employee_with_buttons(slack: SlackMock, config: Config,
-                                                              ada: str) -> None:
+                                                              ada: str, call: Any) -> None:
     out = call(send_nudge, NUDGE, config, run_id="run-42")
 
     assert out["changed"] is True and out["user_id"] == ada and out["language"] == "en"
@@ -109,7 +109,8 @@ def test_send_nudge_direct_messages_the_employee_with_buttons(slack: SlackMock, 
     assert posted.headers["Content-Type"] == "application/json; charset=utf-8"
 
 
-def test_send_nudge_repeat_is_idempotent(slack: SlackMock, config: Config, ada: str) -> None:
+def test_send_nudge_repeat_is_idempotent(slack: SlackMock, config: Config, ada: str,
+                                         call: Any) -> None:
     first = call(send_nudge, NUDGE, config)
     again = call(send_nudge, NUDGE, config)
 
@@ -122,7 +123,7 @@ def test_send_nudge_repeat_is_idempotent(slack: SlackMock, config: Config, ada: 
 
 
 def test_send_nudge_by_user_id_in_german_without_buttons(slack: SlackMock, config: Config,
-                                                         ada: str) -> None:
+                                                         ada: str, call: Any) -> None:
     inputs = {**{k: v for k, v in NUDGE.items() if k != "email"}, "user_id": ada,
               "language": "de-DE", "employee_name": "Ada", "ask_justification": False}
     out = call(send_nudge, inputs, config)
@@ -135,7 +136,7 @@ def test_send_nudge_by_user_id_in_german_without_buttons(slack: SlackMock, confi
 
 
 def test_send_nudge_escapes_event_values_for_slack(slack: SlackMock, config: Config,
-                                                   ada: str) -> None:
+                                                   ada: str, call: Any) -> None:
     inputs = {**NUDGE, "file_name": "<!channel> & <https://evil.example|click>.bin"}
     out = call(send_nudge, inputs, config)
 
@@ -145,7 +146,7 @@ def test_send_nudge_escapes_event_values_for_slack(slack: SlackMock, config: Con
 
 
 def test_send_nudge_reply_step_names_the_step_that_waits(slack: SlackMock, config: Config,
-                                                         ada: str) -> None:
+                                                         ada: str, call: Any) -> None:
     out = call(send_nudge, {**NUDGE, "reply_step": "await_answer"}, config, run_id="r9")
 
     buttons = next(b for b in blocks_of(slack, out["channel"], out["ts"])
@@ -157,7 +158,7 @@ def test_send_nudge_reply_step_names_the_step_that_waits(slack: SlackMock, confi
 
 
 def test_post_message_by_name_escapes_text_and_is_idempotent(slack: SlackMock,
-                                                             config: Config) -> None:
+                                                             config: Config, call: Any) -> None:
     soc = next(c for c in slack.conversations.values() if c["name"] == "soc-alerts")["id"]
     inputs = {"channel": "#soc-alerts", "text": "Nudged <!channel> about *model.bin*"}
     out = call(post_message, inputs, config, step_id="tell_soc")
@@ -173,21 +174,22 @@ def test_post_message_by_name_escapes_text_and_is_idempotent(slack: SlackMock,
     assert marked["changed"] is True
 
 
-def test_post_message_where_the_app_is_not_a_member(slack: SlackMock, config: Config) -> None:
+def test_post_message_where_the_app_is_not_a_member(slack: SlackMock, config: Config,
+                                                    call: Any) -> None:
     closed = slack.add_channel("legal", member=False)
     with pytest.raises(ConflictError) as caught:
         call(post_message, {"channel": closed, "text": "hello", "dedupe": False}, config)
     assert "not_in_channel" in str(caught.value) and "invite the app" in str(caught.value)
 
 
-def test_post_message_unknown_channel_name(slack: SlackMock, config: Config) -> None:
+def test_post_message_unknown_channel_name(slack: SlackMock, config: Config, call: Any) -> None:
     with pytest.raises(NotFoundError) as caught:
         call(post_message, {"channel": "#nowhere", "text": "hello"}, config)
     assert "#nowhere" in str(caught.value)
 
 
 def test_delete_message_undoes_a_nudge_and_repeats_cleanly(slack: SlackMock, config: Config,
-                                                           ada: str) -> None:
+                                                           ada: str, call: Any) -> None:
     sent = call(send_nudge, NUDGE, config)
     first = call(delete_message, {"channel": sent["channel"], "ts": sent["ts"]}, config)
     again = call(delete_message, {"channel": sent["channel"], "ts": sent["ts"]}, config)
@@ -196,21 +198,11 @@ def test_delete_message_undoes_a_nudge_and_repeats_cleanly(slack: SlackMock, con
     assert slack.messages(sent["channel"]) == []
 
 
-# --- error classes -------------------------------------------------------------------------------
+# --- errors only this vendor has (the shared ones: test_conformance.py) --------------------------
 
 
-def test_wrong_token_is_a_clear_auth_error(make_config: Any, ada: str) -> None:
-    config = make_config(token="xoxb-0000-wrong-token")
-    with pytest.raises(AuthError) as caught:
-        call(send_nudge, NUDGE, config)
-    error = caught.value
-    assert (error.vendor, error.operation, error.status) == ("slack", "users.lookupByEmail", 200)
-    assert "invalid_auth" in str(error) and "check the connection's token" in str(error)
-    assert error.request_id  # Slack's X-Slack-Req-Id
-    assert "xoxb-0000-wrong-token" not in str(error)
-
-
-def test_missing_scope_names_the_scope(slack: SlackMock, config: Config, ada: str) -> None:
+def test_missing_scope_names_the_scope(slack: SlackMock, config: Config, ada: str,
+                                       call: Any) -> None:
     slack.set_scopes(ALL_SCOPES - {"im:write"})
     with pytest.raises(AuthError) as caught:
         call(send_nudge, NUDGE, config)
@@ -218,34 +210,27 @@ def test_missing_scope_names_the_scope(slack: SlackMock, config: Config, ada: st
     assert "missing_scope" in str(caught.value) and "'im:write'" in str(caught.value)
 
 
-def test_unknown_user_is_not_found(slack: SlackMock, config: Config) -> None:
+def test_unknown_user_is_not_found(slack: SlackMock, config: Config, call: Any) -> None:
     with pytest.raises(NotFoundError) as caught:
         call(send_nudge, {**NUDGE, "email": "nobody@example.com"}, config)
     assert "users_not_found" in str(caught.value)
     assert caught.value.retryable is False
 
 
-def test_deactivated_user_is_refused(slack: SlackMock, config: Config) -> None:
+def test_deactivated_user_is_refused(slack: SlackMock, config: Config, call: Any) -> None:
     gone = slack.add_user("gone@example.com", "Gone", deleted=True)
     with pytest.raises(ConflictError) as caught:
         call(send_nudge, {**NUDGE, "email": "gone@example.com"}, config)
     assert "user_disabled" in str(caught.value) and gone not in str(caught.value)
 
 
-def test_ok_false_server_errors_are_retryable(slack: SlackMock, config: Config, ada: str) -> None:
+def test_ok_false_server_errors_are_retryable(slack: SlackMock, config: Config, ada: str,
+                                              call: Any) -> None:
     slack.inject("status", status=200, body={"ok": False, "error": "fatal_error"},
                  path="/api/chat.postMessage")
     with pytest.raises(ServerError) as caught:
         call(send_nudge, NUDGE, config)
     assert caught.value.retryable is True
-
-
-def test_malformed_json_is_a_bad_response(slack: SlackMock, config: Config, ada: str) -> None:
-    slack.inject("malformed", path="/api/users.lookupByEmail")
-    with pytest.raises(BadResponse) as caught:
-        call(send_nudge, NUDGE, config)
-    assert "not valid JSON" in str(caught.value)
-    assert caught.value.operation == "users.lookupByEmail"
 
 
 def test_unknown_method_answer_is_slacks(slack: SlackMock) -> None:
@@ -273,34 +258,8 @@ EVENT = {"actor": {"email": "ada@example.com", "language": "fr"},
          "file": {"name": "llama-ft-q4.safetensors"}}
 
 
-def test_429_retry_after_is_honoured_by_the_step_retry(slack: SlackMock, config: Config,
-                                                       host: Any, ada: str,
-                                                       run_playbook: Any) -> None:
-    slack.inject("status", status=429, retry_after=1, path="/api/chat.postMessage")
-    events: list[dict[str, Any]] = []
-    record = run_playbook(NUDGE_PLAYBOOK, EVENT, config=config, host=host,
-                          journal=events.append)
-
-    step = record["steps"]["nudge"]
-    assert record["status"] == "succeeded" and step["attempts"] == 2
-    [failed] = [e for e in events if e["type"] == "attempt_failed"]
-    assert failed["error_type"] == "RateLimited" and "ratelimited" in failed["error"]
-    # backoff_seconds is 0.01: the wait comes from Slack's Retry-After.
-    assert failed["retry_in"] >= 1.0
-    assert step["output"]["changed"] is True and step["output"]["language"] == "fr"
-    assert len(slack.messages(step["output"]["channel"])) == 1
-
-
-def test_5xx_is_retried_by_the_step(slack: SlackMock, config: Config, host: Any, ada: str,
-                                    run_playbook: Any) -> None:
-    slack.inject("status", status=503, path="/api/users.lookupByEmail", times=2)
-    record = run_playbook(NUDGE_PLAYBOOK, EVENT, config=config, host=host)
-
-    assert record["status"] == "succeeded"
-    assert record["steps"]["nudge"]["attempts"] == 3
-
-
-def test_429_body_is_slacks_ratelimited(slack: SlackMock, config: Config, ada: str) -> None:
+def test_429_body_is_slacks_ratelimited(slack: SlackMock, config: Config, ada: str,
+                                        call: Any) -> None:
     slack.inject("status", status=429, retry_after=7, path="/api/users.lookupByEmail")
     with pytest.raises(RateLimited) as caught:
         call(send_nudge, NUDGE, config)
@@ -312,7 +271,7 @@ def test_429_body_is_slacks_ratelimited(slack: SlackMock, config: Config, ada: s
 
 
 def test_dedupe_pages_through_conversation_history(slack: SlackMock, config: Config,
-                                                   ada: str) -> None:
+                                                   ada: str, call: Any) -> None:
     first = call(send_nudge, NUDGE, config)
     # 450 later messages push the nudge to the third page of 200.
     for n in range(450):
@@ -327,7 +286,7 @@ def test_dedupe_pages_through_conversation_history(slack: SlackMock, config: Con
     assert all(p.arg("include_all_metadata") == "true" for p in pages)
 
 
-def test_channel_name_is_resolved_across_pages(slack: SlackMock, config: Config) -> None:
+def test_channel_name_is_resolved_across_pages(slack: SlackMock, config: Config, call: Any) -> None:
     for n in range(260):
         slack.add_channel(f"team-{n:03d}")
     target = slack.add_channel("zz-ir-war-room")
@@ -342,7 +301,7 @@ def test_channel_name_is_resolved_across_pages(slack: SlackMock, config: Config)
 
 
 def test_expired_rotating_token_is_refreshed_once(slack: SlackMock, make_config: Any,
-                                                  ada: str) -> None:
+                                                  ada: str, call: Any) -> None:
     rotation = slack.enable_token_rotation()
     config = make_config(**rotation)
     call(send_nudge, NUDGE, config, step_id="before")
@@ -362,7 +321,7 @@ def test_expired_rotating_token_is_refreshed_once(slack: SlackMock, make_config:
 
 
 def test_expired_static_token_is_an_auth_error(slack: SlackMock, config: Config,
-                                               ada: str) -> None:
+                                               ada: str, call: Any) -> None:
     slack.expire_tokens()
     with pytest.raises(AuthError) as caught:
         call(send_nudge, NUDGE, config)
@@ -370,7 +329,8 @@ def test_expired_static_token_is_an_auth_error(slack: SlackMock, config: Config,
     assert not slack.calls_to("POST", "/api/oauth.v2.access")
 
 
-def test_rejected_refresh_is_an_auth_error(slack: SlackMock, make_config: Any, ada: str) -> None:
+def test_rejected_refresh_is_an_auth_error(slack: SlackMock, make_config: Any, ada: str,
+                                           call: Any) -> None:
     rotation = slack.enable_token_rotation()
     config = make_config(**{**rotation, "client_secret": "not-the-secret"})
     slack.expire_tokens()
@@ -378,38 +338,6 @@ def test_rejected_refresh_is_an_auth_error(slack: SlackMock, make_config: Any, a
         call(send_nudge, NUDGE, config)
     assert "bad_client_secret" in str(caught.value)
     assert "not-the-secret" not in str(caught.value)
-
-
-# --- secrets -------------------------------------------------------------------------------------
-
-
-def test_no_secret_reaches_run_records_or_errors(slack: SlackMock, make_config: Any, host: Any,
-                                                 ada: str, run_playbook: Any) -> None:
-    rotation = slack.enable_token_rotation()
-    config = make_config(**rotation)
-    slack.expire_tokens()
-    # A vendor error that echoes credentials back must be scrubbed too.
-    slack.inject("status", status=500, path="/api/conversations.open", body={
-        "ok": False, "error": f"internal_error: {rotation['token']} {slack.signing_secret}"})
-    playbook = NUDGE_PLAYBOOK + """
-  - id: tell_soc
-    action: slack.post_message
-    with: {channel: "#soc-alerts", text: "x"}
-"""
-    events: list[dict[str, Any]] = []
-    bad = make_config(**{**rotation, "token": "xoxb-leaky-0000", "refresh_token": "xoxe-leaky"})
-    record = run_playbook(playbook, EVENT, config=config, host=host, journal=events.append)
-    failed = run_playbook(playbook, EVENT, config=bad, host=host, journal=events.append)
-
-    assert record["status"] == "succeeded"
-    assert failed["status"] == "failed"
-    assert record["steps"]["nudge"]["attempts"] == 2  # the 500 was seen, then retried
-    text = json.dumps([record, failed, events])
-    issued = list(slack.tokens) + list(slack.refresh_tokens)  # includes the rotated ones
-    for secret in [rotation["refresh_token"], rotation["client_secret"], slack.signing_secret,
-                   "xoxb-leaky-0000", "xoxe-leaky", *issued]:
-        assert secret not in text
-    assert "***" in text  # the echoed token was there, and was masked
 
 
 # --- playbooks end to end ------------------------------------------------------------------------
