@@ -36,7 +36,7 @@ from .errors import (
     TransportError,
     VendorError,
 )
-from .secrets import Redactor, reveal
+from .secrets import Redactor, redact_logger, reveal
 from .urls import Origin, UnsafeURL, origin_of
 
 if TYPE_CHECKING:
@@ -71,7 +71,9 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 
 
 def new_session() -> requests.Session:
-    """A pooled session that never retries by itself."""
+    """A pooled session that never retries by itself, whose request lines (urllib3 logs them
+    at DEBUG, query strings and all) pass through the redactors."""
+    redact_logger("urllib3.connectionpool")
     session = requests.Session()
     adapter = HTTPAdapter(pool_connections=8, pool_maxsize=POOL_SIZE, max_retries=0)
     session.mount("http://", adapter)

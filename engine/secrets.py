@@ -175,6 +175,14 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+def redact_logger(name: str) -> None:
+    """Redact every record logged on logger `name` itself, whatever handlers emit it (for a
+    library's loggers that print what crownguard sends: urllib3's request lines)."""
+    logger = logging.getLogger(name)
+    if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+        logger.addFilter(RedactingFilter())
+
+
 def install_log_redaction(logger: logging.Logger | None = None) -> None:
     """Redact every record that `logger`'s handlers (default: the root logger's) emit."""
     for handler in (logger or logging.getLogger()).handlers:

@@ -12,7 +12,7 @@ from functools import partial
 from crownguard.engine import Action, ConnectionType, MockServerSpec, hookimpl
 from crownguard.plugins.email.actions import send_nudge
 from crownguard.plugins.email.connection import CONNECTION_TYPE
-from crownguard.plugins.email.sink import SmtpSink
+from crownguard.plugins.email.mock import SmtpSink
 
 
 @hookimpl

@@ -27,7 +27,7 @@ from crownguard.engine import (  # noqa: E402
 )
 from crownguard.plugins._nudge import render_nudge  # noqa: E402
 from crownguard.plugins.email.actions import send_nudge  # noqa: E402
-from crownguard.plugins.email.sink import SmtpSink  # noqa: E402
+from crownguard.plugins.email.mock import SmtpSink  # noqa: E402
 
 pytestmark = [
     # aiosmtpd's own: its deprecated Session.login_data, and AUTH over implicit TLS (see sink).
