@@ -15,7 +15,9 @@
     │   ├── AmbiguousRun           a run id prefix matches more than one run
     │   └── RunStateError          the run's state does not allow it (ended, not waiting...)
     ├── UndoError              a run cannot be undone as asked
-    ├── ScenarioError          a scenario cannot be set up (defined in engine.scenarios)
+    ├── ScenarioError          a scenario cannot be set up (unknown mock, seeding section...)
+    ├── MockServerError        a mock server started twice, or stopped when not running
+    ├── UnsafeURL              a URL that is not plain http(s), or parsers read as other hosts
     ├── ActionError            a step's action failed
     │   ├── InputError         inputs or outputs violate the action's schema (never retried)
     │   ├── StepTimeout        the step's timeout_seconds passed (retryable)
@@ -28,7 +30,12 @@
     │       ├── ServerError        5xx (retryable)
     │       ├── TransportError     connection refused/reset, DNS, read or connect timeout
     │       └── BadResponse        the vendor's body is not what its API promises
-    └── (triage errors: see the end of this file)
+    ├── EventError             (a SpecError) an event is malformed; every problem names the field
+    ├── RoutingError           the routing set-up is unusable (two playbooks of one name...)
+    ├── FingerprintIndexError  the fingerprint index file cannot be opened or is not one
+    └── TriageInputError       the event file or an option of triage, respond or test
+
+    The last four are the triage wing's (crownguard.engine.triage), at the end of this file.
 
     Outside the tree, internal signals that never reach a user as such:
     NotCanonical (a ValueError: a journal payload canonical JSON cannot hold; the journal
@@ -132,6 +139,18 @@ class UndoError(CrownguardError):
 
 
 # outside the tree -----------------------------------------------------------------------------
+
+class ScenarioError(CrownguardError):
+    """A scenario cannot be set up (unknown mock, seeding helper, playbook...)."""
+
+
+class MockServerError(CrownguardError, RuntimeError):
+    """A mock server started twice, or stopped when it was not running."""
+
+
+class UnsafeURL(CrownguardError, ValueError):
+    """A URL that is not plain http(s), or that parsers could read as different hosts."""
+
 
 class NotCanonical(ValueError):
     """A payload that canonical JSON cannot represent (NaN, a non-JSON type)."""

@@ -33,13 +33,11 @@ from typing import Any, ClassVar
 from werkzeug import Request, Response
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from .errors import MockServerError
+
 FAULT_KINDS = ("latency", "status", "timeout", "malformed", "reset", "lost_response")
 # How often the serving loop looks for stop(): ~50 ms to stop instead of socketserver's 500.
 _POLL_SECONDS = 0.05
-
-
-class MockServerError(RuntimeError):
-    """A mock server started twice, or stopped when it was not running."""
 
 
 class _QuietRequestHandler(WSGIRequestHandler):

@@ -16,11 +16,9 @@ from urllib.parse import urlsplit
 import requests
 from urllib3.util import parse_url
 
+from .errors import UnsafeURL
+
 DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-class UnsafeURL(ValueError):
-    """A URL that is not plain http(s), or that parsers could read as different hosts."""
 
 
 @dataclass(frozen=True, order=True)

@@ -191,7 +191,7 @@ def test_lookups_from_many_threads(registry: FakeRegistry) -> None:
 
 
 def test_model_version_ref_from_an_mlflow_model_version() -> None:
-    ref = ModelVersionRef.from_mlflow({
+    ref = ModelVersionRef.from_listing(registry="mlflow", model_version={
         "name": "fraud-model", "version": "7", "last_updated_timestamp": 1767225600000,
         "tags": [{"key": "sensitivity", "value": "restricted"}, {"key": "team", "value": "risk"}]})
     assert ref == ModelVersionRef("mlflow", "fraud-model", "7", "restricted", "1767225600000")

@@ -187,6 +187,14 @@ def test_seeding_mistakes_are_named(host: PluginHost, fleet: MockFleet, mocks: d
         run_scenario(scenario, host, fleet)
 
 
+def test_fingerprints_from_a_plugin_that_is_no_registry_are_named(host: PluginHost,
+                                                                  fleet: MockFleet) -> None:
+    scenario = variant("low-risk-email-nudge", lambda d: d.update(fingerprints="okta"))
+    with pytest.raises(ScenarioError, match=r"'okta' is not a model registry plugin here "
+                                            r"\(no okta.list_model_versions, okta.list_model_files\)"):
+        run_scenario(scenario, host, fleet)
+
+
 def test_a_token_expiring_mid_run_is_refreshed_once(host: PluginHost, fleet: MockFleet) -> None:
     def change(data: dict[str, Any]) -> None:
         data["mocks"]["falcon"]["set"] = {"containment_polls": 0, "rtr_polls": 0}

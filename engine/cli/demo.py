@@ -30,7 +30,7 @@ from ..runner import Runner
 from ..scenarios import MockFleet, seed
 from ..spec import Playbook
 from ..triage import FingerprintIndex, InMemoryDedupe, Verdict, build_triage, policy_from_mapping
-from ..triage.scenarios import refresh_from_mlflow
+from ..triage.scenarios import refresh_from_registry
 from .timeline import Timeline
 from .triage import describe_verdict
 
@@ -233,7 +233,7 @@ def run_demo(host: PluginHost, episodes: list[Episode] | None = None, *,
         say(f"started {len(fleet.mocks)} mock vendor servers: "
             + ", ".join(f"{n} ({m.base_url})" for n, m in sorted(fleet.mocks.items())))
         index = FingerprintIndex()
-        versions = refresh_from_mlflow(index, host, connections)
+        versions = refresh_from_registry(index, host, connections, "mlflow")
         say(f"fingerprint index: {index.stats()['files']} artifact hashes of {versions} "
             "registered model versions, listed through the mlflow plugin")
         policy = policy_from_mapping({"registries": {REGISTRY_HOST: "mlflow"}})

@@ -24,12 +24,12 @@ scaled by `backoff_scale` (default 0.01) so suites run in seconds; attempts and 
 are unchanged.
 """
 
+from ..errors import ScenarioError
 from .checks import check, differences
 from .format import (
     SCENARIO_SCHEMA,
     SCENARIO_SUFFIXES,
     Scenario,
-    ScenarioError,
     ScenarioResult,
     collect_scenario_files,
     load_scenario,

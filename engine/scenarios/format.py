@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import CrownguardError, Problem, SpecError
+from ..errors import Problem, ScenarioError, SpecError
 from ..loader import Document, load_file
 from ..mocks import RecordedCall
 from ..validation import describe_schema_error, schema_errors
@@ -22,6 +22,7 @@ _CALL = {"type": "object", "additionalProperties": False, "required": ["mock"],
 _STATUS: dict[str, Any] = {"enum": ["succeeded", "failed", "waiting", "cancelled"]}
 _STEPS: dict[str, Any] = {"type": "object", "additionalProperties": {"type": "string"}}
 _ERRORS = _STEPS
+_REGISTRY_PLUGIN = {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"}  # a plugin's name
 SCENARIO_SCHEMA: dict[str, Any] = {
     "type": "object", "additionalProperties": False,
     "oneOf": [{"required": ["event"]}, {"required": ["event_file"]}],
@@ -33,7 +34,7 @@ SCENARIO_SCHEMA: dict[str, Any] = {
         "playbooks": {"type": "array", "items": {"type": "string"}},
         "policy": {"type": ["object", "string"]}, "vars": {"type": "object"},
         "backoff_scale": {"type": "number", "minimum": 0, "maximum": 1},
-        "fingerprints": {"oneOf": [{"const": "mlflow"}, {"type": "array", "items": {
+        "fingerprints": {"oneOf": [_REGISTRY_PLUGIN, {"type": "array", "items": {
             "type": "object", "additionalProperties": False,
             "required": ["model", "version", "sha256"],
             "properties": {"registry": {"type": "string"}, "model": {"type": "string"},
@@ -75,10 +76,6 @@ SCENARIO_SCHEMA: dict[str, Any] = {
             "no_calls": {"type": "array", "items": _CALL}}},
     },
 }
-
-
-class ScenarioError(CrownguardError):
-    """A scenario cannot be set up (unknown mock, seeding helper, playbook...)."""
 
 
 @dataclass

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import ScenarioError
 from ..mocks import MockServer, RecordedCall
 from ..plugins import PluginHost
-from .format import ScenarioError
 
 
 class MockFleet:

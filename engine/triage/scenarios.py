@@ -150,8 +150,8 @@ def fingerprint_index(scenario: Scenario, fleet: MockFleet, host: PluginHost,
     if not spec:
         return None
     index = FingerprintIndex()
-    if spec == "mlflow":
-        refresh_from_mlflow(index, host, connections)
+    if isinstance(spec, str):  # a registry plugin's name: index what its mock holds
+        refresh_from_registry(index, host, connections, spec)
         return index
     for item in spec:
         ref = ModelVersionRef(item.get("registry", "mlflow"), item["model"], str(item["version"]),
@@ -161,40 +161,46 @@ def fingerprint_index(scenario: Scenario, fleet: MockFleet, host: PluginHost,
     return index
 
 
+# A registry plugin lists versions and their files with these two actions (the mlflow
+# plugin's contract; another registry plugin offers the same two to be indexed the same way).
 _LIST_FILES = """
 name: fingerprint-refresh
 steps:
   - id: versions
-    action: mlflow.list_model_versions
+    action: {registry}.list_model_versions
   - id: files
-    action: mlflow.list_model_files
+    action: {registry}.list_model_files
     needs: [versions]
-    for_each: "${{ steps.versions.output.versions }}"
-    with: {name: "${{ item.name }}", version: "${{ item.version }}"}
+    for_each: "${{{{ steps.versions.output.versions }}}}"
+    with: {{name: "${{{{ item.name }}}}", version: "${{{{ item.version }}}}"}}
 """
 
 
-def refresh_from_mlflow(index: FingerprintIndex, host: PluginHost,
-                        connections: dict[str, Any]) -> int:
-    """Index every registered MLflow version's files through the mlflow plugin's own actions
-    (the path a scheduled refresh takes); returns the number of versions indexed."""
+def refresh_from_registry(index: FingerprintIndex, host: PluginHost,
+                          connections: dict[str, Any], registry: str) -> int:
+    """Index every version a registry plugin lists, with their files, through the plugin's
+    own `list_model_versions` and `list_model_files` actions (the path a scheduled refresh
+    takes); returns the number of versions indexed."""
     from ..spec import parse_playbook
 
+    missing = [f"{registry}.{name}" for name in ("list_model_versions", "list_model_files")
+               if f"{registry}.{name}" not in host.actions]
+    if missing:
+        raise ScenarioError(f"fingerprints: '{registry}' is not a model registry plugin here "
+                            f"(no {', '.join(missing)})")
     config = config_from_mapping({"connections": connections}, host.connection_types)
     try:
-        record = Runner(host, config).run(parse_playbook(_LIST_FILES, host.actions))
+        record = Runner(host, config).run(parse_playbook(_LIST_FILES.format(registry=registry),
+                                                         host.actions))
     finally:
         config.connections.close()
     if record["status"] != "succeeded":
         errors = "; ".join(f"{k}: {s['error']}" for k, s in record["steps"].items()
                            if s["error"])
-        raise ScenarioError(f"fingerprint refresh from mlflow failed: {errors}")
+        raise ScenarioError(f"fingerprint refresh from {registry} failed: {errors}")
     versions = record["steps"]["versions"]["output"]["versions"]
     listings = record["steps"]["files"]["output"]
-    # The action gives tags as an object; from_mlflow reads MLflow's [{key, value}] list.
-    refs = [ModelVersionRef.from_mlflow({**v, "tags": [{"key": k, "value": t} for k, t in
-                                                        (v.get("tags") or {}).items()]})
-            for v in versions]
+    refs = [ModelVersionRef.from_listing(v, registry=registry) for v in versions]
     by_ref = dict(zip(refs, listings, strict=True))
     index.refresh(refs, lambda ref: by_ref[ref])
     return len(refs)

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from ..errors import ScenarioFailed
 from ..plugins import PluginHost
 from ..scenarios import SCENARIO_SUFFIXES, MockFleet, load_scenario
 from .scenarios import run_scenario
@@ -33,10 +34,6 @@ class ScenarioFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
         scenario = load_scenario(self.path)
         yield ScenarioItem.from_parent(self, name=scenario.name, scenario=scenario)
-
-
-class ScenarioFailed(Exception):
-    """A scenario's outcome differs from its `expect`."""
 
 
 class ScenarioItem(pytest.Item):

@@ -54,11 +54,12 @@ class ModelVersionRef:
     stamp: str | None = None
 
     @classmethod
-    def from_mlflow(cls, model_version: Mapping[str, Any], *, registry: str = "mlflow",
-                    sensitivity_tag: str = "sensitivity") -> ModelVersionRef:
-        """From an MLflow ModelVersion (`name`, `version`, `last_updated_timestamp`, `tags`)."""
+    def from_listing(cls, model_version: Mapping[str, Any], *, registry: str,
+                     sensitivity_tag: str = "sensitivity") -> ModelVersionRef:
+        """From one version a registry lists (`name`, `version`, `last_updated_timestamp`,
+        `tags`): a registry plugin's `list_model_versions` item, or an MLflow ModelVersion."""
         raw = model_version.get("tags") or ()
-        # MLflow's REST API gives [{key, value}]; the mlflow plugin's output gives an object.
+        # Tags as an object (the plugins' output) or as [{key, value}] (MLflow's REST API).
         tags = dict(raw) if isinstance(raw, Mapping) else {
             t.get("key"): t.get("value") for t in raw if isinstance(t, Mapping)}
         stamp = model_version.get("last_updated_timestamp")
