@@ -108,9 +108,8 @@ class VendorClient:
     # The pace of `wait_for`, unless the connection sets poll_interval_seconds/max_wait_seconds.
     poll_interval: ClassVar[float] = 2.0
     max_wait: ClassVar[float] = 600.0
-    request_id_headers: ClassVar[tuple[str, ...]] = ("X-Request-Id", "X-Cs-Traceid",
-                                                     "request-id", "X-Okta-Request-Id",
-                                                     "client-request-id")
+    # Where the vendor puts the id of a request (quoted in errors); a client names its own.
+    request_id_headers: ClassVar[tuple[str, ...]] = ("X-Request-Id", "Request-Id")
 
     def __init__(self, connection: Connection, ctx: StepContext | None = None):
         self.connection = connection

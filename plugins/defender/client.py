@@ -47,6 +47,7 @@ class DefenderClient(VendorClient):
     """One Defender for Endpoint API client per `defender` connection."""
 
     vendor = "defender"
+    request_id_headers = ("request-id", "client-request-id")
     connection_type = "defender"
 
     @property

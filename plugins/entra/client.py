@@ -57,6 +57,7 @@ class EntraClient(VendorClient):
     """Microsoft Graph client for an Entra ID tenant (app-only permissions)."""
 
     vendor = "entra"
+    request_id_headers = ("request-id", "client-request-id")
     connection_type = "entra"
 
     @property

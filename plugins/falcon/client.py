@@ -52,6 +52,7 @@ class FalconClient(VendorClient):
     """One Falcon API client per `falcon` connection."""
 
     vendor = "falcon"
+    request_id_headers = ("X-Cs-Traceid", "X-Request-Id")
     connection_type = "falcon"
 
     # settings ---------------------------------------------------------------------------------

@@ -49,6 +49,7 @@ class OktaClient(VendorClient):
     """Okta Management API client: auth, error bodies, rate limits, paging, look-ups."""
 
     vendor = "okta"
+    request_id_headers = ("X-Okta-Request-Id", "X-Request-Id")
     connection_type = "okta"
 
     def make_auth(self) -> Auth:
