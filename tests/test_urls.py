@@ -175,6 +175,12 @@ def test_unsafe_urls_are_refused(url: str) -> None:
     ("https://hooks.example.com/x", ["hooks.example.com"], True),
     ("https://hooks.example.com:8443/x", ["hooks.example.com"], True),   # any port
     ("HTTPS://HOOKS.example.com/x", ["hooks.example.com"], True),
+    ("https://evil.example.com/x", ["hooks.example.com"], False),
+    ("https://hooks.example.com.evil.io/x", ["hooks.example.com"], False),
+    ("https://hooks.example.com@evil.io/x", ["hooks.example.com"], False),
+    ("https://internal.example.com.evil.io/x", ["*.internal.example.com"], False),
+    ("http://127.0.0.1/x", ["127.0.0.1:8080"], False),
+    ("https://hooks.example.com/x", [], False),
     ("https://a.internal.example.com/x", ["*.internal.example.com"], True),
     ("https://internal.example.com/x", ["*.internal.example.com"], False),
     ("http://127.0.0.1:8080/x", ["127.0.0.1:8080"], True),
