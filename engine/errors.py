@@ -2,6 +2,7 @@
 
     CrownguardError
     ├── SpecError              a playbook, event or config file is invalid (carries problems)
+    │   └── EventError             an event is malformed; every problem names the field (triage)
     ├── ConfigError            the connections file or a secret reference is unusable
     ├── PluginError            a plugin failed to load or registered something invalid
     ├── UsageError             bad command-line use or unusable input (the CLI)
@@ -30,12 +31,11 @@
     │       ├── ServerError        5xx (retryable)
     │       ├── TransportError     connection refused/reset, DNS, read or connect timeout
     │       └── BadResponse        the vendor's body is not what its API promises
-    ├── EventError             (a SpecError) an event is malformed; every problem names the field
     ├── RoutingError           the routing set-up is unusable (two playbooks of one name...)
     ├── FingerprintIndexError  the fingerprint index file cannot be opened or is not one
     └── TriageInputError       the event file or an option of triage, respond or test
 
-    The last four are the triage wing's (crownguard.engine.triage), at the end of this file.
+    EventError and the last three are the triage wing's, at the end of this file.
 
     Outside the tree, internal signals that never reach a user as such:
     NotCanonical (a ValueError: a journal payload canonical JSON cannot hold; the journal

@@ -69,6 +69,8 @@ def crownguard_register_commands(register: Callable[..., None]) -> None:
     extra command the plugin offers. `configure` adds the command's options to its argparse
     parser; `run` gets the parsed arguments and a `CommandContext`. A name that a built-in
     command or another plugin's command already has is refused, naming both."""
+
+
 @hookspec
 def crownguard_register_event_sources(register: Callable[[EventSource], None]) -> None:
     """Called when a host's event sources are first asked for (`host.event_sources`, when

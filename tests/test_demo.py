@@ -81,3 +81,13 @@ def test_an_episode_that_ends_otherwise_than_expected_fails_the_demo(host: Plugi
     out = io.StringIO()
     assert run_demo(host, [wrong], quiet=True, out=out) == 1
     assert "succeeded (unexpected)" in out.getvalue()
+
+
+def test_the_demo_names_the_plugins_it_needs_when_they_are_not_loaded() -> None:
+    from crownguard.engine.errors import UsageError
+
+    host = PluginHost()
+    host.add("crownguard.plugins.core", "core")
+    with pytest.raises(UsageError, match=r"against the entra, falcon, incydr, jira, mlflow, "
+                                         r"okta, servicenow, slack plugins, which are not"):
+        run_demo(host)

@@ -23,6 +23,7 @@ from importlib import resources
 from typing import Any, TextIO
 
 from ..config import Config, config_from_mapping
+from ..errors import UsageError
 from ..kinds import EventType, RunStatus
 from ..mocks import RecordedCall
 from ..plugins import PluginHost
@@ -65,6 +66,11 @@ class EpisodeResult:
 
 
 # --- the story ---------------------------------------------------------------------------------
+
+
+# The story's vendors: its alerts are Incydr's, its responses those of the shipped playbooks.
+NEEDS = frozenset({"core", "incydr", "falcon", "okta", "entra", "mlflow", "servicenow", "jira",
+                   "slack"})
 
 
 def _sample(name: str) -> dict[str, Any]:
@@ -225,6 +231,12 @@ def run_demo(host: PluginHost, episodes: list[Episode] | None = None, *,
     def say(text: str = "") -> None:
         print(text, file=out, flush=True)
 
+    missing = sorted(NEEDS - set(host.plugins))
+    if missing:
+        raise UsageError(f"the demo plays its story against the {', '.join(missing)} "
+                         f"plugin{'s' if len(missing) > 1 else ''}, which "
+                         f"{'are' if len(missing) > 1 else 'is'} not loaded (check "
+                         "CROWNGUARD_PLUGINS and CROWNGUARD_DISABLE_PLUGINS)")
     started = time.perf_counter()
     results: list[EpisodeResult] = []
     with MockFleet(host) as fleet:

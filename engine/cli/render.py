@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..kinds import When
 from ..spec import Playbook
 
 
@@ -15,7 +16,7 @@ def to_mermaid(playbook: Playbook) -> str:
         lines.append(f"    {step.id}{shape}")
     for need, dependant in playbook.graph.edges:
         step = playbook.graph.nodes[dependant]["step"]
-        if step.when == "success":
+        if step.when == When.SUCCESS:
             lines.append(f"    {need} --> {dependant}")
         else:
             lines.append(f"    {need} -. {step.when} .-> {dependant}")
@@ -37,7 +38,7 @@ def to_dot(playbook: Playbook) -> str:
         lines.append(f"    {_dot_quote(step.id)} [{', '.join(attrs)}];")
     for need, dependant in playbook.graph.edges:
         step = playbook.graph.nodes[dependant]["step"]
-        edge = "" if step.when == "success" else f' [style=dashed, label="{step.when}"]'
+        edge = "" if step.when == When.SUCCESS else f' [style=dashed, label="{step.when}"]'
         lines.append(f"    {_dot_quote(need)} -> {_dot_quote(dependant)}{edge};")
     lines.append("}")
     return "\n".join(lines) + "\n"

@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from ..kinds import StepStatus
 from ..mocks import RecordedCall
 from .format import Scenario, ScenarioResult
 
@@ -60,7 +61,8 @@ def _check_run(name: str, wanted: dict[str, Any], record: dict[str, Any]) -> lis
             found.append(f"{name}: step {step} error expected to contain {text!r}, got "
                          f"{error!r:.300}")
     if "status" in wanted and record["status"] != wanted["status"]:
-        failed = [f"{s}: {v['error']}" for s, v in steps.items() if v["status"] == "failed"]
+        failed = [f"{s}: {v['error']}" for s, v in steps.items()
+                  if v["status"] == StepStatus.FAILED]
         found.append(f"{name}: run expected {wanted['status']}, got {record['status']}"
                      + (f" (failed: {'; '.join(failed)})" if failed else ""))
     return found

@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 from ..actions import RetryPolicy
 from ..errors import CrownguardError, SpecError
+from ..kinds import EventType, RunStatus
 from ..mocks import RecordedCall
 from ..plugins import PluginHost
 from ..runner import Runner
@@ -76,9 +77,9 @@ def run_with_answers(playbook: Playbook, event: dict[str, Any], risk: dict[str, 
     events: list[dict[str, Any]] = []
     runner = Runner(host, config, journal=events.append)
     record = runner.run(playbook, event, risk=risk, variables=variables)
-    if record["status"] != "waiting" or not resume:
+    if record["status"] != RunStatus.WAITING or not resume:
         return record
-    inputs = next(e["inputs"] for e in events if e["type"] == "run_started")
+    inputs = next(e["inputs"] for e in events if e["type"] == EventType.RUN_STARTED)
     now = datetime.now(UTC) + (timedelta(days=3650) if resume.get("expire") else timedelta())
     answers = {step: {"by": "scenario", "comment": None, "at": now.isoformat(), **answer}
                for step, answer in (resume.get("answers") or {}).items()}

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..config import config_from_mapping
+from ..kinds import RunStatus
 from ..loader import load_file
 from ..plugins import PluginHost
 from ..runner import Runner
@@ -194,7 +195,7 @@ def refresh_from_registry(index: FingerprintIndex, host: PluginHost,
                                                          host.actions))
     finally:
         config.connections.close()
-    if record["status"] != "succeeded":
+    if record["status"] != RunStatus.SUCCEEDED:
         errors = "; ".join(f"{k}: {s['error']}" for k, s in record["steps"].items()
                            if s["error"])
         raise ScenarioError(f"fingerprint refresh from {registry} failed: {errors}")
