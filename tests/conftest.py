@@ -243,3 +243,19 @@ def mock_config(crownguard_config: Callable[..., Any]) -> Callable[..., Any]:
         return crownguard_config({name: settings}, host=host, env=env)
 
     return make
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
+    """`run_cli(*args)`: the `crownguard` command in-process; (exit code, stdout, stderr).
+    Whatever the arguments, no traceback and no internal error reaches the user."""
+    from crownguard.engine.cli import main
+
+    def run(*args: Any) -> tuple[int, str, str]:
+        code = main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        assert "Traceback" not in out + err and "internal error" not in err, err
+        return code, out, err
+
+    return run
+

@@ -49,21 +49,16 @@ def files(tmp_path: Path, endpoint: Any) -> dict[str, Path]:
     return {"playbook": playbook, "event": event, "config": config}
 
 
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
-def test_run_json_against_http_endpoints(files: dict[str, Path], endpoint: Any,
-                                         capsys: Any) -> None:
+def test_run_json_against_http_endpoints(run_cli: Any, files: dict[str, Path], endpoint: Any) -> None:
     endpoint.expect_request("/alert", method="POST", json={"user": "dana"}) \
         .respond_with_json({"id": "T-1"})
     endpoint.expect_oneshot_request("/lookup/dana").respond_with_data("busy", status=503)
     endpoint.expect_request("/lookup/dana").respond_with_json({"level": "high"})
     endpoint.expect_request("/notify", method="POST",
                               json={"ticket": "T-1", "level": "high"}).respond_with_json({})
-    code, out, _ = run_cli(capsys, "run", files["playbook"], "--event", files["event"],
+    code, out, _ = run_cli("run", files["playbook"], "--event", files["event"],
                            "--config", files["config"], "--json")
     record = json.loads(out)
     assert code == 0, out
@@ -73,11 +68,10 @@ def test_run_json_against_http_endpoints(files: dict[str, Path], endpoint: Any,
     assert record["steps"]["notify"]["output"]["status_code"] == 200
 
 
-def test_failed_run_exits_1_and_prints_timeline(files: dict[str, Path], endpoint: Any,
-                                                capsys: Any) -> None:
+def test_failed_run_exits_1_and_prints_timeline(run_cli: Any, files: dict[str, Path], endpoint: Any) -> None:
     endpoint.expect_request("/alert").respond_with_json({"error": "nope"}, status=400)
     endpoint.expect_request("/lookup/dana").respond_with_json({"level": "low"})
-    code, out, _ = run_cli(capsys, "run", files["playbook"], "--event", files["event"],
+    code, out, _ = run_cli("run", files["playbook"], "--event", files["event"],
                            "--config", files["config"])
     assert code == 1
     assert "✘ alert" in out and "(HTTP 400): nope" in out
@@ -85,68 +79,66 @@ def test_failed_run_exits_1_and_prints_timeline(files: dict[str, Path], endpoint
     assert "notify" in out and "skipped" in out
 
 
-def test_host_not_allowed_sends_nothing(tmp_path: Path, endpoint: Any,
-                                        capsys: Any) -> None:
+def test_host_not_allowed_sends_nothing(run_cli: Any, tmp_path: Path, endpoint: Any) -> None:
     playbook = tmp_path / "pb.yaml"
     playbook.write_text(f"name: x\nsteps:\n  - id: a\n    action: core.http_request\n"
                         f"    with: {{url: '{endpoint.url_for('/x')}'}}\n")
     config = tmp_path / "c.yaml"
     config.write_text("connections:\n  http: {allowed_hosts: ['hooks.example.com']}\n")
-    code, out, _ = run_cli(capsys, "run", playbook, "--config", config, "--json")
+    code, out, _ = run_cli("run", playbook, "--config", config, "--json")
     assert code == 1
     assert "is not in connections.http.allowed_hosts" in json.loads(out)["steps"]["a"]["error"]
     assert endpoint.calls == []
 
 
-def test_validate_reports_every_problem(tmp_path: Path, capsys: Any) -> None:
+def test_validate_reports_every_problem(run_cli: Any, tmp_path: Path) -> None:
     good = tmp_path / "good.yaml"
     good.write_text("name: good\nsteps:\n  - {id: a, action: core.noop}\n")
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: bad\nsteps:\n  - {id: a, action: core.nope}\n"
                    "  - {id: b, action: core.noop, needs: [zz]}\n")
-    code, out, _ = run_cli(capsys, "validate", good, bad)
+    code, out, _ = run_cli("validate", good, bad)
     assert code == 1
     assert f"{good}: ok (1 steps, playbook 'good')" in out
     assert f"{bad}:4: step 'b': needs unknown step 'zz'" in out
     assert f"{bad}:3: step 'a': unknown action 'core.nope'" in out
 
 
-def test_graph_formats(files: dict[str, Path], capsys: Any) -> None:
-    code, out, _ = run_cli(capsys, "graph", files["playbook"])
+def test_graph_formats(run_cli: Any, files: dict[str, Path]) -> None:
+    code, out, _ = run_cli("graph", files["playbook"])
     assert code == 0 and out.startswith("flowchart TD")
     assert "alert --> notify" in out and "notify -. failure .-> escalate" in out
-    code, out, _ = run_cli(capsys, "graph", files["playbook"], "--format", "dot")
+    code, out, _ = run_cli("graph", files["playbook"], "--format", "dot")
     assert '"alert" -> "notify";' in out and 'label="failure"' in out
 
 
-def test_actions_and_plugins(capsys: Any) -> None:
-    code, out, _ = run_cli(capsys, "actions")
+def test_actions_and_plugins(run_cli: Any) -> None:
+    code, out, _ = run_cli("actions")
     assert code == 0 and "* core.http_request" in out
-    code, out, _ = run_cli(capsys, "actions", "core.http_request")
+    code, out, _ = run_cli("actions", "core.http_request")
     assert "Idempotency-Key" in out and '"url"' in out
-    code, out, _ = run_cli(capsys, "actions", "core.transform", "--json")
+    code, out, _ = run_cli("actions", "core.transform", "--json")
     assert json.loads(out)["input_schema"]["required"] == ["data"]
-    code, _, err = run_cli(capsys, "actions", "core.nothing")
+    code, _, err = run_cli("actions", "core.nothing")
     assert code == 2 and "unknown action 'core.nothing' (did you mean:" in err
-    code, out, _ = run_cli(capsys, "plugins")
+    code, out, _ = run_cli("plugins")
     assert code == 0 and out.startswith("core")
 
 
-def test_input_errors_exit_2_with_a_message(tmp_path: Path, files: dict[str, Path],
-                                            capsys: Any) -> None:
-    code, _, err = run_cli(capsys, "run", tmp_path / "missing.yaml")
+def test_input_errors_exit_2_with_a_message(run_cli: Any, tmp_path: Path, files: dict[str, Path]) -> None:
+    code, _, err = run_cli("run", tmp_path / "missing.yaml")
     assert code == 2 and "missing.yaml: no such file" in err
     bad_event = tmp_path / "event.json"
     bad_event.write_text("[1, 2]")
-    code, _, err = run_cli(capsys, "run", files["playbook"], "--event", bad_event)
+    code, _, err = run_cli("run", files["playbook"], "--event", bad_event)
     assert code == 2 and "the event must be a JSON object" in err
     broken = tmp_path / "broken.json"
     broken.write_text("{nope")
-    code, _, err = run_cli(capsys, "run", files["playbook"], "--event", broken)
+    code, _, err = run_cli("run", files["playbook"], "--event", broken)
     assert code == 2 and "broken.json:1: invalid JSON" in err
     config = tmp_path / "c.yaml"
     config.write_text("connections:\n  http: {allowed_hosts: ['${env:CG_TEST_UNSET_VAR}']}\n")
-    code, _, err = run_cli(capsys, "run", files["playbook"], "--config", config)
+    code, _, err = run_cli("run", files["playbook"], "--config", config)
     assert code == 2 and "environment variable CG_TEST_UNSET_VAR is not set" in err
 
 
@@ -158,9 +150,8 @@ def test_usage_errors_exit_2_without_traceback() -> None:
         assert "Traceback" not in result.stderr and "error:" in result.stderr
 
 
-def test_dry_run_calls_nothing(files: dict[str, Path], endpoint: Any,
-                               capsys: Any) -> None:
-    _, out, _ = run_cli(capsys, "run", files["playbook"], "--event", files["event"],
+def test_dry_run_calls_nothing(run_cli: Any, files: dict[str, Path], endpoint: Any) -> None:
+    _, out, _ = run_cli("run", files["playbook"], "--event", files["event"],
                         "--config", files["config"], "--dry-run", "--json")
     record = json.loads(out)
     assert endpoint.calls == []
@@ -168,14 +159,13 @@ def test_dry_run_calls_nothing(files: dict[str, Path], endpoint: Any,
     assert record["steps"]["alert"]["output"]["inputs"]["json"] == {"user": "dana"}
 
 
-def test_demo_runs(capsys: Any) -> None:
-    code, out, _ = run_cli(capsys, "demo")
+def test_demo_runs(run_cli: Any) -> None:
+    code, out, _ = run_cli("demo")
     assert code == 0
     assert "summary" in out and "vendor calls" in out
 
 
-def test_dry_run_with_vendor_plugins_sends_nothing(tmp_path: Path, mock_server: Any,
-                                                   capsys: Any) -> None:
+def test_dry_run_with_vendor_plugins_sends_nothing(run_cli: Any, tmp_path: Path, mock_server: Any) -> None:
     from crownguard.plugins.falcon.mock import FalconMock
     from crownguard.plugins.okta.mock import OktaMock
 
@@ -197,7 +187,7 @@ steps:
 """)
     event = tmp_path / "e.json"
     event.write_text(json.dumps({"host": "WS-ALICE-01", "user": "dana@example.com"}))
-    code, out, _ = run_cli(capsys, "run", playbook, "--event", event, "--config", config,
+    code, out, _ = run_cli("run", playbook, "--event", event, "--config", config,
                            "--dry-run")
     assert code == 0, out
     assert "would call okta.suspend_user" in out and '"user":"dana@example.com"' in out
@@ -209,15 +199,14 @@ steps:
     assert okta.calls == []
 
 
-def test_boolean_params_are_json_spelled(tmp_path: Path, endpoint: Any,
-                                         capsys: Any) -> None:
+def test_boolean_params_are_json_spelled(run_cli: Any, tmp_path: Path, endpoint: Any) -> None:
     endpoint.expect_request("/q", query_string="c=true&n=2").respond_with_json({"ok": 1})
     playbook = tmp_path / "pb.yaml"
     playbook.write_text(f"name: q\nsteps:\n  - id: a\n    action: core.http_request\n"
                         f"    with: {{url: '{endpoint.url_for('/q')}', params: {{c: true, n: 2}}}}\n")
     config = tmp_path / "c.yaml"
     config.write_text(f"connections:\n  http: {{allowed_hosts: ['{endpoint.host}:{endpoint.port}']}}\n")
-    code, out, _ = run_cli(capsys, "run", playbook, "--config", config, "--json", "--no-journal")
+    code, out, _ = run_cli("run", playbook, "--config", config, "--json", "--no-journal")
     assert code == 0, out
 
 

@@ -3,15 +3,12 @@ the commands added when cli.py does not wire them yet), against the mock vendors
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from crownguard.engine.cli import app as cli
-from crownguard.engine.cli.triage import add_commands
 from crownguard.engine.journal import open_journal
 from crownguard.engine.scenarios import MockFleet, seed
 from crownguard.engine.triage.dedupe import InMemoryDedupe, ScratchDedupe, SQLiteDedupe
@@ -32,25 +29,6 @@ DANA = {
 }
 
 
-_BUILD_PARSER = cli.build_parser
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = _BUILD_PARSER()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    if "triage" not in sub.choices:
-        add_commands(sub)
-    return parser
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-            *args: Any) -> tuple[int, str, str]:
-    monkeypatch.setattr(cli, "build_parser", _parser)
-    code = cli.main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @pytest.fixture
 def vendors(fleet: MockFleet, fleet_connections: Any) -> tuple[MockFleet, Path, list[str]]:
     """Fresh mock state with Dana and Priya, and a connections file whose secrets come from
@@ -64,9 +42,9 @@ def vendors(fleet: MockFleet, fleet_connections: Any) -> tuple[MockFleet, Path, 
 # --- triage ------------------------------------------------------------------------------------
 
 
-def test_triage_prints_detection_score_reasons_and_playbook(capsys: Any, monkeypatch: Any
+def test_triage_prints_detection_score_reasons_and_playbook(run_cli: Any, monkeypatch: Any
                                                            ) -> None:
-    code, out, err = run_cli(capsys, monkeypatch, "triage", USB)
+    code, out, err = run_cli("triage", USB)
     assert code == 0, err
     assert "dana.whitfield@example.com (departing) moved acme-support-llama3-8b-ft" in out
     assert "detection  model, safetensors" in out
@@ -75,7 +53,7 @@ def test_triage_prints_detection_score_reasons_and_playbook(capsys: Any, monkeyp
     assert "playbooks  departing-employee-model-exfil" in out
 
 
-def test_triage_json_of_a_list_of_raw_and_normalised_events(tmp_path: Path, capsys: Any,
+def test_triage_json_of_a_list_of_raw_and_normalised_events(run_cli: Any, tmp_path: Path,
                                                             monkeypatch: Any) -> None:
     normalised = {"id": "n-1", "time": "2026-11-24T10:15:00Z",
                   "actor": {"email": "bob@example.com"},
@@ -84,7 +62,7 @@ def test_triage_json_of_a_list_of_raw_and_normalised_events(tmp_path: Path, caps
     events = [json.loads(p.read_text()) for p in sorted(SAMPLES.glob("*.json"))] + [normalised]
     batch = tmp_path / "events.json"
     batch.write_text(json.dumps(events))
-    code, out, _ = run_cli(capsys, monkeypatch, "triage", batch, "--json")
+    code, out, _ = run_cli("triage", batch, "--json")
     assert code == 0
     verdicts = json.loads(out)
     assert [v["playbooks"] for v in verdicts] == [
@@ -96,7 +74,7 @@ def test_triage_json_of_a_list_of_raw_and_normalised_events(tmp_path: Path, caps
     assert all(r["indicator"] and r["detail"] for v in verdicts for r in v["risk"]["reasons"])
 
 
-def test_triage_with_a_policy_and_a_fingerprint_index(tmp_path: Path, capsys: Any,
+def test_triage_with_a_policy_and_a_fingerprint_index(run_cli: Any, tmp_path: Path,
                                                       monkeypatch: Any) -> None:
     from crownguard.engine.triage.detection.fingerprints import FingerprintIndex, ModelVersionRef
 
@@ -106,7 +84,7 @@ def test_triage_with_a_policy_and_a_fingerprint_index(tmp_path: Path, capsys: An
                           {"files": [{"path": "model/w.safetensors", "sha256": sha}]})
     policy = tmp_path / "policy.yaml"
     policy.write_text("version: 1\nlevels: {critical: 99}\nrouting: {fingerprints: fp.sqlite}\n")
-    code, out, _ = run_cli(capsys, monkeypatch, "triage", USB, "--policy", policy, "--json")
+    code, out, _ = run_cli("triage", USB, "--policy", policy, "--json")
     [verdict] = json.loads(out)
     assert code == 0 and verdict["detection"]["method"] == "fingerprint"
     assert verdict["event"]["source"]["model"] == "support-llm"
@@ -121,30 +99,30 @@ def test_triage_with_a_policy_and_a_fingerprint_index(tmp_path: Path, capsys: An
     ("[{", "event.json:1: invalid JSON: Expecting property name enclosed in double quotes "
            "(column 3)"),
 ])
-def test_bad_events_are_one_line_input_errors(tmp_path: Path, capsys: Any, monkeypatch: Any,
+def test_bad_events_are_one_line_input_errors(run_cli: Any, tmp_path: Path, monkeypatch: Any,
                                               content: str, message: str) -> None:
     path = tmp_path / "event.json"
     path.write_text(content)
-    code, out, err = run_cli(capsys, monkeypatch, "triage", path)
+    code, out, err = run_cli("triage", path)
     assert code == 2 and message in err and "Traceback" not in err + out
     assert len(err.strip().splitlines()) == 1
 
 
-def test_missing_files_and_bad_policies_exit_2(tmp_path: Path, capsys: Any,
+def test_missing_files_and_bad_policies_exit_2(run_cli: Any, tmp_path: Path,
                                                monkeypatch: Any) -> None:
-    code, _, err = run_cli(capsys, monkeypatch, "triage", tmp_path / "nope.json")
+    code, _, err = run_cli("triage", tmp_path / "nope.json")
     assert code == 2 and "no such file" in err
     policy = tmp_path / "policy.yaml"
     policy.write_text("version: 1\nrouting: {dedupe_window: soon}\n")
-    code, _, err = run_cli(capsys, monkeypatch, "respond", USB, "--policy", policy, "--dry-run")
+    code, _, err = run_cli("respond", USB, "--policy", policy, "--dry-run")
     assert code == 2 and f"{policy}:2:" in err
-    code, _, err = run_cli(capsys, monkeypatch, "triage", USB, "--fingerprints",
+    code, _, err = run_cli("triage", USB, "--fingerprints",
                            tmp_path / "none.sqlite")
     assert code == 2 and "no fingerprint index" in err
 
 
 def test_triage_with_a_config_sees_its_settings_vars_as_respond_does(
-        tmp_path: Path, capsys: Any, monkeypatch: Any) -> None:
+        run_cli: Any, tmp_path: Path, monkeypatch: Any) -> None:
     playbooks = tmp_path / "playbooks"
     playbooks.mkdir()
     (playbooks / "watched.yaml").write_text(
@@ -155,16 +133,16 @@ def test_triage_with_a_config_sees_its_settings_vars_as_respond_does(
     config = tmp_path / "connections.yaml"
     config.write_text(json.dumps({"connections": {}, "settings": {
         "vars": {"watched": ["dana.whitfield@example.com"]}}}))
-    code, out, _ = run_cli(capsys, monkeypatch, "triage", USB, "--policy", policy, "--json")
+    code, out, _ = run_cli("triage", USB, "--policy", policy, "--json")
     assert code == 0 and json.loads(out)[0]["playbooks"] == []
-    code, out, err = run_cli(capsys, monkeypatch, "triage", USB, "--policy", policy,
+    code, out, err = run_cli("triage", USB, "--policy", policy,
                              "--config", config, "--json")
     assert code == 0, err
     assert json.loads(out)[0]["playbooks"] == ["watched"]
 
 
 def test_triage_shows_the_second_of_two_identical_events_as_a_duplicate_and_writes_nothing(
-        tmp_path: Path, capsys: Any, monkeypatch: Any) -> None:
+        run_cli: Any, tmp_path: Path, monkeypatch: Any) -> None:
     event = json.loads(USB.read_text())
     later = json.loads(USB.read_text())
     later["event"]["id"] = "another-delivery"
@@ -174,7 +152,7 @@ def test_triage_shows_the_second_of_two_identical_events_as_a_duplicate_and_writ
     store = tmp_path / "dedupe.sqlite"
     SQLiteDedupe(store).close()
     before = store.read_bytes()
-    code, out, _ = run_cli(capsys, monkeypatch, "triage", batch, "--json",
+    code, out, _ = run_cli("triage", batch, "--json",
                            "--journal", tmp_path / "journal.sqlite")
     assert code == 0
     verdicts = json.loads(out)
@@ -203,14 +181,14 @@ def test_scratch_dedupe_claims_in_memory_over_the_real_store() -> None:
 
 
 def test_respond_without_config_claims_nothing_so_the_rerun_starts(
-        vendors: tuple[MockFleet, Path, list[str]], tmp_path: Path, capsys: Any,
+        run_cli: Any, vendors: tuple[MockFleet, Path, list[str]], tmp_path: Path,
         monkeypatch: Any) -> None:
     fleet, config, _ = vendors
     journal = tmp_path / "journal.sqlite"
-    code, out, err = run_cli(capsys, monkeypatch, "respond", USB, "--journal", journal)
+    code, out, err = run_cli("respond", USB, "--journal", journal)
     assert code == 2 and out == "" and "--config FILE is required" in err
     assert not journal.exists() and not (tmp_path / "dedupe.sqlite").exists()
-    code, out, err = run_cli(capsys, monkeypatch, "respond", USB, "--config", config,
+    code, out, err = run_cli("respond", USB, "--config", config,
                              "--journal", journal, "--json")
     assert code == 0, err
     [result] = json.loads(out)
@@ -220,11 +198,11 @@ def test_respond_without_config_claims_nothing_so_the_rerun_starts(
 
 
 def test_respond_runs_the_chosen_playbook_and_never_twice(
-        vendors: tuple[MockFleet, Path, list[str]], tmp_path: Path, capsys: Any,
+        run_cli: Any, vendors: tuple[MockFleet, Path, list[str]], tmp_path: Path,
         monkeypatch: Any) -> None:
     fleet, config, secrets = vendors
     journal = tmp_path / "journal.sqlite"
-    code, out, err = run_cli(capsys, monkeypatch, "respond", USB, "--config", config,
+    code, out, err = run_cli("respond", USB, "--config", config,
                              "--journal", journal, "--json")
     assert code == 0, err
     [result] = json.loads(out)
@@ -236,20 +214,20 @@ def test_respond_runs_the_chosen_playbook_and_never_twice(
     with open_journal(journal) as stored:
         assert stored.get_run(run["run_id"]).status == "succeeded"
     # The same event again: recognised through the dedupe file kept beside the journal.
-    code, out, _ = run_cli(capsys, monkeypatch, "respond", USB, "--config", config,
+    code, out, _ = run_cli("respond", USB, "--config", config,
                            "--journal", journal)
     assert code == 0 and "duplicate: already started for this file and person" in out
     assert "running" not in out
     assert (tmp_path / "dedupe.sqlite").is_file()
     # triage looks at the same state without changing it
-    code, out, _ = run_cli(capsys, monkeypatch, "triage", USB, "--journal", journal)
+    code, out, _ = run_cli("triage", USB, "--journal", journal)
     assert "duplicate" in out
     text = journal.read_bytes().decode("utf-8", "replace") + out + err
     assert all(secret not in text for secret in secrets)
 
 
 def test_the_files_of_one_alert_share_one_ticket_and_one_hr_case(
-        vendors: tuple[MockFleet, Path, list[str]], tmp_path: Path, capsys: Any,
+        run_cli: Any, vendors: tuple[MockFleet, Path, list[str]], tmp_path: Path,
         monkeypatch: Any) -> None:
     fleet, config, _ = vendors
     files = [{"name": f"model-0000{n}-of-00002.safetensors", "path": "E:/backup/models/",
@@ -261,7 +239,7 @@ def test_the_files_of_one_alert_share_one_ticket_and_one_hr_case(
                                "data": {"exposureTypes": ["RemovableMedia"], "files": files}}]}
     path = tmp_path / "alert.json"
     path.write_text(json.dumps(alert))
-    _, out, err = run_cli(capsys, monkeypatch, "respond", path, "--config", config,
+    _, out, err = run_cli("respond", path, "--config", config,
                              "--journal", tmp_path / "journal.sqlite", "--json")
     results = json.loads(out)
     assert [r["playbooks"] for r in results] == [["departing-employee-model-exfil"]] * 2, err
@@ -272,16 +250,16 @@ def test_the_files_of_one_alert_share_one_ticket_and_one_hr_case(
 
 
 def test_respond_leaves_a_justification_wait_to_approve(
-        vendors: tuple[MockFleet, Path, list[str]], tmp_path: Path, capsys: Any,
+        run_cli: Any, vendors: tuple[MockFleet, Path, list[str]], tmp_path: Path,
         monkeypatch: Any) -> None:
     fleet, config, secrets = vendors
     journal = tmp_path / "journal.sqlite"
-    code, out, err = run_cli(capsys, monkeypatch, "respond", CLOUD, "--config", config,
+    code, out, err = run_cli("respond", CLOUD, "--config", config,
                              "--journal", journal)
     assert code == 3, err
     assert "await_answer" in out and "waiting" in out
     run_id = out.split("run ")[-1].split(":")[0].strip()
-    code, out, err = run_cli(capsys, monkeypatch, "approve", run_id, "await_answer",
+    code, out, err = run_cli("approve", run_id, "await_answer",
                              "--decision", "approve", "--by", "priya.raman@example.com",
                              "--comment", "a mistake, removed", "--config", config,
                              "--journal", journal)
@@ -292,11 +270,11 @@ def test_respond_leaves_a_justification_wait_to_approve(
 
 
 def test_respond_dry_run_changes_nothing_and_claims_nothing(
-        vendors: tuple[MockFleet, Path, list[str]], tmp_path: Path, capsys: Any,
+        run_cli: Any, vendors: tuple[MockFleet, Path, list[str]], tmp_path: Path,
         monkeypatch: Any) -> None:
     fleet, config, _ = vendors
     journal = tmp_path / "journal.sqlite"
-    code, out, _ = run_cli(capsys, monkeypatch, "respond", USB, "--config", config,
+    code, out, _ = run_cli("respond", USB, "--config", config,
                            "--journal", journal, "--dry-run")
     assert code == 0 and "dry run" in out
     assert fleet.get("falcon").calls_to("POST", "/devices/entities/devices-actions/v2") == []
@@ -305,12 +283,12 @@ def test_respond_dry_run_changes_nothing_and_claims_nothing(
 
 
 def test_respond_reports_a_failed_run_with_exit_1(
-        vendors: tuple[MockFleet, Path, list[str]], tmp_path: Path, capsys: Any,
+        run_cli: Any, vendors: tuple[MockFleet, Path, list[str]], tmp_path: Path,
         monkeypatch: Any) -> None:
     fleet, config, secrets = vendors
     fleet.get("slack").inject("status", status=403, times=None)  # escalation refused too
     fleet.get("falcon").inject("status", status=401, path="/oauth2/token", times=None)
-    code, out, err = run_cli(capsys, monkeypatch, "respond", USB, "--config", config,
+    code, out, err = run_cli("respond", USB, "--config", config,
                              "--no-journal", "--json")
     assert code == 1, err
     [result] = json.loads(out)
@@ -322,11 +300,11 @@ def test_respond_reports_a_failed_run_with_exit_1(
 
 
 def test_respond_says_when_a_succeeded_run_had_failures_handled(
-        vendors: tuple[MockFleet, Path, list[str]], tmp_path: Path, capsys: Any,
+        run_cli: Any, vendors: tuple[MockFleet, Path, list[str]], tmp_path: Path,
         monkeypatch: Any) -> None:
     fleet, config, _ = vendors
     fleet.get("falcon").inject("status", status=401, path="/oauth2/token", times=None)
-    code, out, err = run_cli(capsys, monkeypatch, "respond", USB, "--config", config,
+    code, out, err = run_cli("respond", USB, "--config", config,
                              "--no-journal")
     assert code == 0, err  # the escalation handled the failures: the run succeeded ...
     assert "step(s) failed and were handled: contain" in out  # ... and says what failed
@@ -336,19 +314,19 @@ def test_respond_says_when_a_succeeded_run_had_failures_handled(
 
 
 def test_the_test_command_runs_scenarios_and_explains_the_first_mismatch(
-        tmp_path: Path, capsys: Any, monkeypatch: Any) -> None:
+        run_cli: Any, tmp_path: Path, monkeypatch: Any) -> None:
     scenario = ROOT / "playbooks" / "scenarios" / "low-risk-email-nudge.scenario.yaml"
-    code, out, _ = run_cli(capsys, monkeypatch, "test", scenario)
+    code, out, _ = run_cli("test", scenario)
     assert code == 0 and out.startswith("PASS a small model e-mailed to a partner")
     assert "1 passed, 0 failed" in out
     wrong = tmp_path / "wrong.scenario.yaml"
     wrong.write_text(scenario.read_text().replace("status: succeeded", "status: failed"))
     broken = tmp_path / "broken.scenario.yaml"
     broken.write_text("name: x\nevent: {}\nexpect: {statu: failed}\n")
-    code, out, _ = run_cli(capsys, monkeypatch, "test", tmp_path)
+    code, out, _ = run_cli("test", tmp_path)
     assert code == 1
     assert "FAIL broken" in out and "invalid scenario" in out and "broken.scenario.yaml:3" in out
     assert "FAIL a small model e-mailed" in out
     assert "low-risk-model-nudge: run expected failed, got succeeded" in out
-    code, _, err = run_cli(capsys, monkeypatch, "test", tmp_path / "missing")
+    code, _, err = run_cli("test", tmp_path / "missing")
     assert code == 2 and "no such file or directory" in err

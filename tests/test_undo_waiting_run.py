@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from crownguard.engine.cli import app as cli
 from crownguard.engine.errors import RunEnded
 from crownguard.engine.journal import SQLiteJournal, open_journal
 from crownguard.engine.plugins import PluginHost
@@ -25,10 +24,6 @@ PEOPLE = {"slack": {"users": [{"email": PRIYA, "name": "Priya Raman"}]}}
 COMMENTS = "/rest/api/3/issue/{key}/comment"
 
 
-def run_cli(capsys: pytest.CaptureFixture[str], *args: Any) -> tuple[int, str, str]:
-    code = cli.main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture
@@ -41,8 +36,8 @@ def vendors(fleet: MockFleet, fleet_connections: Any) -> tuple[MockFleet, Path, 
     return fleet, config, secrets
 
 
-def waiting_run(capsys: Any, config: Path, journal: Path) -> dict[str, Any]:
-    code, out, err = run_cli(capsys, "respond", CLOUD, "--config", config, "--journal", journal,
+def waiting_run(run_cli: Any, config: Path, journal: Path) -> dict[str, Any]:
+    code, out, err = run_cli("respond", CLOUD, "--config", config, "--journal", journal,
                              "--json")
     assert code == 3, err
     [result] = json.loads(out)
@@ -53,10 +48,10 @@ def waiting_run(capsys: Any, config: Path, journal: Path) -> dict[str, Any]:
 
 
 def test_undo_of_a_waiting_run_cancels_it_and_nothing_of_it_runs_later(
-        vendors: tuple[MockFleet, Path, list[str]], tmp_path: Path, capsys: Any) -> None:
+        run_cli: Any, vendors: tuple[MockFleet, Path, list[str]], tmp_path: Path) -> None:
     fleet, config, secrets = vendors
     journal = tmp_path / "journal.sqlite"
-    record = waiting_run(capsys, config, journal)
+    record = waiting_run(run_cli, config, journal)
     run_id = record["run_id"]
     key = record["steps"]["ticket"]["output"]["key"]
     nudge = record["steps"]["nudge"]["output"]
@@ -66,7 +61,7 @@ def test_undo_of_a_waiting_run_cancels_it_and_nothing_of_it_runs_later(
     body, headers = slack.click(nudge["channel"], nudge["ts"], "mistake", nudge["user_id"])
     (tmp_path / "body.txt").write_text(body)
 
-    code, out, err = run_cli(capsys, "undo", run_id, "--journal", journal)
+    code, out, err = run_cli("undo", run_id, "--journal", journal)
     assert code == 0, out + err
     assert f"cancelling run {run_id} (waiting) first" in out
     assert "run cancelled: undo of its changes" in out
@@ -86,7 +81,7 @@ def test_undo_of_a_waiting_run_cancels_it_and_nothing_of_it_runs_later(
                                                   "escalate_ticket"}
 
     # The employee's reject after the undo: refused, recorded, and nothing escalates.
-    code, out, err = run_cli(capsys, "approve", run_id, "await_answer", "--decision", "reject",
+    code, out, err = run_cli("approve", run_id, "await_answer", "--decision", "reject",
                              "--by", PRIYA, "--comment", "too late", "--config", config,
                              "--journal", journal)
     assert code == 1
@@ -98,12 +93,12 @@ def test_undo_of_a_waiting_run_cancels_it_and_nothing_of_it_runs_later(
                        "--journal", journal]
     for name, value in headers.items():
         args += ["--header", f"{name}: {value}"]
-    code, out, err = run_cli(capsys, *args)
+    code, out, err = run_cli(*args)
     assert code == 1 and "nothing to approve" in err
-    code, out, err = run_cli(capsys, "resume", run_id, "--config", config, "--journal", journal)
+    code, out, err = run_cli("resume", run_id, "--config", config, "--journal", journal)
     assert code == 2 and f"run {run_id} was undone and cancelled at " in err
     assert "nothing to resume" in err
-    code, out, err = run_cli(capsys, "resume", "--all", "--config", config, "--journal",
+    code, out, err = run_cli("resume", "--all", "--config", config, "--journal",
                              journal, "--json")
     assert code == 0 and json.loads(out) == []
 
@@ -113,7 +108,7 @@ def test_undo_of_a_waiting_run_cancels_it_and_nothing_of_it_runs_later(
     assert "the response was undone" in closing  # the undo's own note, nothing of the run
 
     # The audit trail has all of it, intact.
-    code, out, err = run_cli(capsys, "runs", "show", run_id, "--journal", journal, "--json")
+    code, out, err = run_cli("runs", "show", run_id, "--journal", journal, "--json")
     shown = json.loads(out)
     assert shown["status"] == "cancelled"
     assert shown["steps"]["await_answer"]["status"] == "cancelled"
@@ -121,24 +116,24 @@ def test_undo_of_a_waiting_run_cancels_it_and_nothing_of_it_runs_later(
     assert [(a["decision"], a["accepted"]) for a in shown["approvals"]] == [
         ("reject", False), ("approve", False)]
     assert all("nothing to approve" in a["reason"] for a in shown["approvals"])
-    code, out, _ = run_cli(capsys, "runs", "show", run_id, "--journal", journal)
+    code, out, _ = run_cli("runs", "show", run_id, "--journal", journal)
     assert "run cancelled: undo of its changes" in out
     assert "refused: run " in out
-    code, out, _ = run_cli(capsys, "audit", "verify", "--journal", journal)
+    code, out, _ = run_cli("audit", "verify", "--journal", journal)
     assert code == 0 and "journal intact" in out
-    code, out, _ = run_cli(capsys, "audit", "export", "--run", run_id, "--journal", journal)
+    code, out, _ = run_cli("audit", "export", "--run", run_id, "--journal", journal)
     types = [json.loads(line)["type"] for line in out.splitlines()]
     assert types.count("run_cancelled") == 1 and "run_finished" not in types
-    everything = "".join(run_cli(capsys, "runs", "show", run_id, "--journal", journal)[1:])
+    everything = "".join(run_cli("runs", "show", run_id, "--journal", journal)[1:])
     assert all(secret not in everything for secret in secrets)
 
 
 def test_undo_dry_run_of_a_waiting_run_cancels_nothing(
-        vendors: tuple[MockFleet, Path, list[str]], tmp_path: Path, capsys: Any) -> None:
+        run_cli: Any, vendors: tuple[MockFleet, Path, list[str]], tmp_path: Path) -> None:
     fleet, config, _ = vendors
     journal = tmp_path / "journal.sqlite"
-    run_id = waiting_run(capsys, config, journal)["run_id"]
-    code, out, err = run_cli(capsys, "undo", run_id, "--dry-run", "--journal", journal)
+    run_id = waiting_run(run_cli, config, journal)["run_id"]
+    code, out, err = run_cli("undo", run_id, "--dry-run", "--journal", journal)
     assert code == 0, out + err
     assert f"dry run: would cancel run {run_id} (waiting) first" in out
     assert "would call jira.close_issue" in out
@@ -146,7 +141,7 @@ def test_undo_dry_run_of_a_waiting_run_cancels_nothing(
         assert j.get_run(run_id).status == "waiting"
     assert fleet.get("jira").calls_to("POST", "/rest/api/3/issue/{key}/transitions") == []
     # The run goes on as before: the employee's answer lands on the ticket.
-    code, out, err = run_cli(capsys, "approve", run_id, "await_answer", "--decision",
+    code, out, err = run_cli("approve", run_id, "await_answer", "--decision",
                              "approve", "--by", PRIYA, "--comment", "a mistake",
                              "--config", config, "--journal", journal)
     assert code == 0, err
@@ -154,15 +149,15 @@ def test_undo_dry_run_of_a_waiting_run_cancels_nothing(
 
 
 def test_undo_of_one_step_of_a_waiting_run_cancels_the_run_too(
-        vendors: tuple[MockFleet, Path, list[str]], tmp_path: Path, capsys: Any) -> None:
+        run_cli: Any, vendors: tuple[MockFleet, Path, list[str]], tmp_path: Path) -> None:
     fleet, config, _ = vendors
     journal = tmp_path / "journal.sqlite"
-    run_id = waiting_run(capsys, config, journal)["run_id"]
-    code, _, err = run_cli(capsys, "undo", run_id, "--step", "nope", "--journal", journal)
+    run_id = waiting_run(run_cli, config, journal)["run_id"]
+    code, _, err = run_cli("undo", run_id, "--step", "nope", "--journal", journal)
     assert code == 2 and "has no step 'nope'" in err
     with open_journal(journal) as j:
         assert j.get_run(run_id).status == "waiting"  # a wrong request cancels nothing
-    code, out, err = run_cli(capsys, "undo", run_id, "--step", "ticket", "--journal", journal,
+    code, out, err = run_cli("undo", run_id, "--step", "ticket", "--journal", journal,
                              "--json")
     assert code == 0, err
     assert json.loads(out)["status"] == "succeeded"  # stdout stays JSON ...
