@@ -11,7 +11,7 @@ from typing import Any
 from crownguard.engine import Action, ConnectionType, MockServerSpec, hookimpl
 
 from .actions import ACTIONS
-from .connection import HTTP_CONNECTION
+from .connection import CONNECTION_TYPE
 from .mock import WebhookMock
 
 PLAYBOOKS = Path(__file__).parent / "playbooks"
@@ -25,7 +25,7 @@ def crownguard_register_actions(register: Callable[[Action], None]) -> None:
 
 @hookimpl
 def crownguard_register_connection_types(register: Callable[[ConnectionType], None]) -> None:
-    register(HTTP_CONNECTION)
+    register(CONNECTION_TYPE)
 
 
 @hookimpl

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from crownguard.engine import Action, ConnectionType, MockServerSpec, hookimpl
 
 from .actions import ACTIONS
-from .connection import DEFENDER_CONNECTION
+from .connection import CONNECTION_TYPE
 from .mock import DefenderMock
 
 
@@ -20,7 +20,7 @@ def crownguard_register_actions(register: Callable[[Action], None]) -> None:
 
 @hookimpl
 def crownguard_register_connection_types(register: Callable[[ConnectionType], None]) -> None:
-    register(DEFENDER_CONNECTION)
+    register(CONNECTION_TYPE)
 
 
 @hookimpl

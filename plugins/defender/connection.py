@@ -37,7 +37,7 @@ DEFENDER_CONNECTION_SCHEMA: dict[str, Any] = connection_schema({
 }, required=("client_id", "client_secret"),
     anyOf=[{"required": ["tenant_id"]}, {"required": ["token_url"]}])
 
-DEFENDER_CONNECTION = ConnectionType(
+CONNECTION_TYPE = ConnectionType(
     "defender", DEFENDER_CONNECTION_SCHEMA,
     "Microsoft Defender for Endpoint API through an Entra app (client credentials). "
     "Application permissions: Machine.Read.All, Machine.Isolate, Machine.StopAndQuarantine, "

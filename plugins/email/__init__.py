@@ -10,14 +10,15 @@ from collections.abc import Callable
 from functools import partial
 
 from crownguard.engine import Action, ConnectionType, MockServerSpec, hookimpl
-from crownguard.plugins.email.actions import send_nudge
+from crownguard.plugins.email.actions import ACTIONS
 from crownguard.plugins.email.connection import CONNECTION_TYPE
 from crownguard.plugins.email.mock import SmtpSink
 
 
 @hookimpl
 def crownguard_register_actions(register: Callable[[Action], None]) -> None:
-    register(send_nudge)
+    for item in ACTIONS:
+        register(item)
 
 
 @hookimpl

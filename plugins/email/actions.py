@@ -28,3 +28,6 @@ def send_nudge(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     cannot be asked what it delivered). No undo: sent mail cannot be recalled.
     """
     return send_nudge_once(ctx, inputs)
+
+
+ACTIONS = (send_nudge,)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from crownguard.engine import Action, ConnectionType, MockServerSpec, hookimpl
 
 from .actions import ACTIONS
-from .connection import ENTRA_CONNECTION
+from .connection import CONNECTION_TYPE
 from .mock import EntraMock
 
 
@@ -21,7 +21,7 @@ def crownguard_register_actions(register: Callable[[Action], None]) -> None:
 
 @hookimpl
 def crownguard_register_connection_types(register: Callable[[ConnectionType], None]) -> None:
-    register(ENTRA_CONNECTION)
+    register(CONNECTION_TYPE)
 
 
 @hookimpl

@@ -30,7 +30,7 @@ ENTRA_CONNECTION_SCHEMA: dict[str, Any] = connection_schema({
 }, required=("client_id", "client_secret"),
     anyOf=[{"required": ["tenant_id"]}, {"required": ["token_url"]}])
 
-ENTRA_CONNECTION = ConnectionType(
+CONNECTION_TYPE = ConnectionType(
     "entra", ENTRA_CONNECTION_SCHEMA,
     "A Microsoft Entra ID tenant through Microsoft Graph: an app registration's client id "
     "and secret (client-credentials grant) with application permissions User.Read.All, "

@@ -34,7 +34,7 @@ FALCON_CONNECTION_SCHEMA: dict[str, Any] = connection_schema({
                                         "bounds it)"},
 }, required=("client_id", "client_secret"))
 
-FALCON_CONNECTION = ConnectionType(
+CONNECTION_TYPE = ConnectionType(
     "falcon", FALCON_CONNECTION_SCHEMA,
     "CrowdStrike Falcon API client (OAuth2 client credentials). Needs the API scopes "
     "Hosts: Read/Write and Real time response: Read/Write (active responder).",

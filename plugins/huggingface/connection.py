@@ -17,7 +17,7 @@ HUGGINGFACE_CONNECTION_SCHEMA: dict[str, Any] = connection_schema(
     },
     required=("token",))
 
-HUGGINGFACE_CONNECTION = ConnectionType(
+CONNECTION_TYPE = ConnectionType(
     "huggingface", HUGGINGFACE_CONNECTION_SCHEMA,
     "Hugging Face Hub with a user access token. Restricting a repo needs write access to it "
     "(a write token, or a fine-grained token with 'write' on the repo or its organization).",

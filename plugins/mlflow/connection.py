@@ -45,7 +45,7 @@ MLFLOW_CONNECTION_SCHEMA: dict[str, Any] = connection_schema(
     },
 )
 
-MLFLOW_CONNECTION = ConnectionType(
+CONNECTION_TYPE = ConnectionType(
     "mlflow", MLFLOW_CONNECTION_SCHEMA,
     "MLflow tracking server with the model registry. Authenticate with username/password "
     "(MLflow's basic-auth app), a Bearer token, or OAuth2 client credentials; give at most one. "

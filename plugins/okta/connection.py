@@ -13,7 +13,7 @@ OKTA_CONNECTION_SCHEMA: dict[str, Any] = connection_schema({
               "description": "an Okta API token, sent as `Authorization: SSWS <token>`"},
 }, required=("base_url", "token"))
 
-OKTA_CONNECTION = ConnectionType(
+CONNECTION_TYPE = ConnectionType(
     "okta", OKTA_CONNECTION_SCHEMA,
     "An Okta org: base_url and an API token (SSWS) of an admin allowed to manage users "
     "and groups.", secrets=("token",))

@@ -16,7 +16,7 @@ SCIM_CONNECTION_SCHEMA: dict[str, Any] = connection_schema({
                                    "{active}} for services that refuse `path`"},
 }, required=("base_url", "token"))
 
-SCIM_CONNECTION = ConnectionType(
+CONNECTION_TYPE = ConnectionType(
     "scim", SCIM_CONNECTION_SCHEMA,
     "A SCIM 2.0 service provider: base_url and a bearer token allowed to read and modify "
     "Users.", secrets=("token",))

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from crownguard.engine import Action, ConnectionType, MockServerSpec, hookimpl
 
 from .actions import ACTIONS
-from .connection import SERVICENOW_CONNECTION
+from .connection import CONNECTION_TYPE
 from .mock import ServiceNowMock
 
 
@@ -22,7 +22,7 @@ def crownguard_register_actions(register: Callable[[Action], None]) -> None:
 
 @hookimpl
 def crownguard_register_connection_types(register: Callable[[ConnectionType], None]) -> None:
-    register(SERVICENOW_CONNECTION)
+    register(CONNECTION_TYPE)
 
 
 @hookimpl

@@ -28,7 +28,7 @@ SERVICENOW_CONNECTION_SCHEMA: dict[str, Any] = connection_schema({
     {"required": ["client_id", "client_secret"]},
 ])
 
-SERVICENOW_CONNECTION = ConnectionType(
+CONNECTION_TYPE = ConnectionType(
     "servicenow", SERVICENOW_CONNECTION_SCHEMA,
     "A ServiceNow instance (base_url) with HTTP Basic (username/password), a static OAuth "
     "bearer token (token), or OAuth through oauth_token.do (client_id/client_secret, with "

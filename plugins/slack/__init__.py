@@ -7,19 +7,14 @@ from collections.abc import Callable
 
 from crownguard.engine import Action, ConnectionType, MockServerSpec, hookimpl
 from crownguard.plugins.slack import commands
-from crownguard.plugins.slack.actions import (
-    delete_message,
-    parse_interaction,
-    post_message,
-    send_nudge,
-)
+from crownguard.plugins.slack.actions import ACTIONS
 from crownguard.plugins.slack.connection import CONNECTION_TYPE
 from crownguard.plugins.slack.mock import SlackMock
 
 
 @hookimpl
 def crownguard_register_actions(register: Callable[[Action], None]) -> None:
-    for item in (send_nudge, post_message, delete_message, parse_interaction):
+    for item in ACTIONS:
         register(item)
 
 

@@ -113,3 +113,6 @@ def parse_interaction(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, A
     verify_signature(connection.secret("signing_secret"), inputs["headers"], body,
                      max_age=inputs.get("max_age_seconds", MAX_AGE_SECONDS))
     return answer_from_payload(payload_from_body(body))
+
+
+ACTIONS = (send_nudge, post_message, delete_message, parse_interaction)

@@ -6,14 +6,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from crownguard.engine import Action, ConnectionType, MockServerSpec, hookimpl
-from crownguard.plugins.teams.actions import send_message
+from crownguard.plugins.teams.actions import ACTIONS
 from crownguard.plugins.teams.connection import CONNECTION_TYPE
 from crownguard.plugins.teams.mock import TeamsMock
 
 
 @hookimpl
 def crownguard_register_actions(register: Callable[[Action], None]) -> None:
-    register(send_message)
+    for item in ACTIONS:
+        register(item)
 
 
 @hookimpl

@@ -43,3 +43,6 @@ def send_message(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     result = {"status_code": status, "kind": client.kind}
     DELIVERIES.record(client.connection, ctx.idempotency_key, result)
     return {**result, "changed": True}
+
+
+ACTIONS = (send_message,)
