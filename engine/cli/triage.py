@@ -354,7 +354,14 @@ def cmd_test(args: argparse.Namespace, out: TextIO | None = None) -> int:
     if not files:
         raise TriageInputError("no scenario files (*.scenario.yaml) under "
                                + ", ".join(args.paths))
-    results = run_scenario_files(files, _host(), out=stream, verbose=args.verbose_failures)
+    results = []
+    for result in run_scenario_files(files, _host()):
+        results.append(result)
+        line = (f"{'PASS' if result.passed else 'FAIL'} {result.scenario.name}  "
+                f"({result.scenario.path}, {result.seconds:.1f} s)")
+        if not result.passed:
+            line += f"\n     {result.explain(args.verbose_failures)}"
+        print(line, file=stream, flush=True)
     failed = [r for r in results if not r.passed]
     print(f"\n{len(results) - len(failed)} passed, {len(failed)} failed", file=stream)
     return EXIT_FAILED if failed else EXIT_OK

@@ -39,7 +39,7 @@ from .run import (
     calls_since,
     fast_retries,
     inject_faults,
-    run_and_report,
+    run_each,
     run_with_answers,
     set_up_vendors,
 )
@@ -60,7 +60,7 @@ __all__ = [
     "fast_retries",
     "inject_faults",
     "load_scenario",
-    "run_and_report",
+    "run_each",
     "run_with_answers",
     "seed",
     "set_up_vendors",

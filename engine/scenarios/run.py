@@ -7,11 +7,11 @@ runs what routing chose (crownguard.engine.triage.scenarios).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from ..actions import RetryPolicy
 from ..errors import CrownguardError, SpecError
@@ -87,29 +87,22 @@ def run_with_answers(playbook: Playbook, event: dict[str, Any], risk: dict[str, 
         playbook, record["run_id"], inputs, list(events), answers, now)
 
 
-def run_and_report(files: list[Path], host: PluginHost, run: RunScenario, *, out: TextIO,
-                   verbose: bool = False) -> list[ScenarioResult]:
-    """Run scenarios one by one with `run`, a pass/fail line each, on one fleet of mocks."""
-    results: list[ScenarioResult] = []
+def run_each(files: list[Path], host: PluginHost,
+             run: RunScenario) -> Iterator[ScenarioResult]:
+    """Run scenarios one by one with `run` on one fleet of mocks, yielding each result as soon
+    as it is known (the caller reports it: the CLI prints a line, pytest an item)."""
     with MockFleet(host) as fleet:
         for path in files:
             try:
                 scenario = load_scenario(path)
             except SpecError as exc:
-                result = ScenarioResult(Scenario(path.name, path, {}),
-                                        error=f"invalid scenario: {exc.problems[0]}")
-            else:
-                try:
-                    result = run(scenario, host, fleet)
-                except (CrownguardError, KeyError, TypeError, ValueError) as exc:
-                    result = ScenarioResult(scenario, error=f"cannot run: {_error_text(exc)}")
-            results.append(result)
-            mark = "PASS" if result.passed else "FAIL"
-            line = f"{mark} {result.scenario.name}  ({path}, {result.seconds:.1f} s)"
-            if not result.passed:
-                line += f"\n     {result.explain(verbose)}"
-            print(line, file=out, flush=True)
-    return results
+                yield ScenarioResult(Scenario(path.name, path, {}),
+                                     error=f"invalid scenario: {exc.problems[0]}")
+                continue
+            try:
+                yield run(scenario, host, fleet)
+            except (CrownguardError, KeyError, TypeError, ValueError) as exc:
+                yield ScenarioResult(scenario, error=f"cannot run: {_error_text(exc)}")
 
 
 def _error_text(exc: Exception) -> str:

@@ -10,8 +10,9 @@ mock vendors, and the verdicts are checked against `expect.detection`, `risk` an
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from ..config import config_from_mapping
 from ..kinds import RunStatus
@@ -28,7 +29,7 @@ from ..scenarios import (
     differences,
     fast_retries,
     inject_faults,
-    run_and_report,
+    run_each,
     run_with_answers,
     set_up_vendors,
 )
@@ -72,10 +73,9 @@ def run_scenario(scenario: Scenario, host: PluginHost, fleet: MockFleet) -> Scen
     return result
 
 
-def run_scenario_files(files: list[Path], host: PluginHost, *, out: TextIO,
-                       verbose: bool = False) -> list[ScenarioResult]:
-    """Run scenarios one by one, a pass/fail line each, on one fleet of mocks."""
-    return run_and_report(files, host, run_scenario, out=out, verbose=verbose)
+def run_scenario_files(files: list[Path], host: PluginHost) -> Iterator[ScenarioResult]:
+    """Run scenarios one by one on one fleet of mocks, each result as soon as it is known."""
+    return run_each(files, host, run_scenario)
 
 
 def _candidates(scenario: Scenario) -> list[str]:
