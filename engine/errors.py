@@ -17,7 +17,7 @@
     │   └── RunStateError          the run's state does not allow it (ended, not waiting...)
     ├── UndoError              a run cannot be undone as asked
     ├── ScenarioError          a scenario cannot be set up (unknown mock, seeding section...)
-    ├── MockServerError        a mock server started twice, or stopped when not running
+    ├── MockServerError        a mock server misused: started twice, an unknown fault or section
     ├── UnsafeURL              a URL that is not plain http(s), or parsers read as other hosts
     ├── ActionError            a step's action failed
     │   ├── InputError         inputs or outputs violate the action's schema (never retried)
@@ -145,7 +145,8 @@ class ScenarioError(CrownguardError):
 
 
 class MockServerError(CrownguardError, RuntimeError):
-    """A mock server started twice, or stopped when it was not running."""
+    """A mock server misused: started twice, stopped when not running, asked for a fault or a
+    seeding section it does not know."""
 
 
 class UnsafeURL(CrownguardError, ValueError):

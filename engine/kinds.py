@@ -104,3 +104,15 @@ IN_FLIGHT = frozenset({StepStatus.RUNNING, StepStatus.WAITING})
 ENDED = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED})
 # An ended run that may be run again (`rerun`): one that did not succeed.
 RERUNNABLE = frozenset({RunStatus.FAILED, RunStatus.CANCELLED})
+
+
+class FaultKind(StrEnum):
+    """What a mock server's `inject()` makes the next matching requests do."""
+
+    LATENCY = "latency"              # answer late
+    STATUS = "status"                # answer an error status (429, 5xx...)
+    TIMEOUT = "timeout"              # answer only after the client gave up
+    MALFORMED = "malformed"          # a 200 whose body is not JSON
+    RESET = "reset"                  # an empty, connection-closing answer
+    LOST_RESPONSE = "lost_response"  # apply the request, then lose the answer
+

@@ -34,8 +34,9 @@ from werkzeug import Request, Response
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from .errors import MockServerError
+from .kinds import FaultKind
 
-FAULT_KINDS = ("latency", "status", "timeout", "malformed", "reset", "lost_response")
+FAULT_KINDS = tuple(FaultKind)
 # How often the serving loop looks for stop(): ~50 ms to stop instead of socketserver's 500.
 _POLL_SECONDS = 0.05
 
@@ -226,7 +227,7 @@ class MockServer:
         """
         handler = getattr(self, f"seed_{section}", None) if section.isidentifier() else None
         if not callable(handler):
-            raise LookupError(f"no seeding section '{section}' (known: "
+            raise MockServerError(f"no seeding section '{section}' (known: "
                               f"{', '.join(self.seeding_sections()) or 'none'})")
         with self.state_lock:
             handler(list(items))
@@ -263,8 +264,9 @@ class MockServer:
         """Make the next `times` matching requests (None: all) misbehave; `headers` are added
         to an injected status answer (a vendor's own rate-limit headers...)."""
         if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault '{kind}' (one of {', '.join(FAULT_KINDS)})")
-        if kind == "lost_response" and status == 500:
+            raise MockServerError(f"unknown fault '{kind}' (one of {', '.join(FAULT_KINDS)})")
+        kind = FaultKind(kind)
+        if kind == FaultKind.LOST_RESPONSE and status == 500:
             status = 503
         fault = Fault(kind, path, method.upper() if method else None, times, status,
                       retry_after, seconds, body, dict(headers or {}))
@@ -287,7 +289,7 @@ class MockServer:
     def _take_fault(self, request: Request, lost: bool = False) -> Fault | None:
         with self.state_lock:
             for fault in self.faults:
-                if (fault.kind == "lost_response") != lost:
+                if (fault.kind == FaultKind.LOST_RESPONSE) != lost:
                     continue
                 if fault.method and fault.method != request.method:
                     continue
@@ -301,13 +303,13 @@ class MockServer:
         return None
 
     def _fault_response(self, fault: Fault) -> Response | None:
-        if fault.kind in ("latency", "timeout"):
+        if fault.kind in (FaultKind.LATENCY, FaultKind.TIMEOUT):
             time.sleep(fault.seconds)
             return None
-        if fault.kind == "malformed":
+        if fault.kind == FaultKind.MALFORMED:
             return Response(fault.body or '{"truncated": ', status=200,
                             content_type="application/json")
-        if fault.kind == "reset":
+        if fault.kind == FaultKind.RESET:
             # An empty, connection-closing answer that is not valid HTTP body for the client.
             return Response(b"", status=502, headers={"Connection": "close"})
         headers = dict(fault.headers)

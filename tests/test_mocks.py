@@ -7,6 +7,7 @@ import requests
 from werkzeug import Request, Response
 
 from crownguard.engine import MockServer, route
+from crownguard.engine.errors import MockServerError
 
 
 class Store(MockServer):
@@ -74,7 +75,7 @@ def test_lost_response_late_answer_and_statuses(store: Store) -> None:
         "Authorization": "Bearer ok"}, timeout=5)
     assert answer.status_code == 429 and answer.headers["Retry-After"] == "3"
     assert answer.headers["X-Rate-Limit-Reset"] == "1"
-    with pytest.raises(ValueError, match="unknown fault"):
+    with pytest.raises(MockServerError, match="unknown fault"):
         store.inject("explode")
 
 
@@ -99,9 +100,9 @@ def test_a_mock_seeds_itself_through_its_seed_methods() -> None:
     assert mock.seeding_sections() == ["widgets"]
     mock.seed("widgets", [{"name": "a"}, {"name": "b"}])
     assert mock.widgets == ["a", "b"]
-    with pytest.raises(LookupError, match=r"no seeding section 'gadgets' \(known: widgets\)"):
+    with pytest.raises(MockServerError, match=r"no seeding section 'gadgets' \(known: widgets\)"):
         mock.seed("gadgets", [])
-    with pytest.raises(LookupError):
+    with pytest.raises(MockServerError):
         mock.seed("widgets; drop", [])
 
 
