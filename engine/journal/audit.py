@@ -14,8 +14,8 @@ them verification checks `at` and `type` against the copies their payload holds 
 
 This module does no storage: a journal feeds its entries, in order, to `ChainVerifier`, and
 `export.verify_jsonl` checks an exported file with the same code, so an auditor can verify a
-SIEM copy without the database. A chain cannot prove that nothing was cut off its *end*: keep the last
-`(seq, hash)` somewhere else (the journal's `head()`) and pass it as `anchor`.
+SIEM copy without the database. A chain cannot prove that nothing was cut off its *end*: keep
+the last `(seq, hash)` somewhere else (the journal's `head()`) and pass it as `anchor`.
 """
 
 from __future__ import annotations
