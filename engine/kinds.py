@@ -86,6 +86,16 @@ class ProblemKind(StrEnum):
     REORDERED = "reordered"    # an intact entry sits at another place than it was written
     INSERTED = "inserted"      # an entry or row that the chain never recorded
     INCOMPLETE = "incomplete"  # verification stopped after too many problems
+    DAMAGED = "damaged"        # the file itself is unreadable (integrity check, garbage line)
+
+
+class ResumeFailureKind(StrEnum):
+    """Why `resume` could not drive a run (recorded per run, shown by `runs`)."""
+
+    CONFIG = "config"      # its connections file is gone or does not load (an unset env var)
+    PLAYBOOK = "playbook"  # its stored playbook text no longer parses (a plugin was removed)
+    FORGED = "forged"      # an approvals row does not match its chained audit entry
+    CRASH = "crash"        # anything else raised while resuming it
 
 
 # Steps --------------------------------------------------------------------------------------

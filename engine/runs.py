@@ -10,9 +10,9 @@ event of the runs an operation drives (a live timeline).
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,120 +21,46 @@ from .conductor import Conductor
 from .config import Config, load_config
 from .errors import (
     AmbiguousRun,
+    CrownguardError,
+    JournalError,
     RunEnded,
     RunHeldElsewhere,
     RunsError,
     RunStateError,
     UnknownRun,
 )
-from .journal import Approval, Journal, RunRecord
+from .journal import Journal, RunRecord
+from .journal.audit import sha256_text
+from .journal.base import lease_holder
 from .kinds import (
     ENDED,
     RERUNNABLE,
     ApprovalDecision,
     EventType,
+    LeaseHolder,
+    ResumeFailureKind,
     RunKind,
     RunStatus,
     StepStatus,
 )
 from .plugins import PluginHost
+from .run_results import (
+    AnswerResult,
+    ResumeAll,
+    RunDetail,
+    RunOutcome,
+    UndoPlan,
+    UndoResult,
+    WaitInfo,
+)
 from .runner import Runner
 from .secrets import MASK
 from .spec import Playbook, parse_playbook
-from .undo import UndoCall, plan_undo, undo_playbook
+from .undo import plan_undo, undo_playbook
 
 MIN_PREFIX = 8  # DESIGN.md: a run id may be given by any unique prefix of 8 characters or more
 
 EventSink = Callable[[dict[str, Any]], None]
-
-
-# results ---------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class RunOutcome:
-    """A run after an operation drove or changed it: its run record (as `run --json`)."""
-
-    record: dict[str, Any]
-    parent_run_id: str | None = None  # of a rerun: the run it runs again
-
-    @property
-    def run_id(self) -> str:
-        return str(self.record["run_id"])
-
-    @property
-    def status(self) -> RunStatus:
-        return RunStatus(self.record["status"])
-
-
-@dataclass(frozen=True)
-class WaitInfo:
-    """A waiting step: why, who may answer (empty: anyone) and until when."""
-
-    step: str
-    reason: str | None
-    approvers: tuple[str, ...]
-    expires_at: str | None
-
-
-@dataclass(frozen=True)
-class RunDetail:
-    """One run as the journal knows it: the record, its events, answers and open waits."""
-
-    run: RunRecord
-    record: dict[str, Any]
-    events: list[dict[str, Any]]
-    approvals: list[Approval]
-    waiting: list[WaitInfo]
-
-
-@dataclass(frozen=True)
-class ResumeAll:
-    """What `resume_all` did: the runs it resumed and those it skipped, with why."""
-
-    resumed: list[RunOutcome] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class AnswerResult:
-    """An answer to a waiting step. A refused answer is recorded too (`accepted` False, with
-    the `reason`) and resumes nothing; an accepted one resumes the run (`outcome`)."""
-
-    run_id: str
-    step: str
-    decision: ApprovalDecision
-    by: str
-    accepted: bool
-    reason: str | None = None
-    outcome: RunOutcome | None = None
-
-
-@dataclass(frozen=True)
-class UndoPlan:
-    """What an undo of a run will do: cancel it first when it has not ended, then `calls`."""
-
-    run: RunRecord
-    playbook: Playbook
-    config: Config
-    calls: list[UndoCall]
-    only_step: str | None
-
-    @property
-    def cancels_first(self) -> bool:
-        return self.run.status not in ENDED
-
-
-@dataclass(frozen=True)
-class UndoResult:
-    """An undo: the original run's cancellation (when it had not ended; None in a dry run),
-    the undo calls made and the undo run's outcome (not journaled in a dry run)."""
-
-    run_id: str
-    undo_run_id: str
-    calls: list[UndoCall]
-    cancelled: RunOutcome | None
-    outcome: RunOutcome
-    dry_run: bool
 
 
 # finding runs ----------------------------------------------------------------------------------
@@ -167,6 +93,23 @@ def stored_playbook(run: RunRecord, host: PluginHost) -> Playbook:
     """The playbook as it was when the run started (the journal keeps its text)."""
     return parse_playbook(run.playbook_text, host.actions,
                           file=run.playbook_path or f"<{run.playbook}>")
+
+
+class PlaybookCache:
+    """Stored playbooks parsed once per text: thousands of runs of one playbook share it.
+
+    Keyed by the SHA-256 of the text itself (not the journaled digest, which a row could
+    disagree with) and the file name its messages cite. Playbooks are immutable."""
+
+    def __init__(self, host: PluginHost):
+        self.host = host
+        self._parsed: dict[tuple[str, str], Playbook] = {}
+
+    def __call__(self, run: RunRecord) -> Playbook:
+        key = (sha256_text(run.playbook_text), run.playbook_path or f"<{run.playbook}>")
+        if key not in self._parsed:
+            self._parsed[key] = stored_playbook(run, self.host)
+        return self._parsed[key]
 
 
 def replay(journal: Journal, run: RunRecord, host: PluginHost) -> Conductor:
@@ -230,53 +173,152 @@ def show(journal: Journal, host: PluginHost, run_id: str) -> RunDetail:
 
 # resuming --------------------------------------------------------------------------------------
 
-def resume(journal: Journal, host: PluginHost, run_id: str, *, config_path: str | None = None,
-           on_event: EventSink | None = None) -> RunOutcome:
-    """Continue an interrupted or waiting run: settle its answered or expired waits, start its
-    in-flight steps again and drive it to its end or its next wait."""
-    run = find_run(journal, run_id)
+class _Failed(Exception):
+    """Resuming a run failed for a reason worth recording (not: it is held elsewhere, it
+    ended); carries the original error to raise to a caller of `resume`."""
+
+    def __init__(self, kind: ResumeFailureKind, cause: Exception, reason: str | None = None):
+        super().__init__(reason or str(cause))
+        self.kind, self.cause, self.reason = kind, cause, reason or str(cause)
+
+
+def _crash_reason(exc: Exception, config: Config | None) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    if config is not None:  # an unexpected error may carry anything: redact it
+        text = config.redactor.redact(text)
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
+def _forged(journal: Journal, run_id: str) -> str | None:
+    """Why the run's answers must not be acted on: an approvals row that does not match its
+    chained audit entry (edited or inserted beside the chain), else None."""
+    problems = journal.approval_problems(run_id)
+    if not problems:
+        return None
+    seqs = ", ".join(str(p.seq) for p in problems)
+    return (f"run {run_id}: {len(problems)} approval(s) at seq {seqs} do not match the audit "
+            f"chain ({problems[0].detail}): not acted on; run `crownguard audit verify`")
+
+
+def _drive(journal: Journal, host: PluginHost, run: RunRecord, config_path: str | None,
+           on_event: EventSink | None, playbooks: PlaybookCache) -> RunOutcome:
+    """Resume one run. RunStateError when its state does not allow it (nothing wrong with
+    it), _Failed when it cannot be resumed for a reason to record."""
     run_id = run.run_id
     if run.status == RunStatus.CANCELLED:
         raise RunStateError(cancelled_message(journal, run_id, "resume"))
-    config = config_for(run, config_path, host)
+    try:
+        config = config_for(run, config_path, host)
+    except CrownguardError as exc:  # gone, or does not load (an env var unset now)
+        raise _Failed(ResumeFailureKind.CONFIG, exc) from None
     if run.status in ENDED:
         raise RunStateError(f"run {run_id} has already ended ({run.status})")
+    try:
+        playbook = playbooks(run)
+    except CrownguardError as exc:  # a plugin it needs is gone, an action renamed
+        raise _Failed(ResumeFailureKind.PLAYBOOK, exc) from None
+    # Answers come from the approvals table; act on none unless each matches its entry.
+    forged = _forged(journal, run_id)
+    if forged:
+        raise _Failed(ResumeFailureKind.FORGED, RunStateError(forged))
     if not journal.claim(run_id):
         if journal.get_run(run_id).status == RunStatus.CANCELLED:  # cancelled just now
             raise RunStateError(cancelled_message(journal, run_id, "resume"))
         raise RunStateError(f"run {run_id} is being run by another live process")
-    playbook = stored_playbook(run, host)
     dry_run = bool((run.inputs.get("run") or {}).get("dry_run"))
     runner = Runner(host, config, journal=journal, dry_run=dry_run, on_event=on_event)
-    return RunOutcome(runner.resume(playbook, run_id, run.inputs, journal.events(run_id),
-                                    accepted_answers(journal, run_id)))
+    try:
+        record = runner.resume(playbook, run_id, run.inputs, journal.events(run_id),
+                               accepted_answers(journal, run_id))
+    except (RunHeldElsewhere, RunEnded):
+        raise  # taken over or cancelled while it ran: not this run's fault
+    except Exception as exc:
+        raise _Failed(ResumeFailureKind.CRASH, exc, _crash_reason(exc, config)) from exc
+    journal.clear_resume_failure(run_id)
+    return RunOutcome(record)
 
 
-def _wait_to_settle(journal: Journal, run: RunRecord, host: PluginHost, now: datetime) -> bool:
-    """Whether a waiting run has an accepted answer or an expired wait to settle."""
+def resume(journal: Journal, host: PluginHost, run_id: str, *, config_path: str | None = None,
+           on_event: EventSink | None = None, playbooks: PlaybookCache | None = None
+           ) -> RunOutcome:
+    """Continue an interrupted or waiting run: settle its answered or expired waits, start its
+    in-flight steps again and drive it to its end or its next wait.
+
+    Tried even when `resume --all` gave up on it. When it cannot be resumed (its connections
+    file, its playbook, a forged answer, a crash), that is recorded with the run (see
+    `journal.resume_failures`) and the error raised; a success clears the record."""
+    run = find_run(journal, run_id)
+    try:
+        return _drive(journal, host, run, config_path, on_event,
+                      playbooks or PlaybookCache(host))
+    except _Failed as failed:
+        journal.record_resume_failure(run.run_id, failed.kind, failed.reason)
+        raise failed.cause from None
+
+
+def _wait_to_settle(journal: Journal, run: RunRecord, playbooks: PlaybookCache,
+                    now: datetime) -> bool:
+    """Whether a waiting run has an answer or an expired wait to settle."""
     answered = accepted_answers(journal, run.run_id)
-    for wait in _waits(replay(journal, run, host)):
-        if wait.step in answered or (wait.expires_at and datetime.fromisoformat(
-                wait.expires_at.replace("Z", "+00:00")) <= now):
-            return True
-    return False
+    expiring = [wait for wait in _waits(Conductor.replay(playbooks(run), run.inputs,
+                                                         journal.events(run.run_id)))
+                if wait.step in answered or (wait.expires_at and datetime.fromisoformat(
+                    wait.expires_at.replace("Z", "+00:00")) <= now)]
+    return bool(expiring)
+
+
+def _candidates(journal: Journal, host: PluginHost, playbooks: PlaybookCache,
+                page_size: int) -> Iterator[tuple[RunRecord, Exception | None]]:
+    """Every interrupted run, then every waiting run with something to settle, read in pages
+    (seq order, so runs resumed meanwhile neither repeat nor hide others). A waiting run whose
+    state cannot even be rebuilt comes with the error."""
+    now = time.time()
+    after = 0
+    while page := journal.runs_page(RunStatus.RUNNING, after, page_size):
+        after = page[-1].seq
+        for run in page:
+            if lease_holder(run.owner, run.lease_expires, now) == LeaseHolder.FREE:
+                yield run, None
+    moment = datetime.now(UTC)
+    after = 0
+    while page := journal.runs_page(RunStatus.WAITING, after, page_size):
+        after = page[-1].seq
+        for run in page:
+            try:
+                if _wait_to_settle(journal, run, playbooks, moment):
+                    yield run, None
+            except Exception as exc:  # one unreadable run must not stop the rest
+                yield run, exc
 
 
 def resume_all(journal: Journal, host: PluginHost, *, config_path: str | None = None,
-               on_event: EventSink | None = None) -> ResumeAll:
-    """Resume every interrupted run, and every waiting run that has something to settle."""
-    # Waiting runs only when there is something to settle: an accepted answer or an expired
-    # wait (claiming every waiting run on every call would bloat the audit trail).
-    now = datetime.now(UTC)
-    runs = journal.interrupted_runs() + [
-        run for run in journal.list_runs(RunStatus.WAITING, limit=10_000)
-        if _wait_to_settle(journal, run, host, now)]
+               on_event: EventSink | None = None, retry_failed: bool = False,
+               page_size: int = 500) -> ResumeAll:
+    """Resume every interrupted run, and every waiting run that has something to settle (an
+    accepted answer, an expired wait), each on its own: one that cannot be resumed is recorded
+    and reported, and the others go on. A run that failed RESUME_GIVE_UP_AFTER times in a row
+    the same way is not tried again unless `retry_failed` (or `resume(run_id)`)."""
+    # Waiting runs only when there is something to settle: claiming every waiting run on every
+    # call would bloat the audit trail.
+    playbooks = PlaybookCache(host)
     result = ResumeAll()
-    for run in runs:
+    for run, unreadable in _candidates(journal, host, playbooks, page_size):
+        previous = journal.resume_failures([run.run_id]).get(run.run_id)
+        if previous is not None and previous.given_up and not retry_failed:
+            result.given_up.append(previous)
+            continue
         try:
-            result.resumed.append(resume(journal, host, run.run_id, config_path=config_path,
-                                         on_event=on_event))
-        except RunsError as exc:
+            if unreadable is not None:
+                raise _Failed(ResumeFailureKind.PLAYBOOK
+                              if isinstance(unreadable, CrownguardError)
+                              else ResumeFailureKind.CRASH, unreadable,
+                              _crash_reason(unreadable, None))
+            result.resumed.append(_drive(journal, host, run, config_path, on_event,
+                                         playbooks))
+        except _Failed as failed:
+            result.failed.append(journal.record_resume_failure(run.run_id, failed.kind,
+                                                               failed.reason))
+        except (RunsError, JournalError) as exc:  # held elsewhere, ended or cancelled meanwhile
             result.skipped.append((run.run_id, str(exc)))
     return result
 

@@ -19,9 +19,8 @@ from crownguard.engine.journal.audit import (
     canonical_json,
     canonical_payload,
     entry_hash,
-    read_jsonl,
-    verify_jsonl,
 )
+from crownguard.engine.journal.export import read_jsonl, verify_jsonl
 from crownguard.engine.kinds import ProblemKind
 
 T0 = "2025-03-01T10:00:00.000000Z"
@@ -65,10 +64,15 @@ def test_entry_hash_is_sha256_of_the_canonical_envelope() -> None:
     payload = {"b": [1, 2.5, None], "a": "é\u2028", "n": {"z": True, "y": "x"}}
     text = canonical_payload(payload)
     envelope = {"seq": 7, "prev_hash": GENESIS, "kind": "event", "run_id": "r1",
-                "payload": json.loads(text)}
+                "payload": json.loads(text), "type": "step_started", "at": T0, "v": 2}
     expected = hashlib.sha256(canonical_json(envelope).encode()).hexdigest()
-    assert entry_hash(7, GENESIS, "event", "r1", text) == expected
-    assert canonical_json(envelope).startswith('{"kind":"event","payload":{"a":"\\u00e9')
+    assert entry_hash(7, GENESIS, "event", "r1", text, type="step_started", at=T0) == expected
+    assert canonical_json(envelope).startswith('{"at":"2025-03-01T10:00:00.000000Z","kind":'
+                                               '"event","payload":{"a":"\\u00e9')
+    # Entries written before schema 2 (v 1) hashed the envelope without at, type and v.
+    old = {k: envelope[k] for k in ("seq", "prev_hash", "kind", "run_id", "payload")}
+    assert entry_hash(7, GENESIS, "event", "r1", text, version=1) == \
+        hashlib.sha256(canonical_json(old).encode()).hexdigest()
 
 
 def test_canonical_payload_reencodes_to_itself() -> None:
@@ -116,11 +120,12 @@ def test_edited_payload_is_named(journal: SQLiteJournal) -> None:
 
 def test_edited_and_rehashed_entry_is_found_by_the_next_link(journal: SQLiteJournal) -> None:
     with raw(journal) as db:
-        row = db.execute("SELECT prev_hash, kind, run_id, payload FROM entries WHERE seq = 3"
-                         ).fetchone()
+        row = db.execute("SELECT prev_hash, kind, run_id, payload, type, at FROM entries "
+                         "WHERE seq = 3").fetchone()
         forged = row[3].replace('"d-1"', '"d-2"')
         db.execute("UPDATE entries SET payload = ?, hash = ? WHERE seq = 3",
-                   (forged, entry_hash(3, row[0], row[1], row[2], forged)))
+                   (forged, entry_hash(3, row[0], row[1], row[2], forged, type=row[4],
+                                       at=row[5])))
     problems = journal.verify()
     assert kinds(problems) == [("edited", 3)]
     assert "rewritten" in problems[0].detail
@@ -237,13 +242,14 @@ def test_export_writes_one_chained_record_per_line(journal: SQLiteJournal) -> No
     lines = out.getvalue().splitlines()
     records = [json.loads(line) for line in lines]
     assert set(records[0]) == {"seq", "prev_hash", "hash", "kind", "run_id", "type", "at",
-                               "payload"}
+                               "payload", "v"}
     assert records[0]["prev_hash"] == GENESIS
     assert records[1]["prev_hash"] == records[0]["hash"]
     assert records[1]["payload"]["type"] == "run_started"
     # A SIEM can check each line on its own from the documented formula.
     for record in records:
-        envelope = {k: record[k] for k in ("seq", "prev_hash", "kind", "run_id", "payload")}
+        envelope = {k: record[k] for k in ("seq", "prev_hash", "kind", "run_id", "payload",
+                                           "type", "at", "v")}
         assert hashlib.sha256(canonical_json(envelope).encode()).hexdigest() == record["hash"]
 
 

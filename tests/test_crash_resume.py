@@ -197,7 +197,8 @@ def test_sigkill_then_resume_all(vendors: Any, tmp_path: Path, capsys: Any,
     code = main(["resume", "--all", "--config", str(config_path), "--json"])
     results = json.loads(capsys.readouterr().out)
     assert code == 0, results
-    finished = {r["run_id"] for r in results}
+    assert results["failed"] == results["given_up"] == []
+    finished = {r["run_id"] for r in results["resumed"]}
     db = SQLiteJournal(journal)
     runs = db.list_runs(limit=100)
     assert len(runs) == len(started)

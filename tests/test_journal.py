@@ -76,7 +76,7 @@ def test_open_journal_creates_a_private_file_in_wal_mode(tmp_path: Path) -> None
         assert path.stat().st_mode & 0o777 == 0o600
         with sqlite3.connect(path) as db:
             assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-            assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+            assert db.execute("PRAGMA user_version").fetchone()[0] == 2
 
 
 def test_in_memory_and_newer_schemas_are_refused(tmp_path: Path) -> None:

@@ -100,7 +100,8 @@ def test_undo_of_a_waiting_run_cancels_it_and_nothing_of_it_runs_later(
     assert "nothing to resume" in err
     code, out, err = run_cli("resume", "--all", "--config", config, "--journal",
                              journal, "--json")
-    assert code == 0 and json.loads(out) == []
+    assert code == 0 and json.loads(out) == {"resumed": [], "skipped": [], "failed": [],
+                                             "given_up": []}
 
     assert len(slack.calls_to("POST", "/api/chat.postMessage")) == posts_before
     assert jira.calls_to("POST", COMMENTS) == []  # no record_answer, no escalate_ticket

@@ -15,7 +15,14 @@ from typing import Any
 
 from .. import runs
 from ..errors import UsageError
-from ..journal import Journal, default_journal_path, open_journal
+from ..journal import (
+    RESUME_GIVE_UP_AFTER,
+    Journal,
+    ResumeFailure,
+    default_journal_path,
+    open_journal,
+)
+from ..journal.export import verify_jsonl
 from ..kinds import ApprovalDecision, RunKind, RunStatus
 from ..plugins import PluginHost
 from .timeline import Timeline, summary_table
@@ -29,14 +36,16 @@ def add_journal_option(parser: argparse.ArgumentParser) -> None:
                              "~/.local/state/crownguard/journal.sqlite)")
 
 
-def journal_for(args: argparse.Namespace, create: bool = False) -> Journal:
+def journal_for(args: argparse.Namespace, create: bool = False, read_only: bool = False
+                ) -> Journal:
     """The journal named by --journal / $CROWNGUARD_JOURNAL / the default. Commands that only
-    read or continue runs refuse a journal that does not exist (a mistyped path)."""
+    read or continue runs refuse a journal that does not exist (a mistyped path); commands
+    that only read open it read-only (it may sit on read-only or write-once media)."""
     path = getattr(args, "journal", None)
     resolved = Path(path).expanduser() if path else default_journal_path()
     if not create and not resolved.exists():
         raise UsageError(f"no journal at {resolved} (check --journal or $CROWNGUARD_JOURNAL)")
-    return open_journal(resolved)
+    return open_journal(resolved, read_only=read_only)
 
 
 def status_exit(status: str) -> int:
@@ -79,21 +88,41 @@ def cmd_resume(args: argparse.Namespace) -> int:
             outcome = runs.resume(journal, host, args.run_id, config_path=args.config,
                                   on_event=_timeline(args.json))
             return print_record(outcome.record, args.json)
-        done = runs.resume_all(journal, host, config_path=args.config)
-        for run_id, why in done.skipped:
-            print(f"{run_id}: skipped ({why})", file=sys.stderr)
-        worst = EXIT_OK
-        for outcome in done.resumed:
-            code = status_exit(outcome.status)
-            worst = EXIT_FAILED if code == EXIT_FAILED else max(worst, code)
-        results = [{"run_id": o.run_id, "status": str(o.status)} for o in done.resumed]
-        if args.json:
-            print(json.dumps(results, indent=2))
-        else:
-            for item in results:
-                print(f"{item['run_id']}  {item['status']}")
-            print(f"{len(results)} runs resumed")
+        done = runs.resume_all(journal, host, config_path=args.config,
+                               retry_failed=args.retry_failed)
+        return _print_resume_all(done, args.json)
+
+
+def _print_resume_all(done: runs.ResumeAll, as_json: bool) -> int:
+    """Every run resume --all looked at; non-zero when any failed or could not be resumed."""
+    worst = EXIT_OK
+    for outcome in done.resumed:
+        code = status_exit(outcome.status)
+        worst = EXIT_FAILED if code == EXIT_FAILED else max(worst, code)
+    if not done.ok:
+        worst = EXIT_FAILED
+    if as_json:
+        print(json.dumps({
+            "resumed": [{"run_id": o.run_id, "status": str(o.status)} for o in done.resumed],
+            "skipped": [{"run_id": run_id, "reason": why} for run_id, why in done.skipped],
+            "failed": [f.to_dict() for f in done.failed],
+            "given_up": [f.to_dict() for f in done.given_up]}, indent=2))
         return worst
+    for run_id, why in done.skipped:
+        print(f"{run_id}: skipped ({why})", file=sys.stderr)
+    for failure in done.failed:
+        print(f"{failure.run_id}: could not be resumed ({failure.kind}, {failure.count}x): "
+              f"{failure.reason}" + ("; given up on: resume it by its id, or --retry-failed"
+                                     if failure.given_up else ""), file=sys.stderr)
+    for failure in done.given_up:
+        print(f"{failure.run_id}: not tried: failed {failure.count}x ({failure.kind}): "
+              f"{failure.reason}; resume it by its id, or --retry-failed", file=sys.stderr)
+    for outcome in done.resumed:
+        print(f"{outcome.run_id}  {outcome.status}")
+    print(f"{len(done.resumed)} runs resumed"
+          + (f", {len(done.failed)} failed" if done.failed else "")
+          + (f", {len(done.given_up)} given up on" if done.given_up else ""))
+    return worst
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
@@ -149,6 +178,14 @@ def cmd_undo(args: argparse.Namespace) -> int:
         return print_record(result.outcome.record, args.json)
 
 
+def _failure(failure: ResumeFailure | None) -> str:
+    if failure is None:
+        return ""
+    state = "given up on" if failure.given_up else "will be retried"
+    return (f"  [resume failed {failure.count}x, {state}: {failure.kind}: "
+            f"{failure.reason}]")
+
+
 def _parent(run: Any) -> str:
     if not run.parent_run_id:
         return ""
@@ -156,7 +193,7 @@ def _parent(run: Any) -> str:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    with journal_for(args) as journal:
+    with journal_for(args, read_only=True) as journal:
         if args.what and args.what[0] == "show":
             if len(args.what) != 2:
                 raise UsageError("usage: crownguard runs show RUN_ID")
@@ -164,13 +201,15 @@ def cmd_runs(args: argparse.Namespace) -> int:
         if args.what:
             raise UsageError(f"unknown runs command '{args.what[0]}' (use: runs, runs show ID)")
         found = runs.list_runs(journal, args.status, limit=args.limit)
+        failures = journal.resume_failures([r.run_id for r in found])
         if args.json:
-            print(json.dumps([r.to_dict(with_text=False) for r in found], indent=2,
-                             default=str))
+            print(json.dumps([{**r.to_dict(with_text=False), "resume_failure":
+                               failures[r.run_id].to_dict() if r.run_id in failures else None}
+                              for r in found], indent=2, default=str))
             return EXIT_OK
         for run in found:
             print(f"{run.run_id}  {run.created_at[:19]}  {run.status!s:<10} "
-                  f"{run.playbook}{_parent(run)}")
+                  f"{run.playbook}{_parent(run)}{_failure(failures.get(run.run_id))}")
         if not found:
             print("no runs")
         return EXIT_OK
@@ -207,16 +246,37 @@ def _show(journal: Journal, run_id: str, as_json: bool) -> int:
     return EXIT_OK
 
 
+def _anchor(text: str | None) -> tuple[int, str] | None:
+    if not text:
+        return None
+    seq, _, digest = text.partition(":")
+    if not seq.isdigit() or not digest:
+        raise UsageError("--anchor takes SEQ:HASH as printed by 'audit head'")
+    return int(seq), digest
+
+
+def _verify_export(path: str, anchor: tuple[int, str] | None) -> int:
+    """Check an exported JSONL file offline; every unreadable line is a reported problem."""
+    try:
+        with open(path, encoding="utf-8", errors="strict") as fp:
+            problems = verify_jsonl(fp, anchor)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read ({exc.strerror})") from None
+    if not problems:
+        print(f"export intact: {path}")
+        return EXIT_OK
+    for problem in problems:
+        print(str(problem))
+    print(f"{len(problems)} problem(s) found in {path}", file=sys.stderr)
+    return EXIT_FAILED
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
-    with journal_for(args) as journal:
+    if args.audit_command == "verify-export":
+        return _verify_export(args.file, _anchor(args.anchor))
+    with journal_for(args, read_only=True) as journal:
         if args.audit_command == "verify":
-            anchor = None
-            if args.anchor:
-                seq, _, digest = args.anchor.partition(":")
-                if not seq.isdigit() or not digest:
-                    raise UsageError("--anchor takes SEQ:HASH as printed by 'audit head'")
-                anchor = (int(seq), digest)
-            problems = journal.verify(anchor)
+            problems = journal.verify(_anchor(args.anchor))
             if not problems:
                 seq, digest = journal.head()
                 print(f"journal intact: {seq} entries, head {seq}:{digest}")
@@ -247,6 +307,9 @@ def add_commands(sub: Any) -> None:
     p = sub.add_parser("resume", help="continue an interrupted or waiting run")
     p.add_argument("run_id", nargs="?", metavar="RUN_ID")
     p.add_argument("--all", action="store_true", help="every interrupted or waiting run")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="with --all: also try the runs given up on after failing "
+                        f"{RESUME_GIVE_UP_AFTER} times the same way")
     p.add_argument("--config", metavar="FILE")
     p.add_argument("--json", action="store_true")
     add_journal_option(p)
@@ -315,4 +378,8 @@ def add_commands(sub: Any) -> None:
     e.add_argument("--run", metavar="RUN_ID")
     e.add_argument("--output", metavar="FILE")
     add_journal_option(e)
+    x = audit.add_parser("verify-export", help="check an exported JSONL file offline; exit 1 "
+                                               "on any problem")
+    x.add_argument("file", metavar="FILE")
+    x.add_argument("--anchor", metavar="SEQ:HASH", help="a head kept elsewhere earlier")
     p.set_defaults(func=cmd_audit)

@@ -20,9 +20,11 @@ from typing import Any
 from .base import (
     DEFAULT_LEASE_SECONDS,
     ENV_JOURNAL,
+    RESUME_GIVE_UP_AFTER,
     Approval,
     Journal,
     ProcessIdentity,
+    ResumeFailure,
     RunRecord,
     default_journal_path,
     utc_now,
@@ -32,9 +34,11 @@ from .sqlite import SQLiteJournal
 __all__ = [
     "DEFAULT_LEASE_SECONDS",
     "ENV_JOURNAL",
+    "RESUME_GIVE_UP_AFTER",
     "Approval",
     "Journal",
     "ProcessIdentity",
+    "ResumeFailure",
     "RunRecord",
     "SQLiteJournal",
     "default_journal_path",

@@ -3,30 +3,35 @@
 Every journal entry (a run created, a run event, a status change, an approval) is chained to
 the one before it:
 
-    hash = SHA-256( canonical_json({"kind", "payload", "prev_hash", "run_id", "seq"}) )
+    hash = SHA-256( canonical_json({"at", "kind", "payload", "prev_hash", "run_id", "seq",
+                                    "type", "v": 2}) )
 
 where `canonical_json` is `json.dumps(sort_keys=True, separators=(",", ":"),
 ensure_ascii=True, allow_nan=False)` and the first entry's `prev_hash` is `GENESIS`. Editing,
 removing or reordering an entry breaks its own hash or the link of the entry after it.
+Entries written before schema 2 (`v` 1) hashed the envelope without `at`, `type` and `v`; for
+them verification checks `at` and `type` against the copies their payload holds instead.
 
 This module does no storage: a journal feeds its entries, in order, to `ChainVerifier`, and
-`verify_jsonl` checks an exported file with the same code, so an auditor can verify a SIEM copy
-without the database. A chain cannot prove that nothing was cut off its *end*: keep the last
-`(seq, hash)` somewhere else (the journal's `head()`) and pass it as `anchor`.
+`export.verify_jsonl` checks an exported file with the same code, so an auditor can verify a
+SIEM copy without the database. A chain cannot prove that nothing was cut off its *end*: keep
+the last `(seq, hash)` somewhere else (the journal's `head()`) and pass it as `anchor`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any
 
 from ..errors import NotCanonical
 from ..kinds import EntryKind, EventType, ProblemKind, RunStatus
 
 GENESIS = "0" * 64
+# The hash formula entries are written with now: 2 chains `at` and `type` too (schema 2).
+HASH_VERSION = 2
 # How far away from its position an entry is looked for when its hash does not match there.
 REORDER_WINDOW = 64
 
@@ -56,14 +61,21 @@ def canonical_payload(payload: Any) -> str:
     return canonical_json(plain)
 
 
-def entry_hash(seq: int, prev_hash: str, kind: str, run_id: str, payload_json: str) -> str:
+def entry_hash(seq: int, prev_hash: str, kind: str, run_id: str, payload_json: str, *,
+               type: str = "", at: str = "", version: int = HASH_VERSION) -> str:
     """SHA-256 (hex) of the canonical envelope; `payload_json` is the stored canonical payload.
 
     The envelope is assembled as text (keys in sorted order) so that the hash is computed over
-    exactly the bytes stored, never over a re-encoding of them."""
-    material = (f'{{"kind":{canonical_json(kind)},"payload":{payload_json},'
-                f'"prev_hash":{canonical_json(prev_hash)},"run_id":{canonical_json(run_id)},'
-                f'"seq":{int(seq)}}}')
+    exactly the bytes stored, never over a re-encoding of them. Version 1 (entries written
+    before schema 2) leaves `at`, `type` and `v` out."""
+    link = (f'"kind":{canonical_json(kind)},"payload":{payload_json},'
+            f'"prev_hash":{canonical_json(prev_hash)},"run_id":{canonical_json(run_id)},'
+            f'"seq":{int(seq)}')
+    if version == 1:
+        material = f"{{{link}}}"
+    else:
+        material = (f'{{"at":{canonical_json(at)},{link},"type":{canonical_json(type)},'
+                    f'"v":{int(version)}}}')
     return hashlib.sha256(material.encode("ascii")).hexdigest()
 
 
@@ -80,6 +92,7 @@ class ChainEntry:
     type: str
     at: str
     payload_json: str
+    v: int = 1  # the hash formula it was written with (HASH_VERSION since schema 2)
 
     @property
     def payload(self) -> Any:
@@ -87,13 +100,36 @@ class ChainEntry:
 
     def computed_hash(self, seq: int | None = None) -> str:
         return entry_hash(self.seq if seq is None else seq, self.prev_hash, self.kind,
-                          self.run_id, self.payload_json)
+                          self.run_id, self.payload_json, type=self.type, at=self.at,
+                          version=self.v)
+
+    def unchained_copies(self) -> list[str]:
+        """For a version 1 entry, whose hash leaves `at` and `type` out: which of the two
+        disagree with the copies its payload holds (an event's `type` and `at`, an approval's
+        `at`, a run's `created_at`). A status entry of version 1 holds no copy of its `at`."""
+        if self.v != 1:
+            return []
+        try:
+            payload = self.payload
+        except ValueError:
+            return []
+        if not isinstance(payload, dict):
+            return []
+        copies: dict[str, dict[str, Any]] = {
+            str(EntryKind.EVENT): {"type": payload.get("type"), "at": payload.get("at")},
+            str(EntryKind.RUN): {"type": "run_created", "at": payload.get("created_at")},
+            str(EntryKind.APPROVAL): {"type": "approval", "at": payload.get("at")},
+            str(EntryKind.STATUS): {"type": "status"},
+        }
+        expected = copies.get(self.kind, {})
+        return [name for name, value in expected.items() if getattr(self, name) != value]
 
     def to_export(self) -> dict[str, Any]:
-        """The JSONL export record: the hashed fields, plus `type` and `at` for readers."""
+        """The JSONL export record: the hashed fields (`at` and `type` among them from `v` 2
+        on; for `v` 1 they are checked against the payload's copies)."""
         return {"seq": self.seq, "prev_hash": self.prev_hash, "hash": self.hash,
                 "kind": self.kind, "run_id": self.run_id, "type": self.type, "at": self.at,
-                "payload": self.payload}
+                "payload": self.payload, "v": self.v}
 
 
 @dataclass(frozen=True)
@@ -143,6 +179,7 @@ class ChainVerifier:
         self._last_moved = False
         self._moved_hashes: set[str] = set()
         self._shift: tuple[int, int] | None = None  # (problem index, offset) being extended
+        self._version = 1  # the newest hash formula seen so far
         self.stopped = False
 
     # feeding -----------------------------------------------------------------------------------
@@ -157,11 +194,23 @@ class ChainVerifier:
         if original is None:
             self._shift = None
             self._add(ProblemKind.EDITED, entry,
-                      "its content no longer matches its hash (payload, kind or run id changed)")
+                      "its content no longer matches its hash (payload, kind, run id, type or "
+                      "time changed)")
         elif moved:
             self._add_moved(entry, original)
         else:
             self._shift = None
+        if original is not None and entry.v < self._version:
+            # Rehashing with the older formula still breaks the next link; this names why.
+            self._add(ProblemKind.EDITED, entry,
+                      f"hashed with formula v{entry.v} after an entry of v{self._version}: "
+                      "rewritten with the older formula, which leaves type and time out")
+        unchained = entry.unchained_copies() if original is not None else []
+        if unchained:
+            self._add(ProblemKind.EDITED, entry,
+                      f"its {' and '.join(unchained)} differ from the payload's copy (an entry "
+                      "written before schema 2, whose hash leaves them out)")
+        self._version = max(self._version, entry.v)
         if original is None:  # maybe moved far away: a broken link to it is explained
             self._moved_hashes.add(entry.hash)
         self.last = entry
@@ -394,48 +443,3 @@ class JournalAudit:
     def _add(self, kind: ProblemKind, seq: int | None, run_id: str | None, label: str | None,
              detail: str, last_seq: int | None = None) -> None:
         self.problems.append(ChainProblem(kind, seq, run_id, label, detail, last_seq))
-
-
-# export / offline verification -----------------------------------------------------------------
-
-def write_jsonl(fp: IO[str], entries: Iterable[ChainEntry]) -> int:
-    """Write one export record per line; returns how many were written."""
-    count = 0
-    for entry in entries:
-        fp.write(canonical_json(entry.to_export()))
-        fp.write("\n")
-        count += 1
-    return count
-
-
-def read_jsonl(fp: IO[str]) -> Iterator[ChainEntry]:
-    """Entries back from an export (the payload re-encoded canonically, as it was hashed)."""
-    for number, line in enumerate(fp, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            yield ChainEntry(seq=int(record["seq"]), prev_hash=str(record["prev_hash"]),
-                             hash=str(record["hash"]), kind=str(record["kind"]),
-                             run_id=str(record["run_id"]), type=str(record.get("type", "")),
-                             at=str(record.get("at", "")),
-                             payload_json=canonical_json(record["payload"]))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"line {number}: not a journal export record ({exc})") from None
-
-
-def verify_jsonl(fp: IO[str], anchor: tuple[int, str] | None = None,
-                 max_problems: int | None = 1000) -> list[ChainProblem]:
-    """Verify a full export (`export_jsonl()` without run_id) without the database.
-
-    Lines out of seq order are reported as reordered; the chain is then checked in seq order."""
-    entries = list(read_jsonl(fp))
-    problems = [ChainProblem(ProblemKind.REORDERED, e.seq, e.run_id, e.type,
-                             f"line {i + 1}: seq {e.seq} comes after seq {entries[i - 1].seq}")
-                for i, e in enumerate(entries) if i and e.seq < entries[i - 1].seq]
-    by_hash = {e.hash: e.seq for e in entries}
-    by_seq = {e.seq: e.hash for e in entries}
-    verifier = ChainVerifier(locate=by_hash.get, max_problems=max_problems)
-    verifier.feed_all(sorted(entries, key=lambda e: e.seq))
-    verifier.check_anchor(anchor, by_seq.get)
-    return problems + verifier.problems

@@ -12,14 +12,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from ..kinds import ApprovalDecision, RunKind, RunStatus
+from ..kinds import (
+    ApprovalDecision,
+    LeaseHolder,
+    ProblemKind,
+    ResumeFailureKind,
+    RunKind,
+    RunStatus,
+)
 from .audit import (
+    APPROVAL_FIELDS,
     ChainEntry,
     ChainProblem,
 )
 
 ENV_JOURNAL = "CROWNGUARD_JOURNAL"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: entries chain `at` and `type` (column v); resume_failures
+# A run that failed to resume this many times in a row for the same reason is given up on:
+# `resume --all` skips it until asked (`--retry-failed`), `resume RUN_ID` still tries.
+RESUME_GIVE_UP_AFTER = 3
 DEFAULT_LEASE_SECONDS = 300.0
 DEFAULT_BUSY_TIMEOUT = 30.0
 
@@ -154,6 +165,35 @@ class Approval:
         return {**asdict(self), "decision": str(self.decision)}
 
 
+@dataclass(frozen=True)
+class ResumeFailure:
+    """Why resuming a run failed last, and how many times in a row it failed that way."""
+
+    run_id: str
+    kind: ResumeFailureKind
+    reason: str
+    count: int
+    first_at: str
+    last_at: str
+
+    @property
+    def given_up(self) -> bool:
+        return self.count >= RESUME_GIVE_UP_AFTER
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "kind": str(self.kind), "given_up": self.given_up}
+
+
+def lease_holder(owner: ProcessIdentity | None, lease_expires: float | None, now: float
+                 ) -> LeaseHolder:
+    """Who holds a run's lease now: nobody (FREE), this process, or another live one."""
+    if owner is None or lease_expires is None or lease_expires < now:
+        return LeaseHolder.FREE
+    if owner == ProcessIdentity.current():
+        return LeaseHolder.MINE
+    return LeaseHolder.FREE if owner.alive() is False else LeaseHolder.HELD
+
+
 # the interface ---------------------------------------------------------------------------------
 
 class Journal(ABC):
@@ -218,6 +258,26 @@ class Journal(ABC):
         """Runs still `running` whose writer is gone or whose lease expired."""
 
     @abstractmethod
+    def runs_page(self, status: RunStatus | str, after_seq: int = 0, limit: int = 500
+                  ) -> list[RunRecord]:
+        """Up to `limit` runs of one status created after the run at `after_seq`, oldest
+        first: page through all of them by passing the last one's `seq` on."""
+
+    @abstractmethod
+    def record_resume_failure(self, run_id: str, kind: ResumeFailureKind | str, reason: str
+                              ) -> ResumeFailure:
+        """Record that resuming the run failed (counted while the kind and reason repeat) and
+        free this process's lease on it, so that a later resume can take it."""
+
+    @abstractmethod
+    def clear_resume_failure(self, run_id: str) -> None:
+        """Forget the run's resume failures (it was resumed)."""
+
+    @abstractmethod
+    def resume_failures(self, run_ids: list[str] | None = None) -> dict[str, ResumeFailure]:
+        """The recorded resume failures, of these runs or of all."""
+
+    @abstractmethod
     def claim(self, run_id: str) -> bool:
         """Take the run for this process (to resume it) unless a live process holds it or it
         has finished; sets it `running`. False when it cannot be taken."""
@@ -235,6 +295,34 @@ class Journal(ABC):
     @abstractmethod
     def approvals(self, run_id: str) -> list[Approval]:
         """The run's approval decisions in order."""
+
+    def approval_problems(self, run_id: str) -> list[ChainProblem]:
+        """The run's approvals rows that do not match their chained entry (or have none, or
+        whose entry no longer matches its hash): what must not be acted on."""
+        rows = self.approvals(run_id)
+        if not rows:
+            return []
+        chained = {e.seq: e for e in self.entries(run_id) if e.kind == "approval"}
+        problems = []
+        for row in rows:
+            entry = chained.get(row.seq)
+            why = None
+            if entry is None:
+                why = "an approval row the chain never recorded"
+            elif entry.computed_hash() != entry.hash:
+                why = "its chained entry no longer matches its hash"
+            else:
+                payload = entry.payload if isinstance(entry.payload, dict) else {}
+                recorded = {**row.to_dict(), "decision": str(row.decision)}
+                differs = [f for f in APPROVAL_FIELDS if payload.get(f) != recorded[f]]
+                if differs:
+                    why = ("the approval row differs from its chained entry in: "
+                           f"{', '.join(differs)}")
+            if why:
+                problems.append(ChainProblem(ProblemKind.EDITED if entry else
+                                             ProblemKind.INSERTED, row.seq, run_id,
+                                             "approval", why))
+        return problems
 
     @abstractmethod
     def head(self) -> tuple[int, str]:

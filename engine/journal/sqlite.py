@@ -13,17 +13,24 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from ..errors import JournalError, NotCanonical, RunEnded, RunHeldElsewhere, UnknownRun
-from ..kinds import ENDED, ApprovalDecision, EntryKind, EventType, LeaseHolder, RunKind, RunStatus
+from ..errors import JournalError, RunEnded, RunHeldElsewhere, UnknownRun
+from ..kinds import (
+    ENDED,
+    ApprovalDecision,
+    EntryKind,
+    EventType,
+    LeaseHolder,
+    ResumeFailureKind,
+    RunKind,
+    RunStatus,
+)
 from .audit import (
     GENESIS,
+    HASH_VERSION,
     ChainEntry,
     ChainProblem,
-    JournalAudit,
-    canonical_payload,
     entry_hash,
     sha256_text,
-    write_jsonl,
 )
 from .base import (
     DEFAULT_BUSY_TIMEOUT,
@@ -32,105 +39,44 @@ from .base import (
     Approval,
     Journal,
     ProcessIdentity,
+    ResumeFailure,
     RunRecord,
     utc_now,
 )
+from .export import write_jsonl
+from .sqlite_schema import (
+    RESUME_FAILURES,
+    SCHEMA,
+    SCHEMA_2,
+    Connection,
+    approval_of,
+    entry_of,
+    holder_of,
+    journal_json,
+    owner_of,
+    record_of,
+    resume_failure_of,
+    run_status,
+    wal_pending,
+)
+from .sqlite_verify import verify_file
 
 # the SQLite journal ----------------------------------------------------------------------------
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS entries (
-    seq INTEGER PRIMARY KEY, prev_hash TEXT NOT NULL, hash TEXT NOT NULL, kind TEXT NOT NULL,
-    run_id TEXT NOT NULL, type TEXT NOT NULL, at TEXT NOT NULL, payload TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS entries_by_run ON entries (run_id, seq);
-CREATE TABLE IF NOT EXISTS chain_head (
-    id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, hash TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, playbook TEXT NOT NULL, playbook_path TEXT,
-    playbook_text TEXT NOT NULL, playbook_sha256 TEXT NOT NULL, inputs TEXT NOT NULL,
-    status TEXT NOT NULL, kind TEXT NOT NULL, parent_run_id TEXT, config_path TEXT,
-    created_at TEXT NOT NULL, updated_at TEXT NOT NULL, owner_host TEXT, owner_pid INTEGER,
-    owner_boot_id TEXT, owner_started TEXT, lease_expires REAL);
-CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, created_at);
-CREATE INDEX IF NOT EXISTS runs_by_created ON runs (created_at);
-CREATE INDEX IF NOT EXISTS runs_by_parent ON runs (parent_run_id);
-CREATE TABLE IF NOT EXISTS approvals (
-    seq INTEGER PRIMARY KEY, run_id TEXT NOT NULL, step_id TEXT NOT NULL,
-    decision TEXT NOT NULL, by_name TEXT NOT NULL, comment TEXT, at TEXT NOT NULL,
-    accepted INTEGER NOT NULL, reason TEXT);
-CREATE INDEX IF NOT EXISTS approvals_by_run ON approvals (run_id, seq);
-"""
-
-
-class _Connection(sqlite3.Connection):
-    """A connection that can be weakly referenced, so close() reaches every thread's one."""
-
-
-def _status(value: RunStatus | str) -> RunStatus:
-    try:
-        return RunStatus(value)
-    except ValueError:
-        raise JournalError(f"unknown run status {value!r} (one of: "
-                           f"{', '.join(RunStatus)})") from None
-
-
-def _payload_json(value: Any, what: str) -> str:
-    try:
-        return canonical_payload(value)
-    except NotCanonical as exc:
-        raise JournalError(f"cannot journal {what}: {exc} (redact and convert values first)"
-                           ) from None
-
-
-def _entry(row: sqlite3.Row) -> ChainEntry:
-    return ChainEntry(seq=row["seq"], prev_hash=row["prev_hash"], hash=row["hash"],
-                      kind=row["kind"], run_id=row["run_id"], type=row["type"], at=row["at"],
-                      payload_json=row["payload"])
-
-
-def _approval(row: sqlite3.Row) -> Approval:
-    return Approval(row["run_id"], row["step_id"], ApprovalDecision(row["decision"]),
-                    row["by_name"], row["comment"], row["at"], bool(row["accepted"]),
-                    row["reason"], row["seq"])
-
-
-def _owner(row: sqlite3.Row) -> ProcessIdentity | None:
-    if row["owner_pid"] is None:
-        return None
-    return ProcessIdentity(row["owner_host"], row["owner_pid"], row["owner_boot_id"] or "",
-                           row["owner_started"] or "")
-
-
-def _holder(row: sqlite3.Row, now: float) -> LeaseHolder:
-    """Who holds a run's lease now."""
-    owner = _owner(row)
-    if owner is None or row["lease_expires"] is None or row["lease_expires"] < now:
-        return LeaseHolder.FREE
-    if owner == ProcessIdentity.current():
-        return LeaseHolder.MINE
-    return LeaseHolder.FREE if owner.alive() is False else LeaseHolder.HELD
-
-
-def _record(row: sqlite3.Row) -> RunRecord:
-    return RunRecord(
-        run_id=row["run_id"], playbook=row["playbook"], playbook_path=row["playbook_path"],
-        playbook_text=row["playbook_text"], playbook_sha256=row["playbook_sha256"],
-        inputs=json.loads(row["inputs"]), status=RunStatus(row["status"]),
-        kind=RunKind(row["kind"]), parent_run_id=row["parent_run_id"],
-        config_path=row["config_path"], created_at=row["created_at"],
-        updated_at=row["updated_at"], owner=_owner(row), lease_expires=row["lease_expires"],
-        seq=row["seq"])
-
 
 class SQLiteJournal(Journal):
     """The journal in one SQLite file (WAL): one connection per thread, short BEGIN IMMEDIATE
     write transactions (chain link and rows in one), a busy timeout to wait for other writers.
 
     `synchronous="FULL"` (default) makes an appended event survive a power cut; "NORMAL" only
-    a process crash, for less cost (benchmarks/bench_journal.py measures both)."""
+    a process crash, for less cost (benchmarks/bench_journal.py measures both).
+
+    `read_only=True` opens an existing file for reading only (SQLite `mode=ro`; on media where
+    not even WAL's shared-memory file can be made, `immutable=1`): nothing is created, migrated
+    or written, and every write raises JournalError. What `runs` and `audit` use."""
 
     def __init__(self, path: str | Path, *, lease_seconds: float = DEFAULT_LEASE_SECONDS,
-                 busy_timeout: float = DEFAULT_BUSY_TIMEOUT, synchronous: str = "FULL"):
+                 busy_timeout: float = DEFAULT_BUSY_TIMEOUT, synchronous: str = "FULL",
+                 read_only: bool = False):
         if str(path) in ("", ":memory:"):
             raise JournalError("the journal must be a file (several connections share it)")
         if synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
@@ -141,9 +87,15 @@ class SQLiteJournal(Journal):
         self.synchronous = synchronous.upper()
         self._local = threading.local()
         self._pid = os.getpid()
-        self._connections: weakref.WeakSet[_Connection] = weakref.WeakSet()
-        self._prepare_file()
-        self._initialise()
+        self._connections: weakref.WeakSet[Connection] = weakref.WeakSet()
+        self.read_only = read_only
+        self._uri_mode = ""  # "mode=ro" or "immutable=1" when read-only
+        self._tables: set[str] = set()
+        if read_only:
+            self._open_read_only()
+        else:
+            self._prepare_file()
+            self._initialise()
 
     def __repr__(self) -> str:
         return f"SQLiteJournal({str(self.path)!r})"
@@ -159,22 +111,49 @@ class SQLiteJournal(Journal):
             raise JournalError(f"cannot create the journal {self.path}: {exc.strerror}"
                                ) from None
 
-    def _connect(self) -> _Connection:
+    def _open_read_only(self) -> None:
+        if not self.path.is_file():
+            raise JournalError(f"no journal at {self.path}")
+        for mode in ("mode=ro", "immutable=1"):
+            if mode == "immutable=1" and wal_pending(self.path):
+                raise JournalError(f"journal {self.path}: read-only here, and its -wal file "
+                                   "holds entries not in the file yet: copy it after a "
+                                   "checkpoint (PRAGMA wal_checkpoint(TRUNCATE))")
+            self._uri_mode = mode
+            try:
+                version = self._conn().execute("PRAGMA user_version").fetchone()[0]
+                self._conn().execute("SELECT count(*) FROM sqlite_master").fetchone()
+                break
+            except (sqlite3.Error, JournalError) as exc:
+                self.close()
+                if mode == "immutable=1":
+                    raise JournalError(f"cannot open the journal {self.path} read-only: {exc}"
+                                       ) from None
+        if version > SCHEMA_VERSION:
+            raise JournalError(f"journal {self.path} has schema {version}, newer than this "
+                               f"crownguard understands ({SCHEMA_VERSION})")
+        self._tables = {row[0] for row in self._select(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+    def _connect(self) -> Connection:
         try:
-            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
-                                   check_same_thread=False, factory=_Connection)
+            target = (f"{self.path.absolute().as_uri()}?{self._uri_mode}" if self._uri_mode
+                      else str(self.path))
+            conn = sqlite3.connect(target, uri=bool(self._uri_mode), timeout=self.busy_timeout,
+                                   isolation_level=None, check_same_thread=False,
+                                   factory=Connection)
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
         except sqlite3.Error as exc:
             raise JournalError(f"cannot open the journal {self.path}: {exc}") from None
         return conn
 
-    def _conn(self) -> _Connection:
+    def _conn(self) -> Connection:
         """This thread's connection (sqlite3 connections are not shared between threads)."""
         if os.getpid() != self._pid:  # forked: the parent's connections must not be used
             self._pid, self._local = os.getpid(), threading.local()
             self._connections = weakref.WeakSet()
-        conn: _Connection | None = getattr(self._local, "conn", None)
+        conn: Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = self._connect()
             self._connections.add(conn)
@@ -188,9 +167,11 @@ class SQLiteJournal(Journal):
             raise JournalError(f"journal {self.path}: {exc}") from None
 
     @contextmanager
-    def _write(self) -> Iterator[_Connection]:
+    def _write(self) -> Iterator[Connection]:
         """One short write transaction. BEGIN IMMEDIATE takes the write lock first, so reading
         the chain head and writing the entry after it cannot interleave with another writer."""
+        if self.read_only:
+            raise JournalError(f"journal {self.path} was opened read-only")
         conn = self._conn()
         with self._errors():
             conn.execute("BEGIN IMMEDIATE")
@@ -214,10 +195,15 @@ class SQLiteJournal(Journal):
                 raise JournalError(f"journal {self.path} has schema {version}, newer than this "
                                    f"crownguard understands ({SCHEMA_VERSION})")
             if version < SCHEMA_VERSION:
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
+                # A new file gets schema 1 and then the same migrations an old one does.
+                steps = ([SCHEMA] if version < 1 else []) + [SCHEMA_2, RESUME_FAILURES]
+                for script in steps:
+                    for statement in script.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
                 conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self._tables = {row[0] for row in self._select(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
 
     def close(self) -> None:
         for conn in list(self._connections):
@@ -227,16 +213,17 @@ class SQLiteJournal(Journal):
 
     # writing -----------------------------------------------------------------------------------
 
-    def _chain(self, conn: _Connection, kind: EntryKind, run_id: str, label: str, at: str,
+    def _chain(self, conn: Connection, kind: EntryKind, run_id: str, label: str, at: str,
                payload_json: str) -> int:
         """Add one entry after the chain head; only inside a write transaction."""
         head = conn.execute("SELECT seq, hash FROM chain_head WHERE id = 1").fetchone()
         seq, prev = (head["seq"] + 1, head["hash"]) if head else (1, GENESIS)
-        digest = entry_hash(seq, prev, kind, run_id, payload_json)
+        digest = entry_hash(seq, prev, str(kind), run_id, payload_json, type=label, at=at)
         try:
             conn.execute("INSERT INTO entries (seq, prev_hash, hash, kind, run_id, type, at, "
-                         "payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                         (seq, prev, digest, str(kind), run_id, label, at, payload_json))
+                         "payload, v) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         (seq, prev, digest, str(kind), run_id, label, at, payload_json,
+                          HASH_VERSION))
         except sqlite3.IntegrityError:
             raise JournalError(f"journal {self.path}: entry seq {seq} exists beyond the chain "
                                "head; run `crownguard audit verify`") from None
@@ -244,14 +231,14 @@ class SQLiteJournal(Journal):
                      "DO UPDATE SET seq = excluded.seq, hash = excluded.hash", (seq, digest))
         return seq
 
-    def _run_row(self, conn: _Connection, run_id: str) -> sqlite3.Row:
+    def _run_row(self, conn: Connection, run_id: str) -> sqlite3.Row:
         row: sqlite3.Row | None = conn.execute("SELECT * FROM runs WHERE run_id = ?",
                                                (run_id,)).fetchone()
         if row is None:
             raise UnknownRun(f"no run {run_id} in the journal {self.path}")
         return row
 
-    def _hold(self, conn: _Connection, run_id: str, lease: float | None, *,
+    def _hold(self, conn: Connection, run_id: str, lease: float | None, *,
               status: RunStatus | None = None, updated_at: str | None = None) -> None:
         """Make this process the run's writer until `lease` (None: nobody needs to hold it)."""
         me = ProcessIdentity.current()
@@ -269,11 +256,11 @@ class SQLiteJournal(Journal):
                    kind: RunKind | str = RunKind.RUN, parent_run_id: str | None = None,
                    config_path: str | None = None,
                    status: RunStatus | str = RunStatus.RUNNING) -> RunRecord:
-        state, run_kind, now = _status(status), RunKind(kind), utc_now()
-        inputs_json = _payload_json(inputs, f"the inputs of run {run_id}")
+        state, run_kind, now = run_status(status), RunKind(kind), utc_now()
+        inputs_json = journal_json(inputs, f"the inputs of run {run_id}")
         text_sha = sha256_text(playbook_text)
         me = ProcessIdentity.current()
-        payload = _payload_json({
+        payload = journal_json({
             "playbook": playbook, "playbook_path": playbook_path, "playbook_sha256": text_sha,
             "inputs_sha256": sha256_text(inputs_json), "kind": str(run_kind),
             "parent_run_id": parent_run_id, "config_path": config_path, "created_at": now,
@@ -289,7 +276,7 @@ class SQLiteJournal(Journal):
                 (run_id, seq, playbook, playbook_path, playbook_text, text_sha, inputs_json,
                  str(state), str(run_kind), parent_run_id, config_path, now, now))
             self._hold(conn, run_id, self._lease(state))
-            return _record(self._run_row(conn, run_id))
+            return record_of(self._run_row(conn, run_id))
 
     def append(self, event: dict[str, Any]) -> int:
         missing = [k for k in ("type", "run_id", "at") if not isinstance(event.get(k), str)]
@@ -300,8 +287,8 @@ class SQLiteJournal(Journal):
         except ValueError:
             raise JournalError(f"unknown event type {event['type']!r}") from None
         run_id, at = event["run_id"], event["at"]
-        payload = _payload_json(event, f"a {kind} event of run {run_id}")
-        finished = _status(event.get("status", "")) if kind == EventType.RUN_FINISHED else None
+        payload = journal_json(event, f"a {kind} event of run {run_id}")
+        finished = run_status(event.get("status", "")) if kind == EventType.RUN_FINISHED else None
         with self._write() as conn:
             row = self._run_row(conn, run_id)
             # A cancelled run stays so: the runner journals before it acts, so refusing its
@@ -311,8 +298,8 @@ class SQLiteJournal(Journal):
             if kind == EventType.RUN_CANCELLED and row["status"] in ENDED:
                 raise RunEnded(f"run {run_id} has already ended ({row['status']}): it cannot "
                                "be cancelled")
-            if _holder(row, time.time()) == LeaseHolder.HELD:
-                owner = _owner(row)
+            if holder_of(row, time.time()) == LeaseHolder.HELD:
+                owner = owner_of(row)
                 raise RunHeldElsewhere(
                     f"run {run_id} is held by pid {owner.pid if owner else '?'} on "
                     f"{owner.host if owner else '?'}; this process (pid {os.getpid()}) lost it "
@@ -325,7 +312,7 @@ class SQLiteJournal(Journal):
 
     def set_status(self, run_id: str, status: RunStatus | str, *, reason: str | None = None
                    ) -> None:
-        state = _status(status)
+        state = run_status(status)
         with self._write() as conn:
             row = self._run_row(conn, run_id)
             if row["status"] == state and reason is None:
@@ -334,10 +321,10 @@ class SQLiteJournal(Journal):
                 raise RunEnded(f"run {run_id} was cancelled: it cannot become {state}")
             self._set_status(conn, row, state, reason)
 
-    def _set_status(self, conn: _Connection, row: sqlite3.Row, state: RunStatus,
+    def _set_status(self, conn: Connection, row: sqlite3.Row, state: RunStatus,
                     reason: str | None) -> None:
         now, me = utc_now(), ProcessIdentity.current()
-        payload = _payload_json({"status": str(state), "previous": row["status"],
+        payload = journal_json({"status": str(state), "previous": row["status"],
                                  "reason": reason, "writer": {"host": me.host, "pid": me.pid}},
                                 "a status change")
         self._chain(conn, EntryKind.STATUS, row["run_id"], "status", now, payload)
@@ -350,7 +337,7 @@ class SQLiteJournal(Journal):
     def claim(self, run_id: str) -> bool:
         with self._write() as conn:
             row = self._run_row(conn, run_id)
-            if row["status"] in ENDED or _holder(row, time.time()) == LeaseHolder.HELD:
+            if row["status"] in ENDED or holder_of(row, time.time()) == LeaseHolder.HELD:
                 return False
             if row["status"] != RunStatus.RUNNING:
                 self._set_status(conn, row, RunStatus.RUNNING, "claimed to resume")
@@ -360,7 +347,7 @@ class SQLiteJournal(Journal):
     def renew_lease(self, run_id: str) -> bool:
         with self._write() as conn:
             row = self._run_row(conn, run_id)
-            if _owner(row) != ProcessIdentity.current() or row["status"] != RunStatus.RUNNING:
+            if owner_of(row) != ProcessIdentity.current() or row["status"] != RunStatus.RUNNING:
                 return False
             self._hold(conn, run_id, self._lease(RunStatus.RUNNING))
             return True
@@ -373,7 +360,7 @@ class SQLiteJournal(Journal):
         except ValueError:
             raise JournalError(f"decision must be approve or reject, not {decision!r}") from None
         at = at or utc_now()
-        payload = _payload_json({"run_id": run_id, "step_id": step_id, "decision": str(choice),
+        payload = journal_json({"run_id": run_id, "step_id": step_id, "decision": str(choice),
                                  "by": by, "comment": comment, "at": at,
                                  "accepted": bool(accepted), "reason": reason}, "an approval")
         with self._write() as conn:
@@ -407,20 +394,20 @@ class SQLiteJournal(Journal):
                         conn.execute("SELECT * FROM entries WHERE run_id = ? AND seq > ? "
                                      "ORDER BY seq", (run_id, since_seq)))
                 for row in rows:
-                    yield _entry(row)
+                    yield entry_of(row)
         finally:
             conn.close()
 
     def get_run(self, run_id: str) -> RunRecord:
         with self._errors():
-            return _record(self._run_row(self._conn(), run_id))
+            return record_of(self._run_row(self._conn(), run_id))
 
     def find_runs(self, prefix: str, limit: int = 2) -> list[RunRecord]:
         # The lower bound lets the primary key narrow the scan; substr() decides.
         rows = self._select("SELECT * FROM runs WHERE run_id >= ?1 AND "
                             "substr(run_id, 1, length(?1)) = ?1 ORDER BY run_id LIMIT ?2",
                             (prefix, int(limit)))
-        return [_record(row) for row in rows]
+        return [record_of(row) for row in rows]
 
     def list_runs(self, status: RunStatus | str | None = None, limit: int = 100, *,
                   kind: RunKind | str | None = None, parent_run_id: str | None = None
@@ -428,19 +415,62 @@ class SQLiteJournal(Journal):
         rows = self._select(
             "SELECT * FROM runs WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR kind = ?2) "
             "AND (?3 IS NULL OR parent_run_id = ?3) ORDER BY created_at DESC, seq DESC LIMIT ?4",
-            (None if status is None else str(_status(status)),
+            (None if status is None else str(run_status(status)),
              None if kind is None else str(RunKind(kind)), parent_run_id, int(limit)))
-        return [_record(row) for row in rows]
+        return [record_of(row) for row in rows]
 
     def interrupted_runs(self) -> list[RunRecord]:
         rows = self._select("SELECT * FROM runs WHERE status = ? ORDER BY created_at, seq",
                             (str(RunStatus.RUNNING),))
         now = time.time()
-        return [_record(row) for row in rows if _holder(row, now) == LeaseHolder.FREE]
+        return [record_of(row) for row in rows if holder_of(row, now) == LeaseHolder.FREE]
+
+    def runs_page(self, status: RunStatus | str, after_seq: int = 0, limit: int = 500
+                  ) -> list[RunRecord]:
+        rows = self._select("SELECT * FROM runs WHERE status = ? AND seq > ? ORDER BY seq "
+                            "LIMIT ?", (str(run_status(status)), int(after_seq), int(limit)))
+        return [record_of(row) for row in rows]
+
+    def record_resume_failure(self, run_id: str, kind: ResumeFailureKind | str, reason: str
+                              ) -> ResumeFailure:
+        what, now, me = ResumeFailureKind(kind), utc_now(), ProcessIdentity.current()
+        with self._write() as conn:
+            self._run_row(conn, run_id)
+            conn.execute(
+                "INSERT INTO resume_failures (run_id, kind, reason, count, first_at, last_at) "
+                "VALUES (?1, ?2, ?3, 1, ?4, ?4) ON CONFLICT (run_id) DO UPDATE SET "
+                "count = CASE WHEN kind = ?2 AND reason = ?3 THEN count + 1 ELSE 1 END, "
+                "first_at = CASE WHEN kind = ?2 AND reason = ?3 THEN first_at ELSE ?4 END, "
+                "kind = ?2, reason = ?3, last_at = ?4", (run_id, str(what), reason, now))
+            # Free the lease this process took to resume it: a later resume (of this process,
+            # a service calling resume_all again) may try it again.
+            conn.execute("UPDATE runs SET lease_expires = NULL WHERE run_id = ? AND "
+                         "owner_host = ? AND owner_pid = ?", (run_id, me.host, me.pid))
+            row = conn.execute("SELECT * FROM resume_failures WHERE run_id = ?",
+                               (run_id,)).fetchone()
+            return resume_failure_of(row)
+
+    def clear_resume_failure(self, run_id: str) -> None:
+        if "resume_failures" not in self._tables:
+            return
+        if not self._select("SELECT 1 FROM resume_failures WHERE run_id = ?", (run_id,)):
+            return  # the common case: no write transaction for nothing
+        with self._write() as conn:
+            conn.execute("DELETE FROM resume_failures WHERE run_id = ?", (run_id,))
+
+    def resume_failures(self, run_ids: list[str] | None = None) -> dict[str, ResumeFailure]:
+        if "resume_failures" not in self._tables:  # a schema 1 file opened read-only
+            return {}
+        if run_ids is None:
+            rows = self._select("SELECT * FROM resume_failures")
+        else:  # one JSON array parameter: no limit on how many ids
+            rows = self._select("SELECT * FROM resume_failures WHERE run_id IN "
+                                "(SELECT value FROM json_each(?))", (json.dumps(run_ids),))
+        return {row["run_id"]: resume_failure_of(row) for row in rows}
 
     def approvals(self, run_id: str) -> list[Approval]:
         rows = self._select("SELECT * FROM approvals WHERE run_id = ? ORDER BY seq", (run_id,))
-        return [_approval(row) for row in rows]
+        return [approval_of(row) for row in rows]
 
     # audit -------------------------------------------------------------------------------------
 
@@ -454,31 +484,8 @@ class SQLiteJournal(Journal):
     def verify(self, anchor: tuple[int, str] | None = None,
                max_problems: int | None = 1000) -> list[ChainProblem]:
         conn = self._connect()
-
-        def locate(digest: str) -> int | None:  # asked only where a link is broken
-            row = conn.execute("SELECT seq FROM entries WHERE hash = ? LIMIT 1",
-                               (digest,)).fetchone()
-            return row["seq"] if row else None
-
-        def hash_at(seq: int) -> str | None:
-            row = conn.execute("SELECT hash FROM entries WHERE seq = ?", (seq,)).fetchone()
-            return row["hash"] if row else None
-
-        audit = JournalAudit(locate, max_problems)
         try:
             with self._errors():
-                conn.execute("BEGIN")  # one snapshot of every table
-                for row in conn.execute("SELECT * FROM entries ORDER BY seq"):
-                    audit.feed(_entry(row))
-                    if audit.stopped:
-                        return audit.problems
-                audit.chain.check_anchor(anchor, hash_at)
-                head = conn.execute("SELECT seq, hash FROM chain_head WHERE id = 1").fetchone()
-                audit.check_head((head["seq"], head["hash"]) if head else None)
-                audit.check_runs(conn.execute("SELECT * FROM runs ORDER BY seq"))
-                audit.check_approvals({**dict(row), "by": row["by_name"],
-                                       "accepted": bool(row["accepted"])}
-                                      for row in conn.execute("SELECT * FROM approvals"))
-                return audit.problems
+                return verify_file(conn, anchor, max_problems)
         finally:
             conn.close()

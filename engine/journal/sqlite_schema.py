@@ -1,0 +1,115 @@
+"""The SQLite journal's schema, its migrations and the conversion of its rows to records."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from ..errors import JournalError, NotCanonical
+from ..kinds import ApprovalDecision, LeaseHolder, ResumeFailureKind, RunKind, RunStatus
+from .audit import ChainEntry, canonical_payload
+from .base import Approval, ProcessIdentity, ResumeFailure, RunRecord, lease_holder
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    seq INTEGER PRIMARY KEY, prev_hash TEXT NOT NULL, hash TEXT NOT NULL, kind TEXT NOT NULL,
+    run_id TEXT NOT NULL, type TEXT NOT NULL, at TEXT NOT NULL, payload TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS entries_by_run ON entries (run_id, seq);
+CREATE TABLE IF NOT EXISTS chain_head (
+    id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, hash TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, playbook TEXT NOT NULL, playbook_path TEXT,
+    playbook_text TEXT NOT NULL, playbook_sha256 TEXT NOT NULL, inputs TEXT NOT NULL,
+    status TEXT NOT NULL, kind TEXT NOT NULL, parent_run_id TEXT, config_path TEXT,
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL, owner_host TEXT, owner_pid INTEGER,
+    owner_boot_id TEXT, owner_started TEXT, lease_expires REAL);
+CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, created_at);
+CREATE INDEX IF NOT EXISTS runs_by_created ON runs (created_at);
+CREATE INDEX IF NOT EXISTS runs_by_parent ON runs (parent_run_id);
+CREATE TABLE IF NOT EXISTS approvals (
+    seq INTEGER PRIMARY KEY, run_id TEXT NOT NULL, step_id TEXT NOT NULL,
+    decision TEXT NOT NULL, by_name TEXT NOT NULL, comment TEXT, at TEXT NOT NULL,
+    accepted INTEGER NOT NULL, reason TEXT);
+CREATE INDEX IF NOT EXISTS approvals_by_run ON approvals (run_id, seq);
+"""
+# Schema 1 -> 2: entries say which hash formula they were written with (1: without at and
+# type, as before; 2: with them), and resume failures get a table.
+SCHEMA_2 = """
+ALTER TABLE entries ADD COLUMN v INTEGER NOT NULL DEFAULT 1;
+"""
+RESUME_FAILURES = """
+CREATE TABLE IF NOT EXISTS resume_failures (
+    run_id TEXT PRIMARY KEY, kind TEXT NOT NULL, reason TEXT NOT NULL, count INTEGER NOT NULL,
+    first_at TEXT NOT NULL, last_at TEXT NOT NULL);
+"""
+
+
+class Connection(sqlite3.Connection):
+    """A connection that can be weakly referenced, so close() reaches every thread's one."""
+
+
+def run_status(value: RunStatus | str) -> RunStatus:
+    try:
+        return RunStatus(value)
+    except ValueError:
+        raise JournalError(f"unknown run status {value!r} (one of: "
+                           f"{', '.join(RunStatus)})") from None
+
+
+def journal_json(value: Any, what: str) -> str:
+    try:
+        return canonical_payload(value)
+    except NotCanonical as exc:
+        raise JournalError(f"cannot journal {what}: {exc} (redact and convert values first)"
+                           ) from None
+
+
+def entry_of(row: sqlite3.Row) -> ChainEntry:
+    return ChainEntry(seq=row["seq"], prev_hash=row["prev_hash"], hash=row["hash"],
+                      kind=row["kind"], run_id=row["run_id"], type=row["type"], at=row["at"],
+                      payload_json=row["payload"],
+                      v=row["v"] if "v" in row.keys() else 1)  # a schema 1 file read-only
+
+
+def resume_failure_of(row: sqlite3.Row) -> ResumeFailure:
+    return ResumeFailure(row["run_id"], ResumeFailureKind(row["kind"]), row["reason"],
+                         row["count"], row["first_at"], row["last_at"])
+
+
+def approval_of(row: sqlite3.Row) -> Approval:
+    return Approval(row["run_id"], row["step_id"], ApprovalDecision(row["decision"]),
+                    row["by_name"], row["comment"], row["at"], bool(row["accepted"]),
+                    row["reason"], row["seq"])
+
+
+def owner_of(row: sqlite3.Row) -> ProcessIdentity | None:
+    if row["owner_pid"] is None:
+        return None
+    return ProcessIdentity(row["owner_host"], row["owner_pid"], row["owner_boot_id"] or "",
+                           row["owner_started"] or "")
+
+
+def holder_of(row: sqlite3.Row, now: float) -> LeaseHolder:
+    """Who holds a run's lease now."""
+    return lease_holder(owner_of(row), row["lease_expires"], now)
+
+
+def record_of(row: sqlite3.Row) -> RunRecord:
+    return RunRecord(
+        run_id=row["run_id"], playbook=row["playbook"], playbook_path=row["playbook_path"],
+        playbook_text=row["playbook_text"], playbook_sha256=row["playbook_sha256"],
+        inputs=json.loads(row["inputs"]), status=RunStatus(row["status"]),
+        kind=RunKind(row["kind"]), parent_run_id=row["parent_run_id"],
+        config_path=row["config_path"], created_at=row["created_at"],
+        updated_at=row["updated_at"], owner=owner_of(row), lease_expires=row["lease_expires"],
+        seq=row["seq"])
+
+
+def wal_pending(path: Path) -> bool:
+    wal = path.with_name(path.name + "-wal")
+    try:
+        return wal.stat().st_size > 0
+    except OSError:
+        return False
