@@ -44,7 +44,7 @@ from .errors import (
 )
 from .expressions import evaluate, render
 from .hookspecs import CommandContext, hookimpl
-from .http import VendorClient, parse_retry_after
+from .http import BodyStream, VendorClient, parse_retry_after
 from .mocks import MockServer, MockServerSpec, RecordedCall, route
 from .secrets import Secret, reveal
 from .sources import EventSource
@@ -65,6 +65,7 @@ __all__ = [
     "AuthError",
     "BadResponse",
     "BasicAuth",
+    "BodyStream",
     "CachedTokenAuth",
     "CommandContext",
     "Config",
