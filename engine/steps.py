@@ -10,6 +10,7 @@ retried and after how long.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import random
 import threading
@@ -26,6 +27,9 @@ from .spec import Step
 
 log = logging.getLogger("crownguard.runner")
 NO_RETRY = RetryPolicy(max_attempts=1)
+# What the journal keeps of one output or input value whole: above it, its digest and size.
+JOURNAL_VALUE_BYTES = 256 * 1024
+PREVIEW_CHARS = 1024
 
 
 def idempotency_key(run_id: str, step_id: str, item: int | None = None) -> str:
@@ -133,6 +137,31 @@ def items_unknown_output(step: Step, action: Action, unknown: ItemsUnknown) -> d
     """A dry run's output for a for_each step whose items it cannot know: shown once."""
     return {"dry_run": True, "would_call": action.name, "inputs": None,
             "for_each": step.for_each, "depends_on_not_run": sorted(unknown.steps)}
+
+
+# what is journaled ---------------------------------------------------------------------------
+
+def bounded(value: Any, limit: int = JOURNAL_VALUE_BYTES) -> Any:
+    """The value, or when its canonical JSON is over `limit` bytes, what stands for it in the
+    journal: `{truncated, sha256, size, preview}` of that JSON."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=str).encode()
+    if len(text) <= limit:
+        return value
+    return {"truncated": True, "sha256": hashlib.sha256(text).hexdigest(), "size": len(text),
+            "preview": text[:PREVIEW_CHARS].decode("utf-8", "ignore")}
+
+
+def journaled_output(action: Action, output: Any) -> Any:
+    """What the journal keeps of an output (an action may declare it needs all of it)."""
+    return output if action.keeps_output else bounded(output)
+
+
+def journaled_inputs(action: Action, inputs: dict[str, Any]) -> dict[str, Any]:
+    """What the journal keeps of a step's inputs: each large one by digest and size."""
+    if action.keeps_output:
+        return inputs
+    return {key: bounded(value) for key, value in inputs.items()}
 
 
 # attempts --------------------------------------------------------------------------------------
