@@ -45,6 +45,7 @@ from .errors import (
 from .expressions import evaluate, render
 from .hookspecs import CommandContext, hookimpl
 from .http import BodyStream, VendorClient, parse_retry_after
+from .markup import unquote, unquote_value
 from .mocks import MockServer, MockServerSpec, RecordedCall, route
 from .secrets import Secret, reveal
 from .sources import EventSource
@@ -109,4 +110,6 @@ __all__ = [
     "render",
     "reveal",
     "route",
+    "unquote",
+    "unquote_value",
 ]

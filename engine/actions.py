@@ -111,6 +111,9 @@ class Action:
     # an action whose full output must be journaled says so. One that names an undo always
     # does: undo reads its inputs and output back from the journal.
     keep_output: bool = False
+    # Inputs whose text is markup (Markdown, mrkdwn...): a value a step interpolates into one
+    # is quoted (engine/markup.py) and the plugin unquotes it as literal text.
+    markup: tuple[str, ...] = ()
 
     @property
     def keeps_output(self) -> bool:
@@ -138,6 +141,7 @@ class Action:
                 "side_effect": self.side_effect, "undo": self.undo,
                 "undo_with": self.undo_with,
                 "connection": self.connection, "keep_output": self.keeps_output,
+                "markup": list(self.markup),
                 "retry": None if self.retry is None else {
                     "max_attempts": self.retry.max_attempts,
                     "backoff_seconds": self.retry.backoff_seconds},
@@ -159,7 +163,8 @@ def action(name: str, *, input_schema: dict[str, Any] | None = None,
            side_effect: bool = False, undo: str | None = None,
            undo_with: dict[str, Any] | None = None, connection: str | None = None,
            retry: RetryPolicy | None = None, inline: bool = False,
-           keep_output: bool = False) -> Callable[[ActionFunc], Action]:
+           keep_output: bool = False,
+           markup: tuple[str, ...] = ()) -> Callable[[ActionFunc], Action]:
     """Decorator turning `func(ctx, inputs) -> output` into an Action (description: docstring)."""
 
     def wrap(func: ActionFunc) -> Action:
@@ -169,7 +174,7 @@ def action(name: str, *, input_schema: dict[str, Any] | None = None,
                       output_schema=output_schema or dict(ANY_OBJECT),
                       side_effect=side_effect, undo=undo, undo_with=undo_with,
                       connection=connection, retry=retry,
-                      inline=inline, keep_output=keep_output)
+                      inline=inline, keep_output=keep_output, markup=tuple(markup))
 
     return wrap
 

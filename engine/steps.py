@@ -21,7 +21,8 @@ from .actions import Action, ActionContext, RetryPolicy, Waiting
 from .conductor import Conductor
 from .dryrun import outputs_not_called, render_dry
 from .errors import ActionError, ConfigError, InputError
-from .expressions import render
+from .expressions import compile_template, evaluate, render, to_text
+from .markup import quote, quote_value, unquote_value
 from .secrets import Redactor
 from .spec import Step
 
@@ -113,7 +114,8 @@ def _inputs(step: Step, action: Action, context: dict[str, Any], not_called: set
             unresolved: set[str]) -> dict[str, Any]:
     """One set of inputs; the steps not called whose outputs they read go to `unresolved`."""
     if not not_called:
-        inputs = render(step.with_, context)
+        inputs = {key: (render_markup(value, context) if key in action.markup
+                        else render(value, context)) for key, value in step.with_.items()}
         action.validate_inputs(inputs)
         return dict(inputs)
     unknown: dict[tuple[str | int, ...], set[str]] = {}
@@ -124,10 +126,26 @@ def _inputs(step: Step, action: Action, context: dict[str, Any], not_called: set
     return dict(inputs)
 
 
+def render_markup(value: Any, context: dict[str, Any]) -> Any:
+    """Render an input whose text is markup: every interpolated value quoted (markup.py), the
+    template's own text as it is."""
+    if isinstance(value, dict):
+        return {k: render_markup(v, context) for k, v in value.items()}
+    if isinstance(value, list):
+        return [render_markup(v, context) for v in value]
+    if not isinstance(value, str) or "${{" not in value:
+        return value
+    template = compile_template(value)
+    if len(template.parts) == 1 and template.parts[0].is_expression:
+        return quote_value(evaluate(template.parts[0].text, context))
+    return "".join(quote(to_text(evaluate(p.text, context))) if p.is_expression else p.text
+                   for p in template.parts)
+
+
 def would_call(work: StepWork, inputs: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
     """A dry run's output for a step it shows instead of calling."""
     output: dict[str, Any] = {"dry_run": True, "would_call": work.action.name,
-                              "inputs": redactor.redact_value(inputs)}
+                              "inputs": redactor.redact_value(unquote_value(inputs))}
     if work.unresolved:
         output["depends_on_not_run"] = sorted(work.unresolved)
     return output
@@ -159,6 +177,8 @@ def journaled_output(action: Action, output: Any) -> Any:
 
 def journaled_inputs(action: Action, inputs: dict[str, Any]) -> dict[str, Any]:
     """What the journal keeps of a step's inputs: each large one by digest and size."""
+    inputs = {key: unquote_value(value) if key in action.markup else value
+              for key, value in inputs.items()}
     if action.keeps_output:
         return inputs
     return {key: bounded(value) for key, value in inputs.items()}
