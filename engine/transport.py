@@ -125,8 +125,8 @@ class Watchdog:
             return
         with self._cond:
             heapq.heappush(self._heap, (exchange.deadline, next(self._seq), exchange))
+            self._closed = False  # a connection used again after close()
             if self._thread is None or not self._thread.is_alive():
-                self._closed = False
                 self._thread = threading.Thread(target=self._run, name="cg-http-watchdog",
                                                 daemon=True)
                 self._thread.start()
@@ -207,6 +207,9 @@ class WatchedAdapter(HTTPAdapter):
 
 def read_body(response: requests.Response, exchange: Exchange, limit: int | None) -> bytes:
     """The whole body, refused past `limit` bytes (declared or counted, after decoding)."""
+    method = response.request.method if response.request is not None else None
+    if method == "HEAD" or response.status_code in (204, 304):
+        return b""  # no body, whatever Content-Length says
     declared = response.headers.get("Content-Length", "")
     if limit is not None and declared.strip().isdigit() and int(declared) > limit:
         raise BodyTooLarge(int(declared), limit, declared=True)

@@ -179,3 +179,9 @@ def test_a_pooled_connection_is_reused_and_a_late_watchdog_never_touches_it(
         assert client.request_json("GET", "/fast", operation="fast") == {}
         time.sleep(0.1)  # past earlier exchanges' deadlines while the connection idles
     assert client.request_json("GET", "/fast", operation="fast") == {}
+
+
+def test_a_head_answer_declaring_a_large_body_is_not_refused(trickle: Any) -> None:
+    server = trickle(HEADERS % b"Content-Length: 999999999\r\n", b"", pause=0)
+    client = client_for(server.base_url, max_response_bytes=1000)
+    assert client.request("HEAD", "/model", operation="probe").status_code == 200
