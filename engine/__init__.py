@@ -44,7 +44,8 @@ from .errors import (
 )
 from .expressions import evaluate, render
 from .hookspecs import CommandContext, hookimpl
-from .http import VendorClient, parse_retry_after
+from .http import BodyStream, VendorClient, parse_retry_after
+from .markup import unquote, unquote_value
 from .mocks import MockServer, MockServerSpec, RecordedCall, route
 from .secrets import Secret, reveal
 from .sources import EventSource
@@ -65,6 +66,7 @@ __all__ = [
     "AuthError",
     "BadResponse",
     "BasicAuth",
+    "BodyStream",
     "CachedTokenAuth",
     "CommandContext",
     "Config",
@@ -108,4 +110,6 @@ __all__ = [
     "render",
     "reveal",
     "route",
+    "unquote",
+    "unquote_value",
 ]

@@ -107,6 +107,17 @@ class Action:
     # Pure, non-blocking actions (no I/O) may run on the scheduler's own thread: no thread
     # hand-off, but also no timeout enforcement, so never for anything that can block.
     inline: bool = False
+    # The journal keeps a large output (over steps.JOURNAL_VALUE_BYTES) by digest and size;
+    # an action whose full output must be journaled says so. One that names an undo always
+    # does: undo reads its inputs and output back from the journal.
+    keep_output: bool = False
+    # Inputs whose text is markup (Markdown, mrkdwn...): a value a step interpolates into one
+    # is quoted (engine/markup.py) and the plugin unquotes it as literal text.
+    markup: tuple[str, ...] = ()
+
+    @property
+    def keeps_output(self) -> bool:
+        return self.keep_output or self.undo is not None
 
     @property
     def summary(self) -> str:
@@ -129,7 +140,8 @@ class Action:
         return {"name": self.name, "plugin": self.plugin, "description": self.description.strip(),
                 "side_effect": self.side_effect, "undo": self.undo,
                 "undo_with": self.undo_with,
-                "connection": self.connection,
+                "connection": self.connection, "keep_output": self.keeps_output,
+                "markup": list(self.markup),
                 "retry": None if self.retry is None else {
                     "max_attempts": self.retry.max_attempts,
                     "backoff_seconds": self.retry.backoff_seconds},
@@ -150,8 +162,9 @@ def action(name: str, *, input_schema: dict[str, Any] | None = None,
            output_schema: dict[str, Any] | None = None, description: str | None = None,
            side_effect: bool = False, undo: str | None = None,
            undo_with: dict[str, Any] | None = None, connection: str | None = None,
-           retry: RetryPolicy | None = None,
-           inline: bool = False) -> Callable[[ActionFunc], Action]:
+           retry: RetryPolicy | None = None, inline: bool = False,
+           keep_output: bool = False,
+           markup: tuple[str, ...] = ()) -> Callable[[ActionFunc], Action]:
     """Decorator turning `func(ctx, inputs) -> output` into an Action (description: docstring)."""
 
     def wrap(func: ActionFunc) -> Action:
@@ -161,7 +174,7 @@ def action(name: str, *, input_schema: dict[str, Any] | None = None,
                       output_schema=output_schema or dict(ANY_OBJECT),
                       side_effect=side_effect, undo=undo, undo_with=undo_with,
                       connection=connection, retry=retry,
-                      inline=inline)
+                      inline=inline, keep_output=keep_output, markup=tuple(markup))
 
     return wrap
 

@@ -57,8 +57,14 @@ _SECONDS = {"type": "number", "exclusiveMinimum": 0}
 # is, so that tests and the demo point it at a mock, and how long to wait for it.
 CONNECTION_SETTINGS: dict[str, Any] = {
     "base_url": {**_URL, "description": "the vendor's API root"},
-    "timeout_seconds": {**_SECONDS, "description": "read timeout of one request (default 30)"},
+    "timeout_seconds": {**_SECONDS, "description": "the most one request may take, connect, "
+                                                  "headers and body together (default 30; "
+                                                  "never past the step's timeout)"},
     "connect_timeout_seconds": {**_SECONDS, "description": "connect timeout (default 5)"},
+    "max_response_bytes": {"type": "integer", "minimum": 1,
+                           "description": "refuse an answer whose body is larger (default "
+                                          "8388608, 8 MiB; a streamed download such as "
+                                          "MLflow's artifact digest is exempt)"},
 }
 TOKEN_URL_SETTING: dict[str, Any] = {
     **_URL, "description": "the OAuth2 token endpoint (default: the vendor's own, on base_url)"}

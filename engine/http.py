@@ -1,7 +1,9 @@
 """The one HTTP layer every plugin uses (credentials: engine/auth.py).
 
 One `requests.Session` per connection (pooled, no automatic retries, no redirects followed),
-connect/read timeouts capped by the step's deadline, errors classified into the VendorError
+every exchange (connect, headers, body) bounded by one deadline, the connection's
+`timeout_seconds` capped by the step's (engine/transport.py ends it and frees the thread), every
+body read within the connection's `max_response_bytes`, errors classified into the VendorError
 tree (429, 5xx and transport errors retryable, carrying the vendor's Retry-After), OAuth2
 client-credentials tokens cached until shortly before expiry and refreshed once after a 401,
 and every error message scrubbed of the connection's secrets.
@@ -16,12 +18,12 @@ import email.utils
 import json
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
 
 from .auth import Auth, NoAuth
 from .errors import (
@@ -37,6 +39,16 @@ from .errors import (
     VendorError,
 )
 from .secrets import Redactor, redact_logger, reveal
+from .transport import (
+    BodyTooLarge,
+    Exchange,
+    Expired,
+    Watchdog,
+    WatchedAdapter,
+    iter_body,
+    keep_body,
+    read_body,
+)
 from .urls import Origin, UnsafeURL, origin_of
 
 if TYPE_CHECKING:
@@ -47,7 +59,8 @@ E = TypeVar("E", bound=Exception)
 _ABSOLUTE = re.compile(r"^[\x00-\x20]*[A-Za-z][A-Za-z0-9+.-]*:")  # has a scheme, as urljoin sees it
 
 DEFAULT_CONNECT_TIMEOUT = 5.0
-DEFAULT_READ_TIMEOUT = 30.0
+DEFAULT_READ_TIMEOUT = 30.0  # the whole exchange, not one read
+DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 POOL_SIZE = 64
 USER_AGENT = "crownguard/0.1"
 
@@ -75,7 +88,7 @@ def new_session() -> requests.Session:
     at DEBUG, query strings and all) pass through the redactors."""
     redact_logger("urllib3.connectionpool")
     session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=8, pool_maxsize=POOL_SIZE, max_retries=0)
+    adapter = WatchedAdapter(pool_connections=8, pool_maxsize=POOL_SIZE, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.headers["User-Agent"] = USER_AGENT
@@ -184,34 +197,115 @@ class VendorClient:
                 f"{self.vendor}: refusing to send to {origin}: not a host of the "
                 f"'{self.connection.name}' connection"))
 
-    def timeouts(self, read: float | None = None) -> tuple[float, float]:
-        connect = float(self.settings.get("connect_timeout_seconds", DEFAULT_CONNECT_TIMEOUT))
-        read_t = float(read or self.settings.get("timeout_seconds", DEFAULT_READ_TIMEOUT))
+    @property
+    def watchdog(self) -> Watchdog:
+        """The connection's watchdog: it ends every exchange of its steps at the deadline."""
+        return self.connection.cached("watchdog", Watchdog)
+
+    @property
+    def max_response_bytes(self) -> int:
+        return int(self.settings.get("max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES))
+
+    def budget(self, timeout: float | None = None) -> float:
+        """Seconds for one whole exchange (connect, headers, body): the call's `timeout`, else
+        the connection's `timeout_seconds`, and never past the step's deadline."""
+        total = float(timeout or self.settings.get("timeout_seconds", DEFAULT_READ_TIMEOUT))
         remaining = self.ctx.remaining() if self.ctx else None
         if remaining is not None:
             if remaining <= 0 and self.ctx is not None:
                 self.ctx.check_deadline()
-            connect, read_t = min(connect, remaining), min(read_t, remaining)
-        return connect, read_t
+            total = min(total, remaining)
+        return max(total, 0.001)
+
+    def timeouts(self, read: float | None = None) -> tuple[float, float]:
+        """(connect, read) socket timeouts: each within the exchange's budget."""
+        budget = self.budget(read)
+        connect = float(self.settings.get("connect_timeout_seconds", DEFAULT_CONNECT_TIMEOUT))
+        return min(connect, budget), budget
 
     def send_raw(self, method: str, url: str, *, operation: str,
                  headers: Mapping[str, str] | None = None, timeout: float | None = None,
                  **kwargs: Any) -> requests.Response:
-        """Send once; map transport failures to TransportError. No status handling. The
-        target is checked first (`check_target`): nothing goes to a host not configured."""
+        """Send once and read the answer, all of it within one deadline (`budget`) and at most
+        `max_response_bytes` of body; map transport failures to TransportError and an answer
+        over the limit to BadResponse. No status handling. The target is checked first
+        (`check_target`): nothing goes to a host not configured."""
         self.check_target(url)
+        connect, budget = self.timeouts(timeout)
+        exchange = Exchange(self.watchdog, time.monotonic() + budget)
+        with exchange:
+            response = self._open(exchange, method, url, operation, headers, (connect, budget),
+                                  kwargs)
+            try:
+                body = read_body(response, exchange, self.max_response_bytes)
+            except Exception as exc:
+                response.close()  # half read: the connection is not reused
+                raise self._body_error(exc, exchange, response, url, operation, budget) from None
+        keep_body(response, body)
+        response.close()  # back to the pool, after the exchange let go of its socket
+        return response
+
+    @contextmanager
+    def stream(self, method: str, url: str, *, operation: str,
+               headers: Mapping[str, str] | None = None,
+               **kwargs: Any) -> Iterator[BodyStream]:
+        """Send once and hand the answer over unread, for a body too large to hold (a model
+        file to hash): the headers come within the exchange's budget, the body is read with
+        `BodyStream.chunks()` until the step's deadline, without a size limit. An answer that
+        is not 2xx is read (within the limit) before it is handed over, for `error_for`."""
+        self.check_target(url)
+        connect, budget = self.timeouts()
+        exchange = Exchange(self.watchdog, time.monotonic() + budget)
+        with exchange:
+            response = self._open(exchange, method, url, operation, headers, (connect, budget),
+                                  kwargs)
+            try:
+                if not 200 <= response.status_code < 300:
+                    try:
+                        body = read_body(response, exchange, self.max_response_bytes)
+                    except Exception as exc:
+                        raise self._body_error(exc, exchange, response, url, operation,
+                                               budget) from None
+                    keep_body(response, body)
+                remaining = self.ctx.remaining() if self.ctx is not None else None
+                exchange.extend(None if remaining is None else time.monotonic() + remaining)
+                yield BodyStream(self, response, exchange, operation, budget)
+            finally:
+                exchange.finish()
+                response.close()
+
+    def _open(self, exchange: Exchange, method: str, url: str, operation: str,
+              headers: Mapping[str, str] | None, timeouts: tuple[float, float],
+              kwargs: dict[str, Any]) -> requests.Response:
         try:
             return self.session.request(method, url, headers=dict(headers or {}),
-                                        timeout=self.timeouts(timeout), allow_redirects=False,
+                                        timeout=timeouts, allow_redirects=False, stream=True,
                                         **kwargs)
-        except requests.Timeout:
-            raise self._redacted(TransportError("timed out waiting for the vendor",
-                                                vendor=self.vendor, operation=operation)) from None
         except requests.RequestException as exc:
-            reason = type(exc).__name__
-            where = urlsplit(url).netloc
-            raise self._redacted(TransportError(f"could not reach {where} ({reason})",
-                                                vendor=self.vendor, operation=operation)) from None
+            raise self._transport_error(exc, exchange, url, operation, timeouts[1]) from None
+
+    def _transport_error(self, exc: BaseException, exchange: Exchange, url: str,
+                         operation: str, budget: float) -> TransportError:
+        if exchange.expired or isinstance(exc, requests.Timeout | Expired):
+            return self._redacted(TransportError(
+                f"timed out waiting for the vendor (the whole exchange may take {budget:g}s)",
+                vendor=self.vendor, operation=operation))
+        where = urlsplit(url).netloc
+        return self._redacted(TransportError(f"could not reach {where} ({type(exc).__name__})",
+                                             vendor=self.vendor, operation=operation))
+
+    def _body_error(self, exc: BaseException, exchange: Exchange, response: requests.Response,
+                    url: str, operation: str, budget: float) -> BaseException:
+        if isinstance(exc, BodyTooLarge):
+            size = (f"its Content-Length is {exc.size}" if exc.declared
+                    else f"reading stopped after {exc.size}")
+            return self._redacted(BadResponse(
+                f"the answer is larger than the connection's max_response_bytes "
+                f"({exc.limit} bytes): {size} bytes", vendor=self.vendor, operation=operation,
+                status=response.status_code, request_id=self._request_id(response)))
+        if isinstance(exc, requests.RequestException | Expired):
+            return self._transport_error(exc, exchange, url, operation, budget)
+        return exc
 
     def wait_for(self, probe: Callable[[], T | None], waiting_for: str) -> T:
         """Call `probe` until it returns something other than None: how an action waits for
@@ -310,6 +404,28 @@ class VendorClient:
     def _redacted(self, error: E) -> E:
         error.args = tuple(self.redactor.redact(str(a)) for a in error.args)
         return error
+
+
+class BodyStream:
+    """An answer handed over unread by `VendorClient.stream`: its body, chunk by chunk."""
+
+    def __init__(self, client: VendorClient, response: requests.Response, exchange: Exchange,
+                 operation: str, budget: float):
+        self.client, self.response, self.exchange = client, response, exchange
+        self.operation, self.budget = operation, budget
+
+    def chunks(self, chunk_bytes: int = 1024 * 1024) -> Iterator[bytes]:
+        """The body; at the step's deadline StepTimeout (or a timeout TransportError), and a
+        broken download raises requests' error for the caller to name."""
+        try:
+            yield from iter_body(self.response, self.exchange, chunk_bytes)
+        except (Expired, requests.RequestException) as exc:
+            if not self.exchange.expired and not isinstance(exc, Expired):
+                raise
+            if self.client.ctx is not None:
+                self.client.ctx.check_deadline()
+            raise self.client._transport_error(exc, self.exchange, self.response.url,
+                                               self.operation, self.budget) from None
 
 
 def _origin_or_none(url: str) -> Origin | None:

@@ -37,6 +37,8 @@ from .steps import (
     call_action,
     idempotency_key,
     items_unknown_output,
+    journaled_inputs,
+    journaled_output,
     retry_after_failure,
     step_inputs,
     would_call,
@@ -216,13 +218,16 @@ class _Execution:
 
     # events ------------------------------------------------------------------------------------
 
-    def emit(self, event: dict[str, Any]) -> None:
+    def emit(self, event: dict[str, Any], journaled: dict[str, Any] | None = None) -> None:
+        """Apply the event, journaled first; `journaled` replaces keys in what is stored (a
+        large output kept by digest), while this run goes on with the full values."""
         event = {**event, "type": str(event["type"]), "run_id": self.run_id, "at": utc_now()}
         self.conductor.apply(event)
+        stored = {**event, **journaled} if journaled else event
         if self.runner.journal is not None:
-            self.runner.journal(event)  # durable before anything acts on it
+            self.runner.journal(stored)  # durable before anything acts on it
         if self.runner.on_event is not None:
-            self.runner.on_event(event)
+            self.runner.on_event(stored)
 
     # the loop ----------------------------------------------------------------------------------
 
@@ -353,7 +358,7 @@ class _Execution:
                                  "attempt": attempt_no, "inputs": redacted}
         if work.fan_out:
             event["item"] = item
-        self.emit(event)
+        self.emit(event, {"inputs": journaled_inputs(work.action, redacted)})
         self.host.notify("crownguard_step_started", run_id=self.run_id, step_id=step.id,
                          attempt=attempt_no, inputs=redacted)
         ctx = ActionContext(run_id=self.run_id, step_id=step.id, attempt=attempt_no,
@@ -397,8 +402,10 @@ class _Execution:
         if error is None:
             work.outputs[item] = output
             if work.fan_out:
+                redacted = self.redactor.redact_value(output)
                 self.emit({"type": EventType.ITEM_SUCCEEDED, "step": attempt.step,
-                           "item": item, "output": self.redactor.redact_value(output)})
+                           "item": item, "output": redacted},
+                          {"output": journaled_output(work.action, redacted)})
         else:
             self._attempt_failed(work, attempt, item, error)
         if work.running == 0 and not work.todo:
@@ -442,8 +449,9 @@ class _Execution:
     def _finish_work(self, work: StepWork) -> None:
         output = ([work.outputs[i] for i in range(len(work.inputs))] if work.fan_out
                   else work.outputs[0])
-        self.emit({"type": EventType.STEP_SUCCEEDED, "step": work.step.id,
-                   "output": self.redactor.redact_value(output)})
+        redacted = self.redactor.redact_value(output)
+        self.emit({"type": EventType.STEP_SUCCEEDED, "step": work.step.id, "output": redacted},
+                  {"output": journaled_output(work.action, redacted)})
         if work.shown:
             self.not_called.add(work.step.id)
         del self.work[work.step.id]

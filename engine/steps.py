@@ -10,6 +10,7 @@ retried and after how long.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import random
 import threading
@@ -20,12 +21,16 @@ from .actions import Action, ActionContext, RetryPolicy, Waiting
 from .conductor import Conductor
 from .dryrun import outputs_not_called, render_dry
 from .errors import ActionError, ConfigError, InputError
-from .expressions import render
+from .expressions import compile_template, evaluate, render, to_text
+from .markup import quote, quote_value, unquote_value
 from .secrets import Redactor
 from .spec import Step
 
 log = logging.getLogger("crownguard.runner")
 NO_RETRY = RetryPolicy(max_attempts=1)
+# What the journal keeps of one output or input value whole: above it, its digest and size.
+JOURNAL_VALUE_BYTES = 256 * 1024
+PREVIEW_CHARS = 1024
 
 
 def idempotency_key(run_id: str, step_id: str, item: int | None = None) -> str:
@@ -109,7 +114,8 @@ def _inputs(step: Step, action: Action, context: dict[str, Any], not_called: set
             unresolved: set[str]) -> dict[str, Any]:
     """One set of inputs; the steps not called whose outputs they read go to `unresolved`."""
     if not not_called:
-        inputs = render(step.with_, context)
+        inputs = {key: (render_markup(value, context) if key in action.markup
+                        else render(value, context)) for key, value in step.with_.items()}
         action.validate_inputs(inputs)
         return dict(inputs)
     unknown: dict[tuple[str | int, ...], set[str]] = {}
@@ -120,10 +126,26 @@ def _inputs(step: Step, action: Action, context: dict[str, Any], not_called: set
     return dict(inputs)
 
 
+def render_markup(value: Any, context: dict[str, Any]) -> Any:
+    """Render an input whose text is markup: every interpolated value quoted (markup.py), the
+    template's own text as it is."""
+    if isinstance(value, dict):
+        return {k: render_markup(v, context) for k, v in value.items()}
+    if isinstance(value, list):
+        return [render_markup(v, context) for v in value]
+    if not isinstance(value, str) or "${{" not in value:
+        return value
+    template = compile_template(value)
+    if len(template.parts) == 1 and template.parts[0].is_expression:
+        return quote_value(evaluate(template.parts[0].text, context))
+    return "".join(quote(to_text(evaluate(p.text, context))) if p.is_expression else p.text
+                   for p in template.parts)
+
+
 def would_call(work: StepWork, inputs: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
     """A dry run's output for a step it shows instead of calling."""
     output: dict[str, Any] = {"dry_run": True, "would_call": work.action.name,
-                              "inputs": redactor.redact_value(inputs)}
+                              "inputs": redactor.redact_value(unquote_value(inputs))}
     if work.unresolved:
         output["depends_on_not_run"] = sorted(work.unresolved)
     return output
@@ -133,6 +155,33 @@ def items_unknown_output(step: Step, action: Action, unknown: ItemsUnknown) -> d
     """A dry run's output for a for_each step whose items it cannot know: shown once."""
     return {"dry_run": True, "would_call": action.name, "inputs": None,
             "for_each": step.for_each, "depends_on_not_run": sorted(unknown.steps)}
+
+
+# what is journaled ---------------------------------------------------------------------------
+
+def bounded(value: Any, limit: int = JOURNAL_VALUE_BYTES) -> Any:
+    """The value, or when its canonical JSON is over `limit` bytes, what stands for it in the
+    journal: `{truncated, sha256, size, preview}` of that JSON."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=str).encode()
+    if len(text) <= limit:
+        return value
+    return {"truncated": True, "sha256": hashlib.sha256(text).hexdigest(), "size": len(text),
+            "preview": text[:PREVIEW_CHARS].decode("utf-8", "ignore")}
+
+
+def journaled_output(action: Action, output: Any) -> Any:
+    """What the journal keeps of an output (an action may declare it needs all of it)."""
+    return output if action.keeps_output else bounded(output)
+
+
+def journaled_inputs(action: Action, inputs: dict[str, Any]) -> dict[str, Any]:
+    """What the journal keeps of a step's inputs: each large one by digest and size."""
+    inputs = {key: unquote_value(value) if key in action.markup else value
+              for key, value in inputs.items()}
+    if action.keeps_output:
+        return inputs
+    return {key: bounded(value) for key, value in inputs.items()}
 
 
 # attempts --------------------------------------------------------------------------------------

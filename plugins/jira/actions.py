@@ -14,7 +14,7 @@ from .issues import comment_once, open_issue, read_issue, search_issues
 from .workflow import close, transition
 
 
-@action("jira.create_issue", side_effect=True, undo="jira.close_issue",
+@action("jira.create_issue", side_effect=True, undo="jira.close_issue", markup=("description",),
         undo_with={"issue": "${{ output.key }}"}, connection="jira",
         retry=VENDOR_RETRY, input_schema=schemas.CREATE_ISSUE_INPUT,
         output_schema=schemas.CREATE_ISSUE_OUTPUT)
@@ -32,7 +32,8 @@ def create_issue(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
 
 
 @action("jira.add_comment", side_effect=True, undo=None, connection="jira", retry=VENDOR_RETRY,
-        input_schema=schemas.ADD_COMMENT_INPUT, output_schema=schemas.ADD_COMMENT_OUTPUT)
+        markup=("body",), input_schema=schemas.ADD_COMMENT_INPUT,
+        output_schema=schemas.ADD_COMMENT_OUTPUT)
 def add_comment(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     """Add a comment to an issue once, also when the step is retried.
 
@@ -44,7 +45,7 @@ def add_comment(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
 
 
 @action("jira.transition_issue", side_effect=True, undo=None, connection="jira",
-        retry=VENDOR_RETRY, input_schema=schemas.TRANSITION_ISSUE_INPUT,
+        retry=VENDOR_RETRY, markup=("comment",), input_schema=schemas.TRANSITION_ISSUE_INPUT,
         output_schema=schemas.TRANSITION_OUTPUT)
 def transition_issue(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     """Move an issue through its workflow, by transition name/id or target status.
@@ -58,7 +59,8 @@ def transition_issue(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, An
 
 
 @action("jira.close_issue", side_effect=True, undo=None, connection="jira", retry=VENDOR_RETRY,
-        input_schema=schemas.CLOSE_ISSUE_INPUT, output_schema=schemas.TRANSITION_OUTPUT)
+        markup=("comment",), input_schema=schemas.CLOSE_ISSUE_INPUT,
+        output_schema=schemas.TRANSITION_OUTPUT)
 def close_issue(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     """Close an issue with a comment: the undo of jira.create_issue.
 

@@ -21,6 +21,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from crownguard.engine import unquote
+
 Node = dict[str, Any]
 Mark = dict[str, Any]
 
@@ -43,7 +45,17 @@ def to_adf(text: str, text_format: str = "markdown") -> Node:
     text = CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
     lines = text.split("\n")
     content = _plain_blocks(lines) if text_format == "plain" else _Blocks(lines).parse(0)
-    return {"type": "doc", "version": 1, "content": content}
+    return {"type": "doc", "version": 1, "content": [_literal(node) for node in content]}
+
+
+def _literal(node: Node) -> Node:
+    """Values a step interpolated reach here quoted (crownguard.engine.unquote): parsing saw
+    no markup in them, and now they are their own characters again, as text."""
+    if node.get("type") == "text":
+        return {**node, "text": unquote(node["text"])}
+    if "content" in node:
+        return {**node, "content": [_literal(child) for child in node["content"]]}
+    return node
 
 
 def _paragraph(lines: list[str], inline: bool) -> Node | None:

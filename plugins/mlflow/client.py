@@ -20,6 +20,7 @@ from crownguard.engine import (
     Auth,
     BadResponse,
     BasicAuth,
+    BodyStream,
     ConfigError,
     HeaderAuth,
     NoAuth,
@@ -214,23 +215,21 @@ class MlflowRegistryClient(VendorClient):
         while True:
             headers = {"Accept": "*/*"}
             self.auth.apply(headers, self)
-            response = self.send_raw("GET", url, operation=operation, headers=headers,
-                                     stream=True)
-            try:
+            # Streamed: no size limit (nothing is held), the body bounded by the step's deadline.
+            with self.stream("GET", url, operation=operation, headers=headers) as body:
+                response = body.response
                 if response.status_code == 401 and not refreshed and self.auth.invalidate():
                     refreshed = True
                     continue
                 if not 200 <= response.status_code < 300:
                     raise self.error_for(response, operation)
-                return self._digest(response, operation)
-            finally:
-                response.close()
+                return self._digest(body, operation)
 
-    def _digest(self, response: requests.Response, operation: str) -> tuple[int, str]:
+    def _digest(self, body: BodyStream, operation: str) -> tuple[int, str]:
         digest = hashlib.sha256()
         size = 0
         try:
-            for chunk in response.iter_content(CHUNK_BYTES):
+            for chunk in body.chunks(CHUNK_BYTES):
                 digest.update(chunk)
                 size += len(chunk)
                 if self.ctx is not None:
@@ -238,5 +237,5 @@ class MlflowRegistryClient(VendorClient):
         except requests.RequestException:
             raise self._redacted(TransportError(
                 f"the download broke off after {size} bytes", vendor=self.vendor,
-                operation=operation, status=response.status_code)) from None
+                operation=operation, status=body.response.status_code)) from None
         return size, digest.hexdigest()

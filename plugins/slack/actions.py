@@ -55,6 +55,7 @@ def send_nudge(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     undo_with={"channel": "${{ output.channel }}", "ts": "${{ output.ts }}"},
     connection="slack",
     retry=VENDOR_RETRY,
+    markup=("text", "blocks"),
     input_schema=POST_MESSAGE_INPUT,
     output_schema=POST_MESSAGE_OUTPUT,
 )

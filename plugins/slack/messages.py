@@ -8,7 +8,7 @@ import re
 import time
 from typing import Any
 
-from crownguard.engine import ActionContext
+from crownguard.engine import ActionContext, unquote, unquote_value
 from crownguard.plugins._nudge import escape_mrkdwn, render_nudge
 from crownguard.plugins.slack.blocks import nudge_blocks
 from crownguard.plugins.slack.client import SlackClient
@@ -65,8 +65,11 @@ def post(ctx: ActionContext, client: SlackClient, inputs: dict[str, Any]) -> dic
     found = _existing(client, channel, MESSAGE_EVENT, key, inputs)
     if found is not None:
         return {"channel": channel, "ts": str(found.get("ts")), "changed": False}
-    text = inputs["text"] if inputs.get("allow_markup") else escape_mrkdwn(inputs["text"])
-    posted = client.post_message(channel, text=text, blocks=inputs.get("blocks"),
+    # Values a step interpolated are quoted (crownguard.engine.unquote): literal text here.
+    text = (unquote(inputs["text"], escape_mrkdwn) if inputs.get("allow_markup")
+            else escape_mrkdwn(unquote(inputs["text"])))
+    blocks = unquote_value(inputs.get("blocks"), escape_mrkdwn)
+    posted = client.post_message(channel, text=text, blocks=blocks,
                                  metadata=_metadata(MESSAGE_EVENT, key, ctx),
                                  thread_ts=inputs.get("thread_ts"))
     return {"channel": posted["channel"], "ts": posted["ts"], "changed": True}

@@ -16,6 +16,7 @@ from crownguard.plugins.teams.schemas import SEND_MESSAGE_INPUT, SEND_MESSAGE_OU
     side_effect=True,
     connection="teams",
     retry=VENDOR_RETRY,
+    markup=("text", "title", "facts"),
     input_schema=SEND_MESSAGE_INPUT,
     output_schema=SEND_MESSAGE_OUTPUT,
 )

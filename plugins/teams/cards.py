@@ -14,7 +14,7 @@ import json
 import re
 from typing import Any
 
-from crownguard.engine import InputError
+from crownguard.engine import InputError, unquote
 
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 CARD_VERSION = "1.4"
@@ -34,16 +34,21 @@ def message_card(*, text: str, title: str | None = None,
                  links: list[dict[str, str]] | None = None, style: str = "default",
                  allow_markup: bool = False) -> dict[str, Any]:
     """The webhook payload for one card."""
-    clean = (lambda s: s) if allow_markup else escape_markdown
+    # Values a step interpolated are quoted (crownguard.engine.unquote): literal text here,
+    # in the author's markup or not.
+    def clean(value: str) -> str:
+        return (unquote(value, escape_markdown) if allow_markup
+                else escape_markdown(unquote(value)))
+
     color = STYLES.get(style, "Default")
     body: list[dict[str, Any]] = []
     if title:
-        body.append({"type": "TextBlock", "text": title, "size": "Medium", "weight": "Bolder",
-                     "wrap": True, "style": "heading", "color": color})
+        body.append({"type": "TextBlock", "text": clean(title), "size": "Medium",
+                     "weight": "Bolder", "wrap": True, "style": "heading", "color": color})
     body.append({"type": "TextBlock", "text": clean(text), "wrap": True})
     if facts:
         body.append({"type": "FactSet", "facts": [
-            {"title": f["title"], "value": clean(f["value"])} for f in facts]})
+            {"title": clean(f["title"]), "value": clean(f["value"])} for f in facts]})
     content: dict[str, Any] = {
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
         "type": "AdaptiveCard", "version": CARD_VERSION, "body": body,

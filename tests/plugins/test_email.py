@@ -415,3 +415,16 @@ def test_mail_is_the_fallback_when_slack_does_not_know_the_employee(
     assert "users_not_found" in steps["slack_nudge"]["error"]
     assert steps["mail_nudge"]["status"] == "succeeded"
     assert sink.messages[0].message["Subject"] == "Ein kurzer Hinweis zu bert-finetuned.bin"
+
+
+def test_event_values_are_escaped_in_the_html_part(smtp_server: Any, make_config: Any,
+                                                   ca_file: Path, call: Any) -> None:
+    sink = smtp_server("starttls")
+    config = make_config({**sink.connection_settings(), "ca_file": str(ca_file)})
+    planted = "<script>alert(1)</script><a href=\"https://evil.example\">x</a>.bin"
+    call({**NUDGE, "file_name": planted}, config)
+    [received] = sink.messages
+    _, html = received.message.iter_parts()
+    body = html.get_content()
+    assert "<script>" not in body and 'href="https://evil.example"' not in body
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body

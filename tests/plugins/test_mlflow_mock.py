@@ -298,6 +298,24 @@ def test_list_model_files_hashes_each_file_once(start: Callable[..., MlflowMock]
     assert sorted(downloads) == sorted(set(downloads)) and len(downloads) == 3
 
 
+def test_a_model_file_larger_than_max_response_bytes_is_still_hashed(
+        start: Callable[..., MlflowMock], call: Callable[..., dict[str, Any]]) -> None:
+    mock = start()
+    weights = bytes(range(256)) * 12_000  # ~3 MB, over a 1 MB answer limit: streamed, not held
+    mock.add_version("big", {"model.safetensors": weights})
+    settings = {**mock.connection_settings(), "max_response_bytes": 1_000_000}
+    result = call(mock, "mlflow.list_model_files", {"name": "big", "version": "1"},
+                  settings=settings)
+    assert result["status"] == "succeeded", result["error"]
+    assert result["output"]["files"] == [{"path": "model.safetensors", "size": len(weights),
+                                          "sha256": hashlib.sha256(weights).hexdigest()}]
+    # The limit still holds for the JSON answers around it.
+    mock.add_version("big", {"a" * 40 + str(i): b"x" for i in range(40_000)})
+    listed = call(mock, "mlflow.list_model_files", {"name": "big", "version": "2"},
+                  settings=settings, attempts=1)
+    assert listed["status"] == "failed" and "max_response_bytes" in listed["error"]
+
+
 def test_list_model_files_refuses_a_store_the_server_does_not_proxy(
         start: Callable[..., MlflowMock], call: Callable[..., dict[str, Any]]) -> None:
     mock = start()

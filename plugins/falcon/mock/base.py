@@ -22,7 +22,7 @@ from typing import Any
 
 from werkzeug import Request, Response
 
-from crownguard.engine import MockServer, route
+from crownguard.engine import MockServer, parse_retry_after, route
 
 from .model import Command, MockFile, MockHost, Session
 
@@ -172,11 +172,8 @@ class FalconMockBase(MockServer):
         response.headers["X-Ratelimit-Limit"] = "6000"
         response.headers["X-Ratelimit-Remaining"] = "0" if response.status_code == 429 else "5999"
         if response.status_code == 429:
-            wait = response.headers.get("Retry-After") or "1"
-            try:
-                seconds = float(wait)
-            except ValueError:
-                seconds = 1.0
+            # Delta-seconds or an HTTP date (an unreadable one: a second from now).
+            seconds = parse_retry_after(response.headers.get("Retry-After")) or 1.0
             response.headers["X-Ratelimit-Retryafter"] = str(math.ceil(time.time() + seconds))
             if not self.send_retry_after_header:
                 del response.headers["Retry-After"]

@@ -24,7 +24,7 @@ from urllib.parse import urlencode
 
 from werkzeug import Request, Response
 
-from crownguard.engine import MockServer
+from crownguard.engine import MockServer, parse_retry_after
 
 from .search import compile_search
 
@@ -266,9 +266,11 @@ class OktaMockBase(MockServer):
         remaining = max(0, RATE_LIMIT - used)
         if response.status_code == 429:
             # Okta says when to come back through X-Rate-Limit-Reset, not Retry-After.
+            # Delta-seconds or an HTTP date (an unreadable one: a second from now).
             wait = response.headers.pop("Retry-After", None)
             if wait is not None:
-                reset = math.ceil(now + float(wait))
+                seconds = parse_retry_after(wait, now)
+                reset = math.ceil(now + (1.0 if seconds is None else seconds))
             remaining = 0
         response.headers["X-Rate-Limit-Limit"] = str(RATE_LIMIT)
         response.headers["X-Rate-Limit-Remaining"] = str(remaining)
