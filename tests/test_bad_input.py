@@ -1,0 +1,150 @@
+"""Bad input is a located message, never an internal error (exit 70) and never a hang: one
+test per cause found (issue 12, item 4), each with the few bytes that used to crash, through
+the command a user runs."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crownguard.engine.cli import app as cli
+from crownguard.engine.errors import SpecError
+from crownguard.engine.loader import (
+    MAX_DATA_BYTES,
+    MAX_DEPTH,
+    MAX_DOCUMENT_BYTES,
+    load_file,
+    parse_json_text,
+    parse_text,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+USB = ROOT / "plugins" / "incydr" / "samples" / "model-to-removable-media.json"
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: Any) -> tuple[int, str, str]:
+    code = cli.main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    assert code != 70 and "Traceback" not in out + err and "internal error" not in err
+    return code, out, err
+
+
+def validate(tmp_path: Path, capsys: Any, text: str | bytes, name: str = "pb.yaml") -> str:
+    path = tmp_path / name
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    code, out, err = run_cli(capsys, "validate", path)
+    assert code == 1 and err == ""
+    return out.strip().replace(str(tmp_path) + "/", "")
+
+
+# --- the YAML loader -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("a: &x [*x]\n", "pb.yaml:1: invalid YAML: recursive alias *x: the value of &x contains "
+                     "itself"),
+    ("a: &x {b: {c: *x}}\n", "pb.yaml:1: invalid YAML: recursive alias *x"),
+    ("a: &x\n  <<: *x\n", "pb.yaml:2: invalid YAML: recursive alias *x"),
+    ("name: x\x01\nsteps: []\n", "pb.yaml:1: invalid YAML: control character U+0001 at "
+                                  "column 8"),
+    ("name: a\nsteps:\n  - id: \x1b[31m\n", "pb.yaml:3: invalid YAML: control character U+001B"),
+    ("? [a, b]\n: 1\n", "pb.yaml:1: invalid YAML: a mapping key is a list; keys are plain text"),
+    ("name: a\n? {x: 1}\n: 2\n", "pb.yaml:2: invalid YAML: a mapping key is a mapping"),
+    ("name: !!int abc\n", "pb.yaml:1: invalid YAML: 'abc' is not a valid !!int value"),
+    ("name: !!float abc\n", "pb.yaml:1: invalid YAML: 'abc' is not a valid !!float value"),
+    ("name: !!bool maybe\n", "pb.yaml:1: invalid YAML: 'maybe' is not a valid !!bool value"),
+    ("name: !!int 0x\n", "pb.yaml:1: invalid YAML: '0x' is not a valid !!int value"),
+    ("a: 1\nname: !!binary aGVsbG8=\n", "pb.yaml:2: invalid YAML: the tag !!binary makes a "
+                                        "value JSON has no type for"),
+    ("name: !!set {a, b}\n", "pb.yaml:1: invalid YAML: the tag !!set"),
+    ("name: !!omap [{a: 1}]\n", "pb.yaml:1: invalid YAML: the tag !!omap"),
+    ("name: .nan\n", "pb.yaml:1: invalid YAML: '.nan' is not a JSON number"),
+    ("name: -.inf\n", "pb.yaml:1: invalid YAML: '-.inf' is not a JSON number"),
+    ("name: 1.0e+999\n", "pb.yaml:1: invalid YAML: '1.0e+999' is not a JSON number"),
+    ('name: "\\ud800"\n', "pb.yaml:1: invalid YAML: a \\u escape gives half of a UTF-16 "
+                          "surrogate pair"),
+    ("name: " + "1" * 5000 + "\n", "pb.yaml:1: invalid YAML: '" + "1" * 38),
+])
+def test_yaml_the_loader_refuses_is_a_located_message(tmp_path: Path, capsys: Any, text: str,
+                                                      message: str) -> None:
+    assert validate(tmp_path, capsys, text).startswith(message)
+
+
+def test_aliases_cannot_nest_past_the_depth_budget(tmp_path: Path, capsys: Any) -> None:
+    # Each anchor nests 60 levels; through the alias the value nests 120: the composer sees
+    # each part within the budget, the expanded document is past it.
+    inner = "[" * 60 + "1" + "]" * 60
+    text = f"a: &a {inner}\nb: " + "[" * 60 + "*a" + "]" * 60 + "\n"
+    assert validate(tmp_path, capsys, text) == \
+        f"pb.yaml:1: lists and objects nest more than {MAX_DEPTH} levels deep"
+
+
+def test_values_are_json_values() -> None:
+    data = parse_text("1: a\ntrue: b\nnull: c\nwhen: 2026-11-20T21:47:12Z\nday: 2026-11-20\n"
+                      "x: &x [1]\ny: *x\n", "f.yaml").data
+    assert data == {"1": "a", "true": "b", "null": "c", "when": "2026-11-20T21:47:12Z",
+                    "day": "2026-11-20", "x": [1], "y": [1]}
+    assert parse_text("base: &b {a: 1}\nmore: {<<: *b, c: 2}\n", "f.yaml").data["more"] == \
+        {"a": 1, "c": 2}
+
+
+# --- JSON and the files themselves ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('{"a": 1e999}', "invalid JSON: 1e999 is too large for a JSON number"),
+    ('{"a": NaN}', "invalid JSON: NaN is not a JSON value"),
+    ('{"a": -Infinity}', "invalid JSON: -Infinity is not a JSON value"),
+    ('{"a": ' + "7" * 5000 + "}", "invalid JSON: a number of more than 4,300 digits"),
+    ('{"a": "\\ud800"}', "invalid JSON: a \\u escape gives half of a UTF-16 surrogate pair"),
+    ('{"\\udfff": 1}', "invalid JSON: a \\u escape gives half of a UTF-16 surrogate pair"),
+])
+def test_json_that_is_not_json_values_is_refused(text: str, message: str) -> None:
+    for locate in (True, False):
+        with pytest.raises(SpecError) as caught:
+            parse_json_text(text, "e.json", locate=locate)
+        assert str(caught.value).startswith(f"e.json: {message}")
+    assert parse_json_text('"\\ud83d\\ude00"', "e.json").data == "\U0001f600"
+
+
+def test_files_past_their_size_budget_are_refused_before_they_are_read(tmp_path: Path) -> None:
+    big = tmp_path / "big.yaml"
+    big.write_bytes(b"#" * (MAX_DOCUMENT_BYTES + 1))
+    with pytest.raises(SpecError, match=r"big.yaml: the file is too large: 1,048,577 bytes, "
+                                        r"past the 1 MiB limit"):
+        load_file(big)
+    events = tmp_path / "events.json"
+    events.write_text(json.dumps([{"a": "x" * 1000}] * 1200))  # 1.2 MB of JSON: fine...
+    assert len(load_file(events, locate=False).data) == 1200
+    assert load_file(events).lines == {}  # ...too big to locate, which costs only the lines
+    with open(events, "r+b") as stream:
+        stream.truncate(MAX_DATA_BYTES + 1)
+    with pytest.raises(SpecError, match="past the 64 MiB limit"):
+        load_file(events, locate=False)
+
+
+def test_a_device_is_read_up_to_the_budget_never_to_its_end() -> None:
+    started = time.monotonic()
+    with pytest.raises(SpecError, match="/dev/zero: the file is too large: more than"):
+        load_file("/dev/zero")
+    assert time.monotonic() - started < 1
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"name: \xff\n", "is not UTF-8 text (byte 7 cannot be read)"),
+])
+def test_unreadable_text_is_named(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "pb.yaml"
+    path.write_bytes(content)
+    with pytest.raises(SpecError, match=re.escape(message)):
+        load_file(path)
+
+
+def test_a_nul_in_a_path_is_a_spec_error() -> None:
+    with pytest.raises(SpecError, match=r"a\\0b.yaml: cannot read: the path holds a NUL"):
+        load_file("a\0b.yaml")
