@@ -148,3 +148,30 @@ def test_unreadable_text_is_named(tmp_path: Path, content: bytes, message: str) 
 def test_a_nul_in_a_path_is_a_spec_error() -> None:
     with pytest.raises(SpecError, match=r"a\\0b.yaml: cannot read: the path holds a NUL"):
         load_file("a\0b.yaml")
+
+
+# --- secret references in the connections file ---------------------------------------------
+
+
+@pytest.mark.parametrize(("reference", "reason"), [
+    ("/tmp/a\\0b", "the path holds a NUL character"),
+    ("~no-such-user-anywhere/token", "no such home directory"),
+    ("/dev/zero", "larger than 64 KiB, the limit of a secret file"),
+    ("latin1.txt", "not UTF-8 text"),
+    (".", "Is a directory"),
+])
+def test_an_unusable_secret_file_is_a_located_config_problem(
+        tmp_path: Path, capsys: Any, reference: str, reason: str) -> None:
+    (tmp_path / "latin1.txt").write_bytes(b"caf\xe9")
+    config = tmp_path / "connections.yaml"
+    config.write_text('connections:\n  http: {allowed_hosts: ["h.example.com"]}\n'
+                      f'  okta: {{base_url: "https://a.example.com",\n'
+                      f'         token: "${{file:{reference}}}"}}\n')
+    playbook = tmp_path / "pb.yaml"
+    playbook.write_text("name: a\nsteps:\n  - {id: a, action: core.noop}\n")
+    started = time.monotonic()
+    code, _out, err = run_cli(capsys, "run", playbook, "--config", config, "--dry-run")
+    assert time.monotonic() - started < 5
+    shown = reference  # a NUL is shown as the \0 it was written as
+    assert code == 2 and err.strip() == (f"{config}:4: connections.okta.token: cannot read "
+                                         f"secret file {shown} ({reason})")
