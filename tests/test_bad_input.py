@@ -175,3 +175,53 @@ def test_an_unusable_secret_file_is_a_located_config_problem(
     shown = reference  # a NUL is shown as the \0 it was written as
     assert code == 2 and err.strip() == (f"{config}:4: connections.okta.token: cannot read "
                                          f"secret file {shown} ({reason})")
+
+
+# --- Incydr events -------------------------------------------------------------------------
+
+
+def usb_event() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(USB.read_text())
+    return data
+
+
+@pytest.mark.parametrize(("section", "key", "value", "field"), [
+    ("file", "acquiredFrom", 7, "file.acquiredFrom: expected a list, got int"),
+    ("file", "acquiredFrom", "s3", "file.acquiredFrom: expected a list, got str"),
+    ("file", "acquiredFrom", {"sourceDomains": 1}, "file.acquiredFrom: expected a list, got dict"),
+])
+def test_a_bad_incydr_field_names_that_item_and_every_other_item_is_read(
+        tmp_path: Path, capsys: Any, section: str, key: str, value: Any, field: str) -> None:
+    bad = usb_event()
+    bad[section][key] = value
+    path = tmp_path / "events.json"
+    path.write_text(json.dumps([usb_event(), bad, usb_event(), {"fileEvents": [bad]}]))
+    code, out, err = run_cli(capsys, "triage", path)
+    assert code == 2 and out == ""
+    assert err.strip().splitlines() == [
+        f"{path}: item 2: incydr.file_event: {field}",
+        f"{path}: item 4: incydr.file_event: {field}",
+        f"{path}: 2 of 4 items invalid: nothing was triaged"]
+
+
+def alert(**data: Any) -> dict[str, Any]:
+    return {"id": "a1", "actor": "dana@example.com", "createdAt": "2026-11-20T21:47:12Z",
+            "observations": [{"data": {"files": [{"name": "m.safetensors"}], **data}}]}
+
+
+@pytest.mark.parametrize(("payload", "field"), [
+    (alert(files=3), "observations.0.data.files: expected a list, got int"),
+    (alert(exposureTypes=3), "observations.0.data.exposureTypes: expected a list, got int"),
+    (alert(syncToServices=True), "observations.0.data.syncToServices: expected a list, got bool"),
+    (alert(exposureTypes=["ApplicationRead"], appReadDetails=1),
+     "observations.0.data.appReadDetails: expected a list, got int"),
+    ({**alert(), "watchlists": 5}, "watchlists: expected a list, got int"),
+    ({**alert(), "observations": [{"data": "[" * 10_000}]}, "observations.0.data: is not valid JSON"),
+    ({"alerts": [7]}, "an Incydr alert is a JSON object"),
+])
+def test_a_bad_incydr_alert_field_is_named(tmp_path: Path, capsys: Any, payload: Any,
+                                           field: str) -> None:
+    path = tmp_path / "alert.json"
+    path.write_text(json.dumps(payload))
+    code, _out, err = run_cli(capsys, "triage", path)
+    assert code == 2 and field in err.strip().splitlines()[0]
