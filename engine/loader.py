@@ -211,7 +211,7 @@ class _Loader(yaml.SafeLoader):
             raise yaml.constructor.ConstructorError(
                 None, None, f"{str(node.value)[:40]!r} is not a JSON number (NaN and "
                             "infinities have no JSON form)", node.start_mark)
-        if value.__class__ is str and not value.isascii() and _has_surrogate(value):
+        if value.__class__ is str and not value.isascii() and has_surrogate(value):
             raise yaml.constructor.ConstructorError(
                 None, None, "a \\u escape gives half of a UTF-16 surrogate pair, which is not "
                             "a character (write the character itself, or \\U and 8 hex digits)",
@@ -239,7 +239,7 @@ for _tag in _REFUSED_TAGS:
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _as_text)
 
 
-def _has_surrogate(text: str) -> bool:
+def has_surrogate(text: str) -> bool:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -316,7 +316,7 @@ def loads_json(text: str, **hooks: Any) -> Any:
                       parse_int=_integer, **hooks)
 
 
-def _nests_deeper(data: Any, limit: int) -> bool:
+def nests_deeper(data: Any, limit: int) -> bool:
     """Whether lists and objects nest more than `limit` deep (without recursing)."""
     stack: list[tuple[Any, int]] = [(data, 1)]
     while stack:
@@ -331,13 +331,13 @@ def _nests_deeper(data: Any, limit: int) -> bool:
     return False
 
 
-def _first_surrogate(data: Any) -> bool:
+def holds_surrogate(data: Any) -> bool:
     """Whether any text (key or value) holds a lone surrogate (without recursing)."""
     stack = [data]
     while stack:
         value = stack.pop()
         if isinstance(value, str):
-            if _has_surrogate(value):
+            if has_surrogate(value):
                 return True
         elif isinstance(value, dict):
             stack.extend(value.keys())
@@ -374,9 +374,9 @@ def parse_json_text(text: str, file: str, *, locate: bool = True) -> Document:
         raise _too_deep(file, None) from None
     except ValueError as exc:
         raise SpecError([Problem(file, None, f"invalid JSON: {exc}")]) from None
-    if _nests_deeper(data, MAX_DEPTH):
+    if nests_deeper(data, MAX_DEPTH):
         raise _too_deep(file, None)
-    if _ESCAPED_SURROGATE.search(body) and _first_surrogate(data):
+    if _ESCAPED_SURROGATE.search(body) and holds_surrogate(data):
         raise SpecError([Problem(file, None, "invalid JSON: a \\u escape gives half of a "
                                              "UTF-16 surrogate pair, which is not a character")])
     if locate and len(text) > MAX_DOCUMENT_BYTES:

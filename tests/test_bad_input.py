@@ -225,3 +225,104 @@ def test_a_bad_incydr_alert_field_is_named(tmp_path: Path, capsys: Any, payload:
     path.write_text(json.dumps(payload))
     code, _out, err = run_cli(capsys, "triage", path)
     assert code == 2 and field in err.strip().splitlines()[0]
+
+
+# --- expressions and templates -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("expression", "message"), [
+    ("(" * 500 + "a" + ")" * 500, "brackets and prefix operators (! &) nest more than 32 "
+                                  "levels deep"),
+    ("!" * 500 + "a", "nest more than 32 levels deep"),
+    ("[" * 300 + "a" + "]" * 300, "nest more than 32 levels deep"),
+    ("`" + "[" * 400 + "]" * 400 + "`", "nest more than 32 levels deep"),
+    (" | ".join(["a"] * 600), "more than 128 operations deep"),
+    (" || ".join(["a"] * 300), "more than 128 operations deep"),
+    ("a" * 5000, "5,000 characters long, past the limit of 4,096"),
+])
+def test_an_expression_past_its_budget_is_an_expression_problem(
+        tmp_path: Path, capsys: Any, expression: str, message: str) -> None:
+    started = time.monotonic()
+    out = validate(tmp_path, capsys, "name: a\nsteps:\n  - id: a\n    action: core.noop\n"
+                                     f"    if: {json.dumps(expression)}\n")
+    assert time.monotonic() - started < 2
+    assert out.startswith("pb.yaml:5: step 'a': expression '") and message in out
+    assert len(out) < 400  # the expression is shown cut, with its length
+
+
+def test_the_budget_leaves_room_for_real_expressions() -> None:
+    from crownguard.engine.expressions import compile_expression
+
+    compile_expression(" && ".join(f"event.a{n}.b.c" for n in range(100)))
+    compile_expression(".".join(["a"] * 1000))  # a path is one flat node, however long
+    compile_expression("(" * 30 + "a" + ")" * 30)
+    compile_expression("'" + "(" * 100 + "'")  # quoted text is not nesting
+
+
+@pytest.mark.parametrize("text", [
+    "${{ ( }}" * 3400,                      # 27 KB: used to take 3.5 minutes
+    "${{ ( }}" * 250 + "}}" * 13_000,       # under the template count, as long
+    "${{ '" + " }}" * 9000,                 # a quote that never closes
+    "${{ {" + " }}" * 9000,                 # a brace that never closes
+])
+def test_template_scanning_is_linear(tmp_path: Path, capsys: Any, text: str) -> None:
+    started = time.monotonic()
+    out = validate(tmp_path, capsys, "name: a\nsteps:\n  - id: a\n    action: core.noop\n"
+                                     f"    with: {{x: {json.dumps(text)}}}\n")
+    assert time.monotonic() - started < 2
+    assert out.startswith("pb.yaml:5: step 'a': expression '") and len(out) < 400
+
+
+def test_templates_past_their_budget() -> None:
+    from crownguard.engine.errors import ExpressionError
+    from crownguard.engine.expressions import compile_template
+
+    with pytest.raises(ExpressionError, match="more than 256 '\\${{' templates in one string"):
+        compile_template("${{ a }}" * 257)
+    with pytest.raises(ExpressionError, match="past the limit of 65,536"):
+        compile_template("${{ a }}" + "x" * 65_536)
+    template = compile_template("${{ a }}" * 256 + "x" * 60_000)
+    assert template.render({"a": "b"}) == "b" * 256 + "x" * 60_000
+    assert compile_template("${{ {a: b}}} ${{ '}}' }} ${{ `{\"k\": {\"v\": 1}}` }}").expressions \
+        == ["{a: b}", "'}}'", '`{"k": {"v": 1}}`']
+
+
+@pytest.mark.parametrize(("data", "reason"), [
+    ("[" * 100_000 + "]" * 100_000, "from_json: lists and objects nest more than 100 levels deep"),
+    ("[" * 101 + "]" * 101, "from_json: lists and objects nest more than 100 levels deep"),
+    ('{"a": NaN}', "from_json: not JSON (NaN is not a JSON value)"),
+    ("[Infinity]", "from_json: not JSON (Infinity is not a JSON value)"),
+    ("[1e999]", "from_json: not JSON (1e999 is too large for a JSON number)"),
+    ('"\\udc00"', "from_json: a \\u escape gives half of a UTF-16 surrogate pair"),
+])
+def test_from_json_on_bad_event_data_fails_the_step_and_ends_the_run(
+        tmp_path: Path, capsys: Any, data: str, reason: str) -> None:
+    playbook = tmp_path / "pb.yaml"
+    playbook.write_text("name: a\nsteps:\n  - id: parse\n    action: core.noop\n"
+                        "    with: {x: '${{ from_json(event.blob) }}'}\n"
+                        "  - id: after\n    action: core.noop\n    needs: [parse]\n"
+                        "    when: always\n")
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"blob": data}))
+    journal = tmp_path / "journal.sqlite"
+    code, out, _err = run_cli(capsys, "run", playbook, "--event", event, "--json",
+                              "--journal", journal)
+    record = json.loads(out)
+    assert code == 1 and record["status"] == "failed"
+    assert record["steps"]["parse"]["status"] == "failed"
+    assert reason in record["steps"]["parse"]["error"]
+    assert record["steps"]["after"]["status"] == "succeeded"
+    code, out, _err = run_cli(capsys, "runs", "--journal", journal)
+    assert code == 0 and "running" not in out and "failed" in out
+
+
+def test_other_evaluation_failures_are_expression_errors() -> None:
+    from crownguard.engine.errors import ExpressionError
+    from crownguard.engine.expressions import evaluate
+
+    assert evaluate("sha256(a)", {"a": "\ud800"})  # a lone surrogate from anywhere
+    with pytest.raises(ExpressionError, match="replace: the result would be"):
+        evaluate("replace(replace(replace(a, '', 'xxxxxxxxxx'), '', 'xxxxxxxxxx'), '', 'xx')",
+                 {"a": "y" * 10_000})
+    with pytest.raises(ExpressionError, match="format: the result would be"):
+        evaluate("format('{0}{0}{0}{0}', [a])", {"a": "y" * 300_000})
