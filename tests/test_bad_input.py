@@ -239,6 +239,10 @@ def test_a_bad_incydr_alert_field_is_named(tmp_path: Path, capsys: Any, payload:
     (" | ".join(["a"] * 600), "more than 128 operations deep"),
     (" || ".join(["a"] * 300), "more than 128 operations deep"),
     ("a" * 5000, "5,000 characters long, past the limit of 4,096"),
+    # 2**40 copies of the context: serialising the value (to_string, the journal, the input
+    # schema check) would never finish
+    ("to_string(@" + " | [@, @]" * 40 + ")", "would copy what they select more than 4,096 "
+                                             "times over"),
 ])
 def test_an_expression_past_its_budget_is_an_expression_problem(
         tmp_path: Path, capsys: Any, expression: str, message: str) -> None:
@@ -257,6 +261,9 @@ def test_the_budget_leaves_room_for_real_expressions() -> None:
     compile_expression(".".join(["a"] * 1000))  # a path is one flat node, however long
     compile_expression("(" * 30 + "a" + ")" * 30)
     compile_expression("'" + "(" * 100 + "'")  # quoted text is not nesting
+    compile_expression("@" + " | [@, @]" * 12)  # 4,096 copies
+    compile_expression(" && ".join(f"contains(['a', 'b', 'c', 'd'], event.k{n})"
+                                   for n in range(40)))  # literals are not copies
 
 
 @pytest.mark.parametrize("text", [

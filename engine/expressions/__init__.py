@@ -20,11 +20,12 @@ Added functions (beyond JMESPath's built-ins):
 
 Budgets (docs/playbooks.md, "Limits"), so that no expression or template is a crash or a hang:
 an expression is at most MAX_EXPRESSION_CHARS long, nests brackets and prefix operators at
-most MAX_EXPRESSION_NESTING deep and parses to a tree at most MAX_EXPRESSION_DEPTH deep; a
-string holding templates is at most MAX_TEMPLATE_CHARS long with at most MAX_TEMPLATES
-`${{`; splitting a string into templates is linear in its length. `from_json()` reads JSON
-only (no NaN or Infinity), nesting at most MAX_DEPTH deep, and `replace()` and `format()`
-give at most MAX_RESULT_CHARS. Any failure of an evaluation is an ExpressionError.
+most MAX_EXPRESSION_NESTING deep, parses to a tree at most MAX_EXPRESSION_DEPTH deep, and its
+multi-selects copy what they select at most MAX_FANOUT times over; a string holding
+templates is at most MAX_TEMPLATE_CHARS long with at most MAX_TEMPLATES `${{`; splitting a
+string into templates is linear in its length. `from_json()` reads JSON only (no NaN or
+Infinity), nesting at most MAX_DEPTH deep, and `replace()` and `format()` give at most
+MAX_RESULT_CHARS. Any failure of an evaluation is an ExpressionError.
 """
 
 from __future__ import annotations
@@ -47,10 +48,12 @@ from .limits import (
     MAX_EXPRESSION_CHARS,
     MAX_EXPRESSION_DEPTH,
     MAX_EXPRESSION_NESTING,
+    MAX_FANOUT,
     MAX_TEMPLATE_CHARS,
     MAX_TEMPLATES,
     OPEN,
     expression_end,
+    fanout,
     nesting,
     shown,
     tree_deeper,
@@ -82,6 +85,9 @@ def compile_expression(expression: str) -> Any:
     if tree_deeper(compiled.parsed, MAX_EXPRESSION_DEPTH):
         raise ExpressionError(shown(expression), f"more than {MAX_EXPRESSION_DEPTH} "
                               "operations deep (a chain of `|`, `&&` or `||` that long?)")
+    if fanout(compiled.parsed) > MAX_FANOUT:
+        raise ExpressionError(shown(expression), "its multi-selects ([a, b] and {k: a}) would "
+                              f"copy what they select more than {MAX_FANOUT:,} times over")
     return compiled
 
 

@@ -18,6 +18,7 @@ MAX_EXPRESSION_NESTING = 32  # brackets and prefix operators (! &): the parser r
 MAX_EXPRESSION_DEPTH = 128  # the parsed tree: evaluating it recurses once per level
 MAX_TEMPLATE_CHARS = 64 << 10  # a nudge or ticket body is a few KB
 MAX_TEMPLATES = 256  # `${{` in one string
+MAX_FANOUT = 4096  # how many times over multi-selects may copy what they select
 MAX_RESULT_CHARS = 1 << 20  # what replace() and format() may make of their text
 
 
@@ -117,3 +118,29 @@ def expression_end(text: str, pos: int) -> int:
             return -1
         pos += 1
     return -1
+
+
+def fanout(node: Any) -> int:
+    """How many times over a parsed expression may repeat the values it reads: the product of
+    its multi-selects' widths (literals not counted). `@ | [@, @] | [@, @]` makes four copies
+    of the context, and forty such pipes 2**40: whatever then serialises, compares or
+    schema-checks the result would not finish (without recursing)."""
+    product = 1
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        children = [c for c in current.get("children") or () if isinstance(c, dict)]
+        if current.get("type") in ("multi_select_list", "multi_select_dict"):
+            width = sum(1 for child in children if not _literal(child))
+            product *= max(width, 1)
+            if product > MAX_FANOUT:
+                return product
+        stack.extend(children)
+    return product
+
+
+def _literal(node: dict[str, Any]) -> bool:
+    if node.get("type") == "key_val_pair":
+        children = node.get("children") or [{}]
+        return bool(children[0].get("type") == "literal")
+    return node.get("type") == "literal"
