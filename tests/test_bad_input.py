@@ -333,3 +333,19 @@ def test_other_evaluation_failures_are_expression_errors() -> None:
                  {"a": "y" * 10_000})
     with pytest.raises(ExpressionError, match="format: the result would be"):
         evaluate("format('{0}{0}{0}{0}', [a])", {"a": "y" * 300_000})
+
+
+# --- policies ------------------------------------------------------------------------------
+
+
+def test_routing_paths_no_file_can_have_are_located_policy_problems(
+        tmp_path: Path, capsys: Any) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text('routing:\n  playbooks: ["a\\0b", "~no-such-user-anywhere/x"]\n'
+                      '  dedupe_store: "\\0"\n')
+    code, out, err = run_cli(capsys, "triage", USB, "--policy", policy)
+    assert code == 2 and out == ""
+    assert sorted(err.strip().splitlines()) == [
+        f"{policy}:2: routing.playbooks.0: the path holds a NUL character",
+        f"{policy}:2: routing.playbooks.1: ~no-such-user-anywhere is no one's home directory",
+        f"{policy}:3: routing.dedupe_store: the path holds a NUL character"]
