@@ -349,3 +349,17 @@ def test_routing_paths_no_file_can_have_are_located_policy_problems(
         f"{policy}:2: routing.playbooks.0: the path holds a NUL character",
         f"{policy}:2: routing.playbooks.1: ~no-such-user-anywhere is no one's home directory",
         f"{policy}:3: routing.dedupe_store: the path holds a NUL character"]
+
+
+@pytest.mark.parametrize("time_expression", ["`1e300`", "to_number('1e999')", "`-1e300`"])
+def test_a_webhook_time_no_clock_can_show_is_an_event_error(
+        tmp_path: Path, capsys: Any, time_expression: str) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("mappings:\n  hook:\n    when: \"kind == 'dlp'\"\n    fields:\n"
+                      "      id: \"'x'\"\n      actor.email: \"'a@b.example'\"\n"
+                      "      file.name: \"'m.gguf'\"\n      destination.kind: \"'email'\"\n"
+                      f"      time: {json.dumps(time_expression)}\n")
+    event = tmp_path / "event.json"
+    event.write_text('{"kind": "dlp"}')
+    code, out, err = run_cli(capsys, "triage", event, "--policy", policy)
+    assert code == 2 and out == "" and "webhook:hook: time: " in err
