@@ -58,6 +58,7 @@ FRAGMENTS = [
     "${{ ( }}" * 300, "${{ '" + " }}" * 200, "!" * 40, "`[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[`",
     "${env:CG_FUZZ}", "${env:}", "${file:/dev/zero}", "${file:\\0}", "${file:~nobody-x/a}",
     "${file:.}", "${file:/nonexistent}", "${vault:x}", "${{ sha256(event.x) }}",
+    "~nobody-x/a", "\\0", "`1e300`", "to_number('1e999')", "[@, @] | [@, @] | [@, @]",
 ]
 
 PLAYBOOK = """\
@@ -105,7 +106,17 @@ destinations:
 working_hours: {timezone: Europe/Paris, days: [mon, tue], start: "07:00", end: "19:00"}
 high_risk_periods:
   - {name: "merger", start: 2027-01-10, end: 2027-03-31, weight: 15}
-routing: {shipped_playbooks: false, dedupe_window: 1h}
+routing: {shipped_playbooks: false, dedupe_window: 1h, playbooks: []}
+mappings:
+  dlp:
+    when: "kind == 'dlp'"
+    fields:
+      id: "alert.id"
+      time: "alert.at"
+      actor.email: "lower(user)"
+      file.name: "file.name"
+      file.size: "to_number(file.bytes)"
+      destination.domain: "target"
 """
 
 
@@ -114,6 +125,8 @@ def _usb() -> dict[str, Any]:
     return data
 
 
+WEBHOOK = {"kind": "dlp", "alert": {"id": "w1", "at": 1732139232000}, "user": "Dana@Example.com",
+           "file": {"name": "m.gguf", "bytes": "12"}, "target": "drive.google.com"}
 NORMALISED = {"id": "e1", "time": "2026-11-20T21:47:12Z",
               "actor": {"email": "dana@example.com", "departing": True},
               "file": {"name": "m.safetensors", "size": 10},
@@ -133,8 +146,13 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def triage(host: PluginHost) -> Iterator[Any]:
-    built = build_triage(load_policy(None), host)
+def policy(workdir: Path) -> Any:
+    return load_policy(_write(workdir, "seed-policy.yaml", POLICY))
+
+
+@pytest.fixture(scope="module")
+def triage(host: PluginHost, policy: Any) -> Iterator[Any]:
+    built = build_triage(policy, host)
     yield built
     built.close()
 
@@ -193,7 +211,8 @@ def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 @st.composite
 def mutated_event(draw: st.DrawFn) -> Any:
     """A valid event (Incydr's or normalised) with a few fields replaced or removed."""
-    event = draw(st.sampled_from([_usb, lambda: json.loads(json.dumps(NORMALISED))]))()
+    event = draw(st.sampled_from([_usb, lambda: json.loads(json.dumps(NORMALISED)),
+                                  lambda: json.loads(json.dumps(WEBHOOK))]))()
     for _ in range(draw(st.integers(1, 3))):
         path = draw(st.sampled_from(_paths(event)))
         if not path:
@@ -252,24 +271,26 @@ def test_playbooks_through_the_cli(quick_cli: Callable[..., int], capsys: Any, w
 
 @FUZZ
 @given(event=mutated_event())
-def test_events(host: PluginHost, triage: Any, event: Any) -> None:
+def test_events(host: PluginHost, policy: Any, triage: Any, event: Any) -> None:
     def check() -> None:
-        for normalised in normalise_many(event, sources=host.event_sources.values()):
+        for normalised in normalise_many(event, options=policy.options,
+                                         mappings=policy.mappings.values(),
+                                         sources=host.event_sources.values()):
             triage.triage_event(normalised, claim=False)
 
     _timed(check)
 
 
 @FUZZ
-@given(text=spliced(json.dumps(_usb(), indent=1)) | spliced(json.dumps([NORMALISED])),
+@given(text=spliced(json.dumps(_usb(), indent=1)) | spliced(json.dumps([NORMALISED, WEBHOOK])),
        suffix=st.sampled_from([".json", ".yaml"]))
-def test_event_files(host: PluginHost, triage: Any, workdir: Path, text: str,
+def test_event_files(host: PluginHost, policy: Any, triage: Any, workdir: Path, text: str,
                      suffix: str) -> None:
     path = _write(workdir, "events" + suffix, text)
 
     def check() -> None:
         payload = cli_triage.load_payload(path)
-        for event in cli_triage.normalise_payload(path, payload, load_policy(None),
+        for event in cli_triage.normalise_payload(path, payload, policy,
                                                   host.event_sources.values()):
             triage.triage_event(event, claim=False)
 
