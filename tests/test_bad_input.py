@@ -363,3 +363,10 @@ def test_a_webhook_time_no_clock_can_show_is_an_event_error(
     event.write_text('{"kind": "dlp"}')
     code, out, err = run_cli(capsys, "triage", event, "--policy", policy)
     assert code == 2 and out == "" and "webhook:hook: time: " in err
+
+
+def test_the_exit_codes_are_documented_in_the_help() -> None:
+    text = " ".join(cli.build_parser().format_help().split())
+    assert ("exit codes: 0 ok; 1 a run failed or was cancelled, or a playbook does not "
+            "validate; 2 a usage or input error") in text
+    assert "70 an internal error (a bug, never bad input" in text
