@@ -212,13 +212,12 @@ def _resolve(value: Any, pointer: str, doc: Document, base: Path, redactor: Reda
                 failed = True
                 return ""
             return env[ref]
-        path = Path(ref).expanduser()
-        path = path if path.is_absolute() else base / path
         try:
-            return path.read_text(encoding="utf-8").rstrip("\r\n")
-        except OSError as exc:
-            problems.append(doc.problem(pointer, f"{where}: cannot read secret file {ref} "
-                                                 f"({exc.strerror})", "config"))
+            return _read_secret_file(ref, base)
+        except _Unreadable as exc:
+            shown = ref.replace("\0", "\\0")
+            problems.append(doc.problem(pointer, f"{where}: cannot read secret file {shown} "
+                                                 f"({exc})", "config"))
             failed = True
             return ""
 
@@ -227,6 +226,37 @@ def _resolve(value: Any, pointer: str, doc: Document, base: Path, redactor: Reda
         return value if not failed else None
     redactor.add(plain)
     return Secret(plain, source=value)
+
+
+MAX_SECRET_FILE_BYTES = 64 << 10  # a token, a key or a certificate chain fits many times over
+
+
+class _Unreadable(Exception):
+    """Why a `${file:...}` reference cannot be read (its message goes into the problem)."""
+
+
+def _read_secret_file(ref: str, base: Path) -> str:
+    """The text of a `${file:PATH}` secret (relative to the connections file's folder), up to
+    MAX_SECRET_FILE_BYTES: a device or a pipe is never read to its end."""
+    if "\0" in ref:
+        raise _Unreadable("the path holds a NUL character")
+    try:
+        path = Path(ref).expanduser()
+    except RuntimeError:  # ~someone with no home directory
+        raise _Unreadable("no such home directory") from None
+    path = path if path.is_absolute() else base / path
+    try:
+        with open(path, "rb") as stream:
+            raw = stream.read(MAX_SECRET_FILE_BYTES + 1)
+    except OSError as exc:
+        raise _Unreadable(exc.strerror or type(exc).__name__) from None
+    if len(raw) > MAX_SECRET_FILE_BYTES:
+        raise _Unreadable(f"larger than {MAX_SECRET_FILE_BYTES >> 10} KiB, the limit of a "
+                          "secret file")
+    try:
+        return raw.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise _Unreadable("not UTF-8 text") from None
 
 
 def _strings(value: Any, pointer: str) -> list[tuple[str, str]]:

@@ -235,7 +235,11 @@ def build_parser(host: PluginHost | None = None) -> argparse.ArgumentParser:
     """The parser of every built-in command and of the commands the plugins of `host` (by
     default: the installed ones) register."""
     parser = _Parser(prog="crownguard", description="Respond to AI-model exfiltration with "
-                                                    "playbooks.")
+                                                    "playbooks.",
+                     epilog="exit codes: 0 ok; 1 a run failed or was cancelled, or a playbook "
+                            "does not validate; 2 a usage or input error (one line each, "
+                            "naming the file); 3 a run is waiting; 70 an internal error (a "
+                            "bug, never bad input: please report it)")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 

@@ -17,92 +17,51 @@ Added functions (beyond JMESPath's built-ins):
 | `now()` | the current UTC time as ISO 8601 (`...Z`) |
 | `from_json(s)` | parse a JSON string |
 | `format(template, args)` | `{0}`/`{name}` placeholders filled from a list or object |
+
+Budgets (docs/playbooks.md, "Limits"), so that no expression or template is a crash or a hang:
+an expression is at most MAX_EXPRESSION_CHARS long, nests brackets and prefix operators at
+most MAX_EXPRESSION_NESTING deep, parses to a tree at most MAX_EXPRESSION_DEPTH deep, and its
+multi-selects copy what they select at most MAX_FANOUT times over; a string holding
+templates is at most MAX_TEMPLATE_CHARS long with at most MAX_TEMPLATES `${{`; splitting a
+string into templates is linear in its length. `from_json()` reads JSON only (no NaN or
+Infinity), nesting at most MAX_DEPTH deep, and `replace()` and `format()` give at most
+MAX_RESULT_CHARS. Any failure of an evaluation is an ExpressionError.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
 import jmespath
 from jmespath import exceptions as jp_exceptions
-from jmespath import functions as jp_functions
 from jmespath import visitor
 
 from ..errors import ExpressionError
 from .fastpath import Compiled, compile_ast
+from .functions import Functions, to_text
+from .limits import (
+    CLOSE,
+    MAX_EXPRESSION_CHARS,
+    MAX_EXPRESSION_DEPTH,
+    MAX_EXPRESSION_NESTING,
+    MAX_FANOUT,
+    MAX_TEMPLATE_CHARS,
+    MAX_TEMPLATES,
+    OPEN,
+    expression_end,
+    fanout,
+    nesting,
+    shown,
+    tree_deeper,
+)
 
 CONTEXT_ROOTS = ("event", "steps", "vars", "risk", "run", "item")
-_OPEN = "${{"
-_CLOSE = "}}"
-_PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_]*)\}")
 
-
-class _Functions(jp_functions.Functions):
-    @jp_functions.signature({"types": ["string"]})
-    def _func_lower(self, s: str) -> str:
-        return s.lower()
-
-    @jp_functions.signature({"types": ["string"]})
-    def _func_upper(self, s: str) -> str:
-        return s.upper()
-
-    @jp_functions.signature({"types": ["string"]})
-    def _func_trim(self, s: str) -> str:
-        return s.strip()
-
-    @jp_functions.signature({"types": ["string"]}, {"types": ["string"]})
-    def _func_split(self, s: str, sep: str) -> list[str]:
-        return s.split(sep) if sep else list(s)
-
-    @jp_functions.signature({"types": ["string"]}, {"types": ["string"]}, {"types": ["string"]})
-    def _func_replace(self, s: str, old: str, new: str) -> str:
-        return s.replace(old, new)
-
-    @jp_functions.signature({"types": [], "variadic": True})
-    def _func_coalesce(self, *args: Any) -> Any:
-        return next((a for a in args if a is not None), None)
-
-    @jp_functions.signature({"types": []}, {"types": []})
-    def _func_default(self, value: Any, fallback: Any) -> Any:
-        return fallback if value is None else value
-
-    @jp_functions.signature()
-    def _func_now(self) -> str:
-        return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-    @jp_functions.signature({"types": ["string"]})
-    def _func_sha256(self, s: str) -> str:
-        return hashlib.sha256(s.encode()).hexdigest()
-
-    @jp_functions.signature({"types": ["string"]})
-    def _func_from_json(self, s: str) -> Any:
-        try:
-            return json.loads(s)
-        except json.JSONDecodeError as exc:
-            raise jp_exceptions.JMESPathError(f"from_json: not JSON ({exc.msg})") from None
-
-    @jp_functions.signature({"types": ["string"]}, {"types": ["array", "object"]})
-    def _func_format(self, template: str, args: Any) -> str:
-        def fill(match: re.Match[str]) -> str:
-            key = match.group(1)
-            if isinstance(args, list):
-                index = int(key) if key.isdigit() else -1
-                value = args[index] if 0 <= index < len(args) else None
-            else:
-                value = args.get(key)
-            return to_text(value)
-
-        return _PLACEHOLDER.sub(fill, template)
-
-
-_FUNCTIONS = _Functions()
+_FUNCTIONS = Functions()
 _OPTIONS = jmespath.Options(custom_functions=_FUNCTIONS)
 
 
@@ -111,10 +70,25 @@ def compile_expression(expression: str) -> Any:
     """Compile a bare JMESPath expression once; raise ExpressionError on a syntax error."""
     if not expression.strip():
         raise ExpressionError(expression, "empty expression")
+    if len(expression) > MAX_EXPRESSION_CHARS:
+        raise ExpressionError(shown(expression), f"{len(expression):,} characters long, past "
+                              f"the limit of {MAX_EXPRESSION_CHARS:,}")
+    if nesting(expression) > MAX_EXPRESSION_NESTING:
+        raise ExpressionError(shown(expression), "brackets and prefix operators (! &) nest "
+                              f"more than {MAX_EXPRESSION_NESTING} levels deep")
     try:
-        return jmespath.compile(expression)
+        compiled = jmespath.compile(expression)
     except jp_exceptions.JMESPathError as exc:
-        raise ExpressionError(expression, _syntax_message(exc)) from None
+        raise ExpressionError(shown(expression), _syntax_message(exc)) from None
+    except RecursionError:  # a backstop: _nesting bounds what the parser recurses on
+        raise ExpressionError(shown(expression), "nests too deep to parse") from None
+    if tree_deeper(compiled.parsed, MAX_EXPRESSION_DEPTH):
+        raise ExpressionError(shown(expression), f"more than {MAX_EXPRESSION_DEPTH} "
+                              "operations deep (a chain of `|`, `&&` or `||` that long?)")
+    if fanout(compiled.parsed) > MAX_FANOUT:
+        raise ExpressionError(shown(expression), "its multi-selects ([a, b] and {k: a}) would "
+                              f"copy what they select more than {MAX_FANOUT:,} times over")
+    return compiled
 
 
 def _syntax_message(exc: Exception) -> str:
@@ -146,12 +120,28 @@ def _compiled(expression: str) -> Compiled:
     return compile_ast(compile_expression(expression).parsed, _INTERPRETER)
 
 
+# What evaluating JMESPath over anyone's data may raise besides its own errors (a comparison
+# of unorderable values, a conversion, a RecursionError on absurd data): an ExpressionError,
+# so that the step fails cleanly instead of the run crashing.
+_EVALUATION_ERRORS = (jp_exceptions.JMESPathError, ValueError, TypeError, OverflowError,
+                      RecursionError, KeyError, IndexError, AttributeError)
+
+
+def _evaluation_error(expression: str, exc: Exception) -> ExpressionError:
+    if isinstance(exc, jp_exceptions.JMESPathError):
+        return ExpressionError(shown(expression), str(exc).splitlines()[0])
+    if isinstance(exc, RecursionError):
+        return ExpressionError(shown(expression), "the data nests too deep to evaluate")
+    return ExpressionError(shown(expression), f"cannot be evaluated on this data "
+                                               f"({type(exc).__name__}: {str(exc)[:120]})")
+
+
 def evaluate(expression: str, context: dict[str, Any]) -> Any:
     """Evaluate a bare JMESPath expression against the context (compiled once, see fastpath)."""
     try:
         return _compiled(expression)(context)
-    except jp_exceptions.JMESPathError as exc:
-        raise ExpressionError(expression, str(exc).splitlines()[0]) from None
+    except _EVALUATION_ERRORS as exc:
+        raise _evaluation_error(expression, exc) from None
 
 
 def evaluator(expression: str) -> Callable[[dict[str, Any]], Any]:
@@ -162,8 +152,8 @@ def evaluator(expression: str) -> Callable[[dict[str, Any]], Any]:
     def evaluate_bound(context: dict[str, Any]) -> Any:
         try:
             return run(context)
-        except jp_exceptions.JMESPathError as exc:
-            raise ExpressionError(expression, str(exc).splitlines()[0]) from None
+        except _EVALUATION_ERRORS as exc:
+            raise _evaluation_error(expression, exc) from None
 
     return evaluate_bound
 
@@ -177,16 +167,6 @@ def truthy(value: Any) -> bool:
     return True
 
 
-def to_text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
-
-
 # --- templates ---------------------------------------------------------------------------------
 
 
@@ -197,31 +177,28 @@ class _Part:
 
 
 def _split_template(template: str) -> list[_Part]:
-    """Split text into literal and expression parts; an expression ends at the first `}}` that
-    closes a compilable expression, so `${{ {a: b} }}` works."""
+    """Split text into literal and expression parts. An expression ends at the first `}}`
+    outside its quoted text, literals and braces, so `${{ {a: b} }}` and `${{ '}}' }}` work;
+    when there is none, at the first `}}`, whose expression is then a syntax error, raised at
+    once. Each character is looked at a bounded number of times: linear in the text."""
     parts: list[_Part] = []
     pos = 0
     while True:
-        start = template.find(_OPEN, pos)
+        start = template.find(OPEN, pos)
         if start < 0:
             break
         if start > pos:
             parts.append(_Part(template[pos:start], False))
-        search_from = start + len(_OPEN)
-        end = template.find(_CLOSE, search_from)
+        search_from = start + len(OPEN)
+        first = template.find(CLOSE, search_from)
+        if first < 0:
+            raise ExpressionError(shown(template), "'${{' without a closing '}}'")
+        end = expression_end(template, search_from)
         if end < 0:
-            raise ExpressionError(template, "'${{' without a closing '}}'")
-        chosen = end
-        candidate = end
-        while candidate >= 0:
-            try:
-                compile_expression(template[search_from:candidate].strip())
-                chosen = candidate
-                break
-            except ExpressionError:
-                candidate = template.find(_CLOSE, candidate + 1)
-        parts.append(_Part(template[search_from:chosen].strip(), True))
-        pos = chosen + len(_CLOSE)
+            end = first
+            compile_expression(template[search_from:end].strip())  # raises, in all but name
+        parts.append(_Part(template[search_from:end].strip(), True))
+        pos = end + len(CLOSE)
     if pos < len(template):
         parts.append(_Part(template[pos:], False))
     return parts
@@ -248,6 +225,12 @@ class Template:
 @lru_cache(maxsize=4096)
 def compile_template(source: str) -> Template:
     """Compile a string template; raises ExpressionError for the first bad expression."""
+    if len(source) > MAX_TEMPLATE_CHARS:
+        raise ExpressionError(shown(source), f"a string with templates is {len(source):,} "
+                              f"characters long, past the limit of {MAX_TEMPLATE_CHARS:,}")
+    if source.count(OPEN) > MAX_TEMPLATES:
+        raise ExpressionError(shown(source), f"more than {MAX_TEMPLATES} '${{{{' templates "
+                              "in one string")
     parts = _split_template(source)
     for part in parts:
         if part.is_expression:
@@ -258,7 +241,7 @@ def compile_template(source: str) -> Template:
 def has_template(value: Any) -> bool:
     """Whether a (nested) value contains any `${{ }}`."""
     if isinstance(value, str):
-        return _OPEN in value
+        return OPEN in value
     if isinstance(value, dict):
         return any(has_template(v) for v in value.values())
     if isinstance(value, list):
@@ -269,7 +252,7 @@ def has_template(value: Any) -> bool:
 def render(value: Any, context: dict[str, Any]) -> Any:
     """Render every template inside a nested value; other values are returned as they are."""
     if isinstance(value, str):
-        return compile_template(value).render(context) if _OPEN in value else value
+        return compile_template(value).render(context) if OPEN in value else value
     if isinstance(value, dict):
         return {k: render(v, context) for k, v in value.items()}
     if isinstance(value, list):

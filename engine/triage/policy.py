@@ -154,6 +154,7 @@ def policy_from_mapping(data: dict[str, Any], *, doc: Document | None = None) ->
             and not levels["low"] <= levels["medium"] <= levels["high"] <= levels["critical"]:
         problems.append(_at(doc, origin, "/levels", "thresholds must rise: low <= medium <= "
                                                     "high <= critical"))
+    problems.extend(_path_problems(doc, origin, merged.get("routing")))
     if problems:
         raise SpecError(problems)
     levels = merged["levels"]
@@ -186,6 +187,31 @@ def policy_from_mapping(data: dict[str, Any], *, doc: Document | None = None) ->
         volume_no_baseline_bytes=int(merged["volume"]["no_baseline_bytes"]),
         violation_level=str(merged["violation_level"]),
         mappings=mappings, options=options, source=origin, data=merged)
+
+
+def _path_problems(doc: Document | None, origin: str, routing: Any) -> list[Problem]:
+    """Paths of the routing section that no file can have (a NUL, the home of no one), found
+    here with their line rather than as an OSError when routing is set up."""
+    if not isinstance(routing, dict):
+        return []
+    paths = [(f"/routing/{key}", routing.get(key)) for key in ("dedupe_store", "fingerprints")]
+    playbooks = routing.get("playbooks")
+    if isinstance(playbooks, list):
+        paths += [(f"/routing/playbooks/{n}", p) for n, p in enumerate(playbooks)]
+    problems = []
+    for pointer, text in paths:
+        if not isinstance(text, str):
+            continue
+        where = pointer.lstrip("/").replace("/", ".")
+        if "\0" in text:
+            problems.append(_at(doc, origin, pointer, f"{where}: the path holds a NUL character"))
+            continue
+        try:
+            Path(text).expanduser()
+        except RuntimeError:
+            problems.append(_at(doc, origin, pointer, f"{where}: {text.split('/')[0]} is no "
+                                                      "one's home directory"))
+    return problems
 
 
 def _minutes(clock: str) -> int:

@@ -123,6 +123,15 @@ def _strings(parent: Mapping[str, Any], key: str, where: str, origin: str) -> li
     raise EventError.at(where, "expected a list of strings", origin)
 
 
+def _list(parent: Mapping[str, Any], key: str, where: str, origin: str) -> list[Any]:
+    value = parent.get(key)
+    if value is None:
+        return []
+    if value.__class__ is list:
+        return value
+    raise EventError.at(where, f"expected a list, got {type(value).__name__}", origin)
+
+
 def _digest(value: str | None, length: int, where: str, origin: str) -> str | None:
     if value is None:
         return None
@@ -182,7 +191,7 @@ def from_file_event(raw: Mapping[str, Any],
 
     watchlists = _indicator_watchlists(risk, o)
     source_domains = _strings(source, "domains", "source.domains", o)
-    for acquired in file.get("acquiredFrom") or ():
+    for acquired in _list(file, "acquiredFrom", "file.acquiredFrom", o):
         if isinstance(acquired, Mapping):  # a new list: the event's own lists stay as they are
             source_domains = [*source_domains, *_strings(
                 acquired, "sourceDomains", "file.acquiredFrom.sourceDomains", o)]
@@ -358,6 +367,8 @@ def from_alert(raw: Mapping[str, Any],
                options: NormaliseOptions = DEFAULT_OPTIONS) -> list[ModelMovementEvent]:
     """One event per file observed in an Incydr alert (AlertDetails)."""
     o = ALERT
+    if not isinstance(raw, Mapping):
+        raise EventError.at("(event)", "an Incydr alert is a JSON object", o)
     alert_id = _str(raw, "id", "id", o)
     if not alert_id:
         raise EventError.at("id", "is required", o)
@@ -367,7 +378,7 @@ def from_alert(raw: Mapping[str, Any],
     if "@" not in email:
         raise EventError.at("actor", f"not an e-mail address: {email!r:.80}", o)
     watchlists: list[str] = []
-    for item in raw.get("watchlists") or ():
+    for item in _list(raw, "watchlists", "watchlists", o):
         kind = item.get("type") if isinstance(item, Mapping) else None
         if isinstance(kind, str) and kind not in watchlists:
             watchlists.append(kind if kind != "CUSTOM" else str(item.get("name") or kind))
@@ -384,8 +395,8 @@ def from_alert(raw: Mapping[str, Any],
         data = _observation_data(observation, where)
         time = parse_time(observation.get("observedAt") or raw.get("createdAt"),
                           f"{where}.observedAt", o)
-        destination = _alert_destination(data, options)
-        for file_index, item in enumerate(data.get("files") or ()):
+        destination = _alert_destination(data, where, options)
+        for file_index, item in enumerate(_list(data, "files", f"{where}.data.files", o)):
             events.append(_alert_file_event(alert_id, actor, time, destination, item,
                                             f"{where}.data.files.{file_index}", raw))
     if not events:
@@ -399,23 +410,28 @@ def _observation_data(observation: Mapping[str, Any], where: str) -> Mapping[str
     if isinstance(data, str):
         try:
             data = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise EventError.at(f"{where}.data", "is not valid JSON", ALERT) from None
     if not isinstance(data, Mapping):
         raise EventError.at(f"{where}.data", "expected an object", ALERT)
     return data
 
 
-def _alert_destination(data: Mapping[str, Any], options: NormaliseOptions) -> Destination:
-    exposures = [e for e in data.get("exposureTypes") or () if isinstance(e, str)]
-    services = [s for s in data.get("syncToServices") or () if isinstance(s, str)]
+def _alert_destination(data: Mapping[str, Any], where: str,
+                       options: NormaliseOptions) -> Destination:
+    o = ALERT
+    exposures = [e for e in _list(data, "exposureTypes", f"{where}.data.exposureTypes", o)
+                 if isinstance(e, str)]
+    services = [s for s in _list(data, "syncToServices", f"{where}.data.syncToServices", o)
+                if isinstance(s, str)]
     for exposure in exposures:
         if exposure in _EXPOSURE_KINDS:
             name = services[0] if services else None
             domain = SYNC_APP_DOMAINS.get((name or "").lower())
             return Destination(_EXPOSURE_KINDS[exposure], name, options.trusts(domain), domain)
     if "ApplicationRead" in exposures:
-        details = [d for d in data.get("appReadDetails") or () if isinstance(d, Mapping)]
+        details = [d for d in _list(data, "appReadDetails", f"{where}.data.appReadDetails", o)
+                   if isinstance(d, Mapping)]
         name = str(details[0].get("destinationName") or "") if details else ""
         category = details[0].get("destinationCategory") if details else None
         kind, _ = classify_web_destination([], name or None,

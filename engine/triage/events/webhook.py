@@ -84,7 +84,10 @@ def _coerce(data: dict[str, Any], options: NormaliseOptions) -> None:
     time = data.get("time")
     if isinstance(time, (int, float)) and not isinstance(time, bool):
         seconds = time / 1000 if time > 1e11 else time
-        data["time"] = datetime.fromtimestamp(seconds, UTC).isoformat()
+        try:
+            data["time"] = datetime.fromtimestamp(seconds, UTC).isoformat()
+        except (OverflowError, OSError, ValueError):
+            pass  # no time at all: the schema check names the field
     file = data.get("file")
     if isinstance(file, dict):
         for key in ("sha256", "md5"):
