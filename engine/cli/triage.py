@@ -17,20 +17,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import sqlite3
 import sys
-from collections.abc import Callable, Iterable
-from contextlib import ExitStack, closing
+from collections.abc import Iterable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, TextIO
 
 from ..config import load_config
-from ..errors import FingerprintIndexError, Problem, SpecError, TriageInputError
+from ..errors import Problem, SpecError, TriageInputError
 from ..journal import default_journal_path, open_journal
 from ..loader import load_file
 from ..plugins import PluginHost
-from ..runner import Runner
 from ..sources import EventSource
+from ..spec import Playbook
 from ..triage import (
     DedupeStore,
     FingerprintIndex,
@@ -39,13 +38,19 @@ from ..triage import (
     Policy,
     RoutingSettings,
     ScratchDedupe,
-    SQLiteDedupe,
     Triage,
     Verdict,
-    build_triage,
     load_policy,
     normalise_many,
 )
+from ..triage.respond import (
+    handled_failures,
+    open_dedupe_store,
+    open_fingerprint_index,
+    respond,
+    triage_with,
+)
+from .runs import status_exit
 from .timeline import Timeline, summary_table
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WAITING = 0, 1, 2, 3
@@ -163,35 +168,6 @@ def _host() -> PluginHost:
     return PluginHost.from_entry_points()
 
 
-def _not_a_dedupe_store(path: Path) -> str | None:
-    """Why an existing file cannot hold dedupe state, or None. Checked before SQLiteDedupe
-    opens it, which would add its table to any SQLite file."""
-    if path.is_dir():
-        return "is a directory, not a dedupe store"
-    try:
-        with closing(sqlite3.connect(path)) as db:
-            tables = {row[0] for row in db.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table'")}
-    except sqlite3.Error as exc:
-        if getattr(exc, "sqlite_errorname", "") == "SQLITE_NOTADB":
-            return "is not a crownguard dedupe store (not a SQLite database)"
-        return f"cannot be read as a dedupe store: {exc}"
-    if tables and "starts" not in tables:
-        return (f"is not a crownguard dedupe store (a SQLite database holding "
-                f"{', '.join(sorted(tables)[:5])})")
-    return None
-
-
-def _open_dedupe(path: Path, where: str) -> SQLiteDedupe:
-    problem = _not_a_dedupe_store(path) if path.exists() else None
-    if problem is None:
-        try:
-            return SQLiteDedupe(path)
-        except (sqlite3.Error, OSError) as exc:
-            problem = f"cannot open the dedupe store: {exc}"
-    raise TriageInputError(f"{where}{path}: {problem}")
-
-
 def _dedupe_store(args: argparse.Namespace, policy: Policy, settings: RoutingSettings, *,
                   writable: bool) -> DedupeStore:
     """The policy's store, else a file beside the journal; in memory for dry runs and
@@ -206,7 +182,7 @@ def _dedupe_store(args: argparse.Namespace, policy: Policy, settings: RoutingSet
             default_journal_path()
         path, where = journal.parent / DEDUPE_FILE, ""
     if writable or path.exists():
-        return _open_dedupe(path, where)
+        return open_dedupe_store(path, where)
     return InMemoryDedupe()
 
 
@@ -218,28 +194,20 @@ def _fingerprint_index(args: argparse.Namespace, policy: Policy,
         path, where = settings.fingerprints, f"{policy.source}: routing.fingerprints"
     else:
         return None
-    if not path.is_file():
-        raise TriageInputError(f"{where}: no fingerprint index at {path}")
-    try:
-        return FingerprintIndex(path)
-    except FingerprintIndexError as exc:
-        raise TriageInputError(f"{where}: {exc}") from None
+    return open_fingerprint_index(path, where)
 
 
 def _triage_for(args: argparse.Namespace, policy: Policy, host: PluginHost, *, writable: bool,
                 variables: dict[str, Any] | None = None) -> Triage:
     settings = RoutingSettings.from_policy(policy)
-    with ExitStack() as opened:  # closed again unless the triage is built to own them
+    with ExitStack() as opened:  # the store is closed again should the index not open
         store = _dedupe_store(args, policy, settings, writable=writable)
         close = getattr(store, "close", None)
         if close is not None:
             opened.callback(close)
         index = _fingerprint_index(args, policy, settings)
-        if index is not None:
-            opened.callback(index.close)
-        triage = build_triage(policy, host, variables=variables, store=store, index=index)
         opened.pop_all()
-    return triage
+    return triage_with(policy, host, store, index, variables=variables)
 
 
 # --- commands ----------------------------------------------------------------------------------
@@ -284,8 +252,6 @@ def cmd_respond(args: argparse.Namespace) -> int:
                                "--dry-run works without one)")
     payload = load_payload(args.event)
     host = _host()
-    results: list[dict[str, Any]] = []
-    worst = EXIT_OK
     with ExitStack() as stack:
         config = load_config(args.config, host.connection_types)
         stack.callback(config.connections.close)
@@ -298,51 +264,36 @@ def cmd_respond(args: argparse.Namespace) -> int:
         journal = None if args.dry_run or args.no_journal else open_journal(args.journal)
         if journal is not None:
             stack.callback(journal.close)
-        sink: Callable[[dict[str, Any]], None] | None = None if args.json else Timeline()
         if not events and not args.json:
             print(f"{args.event}: no events")
-        for number, event in enumerate(events):
-            # Claimed just before its runs (dry runs start nothing and claim nothing): should
-            # this process stop, the events after it are not marked as started.
-            verdict = triage.triage_event(event, claim=not args.dry_run)
-            if not args.json:
-                print(("\n" if number else "") + "\n".join(describe_verdict(verdict)))
-            runs = []
-            for playbook in verdict.playbooks:
-                if not args.json:
-                    print(f"\nrunning {playbook.name}"
-                          + (" (dry run: side-effecting actions are not called)"
-                             if args.dry_run else ""))
-                runner = Runner(host, config, dry_run=args.dry_run, journal=journal,
-                                on_event=sink)
-                record = runner.run(playbook, verdict.event_data, risk=verdict.risk_data)
-                runs.append(record)
-                worst = _worse(worst, record["status"])
-                if not args.json:
-                    print("\n" + summary_table(record))
-                    print(f"run {record['run_id']}: {record['status']}{_handled(record)}")
-            results.append({**verdict.to_dict(), "runs": runs})
+        responses = respond(triage, host, config, events, dry_run=args.dry_run,
+                            journal=journal, on_event=None if args.json else Timeline(),
+                            observer=None if args.json else _Printer(args.dry_run))
     if args.json:
-        print(json.dumps(results, indent=2, default=str))
-    return worst
+        print(json.dumps([r.to_dict() for r in responses], indent=2, default=str))
+    codes = [status_exit(run["status"]) for r in responses for run in r.runs]
+    return EXIT_FAILED if EXIT_FAILED in codes else max(codes, default=EXIT_OK)
 
 
-def _handled(record: dict[str, Any]) -> str:
-    """A succeeded run whose failures a `when: failure` step handled says so: its exit code
-    is 0, and the failed steps are what a reader must not miss."""
-    failed = [step for step, data in (record.get("steps") or {}).items()
-              if isinstance(data, dict) and data.get("status") == "failed"]
-    if record.get("status") != "succeeded" or not failed:
-        return ""
-    return f", but {len(failed)} step(s) failed and were handled: {', '.join(failed)}"
+class _Printer:
+    """Prints what `respond` does as it does it."""
 
+    def __init__(self, dry_run: bool):
+        self.dry_run = dry_run
 
-def _worse(current: int, status: str) -> int:
-    if status == "succeeded":
-        return current
-    if status == "waiting":
-        return EXIT_WAITING if current == EXIT_OK else current
-    return EXIT_FAILED
+    def verdict(self, number: int, verdict: Verdict) -> None:
+        print(("\n" if number else "") + "\n".join(describe_verdict(verdict)))
+
+    def starting(self, playbook: Playbook) -> None:
+        print(f"\nrunning {playbook.name}"
+              + (" (dry run: side-effecting actions are not called)" if self.dry_run else ""))
+
+    def finished(self, record: dict[str, Any]) -> None:
+        print("\n" + summary_table(record))
+        failed = handled_failures(record)
+        handled = (f", but {len(failed)} step(s) failed and were handled: {', '.join(failed)}"
+                   if failed else "")
+        print(f"run {record['run_id']}: {record['status']}{handled}")
 
 
 def cmd_test(args: argparse.Namespace, out: TextIO | None = None) -> int:
