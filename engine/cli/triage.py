@@ -323,7 +323,8 @@ def cmd_test(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("event", metavar="EVENT",
-                   help="a normalised event, a raw Incydr file event or alert, or a list")
+                   help="a normalised event, a payload an installed event source reads "
+                        "(the incydr plugin's file events and alerts), or a list")
     p.add_argument("--policy", metavar="FILE", help="risk and routing policy (merged over "
                                                     "the shipped defaults)")
     p.add_argument("--fingerprints", metavar="FILE",

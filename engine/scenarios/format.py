@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Problem, ScenarioError, SpecError
+from ..kinds import ENDED, ApprovalDecision, FaultKind, RunStatus
 from ..loader import Document, load_file
 from ..mocks import RecordedCall
 from ..validation import describe_schema_error, schema_errors
@@ -19,7 +20,11 @@ _CALL = {"type": "object", "additionalProperties": False, "required": ["mock"],
                         "path": {"type": "string"}, "query": {"type": "object"},
                         "body": {}, "count": {"type": "integer", "minimum": 0},
                         "at_least": {"type": "integer", "minimum": 0}}}
-_STATUS: dict[str, Any] = {"enum": ["succeeded", "failed", "waiting", "cancelled"]}
+_STATUS: dict[str, Any] = {"enum": [str(status) for status in RunStatus if status in ENDED
+                                    or status == RunStatus.WAITING]}
+# A scenario's faults: every kind but a lost answer (a mock's `lose_response` helper, under
+# `call`, sets that up).
+_FAULTS = [str(kind) for kind in FaultKind if kind != FaultKind.LOST_RESPONSE]
 _STEPS: dict[str, Any] = {"type": "object", "additionalProperties": {"type": "string"}}
 _ERRORS = _STEPS
 _REGISTRY_PLUGIN = {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"}  # a plugin's name
@@ -46,8 +51,7 @@ SCENARIO_SCHEMA: dict[str, Any] = {
         "faults": {"type": "array", "items": {
             "type": "object", "additionalProperties": False, "required": ["mock", "kind"],
             "properties": {"mock": {"type": "string"},
-                           "kind": {"enum": ["status", "latency", "timeout", "malformed",
-                                             "reset"]},
+                           "kind": {"enum": _FAULTS},
                            "path": {"type": "string"}, "method": {"type": "string"},
                            "times": {"type": ["integer", "null"], "minimum": 1},
                            "status": {"type": "integer"},
@@ -56,7 +60,7 @@ SCENARIO_SCHEMA: dict[str, Any] = {
         "resume": {"type": "object", "additionalProperties": False, "properties": {
             "answers": {"type": "object", "additionalProperties": {
                 "type": "object", "required": ["decision"],
-                "properties": {"decision": {"enum": ["approve", "reject"]}}}},
+                "properties": {"decision": {"enum": [str(d) for d in ApprovalDecision]}}}},
             "expire": {"type": "boolean"}}},
         "expect": {"type": "object", "additionalProperties": False, "properties": {
             "detection": {"type": "object"}, "playbooks": {"type": "array",

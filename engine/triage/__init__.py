@@ -17,7 +17,8 @@ SourceKind, DestinationKind), its schema (SCHEMA_ID, event_schema, validate_even
 event_from_dict), normalise, normalise_many and recognise; webhook mappings (WebhookMapping,
 mapping_from_dict). For event-source mappers (see the `crownguard_register_event_sources`
 hook): NormaliseOptions, DEFAULT_OPTIONS, parse_time, format_time and the classifiers
-classify_source, classify_web_destination, domain_matches, url_host, SYNC_APP_DOMAINS.
+classify_source, classify_web_destination (with Category, a tool's site categories in
+crownguard's words), domain_matches, url_host, SYNC_APP_DOMAINS.
 
 Detection: detect, detect_content, detect_metadata, Detection, Method, ModelFormat,
 MODEL_THRESHOLD, ContentSource; the fingerprint index FingerprintIndex, ModelVersionRef,
@@ -71,6 +72,7 @@ from .events import (
 from .events.classify import (
     DEFAULT_OPTIONS,
     SYNC_APP_DOMAINS,
+    Category,
     classify_source,
     classify_web_destination,
     domain_matches,
@@ -90,6 +92,7 @@ __all__ = [
     "SCHEMA_ID",
     "SYNC_APP_DOMAINS",
     "Actor",
+    "Category",
     "ContentSource",
     "DedupeStore",
     "Destination",

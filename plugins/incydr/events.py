@@ -20,6 +20,7 @@ from crownguard.engine.triage import (
     DEFAULT_OPTIONS,
     SYNC_APP_DOMAINS,
     Actor,
+    Category,
     Destination,
     DestinationKind,
     Device,
@@ -34,6 +35,16 @@ from crownguard.engine.triage import (
     parse_time,
     url_host,
 )
+
+# Incydr's category names, in crownguard's words (engine.triage.Category).
+CATEGORIES = {"Email": Category.MAIL, "Webmail": Category.MAIL, "Web Mail": Category.MAIL,
+              "Cloud Storage": Category.CLOUD_STORAGE, "Business Tools": Category.BUSINESS_APP,
+              "Source Code Repository": Category.CODE_REPOSITORY}
+
+
+def category_of(name: str | None) -> Category | None:
+    return CATEGORIES.get(name) if name else None
+
 
 FILE_EVENT = "incydr.file_event"
 ALERT = "incydr.alert"
@@ -195,8 +206,9 @@ def from_file_event(raw: Mapping[str, Any],
         if isinstance(acquired, Mapping):  # a new list: the event's own lists stay as they are
             source_domains = [*source_domains, *_strings(
                 acquired, "sourceDomains", "file.acquiredFrom.sourceDomains", o)]
-    source_kind, registry = classify_source(source_domains, directory, source_category,
-                                            observer, options)
+    source_kind, registry = classify_source(source_domains, directory,
+                                            category_of(source_category),
+                                            bool(observer) and observer != "Endpoint", options)
     return ModelMovementEvent(
         event_id, time,
         Actor(email.lower(), user_id, departing="DEPARTING_EMPLOYEE" in watchlists,
@@ -332,7 +344,8 @@ def _file_event_destination(raw: Mapping[str, Any], event: Mapping[str, Any],
     if action in ("application-read", "file-uploaded") or domains or url:
         all_domains = domains or ([h] if (h := url_host(url)) else [])
         kind, domain = classify_web_destination(
-            all_domains, name, _str(dest, "category", "destination.category", o), options)
+            all_domains, name, category_of(_str(dest, "category", "destination.category", o)),
+            options)
         if options.trusts(domain, url):
             trusted = True
         if domain and (name or "").lower() in BROWSERS:
@@ -435,8 +448,8 @@ def _alert_destination(data: Mapping[str, Any], where: str,
         name = str(details[0].get("destinationName") or "") if details else ""
         category = details[0].get("destinationCategory") if details else None
         kind, _ = classify_web_destination([], name or None,
-                                           category if isinstance(category, str) else None,
-                                           options)
+                                           category_of(category if isinstance(category, str)
+                                                       else None), options)
         return Destination(kind, name or None, False)
     return Destination(DestinationKind.UNKNOWN, None, None)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from functools import lru_cache
 
 from .model import DestinationKind, SourceKind
@@ -148,10 +149,17 @@ def _under(url: str, entry: str) -> bool:
     return have[:len(want)] == want
 
 
-_MAIL_CATEGORIES = ("Email", "Webmail", "Web Mail")
+class Category(StrEnum):
+    """What the reporting tool says a site or app is, in crownguard's words: an event source
+    maps its tool's own category names to these (the incydr plugin maps Incydr's)."""
+
+    MAIL = "mail"
+    CLOUD_STORAGE = "cloud-storage"
+    BUSINESS_APP = "business-app"
+    CODE_REPOSITORY = "code-repository"
 
 
-def classify_web_destination(domains: list[str], name: str | None, category: str | None,
+def classify_web_destination(domains: list[str], name: str | None, category: Category | None,
                              options: NormaliseOptions) -> tuple[DestinationKind, str | None]:
     """A browser or app upload: gen-AI tool, mail or cloud (the company's own tenant or a
     personal one), git host or other web."""
@@ -160,7 +168,7 @@ def classify_web_destination(domains: list[str], name: str | None, category: str
             return DestinationKind.GENAI_TOOL, domain
     for domain in domains:
         if domain_matches(domain, options.corporate_domains):
-            kind = DestinationKind.EMAIL if category in _MAIL_CATEGORIES \
+            kind = DestinationKind.EMAIL if category == Category.MAIL \
                 else DestinationKind.CLOUD_SHARE
             return kind, domain
         if domain_matches(domain, BUSINESS_MAIL_DOMAINS):
@@ -178,17 +186,18 @@ def classify_web_destination(domains: list[str], name: str | None, category: str
     if any(word in lowered for word in ("chatgpt", "openai", "claude", "gemini", "copilot",
                                         "perplexity", "mistral", "deepseek")):
         return DestinationKind.GENAI_TOOL, domains[0] if domains else None
-    if lowered in PERSONAL_CLOUD_NAMES or category == "Cloud Storage":
+    if lowered in PERSONAL_CLOUD_NAMES or category == Category.CLOUD_STORAGE:
         return DestinationKind.PERSONAL_CLOUD, domains[0] if domains else None
-    if category in _MAIL_CATEGORIES:
+    if category == Category.MAIL:
         return DestinationKind.PERSONAL_EMAIL, domains[0] if domains else None
     return DestinationKind.WEB_UPLOAD, domains[0] if domains else None
 
 
-def classify_source(domains: list[str], directory: str | None, category: str | None,
-                    observer: str | None, options: NormaliseOptions,
+def classify_source(domains: list[str], directory: str | None, category: Category | None,
+                    seen_in_cloud: bool, options: NormaliseOptions,
                     ) -> tuple[SourceKind, str | None]:
-    """Registry (by domain or artifact path), cloud, share or endpoint; with the registry name."""
+    """Registry (by domain or artifact path), cloud, share or endpoint; with the registry name.
+    `seen_in_cloud`: the tool saw the file in a cloud service, not on an endpoint."""
     if domains and options.registry_domains:
         registry = options.registry_for(domains)
         if registry:
@@ -200,9 +209,9 @@ def classify_source(domains: list[str], directory: str | None, category: str | N
                 return SourceKind.REGISTRY, None
         if path.startswith(("//", "/mnt/", "/net/")):
             return SourceKind.SHARE, None
-    if category in ("Cloud Storage", "Business Tools", "Source Code Repository"):
+    if category in (Category.CLOUD_STORAGE, Category.BUSINESS_APP, Category.CODE_REPOSITORY):
         return SourceKind.CLOUD, None
-    if observer and observer != "Endpoint":
+    if seen_in_cloud:
         return SourceKind.CLOUD, None
     if domains:
         return SourceKind.WEB, None
