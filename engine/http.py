@@ -448,15 +448,12 @@ def describe_error_body(body: Any) -> str:
         return body.strip()[:300]
     if not isinstance(body, dict):
         return ""
-    for key in ("errorSummary", "error_description", "message", "detail", "title"):
+    # The shapes many APIs share (RFC 6749 and RFC 7807 among them); a client reads its
+    # vendor's own shape in its error_message (Okta's errorSummary, Jira's errorMessages).
+    for key in ("error_description", "message", "detail", "title"):
         value = body.get(key)
         if isinstance(value, str) and value:
-            extra = ""
-            causes = body.get("errorCauses")
-            if isinstance(causes, list) and causes:
-                extra = "; " + "; ".join(str(c.get("errorSummary", c)) for c in causes
-                                         if isinstance(c, dict))
-            return value + extra
+            return value
     error = body.get("error")
     if isinstance(error, dict):
         inner = describe_error_body(error)
@@ -466,7 +463,7 @@ def describe_error_body(body: Any) -> str:
         return inner or str(code or "")
     if isinstance(error, str):
         return error
-    errors = body.get("errors") or body.get("errorMessages")
+    errors = body.get("errors")
     if isinstance(errors, list) and errors:
         parts = [describe_error_body(e) if isinstance(e, dict) else str(e) for e in errors]
         return "; ".join(p for p in parts if p)

@@ -55,8 +55,8 @@ class TokenVendor(MockServer):
             return self.json_response({"errors": [{"message": "no such thing"}]}, 404,
                                       {"X-Request-Id": "req-42"})
         if thing == "bad":
-            return self.json_response({"errorSummary": "invalid", "errorCauses": [
-                {"errorSummary": "name too long"}]}, 400)
+            return self.json_response({"errors": [{"message": "invalid"},
+                                                  {"message": "name too long"}]}, 400)
         return {"id": thing}
 
 
