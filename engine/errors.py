@@ -39,7 +39,10 @@
 
     Outside the tree, internal signals that never reach a user as such:
     NotCanonical (a ValueError: a journal payload canonical JSON cannot hold; the journal
-    turns it into a JournalError) and ScenarioFailed (a pytest scenario item's failure).
+    turns it into a JournalError), ScenarioFailed (a pytest scenario item's failure),
+    BodyTooLarge and Expired (the transport's: the HTTP layer turns them into BadResponse and
+    TransportError). Modules keep private signals of their own (`_NotJSON`, `_Failed`...)
+    that never leave them.
 
 Every error message is built from non-secret parts; the HTTP layer redacts known secrets again
 before an error leaves it.
@@ -155,6 +158,18 @@ class UnsafeURL(CrownguardError, ValueError):
 
 class NotCanonical(ValueError):
     """A payload that canonical JSON cannot represent (NaN, a non-JSON type)."""
+
+
+class BodyTooLarge(Exception):
+    """An answer over the size limit; `size` is its Content-Length or what was read."""
+
+    def __init__(self, size: int, limit: int, declared: bool):
+        super().__init__(size, limit, declared)
+        self.size, self.limit, self.declared = size, limit, declared
+
+
+class Expired(Exception):
+    """An HTTP exchange's deadline passed: its sockets were shut down."""
 
 
 class ScenarioFailed(Exception):

@@ -29,8 +29,10 @@ from .auth import Auth, NoAuth
 from .errors import (
     AuthError,
     BadResponse,
+    BodyTooLarge,
     ConfigError,
     ConflictError,
+    Expired,
     HostNotAllowed,
     NotFoundError,
     RateLimited,
@@ -40,9 +42,7 @@ from .errors import (
 )
 from .secrets import Redactor, redact_logger, reveal
 from .transport import (
-    BodyTooLarge,
     Exchange,
-    Expired,
     Watchdog,
     WatchedAdapter,
     iter_body,

@@ -24,20 +24,10 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from .errors import BodyTooLarge, Expired
+
 CHUNK_BYTES = 64 * 1024
 _current = threading.local()  # the exchange this thread is performing, if any
-
-
-class BodyTooLarge(Exception):
-    """The answer is over the size limit; `size` is its Content-Length or what was read."""
-
-    def __init__(self, size: int, limit: int, declared: bool):
-        super().__init__(size, limit, declared)
-        self.size, self.limit, self.declared = size, limit, declared
-
-
-class Expired(Exception):
-    """The exchange's deadline passed: its sockets were shut down."""
 
 
 class Exchange:
