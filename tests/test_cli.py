@@ -104,6 +104,39 @@ def test_validate_reports_every_problem(run_cli: Any, tmp_path: Path) -> None:
     assert f"{bad}:3: step 'a': unknown action 'core.nope'" in out
 
 
+def test_validate_takes_directories_and_skips_scenarios(run_cli: Any, tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.yaml").write_text("name: a\nsteps:\n  - {id: a, action: core.noop}\n")
+    (tmp_path / "sub" / "b.json").write_text('{"name": "b", "steps": [{"id": "x", '
+                                             '"action": "core.nope"}]}')
+    (tmp_path / "sub" / "c.scenario.yaml").write_text("not: a playbook\n")
+    (tmp_path / "notes.md").write_text("# not a playbook\n")
+    code, out, _ = run_cli("validate", tmp_path)
+    assert code == 1
+    assert f"{tmp_path / 'a.yaml'}: ok" in out
+    assert f"{tmp_path / 'sub' / 'b.json'}:1: step 'x': unknown action" in out
+    assert "scenario" not in out and "notes" not in out
+
+
+def test_validate_shipped_playbooks_directory(run_cli: Any) -> None:
+    code, out, _ = run_cli("validate", Path(__file__).parent.parent / "playbooks")
+    assert code == 0, out
+    assert out.count(": ok (") >= 4
+
+
+def test_validate_missing_file_is_an_input_error(run_cli: Any, tmp_path: Path) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text("name: good\nsteps:\n  - {id: a, action: core.noop}\n")
+    code, out, err = run_cli("validate", tmp_path / "nope.yaml", good)
+    assert code == 2
+    assert f"{tmp_path / 'nope.yaml'}: no such file" in err
+    assert f"{good}: ok" in out
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = run_cli("validate", empty)
+    assert code == 2 and "no playbook files" in err
+
+
 def test_graph_formats(run_cli: Any, files: dict[str, Path]) -> None:
     code, out, _ = run_cli("graph", files["playbook"])
     assert code == 0 and out.startswith("flowchart TD")

@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from .. import runs
@@ -51,11 +52,46 @@ def _print_problems(error: SpecError, stream: Any = None) -> None:
 # --- commands -------------------------------------------------------------------------------
 
 
+PLAYBOOK_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def playbook_files(directory: Path) -> list[Path]:
+    """The playbook files under `directory`, as `crownguard test` collects scenario files:
+    YAML and JSON files, not scenarios (`*.scenario.yaml`), not in hidden folders."""
+    from ..scenarios.format import SCENARIO_SUFFIXES
+
+    return sorted(p for p in directory.rglob("*")
+                  if p.name.endswith(PLAYBOOK_SUFFIXES) and not p.name.endswith(SCENARIO_SUFFIXES)
+                  and not any(part.startswith(".") for part in p.relative_to(directory).parts)
+                  and p.is_file())
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     host = _host()
     actions = host.actions
     status = EXIT_OK
-    for path in args.playbooks:
+    for given in args.playbooks:
+        path = Path(given)
+        if path.is_dir():
+            found = playbook_files(path)
+            if not found:
+                print(f"{given}: no playbook files (*.yaml, *.yml, *.json) in this directory",
+                      file=sys.stderr)
+                status = EXIT_USAGE
+            paths = [str(p) for p in found]
+        elif not path.exists():  # an input error, not a playbook that does not validate
+            print(f"{given}: no such file", file=sys.stderr)
+            status = EXIT_USAGE
+            continue
+        else:
+            paths = [given]
+        status = max(status, _validate_files(paths, actions))
+    return status
+
+
+def _validate_files(paths: list[str], actions: dict[str, Any]) -> int:
+    status = EXIT_OK
+    for path in paths:
         try:
             playbook = load_playbook(path, actions)
         except SpecError as exc:
@@ -244,7 +280,8 @@ def build_parser(host: PluginHost | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("validate", help="check playbooks (schema, graph, expressions, actions)")
-    p.add_argument("playbooks", nargs="+", metavar="PLAYBOOK")
+    p.add_argument("playbooks", nargs="+", metavar="PLAYBOOK",
+                   help="playbook files, or directories to check every playbook file in")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("run", help="run a playbook once")
