@@ -248,3 +248,33 @@ def test_max_concurrency_must_be_positive(files: dict[str, Path], capsys: Any) -
         main(["run", str(files["playbook"]), "--max-concurrency", "-1"])
     assert info.value.code == 2
     assert "-1 is not between 1 and 1024" in capsys.readouterr().err
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from crownguard.engine import __version__
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"crownguard {__version__}"
+
+
+def test_verbose_after_the_command(run_cli: Any, tmp_path: Path) -> None:
+    import logging
+
+    good = tmp_path / "good.yaml"
+    good.write_text("name: good\nsteps:\n  - {id: a, action: core.noop}\n")
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    root.handlers.clear()  # basicConfig configures only a root with no handlers
+    try:
+        code, out, _ = run_cli("validate", good, "-v", "-v")
+        assert code == 0 and ": ok" in out
+        assert root.level == logging.DEBUG
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    from crownguard.engine.cli.app import build_parser
+
+    args = build_parser().parse_args(["-v", "runs", "show", "abcdefgh", "--verbose"])
+    assert args.verbose + args.verbose_after == 2

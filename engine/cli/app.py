@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .. import runs
+from .. import __version__, runs
 from ..config import Config, load_config
 from ..errors import CrownguardError, PluginError, SpecError, UsageError
 from ..journal import open_journal
@@ -277,6 +277,7 @@ def build_parser(host: PluginHost | None = None) -> argparse.ArgumentParser:
                             "naming the file); 3 a run is waiting; 70 an internal error (a "
                             "bug, never bad input: please report it)")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    parser.add_argument("--version", action="version", version=f"crownguard {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("validate", help="check playbooks (schema, graph, expressions, actions)")
@@ -318,7 +319,20 @@ def build_parser(host: PluginHost | None = None) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     add_plugin_commands(sub, host or _host())
+    _verbose_after_commands(parser)
     return parser
+
+
+def _verbose_after_commands(parser: argparse.ArgumentParser) -> None:
+    """`-v` after a (sub)command too: `crownguard validate x.yaml -v`."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in set(action.choices.values()):
+                if "-v" not in command._option_string_actions \
+                        and "--verbose" not in command._option_string_actions:
+                    command.add_argument("-v", "--verbose", action="count", default=0,
+                                         dest="verbose_after", help="more logging")
+                _verbose_after_commands(command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -328,7 +342,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"crownguard: {exc}", file=sys.stderr)
         return EXIT_USAGE
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
+    verbose = args.verbose + getattr(args, "verbose_after", 0)
+    logging.basicConfig(level=logging.WARNING - 10 * min(verbose, 2),
                         format="%(levelname)s %(name)s: %(message)s")
     install_log_redaction()
     try:
