@@ -278,3 +278,44 @@ def test_verbose_after_the_command(run_cli: Any, tmp_path: Path) -> None:
 
     args = build_parser().parse_args(["-v", "runs", "show", "abcdefgh", "--verbose"])
     assert args.verbose + args.verbose_after == 2
+
+
+def _stdin(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+    import io
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text.encode())))
+
+
+def test_dash_reads_standard_input(run_cli: Any, files: dict[str, Path],
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    _stdin(monkeypatch, "name: piped\nsteps:\n  - {id: a, action: core.noop}\n"
+                        "  - {id: b, action: core.nope}\n")
+    code, out, _ = run_cli("validate", "-")
+    assert code == 1
+    assert "<stdin>:4: step 'b': unknown action 'core.nope'" in out
+    _stdin(monkeypatch, "name: piped\nsteps:\n  - {id: a, action: core.noop}\n")
+    code, out, _ = run_cli("validate", "-")
+    assert code == 0 and "<stdin>: ok (1 steps, playbook 'piped')" in out
+    playbook = files["playbook"].with_name("noop.yaml")
+    playbook.write_text("name: e\nsteps:\n  - {id: a, action: core.noop, "
+                        "if: \"event.user == 'dana'\"}\n")
+    _stdin(monkeypatch, files["event"].read_text())
+    code, out, _ = run_cli("run", playbook, "--event", "-", "--json", "--no-journal")
+    assert code == 0, out
+    assert json.loads(out)["steps"]["a"]["status"] == "succeeded"
+    _stdin(monkeypatch, "[1, 2]")
+    code, _, err = run_cli("run", files["playbook"], "--event", "-", "--no-journal")
+    assert code == 2 and "<stdin>: the event must be a JSON object" in err
+    code, _, err = run_cli("run", "-", "--event", "-")
+    assert code == 2 and "only one of PLAYBOOK and --event" in err
+
+
+def test_triage_reads_standard_input(run_cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    samples = Path(__file__).resolve().parents[1] / "plugins" / "incydr" / "samples"
+    _stdin(monkeypatch, (samples / "model-to-removable-media.json").read_text())
+    code, out, err = run_cli("triage", "-")
+    assert code == 0, err
+    assert "risk       100 critical" in out
+    _stdin(monkeypatch, "just text\n")
+    code, _, err = run_cli("triage", "-")
+    assert code == 2 and err.startswith("crownguard: <stdin>: expected an event object"), err

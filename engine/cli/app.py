@@ -19,11 +19,11 @@ from .. import __version__, runs
 from ..config import Config, load_config
 from ..errors import CrownguardError, PluginError, SpecError, UsageError
 from ..journal import open_journal
-from ..loader import load_file
 from ..plugins import PluginHost
 from ..runner import Runner
 from ..secrets import install_log_redaction
-from ..spec import load_playbook
+from ..spec import Playbook, inspect_document
+from .inputs import STDIN, input_name, load_input
 from .render import to_dot, to_mermaid
 from .runs import add_commands as add_run_commands
 from .runs import add_journal_option, journal_for, print_answer, status_exit
@@ -66,13 +66,20 @@ def playbook_files(directory: Path) -> list[Path]:
                   and p.is_file())
 
 
+def load_playbook(path: str, actions: dict[str, Any] | None = None) -> Playbook:
+    """A playbook from its file, or from standard input for `-`."""
+    return inspect_document(load_input(path), actions)
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     host = _host()
     actions = host.actions
     status = EXIT_OK
     for given in args.playbooks:
         path = Path(given)
-        if path.is_dir():
+        if given == STDIN:
+            paths = [given]
+        elif path.is_dir():
             found = playbook_files(path)
             if not found:
                 print(f"{given}: no playbook files (*.yaml, *.yml, *.json) in this directory",
@@ -98,18 +105,20 @@ def _validate_files(paths: list[str], actions: dict[str, Any]) -> int:
             _print_problems(exc, sys.stdout)
             status = EXIT_FAILED
             continue
-        print(f"{path}: ok ({len(playbook.steps)} steps, playbook '{playbook.name}')")
+        print(f"{input_name(path)}: ok ({len(playbook.steps)} steps, playbook '{playbook.name}')")
     return status
 
 
 def load_event(path: str) -> dict[str, Any]:
-    doc = load_file(path)
+    doc = load_input(path)
     if not isinstance(doc.data, dict):
-        raise UsageError(f"{path}: the event must be a JSON object")
+        raise UsageError(f"{input_name(path)}: the event must be a JSON object")
     return doc.data
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.playbook == STDIN and args.event == STDIN:
+        raise UsageError("run: only one of PLAYBOOK and --event can be '-' (standard input)")
     host = _host()
     playbook = load_playbook(args.playbook, host.actions)
     event = load_event(args.event) if args.event else {}
@@ -286,8 +295,9 @@ def build_parser(host: PluginHost | None = None) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("run", help="run a playbook once")
-    p.add_argument("playbook", metavar="PLAYBOOK")
-    p.add_argument("--event", metavar="FILE", help="the event (JSON or YAML object)")
+    p.add_argument("playbook", metavar="PLAYBOOK", help="the playbook file ('-': standard input)")
+    p.add_argument("--event", metavar="FILE", help="the event (JSON or YAML object; '-': "
+                                                   "standard input)")
     p.add_argument("--config", metavar="FILE", help="the connections file")
     p.add_argument("--dry-run", action="store_true", help="call no side-effecting action")
     p.add_argument("--json", action="store_true", help="print the run record as JSON")
