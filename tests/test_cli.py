@@ -319,3 +319,37 @@ def test_triage_reads_standard_input(run_cli: Any, monkeypatch: pytest.MonkeyPat
     _stdin(monkeypatch, "just text\n")
     code, _, err = run_cli("triage", "-")
     assert code == 2 and err.startswith("crownguard: <stdin>: expected an event object"), err
+
+
+def test_every_run_command_takes_the_timelines_twelve_character_prefix(
+        run_cli: Any, tmp_path: Path) -> None:
+    playbook = tmp_path / "waits.yaml"
+    playbook.write_text("name: ask-then-act\nsteps:\n  - id: ask\n"
+                        "    action: core.wait_for_approval\n"
+                        "    with: {prompt: 'Go?', approvers: [alice], timeout_seconds: 3600}\n"
+                        "  - {id: act, action: core.noop, needs: [ask]}\n")
+    j = str(tmp_path / "j.sqlite")
+
+    def start() -> str:
+        code, out, _ = run_cli("run", playbook, "--journal", j, "--json")
+        assert code == 3, out
+        return str(json.loads(out)["run_id"])
+
+    first = start()
+    short = first[:12]
+    code, out, err = run_cli("runs", "show", short, "--journal", j)
+    assert code == 0 and first in out, err
+    code, out, err = run_cli("resume", short, "--journal", j)
+    assert code == 3, err
+    code, out, err = run_cli("approve", short, "ask", "--decision", "approve", "--by", "alice",
+                             "--journal", j, "--json")
+    assert code == 0, err
+    code, _, err = run_cli("audit", "export", "--run", short, "--journal", j)
+    assert code == 0 and "exported" in err, err
+    code, _, err = run_cli("undo", short, "--dry-run", "--journal", j)
+    assert "nothing to undo: no step of 'ask-then-act'" in err, err  # found, nothing to do
+    second = start()
+    code, _, err = run_cli("cancel", second[:12], "--journal", j)
+    assert code == 0, err
+    code, out, err = run_cli("rerun", second[:12], "--journal", j)
+    assert code == 3 and f"(a rerun of run {second})" in out, err
