@@ -291,15 +291,17 @@ def build_config(doc: Document, connection_types: dict[str, ConnectionType],
     for error in schema_errors(CONFIG_SCHEMA, data):
         pointer = "/" + "/".join(str(p) for p in error.absolute_path)
         problems.append(doc.problem(pointer.rstrip("/"), describe_schema_error(error), "config"))
-    if problems:
-        raise SpecError(problems)
+    # A schema error does not hide the reference and connection problems: what is usable is
+    # checked too, and every problem is reported at once.
     redactor = Redactor()
     base = Path(doc.file).parent if doc.file else Path.cwd()
     resolved: dict[str, dict[str, Any]] = {}
-    for name, settings in (data.get("connections") or {}).items():
+    connections = data.get("connections")
+    for name, settings in (connections if isinstance(connections, dict) else {}).items():
         pointer = pointer_join("/connections", name)
-        ctype = connection_types.get(settings.get("type", name) if isinstance(settings, dict)
-                                     else name)
+        if not isinstance(settings, dict):  # the schema has said so
+            continue
+        ctype = connection_types.get(str(settings.get("type", name)))
         if ctype is None:
             known = ", ".join(sorted(connection_types)) or "none"
             problems.append(doc.problem(pointer, f"connections.{name}: no installed plugin "
@@ -323,19 +325,20 @@ def build_config(doc: Document, connection_types: dict[str, ConnectionType],
             message = redactor.redact(describe_schema_error(error))
             problems.append(doc.problem(sub, f"connections.{name}: {message}", "config"))
         resolved[name] = values
-    settings = data.get("settings") or {}
+    raw = data.get("settings")
+    file_settings: dict[str, Any] = raw if isinstance(raw, dict) else {}
     # vars are plain data for expressions: a secret reference there would be sent as text.
-    for pointer, text in _strings(settings.get("vars") or {}, "/settings/vars"):
+    for pointer, text in _strings(file_settings.get("vars") or {}, "/settings/vars"):
         if SUSPECT.search(text):
             problems.append(doc.problem(pointer, f"{pointer.lstrip('/').replace('/', '.')}: "
                                                  "secret references are resolved only in "
                                                  "connections, not in settings.vars", "config"))
     if problems:
-        raise SpecError(problems)
+        raise SpecError(sorted(problems, key=lambda p: p.line or 0))
     return Config(connections=Connections(resolved, redactor),
-                  max_concurrency=int(settings.get("max_concurrency", 64)),
-                  vars=dict(settings.get("vars") or {}), source=doc.file,
-                  approvers=list(settings.get("approvers") or []))
+                  max_concurrency=int(file_settings.get("max_concurrency", 64)),
+                  vars=dict(file_settings.get("vars") or {}), source=doc.file,
+                  approvers=list(file_settings.get("approvers") or []))
 
 
 def load_config(path: str | Path | None, connection_types: dict[str, ConnectionType],

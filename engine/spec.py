@@ -113,6 +113,36 @@ def _build_step(raw: dict[str, Any], line: int | None) -> Step:
         line=line)
 
 
+def _tolerant_step(raw: Any, line: int | None) -> Step | None:
+    """A step from a raw entry that failed the schema: the fields of the right type are kept,
+    so the graph, expression and action checks still see it. None when it has no usable id."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
+        return None
+    needs = raw.get("needs", [])
+    needs = [needs] if isinstance(needs, str) else needs if isinstance(needs, list) else []
+    when = raw.get("when", When.SUCCESS)
+    concurrency = raw.get("concurrency")
+    try:
+        retry = RetryPolicy.from_spec(raw.get("retry"))
+    except (TypeError, ValueError, KeyError, AttributeError):
+        retry = None
+    try:
+        if_ = bare_expression(raw["if"]) if isinstance(raw.get("if"), str) and raw["if"] else None
+    except ExpressionError:
+        if_ = raw["if"]
+    timeout = raw.get("timeout_seconds")
+    return Step(
+        id=raw["id"], action=raw["action"] if isinstance(raw.get("action"), str) else "",
+        with_=dict(raw["with"]) if isinstance(raw.get("with"), dict) else {},
+        needs=tuple(n for n in needs if isinstance(n, str)),
+        when=When(when) if when in [w.value for w in When] else When.SUCCESS, if_=if_,
+        for_each=raw.get("for_each") if isinstance(raw.get("for_each"), (str, list)) else None,
+        concurrency=concurrency if isinstance(concurrency, int) and concurrency > 0
+        else DEFAULT_FOR_EACH_CONCURRENCY, retry=retry,
+        timeout_seconds=timeout if isinstance(timeout, (int, float)) else None,
+        description=str(raw.get("description") or ""), line=line)
+
+
 class _Inspector:
     """Runs every check over one document and collects problems."""
 
@@ -120,6 +150,7 @@ class _Inspector:
         self.doc = doc
         self.actions = actions
         self.problems: list[Problem] = []
+        self.indexes: list[int] = []  # each checked step's position in the file's steps
 
     def add(self, pointer: str, message: str, group: str) -> None:
         self.problems.append(self.doc.problem(pointer, message, group))
@@ -135,21 +166,50 @@ class _Inspector:
             self.add("", "a playbook must be a mapping with 'name' and 'steps'", "syntax")
             return None
         self.check_schema(data)
-        if self.problems:
-            return None
-        steps = [_build_step(raw, self.doc.line_of(f"/steps/{i}"))
-                 for i, raw in enumerate(data["steps"])]
-        playbook = Playbook(name=data["name"], steps=tuple(steps),
-                            description=data.get("description", ""),
-                            trigger_if=bare_expression(data["trigger"]["if"])
-                            if data.get("trigger", {}).get("if") else None,
-                            vars=dict(data.get("vars") or {}), source=self.doc.file,
-                            text=self.doc.text)
+        playbook = self.build(data) if not self.problems else self.build_tolerant(data)
+        # A schema error does not hide the rest: the other checks run over what is usable.
         self.check_graph(playbook)
         self.check_expressions(playbook)
         if self.actions is not None:
             self.check_actions(playbook)
         return playbook
+
+    def build(self, data: dict[str, Any]) -> Playbook:
+        steps = [_build_step(raw, self.doc.line_of(f"/steps/{i}"))
+                 for i, raw in enumerate(data["steps"])]
+        self.indexes = list(range(len(steps)))
+        return Playbook(name=data["name"], steps=tuple(steps),
+                        description=data.get("description", ""),
+                        trigger_if=bare_expression(data["trigger"]["if"])
+                        if data.get("trigger", {}).get("if") else None,
+                        vars=dict(data.get("vars") or {}), source=self.doc.file,
+                        text=self.doc.text)
+
+    def build_tolerant(self, data: dict[str, Any]) -> Playbook:
+        """The checkable part of a playbook that failed the schema (never run, only checked)."""
+        raw_steps: list[Any] = data["steps"] if isinstance(data.get("steps"), list) else []
+        steps: list[Step] = []
+        self.indexes = []
+        for i, raw in enumerate(raw_steps):
+            step = _tolerant_step(raw, self.doc.line_of(f"/steps/{i}"))
+            if step is not None:
+                steps.append(step)
+                self.indexes.append(i)
+        trigger = data.get("trigger")
+        trigger_if = trigger.get("if") if isinstance(trigger, dict) else None
+        try:
+            trigger_if = bare_expression(trigger_if) if isinstance(trigger_if, str) \
+                and trigger_if else None
+        except ExpressionError:
+            pass
+        name, description = data.get("name"), data.get("description")
+        return Playbook(name=name if isinstance(name, str) else "", steps=tuple(steps),
+                        description=description if isinstance(description, str) else "",
+                        trigger_if=trigger_if, source=self.doc.file, text=self.doc.text)
+
+    def raw_step(self, index: int) -> dict[str, Any]:
+        raw: dict[str, Any] = self.doc.data["steps"][index]
+        return raw
 
     def check_schema(self, data: dict[str, Any]) -> None:
         for error in schema_errors(_SCHEMA, data):
@@ -172,7 +232,7 @@ class _Inspector:
 
     def check_graph(self, playbook: Playbook) -> None:
         seen: dict[str, int] = {}
-        for index, step in enumerate(playbook.steps):
+        for index, step in zip(self.indexes, playbook.steps, strict=True):
             pointer = f"/steps/{index}"
             if step.id in seen:
                 self.add(pointer + "/id", f"step '{step.id}': duplicate id (first defined as "
@@ -183,17 +243,18 @@ class _Inspector:
                     self.add(f"{pointer}/needs", f"step '{step.id}': needs itself", "graph")
                 elif need not in seen and need not in playbook.by_id:
                     self.add(f"{pointer}/needs/{n}" if len(step.needs) > 1
-                             or isinstance(self.doc.data["steps"][index].get("needs"), list)
+                             or isinstance(self.raw_step(index).get("needs"), list)
                              else f"{pointer}/needs",
                              f"step '{step.id}': needs unknown step '{need}'", "graph")
             if step.when != When.SUCCESS and not step.needs:
                 self.add(f"{pointer}/when", f"step '{step.id}': 'when: {step.when}' only makes "
                                             "sense with 'needs'", "graph")
-            if step.for_each is None and "concurrency" in self.doc.data["steps"][index]:
+            if step.for_each is None and "concurrency" in self.raw_step(index):
                 self.add(f"{pointer}/concurrency", f"step '{step.id}': 'concurrency' applies "
                                                    "only to a for_each step", "graph")
         for cycle in find_cycles(playbook.graph):
-            index = next(i for i, s in enumerate(playbook.steps) if s.id == cycle[0])
+            index = next(i for i, s in zip(self.indexes, playbook.steps, strict=True)
+                         if s.id == cycle[0])
             self.add(f"/steps/{index}/needs",
                      "cycle between steps: " + " -> ".join([*cycle, cycle[0]]), "graph")
 
@@ -201,7 +262,7 @@ class _Inspector:
         if playbook.trigger_if:
             self.check_expression("/trigger/if", "trigger", playbook.trigger_if, set(),
                                   allow_steps=False, allow_item=False)
-        for index, step in enumerate(playbook.steps):
+        for index, step in zip(self.indexes, playbook.steps, strict=True):
             upstream = nx.ancestors(playbook.graph, step.id)
             base = f"/steps/{index}"
             label = f"step '{step.id}'"
@@ -270,12 +331,16 @@ class _Inspector:
 
     @cached_property
     def known_ids(self) -> set[str]:
-        return {s["id"] for s in self.doc.data["steps"] if isinstance(s, dict) and "id" in s}
+        steps = self.doc.data.get("steps")
+        return {s["id"] for s in steps if isinstance(s, dict) and isinstance(s.get("id"), str)} \
+            if isinstance(steps, list) else set()
 
     def check_actions(self, playbook: Playbook) -> None:
         assert self.actions is not None
-        for index, step in enumerate(playbook.steps):
+        for index, step in zip(self.indexes, playbook.steps, strict=True):
             base = f"/steps/{index}"
+            if not step.action:  # not a string: the schema has said so
+                continue
             action = self.actions.get(step.action)
             if action is None:
                 plugin = step.action.split(".")[0]
@@ -287,7 +352,7 @@ class _Inspector:
                 continue
             for message, sub in literal_input_problems(action.input_schema, step.with_):
                 self.add(pointer_join(f"{base}/with", *sub) if sub else f"{base}/with"
-                         if "with" in self.doc.data["steps"][index] else base,
+                         if "with" in self.raw_step(index) else base,
                          f"step '{step.id}': {step.action} input {message}", "actions")
 
 

@@ -104,6 +104,39 @@ def test_validate_reports_every_problem(run_cli: Any, tmp_path: Path) -> None:
     assert f"{bad}:3: step 'a': unknown action 'core.nope'" in out
 
 
+def test_validate_takes_directories_and_skips_scenarios(run_cli: Any, tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.yaml").write_text("name: a\nsteps:\n  - {id: a, action: core.noop}\n")
+    (tmp_path / "sub" / "b.json").write_text('{"name": "b", "steps": [{"id": "x", '
+                                             '"action": "core.nope"}]}')
+    (tmp_path / "sub" / "c.scenario.yaml").write_text("not: a playbook\n")
+    (tmp_path / "notes.md").write_text("# not a playbook\n")
+    code, out, _ = run_cli("validate", tmp_path)
+    assert code == 1
+    assert f"{tmp_path / 'a.yaml'}: ok" in out
+    assert f"{tmp_path / 'sub' / 'b.json'}:1: step 'x': unknown action" in out
+    assert "scenario" not in out and "notes" not in out
+
+
+def test_validate_shipped_playbooks_directory(run_cli: Any) -> None:
+    code, out, _ = run_cli("validate", Path(__file__).parent.parent / "playbooks")
+    assert code == 0, out
+    assert out.count(": ok (") >= 4
+
+
+def test_validate_missing_file_is_an_input_error(run_cli: Any, tmp_path: Path) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text("name: good\nsteps:\n  - {id: a, action: core.noop}\n")
+    code, out, err = run_cli("validate", tmp_path / "nope.yaml", good)
+    assert code == 2
+    assert f"{tmp_path / 'nope.yaml'}: no such file" in err
+    assert f"{good}: ok" in out
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = run_cli("validate", empty)
+    assert code == 2 and "no playbook files" in err
+
+
 def test_graph_formats(run_cli: Any, files: dict[str, Path]) -> None:
     code, out, _ = run_cli("graph", files["playbook"])
     assert code == 0 and out.startswith("flowchart TD")
@@ -215,3 +248,108 @@ def test_max_concurrency_must_be_positive(files: dict[str, Path], capsys: Any) -
         main(["run", str(files["playbook"]), "--max-concurrency", "-1"])
     assert info.value.code == 2
     assert "-1 is not between 1 and 1024" in capsys.readouterr().err
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from crownguard.engine import __version__
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"crownguard {__version__}"
+
+
+def test_verbose_after_the_command(run_cli: Any, tmp_path: Path) -> None:
+    import logging
+
+    good = tmp_path / "good.yaml"
+    good.write_text("name: good\nsteps:\n  - {id: a, action: core.noop}\n")
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    root.handlers.clear()  # basicConfig configures only a root with no handlers
+    try:
+        code, out, _ = run_cli("validate", good, "-v", "-v")
+        assert code == 0 and ": ok" in out
+        assert root.level == logging.DEBUG
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    from crownguard.engine.cli.app import build_parser
+
+    args = build_parser().parse_args(["-v", "runs", "show", "abcdefgh", "--verbose"])
+    assert args.verbose + args.verbose_after == 2
+
+
+def _stdin(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+    import io
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text.encode())))
+
+
+def test_dash_reads_standard_input(run_cli: Any, files: dict[str, Path],
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    _stdin(monkeypatch, "name: piped\nsteps:\n  - {id: a, action: core.noop}\n"
+                        "  - {id: b, action: core.nope}\n")
+    code, out, _ = run_cli("validate", "-")
+    assert code == 1
+    assert "<stdin>:4: step 'b': unknown action 'core.nope'" in out
+    _stdin(monkeypatch, "name: piped\nsteps:\n  - {id: a, action: core.noop}\n")
+    code, out, _ = run_cli("validate", "-")
+    assert code == 0 and "<stdin>: ok (1 steps, playbook 'piped')" in out
+    playbook = files["playbook"].with_name("noop.yaml")
+    playbook.write_text("name: e\nsteps:\n  - {id: a, action: core.noop, "
+                        "if: \"event.user == 'dana'\"}\n")
+    _stdin(monkeypatch, files["event"].read_text())
+    code, out, _ = run_cli("run", playbook, "--event", "-", "--json", "--no-journal")
+    assert code == 0, out
+    assert json.loads(out)["steps"]["a"]["status"] == "succeeded"
+    _stdin(monkeypatch, "[1, 2]")
+    code, _, err = run_cli("run", files["playbook"], "--event", "-", "--no-journal")
+    assert code == 2 and "<stdin>: the event must be a JSON object" in err
+    code, _, err = run_cli("run", "-", "--event", "-")
+    assert code == 2 and "only one of PLAYBOOK and --event" in err
+
+
+def test_triage_reads_standard_input(run_cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    samples = Path(__file__).resolve().parents[1] / "plugins" / "incydr" / "samples"
+    _stdin(monkeypatch, (samples / "model-to-removable-media.json").read_text())
+    code, out, err = run_cli("triage", "-")
+    assert code == 0, err
+    assert "risk       100 critical" in out
+    _stdin(monkeypatch, "just text\n")
+    code, _, err = run_cli("triage", "-")
+    assert code == 2 and err.startswith("crownguard: <stdin>: expected an event object"), err
+
+
+def test_every_run_command_takes_the_timelines_twelve_character_prefix(
+        run_cli: Any, tmp_path: Path) -> None:
+    playbook = tmp_path / "waits.yaml"
+    playbook.write_text("name: ask-then-act\nsteps:\n  - id: ask\n"
+                        "    action: core.wait_for_approval\n"
+                        "    with: {prompt: 'Go?', approvers: [alice], timeout_seconds: 3600}\n"
+                        "  - {id: act, action: core.noop, needs: [ask]}\n")
+    j = str(tmp_path / "j.sqlite")
+
+    def start() -> str:
+        code, out, _ = run_cli("run", playbook, "--journal", j, "--json")
+        assert code == 3, out
+        return str(json.loads(out)["run_id"])
+
+    first = start()
+    short = first[:12]
+    code, out, err = run_cli("runs", "show", short, "--journal", j)
+    assert code == 0 and first in out, err
+    code, out, err = run_cli("resume", short, "--journal", j)
+    assert code == 3, err
+    code, out, err = run_cli("approve", short, "ask", "--decision", "approve", "--by", "alice",
+                             "--journal", j, "--json")
+    assert code == 0, err
+    code, _, err = run_cli("audit", "export", "--run", short, "--journal", j)
+    assert code == 0 and "exported" in err, err
+    code, _, err = run_cli("undo", short, "--dry-run", "--journal", j)
+    assert "nothing to undo: no step of 'ask-then-act'" in err, err  # found, nothing to do
+    second = start()
+    code, _, err = run_cli("cancel", second[:12], "--journal", j)
+    assert code == 0, err
+    code, out, err = run_cli("rerun", second[:12], "--journal", j)
+    assert code == 3 and f"(a rerun of run {second})" in out, err

@@ -138,3 +138,29 @@ def test_connection_schema_extends_the_shared_settings() -> None:
         "additionalProperties"]
     assert [e.validator for e in schema_errors(schema, {})] == ["required"]
     assert "base_url" not in connection_schema({}, base_url=False)["properties"]
+
+
+def test_file_schema_errors_do_not_hide_reference_and_connection_problems(
+        tmp_path: Path) -> None:
+    path = write(tmp_path, """
+connections:
+  okta:
+    base_url: "https://okta.example"
+    token: "${env:OKTA_API_TOKEN}"
+  bad: 5
+  splunk: {url: x}
+settings:
+  max_concurrency: many
+  colour: blue
+""")
+    with pytest.raises(SpecError) as info:
+        load_config(path, TYPES, env={})
+    out = [str(p) for p in info.value.problems]
+    assert any(":5: connections.okta.token: environment variable OKTA_API_TOKEN" in p
+               for p in out), out
+    assert any(":7: connections.splunk: no installed plugin" in p for p in out), out
+    assert any(":9:" in p and "many" in p for p in out), out
+    assert any("colour" in p for p in out), out
+    assert any(":6:" in p for p in out), out
+    lines = [p.line or 0 for p in info.value.problems]
+    assert lines == sorted(lines)

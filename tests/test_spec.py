@@ -246,3 +246,50 @@ steps:
     assert any("lower() takes 1 argument(s), got 2" in p for p in out)
     assert any("lower() takes string, not the number 1" in p for p in out)
     assert len(out) == 3
+
+
+def test_schema_errors_do_not_hide_the_other_checks(actions) -> None:
+    with pytest.raises(SpecError) as info:
+        parse_playbook("""
+name: all-at-once
+steps:
+  - id: a
+    action: core.noop
+    retries: 3
+    needs: [c]
+  - id: a
+    action: core.noop
+  - id: b
+    action: core.nope
+    with: {x: "${{ event.[ }}"}
+    needs: [c]
+  - id: c
+    action: core.noop
+    needs: [b]
+""", actions, file="pb.yaml")
+    found = info.value.problems
+    out = [str(p) for p in found]
+    assert any("pb.yaml:6: step 'a': unknown key 'retries'" in p for p in out), out
+    assert any("pb.yaml:8: step 'a': duplicate id" in p for p in out), out
+    assert any("cycle between steps" in p for p in out), out
+    assert any(str(p).startswith("pb.yaml:12: step 'b'") and p.group == "expressions"
+               for p in found), out
+    assert any("pb.yaml:11: step 'b': unknown action 'core.nope'" in p for p in out), out
+    order = ["syntax", "graph", "expressions", "actions"]
+    assert [(order.index(p.group), p.line or 0) for p in found] == sorted(
+        (order.index(p.group), p.line or 0) for p in found)
+
+
+def test_a_step_unusable_after_schema_errors_is_left_out_of_the_other_checks(actions) -> None:
+    out = problems("""
+name: broken
+steps:
+  - just a string
+  - id: [not, a, string]
+    action: core.noop
+  - id: ok
+    action: 12
+    needs: missing
+""", actions)
+    assert any("needs unknown step 'missing'" in p for p in out), out
+    assert not any("unknown action" in p for p in out), out

@@ -12,17 +12,18 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
-from .. import runs
+from .. import __version__, runs
 from ..config import Config, load_config
 from ..errors import CrownguardError, PluginError, SpecError, UsageError
 from ..journal import open_journal
-from ..loader import load_file
 from ..plugins import PluginHost
 from ..runner import Runner
 from ..secrets import install_log_redaction
-from ..spec import load_playbook
+from ..spec import Playbook, inspect_document
+from .inputs import STDIN, input_name, load_input
 from .render import to_dot, to_mermaid
 from .runs import add_commands as add_run_commands
 from .runs import add_journal_option, journal_for, print_answer, status_exit
@@ -51,29 +52,73 @@ def _print_problems(error: SpecError, stream: Any = None) -> None:
 # --- commands -------------------------------------------------------------------------------
 
 
+PLAYBOOK_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def playbook_files(directory: Path) -> list[Path]:
+    """The playbook files under `directory`, as `crownguard test` collects scenario files:
+    YAML and JSON files, not scenarios (`*.scenario.yaml`), not in hidden folders."""
+    from ..scenarios.format import SCENARIO_SUFFIXES
+
+    return sorted(p for p in directory.rglob("*")
+                  if p.name.endswith(PLAYBOOK_SUFFIXES) and not p.name.endswith(SCENARIO_SUFFIXES)
+                  and not any(part.startswith(".") for part in p.relative_to(directory).parts)
+                  and p.is_file())
+
+
+def load_playbook(path: str, actions: dict[str, Any] | None = None) -> Playbook:
+    """A playbook from its file, or from standard input for `-`."""
+    return inspect_document(load_input(path), actions)
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     host = _host()
     actions = host.actions
     status = EXIT_OK
-    for path in args.playbooks:
+    for given in args.playbooks:
+        path = Path(given)
+        if given == STDIN:
+            paths = [given]
+        elif path.is_dir():
+            found = playbook_files(path)
+            if not found:
+                print(f"{given}: no playbook files (*.yaml, *.yml, *.json) in this directory",
+                      file=sys.stderr)
+                status = EXIT_USAGE
+            paths = [str(p) for p in found]
+        elif not path.exists():  # an input error, not a playbook that does not validate
+            print(f"{given}: no such file", file=sys.stderr)
+            status = EXIT_USAGE
+            continue
+        else:
+            paths = [given]
+        status = max(status, _validate_files(paths, actions))
+    return status
+
+
+def _validate_files(paths: list[str], actions: dict[str, Any]) -> int:
+    status = EXIT_OK
+    for path in paths:
         try:
             playbook = load_playbook(path, actions)
         except SpecError as exc:
             _print_problems(exc, sys.stdout)
             status = EXIT_FAILED
             continue
-        print(f"{path}: ok ({len(playbook.steps)} steps, playbook '{playbook.name}')")
+        print(f"{input_name(path)}: ok ({len(playbook.steps)} steps, playbook '{playbook.name}')")
     return status
 
 
 def load_event(path: str) -> dict[str, Any]:
-    doc = load_file(path)
+    doc = load_input(path)
     if not isinstance(doc.data, dict):
-        raise UsageError(f"{path}: the event must be a JSON object")
+        raise UsageError(f"{input_name(path)}: the event must be a JSON object")
     return doc.data
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.playbook == STDIN and args.event == STDIN:
+        raise UsageError("run: only one of PLAYBOOK and --event can be '-' (standard input)")
     host = _host()
     playbook = load_playbook(args.playbook, host.actions)
     event = load_event(args.event) if args.event else {}
@@ -241,15 +286,18 @@ def build_parser(host: PluginHost | None = None) -> argparse.ArgumentParser:
                             "naming the file); 3 a run is waiting; 70 an internal error (a "
                             "bug, never bad input: please report it)")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    parser.add_argument("--version", action="version", version=f"crownguard {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("validate", help="check playbooks (schema, graph, expressions, actions)")
-    p.add_argument("playbooks", nargs="+", metavar="PLAYBOOK")
+    p.add_argument("playbooks", nargs="+", metavar="PLAYBOOK",
+                   help="playbook files, or directories to check every playbook file in")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("run", help="run a playbook once")
-    p.add_argument("playbook", metavar="PLAYBOOK")
-    p.add_argument("--event", metavar="FILE", help="the event (JSON or YAML object)")
+    p.add_argument("playbook", metavar="PLAYBOOK", help="the playbook file ('-': standard input)")
+    p.add_argument("--event", metavar="FILE", help="the event (JSON or YAML object; '-': "
+                                                   "standard input)")
     p.add_argument("--config", metavar="FILE", help="the connections file")
     p.add_argument("--dry-run", action="store_true", help="call no side-effecting action")
     p.add_argument("--json", action="store_true", help="print the run record as JSON")
@@ -281,7 +329,20 @@ def build_parser(host: PluginHost | None = None) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     add_plugin_commands(sub, host or _host())
+    _verbose_after_commands(parser)
     return parser
+
+
+def _verbose_after_commands(parser: argparse.ArgumentParser) -> None:
+    """`-v` after a (sub)command too: `crownguard validate x.yaml -v`."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in set(action.choices.values()):
+                if "-v" not in command._option_string_actions \
+                        and "--verbose" not in command._option_string_actions:
+                    command.add_argument("-v", "--verbose", action="count", default=0,
+                                         dest="verbose_after", help="more logging")
+                _verbose_after_commands(command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -291,7 +352,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"crownguard: {exc}", file=sys.stderr)
         return EXIT_USAGE
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
+    verbose = args.verbose + getattr(args, "verbose_after", 0)
+    logging.basicConfig(level=logging.WARNING - 10 * min(verbose, 2),
                         format="%(levelname)s %(name)s: %(message)s")
     install_log_redaction()
     try:

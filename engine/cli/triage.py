@@ -26,7 +26,6 @@ from typing import Any, TextIO
 from ..config import load_config
 from ..errors import Problem, SpecError, TriageInputError
 from ..journal import default_journal_path, open_journal
-from ..loader import load_file
 from ..plugins import PluginHost
 from ..sources import EventSource
 from ..spec import Playbook
@@ -50,6 +49,7 @@ from ..triage.respond import (
     respond,
     triage_with,
 )
+from .inputs import input_name, load_input
 from .runs import status_exit
 from .timeline import Timeline, summary_table
 
@@ -62,9 +62,10 @@ DEDUPE_FILE = "dedupe.sqlite"
 
 def load_payload(path: str | Path) -> Any:
     """An event file's data: one event object or a list (JSON or YAML)."""
-    data = load_file(path, locate=False).data  # event errors name items, not lines
+    data = load_input(path, locate=False).data  # event errors name items, not lines
     if not isinstance(data, dict | list):
-        raise TriageInputError(f"{path}: expected an event object or a list of events")
+        raise TriageInputError(f"{input_name(path)}: expected an event object or a list of "
+                               "events")
     return data
 
 
@@ -217,7 +218,8 @@ def cmd_triage(args: argparse.Namespace) -> int:
     payload = load_payload(args.event)
     policy = load_policy(args.policy)
     host = _host()
-    events = normalise_payload(args.event, payload, policy, host.event_sources.values())
+    events = normalise_payload(input_name(args.event), payload, policy,
+                               host.event_sources.values())
     variables = None
     if args.config:  # only for its settings.vars, which triggers see as respond gives them
         config = load_config(args.config, host.connection_types)
@@ -235,7 +237,7 @@ def cmd_triage(args: argparse.Namespace) -> int:
         print(json.dumps([v.to_dict() for v in verdicts], indent=2, default=str))
         return EXIT_OK
     if not verdicts:
-        print(f"{args.event}: no events")
+        print(f"{input_name(args.event)}: no events")
     for number, verdict in enumerate(verdicts):
         if number:
             print()
@@ -256,7 +258,8 @@ def cmd_respond(args: argparse.Namespace) -> int:
         config = load_config(args.config, host.connection_types)
         stack.callback(config.connections.close)
         policy = load_policy(args.policy)
-        events = normalise_payload(args.event, payload, policy, host.event_sources.values(),
+        events = normalise_payload(input_name(args.event), payload, policy,
+                                   host.event_sources.values(),
                                    outcome="nothing was triaged or started")
         triage = _triage_for(args, policy, host, writable=not args.dry_run,
                              variables=config.vars)
@@ -265,7 +268,7 @@ def cmd_respond(args: argparse.Namespace) -> int:
         if journal is not None:
             stack.callback(journal.close)
         if not events and not args.json:
-            print(f"{args.event}: no events")
+            print(f"{input_name(args.event)}: no events")
         responses = respond(triage, host, config, events, dry_run=args.dry_run,
                             journal=journal, on_event=None if args.json else Timeline(),
                             observer=None if args.json else _Printer(args.dry_run))
@@ -324,7 +327,8 @@ def cmd_test(args: argparse.Namespace, out: TextIO | None = None) -> int:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("event", metavar="EVENT",
                    help="a normalised event, a payload an installed event source reads "
-                        "(the incydr plugin's file events and alerts), or a list")
+                        "(the incydr plugin's file events and alerts), or a list; '-' "
+                        "reads standard input")
     p.add_argument("--policy", metavar="FILE", help="risk and routing policy (merged over "
                                                     "the shipped defaults)")
     p.add_argument("--fingerprints", metavar="FILE",
