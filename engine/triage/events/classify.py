@@ -12,6 +12,7 @@ from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
+from urllib.parse import urlsplit
 
 from .model import DestinationKind, SourceKind
 
@@ -119,13 +120,20 @@ DEFAULT_OPTIONS = NormaliseOptions()
 
 
 def url_host(url: str | None) -> str | None:
-    """The host of https://host/..., git@host:path or ssh://user@host/path."""
+    """The host of https://host/..., git@host:path or ssh://user@host/path.
+
+    A URL with a scheme goes through urlsplit, so `https://[2001:db8::1]:8443/` is 2001:db8::1
+    and `https://user:p@ss@host/` is host (the userinfo ends at the last `@`)."""
     if not url:
         return None
-    rest = url.split("://", 1)[-1]
-    authority = rest.split("/", 1)[0]
-    if "@" in authority:
-        authority = authority.split("@", 1)[1]
+    if "://" in url:
+        try:
+            return urlsplit(url.strip()).hostname or None
+        except ValueError:  # an unclosed `[` in the authority
+            return None
+    authority = url.split("/", 1)[0].rpartition("@")[2]  # git@host:path, host/path
+    if authority.startswith("["):
+        return authority[1:].partition("]")[0].lower() or None
     return authority.split(":", 1)[0].lower() or None
 
 
