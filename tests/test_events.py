@@ -659,3 +659,16 @@ def test_url_host_reads_ipv6_literals_and_passwords_with_an_at_sign(url: str,
     from crownguard.engine.triage import url_host
 
     assert url_host(url) == host
+
+
+@pytest.mark.parametrize(("url", "under"), [
+    ("https://user:p@ss@github.com/acme/models", True),
+    ("https://GitHub.com:443/acme/models", True),
+    ("git@github.com:acme/models.git", True),
+    ("git@github.com:other/models.git", False),
+    ("https://github.com/acmex/models", False),
+])
+def test_a_trusted_host_path_entry_reads_urls_as_url_host_does(url: str, under: bool) -> None:
+    from crownguard.engine.triage.events.classify import _under
+
+    assert _under(url, "github.com/acme") is under
