@@ -14,8 +14,10 @@ Every value is one JSON has: text, a number, true/false, null, a list or a mappi
 keys (a YAML key `1:` is the key "1"). So YAML's other types are refused where they stand,
 with the line: `!!binary`, `!!set`, `!!omap`, `!!pairs`, local tags, NaN and infinities, lone
 UTF-16 surrogates, lists or mappings as keys, and explicit tags whose text is not of the tag
-(`!!int abc`); YAML timestamps stay text. Recursive aliases, control characters and files past
-their size budget are refused the same way: bad input is a `file:line: message`, never a crash.
+(`!!int abc`); YAML timestamps stay text. Plain scalars follow YAML 1.2's core schema
+(`NO`, `yes`, `on` are text, `017` is 17): see `_BOOLEANS` below. Recursive aliases, control
+characters and files past their size budget are refused the same way: bad input is a
+`file:line: message`, never a crash.
 
 Budgets (docs/playbooks.md, "Limits"): MAX_DOCUMENT_BYTES for a file read as YAML (every
 playbook, connections file, policy, scenario or event file not named `.json`), MAX_DATA_BYTES
@@ -234,9 +236,54 @@ class _Loader(yaml.SafeLoader):
         return mapping
 
 
+# YAML 1.2's core schema, not PyYAML's 1.1: `country: NO`, `on`, `y` stay text, `017` is the
+# number 17 (not 15), `0o17` is 15, and `1_000`, `1:20` (sexagesimal) and `0b1` stay text.
+_BOOLEANS = {"true": True, "True": True, "TRUE": True,
+             "false": False, "False": False, "FALSE": False}
+_INTEGER = re.compile(r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+")
+_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+                    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)")
+
+
+def _core_bool(loader: yaml.SafeLoader, node: yaml.Node) -> bool:
+    return _BOOLEANS[loader.construct_scalar(node)]  # type: ignore[arg-type]
+
+
+def _core_int(loader: yaml.SafeLoader, node: yaml.Node) -> int:
+    text = loader.construct_scalar(node)  # type: ignore[arg-type]
+    if not _INTEGER.fullmatch(text):
+        raise ValueError(text)
+    if text.startswith(("0o", "0x")):
+        return int(text[2:], 8 if text[1] == "o" else 16)
+    return int(text, 10)
+
+
+def _core_float(loader: yaml.SafeLoader, node: yaml.Node) -> float:
+    text = loader.construct_scalar(node)  # type: ignore[arg-type]
+    if _INTEGER.fullmatch(text) and not text.startswith(("0o", "0x")):
+        return float(text)
+    if not _FLOAT.fullmatch(text):
+        raise ValueError(text)
+    return float(text.replace(".", "", 1)) if "inf" in text.lower() or "nan" in text.lower() \
+        else float(text)
+
+
+_CORE_TAGS = {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _CORE_TAGS]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:bool",
+                              re.compile("|".join(_BOOLEANS).join(("^(?:", ")$"))), list("tTfF"))
+_Loader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(f"^(?:{_INTEGER.pattern})$"),
+                              list("-+0123456789"))
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(f"^(?:{_FLOAT.pattern})$"),
+                              list("-+.0123456789"))
 for _tag in _REFUSED_TAGS:
     _Loader.add_constructor(_tag, _refuse)
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _as_text)
+_Loader.add_constructor("tag:yaml.org,2002:bool", _core_bool)
+_Loader.add_constructor("tag:yaml.org,2002:int", _core_int)
+_Loader.add_constructor("tag:yaml.org,2002:float", _core_float)
 
 
 def has_surrogate(text: str) -> bool:

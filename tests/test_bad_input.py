@@ -93,6 +93,24 @@ def test_values_are_json_values() -> None:
         {"a": 1, "c": 2}
 
 
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("NO", "NO"), ("no", "no"), ("Yes", "Yes"), ("on", "on"), ("OFF", "OFF"), ("y", "y"),
+    ("n", "n"), ("true", True), ("True", True), ("TRUE", True), ("false", False),
+    ("False", False), ("FALSE", False), ("017", 17), ("0o17", 15), ("0x1F", 31), ("-12", -12),
+    ("1_000", "1_000"), ("1:20", "1:20"), ("0b11", "0b11"), ("1e3", 1000.0), (".5", 0.5),
+    ("~", None), ("null", None), ("!!int 017", 17), ("!!float 3", 3.0),
+])
+def test_yaml_scalars_follow_the_yaml_1_2_core_schema(text: str, value: Any) -> None:
+    data = parse_text(f"country: {text}\n", "f.yaml").data
+    assert data == {"country": value} and type(data["country"]) is type(value)
+
+
+@pytest.mark.parametrize("text", ["!!bool yes", "!!int 1_000", "!!int 1:20", "!!float 1_0.5"])
+def test_yaml_1_1_forms_under_an_explicit_tag_are_refused(text: str) -> None:
+    with pytest.raises(SpecError, match="is not a valid !!"):
+        parse_text(f"a: {text}\n", "f.yaml")
+
 # --- JSON and the files themselves ---------------------------------------------------------
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import collections
+import datetime
 import gzip
 import io
+import pickle
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +40,7 @@ from test_detection_files import (
 )
 
 from crownguard.engine.triage.detection import ModelFormat, detect_content
+from crownguard.engine.triage.detection.pickles import scan_pickle
 
 Maker = Callable[[Path], Path]
 
@@ -220,3 +224,15 @@ def test_model_directories_are_judged_by_their_entries(tmp_path: Path) -> None:
     photos.mkdir()
     (photos / "a.jpg").write_bytes(b"\xff\xd8\xff")
     assert not detect_content(photos).is_model
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 3, 4, 5])
+def test_pickle_globals_are_named_right_when_the_module_name_is_memoised(protocol: int) -> None:
+    # The second class of a module pushes the module name again with BINGET (protocol 4+).
+    data = pickle.dumps([collections.Counter, collections.OrderedDict,
+                         datetime.date(2026, 1, 1), datetime.timedelta(1)], protocol=protocol)
+    scan = scan_pickle(data)
+    assert scan is not None
+    assert {"collections.Counter", "collections.OrderedDict", "datetime.date",
+            "datetime.timedelta"} <= set(scan.globals)
+    assert not {"Counter.OrderedDict", "date.timedelta"} & set(scan.globals)

@@ -643,3 +643,32 @@ def test_the_schema_enums_match_the_code() -> None:
     assert set(destinations["propertyNames"]["enum"]) == {str(k) for k in DestinationKind}
     assert set(default_policy_data()["destinations"]["weights"]) == {str(k) for k in
                                                                       DestinationKind}
+
+
+@pytest.mark.parametrize(("url", "host"), [
+    ("https://[2001:db8::1]:8443/models/x", "2001:db8::1"),
+    ("https://user:p@ss@Models.Example.com/x", "models.example.com"),
+    ("ssh://git@gitlab.com/acme/repo.git", "gitlab.com"),
+    ("git@github.com:acme/repo.git", "github.com"),
+    ("https://huggingface.co:443/acme", "huggingface.co"),
+    ("https://[2001:db8::1/x", None),
+    ("", None),
+])
+def test_url_host_reads_ipv6_literals_and_passwords_with_an_at_sign(url: str,
+                                                                    host: str | None) -> None:
+    from crownguard.engine.triage import url_host
+
+    assert url_host(url) == host
+
+
+@pytest.mark.parametrize(("url", "under"), [
+    ("https://user:p@ss@github.com/acme/models", True),
+    ("https://GitHub.com:443/acme/models", True),
+    ("git@github.com:acme/models.git", True),
+    ("git@github.com:other/models.git", False),
+    ("https://github.com/acmex/models", False),
+])
+def test_a_trusted_host_path_entry_reads_urls_as_url_host_does(url: str, under: bool) -> None:
+    from crownguard.engine.triage.events.classify import _under
+
+    assert _under(url, "github.com/acme") is under

@@ -211,6 +211,23 @@ def test_playbook_directories_skip_scenarios_and_report_every_broken_file(
     assert files == {"b.yml", "c.json"}
 
 
+
+def test_playbook_directories_skip_files_that_are_not_playbooks(
+        tmp_path: Path, host: PluginHost) -> None:
+    (tmp_path / "a.yaml").write_text("name: a\nsteps: [{id: s, action: core.noop}]\n")
+    (tmp_path / "README.md").write_text("# playbooks\n")
+    (tmp_path / "README").write_text("playbooks\n")
+    (tmp_path / "policy.yaml").write_text("version: 1\nrouting: {playbooks: [.]}\n")
+    (tmp_path / "connections.yml").write_text("connections: {}\n")
+    (tmp_path / "event.json").write_text('{"event": {"id": "1"}}')
+    (tmp_path / "x.scenario.yaml").write_text("expect: {}\n")
+    (tmp_path / ".a.yaml").write_text("\x00")
+    (tmp_path / "notes.yaml").write_text("- just\n- a list\n")
+    assert [p.name for p in load_playbooks([tmp_path], host.actions)] == ["a"]
+    # Named on its own, a file that is not a playbook is still reported.
+    with pytest.raises(SpecError):
+        load_playbooks([tmp_path / "policy.yaml"], host.actions)
+
 def test_the_shipped_playbooks_are_found(host: PluginHost) -> None:
     directory = shipped_playbooks_dir()
     assert directory is not None

@@ -4,6 +4,7 @@ the commands added when cli.py does not wire them yet), against the mock vendors
 from __future__ import annotations
 
 import json
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -187,7 +188,7 @@ def test_respond_without_config_claims_nothing_so_the_rerun_starts(
     journal = tmp_path / "journal.sqlite"
     code, out, err = run_cli("respond", USB, "--journal", journal)
     assert code == 2 and out == "" and "--config FILE is required" in err
-    assert not journal.exists() and not (tmp_path / "dedupe.sqlite").exists()
+    assert not journal.exists() and not (tmp_path / "journal.sqlite.dedupe.db").exists()
     code, out, err = run_cli("respond", USB, "--config", config,
                              "--journal", journal, "--json")
     assert code == 0, err
@@ -218,7 +219,7 @@ def test_respond_runs_the_chosen_playbook_and_never_twice(
                            "--journal", journal)
     assert code == 0 and "duplicate: already started for this file and person" in out
     assert "running" not in out
-    assert (tmp_path / "dedupe.sqlite").is_file()
+    assert (tmp_path / "journal.sqlite.dedupe.db").is_file()
     # triage looks at the same state without changing it
     code, out, _ = run_cli("triage", USB, "--journal", journal)
     assert "duplicate" in out
@@ -279,7 +280,7 @@ def test_respond_dry_run_changes_nothing_and_claims_nothing(
     assert code == 0 and "dry run" in out
     assert fleet.get("falcon").calls_to("POST", "/devices/entities/devices-actions/v2") == []
     assert fleet.get("okta").status_of("dana.whitfield@example.com") == "ACTIVE"
-    assert not journal.exists() and not (tmp_path / "dedupe.sqlite").exists()
+    assert not journal.exists() and not (tmp_path / "journal.sqlite.dedupe.db").exists()
 
 
 def test_respond_reports_a_failed_run_with_exit_1(
@@ -330,3 +331,30 @@ def test_the_test_command_runs_scenarios_and_explains_the_first_mismatch(
     assert "low-risk-model-nudge: run expected failed, got succeeded" in out
     code, _, err = run_cli("test", tmp_path / "missing")
     assert code == 2 and "no such file or directory" in err
+
+
+def test_each_journal_has_its_own_dedupe_store_created_0600(
+        run_cli: Any, vendors: tuple[MockFleet, Path, list[str]], tmp_path: Path) -> None:
+    _, config, _ = vendors
+    first, second = tmp_path / "first.sqlite", tmp_path / "second.sqlite"
+    code, _, err = run_cli("respond", USB, "--config", config, "--journal", first)
+    assert code == 0, err
+    store = tmp_path / "first.sqlite.dedupe.db"
+    assert stat.S_IMODE(store.stat().st_mode) == 0o600
+    assert not (tmp_path / "dedupe.sqlite").exists()
+    # Another journal in the same folder has not seen the event: the playbook starts there.
+    code, out, err = run_cli("respond", USB, "--config", config, "--journal", second)
+    assert code == 0, err
+    assert "duplicate" not in out and (tmp_path / "second.sqlite.dedupe.db").is_file()
+
+
+def test_a_dedupe_store_of_the_old_name_beside_the_journal_is_still_used(
+        run_cli: Any, vendors: tuple[MockFleet, Path, list[str]], tmp_path: Path) -> None:
+    _, config, _ = vendors
+    journal, legacy = tmp_path / "journal.sqlite", tmp_path / "dedupe.sqlite"
+    SQLiteDedupe(legacy).close()
+    for expect_duplicate in (False, True):
+        code, out, err = run_cli("respond", USB, "--config", config, "--journal", journal)
+        assert code == 0, err
+        assert ("duplicate" in out) is expect_duplicate
+    assert not (tmp_path / "journal.sqlite.dedupe.db").exists()

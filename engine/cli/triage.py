@@ -42,6 +42,7 @@ from ..triage import (
     load_policy,
     normalise_many,
 )
+from ..triage.dedupe import dedupe_path_beside
 from ..triage.respond import (
     handled_failures,
     open_dedupe_store,
@@ -54,7 +55,6 @@ from .runs import status_exit
 from .timeline import Timeline, summary_table
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WAITING = 0, 1, 2, 3
-DEDUPE_FILE = "dedupe.sqlite"
 
 
 # --- shared by triage, respond and the demo ----------------------------------------------------
@@ -181,7 +181,7 @@ def _dedupe_store(args: argparse.Namespace, policy: Policy, settings: RoutingSet
             return InMemoryDedupe()
         journal = Path(args.journal) if getattr(args, "journal", None) else \
             default_journal_path()
-        path, where = journal.parent / DEDUPE_FILE, ""
+        path, where = dedupe_path_beside(journal), ""
     if writable or path.exists():
         return open_dedupe_store(path, where)
     return InMemoryDedupe()

@@ -4,12 +4,15 @@ One event never starts the same playbook twice for the same file (SHA-256, else 
 name) and person within the dedupe window, measured in *event* time: a re-delivered event, or a
 second event about the same copy a minute later, is recognised however late it arrives. The
 state lives behind `DedupeStore`: in memory for one process, or a small SQLite file shared by
-processes (`routing.dedupe_store` in the policy).
+processes (`routing.dedupe_store` in the policy, else `<journal>.dedupe.db` beside the run
+journal). The file is created 0600, as the journal is: its keys are hashes, but its times say
+when each person's files were acted on.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -90,6 +93,10 @@ class SQLiteDedupe:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:  # 0600 before SQLite opens it; its -wal and -shm files take the same mode
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None,
                                    check_same_thread=False)
@@ -121,6 +128,18 @@ class SQLiteDedupe:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+
+
+LEGACY_DEDUPE_FILE = "dedupe.sqlite"
+
+
+def dedupe_path_beside(journal: Path) -> Path:
+    """The dedupe store of a run journal: `<journal>.dedupe.db` beside it, so two journals in
+    one folder keep apart; a `dedupe.sqlite` there from before, and no store of the new name,
+    is still read and written."""
+    path = journal.with_name(f"{journal.name}.dedupe.db")
+    legacy = journal.parent / LEGACY_DEDUPE_FILE
+    return legacy if not path.exists() and legacy.exists() else path
 
 
 def dedupe_key(playbook: str, event: dict[str, Any] | ModelMovementEvent) -> str:

@@ -29,8 +29,9 @@ from ..expressions import (
     reads,
     truthy,
 )
+from ..loader import load_file
 from ..scenarios.format import SCENARIO_SUFFIXES
-from ..spec import Playbook, load_playbook
+from ..spec import Playbook, inspect_document
 from .dedupe import DedupeStore, InMemoryDedupe, dedupe_key
 from .detection.formats import Detection
 from .events.model import Actor, Destination, Device, FileInfo, ModelMovementEvent, Source
@@ -104,30 +105,47 @@ def shipped_playbooks_dir() -> Path | None:
     return None
 
 
-def playbook_files(paths: Iterable[Path]) -> list[Path]:
-    """Playbook files named directly or found (not recursively) in directories; scenario
-    files are not playbooks."""
-    found: list[Path] = []
+def _candidates(paths: Iterable[Path]) -> list[tuple[Path, bool]]:
+    """Each playbook file once, with whether it was found in a directory (not named)."""
+    found: list[tuple[Path, bool]] = []
     for path in paths:
         if path.is_dir():
-            found.extend(sorted(p for p in path.iterdir() if p.is_file()
-                                and p.name.endswith(PLAYBOOK_SUFFIXES)
-                                and not p.name.endswith(SCENARIO_SUFFIXES)))
+            found.extend((p, True) for p in sorted(path.iterdir())
+                         if p.is_file() and not p.name.startswith(".")
+                         and p.name.endswith(PLAYBOOK_SUFFIXES)
+                         and not p.name.endswith(SCENARIO_SUFFIXES))
         else:
-            found.append(path)
-    unique: dict[Path, Path] = {}
-    for path in found:
-        unique.setdefault(path.resolve(), path)
+            found.append((path, False))
+    unique: dict[Path, tuple[Path, bool]] = {}
+    for path, in_directory in found:
+        unique.setdefault(path.resolve(), (path, in_directory))
     return list(unique.values())
 
 
+def playbook_files(paths: Iterable[Path]) -> list[Path]:
+    """Playbook files named directly or found (not recursively) in directories; scenario
+    files and hidden files in a directory are not playbooks."""
+    return [path for path, _ in _candidates(paths)]
+
+
+def _is_playbook(data: Any) -> bool:
+    """A document found in a directory is a playbook when it has steps: a policy, a
+    connections file or an event kept beside the playbooks is not one."""
+    return isinstance(data, dict) and "steps" in data
+
+
 def load_playbooks(paths: Iterable[Path], actions: dict[str, Action] | None) -> list[Playbook]:
-    """Load and check every playbook, reporting every broken one at once."""
+    """Load and check every playbook, reporting every broken one at once. A file that a
+    directory holds and that reads as something other than a playbook is skipped; one that
+    does not read at all is reported, as it may be a broken playbook."""
     playbooks: list[Playbook] = []
     problems: list[Problem] = []
-    for path in playbook_files(paths):
+    for path, in_directory in _candidates(paths):
         try:
-            playbooks.append(load_playbook(path, actions))
+            doc = load_file(path)
+            if in_directory and not _is_playbook(doc.data):
+                continue
+            playbooks.append(inspect_document(doc, actions))
         except SpecError as exc:
             problems.extend(exc.problems)
     if problems:

@@ -30,6 +30,8 @@ DATA_PACKAGES = frozenset({"pandas", "polars", "pyarrow", "datetime", "decimal"}
 
 _STRING_OPS = frozenset({"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE",
                          "SHORT_BINSTRING", "BINSTRING", "STRING"})
+_PUT_OPS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
+_GET_OPS = frozenset({"GET", "BINGET", "LONG_BINGET"})
 _FIRST_OPS = frozenset(b"(}]c")
 MAX_OPCODES = 20_000
 
@@ -61,7 +63,11 @@ def scan_pickle(head: bytes) -> PickleScan | None:
     if not looks_like_pickle(head):
         return None
     found: list[str] = []
-    recent: list[str] = []
+    # The top of the pickle's stack as far as STACK_GLOBAL cares: text, or None for anything
+    # else. The memo holds what MEMOIZE/PUT saved, so a module name pushed again by GET (the
+    # second class from `collections`) is named right.
+    recent: list[str | None] = []
+    memo: dict[int, str | None] = {}
     protocol: int | None = None
     count = 0
     truncated = False
@@ -72,12 +78,22 @@ def scan_pickle(head: bytes) -> PickleScan | None:
             if name == "PROTO":
                 protocol = int(arg) if isinstance(arg, int) else None
             elif name in _STRING_OPS and isinstance(arg, (str, bytes)):
-                text = arg if isinstance(arg, str) else arg.decode("latin-1")
-                recent = [*recent[-1:], text]
-            elif name in ("GLOBAL", "INST") and isinstance(arg, str):
-                found.append(arg.replace(" ", ".", 1) if " " in arg else arg)
-            elif name == "STACK_GLOBAL" and len(recent) == 2:
-                found.append(f"{recent[0]}.{recent[1]}")
+                recent = [*recent[-1:], arg if isinstance(arg, str) else arg.decode("latin-1")]
+            elif name == "MEMOIZE":
+                memo[len(memo)] = recent[-1] if recent else None
+            elif name in _PUT_OPS and isinstance(arg, int):
+                memo[arg] = recent[-1] if recent else None
+            elif name in _GET_OPS and isinstance(arg, int):
+                recent = [*recent[-1:], memo.get(arg)]
+            elif name == "STACK_GLOBAL":
+                if len(recent) == 2 and recent[0] is not None and recent[1] is not None:
+                    found.append(f"{recent[0]}.{recent[1]}")
+                recent = [None]
+            else:
+                if name in ("GLOBAL", "INST") and isinstance(arg, str):
+                    found.append(arg.replace(" ", ".", 1) if " " in arg else arg)
+                if opcode.stack_after:
+                    recent = [*recent[-1:], None]
             if name == "STOP" or count >= MAX_OPCODES:
                 break
     except ValueError:

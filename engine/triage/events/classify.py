@@ -12,6 +12,7 @@ from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
+from urllib.parse import urlsplit
 
 from .model import DestinationKind, SourceKind
 
@@ -119,32 +120,45 @@ DEFAULT_OPTIONS = NormaliseOptions()
 
 
 def url_host(url: str | None) -> str | None:
-    """The host of https://host/..., git@host:path or ssh://user@host/path."""
+    """The host of https://host/..., git@host:path or ssh://user@host/path.
+
+    A URL with a scheme goes through urlsplit, so `https://[2001:db8::1]:8443/` is 2001:db8::1
+    and `https://user:p@ss@host/` is host (the userinfo ends at the last `@`)."""
     if not url:
         return None
-    rest = url.split("://", 1)[-1]
-    authority = rest.split("/", 1)[0]
-    if "@" in authority:
-        authority = authority.split("@", 1)[1]
+    if "://" in url:
+        try:
+            return urlsplit(url.strip()).hostname or None
+        except ValueError:  # an unclosed `[` in the authority
+            return None
+    authority = url.split("/", 1)[0].rpartition("@")[2]  # git@host:path, host/path
+    if authority.startswith("["):
+        return authority[1:].partition("]")[0].lower() or None
     return authority.split(":", 1)[0].lower() or None
+
+
+def _url_path(url: str) -> str:
+    """The path of https://host/path (through urlsplit), git@host:path or host:port/path."""
+    if "://" in url:
+        try:
+            return urlsplit(url.strip()).path
+        except ValueError:
+            return ""
+    head, _, tail = url.partition("/")
+    authority = head.rpartition("@")[2]
+    if authority.startswith("["):
+        authority = authority.partition("]")[2]
+    first = authority.partition(":")[2]  # git@github.com:acme/repo.git, or host:port/path
+    return tail if not first or first.isdigit() else f"{first}/{tail}"
 
 
 def _under(url: str, entry: str) -> bool:
     """Whether a URL (https://host/path, git@host:path, ssh://git@host/path) lies under a
     `host/path` entry, comparing whole path segments."""
-    rest = url.split("://", 1)[-1]
-    if "@" in rest.split("/", 1)[0]:
-        rest = rest.split("@", 1)[1]
-    if ":" in rest.split("/", 1)[0]:  # git@github.com:acme/repo.git, or host:port/path
-        host, _, path = rest.partition(":")
-        if path.split("/", 1)[0].isdigit():  # a port
-            path = path.split("/", 1)[1] if "/" in path else ""
-    else:
-        host, _, path = rest.partition("/")
     want_host, _, want_path = entry.lower().strip("/").partition("/")
-    if host.lower() != want_host:
+    if url_host(url) != want_host:
         return False
-    have = [part for part in path.lower().split("/") if part]
+    have = [part for part in _url_path(url).lower().split("/") if part]
     want = [part for part in want_path.split("/") if part]
     return have[:len(want)] == want
 
