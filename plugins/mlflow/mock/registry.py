@@ -26,24 +26,28 @@ class RegistryRoutes(MlflowMockBase):
     def health(self, request: Request) -> Response:
         return Response("OK", content_type="text/plain")
 
-    @route("GET", f"{API}/model-versions/get")
-    def get_version(self, request: Request) -> Any:
-        args = self.params(request, "name", "version")
+    def _versioned(self, request: Request, permission: str, *extra: str,
+                  ) -> tuple[dict[str, str], dict[str, Any]] | Response:
+        """A model-version call's parameters (name, version and `extra`) and its version, once
+        the caller may `permission` the model; else MLflow's error answer."""
+        args = self.params(request, "name", "version", *extra)
         if isinstance(args, Response):
             return args
-        denied = self.guard(request, args["name"], "read")
+        denied = self.guard(request, args["name"], permission)
         found = denied or self.find_version(args["name"], args["version"])
-        return found if isinstance(found, Response) else {"model_version":
-                                                          self.version_json(found)}
+        return found if isinstance(found, Response) else (args, found)
+
+    @route("GET", f"{API}/model-versions/get")
+    def get_version(self, request: Request) -> Any:
+        found = self._versioned(request, "read")
+        if isinstance(found, Response):
+            return found
+        return {"model_version": self.version_json(found[1])}
 
     @route("GET", f"{API}/model-versions/get-download-uri")
     def download_uri(self, request: Request) -> Any:
-        args = self.params(request, "name", "version")
-        if isinstance(args, Response):
-            return args
-        denied = self.guard(request, args["name"], "read")
-        found = denied or self.find_version(args["name"], args["version"])
-        return found if isinstance(found, Response) else {"artifact_uri": found["source"]}
+        found = self._versioned(request, "read")
+        return found if isinstance(found, Response) else {"artifact_uri": found[1]["source"]}
 
     @route("GET", f"{API}/model-versions/search")
     def search_versions(self, request: Request) -> Any:
@@ -76,26 +80,20 @@ class RegistryRoutes(MlflowMockBase):
 
     @route("POST", f"{API}/model-versions/set-tag")
     def set_tag(self, request: Request) -> Any:
-        args = self.params(request, "name", "version", "key")
-        if isinstance(args, Response):
-            return args
-        denied = self.guard(request, args["name"], "update")
-        found = denied or self.find_version(args["name"], args["version"])
+        found = self._versioned(request, "update", "key")
         if isinstance(found, Response):
             return found
-        found["tags"][args["key"]] = str((request.get_json(silent=True) or {}).get("value", ""))
+        args, version = found
+        version["tags"][args["key"]] = str((request.get_json(silent=True) or {}).get("value", ""))
         return {}
 
     @route("DELETE", f"{API}/model-versions/delete-tag")
     def delete_tag(self, request: Request) -> Any:
-        args = self.params(request, "name", "version", "key")
-        if isinstance(args, Response):
-            return args
-        denied = self.guard(request, args["name"], "update")
-        found = denied or self.find_version(args["name"], args["version"])
+        found = self._versioned(request, "update", "key")
         if isinstance(found, Response):
             return found
-        found["tags"].pop(args["key"], None)
+        args, version = found
+        version["tags"].pop(args["key"], None)
         return {}
 
     @route("GET", f"{API}/registered-models/get")
@@ -129,13 +127,10 @@ class RegistryRoutes(MlflowMockBase):
 
     @route("POST", f"{API}/registered-models/alias")
     def set_alias(self, request: Request) -> Any:
-        args = self.params(request, "name", "alias", "version")
-        if isinstance(args, Response):
-            return args
-        denied = self.guard(request, args["name"], "update")
-        found = denied or self.find_version(args["name"], args["version"])
+        found = self._versioned(request, "update", "alias")
         if isinstance(found, Response):
             return found
+        args = found[0]
         self.models[args["name"]]["aliases"][args["alias"]] = args["version"]
         return {}
 
