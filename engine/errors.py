@@ -6,6 +6,7 @@
     ├── ConfigError            the connections file or a secret reference is unusable
     ├── PluginError            a plugin failed to load or registered something invalid
     ├── UsageError             bad command-line use or unusable input (the CLI)
+    │   └── OperatorError          an operator name that cannot be recorded (--by, a token)
     ├── ExpressionError        a ${{ }} or JMESPath expression does not parse or fails
     ├── TransitionError        an event the step's status does not allow (a corrupt journal)
     ├── JournalError           the journal cannot do what was asked (busy, corrupt, bad event)
@@ -90,6 +91,10 @@ class PluginError(CrownguardError):
 
 class UsageError(CrownguardError):
     """Bad command-line use or unusable input."""
+
+
+class OperatorError(UsageError):
+    """An operator name that cannot be recorded: empty, too long, control characters."""
 
 
 class ExpressionError(CrownguardError):

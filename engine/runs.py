@@ -43,6 +43,7 @@ from .kinds import (
     RunStatus,
     StepStatus,
 )
+from .operators import recorded_by
 from .plugins import PluginHost
 from .run_results import (
     AnswerResult,
@@ -160,6 +161,16 @@ def _waits(conductor: Conductor) -> list[WaitInfo]:
             waits.append(WaitInfo(step_id, wait.get("reason"), tuple(approvers),
                                   wait.get("expires_at")))
     return waits
+
+
+def operator_actions(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Who started (a rerun, an undo) and who cancelled a run, from its events:
+    `[{"action": "started"|"cancelled", "by", "via", "at"}]`, oldest first. Answers are the
+    journal's approvals."""
+    kinds = {EventType.RUN_STARTED: "started", EventType.RUN_CANCELLED: "cancelled"}
+    return [{"action": kinds[event["type"]], "by": event["by"], "via": event.get("via"),
+             "at": event.get("at")}
+            for event in events if event.get("type") in kinds and event.get("by")]
 
 
 def show(journal: Journal, host: PluginHost, run_id: str) -> RunDetail:
@@ -385,9 +396,10 @@ def _cancel(journal: Journal, host: PluginHost, config: Config, run: RunRecord,
 
 def cancel(journal: Journal, host: PluginHost, run_id: str, *, by: str,
            reason: str | None = None, config_path: str | None = None,
-           on_event: EventSink | None = None) -> RunOutcome:
+           on_event: EventSink | None = None, via: str | None = None) -> RunOutcome:
     """Cancel a run that has not ended (waiting, or interrupted with steps left): no step of
-    it runs any more, answers to it are refused. Recorded with `by` and the `reason`."""
+    it runs any more, answers to it are refused. Recorded with `by` (and `via`, how that name
+    is known) and the `reason`."""
     run = find_run(journal, run_id)
     if run.status == RunStatus.CANCELLED:
         raise RunStateError(cancelled_message(journal, run.run_id, "cancel"))
@@ -396,7 +408,7 @@ def cancel(journal: Journal, host: PluginHost, run_id: str, *, by: str,
                             "cancel")
     config = config_for(run, config_path, host)
     return _cancel(journal, host, config, run, stored_playbook(run, host),
-                   reason=reason or f"cancelled by {by}", details={"by": by},
+                   reason=reason or f"cancelled by {by}", details=recorded_by(by, via=via),
                    retry_hint="cancel it", on_event=on_event)
 
 
@@ -411,7 +423,8 @@ def _masked(value: Any) -> bool:
 
 
 def rerun(journal: Journal, host: PluginHost, run_id: str, *, by: str,
-          config_path: str | None = None, on_event: EventSink | None = None) -> RunOutcome:
+          config_path: str | None = None, on_event: EventSink | None = None,
+          via: str | None = None) -> RunOutcome:
     """A new run of an ended (failed or cancelled) run's playbook, as the journal kept it, with
     the same event, risk and vars; linked to it (kind `rerun`, parent_run_id)."""
     run = find_run(journal, run_id)
@@ -430,7 +443,7 @@ def rerun(journal: Journal, host: PluginHost, run_id: str, *, by: str,
     runner = Runner(host, config, journal=journal, on_event=on_event)
     record = runner.run(stored_playbook(run, host), inputs["event"], risk=inputs["risk"],
                         variables=inputs["vars"], kind=RunKind.RERUN, parent_run_id=run.run_id,
-                        details={"by": by, "rerun_of": run.run_id})
+                        details={**recorded_by(by, via=via), "rerun_of": run.run_id})
     return RunOutcome(record, parent_run_id=run.run_id)
 
 
@@ -448,7 +461,8 @@ def prepare_undo(journal: Journal, host: PluginHost, run_id: str, *, step: str |
 
 
 def undo(journal: Journal, host: PluginHost, plan: UndoPlan, *, by: str,
-         dry_run: bool = False, on_event: EventSink | None = None) -> UndoResult:
+         dry_run: bool = False, on_event: EventSink | None = None,
+         via: str | None = None) -> UndoResult:
     """Run the undo calls of `plan` as an undo run of their own (journaled unless `dry_run`).
 
     A run that has not ended is cancelled first, so that none of its steps (an escalation after
@@ -459,7 +473,7 @@ def undo(journal: Journal, host: PluginHost, plan: UndoPlan, *, by: str,
     if plan.cancels_first and not dry_run:
         cancelled = _cancel(journal, host, plan.config, run, playbook,
                             reason=f"undo of its changes (undo run {undo_run_id})",
-                            details={"undo_run_id": undo_run_id, "by": by},
+                            details={"undo_run_id": undo_run_id, **recorded_by(by, via=via)},
                             retry_hint="undo it", on_event=on_event)
         calls = plan_undo(playbook, journal.events(run.run_id), host, plan.only_step)
         if not calls:
@@ -473,5 +487,5 @@ def undo(journal: Journal, host: PluginHost, plan: UndoPlan, *, by: str,
                     on_event=on_event)
     record = runner.run(undo_run, {}, run_id=undo_run_id, kind=RunKind.UNDO,
                         parent_run_id=run.run_id, variables=undo_run.vars,
-                        details={"by": by, "undo_of": run.run_id})
+                        details={**recorded_by(by, via=via), "undo_of": run.run_id})
     return UndoResult(run.run_id, undo_run_id, calls, cancelled, RunOutcome(record), dry_run)

@@ -12,6 +12,7 @@ import pytest
 
 from crownguard.engine.errors import RunEnded
 from crownguard.engine.journal import SQLiteJournal, open_journal
+from crownguard.engine.operators import os_user
 from crownguard.engine.plugins import PluginHost
 from crownguard.engine.runner import Runner
 from crownguard.engine.scenarios import MockFleet, seed
@@ -76,7 +77,7 @@ def test_undo_of_a_waiting_run_cancels_it_and_nothing_of_it_runs_later(
         [undo_run] = j.list_runs(kind="undo", parent_run_id=run_id)
         assert undo_run.status == "succeeded"
         [cancel] = [e for e in j.events(run_id) if e["type"] == "run_cancelled"]
-        assert cancel["undo_run_id"] == undo_run.run_id and cancel["by"] == "crownguard undo"
+        assert cancel["undo_run_id"] == undo_run.run_id and cancel["by"] == os_user()
         assert set(cancel["cancelled_steps"]) == {"await_answer", "record_answer", "escalate",
                                                   "escalate_ticket"}
 

@@ -24,6 +24,7 @@ from ..journal import (
 )
 from ..journal.export import verify_jsonl
 from ..kinds import ApprovalDecision, RunKind, RunStatus
+from ..operators import cli_operator
 from ..plugins import PluginHost
 from .timeline import Timeline, summary_table
 
@@ -128,7 +129,8 @@ def _print_resume_all(done: runs.ResumeAll, as_json: bool) -> int:
 def cmd_approve(args: argparse.Namespace) -> int:
     host = PluginHost.from_entry_points()
     with journal_for(args) as journal:
-        result = runs.answer(journal, host, args.run_id, args.step, args.decision, by=args.by,
+        by, _via = cli_operator(args.by)
+        result = runs.answer(journal, host, args.run_id, args.step, args.decision, by=by,
                              comment=args.comment, config_path=args.config,
                              on_event=_timeline(args.json))
         return print_answer(result, args.json)
@@ -137,7 +139,8 @@ def cmd_approve(args: argparse.Namespace) -> int:
 def cmd_cancel(args: argparse.Namespace) -> int:
     host = PluginHost.from_entry_points()
     with journal_for(args) as journal:
-        outcome = runs.cancel(journal, host, args.run_id, by=args.by, reason=args.reason,
+        by, via = cli_operator(args.by)
+        outcome = runs.cancel(journal, host, args.run_id, by=by, via=via, reason=args.reason,
                               config_path=args.config, on_event=_timeline(args.json))
         print_record(outcome.record, args.json)
         return EXIT_OK
@@ -146,8 +149,9 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 def cmd_rerun(args: argparse.Namespace) -> int:
     host = PluginHost.from_entry_points()
     with journal_for(args) as journal:
-        outcome = runs.rerun(journal, host, args.run_id, by=args.by, config_path=args.config,
-                             on_event=_timeline(args.json))
+        by, via = cli_operator(args.by)
+        outcome = runs.rerun(journal, host, args.run_id, by=by, via=via,
+                             config_path=args.config, on_event=_timeline(args.json))
         code = print_record(outcome.record, args.json)
         if not args.json:
             print(f"(a rerun of run {outcome.parent_run_id})")
@@ -156,6 +160,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 
 def cmd_undo(args: argparse.Namespace) -> int:
     host = PluginHost.from_entry_points()
+    by, via = cli_operator(args.by)
     with journal_for(args) as journal:
         # Planned before anything is cancelled: a wrong --step or a missing undo action
         # changes nothing.
@@ -173,7 +178,7 @@ def cmd_undo(args: argparse.Namespace) -> int:
             print(f"undoing {len(plan.calls)} change(s) of run {run.run_id}:")
             for call in plan.calls:
                 print(f"  {call.reason}: {call.action}")
-        result = runs.undo(journal, host, plan, by=args.by, dry_run=args.dry_run,
+        result = runs.undo(journal, host, plan, by=by, via=via, dry_run=args.dry_run,
                            on_event=_timeline(args.json))
         return print_record(result.outcome.record, args.json)
 
@@ -219,12 +224,18 @@ def _show(journal: Journal, run_id: str, as_json: bool) -> int:
     detail = runs.show(journal, PluginHost.from_entry_points(), run_id)
     run, record = detail.run, detail.record
     approvals = [a.to_dict() for a in detail.approvals]
+    operators = runs.operator_actions(detail.events)
     if as_json:
-        print(json.dumps({**record, "approvals": approvals}, indent=2, default=str))
+        print(json.dumps({**record, "approvals": approvals, "operators": operators}, indent=2,
+                         default=str))
         return EXIT_OK
     print(f"run {run.run_id} of playbook '{run.playbook}' ({run.kind}): {run.status}")
     if run.parent_run_id:
         print(f"{'rerun' if run.kind == RunKind.RERUN else 'undo'} of run {run.parent_run_id}")
+    for action in operators:
+        print(f"{action['action']} by {action['by']}"
+              + (f" ({action['via']})" if action.get("via") else "")
+              + (f" at {action['at']}" if action.get("at") else ""))
     timeline = Timeline(sys.stdout)
     pending = list(approvals)  # answers go where they happened in time, between the events
 
@@ -303,6 +314,12 @@ def cmd_audit(args: argparse.Namespace) -> int:
         return EXIT_OK
 
 
+def _by_option(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--by", metavar="NAME",
+                   help=f"who {what}, as recorded in the run and the audit trail (default: "
+                        "your OS user name)")
+
+
 def add_commands(sub: Any) -> None:
     p = sub.add_parser("resume", help="continue an interrupted or waiting run")
     p.add_argument("run_id", nargs="?", metavar="RUN_ID")
@@ -319,7 +336,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("run_id", metavar="RUN_ID")
     p.add_argument("step", metavar="STEP")
     p.add_argument("--decision", choices=[str(d) for d in ApprovalDecision], required=True)
-    p.add_argument("--by", required=True, metavar="NAME")
+    _by_option(p, "answers")
     p.add_argument("--comment", metavar="TEXT")
     p.add_argument("--config", metavar="FILE")
     p.add_argument("--json", action="store_true")
@@ -331,8 +348,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--step", metavar="ID", help="undo only this step")
     p.add_argument("--config", metavar="FILE")
     p.add_argument("--dry-run", action="store_true")
-    p.add_argument("--by", default="crownguard undo", metavar="NAME",
-                   help="who undoes it, as recorded (default: crownguard undo)")
+    _by_option(p, "undoes it")
     p.add_argument("--json", action="store_true")
     add_journal_option(p)
     p.set_defaults(func=cmd_undo)
@@ -341,8 +357,7 @@ def add_commands(sub: Any) -> None:
                                       "any more")
     p.add_argument("run_id", metavar="RUN_ID")
     p.add_argument("--reason", metavar="TEXT", help="why, as recorded")
-    p.add_argument("--by", default="crownguard cancel", metavar="NAME",
-                   help="who cancels it, as recorded (default: crownguard cancel)")
+    _by_option(p, "cancels it")
     p.add_argument("--config", metavar="FILE")
     p.add_argument("--json", action="store_true")
     add_journal_option(p)
@@ -351,8 +366,7 @@ def add_commands(sub: Any) -> None:
     p = sub.add_parser("rerun", help="a new run of an ended (failed or cancelled) run's "
                                      "playbook with the same event, risk and vars")
     p.add_argument("run_id", metavar="RUN_ID")
-    p.add_argument("--by", default="crownguard rerun", metavar="NAME",
-                   help="who runs it again, as recorded (default: crownguard rerun)")
+    _by_option(p, "runs it again")
     p.add_argument("--config", metavar="FILE")
     p.add_argument("--json", action="store_true")
     add_journal_option(p)
