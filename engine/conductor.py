@@ -231,6 +231,6 @@ class Conductor:
         return unhandled
 
     def record(self, run_id: str) -> dict[str, Any]:
-        """The run record, in the shape DESIGN.md fixes."""
+        """The run record, in the shape docs/playbooks.md ("The run record") fixes."""
         return {"run_id": run_id, "playbook": self.playbook.name, "status": str(self.status()),
                 "steps": {sid: s.record() for sid, s in self.steps.items()}}

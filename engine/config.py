@@ -53,7 +53,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
 _URL = {"type": "string", "pattern": "^https?://"}
 _SECONDS = {"type": "number", "exclusiveMinimum": 0}
 
-# The settings every vendor connection takes (DESIGN.md, "Connections file"): where the vendor
+# The settings every vendor connection takes (docs/writing-plugins.md): where the vendor
 # is, so that tests and the demo point it at a mock, and how long to wait for it.
 CONNECTION_SETTINGS: dict[str, Any] = {
     "base_url": {**_URL, "description": "the vendor's API root"},

@@ -59,7 +59,7 @@ from .secrets import MASK
 from .spec import Playbook, parse_playbook
 from .undo import plan_undo, undo_playbook
 
-MIN_PREFIX = 8  # DESIGN.md: a run id may be given by any unique prefix of 8 characters or more
+MIN_PREFIX = 8  # a run id may be given by any unique prefix of 8 characters or more
 
 EventSink = Callable[[dict[str, Any]], None]
 
