@@ -225,6 +225,7 @@ def test_without_the_email_the_answer_is_by_the_slack_id_and_says_why(
     assert f"refused and recorded: {priya_id} may not answer (allowed: {PRIYA})" in err
     [approval] = approvals(w)
     assert (approval["by"], approval["accepted"]) == (priya_id, False)
+    assert all(secret not in err for secret in w["secrets"])
 
 
 def test_a_short_rate_limit_on_users_info_is_waited_out(run_cli: Any,
