@@ -7,7 +7,7 @@ an observer that raises is logged and does not break the run.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -56,10 +56,11 @@ class CommandContext(Protocol):
         """The connections file of `--config` (none given: an empty one)."""
 
     def answer(self, run_id: str, step: str, decision: str, *, by: str,
-               comment: str | None = None) -> int:
+               comment: str | None = None, aliases: Sequence[str] = ()) -> int:
         """Answer a waiting step in the journal of `--journal` (or $CROWNGUARD_JOURNAL) as
         `crownguard approve` does, resume the run, print it (`--json` honoured) and return
-        the exit code."""
+        the exit code. `by` is the identity recorded; `aliases` (the same person's other
+        names, such as a Slack user id) also count for the step's approvers."""
 
 
 @hookspec

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .approvers import refusal, step_approvers
 from .conductor import Conductor
 from .config import Config, load_config
 from .errors import (
@@ -338,12 +339,17 @@ def resume_all(journal: Journal, host: PluginHost, *, config_path: str | None = 
 
 def answer(journal: Journal, host: PluginHost, run_id: str, step: str,
            decision: ApprovalDecision | str, *, by: str, comment: str | None = None,
-           config_path: str | None = None, on_event: EventSink | None = None) -> AnswerResult:
+           config_path: str | None = None, on_event: EventSink | None = None,
+           aliases: Sequence[str] = ()) -> AnswerResult:
     """Answer a waiting step as `by` and resume the run.
 
-    Refused, and recorded as refused, when `by` is not among the step's approvers (else the
-    connections file's) or when the run was cancelled (an undo of a waiting run cancels it).
-    Raises RunsError for a step the run does not have, RunStateError for one not waiting."""
+    `aliases` are other names of the same person that also count for the approver check (a
+    Slack user id next to the e-mail); `by` stays the identity recorded, the aliases go into
+    the approval's `reason`. Refused, and recorded as refused, when neither `by` nor an alias
+    is among the step's approvers (else the connections file's; see approvers.refusal) or
+    when the run was cancelled (an undo of a waiting run cancels it). Raises RunsError for a
+    step the run does not have, RunStateError for one not waiting."""
+    aliases = [a for a in aliases if a and a != by]
     try:
         choice = ApprovalDecision(decision)
     except ValueError:
@@ -367,12 +373,12 @@ def answer(journal: Journal, host: PluginHost, run_id: str, step: str,
     if state.status != StepStatus.WAITING:
         raise RunStateError(f"step '{step}' of run {run_id} is not waiting (it is "
                             f"{state.status})")
-    allowed = list(((state.waiting or {}).get("data") or {}).get("approvers") or []) \
-        or config.approvers
-    if allowed and by not in allowed:
-        return refuse(f"{by} may not answer (allowed: {', '.join(allowed)})")
+    refused = refusal(by, step_approvers(state.waiting, config.approvers), aliases)
+    if refused is not None:
+        return refuse(refused)
     at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    journal.record_approval(run_id, step, choice, by, comment=comment, at=at)
+    journal.record_approval(run_id, step, choice, by, comment=comment, at=at,
+                            reason=f"also known as {', '.join(aliases)}" if aliases else None)
     outcome = resume(journal, host, run_id, config_path=config_path, on_event=on_event)
     return AnswerResult(run_id, step, choice, by, accepted=True, outcome=outcome)
 

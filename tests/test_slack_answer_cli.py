@@ -10,7 +10,9 @@ from typing import Any
 import yaml
 
 from crownguard.engine.cli import main
+from crownguard.engine.journal import SQLiteJournal
 from crownguard.plugins.slack.mock import SlackMock
+from crownguard.plugins.slack.mock.base import ALL_SCOPES
 
 PLAYBOOK = """
 name: nudge-and-wait
@@ -40,8 +42,10 @@ steps:
 """
 
 
-def test_slack_click_answers_the_wait(tmp_path: Path, mock_server: Any, capsys: Any) -> None:
-    slack = mock_server(SlackMock)
+def waiting_click(tmp_path: Path, slack: SlackMock, capsys: Any) -> tuple[str, list[str],
+                                                                       dict[str, str]]:
+    """Run PLAYBOOK until it waits; Priya's id, the slack-answer arguments for her click, and
+    its headers."""
     user_id = slack.add_user("priya@example.com", "Priya")
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump({"connections": {"slack": slack.connection_settings()}}))
@@ -60,13 +64,35 @@ def test_slack_click_answers_the_wait(tmp_path: Path, mock_server: Any, capsys: 
             "--journal", journal, "--json"]
     for name, value in headers.items():
         args += ["--header", f"{name}: {value}"]
+    return user_id, args, headers
+
+
+def test_slack_click_answers_the_wait(tmp_path: Path, mock_server: Any, capsys: Any) -> None:
+    slack = mock_server(SlackMock)
+    user_id, args, headers = waiting_click(tmp_path, slack, capsys)
+    journal = args[args.index("--journal") + 1]
     # A forged signature is refused before anything is recorded.
     forged = [a.replace(headers["X-Slack-Signature"], "v0=" + "0" * 64) for a in args]
     assert main(forged) == 2
     assert "signature" in capsys.readouterr().err.lower()
     assert main(args) == 0
     done = json.loads(capsys.readouterr().out)
-    assert done["steps"]["answer"]["output"]["by"] == user_id
+    # The approvers name the Slack id; the answer is by the e-mail, the id its alias.
+    assert done["steps"]["answer"]["output"]["by"] == "priya@example.com"
+    with SQLiteJournal(journal) as j:
+        [approval] = j.approvals(done["run_id"])
+    assert approval.accepted and approval.reason == f"also known as {user_id}"
     assert done["steps"]["close"]["output"]["reason"] == \
         "business_reason: benchmarking for the Q4 report"
     assert done["steps"]["escalate"]["status"] == "skipped"
+
+
+def test_approvers_by_slack_id_accept_the_id_when_the_email_is_hidden(
+        tmp_path: Path, mock_server: Any, capsys: Any) -> None:
+    slack = mock_server(SlackMock)
+    user_id, args, _ = waiting_click(tmp_path, slack, capsys)
+    slack.set_scopes(ALL_SCOPES - {"users:read.email"})
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["steps"]["answer"]["output"]["by"] == user_id
+    assert f"answering as Slack user {user_id} alone: Slack gave no e-mail" in err

@@ -249,12 +249,12 @@ class _PluginCommandContext:
         return load_config(getattr(self.args, "config", None), self.host.connection_types)
 
     def answer(self, run_id: str, step: str, decision: str, *, by: str,
-               comment: str | None = None) -> int:
+               comment: str | None = None, aliases: Sequence[str] = ()) -> int:
         as_json = bool(getattr(self.args, "json", False))
         with journal_for(self.args) as journal:
             result = runs.answer(journal, self.host, run_id, step, decision, by=by,
                                  comment=comment, config_path=getattr(self.args, "config", None),
-                                 on_event=None if as_json else Timeline())
+                                 on_event=None if as_json else Timeline(), aliases=aliases)
             return print_answer(result, as_json)
 
 

@@ -45,13 +45,16 @@ def check(scenario: Scenario, result: ScenarioResult,
 def _check_run(name: str, wanted: dict[str, Any], record: dict[str, Any]) -> list[str]:
     found = []
     steps = record["steps"]
+    refused = record.get("refused_answers") or {}
     for step, status in (wanted.get("steps") or {}).items():
         got = steps.get(step)
         if got is None:
             found.append(f"{name}: no step '{step}'")
         elif got["status"] != status:
             error = f" (error: {got['error']})" if got.get("error") else ""
-            found.append(f"{name}: step {step} expected {status}, got {got['status']}{error}")
+            why = f" (its answer was refused: {refused[step]})" if step in refused else ""
+            found.append(f"{name}: step {step} expected {status}, got {got['status']}{error}"
+                         f"{why}")
     for step, output in (wanted.get("outputs") or {}).items():
         got = (steps.get(step) or {}).get("output")
         found += [f"{name}: step {step} output {m}" for m in differences(output, got, "")]
@@ -63,8 +66,10 @@ def _check_run(name: str, wanted: dict[str, Any], record: dict[str, Any]) -> lis
     if "status" in wanted and record["status"] != wanted["status"]:
         failed = [f"{s}: {v['error']}" for s, v in steps.items()
                   if v["status"] == StepStatus.FAILED]
+        answers = [f"{s}: {reason}" for s, reason in refused.items()]
         found.append(f"{name}: run expected {wanted['status']}, got {record['status']}"
-                     + (f" (failed: {'; '.join(failed)})" if failed else ""))
+                     + (f" (failed: {'; '.join(failed)})" if failed else "")
+                     + (f" (answers refused: {'; '.join(answers)})" if answers else ""))
     return found
 
 

@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from ..actions import RetryPolicy
+from ..approvers import refusal, step_approvers
+from ..conductor import Conductor
 from ..errors import CrownguardError, SpecError
-from ..kinds import EventType, RunStatus
+from ..kinds import EventType, RunStatus, StepStatus
 from ..mocks import RecordedCall
 from ..plugins import PluginHost
 from ..runner import Runner
@@ -73,7 +75,11 @@ def run_with_answers(playbook: Playbook, event: dict[str, Any], risk: dict[str, 
                      host: PluginHost, config: Any, variables: dict[str, Any],
                      resume: dict[str, Any] | None) -> dict[str, Any]:
     """Run the playbook; if it waits and the scenario has `resume`, answer (or expire) its
-    waits and resume it. Returns the last run record."""
+    waits and resume it. Returns the last run record.
+
+    Each answer goes through the approver check `crownguard approve` makes (approvers.refusal):
+    one by someone the step does not allow is refused, its step stays waiting (or expires),
+    and the record's `refused_answers` says why, for the expectations to show."""
     events: list[dict[str, Any]] = []
     runner = Runner(host, config, journal=events.append)
     record = runner.run(playbook, event, risk=risk, variables=variables)
@@ -83,8 +89,27 @@ def run_with_answers(playbook: Playbook, event: dict[str, Any], risk: dict[str, 
     now = datetime.now(UTC) + (timedelta(days=3650) if resume.get("expire") else timedelta())
     answers = {step: {"by": "scenario", "comment": None, "at": now.isoformat(), **answer}
                for step, answer in (resume.get("answers") or {}).items()}
-    return Runner(host, config, journal=events.append).resume(
-        playbook, record["run_id"], inputs, list(events), answers, now)
+    refused = _refused(playbook, inputs, events, answers, getattr(config, "approvers", []))
+    answers = {step: answer for step, answer in answers.items() if step not in refused}
+    if answers or resume.get("expire"):
+        record = Runner(host, config, journal=events.append).resume(
+            playbook, record["run_id"], inputs, list(events), answers, now)
+    return {**record, "refused_answers": refused} if refused else record
+
+
+def _refused(playbook: Playbook, inputs: dict[str, Any], events: list[dict[str, Any]],
+             answers: dict[str, dict[str, Any]], fallback: list[str]) -> dict[str, str]:
+    """Why each answer whose author the waiting step does not allow is refused."""
+    steps = Conductor.replay(playbook, inputs, events).steps
+    refused = {}
+    for step, answer in answers.items():
+        state = steps.get(step)
+        if state is None or state.status != StepStatus.WAITING:
+            continue  # nothing to answer there: the resume ignores it, as before
+        reason = refusal(str(answer["by"]), step_approvers(state.waiting, fallback))
+        if reason is not None:
+            refused[step] = reason
+    return refused
 
 
 def run_each(files: list[Path], host: PluginHost,

@@ -49,6 +49,7 @@ _AUTH = {
 _NOT_FOUND = {
     "users_not_found": "no Slack user has this e-mail address",
     "user_not_found": "no such Slack user",
+    "user_not_visible": "the app may not see this Slack user",
     "channel_not_found": "no such channel, or the app cannot see it",
     "message_not_found": "no such message",
     "thread_not_found": "no such thread",
@@ -180,6 +181,15 @@ class SlackClient(VendorClient):
         if not isinstance(user, dict) or not isinstance(user.get("id"), str):
             raise BadResponse("the answer has no user id", vendor=self.vendor,
                               operation="users.lookupByEmail", status=200)
+        return user
+
+    def user_info(self, user_id: str) -> dict[str, Any]:
+        """users.info (scope users:read): the user object. Its `profile.email` is there only
+        when the token also has users:read.email (and the user has an e-mail: bots do not)."""
+        user = self.call("users.info", params={"user": user_id}, http_method="GET").get("user")
+        if not isinstance(user, dict) or user.get("id") != user_id:
+            raise BadResponse("the answer has no user with the id asked for", vendor=self.vendor,
+                              operation="users.info", status=200)
         return user
 
     def open_dm(self, user_id: str) -> str:

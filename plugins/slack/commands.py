@@ -1,12 +1,17 @@
 """`crownguard slack-answer`: a Slack interaction request (the employee's button or
-justification), verified with the app's signing secret, answers its waiting step."""
+justification), verified with the app's signing secret, answers its waiting step as the
+employee: by their e-mail (users.info), with their Slack user id as an alias that also counts
+for the step's approvers (identity.py)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 from crownguard.engine import ActionContext, CommandContext, CrownguardError
 from crownguard.plugins.slack.actions import parse_interaction
+from crownguard.plugins.slack.client import SlackClient
+from crownguard.plugins.slack.identity import answerer
 
 NAME = "slack-answer"
 HELP = "verify a Slack interaction request and record the employee's answer in its waiting run"
@@ -45,5 +50,10 @@ def run(args: argparse.Namespace, cli: CommandContext) -> int:
     reply = parse_interaction.func(ctx, inputs)
     comment = reply["choice"] + (f": {reply['justification']}" if reply.get("justification")
                                  else "")
-    return cli.answer(reply["run_id"], reply["step_id"], "approve", by=reply["user"],
-                      comment=comment)
+    # Only a verified request gets this far: ask Slack who the user is (users.info).
+    who = answerer(ctx.client(SlackClient), reply["user"])
+    if who.note:
+        print(f"crownguard: slack-answer: answering as Slack user {who.by} alone: {who.note}",
+              file=sys.stderr)
+    return cli.answer(reply["run_id"], reply["step_id"], "approve", by=who.by,
+                      aliases=who.aliases, comment=comment)

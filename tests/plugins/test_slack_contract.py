@@ -21,6 +21,8 @@ from werkzeug import Request, Response
 import crownguard.plugins.slack as slack_plugin
 from crownguard.engine import ActionContext, Config
 from crownguard.plugins.slack.actions import delete_message, post_message, send_nudge
+from crownguard.plugins.slack.client import SlackClient
+from crownguard.plugins.slack.identity import answerer
 from crownguard.plugins.slack.mock import SlackMock
 
 SPEC_NAME = "slack-web-api.json"
@@ -105,13 +107,18 @@ def traffic(spec_loaded: Any, mock_server: Any, isolated_host: Any,
         run(send_nudge, {"email": "nobody@example.com", "file_name": "m.bin", "policy": "P"}, "x")
     except Exception:  # users_not_found: its body is checked below
         pass
+    # users.info is called by `crownguard slack-answer` (identity.py), not by an action.
+    ctx = ActionContext(run_id="run-c", step_id="answer", attempt=1, idempotency_key="k",
+                        connections=config.connections)
+    answerer(ctx.client(SlackClient), sent["user_id"])
+    answerer(ctx.client(SlackClient), "U0NOBODY01")  # user_not_found: checked below
     return slack
 
 
 def test_every_method_called_is_in_the_spec(traffic: RecordingSlackMock) -> None:
     called = {c.path.rsplit("/", 1)[-1] for c in traffic.calls}
     assert called == {"users.lookupByEmail", "conversations.open", "conversations.history",
-                      "chat.postMessage", "conversations.list", "chat.delete"}
+                      "chat.postMessage", "conversations.list", "chat.delete", "users.info"}
     for method in called - NOT_IN_SPEC:
         assert operation(method)
 
@@ -142,13 +149,14 @@ def test_success_answers_match_the_spec(traffic: RecordingSlackMock) -> None:
         assert not errors, f"{method}: {[e.message for e in errors[:3]]}"
         checked.add(method)
     assert checked == {"users.lookupByEmail", "conversations.open", "conversations.history",
-                       "chat.postMessage", "conversations.list", "chat.delete"}
+                       "chat.postMessage", "conversations.list", "chat.delete", "users.info"}
 
 
 def test_error_answers_match_the_spec(traffic: RecordingSlackMock) -> None:
     errors_seen = {(method, body["error"]) for method, body in traffic.answers if not body["ok"]}
     assert errors_seen == {("chat.delete", "message_not_found"),
-                           ("users.lookupByEmail", "users_not_found")}
+                           ("users.lookupByEmail", "users_not_found"),
+                           ("users.info", "user_not_found")}
     for method, body in traffic.answers:
         if not body["ok"]:
             problems = list(response_validator(method, "default").iter_errors(body))
@@ -194,7 +202,9 @@ def _variant_validator(definition: str) -> jsonschema.Draft4Validator:
 
 
 def test_user_and_channel_objects_match_the_spec(traffic: RecordingSlackMock) -> None:
-    users = [b["user"] for m, b in traffic.answers if m == "users.lookupByEmail" and b["ok"]]
+    users = [b["user"] for m, b in traffic.answers
+             if m in ("users.lookupByEmail", "users.info") and b["ok"]]
+    assert len(users) == 3
     channels = [c for m, b in traffic.answers if m == "conversations.list"
                 for c in b["channels"]]
     assert users and channels

@@ -188,13 +188,23 @@ class SlackMockBase(MockServer):
                 args.update(request.form.to_dict())
         return args
 
-    def _authorize(self, request: Request, args: dict[str, Any],
-                   scope: str | None) -> Response | None:
+    @staticmethod
+    def _token(request: Request, args: dict[str, Any]) -> str | None:
         header = request.headers.get("Authorization", "")
         token = header[7:].strip() if header.startswith("Bearer ") else args.get("token")
+        return str(token) if token else None
+
+    def _scopes(self, request: Request, args: dict[str, Any]) -> set[str]:
+        """The scopes of the (authorized) token of this request."""
+        info = self.tokens.get(self._token(request, args) or "")
+        return set(info["scopes"]) if info else set()
+
+    def _authorize(self, request: Request, args: dict[str, Any],
+                   scope: str | None) -> Response | None:
+        token = self._token(request, args)
         if not token:
             return self._error("not_authed")
-        info = self.tokens.get(str(token))
+        info = self.tokens.get(token)
         if info is None:
             return self._error("invalid_auth")
         if info["expired"]:
