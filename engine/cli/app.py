@@ -23,6 +23,7 @@ from ..plugins import PluginHost
 from ..runner import Runner
 from ..secrets import install_log_redaction
 from ..spec import Playbook, inspect_document
+from ..validation import literal_credentials
 from .inputs import STDIN, input_name, load_input
 from .render import to_dot, to_mermaid
 from .runs import add_commands as add_run_commands
@@ -100,7 +101,15 @@ def _validate_files(paths: list[str], actions: dict[str, Any]) -> int:
     status = EXIT_OK
     for path in paths:
         try:
-            playbook = load_playbook(path, actions)
+            doc = load_input(path)
+        except SpecError as exc:
+            _print_problems(exc, sys.stdout)
+            status = EXIT_FAILED
+            continue
+        # Warnings do not fail validation: `file:line: warning: ...`, before the verdict.
+        _print_problems(SpecError(literal_credentials(doc)), sys.stdout)
+        try:
+            playbook = inspect_document(doc, actions)
         except SpecError as exc:
             _print_problems(exc, sys.stdout)
             status = EXIT_FAILED
