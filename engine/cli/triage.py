@@ -50,6 +50,7 @@ from ..triage.respond import (
     respond,
     triage_with,
 )
+from .console import printable
 from .inputs import input_name, load_input
 from .runs import status_exit
 from .timeline import Timeline, summary_table
@@ -162,7 +163,7 @@ def describe_verdict(verdict: Verdict, indent: str = "") -> list[str]:
     if not chosen and not any(d.matched for d in verdict.decisions):
         lines.append(f"             - no playbook's trigger matches this event "
                      f"({len(verdict.decisions)} checked): nothing to do")
-    return [indent + line for line in lines]
+    return [indent + printable(line) for line in lines]  # event text, escaped
 
 
 def _host() -> PluginHost:
