@@ -316,7 +316,7 @@ def cmd_test(args: argparse.Namespace, out: TextIO | None = None) -> int:
                 f"({result.scenario.path}, {result.seconds:.1f} s)")
         if not result.passed:
             line += f"\n     {result.explain(args.verbose_failures)}"
-        print(line, file=stream, flush=True)
+        print(printable(line, newlines=True), file=stream, flush=True)
     failed = [r for r in results if not r.passed]
     print(f"\n{len(results) - len(failed)} passed, {len(failed)} failed", file=stream)
     return EXIT_FAILED if failed else EXIT_OK

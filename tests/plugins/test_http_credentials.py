@@ -141,3 +141,22 @@ def test_the_referenced_part_of_a_value_is_a_secret_too(crownguard_config: Any) 
     config = crownguard_config({"http": {"allowed_hosts": ["a.example"], "credentials": {
         "c": {"value": "Bearer ${env:HOOKS_TOKEN}"}}}}, env={"HOOKS_TOKEN": TOKEN})
     assert config.redactor.redact(f"echo: {TOKEN}") == "echo: ***"
+
+
+def test_an_error_page_echoing_the_credential_does_not_leak_it(endpoint: ScriptedEndpoint,
+                                                                crownguard_config: Any,
+                                                                crownguard_host: Any,
+                                                                run_step: Any) -> None:
+    endpoint.expect_request("/x").respond_with_data(
+        f"<html>401: the token {TOKEN} is not valid here</html>", status=401,
+        content_type="text/html")
+    config = crownguard_config({"http": {
+        "allowed_hosts": [f"127.0.0.1:{endpoint.port}"],
+        "credentials": {"hooks": {"value": "Bearer ${env:HOOKS_TOKEN}"}}}},
+        env={"HOOKS_TOKEN": TOKEN})
+    events: list[dict[str, Any]] = []
+    step = run_step("core.http_request", {"url": f"{endpoint.base_url}/x", "credential": "hooks"},
+                    config=config, host=crownguard_host, attempts=1, events=events)
+    assert step["status"] == "failed" and "***" in step["error"]
+    assert endpoint.calls[-1].headers["Authorization"] == f"Bearer {TOKEN}"
+    assert TOKEN not in json.dumps(step, default=str) + json.dumps(events, default=str)
