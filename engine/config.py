@@ -201,6 +201,7 @@ def _resolve(value: Any, pointer: str, doc: Document, base: Path, redactor: Reda
                                         "config"))
             return None
     failed = False
+    parts: list[str] = []  # each referenced value is a secret on its own too ("Bearer ${env:X}")
 
     def substitute(match: re.Match[str]) -> str:
         nonlocal failed
@@ -211,9 +212,11 @@ def _resolve(value: Any, pointer: str, doc: Document, base: Path, redactor: Reda
                                                      "not set", "config"))
                 failed = True
                 return ""
+            parts.append(env[ref])
             return env[ref]
         try:
-            return _read_secret_file(ref, base)
+            parts.append(_read_secret_file(ref, base))
+            return parts[-1]
         except _Unreadable as exc:
             shown = ref.replace("\0", "\\0")
             problems.append(doc.problem(pointer, f"{where}: cannot read secret file {shown} "
@@ -224,7 +227,8 @@ def _resolve(value: Any, pointer: str, doc: Document, base: Path, redactor: Reda
     plain = REFERENCE.sub(substitute, value)
     if failed or plain == value:
         return value if not failed else None
-    redactor.add(plain)
+    for part in (plain, *parts):
+        redactor.add(part)
     return Secret(plain, source=value)
 
 

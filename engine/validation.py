@@ -1,13 +1,20 @@
 """JSON Schema helpers that config, playbooks, policies, events and scenarios share: one cached
-validator per schema, every error sorted by where it is, and a sentence a person can read."""
+validator per schema, every error sorted by where it is, and a sentence a person can read; and
+the warnings `validate` gives about credentials written into a playbook."""
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Collection, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlsplit
 
 import jsonschema
+
+if TYPE_CHECKING:
+    from .errors import Problem
+    from .loader import Document
 
 _VALIDATORS: dict[int, tuple[dict[str, Any], Any]] = {}
 _VALIDATORS_LOCK = threading.Lock()
@@ -66,3 +73,70 @@ def about_unknown(error: jsonschema.ValidationError,
         if error.validator in _COMBINATORS and part[:len(path)] == path:
             return True
     return False
+
+
+# --- literal credentials in a playbook ---------------------------------------------------------
+
+# Header and field names that carry a credential, and query parameters that do.
+_SECRET_NAME = re.compile(r"token|secret|passw(or)?d|api[-_]?key|"
+                          r"^(proxy-)?authorization$|^(set-)?cookie$|^x-auth", re.IGNORECASE)
+_SECRET_PARAM = re.compile(r"token|secret|passw(or)?d|pwd|api[-_]?key|^key$|^sig(nature)?$|"
+                           r"^auth|^code$", re.IGNORECASE)
+
+
+def literal_credentials(doc: Document) -> list[Problem]:
+    """Warnings (not errors) for credentials written into a playbook, where they are stored
+    with every run: a header or field such as Authorization, X-API-Key, Cookie, *token*,
+    *secret* or *password* with a literal value, a URL with user:password@, or a URL with a
+    token-like query parameter. A value built by an expression is not literal."""
+    steps = doc.data.get("steps") if isinstance(doc.data, dict) else None
+    found: list[Problem] = []
+    for index, step in enumerate(steps if isinstance(steps, list) else []):
+        if not isinstance(step, dict) or not isinstance(step.get("with"), dict):
+            continue
+        where = f"step '{step['id']}'" if isinstance(step.get("id"), str) else f"steps[{index}]"
+        for pointer, path, text in _literal_strings(step["with"], f"/steps/{index}/with", ""):
+            reason = _credential_in(path, text)
+            if reason:
+                found.append(doc.problem(pointer, f"warning: {where}: with.{path}: {reason}; "
+                                                  "it would be stored in the journal with "
+                                                  "every run: keep it in the connections file "
+                                                  "(core.http_request: `credential: NAME`)",
+                                         "credentials"))
+    return found
+
+
+def _literal_strings(value: Any, pointer: str, path: str) -> list[tuple[str, str, str]]:
+    if isinstance(value, dict):
+        return [s for k, v in value.items()
+                for s in _literal_strings(v, f"{pointer}/{_token(k)}",
+                                          f"{path}.{k}" if path else str(k))]
+    if isinstance(value, list):
+        return [s for i, v in enumerate(value)
+                for s in _literal_strings(v, f"{pointer}/{i}", f"{path}[{i}]")]
+    if isinstance(value, str) and value.strip() and "${{" not in value:
+        return [(pointer, path, value)]
+    return []
+
+
+def _token(key: Any) -> str:
+    return str(key).replace("~", "~0").replace("/", "~1")
+
+
+def _credential_in(path: str, text: str) -> str | None:
+    name = re.split(r"[.\[]", path)[-1] if not path.endswith("]") else ""
+    if name and _SECRET_NAME.search(name):
+        return f"a literal credential in '{name}'"
+    if not text.lower().startswith(("http://", "https://")):
+        return None
+    try:
+        parts = urlsplit(text.strip())
+        password = parts.password
+    except ValueError:
+        return None
+    if password:
+        return "a URL with a password in it (user:password@)"
+    for key, val in parse_qsl(parts.query, keep_blank_values=False):
+        if _SECRET_PARAM.search(key) and val:
+            return f"a URL with a credential in its query ('{key}=')"
+    return None

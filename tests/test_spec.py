@@ -170,7 +170,7 @@ steps:
     assert "pb.yaml:7: step 'b': unknown action 'falconx.contain' (no installed plugin " \
            "provides 'falconx.*')" in out
     assert any(p.startswith("pb.yaml:10: step 'c': core.http_request input 'method'") for p in out)
-    assert any("unknown key 'extra' (allowed: headers, json, method" in p for p in out)
+    assert any("unknown key 'extra' (allowed: credential, headers, json, method" in p for p in out)
     # templated values are checked at run time, a missing required key now
     assert any(p.startswith("pb.yaml:13: step 'd': core.http_request input 'url' is required")
                for p in out)

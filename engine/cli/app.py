@@ -23,6 +23,8 @@ from ..plugins import PluginHost
 from ..runner import Runner
 from ..secrets import install_log_redaction
 from ..spec import Playbook, inspect_document
+from ..validation import literal_credentials
+from .console import prepare_streams, printable
 from .inputs import STDIN, input_name, load_input
 from .render import to_dot, to_mermaid
 from .runs import add_commands as add_run_commands
@@ -46,7 +48,7 @@ def _host() -> PluginHost:
 def _print_problems(error: SpecError, stream: Any = None) -> None:
     stream = stream or sys.stderr
     for problem in error.problems:
-        print(str(problem), file=stream)
+        print(printable(problem), file=stream)
 
 
 # --- commands -------------------------------------------------------------------------------
@@ -100,7 +102,15 @@ def _validate_files(paths: list[str], actions: dict[str, Any]) -> int:
     status = EXIT_OK
     for path in paths:
         try:
-            playbook = load_playbook(path, actions)
+            doc = load_input(path)
+        except SpecError as exc:
+            _print_problems(exc, sys.stdout)
+            status = EXIT_FAILED
+            continue
+        # Warnings do not fail validation: `file:line: warning: ...`, before the verdict.
+        _print_problems(SpecError(literal_credentials(doc)), sys.stdout)
+        try:
+            playbook = inspect_document(doc, actions)
         except SpecError as exc:
             _print_problems(exc, sys.stdout)
             status = EXIT_FAILED
@@ -126,7 +136,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     variables = dict(_parse_var(v) for v in args.var or [])
     sink: Callable[[dict[str, Any]], None] | None = None
     if not args.json:
-        sink = Timeline()
+        sink = Timeline(steps=[step.id for step in playbook.steps])
         if args.dry_run:
             print("dry run: side-effecting actions are not called")
     # Real runs are journaled (resume, approve, undo, audit need it); dry runs are not.
@@ -356,13 +366,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING - 10 * min(verbose, 2),
                         format="%(levelname)s %(name)s: %(message)s")
     install_log_redaction()
+    prepare_streams()  # a terminal's encoding never ends a command halfway
     try:
         return int(args.func(args))
     except SpecError as exc:
         _print_problems(exc)
         return EXIT_USAGE
     except CrownguardError as exc:
-        print(f"crownguard: {exc}", file=sys.stderr)
+        print(f"crownguard: {printable(exc, newlines=True)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("crownguard: interrupted", file=sys.stderr)

@@ -32,6 +32,7 @@ from ..scenarios import MockFleet, seed
 from ..spec import Playbook
 from ..triage import FingerprintIndex, InMemoryDedupe, Verdict, build_triage, policy_from_mapping
 from ..triage.scenarios import refresh_from_registry
+from .console import printable
 from .timeline import Timeline
 from .triage import describe_verdict
 
@@ -229,7 +230,7 @@ def run_demo(host: PluginHost, episodes: list[Episode] | None = None, *,
     out = out or sys.stdout
 
     def say(text: str = "") -> None:
-        print(text, file=out, flush=True)
+        print(printable(text, newlines=True), file=out, flush=True)
 
     missing = sorted(NEEDS - set(host.plugins))
     if missing:
@@ -276,7 +277,8 @@ def _episode(number: int, episode: Episode, host: PluginHost, config: Config, tr
             say(line)
         for playbook in verdict.playbooks:
             say(f"  running {playbook.name}")
-            show = None if live is None else Timeline(live, indent="    ")
+            show = None if live is None else Timeline(
+                live, indent="    ", steps=[step.id for step in playbook.steps])
             record = _run(host, config, playbook, verdict, episode, show, say)
             runs.append(record)
             say(f"    => {record['status']}")

@@ -26,6 +26,7 @@ from ..journal.export import verify_jsonl
 from ..kinds import ApprovalDecision, RunKind, RunStatus
 from ..operators import cli_operator
 from ..plugins import PluginHost
+from .console import printable
 from .timeline import Timeline, summary_table
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WAITING = 0, 1, 2, 3
@@ -244,9 +245,9 @@ def _show(journal: Journal, run_id: str, as_json: bool) -> int:
             approval = pending.pop(0)
             verdict = "accepted" if approval["accepted"] else f"refused: {approval['reason']}"
             clock = approval["at"][11:19]
-            print(f"  {clock:<12}  answer to '{approval['step_id']}': {approval['decision']} "
-                  f"by {approval['by']} ({verdict})"
-                  + (f": {approval['comment']}" if approval.get("comment") else ""))
+            print(printable(f"  {clock:<12}  answer to '{approval['step_id']}': "
+                            f"{approval['decision']} by {approval['by']} ({verdict})"
+                            + (f": {approval['comment']}" if approval.get("comment") else "")))
 
     for event in detail.events:
         answers_until(event.get("at"))

@@ -1,95 +1,158 @@
-"""A readable, live timeline of a run's events for the terminal."""
+"""A readable, live timeline of a run's events for the terminal.
+
+The timeline is a display: whatever goes wrong in it (a stream that cannot take a character,
+a closed pipe, an event it does not understand) is logged once and never reaches the run.
+Symbols fall back to ASCII when the stream cannot encode them, colour is used only on a TTY
+without NO_COLOR, the step column is as wide as the playbook's longest step id (up to
+MAX_STEP_WIDTH, longer ones are cut), output summaries are cut to the terminal's width, and
+text from events is shown with its control characters escaped (console.printable).
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import threading
+from collections.abc import Iterable
 from typing import Any, TextIO
 
 from ..kinds import EventType, StepStatus
+from .console import (
+    COLORS,
+    UNICODE_SYMBOLS,
+    columns,
+    fit,
+    paint,
+    printable,
+    symbols_for,
+    use_color,
+)
 
-SYMBOLS = {StepStatus.SUCCEEDED: "✔", StepStatus.FAILED: "✘", StepStatus.SKIPPED: "↷",
-           StepStatus.WAITING: "⏸", StepStatus.CANCELLED: "■"}
+log = logging.getLogger(__name__)
+
+# The Unicode set, by status; a Timeline shows `self._mark(status)`, which falls back to ASCII
+# and colours where the stream wants it.
+SYMBOLS = {status: UNICODE_SYMBOLS[str(status)] for status in (
+    StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.SKIPPED, StepStatus.WAITING,
+    StepStatus.CANCELLED)}
+MIN_STEP_WIDTH, MAX_STEP_WIDTH = 14, 40
 
 
-def _short(value: Any, limit: int = 90) -> str:
+def _short(value: Any, limit: int = 90, ellipsis: str = "…") -> str:
     if isinstance(value, dict) and "status_code" in value and "body" in value:
-        return f"HTTP {value['status_code']} " + _short(value["body"], limit - 9)
+        head = f"HTTP {value['status_code']} "
+        return head + _short(value["body"], limit - len(head), ellipsis)
     text = json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return fit(text, max(limit, 8), ellipsis)
 
 
 class Timeline:
     """An event sink that prints one line per step event as it happens."""
 
-    def __init__(self, out: TextIO | None = None, indent: str = "  ", width: int = 14):
+    def __init__(self, out: TextIO | None = None, indent: str = "  ", width: int | None = None,
+                 *, steps: Iterable[str] = (), color: bool | None = None):
+        """`steps`: the playbook's step ids, so the step column fits the longest of them."""
         self.out = out or sys.stdout
         self.indent = indent
-        self.width = width
+        longest = max((len(s) for s in steps), default=0)
+        self.width = width or min(max(MIN_STEP_WIDTH, longest), MAX_STEP_WIDTH)
+        self.symbols = symbols_for(self.out)
+        self.color = use_color(self.out) if color is None else color
         self._lock = threading.Lock()
         self._t0: str | None = None
+        self._broken = False
 
     def _clock(self, at: str) -> str:
         return at[11:23] if len(at) >= 23 else at
 
     def __call__(self, event: dict[str, Any]) -> None:
+        """Show one event; never raises (a display failure must not fail the run)."""
+        try:
+            line = self._line(event)
+            if line is None:
+                return
+            with self._lock:
+                self.out.write(f"{self.indent}{self._clock(str(event.get('at', '')))}  "
+                               f"{line}\n")
+                self.out.flush()
+        except Exception as exc:
+            if not self._broken:  # said once: a closed pipe would say it for every event
+                self._broken = True
+                log.warning("the timeline cannot show the run's events (%s: %s); the run "
+                            "goes on", type(exc).__name__, exc)
+
+    def _mark(self, status: str) -> str:
+        return paint(self.symbols[status], COLORS.get(status), self.color)
+
+    def _step(self, step: Any) -> str:
+        return f"{fit(printable(step), self.width, self.symbols['ellipsis']):<{self.width}}"
+
+    def _fits(self, value: Any, used: int) -> str:
+        """`value` summarised to what is left of the terminal's width after `used`."""
+        room = columns() - len(self.indent) - len("00:00:00.000  ") - used
+        return printable(_short(value, max(room, 20), self.symbols["ellipsis"]))
+
+    def _line(self, event: dict[str, Any]) -> str | None:
         kind = event["type"]
-        step = event.get("step", "")
+        step = self._step(event.get("step", ""))
+        text = printable
         line: str | None = None
         if kind == EventType.RUN_STARTED:
-            line = f"run {event['run_id'][:12]} of playbook '{event.get('playbook')}' started"
+            line = (f"run {text(event['run_id'])[:12]} of playbook '{text(event.get('playbook'))}'"
+                    " started")
         elif kind == EventType.RUN_RESUMED:
-            again = ", ".join(event.get("requeued") or []) or "none"
+            again = ", ".join(text(s) for s in event.get("requeued") or []) or "none"
             line = f"run resumed (in flight before, started again: {again})"
         elif kind == EventType.STEP_STARTED:
-            item = f" item {event['item']}" if event.get("item") is not None else ""
+            item = f" item {text(event['item'])}" if event.get("item") is not None else ""
             attempt = f" (attempt {event['attempt']})" if event.get("attempt", 1) > 1 else ""
-            line = f"▶ {step:<{self.width}} started{item}{attempt}"
+            line = f"{self.symbols['started']} {step} started{item}{attempt}"
         elif kind == EventType.ATTEMPT_FAILED:
             retry = (f", retrying in {event['retry_in']:.2f}s" if event.get("retry_in") is not None
                      else "")
-            line = f"! {step:<{self.width}} attempt {event.get('attempt')} failed: " \
-                   f"{event.get('error')}{retry}"
+            line = f"{paint('!', COLORS['attempt_failed'], self.color)} {step} attempt " \
+                   f"{event.get('attempt')} failed: {text(event.get('error'))}{retry}"
         elif kind == EventType.STEP_SUCCEEDED and isinstance(event.get("output"), dict) \
                 and event["output"].get("dry_run") and event["output"].get("would_call"):
             output = event["output"]
-            line = f"~ {step:<{self.width}} would call {output['would_call']}"
+            line = f"~ {step} would call {text(output['would_call'])}"
             if output.get("depends_on_not_run"):
                 line += (" (inputs depend on steps not run in a dry run: "
-                         f"{', '.join(output['depends_on_not_run'])})")
+                         f"{', '.join(text(s) for s in output['depends_on_not_run'])})")
             if output.get("for_each") is not None:
-                line += f" for each item of {_short(output['for_each'], 120)}"
+                line += " for each item of "
+                line += self._fits(output["for_each"], len(line))
             else:
-                line += f" {_short(output.get('inputs'), 120)}"
+                line += f" {self._fits(output.get('inputs'), len(line) + 1)}"
         elif kind == EventType.STEP_SUCCEEDED:
-            output = _short(event.get("output"))
-            line = f"{SYMBOLS[StepStatus.SUCCEEDED]} {step:<{self.width}} succeeded {output}"
+            used = len(f"{self.symbols['succeeded']} {step} succeeded ")
+            line = f"{self._mark('succeeded')} {step} succeeded " \
+                   f"{self._fits(event.get('output'), used)}"
         elif kind == EventType.STEP_FAILED:
-            line = f"{SYMBOLS[StepStatus.FAILED]} {step:<{self.width}} failed: {event.get('error')}"
+            line = f"{self._mark('failed')} {step} failed: {text(event.get('error'))}"
         elif kind == EventType.STEP_SKIPPED:
-            line = (f"{SYMBOLS[StepStatus.SKIPPED]} {step:<{self.width}} skipped "
-                    f"({event.get('reason')})")
+            line = f"{self._mark('skipped')} {step} skipped ({text(event.get('reason'))})"
         elif kind == EventType.STEP_WAITING:
-            line = (f"{SYMBOLS[StepStatus.WAITING]} {step:<{self.width}} waiting: "
-                    f"{event.get('reason', '')}")
+            line = f"{self._mark('waiting')} {step} waiting: {text(event.get('reason', ''))}"
         elif kind == EventType.RUN_FINISHED:
             line = f"run finished: {event.get('status')}"
         elif kind == EventType.RUN_CANCELLED:
-            steps = ", ".join(event.get("cancelled_steps") or []) or "none"
-            line = (f"{SYMBOLS[StepStatus.CANCELLED]} run cancelled: "
-                    f"{event.get('reason') or 'no reason'}; steps cancelled: {steps}")
-        if line is None:
-            return
-        with self._lock:
-            self.out.write(f"{self.indent}{self._clock(event['at'])}  {line}\n")
-            self.out.flush()
+            steps = ", ".join(text(s) for s in event.get("cancelled_steps") or []) or "none"
+            line = (f"{self._mark('cancelled')} run cancelled: "
+                    f"{text(event.get('reason') or 'no reason')}; steps cancelled: {steps}")
+        return line
 
 
 def summary_table(record: dict[str, Any]) -> str:
     rows = [("step", "status", "attempts", "error")]
     for sid, step in record["steps"].items():
-        rows.append((sid, step["status"], str(step["attempts"]), (step["error"] or "")[:70]))
+        rows.append((sid, str(step["status"]), str(step["attempts"]),
+                     printable(step["error"] or "")))
+    # The error column takes what the terminal has left (never less than 30 characters).
+    used = sum(max(len(r[i]) for r in rows) + 2 for i in range(3))
+    room = max(30, columns() - used - 2)
+    rows[1:] = [(*r[:3], fit(r[3], room)) for r in rows[1:]]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
              for row in rows]

@@ -50,6 +50,7 @@ from ..triage.respond import (
     respond,
     triage_with,
 )
+from .console import printable
 from .inputs import input_name, load_input
 from .runs import status_exit
 from .timeline import Timeline, summary_table
@@ -162,7 +163,7 @@ def describe_verdict(verdict: Verdict, indent: str = "") -> list[str]:
     if not chosen and not any(d.matched for d in verdict.decisions):
         lines.append(f"             - no playbook's trigger matches this event "
                      f"({len(verdict.decisions)} checked): nothing to do")
-    return [indent + line for line in lines]
+    return [indent + printable(line) for line in lines]  # event text, escaped
 
 
 def _host() -> PluginHost:
@@ -315,7 +316,7 @@ def cmd_test(args: argparse.Namespace, out: TextIO | None = None) -> int:
                 f"({result.scenario.path}, {result.seconds:.1f} s)")
         if not result.passed:
             line += f"\n     {result.explain(args.verbose_failures)}"
-        print(line, file=stream, flush=True)
+        print(printable(line, newlines=True), file=stream, flush=True)
     failed = [r for r in results if not r.passed]
     print(f"\n{len(results) - len(failed)} passed, {len(failed)} failed", file=stream)
     return EXIT_FAILED if failed else EXIT_OK

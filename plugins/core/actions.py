@@ -10,6 +10,7 @@ from crownguard.engine import (
     ActionContext,
     ActionError,
     BadResponse,
+    InputError,
     Waiting,
     action,
     evaluate,
@@ -24,10 +25,13 @@ from .client import HttpClient, refuse_unless_allowed
 def http_request(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     """Send one HTTP request to a host allowed by `connections.http.allowed_hosts`.
 
-    The output is `{status_code, headers, body}`, the body parsed when it is JSON. A non-2xx
-    answer fails the step (429 and 5xx retryably, honouring Retry-After); redirects are not
-    followed. Every request carries an `Idempotency-Key` header that stays the same across the
-    step's retries and resumes. No retries by default: give the step a `retry` policy.
+    `credential: NAME` sends a credential of `connections.http.credentials` (a header whose
+    value lives in the connections file, never in the playbook or the run), and only to the
+    hosts that credential is bound to. The output is `{status_code, headers, body}`, the body
+    parsed when it is JSON. A non-2xx answer fails the step (429 and 5xx retryably, honouring
+    Retry-After); redirects are not followed. Every request carries an `Idempotency-Key`
+    header that stays the same across the step's retries and resumes. No retries by default:
+    give the step a `retry` policy.
     """
     url = inputs["url"]
     if "http" not in ctx.connections:
@@ -37,6 +41,14 @@ def http_request(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     client.check_target(url)  # before anything else: the refusal names the host, sends nothing
     method = inputs.get("method", "GET")
     headers = {"Idempotency-Key": ctx.idempotency_key, **(inputs.get("headers") or {})}
+    if inputs.get("credential"):
+        name = inputs["credential"]
+        header, value = client.credential_header(name, url, ctx.step_id)
+        clash = [h for h in headers if h.lower() == header.lower()]
+        if clash:
+            raise InputError(f"core.http_request: headers.{clash[0]} is also set by credential "
+                             f"'{name}'; give one of them")
+        headers[header] = value
     # JSON booleans go out as true/false, not Python's True/False.
     params = {k: (str(v).lower() if isinstance(v, bool) else v)
               for k, v in (inputs.get("params") or {}).items()}

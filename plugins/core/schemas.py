@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .connection import CREDENTIAL_NAME
+
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 HTTP_REQUEST_INPUT: dict[str, Any] = {
@@ -18,6 +20,9 @@ HTTP_REQUEST_INPUT: dict[str, Any] = {
                    "additionalProperties": {"type": ["string", "number", "boolean"]}},
         "json": {},
         "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600},
+        "credential": {"type": "string", "pattern": CREDENTIAL_NAME,
+                       "description": "a credential of connections.http.credentials to send "
+                                      "(its value never appears in the playbook or the run)"},
     },
 }
 HTTP_REQUEST_OUTPUT: dict[str, Any] = {
