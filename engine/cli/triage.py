@@ -274,6 +274,11 @@ def cmd_respond(args: argparse.Namespace) -> int:
                             observer=None if args.json else _Printer(args.dry_run))
     if args.json:
         print(json.dumps([r.to_dict() for r in responses], indent=2, default=str))
+    else:
+        for run_id in (run_id for r in responses for run_id in r.released):
+            print(f"run {run_id} failed before any side-effecting step: its dedupe claim was "
+                  "released, so respond starts it again for this event once the cause is "
+                  "fixed")
     codes = [status_exit(run["status"]) for r in responses for run in r.runs]
     return EXIT_FAILED if EXIT_FAILED in codes else max(codes, default=EXIT_OK)
 
