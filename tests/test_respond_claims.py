@@ -147,3 +147,41 @@ def test_a_run_that_failed_before_acting_releases_its_claim(
     [run] = result["runs"]
     assert run["status"] == "succeeded" and run["run_id"] != run_id
     assert len(fleet.get("falcon").calls_to("POST", CONTAIN)) == 1
+
+
+def test_a_runner_that_raises_before_the_run_releases_the_claim(
+        fleet: MockFleet, monkeypatch: pytest.MonkeyPatch) -> None:
+    from crownguard.engine.config import config_from_mapping
+    from crownguard.engine.errors import JournalError
+    from crownguard.engine.runner import Runner
+    from crownguard.engine.triage import (
+        InMemoryDedupe,
+        build_triage,
+        default_policy_data,
+        normalise,
+        policy_from_mapping,
+    )
+    from crownguard.engine.triage.respond import respond
+
+    fleet.reset()
+    seed(fleet, DANA)
+    host = fleet.host
+    store = InMemoryDedupe()
+    triage = build_triage(policy_from_mapping(default_policy_data()), host, store=store)
+    config = config_from_mapping({"connections": fleet.connections()}, host.connection_types)
+    event = normalise(json.loads(USB.read_text()), sources=host.event_sources.values())
+
+    def unjournaled(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise JournalError("journal is busy")
+
+    monkeypatch.setattr(Runner, "run", unjournaled)
+    try:
+        with pytest.raises(JournalError):
+            respond(triage, host, config, [event])
+        assert store._starts == {}  # released: nothing ran
+        monkeypatch.undo()
+        [response] = respond(triage, host, config, [event])
+        assert [run["status"] for run in response.runs] == ["succeeded"]
+    finally:
+        config.connections.close()
+        triage.close()
