@@ -96,7 +96,9 @@ def test_a_run_that_failed_after_acting_keeps_its_claim_and_rerun_finishes_it(
     assert code == 0, err
     again = json.loads(out)
     assert again["status"] == "succeeded" and again["run_id"] != first
-    assert len(fleet.get("falcon").calls_to("POST", CONTAIN)) >= 1
+    # the rerun found the SOC ticket the first run opened
+    assert len(fleet.get("jira").calls_to("POST", "/rest/api/3/issue")) == 1
+    assert again["steps"]["hr_case"]["status"] == "succeeded"
     with open_journal(journal) as stored:
         rerun = stored.get_run(again["run_id"])
         original = stored.get_run(first)
