@@ -8,7 +8,9 @@ EVENT.json holds a normalised event, a raw payload an event source of the instal
 reads (an Incydr file event or alert, recognised by shape), or a list of them. Every event is
 normalised before any is triaged: one bad item is an input error naming the file and the item,
 and nothing is triaged. `respond` needs `--config` (but
-for a dry run) and checks all its input before it claims a dedupe slot. Exit codes as
+for a dry run) and checks all its input, and what each chosen run needs from the connections
+file, before it claims a dedupe slot. `run --event FILE` reads its event through
+`event_for_run`, as triage reads one. Exit codes as
 everywhere: 0 ok, 1 a run (or a scenario) failed, 2 usage or input error, 3 a run is left
 waiting for an answer. `cli.py` wires these commands in with `add_commands(subparsers)`.
 """
