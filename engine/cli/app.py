@@ -30,6 +30,7 @@ from .render import to_dot, to_mermaid
 from .runs import add_commands as add_run_commands
 from .runs import add_journal_option, journal_for, print_answer, status_exit
 from .timeline import Timeline, summary_table
+from .triage import RunEvent, event_for_run
 from .triage import add_commands as add_triage_commands
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WAITING, EXIT_INTERNAL = 0, 1, 2, 3, 70
@@ -119,19 +120,14 @@ def _validate_files(paths: list[str], actions: dict[str, Any]) -> int:
     return status
 
 
-def load_event(path: str) -> dict[str, Any]:
-    doc = load_input(path)
-    if not isinstance(doc.data, dict):
-        raise UsageError(f"{input_name(path)}: the event must be a JSON object")
-    return doc.data
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     if args.playbook == STDIN and args.event == STDIN:
         raise UsageError("run: only one of PLAYBOOK and --event can be '-' (standard input)")
     host = _host()
     playbook = load_playbook(args.playbook, host.actions)
-    event = load_event(args.event) if args.event else {}
+    given = event_for_run(args.event, host) if args.event else RunEvent({})
+    if given.note:
+        print(given.note, file=sys.stderr)
     config = load_config(args.config, host.connection_types)
     variables = dict(_parse_var(v) for v in args.var or [])
     sink: Callable[[dict[str, Any]], None] | None = None
@@ -144,7 +140,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     runner = Runner(host, config, dry_run=args.dry_run, journal=journal, on_event=sink,
                     max_concurrency=args.max_concurrency)
     try:
-        record = runner.run(playbook, event, variables=variables)
+        record = runner.run(playbook, given.event, risk=given.risk, variables=variables)
     finally:
         config.connections.close()
         if journal is not None:
@@ -306,8 +302,10 @@ def build_parser(host: PluginHost | None = None) -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a playbook once")
     p.add_argument("playbook", metavar="PLAYBOOK", help="the playbook file ('-': standard input)")
-    p.add_argument("--event", metavar="FILE", help="the event (JSON or YAML object; '-': "
-                                                   "standard input)")
+    p.add_argument("--event", metavar="FILE",
+                   help="the event (JSON or YAML object; '-': standard input): a normalised "
+                        "event or a payload an installed event source reads (an Incydr file "
+                        "event or alert) is normalised, detected and scored as respond does")
     p.add_argument("--config", metavar="FILE", help="the connections file")
     p.add_argument("--dry-run", action="store_true", help="call no side-effecting action")
     p.add_argument("--json", action="store_true", help="print the run record as JSON")

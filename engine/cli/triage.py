@@ -8,7 +8,9 @@ EVENT.json holds a normalised event, a raw payload an event source of the instal
 reads (an Incydr file event or alert, recognised by shape), or a list of them. Every event is
 normalised before any is triaged: one bad item is an input error naming the file and the item,
 and nothing is triaged. `respond` needs `--config` (but
-for a dry run) and checks all its input before it claims a dedupe slot. Exit codes as
+for a dry run) and checks all its input, and what each chosen run needs from the connections
+file, before it claims a dedupe slot. `run --event FILE` reads its event through
+`event_for_run`, as triage reads one. Exit codes as
 everywhere: 0 ok, 1 a run (or a scenario) failed, 2 usage or input error, 3 a run is left
 waiting for an answer. `cli.py` wires these commands in with `add_commands(subparsers)`.
 """
@@ -20,11 +22,12 @@ import json
 import sys
 from collections.abc import Iterable
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from ..config import load_config
-from ..errors import Problem, SpecError, TriageInputError
+from ..errors import Problem, SpecError, TriageInputError, UsageError
 from ..journal import default_journal_path, open_journal
 from ..plugins import PluginHost
 from ..sources import EventSource
@@ -35,14 +38,17 @@ from ..triage import (
     InMemoryDedupe,
     ModelMovementEvent,
     Policy,
+    Router,
     RoutingSettings,
     ScratchDedupe,
     Triage,
     Verdict,
     load_policy,
     normalise_many,
+    recognise,
 )
 from ..triage.dedupe import dedupe_path_beside
+from ..triage.events import UNKNOWN as UNRECOGNISED
 from ..triage.respond import (
     handled_failures,
     open_dedupe_store,
@@ -120,6 +126,44 @@ def normalise_payload(path: str | Path, payload: Any, policy: Policy,
                                     f"item{'s' if len(items) != 1 else ''} invalid: {outcome}"))
         raise SpecError(problems)
     return events
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """What `crownguard run --event FILE` hands the playbook: the event and risk, and a note
+    for the user when the payload was taken as written."""
+
+    event: dict[str, Any]
+    risk: dict[str, Any] | None = None
+    note: str | None = None
+
+
+def event_for_run(path: str | Path, host: PluginHost) -> RunEvent:
+    """The event of `run --event FILE`, read as `respond` reads it: a normalised event or a
+    payload an installed event source reads (an Incydr file event or alert) goes through
+    triage's normalise -> detect -> score (the shipped policy's defaults), so the playbook
+    sees `event` and `risk` as a routed run does. A payload of another shape is handed over as
+    written, with a note saying so (a playbook of your own may expect just that)."""
+    name = input_name(path)
+    payload = load_input(path).data
+    if not isinstance(payload, dict):
+        raise UsageError(f"{name}: the event must be a JSON object")
+    sources = tuple(host.event_sources.values())
+    if recognise(payload, sources) == UNRECOGNISED:
+        described = ", ".join(["a crownguard event",
+                               *[s.description for s in sources if s.description]])
+        return RunEvent(payload, note=f"{name}: not {described}: the playbook gets the event "
+                                      "as written, not normalised, detected or scored")
+    policy = load_policy(None)
+    events = normalise_payload(name, payload, policy, sources,
+                               outcome="nothing was run")
+    if len(events) != 1:
+        raise UsageError(f"{name}: the payload holds {len(events)} events (an alert's files, "
+                         "a search answer): `crownguard run` runs a playbook on one event; "
+                         "`crownguard respond` takes them all")
+    triage = Triage(policy, Router([]), sources=sources)
+    verdict = triage.triage_event(events[0])
+    return RunEvent(verdict.event_data, verdict.risk_data)
 
 
 def _size(size: int | None) -> str:
@@ -275,6 +319,11 @@ def cmd_respond(args: argparse.Namespace) -> int:
                             observer=None if args.json else _Printer(args.dry_run))
     if args.json:
         print(json.dumps([r.to_dict() for r in responses], indent=2, default=str))
+    else:
+        for run_id in (run_id for r in responses for run_id in r.released):
+            print(f"run {run_id} failed before any side-effecting step: its dedupe claim was "
+                  "released, so respond starts it again for this event once the cause is "
+                  "fixed")
     codes = [status_exit(run["status"]) for r in responses for run in r.runs]
     return EXIT_FAILED if EXIT_FAILED in codes else max(codes, default=EXIT_OK)
 

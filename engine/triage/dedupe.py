@@ -7,6 +7,9 @@ state lives behind `DedupeStore`: in memory for one process, or a small SQLite f
 processes (`routing.dedupe_store` in the policy, else `<journal>.dedupe.db` beside the run
 journal). The file is created 0600, as the journal is: its keys are hashes, but its times say
 when each person's files were acted on.
+
+A claim names the run it started (`started`), so a duplicate can say which run to rerun; a
+claim whose run could not start is `release`d, so the same event can start it again.
 """
 
 from __future__ import annotations
@@ -30,12 +33,22 @@ class DedupeStore(Protocol):
     def claim(self, key: str, at: float, window: float) -> float | None:
         """Record a start at `at` unless one lies within `window`; return that one if so."""
 
+    def started(self, key: str, at: float, run_id: str) -> None:
+        """Note the run that the claim made at `at` started."""
+
+    def run_of(self, key: str) -> str | None:
+        """The run the latest claim of `key` started, if one was noted."""
+
+    def release(self, key: str, at: float) -> None:
+        """Forget the claim made at `at` (its run could not start); a later claim stays."""
+
 
 class InMemoryDedupe:
     """Dedupe state for one process (the CLI with no store configured, the demo, tests)."""
 
     def __init__(self) -> None:
         self._starts: dict[str, float] = {}
+        self._runs: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def last_start(self, key: str, at: float, window: float) -> float | None:
@@ -49,7 +62,23 @@ class InMemoryDedupe:
             if before is not None and abs(at - before) < window:
                 return before
             self._starts[key] = at
+            self._runs.pop(key, None)
             return None
+
+    def started(self, key: str, at: float, run_id: str) -> None:
+        with self._lock:
+            if self._starts.get(key) == at:
+                self._runs[key] = run_id
+
+    def run_of(self, key: str) -> str | None:
+        with self._lock:
+            return self._runs.get(key)
+
+    def release(self, key: str, at: float) -> None:
+        with self._lock:
+            if self._starts.get(key) == at:
+                del self._starts[key]
+                self._runs.pop(key, None)
 
 
 class ScratchDedupe:
@@ -61,6 +90,7 @@ class ScratchDedupe:
     def __init__(self, store: DedupeStore):
         self.store = store
         self._starts: dict[str, float] = {}
+        self._runs: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def last_start(self, key: str, at: float, window: float) -> float | None:
@@ -73,6 +103,23 @@ class ScratchDedupe:
             if before is None:
                 self._starts[key] = at
             return before
+
+    def started(self, key: str, at: float, run_id: str) -> None:
+        with self._lock:
+            if self._starts.get(key) == at:
+                self._runs[key] = run_id
+
+    def run_of(self, key: str) -> str | None:
+        with self._lock:
+            if key in self._starts:
+                return self._runs.get(key)
+        return self.store.run_of(key)
+
+    def release(self, key: str, at: float) -> None:
+        with self._lock:
+            if self._starts.get(key) == at:
+                del self._starts[key]
+                self._runs.pop(key, None)
 
     def _last_start(self, key: str, at: float, window: float) -> float | None:
         # A claim made here replaces the real store's start, as it would in the real store.
@@ -102,7 +149,13 @@ class SQLiteDedupe:
                                    check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS starts (key TEXT PRIMARY KEY, "
-                         "at REAL NOT NULL)")
+                         "at REAL NOT NULL, run_id TEXT)")
+        self._notes_runs = self._has_run_column()
+
+    def _has_run_column(self) -> bool:
+        """A store from before runs were noted has no run_id column until a run is noted in
+        it (reading it, as triage does, changes nothing)."""
+        return any(row[1] == "run_id" for row in self._db.execute("PRAGMA table_info(starts)"))
 
     def close(self) -> None:
         with self._lock:
@@ -121,6 +174,7 @@ class SQLiteDedupe:
                 if row is not None and abs(at - row[0]) < window:
                     self._db.execute("ROLLBACK")
                     return float(row[0])
+                # REPLACE drops the run noted for an earlier claim of the key.
                 self._db.execute("INSERT OR REPLACE INTO starts (key, at) VALUES (?, ?)",
                                  (key, at))
                 self._db.execute("COMMIT")
@@ -128,6 +182,31 @@ class SQLiteDedupe:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+
+    def started(self, key: str, at: float, run_id: str) -> None:
+        with self._lock:
+            if not self._notes_runs:
+                try:
+                    self._db.execute("ALTER TABLE starts ADD COLUMN run_id TEXT")
+                except sqlite3.OperationalError as exc:
+                    if "duplicate column" not in str(exc):  # not another process first
+                        raise
+                self._notes_runs = True
+            self._db.execute("UPDATE starts SET run_id = ? WHERE key = ? AND at = ?",
+                             (run_id, key, at))
+
+    def run_of(self, key: str) -> str | None:
+        with self._lock:
+            if not self._notes_runs:
+                self._notes_runs = self._has_run_column()
+                if not self._notes_runs:
+                    return None
+            row = self._db.execute("SELECT run_id FROM starts WHERE key = ?", (key,)).fetchone()
+        return None if row is None or row[0] is None else str(row[0])
+
+    def release(self, key: str, at: float) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM starts WHERE key = ? AND at = ?", (key, at))
 
 
 LEGACY_DEDUPE_FILE = "dedupe.sqlite"

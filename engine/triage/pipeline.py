@@ -133,6 +133,21 @@ class Triage:
         chosen = [router.playbooks[d.playbook] for d in decisions if d.chosen]
         return Verdict(event, detection, risk, decisions, chosen)
 
+    def claim(self, verdict: Verdict) -> Verdict:
+        """The verdict of an event triaged without claiming, with each chosen playbook's
+        start claimed now: one that started meanwhile (the same event earlier in the
+        input, another process) becomes a duplicate and is no longer chosen."""
+        at = verdict.event.time.timestamp()
+        chosen = {p.name for p in verdict.playbooks}
+        decisions = [self.router.claim(d.playbook, verdict.event, at=at)
+                     if d.playbook in chosen else d for d in verdict.decisions]
+        playbooks = [self.router.playbooks[d.playbook] for d in decisions if d.chosen]
+        claimed = Verdict(verdict.event, verdict.detection, verdict.risk, decisions, playbooks)
+        for built in ("event_data", "risk_data"):  # the same event and score: not built again
+            if built in verdict.__dict__:
+                claimed.__dict__[built] = verdict.__dict__[built]
+        return claimed
+
 
 def build_triage(policy: Policy, host: PluginHost, *, variables: dict[str, Any] | None = None,
                  playbooks: Sequence[Path] = (), store: DedupeStore | None = None,

@@ -281,6 +281,7 @@ class Router:
             read = merge_reads(read, reads(playbook.trigger_if))
             pure = pure and is_pure(playbook.trigger_if)
         self._routes = tuple(routes)
+        self._by_name = {route.playbook.name: route for route in routes}
         # Only what some trigger reads (plus the file and person dedupe needs) is put in the
         # context triage builds per event; see expressions.reads.
         self.event_keys = _keys(read.get("event") if isinstance(read, dict) else read,
@@ -350,17 +351,44 @@ class Router:
                 decisions.append(decided)
                 continue
             before = self._dedupe(route.playbook.name, event, at, claim)
-            if before is None:
-                decisions.append(route.matched)
-                continue
-            ago = at - before
-            when = "at the same time" if ago == 0 else \
-                f"{_duration(abs(ago))} {'earlier' if ago > 0 else 'later'}"
-            decisions.append(RouteDecision(
-                route.playbook.name, True, False,
-                f"duplicate: already started for this file and person (event {when}, window "
-                f"{_duration(self.window_seconds)})"))
+            decisions.append(route.matched if before is None else
+                             self._duplicate(route.playbook.name, event, at, before))
         return decisions
+
+    def _duplicate(self, name: str, event: dict[str, Any] | ModelMovementEvent, at: float,
+                   before: float) -> RouteDecision:
+        ago = at - before
+        when = "at the same time" if ago == 0 else \
+            f"{_duration(abs(ago))} {'earlier' if ago > 0 else 'later'}"
+        run_id = self.store.run_of(dedupe_key(name, event))
+        by = (f" by run {run_id} (if it failed: `crownguard rerun {run_id}` runs it again "
+              "with the same event)") if run_id else ""
+        return RouteDecision(name, True, False,
+                             f"duplicate: already started for this file and person (event "
+                             f"{when}, window {_duration(self.window_seconds)}){by}")
+
+    # Claims made apart from routing: respond routes looking only, checks that each chosen
+    # run can start, and then claims it; a claim whose run could not start is released.
+
+    def claim(self, name: str, event: dict[str, Any] | ModelMovementEvent, *,
+              at: float) -> RouteDecision:
+        """Claim the start of playbook `name` (whose trigger matched) for the event: the
+        `trigger matched` decision, or the duplicate one when it started already."""
+        before = self._dedupe(name, event, at, True)
+        return self._by_name[name].matched if before is None else \
+            self._duplicate(name, event, at, before)
+
+    def started(self, name: str, event: dict[str, Any] | ModelMovementEvent, *, at: float,
+                run_id: str) -> None:
+        """Note the run a claim started (a later duplicate names it)."""
+        if self.window_seconds > 0:
+            self.store.started(dedupe_key(name, event), at, run_id)
+
+    def release(self, name: str, event: dict[str, Any] | ModelMovementEvent, *,
+                at: float) -> None:
+        """Forget the claim made for the event: its run could not start."""
+        if self.window_seconds > 0:
+            self.store.release(dedupe_key(name, event), at)
 
     def _dedupe(self, name: str, event: dict[str, Any] | ModelMovementEvent, at: float,
                 claim: bool) -> float | None:
