@@ -74,7 +74,8 @@ class Timeline:
             line = (f"{SYMBOLS[StepStatus.WAITING]} {step:<{self.width}} waiting: "
                     f"{event.get('reason', '')}")
         elif kind == EventType.RUN_FINISHED:
-            line = f"run finished: {event.get('status')}"
+            # The outcome (succeeded with handled failures...) where the runner wrote one.
+            line = f"run finished: {event.get('outcome') or event.get('status')}"
         elif kind == EventType.RUN_CANCELLED:
             steps = ", ".join(event.get("cancelled_steps") or []) or "none"
             line = (f"{SYMBOLS[StepStatus.CANCELLED]} run cancelled: "

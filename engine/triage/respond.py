@@ -17,7 +17,6 @@ from typing import Any, Protocol
 from ..config import Config
 from ..errors import FingerprintIndexError, TriageInputError
 from ..journal import Journal
-from ..kinds import RunStatus, StepStatus
 from ..plugins import PluginHost
 from ..runner import Runner
 from ..spec import Playbook
@@ -76,15 +75,6 @@ def respond(triage: Triage, host: PluginHost, config: Config,
                 observer.finished(record)
         responses.append(response)
     return responses
-
-
-def handled_failures(record: dict[str, Any]) -> list[str]:
-    """The failed steps of a run that succeeded all the same (a `when: failure` step handled
-    them): what a reader of "succeeded" must not miss."""
-    if record.get("status") != RunStatus.SUCCEEDED:
-        return []
-    return [step for step, data in (record.get("steps") or {}).items()
-            if isinstance(data, dict) and data.get("status") == StepStatus.FAILED]
 
 
 # --- the stores a triage opens -----------------------------------------------------------------
