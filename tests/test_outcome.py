@@ -195,3 +195,31 @@ def test_the_sentence_counts_and_names_each_kind_once() -> None:
     assert describe(RunStatus.FAILED, both, []) == (
         "failed with 1 handled failure: a; after 2 rejected approvals at r, s and an expired "
         "wait at e")
+
+
+def test_undo_of_a_departing_run_leaves_the_soc_post_there_marked_as_retracted(
+        run_cli: Any, vendors: tuple[MockFleet, Path], tmp_path: Path) -> None:
+    fleet, config = vendors
+    _break_containment(fleet)
+    journal = tmp_path / "journal.sqlite"
+    code, out, err = run_cli("respond", USB, "--config", config, "--journal", journal)
+    assert code == 0, err
+    run_id = out.split("\nrun ")[-1].split(":")[0].strip()
+    slack = fleet.get("slack")
+    soc = next(c for c in slack.conversations.values() if c["name"] == "soc-alerts")["id"]
+    [posted] = slack.messages(soc)
+    assert "is incomplete" in posted["text"]
+
+    code, out, err = run_cli("undo", run_id, "--config", config, "--journal", journal,
+                             "--json")
+    assert code == 0, err
+    undo = json.loads(out)
+    undo_run = undo["run_id"]
+    assert undo["steps"]["undo_escalate"]["status"] == "succeeded"
+    assert undo["steps"]["undo_escalate"]["output"]["changed"] is True
+    [message] = slack.messages(soc)  # not deleted: the same message, annotated
+    assert message["ts"] == posted["ts"]
+    assert message["text"].startswith(":no_entry_sign: *Retracted by crownguard undo* "
+                                      f"(undo run {undo_run})")
+    assert "is incomplete" in message["text"]
+    assert slack.calls_to("POST", "/api/chat.delete") == []
