@@ -11,9 +11,13 @@ from typing import Any
 
 import pytest
 
+from crownguard.engine.journal import open_journal
 from crownguard.engine.kinds import RunStatus
 from crownguard.engine.outcome import FailedStep, describe
+from crownguard.engine.plugins import PluginHost
+from crownguard.engine.runner import Runner
 from crownguard.engine.scenarios import MockFleet, seed
+from crownguard.engine.spec import parse_playbook
 from tests.test_triage_cli import CLOUD, DANA, USB
 
 CONTAINMENT = ["contain", "quarantine_file", "suspend", "revoke_sessions", "hr_case"]
@@ -223,3 +227,25 @@ def test_undo_of_a_departing_run_leaves_the_soc_post_there_marked_as_retracted(
                                       f"(undo run {undo_run})")
     assert "is incomplete" in message["text"]
     assert slack.calls_to("POST", "/api/chat.delete") == []
+
+
+def test_runs_lists_the_outcome_of_a_run_journaled_before_outcomes_existed(
+        run_cli: Any, tmp_path: Path) -> None:
+    """Its run_finished event has no `outcome`: the listing rebuilds it from the events."""
+    host = PluginHost.from_entry_points()
+    playbook = parse_playbook(HANDLED, host.actions)
+    path = tmp_path / "old.sqlite"
+    with open_journal(path) as journal:
+        journal.create_run("0ld0ld0ld0ld", playbook.name, playbook.text, inputs={})
+
+        def as_before(event: dict[str, Any]) -> None:
+            journal({k: v for k, v in event.items() if k != "outcome"})
+
+        Runner(host, journal=as_before).run(playbook, {}, run_id="0ld0ld0ld0ld")
+        assert all("outcome" not in e for e in journal.events("0ld0ld0ld0ld"))
+    code, out, err = run_cli("runs", "--journal", path)
+    assert code == 0, err
+    assert "succeeded  handled: with 1 handled failure: call" in out
+    code, out, _ = run_cli("runs", "show", "0ld0ld0ld0ld", "--journal", path)
+    assert "run finished: succeeded\n" in out  # the old event, as it was written
+    assert out.rstrip().endswith("run 0ld0ld0ld0ld: succeeded with 1 handled failure: call")

@@ -221,16 +221,17 @@ def _outcomes(journal: Journal, found: list[RunRecord]) -> dict[str, dict[str, A
         except CrownguardError:
             continue
         record = conductor.record(run.run_id)
-        outcomes[run.run_id] = {key: record[key] for key in OUTCOME_FIELDS}
+        # Only where the events agree with the journal's status (a run cancelled by a bare
+        # status change has no event saying so): an outcome never contradicts its status.
+        if record["status"] == run.status:
+            outcomes[run.run_id] = {key: record[key] for key in OUTCOME_FIELDS}
     return outcomes
 
 
 def _detail(run: RunRecord, outcome: dict[str, Any] | None) -> str:
     """What the outcome adds to the status column: `: with 5 handled failures: ...`."""
-    sentence = str((outcome or {}).get("outcome") or "")
-    if sentence.startswith(str(run.status)):
-        sentence = sentence.removeprefix(str(run.status)).lstrip()
-    return f": {sentence}" if sentence else ""
+    sentence = str((outcome or {}).get("outcome") or "").removeprefix(str(run.status))
+    return f": {sentence.lstrip()}" if sentence.strip() else ""
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
