@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import ExpressionError, TransitionError
 from .expressions import evaluate, truthy
 from .kinds import CANCELLABLE, FINAL, IN_FLIGHT, EventType, RunStatus, StepStatus, When
+from .outcome import FailedStep, WaitEnd, outcome_fields, wait_end
 
 if TYPE_CHECKING:
     from .spec import Playbook, Step
@@ -49,6 +50,7 @@ class StepState:
     items: dict[int, Any] = field(default_factory=dict)  # finished for_each items -> output
     waiting: dict[str, Any] | None = None  # reason, expires_at, data of a pending wait
     item_attempts: dict[int, int] = field(default_factory=dict)
+    wait_end: WaitEnd | None = None  # a wait that failed: rejected, or expired unanswered
 
     def record(self) -> dict[str, Any]:
         return {"status": str(self.status), "output": self.output, "error": self.error,
@@ -119,6 +121,8 @@ class Conductor:
         if state.status not in allowed:
             raise TransitionError(f"step '{step_id}': {kind} is not allowed while it is "
                                   f"{state.status}")
+        if kind == EventType.STEP_FAILED and state.status == StepStatus.WAITING:
+            state.wait_end = wait_end(event.get("error"))
         self._set_status(step_id, target)
         if kind == EventType.STEP_STARTED:
             state.attempts += 1
@@ -216,21 +220,30 @@ class Conductor:
             return RunStatus.WAITING
         return RunStatus.FAILED if self.unhandled_failures() else RunStatus.SUCCEEDED
 
-    def unhandled_failures(self) -> list[str]:
-        """Failed steps with no `when: failure` dependant that ran and succeeded."""
+    def failed_steps(self) -> list[FailedStep]:
+        """Every failed step, in playbook order: handled when a `when: failure` dependant ran
+        and succeeded; a wait that failed says whether it was rejected or expired."""
         graph = self.playbook.graph
-        unhandled = []
+        failed = []
         for sid, state in self.steps.items():
             if state.status != StepStatus.FAILED:
                 continue
             handled = any(graph.nodes[d]["step"].when == When.FAILURE
                           and self.steps[d].status == StepStatus.SUCCEEDED
                           for d in graph.successors(sid))
-            if not handled:
-                unhandled.append(sid)
-        return unhandled
+            failed.append(FailedStep(sid, self.playbook.step(sid).action, state.error, handled,
+                                     state.wait_end))
+        return failed
+
+    def unhandled_failures(self) -> list[str]:
+        """Failed steps with no `when: failure` dependant that ran and succeeded."""
+        return [f.step for f in self.failed_steps() if not f.handled]
 
     def record(self, run_id: str) -> dict[str, Any]:
-        """The run record, in the shape docs/playbooks.md ("The run record") fixes."""
-        return {"run_id": run_id, "playbook": self.playbook.name, "status": str(self.status()),
-                "steps": {sid: s.record() for sid, s in self.steps.items()}}
+        """The run record, in the shape docs/playbooks.md fixes, with the outcome fields after it
+        (`crownguard.engine.outcome`: handled failures, rejected approvals, expired waits)."""
+        status = self.status()
+        waiting = [sid for sid, s in self.steps.items() if s.status == StepStatus.WAITING]
+        return {"run_id": run_id, "playbook": self.playbook.name, "status": str(status),
+                "steps": {sid: s.record() for sid, s in self.steps.items()},
+                **outcome_fields(status, self.failed_steps(), waiting)}

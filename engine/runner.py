@@ -239,11 +239,13 @@ class _Execution:
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
         status = self.conductor.status()
-        if status in ENDED:
-            self.emit({"type": EventType.RUN_FINISHED, "status": str(status)})
+        record = self.conductor.record(self.run_id)
+        if status in ENDED:  # the outcome sentence too: the timeline and audit export show it
+            self.emit({"type": EventType.RUN_FINISHED, "status": str(status),
+                       "outcome": record["outcome"]})
         elif status == RunStatus.WAITING and isinstance(self.runner.journal, Journal):
             self.runner.journal.set_status(self.run_id, RunStatus.WAITING)
-        record = self.redactor.redact_value(self.conductor.record(self.run_id))
+        record = self.redactor.redact_value(record)
         self.host.notify("crownguard_run_finished", record=record)
         return dict(record)
 

@@ -18,6 +18,7 @@ from crownguard.engine import (
     hookimpl,
 )
 from crownguard.engine.conductor import Conductor
+from crownguard.engine.outcome import OUTCOME_FIELDS
 from crownguard.engine.plugins import PluginHost
 from crownguard.engine.runner import Runner
 from crownguard.engine.spec import parse_playbook
@@ -123,8 +124,11 @@ def run(host: PluginHost, text: str, event: dict[str, Any] | None = None,
 
 def test_record_has_exactly_the_documented_shape(host: PluginHost) -> None:
     record = run(host, "name: r\nsteps:\n  - {id: a, action: probe.work}\n")
-    assert set(record) == {"run_id", "playbook", "status", "steps"}
+    # DESIGN.md's fields, then the outcome fields (docs/playbooks.md, "The run record").
+    assert set(record) == {"run_id", "playbook", "status", "steps", *OUTCOME_FIELDS}
     assert record["status"] == "succeeded" and record["playbook"] == "r"
+    assert record["outcome"] == "succeeded" and record["degraded"] is False
+    assert record["handled_failures"] == record["rejected_approvals"] == []
     assert set(record["steps"]["a"]) == {"status", "output", "error", "attempts", "started_at",
                                          "finished_at"}
     step = record["steps"]["a"]

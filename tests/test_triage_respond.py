@@ -1,5 +1,5 @@
 """The triage wing's respond(): what `crownguard respond` and the service do with events,
-without printing; and handled_failures()."""
+without printing. (Handled failures are the core's now: tests/test_outcome.py.)"""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from crownguard.engine.triage import (
     normalise,
     policy_from_mapping,
 )
-from crownguard.engine.triage.respond import handled_failures, respond
+from crownguard.engine.triage.respond import respond
 
 ROOT = Path(__file__).resolve().parents[1]
 USB = ROOT / "plugins" / "incydr" / "samples" / "model-to-removable-media.json"
@@ -55,10 +55,3 @@ def test_respond_triages_claims_and_runs_each_event_once(fleet: MockFleet) -> No
     assert seen.calls[0] == ("verdict", 0) and ("starting", chosen[0]) in seen.calls
     assert [len(r.runs) for r in wet] == [len(chosen), 0]  # the second delivery is a duplicate
     assert {"runs", "playbooks"} <= set(wet[0].to_dict())
-
-
-def test_handled_failures_name_the_failed_steps_of_a_run_that_succeeded() -> None:
-    steps = {"a": {"status": "failed"}, "b": {"status": "succeeded"}, "c": {"status": "failed"}}
-    assert handled_failures({"status": "succeeded", "steps": steps}) == ["a", "c"]
-    assert handled_failures({"status": "failed", "steps": steps}) == []
-    assert handled_failures({"status": "succeeded", "steps": {"b": steps["b"]}}) == []

@@ -19,6 +19,7 @@ from .. import __version__, runs
 from ..config import Config, load_config
 from ..errors import CrownguardError, PluginError, SpecError, UsageError
 from ..journal import open_journal
+from ..operators import cli_operator, recorded_by
 from ..plugins import PluginHost
 from ..runner import Runner
 from ..secrets import install_log_redaction
@@ -27,9 +28,16 @@ from ..validation import literal_credentials
 from .console import prepare_streams, printable
 from .inputs import STDIN, input_name, load_input
 from .render import to_dot, to_mermaid
+from .runs import (
+    EXIT_DEGRADED,
+    STRICT_HELP,
+    add_journal_option,
+    journal_for,
+    print_answer,
+    print_record,
+)
 from .runs import add_commands as add_run_commands
-from .runs import add_journal_option, journal_for, print_answer, status_exit
-from .timeline import Timeline, summary_table
+from .timeline import Timeline
 from .triage import RunEvent, event_for_run
 from .triage import add_commands as add_triage_commands
 
@@ -140,18 +148,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     runner = Runner(host, config, dry_run=args.dry_run, journal=journal, on_event=sink,
                     max_concurrency=args.max_concurrency)
     try:
-        record = runner.run(playbook, given.event, risk=given.risk, variables=variables)
+        by, via = cli_operator(None)
+        record = runner.run(playbook, given.event, risk=given.risk, variables=variables,
+                            details=recorded_by(by, via=via))
     finally:
         config.connections.close()
         if journal is not None:
             journal.close()
-    if args.json:
-        print(json.dumps(record, indent=2, sort_keys=False, default=str))
-    else:
-        print()
-        print(summary_table(record))
-        print(f"\nrun {record['run_id']}: {record['status']}")
-    return status_exit(record["status"])
+    return print_record(record, args.json, strict=args.strict)
 
 
 def _positive_int(text: str) -> int:
@@ -289,7 +293,10 @@ def build_parser(host: PluginHost | None = None) -> argparse.ArgumentParser:
                                                     "playbooks.",
                      epilog="exit codes: 0 ok; 1 a run failed or was cancelled, or a playbook "
                             "does not validate; 2 a usage or input error (one line each, "
-                            "naming the file); 3 a run is waiting; 70 an internal error (a "
+                            "naming the file); 3 a run is waiting; "
+                            f"{EXIT_DEGRADED} (with --strict) a run succeeded only with "
+                            "handled failures, a rejected approval or an expired wait; 70 "
+                            "an internal error (a "
                             "bug, never bad input: please report it)")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
     parser.add_argument("--version", action="version", version=f"crownguard {__version__}")
@@ -309,6 +316,7 @@ def build_parser(host: PluginHost | None = None) -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE", help="the connections file")
     p.add_argument("--dry-run", action="store_true", help="call no side-effecting action")
     p.add_argument("--json", action="store_true", help="print the run record as JSON")
+    p.add_argument("--strict", action="store_true", help=STRICT_HELP)
     p.add_argument("--var", action="append", metavar="NAME=VALUE", help="set vars.NAME")
     p.add_argument("--max-concurrency", type=_positive_int, metavar="N",
                    help="steps in flight at most")

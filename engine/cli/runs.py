@@ -14,22 +14,30 @@ from pathlib import Path
 from typing import Any
 
 from .. import runs
-from ..errors import UsageError
+from ..conductor import Conductor
+from ..errors import CrownguardError, UsageError
 from ..journal import (
     RESUME_GIVE_UP_AFTER,
     Journal,
     ResumeFailure,
+    RunRecord,
     default_journal_path,
     open_journal,
 )
 from ..journal.export import verify_jsonl
 from ..kinds import ApprovalDecision, RunKind, RunStatus
 from ..operators import cli_operator
+from ..outcome import OUTCOME_FIELDS, degraded
 from ..plugins import PluginHost
 from .console import printable
 from .timeline import Timeline, summary_table
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WAITING = 0, 1, 2, 3
+# With --strict: the run succeeded, but with handled failures, a rejected approval or an
+# expired wait (its record's `degraded`). Without --strict that run exits 0.
+EXIT_DEGRADED = 4
+STRICT_HELP = (f"exit {EXIT_DEGRADED} when a run succeeded only with handled failures, a "
+               "rejected approval or an expired wait")
 
 
 def add_journal_option(parser: argparse.ArgumentParser) -> None:
@@ -55,15 +63,24 @@ def status_exit(status: str) -> int:
         RunStatus(status), EXIT_FAILED)
 
 
-def print_record(record: dict[str, Any], as_json: bool) -> int:
-    """Print a run record (as JSON, or as a summary table) and return its exit code."""
+def record_exit(record: dict[str, Any], strict: bool = False) -> int:
+    """A run record's exit code: by its status; with `strict`, EXIT_DEGRADED for a run that
+    succeeded only with handled failures, a rejected approval or an expired wait."""
+    if strict and degraded(record):
+        return EXIT_DEGRADED
+    return status_exit(record["status"])
+
+
+def print_record(record: dict[str, Any], as_json: bool, strict: bool = False) -> int:
+    """Print a run record (as JSON, or as a summary table and its outcome) and return its
+    exit code."""
     if as_json:
         print(json.dumps(record, indent=2, default=str))
     else:
         print()
         print(summary_table(record))
-        print(f"\nrun {record['run_id']}: {record['status']}")
-    return status_exit(record["status"])
+        print(f"\nrun {record['run_id']}: {record.get('outcome') or record['status']}")
+    return record_exit(record, strict)
 
 
 def _timeline(as_json: bool) -> Timeline | None:
@@ -198,6 +215,31 @@ def _parent(run: Any) -> str:
     return f" ({'rerun' if run.kind == RunKind.RERUN else 'undo'} of {run.parent_run_id})"
 
 
+def _outcomes(journal: Journal, found: list[RunRecord]) -> dict[str, dict[str, Any]]:
+    """The outcome fields of each run, rebuilt from its journaled events, so that runs
+    journaled before the fields existed show them too. A run whose stored playbook no longer
+    parses (a plugin removed) has none: it is listed with its status only."""
+    playbooks = runs.PlaybookCache(PluginHost.from_entry_points())
+    outcomes = {}
+    for run in found:
+        try:
+            conductor = Conductor.replay(playbooks(run), run.inputs, journal.events(run.run_id))
+        except CrownguardError:
+            continue
+        record = conductor.record(run.run_id)
+        # Only where the events agree with the journal's status (a run cancelled by a bare
+        # status change has no event saying so): an outcome never contradicts its status.
+        if record["status"] == run.status:
+            outcomes[run.run_id] = {key: record[key] for key in OUTCOME_FIELDS}
+    return outcomes
+
+
+def _detail(run: RunRecord, outcome: dict[str, Any] | None) -> str:
+    """What the outcome adds to the status column: `: with 5 handled failures: ...`."""
+    sentence = str((outcome or {}).get("outcome") or "").removeprefix(str(run.status))
+    return f": {sentence.lstrip()}" if sentence.strip() else ""
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     with journal_for(args, read_only=True) as journal:
         if args.what and args.what[0] == "show":
@@ -208,14 +250,17 @@ def cmd_runs(args: argparse.Namespace) -> int:
             raise UsageError(f"unknown runs command '{args.what[0]}' (use: runs, runs show ID)")
         found = runs.list_runs(journal, args.status, limit=args.limit)
         failures = journal.resume_failures([r.run_id for r in found])
+        outcomes = _outcomes(journal, found)
         if args.json:
             print(json.dumps([{**r.to_dict(with_text=False), "resume_failure":
-                               failures[r.run_id].to_dict() if r.run_id in failures else None}
+                               failures[r.run_id].to_dict() if r.run_id in failures else None,
+                               **outcomes.get(r.run_id, dict.fromkeys(OUTCOME_FIELDS))}
                               for r in found], indent=2, default=str))
             return EXIT_OK
         for run in found:
             print(f"{run.run_id}  {run.created_at[:19]}  {run.status!s:<10} "
-                  f"{run.playbook}{_parent(run)}{_failure(failures.get(run.run_id))}")
+                  f"{run.playbook}{_parent(run)}{_failure(failures.get(run.run_id))}"
+                  f"{_detail(run, outcomes.get(run.run_id))}")
         if not found:
             print("no runs")
         return EXIT_OK
@@ -255,6 +300,7 @@ def _show(journal: Journal, run_id: str, as_json: bool) -> int:
     answers_until(None)
     print()
     print(summary_table(record))
+    print(f"\nrun {run.run_id}: {record['outcome']}")
     return EXIT_OK
 
 

@@ -136,7 +136,8 @@ class Timeline:
         elif kind == EventType.STEP_WAITING:
             line = f"{self._mark('waiting')} {step} waiting: {text(event.get('reason', ''))}"
         elif kind == EventType.RUN_FINISHED:
-            line = f"run finished: {event.get('status')}"
+            # The outcome (succeeded with handled failures...) where the runner wrote one.
+            line = f"run finished: {event.get('outcome') or event.get('status')}"
         elif kind == EventType.RUN_CANCELLED:
             steps = ", ".join(text(s) for s in event.get("cancelled_steps") or []) or "none"
             line = (f"{self._mark('cancelled')} run cancelled: "

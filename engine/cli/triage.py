@@ -2,6 +2,7 @@
 
     crownguard triage EVENT.json [--policy FILE] [--json]
     crownguard respond EVENT.json [--policy FILE] [--config FILE] [--json] [--dry-run]
+                       [--strict]
     crownguard test PATH...
 
 EVENT.json holds a normalised event, a raw payload an event source of the installed plugins
@@ -12,7 +13,9 @@ for a dry run) and checks all its input, and what each chosen run needs from the
 file, before it claims a dedupe slot. `run --event FILE` reads its event through
 `event_for_run`, as triage reads one. Exit codes as
 everywhere: 0 ok, 1 a run (or a scenario) failed, 2 usage or input error, 3 a run is left
-waiting for an answer. `cli.py` wires these commands in with `add_commands(subparsers)`.
+waiting for an answer, 4 (`respond --strict`) a run succeeded only with handled failures, a
+rejected approval or an expired wait. `cli.py` wires these commands in with
+`add_commands(subparsers)`.
 """
 
 from __future__ import annotations
@@ -50,7 +53,6 @@ from ..triage import (
 from ..triage.dedupe import dedupe_path_beside
 from ..triage.events import UNKNOWN as UNRECOGNISED
 from ..triage.respond import (
-    handled_failures,
     open_dedupe_store,
     open_fingerprint_index,
     respond,
@@ -58,7 +60,7 @@ from ..triage.respond import (
 )
 from .console import printable
 from .inputs import input_name, load_input
-from .runs import status_exit
+from .runs import EXIT_DEGRADED, STRICT_HELP, record_exit
 from .timeline import Timeline, summary_table
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WAITING = 0, 1, 2, 3
@@ -324,8 +326,12 @@ def cmd_respond(args: argparse.Namespace) -> int:
             print(f"run {run_id} failed before any side-effecting step: its dedupe claim was "
                   "released, so respond starts it again for this event once the cause is "
                   "fixed")
-    codes = [status_exit(run["status"]) for r in responses for run in r.runs]
-    return EXIT_FAILED if EXIT_FAILED in codes else max(codes, default=EXIT_OK)
+    codes = [record_exit(run, args.strict) for r in responses for run in r.runs]
+    # The worst wins: failed, then waiting, then (with --strict) degraded.
+    for code in (EXIT_FAILED, EXIT_WAITING, EXIT_DEGRADED):
+        if code in codes:
+            return code
+    return EXIT_OK
 
 
 class _Printer:
@@ -343,10 +349,7 @@ class _Printer:
 
     def finished(self, record: dict[str, Any]) -> None:
         print("\n" + summary_table(record))
-        failed = handled_failures(record)
-        handled = (f", but {len(failed)} step(s) failed and were handled: {', '.join(failed)}"
-                   if failed else "")
-        print(f"run {record['run_id']}: {record['status']}{handled}")
+        print(f"run {record['run_id']}: {record['outcome']}")
 
 
 def cmd_test(args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -403,6 +406,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--config", metavar="FILE", help="the connections file")
     p.add_argument("--dry-run", action="store_true", help="call no side-effecting action")
     p.add_argument("--no-journal", action="store_true", help="keep no durable record")
+    p.add_argument("--strict", action="store_true", help=STRICT_HELP)
     p.set_defaults(func=cmd_respond)
 
     p = sub.add_parser("test", help="run scenario tests (*.scenario.yaml) against mock "

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from ..config import Config
 from ..errors import FingerprintIndexError, Problem, SpecError, TriageInputError
 from ..journal import Journal
-from ..kinds import EventType, RunStatus, StepStatus
+from ..kinds import EventType, RunStatus
 from ..plugins import PluginHost
 from ..preflight import Unready, unready
 from ..runner import Runner
@@ -160,15 +160,6 @@ def _run_claimed(triage: Triage, host: PluginHost, config: Config, verdict: Verd
         router.release(playbook.name, verdict.event, at=at)
         response.released.append(run_id)
     return record
-
-
-def handled_failures(record: dict[str, Any]) -> list[str]:
-    """The failed steps of a run that succeeded all the same (a `when: failure` step handled
-    them): what a reader of "succeeded" must not miss."""
-    if record.get("status") != RunStatus.SUCCEEDED:
-        return []
-    return [step for step, data in (record.get("steps") or {}).items()
-            if isinstance(data, dict) and data.get("status") == StepStatus.FAILED]
 
 
 # --- the stores a triage opens -----------------------------------------------------------------

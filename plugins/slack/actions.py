@@ -1,4 +1,5 @@
-"""slack.send_nudge, slack.post_message, slack.delete_message, slack.parse_interaction.
+"""slack.send_nudge, slack.post_message, slack.retract_message, slack.delete_message,
+slack.parse_interaction.
 
 Thin: posting once lives in messages.py, reading an answer in signing.py and interactions.py."""
 
@@ -9,7 +10,7 @@ from typing import Any
 from crownguard.engine import VENDOR_RETRY, ActionContext, ConfigError, action
 from crownguard.plugins.slack.client import SlackClient
 from crownguard.plugins.slack.interactions import answer_from_payload, payload_from_body
-from crownguard.plugins.slack.messages import nudge, post
+from crownguard.plugins.slack.messages import nudge, post, retract
 from crownguard.plugins.slack.schemas import (
     DELETE_MESSAGE_INPUT,
     DELETE_MESSAGE_OUTPUT,
@@ -17,6 +18,8 @@ from crownguard.plugins.slack.schemas import (
     PARSE_INTERACTION_OUTPUT,
     POST_MESSAGE_INPUT,
     POST_MESSAGE_OUTPUT,
+    RETRACT_MESSAGE_INPUT,
+    RETRACT_MESSAGE_OUTPUT,
     SEND_NUDGE_INPUT,
     SEND_NUDGE_OUTPUT,
 )
@@ -43,7 +46,10 @@ def send_nudge(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     reason", whose values name this run and `reply_step`: slack.parse_interaction reads the
     answer back. `changed` is false when this step's nudge is already in the DM (found by its
     message metadata in conversations.history). Scopes: users:read.email, im:write,
-    chat:write, im:history. Undo: slack.delete_message with the output's channel and ts.
+    chat:write, im:history. Undo: slack.delete_message with the output's channel and ts:
+    the nudge is a message to the employee, not a record of the SOC's (the journal and audit
+    trail keep what was sent), and an undo is for a false positive, so the wrong nudge is
+    taken out of the employee's DM rather than left there marked.
     """
     return nudge(ctx, inputs)
 
@@ -51,7 +57,7 @@ def send_nudge(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
 @action(
     "slack.post_message",
     side_effect=True,
-    undo="slack.delete_message",
+    undo="slack.retract_message",
     undo_with={"channel": "${{ output.channel }}", "ts": "${{ output.ts }}"},
     connection="slack",
     retry=VENDOR_RETRY,
@@ -67,9 +73,28 @@ def post_message(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     when this step already posted there (found by its message metadata in
     conversations.history). Scopes: chat:write, channels:read/groups:read for a #name,
     channels:history/groups:history for dedupe; the app must be in the channel. Undo:
-    slack.delete_message.
+    slack.retract_message (the SOC's message stays, marked as retracted).
     """
     return post(ctx, ctx.client(SlackClient), inputs)
+
+
+@action(
+    "slack.retract_message",
+    side_effect=True,
+    connection="slack",
+    retry=VENDOR_RETRY,
+    input_schema=RETRACT_MESSAGE_INPUT,
+    output_schema=RETRACT_MESSAGE_OUTPUT,
+)
+def retract_message(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
+    """Mark a message the app posted as retracted by this undo run (the undo of post_message).
+
+    Never deletes what the SOC was told: reads the message (conversations.history at its ts)
+    and edits it (chat.update) to open with "Retracted by crownguard undo (undo run ID)",
+    the original text quoted below and its blocks kept. `changed` is false when it is marked
+    already or is gone. Scopes: chat:write, channels:history/groups:history. No undo.
+    """
+    return retract(ctx, ctx.client(SlackClient), inputs)
 
 
 @action(
@@ -81,7 +106,7 @@ def post_message(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
     output_schema=DELETE_MESSAGE_OUTPUT,
 )
 def delete_message(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
-    """Delete a message the app posted (the undo of send_nudge and post_message).
+    """Delete a message the app posted (the undo of send_nudge).
 
     Calls chat.delete; `changed` is false when the message is already gone. Scope: chat:write.
     No undo: a deleted message cannot be restored.
@@ -116,4 +141,4 @@ def parse_interaction(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, A
     return answer_from_payload(payload_from_body(body))
 
 
-ACTIONS = (send_nudge, post_message, delete_message, parse_interaction)
+ACTIONS = (send_nudge, post_message, retract_message, delete_message, parse_interaction)

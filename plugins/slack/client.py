@@ -64,6 +64,8 @@ _HINTS = {
     "invalid_blocks": "Slack rejected the Block Kit blocks",
     "user_disabled": "the user is deactivated",
     "cant_delete_message": "the app may only delete its own messages",
+    "cant_update_message": "the app may only edit its own messages",
+    "edit_window_closed": "the workspace no longer allows this message to be edited",
     "invalid_cursor": "the pagination cursor is not valid",
 }
 
@@ -227,6 +229,24 @@ class SlackClient(VendorClient):
                 return False
             raise
         return True
+
+    def message(self, channel: str, ts: str) -> dict[str, Any] | None:
+        """The message at `ts` in a channel (conversations.history with latest=ts,
+        inclusive, limit 1; scope *:history), or None when it is gone."""
+        params = {"channel": channel, "latest": ts, "inclusive": "true", "limit": 1}
+        answer = self.call("conversations.history", params=params, http_method="GET")
+        found = [m for m in answer.get("messages") or []
+                 if isinstance(m, dict) and m.get("ts") == ts]
+        return found[0] if found else None
+
+    def update_message(self, channel: str, ts: str, *, text: str,
+                       blocks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """chat.update (scope chat:write). Without `blocks` Slack drops the message's blocks
+        when `text` is given, so pass them to keep them."""
+        body: dict[str, Any] = {"channel": channel, "ts": ts, "text": text}
+        if blocks:
+            body["blocks"] = blocks
+        return self.call("chat.update", body=body)
 
     def find_own_message(self, channel: str, event_type: str, key: str,
                          oldest: float) -> dict[str, Any] | None:

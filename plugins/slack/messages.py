@@ -73,3 +73,33 @@ def post(ctx: ActionContext, client: SlackClient, inputs: dict[str, Any]) -> dic
                                  metadata=_metadata(MESSAGE_EVENT, key, ctx),
                                  thread_ts=inputs.get("thread_ts"))
     return {"channel": posted["channel"], "ts": posted["ts"], "changed": True}
+
+
+# Undo never deletes what the SOC was told: the message stays, marked as retracted.
+RETRACTED = ":no_entry_sign: *Retracted by crownguard undo*"
+MAX_TEXT = 40000
+
+
+def retract(ctx: ActionContext, client: SlackClient, inputs: dict[str, Any]) -> dict[str, Any]:
+    """Mark the app's message as retracted by this undo run, keeping its text and blocks
+    below the note (chat.update); `changed` is false when it is marked already or gone."""
+    channel, ts = inputs["channel"], inputs["ts"]
+    result = {"channel": channel, "ts": ts}
+    message = client.message(channel, ts)
+    text = str((message or {}).get("text") or "")
+    if message is None or text.startswith(RETRACTED):
+        return {**result, "changed": False}
+    note = (f"{RETRACTED} (undo run {ctx.run_id}): the automatic response this message "
+            "reported was undone.")
+    quoted = "\n".join(f"> {line}" for line in text.splitlines()) if text else ""
+    new_text = f"{note}\n{quoted}" if quoted else note
+    if len(new_text) > MAX_TEXT:
+        new_text = new_text[:MAX_TEXT - 1] + "…"
+    blocks = message.get("blocks")
+    if isinstance(blocks, list) and blocks:
+        blocks = [{"type": "context", "elements": [{"type": "mrkdwn", "text": note}]},
+                  *blocks[:49]]
+    else:
+        blocks = None
+    client.update_message(channel, ts, text=new_text, blocks=blocks)
+    return {**result, "changed": True}

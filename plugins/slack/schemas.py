@@ -81,6 +81,8 @@ DELETE_MESSAGE_INPUT: dict[str, Any] = {
                    "ts": {"type": "string", "pattern": TS_PATTERN}},
 }
 DELETE_MESSAGE_OUTPUT = _MESSAGE_OUTPUT
+RETRACT_MESSAGE_INPUT = DELETE_MESSAGE_INPUT
+RETRACT_MESSAGE_OUTPUT = _MESSAGE_OUTPUT
 
 PARSE_INTERACTION_INPUT: dict[str, Any] = {
     "type": "object",

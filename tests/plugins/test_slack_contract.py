@@ -20,7 +20,12 @@ from werkzeug import Request, Response
 
 import crownguard.plugins.slack as slack_plugin
 from crownguard.engine import ActionContext, Config
-from crownguard.plugins.slack.actions import delete_message, post_message, send_nudge
+from crownguard.plugins.slack.actions import (
+    delete_message,
+    post_message,
+    retract_message,
+    send_nudge,
+)
 from crownguard.plugins.slack.client import SlackClient
 from crownguard.plugins.slack.identity import answerer
 from crownguard.plugins.slack.mock import SlackMock
@@ -35,7 +40,8 @@ NEWER_THAN_SPEC: dict[str, set[str]] = {
     "conversations.history": {"include_all_metadata"},  # 2022
 }
 NEWER_RESPONSE_FIELDS = {
-    "message": {"metadata", "app_id"},              # metadata (2022); app_id on bot messages
+    "message": {"metadata", "app_id",               # metadata (2022); app_id on bot messages
+                "edited"},  # {user, ts} on an edited message, which the stale spec omits
     "conversations.history": {"response_metadata"},  # cursor paging fields on history
 }
 # oauth.v2.access is in the spec only with the code grant; the refresh-token grant it is used
@@ -100,7 +106,9 @@ def traffic(spec_loaded: Any, mock_server: Any, isolated_host: Any,
     sent = run(send_nudge, {"email": "ada@example.com", "file_name": "m.bin", "policy": "P"},
                "nudge")
     run(send_nudge, {"email": "ada@example.com", "file_name": "m.bin", "policy": "P"}, "nudge")
-    run(post_message, {"channel": "#soc-alerts", "text": "hello"}, "soc")
+    soc = run(post_message, {"channel": "#soc-alerts", "text": "hello"}, "soc")
+    run(retract_message, {"channel": soc["channel"], "ts": soc["ts"]}, "undo_soc")
+    run(retract_message, {"channel": soc["channel"], "ts": soc["ts"]}, "undo_soc")
     run(delete_message, {"channel": sent["channel"], "ts": sent["ts"]}, "undo")
     run(delete_message, {"channel": sent["channel"], "ts": sent["ts"]}, "undo")
     try:
@@ -118,7 +126,8 @@ def traffic(spec_loaded: Any, mock_server: Any, isolated_host: Any,
 def test_every_method_called_is_in_the_spec(traffic: RecordingSlackMock) -> None:
     called = {c.path.rsplit("/", 1)[-1] for c in traffic.calls}
     assert called == {"users.lookupByEmail", "conversations.open", "conversations.history",
-                      "chat.postMessage", "conversations.list", "chat.delete", "users.info"}
+                      "chat.postMessage", "conversations.list", "chat.delete", "users.info",
+                      "chat.update"}
     for method in called - NOT_IN_SPEC:
         assert operation(method)
 
@@ -149,7 +158,8 @@ def test_success_answers_match_the_spec(traffic: RecordingSlackMock) -> None:
         assert not errors, f"{method}: {[e.message for e in errors[:3]]}"
         checked.add(method)
     assert checked == {"users.lookupByEmail", "conversations.open", "conversations.history",
-                       "chat.postMessage", "conversations.list", "chat.delete", "users.info"}
+                       "chat.postMessage", "conversations.list", "chat.delete", "users.info",
+                       "chat.update"}
 
 
 def test_error_answers_match_the_spec(traffic: RecordingSlackMock) -> None:

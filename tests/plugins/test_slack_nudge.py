@@ -19,7 +19,12 @@ from crownguard.engine import (
     RateLimited,
     ServerError,
 )
-from crownguard.plugins.slack.actions import delete_message, post_message, send_nudge
+from crownguard.plugins.slack.actions import (
+    delete_message,
+    post_message,
+    retract_message,
+    send_nudge,
+)
 from crownguard.plugins.slack.mock import ALL_SCOPES, SlackMock
 
 NUDGE = {"email": "ada@example.com", "file_name": "llama-ft-q4.safetensors",
@@ -186,6 +191,70 @@ def test_post_message_unknown_channel_name(slack: SlackMock, config: Config, cal
     with pytest.raises(NotFoundError) as caught:
         call(post_message, {"channel": "#nowhere", "text": "hello"}, config)
     assert "#nowhere" in str(caught.value)
+
+
+def test_undo_of_a_soc_post_retracts_it_and_never_deletes_it(slack: SlackMock, config: Config,
+                                                              call: Any) -> None:
+    assert post_message.undo == "slack.retract_message"  # a SOC post is never deleted
+    assert send_nudge.undo == "slack.delete_message"  # the employee's wrong nudge may go
+    sent = call(post_message, {"channel": "#soc-alerts", "text": "Contain failed\nFinish it"},
+                config, step_id="escalate")
+    first = call(retract_message, {"channel": sent["channel"], "ts": sent["ts"]}, config,
+                 run_id="undo-run-7", step_id="undo_escalate")
+    again = call(retract_message, {"channel": sent["channel"], "ts": sent["ts"]}, config,
+                 run_id="undo-run-7", step_id="undo_escalate")
+
+    assert first == {"channel": sent["channel"], "ts": sent["ts"], "changed": True}
+    assert again["changed"] is False
+    [message] = slack.messages(sent["channel"])  # still there, one message, marked
+    assert message["ts"] == sent["ts"] and "edited" in message
+    assert message["text"] == (":no_entry_sign: *Retracted by crownguard undo* (undo run "
+                               "undo-run-7): the automatic response this message reported "
+                               "was undone.\n> Contain failed\n> Finish it")
+    assert slack.calls_to("POST", "/api/chat.delete") == []
+
+
+def test_retracting_keeps_a_messages_blocks_below_the_note(slack: SlackMock, config: Config,
+                                                           call: Any) -> None:
+    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": "*Contain failed*"}}]
+    sent = call(post_message, {"channel": "#soc-alerts", "text": "Contain failed",
+                               "blocks": blocks}, config, step_id="escalate")
+    call(retract_message, {"channel": sent["channel"], "ts": sent["ts"]}, config,
+         run_id="undo-run-8")
+    kept = blocks_of(slack, sent["channel"], sent["ts"])
+    assert kept[0]["type"] == "context" and "undo-run-8" in kept[0]["elements"][0]["text"]
+    assert kept[1:] == blocks
+
+
+def test_retracting_a_message_that_is_gone_changes_nothing(slack: SlackMock, config: Config,
+                                                           call: Any) -> None:
+    sent = call(post_message, {"channel": "#soc-alerts", "text": "hello"}, config)
+    call(delete_message, {"channel": sent["channel"], "ts": sent["ts"]}, config)
+    gone = call(retract_message, {"channel": sent["channel"], "ts": sent["ts"]}, config)
+    assert gone["changed"] is False and slack.calls_to("POST", "/api/chat.update") == []
+
+
+def test_chat_update_follows_slack_on_text_and_blocks(slack: SlackMock, config: Config,
+                                                      call: Any) -> None:
+    """Text without blocks drops the blocks; blocks alone keep the text; neither is no_text;
+    another's message is cant_update_message (as Slack's chat.update documents)."""
+    from crownguard.plugins.slack.client import SlackClient
+
+    client = SlackClient(config.connections.get("slack"))
+    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": "b"}}]
+    sent = call(post_message, {"channel": "#soc-alerts", "text": "t", "blocks": blocks},
+                config)
+    channel, ts = sent["channel"], sent["ts"]
+    client.call("chat.update", body={"channel": channel, "ts": ts, "blocks": blocks * 2})
+    assert slack.messages(channel)[0]["text"] == "t"
+    assert len(slack.messages(channel)[0]["blocks"]) == 2
+    client.call("chat.update", body={"channel": channel, "ts": ts, "text": "new"})
+    assert "blocks" not in slack.messages(channel)[0]
+    with pytest.raises(ConflictError, match="no_text"):
+        client.call("chat.update", body={"channel": channel, "ts": ts})
+    slack.conversations[channel]["messages"][0]["bot_id"] = "B0SOMEONE"
+    with pytest.raises(ConflictError, match="cant_update_message"):
+        client.update_message(channel, ts, text="mine now")
 
 
 def test_delete_message_undoes_a_nudge_and_repeats_cleanly(slack: SlackMock, config: Config,

@@ -1,5 +1,5 @@
-"""chat.* methods: posting a message (Block Kit blocks, message metadata, threads) and deleting
-one the app posted."""
+"""chat.* methods: posting a message (Block Kit blocks, message metadata, threads), updating
+and deleting one the app posted."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from .base import SlackMockBase
 
 
 class ChatRoutes(SlackMockBase):
-    """`chat.postMessage`, `chat.delete`."""
+    """`chat.postMessage`, `chat.update`, `chat.delete`."""
 
     @route("POST", "/api/chat.postMessage")
     def chat_post_message(self, request: Request) -> Response:
@@ -70,6 +70,51 @@ class ChatRoutes(SlackMockBase):
             message["thread_ts"] = str(args["thread_ts"])
         conv["messages"].append({**message, "metadata": metadata})
         return self._ok(channel=conv["id"], ts=message["ts"], message=message)
+
+    @route("POST", "/api/chat.update")
+    def chat_update(self, request: Request) -> Response:
+        """As Slack: the channel must be an id; `text` replaces the text and, when no `blocks`
+        are given, removes the blocks; `blocks` alone keep the text; neither is `no_text`.
+        Metadata stays. A text edit marks the message `edited`."""
+        args = self._begin(request, "chat:write")
+        if isinstance(args, Response):
+            return args
+        conv = self.conversations.get(str(args.get("channel") or ""))
+        if conv is None:
+            return self._error("channel_not_found")
+        message = next((m for m in conv["messages"] if m["ts"] == args.get("ts")), None)
+        if message is None:
+            return self._error("message_not_found")
+        if message.get("bot_id") != self.BOT_ID:
+            return self._error("cant_update_message")
+        blocks = args.get("blocks")
+        if isinstance(blocks, str):
+            try:
+                blocks = json.loads(blocks)
+            except ValueError:
+                return self._error("invalid_blocks_format")
+        text = args.get("text")
+        if not text and not blocks:
+            return self._error("no_text")
+        if text is not None and len(str(text)) > 40000:
+            return self._error("msg_too_long")
+        if blocks is not None and (not isinstance(blocks, list) or len(blocks) > 50 or not all(
+                isinstance(b, dict) and isinstance(b.get("type"), str) for b in blocks)):
+            return self._error("invalid_blocks", response_metadata={
+                "messages": ["[ERROR] blocks must be a list of at most 50 typed blocks"]})
+        if text is not None:
+            message["text"] = str(text)
+            message["edited"] = {"user": self.BOT_USER_ID, "ts": self._next_ts()}
+            if blocks is None:
+                message.pop("blocks", None)
+        if blocks is not None:
+            if blocks:
+                message["blocks"] = blocks
+            else:
+                message.pop("blocks", None)
+        shown = {k: v for k, v in message.items() if k != "metadata"}
+        return self._ok(channel=conv["id"], ts=message["ts"], text=message["text"],
+                        message=shown)
 
     @route("POST", "/api/chat.delete")
     def chat_delete(self, request: Request) -> Response:
