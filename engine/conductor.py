@@ -49,11 +49,14 @@ class StepState:
     items: dict[int, Any] = field(default_factory=dict)  # finished for_each items -> output
     waiting: dict[str, Any] | None = None  # reason, expires_at, data of a pending wait
     item_attempts: dict[int, int] = field(default_factory=dict)
+    # Seconds its first attempt waited for a free max_concurrency slot before its call (and
+    # started_at) - time its timeout did not count.
+    queued_seconds: float | None = None
 
     def record(self) -> dict[str, Any]:
         return {"status": str(self.status), "output": self.output, "error": self.error,
                 "attempts": self.attempts, "started_at": self.started_at,
-                "finished_at": self.finished_at}
+                "finished_at": self.finished_at, "queued_seconds": self.queued_seconds}
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,9 @@ class Conductor:
         self._set_status(step_id, target)
         if kind == EventType.STEP_STARTED:
             state.attempts += 1
-            state.started_at = state.started_at or at
+            if state.started_at is None:
+                state.started_at = at
+                state.queued_seconds = event.get("queued_seconds")
             item = event.get("item")
             if item is not None:
                 state.item_attempts[item] = state.item_attempts.get(item, 0) + 1
@@ -137,6 +142,7 @@ class Conductor:
             state.reason = event.get("reason")
             if kind == EventType.STEP_SKIPPED:
                 state.started_at = None
+                state.queued_seconds = None
             self._view[step_id] = self._view_of(state)
 
     @staticmethod

@@ -1,8 +1,11 @@
 """The runner performs what the conductor decides.
 
-Ready steps run on a bounded thread pool; the coordinating loop (the caller's thread) applies
-every state change as an event to the conductor and hands it to the journal and observers.
-Retries wait on a timer heap, never on a pool thread; a step past its timeout is failed at the
+Ready steps run on threads of their own, at most `max_concurrency` calls at once; the
+coordinating loop (the caller's thread) applies every state change as an event to the conductor
+and hands it to the journal and observers. A step that must wait for a free slot waits in the
+loop's queue, not in a thread pool's: it is started (journaled, its timeout running) only when
+its action is called, and the time it spent queued is recorded apart (`queued_seconds`).
+Retries wait on a timer heap, never on a thread; a step past its timeout is failed at the
 deadline and its late result ignored. What one step needs (its inputs, the action call, whether
 a failed attempt is retried) is in `steps`.
 """
@@ -17,7 +20,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -193,6 +195,8 @@ class _Execution:
         self.next_heartbeat = time.monotonic() + HEARTBEAT_SECONDS
         self.not_before: dict[tuple[str, int | None], float] = {}  # set by resume
         self.not_called: set[str] = set()  # a dry run's steps shown instead of called
+        self.queued: dict[tuple[str, int], float] = {}  # (step, item) -> monotonic queued at
+        self.calls_in_flight = 0  # actions running on threads, at most max_concurrency
 
     def settle_waits(self, answers: dict[str, dict[str, Any]], now: datetime) -> None:
         for step_id, state in self.conductor.steps.items():
@@ -232,12 +236,7 @@ class _Execution:
     # the loop ----------------------------------------------------------------------------------
 
     def drive(self) -> dict[str, Any]:
-        pool = ThreadPoolExecutor(max_workers=self.runner.max_concurrency,
-                                  thread_name_prefix=f"cg-{self.run_id[:8]}")
-        try:
-            self._loop(pool)
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+        self._loop()
         status = self.conductor.status()
         if status in ENDED:
             self.emit({"type": EventType.RUN_FINISHED, "status": str(status)})
@@ -247,7 +246,7 @@ class _Execution:
         self.host.notify("crownguard_run_finished", record=record)
         return dict(record)
 
-    def _loop(self, pool: ThreadPoolExecutor) -> None:
+    def _loop(self) -> None:
         while True:
             # A skip or a failure can make further steps decidable at once: decide until
             # nothing more is.
@@ -261,24 +260,30 @@ class _Execution:
                         self.emit({"type": EventType.STEP_SKIPPED, "step": decision.step,
                                    "reason": decision.reason})
                         self._notify_finished(decision.step)
-            self._dispatch(pool)
+            self._dispatch()
             if not self.attempts and not self.timers:
                 return
             self._wait_and_collect()
 
-    def _dispatch(self, pool: ThreadPoolExecutor) -> None:
-        """Submit every queued item whose step still has room under its concurrency."""
+    def _dispatch(self) -> None:
+        """Start every queued item whose step still has room under its concurrency, while the
+        run has a free slot (an action called on the loop's thread, or only shown, needs
+        none)."""
         now = time.monotonic()
         while self.timers and self.timers[0][0] <= now:
             _, _, step_id, item = heapq.heappop(self.timers)
             if step_id in self.work:
                 self.work[step_id].todo.insert(0, item)
+                self.queued[(step_id, item)] = now  # due: queued from now on
         for work in list(self.work.values()):
             limit = work.step.concurrency if work.fan_out else 1
+            threaded = not work.shown and not work.action.inline
             while work.todo and work.running < limit and work.error is None:
+                if threaded and self.calls_in_flight >= self.runner.max_concurrency:
+                    break
                 item = work.todo.pop(0)
                 work.running += 1
-                self._submit(pool, work, item)
+                self._submit(work, item)
 
     def _heartbeat(self) -> None:
         """Keep the journal's lease on the run while steps are quiet for long."""
@@ -339,23 +344,31 @@ class _Execution:
             if due is not None and due > time.monotonic():
                 work.todo.remove(item)
                 heapq.heappush(self.timers, (due, next(self.seq), step.id, item))
+        now = time.monotonic()
+        self.queued.update({(step.id, item): now for item in work.todo})
         self.work[step.id] = work
         if not work.todo and len(work.outputs) == len(work.inputs):
             self._finish_work(work)
 
-    def _submit(self, pool: ThreadPoolExecutor, work: StepWork, item: int) -> None:
+    def _submit(self, work: StepWork, item: int) -> None:
+        """Start one attempt: journaled as started, then called at once (its timeout runs
+        from now)."""
         step = work.step
         state = self.conductor.steps[step.id]
         attempt_no = (state.item_attempts.get(item, 0) if work.fan_out else state.attempts) + 1
         token = next(self.tokens)
-        deadline = (time.monotonic() + step.timeout_seconds) if step.timeout_seconds else None
+        now = time.monotonic()
+        queued = max(0.0, now - self.queued.pop((step.id, item), now))
+        deadline = (now + step.timeout_seconds) if step.timeout_seconds else None
+        threaded = not work.shown and not work.action.inline
         attempt = Attempt(token, step.id, item if work.fan_out else None, attempt_no, deadline,
-                           threading.Event())
+                          threading.Event(), threaded)
         self.attempts[token] = attempt
         inputs = work.inputs[item]
         redacted = self.redactor.redact_value(inputs)
         event: dict[str, Any] = {"type": EventType.STEP_STARTED, "step": step.id,
-                                 "attempt": attempt_no, "inputs": redacted}
+                                 "attempt": attempt_no, "inputs": redacted,
+                                 "queued_seconds": round(queued, 6)}
         if work.fan_out:
             event["item"] = item
         self.emit(event, {"inputs": journaled_inputs(work.action, redacted)})
@@ -373,14 +386,16 @@ class _Execution:
             # and inputs that depend on them resolve), side-effecting actions do not, nor any
             # action whose inputs depend on the output of one that did not run.
             self.done.put((token, would_call(work, inputs, self.redactor), None))
-        elif work.action.inline:
+        elif not threaded:
             self._call(work.action, ctx, inputs, token)
         else:
-            pool.submit(self._call, work.action, ctx, inputs, token)
+            self.calls_in_flight += 1
+            threading.Thread(target=self._call, args=(work.action, ctx, inputs, token),
+                             name=f"cg-{self.run_id[:8]}-{token}", daemon=True).start()
 
     def _call(self, action: Action, ctx: ActionContext, inputs: dict[str, Any],
               token: int) -> None:
-        """Runs on a pool thread: call the action, report back to the loop."""
+        """Runs on the attempt's thread: call the action, report back to the loop."""
         output, error = call_action(action, ctx, inputs)
         self.done.put((token, output, error))
 
@@ -390,6 +405,10 @@ class _Execution:
         attempt = self.attempts.pop(token, None)
         if attempt is None:
             return  # a late result after the step timed out
+        if attempt.threaded:
+            # Its slot is free again (at the deadline for an attempt that timed out, whose
+            # thread may still be winding down).
+            self.calls_in_flight -= 1
         work = self.work[attempt.step]
         work.running -= 1
         item = attempt.item if attempt.item is not None else 0

@@ -49,6 +49,7 @@ class Attempt:
     attempt: int
     deadline: float | None
     cancelled: threading.Event
+    threaded: bool = False  # called on a thread of its own: holds one max_concurrency slot
 
 
 @dataclass
