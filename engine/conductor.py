@@ -11,8 +11,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .dryrun import outputs_read
 from .errors import ExpressionError, TransitionError
-from .expressions import evaluate, truthy
+from .expressions import evaluate, reads, truthy
 from .kinds import CANCELLABLE, FINAL, IN_FLIGHT, EventType, RunStatus, StepStatus, When
 
 if TYPE_CHECKING:
@@ -65,6 +66,8 @@ class Decision:
     run: bool
     reason: str = ""
     error: str | None = None  # the `if` could not be evaluated: the step fails
+    # A dry run cannot evaluate the `if`: it reads the outputs of these steps, not called.
+    unknown: frozenset[str] = frozenset()
 
 
 class Conductor:
@@ -81,6 +84,9 @@ class Conductor:
         self._ready = {sid for sid, n in self._open_needs.items() if n == 0}
         self._view = {sid: self._view_of(state) for sid, state in self.steps.items()}
         self.cancelled = False
+        # Steps a dry run did not call (or a wait's answer it made up): their outputs are not
+        # known, so expressions reading them are not evaluated (`output_unknown` events).
+        self.unknown_outputs: set[str] = set()
         self.started_at: str | None = None
         self.finished_at: str | None = None
 
@@ -140,6 +146,8 @@ class Conductor:
             state.output = event.get("output")
             state.error = event.get("error")
             state.reason = event.get("reason")
+            if event.get("output_unknown"):
+                self.unknown_outputs.add(step_id)
             if kind == EventType.STEP_SKIPPED:
                 state.started_at = None
                 state.queued_seconds = None
@@ -198,6 +206,11 @@ class Conductor:
             return Decision(step.id, False, f"'{blocker}' {self.steps[blocker].status}")
         if step.when == When.FAILURE and StepStatus.FAILED not in needs:
             return Decision(step.id, False, "no step it needs failed")
+        if step.if_ and self.unknown_outputs:
+            unknown = outputs_read(reads(step.if_), self.unknown_outputs)
+            if unknown:
+                return Decision(step.id, True, f"if: {step.if_} depends on " + ", ".join(
+                    f"steps.{s}.output" for s in sorted(unknown)), unknown=frozenset(unknown))
         if step.if_:
             try:
                 ok = truthy(evaluate(step.if_, self.context()))

@@ -2,12 +2,11 @@
 
 Ready steps run on threads of their own, at most `max_concurrency` calls at once; the
 coordinating loop (the caller's thread) applies every state change as an event to the conductor
-and hands it to the journal and observers. A step that must wait for a free slot waits in the
-loop's queue, not in a thread pool's: it is started (journaled, its timeout running) only when
-its action is called, and the time it spent queued is recorded apart (`queued_seconds`).
-Retries wait on a timer heap, never on a thread; a step past its timeout is failed at the
-deadline and its late result ignored. What one step needs (its inputs, the action call, whether
-a failed attempt is retried) is in `steps`.
+and hands it to the journal and observers. A step waiting for a slot waits in the loop's queue:
+it starts (journaled, timeout running) when its action is called (`queued_seconds` says how
+long it waited). Retries wait on a timer heap, never on a thread; a step past its timeout is
+failed at the deadline and its late result ignored. What one step needs (its inputs, the
+action call, whether a failed attempt is retried) is in `steps`.
 """
 
 from __future__ import annotations
@@ -27,6 +26,7 @@ from typing import Any
 from .actions import Action, ActionContext, Waiting, timeout_message
 from .conductor import Conductor
 from .config import Config
+from .dryrun import plan_answers
 from .errors import ActionError, ConfigError, ExpressionError, InputError, RunEnded, StepTimeout
 from .journal import Journal
 from .kinds import CANCELLABLE, ENDED, ApprovalDecision, EventType, RunKind, RunStatus, StepStatus
@@ -41,6 +41,7 @@ from .steps import (
     items_unknown_output,
     journaled_inputs,
     journaled_output,
+    pending_backoffs,
     retry_after_failure,
     step_inputs,
     would_call,
@@ -108,7 +109,11 @@ class Runner:
         execution.emit({**self.config.redactor.redact_value(details or {}),
                         "type": EventType.RUN_STARTED, "playbook": playbook.name,
                         "inputs": redacted})
-        return execution.drive()
+        record = execution.drive()
+        if self.dry_run and record["status"] == RunStatus.WAITING:
+            record = plan_answers(record, execution.events, execution.after_answer,
+                                  self.on_event)
+        return record
 
     def resume(self, playbook: Playbook, run_id: str, inputs: dict[str, Any],
                events: list[dict[str, Any]],
@@ -128,7 +133,7 @@ class Runner:
         execution = _Execution(self, playbook, conductor, run_id)
         execution.emit({"type": EventType.RUN_RESUMED, "requeued": requeued,
                         "answered": sorted(answers or {})})
-        execution.not_before = _pending_backoffs(events, now or datetime.now(UTC))
+        execution.not_before = pending_backoffs(events, now or datetime.now(UTC))
         execution.settle_waits(answers or {}, now or datetime.now(UTC))
         return execution.drive()
 
@@ -160,22 +165,6 @@ class Runner:
         return dict(record)
 
 
-def _pending_backoffs(events: list[dict[str, Any]],
-                      now: datetime) -> dict[tuple[str, int | None], float]:
-    """Retries that were waiting (backoff, Retry-After) when the process died: the monotonic
-    time before which each must not start again, so a resume never retries early."""
-    waits: dict[tuple[str, int | None], datetime] = {}
-    for event in events:
-        key = (event.get("step", ""), event.get("item"))
-        if event.get("type") == EventType.STEP_STARTED:
-            waits.pop(key, None)
-        elif event.get("type") == EventType.ATTEMPT_FAILED and event.get("retry_in") is not None:
-            at = datetime.fromisoformat(str(event["at"]).replace("Z", "+00:00"))
-            waits[key] = at + timedelta(seconds=float(event["retry_in"]))
-    base = time.monotonic()
-    return {key: base + (due - now).total_seconds() for key, due in waits.items() if due > now}
-
-
 class _Execution:
     """One drive of one run: the coordinating loop."""
 
@@ -194,7 +183,10 @@ class _Execution:
         self.seq = itertools.count()
         self.next_heartbeat = time.monotonic() + HEARTBEAT_SECONDS
         self.not_before: dict[tuple[str, int | None], float] = {}  # set by resume
-        self.not_called: set[str] = set()  # a dry run's steps shown instead of called
+        self.events: list[dict[str, Any]] = []  # a dry run's, to play its waits' answers
+        # A dry run's path after one answer to a wait: shown (on_event), never journaled nor
+        # told to observers (it is one of several that cannot all happen).
+        self.hypothetical = False
         self.queued: dict[tuple[str, int], float] = {}  # (step, item) -> monotonic queued at
         self.calls_in_flight = 0  # actions running on threads, at most max_concurrency
 
@@ -220,6 +212,19 @@ class _Execution:
                            "error": f"no answer before {expires}"})
                 self._notify_finished(step_id)
 
+    def after_answer(self, events: list[dict[str, Any]],
+                     answer: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """A dry run's run from `events` on, after a wait got `answer` (dryrun.plan_answers)."""
+        branch = _Execution(self.runner, self.playbook,
+                            Conductor.replay(self.playbook, self.conductor.inputs, events),
+                            self.run_id)
+        branch.hypothetical = True
+        branch.emit(answer)
+        branch._loop()
+        if branch.conductor.status() in ENDED:
+            branch.emit({"type": EventType.RUN_FINISHED, "status": str(branch.conductor.status())})
+        return self.redactor.redact_value(branch.conductor.record(self.run_id)), branch.events
+
     # events ------------------------------------------------------------------------------------
 
     def emit(self, event: dict[str, Any], journaled: dict[str, Any] | None = None) -> None:
@@ -227,8 +232,10 @@ class _Execution:
         large output kept by digest), while this run goes on with the full values."""
         event = {**event, "type": str(event["type"]), "run_id": self.run_id, "at": utc_now()}
         self.conductor.apply(event)
+        if self.runner.dry_run:
+            self.events.append(event)
         stored = {**event, **journaled} if journaled else event
-        if self.runner.journal is not None:
+        if self.runner.journal is not None and not self.hypothetical:
             self.runner.journal(stored)  # durable before anything acts on it
         if self.runner.on_event is not None:
             self.runner.on_event(stored)
@@ -255,7 +262,7 @@ class _Execution:
                     if decision.error:
                         self._fail_step(decision.step, decision.error)
                     elif decision.run:
-                        self._start_step(self.playbook.step(decision.step))
+                        self._start_step(self.playbook.step(decision.step), decision.unknown)
                     else:
                         self.emit({"type": EventType.STEP_SKIPPED, "step": decision.step,
                                    "reason": decision.reason})
@@ -266,9 +273,8 @@ class _Execution:
             self._wait_and_collect()
 
     def _dispatch(self) -> None:
-        """Start every queued item whose step still has room under its concurrency, while the
-        run has a free slot (an action called on the loop's thread, or only shown, needs
-        none)."""
+        """Start every queued item whose step has room under its concurrency, while the run
+        has a free slot (an inline action or one a dry run only shows needs none)."""
         now = time.monotonic()
         while self.timers and self.timers[0][0] <= now:
             _, _, step_id, item = heapq.heappop(self.timers)
@@ -318,7 +324,7 @@ class _Execution:
 
     # starting ----------------------------------------------------------------------------------
 
-    def _start_step(self, step: Step) -> None:
+    def _start_step(self, step: Step, condition: frozenset[str] = frozenset()) -> None:
         try:
             action = self.host.action(step.action)
         except Exception as exc:
@@ -326,14 +332,14 @@ class _Execution:
             return
         try:
             work = step_inputs(step, action, self.conductor, dry_run=self.runner.dry_run,
-                               not_called=self.not_called)
+                               not_called=self.conductor.unknown_outputs, condition=condition)
         except (ExpressionError, InputError) as exc:
             self._fail_step(step.id, self.redactor.redact(str(exc)))
             return
         if isinstance(work, ItemsUnknown):
             self.emit({"type": EventType.STEP_SUCCEEDED, "step": step.id,
-                       "output": items_unknown_output(step, action, work)})
-            self.not_called.add(step.id)
+                       "output": items_unknown_output(step, action, work),
+                       "output_unknown": True})
             self._notify_finished(step.id)
             return
         # On resume, for_each items that already finished are not run again.
@@ -351,8 +357,7 @@ class _Execution:
             self._finish_work(work)
 
     def _submit(self, work: StepWork, item: int) -> None:
-        """Start one attempt: journaled as started, then called at once (its timeout runs
-        from now)."""
+        """Start one attempt: journaled, then called at once (its timeout runs from now)."""
         step = work.step
         state = self.conductor.steps[step.id]
         attempt_no = (state.item_attempts.get(item, 0) if work.fan_out else state.attempts) + 1
@@ -372,8 +377,9 @@ class _Execution:
         if work.fan_out:
             event["item"] = item
         self.emit(event, {"inputs": journaled_inputs(work.action, redacted)})
-        self.host.notify("crownguard_step_started", run_id=self.run_id, step_id=step.id,
-                         attempt=attempt_no, inputs=redacted)
+        if not self.hypothetical:
+            self.host.notify("crownguard_step_started", run_id=self.run_id, step_id=step.id,
+                             attempt=attempt_no, inputs=redacted)
         ctx = ActionContext(run_id=self.run_id, step_id=step.id, attempt=attempt_no,
                             idempotency_key=idempotency_key(self.run_id, step.id, attempt.item),
                             connections=self.runner.config.connections, deadline=deadline,
@@ -405,9 +411,7 @@ class _Execution:
         attempt = self.attempts.pop(token, None)
         if attempt is None:
             return  # a late result after the step timed out
-        if attempt.threaded:
-            # Its slot is free again (at the deadline for an attempt that timed out, whose
-            # thread may still be winding down).
+        if attempt.threaded:  # its slot is free (at the deadline, for one that timed out)
             self.calls_in_flight -= 1
         work = self.work[attempt.step]
         work.running -= 1
@@ -469,10 +473,9 @@ class _Execution:
         output = ([work.outputs[i] for i in range(len(work.inputs))] if work.fan_out
                   else work.outputs[0])
         redacted = self.redactor.redact_value(output)
-        self.emit({"type": EventType.STEP_SUCCEEDED, "step": work.step.id, "output": redacted},
+        self.emit({"type": EventType.STEP_SUCCEEDED, "step": work.step.id, "output": redacted,
+                   **({"output_unknown": True} if work.shown else {})},
                   {"output": journaled_output(work.action, redacted)})
-        if work.shown:
-            self.not_called.add(work.step.id)
         del self.work[work.step.id]
         self._notify_finished(work.step.id)
 
@@ -483,6 +486,8 @@ class _Execution:
         self._notify_finished(step_id)
 
     def _notify_finished(self, step_id: str) -> None:
+        if self.hypothetical:
+            return
         result = self.redactor.redact_value(self.conductor.steps[step_id].record())
         self.host.notify("crownguard_step_finished", run_id=self.run_id, step_id=step_id,
                          result=result)

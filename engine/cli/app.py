@@ -27,7 +27,7 @@ from .inputs import STDIN, input_name, load_input
 from .render import to_dot, to_mermaid
 from .runs import add_commands as add_run_commands
 from .runs import add_journal_option, journal_for, print_answer, status_exit
-from .timeline import Timeline, summary_table
+from .timeline import Timeline, dry_run_branches, summary_table
 from .triage import add_commands as add_triage_commands
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WAITING, EXIT_INTERNAL = 0, 1, 2, 3, 70
@@ -144,6 +144,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         print()
         print(summary_table(record))
+        if record.get("branches"):
+            print("\ndry run: the run would wait; after each answer:")
+            print("\n".join(f"  {line}" for line in dry_run_branches(record)))
         print(f"\nrun {record['run_id']}: {record['status']}")
     return status_exit(record["status"])
 

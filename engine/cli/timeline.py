@@ -7,6 +7,7 @@ import sys
 import threading
 from typing import Any, TextIO
 
+from ..dryrun import ANSWER_WORDS, BRANCH_EVENT
 from ..kinds import EventType, StepStatus
 
 SYMBOLS = {StepStatus.SUCCEEDED: "✔", StepStatus.FAILED: "✘", StepStatus.SKIPPED: "↷",
@@ -29,6 +30,8 @@ class Timeline:
         self.width = width
         self._lock = threading.Lock()
         self._t0: str | None = None
+        self._dry_run = False
+        self._depth = 0  # a dry run's answer branch being shown (nested waits deeper)
 
     def _clock(self, at: str) -> str:
         return at[11:23] if len(at) >= 23 else at
@@ -38,7 +41,13 @@ class Timeline:
         step = event.get("step", "")
         line: str | None = None
         if kind == EventType.RUN_STARTED:
+            self._dry_run = bool(((event.get("inputs") or {}).get("run") or {}).get("dry_run"))
+            self._depth = 0
             line = f"run {event['run_id'][:12]} of playbook '{event.get('playbook')}' started"
+        elif kind == BRANCH_EVENT:
+            self._depth = int(event.get("depth") or 1) - 1
+            line = (f"⑂ dry run: if {step} is "
+                    f"{ANSWER_WORDS.get(event['answer'], event['answer'])}, the run goes on:")
         elif kind == EventType.RUN_RESUMED:
             again = ", ".join(event.get("requeued") or []) or "none"
             line = f"run resumed (in flight before, started again: {again})"
@@ -62,6 +71,10 @@ class Timeline:
                 line += f" for each item of {_short(output['for_each'], 120)}"
             else:
                 line += f" {_short(output.get('inputs'), 120)}"
+            if output.get("if_depends_on_not_run"):
+                line += (f"; only if {output['if']} (depends on "
+                         + ", ".join(f"steps.{s}.output" for s in output["if_depends_on_not_run"])
+                         + ", not known in a dry run), otherwise skipped")
         elif kind == EventType.STEP_SUCCEEDED:
             output = _short(event.get("output"))
             line = f"{SYMBOLS[StepStatus.SUCCEEDED]} {step:<{self.width}} succeeded {output}"
@@ -73,8 +86,11 @@ class Timeline:
         elif kind == EventType.STEP_WAITING:
             line = (f"{SYMBOLS[StepStatus.WAITING]} {step:<{self.width}} waiting: "
                     f"{event.get('reason', '')}")
+            if self._dry_run:
+                line += " (dry run: what would run after each answer follows)"
         elif kind == EventType.RUN_FINISHED:
-            line = f"run finished: {event.get('status')}"
+            line = (f"run finished: {event.get('status')}" if not self._depth
+                    else f"after this answer the run would end {event.get('status')}")
         elif kind == EventType.RUN_CANCELLED:
             steps = ", ".join(event.get("cancelled_steps") or []) or "none"
             line = (f"{SYMBOLS[StepStatus.CANCELLED]} run cancelled: "
@@ -82,8 +98,20 @@ class Timeline:
         if line is None:
             return
         with self._lock:
-            self.out.write(f"{self.indent}{self._clock(event['at'])}  {line}\n")
+            self.out.write(f"{self.indent}{self._clock(event['at'])}  {'    ' * self._depth}"
+                           f"{line}\n")
+            if kind == BRANCH_EVENT:
+                self._depth += 1
             self.out.flush()
+
+
+def dry_run_branches(record: dict[str, Any], indent: str = "") -> list[str]:
+    """A dry run's answers to its waits, one line each (nested waits indented)."""
+    lines = []
+    for branch in record.get("branches") or []:
+        lines.append(f"{indent}{branch['summary']}")
+        lines += dry_run_branches(branch, indent + "  ")
+    return lines
 
 
 def summary_table(record: dict[str, Any]) -> str:

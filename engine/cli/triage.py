@@ -52,7 +52,7 @@ from ..triage.respond import (
 )
 from .inputs import input_name, load_input
 from .runs import status_exit
-from .timeline import Timeline, summary_table
+from .timeline import Timeline, dry_run_branches, summary_table
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WAITING = 0, 1, 2, 3
 
@@ -293,6 +293,9 @@ class _Printer:
 
     def finished(self, record: dict[str, Any]) -> None:
         print("\n" + summary_table(record))
+        if record.get("branches"):
+            print("dry run: the run would wait; after each answer:")
+            print("\n".join(f"  {line}" for line in dry_run_branches(record)))
         failed = handled_failures(record)
         handled = (f", but {len(failed)} step(s) failed and were handled: {', '.join(failed)}"
                    if failed else "")
