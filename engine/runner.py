@@ -1,6 +1,6 @@
 """The runner performs what the conductor decides.
 
-Ready steps run on threads of their own, at most `max_concurrency` calls at once; the
+Ready steps run on a thread pool, at most `max_concurrency` calls at once; the
 coordinating loop (the caller's thread) applies every state change as an event to the conductor
 and hands it to the journal and observers. A step waiting for a slot waits in the loop's queue:
 it starts (journaled, timeout running) when its action is called (`queued_seconds` says how
@@ -34,6 +34,7 @@ from .plugins import PluginHost
 from .spec import Playbook, Step
 from .steps import (
     Attempt,
+    CallPool,
     ItemsUnknown,
     StepWork,
     call_action,
@@ -184,11 +185,9 @@ class _Execution:
         self.next_heartbeat = time.monotonic() + HEARTBEAT_SECONDS
         self.not_before: dict[tuple[str, int | None], float] = {}  # set by resume
         self.events: list[dict[str, Any]] = []  # a dry run's, to play its waits' answers
-        # A dry run's path after one answer to a wait: shown (on_event), never journaled nor
-        # told to observers (it is one of several that cannot all happen).
-        self.hypothetical = False
+        self.hypothetical = False  # a dry run's path after one answer: not journaled, observed
         self.queued: dict[tuple[str, int], float] = {}  # (step, item) -> monotonic queued at
-        self.calls_in_flight = 0  # actions running on threads, at most max_concurrency
+        self.calls = CallPool(runner.max_concurrency, f"cg-{run_id[:8]}")
 
     def settle_waits(self, answers: dict[str, dict[str, Any]], now: datetime) -> None:
         for step_id, state in self.conductor.steps.items():
@@ -254,27 +253,30 @@ class _Execution:
         return dict(record)
 
     def _loop(self) -> None:
-        while True:
-            # A skip or a failure can make further steps decidable at once: decide until
-            # nothing more is.
-            while decisions := [d for d in self.conductor.decide() if d.step not in self.work]:
-                for decision in decisions:
-                    if decision.error:
-                        self._fail_step(decision.step, decision.error)
-                    elif decision.run:
-                        self._start_step(self.playbook.step(decision.step), decision.unknown)
-                    else:
-                        self.emit({"type": EventType.STEP_SKIPPED, "step": decision.step,
-                                   "reason": decision.reason})
-                        self._notify_finished(decision.step)
-            self._dispatch()
-            if not self.attempts and not self.timers:
-                return
-            self._wait_and_collect()
+        try:
+            while True:
+                # A skip or a failure can make further steps decidable at once: decide until
+                # nothing more is.
+                while decisions := [d for d in self.conductor.decide()
+                                    if d.step not in self.work]:
+                    for decision in decisions:
+                        if decision.error:
+                            self._fail_step(decision.step, decision.error)
+                        elif decision.run:
+                            self._start_step(self.playbook.step(decision.step), decision.unknown)
+                        else:
+                            self.emit({"type": EventType.STEP_SKIPPED, "step": decision.step,
+                                       "reason": decision.reason})
+                            self._notify_finished(decision.step)
+                self._dispatch()
+                if not self.attempts and not self.timers:
+                    return
+                self._wait_and_collect()
+        finally:
+            self.calls.close()
 
     def _dispatch(self) -> None:
-        """Start every queued item whose step has room under its concurrency, while the run
-        has a free slot (an inline action or one a dry run only shows needs none)."""
+        """Start queued items while their step has room and the run a free slot (if needed)."""
         now = time.monotonic()
         while self.timers and self.timers[0][0] <= now:
             _, _, step_id, item = heapq.heappop(self.timers)
@@ -285,7 +287,7 @@ class _Execution:
             limit = work.step.concurrency if work.fan_out else 1
             threaded = not work.shown and not work.action.inline
             while work.todo and work.running < limit and work.error is None:
-                if threaded and self.calls_in_flight >= self.runner.max_concurrency:
+                if threaded and not self.calls.free():
                     break
                 item = work.todo.pop(0)
                 work.running += 1
@@ -395,13 +397,11 @@ class _Execution:
         elif not threaded:
             self._call(work.action, ctx, inputs, token)
         else:
-            self.calls_in_flight += 1
-            threading.Thread(target=self._call, args=(work.action, ctx, inputs, token),
-                             name=f"cg-{self.run_id[:8]}-{token}", daemon=True).start()
+            self.calls.submit(self._call, work.action, ctx, inputs, token)
 
     def _call(self, action: Action, ctx: ActionContext, inputs: dict[str, Any],
               token: int) -> None:
-        """Runs on the attempt's thread: call the action, report back to the loop."""
+        """Runs on a pool thread: call the action, report back to the loop."""
         output, error = call_action(action, ctx, inputs)
         self.done.put((token, output, error))
 
@@ -412,7 +412,7 @@ class _Execution:
         if attempt is None:
             return  # a late result after the step timed out
         if attempt.threaded:  # its slot is free (at the deadline, for one that timed out)
-            self.calls_in_flight -= 1
+            self.calls.release()
         work = self.work[attempt.step]
         work.running -= 1
         item = attempt.item if attempt.item is not None else 0

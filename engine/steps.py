@@ -15,6 +15,8 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -52,7 +54,36 @@ class Attempt:
     attempt: int
     deadline: float | None
     cancelled: threading.Event
-    threaded: bool = False  # called on a thread of its own: holds one max_concurrency slot
+    threaded: bool = False  # called on the CallPool: holds one of its slots
+
+
+class CallPool:
+    """Action calls on threads, at most `limit` at once: the runner starts (and times) an
+    attempt only when `free()`, so no call waits in the pool's queue with its clock running.
+    The pool has twice the threads, so neither does one behind an action that timed out and is
+    still winding down (its slot is released at the deadline)."""
+
+    def __init__(self, limit: int, name: str):
+        self.limit = limit
+        self.name = name
+        self.in_flight = 0
+        self._pool: ThreadPoolExecutor | None = None  # started with the first call
+
+    def free(self) -> bool:
+        return self.in_flight < self.limit
+
+    def submit(self, func: Callable[..., None], *args: Any) -> None:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(2 * self.limit, thread_name_prefix=self.name)
+        self.in_flight += 1
+        self._pool.submit(func, *args)
+
+    def release(self) -> None:
+        self.in_flight -= 1
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 @dataclass

@@ -9,9 +9,15 @@ and its time in the queue is recorded apart (`queued_seconds`, in the record and
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from crownguard.engine import ActionContext, action, hookimpl
+from crownguard.engine.plugins import PluginHost
+from crownguard.engine.runner import Runner
+from crownguard.engine.spec import parse_playbook
 
 LATENCY = 0.5
 TIMEOUT = 0.8  # longer than one answer, shorter than two
@@ -58,3 +64,38 @@ def test_a_step_queued_behind_max_concurrency_times_out_from_its_call(
     assert early["queued_seconds"] < LATENCY / 2
     assert late["queued_seconds"] >= LATENCY * 0.8
     assert (_at(late["finished_at"]) - _at(late["started_at"])).total_seconds() < TIMEOUT
+
+
+class Stubborn:
+    """An action that ignores its deadline (a plugin bug): it sleeps its time out regardless."""
+
+    @hookimpl
+    def crownguard_register_actions(self, register: Any) -> None:
+        @action("stubborn.sleep", input_schema={"type": "object"})
+        def sleep(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
+            time.sleep(inputs["seconds"])
+            return {}
+
+        register(sleep)
+
+
+def test_a_step_that_timed_out_gives_its_slot_back_at_the_deadline() -> None:
+    host = PluginHost()
+    host.add(Stubborn(), "stubborn")
+    playbook = parse_playbook("""
+name: stuck
+steps:
+  - {id: stuck, action: stubborn.sleep, timeout_seconds: 0.2, with: {seconds: 1.5}}
+  - {id: next, action: stubborn.sleep, timeout_seconds: 0.5, with: {seconds: 0.05}}
+""", host.actions)
+    started = time.monotonic()
+    record = Runner(host, max_concurrency=1).run(playbook, {})
+    elapsed = time.monotonic() - started
+    steps = record["steps"]
+    assert steps["stuck"]["status"] == "failed", steps
+    assert "did not finish within 0.2s" in steps["stuck"]["error"]
+    # The queued step ran as soon as the stuck one timed out, not when its thread returned.
+    assert steps["next"]["status"] == "succeeded", steps
+    assert _at(steps["next"]["started_at"]) >= _at(steps["stuck"]["finished_at"])
+    assert 0.15 <= steps["next"]["queued_seconds"] < 1.0
+    assert elapsed < 1.2
