@@ -10,6 +10,7 @@ values; the runner decides what to do with them.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from .errors import ExpressionError
@@ -120,7 +121,7 @@ def _branches(record: dict[str, Any], events: list[dict[str, Any]], play: Contin
         budget[0] -= 1
         if on_event is not None:
             on_event({"type": BRANCH_EVENT, "run_id": record["run_id"], "step": step_id,
-                      "answer": answer, "depth": depth, "at": waiting.get("at", "")})
+                      "answer": answer, "depth": depth, "at": _now()})
         after, after_events = play(events, event)
         changed = {sid: s for sid, s in after["steps"].items() if s != record["steps"][sid]}
         branch: dict[str, Any] = {"after": step_id, "answer": answer,
@@ -132,6 +133,10 @@ def _branches(record: dict[str, Any], events: list[dict[str, Any]], play: Contin
         branch["summary"] = describe_branch(branch)
         branches.append(branch)
     return branches
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _worst(branches: list[dict[str, Any]]) -> str:
