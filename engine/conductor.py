@@ -11,8 +11,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .dryrun import outputs_read
 from .errors import ExpressionError, TransitionError
-from .expressions import evaluate, truthy
+from .expressions import evaluate, reads, truthy
 from .kinds import CANCELLABLE, FINAL, IN_FLIGHT, EventType, RunStatus, StepStatus, When
 from .outcome import FailedStep, WaitEnd, outcome_fields, wait_end
 
@@ -51,11 +52,14 @@ class StepState:
     waiting: dict[str, Any] | None = None  # reason, expires_at, data of a pending wait
     item_attempts: dict[int, int] = field(default_factory=dict)
     wait_end: WaitEnd | None = None  # a wait that failed: rejected, or expired unanswered
+    # Seconds its first attempt waited for a free max_concurrency slot before its call (and
+    # started_at) - time its timeout did not count.
+    queued_seconds: float | None = None
 
     def record(self) -> dict[str, Any]:
         return {"status": str(self.status), "output": self.output, "error": self.error,
                 "attempts": self.attempts, "started_at": self.started_at,
-                "finished_at": self.finished_at}
+                "finished_at": self.finished_at, "queued_seconds": self.queued_seconds}
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,8 @@ class Decision:
     run: bool
     reason: str = ""
     error: str | None = None  # the `if` could not be evaluated: the step fails
+    # A dry run cannot evaluate the `if`: it reads the outputs of these steps, not called.
+    unknown: frozenset[str] = frozenset()
 
 
 class Conductor:
@@ -80,6 +86,9 @@ class Conductor:
         self._ready = {sid for sid, n in self._open_needs.items() if n == 0}
         self._view = {sid: self._view_of(state) for sid, state in self.steps.items()}
         self.cancelled = False
+        # Steps a dry run did not call (or a wait's answer it made up): their outputs are not
+        # known, so expressions reading them are not evaluated (`output_unknown` events).
+        self.unknown_outputs: set[str] = set()
         self.started_at: str | None = None
         self.finished_at: str | None = None
 
@@ -126,7 +135,9 @@ class Conductor:
         self._set_status(step_id, target)
         if kind == EventType.STEP_STARTED:
             state.attempts += 1
-            state.started_at = state.started_at or at
+            if state.started_at is None:
+                state.started_at = at
+                state.queued_seconds = event.get("queued_seconds")
             item = event.get("item")
             if item is not None:
                 state.item_attempts[item] = state.item_attempts.get(item, 0) + 1
@@ -139,8 +150,11 @@ class Conductor:
             state.output = event.get("output")
             state.error = event.get("error")
             state.reason = event.get("reason")
+            if event.get("output_unknown"):
+                self.unknown_outputs.add(step_id)
             if kind == EventType.STEP_SKIPPED:
                 state.started_at = None
+                state.queued_seconds = None
             self._view[step_id] = self._view_of(state)
 
     @staticmethod
@@ -196,6 +210,11 @@ class Conductor:
             return Decision(step.id, False, f"'{blocker}' {self.steps[blocker].status}")
         if step.when == When.FAILURE and StepStatus.FAILED not in needs:
             return Decision(step.id, False, "no step it needs failed")
+        if step.if_ and self.unknown_outputs:
+            unknown = outputs_read(reads(step.if_), self.unknown_outputs)
+            if unknown:
+                return Decision(step.id, True, f"if: {step.if_} depends on " + ", ".join(
+                    f"steps.{s}.output" for s in sorted(unknown)), unknown=frozenset(unknown))
         if step.if_:
             try:
                 ok = truthy(evaluate(step.if_, self.context()))

@@ -1,10 +1,12 @@
 """The runner performs what the conductor decides.
 
-Ready steps run on a bounded thread pool; the coordinating loop (the caller's thread) applies
-every state change as an event to the conductor and hands it to the journal and observers.
-Retries wait on a timer heap, never on a pool thread; a step past its timeout is failed at the
-deadline and its late result ignored. What one step needs (its inputs, the action call, whether
-a failed attempt is retried) is in `steps`.
+Ready steps run on a thread pool, at most `max_concurrency` calls at once; the
+coordinating loop (the caller's thread) applies every state change as an event to the conductor
+and hands it to the journal and observers. A step waiting for a slot waits in the loop's queue:
+it starts (journaled, timeout running) when its action is called (`queued_seconds` says how
+long it waited). Retries wait on a timer heap, never on a thread; a step past its timeout is
+failed at the deadline and its late result ignored. What one step needs (its inputs, the
+action call, whether a failed attempt is retried) is in `steps`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from typing import Any
 from .actions import Action, ActionContext, Waiting, timeout_message
 from .conductor import Conductor
 from .config import Config
+from .dryrun import plan_answers
 from .errors import ActionError, ConfigError, ExpressionError, InputError, RunEnded, StepTimeout
 from .journal import Journal
 from .kinds import CANCELLABLE, ENDED, ApprovalDecision, EventType, RunKind, RunStatus, StepStatus
@@ -32,6 +34,7 @@ from .plugins import PluginHost
 from .spec import Playbook, Step
 from .steps import (
     Attempt,
+    CallPool,
     ItemsUnknown,
     StepWork,
     call_action,
@@ -39,6 +42,7 @@ from .steps import (
     items_unknown_output,
     journaled_inputs,
     journaled_output,
+    pending_backoffs,
     retry_after_failure,
     step_inputs,
     would_call,
@@ -106,7 +110,11 @@ class Runner:
         execution.emit({**self.config.redactor.redact_value(details or {}),
                         "type": EventType.RUN_STARTED, "playbook": playbook.name,
                         "inputs": redacted})
-        return execution.drive()
+        record = execution.drive()
+        if self.dry_run and record["status"] == RunStatus.WAITING:
+            record = plan_answers(record, execution.events, execution.after_answer,
+                                  self.on_event)
+        return record
 
     def resume(self, playbook: Playbook, run_id: str, inputs: dict[str, Any],
                events: list[dict[str, Any]],
@@ -126,7 +134,7 @@ class Runner:
         execution = _Execution(self, playbook, conductor, run_id)
         execution.emit({"type": EventType.RUN_RESUMED, "requeued": requeued,
                         "answered": sorted(answers or {})})
-        execution.not_before = _pending_backoffs(events, now or datetime.now(UTC))
+        execution.not_before = pending_backoffs(events, now or datetime.now(UTC))
         execution.settle_waits(answers or {}, now or datetime.now(UTC))
         return execution.drive()
 
@@ -158,22 +166,6 @@ class Runner:
         return dict(record)
 
 
-def _pending_backoffs(events: list[dict[str, Any]],
-                      now: datetime) -> dict[tuple[str, int | None], float]:
-    """Retries that were waiting (backoff, Retry-After) when the process died: the monotonic
-    time before which each must not start again, so a resume never retries early."""
-    waits: dict[tuple[str, int | None], datetime] = {}
-    for event in events:
-        key = (event.get("step", ""), event.get("item"))
-        if event.get("type") == EventType.STEP_STARTED:
-            waits.pop(key, None)
-        elif event.get("type") == EventType.ATTEMPT_FAILED and event.get("retry_in") is not None:
-            at = datetime.fromisoformat(str(event["at"]).replace("Z", "+00:00"))
-            waits[key] = at + timedelta(seconds=float(event["retry_in"]))
-    base = time.monotonic()
-    return {key: base + (due - now).total_seconds() for key, due in waits.items() if due > now}
-
-
 class _Execution:
     """One drive of one run: the coordinating loop."""
 
@@ -192,7 +184,10 @@ class _Execution:
         self.seq = itertools.count()
         self.next_heartbeat = time.monotonic() + HEARTBEAT_SECONDS
         self.not_before: dict[tuple[str, int | None], float] = {}  # set by resume
-        self.not_called: set[str] = set()  # a dry run's steps shown instead of called
+        self.events: list[dict[str, Any]] = []  # a dry run's, to play its waits' answers
+        self.hypothetical = False  # a dry run's path after one answer: not journaled, observed
+        self.queued: dict[tuple[str, int], float] = {}  # (step, item) -> monotonic queued at
+        self.calls = CallPool(runner.max_concurrency, f"cg-{run_id[:8]}")
 
     def settle_waits(self, answers: dict[str, dict[str, Any]], now: datetime) -> None:
         for step_id, state in self.conductor.steps.items():
@@ -216,6 +211,19 @@ class _Execution:
                            "error": f"no answer before {expires}"})
                 self._notify_finished(step_id)
 
+    def after_answer(self, events: list[dict[str, Any]],
+                     answer: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """A dry run's run from `events` on, after a wait got `answer` (dryrun.plan_answers)."""
+        branch = _Execution(self.runner, self.playbook,
+                            Conductor.replay(self.playbook, self.conductor.inputs, events),
+                            self.run_id)
+        branch.hypothetical = True
+        branch.emit(answer)
+        branch._loop()
+        if branch.conductor.status() in ENDED:
+            branch.emit({"type": EventType.RUN_FINISHED, "status": str(branch.conductor.status())})
+        return self.redactor.redact_value(branch.conductor.record(self.run_id)), branch.events
+
     # events ------------------------------------------------------------------------------------
 
     def emit(self, event: dict[str, Any], journaled: dict[str, Any] | None = None) -> None:
@@ -223,8 +231,10 @@ class _Execution:
         large output kept by digest), while this run goes on with the full values."""
         event = {**event, "type": str(event["type"]), "run_id": self.run_id, "at": utc_now()}
         self.conductor.apply(event)
+        if self.runner.dry_run:
+            self.events.append(event)
         stored = {**event, **journaled} if journaled else event
-        if self.runner.journal is not None:
+        if self.runner.journal is not None and not self.hypothetical:
             self.runner.journal(stored)  # durable before anything acts on it
         if self.runner.on_event is not None:
             self.runner.on_event(stored)
@@ -232,12 +242,7 @@ class _Execution:
     # the loop ----------------------------------------------------------------------------------
 
     def drive(self) -> dict[str, Any]:
-        pool = ThreadPoolExecutor(max_workers=self.runner.max_concurrency,
-                                  thread_name_prefix=f"cg-{self.run_id[:8]}")
-        try:
-            self._loop(pool)
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+        self._loop()
         status = self.conductor.status()
         record = self.conductor.record(self.run_id)
         if status in ENDED:  # the outcome sentence too: the timeline and audit export show it
@@ -249,38 +254,46 @@ class _Execution:
         self.host.notify("crownguard_run_finished", record=record)
         return dict(record)
 
-    def _loop(self, pool: ThreadPoolExecutor) -> None:
-        while True:
-            # A skip or a failure can make further steps decidable at once: decide until
-            # nothing more is.
-            while decisions := [d for d in self.conductor.decide() if d.step not in self.work]:
-                for decision in decisions:
-                    if decision.error:
-                        self._fail_step(decision.step, decision.error)
-                    elif decision.run:
-                        self._start_step(self.playbook.step(decision.step))
-                    else:
-                        self.emit({"type": EventType.STEP_SKIPPED, "step": decision.step,
-                                   "reason": decision.reason})
-                        self._notify_finished(decision.step)
-            self._dispatch(pool)
-            if not self.attempts and not self.timers:
-                return
-            self._wait_and_collect()
+    def _loop(self) -> None:
+        try:
+            while True:
+                # A skip or a failure can make further steps decidable at once: decide until
+                # nothing more is.
+                while decisions := [d for d in self.conductor.decide()
+                                    if d.step not in self.work]:
+                    for decision in decisions:
+                        if decision.error:
+                            self._fail_step(decision.step, decision.error)
+                        elif decision.run:
+                            self._start_step(self.playbook.step(decision.step), decision.unknown)
+                        else:
+                            self.emit({"type": EventType.STEP_SKIPPED, "step": decision.step,
+                                       "reason": decision.reason})
+                            self._notify_finished(decision.step)
+                self._dispatch()
+                if not self.attempts and not self.timers:
+                    return
+                self._wait_and_collect()
+        finally:
+            self.calls.close()
 
-    def _dispatch(self, pool: ThreadPoolExecutor) -> None:
-        """Submit every queued item whose step still has room under its concurrency."""
+    def _dispatch(self) -> None:
+        """Start queued items while their step has room and the run a free slot (if needed)."""
         now = time.monotonic()
         while self.timers and self.timers[0][0] <= now:
             _, _, step_id, item = heapq.heappop(self.timers)
             if step_id in self.work:
                 self.work[step_id].todo.insert(0, item)
+                self.queued[(step_id, item)] = now  # due: queued from now on
         for work in list(self.work.values()):
             limit = work.step.concurrency if work.fan_out else 1
+            threaded = not work.shown and not work.action.inline
             while work.todo and work.running < limit and work.error is None:
+                if threaded and not self.calls.free():
+                    break
                 item = work.todo.pop(0)
                 work.running += 1
-                self._submit(pool, work, item)
+                self._submit(work, item)
 
     def _heartbeat(self) -> None:
         """Keep the journal's lease on the run while steps are quiet for long."""
@@ -315,7 +328,7 @@ class _Execution:
 
     # starting ----------------------------------------------------------------------------------
 
-    def _start_step(self, step: Step) -> None:
+    def _start_step(self, step: Step, condition: frozenset[str] = frozenset()) -> None:
         try:
             action = self.host.action(step.action)
         except Exception as exc:
@@ -323,14 +336,14 @@ class _Execution:
             return
         try:
             work = step_inputs(step, action, self.conductor, dry_run=self.runner.dry_run,
-                               not_called=self.not_called)
+                               not_called=self.conductor.unknown_outputs, condition=condition)
         except (ExpressionError, InputError) as exc:
             self._fail_step(step.id, self.redactor.redact(str(exc)))
             return
         if isinstance(work, ItemsUnknown):
             self.emit({"type": EventType.STEP_SUCCEEDED, "step": step.id,
-                       "output": items_unknown_output(step, action, work)})
-            self.not_called.add(step.id)
+                       "output": items_unknown_output(step, action, work),
+                       "output_unknown": True})
             self._notify_finished(step.id)
             return
         # On resume, for_each items that already finished are not run again.
@@ -341,28 +354,36 @@ class _Execution:
             if due is not None and due > time.monotonic():
                 work.todo.remove(item)
                 heapq.heappush(self.timers, (due, next(self.seq), step.id, item))
+        now = time.monotonic()
+        self.queued.update({(step.id, item): now for item in work.todo})
         self.work[step.id] = work
         if not work.todo and len(work.outputs) == len(work.inputs):
             self._finish_work(work)
 
-    def _submit(self, pool: ThreadPoolExecutor, work: StepWork, item: int) -> None:
+    def _submit(self, work: StepWork, item: int) -> None:
+        """Start one attempt: journaled, then called at once (its timeout runs from now)."""
         step = work.step
         state = self.conductor.steps[step.id]
         attempt_no = (state.item_attempts.get(item, 0) if work.fan_out else state.attempts) + 1
         token = next(self.tokens)
-        deadline = (time.monotonic() + step.timeout_seconds) if step.timeout_seconds else None
+        now = time.monotonic()
+        queued = max(0.0, now - self.queued.pop((step.id, item), now))
+        deadline = (now + step.timeout_seconds) if step.timeout_seconds else None
+        threaded = not work.shown and not work.action.inline
         attempt = Attempt(token, step.id, item if work.fan_out else None, attempt_no, deadline,
-                           threading.Event())
+                          threading.Event(), threaded)
         self.attempts[token] = attempt
         inputs = work.inputs[item]
         redacted = self.redactor.redact_value(inputs)
         event: dict[str, Any] = {"type": EventType.STEP_STARTED, "step": step.id,
-                                 "attempt": attempt_no, "inputs": redacted}
+                                 "attempt": attempt_no, "inputs": redacted,
+                                 "queued_seconds": round(queued, 6)}
         if work.fan_out:
             event["item"] = item
         self.emit(event, {"inputs": journaled_inputs(work.action, redacted)})
-        self.host.notify("crownguard_step_started", run_id=self.run_id, step_id=step.id,
-                         attempt=attempt_no, inputs=redacted)
+        if not self.hypothetical:
+            self.host.notify("crownguard_step_started", run_id=self.run_id, step_id=step.id,
+                             attempt=attempt_no, inputs=redacted)
         ctx = ActionContext(run_id=self.run_id, step_id=step.id, attempt=attempt_no,
                             idempotency_key=idempotency_key(self.run_id, step.id, attempt.item),
                             connections=self.runner.config.connections, deadline=deadline,
@@ -375,10 +396,10 @@ class _Execution:
             # and inputs that depend on them resolve), side-effecting actions do not, nor any
             # action whose inputs depend on the output of one that did not run.
             self.done.put((token, would_call(work, inputs, self.redactor), None))
-        elif work.action.inline:
+        elif not threaded:
             self._call(work.action, ctx, inputs, token)
         else:
-            pool.submit(self._call, work.action, ctx, inputs, token)
+            self.calls.submit(self._call, work.action, ctx, inputs, token)
 
     def _call(self, action: Action, ctx: ActionContext, inputs: dict[str, Any],
               token: int) -> None:
@@ -392,6 +413,8 @@ class _Execution:
         attempt = self.attempts.pop(token, None)
         if attempt is None:
             return  # a late result after the step timed out
+        if attempt.threaded:  # its slot is free (at the deadline, for one that timed out)
+            self.calls.release()
         work = self.work[attempt.step]
         work.running -= 1
         item = attempt.item if attempt.item is not None else 0
@@ -452,10 +475,9 @@ class _Execution:
         output = ([work.outputs[i] for i in range(len(work.inputs))] if work.fan_out
                   else work.outputs[0])
         redacted = self.redactor.redact_value(output)
-        self.emit({"type": EventType.STEP_SUCCEEDED, "step": work.step.id, "output": redacted},
+        self.emit({"type": EventType.STEP_SUCCEEDED, "step": work.step.id, "output": redacted,
+                   **({"output_unknown": True} if work.shown else {})},
                   {"output": journaled_output(work.action, redacted)})
-        if work.shown:
-            self.not_called.add(work.step.id)
         del self.work[work.step.id]
         self._notify_finished(work.step.id)
 
@@ -466,6 +488,8 @@ class _Execution:
         self._notify_finished(step_id)
 
     def _notify_finished(self, step_id: str) -> None:
+        if self.hypothetical:
+            return
         result = self.redactor.redact_value(self.conductor.steps[step_id].record())
         self.host.notify("crownguard_step_finished", run_id=self.run_id, step_id=step_id,
                          result=result)

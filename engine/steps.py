@@ -14,7 +14,11 @@ import json
 import logging
 import random
 import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from .actions import Action, ActionContext, RetryPolicy, Waiting
@@ -22,6 +26,7 @@ from .conductor import Conductor
 from .dryrun import outputs_not_called, render_dry
 from .errors import ActionError, ConfigError, InputError
 from .expressions import compile_template, evaluate, render, to_text
+from .kinds import EventType
 from .markup import quote, quote_value, unquote_value
 from .secrets import Redactor
 from .spec import Step
@@ -49,6 +54,36 @@ class Attempt:
     attempt: int
     deadline: float | None
     cancelled: threading.Event
+    threaded: bool = False  # called on the CallPool: holds one of its slots
+
+
+class CallPool:
+    """Action calls on threads, at most `limit` at once: the runner starts (and times) an
+    attempt only when `free()`, so no call waits in the pool's queue with its clock running.
+    The pool has twice the threads, so neither does one behind an action that timed out and is
+    still winding down (its slot is released at the deadline)."""
+
+    def __init__(self, limit: int, name: str):
+        self.limit = limit
+        self.name = name
+        self.in_flight = 0
+        self._pool: ThreadPoolExecutor | None = None  # started with the first call
+
+    def free(self) -> bool:
+        return self.in_flight < self.limit
+
+    def submit(self, func: Callable[..., None], *args: Any) -> None:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(2 * self.limit, thread_name_prefix=self.name)
+        self.in_flight += 1
+        self._pool.submit(func, *args)
+
+    def release(self) -> None:
+        self.in_flight -= 1
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 @dataclass
@@ -63,10 +98,12 @@ class StepWork:
     running: int = 0
     outputs: dict[int, Any] = field(default_factory=dict)
     error: str | None = None  # set once an item failed for good: the step fails
-    # A dry run shows this step instead of calling it: its action has a side effect, or its
-    # inputs depend on the output of a step the dry run did not call (named in `unresolved`).
+    # A dry run shows this step instead of calling it: its action has a side effect, its
+    # inputs depend on the output of a step the dry run did not call (named in `unresolved`),
+    # or its `if` does (named in `condition`: it runs only if that is true).
     shown: bool = False
     unresolved: frozenset[str] = frozenset()
+    condition: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -74,6 +111,7 @@ class ItemsUnknown:
     """A dry run's for_each step whose list reads the output of steps it did not call."""
 
     steps: frozenset[str]
+    condition: frozenset[str] = frozenset()
 
 
 # inputs ----------------------------------------------------------------------------------------
@@ -84,19 +122,21 @@ def _kind_of(value: Any) -> str:
 
 
 def step_inputs(step: Step, action: Action, conductor: Conductor, *, dry_run: bool,
-                not_called: set[str]) -> StepWork | ItemsUnknown:
+                not_called: set[str], condition: frozenset[str] = frozenset()
+                ) -> StepWork | ItemsUnknown:
     """The step's work: its rendered, schema-checked inputs, one per for_each item.
 
     Raises ExpressionError or InputError when they cannot be rendered or are invalid. In a dry
     run, a value whose template reads the output of a step that was not called is not known:
-    such a step is shown instead of called, and only problems elsewhere in its inputs fail it.
+    such a step is shown instead of called, and only problems elsewhere in its inputs fail it;
+    so is a step whose `if` reads such outputs (`condition`).
     """
     unresolved: set[str] = set()
     if step.for_each is not None:
         if isinstance(step.for_each, str) and dry_run:
             unknown = outputs_not_called(step.for_each, not_called)
             if unknown:  # the items themselves are not known in a dry run
-                return ItemsUnknown(frozenset(unknown))
+                return ItemsUnknown(frozenset(unknown), condition)
         items = (render(step.for_each, conductor.context())
                  if isinstance(step.for_each, str) else step.for_each)
         if not isinstance(items, list):
@@ -106,8 +146,8 @@ def step_inputs(step: Step, action: Action, conductor: Conductor, *, dry_run: bo
     else:
         inputs = [_inputs(step, action, conductor.context(), not_called, unresolved)]
     return StepWork(step, action, inputs, step.for_each is not None,
-                    shown=dry_run and (action.side_effect or bool(unresolved)),
-                    unresolved=frozenset(unresolved))
+                    shown=dry_run and (action.side_effect or bool(unresolved) or bool(condition)),
+                    unresolved=frozenset(unresolved), condition=condition)
 
 
 def _inputs(step: Step, action: Action, context: dict[str, Any], not_called: set[str],
@@ -148,13 +188,22 @@ def would_call(work: StepWork, inputs: dict[str, Any], redactor: Redactor) -> di
                               "inputs": redactor.redact_value(unquote_value(inputs))}
     if work.unresolved:
         output["depends_on_not_run"] = sorted(work.unresolved)
-    return output
+    return {**output, **_condition(work.step, work.condition)}
 
 
 def items_unknown_output(step: Step, action: Action, unknown: ItemsUnknown) -> dict[str, Any]:
     """A dry run's output for a for_each step whose items it cannot know: shown once."""
     return {"dry_run": True, "would_call": action.name, "inputs": None,
-            "for_each": step.for_each, "depends_on_not_run": sorted(unknown.steps)}
+            "for_each": step.for_each, "depends_on_not_run": sorted(unknown.steps),
+            **_condition(step, unknown.condition)}
+
+
+def _condition(step: Step, unknown: frozenset[str]) -> dict[str, Any]:
+    """A step that runs only if its `if` holds, which a dry run cannot tell: both branches."""
+    if not unknown:
+        return {}
+    return {"if": step.if_, "if_depends_on_not_run": sorted(unknown),
+            "otherwise": "skipped"}
 
 
 # what is journaled ---------------------------------------------------------------------------
@@ -203,6 +252,22 @@ def call_action(action: Action, ctx: ActionContext,
         log.debug("action %s raised", action.name, exc_info=True)
         return None, ActionError(
             f"{action.name} failed unexpectedly: {type(exc).__name__}: {exc}")
+
+
+def pending_backoffs(events: list[dict[str, Any]],
+                      now: datetime) -> dict[tuple[str, int | None], float]:
+    """Retries that were waiting (backoff, Retry-After) when the process died: the monotonic
+    time before which each must not start again, so a resume never retries early."""
+    waits: dict[tuple[str, int | None], datetime] = {}
+    for event in events:
+        key = (event.get("step", ""), event.get("item"))
+        if event.get("type") == EventType.STEP_STARTED:
+            waits.pop(key, None)
+        elif event.get("type") == EventType.ATTEMPT_FAILED and event.get("retry_in") is not None:
+            at = datetime.fromisoformat(str(event["at"]).replace("Z", "+00:00"))
+            waits[key] = at + timedelta(seconds=float(event["retry_in"]))
+    base = time.monotonic()
+    return {key: base + (due - now).total_seconds() for key, due in waits.items() if due > now}
 
 
 @dataclass(frozen=True)

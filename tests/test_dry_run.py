@@ -155,8 +155,10 @@ def test_respond_dry_run_of_the_cloud_playbook_succeeds_and_calls_nothing(
     out, err = capsys.readouterr()
     assert code == 0, out + err
     assert ("record_answer  would call jira.add_comment (inputs depend on steps not run in a "
-            "dry run: ticket)") in out
-    assert "run finished: succeeded" in out and "Traceback" not in out + err
+            "dry run: await_answer, ticket)") in out
+    assert "dry run: if await_answer is approved, the run goes on:" in out
+    assert "after this answer the run would end succeeded" in out
+    assert "Traceback" not in out + err
     assert fleet.get("jira").calls_to("POST") == []
     assert fleet.get("slack").calls_to("POST", "/api/chat.postMessage") == []
     assert not journal.exists()
@@ -174,11 +176,21 @@ def test_runner_dry_run_of_the_cloud_playbook(tmp_path: Path) -> None:
     record = Runner(host, dry_run=True).run(playbook, event, risk=risk)
     steps = record["steps"]
     assert record["status"] == "succeeded", steps
-    answer = steps["record_answer"]["output"]
-    assert answer["would_call"] == "jira.add_comment"
-    assert answer["depends_on_not_run"] == ["ticket"]
-    assert answer["inputs"]["issue"] is None
+    # The run would wait for the answer: what follows is planned per answer.
+    assert steps["await_answer"]["status"] == "waiting"
     assert steps["ticket"]["output"]["would_call"] == "jira.create_issue"
-    assert steps["await_answer"]["output"] == {"decision": "dry_run"}
-    assert {steps[s]["status"] for s in ("escalate", "escalate_ticket", "nudge_failed",
-                                         "ticket_failed")} == {"skipped"}
+    assert {steps[s]["status"] for s in ("nudge_failed", "ticket_failed")} == {"skipped"}
+    approve, reject, expire = record["branches"]
+    assert [b["answer"] for b in record["branches"]] == ["approve", "reject", "expire"]
+    answer = approve["steps"]["record_answer"]["output"]
+    assert answer["would_call"] == "jira.add_comment"
+    assert answer["depends_on_not_run"] == ["await_answer", "ticket"]
+    assert answer["inputs"]["issue"] is None
+    assert {approve["steps"][s]["status"] for s in ("escalate", "escalate_ticket")} == \
+        {"skipped"}
+    for branch in (reject, expire):
+        assert branch["status"] == "succeeded"  # the failed wait is handled by escalate
+        assert branch["steps"]["await_answer"]["status"] == "failed"
+        assert branch["steps"]["record_answer"]["status"] == "skipped"
+        assert branch["steps"]["escalate"]["output"]["would_call"] == "slack.post_message"
+    assert expire["steps"]["await_answer"]["error"].startswith("no answer before ")

@@ -130,7 +130,7 @@ def test_record_has_exactly_the_documented_shape(host: PluginHost) -> None:
     assert record["outcome"] == "succeeded" and record["degraded"] is False
     assert record["handled_failures"] == record["rejected_approvals"] == []
     assert set(record["steps"]["a"]) == {"status", "output", "error", "attempts", "started_at",
-                                         "finished_at"}
+                                         "finished_at", "queued_seconds"}
     step = record["steps"]["a"]
     assert step["output"] == {"value": "a"} and step["attempts"] == 1 and step["error"] is None
     assert step["started_at"] <= step["finished_at"]

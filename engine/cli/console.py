@@ -17,9 +17,9 @@ import shutil
 from typing import Any, TextIO
 
 UNICODE_SYMBOLS = {"started": "▶", "succeeded": "✔", "failed": "✘", "skipped": "↷",
-                   "waiting": "⏸", "cancelled": "■", "ellipsis": "…"}
+                   "waiting": "⏸", "cancelled": "■", "ellipsis": "…", "branch": "⑂"}
 ASCII_SYMBOLS = {"started": ">", "succeeded": "+", "failed": "x", "skipped": "-",
-                 "waiting": "?", "cancelled": "#", "ellipsis": "..."}
+                 "waiting": "?", "cancelled": "#", "ellipsis": "...", "branch": "|"}
 
 COLORS = {"succeeded": "32", "failed": "31", "skipped": "2", "waiting": "33",
           "cancelled": "35", "attempt_failed": "33"}

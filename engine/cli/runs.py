@@ -30,7 +30,7 @@ from ..operators import cli_operator
 from ..outcome import OUTCOME_FIELDS, degraded
 from ..plugins import PluginHost
 from .console import printable
-from .timeline import Timeline, summary_table
+from .timeline import Timeline, dry_run_branches, summary_table
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WAITING = 0, 1, 2, 3
 # With --strict: the run succeeded, but with handled failures, a rejected approval or an
@@ -79,6 +79,9 @@ def print_record(record: dict[str, Any], as_json: bool, strict: bool = False) ->
     else:
         print()
         print(summary_table(record))
+        if record.get("branches"):
+            print("\ndry run: the run would wait; after each answer:")
+            print("\n".join(f"  {line}" for line in dry_run_branches(record)))
         print(f"\nrun {record['run_id']}: {record.get('outcome') or record['status']}")
     return record_exit(record, strict)
 

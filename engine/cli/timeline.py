@@ -17,6 +17,7 @@ import threading
 from collections.abc import Iterable
 from typing import Any, TextIO
 
+from ..dryrun import ANSWER_WORDS, BRANCH_EVENT
 from ..kinds import EventType, StepStatus
 from .console import (
     COLORS,
@@ -62,6 +63,8 @@ class Timeline:
         self._lock = threading.Lock()
         self._t0: str | None = None
         self._broken = False
+        self._dry_run = False
+        self._depth = 0  # a dry run's answer branch being shown (nested waits deeper)
 
     def _clock(self, at: str) -> str:
         return at[11:23] if len(at) >= 23 else at
@@ -74,7 +77,9 @@ class Timeline:
                 return
             with self._lock:
                 self.out.write(f"{self.indent}{self._clock(str(event.get('at', '')))}  "
-                               f"{line}\n")
+                               f"{'    ' * self._depth}{line}\n")
+                if event.get("type") == BRANCH_EVENT:
+                    self._depth += 1  # what follows is this answer's path
                 self.out.flush()
         except Exception as exc:
             if not self._broken:  # said once: a closed pipe would say it for every event
@@ -99,8 +104,15 @@ class Timeline:
         text = printable
         line: str | None = None
         if kind == EventType.RUN_STARTED:
+            self._dry_run = bool(((event.get("inputs") or {}).get("run") or {}).get("dry_run"))
+            self._depth = 0
             line = (f"run {text(event['run_id'])[:12]} of playbook '{text(event.get('playbook'))}'"
                     " started")
+        elif kind == BRANCH_EVENT:
+            self._depth = int(event.get("depth") or 1) - 1
+            answer = text(ANSWER_WORDS.get(event["answer"], event["answer"]))
+            line = (f"{self.symbols['branch']} dry run: if {step.rstrip()} is {answer}, the run "
+                    "goes on:")
         elif kind == EventType.RUN_RESUMED:
             again = ", ".join(text(s) for s in event.get("requeued") or []) or "none"
             line = f"run resumed (in flight before, started again: {again})"
@@ -125,6 +137,11 @@ class Timeline:
                 line += self._fits(output["for_each"], len(line))
             else:
                 line += f" {self._fits(output.get('inputs'), len(line) + 1)}"
+            if output.get("if_depends_on_not_run"):
+                line += (f"; only if {text(output['if'])} (depends on "
+                         + ", ".join(f"steps.{text(s)}.output"
+                                     for s in output["if_depends_on_not_run"])
+                         + ", not known in a dry run), otherwise skipped")
         elif kind == EventType.STEP_SUCCEEDED:
             used = len(f"{self.symbols['succeeded']} {step} succeeded ")
             line = f"{self._mark('succeeded')} {step} succeeded " \
@@ -135,14 +152,27 @@ class Timeline:
             line = f"{self._mark('skipped')} {step} skipped ({text(event.get('reason'))})"
         elif kind == EventType.STEP_WAITING:
             line = f"{self._mark('waiting')} {step} waiting: {text(event.get('reason', ''))}"
+            if self._dry_run:
+                line += " (dry run: what would run after each answer follows)"
         elif kind == EventType.RUN_FINISHED:
             # The outcome (succeeded with handled failures...) where the runner wrote one.
-            line = f"run finished: {event.get('outcome') or event.get('status')}"
+            ended = event.get("outcome") or event.get("status")
+            line = (f"run finished: {ended}" if not self._depth
+                    else f"after this answer the run would end {ended}")
         elif kind == EventType.RUN_CANCELLED:
             steps = ", ".join(text(s) for s in event.get("cancelled_steps") or []) or "none"
             line = (f"{self._mark('cancelled')} run cancelled: "
                     f"{text(event.get('reason') or 'no reason')}; steps cancelled: {steps}")
         return line
+
+
+def dry_run_branches(record: dict[str, Any], indent: str = "") -> list[str]:
+    """A dry run's answers to its waits, one line each (nested waits indented)."""
+    lines = []
+    for branch in record.get("branches") or []:
+        lines.append(f"{indent}{branch['summary']}")
+        lines += dry_run_branches(branch, indent + "  ")
+    return lines
 
 
 def summary_table(record: dict[str, Any]) -> str:

@@ -61,7 +61,7 @@ from ..triage.respond import (
 from .console import printable
 from .inputs import input_name, load_input
 from .runs import EXIT_DEGRADED, STRICT_HELP, record_exit
-from .timeline import Timeline, summary_table
+from .timeline import Timeline, dry_run_branches, summary_table
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WAITING = 0, 1, 2, 3
 
@@ -349,7 +349,10 @@ class _Printer:
 
     def finished(self, record: dict[str, Any]) -> None:
         print("\n" + summary_table(record))
-        print(f"run {record['run_id']}: {record['outcome']}")
+        if record.get("branches"):
+            print("dry run: the run would wait; after each answer:")
+            print("\n".join(f"  {line}" for line in dry_run_branches(record)))
+        print(f"run {record['run_id']}: {record.get('outcome') or record['status']}")
 
 
 def cmd_test(args: argparse.Namespace, out: TextIO | None = None) -> int:

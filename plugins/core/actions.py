@@ -96,10 +96,8 @@ def wait_for_approval(ctx: ActionContext, inputs: dict[str, Any]) -> Any:
     --decision approve|reject --by NAME [--comment TEXT]` answers it; when `approvers` is given,
     an answer by anyone else is refused and recorded. Approve: the step succeeds with
     `{decision, by, comment, at}`. Reject, or no answer within `timeout_seconds`: the step fails,
-    so `when: failure` steps can escalate. In a dry run it does not wait.
+    so `when: failure` steps can escalate. A dry run shows what would run after each answer.
     """
-    if ctx.dry_run:
-        return {"decision": "dry_run"}
     return Waiting(reason=inputs["prompt"], timeout_seconds=inputs.get("timeout_seconds"),
                    data={"approvers": inputs.get("approvers") or [],
                          "details": inputs.get("details")})
