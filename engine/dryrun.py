@@ -104,7 +104,11 @@ def plan_answers(record: dict[str, Any], events: list[dict[str, Any]], play: Con
     worst of them (failed, else waiting when some branch was not played, else succeeded)."""
     budget = [MAX_BRANCHES]
     branches = _branches(record, events, play, on_event, 1, budget)
-    return {**record, "status": _worst(branches), "branches": branches}
+    status = _worst(branches)
+    waits = ", ".join(sorted({b["after"] for b in branches}))
+    # The outcome sentence follows the status: the paths' worst, not the wait the plan began at.
+    outcome = f"{status}: the worst of the dry run's paths after each answer at {waits}"
+    return {**record, "status": status, "outcome": outcome, "branches": branches}
 
 
 def _branches(record: dict[str, Any], events: list[dict[str, Any]], play: Continuation,
