@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+from .egress import EGRESS_SETTINGS, egress_problems
 from .errors import ConfigError, Problem, SpecError
 from .loader import Document, load_file, parse_text, pointer_join
 from .secrets import Redactor, Secret, reveal
@@ -65,6 +66,8 @@ CONNECTION_SETTINGS: dict[str, Any] = {
                            "description": "refuse an answer whose body is larger (default "
                                           "8388608, 8 MiB; a streamed download such as "
                                           "MLflow's artifact digest is exempt)"},
+    # How to get there from a company network: proxy, CA bundle, trust store, client cert.
+    **EGRESS_SETTINGS,
 }
 TOKEN_URL_SETTING: dict[str, Any] = {
     **_URL, "description": "the OAuth2 token endpoint (default: the vendor's own, on base_url)"}
@@ -324,6 +327,10 @@ def build_config(doc: Document, connection_types: dict[str, ConnectionType],
                 continue
             message = redactor.redact(describe_schema_error(error))
             problems.append(doc.problem(sub, f"connections.{name}: {message}", "config"))
+        if len(problems) == before:  # the egress settings are well-formed: do they work?
+            for key, problem in egress_problems(values, base, redactor):
+                problems.append(doc.problem(pointer_join(pointer, key),
+                                            f"connections.{name}.{key}: {problem}", "config"))
         resolved[name] = values
     raw = data.get("settings")
     file_settings: dict[str, Any] = raw if isinstance(raw, dict) else {}
