@@ -4,6 +4,16 @@ Plugins import only the names listed in `__all__` (a test keeps them to it).
 """
 
 from .actions import VENDOR_RETRY, Action, ActionContext, RetryPolicy, Waiting, action
+from .assertion import (
+    ASSERTION_TYPE,
+    CLIENT_ASSERTION_SETTINGS,
+    AssertionRefused,
+    AssertionSigner,
+    assertion_signer,
+    public_key_of,
+    thumbprints,
+    verify_assertion,
+)
 from .auth import (
     Auth,
     BasicAuth,
@@ -11,6 +21,7 @@ from .auth import (
     HeaderAuth,
     NoAuth,
     OAuth2ClientCredentials,
+    PrivateKeyJWT,
     TokenClient,
 )
 from .config import (
@@ -54,6 +65,8 @@ from .urls import Origin, UnsafeURL, host_allowed, origin_of
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "ASSERTION_TYPE",
+    "CLIENT_ASSERTION_SETTINGS",
     "CONNECTION_SETTINGS",
     "HTTP_CONNECTION_SCHEMA",
     "POLLING_SETTINGS",
@@ -62,6 +75,8 @@ __all__ = [
     "Action",
     "ActionContext",
     "ActionError",
+    "AssertionRefused",
+    "AssertionSigner",
     "Auth",
     "AuthError",
     "BadResponse",
@@ -87,6 +102,7 @@ __all__ = [
     "OAuth2ClientCredentials",
     "Origin",
     "PluginError",
+    "PrivateKeyJWT",
     "RateLimited",
     "RecordedCall",
     "RetryPolicy",
@@ -101,15 +117,19 @@ __all__ = [
     "VendorError",
     "Waiting",
     "action",
+    "assertion_signer",
     "connection_schema",
     "evaluate",
     "hookimpl",
     "host_allowed",
     "origin_of",
     "parse_retry_after",
+    "public_key_of",
     "render",
     "reveal",
     "route",
+    "thumbprints",
     "unquote",
     "unquote_value",
+    "verify_assertion",
 ]

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+from .assertion import signer_problems
 from .egress import EGRESS_SETTINGS, egress_problems
 from .errors import ConfigError, Problem, SpecError
 from .loader import Document, load_file, parse_text, pointer_join
@@ -327,8 +328,11 @@ def build_config(doc: Document, connection_types: dict[str, ConnectionType],
                 continue
             message = redactor.redact(describe_schema_error(error))
             problems.append(doc.problem(sub, f"connections.{name}: {message}", "config"))
-        if len(problems) == before:  # the egress settings are well-formed: do they work?
-            for key, problem in egress_problems(values, base, redactor):
+        if len(problems) == before:  # the settings are well-formed: do they work?
+            found = egress_problems(values, base, redactor)
+            if values.get("private_key") is not None:  # a client assertion's key (assertion.py)
+                found += signer_problems(values)
+            for key, problem in found:
                 problems.append(doc.problem(pointer_join(pointer, key),
                                             f"connections.{name}.{key}: {problem}", "config"))
         resolved[name] = values
