@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import jwt
 from cryptography import x509
@@ -28,8 +28,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from .errors import ConfigError
 from .secrets import reveal
 
-if TYPE_CHECKING:
-    from .config import Connection
+
+class _Connection(Protocol):
+    """What a signer needs of a connection (config.Connection)."""
+
+    name: str
+    settings: dict[str, Any]
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 LIFETIME = 300  # seconds; Entra and Okta both refuse assertions valid for more than an hour
@@ -78,8 +82,11 @@ def load_certificate(pem: str) -> x509.Certificate:
         raise KeyProblem("is not a PEM certificate (-----BEGIN CERTIFICATE-----)") from None
 
 
-def thumbprints(certificate: x509.Certificate) -> dict[str, str]:
-    """The `x5t` (SHA-1) and `x5t#S256` (SHA-256) thumbprints of a certificate, base64url."""
+def thumbprints(certificate: x509.Certificate | str) -> dict[str, str]:
+    """The `x5t` (SHA-1) and `x5t#S256` (SHA-256) thumbprints of a certificate (or of its
+    PEM text), base64url."""
+    if isinstance(certificate, str):
+        certificate = load_certificate(certificate)
     der = certificate.public_bytes(serialization.Encoding.DER)
     return {"x5t": _b64(hashlib.sha1(der, usedforsecurity=False).digest()),
             "x5t#S256": _b64(hashlib.sha256(der).digest())}
@@ -141,7 +148,7 @@ def signer_problems(settings: Mapping[str, Any], *, needs_certificate: bool = Fa
     return problems
 
 
-def assertion_signer(connection: Connection, client_id: str, *,
+def assertion_signer(connection: _Connection, client_id: str, *,
                      thumbprint: str = "x5t#S256") -> AssertionSigner:
     """The signer of a connection's `private_key`, naming the key by its `certificate`'s
     thumbprint (`thumbprint`: `x5t#S256`, `x5t` or both, `x5t x5t#S256`) and by `key_id`."""

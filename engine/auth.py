@@ -247,10 +247,12 @@ class PrivateKeyJWT(CachedTokenAuth):
     def refused(self, client: TokenClient, response: requests.Response) -> VendorError:
         error = client.error_for(response, self.operation)
         body = error.body if isinstance(error.body, dict) else {}
-        if response.status_code in (400, 401) and body.get("error") in OAUTH_CREDENTIAL_ERRORS:
-            return client._redacted(AuthError(
-                f"{error.detail} (check the connection's client_id, that the app has the public "
-                "key of private_key registered, and the scope)", vendor=client.vendor,
-                operation=self.operation, status=response.status_code,
-                request_id=error.request_id, body=error.body))
-        return error
+        if response.status_code not in (400, 401) or body.get("error") not in \
+                OAUTH_CREDENTIAL_ERRORS or "private_key" in error.detail:
+            return error  # not the credentials, or the client has named its settings already
+        detail = error.detail.removesuffix(" (check the connection's credentials)")
+        return client._redacted(AuthError(
+            f"{detail} (check the connection's client_id, that the app has the public key of "
+            "private_key registered, and the scope)", vendor=client.vendor,
+            operation=self.operation, status=response.status_code,
+            request_id=error.request_id, body=error.body))
