@@ -247,6 +247,13 @@ class PrivateKeyJWT(CachedTokenAuth):
     def refused(self, client: TokenClient, response: requests.Response) -> VendorError:
         error = client.error_for(response, self.operation)
         body = error.body if isinstance(error.body, dict) else {}
+        if body.get("error") == "invalid_dpop_proof":
+            # Okta service apps may demand DPoP-bound tokens (RFC 9449); none are sent here.
+            return client._redacted(AuthError(
+                f"{error.detail} (the app requires DPoP proofs, which are not sent: turn off "
+                "the app's \"Require DPoP header\" setting)", vendor=client.vendor,
+                operation=self.operation, status=response.status_code,
+                request_id=error.request_id, body=error.body))
         if response.status_code not in (400, 401) or body.get("error") not in \
                 OAUTH_CREDENTIAL_ERRORS or "private_key" in error.detail:
             return error  # not the credentials, or the client has named its settings already

@@ -40,13 +40,11 @@ class OAuthRoutes(OktaMockBase):
 
     def add_service_app(self, client_id: str, public_key_pem: str, *, key_id: str = "",
                         scopes: frozenset[str] = ALL_PERMISSIONS, dpop: bool = False) -> None:
-        """Register an API service app with one public key (a PEM key or certificate) and the
-        Okta API scopes granted to it."""
+        """Register (or re-register) an API service app with one public key (a PEM key or
+        certificate), the Okta API scopes granted to it, and whether it requires DPoP."""
         with self.state_lock:
-            app = self.service_apps.setdefault(client_id, {"keys": {}, "scopes": scopes,
-                                                           "dpop": dpop})
-            app["keys"][key_id or f"key{len(app['keys'])}"] = public_key_of(public_key_pem)
-            app["scopes"], app["dpop"] = scopes, dpop
+            self.service_apps[client_id] = {"keys": {key_id or "key0": public_key_of(
+                public_key_pem)}, "scopes": scopes, "dpop": dpop}
 
     def oauth_error(self, status: int, error: str, description: str) -> Response:
         return self.json_response({"error": error, "error_description": description}, status)
