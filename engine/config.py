@@ -329,7 +329,10 @@ def build_config(doc: Document, connection_types: dict[str, ConnectionType],
             message = redactor.redact(describe_schema_error(error))
             problems.append(doc.problem(sub, f"connections.{name}: {message}", "config"))
         if len(problems) == before:  # the settings are well-formed: do they work?
-            found = egress_problems(values, base, redactor)
+            # Only where the shared egress settings are the type's (not SMTP's own ca_file).
+            properties = ctype.schema.get("properties", {})
+            found = (egress_problems(values, base, redactor)
+                     if all(key in properties for key in EGRESS_SETTINGS) else [])
             if values.get("private_key") is not None:  # a client assertion's key (assertion.py)
                 found += signer_problems(values)
             for key, problem in found:

@@ -17,6 +17,7 @@ Proxy credentials are secrets: the redactor learns the password and the `user:pa
 from __future__ import annotations
 
 import os
+import re
 import ssl
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
 
 MAX_PEM_BYTES = 8 << 20  # a corporate bundle with every root in the world is ~300 KiB
 ENV_CA_BUNDLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+REASONS = ("CERTIFICATE_VERIFY_FAILED", "Proxy Authentication Required",
+           "certificate required", "Connection refused")
+_TUNNEL = re.compile(r"Tunnel connection failed: (\d{3}(?: [A-Za-z]+){0,4})")
 
 EGRESS_SETTINGS: dict[str, Any] = {
     "proxy": {"type": "string", "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://",
@@ -269,19 +273,20 @@ def egress_failure(exc: BaseException, settings: Mapping[str, Any], url: str) ->
 
 
 def _cause(exc: BaseException) -> str:
-    """The innermost reason of a transport error, e.g. CERTIFICATE_VERIFY_FAILED or a
-    proxy's "407 Proxy Authentication Required" (urllib3 wraps it twice or three times)."""
+    """The innermost reason of a transport error that says what to fix (urllib3 wraps it two
+    or three times): CERTIFICATE_VERIFY_FAILED, a proxy's 407, the status a proxy answered a
+    CONNECT with. Only these fixed forms are quoted: a wrapped message may hold a proxy URL."""
     seen: BaseException | None = exc
-    for _ in range(6):
+    for _ in range(8):
         if seen is None:
             break
         text = str(seen)
-        for marker in ("CERTIFICATE_VERIFY_FAILED", "Proxy Authentication Required",
-                       "Tunnel connection failed", "certificate required", "Connection refused"):
+        for marker in REASONS:
             if marker in text:
-                return marker if marker != "Tunnel connection failed" else text[
-                    text.index(marker):][:80].split("'")[0].split('"')[0].rstrip(")")
-        args = getattr(seen, "args", ())
-        inner = next((a for a in args if isinstance(a, BaseException)), None)
+                return marker
+        tunnel = _TUNNEL.search(text)
+        if tunnel:
+            return f"the proxy answered CONNECT with {tunnel.group(1)}"
+        inner = next((a for a in seen.args if isinstance(a, BaseException)), None)
         seen = inner or getattr(seen, "reason", None) or seen.__cause__ or seen.__context__
     return type(exc).__name__

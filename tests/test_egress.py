@@ -260,3 +260,13 @@ def test_a_client_key_that_does_not_match_is_refused_at_load(ca: trustme.CA,
     with pytest.raises(SpecError, match=r"connections\.plain\.client_key: client_key needs "
                                         "client_cert"):
         client({"base_url": "https://x.example", "client_key": str(tmp_path / "b.key")})
+
+
+def test_a_proxy_that_cannot_reach_the_vendor_is_named_with_its_answer(ca_file: str) -> None:
+    with ForwardProxy() as proxy:  # knows no vendor name
+        with pytest.raises(TransportError) as refused:
+            ping(client({"base_url": f"https://{VENDOR_NAME}", "ca_file": ca_file,
+                         "proxy": proxy.url}))
+        assert proxy.seen == [f"CONNECT {VENDOR_NAME}:443"]
+    assert (f"could not reach {VENDOR_NAME} through the proxy 127.0.0.1:{proxy.port} "
+            "(the proxy answered CONNECT with 502 Bad Gateway)") in str(refused.value)
