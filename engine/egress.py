@@ -28,6 +28,7 @@ import requests
 from requests.utils import DEFAULT_CA_BUNDLE_PATH, get_environ_proxies
 from urllib3.util import parse_url
 
+from .errors import ConfigError
 from .secrets import reveal
 from .transport import WatchedAdapter
 
@@ -217,6 +218,8 @@ class EgressAdapter(WatchedAdapter):
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
         if self.context is not None:
             proxy_kwargs.setdefault("ssl_context", self.context)
+            if proxy.lower().startswith("https:"):  # a proxy spoken to over TLS: same roots
+                proxy_kwargs.setdefault("proxy_ssl_context", self.context)
         return super().proxy_manager_for(proxy, **proxy_kwargs)
 
     def build_connection_pool_key_attributes(self, request: requests.PreparedRequest,
@@ -237,9 +240,16 @@ class EgressAdapter(WatchedAdapter):
 
 
 def configure_session(session: requests.Session, settings: Mapping[str, Any],
-                      adapter_options: Mapping[str, Any]) -> None:
-    """Apply a connection's egress settings to its session (proxy, TLS context)."""
-    adapter = EgressAdapter(tls_context(settings), **adapter_options)
+                      adapter_options: Mapping[str, Any], name: str = "") -> None:
+    """Apply a connection's egress settings to its session (proxy, TLS context). A file that
+    went missing or changed since the connections file was loaded is a ConfigError."""
+    try:
+        context = tls_context(settings)
+    except (OSError, ValueError, _Encrypted) as exc:  # ssl.SSLError is an OSError
+        reason = "an encrypted key" if isinstance(exc, _Encrypted) else type(exc).__name__
+        raise ConfigError(f"connection '{name}': cannot use its ca_file, trust_store or "
+                          f"client_cert ({reason})") from None
+    adapter = EgressAdapter(context, **adapter_options)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     proxy = settings.get("proxy")

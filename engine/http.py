@@ -90,13 +90,13 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - (now if now is not None else time.time()))
 
 
-def new_session(settings: Mapping[str, Any] | None = None) -> requests.Session:
+def new_session(settings: Mapping[str, Any] | None = None, name: str = "") -> requests.Session:
     """A pooled session that never retries by itself, whose request lines (urllib3 logs them
     at DEBUG, query strings and all) pass through the redactors, with the connection's egress
     settings (proxy, CA bundle, trust store, client certificate: engine/egress.py)."""
     redact_logger("urllib3.connectionpool")
     session = requests.Session()
-    configure_session(session, settings or {}, ADAPTER_OPTIONS)
+    configure_session(session, settings or {}, ADAPTER_OPTIONS, name)
     session.headers["User-Agent"] = USER_AGENT
     # Proxy and netrc settings from the environment must not decide where secrets go; a
     # connection's `trust_env: true` lets in the proxies and CA bundle (never netrc).
@@ -137,7 +137,7 @@ class VendorClient:
         self.settings = connection.settings
         self.redactor: Redactor = connection.redactor
         self.session: requests.Session = connection.cached(
-            "session", lambda: new_session(connection.settings))
+            "session", lambda: new_session(connection.settings, connection.name))
 
     # subclasses --------------------------------------------------------------------------------
 

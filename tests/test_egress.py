@@ -270,3 +270,15 @@ def test_a_proxy_that_cannot_reach_the_vendor_is_named_with_its_answer(ca_file: 
         assert proxy.seen == [f"CONNECT {VENDOR_NAME}:443"]
     assert (f"could not reach {VENDOR_NAME} through the proxy 127.0.0.1:{proxy.port} "
             "(the proxy answered CONNECT with 502 Bad Gateway)") in str(refused.value)
+
+
+def test_a_ca_file_removed_after_loading_is_a_config_error(ca_file: str, tmp_path: Path) -> None:
+    from crownguard.engine import ConfigError
+
+    copy = tmp_path / "root.pem"
+    copy.write_text(Path(ca_file).read_text())
+    config = config_from_mapping({"connections": {"plain": {
+        "base_url": "https://x.example", "ca_file": str(copy)}}}, TYPES, {})
+    copy.unlink()
+    with pytest.raises(ConfigError, match="connection 'plain': cannot use its ca_file"):
+        VendorClient(config.connections.get("plain"))
