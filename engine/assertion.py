@@ -38,6 +38,8 @@ class _Connection(Protocol):
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 LIFETIME = 300  # seconds; Entra and Okta both refuse assertions valid for more than an hour
 LEEWAY = 60  # the clock skew a verifier forgives
+# The shared secrets a private key replaces: a connection authenticates one way.
+SHARED_SECRETS = ("client_secret", "token")
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
@@ -128,6 +130,9 @@ def signer_problems(settings: Mapping[str, Any], *, needs_certificate: bool = Fa
                     ) -> list[tuple[str, str]]:
     """(setting, problem) for a connection's private_key/certificate (none when usable)."""
     problems: list[tuple[str, str]] = []
+    for shared in SHARED_SECRETS:
+        if settings.get(shared) is not None:
+            problems.append((shared, f"give {shared} or private_key, not both"))
     try:
         key = load_private_key(str(reveal(settings["private_key"])))
     except KeyProblem as exc:

@@ -44,9 +44,11 @@ DEFENDER_CONNECTION_SCHEMA: dict[str, Any] = connection_schema({
                          "description": "give up waiting for a machine action after this long "
                                         "(default 900; the step timeout also bounds it)"},
 }, required=("client_id",),
-    allOf=[{"anyOf": [{"required": ["tenant_id"]}, {"required": ["token_url"]}]},
-           {"oneOf": [{"required": ["client_secret"]},
-                      {"required": ["private_key", "certificate"]}]}])
+    anyOf=[{"required": ["tenant_id"]}, {"required": ["token_url"]}],
+    # A client secret, or a certificate credential (its key and the certificate itself); the
+    # load-time check refuses both at once. Written as if/then/else so a missing one is named.
+    **{"if": {"required": ["private_key"]}, "then": {"required": ["certificate"]},
+       "else": {"required": ["client_secret"]}})
 
 CONNECTION_TYPE = ConnectionType(
     "defender", DEFENDER_CONNECTION_SCHEMA,

@@ -37,9 +37,11 @@ ENTRA_CONNECTION_SCHEMA: dict[str, Any] = connection_schema({
               "description": "default https://graph.microsoft.com/.default"},
     "api_version": {"enum": ["v1.0", "beta"], "default": "v1.0"},
 }, required=("client_id",),
-    allOf=[{"anyOf": [{"required": ["tenant_id"]}, {"required": ["token_url"]}]},
-           {"oneOf": [{"required": ["client_secret"]},
-                      {"required": ["private_key", "certificate"]}]}])
+    anyOf=[{"required": ["tenant_id"]}, {"required": ["token_url"]}],
+    # A client secret, or a certificate credential (its key and the certificate itself); the
+    # load-time check refuses both at once. Written as if/then/else so a missing one is named.
+    **{"if": {"required": ["private_key"]}, "then": {"required": ["certificate"]},
+       "else": {"required": ["client_secret"]}})
 
 CONNECTION_TYPE = ConnectionType(
     "entra", ENTRA_CONNECTION_SCHEMA,

@@ -35,7 +35,9 @@ OKTA_CONNECTION_SCHEMA: dict[str, Any] = connection_schema({
                   "description": "the org authorization server's token endpoint (default "
                                  "<base_url>/oauth2/v1/token)"},
 }, required=("base_url",),
-    oneOf=[{"required": ["token"]}, {"required": ["client_id", "private_key"]}])
+    # An API token, or a service app (client_id and private_key); not both (checked at load).
+    **{"if": {"required": ["private_key"]}, "then": {"required": ["client_id"]},
+       "else": {"required": ["token"]}})
 
 CONNECTION_TYPE = ConnectionType(
     "okta", OKTA_CONNECTION_SCHEMA,

@@ -137,8 +137,14 @@ def test_a_bad_key_or_a_certificate_of_another_key_is_refused_at_load(
         connect("entra", entra, client_secret=None, private_key=one.settings()["private_key"],
                 certificate=two.settings()["certificate"])
     assert "PRIVATE KEY" not in str(failed.value)
-    with pytest.raises(SpecError, match=r"connections\.entra"):
+    with pytest.raises(SpecError, match=r"connections\.entra: 'client_secret' is required"):
         connect("entra", entra, client_secret=None)  # neither a secret nor a key
+    with pytest.raises(SpecError, match=r"connections\.entra: 'certificate' is required"):
+        connect("entra", entra, client_secret=None, private_key=one.settings()["private_key"])
+    with pytest.raises(SpecError, match=r"connections\.entra\.client_secret: give "
+                                        "client_secret or private_key, not both") as both:
+        connect("entra", entra, **one.settings())
+    assert entra.connection_settings()["client_secret"] not in str(both.value)
 
 
 # Defender ----------------------------------------------------------------------------------------
@@ -222,9 +228,9 @@ def test_okta_connection_takes_a_token_or_a_service_app(mock_server: Callable[..
                                                         keys: Any,
                                                         connect: Callable[..., Any]) -> None:
     okta: OktaMock = mock_server(OktaMock)
-    with pytest.raises(SpecError, match=r"connections\.okta"):
+    with pytest.raises(SpecError, match=r"connections\.okta: 'token' is required"):
         connect("okta", {"base_url": okta.base_url, "client_id": SERVICE_APP})
-    with pytest.raises(SpecError, match=r"connections\.okta"):
+    with pytest.raises(SpecError, match=r"connections\.okta\.token: give token or private_key"):
         connect("okta", {**okta_settings(okta, keys("a")), "token": "00abc-token"})
 
 
