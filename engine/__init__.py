@@ -4,6 +4,17 @@ Plugins import only the names listed in `__all__` (a test keeps them to it).
 """
 
 from .actions import VENDOR_RETRY, Action, ActionContext, RetryPolicy, Waiting, action
+from .assertion import (
+    ASSERTION_TYPE,
+    CLIENT_ASSERTION_SETTINGS,
+    AssertionRefused,
+    AssertionSigner,
+    PublicKey,
+    assertion_signer,
+    public_key_of,
+    thumbprints,
+    verify_assertion,
+)
 from .auth import (
     Auth,
     BasicAuth,
@@ -11,6 +22,7 @@ from .auth import (
     HeaderAuth,
     NoAuth,
     OAuth2ClientCredentials,
+    PrivateKeyJWT,
     TokenClient,
 )
 from .config import (
@@ -54,6 +66,8 @@ from .urls import Origin, UnsafeURL, host_allowed, origin_of
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "ASSERTION_TYPE",
+    "CLIENT_ASSERTION_SETTINGS",
     "CONNECTION_SETTINGS",
     "HTTP_CONNECTION_SCHEMA",
     "POLLING_SETTINGS",
@@ -62,6 +76,8 @@ __all__ = [
     "Action",
     "ActionContext",
     "ActionError",
+    "AssertionRefused",
+    "AssertionSigner",
     "Auth",
     "AuthError",
     "BadResponse",
@@ -87,6 +103,8 @@ __all__ = [
     "OAuth2ClientCredentials",
     "Origin",
     "PluginError",
+    "PrivateKeyJWT",
+    "PublicKey",
     "RateLimited",
     "RecordedCall",
     "RetryPolicy",
@@ -101,15 +119,19 @@ __all__ = [
     "VendorError",
     "Waiting",
     "action",
+    "assertion_signer",
     "connection_schema",
     "evaluate",
     "hookimpl",
     "host_allowed",
     "origin_of",
     "parse_retry_after",
+    "public_key_of",
     "render",
     "reveal",
     "route",
+    "thumbprints",
     "unquote",
     "unquote_value",
+    "verify_assertion",
 ]

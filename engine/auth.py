@@ -12,12 +12,14 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
+from .assertion import ASSERTION_TYPE
 from .errors import AuthError, BadResponse, ConfigError, VendorError
 from .secrets import Secret, reveal
 
 if TYPE_CHECKING:
     import requests
 
+    from .assertion import AssertionSigner
     from .config import Connection
     from .secrets import Redactor
 
@@ -215,3 +217,49 @@ class OAuth2ClientCredentials(CachedTokenAuth):
                 vendor=client.vendor, operation=self.operation, status=400,
                 request_id=error.request_id, body=error.body))
         return error
+
+
+class PrivateKeyJWT(CachedTokenAuth):
+    """OAuth2 client-credentials grant authenticated by a signed client assertion (RFC 7523)
+    instead of a secret: Entra ID and Defender apps with a certificate, Okta service apps.
+
+    Each token request carries a fresh assertion for the token endpoint
+    (engine/assertion.py); it is a credential until it expires, so the redactor learns it.
+    """
+
+    def __init__(self, token_url: str, client_id: str, signer: AssertionSigner, *,
+                 scope: str | None = None, extra: Mapping[str, str] | None = None):
+        super().__init__(token_url)
+        self.client_id = client_id
+        self.signer = signer
+        self.scope = scope
+        self.extra = dict(extra or {})
+
+    def token_request(self, client: TokenClient) -> tuple[dict[str, str], dict[str, str]]:
+        assertion = self.signer.sign(self.token_endpoint(client))
+        client.redactor.add(assertion)
+        form = {"grant_type": "client_credentials", **self.extra, "client_id": self.client_id,
+                "client_assertion_type": ASSERTION_TYPE, "client_assertion": assertion}
+        if self.scope:
+            form["scope"] = self.scope
+        return form, {}
+
+    def refused(self, client: TokenClient, response: requests.Response) -> VendorError:
+        error = client.error_for(response, self.operation)
+        body = error.body if isinstance(error.body, dict) else {}
+        if body.get("error") == "invalid_dpop_proof":
+            # Okta service apps may demand DPoP-bound tokens (RFC 9449); none are sent here.
+            return client._redacted(AuthError(
+                f"{error.detail} (the app requires DPoP proofs, which are not sent: turn off "
+                "the app's \"Require DPoP header\" setting)", vendor=client.vendor,
+                operation=self.operation, status=response.status_code,
+                request_id=error.request_id, body=error.body))
+        if response.status_code not in (400, 401) or body.get("error") not in \
+                OAUTH_CREDENTIAL_ERRORS or "private_key" in error.detail:
+            return error  # not the credentials, or the client has named its settings already
+        detail = error.detail.removesuffix(" (check the connection's credentials)")
+        return client._redacted(AuthError(
+            f"{detail} (check the connection's client_id, that the app has the public key of "
+            "private_key registered, and the scope)", vendor=client.vendor,
+            operation=self.operation, status=response.status_code,
+            request_id=error.request_id, body=error.body))

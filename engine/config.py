@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+from .assertion import signer_problems
+from .egress import EGRESS_SETTINGS, egress_problems
 from .errors import ConfigError, Problem, SpecError
 from .loader import Document, load_file, parse_text, pointer_join
 from .secrets import Redactor, Secret, reveal
@@ -65,6 +67,8 @@ CONNECTION_SETTINGS: dict[str, Any] = {
                            "description": "refuse an answer whose body is larger (default "
                                           "8388608, 8 MiB; a streamed download such as "
                                           "MLflow's artifact digest is exempt)"},
+    # How to get there from a company network: proxy, CA bundle, trust store, client cert.
+    **EGRESS_SETTINGS,
 }
 TOKEN_URL_SETTING: dict[str, Any] = {
     **_URL, "description": "the OAuth2 token endpoint (default: the vendor's own, on base_url)"}
@@ -328,6 +332,16 @@ def build_config(doc: Document, connection_types: dict[str, ConnectionType],
                 continue
             message = redactor.redact(describe_schema_error(error))
             problems.append(doc.problem(sub, f"connections.{name}: {message}", "config"))
+        if len(problems) == before:  # the settings are well-formed: do they work?
+            # Only where the shared egress settings are the type's (not SMTP's own ca_file).
+            properties = ctype.schema.get("properties", {})
+            found = (egress_problems(values, base, redactor)
+                     if all(key in properties for key in EGRESS_SETTINGS) else [])
+            if values.get("private_key") is not None:  # a client assertion's key (assertion.py)
+                found += signer_problems(values)
+            for key, problem in found:
+                problems.append(doc.problem(pointer_join(pointer, key),
+                                            f"connections.{name}.{key}: {problem}", "config"))
         resolved[name] = values
     raw = data.get("settings")
     file_settings: dict[str, Any] = raw if isinstance(raw, dict) else {}

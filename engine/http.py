@@ -21,11 +21,17 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import requests
 
 from .auth import Auth, NoAuth
+from .egress import (
+    configure_session,
+    egress_failure,
+    learn_proxy_credentials,
+    request_proxies,
+)
 from .errors import (
     AuthError,
     BadResponse,
@@ -44,7 +50,6 @@ from .secrets import Redactor, redact_logger, reveal
 from .transport import (
     Exchange,
     Watchdog,
-    WatchedAdapter,
     iter_body,
     keep_body,
     read_body,
@@ -63,6 +68,8 @@ DEFAULT_READ_TIMEOUT = 30.0  # the whole exchange, not one read
 DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 POOL_SIZE = 64
 USER_AGENT = "crownguard/0.1"
+ADAPTER_OPTIONS: dict[str, Any] = {"pool_connections": 8, "pool_maxsize": POOL_SIZE,
+                                   "max_retries": 0}
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -83,16 +90,16 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - (now if now is not None else time.time()))
 
 
-def new_session() -> requests.Session:
+def new_session(settings: Mapping[str, Any] | None = None, name: str = "") -> requests.Session:
     """A pooled session that never retries by itself, whose request lines (urllib3 logs them
-    at DEBUG, query strings and all) pass through the redactors."""
+    at DEBUG, query strings and all) pass through the redactors, with the connection's egress
+    settings (proxy, CA bundle, trust store, client certificate: engine/egress.py)."""
     redact_logger("urllib3.connectionpool")
     session = requests.Session()
-    adapter = WatchedAdapter(pool_connections=8, pool_maxsize=POOL_SIZE, max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
+    configure_session(session, settings or {}, ADAPTER_OPTIONS, name)
     session.headers["User-Agent"] = USER_AGENT
-    # Proxy and netrc settings from the environment must not decide where secrets go.
+    # Proxy and netrc settings from the environment must not decide where secrets go; a
+    # connection's `trust_env: true` lets in the proxies and CA bundle (never netrc).
     session.trust_env = False
     return session
 
@@ -129,7 +136,8 @@ class VendorClient:
         self.ctx = ctx
         self.settings = connection.settings
         self.redactor: Redactor = connection.redactor
-        self.session: requests.Session = connection.cached("session", new_session)
+        self.session: requests.Session = connection.cached(
+            "session", lambda: new_session(connection.settings, connection.name))
 
     # subclasses --------------------------------------------------------------------------------
 
@@ -277,6 +285,11 @@ class VendorClient:
     def _open(self, exchange: Exchange, method: str, url: str, operation: str,
               headers: Mapping[str, str] | None, timeouts: tuple[float, float],
               kwargs: dict[str, Any]) -> requests.Response:
+        proxies = request_proxies(self.settings, url)
+        if proxies:
+            for proxy in proxies.values():
+                learn_proxy_credentials(proxy, self.redactor)  # HTTPS_PROXY's are secrets too
+            kwargs = {**kwargs, "proxies": proxies}
         try:
             return self.session.request(method, url, headers=dict(headers or {}),
                                         timeout=timeouts, allow_redirects=False, stream=True,
@@ -290,9 +303,8 @@ class VendorClient:
             return self._redacted(TransportError(
                 f"timed out waiting for the vendor (the whole exchange may take {budget:g}s)",
                 vendor=self.vendor, operation=operation))
-        where = urlsplit(url).netloc
-        return self._redacted(TransportError(f"could not reach {where} ({type(exc).__name__})",
-                                             vendor=self.vendor, operation=operation))
+        message = egress_failure(exc, self.settings, url)
+        return self._redacted(TransportError(message, vendor=self.vendor, operation=operation))
 
     def _body_error(self, exc: BaseException, exchange: Exchange, response: requests.Response,
                     url: str, operation: str, budget: float) -> BaseException:

@@ -15,8 +15,10 @@ from crownguard.engine import (
     ConflictError,
     NotFoundError,
     OAuth2ClientCredentials,
+    PrivateKeyJWT,
     VendorClient,
     VendorError,
+    assertion_signer,
 )
 
 from .connection import AUTHORITY, DEFAULT_BASE_URL, DEFAULT_SCOPE
@@ -62,10 +64,16 @@ class DefenderClient(VendorClient):
         return f"{AUTHORITY}/{tenant}/oauth2/v2.0/token"
 
     def make_auth(self) -> Auth:
+        scope = str(self.settings.get("scope") or DEFAULT_SCOPE)
+        if self.settings.get("private_key") is not None:
+            client_id = str(self.settings["client_id"])
+            # A certificate credential: Entra finds the key by the certificate's thumbprint.
+            signer = assertion_signer(self.connection, client_id, thumbprint="x5t x5t#S256")
+            return PrivateKeyJWT(self.token_url, client_id, signer, scope=scope)
         return OAuth2ClientCredentials(
             self.token_url, str(self.settings.get("client_id", "")),
             self.settings.get("client_secret", ""),
-            scope=str(self.settings.get("scope") or DEFAULT_SCOPE), style="body")
+            scope=scope, style="body")
 
     # errors -----------------------------------------------------------------------------------
 
@@ -76,9 +84,11 @@ class DefenderClient(VendorClient):
         if token_call and status in (400, 401, 403):
             # Entra answers a wrong tenant, client id, secret or scope with 400/401 AADSTS codes.
             detail = self.error_message(error.body, response) if error.body else ""
+            what = ("private_key and certificate (is the certificate uploaded to the app?)"
+                    if self.settings.get("private_key") is not None else "client_secret")
             error = AuthError(
                 "Entra refused the app's credentials (check tenant_id/token_url, client_id, "
-                "client_secret and scope)" + (f": {detail.splitlines()[0]}" if detail else ""),
+                f"{what} and scope)" + (f": {detail.splitlines()[0]}" if detail else ""),
                 vendor=self.vendor, operation=operation, status=status,
                 request_id=error.request_id, body=error.body)
         elif status == 403 and operation in PERMISSION_HINTS:

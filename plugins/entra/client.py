@@ -23,8 +23,10 @@ from crownguard.engine import (
     ConflictError,
     NotFoundError,
     OAuth2ClientCredentials,
+    PrivateKeyJWT,
     VendorClient,
     VendorError,
+    assertion_signer,
 )
 
 GRAPH = "https://graph.microsoft.com"
@@ -35,6 +37,8 @@ USER_FIELDS = ("id,displayName,userPrincipalName,mail,accountEnabled,userType,"
                "onPremisesSyncEnabled,signInSessionsValidFromDateTime")
 GROUP_FIELDS = "id,displayName,groupTypes,mailEnabled,securityEnabled,onPremisesSyncEnabled"
 MAX_PAGES = 50
+# Both thumbprint headers: SHA-1 `x5t`, which every Entra cloud reads, and `x5t#S256`.
+THUMBPRINTS = "x5t x5t#S256"
 # Token-endpoint errors that mean "these credentials or this app registration are wrong".
 CREDENTIAL_ERRORS = {"invalid_client", "unauthorized_client", "invalid_grant", "invalid_scope",
                      "invalid_request"}
@@ -72,9 +76,14 @@ class EntraClient(VendorClient):
         token_url = self.settings.get("token_url") or (
             "https://login.microsoftonline.com/"
             f"{quote(str(self.settings['tenant_id']), safe='')}/oauth2/v2.0/token")
-        return OAuth2ClientCredentials(str(token_url), str(self.settings["client_id"]),
-                                       self.settings["client_secret"],
-                                       scope=str(self.settings.get("scope") or DEFAULT_SCOPE))
+        client_id = str(self.settings["client_id"])
+        scope = str(self.settings.get("scope") or DEFAULT_SCOPE)
+        if self.settings.get("private_key") is not None:
+            # A certificate credential: Entra finds the key by the certificate's thumbprint.
+            signer = assertion_signer(self.connection, client_id, thumbprint=THUMBPRINTS)
+            return PrivateKeyJWT(str(token_url), client_id, signer, scope=scope)
+        return OAuth2ClientCredentials(str(token_url), client_id, self.settings["client_secret"],
+                                       scope=scope)
 
     def error_message(self, body: Any, response: requests.Response) -> str:
         if isinstance(body, dict) and isinstance(body.get("error_description"), str):
@@ -84,15 +93,19 @@ class EntraClient(VendorClient):
 
     def error_for(self, response: requests.Response, operation: str) -> VendorError:
         error = super().error_for(response, operation)
-        if operation == TOKEN_OPERATION and response.status_code == 400:
+        if operation == TOKEN_OPERATION and response.status_code in (400, 401):
             try:
                 code = response.json().get("error")
             except (ValueError, AttributeError):
                 code = None
             if code in CREDENTIAL_ERRORS:
+                what = ("private_key and certificate (is the certificate uploaded to the app "
+                        "registration?)" if self.settings.get("private_key") is not None
+                        else "client_secret")
                 return AuthError(f"{reason(error)} (check tenant_id/token_url, client_id, "
-                                 "client_secret and scope)", vendor=self.vendor,
-                                 operation=operation, status=400, request_id=error.request_id,
+                                 f"{what} and scope)", vendor=self.vendor,
+                                 operation=operation, status=response.status_code,
+                                 request_id=error.request_id,
                                  body=error.body)
         return error
 

@@ -24,9 +24,13 @@ from crownguard.engine import (
     ConflictError,
     HeaderAuth,
     NotFoundError,
+    PrivateKeyJWT,
     VendorClient,
     VendorError,
+    assertion_signer,
 )
+
+from .connection import DEFAULT_SCOPES
 
 # Okta object ids are 20 characters: a 3-character prefix ("00u" users, "00g" groups) and 17
 # more; anything else given as a group is a group name.
@@ -53,7 +57,14 @@ class OktaClient(VendorClient):
     connection_type = "okta"
 
     def make_auth(self) -> Auth:
-        return HeaderAuth(self.settings["token"], scheme="SSWS")
+        if self.settings.get("private_key") is None:
+            return HeaderAuth(self.settings["token"], scheme="SSWS")
+        # A service app: client credentials with a private-key JWT, then `Bearer` tokens.
+        # Okta may also bind tokens with DPoP; that is an app setting to leave off here.
+        client_id = str(self.settings["client_id"])
+        token_url = str(self.settings.get("token_url") or f"{self.base_url}oauth2/v1/token")
+        return PrivateKeyJWT(token_url, client_id, assertion_signer(self.connection, client_id),
+                             scope=str(self.settings.get("scopes") or DEFAULT_SCOPES))
 
     def error_message(self, body: Any, response: requests.Response) -> str:
         if isinstance(body, dict) and body.get("errorSummary"):

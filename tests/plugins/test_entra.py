@@ -72,7 +72,7 @@ def test_plugin_registers_actions_connection_and_mock(host: Any) -> None:
     names = {n for n in host.actions if n.startswith("entra.")}
     assert names == {"entra.get_user", "entra.revoke_sessions", "entra.disable_user",
                      "entra.enable_user", "entra.remove_group_member", "entra.add_group_member"}
-    assert host.connection_types["entra"].secrets == ("client_secret",)
+    assert host.connection_types["entra"].secrets == ("client_secret", "private_key")
     assert host.mock_servers["entra"].factory is EntraMock
     for name in names:
         action = host.action(name)

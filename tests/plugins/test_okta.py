@@ -63,7 +63,7 @@ def test_plugin_registers_actions_connection_and_mock(host: Any) -> None:
     names = {n for n in host.actions if n.startswith("okta.")}
     assert names == {"okta.get_user", "okta.suspend_user", "okta.unsuspend_user",
                      "okta.clear_sessions", "okta.remove_from_group", "okta.add_to_group"}
-    assert host.connection_types["okta"].secrets == ("token",)
+    assert host.connection_types["okta"].secrets == ("token", "private_key")
     assert host.mock_servers["okta"].factory is OktaMock
     for name in names:
         action = host.action(name)

@@ -267,7 +267,13 @@ def test_every_request_the_plugin_sends_conforms(
     assert used == PLUGIN_OPERATIONS
 
 
+# The org authorization server's token endpoint is in Okta's OAuth spec, not the management one.
+OAUTH_ROUTES = {("POST", "/oauth2/v1/token")}
+
+
 def test_every_mock_route_is_an_okta_operation(okta_spec: OpenApiIndex) -> None:
     for mock_route in OktaMock._routes:
+        if (mock_route.method, mock_route.template) in OAUTH_ROUTES:
+            continue
         path = re.sub(r"\{[^}]+\}", "00uX", mock_route.template)
         assert okta_spec.find(mock_route.method, path) is not None, mock_route.template

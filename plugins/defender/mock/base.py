@@ -13,13 +13,23 @@ pending answered 400 ActiveRequestAlreadyExists; file profiles by SH-1 or SHA-25
 
 from __future__ import annotations
 
+import base64
 import uuid
 from typing import Any
 from urllib.parse import urlencode
 
 from werkzeug import Request, Response
 
-from crownguard.engine import MockServer, route
+from crownguard.engine import (
+    ASSERTION_TYPE,
+    AssertionRefused,
+    MockServer,
+    PublicKey,
+    public_key_of,
+    route,
+    thumbprints,
+    verify_assertion,
+)
 
 from .model import MachineAction, MockMachine, ModelFile, entra_error
 
@@ -55,6 +65,7 @@ class DefenderMockBase(MockServer):
         self.apps: dict[str, tuple[str, frozenset[str]]] = {
             DEFAULT_CLIENT_ID: (DEFAULT_CLIENT_SECRET, ALL_ROLES)}
         self.tokens: dict[str, dict[str, Any]] = {}
+        self.app_keys: dict[str, dict[str, PublicKey]] = {}  # client id -> thumbprint -> key
         self.machines: dict[str, MockMachine] = {}
         self.files: dict[str, ModelFile] = {}  # by sha1
         self.actions: dict[str, MachineAction] = {}
@@ -105,6 +116,14 @@ class DefenderMockBase(MockServer):
                 roles: set[str] | frozenset[str] = ALL_ROLES) -> None:
         with self.state_lock:
             self.apps[client_id] = (secret, frozenset(roles))
+
+    def add_certificate(self, certificate_pem: str, client_id: str = DEFAULT_CLIENT_ID) -> None:
+        """Upload a certificate to the app: assertions signed by its key are then accepted."""
+        with self.state_lock:
+            key = public_key_of(certificate_pem)
+            keys = self.app_keys.setdefault(client_id, {})
+            for thumbprint in thumbprints(certificate_pem).values():
+                keys[thumbprint] = key
 
     def expire_tokens(self) -> None:
         with self.state_lock:
@@ -200,7 +219,14 @@ class DefenderMockBase(MockServer):
             return entra_error(400, "unauthorized_client", 700016,
                                f"Application with identifier '{form.get('client_id', '')}' "
                                f"was not found in the directory '{tenant}'.")
-        if app[0] != form.get("client_secret"):
+        if form.get("client_assertion") or form.get("client_assertion_type"):
+            refused = self._check_assertion(request, tenant)
+            if refused is not None:
+                return refused
+        elif not form.get("client_secret"):
+            return entra_error(401, "invalid_client", 7000218, "The request body must contain "
+                               "the following parameter: 'client_assertion' or 'client_secret'.")
+        elif app[0] != form.get("client_secret"):
             return entra_error(401, "invalid_client", 7000215,
                                "Invalid client secret provided. Ensure the secret being sent "
                                "in the request is the client secret value, not the client "
@@ -212,6 +238,23 @@ class DefenderMockBase(MockServer):
         self.tokens[token] = {"roles": app[1]}
         return self.json_response({"token_type": "Bearer", "expires_in": 3599,
                                    "ext_expires_in": 3599, "access_token": token})
+
+    def _check_assertion(self, request: Request, tenant: str) -> Response | None:
+        """None when the client assertion is valid for the app and this token endpoint."""
+        form = request.form
+        if form.get("client_assertion_type") != ASSERTION_TYPE:
+            return entra_error(400, "invalid_request", 700025, "The client_assertion_type is "
+                               f"not supported; use {ASSERTION_TYPE}.")
+        client_id = form.get("client_id", "")
+        try:
+            verify_assertion(form.get("client_assertion", ""),
+                             keys=self.app_keys.get(client_id, {}),
+                             key_headers=("x5t#S256", "x5t"),
+                             audience=request.base_url,  # the endpoint invoked
+                             client_id=client_id)
+        except AssertionRefused as exc:
+            return entra_error(*assertion_error(exc, client_id))
+        return None
 
     def authorize(self, request: Request, *roles: str) -> Response | None:
         """None when the bearer token is valid and holds one of `roles`."""
@@ -231,3 +274,30 @@ class DefenderMockBase(MockServer):
                              f"required application permissions ({', '.join(roles)}) to "
                              "access the resource.")
         return None
+
+
+def assertion_error(exc: AssertionRefused, client_id: str) -> tuple[int, str, int, str]:
+    """Entra's answer to a refused client assertion: (status, error, AADSTS code, text)."""
+    try:
+        used = base64.urlsafe_b64decode(exc.key_ref + "=" * (-len(exc.key_ref) % 4)).hex()
+    except ValueError:
+        used = exc.key_ref
+    keys = (f"Thumbprint of key used by client: '{used.upper()}', Please visit the Azure "
+            "Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id "
+            f"'{client_id}'.")
+    known = {
+        "unknown_key": (700027, "Client assertion contains an invalid signature. [Reason - "
+                                f"The key was not found., {keys}]"),
+        "bad_signature": (700027, "Client assertion contains an invalid signature. [Reason - "
+                                  "The provided signature value did not match the expected "
+                                  f"signature value., {keys}]"),
+        "issuer": (700021, "Client assertion application identifier doesn't match "
+                           "'client_id' parameter."),
+        "audience": (700023, "Client assertion audience claim does not match Realm issuer."),
+        "expired": (700024, f"Client assertion is not within its valid time range. "
+                            f"({exc.detail})"),
+        "not_yet_valid": (700024, f"Client assertion is not within its valid time range. "
+                                  f"({exc.detail})"),
+    }
+    code, text = known.get(exc.reason, (50027, "JWT token is invalid or malformed."))
+    return 401, "invalid_client", code, text

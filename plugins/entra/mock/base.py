@@ -26,7 +26,15 @@ from urllib.parse import urlencode
 
 from werkzeug import Request, Response
 
-from crownguard.engine import MockServer, route
+from crownguard.engine import (
+    ASSERTION_TYPE,
+    AssertionRefused,
+    MockServer,
+    public_key_of,
+    route,
+    thumbprints,
+    verify_assertion,
+)
 
 from .odata import UnsupportedQuery, compile_filter
 
@@ -97,7 +105,7 @@ class EntraMockBase(MockServer):
     def reset_state(self) -> None:
         self._rng = random.Random(11)
         self.apps: dict[str, dict[str, Any]] = {
-            CLIENT_ID: {"secret": CLIENT_SECRET, "roles": set(FULL_ACCESS)}}
+            CLIENT_ID: {"secret": CLIENT_SECRET, "roles": set(FULL_ACCESS), "keys": {}}}
         self.tokens: dict[str, dict[str, Any]] = {}
         self.users: dict[str, dict[str, Any]] = {}
         self.groups: dict[str, dict[str, Any]] = {}
@@ -177,6 +185,15 @@ class EntraMockBase(MockServer):
         """Change the app's consented application permissions (new tokens carry them)."""
         with self.state_lock:
             self.apps[client_id]["roles"] = set(permissions)
+
+    def add_certificate(self, certificate_pem: str, client_id: str = CLIENT_ID) -> None:
+        """Upload a certificate to the app registration: client assertions signed by its key
+        are then accepted (Entra finds the key by the `x5t` or `x5t#S256` thumbprint)."""
+        with self.state_lock:
+            key = public_key_of(certificate_pem)
+            keys = self.apps[client_id].setdefault("keys", {})
+            for thumbprint in thumbprints(certificate_pem).values():
+                keys[thumbprint] = key
 
     def expire_tokens(self) -> None:
         """Every access token issued so far expires now (as an hour passing would do)."""
@@ -327,7 +344,15 @@ class EntraMockBase(MockServer):
             return self.aad_error(400, "unauthorized_client", 700016,
                                   f"Application with identifier '{form.get('client_id')}' was "
                                   f"not found in the directory '{TENANT_DOMAIN}'.")
-        if form.get("client_secret") != app["secret"]:
+        if form.get("client_assertion") or form.get("client_assertion_type"):
+            refused = self._check_assertion(request, tenant, app)
+            if refused is not None:
+                return refused
+        elif not form.get("client_secret"):
+            return self.aad_error(401, "invalid_client", 7000218,
+                                  "The request body must contain the following parameter: "
+                                  "'client_assertion' or 'client_secret'.")
+        elif form.get("client_secret") != app["secret"]:
             return self.aad_error(401, "invalid_client", 7000215,
                                   "Invalid client secret provided. Ensure the secret being sent "
                                   "in the request is the client secret value, not the client "
@@ -345,3 +370,54 @@ class EntraMockBase(MockServer):
         return self.json_response({"token_type": "Bearer", "expires_in": TOKEN_LIFETIME,
                                    "ext_expires_in": TOKEN_LIFETIME,
                                    "access_token": access_token})
+
+    def _check_assertion(self, request: Request, tenant: str,
+                         app: dict[str, Any]) -> Response | None:
+        """None when the client assertion is valid for this app and this token endpoint."""
+        form = request.form
+        if form.get("client_assertion_type") != ASSERTION_TYPE:
+            return self.aad_error(400, "invalid_request", 700025,
+                                  "The client_assertion_type is not supported; use "
+                                  f"{ASSERTION_TYPE}.")
+        audience = request.base_url  # the token endpoint invoked, as the client names it
+        try:
+            verify_assertion(form.get("client_assertion", ""), keys=app.get("keys", {}),
+                             key_headers=("x5t#S256", "x5t"), audience=audience,
+                             client_id=form["client_id"])
+        except AssertionRefused as exc:
+            return self.aad_error(*assertion_error(exc, form["client_id"]))
+        return None
+
+
+def assertion_error(exc: AssertionRefused, client_id: str) -> tuple[int, str, int, str]:
+    """Entra's answer to a refused client assertion: (status, error, AADSTS code, text)."""
+    used = _hex_thumbprint(exc.key_ref)
+    keys = (f"Thumbprint of key used by client: '{used}', Please visit the Azure Portal, "
+            "Graph Explorer or directly use MS Graph to see configured keys for app Id "
+            f"'{client_id}'.")
+    if exc.reason == "unknown_key":
+        return 401, "invalid_client", 700027, ("Client assertion contains an invalid "
+                                               f"signature. [Reason - The key was not found., "
+                                               f"{keys}]")
+    if exc.reason == "bad_signature":
+        return 401, "invalid_client", 700027, (
+            "Client assertion contains an invalid signature. [Reason - The provided signature "
+            f"value did not match the expected signature value., {keys}]")
+    if exc.reason == "issuer":
+        return 401, "invalid_client", 700021, ("Client assertion application identifier "
+                                               "doesn't match 'client_id' parameter.")
+    if exc.reason == "audience":
+        return 401, "invalid_client", 700023, ("Client assertion audience claim does not "
+                                               "match Realm issuer.")
+    if exc.reason in ("expired", "not_yet_valid"):
+        return 401, "invalid_client", 700024, ("Client assertion is not within its valid time "
+                                               f"range. ({exc.detail})")
+    return 401, "invalid_client", 50027, "JWT token is invalid or malformed."
+
+
+def _hex_thumbprint(ref: str) -> str:
+    """A base64url thumbprint as Entra prints it: upper-case hex."""
+    try:
+        return base64.urlsafe_b64decode(ref + "=" * (-len(ref) % 4)).hex().upper()
+    except ValueError:
+        return ref

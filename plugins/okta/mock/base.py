@@ -78,6 +78,9 @@ class OktaMockBase(MockServer):
         self.oauth_tokens: dict[str, int] = {}
         self.remembered_devices: dict[str, int] = {}
         self.api_tokens: dict[str, frozenset[str]] = {API_TOKEN: ALL_PERMISSIONS}
+        # OAuth service apps (oauth.py) and the access tokens they were given (scopes, expiry).
+        self.service_apps: dict[str, dict[str, Any]] = {}
+        self.access_tokens: dict[str, tuple[frozenset[str], float]] = {}
         self.page_size: int | None = None  # cap page sizes below `limit` to exercise paging
         self._window = (0, 0)
         self._seed()
@@ -161,10 +164,26 @@ class OktaMockBase(MockServer):
         with self.state_lock:
             self.api_tokens[token] = permissions
 
+    def expire_access_tokens(self) -> None:
+        """Every OAuth access token issued so far expires now."""
+        with self.state_lock:
+            self.access_tokens.clear()
+
     def revoke_api_token(self, token: str = API_TOKEN) -> None:
         """Revoke a token (an admin deleted it, or it expired after 30 days unused)."""
         with self.state_lock:
             self.api_tokens.pop(token, None)
+
+    def _authorize_oauth(self, token: str, permission: str) -> Response | None:
+        """An OAuth access token: its scopes decide (a `.manage` scope includes `.read`)."""
+        grant = self.access_tokens.get(token)
+        if grant is None or grant[1] < time.monotonic():
+            return self.error(401, "E0000011", "Invalid token provided")
+        scopes = grant[0] | {s.replace(".manage", ".read") for s in grant[0]}
+        if permission not in scopes:
+            return self.error(403, "E0000006", "You do not have permission to perform the "
+                                               "requested action")
+        return None
 
     # Okta's shapes -------------------------------------------------------------------------------
 
@@ -192,6 +211,8 @@ class OktaMockBase(MockServer):
     def authorize(self, request: Request, permission: str) -> Response | None:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
+        if scheme == "Bearer":
+            return self._authorize_oauth(token.strip(), permission)
         if scheme != "SSWS" or token.strip() not in self.api_tokens:
             return self.error(401, "E0000011", "Invalid token provided")
         if permission not in self.api_tokens[token.strip()]:
