@@ -143,12 +143,15 @@ def build_app(service: Service) -> FastAPI:
             log.error("%s %s: %s", request.method, request.url.path, redact(str(exc)))
         return JSONResponse(error_body(code, redact(str(exc)), ""), status_code=status)
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    def _internal(request: Request, exc: Exception) -> JSONResponse:
         log.error("%s %s: internal error: %s: %s", request.method, request.url.path,
                   type(exc).__name__, redact(str(exc)))
         return JSONResponse(error_body("internal", "internal error (logged by the service)"),
                             status_code=500)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        return _internal(request, exc)
 
     @app.middleware("http")
     async def _drain_and_measure(request: Request,
@@ -161,7 +164,10 @@ def build_app(service: Service) -> FastAPI:
                 "instance or after it restarts", headers={"Retry-After": "5", "Connection":
                                                           "close"}))
         else:
-            response = await call_next(request)
+            try:
+                response = await call_next(request)
+            except Exception as exc:  # answered here, so no server logs a traceback of it
+                response = _internal(request, exc)
         route = request.scope.get("route")
         name = getattr(route, "path", "unmatched")
         service.metrics.requests.labels(request.method, name, str(response.status_code)).inc()

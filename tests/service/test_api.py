@@ -8,7 +8,16 @@ import time
 from typing import Any
 
 import pytest
-from servicetest import MAX_BODY, SECRETS, SHORT_WAIT, TOKENS, Served, new_event, wait_for
+from servicetest import (
+    MAX_BODY,
+    SECRETS,
+    SHORT_WAIT,
+    SLOW,
+    TOKENS,
+    Served,
+    new_event,
+    wait_for,
+)
 
 from crownguard.engine.scenarios import MockFleet
 
@@ -188,6 +197,34 @@ def test_roles_decide_who_may_cancel(served: Served) -> None:
     assert rerun.status_code == 200, rerun.text
     assert rerun.json()["parent_run_id"] == run["run_id"]
     assert rerun.json()["run"]["status"] == "waiting"
+
+
+def test_undo_through_the_api_reverts_as_the_caller(served: Served,
+                                                   service_fleet: MockFleet) -> None:
+    okta = service_fleet.get("okta")
+    event = new_event(SLOW)
+    email = event["actor"]["email"] = f"{event['id']}@example.com"
+    okta.add_user(email)  # type: ignore[attr-defined]
+    served.post_event(event)
+    [run] = served.runs_of(event["id"])
+    assert run["status"] == "succeeded" and okta.status_of(email) == "SUSPENDED"  # type: ignore[attr-defined]
+    path = f"/v1/runs/{run['run_id']}/undo"
+    _error(served.call("POST", path), 403, "forbidden")
+    dry = served.call("POST", path, who="ops-bot", json_body={"dry_run": True})
+    assert dry.status_code == 200 and dry.json()["dry_run"] is True
+    assert okta.status_of(email) == "SUSPENDED"  # type: ignore[attr-defined]
+    undone = served.call("POST", path, who="ops-bot", json_body={})
+    assert undone.status_code == 200, undone.text
+    assert undone.json()["calls"] == 1 and undone.json()["run"]["status"] == "succeeded"
+    assert okta.status_of(email) == "ACTIVE"  # type: ignore[attr-defined]
+    # (Listed, not shown: `runs show` of an undo run fails in the engine today, CLI too: the
+    # journal keeps no playbook text for it.)
+    [undo_run] = [r for r in served.call("GET", "/v1/runs?limit=500").json()["runs"]
+                  if r["run_id"] == undone.json()["undo_run_id"]]
+    assert undo_run["kind"] == "undo" and undo_run["parent_run_id"] == run["run_id"]
+    started = [e["payload"] for e in _audit(served, 0) if e["run_id"] == undo_run["run_id"]
+               and e["type"] == "run_started"]
+    assert [(p["by"], p["undo_of"]) for p in started] == [("ops-bot", run["run_id"])]
 
 
 def test_an_expired_wait_is_settled_by_the_timer(served: Served) -> None:
