@@ -119,6 +119,19 @@ def test_a_body_over_the_limit_is_413(served: Served) -> None:
     assert events[0]["id"] not in [e for e, _ in served.intake()]
 
 
+def test_a_chunked_body_over_the_limit_is_413_too(served: Served) -> None:
+    # No Content-Length to go by: the limit holds while the body is read.
+    def chunks() -> Any:
+        for _ in range(MAX_BODY // 1024 + 2):
+            yield b" " * 1024
+
+    answer = served.http.post(f"{served.base}/v1/events/siem", data=chunks(),
+                              headers={"X-Crownguard-Timestamp": str(int(time.time())),
+                                       "X-Crownguard-Signature": "v1=00"}, timeout=30)
+    assert "content-length" not in {k.lower() for k in answer.request.headers}
+    _error(answer, 413, "too_large")
+
+
 def test_a_source_over_its_rate_is_429_with_retry_after(served: Served) -> None:
     answers = [served.post_event(new_event(), source="burst") for _ in range(3)]
     assert [a.status_code for a in answers[:2]] == [202, 202]
