@@ -170,3 +170,17 @@ def test_events_are_stored_before_the_answer(service: Any) -> None:
         assert db.execute("SELECT status FROM service_intake WHERE event_id = ?",
                           (event["id"],)).fetchone() == ("pending",)
     assert not accepted.duplicate
+
+
+def test_the_listening_socket_says_it_is_tcp() -> None:
+    # asyncio sets TCP_NODELAY on accepted connections only when the listening socket's proto
+    # is IPPROTO_TCP; without it every keep-alive answer waited ~40 ms (delayed ACK + Nagle).
+    import socket
+
+    from crownguard.engine.service.serve import _bind
+
+    sock = _bind("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()
