@@ -159,3 +159,37 @@ def _running(journal: Path) -> str | None:
     except sqlite3.Error:
         return None
     return row[0] if row else None
+
+
+def test_a_step_past_the_grace_is_handed_back_and_finished_by_the_next_process(
+        service_files: dict[str, Any], service_fleet: MockFleet, tmp_path: Path) -> None:
+    journal = tmp_path / "j.sqlite"
+    okta = service_fleet.get("okta")
+    event = new_event(SLOW)
+    okta.add_user(event["actor"]["email"])  # type: ignore[attr-defined]
+    okta.inject("latency", seconds=6, path="/api/v1/users/*")
+    first = start_service(service_files, journal, env={"CROWNGUARD_GRACE_SECONDS": "1"})
+    try:
+        assert first.post_event(event).status_code == 202
+        run_id = wait_for(lambda: _running(journal), 15, "the run to start")
+        started = time.monotonic()
+        assert first.stop(timeout=20) == 0
+        assert time.monotonic() - started < 5  # the grace, not the slow step
+    finally:
+        if first.process.poll() is None:
+            first.process.kill()
+    assert "handed back" in "".join(first.log)
+    assert [s for _, s in first.intake()] == ["pending"]
+    okta.clear_faults()
+    second = start_service(service_files, journal)
+    try:
+        def finished() -> Any:
+            shown = second.call("GET", f"/v1/runs/{run_id}").json()
+            return shown if shown["status"] == "succeeded" else None
+
+        wait_for(finished, 20, "the handed-back run to be finished")
+        wait_for(lambda: [s for _, s in second.intake()] == ["done"], 20, "the event")
+        with sqlite3.connect(journal) as db:  # the event was not run a second time
+            assert db.execute("SELECT count(*) FROM runs").fetchone()[0] == 1
+    finally:
+        assert second.stop() == 0
