@@ -49,6 +49,8 @@ CONFIG_SCHEMA: dict[str, Any] = {
                               "description": "Who may answer a wait that names no approvers."},
             },
         },
+        # `crownguard serve`'s own section, checked by engine/service when the service starts.
+        "service": {"type": "object"},
     },
 }
 
@@ -181,10 +183,29 @@ class Config:
     vars: dict[str, Any] = field(default_factory=dict)
     source: str = ""
     approvers: list[str] = field(default_factory=list)
+    # The `service` section as written, references unresolved: only `crownguard serve` needs
+    # its tokens, and a CLI command must not fail for want of the service's environment.
+    service: dict[str, Any] | None = None
+    document: Document | None = None
 
     @property
     def redactor(self) -> Redactor:
         return self.connections.redactor
+
+    def resolve_section(self, key: str, env: dict[str, str] | None = None) -> Any:
+        """A top-level section (`service`) with its secret references resolved, as for
+        connections (each value a Secret registered with this config's redactor); a SpecError
+        naming file and line for every reference that does not resolve."""
+        value = {"service": self.service}.get(key)
+        if value is None or self.document is None:
+            return value
+        problems: list[Problem] = []
+        base = Path(self.document.file).parent if self.document.file else Path.cwd()
+        resolved = _resolve(value, f"/{key}", self.document, base, self.redactor, problems,
+                            dict(os.environ) if env is None else env)
+        if problems:
+            raise SpecError(sorted(problems, key=lambda p: p.line or 0))
+        return resolved
 
 
 def _resolve(value: Any, pointer: str, doc: Document, base: Path, redactor: Redactor,
@@ -356,7 +377,9 @@ def build_config(doc: Document, connection_types: dict[str, ConnectionType],
     return Config(connections=Connections(resolved, redactor),
                   max_concurrency=int(file_settings.get("max_concurrency", 64)),
                   vars=dict(file_settings.get("vars") or {}), source=doc.file,
-                  approvers=list(file_settings.get("approvers") or []))
+                  approvers=list(file_settings.get("approvers") or []),
+                  service=data["service"] if isinstance(data.get("service"), dict) else None,
+                  document=doc)
 
 
 def load_config(path: str | Path | None, connection_types: dict[str, ConnectionType],

@@ -83,8 +83,12 @@ def test_the_core_imports_no_wing_and_wings_import_no_other_wing() -> None:
     for source, target in _graph().edges:
         mine, theirs = _owner(source), _owner(target)
         if theirs != mine and theirs != "crownguard.engine":
-            # Only the CLI may drive the triage wing (the commands triage and respond).
-            if not (mine == "crownguard.engine.cli" and theirs == "crownguard.engine.triage"):
+            # Only the CLI (the commands triage and respond) and the service (its intake) may
+            # drive the triage wing; only the CLI may start the service (`serve`).
+            allowed = {("crownguard.engine.cli", "crownguard.engine.triage"),
+                       ("crownguard.engine.service", "crownguard.engine.triage"),
+                       ("crownguard.engine.cli", "crownguard.engine.service")}
+            if (mine, theirs) not in allowed:
                 offences.append(f"{source} imports {target}")
     assert offences == []
 

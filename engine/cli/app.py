@@ -23,6 +23,7 @@ from ..operators import cli_operator, recorded_by
 from ..plugins import PluginHost
 from ..runner import Runner
 from ..secrets import install_log_redaction
+from ..service.serve import add_command as add_serve_command
 from ..spec import Playbook, inspect_document
 from ..validation import literal_credentials
 from .console import prepare_streams, printable
@@ -339,6 +340,7 @@ def build_parser(host: PluginHost | None = None) -> argparse.ArgumentParser:
 
     add_run_commands(sub)
     add_triage_commands(sub)
+    add_serve_command(sub)
 
     p = sub.add_parser("demo", help="run the shipped scenarios against local mock vendors")
     p.add_argument("--quiet", action="store_true", help="summary only")

@@ -1,0 +1,347 @@
+"""The HTTP API of `crownguard serve` (FastAPI): events in, runs shown and controlled.
+
+Every refusal is `{"error": {"code", "message", "where"}}`, 404, 405 and 422 included; an
+unexpected exception is a 500 with no traceback and no secret. Runs are acted on through
+`crownguard.engine.runs`, the functions the CLI calls, as the caller's token name (`by`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+
+from .. import __version__, runs
+from ..errors import (
+    AmbiguousRun,
+    CrownguardError,
+    RunsError,
+    RunStateError,
+    UndoError,
+    UnknownRun,
+)
+from ..journal.audit import canonical_json
+from .metrics import CONTENT_TYPE
+from .payloads import normalise_payload, parse_json
+from .problems import ServiceProblem, error_body
+from .service import Service
+from .settings import ApiToken, Role
+from .signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+
+log = logging.getLogger("crownguard.service")
+_bearer = HTTPBearer(auto_error=False, description="a token of the service section; its name "
+                                                   "is recorded as `by`")
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+class AnswerBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # no `by`: the caller's token says who
+    decision: Literal["approve", "reject"]
+    comment: str | None = None
+
+
+class CancelBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str | None = None
+
+
+class UndoBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    step: str | None = None
+    dry_run: bool = False
+
+
+def _caller(role: Role) -> Callable[[Request, Credentials], ApiToken]:
+    """A dependency: the caller's token, of `role` or above; 401 or 403 otherwise."""
+
+    def check(request: Request, credentials: Credentials) -> ApiToken:
+        service: Service = request.app.state.service
+        if credentials is None:
+            raise ServiceProblem(401, "unauthenticated", "send Authorization: Bearer <token> "
+                                 "(a token of the service section)", "Authorization",
+                                 headers={"WWW-Authenticate": "Bearer"})
+        token = service.settings.caller(credentials.credentials)
+        if token is None:
+            raise ServiceProblem(401, "unauthenticated", "the bearer token is not one of the "
+                                 "service's", "Authorization",
+                                 headers={"WWW-Authenticate": "Bearer"})
+        if token.role < role:
+            raise ServiceProblem(403, "forbidden", f"'{token.name}' is a {token.role}; this "
+                                 f"needs {role} or above", "Authorization")
+        return token
+
+    return check
+
+
+Viewer = Annotated[ApiToken, Depends(_caller(Role.VIEWER))]
+Responder = Annotated[ApiToken, Depends(_caller(Role.RESPONDER))]
+Approver = Annotated[ApiToken, Depends(_caller(Role.APPROVER))]
+
+
+def _status_of(exc: CrownguardError) -> tuple[int, str]:
+    if isinstance(exc, UnknownRun):
+        return 404, "unknown_run"
+    if isinstance(exc, AmbiguousRun):
+        return 400, "ambiguous_run"
+    if isinstance(exc, RunStateError):
+        return 409, "run_state"
+    if isinstance(exc, UndoError):
+        return 409, "cannot_undo"
+    if isinstance(exc, RunsError):
+        return 400, "bad_request"
+    return 500, "failed"
+
+
+def build_app(service: Service) -> FastAPI:
+    app = FastAPI(title="crownguard", version=__version__, openapi_url="/openapi.json",
+                  docs_url=None, redoc_url=None,
+                  description="The crownguard service: signed events in, runs shown and "
+                              "controlled. Errors: {\"error\": {\"code\", \"message\", "
+                              "\"where\"}}.")
+    app.state.service = service
+    redact = service.config.redactor.redact
+
+    def problem(exc: ServiceProblem) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(ServiceProblem)
+    async def _problem(request: Request, exc: ServiceProblem) -> JSONResponse:
+        return problem(exc)
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        message = {404: f"no such endpoint: {request.method} {request.url.path}",
+                   405: f"{request.method} is not allowed on {request.url.path}"}.get(
+            exc.status_code, str(exc.detail))
+        return JSONResponse(error_body(code, message, request.url.path),
+                            status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        message = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}"
+                            for e in errors[:5])
+        return JSONResponse(error_body("invalid_request", redact(message), where),
+                            status_code=422)
+
+    @app.exception_handler(CrownguardError)
+    async def _crownguard(request: Request, exc: CrownguardError) -> JSONResponse:
+        status, code = _status_of(exc)
+        if status == 500:
+            log.error("%s %s: %s", request.method, request.url.path, redact(str(exc)))
+        return JSONResponse(error_body(code, redact(str(exc)), ""), status_code=status)
+
+    def _internal(request: Request, exc: Exception) -> JSONResponse:
+        log.error("%s %s: internal error: %s: %s", request.method, request.url.path,
+                  type(exc).__name__, redact(str(exc)))
+        return JSONResponse(error_body("internal", "internal error (logged by the service)"),
+                            status_code=500)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        return _internal(request, exc)
+
+    @app.middleware("http")
+    async def _drain_and_measure(request: Request,
+                                 call_next: Callable[[Request], Awaitable[Response]]
+                                 ) -> Response:
+        started = time.perf_counter()
+        if service.draining.is_set() and request.url.path != "/healthz":
+            response: Response = problem(ServiceProblem(
+                503, "draining", "the service is shutting down: retry against another "
+                "instance or after it restarts", headers={"Retry-After": "5", "Connection":
+                                                          "close"}))
+        else:
+            try:
+                response = await call_next(request)
+            except Exception as exc:  # answered here, so no server logs a traceback of it
+                response = _internal(request, exc)
+        route = request.scope.get("route")
+        name = getattr(route, "path", "unmatched")
+        service.metrics.requests.labels(request.method, name, str(response.status_code)).inc()
+        service.metrics.latency.labels(name).observe(time.perf_counter() - started)
+        return response
+
+    # --- health -------------------------------------------------------------------------------
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    def readyz() -> JSONResponse:
+        """The journal and the intake table answer."""
+        try:
+            service.journal.head()
+            service.store.ping()
+        except Exception as exc:
+            raise ServiceProblem(503, "not_ready", f"the journal is unreachable: "
+                                 f"{redact(str(exc))}", "journal") from None
+        return JSONResponse({"status": "ready", "intake": service.store.counts()})
+
+    @app.get("/metrics", tags=["health"], response_class=Response)
+    def metrics() -> Response:
+        """Prometheus text format; every name starts with crownguard_."""
+        return Response(service.metrics.render(), media_type=CONTENT_TYPE)
+
+    # --- events -------------------------------------------------------------------------------
+
+    @app.post("/v1/events/{source}", status_code=202, tags=["events"])
+    async def post_events(source: str, request: Request) -> dict[str, Any]:
+        """One event or a list, signed by a configured source; 202 once all are stored."""
+        try:
+            return await _take_events(source, request)
+        except ServiceProblem as exc:
+            service.metrics.events_refused.labels(source if source in (
+                service.settings.sources or {}) else "(unknown)", exc.code).inc()
+            raise
+
+    async def _take_events(source: str, request: Request) -> dict[str, Any]:
+        sender = (service.settings.sources or {}).get(source)
+        if sender is None:
+            raise ServiceProblem(401, "unknown_source", f"no event source '{source}' in the "
+                                 "service section", "source")
+        body = await _body(request, service.settings.max_body_bytes)
+        verify(sender.secret.reveal(), request.headers.get(TIMESTAMP_HEADER),
+               request.headers.get(SIGNATURE_HEADER), body)
+        service.rates.take(source, sender.max_requests_per_minute)
+        payload = parse_json(body)
+        events = await run_in_threadpool(normalise_payload, payload, service.policy,
+                                         service.host.event_sources.values())
+        stored = await run_in_threadpool(service.store.add, source,
+                                         [(e.id, e.to_dict()) for e in events])
+        for item in stored:
+            service.metrics.events_accepted.labels(source, str(item.duplicate).lower()).inc()
+        service.background.wake()
+        return {"accepted": [{"event_id": a.event_id, "duplicate": a.duplicate}
+                             for a in stored]}
+
+    # --- runs ---------------------------------------------------------------------------------
+
+    @app.get("/v1/runs", tags=["runs"])
+    def list_runs(who: Viewer, status: str | None = None, playbook: str | None = None,
+                  limit: Annotated[int, Query(ge=1, le=500)] = 50,
+                  cursor: str | None = None) -> dict[str, Any]:
+        """Run summaries, newest first; pass next_cursor back for the next page."""
+        found, following = service.listing.page(status=status, playbook=playbook, limit=limit,
+                                                cursor=cursor)
+        return {"runs": [_summary(r.to_dict(with_text=False)) for r in found],
+                "next_cursor": following}
+
+    @app.get("/v1/runs/{run_id}", tags=["runs"])
+    def show_run(run_id: str, who: Viewer) -> dict[str, Any]:
+        """The run record with its timeline and, for each waiting step, who may answer and
+        until when."""
+        detail = runs.show(service.journal, service.host, run_id)
+        run = detail.run
+        return {**detail.record, "kind": str(run.kind), "parent_run_id": run.parent_run_id,
+                "created_at": run.created_at, "updated_at": run.updated_at,
+                "timeline": detail.events,
+                "approvals": [a.to_dict() for a in detail.approvals],
+                "waiting": [{"step": w.step, "reason": w.reason,
+                             "approvers": list(w.approvers) or list(service.config.approvers),
+                             "expires_at": w.expires_at} for w in detail.waiting]}
+
+    @app.post("/v1/runs/{run_id}/steps/{step_id}/answer", tags=["runs"])
+    def answer(run_id: str, step_id: str, body: AnswerBody, who: Approver) -> JSONResponse:
+        """Approve or reject a waiting step as the caller; the run goes on."""
+        with service.operations:
+            result = runs.answer(service.journal, service.host, run_id, step_id, body.decision,
+                                 by=who.name, comment=body.comment,
+                                 config_path=service.config_path)
+        if not result.accepted or result.outcome is None:
+            raise ServiceProblem(403, "answer_refused", f"refused and recorded: "
+                                 f"{result.reason}", step_id)
+        return JSONResponse({"accepted": True, "by": who.name, "run": result.outcome.record})
+
+    @app.post("/v1/runs/{run_id}/cancel", tags=["runs"])
+    def cancel(run_id: str, who: Responder, body: CancelBody | None = None) -> dict[str, Any]:
+        """Cancel a run that has not ended."""
+        with service.operations:
+            outcome = runs.cancel(service.journal, service.host, run_id, by=who.name,
+                                  reason=body.reason if body else None,
+                                  config_path=service.config_path)
+        return {"by": who.name, "run": outcome.record}
+
+    @app.post("/v1/runs/{run_id}/undo", tags=["runs"])
+    def undo(run_id: str, who: Responder, body: UndoBody | None = None) -> dict[str, Any]:
+        """Undo a run's changes (one step's), as an undo run of its own."""
+        body = body or UndoBody()
+        with service.operations:
+            plan = runs.prepare_undo(service.journal, service.host, run_id, step=body.step,
+                                     config_path=service.config_path)
+            result = runs.undo(service.journal, service.host, plan, by=who.name,
+                               dry_run=body.dry_run)
+        return {"by": who.name, "run_id": result.run_id, "undo_run_id": result.undo_run_id,
+                "dry_run": result.dry_run, "calls": len(result.calls),
+                "cancelled": result.cancelled.record if result.cancelled else None,
+                "run": result.outcome.record}
+
+    @app.post("/v1/runs/{run_id}/rerun", tags=["runs"])
+    def rerun(run_id: str, who: Responder) -> dict[str, Any]:
+        """A new run of an ended (failed or cancelled) run's playbook, linked to it."""
+        with service.operations:
+            outcome = runs.rerun(service.journal, service.host, run_id, by=who.name,
+                                 config_path=service.config_path)
+        return {"by": who.name, "parent_run_id": outcome.parent_run_id, "run": outcome.record}
+
+    @app.get("/v1/audit", tags=["audit"], response_class=Response)
+    def audit(who: Viewer, since_seq: Annotated[int, Query(ge=0)] = 0,
+              limit: Annotated[int, Query(ge=1, le=10000)] = 1000) -> Response:
+        """Audit entries after `since_seq`, one JSON object a line (as `audit export`)."""
+        lines = []
+        for entry in service.journal.entries(since_seq=since_seq):
+            lines.append(canonical_json(entry.to_export()))
+            if len(lines) >= limit:
+                break
+        return Response("".join(line + "\n" for line in lines),
+                        media_type="application/x-ndjson")
+
+    @app.get("/v1/playbooks", tags=["playbooks"])
+    def playbooks(who: Viewer) -> dict[str, Any]:
+        """The playbooks routing can start, with their triggers."""
+        router = service.triage.router
+        return {"playbooks": [{"name": p.name, "description": p.description,
+                               "trigger": p.trigger_if, "source": p.source}
+                              for p in router.playbooks.values() if p.trigger_if],
+                "untriggered": list(router.untriggered)}
+
+    return app
+
+
+def _summary(run: dict[str, Any]) -> dict[str, Any]:
+    keep = ("run_id", "playbook", "status", "kind", "parent_run_id", "created_at",
+            "updated_at", "playbook_sha256")
+    return {key: run.get(key) for key in keep}
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    """The raw body, refused (413) past `limit` bytes whatever Content-Length says."""
+    declared = request.headers.get("content-length")
+    too_big = ServiceProblem(413, "too_large", f"the body is larger than {limit} bytes "
+                             "(service.max_body_bytes): send fewer events a request", "body")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_big
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_big
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+__all__ = ["build_app"]

@@ -1,0 +1,170 @@
+"""The intake table: events the service accepted and has yet to triage and respond to.
+
+It lives in the journal's SQLite file (its own table, `service_intake`, beside the journal's)
+so that an accepted event and the runs it starts share one store and one backup. `add`
+commits (synchronous FULL) before the service answers 202: an accepted event survives a
+kill -9. An event is known by (source, event id): delivered again it is accepted and not
+stored twice. Items move pending -> started -> done (or failed); one started by a process that
+is gone is pending again for the next (`take` reclaims it).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from ..errors import JournalError
+from ..journal.base import ProcessIdentity, utc_now
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS service_intake (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, source TEXT NOT NULL, event_id TEXT NOT NULL,
+    event TEXT NOT NULL, status TEXT NOT NULL, received_at TEXT NOT NULL,
+    started_at TEXT, finished_at TEXT, owner TEXT, runs TEXT, error TEXT,
+    UNIQUE (source, event_id));
+CREATE INDEX IF NOT EXISTS service_intake_by_status ON service_intake (status, id);
+"""
+
+
+class IntakeStatus(StrEnum):
+    PENDING = "pending"
+    STARTED = "started"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class IntakeItem:
+    id: int
+    source: str
+    event_id: str
+    event: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Accepted:
+    event_id: str
+    duplicate: bool
+
+
+def _owner() -> str:
+    me = ProcessIdentity.current()
+    return json.dumps([me.host, me.pid, me.boot_id, me.started])
+
+
+def _gone(owner: str | None) -> bool:
+    if not owner:
+        return True
+    try:
+        host, pid, boot_id, started = json.loads(owner)
+        return ProcessIdentity(host, int(pid), boot_id, started).alive() is False
+    except (ValueError, TypeError):
+        return True
+
+
+class IntakeStore:
+    """The intake table on the journal's file; one connection, shared under a lock (writes
+    are short and the table small)."""
+
+    def __init__(self, path: str | Path, *, synchronous: str = "FULL",
+                 busy_timeout: float = 30.0):
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None,
+                                       check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={synchronous}")
+            with self._write() as db:
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot open the intake table in {self.path}: {exc}") from None
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+
+    def add(self, source: str, events: list[tuple[str, dict[str, Any]]]) -> list[Accepted]:
+        """Store every (event id, normalised event) of one request in one transaction;
+        returns once it is on disk. An event already stored is a duplicate, not stored again."""
+        now = utc_now()
+        accepted = []
+        try:
+            with self._write() as db:
+                for event_id, event in events:
+                    cursor = db.execute(
+                        "INSERT OR IGNORE INTO service_intake (source, event_id, event, status, "
+                        "received_at) VALUES (?, ?, ?, ?, ?)",
+                        (source, event_id, json.dumps(event, default=str),
+                         str(IntakeStatus.PENDING), now))
+                    accepted.append(Accepted(event_id, cursor.rowcount == 0))
+        except sqlite3.Error as exc:
+            raise JournalError(f"intake table in {self.path}: {exc}") from None
+        return accepted
+
+    def take(self, limit: int) -> list[IntakeItem]:
+        """Up to `limit` pending items (oldest first), marked started by this process; items
+        a process that is gone had started count as pending."""
+        with self._write() as db:
+            for row_id, owner in db.execute(
+                    "SELECT id, owner FROM service_intake WHERE status = ?",
+                    (str(IntakeStatus.STARTED),)).fetchall():
+                if owner != _owner() and _gone(owner):
+                    db.execute("UPDATE service_intake SET status = ? WHERE id = ?",
+                               (str(IntakeStatus.PENDING), row_id))
+            rows = db.execute("SELECT id, source, event_id, event FROM service_intake WHERE "
+                              "status = ? ORDER BY id LIMIT ?",
+                              (str(IntakeStatus.PENDING), int(limit))).fetchall()
+            db.executemany("UPDATE service_intake SET status = ?, started_at = ?, owner = ? "
+                           "WHERE id = ?", [(str(IntakeStatus.STARTED), utc_now(), _owner(),
+                                             row[0]) for row in rows])
+        return [IntakeItem(row[0], row[1], row[2], json.loads(row[3])) for row in rows]
+
+    def finish(self, item_id: int, runs: list[str], error: str | None = None) -> None:
+        """Mark an item done (with the runs it started), or failed with why."""
+        status = IntakeStatus.FAILED if error else IntakeStatus.DONE
+        with self._write() as db:
+            db.execute("UPDATE service_intake SET status = ?, finished_at = ?, runs = ?, "
+                       "error = ? WHERE id = ?",
+                       (str(status), utc_now(), json.dumps(runs), error, item_id))
+
+    def release(self, item_ids: list[int]) -> None:
+        """Hand started items back as pending (a drain that ran out of time)."""
+        with self._write() as db:
+            db.executemany("UPDATE service_intake SET status = ?, owner = NULL WHERE id = ? "
+                           "AND status = ?", [(str(IntakeStatus.PENDING), i,
+                                               str(IntakeStatus.STARTED)) for i in item_ids])
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._db.execute("SELECT status, count(*) FROM service_intake GROUP BY "
+                                    "status").fetchall()
+        found = {str(s): 0 for s in IntakeStatus}
+        found.update({row[0]: row[1] for row in rows})
+        return found
+
+    def ping(self) -> None:
+        """Raise when the table cannot be read (for /readyz)."""
+        with self._lock:
+            self._db.execute("SELECT 1 FROM service_intake LIMIT 1").fetchall()

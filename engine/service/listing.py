@@ -1,0 +1,68 @@
+"""Run summaries for `GET /v1/runs`: newest first, in pages, by a cursor that stays put while
+new runs arrive (the last run's creation time and sequence, not an offset)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+from ..journal import RunRecord
+from ..journal.sqlite_schema import record_of
+from ..kinds import RunStatus
+from .problems import ServiceProblem
+
+MAX_PAGE = 500
+
+
+def encode_cursor(run: RunRecord) -> str:
+    return base64.urlsafe_b64encode(json.dumps([run.created_at, run.seq]).encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[str, int]:
+    try:
+        created_at, seq = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return str(created_at), int(seq)
+    except (ValueError, TypeError):
+        raise ServiceProblem(400, "bad_cursor", "cursor is not one this service gave out "
+                             "(take next_cursor from the previous page)", "cursor") from None
+
+
+class RunListing:
+    """Reads the journal's runs table (the same file) for pages the journal's API lacks."""
+
+    def __init__(self, path: str | Path):
+        self._db = sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=ro", uri=True,
+                                   check_same_thread=False, timeout=30)
+        self._db.row_factory = sqlite3.Row
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def page(self, *, status: str | None, playbook: str | None, limit: int,
+             cursor: str | None) -> tuple[list[RunRecord], str | None]:
+        if status is not None:
+            try:
+                status = str(RunStatus(status))
+            except ValueError:
+                known = ", ".join(str(s) for s in RunStatus)
+                raise ServiceProblem(400, "bad_parameter", f"status must be one of {known}, "
+                                     f"not {status!r}", "status") from None
+        if not 1 <= limit <= MAX_PAGE:
+            raise ServiceProblem(400, "bad_parameter", f"limit must be 1 to {MAX_PAGE}", "limit")
+        after: tuple[Any, ...] = decode_cursor(cursor) if cursor else (None, None)
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM runs WHERE (?1 IS NULL OR status = ?1) AND "
+                "(?2 IS NULL OR playbook = ?2) AND (?3 IS NULL OR created_at < ?3 OR "
+                "(created_at = ?3 AND seq < ?4)) ORDER BY created_at DESC, seq DESC LIMIT ?5",
+                (status, playbook, after[0], after[1], limit + 1)).fetchall()
+        found = [record_of(row) for row in rows]
+        more = len(found) > limit
+        found = found[:limit]
+        return found, encode_cursor(found[-1]) if more else None

@@ -1,0 +1,73 @@
+"""A request body to normalised events, or a 400 naming the item and the field.
+
+The same normalisation `crownguard respond` applies (the policy's options and webhook
+mappings, the installed event sources): an event the pipeline does not recognise is refused
+at the door, and a request with one bad item stores none of its items.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from ..errors import SpecError
+from ..sources import EventSource
+from ..triage import ModelMovementEvent, Policy, normalise_many
+from .problems import ServiceProblem
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        where = f"line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) \
+            else ""
+        raise ServiceProblem(400, "not_json", f"the body is not JSON: {exc}", where) from None
+    if not isinstance(data, dict | list):
+        raise ServiceProblem(400, "not_an_event", "the body must be an event object or a list "
+                             "of events", "body")
+    return data
+
+
+def _items(payload: Any, sources: tuple[EventSource, ...]) -> list[tuple[str, Any]]:
+    if isinstance(payload, list):
+        return [(f"item {n}", item) for n, item in enumerate(payload, 1)]
+    for source in sources:
+        if source.recognise(payload):
+            parts = source.split(payload) if source.split is not None else None
+            if parts is not None:
+                return list(parts)
+            break
+    return [("", payload)]
+
+
+def normalise_payload(payload: Any, policy: Policy, sources: Iterable[EventSource]
+                      ) -> list[ModelMovementEvent]:
+    """Every event of a request, normalised; a 400 ServiceProblem naming the first bad item
+    and field (the message names them all) when any item is not an event."""
+    sources = tuple(sources)
+    events: list[ModelMovementEvent] = []
+    problems: list[tuple[str, str]] = []
+    items = _items(payload, sources)
+    if not items:
+        raise ServiceProblem(400, "no_events", "the body holds no events", "body")
+    for label, item in items:
+        try:
+            events.extend(normalise_many(item, options=policy.options,
+                                         mappings=policy.mappings.values(), sources=sources))
+        except SpecError as exc:
+            for problem in exc.problems:
+                field, _, message = problem.message.partition(": ")
+                if not message:
+                    field, message = "", field
+                field = "" if field == "(event)" else field
+                text = problem.message.removeprefix("(event): ")
+                problems.append((": ".join(p for p in (label, field) if p),
+                                 ": ".join(p for p in (label, text) if p)))
+    if problems:
+        shown = "; ".join(message for _, message in problems[:5])
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise ServiceProblem(400, "invalid_event", f"{shown}{more}; nothing was stored",
+                             problems[0][0] or "body")
+    return events
