@@ -38,6 +38,14 @@ class _OneAtATime:
         with self._lock:
             return self._triage.triage_event(*args, **kwargs)
 
+    def claim(self, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return self._triage.claim(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        # The rest (its router, whose dedupe store is thread-safe) is the Triage's own.
+        return getattr(self._triage, name)
+
 
 class Background:
     def __init__(self, store: IntakeStore, journal: Journal, host: PluginHost, config: Config,
