@@ -107,6 +107,12 @@ def undo_playbook(original: Playbook, calls: list[UndoCall]) -> Playbook:
         steps.append(Step(id=step_id, action=call.action, with_=with_, needs=needs,
                           when=When.ALWAYS if needs else When.SUCCESS,
                           description=call.reason, line=index + 1))
-    return Playbook(name=f"{original.name}-undo", steps=tuple(steps),
-                    description=f"Undo of {original.name}", source=original.source,
-                    vars={"undo": recorded})
+    name, description = f"{original.name}-undo", f"Undo of {original.name}"
+    # Its text, as a journal keeps every playbook's, so that the undo run can be shown and
+    # resumed like any other. The recorded values are not in it: they are the run's vars.
+    text = json.dumps({"name": name, "description": description, "steps": [
+        {"id": step.id, "action": step.action, "with": step.with_,
+         **({"needs": list(step.needs)} if step.needs else {}), "when": str(step.when),
+         "description": step.description} for step in steps]}, indent=2)
+    return Playbook(name=name, steps=tuple(steps), description=description,
+                    source=original.source, vars={"undo": recorded}, text=text)

@@ -81,6 +81,11 @@ def test_undo_of_a_waiting_run_cancels_it_and_nothing_of_it_runs_later(
         assert set(cancel["cancelled_steps"]) == {"await_answer", "record_answer", "escalate",
                                                   "escalate_ticket"}
 
+    # The undo run is a run like any other: the journal keeps its playbook, so it can be shown.
+    code, out, err = run_cli("runs", "show", undo_run.run_id, "--journal", journal)
+    assert code == 0, out + err
+    assert f"undo of run {run_id}" in out and "undo_ticket" in out
+
     # The employee's reject after the undo: refused, recorded, and nothing escalates.
     code, out, err = run_cli("approve", run_id, "await_answer", "--decision", "reject",
                              "--by", PRIYA, "--comment", "too late", "--config", config,

@@ -230,8 +230,9 @@ def test_undo_through_the_api_reverts_as_the_caller(served: Served,
     assert undone.status_code == 200, undone.text
     assert undone.json()["calls"] == 1 and undone.json()["run"]["status"] == "succeeded"
     assert okta.status_of(email) == "ACTIVE"  # type: ignore[attr-defined]
-    # (Listed, not shown: `runs show` of an undo run fails in the engine today, CLI too: the
-    # journal keeps no playbook text for it.)
+    shown = served.call("GET", f"/v1/runs/{undone.json()['undo_run_id']}")
+    assert shown.status_code == 200, shown.text
+    assert shown.json()["steps"]["undo_suspend"]["status"] == "succeeded", shown.text
     [undo_run] = [r for r in served.call("GET", "/v1/runs?limit=500").json()["runs"]
                   if r["run_id"] == undone.json()["undo_run_id"]]
     assert undo_run["kind"] == "undo" and undo_run["parent_run_id"] == run["run_id"]
