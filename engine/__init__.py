@@ -24,6 +24,7 @@ from .config import (
     ConnectionType,
     connection_schema,
 )
+from .content_sources import ContentSource
 from .errors import (
     ActionError,
     AuthError,
@@ -75,6 +76,7 @@ __all__ = [
     "Connection",
     "ConnectionType",
     "Connections",
+    "ContentSource",
     "CrownguardError",
     "EventSource",
     "HeaderAuth",
