@@ -319,3 +319,43 @@ def test_the_sdk_downloads_a_file_from_the_mock(incydr: IncydrMock) -> None:
         with pytest.raises(requests.HTTPError) as error:
             client.files.v1.stream_file_by_sha256(sha256)
         assert error.value.response.status_code == status
+
+
+def test_triage_keeps_verdicts_beside_the_dedupe_store_without_an_index(
+        run_cli: Callable[..., tuple[int, str, str]], incydr: IncydrMock,
+        cli_setup: tuple[Path, Path], tmp_path: Path) -> None:
+    from crownguard.engine.triage.dedupe import SQLiteDedupe, dedupe_path_beside
+
+    config, event = cli_setup
+    journal = tmp_path / "journal.sqlite"
+    SQLiteDedupe(dedupe_path_beside(journal)).close()
+    for _ in range(2):
+        code, out, err = run_cli("triage", event, "--config", config, "--journal", journal)
+        assert code == 0, err
+    assert "content fetched from incydr (cached verdict): 65,536 bytes: GGUF v3" in out
+    assert file_calls(incydr) == 1
+    assert (tmp_path / "journal.sqlite.dedupe.content.db").is_file()
+
+
+def test_an_unknown_file_is_cached_as_such_for_a_while(incydr: IncydrMock, host: PluginHost,
+                                                      tmp_path: Path) -> None:
+    path = tmp_path / "verdicts.db"
+    fetcher(incydr, host, ContentCache(path)).detect(ambiguous())
+    detection = fetcher(incydr, host, ContentCache(path)).detect(ambiguous(event_id="e-2"))
+    assert file_calls(incydr) == 1
+    assert detection.evidence[-1] == ("content not fetched from incydr: 404 unknown file "
+                                      "(cached); decided by metadata")
+    # Past the time to live, the source is asked again (it may hold the file by now).
+    incydr.add_file(b"GGUF\x03\x00\x00\x00" + bytes(64), sha256=SHA)
+    later = fetcher(incydr, host, ContentCache(path, unknown_ttl=0)).detect(ambiguous())
+    assert file_calls(incydr) == 2 and later.method == Method.CONTENT
+
+
+def test_a_timeout_is_not_cached_across_commands(incydr: IncydrMock, host: PluginHost,
+                                                 tmp_path: Path) -> None:
+    incydr.add_file(b"GGUF\x03\x00\x00\x00" + bytes(64), sha256=SHA)
+    incydr.inject("timeout", seconds=2, path="/v1/files/get-file-by-sha256/*")
+    path = tmp_path / "verdicts.db"
+    fetcher(incydr, host, ContentCache(path), timeout=0.3).detect(ambiguous())
+    detection = fetcher(incydr, host, ContentCache(path)).detect(ambiguous())
+    assert detection.method == Method.CONTENT and file_calls(incydr) == 2

@@ -10,8 +10,10 @@ Only the head is fetched (HEAD_BYTES, what content detection reads of a prefix):
 streams and closes the download there, never the whole file. Verdicts are cached by SHA-256
 in a `content_verdicts` table (in the fingerprint index's file when one is configured, else a
 file of its own); a fetch that fails or times out leaves the metadata verdict, and the
-evidence says why. Failures are not cached across commands (the source may collect the file
-later) but are remembered for the rest of one command, so a batch asks once per file.
+evidence says why. A file every source called unknown (404) is cached as such for an hour
+(UNKNOWN_TTL: the source may collect it later); other failures (a timeout, refused
+credentials) are not cached, but remembered for the rest of one command, so a batch asks once
+per file.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ DEFAULT_CONCURRENCY = 8
 SETTLED_MODEL = 0.85
 SETTLED_OTHER = 0.1
 _VAGUE = (None, ModelFormat.UNKNOWN, ModelFormat.ARCHIVE)
+UNKNOWN_TTL = 3600.0
 _REMEMBERED = 100_000  # answers kept in memory for one command (or process)
 
 
@@ -123,8 +126,9 @@ class ContentCache:
     """Content verdicts by SHA-256, in SQLite: the fingerprint index's file or one of its own
     (":memory:" for a dry run). Another tool's database is refused, never written to."""
 
-    def __init__(self, path: str | Path = ":memory:"):
+    def __init__(self, path: str | Path = ":memory:", *, unknown_ttl: float = UNKNOWN_TTL):
         self.path = str(path)
+        self.unknown_ttl = unknown_ttl
         self._lock = threading.Lock()
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False,
@@ -140,13 +144,18 @@ class ContentCache:
             raise FingerprintIndexError(f"{self.path}: cannot be used as a content cache: "
                                         f"{exc}") from None
 
-    def get(self, sha256: str) -> ContentVerdict | None:
+    def get(self, sha256: str) -> ContentVerdict | str | None:
+        """The verdict, or why there is none (every source said unknown, lately), or None."""
         with self._lock:
-            row = self._db.execute("SELECT verdict, evidence, source FROM content_verdicts "
-                                   "WHERE sha256 = ?", (sha256.lower(),)).fetchone()
+            row = self._db.execute("SELECT verdict, evidence, source, fetched_at "
+                                   "FROM content_verdicts WHERE sha256 = ?",
+                                   (sha256.lower(),)).fetchone()
         if row is None:
             return None
         verdict, evidence = json.loads(row[0]), json.loads(row[1])
+        if verdict.get("unknown"):
+            fresh = time.time() - float(row[3]) < self.unknown_ttl
+            return f"{evidence[0]} (cached)" if fresh and evidence else None
         fmt = verdict.get("format")
         return ContentVerdict(row[2], int(verdict["bytes_read"]), float(verdict["confidence"]),
                               ModelFormat(fmt) if fmt else None, tuple(evidence), cached=True)
@@ -158,6 +167,12 @@ class ContentCache:
             self._db.execute("INSERT OR REPLACE INTO content_verdicts VALUES (?,?,?,?,?)",
                              (sha256.lower(), body, json.dumps(list(verdict.evidence)),
                               time.time(), verdict.source))
+
+    def put_unknown(self, sha256: str, sources: str, why: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO content_verdicts VALUES (?,?,?,?,?)",
+                             (sha256.lower(), '{"unknown": true}', json.dumps([why]),
+                              time.time(), sources))
 
     def close(self) -> None:
         with self._lock:
@@ -259,6 +274,7 @@ class ContentFetch:
         if cached is not None:
             return cached
         reasons = []
+        unknown = True  # every source said it holds no such file
         for source in self.sources:
             with self._lock:
                 self.requests += 1
@@ -266,6 +282,7 @@ class ContentFetch:
                 head = source.fetch_head(sha, file.name, self.limit, self.timeout)
             except Exception as exc:  # a failing source falls back to the next, then metadata
                 reason = _reason(exc, self.timeout)
+                unknown = unknown and isinstance(exc, NotFoundError)
                 redact = getattr(source, "redact", None)
                 reasons.append(f"content not fetched from {source.name}: "
                                f"{redact(reason) if redact else reason}")
@@ -278,6 +295,8 @@ class ContentFetch:
                 self._fetched[sha] = verdict
             return verdict
         why = "; ".join(reasons)
+        if unknown:
+            self.cache.put_unknown(sha, ", ".join(s.name for s in self.sources), why)
         with self._lock:
             if len(self._failed) >= _REMEMBERED:
                 self._failed.clear()
