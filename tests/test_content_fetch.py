@@ -144,7 +144,7 @@ def test_an_unknown_hash_falls_back_to_metadata_and_says_why(incydr: IncydrMock,
     detection = fetcher(incydr, host).detect(event)
     assert detection.method == Method.METADATA
     assert detection.confidence == detect(event).confidence
-    assert detection.evidence[-1] == ("content not fetched from incydr: 404 unknown file; "
+    assert detection.evidence[0] == ("content not fetched from incydr: 404 unknown file; "
                                       "decided by metadata")
 
 
@@ -153,7 +153,7 @@ def test_a_batch_asks_once_for_a_file_the_source_does_not_hold(incydr: IncydrMoc
     fetch = fetcher(incydr, host)
     events = [ambiguous(event_id=f"e-{n}") for n in range(5)]
     fetch.prefetch(events)
-    assert all("404 unknown file" in fetch.detect(e).evidence[-1] for e in events)
+    assert all("404 unknown file" in fetch.detect(e).evidence[0] for e in events)
     assert file_calls(incydr) == 1
 
 
@@ -165,7 +165,7 @@ def test_a_fetch_that_times_out_falls_back_within_the_timeout(incydr: IncydrMock
     detection = fetcher(incydr, host, timeout=0.5).detect(ambiguous())
     assert time.monotonic() - started < 2.5
     assert detection.method == Method.METADATA
-    assert detection.evidence[-1] == ("content not fetched from incydr: timed out after 0.5s; "
+    assert detection.evidence[0] == ("content not fetched from incydr: timed out after 0.5s; "
                                       "decided by metadata")
 
 
@@ -177,7 +177,7 @@ def test_refused_credentials_fall_back_and_no_secret_shows(incydr: IncydrMock,
     config.connections.redactor.add(wrong)
     detection = ContentFetch(connected_sources(host, config)).detect(ambiguous())
     assert detection.method == Method.METADATA
-    assert detection.evidence[-1].startswith("content not fetched from incydr: 401 ")
+    assert detection.evidence[0].startswith("content not fetched from incydr: 401 ")
     text = json.dumps(detection.to_dict())
     assert wrong not in text and DEFAULT_CLIENT_SECRET not in text
 
@@ -343,7 +343,7 @@ def test_an_unknown_file_is_cached_as_such_for_a_while(incydr: IncydrMock, host:
     fetcher(incydr, host, ContentCache(path)).detect(ambiguous())
     detection = fetcher(incydr, host, ContentCache(path)).detect(ambiguous(event_id="e-2"))
     assert file_calls(incydr) == 1
-    assert detection.evidence[-1] == ("content not fetched from incydr: 404 unknown file "
+    assert detection.evidence[0] == ("content not fetched from incydr: 404 unknown file "
                                       "(cached); decided by metadata")
     # Past the time to live, the source is asked again (it may hold the file by now).
     incydr.add_file(b"GGUF\x03\x00\x00\x00" + bytes(64), sha256=SHA)
@@ -359,3 +359,15 @@ def test_a_timeout_is_not_cached_across_commands(incydr: IncydrMock, host: Plugi
     fetcher(incydr, host, ContentCache(path), timeout=0.3).detect(ambiguous())
     detection = fetcher(incydr, host, ContentCache(path)).detect(ambiguous())
     assert detection.method == Method.CONTENT and file_calls(incydr) == 2
+
+
+def test_a_body_that_trickles_is_cut_off_at_the_timeout(incydr: IncydrMock,
+                                                        host: PluginHost) -> None:
+    # The answer starts at once, but 64 KiB would take 4 x 0.4 s: the deadline covers the body.
+    incydr.add_file(b"GGUF\x03\x00\x00\x00", size=10 * MB, sha256=SHA, seconds_per_chunk=0.4)
+    started = time.monotonic()
+    detection = fetcher(incydr, host, timeout=0.6).detect(ambiguous())
+    assert time.monotonic() - started < 1.2
+    assert detection.method == Method.METADATA
+    assert detection.evidence[0] == ("content not fetched from incydr: timed out after 0.6s; "
+                                     "decided by metadata")

@@ -237,7 +237,7 @@ class ContentFetch:
         found = self._verdict(event.file)
         if isinstance(found, str):
             return Detection.verdict(base.confidence, base.format, base.method,
-                                     [*base.evidence, f"{found}; decided by metadata"],
+                                     [f"{found}; decided by metadata", *base.evidence],
                                      disguised=base.disguised, details=base.details)
         return _by_content(found, event.file)
 

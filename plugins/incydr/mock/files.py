@@ -13,6 +13,7 @@ import base64
 import hashlib
 import re
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -34,10 +35,13 @@ class StoredFile:
 
     head: bytes
     size: int
+    seconds_per_chunk: float = 0.0  # a slow download: the body trickles in
 
     def chunks(self) -> Iterator[bytes]:
         sent = 0
         while sent < self.size:
+            if self.seconds_per_chunk and sent:
+                time.sleep(self.seconds_per_chunk)
             end = min(sent + CHUNK_BYTES, self.size)
             if sent < len(self.head):
                 chunk = self.head[sent:min(end, len(self.head))]
@@ -84,11 +88,12 @@ class FileRoutes(IncydrMockBase):
 
     # helpers for tests and the demo ---------------------------------------------------------
 
-    def add_file(self, content: bytes, *, size: int | None = None,
-                 sha256: str | None = None) -> str:
-        """Hold a file: `content`, then zeros up to `size` when that is larger. Returns its
-        SHA-256 (computed unless given: give it for a large padded file, as events do)."""
-        stored = StoredFile(bytes(content), max(len(content), size or 0))
+    def add_file(self, content: bytes, *, size: int | None = None, sha256: str | None = None,
+                 seconds_per_chunk: float = 0.0) -> str:
+        """Hold a file: `content`, then zeros up to `size` when that is larger, sent in 16 KiB
+        chunks (`seconds_per_chunk` apart: a download that trickles). Returns its SHA-256
+        (computed unless given: give it for a large padded file, as events do)."""
+        stored = StoredFile(bytes(content), max(len(content), size or 0), seconds_per_chunk)
         digest = (sha256 or stored.digest()).lower()
         if not SHA256.match(digest):
             raise ValueError(f"not a SHA-256: {sha256!r}")
