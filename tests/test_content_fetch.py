@@ -371,3 +371,30 @@ def test_a_body_that_trickles_is_cut_off_at_the_timeout(incydr: IncydrMock,
     assert detection.method == Method.METADATA
     assert detection.evidence[0] == ("content not fetched from incydr: timed out after 0.6s; "
                                      "decided by metadata")
+
+
+def test_the_cache_file_is_private_and_another_tools_database_is_refused(
+        tmp_path: Path) -> None:
+    path = tmp_path / "state" / "verdicts.db"
+    path.parent.mkdir()
+    ContentCache(path).close()
+    assert path.stat().st_mode & 0o777 == 0o600
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE photos (id INTEGER)")
+    from crownguard.engine.errors import FingerprintIndexError
+
+    with pytest.raises(FingerprintIndexError, match="is not a crownguard content cache"):
+        ContentCache(other)
+    with sqlite3.connect(other) as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    assert tables == {"photos"}
+
+
+def test_a_scenario_seeds_files_into_the_mock(incydr: IncydrMock, host: PluginHost) -> None:
+    import base64
+
+    incydr.seed("files", [{"content_base64": base64.b64encode(b"GGUF\x03\x00\x00\x00"
+                                                              + bytes(24)).decode(),
+                           "size": 200 * MB, "sha256": SHA}])
+    assert fetcher(incydr, host).detect(ambiguous()).format == ModelFormat.GGUF

@@ -19,6 +19,7 @@ per file.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -130,6 +131,15 @@ class ContentCache:
         self.path = str(path)
         self.unknown_ttl = unknown_ttl
         self._lock = threading.Lock()
+        if self.path != ":memory:" and not Path(self.path).exists():
+            # 0600, as the dedupe store: the evidence quotes what the files' heads name.
+            try:
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                raise FingerprintIndexError(f"{self.path}: cannot create the content cache: "
+                                            f"{exc.strerror}") from None
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False,
                                        isolation_level=None, timeout=30)
