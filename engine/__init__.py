@@ -36,6 +36,7 @@ from .config import (
     ConnectionType,
     connection_schema,
 )
+from .content_sources import ContentSource
 from .errors import (
     ActionError,
     AuthError,
@@ -91,6 +92,7 @@ __all__ = [
     "Connection",
     "ConnectionType",
     "Connections",
+    "ContentSource",
     "CrownguardError",
     "EventSource",
     "HeaderAuth",

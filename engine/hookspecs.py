@@ -16,6 +16,7 @@ import pluggy
 if TYPE_CHECKING:
     from .actions import Action
     from .config import Config, ConnectionType
+    from .content_sources import ContentSource
     from .mocks import MockServerSpec
     from .sources import EventSource
 
@@ -78,6 +79,14 @@ def crownguard_register_event_sources(register: Callable[[EventSource], None]) -
     triage is set up): call `register(EventSource(...))` for each tool whose raw payloads the
     plugin reads. Triage tries the sources in turn on a payload that is not a normalised
     event, before the policy's webhook mappings."""
+
+
+@hookspec
+def crownguard_register_content_sources(register: Callable[[ContentSource], None]) -> None:
+    """Called when a host's content sources are first asked for (`host.content_sources`, when
+    triage is set up with a connections file): call `register(ContentSource(...))` for each
+    place the plugin can fetch a file's first bytes from by SHA-256. Triage asks them, in
+    turn, for files whose metadata leaves the model question open."""
 
 
 # --- observers: fired while runs execute -------------------------------------------------------

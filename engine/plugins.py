@@ -20,6 +20,7 @@ import pluggy
 from . import hookspecs
 from .actions import ACTION_NAME, Action
 from .config import ConnectionType
+from .content_sources import ContentSource
 from .errors import PluginError
 from .mocks import MockServerSpec
 from .sources import EventSource
@@ -69,6 +70,7 @@ class PluginHost:
     _playbooks: list[Path] | None = None
     _commands: dict[str, Command] | None = None
     _event_sources: dict[str, EventSource] | None = None
+    _content_sources: dict[str, ContentSource] | None = None
 
     def __post_init__(self) -> None:
         self.pm.add_hookspecs(hookspecs)
@@ -117,6 +119,7 @@ class PluginHost:
                                         distribution, version)
         self._actions = self._connection_types = self._mock_servers = None
         self._playbooks = self._commands = self._event_sources = None
+        self._content_sources = None
 
     # registries -----------------------------------------------------------------------------
 
@@ -258,6 +261,30 @@ class PluginHost:
             self._collect("crownguard_register_event_sources", check)
             self._event_sources = found
         return self._event_sources
+
+    @property
+    def content_sources(self) -> dict[str, ContentSource]:
+        """The registered content sources by name, in the order they were registered."""
+        if self._content_sources is None:
+            found: dict[str, ContentSource] = {}
+
+            def check(item: Any, plugin: str) -> None:
+                if not isinstance(item, ContentSource):
+                    raise PluginError(f"plugin '{plugin}' registered {item!r}, not a "
+                                      "ContentSource")
+                if not NAME.match(item.name) or not callable(item.fetch_head):
+                    raise PluginError(f"plugin '{plugin}': content source '{item.name}' needs "
+                                      f"a name matching {NAME.pattern} and a callable "
+                                      "fetch_head")
+                if item.name in found:
+                    raise PluginError(f"content source '{item.name}' is registered by both "
+                                      f"'{found[item.name].plugin}' and '{plugin}'")
+                found[item.name] = ContentSource(item.name, item.connection, item.fetch_head,
+                                                 item.description, plugin)
+
+            self._collect("crownguard_register_content_sources", check)
+            self._content_sources = found
+        return self._content_sources
 
     def action(self, name: str) -> Action:
         try:

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..config import load_config
-from ..errors import Problem, SpecError, TriageInputError, UsageError
+from ..config import Config, load_config
+from ..errors import FingerprintIndexError, Problem, SpecError, TriageInputError, UsageError
 from ..journal import default_journal_path, open_journal
 from ..plugins import PluginHost
 from ..sources import EventSource
@@ -51,6 +51,7 @@ from ..triage import (
     recognise,
 )
 from ..triage.dedupe import dedupe_path_beside
+from ..triage.detection.fetch import ContentFetch, connected_sources, content_cache_for
 from ..triage.events import UNKNOWN as UNRECOGNISED
 from ..triage.respond import (
     open_dedupe_store,
@@ -245,8 +246,28 @@ def _fingerprint_index(args: argparse.Namespace, policy: Policy,
     return open_fingerprint_index(path, where)
 
 
+def _content_fetch(args: argparse.Namespace, host: PluginHost, config: Config | None,
+                   triage: Triage) -> ContentFetch | None:
+    """Content checks from the sources the connections file reaches (Incydr's file
+    download), unless --no-fetch; verdicts cached in the index's file, else beside the
+    dedupe store, else (a dry run) in memory."""
+    if config is None or getattr(args, "no_fetch", False):
+        return None
+    sources = connected_sources(host, config)
+    if not sources:
+        return None
+    index_path = triage.index.path if triage.index is not None else None
+    store_path = getattr(triage.router.store, "path", None)
+    try:
+        cache = content_cache_for(index_path, store_path)
+    except FingerprintIndexError as exc:
+        raise TriageInputError(f"content cache: {exc}") from None
+    return ContentFetch(sources, cache)
+
+
 def _triage_for(args: argparse.Namespace, policy: Policy, host: PluginHost, *, writable: bool,
-                variables: dict[str, Any] | None = None) -> Triage:
+                variables: dict[str, Any] | None = None,
+                config: Config | None = None) -> Triage:
     settings = RoutingSettings.from_policy(policy)
     with ExitStack() as opened:  # the store is closed again should the index not open
         store = _dedupe_store(args, policy, settings, writable=writable)
@@ -255,7 +276,13 @@ def _triage_for(args: argparse.Namespace, policy: Policy, host: PluginHost, *, w
             opened.callback(close)
         index = _fingerprint_index(args, policy, settings)
         opened.pop_all()
-    return triage_with(policy, host, store, index, variables=variables)
+    triage = triage_with(policy, host, store, index, variables=variables)
+    try:
+        triage.fetch = _content_fetch(args, host, config, triage)
+    except TriageInputError:
+        triage.close()
+        raise
+    return triage
 
 
 # --- commands ----------------------------------------------------------------------------------
@@ -267,19 +294,23 @@ def cmd_triage(args: argparse.Namespace) -> int:
     host = _host()
     events = normalise_payload(input_name(args.event), payload, policy,
                                host.event_sources.values())
-    variables = None
-    if args.config:  # only for its settings.vars, which triggers see as respond gives them
-        config = load_config(args.config, host.connection_types)
-        config.connections.close()
-        variables = config.vars
-    triage = _triage_for(args, policy, host, writable=False, variables=variables)
-    # Claims go to a scratch copy: an event twice in this input is a duplicate the second
-    # time, as respond would find, and the real store is not written.
-    triage.router.store = ScratchDedupe(triage.router.store)
+    # The connections file: its settings.vars, which triggers see as respond gives them, and
+    # the content sources it reaches (unless --no-fetch).
+    config = load_config(args.config, host.connection_types) if args.config else None
     try:
-        verdicts = [triage.triage_event(event, claim=True) for event in events]
+        triage = _triage_for(args, policy, host, writable=False,
+                             variables=config.vars if config else None, config=config)
+        # Claims go to a scratch copy: an event twice in this input is a duplicate the second
+        # time, as respond would find, and the real store is not written.
+        triage.router.store = ScratchDedupe(triage.router.store)
+        try:
+            triage.prefetch(events)
+            verdicts = [triage.triage_event(event, claim=True) for event in events]
+        finally:
+            triage.close()
     finally:
-        triage.close()
+        if config is not None:
+            config.connections.close()
     if args.json:
         print(json.dumps([v.to_dict() for v in verdicts], indent=2, default=str))
         return EXIT_OK
@@ -309,8 +340,9 @@ def cmd_respond(args: argparse.Namespace) -> int:
                                    host.event_sources.values(),
                                    outcome="nothing was triaged or started")
         triage = _triage_for(args, policy, host, writable=not args.dry_run,
-                             variables=config.vars)
+                             variables=config.vars, config=config)
         stack.callback(triage.close)
+        triage.prefetch(events)
         journal = None if args.dry_run or args.no_journal else open_journal(args.journal)
         if journal is not None:
             stack.callback(journal.close)
@@ -392,6 +424,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--journal", metavar="PATH",
                    help="the run journal; the dedupe state is kept beside it")
+    p.add_argument("--no-fetch", action="store_true",
+                   help="never fetch a file's first bytes from a content source (Incydr) "
+                        "when metadata leaves the model question open")
 
 
 def add_commands(sub: Any) -> None:
@@ -401,7 +436,8 @@ def add_commands(sub: Any) -> None:
     _common(p)
     p.add_argument("--config", metavar="FILE",
                    help="a connections file, for its settings.vars (triggers see them as "
-                        "respond gives them); nothing is connected to")
+                        "respond gives them) and the content sources it reaches (Incydr's "
+                        "file download); no playbook action is called")
     p.set_defaults(func=cmd_triage)
 
     p = sub.add_parser("respond", help="triage events and run the playbooks they start")

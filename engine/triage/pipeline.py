@@ -3,6 +3,9 @@
     triage = build_triage(policy, host)                  # playbooks, dedupe store, index
     for verdict in triage.triage(raw, claim=True):       # normalise -> detect -> score -> route
         verdict.playbooks                                # the Playbooks to run, in order
+
+With `fetch` (a detection.fetch.ContentFetch), an event whose metadata leaves the model
+question open is decided by its first bytes, fetched from a content source by SHA-256.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
     from ..plugins import PluginHost
     from ..sources import EventSource
     from .detection import ContentSource
+    from .detection.fetch import ContentFetch
 
 
 @dataclass
@@ -86,8 +90,10 @@ class Triage:
     RECENT_EVENTS = 100_000
 
     def __init__(self, policy: Policy, router: Router, *, index: FingerprintIndex | None = None,
-                 history: InMemoryHistory | None = None, sources: Iterable[EventSource] = ()):
+                 history: InMemoryHistory | None = None, sources: Iterable[EventSource] = (),
+                 fetch: ContentFetch | None = None):
         self.policy = policy
+        self.fetch = fetch  # content checks from the source, for open model questions
         self.router = router
         self.index = index
         self.sources = tuple(sources)  # the event sources plugins registered (Incydr's...)
@@ -98,8 +104,8 @@ class Triage:
         self._scored_before: dict[tuple[str, str], Any] = {}
 
     def close(self) -> None:
-        """Release the dedupe store's and the index's files."""
-        for resource in (self.router.store, self.index):
+        """Release the dedupe store's, the index's and the content cache's files."""
+        for resource in (self.router.store, self.index, self.fetch):
             close = getattr(resource, "close", None)
             if close is not None:
                 close()
@@ -110,11 +116,22 @@ class Triage:
         Incydr alert or search answer...)."""
         events = normalise_many(raw, options=self.policy.options,
                                 mappings=self.policy.mappings.values(), sources=self.sources)
+        if content is None:
+            self.prefetch(events)
         return [self.triage_event(event, claim=claim, content=content) for event in events]
+
+    def prefetch(self, events: Iterable[ModelMovementEvent]) -> None:
+        """Fetch the heads a batch's open model questions need, several at a time (with
+        `fetch` set; else nothing): `triage_event` then finds them cached."""
+        if self.fetch is not None:
+            self.fetch.prefetch(events, self.index)
 
     def triage_event(self, event: ModelMovementEvent, *, claim: bool = False,
                      content: ContentSource | None = None) -> Verdict:
-        detection = detect(event, content=content, index=self.index)
+        if content is None and self.fetch is not None:
+            detection = self.fetch.detect(event, self.index)
+        else:
+            detection = detect(event, content=content, index=self.index)
         key = (event.origin, event.id)
         packed = self._scored.get(key) or self._scored_before.get(key)
         if packed is not None:

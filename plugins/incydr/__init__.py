@@ -2,8 +2,9 @@
 
 File events (Forensic Search), sessions and alerts, and the watchlists that say whether a person
 is leaving; the `incydr` connection type; the `incydr` event source, which maps Incydr file
-events and alerts to ModelMovementEvents for triage; and a stateful mock of the Incydr API for
-tests and the demo. Sample file events in Incydr's v2 shape ship in `samples/`.
+events and alerts to ModelMovementEvents for triage; the `incydr` content source, which
+fetches a file's first bytes by SHA-256 for triage's content checks; and a stateful mock of
+the Incydr API for tests and the demo. Sample file events in Incydr's v2 shape ship in `samples/`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from crownguard.engine import Action, ConnectionType, EventSource, MockServerSpec, hookimpl
+from crownguard.engine import (
+    Action,
+    ConnectionType,
+    ContentSource,
+    EventSource,
+    MockServerSpec,
+    hookimpl,
+)
 
 from .actions import ACTIONS
 from .connection import CONNECTION_TYPE
@@ -42,6 +50,13 @@ def crownguard_register_event_sources(register: Callable[[EventSource], None]) -
     from .source import EVENT_SOURCE
 
     register(EVENT_SOURCE)
+
+
+@hookimpl
+def crownguard_register_content_sources(register: Callable[[ContentSource], None]) -> None:
+    from .content import CONTENT_SOURCE
+
+    register(CONTENT_SOURCE)
 
 
 __all__: list[Any] = []

@@ -4,7 +4,9 @@ Auth is an Incydr API client: `POST /v1/oauth` with HTTP Basic (client id and se
 bearer token that lives 15 minutes; the engine caches it until shortly before expiry and
 refreshes it once after a 401. Paging follows each API: file events by cursor
 (`pgToken`/`nextPgToken`), sessions by `page_number` (from 0) and `page_size` (at most 50),
-watchlists by `page` (from 1) with `pageSize`, watchlist members with `page_size`.
+watchlists by `page` (from 1) with `pageSize`, watchlist members with `page_size`. A file
+is downloaded by SHA-256 (`GET /v1/files/get-file-by-sha256/{sha256}`, octet-stream), streamed
+and closed once the bytes asked for are in.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ import requests
 from crownguard.engine import (
     Auth,
     BadResponse,
+    BodyStream,
     NotFoundError,
     OAuth2ClientCredentials,
+    TransportError,
     VendorClient,
 )
 
@@ -108,6 +112,44 @@ class IncydrClient(VendorClient):
                 raise BadResponse("Forensic Search returned the same nextPgToken twice",
                                   vendor=self.vendor, operation=operation)
             seen.add(token)
+
+    # files ----------------------------------------------------------------------------------
+
+    def file_head(self, sha256: str, limit: int) -> bytes:
+        """The first `limit` bytes of the file with this SHA-256 (all of it when shorter).
+
+        Streamed: the download is closed as soon as `limit` bytes are in, so a 10 GB file costs
+        what its head does. NotFoundError when Incydr holds no file with this hash; like
+        `request`, a 401 refreshes the token once and asks again."""
+        operation = "get file by sha256"
+        url = self.url(f"/v1/files/get-file-by-sha256/{_seg(sha256)}")
+        refreshed = False
+        while True:
+            headers = {"Accept": "application/octet-stream"}
+            self.auth.apply(headers, self)
+            with self.stream("GET", url, operation=operation, headers=headers) as body:
+                response = body.response
+                if response.status_code == 401 and not refreshed and self.auth.invalidate():
+                    refreshed = True
+                    continue
+                if not 200 <= response.status_code < 300:
+                    raise self.error_for(response, operation)
+                return self._head(body, limit, operation)
+
+    def _head(self, body: BodyStream, limit: int, operation: str) -> bytes:
+        parts: list[bytes] = []
+        got = 0
+        try:
+            for chunk in body.chunks(min(limit, 64 * 1024) or 1):
+                parts.append(chunk[:limit - got])
+                got += len(parts[-1])
+                if got >= limit:
+                    break  # leaving the stream closes the connection: nothing more is read
+        except requests.RequestException:
+            raise self._redacted(TransportError(
+                f"the download broke off after {got} bytes", vendor=self.vendor,
+                operation=operation, status=body.response.status_code)) from None
+        return b"".join(parts)
 
     # sessions and alerts --------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ DEFAULT_CLIENT_ID = "key-6f3b2a1c-crownguard"
 DEFAULT_CLIENT_SECRET = "mock-incydr-secret-Qm27xV"  # noqa: S105
 ALL_PERMISSIONS = frozenset({
     "file-events:read", "sessions:read", "sessions:write", "alerts:read",
-    "watchlists:read", "watchlists:write", "actors:read", "actors:write",
+    "watchlists:read", "watchlists:write", "actors:read", "actors:write", "files:read",
 })
 
 DANA, PRIYA, MARCO, SAM, LENA = ("4251230987654321001", "4251230987654321002",
