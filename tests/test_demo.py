@@ -38,7 +38,7 @@ def test_each_event_shows_detection_score_reasons_playbook_and_timeline(
         played: tuple[int, str]) -> None:
     _, out = played
     dana = out[out.index("[2] "):out.index("[3] ")]
-    assert "detection  model, safetensors (confidence 1.00, fingerprint)" in dana
+    assert "detection  model, safetensors (confidence 1.00, registry_fingerprint)" in dana
     assert "SHA-256 matches registered acme-support-llama3-8b-ft v3 (mlflow, restricted)" in dana
     assert "+20  registered_model" in dana and "+45  departing_employee" in dana
     assert "prior_violations" not in dana  # the download before it was no violation

@@ -96,7 +96,10 @@ def test_shards_external_data_and_copies_of_models_are_models(name: str,
 
 def test_model_alone_on_a_small_archive_or_in_a_firmware_folder_is_not_enough() -> None:
     assert not detect_metadata(FileInfo(name="data_model_ERD_v3.zip", size=3 * MB)).is_model
-    assert detect_metadata(FileInfo(name="model.zip", size=300 * MB)).is_model
+    # "model" is not enough on its own, however large the archive (photos, a container image)
+    assert not detect_metadata(FileInfo(name="model.zip", size=300 * MB)).is_model
+    assert detect_metadata(FileInfo(name="model.zip", size=300 * MB,
+                                    path="/srv/mlruns/3/artifacts/model.zip")).is_model
     assert detect_metadata(FileInfo(name="model_weights.zip", size=3 * MB)).is_model
     firmware = FileInfo(name="model_x_bootloader_v2.bin", size=2 * MB,
                         path="/home/dev/firmware/model_x_bootloader_v2.bin")
@@ -128,14 +131,17 @@ def test_a_file_from_the_registry_is_a_model_unless_it_is_a_companion() -> None:
     assert not detect_metadata(FileInfo(name="requirements.txt"), SourceKind.REGISTRY).is_model
 
 
-def test_a_large_binary_behind_an_image_name_may_be_a_disguised_model() -> None:
-    file = FileInfo(name="holiday.jpg", size=700 * MB, mime_type="image/jpeg",
-                    mime_type_by_bytes="application/octet-stream", category="Image")
+def test_a_large_binary_behind_an_everyday_name_may_be_a_disguised_model() -> None:
+    file = FileInfo(name="holiday.mp4", size=700 * MB, mime_type="video/mp4",
+                    mime_type_by_bytes="application/octet-stream", category="Video")
     detection = detect_metadata(file)
     assert detection.is_model and detection.disguised
     assert "possibly a renamed model" in detection.evidence[0]
-    real_photo = replace(file, mime_type_by_bytes="image/jpeg", category_by_bytes="Image")
-    assert not detect_metadata(real_photo).is_model
+    real_video = replace(file, mime_type_by_bytes="video/mp4", category_by_bytes="Video")
+    assert not detect_metadata(real_video).is_model
+    photo = FileInfo(name="holiday.jpg", size=700 * MB, mime_type="image/jpeg",
+                     mime_type_by_bytes="application/zip", category="Image")
+    assert detect_metadata(photo).disguised  # a zip (a PyTorch checkpoint is one) is no JPEG
 
 
 def test_a_rename_seen_by_the_tool_is_followed() -> None:

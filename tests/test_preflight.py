@@ -16,6 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DEPARTING = ROOT / "playbooks" / "departing-employee-model-exfil.yaml"
 EVENT = {"device": {"hostname": "lt-1.corp"}, "file": {"path": "/m/a.safetensors"},
          "source": {}, "actor": {"email": "dana@example.com"}}
+STRONG = {"evidence": {"strong": True}}    # a model by a fingerprint, content or its own name
+SUSPECTED = {"evidence": {"strong": False, "suspected": True}}
 
 
 @pytest.fixture(scope="module")
@@ -43,20 +45,31 @@ def missing(problems: list[Any]) -> list[tuple[str, str]]:
 def test_only_the_steps_that_may_run_need_their_connection(host: PluginHost) -> None:
     playbook = load_playbook(DEPARTING, host.actions)
     ready = config(host, "falcon", "okta", "servicenow", "jira", "slack")
-    assert unready(playbook, host.actions, ready, event=EVENT) == []  # entra is not used
+    assert unready(playbook, host.actions, ready, event=EVENT, risk=STRONG) == []  # no entra
     entra = config(host, "falcon", "okta", "servicenow", "jira", "slack",
                    settings={"vars": {"identity_provider": "entra"}})
-    assert missing(unready(playbook, host.actions, entra, event=EVENT)) == [
+    assert missing(unready(playbook, host.actions, entra, event=EVENT, risk=STRONG)) == [
         ("disable_entra", "entra"), ("revoke_entra", "entra")]
     no_host = {**EVENT, "device": {"hostname": None}}
     without_falcon = config(host, "okta", "servicenow", "jira", "slack")
-    assert unready(playbook, host.actions, without_falcon, event=no_host) == []
+    assert unready(playbook, host.actions, without_falcon, event=no_host, risk=STRONG) == []
+
+
+def test_a_suspected_model_needs_no_containment_or_identity_connection(host: PluginHost) -> None:
+    # only the review ticket (jira) and its failure handler (slack) may run
+    playbook = load_playbook(DEPARTING, host.actions)
+    assert unready(playbook, host.actions, config(host, "jira", "slack"), event=EVENT,
+                   risk=SUSPECTED) == []
+    assert sorted(missing(unready(playbook, host.actions, config(host, "jira", "slack"),
+                                  event=EVENT, risk=STRONG))) == [
+        ("contain", "falcon"), ("hr_case", "servicenow"), ("quarantine_file", "falcon"),
+        ("revoke_sessions", "okta"), ("suspend", "okta")]
 
 
 def test_a_failure_handler_needs_its_connection(host: PluginHost) -> None:
     playbook = load_playbook(DEPARTING, host.actions)
     problems = unready(playbook, host.actions, config(host, "falcon", "okta", "servicenow",
-                                                       "jira"), event=EVENT)
+                                                       "jira"), event=EVENT, risk=STRONG)
     [problem] = problems
     assert str(problem) == (
         "playbook 'departing-employee-model-exfil': step 'escalate' (slack.post_message): "

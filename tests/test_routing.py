@@ -275,7 +275,7 @@ def test_a_registry_match_names_the_model_for_the_playbooks(host: PluginHost) ->
     data = verdict.to_dict()
     assert "raw" not in data["event"] and data["playbooks"] == [
         "departing-employee-model-exfil"]
-    assert "detection" not in data["risk"] and data["detection"]["method"] == "fingerprint"
+    assert "detection" not in data["risk"] and data["detection"]["method"] == "registry_fingerprint"
 
 
 def test_history_counts_an_event_once_and_a_trusted_download_is_no_violation(

@@ -87,7 +87,7 @@ def test_triage_with_a_policy_and_a_fingerprint_index(run_cli: Any, tmp_path: Pa
     policy.write_text("version: 1\nlevels: {critical: 99}\nrouting: {fingerprints: fp.sqlite}\n")
     code, out, _ = run_cli("triage", USB, "--policy", policy, "--json")
     [verdict] = json.loads(out)
-    assert code == 0 and verdict["detection"]["method"] == "fingerprint"
+    assert code == 0 and verdict["detection"]["method"] == "registry_fingerprint"
     assert verdict["event"]["source"]["model"] == "support-llm"
     assert verdict["risk"]["score"] == 100
 

@@ -47,6 +47,7 @@ class Policy:
 
     levels: tuple[tuple[float, str], ...]            # (lowest score, level), highest first
     non_model_cap: float
+    suspected_model_cap: float
     weights: dict[str, float]
     sensitivity: dict[str, float]
     watchlists: dict[str, float]
@@ -172,6 +173,7 @@ def policy_from_mapping(data: dict[str, Any], *, doc: Document | None = None) ->
     return Policy(
         levels=tuple(sorted(((float(v), k) for k, v in levels.items()), reverse=True)),
         non_model_cap=float(merged["non_model_cap"]),
+        suspected_model_cap=float(merged.get("suspected_model_cap", 100)),
         weights={k: float(v) for k, v in merged["weights"].items()},
         sensitivity={k.lower(): float(v) for k, v in merged["sensitivity"].items()},
         watchlists={k: float(v) for k, v in merged["watchlists"].items()},

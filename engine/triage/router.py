@@ -188,14 +188,15 @@ _EVENT_PARTS = {"actor": Actor, "file": FileInfo, "source": Source, "destination
                 "device": Device}
 _RISK_VALUES: dict[str, _Getter] = {
     "score": attrgetter("score"), "level": attrgetter("level"),
-    "indicators": lambda risk: tuple(risk.indicators)}
+    "indicators": lambda risk: tuple(risk.indicators),
+    "evidence": attrgetter("evidence")}
 _MEMO_SIZE = 65_536
 
 
 _Getters = tuple[tuple[_Getter, ...], tuple[_Getter, ...], tuple[_Getter, ...]]
 # What `risk.detection` holds (detection_data): each a value or a frozen, hashable object.
 _DETECTION_VALUES = ("is_model", "format", "confidence", "method", "evidence", "disguised",
-                     "match")
+                     "match", "strength", "evidence_kind")
 
 
 def _memo_getters(read: Reads) -> _Getters | None:

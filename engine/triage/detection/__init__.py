@@ -4,6 +4,12 @@
     detect_content(path_or_bytes_or_fileobj, name=None, size=None) -> Detection
     detect_metadata(file_info, source_kind) -> Detection
 
+Each verdict says how it was settled (`evidence_kind`: registry fingerprint, structural
+fingerprint, content, metadata; spelled once in evidence.EvidenceKind) and how strongly
+(`strength`: strong, moderate = a suspected model, weak = not a model). A detector sets the
+kind by passing it to `Detection.verdict(confidence, format, EvidenceKind.CONTENT, ...)`;
+the strength follows (evidence.strength_of).
+
 Content detection reads at most the first 64 KiB plus, for zips, the end-of-central-directory
 record and up to 1 MiB of central directory: a 10 GB file costs no more than a 10 KB one.
 Nothing is ever unpickled, imported or executed.
@@ -15,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from ..events.model import FileInfo, ModelMovementEvent, SourceKind
 from .content import detect_content
+from .evidence import Evidence, EvidenceKind, Strength, strength_of
 from .formats import MODEL_THRESHOLD, Detection, Method, ModelFormat, name_disguises
 from .metadata import detect_metadata
 from .window import HEAD_BYTES, READ_BUDGET, ContentSource
@@ -28,11 +35,15 @@ __all__ = [
     "READ_BUDGET",
     "ContentSource",
     "Detection",
+    "Evidence",
+    "EvidenceKind",
     "Method",
     "ModelFormat",
+    "Strength",
     "detect",
     "detect_content",
     "detect_metadata",
+    "strength_of",
 ]
 
 _VAGUE = (None, ModelFormat.UNKNOWN, ModelFormat.ARCHIVE)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from .evidence import Evidence, EvidenceKind, Strength, strength_of
+
 MODEL_THRESHOLD = 0.5
 
 
@@ -35,12 +37,8 @@ class ModelFormat(StrEnum):
     UNKNOWN = "unknown"
 
 
-class Method(StrEnum):
-    """Where a verdict came from, strongest first."""
-
-    FINGERPRINT = "fingerprint"
-    CONTENT = "content"
-    METADATA = "metadata"
+# The kinds of evidence are spelled once, in evidence.py; `Method` is their older name.
+Method = EvidenceKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,21 +77,37 @@ class Detection:
     disguised: bool = False
     match: ModelMatch | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    strength: Strength = Strength.WEAK
 
     @classmethod
-    def verdict(cls, confidence: float, format: ModelFormat | None, method: Method,
+    def verdict(cls, confidence: float, format: ModelFormat | None, method: EvidenceKind,
                 evidence: list[str] | tuple[str, ...], *, disguised: bool = False,
-                match: ModelMatch | None = None,
-                details: dict[str, Any] | None = None) -> Detection:
+                match: ModelMatch | None = None, details: dict[str, Any] | None = None,
+                unambiguous: bool = False) -> Detection:
+        """A verdict; its strength follows from the kind and confidence (evidence.strength_of),
+        and `unambiguous` is the metadata detector's word that the name settles it."""
         confidence = round(1.0 if confidence > 1.0 else 0.0 if confidence < 0.0 else confidence,
                            3)
-        return cls(confidence >= MODEL_THRESHOLD, format, confidence, method, tuple(evidence),
-                   disguised, match, {} if details is None else details)
+        is_model = confidence >= MODEL_THRESHOLD
+        return cls(is_model, format, confidence, method, tuple(evidence), disguised, match,
+                   {} if details is None else details,
+                   strength_of(method, confidence, is_model, unambiguous=unambiguous))
+
+    @property
+    def evidence_kind(self) -> EvidenceKind:
+        """How the model question was settled (the verdict's `method`)."""
+        return self.method
+
+    @property
+    def summary(self) -> Evidence:
+        """The kind, strength and confidence, as `risk.evidence` shows them."""
+        return Evidence(self.method, self.strength, self.confidence)
 
     def to_dict(self) -> dict[str, Any]:
         return {"is_model": self.is_model,
                 "format": None if self.format is None else str(self.format),
                 "confidence": self.confidence, "method": str(self.method),
+                "evidence_kind": str(self.method), "strength": str(self.strength),
                 "evidence": list(self.evidence), "disguised": self.disguised,
                 "match": None if self.match is None else self.match.to_dict(),
                 "details": dict(self.details)}
@@ -121,6 +135,27 @@ MODEL_EXTENSIONS: dict[str, ModelFormat] = {
     ".pdparams": ModelFormat.PICKLE,
 }
 
+# Extensions that are a model format's own: with a plausible size, the name alone settles it
+# (strong metadata). .joblib, .mar, .lite and .ort are models' too, but others use them.
+UNAMBIGUOUS_MODEL_EXTENSIONS = frozenset({
+    ".safetensors", ".gguf", ".ggml", ".onnx", ".pt", ".pth", ".pt2", ".ckpt", ".keras",
+    ".tflite", ".mlmodel", ".mlpackage", ".pdparams", ".nemo"})
+UNAMBIGUOUS_MODEL_NAMES = frozenset({"pytorch_model.bin", "tf_model.h5", "flax_model.msgpack",
+                                     "saved_model.pb", "model.mlmodel"})
+
+# Documents whose bytes a monitoring tool often reports as generic: Office Open XML and
+# OpenDocument files are zip archives, PDFs are often `application/octet-stream`, images in
+# newer formats are not recognised. They are documents unless the bytes name a model carrier.
+DOCUMENT_EXTENSIONS = frozenset({
+    ".docx", ".docm", ".dotx", ".xlsx", ".xlsm", ".xltx", ".xlsb", ".pptx", ".pptm", ".potx",
+    ".ppsx", ".vsdx", ".odt", ".ods", ".odp", ".odg", ".odf", ".pdf",
+    ".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".webp",
+    ".svg", ".raw", ".cr2", ".nef", ".arw", ".dng"})
+# Extensions whose files are documents stored as zips: a zip under their name is expected.
+ZIPPED_DOCUMENT_EXTENSIONS = frozenset({
+    ".docx", ".docm", ".dotx", ".xlsx", ".xlsm", ".xltx", ".xlsb", ".pptx", ".pptm", ".potx",
+    ".ppsx", ".vsdx", ".odt", ".ods", ".odp", ".odg", ".odf"})
+
 # Extensions that models use but so does much else; they need a second hint.
 AMBIGUOUS_EXTENSIONS: dict[str, ModelFormat] = {
     ".bin": ModelFormat.UNKNOWN,
@@ -139,6 +174,9 @@ AMBIGUOUS_EXTENSIONS: dict[str, ModelFormat] = {
     ".gz": ModelFormat.ARCHIVE,
     ".zip": ModelFormat.ARCHIVE,
     ".7z": ModelFormat.ARCHIVE,
+    ".rar": ModelFormat.ARCHIVE,
+    ".xz": ModelFormat.ARCHIVE,
+    ".zst": ModelFormat.ARCHIVE,
 }
 
 # Extensions of everyday non-model files: a model under one of these names is disguised.
@@ -146,6 +184,8 @@ NON_MODEL_EXTENSIONS = frozenset({
     ".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".webp", ".svg",
     ".mp3", ".wav", ".flac", ".m4a", ".mp4", ".mov", ".avi", ".mkv", ".webm",
     ".pdf", ".doc", ".docx", ".xls", ".xlsx", ".ppt", ".pptx", ".odt", ".ods", ".rtf",
+    ".docm", ".dotx", ".xlsm", ".xltx", ".xlsb", ".pptm", ".potx", ".ppsx", ".vsdx", ".odp",
+    ".odg", ".odf", ".heif", ".raw", ".cr2", ".nef", ".arw", ".dng",
     ".txt", ".md", ".csv", ".tsv", ".log", ".json", ".xml", ".html", ".htm", ".yaml", ".yml",
     ".ics", ".vcf", ".eml", ".exe", ".dll", ".dmg", ".iso", ".msi", ".apk", ".py", ".js",
 })

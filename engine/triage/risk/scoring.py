@@ -2,9 +2,9 @@
 
 Negligence and theft look alike on the wire; the context tells them apart. Each indicator
 that fires adds its policy weight and one human-readable reason, so an analyst sees why a
-score is what it is. A file that is not a model is capped (policy `non_model_cap`) with a
-reason that says so: the weights of the reasons always add up to the score before the 0-100
-clamp.
+score is what it is. A file that is not a model is capped (policy `non_model_cap`), and one
+only suspected to be a model too (`suspected_model_cap`), with a reason that says so: the
+weights of the reasons always add up to the score before the 0-100 clamp.
 
 The value types (RiskLevel, Reason, RiskScore) live in risk.types.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from ..detection import Detection
+from ..detection import Detection, Strength
 from ..events import DestinationKind, ModelMovementEvent
 from ..events.classify import domain_matches
 from ..policy import Policy
@@ -44,9 +44,13 @@ def score(event: ModelMovementEvent, detection: Detection, policy: Policy,
         fmt = str(detection.format) if detection.format else "model"
         add(Reason("model_file", round(w["model_file"] * detection.confidence, 1),
                    f"{fmt} model file ({detection.method}, confidence {detection.confidence:.2f})"))
-        if detection.disguised:
+        if detection.disguised and detection.strength is Strength.STRONG:
             add(Reason("disguised_file", w["disguised_file"],
                        f"a model named '{event.file.name}', as if it were another kind of file"))
+        elif detection.disguised:  # only the name and the tool's byte type disagree
+            add(Reason("disguised_file", round(w["disguised_file"] / 3, 1),
+                       f"possibly a model named '{event.file.name}' as another kind of file "
+                       "(suspected, not shown by strong evidence)"))
     match = detection.match
     if match is not None:
         add(Reason("registered_model", w["registered_model"],
@@ -74,8 +78,15 @@ def score(event: ModelMovementEvent, detection: Detection, policy: Policy,
         reasons.append(Reason("not_a_model", round(cap - total, 1),
                               f"not a model file: the score is capped at {format_weight(cap)}"))
         total = policy.non_model_cap
+    elif detection.strength is Strength.MODERATE and total > policy.suspected_model_cap:
+        cap = policy.suspected_model_cap
+        reasons.append(Reason("suspected_model", round(cap - total, 1),
+                              f"only suspected to be a model ({detection.method}, confidence "
+                              f"{detection.confidence:.2f}): the score is capped at "
+                              f"{format_weight(cap)}"))
+        total = cap
     value = max(0, min(100, round(total)))
-    return RiskScore(value, LEVELS[policy.level_for(value)], tuple(reasons))
+    return RiskScore(value, LEVELS[policy.level_for(value)], tuple(reasons), detection.summary)
 
 
 def _person(event: ModelMovementEvent, policy: Policy, add: Any) -> None:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from ..detection.evidence import Evidence
+
 
 class RiskLevel(StrEnum):
     INFO = "info"
@@ -30,23 +32,33 @@ class Reason:
         return {"indicator": self.indicator, "weight": self.weight, "detail": self.detail}
 
 
+Packed = tuple[int, str, tuple[tuple[str, float, str], ...], tuple[str, str, float] | None]
+
+
+def _evidence(risk: RiskScore) -> dict[str, Any] | None:
+    return None if risk.evidence is None else risk.evidence.to_dict()
+
+
 @dataclass(slots=True)
 class RiskScore:
     score: int
     level: RiskLevel
     reasons: tuple[Reason, ...]
+    evidence: Evidence | None = None   # what the model verdict rests on (risk.evidence)
 
-    def packed(self) -> tuple[int, str, tuple[tuple[str, float, str], ...]]:
+    def packed(self) -> Packed:
         """The score as plain tuples of text and numbers, which the garbage collector stops
         tracking: triage keeps the scores of the last 100,000 events, and as objects they
         cost more in collections than scoring them did."""
         return self.score, str(self.level), tuple(
-            [(r.indicator, r.weight, r.detail) for r in self.reasons])
+            [(r.indicator, r.weight, r.detail) for r in self.reasons]), \
+            None if self.evidence is None else self.evidence.packed()
 
     @classmethod
-    def unpacked(cls, packed: tuple[int, str, tuple[tuple[str, float, str], ...]]) -> RiskScore:
-        score, level, reasons = packed
-        return cls(score, LEVELS[level], tuple(Reason(*r) for r in reasons))
+    def unpacked(cls, packed: Packed) -> RiskScore:
+        score, level, reasons, evidence = packed
+        return cls(score, LEVELS[level], tuple(Reason(*r) for r in reasons),
+                   None if evidence is None else Evidence.unpacked(evidence))
 
     @property
     def indicators(self) -> list[str]:
@@ -58,7 +70,8 @@ class RiskScore:
         if only is not None:
             return {key: _RISK_PARTS[key](self) for key in only if key in _RISK_PARTS}
         return {"score": self.score, "level": str(self.level),
-                "reasons": [r.to_dict() for r in self.reasons], "indicators": self.indicators}
+                "reasons": [r.to_dict() for r in self.reasons], "indicators": self.indicators,
+                "evidence": _evidence(self)}
 
     def summary(self) -> str:
         parts = [f"{r.detail} ({'+' if r.weight >= 0 else ''}{format_weight(r.weight)})"
@@ -69,7 +82,7 @@ class RiskScore:
 _RISK_PARTS: dict[str, Callable[[RiskScore], Any]] = {
     "score": lambda r: r.score, "level": lambda r: str(r.level),
     "reasons": lambda r: [reason.to_dict() for reason in r.reasons],
-    "indicators": lambda r: r.indicators,
+    "indicators": lambda r: r.indicators, "evidence": lambda r: _evidence(r),
 }
 # The level of each spelling, and each level's rank (info 0 ... critical 4), from the enum.
 LEVELS: dict[str, RiskLevel] = {str(level): level for level in RiskLevel}
