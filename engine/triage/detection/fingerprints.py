@@ -74,13 +74,15 @@ class ModelVersionRef:
     @classmethod
     def from_listing(cls, model_version: Mapping[str, Any], *, registry: str,
                      sensitivity_tag: str = "sensitivity") -> ModelVersionRef:
-        """From one version a registry lists (`name`, `version`, `last_updated_timestamp`,
-        `tags`): a registry plugin's `list_model_versions` item, or an MLflow ModelVersion."""
+        """From one version a registry lists (`name`, `version`, `last_updated_timestamp` or
+        `stamp`, `tags`): a registry plugin's `list_model_versions` item, or an MLflow
+        ModelVersion."""
         raw = model_version.get("tags") or ()
         # Tags as an object (the plugins' output) or as [{key, value}] (MLflow's REST API).
         tags = dict(raw) if isinstance(raw, Mapping) else {
             t.get("key"): t.get("value") for t in raw if isinstance(t, Mapping)}
-        stamp = model_version.get("last_updated_timestamp")
+        # `stamp` where a registry has no update time (a Hub repo's commit sha).
+        stamp = model_version.get("stamp", model_version.get("last_updated_timestamp"))
         return cls(registry, str(model_version["name"]), str(model_version["version"]),
                    tags.get(sensitivity_tag), None if stamp is None else str(stamp))
 
@@ -106,6 +108,7 @@ class RefreshReport:
     files_changed: int = 0
     files_removed: int = 0
     structures: int = 0
+    versions: int = 0  # how many the registry listed (set by the caller that listed them)
 
     def summary(self) -> str:
         parts = [f"{len(self.added)} versions added", f"{len(self.changed)} changed",
@@ -377,6 +380,14 @@ class FingerprintIndex:
                              (registry, model, version))
             store_structures(self._db, (registry, model, version), [])
             self._db.execute("COMMIT")
+
+    def stale(self, versions: Iterable[ModelVersionRef]) -> list[ModelVersionRef]:
+        """The versions a refresh would list: new to the index, or with another stamp."""
+        with self._lock:
+            known = {(r, m, v): st for r, m, v, st in self._db.execute(
+                "SELECT registry, model, version, stamp FROM versions")}
+        return [ref for ref in versions
+                if known.get((ref.registry, ref.model, ref.version), object()) != ref.stamp]
 
     def refresh(self, versions: Iterable[ModelVersionRef], source: FileSource, *,
                 prune: bool = False, force: bool = False) -> RefreshReport:
