@@ -145,6 +145,11 @@ def _structure_of(item: Mapping[str, Any], path: str) -> StructuralFingerprint |
     return structural_fingerprint(head, path) if head else None
 
 
+def _label(registry: str, model: str, version: str) -> str:
+    """`fraud-model v7 (mlflow)`; a revision that is not a number: `acme/llm@main (huggingface)`."""
+    return f"{model} {'v' if version.isdigit() else '@'}{version} ({registry})"
+
+
 def _version_key(version: str) -> tuple[int, int | str]:
     return (1, int(version)) if version.isdigit() else (0, version)
 
@@ -408,7 +413,7 @@ class FingerprintIndex:
             key = (ref.registry, ref.model, ref.version)
             seen.add(key)
             registries.add(ref.registry)
-            label = f"{ref.model} v{ref.version} ({ref.registry})"
+            label = _label(ref.registry, ref.model, ref.version)
             previous = known.get(key)
             if previous is not None and not force and previous[1] == ref.stamp:
                 if previous[0] != ref.sensitivity:
@@ -431,5 +436,5 @@ class FingerprintIndex:
             for key in known.keys() - seen:
                 if key[0] in registries:
                     self.remove_version(*key)
-                    report.removed.append(f"{key[1]} v{key[2]} ({key[0]})")
+                    report.removed.append(_label(*key))
         return report
