@@ -64,6 +64,13 @@ def test_refresh_is_incremental_and_says_what_changed(
     assert "0 versions added; 0 changed; 0 removed; 2 unchanged; files: 0 added" in out
     assert downloads(mlflow) == before and "listing files" not in err
 
+    assert main(["fingerprints", "refresh", "--config", str(config), "--fingerprints",
+                 index, "--force", "--head-bytes", "0"]) == 0
+    out, err = capsys.readouterr()
+    assert "0 versions added; 2 changed" in out and "0 structural fingerprints" in out
+    assert "listing files 2/2" in err and downloads(mlflow) == before + 4
+    before = downloads(mlflow)
+
     mlflow.add_version("fraud-model", {"model.safetensors": WEIGHTS[:-1] + b"\x20"})
     assert main(["fingerprints", "refresh", "--config", str(config), "--fingerprints",
                  index]) == 0
@@ -75,12 +82,13 @@ def test_refresh_is_incremental_and_says_what_changed(
     assert main(["fingerprints", "show", "--fingerprints", index]) == 0
     out, _ = capsys.readouterr()
     assert out.splitlines()[0].endswith("1 registries, 1 models, 3 versions, 5 files, "
-                                        "3 structural fingerprints")
+                                        "1 structural fingerprints")
     assert "mlflow  fraud-model v1, restricted  (2 files)" in out
-    assert f"    {sha(WEIGHTS)[:12]}  model.safetensors  safetensors, 12 tensors" in out
+    assert f"    {sha(WEIGHTS)[:12]}  model.safetensors\n" in out  # re-listed without heads
+    assert "model.safetensors  safetensors, 12 tensors" in out  # v3's
     assert main(["fingerprints", "show", "--fingerprints", index, "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
-    assert len(shown["versions"]) == 3 and len(shown["structures"]) == 3
+    assert len(shown["versions"]) == 3 and len(shown["structures"]) == 1
 
 
 def test_match_by_sha_and_by_file(mlflow: MlflowMock, tmp_path: Path,

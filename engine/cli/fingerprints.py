@@ -60,6 +60,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
             for registry in wanted:
                 report = refresh_registry(index, host, config, registry,
                                           head_bytes=args.head_bytes, prune=not args.keep,
+                                          force=args.force,
                                           progress=_progress(registry))
                 _end_progress()
                 print(printable(f"{registry}: {report.versions} versions listed; "
@@ -197,6 +198,9 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--head-bytes", type=_head_bytes, default=HEAD_LIMIT, metavar="N",
                    help="bytes read from the start of each model file for its structural "
                         f"fingerprint (default {HEAD_LIMIT}; 0: none)")
+    p.add_argument("--force", action="store_true",
+                   help="list every version's files again (an index built before structural "
+                        "fingerprints gets them)")
     p.add_argument("--keep", action="store_true",
                    help="keep versions the registry no longer lists (default: remove them)")
     p.set_defaults(func=cmd_refresh)

@@ -202,13 +202,14 @@ def refresh_from_registry(index: FingerprintIndex, host: PluginHost,
 
 
 def refresh_registry(index: FingerprintIndex, host: PluginHost, config: Config, registry: str,
-                     *, head_bytes: int = HEAD_LIMIT, prune: bool = False,
+                     *, head_bytes: int = HEAD_LIMIT, prune: bool = False, force: bool = False,
                      progress: Progress | None = None) -> RefreshReport:
     """Bring `index` up to date with a registry plugin: its versions listed, the files of the
     new or changed ones listed (with the first `head_bytes` of each for structural
     fingerprints), `prune` dropping versions the registry no longer lists. `progress(i, n,
-    ref)` is told before each version's files are listed. A version whose files cannot be
-    listed is in the report's `errors`; the versions listing failing raises ScenarioError."""
+    ref)` is told before each version's files are listed; `force` lists every version again.
+    A version whose files cannot be listed is in the report's `errors`; the versions listing
+    failing raises ScenarioError."""
     from ..spec import parse_playbook
 
     missing = [f"{registry}.{name}" for name in REGISTRY_ACTIONS
@@ -223,7 +224,7 @@ def refresh_registry(index: FingerprintIndex, host: PluginHost, config: Config, 
     refs = [ModelVersionRef.from_listing(v, registry=registry)
             for v in record["steps"]["versions"]["output"]["versions"]]
     files = parse_playbook(_LIST_FILES.format(registry=registry), host.actions)
-    stale = index.stale(refs)
+    stale = refs if force else index.stale(refs)
     done = 0
 
     def list_files(ref: ModelVersionRef) -> Any:
@@ -237,7 +238,7 @@ def refresh_registry(index: FingerprintIndex, host: PluginHost, config: Config, 
             raise ScenarioError(_errors(run))
         return run["steps"]["files"]["output"]
 
-    report = index.refresh(refs, list_files, prune=prune)
+    report = index.refresh(refs, list_files, prune=prune, force=force)
     report.versions = len(refs)
     return report
 
