@@ -222,3 +222,19 @@ def test_mlflow_reads_only_the_head_of_an_artifact(mlflow: MlflowMock) -> None:
         assert (size, digest, head) == (len(WEIGHTS), sha(WEIGHTS), WEIGHTS[:10])
     finally:
         config.connections.close()
+
+
+def test_a_gated_repo_of_another_account_is_indexed_by_its_hashes(
+        hub: HubMock, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    hub.add_repo("partner/gated", gated="auto", contents={"model.safetensors": WEIGHTS,
+                                                          "more.safetensors": WEIGHTS + b" "})
+    config = connections(tmp_path, huggingface={**hub.connection_settings(),
+                                                "organization": "partner"})
+    index = str(tmp_path / "fp.sqlite")
+    assert main(["fingerprints", "refresh", "--config", str(config), "--fingerprints",
+                 index]) == 0
+    out, _ = capsys.readouterr()
+    assert "1 versions added" in out and "files: 2 added" in out
+    assert "0 structural fingerprints" in out  # the files themselves are gated
+    assert sum("/resolve/" in c.path for c in hub.calls) == 1  # tried once, then not again
+    assert main(["fingerprints", "match", sha(WEIGHTS), "--fingerprints", index]) == 0

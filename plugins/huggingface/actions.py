@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from crownguard.engine import VENDOR_RETRY, ActionContext, InputError, action
+from crownguard.engine import VENDOR_RETRY, ActionContext, AuthError, InputError, action
 
 from .client import HubClient
 from .restriction import restrict, summarize, unrestrict
@@ -121,13 +121,16 @@ def list_model_files(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, An
     is the SHA-256 of its bytes, so nothing is downloaded to hash it. Files kept in git (small
     configs) have only a git blob id (`git_oid`) and `sha256: null`. With `head_bytes`, the
     first bytes of each LFS model file are read (`Range`, `resolve/{revision}/{path}`) for the
-    index's structural fingerprints. A private or gated repo needs a token that may see it.
+    index's structural fingerprints. A private repo needs a token that may see it; a gated
+    repo's files are listed with their hashes, and its heads read only when the token's user
+    was granted access.
     """
     client = ctx.client(HubClient)
     repo_id, revision = inputs["name"], inputs.get("version", "main")
     head_bytes, max_files = int(inputs.get("head_bytes", 0)), int(inputs.get("max_files",
                                                                              100000))
     files = []
+    gated_ok = True
     for entry in client.tree(repo_id, revision, "list repo files"):
         if entry.get("type") != "file" or not isinstance(entry.get("path"), str):
             continue
@@ -137,10 +140,19 @@ def list_model_files(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, An
                                   "size": size if isinstance(size, int) else 0,
                                   "sha256": str(lfs["oid"]).lower() if lfs and lfs.get("oid")
                                   else None, "git_oid": entry.get("oid")}
-        if head_bytes and lfs and entry["path"].lower().endswith(TENSOR_SUFFIXES):
-            head = client.read_model_file_head(repo_id, revision, entry["path"], head_bytes,
-                                               "read model file head")
-            record["head"] = base64.b64encode(head).decode("ascii")
+        if head_bytes and lfs and entry["path"].lower().endswith(TENSOR_SUFFIXES) \
+                and gated_ok:
+            try:
+                head = client.read_model_file_head(repo_id, revision, entry["path"],
+                                                   head_bytes, "read model file head")
+            except AuthError as exc:
+                # A gated repo whose access the token's user was not granted: its tree (and
+                # so every SHA-256) is visible, its files are not. Index the hashes.
+                if "GatedRepo" not in str(exc):
+                    raise
+                gated_ok = False
+            else:
+                record["head"] = base64.b64encode(head).decode("ascii")
         files.append(record)
         if len(files) > max_files:
             raise InputError(f"huggingface.list_model_files: {repo_id} has more than "
