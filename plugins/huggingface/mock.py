@@ -84,7 +84,7 @@ class HubMock(MockServer):
 
     def not_found(self, request: Request) -> Response:
         parts = request.path.strip("/").split("/", 4)
-        if request.method == "GET" and len(parts) == 5 and parts[2] == "resolve":
+        if request.method in ("GET", "HEAD") and len(parts) == 5 and parts[2] == "resolve":
             with self.state_lock:
                 return self.resolve(request, f"{parts[0]}/{parts[1]}", parts[3], parts[4])
         return self.hub_error(404, "Sorry, we can't find the page you are looking for.")
@@ -265,7 +265,8 @@ class HubMock(MockServer):
         return self.paged_response(request, [entries[k] for k in sorted(entries)])
 
     def resolve(self, request: Request, repo_id: str, revision: str, path: str) -> Response:
-        """`/{repo}/resolve/{revision}/{path}`: the file, a `Range: bytes=a-b` part with 206.
+        """`/{repo}/resolve/{revision}/{path}` (GET or HEAD): the file, a `Range: bytes=a-b`
+        part with 206; `ETag` (the SHA-256 of an LFS file), `X-Repo-Commit` as the Hub sends.
         A gated repo's files need a token whose user was accepted (or is a member)."""
         repo = self.find(request, "models", repo_id, write=False)
         if isinstance(repo, Response):
@@ -285,8 +286,11 @@ class HubMock(MockServer):
         content = repo["files"].get(path)
         if content is None:
             return self.hub_error(404, "Entry not found", "EntryNotFound")
-        headers = {"ETag": f'"{_tree_entry(path, content).get("lfs", {}).get("oid", "")}"',
-                   "Accept-Ranges": "bytes"}
+        entry = _tree_entry(path, content)
+        etag = entry["lfs"]["oid"] if "lfs" in entry else entry["oid"]
+        headers = {"ETag": f'"{etag}"', "X-Repo-Commit": repo["sha"], "Accept-Ranges": "bytes"}
+        if "lfs" in entry:
+            headers.update({"X-Linked-Etag": f'"{etag}"', "X-Linked-Size": str(len(content))})
         wanted = RANGE.fullmatch(request.headers.get("Range", "").strip())
         if wanted and content:
             first = int(wanted.group(1))
