@@ -58,6 +58,7 @@ CREATE TABLE IF NOT EXISTS structure_keys (
     path TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS structure_keys_by_key ON structure_keys (key);
+CREATE INDEX IF NOT EXISTS structure_keys_by_version ON structure_keys (registry, model, version);
 """
 
 

@@ -110,9 +110,10 @@ def best_structural_match(db: sqlite3.Connection, fingerprint: StructuralFingerp
     db.execute("DELETE FROM probe")
     db.executemany("INSERT OR IGNORE INTO probe VALUES (?)",
                    [(key_hash(t),) for t in fingerprint.tensors])
+    # CROSS JOIN keeps SQLite's join order: the file's own keys drive the key index.
     rows = db.execute(
         "SELECT k.registry, k.model, k.version, k.path, count(*), s.tensors, s.format, "
-        "s.digest, v.sensitivity FROM structure_keys k JOIN probe p ON p.key = k.key "
+        "s.digest, v.sensitivity FROM probe p CROSS JOIN structure_keys k ON k.key = p.key "
         "JOIN structures s USING (registry, model, version, path) "
         "JOIN versions v USING (registry, model, version) "
         "GROUP BY k.registry, k.model, k.version, k.path").fetchall()
