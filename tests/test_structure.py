@@ -131,6 +131,20 @@ def test_any_bytes_give_a_fingerprint_or_none_and_never_an_exception(prefix: byt
     assert found is None or found.tensors
 
 
+@FAST
+@given(tensors=state_dicts)
+def test_real_torch_save_keeps_the_fingerprint(tensors: dict[str, np.ndarray]) -> None:
+    torch = pytest.importorskip("torch")
+    buffer = io.BytesIO()
+    state = {k: torch.from_numpy(v) for k, v in tensors.items()}
+    first = next(iter(state))
+    state[first] = torch.nn.Parameter(state[first], requires_grad=False)  # a module's weight
+    torch.save(state, buffer)
+    found = structural_fingerprint(buffer.getvalue()[:65536], "model.pt")
+    assert found is not None and found.format == "pytorch"
+    assert found.digest == structural_fingerprint(safetensors_bytes(tensors)).digest  # type: ignore[union-attr,unused-ignore]
+
+
 def test_the_head_of_a_pytorch_zip_is_enough() -> None:
     tensors = {f"layers.{i}.weight": np.zeros((64, 64), np.float32) for i in range(8)}
     whole = torch_zip(tensors)
