@@ -238,3 +238,29 @@ def test_a_gated_repo_of_another_account_is_indexed_by_its_hashes(
     assert "0 structural fingerprints" in out  # the files themselves are gated
     assert sum("/resolve/" in c.path for c in hub.calls) == 1  # tried once, then not again
     assert main(["fingerprints", "match", sha(WEIGHTS), "--fingerprints", index]) == 0
+
+
+def test_a_redirect_to_the_lfs_host_is_followed_without_the_token_only_when_configured(
+        hub: HubMock, mock_server: Any, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    storage = mock_server(HubMock)  # plays the Hub's storage host
+    assert isinstance(storage, HubMock)
+    for repo in (f"{ORG}/fraud-llm", f"{ORG}/gated-llm"):  # public there: the URL is signed
+        storage.add_repo(repo, contents=dict(hub.repo(repo)["files"]))
+    hub.lfs_redirect = storage.base_url
+    settings = {**hub.connection_settings(), "organization": ORG}
+    index = str(tmp_path / "fp.sqlite")
+    config = connections(tmp_path, huggingface=settings)
+    assert main(["fingerprints", "refresh", "--config", str(config), "--fingerprints",
+                 index]) == 1
+    out, err = capsys.readouterr()
+    assert f"refusing to send to {storage.base_url.rstrip('/')}" in err
+    assert hub.write_token not in out + err and not storage.calls
+
+    config = connections(tmp_path, huggingface={**settings, "lfs_url": storage.base_url})
+    assert main(["fingerprints", "refresh", "--config", str(config), "--fingerprints",
+                 index]) == 0
+    assert "2 structural fingerprints" in capsys.readouterr().out
+    reads = [c for c in storage.calls if "/resolve/" in c.path]
+    assert reads and all("Authorization" not in c.headers for c in reads)
+    assert all(c.headers.get("Range") for c in reads)

@@ -72,6 +72,7 @@ class HubMock(MockServer):
             self.write_token: {"user": OWNER, "role": "write", "orgs": [ORG]},
             self.read_token: {"user": OWNER, "role": "read", "orgs": [ORG]}}
         self.page_size = 50
+        self.lfs_redirect: str | None = None  # huggingface.co sends LFS downloads elsewhere
         self.throttled = 0
         self.throttle_reset = 1.0
         self._throttle_lock = threading.Lock()
@@ -286,6 +287,10 @@ class HubMock(MockServer):
         content = repo["files"].get(path)
         if content is None:
             return self.hub_error(404, "Entry not found", "EntryNotFound")
+        if self.lfs_redirect and path.endswith(LFS_SUFFIXES):
+            return Response(status=302, headers={
+                "Location": f"{self.lfs_redirect.rstrip('/')}/{repo_id}/resolve/{revision}/"
+                            f"{path}?X-Amz-Signature={secrets.token_hex(8)}"})
         entry = _tree_entry(path, content)
         etag = entry["lfs"]["oid"] if "lfs" in entry else entry["oid"]
         headers = {"ETag": f'"{etag}"', "X-Repo-Commit": repo["sha"], "Accept-Ranges": "bytes"}
