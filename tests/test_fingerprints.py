@@ -120,7 +120,7 @@ def test_prune_drops_versions_deleted_in_the_registry(registry: FakeRegistry) ->
         report = index.refresh(remaining, registry, prune=True)
         assert report.removed == ["fraud-model v6 (mlflow)"]
         assert index.lookup(sha("fraud-model/6/model.safetensors")) == []
-        assert index.stats() == {"versions": 2, "files": 4}
+        assert index.stats() == {"versions": 2, "files": 4, "structures": 0}
 
 
 def test_a_failing_listing_is_reported_and_leaves_the_rest(registry: FakeRegistry) -> None:

@@ -116,8 +116,8 @@ def test_a_dedupe_store_pointing_at_another_database_is_refused(run_cli: Any, tm
     policy.write_text("version: 1\nrouting: {dedupe_store: fp.sqlite}\n")
     code, _, err = run_cli("triage", USB, "--policy", policy)
     assert code == 2 and "is not a crownguard dedupe store (a SQLite database holding " \
-                         "artifacts, versions)" in err
-    assert tables(index) == {"artifacts", "versions"}
+                         "artifacts, structure_keys, structures, versions)" in err
+    assert tables(index) == {"artifacts", "structure_keys", "structures", "versions"}
 
 
 def test_triage_creates_no_dedupe_store(run_cli: Any, tmp_path: Path) -> None:

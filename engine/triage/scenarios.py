@@ -10,11 +10,11 @@ mock vendors, and the verdicts are checked against `expect.detection`, `risk` an
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ..config import config_from_mapping
+from ..config import Config, config_from_mapping
 from ..kinds import RunStatus
 from ..loader import load_file
 from ..plugins import PluginHost
@@ -34,7 +34,8 @@ from ..scenarios import (
     set_up_vendors,
 )
 from .dedupe import InMemoryDedupe
-from .detection.fingerprints import FingerprintIndex, ModelVersionRef
+from .detection.fingerprints import FingerprintIndex, ModelVersionRef, RefreshReport
+from .detection.structure import HEAD_LIMIT
 from .pipeline import Verdict, build_triage
 from .policy import Policy, policy_from_mapping
 
@@ -163,45 +164,85 @@ def fingerprint_index(scenario: Scenario, fleet: MockFleet, host: PluginHost,
 
 
 # A registry plugin lists versions and their files with these two actions (the mlflow
-# plugin's contract; another registry plugin offers the same two to be indexed the same way).
-_LIST_FILES = """
-name: fingerprint-refresh
+# plugin's contract; the huggingface plugin offers the same two, and another registry plugin
+# that does is indexed the same way). Files are listed only for versions new or changed since
+# the index last saw them, one run per version.
+_LIST_VERSIONS = """
+name: fingerprint-refresh-versions
 steps:
   - id: versions
     action: {registry}.list_model_versions
+"""
+_LIST_FILES = """
+name: fingerprint-refresh-files
+steps:
   - id: files
     action: {registry}.list_model_files
-    needs: [versions]
-    for_each: "${{{{ steps.versions.output.versions }}}}"
-    with: {{name: "${{{{ item.name }}}}", version: "${{{{ item.version }}}}"}}
+    with: {{name: "${{{{ vars.name }}}}", version: "${{{{ vars.version }}}}",
+            head_bytes: "${{{{ vars.head_bytes }}}}"}}
 """
+REGISTRY_ACTIONS = ("list_model_versions", "list_model_files")
+Progress = Callable[[int, int, ModelVersionRef], None]
 
 
 def refresh_from_registry(index: FingerprintIndex, host: PluginHost,
                           connections: dict[str, Any], registry: str) -> int:
     """Index every version a registry plugin lists, with their files, through the plugin's
     own `list_model_versions` and `list_model_files` actions (the path a scheduled refresh
-    takes); returns the number of versions indexed."""
+    takes); returns the number of versions the registry lists."""
+    config = config_from_mapping({"connections": connections}, host.connection_types)
+    try:
+        report = refresh_registry(index, host, config, registry)
+    finally:
+        config.connections.close()
+    if report.errors:
+        raise ScenarioError(f"fingerprint refresh from {registry} failed: "
+                            + "; ".join(f"{k}: {v}" for k, v in report.errors.items()))
+    return report.versions
+
+
+def refresh_registry(index: FingerprintIndex, host: PluginHost, config: Config, registry: str,
+                     *, head_bytes: int = HEAD_LIMIT, prune: bool = False, force: bool = False,
+                     progress: Progress | None = None) -> RefreshReport:
+    """Bring `index` up to date with a registry plugin: its versions listed, the files of the
+    new or changed ones listed (with the first `head_bytes` of each for structural
+    fingerprints), `prune` dropping versions the registry no longer lists. `progress(i, n,
+    ref)` is told before each version's files are listed; `force` lists every version again.
+    A version whose files cannot be listed is in the report's `errors`; the versions listing
+    failing raises ScenarioError."""
     from ..spec import parse_playbook
 
-    missing = [f"{registry}.{name}" for name in ("list_model_versions", "list_model_files")
+    missing = [f"{registry}.{name}" for name in REGISTRY_ACTIONS
                if f"{registry}.{name}" not in host.actions]
     if missing:
         raise ScenarioError(f"fingerprints: '{registry}' is not a model registry plugin here "
                             f"(no {', '.join(missing)})")
-    config = config_from_mapping({"connections": connections}, host.connection_types)
-    try:
-        record = Runner(host, config).run(parse_playbook(_LIST_FILES.format(registry=registry),
-                                                         host.actions))
-    finally:
-        config.connections.close()
+    runner = Runner(host, config)
+    record = runner.run(parse_playbook(_LIST_VERSIONS.format(registry=registry), host.actions))
     if record["status"] != RunStatus.SUCCEEDED:
-        errors = "; ".join(f"{k}: {s['error']}" for k, s in record["steps"].items()
-                           if s["error"])
-        raise ScenarioError(f"fingerprint refresh from {registry} failed: {errors}")
-    versions = record["steps"]["versions"]["output"]["versions"]
-    listings = record["steps"]["files"]["output"]
-    refs = [ModelVersionRef.from_listing(v, registry=registry) for v in versions]
-    by_ref = dict(zip(refs, listings, strict=True))
-    index.refresh(refs, lambda ref: by_ref[ref])
-    return len(refs)
+        raise ScenarioError(f"fingerprint refresh from {registry} failed: {_errors(record)}")
+    refs = [ModelVersionRef.from_listing(v, registry=registry)
+            for v in record["steps"]["versions"]["output"]["versions"]]
+    files = parse_playbook(_LIST_FILES.format(registry=registry), host.actions)
+    stale = refs if force else index.stale(refs)
+    done = 0
+
+    def list_files(ref: ModelVersionRef) -> Any:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, len(stale), ref)
+        run = runner.run(files, variables={"name": ref.model, "version": ref.version,
+                                           "head_bytes": head_bytes})
+        if run["status"] != RunStatus.SUCCEEDED:
+            raise ScenarioError(_errors(run))
+        return run["steps"]["files"]["output"]
+
+    report = index.refresh(refs, list_files, prune=prune, force=force)
+    report.versions = len(refs)
+    return report
+
+
+def _errors(record: dict[str, Any]) -> str:
+    return "; ".join(f"{k}: {s['error']}" for k, s in record["steps"].items() if s["error"]) \
+        or str(record.get("status"))

@@ -3,13 +3,18 @@ the restriction. Thin: the procedures live in restriction.py."""
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
-from crownguard.engine import VENDOR_RETRY, ActionContext, InputError, action
+from crownguard.engine import VENDOR_RETRY, ActionContext, AuthError, InputError, action
 
 from .client import HubClient
 from .restriction import restrict, summarize, unrestrict
 from .schemas import (
+    FILES_INPUT,
+    FILES_OUTPUT,
+    LIST_VERSIONS_INPUT,
+    LIST_VERSIONS_OUTPUT,
     REPO_INPUT,
     REPO_OUTPUT,
     RESTRICT_INPUT,
@@ -74,4 +79,86 @@ def unrestrict_repo(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any
                       gated=inputs["gated"], accept_users=list(inputs.get("accept_users", [])))
 
 
-ACTIONS = (get_repo, restrict_repo, unrestrict_repo)
+# Files worth a head read for a structural fingerprint (the index reads nothing else).
+TENSOR_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".onnx", ".npy",
+                   ".npz")
+
+
+@action("huggingface.list_model_versions", connection="huggingface", retry=VENDOR_RETRY,
+        input_schema=LIST_VERSIONS_INPUT, output_schema=LIST_VERSIONS_OUTPUT)
+def list_model_versions(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
+    """List an organisation's model repos as registry versions, for the fingerprint index.
+
+    `GET /api/models?author=ORG&full=true`, every `Link: rel="next"` page followed. With a
+    member's token the organisation's private repos are listed too. Each repo is one version:
+    `name` the repo id, `version` the revision indexed (`main`), `stamp` its commit `sha`, so a
+    refresh lists again only repos with new commits. Feed it to
+    `huggingface.list_model_files`.
+    """
+    client = ctx.client(HubClient)
+    author = inputs.get("author") or client.settings.get("organization")
+    if not author:
+        raise InputError("huggingface.list_model_versions: give `author` or set the "
+                         "connection's `organization`")
+    revision = inputs.get("revision", "main")
+    versions = []
+    for repo in client.list_models(str(author), "list models"):
+        if not isinstance(repo.get("id"), str):
+            continue
+        versions.append({"name": repo["id"], "version": revision,
+                         "stamp": repo.get("sha") if revision == "main" else revision,
+                         "private": bool(repo.get("private")), "gated": repo.get("gated", False),
+                         "last_modified": repo.get("lastModified"), "tags": {}})
+    return {"versions": versions, "count": len(versions), "truncated": False}
+
+
+@action("huggingface.list_model_files", connection="huggingface", retry=VENDOR_RETRY,
+        input_schema=FILES_INPUT, output_schema=FILES_OUTPUT)
+def list_model_files(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
+    """List a model repo's files with their SHA-256, from the Hub's tree listing.
+
+    `GET /api/models/{repo}/tree/{revision}?recursive=true` (paged): an LFS file's `lfs.oid`
+    is the SHA-256 of its bytes, so nothing is downloaded to hash it. Files kept in git (small
+    configs) have only a git blob id (`git_oid`) and `sha256: null`. With `head_bytes`, the
+    first bytes of each LFS model file are read (`Range`, `resolve/{revision}/{path}`) for the
+    index's structural fingerprints. A private repo needs a token that may see it; a gated
+    repo's files are listed with their hashes, and its heads read only when the token's user
+    was granted access.
+    """
+    client = ctx.client(HubClient)
+    repo_id, revision = inputs["name"], inputs.get("version", "main")
+    head_bytes, max_files = int(inputs.get("head_bytes", 0)), int(inputs.get("max_files",
+                                                                             100000))
+    files = []
+    gated_ok = True
+    for entry in client.tree(repo_id, revision, "list repo files"):
+        if entry.get("type") != "file" or not isinstance(entry.get("path"), str):
+            continue
+        lfs = entry.get("lfs") if isinstance(entry.get("lfs"), dict) else None
+        size = entry.get("size")
+        record: dict[str, Any] = {"path": entry["path"],
+                                  "size": size if isinstance(size, int) else 0,
+                                  "sha256": str(lfs["oid"]).lower() if lfs and lfs.get("oid")
+                                  else None, "git_oid": entry.get("oid")}
+        if head_bytes and lfs and entry["path"].lower().endswith(TENSOR_SUFFIXES) \
+                and gated_ok:
+            try:
+                head = client.read_model_file_head(repo_id, revision, entry["path"],
+                                                   head_bytes, "read model file head")
+            except AuthError as exc:
+                # A gated repo whose access the token's user was not granted: its tree (and
+                # so every SHA-256) is visible, its files are not. Index the hashes.
+                if "GatedRepo" not in str(exc):
+                    raise
+                gated_ok = False
+            else:
+                record["head"] = base64.b64encode(head).decode("ascii")
+        files.append(record)
+        if len(files) > max_files:
+            raise InputError(f"huggingface.list_model_files: {repo_id} has more than "
+                             f"{max_files} files; raise max_files to index it")
+    return {"name": repo_id, "version": revision, "files": files, "count": len(files),
+            "total_bytes": sum(f["size"] for f in files)}
+
+
+ACTIONS = (get_repo, restrict_repo, unrestrict_repo, list_model_versions, list_model_files)

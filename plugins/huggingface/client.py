@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 
@@ -28,6 +28,7 @@ from .connection import DEFAULT_BASE_URL
 
 RATE_LIMIT_RESET = re.compile(r"(?:^|;)\s*t=(\d+(?:\.\d+)?)")
 MAX_PAGES = 100
+MAX_LISTING_PAGES = 10_000
 REPO_KINDS = {"model": "models", "dataset": "datasets", "space": "spaces"}
 
 
@@ -112,6 +113,70 @@ class HubClient(VendorClient):
                 return
             url = next_url
         raise BadResponse(f"more than {MAX_PAGES} pages of access requests", vendor=self.vendor,
+                          operation=operation)
+
+    def paged(self, url: str, operation: str, params: dict[str, Any] | None = None,
+              what: str = "entries") -> Iterator[dict[str, Any]]:
+        """Every item of a listing the Hub pages with `Link: rel="next"`."""
+        for _ in range(MAX_LISTING_PAGES):
+            response = self.request("GET", url, operation=operation, params=params)
+            page = self.parse_json(response, operation)
+            if not isinstance(page, list):
+                raise BadResponse(f"expected a JSON array of {what}", vendor=self.vendor,
+                                  operation=operation, status=response.status_code)
+            yield from (r for r in page if isinstance(r, dict))
+            next_url = response.links.get("next", {}).get("url")
+            if not next_url:
+                return
+            url, params = next_url, None  # the next link carries the query
+        raise BadResponse(f"more than {MAX_LISTING_PAGES} pages of {what}", vendor=self.vendor,
+                          operation=operation)
+
+    def list_models(self, author: str, operation: str) -> Iterator[dict[str, Any]]:
+        """`GET /api/models?author=ORG&full=true`: every model repo of an account the token
+        may see (an organisation's private ones with a member's token), with `sha`."""
+        return self.paged("api/models", operation, {"author": author, "full": "true"},
+                          "models")
+
+    def tree(self, repo_id: str, revision: str, operation: str) -> Iterator[dict[str, Any]]:
+        """`GET /api/models/{repo}/tree/{revision}?recursive=true`: every file, LFS files
+        with `lfs.oid` (their SHA-256)."""
+        return self.paged(repo_path("model", repo_id, "tree", quote(revision, safe="")),
+                          operation, {"recursive": "true"}, "tree entries")
+
+    def read_model_file_head(self, repo_id: str, revision: str, path: str, limit: int,
+                             operation: str) -> bytes:
+        """The first `limit` bytes of a repo file: `GET /{repo}/resolve/{revision}/{path}`
+        with `Range: bytes=0-(limit-1)`, streamed and cut at `limit` should the server send
+        more. The Hub redirects LFS files to its storage host: the redirect is followed (without
+        the token: the URL is signed) when the connection's `lfs_url` names that host."""
+        parts = [quote(p, safe="") for p in repo_id.split("/")]
+        url = self.url("/".join([*parts, "resolve", quote(revision, safe=""),
+                                 quote(path, safe="/")]))
+        headers = {"Accept": "*/*", "Range": f"bytes=0-{max(limit, 1) - 1}"}
+        self.auth.apply(headers, self)
+        for _hop in range(3):
+            with self.stream("GET", url, operation=operation, headers=headers) as body:
+                response = body.response
+                if response.status_code in (301, 302, 303, 307, 308) and \
+                        response.headers.get("Location"):
+                    url = urljoin(url, response.headers["Location"])
+                    if urlsplit(url).netloc != urlsplit(self.base_url).netloc:
+                        headers = {k: v for k, v in headers.items() if k != "Authorization"}
+                    continue
+                if not 200 <= response.status_code < 300:
+                    raise self.error_for(response, operation)
+                head = bytearray()
+                try:
+                    for chunk in body.chunks(min(1 << 20, max(limit, 1))):
+                        head += chunk[:limit - len(head)]
+                        if len(head) >= limit:
+                            break
+                except requests.RequestException:
+                    raise BadResponse(f"the download of {path} broke off after {len(head)} "
+                                      "bytes", vendor=self.vendor, operation=operation) from None
+                return bytes(head)
+        raise BadResponse(f"too many redirects for {path}", vendor=self.vendor,
                           operation=operation)
 
     def has_accepted(self, repo_type: str, repo_id: str, user: str, operation: str) -> bool:

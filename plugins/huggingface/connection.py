@@ -12,6 +12,13 @@ HUGGINGFACE_CONNECTION_SCHEMA: dict[str, Any] = connection_schema(
     {
         "base_url": {**CONNECTION_SETTINGS["base_url"],
                      "description": f"the Hub endpoint (default {DEFAULT_BASE_URL})"},
+        "lfs_url": {**CONNECTION_SETTINGS["base_url"],
+                    "description": "the host the Hub redirects LFS downloads to (e.g. "
+                                   "https://cas-bridge.xethub.hf.co): the fingerprint index "
+                                   "reads the first bytes of model files there"},
+        "organization": {"type": "string", "minLength": 1,
+                         "description": "the account whose model repos list_model_versions "
+                                      "lists (default: its `author` input)"},
         "token": {"type": "string", "minLength": 1,
                   "description": "a user access token (hf_...) with write access to the repos"},
     },

@@ -9,6 +9,8 @@ is `RepoNotFound` (401 without a valid token, 404 with one); rate limits use the
 
 from __future__ import annotations
 
+import hashlib
+import re
 import secrets
 import threading
 import time
@@ -31,6 +33,32 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+RANGE = re.compile(r"bytes=(\d+)-(\d*)")
+# The Hub's default .gitattributes stores these in LFS.
+LFS_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".onnx", ".h5", ".npy",
+                ".npz", ".pkl", ".joblib", ".msgpack", ".tflite", ".model", ".zip", ".tar.gz")
+
+
+def _git_oid(content: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(content) + content, usedforsecurity=False).hexdigest()
+
+
+def _tree_entry(path: str, content: bytes) -> dict[str, Any]:
+    """A file of the tree listing: LFS files carry `lfs.oid`, the SHA-256 of their bytes,
+    and `oid`, the git blob id of their pointer file."""
+    if not path.endswith(LFS_SUFFIXES):
+        return {"type": "file", "oid": _git_oid(content), "size": len(content), "path": path}
+    sha256 = hashlib.sha256(content).hexdigest()
+    pointer = (f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\n"
+               f"size {len(content)}\n").encode()
+    return {"type": "file", "oid": _git_oid(pointer), "size": len(content), "path": path,
+            "lfs": {"oid": sha256, "size": len(content), "pointerSize": len(pointer)}}
+
+
+def _public(repo: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in repo.items() if k not in ("requests", "files")}
+
+
 class HubMock(MockServer):
     """Hugging Face Hub: /api/{models,datasets,spaces}/{namespace}/{name}[...]."""
 
@@ -44,6 +72,7 @@ class HubMock(MockServer):
             self.write_token: {"user": OWNER, "role": "write", "orgs": [ORG]},
             self.read_token: {"user": OWNER, "role": "read", "orgs": [ORG]}}
         self.page_size = 50
+        self.lfs_redirect: str | None = None  # huggingface.co sends LFS downloads elsewhere
         self.throttled = 0
         self.throttle_reset = 1.0
         self._throttle_lock = threading.Lock()
@@ -55,21 +84,30 @@ class HubMock(MockServer):
         return {"error": f"injected HTTP {status}"}
 
     def not_found(self, request: Request) -> Response:
+        parts = request.path.strip("/").split("/", 4)
+        if request.method in ("GET", "HEAD") and len(parts) == 5 and parts[2] == "resolve":
+            with self.state_lock:
+                return self.resolve(request, f"{parts[0]}/{parts[1]}", parts[3], parts[4])
         return self.hub_error(404, "Sorry, we can't find the page you are looking for.")
 
     # helpers for tests and the demo -------------------------------------------------------------
 
     def add_repo(self, repo_id: str, *, kind: str = "models", private: bool = False,
                  gated: str | bool = False, files: tuple[str, ...] = ("config.json",),
-                 accepted: tuple[str, ...] = (), pending: tuple[str, ...] = ()) -> None:
+                 accepted: tuple[str, ...] = (), pending: tuple[str, ...] = (),
+                 contents: dict[str, bytes] | None = None) -> None:
+        """A repo; `contents` (path -> bytes) gives its files bytes to list and download
+        (model weights by extension are LFS files, as the Hub's default .gitattributes)."""
         namespace = repo_id.split("/", 1)[0]
+        if contents is not None:
+            files = tuple(sorted(contents))
         with self.state_lock:
             self.repos[(kind, repo_id)] = {
                 "_id": secrets.token_hex(12), "id": repo_id, "author": namespace,
                 "sha": secrets.token_hex(20), "lastModified": _now(), "createdAt": _now(),
                 "private": private, "gated": gated, "disabled": False, "downloads": 0,
                 "likes": 0, "tags": [], "siblings": [{"rfilename": f} for f in files],
-                "requests": {}}
+                "requests": {}, "files": dict(contents or {f: b"" for f in files})}
             for user in accepted:
                 self.request_access(repo_id, user, "accepted", kind=kind)
             for user in pending:
@@ -80,6 +118,15 @@ class HubMock(MockServer):
         with self.state_lock:
             self.repos[(kind, repo_id)]["requests"][user] = {
                 "status": status, "timestamp": _now(), "requestId": secrets.token_hex(8)}
+
+    def commit(self, repo_id: str, contents: dict[str, bytes], *,
+               kind: str = "models") -> None:
+        """A new commit: files added or replaced, a new `sha` and `lastModified`."""
+        with self.state_lock:
+            repo = self.repos[(kind, repo_id)]
+            repo["files"].update(contents)
+            repo["siblings"] = [{"rfilename": f} for f in sorted(repo["files"])]
+            repo["sha"], repo["lastModified"] = secrets.token_hex(20), _now()
 
     def repo(self, repo_id: str, kind: str = "models") -> dict[str, Any]:
         return self.repos[(kind, repo_id)]
@@ -162,7 +209,103 @@ class HubMock(MockServer):
         repo = self.find(request, kind, f"{namespace}/{name}", write=False)
         if isinstance(repo, Response):
             return repo
-        return {k: v for k, v in repo.items() if k != "requests"}
+        return _public(repo)
+
+    # listings and files (what the fingerprint index reads) --------------------------------------
+
+    @route("GET", "/api/models")
+    def list_models(self, request: Request) -> Any:
+        token = self.token_of(request)
+        if isinstance(token, Response):
+            return token
+        author = request.args.get("author")
+        mine = [token["user"], *token["orgs"]] if token else []
+        found = [r for (kind, _), r in sorted(self.repos.items()) if kind == "models"
+                 and (author is None or r["author"] == author)
+                 and (not r["private"] or r["author"] in mine)]
+        full = request.args.get("full") in ("true", "True", "1")
+        body = [_public(r) if full else {k: r[k] for k in (
+            "_id", "id", "author", "private", "gated", "downloads", "likes", "tags")}
+            for r in found]
+        return self.paged_response(request, body)
+
+    def paged_response(self, request: Request, items: list[Any]) -> Response:
+        """One page of `items`, with the Hub's `Link: <...cursor=N>; rel="next"`."""
+        start = int(request.args.get("cursor", "0") or 0)
+        page = items[start:start + self.page_size]
+        headers = {}
+        if start + self.page_size < len(items):
+            query = {k: v for k, v in request.args.items() if k != "cursor"}
+            query["cursor"] = str(start + self.page_size)
+            headers["Link"] = f'<{self.base_url}{request.path}?{urlencode(query)}>; rel="next"'
+        return self.json_response(page, 200, headers)
+
+    @route("GET", "/api/{kind}/{namespace}/{name}/tree/{revision}")
+    def tree(self, request: Request, kind: str, namespace: str, name: str,
+             revision: str) -> Any:
+        repo = self.find(request, kind, f"{namespace}/{name}", write=False)
+        if isinstance(repo, Response):
+            return repo
+        if revision not in ("main", repo["sha"]):
+            return self.hub_error(404, f"Invalid rev id: {revision}", "RevisionNotFound")
+        recursive = request.args.get("recursive") in ("true", "True", "1")
+        entries: dict[str, dict[str, Any]] = {}
+        for path, content in sorted(repo["files"].items()):
+            folder, _, _rest = path.partition("/")
+            if not recursive and "/" in path:
+                entries.setdefault(folder, {"type": "directory", "oid": _git_oid(folder.encode()),
+                                            "size": 0, "path": folder})
+                continue
+            if recursive:
+                parts = path.split("/")[:-1]
+                for depth in range(1, len(parts) + 1):
+                    sub = "/".join(parts[:depth])
+                    entries.setdefault(sub, {"type": "directory", "oid": _git_oid(sub.encode()),
+                                             "size": 0, "path": sub})
+            entries[path] = _tree_entry(path, content)
+        return self.paged_response(request, [entries[k] for k in sorted(entries)])
+
+    def resolve(self, request: Request, repo_id: str, revision: str, path: str) -> Response:
+        """`/{repo}/resolve/{revision}/{path}` (GET or HEAD): the file, a `Range: bytes=a-b`
+        part with 206; `ETag` (the SHA-256 of an LFS file), `X-Repo-Commit` as the Hub sends.
+        A gated repo's files need a token whose user was accepted (or is a member)."""
+        repo = self.find(request, "models", repo_id, write=False)
+        if isinstance(repo, Response):
+            return repo
+        token = self.token_of(request)
+        member = isinstance(token, dict) and repo["author"] in [token["user"], *token["orgs"]]
+        if repo["gated"] and not member:
+            user = token.get("user") if isinstance(token, dict) else None
+            if user is None:
+                return self.hub_error(401, f"Access to model {repo_id} is restricted. You must "
+                                           "be authenticated to access it.", "GatedRepo")
+            if repo["requests"].get(user, {}).get("status") != "accepted":
+                return self.hub_error(403, f"Access to model {repo_id} is restricted and you "
+                                           "are not in the authorized list.", "GatedRepo")
+        if revision not in ("main", repo["sha"]):
+            return self.hub_error(404, f"Invalid rev id: {revision}", "RevisionNotFound")
+        content = repo["files"].get(path)
+        if content is None:
+            return self.hub_error(404, "Entry not found", "EntryNotFound")
+        if self.lfs_redirect and path.endswith(LFS_SUFFIXES):
+            return Response(status=302, headers={
+                "Location": f"{self.lfs_redirect.rstrip('/')}/{repo_id}/resolve/{revision}/"
+                            f"{path}?X-Amz-Signature={secrets.token_hex(8)}"})
+        entry = _tree_entry(path, content)
+        etag = entry["lfs"]["oid"] if "lfs" in entry else entry["oid"]
+        headers = {"ETag": f'"{etag}"', "X-Repo-Commit": repo["sha"], "Accept-Ranges": "bytes"}
+        if "lfs" in entry:
+            headers.update({"X-Linked-Etag": f'"{etag}"', "X-Linked-Size": str(len(content))})
+        wanted = RANGE.fullmatch(request.headers.get("Range", "").strip())
+        if wanted and content:
+            first = int(wanted.group(1))
+            last = min(int(wanted.group(2) or len(content) - 1), len(content) - 1)
+            if first > last:
+                return self.hub_error(416, "Requested range not satisfiable")
+            headers["Content-Range"] = f"bytes {first}-{last}/{len(content)}"
+            return Response(content[first:last + 1], status=206, headers=headers,
+                            content_type="application/octet-stream")
+        return Response(content, headers=headers, content_type="application/octet-stream")
 
     @route("PUT", REPO + "/settings")
     def settings(self, request: Request, kind: str, namespace: str, name: str) -> Any:

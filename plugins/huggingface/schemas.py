@@ -109,3 +109,63 @@ UNRESTRICT_OUTPUT: dict[str, Any] = {
         "users_accepted": {"type": "array", "items": {"type": "string"}},
     },
 }
+
+LIST_VERSIONS_INPUT: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "author": {"type": "string", "minLength": 1, "maxLength": 100,
+                   "description": "the organisation or user (default: the connection's "
+                                  "`organization`)"},
+        "revision": {"type": "string", "minLength": 1, "maxLength": 200, "default": "main"},
+    },
+}
+
+LIST_VERSIONS_OUTPUT: dict[str, Any] = {
+    "type": "object",
+    "required": ["versions", "count", "truncated"],
+    "properties": {
+        "versions": {"type": "array", "items": {
+            "type": "object", "required": ["name", "version", "stamp"],
+            "properties": {"name": {"type": "string"}, "version": {"type": "string"},
+                           "stamp": {"type": ["string", "null"]},
+                           "private": {"type": "boolean"}, "gated": GATED,
+                           "last_modified": {"type": ["string", "null"]},
+                           "tags": {"type": "object"}}}},
+        "count": {"type": "integer"},
+        "truncated": {"type": "boolean"},
+    },
+}
+
+FILES_INPUT: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name"],
+    "properties": {
+        "name": REPO_ID,
+        "version": {"type": "string", "minLength": 1, "maxLength": 200, "default": "main",
+                    "description": "the revision: a branch, tag or commit"},
+        "head_bytes": {"type": "integer", "minimum": 0, "maximum": 8388608, "default": 0,
+                       "description": "also read the first bytes of each LFS model file "
+                                      "(base64, `head`) for structural fingerprints"},
+        "max_files": {"type": "integer", "minimum": 1, "maximum": 1000000, "default": 100000},
+    },
+}
+
+FILES_OUTPUT: dict[str, Any] = {
+    "type": "object",
+    "required": ["name", "version", "files", "count", "total_bytes"],
+    "properties": {
+        "name": {"type": "string"},
+        "version": {"type": "string"},
+        "files": {"type": "array", "items": {
+            "type": "object", "required": ["path", "size", "sha256"],
+            "properties": {"path": {"type": "string"},
+                           "size": {"type": "integer", "minimum": 0},
+                           "sha256": {"type": ["string", "null"]},
+                           "git_oid": {"type": ["string", "null"]},
+                           "head": {"type": "string"}}}},
+        "count": {"type": "integer"},
+        "total_bytes": {"type": "integer"},
+    },
+}

@@ -102,7 +102,9 @@ def list_model_versions(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str,
         versions.append({"name": str(item.get("name", "")), "version": str(item.get("version", "")),
                          "status": str(item.get("status", "")), "source": item.get("source"),
                          "run_id": item.get("run_id") or None,
-                         "quarantined": tags.get(MARK_TAG) == "true", "tags": tags})
+                         "quarantined": tags.get(MARK_TAG) == "true",
+                         "last_updated_timestamp": _stamp(item.get("last_updated_timestamp")),
+                         "tags": tags})
     return {"versions": versions, "count": len(versions), "truncated": truncated}
 
 
@@ -154,13 +156,22 @@ def list_model_files(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, An
     Waits while the version is PENDING_REGISTRATION (fails on FAILED_REGISTRATION), resolves its
     artifact location (`model-versions/get-download-uri`), lists it recursively through the
     tracking server's artifact proxy and streams each file once to hash it, checking the size
-    against the listing. The fingerprint index of registered models is
+    against the listing. With `head_bytes`, each file's first bytes come back too (`head`,
+    base64, from the same download). The fingerprint index of registered models is
     built on this output. Needs READ on the model and a server that proxies artifacts
     (`mlflow server` does by default).
     """
     client = ctx.client(MlflowRegistryClient)
     return model_files(ctx, client, inputs["name"], str(inputs["version"]),
-                       int(inputs.get("max_files", 10000)))
+                       int(inputs.get("max_files", 10000)), int(inputs.get("head_bytes", 0)))
+
+
+def _stamp(value: Any) -> int | None:
+    """MLflow's `last_updated_timestamp` (epoch ms; a string in some proxies' JSON)."""
+    try:
+        return None if value is None else int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 ACTIONS = (get_model_version, list_model_versions, quarantine_model_version,

@@ -8,6 +8,7 @@ the connection's own host is ever contacted and each file is downloaded exactly 
 
 from __future__ import annotations
 
+import base64
 import posixpath
 from typing import Any
 from urllib.parse import urlsplit
@@ -85,19 +86,22 @@ def wait_until_registered(ctx: ActionContext, client: MlflowRegistryClient, name
 
 
 def model_files(ctx: ActionContext, client: MlflowRegistryClient, name: str, version: str,
-                max_files: int) -> dict[str, Any]:
+                max_files: int, head_bytes: int = 0) -> dict[str, Any]:
     wait_until_registered(ctx, client, name, version)
     uri = client.download_uri(name, version, "get model download URI")
     root = proxied_path(client, uri)
     listed = list_files(client, root, max_files, "list model artifacts")
     files = []
     for item in listed:
-        size, sha256 = client.artifact_digest(posixpath.join(root, item["path"]),
-                                              "download model artifact")
+        size, sha256, head = client.artifact_digest(posixpath.join(root, item["path"]),
+                                                    "download model artifact", head_bytes)
         expected = item["listed_size"]
         if expected is not None and int(expected) != size:
             raise BadResponse(f"{item['path']} is listed with {expected} bytes but {size} arrived",
                               vendor=client.vendor, operation="download model artifact")
-        files.append({"path": item["path"], "size": size, "sha256": sha256})
+        record: dict[str, Any] = {"path": item["path"], "size": size, "sha256": sha256}
+        if head_bytes:
+            record["head"] = base64.b64encode(head).decode("ascii")
+        files.append(record)
     return {"name": name, "version": version, "artifact_uri": uri, "files": files,
             "count": len(files), "total_bytes": sum(f["size"] for f in files)}

@@ -11,6 +11,8 @@ tells the two apart.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
 
@@ -204,12 +206,34 @@ class MlflowRegistryClient(VendorClient):
                               operation=operation)
         return [f for f in files if isinstance(f, dict)]
 
-    def artifact_digest(self, path: str, operation: str) -> tuple[int, str]:
-        """Stream one artifact file once: its size in bytes and its SHA-256.
+    def artifact_digest(self, path: str, operation: str, head_bytes: int = 0
+                        ) -> tuple[int, str, bytes]:
+        """Stream one artifact file once: its size in bytes, its SHA-256 and its first
+        `head_bytes` bytes (for the structural fingerprint: no second download).
 
         Models are large: the body is hashed chunk by chunk and never held in memory. Like
         `request`, a 401 refreshes an OAuth token once and sends again.
         """
+        with self._artifact_stream(path, operation) as body:
+            return self._digest(body, operation, head_bytes)
+
+    def read_model_file_head(self, path: str, limit: int, operation: str) -> bytes:
+        """The first `limit` bytes of one artifact file, streamed: the rest is never read."""
+        head = bytearray()
+        with self._artifact_stream(path, operation) as body:
+            try:
+                for chunk in body.chunks(min(CHUNK_BYTES, max(limit, 1))):
+                    head += chunk[:limit - len(head)]
+                    if len(head) >= limit:
+                        break
+            except requests.RequestException:
+                raise self._redacted(TransportError(
+                    f"the download broke off after {len(head)} bytes", vendor=self.vendor,
+                    operation=operation, status=body.response.status_code)) from None
+        return bytes(head)
+
+    @contextmanager
+    def _artifact_stream(self, path: str, operation: str) -> Iterator[BodyStream]:
         url = self.url(f"{ARTIFACTS}/{quote(path, safe='/')}")
         refreshed = False
         while True:
@@ -223,19 +247,24 @@ class MlflowRegistryClient(VendorClient):
                     continue
                 if not 200 <= response.status_code < 300:
                     raise self.error_for(response, operation)
-                return self._digest(body, operation)
+                yield body
+                return
 
-    def _digest(self, body: BodyStream, operation: str) -> tuple[int, str]:
+    def _digest(self, body: BodyStream, operation: str,
+                head_bytes: int = 0) -> tuple[int, str, bytes]:
         digest = hashlib.sha256()
         size = 0
+        head = bytearray()
         try:
             for chunk in body.chunks(CHUNK_BYTES):
                 digest.update(chunk)
                 size += len(chunk)
+                if len(head) < head_bytes:
+                    head += chunk[:head_bytes - len(head)]
                 if self.ctx is not None:
                     self.ctx.check_deadline()
         except requests.RequestException:
             raise self._redacted(TransportError(
                 f"the download broke off after {size} bytes", vendor=self.vendor,
                 operation=operation, status=body.response.status_code)) from None
-        return size, digest.hexdigest()
+        return size, digest.hexdigest(), bytes(head)

@@ -81,6 +81,7 @@ LIST_VERSIONS_OUTPUT: dict[str, Any] = {
             "properties": {"name": {"type": "string"}, "version": {"type": "string"},
                            "status": {"type": "string"}, "source": NULLABLE_TEXT,
                            "run_id": NULLABLE_TEXT, "quarantined": {"type": "boolean"},
+                           "last_updated_timestamp": {"type": ["integer", "null"]},
                            "tags": {"type": "object"}}}},
         "count": {"type": "integer"},
         "truncated": {"type": "boolean"},
@@ -172,6 +173,11 @@ FILES_INPUT: dict[str, Any] = {
         "name": NAME,
         "version": VERSION,
         "max_files": {"type": "integer", "minimum": 1, "maximum": 1000000, "default": 10000},
+        "head_bytes": {"type": "integer", "minimum": 0, "maximum": 8388608, "default": 0,
+                       "description": "also return each file's first bytes (base64, `head`), "
+                                      "read from the same download that hashes it: the "
+                                      "fingerprint index computes structural fingerprints "
+                                      "from them"},
     },
 }
 
@@ -186,7 +192,8 @@ FILES_OUTPUT: dict[str, Any] = {
             "type": "object", "required": ["path", "size", "sha256"],
             "properties": {"path": {"type": "string"},
                            "size": {"type": "integer", "minimum": 0},
-                           "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}}},
+                           "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                           "head": {"type": "string"}}}},
         "count": {"type": "integer"},
         "total_bytes": {"type": "integer"},
     },

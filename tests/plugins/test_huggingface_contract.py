@@ -94,3 +94,32 @@ def test_the_plugin_reads_a_401_repo_not_found_as_not_found() -> None:
     assert isinstance(error, NotFoundError)
     assert "Repository not found [RepoNotFound] (missing, or private to another account)" \
         in str(error)
+
+
+def test_the_official_client_reads_the_listings_the_fingerprint_index_uses(
+        hub: HubMock, tmp_path: Any) -> None:
+    import hashlib
+
+    weights = b"\x10\x00\x00\x00\x00\x00\x00\x00" + b'{"__metadata__":{}}' * 3
+    hub.page_size = 1
+    hub.add_repo("acme-ml/private-llm", private=True,
+                 contents={"model.safetensors": weights, "config.json": b"{}",
+                           "sub/adapter.bin": b"lora"})
+    client = api(hub, hub.read_token)
+    models = list(client.list_models(author="acme-ml", full=True))
+    assert {m.id for m in models} == {"acme-ml/fraud-llm", "acme-ml/gated-llm",
+                                      "acme-ml/private-llm"}  # every page, private too
+    assert {m.id for m in hub_client.HfApi(endpoint=hub.base_url, token=False).list_models(
+        author="acme-ml")} == {"acme-ml/fraud-llm", "acme-ml/gated-llm"}
+    tree = list(client.list_repo_tree("acme-ml/private-llm", recursive=True))
+    files = {t.path: t for t in tree if isinstance(t, hub_client.hf_api.RepoFile)}
+    assert set(files) == {"config.json", "model.safetensors", "sub/adapter.bin"}
+    assert files["model.safetensors"].lfs.sha256 == hashlib.sha256(weights).hexdigest()
+    assert files["config.json"].lfs is None
+    assert {t.path for t in tree if isinstance(t, hub_client.hf_api.RepoFolder)} == {"sub"}
+    path = hub_client.hf_hub_download("acme-ml/private-llm", "model.safetensors",
+                                      endpoint=hub.base_url, token=hub.read_token,
+                                      cache_dir=str(tmp_path))
+    with open(path, "rb") as handle:
+        assert handle.read() == weights
+

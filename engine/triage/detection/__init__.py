@@ -61,6 +61,7 @@ def detect(target: ModelMovementEvent | FileInfo, *, content: ContentSource | No
         file, source_kind = target.file, target.source.kind
     else:
         file, source_kind = target, SourceKind.UNKNOWN
+    start = _position(content)
     if content is not None:
         base = detect_content(content, name=file.name, size=size if size is not None
                               else None)
@@ -69,6 +70,8 @@ def detect(target: ModelMovementEvent | FileInfo, *, content: ContentSource | No
         base = detect_metadata(file, source_kind)
     match = index.best_match(file.sha256) if index is not None and file.sha256 else None
     if match is None:
+        if index is not None and content is not None and base.format in _TENSOR_FORMATS:
+            return _structural(base, file, index, content, start)
         return base
     fmt = base.format if base.format not in _VAGUE else None
     if fmt is None and match.format:
@@ -77,6 +80,41 @@ def detect(target: ModelMovementEvent | FileInfo, *, content: ContentSource | No
     return Detection.verdict(1.0, fmt, Method.FINGERPRINT, evidence,
                              disguised=base.disguised or name_disguises(file.name), match=match,
                              details=base.details)
+
+
+_TENSOR_FORMATS = (ModelFormat.SAFETENSORS, ModelFormat.GGUF, ModelFormat.PYTORCH,
+                   ModelFormat.ONNX, ModelFormat.NUMPY)
+
+
+def _position(content: ContentSource | None) -> int | None:
+    seekable = getattr(content, "seekable", None)
+    if seekable is None or isinstance(content, (bytes, bytearray, memoryview)) or not seekable():
+        return None
+    return int(content.tell())  # type: ignore[union-attr]
+
+
+def _structural(base: Detection, file: FileInfo, index: FingerprintIndex,
+                content: ContentSource, start: int | None) -> Detection:
+    """A file whose hash is new but whose tensors are a registered model's (structure.py)."""
+    from .structure import fingerprint_content
+
+    if not index.has_structures():
+        return base
+    if start is not None:
+        content.seek(start)  # type: ignore[union-attr]
+    try:
+        fingerprint = fingerprint_content(content, file.name)
+    except OSError:
+        return base
+    found = index.match_structure(fingerprint)
+    if found is None:
+        return base
+    evidence = [f"tensor structure: {found.describe()}", *base.evidence]
+    return Detection.verdict(0.99 if found.complete else 0.95, base.format,
+                             EvidenceKind.STRUCTURAL_FINGERPRINT,
+                             evidence, disguised=base.disguised or name_disguises(file.name),
+                             match=found.to_model_match(),
+                             details={**base.details, "structure": found.to_dict()})
 
 
 def _note_name_disagreement(detection: Detection, file: FileInfo) -> Detection:

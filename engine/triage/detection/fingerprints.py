@@ -24,6 +24,13 @@ from typing import Any
 
 from ...errors import FingerprintIndexError
 from .formats import ModelMatch, format_from_name
+from .structure import StructuralFingerprint, structural_fingerprint
+from .structure_match import (
+    StructuralMatch,
+    best_structural_match,
+    decode_head,
+    store_structures,
+)
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -40,6 +47,18 @@ CREATE TABLE IF NOT EXISTS artifacts (
     PRIMARY KEY (registry, model, version, path)
 );
 CREATE INDEX IF NOT EXISTS artifacts_by_hash ON artifacts (sha256);
+CREATE TABLE IF NOT EXISTS structures (
+    registry TEXT NOT NULL, model TEXT NOT NULL, version TEXT NOT NULL, path TEXT NOT NULL,
+    format TEXT NOT NULL, digest TEXT NOT NULL, tensors INTEGER NOT NULL, listing TEXT NOT NULL,
+    PRIMARY KEY (registry, model, version, path)
+);
+CREATE INDEX IF NOT EXISTS structures_by_digest ON structures (digest);
+CREATE TABLE IF NOT EXISTS structure_keys (
+    key TEXT NOT NULL, registry TEXT NOT NULL, model TEXT NOT NULL, version TEXT NOT NULL,
+    path TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS structure_keys_by_key ON structure_keys (key);
+CREATE INDEX IF NOT EXISTS structure_keys_by_version ON structure_keys (registry, model, version);
 """
 
 
@@ -56,20 +75,27 @@ class ModelVersionRef:
     @classmethod
     def from_listing(cls, model_version: Mapping[str, Any], *, registry: str,
                      sensitivity_tag: str = "sensitivity") -> ModelVersionRef:
-        """From one version a registry lists (`name`, `version`, `last_updated_timestamp`,
-        `tags`): a registry plugin's `list_model_versions` item, or an MLflow ModelVersion."""
+        """From one version a registry lists (`name`, `version`, `last_updated_timestamp` or
+        `stamp`, `tags`): a registry plugin's `list_model_versions` item, or an MLflow
+        ModelVersion."""
         raw = model_version.get("tags") or ()
         # Tags as an object (the plugins' output) or as [{key, value}] (MLflow's REST API).
         tags = dict(raw) if isinstance(raw, Mapping) else {
             t.get("key"): t.get("value") for t in raw if isinstance(t, Mapping)}
-        stamp = model_version.get("last_updated_timestamp")
+        # `stamp` where a registry has no update time (a Hub repo's commit sha).
+        stamp = model_version.get("stamp", model_version.get("last_updated_timestamp"))
         return cls(registry, str(model_version["name"]), str(model_version["version"]),
                    tags.get(sensitivity_tag), None if stamp is None else str(stamp))
 
 
 @dataclass
 class RefreshReport:
-    """What a refresh did; `errors` holds versions whose listing failed (kept as they were)."""
+    """What a refresh did; `errors` holds versions whose listing failed (kept as they were).
+
+    `listed` is every version listed (`added` ones new to the index, `changed` ones whose
+    stamp moved); `files` counts the files stored, `files_added`/`files_changed`/
+    `files_removed` how they differ from what the index held, `structures` the structural
+    fingerprints stored."""
 
     listed: list[str] = field(default_factory=list)
     unchanged: int = 0
@@ -77,6 +103,24 @@ class RefreshReport:
     removed: list[str] = field(default_factory=list)
     files: int = 0
     errors: dict[str, str] = field(default_factory=dict)
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    files_added: int = 0
+    files_changed: int = 0
+    files_removed: int = 0
+    structures: int = 0
+    versions: int = 0  # how many the registry listed (set by the caller that listed them)
+
+    def summary(self) -> str:
+        parts = [f"{len(self.added)} versions added", f"{len(self.changed)} changed",
+                 f"{len(self.removed)} removed", f"{self.unchanged + len(self.retagged)} "
+                 "unchanged", f"files: {self.files_added} added, {self.files_changed} changed, "
+                 f"{self.files_removed} removed", f"{self.structures} structural fingerprints"]
+        if self.retagged:
+            parts.insert(3, f"{len(self.retagged)} retagged")
+        if self.errors:
+            parts.append(f"{len(self.errors)} failed")
+        return "; ".join(parts)
 
 
 FileListing = Mapping[str, Any] | Iterable[Mapping[str, Any]]
@@ -90,6 +134,21 @@ def _files_of(listing: FileListing) -> Iterable[Mapping[str, Any]]:
             raise ValueError("the listing has no 'files' list")
         return files
     return listing
+
+
+def _structure_of(item: Mapping[str, Any], path: str) -> StructuralFingerprint | None:
+    given = item.get("structure")
+    if isinstance(given, StructuralFingerprint):
+        return given
+    if isinstance(given, Mapping):
+        return StructuralFingerprint.from_dict(dict(given))
+    head = decode_head(item.get("head"))
+    return structural_fingerprint(head, path) if head else None
+
+
+def _label(registry: str, model: str, version: str) -> str:
+    """`fraud-model v7 (mlflow)`; a revision that is not a number: `acme/llm@main (huggingface)`."""
+    return f"{model} {'v' if version.isdigit() else '@'}{version} ({registry})"
 
 
 def _version_key(version: str) -> tuple[int, int | str]:
@@ -215,6 +274,41 @@ class FingerprintIndex:
         found = self.lookup(sha256)
         return found[0] if found else None
 
+    def match_structure(self, fingerprint: StructuralFingerprint | None
+                        ) -> StructuralMatch | None:
+        """The registered file whose tensors this fingerprint shares, or None.
+
+        Every tensor the same (name, dtype, shape) is an exact structural match; otherwise the
+        share of tensors with the same name and shape, of the larger of the two files, must
+        reach STRUCTURE_THRESHOLD (0.9). The best share wins, then the newest version."""
+        if fingerprint is None or not fingerprint.tensors:
+            return None
+        with self._lock:
+            return best_structural_match(self._db, fingerprint)
+
+    def has_structures(self) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM structures LIMIT 1").fetchone() is not None
+
+    def structures(self) -> list[dict[str, Any]]:
+        """Every stored structural fingerprint: registry, model, version, path, format,
+        digest and tensor count."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT registry, model, version, path, format, digest, tensors FROM structures "
+                "ORDER BY registry, model, version, path").fetchall()
+        keys = ("registry", "model", "version", "path", "format", "digest", "tensors")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def files(self) -> list[dict[str, Any]]:
+        """Every indexed file: registry, model, version, path, sha256, size, format."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT registry, model, version, path, sha256, size, format FROM artifacts "
+                "ORDER BY registry, model, version, path").fetchall()
+        keys = ("registry", "model", "version", "path", "sha256", "size", "format")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
     def versions(self) -> list[ModelVersionRef]:
         with self._lock:
             rows = self._db.execute("SELECT registry, model, version, sensitivity, stamp "
@@ -225,13 +319,23 @@ class FingerprintIndex:
         with self._lock:
             versions = self._db.execute("SELECT count(*) FROM versions").fetchone()[0]
             files = self._db.execute("SELECT count(*) FROM artifacts").fetchone()[0]
-        return {"versions": int(versions), "files": int(files)}
+            shapes = self._db.execute("SELECT count(*) FROM structures").fetchone()[0]
+        return {"versions": int(versions), "files": int(files), "structures": int(shapes)}
 
     # updates ----------------------------------------------------------------------------------
 
     def add_version(self, ref: ModelVersionRef, listing: FileListing) -> int:
-        """Replace one version's files with `listing`; returns how many were stored."""
+        """Replace one version's files with `listing`; returns how many were stored.
+
+        A file record may carry its structural fingerprint (`structure`: a
+        StructuralFingerprint or its `to_dict()`) or the first bytes of the file (`head`:
+        bytes or base64 text) to compute it from."""
+        return self._replace_version(ref, listing, None)
+
+    def _replace_version(self, ref: ModelVersionRef, listing: FileListing,
+                         report: RefreshReport | None) -> int:
         rows = []
+        structures: list[tuple[str, StructuralFingerprint]] = []
         for item in _files_of(listing):
             digest = str(item.get("sha256") or "").lower()
             path = item.get("path")
@@ -242,11 +346,18 @@ class FingerprintIndex:
             rows.append((digest, ref.registry, ref.model, ref.version, path,
                          size if isinstance(size, int) else None,
                          None if fmt is None else str(fmt)))
+            found = _structure_of(item, path)
+            if found is not None:
+                structures.append((path, found))
+        key = (ref.registry, ref.model, ref.version)
         with self._lock:
+            before = dict(self._db.execute("SELECT path, sha256 FROM artifacts WHERE registry=? "
+                                           "AND model=? AND version=?", key).fetchall())
             self._db.execute("BEGIN")
             try:
                 self._db.execute("DELETE FROM artifacts WHERE registry=? AND model=? AND version=?",
-                                 (ref.registry, ref.model, ref.version))
+                                 key)
+                store_structures(self._db, key, structures)
                 self._db.executemany("INSERT OR REPLACE INTO artifacts VALUES (?,?,?,?,?,?,?)",
                                      rows)
                 self._db.execute(
@@ -258,6 +369,12 @@ class FingerprintIndex:
                 self._db.execute("ROLLBACK")
                 raise
             self._prefixes.update(int(row[0][:16], 16) for row in rows)
+        if report is not None:
+            after = {row[4]: row[0] for row in rows}
+            report.files_added += len(after.keys() - before.keys())
+            report.files_removed += len(before.keys() - after.keys())
+            report.files_changed += sum(before[p] != after[p] for p in after.keys() & before)
+            report.structures += len(structures)
         return len(rows)
 
     def remove_version(self, registry: str, model: str, version: str) -> None:
@@ -267,7 +384,16 @@ class FingerprintIndex:
                              (registry, model, version))
             self._db.execute("DELETE FROM versions WHERE registry=? AND model=? AND version=?",
                              (registry, model, version))
+            store_structures(self._db, (registry, model, version), [])
             self._db.execute("COMMIT")
+
+    def stale(self, versions: Iterable[ModelVersionRef]) -> list[ModelVersionRef]:
+        """The versions a refresh would list: new to the index, or with another stamp."""
+        with self._lock:
+            known = {(r, m, v): st for r, m, v, st in self._db.execute(
+                "SELECT registry, model, version, stamp FROM versions")}
+        return [ref for ref in versions
+                if known.get((ref.registry, ref.model, ref.version), object()) != ref.stamp]
 
     def refresh(self, versions: Iterable[ModelVersionRef], source: FileSource, *,
                 prune: bool = False, force: bool = False) -> RefreshReport:
@@ -288,7 +414,7 @@ class FingerprintIndex:
             key = (ref.registry, ref.model, ref.version)
             seen.add(key)
             registries.add(ref.registry)
-            label = f"{ref.model} v{ref.version} ({ref.registry})"
+            label = _label(ref.registry, ref.model, ref.version)
             previous = known.get(key)
             if previous is not None and not force and previous[1] == ref.stamp:
                 if previous[0] != ref.sensitivity:
@@ -301,14 +427,15 @@ class FingerprintIndex:
                 continue
             try:
                 listing = source(ref)
-                report.files += self.add_version(ref, listing)
+                report.files += self._replace_version(ref, listing, report)
             except Exception as exc:  # one failing version must not stop the rest
                 report.errors[label] = f"{type(exc).__name__}: {exc}"
                 continue
             report.listed.append(label)
+            (report.added if previous is None else report.changed).append(label)
         if prune:
             for key in known.keys() - seen:
                 if key[0] in registries:
                     self.remove_version(*key)
-                    report.removed.append(f"{key[1]} v{key[2]} ({key[0]})")
+                    report.removed.append(_label(*key))
         return report

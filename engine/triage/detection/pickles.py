@@ -126,3 +126,155 @@ def classify_pickle(scan: PickleScan) -> tuple[float, ModelFormat, str]:
     if scan.globals:
         return 0.3, fmt, f"pickle of other Python objects ({shown})"
     return 0.25, fmt, "pickle of plain Python values (no classes in the first bytes)"
+
+
+# --- a symbolic reading of a pickle's value (structural fingerprints) ---------------------------
+
+
+@dataclass(frozen=True)
+class PickleGlobal:
+    """A class or function the pickle names (never imported)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class PickleCall:
+    """`callable(*args)` as the pickle would call it (REDUCE, NEWOBJ): never called."""
+
+    func: object
+    args: tuple[object, ...]
+
+
+@dataclass(frozen=True)
+class PicklePersistent:
+    """A persistent id (how torch.save points at a tensor's storage)."""
+
+    pid: object
+
+
+class PickleDict(dict):
+    """A dict the pickle builds (also an `OrderedDict()` call's result)."""
+
+
+_MARK = object()
+MAX_SYMBOLIC_OPCODES = 2_000_000
+
+
+def symbolic_load(data: bytes) -> object | None:
+    """The value a pickle would build, with every class and call left symbolic.
+
+    Runs the pickle machine over `pickletools.genops` without importing or calling anything:
+    a GLOBAL is a `PickleGlobal`, a REDUCE a `PickleCall`, a BINPERSID a `PicklePersistent`
+    (an `OrderedDict()` call is a `PickleDict`, so a state dict reads as one). None when the
+    stream breaks off before STOP or uses an opcode this reading does not know.
+    """
+    stack: list[object] = []
+    memo: dict[int, object] = {}
+    count = 0
+
+    def pop_mark() -> list[object]:
+        for at in range(len(stack) - 1, -1, -1):
+            if stack[at] is _MARK:
+                items = stack[at + 1:]
+                del stack[at:]
+                return items
+        raise ValueError("no mark")
+
+    try:
+        for opcode, arg, _pos in pickletools.genops(io.BytesIO(data)):
+            count += 1
+            if count > MAX_SYMBOLIC_OPCODES:
+                return None
+            name = opcode.name
+            if name in ("PROTO", "FRAME"):
+                continue
+            if name == "STOP":
+                return stack[-1] if stack else None
+            if name == "MARK":
+                stack.append(_MARK)
+            elif name == "EMPTY_DICT":
+                stack.append(PickleDict())
+            elif name in ("EMPTY_LIST",):
+                stack.append([])
+            elif name == "EMPTY_TUPLE":
+                stack.append(())
+            elif name in _STRING_OPS or name in ("BINBYTES", "SHORT_BINBYTES", "BINBYTES8",
+                                                 "BININT", "BININT1", "BININT2", "INT", "LONG",
+                                                 "LONG1", "LONG4", "BINFLOAT", "FLOAT"):
+                stack.append(arg)
+            elif name in ("NEWTRUE", "NEWFALSE", "NONE"):
+                stack.append({"NEWTRUE": True, "NEWFALSE": False, "NONE": None}[name])
+            elif name in ("GLOBAL", "INST") and isinstance(arg, str):
+                stack.append(PickleGlobal(arg.replace(" ", ".", 1)))
+                if name == "INST":
+                    stack.append(PickleCall(stack.pop(), tuple(pop_mark())))
+            elif name == "STACK_GLOBAL":
+                attr, module = stack.pop(), stack.pop()
+                stack.append(PickleGlobal(f"{module}.{attr}"))
+            elif name in _PUT_OPS:
+                memo[int(arg)] = stack[-1]  # type: ignore[arg-type]
+            elif name == "MEMOIZE":
+                memo[len(memo)] = stack[-1]
+            elif name in _GET_OPS:
+                stack.append(memo[int(arg)])  # type: ignore[arg-type]
+            elif name == "TUPLE":
+                stack.append(tuple(pop_mark()))
+            elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
+                n = int(name[-1])
+                stack[-n:] = [tuple(stack[-n:])]
+            elif name == "LIST":
+                stack.append(pop_mark())
+            elif name == "DICT":
+                pairs = pop_mark()
+                stack.append(PickleDict(zip(pairs[::2], pairs[1::2], strict=False)))
+            elif name in ("REDUCE", "NEWOBJ"):
+                args, func = stack.pop(), stack.pop()
+                args = args if isinstance(args, tuple) else (args,)
+                if isinstance(func, PickleGlobal) and func.name == "collections.OrderedDict" \
+                        and not args:
+                    stack.append(PickleDict())
+                else:
+                    stack.append(PickleCall(func, args))
+            elif name == "BINPERSID":
+                stack.append(PicklePersistent(stack.pop()))
+            elif name == "SETITEM":
+                value, key = stack.pop(), stack.pop()
+                target = stack[-1]
+                if isinstance(target, dict):
+                    target[_hashable(key)] = value
+            elif name == "SETITEMS":
+                pairs = pop_mark()
+                target = stack[-1]
+                if isinstance(target, dict):
+                    for key, value in zip(pairs[::2], pairs[1::2], strict=False):
+                        target[_hashable(key)] = value
+            elif name == "APPEND":
+                value = stack.pop()
+                if isinstance(stack[-1], list):
+                    stack[-1].append(value)
+            elif name == "APPENDS":
+                values = pop_mark()
+                if isinstance(stack[-1], list):
+                    stack[-1].extend(values)
+            elif name == "BUILD":
+                stack.pop()  # the state a __setstate__ would get: not needed for structure
+            elif name == "POP":
+                stack.pop()
+            elif name == "POP_MARK":
+                pop_mark()
+            elif name == "DUP":
+                stack.append(stack[-1])
+            else:
+                return None
+    except Exception:  # a truncated or hostile stream: no structure, never an error
+        return None
+    return None
+
+
+def _hashable(key: object) -> object:
+    try:
+        hash(key)
+    except TypeError:
+        return repr(key)
+    return key
