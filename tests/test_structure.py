@@ -230,7 +230,7 @@ def test_a_resaved_safetensors_with_changed_metadata_is_the_registered_version()
                                     "restricted): model/model.safetensors, 20 of 20 tensors")
         detection = detect(FileInfo(name="notes.bin", sha256=hashlib.sha256(copy).hexdigest()),
                            content=copy, index=index)
-    assert detection.method == Method.FINGERPRINT and detection.is_model
+    assert detection.method == Method.STRUCTURAL_FINGERPRINT and detection.is_model
     assert detection.match is not None and detection.match.version == "7"
     assert detection.evidence[0].startswith("tensor structure: re-saved or converted copy")
     assert detection.details["structure"]["share"] == 1.0
