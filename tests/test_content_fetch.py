@@ -398,3 +398,33 @@ def test_a_scenario_seeds_files_into_the_mock(incydr: IncydrMock, host: PluginHo
                                                               + bytes(24)).decode(),
                            "size": 200 * MB, "sha256": SHA}])
     assert fetcher(incydr, host).detect(ambiguous()).format == ModelFormat.GGUF
+
+
+def test_a_fetched_head_that_is_a_resaved_registered_model_is_a_structural_match(
+        incydr: IncydrMock, host: PluginHost, tmp_path: Path) -> None:
+    import hashlib
+
+    from test_structure import model, registered, safetensors_bytes
+
+    tensors = model()
+    original = safetensors_bytes(tensors, metadata={"format": "pt"})
+    copy = safetensors_bytes(dict(reversed(tensors.items())), metadata={"note": "mine now"})
+    sha = hashlib.sha256(copy).hexdigest()
+    incydr.add_file(copy, size=500 * MB, sha256=sha)
+    cache = ContentCache(tmp_path / "cache.db")
+    with FingerprintIndex() as index:
+        registered(index, original)
+        assert index.best_match(sha) is None  # a new hash: only its structure can tell
+        detection = fetcher(incydr, host, cache).detect(ambiguous(sha), index=index)
+        assert detection.method == Method.STRUCTURAL_FINGERPRINT
+        assert detection.strength == "strong" and detection.match is not None
+        assert detection.match.model == "fraud-model" and detection.match.version == "7"
+        assert detection.evidence[0] == (
+            "tensor structure of the content fetched from incydr: re-saved or converted copy of "
+            "fraud-model v7 (mlflow, restricted): model/model.safetensors, 20 of 20 tensors")
+        # The cached verdict keeps the listing: the next command matches without a request.
+        again = fetcher(incydr, host, cache).detect(ambiguous(sha), index=index)
+        assert again.method == Method.STRUCTURAL_FINGERPRINT and file_calls(incydr) == 1
+    # Without an index holding structures the content decides, as before.
+    plain = fetcher(incydr, host, ContentCache()).detect(ambiguous(sha))
+    assert plain.method == Method.CONTENT and plain.format == ModelFormat.SAFETENSORS

@@ -121,6 +121,9 @@ class ContentVerdict:
     format: ModelFormat | None
     evidence: tuple[str, ...]
     cached: bool = False
+    # The head's tensor listing (structure.StructuralFingerprint.to_dict()) when it held all
+    # of it: what a structural match against the fingerprint index is made from.
+    structure: dict[str, Any] | None = None
 
 
 class ContentCache:
@@ -167,12 +170,15 @@ class ContentCache:
             fresh = time.time() - float(row[3]) < self.unknown_ttl
             return f"{evidence[0]} (cached)" if fresh and evidence else None
         fmt = verdict.get("format")
+        structure = verdict.get("structure")
         return ContentVerdict(row[2], int(verdict["bytes_read"]), float(verdict["confidence"]),
-                              ModelFormat(fmt) if fmt else None, tuple(evidence), cached=True)
+                              ModelFormat(fmt) if fmt else None, tuple(evidence), cached=True,
+                              structure=structure if isinstance(structure, dict) else None)
 
     def put(self, sha256: str, verdict: ContentVerdict) -> None:
         body = json.dumps({"confidence": verdict.confidence, "bytes_read": verdict.bytes_read,
-                           "format": None if verdict.format is None else str(verdict.format)})
+                           "format": None if verdict.format is None else str(verdict.format),
+                           "structure": verdict.structure})
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO content_verdicts VALUES (?,?,?,?,?)",
                              (sha256.lower(), body, json.dumps(list(verdict.evidence)),
@@ -249,7 +255,8 @@ class ContentFetch:
             return Detection.verdict(base.confidence, base.format, base.method,
                                      [f"{found}; decided by metadata", *base.evidence],
                                      disguised=base.disguised, details=base.details)
-        return _by_content(found, event.file)
+        by_content = _by_content(found, event.file)
+        return _by_structure(found, by_content, index) or by_content
 
     def prefetch(self, events: Iterable[ModelMovementEvent],
                  index: FingerprintIndex | None = None) -> None:
@@ -297,7 +304,7 @@ class ContentFetch:
                 reasons.append(f"content not fetched from {source.name}: "
                                f"{redact(reason) if redact else reason}")
                 continue
-            verdict = _judge(source.name, head, file.size, self.limit)
+            verdict = _judge(source.name, head, file.size, self.limit, file.name)
             self.cache.put(sha, verdict)
             with self._lock:
                 if len(self._fetched) >= _REMEMBERED:  # the cache still holds them
@@ -314,13 +321,41 @@ class ContentFetch:
         return why
 
 
-def _judge(source: str, head: bytes, size: int | None, limit: int) -> ContentVerdict:
+def _judge(source: str, head: bytes, size: int | None, limit: int,
+           name: str | None = None) -> ContentVerdict:
+    from .structure import structural_fingerprint
+
     # A head shorter than asked for is the whole file; one as long may be a prefix.
     whole = len(head) < limit
     known = size if size is not None and size > len(head) else None
     detection = detect_content(head, size=None if whole else (known or len(head) + 1))
+    structure = structural_fingerprint(head, name) if detection.is_model else None
     return ContentVerdict(source, len(head), detection.confidence, detection.format,
-                          detection.evidence)
+                          detection.evidence,
+                          structure=structure.to_dict() if structure is not None else None)
+
+
+def _by_structure(found: ContentVerdict, by_content: Detection,
+                  index: FingerprintIndex | None) -> Detection | None:
+    """The fetched head's tensors are a registered file's (a re-saved or converted copy): a
+    structural fingerprint match, or None."""
+    from .evidence import EvidenceKind
+    from .structure import StructuralFingerprint
+
+    if found.structure is None or index is None or not index.has_structures():
+        return None
+    try:
+        match = index.match_structure(StructuralFingerprint.from_dict(found.structure))
+    except (KeyError, TypeError, ValueError):  # a cache row of another shape: no match
+        return None
+    if match is None:
+        return None
+    return Detection.verdict(0.99 if match.complete else 0.95, by_content.format,
+                             EvidenceKind.STRUCTURAL_FINGERPRINT,
+                             [f"tensor structure of the content fetched from {found.source}: "
+                              f"{match.describe()}", *by_content.evidence],
+                             disguised=by_content.disguised, match=match.to_model_match(),
+                             details={**by_content.details, "structure": match.to_dict()})
 
 
 def _by_content(found: ContentVerdict, file: FileInfo) -> Detection:
