@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -17,7 +17,7 @@ from crownguard.engine.runner import Runner
 from crownguard.engine.scenarios import MockFleet
 from crownguard.engine.service.app import build_app
 from crownguard.engine.service.console.sessions import SessionStore
-from crownguard.engine.service.console.views import graph_view, time_left
+from crownguard.engine.service.console.views import graph_view, time_left, when
 from crownguard.engine.service.service import Options, Service
 
 XSS_NAME = "<script>alert('pwned')</script>.safetensors"
@@ -44,27 +44,26 @@ def app(service: Service) -> Any:
     return build_app(service)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _okta(service_fleet: MockFleet) -> None:
-    global OKTA
-    OKTA = service_fleet.get("okta")
+@pytest.fixture(scope="module")
+def okta(service_fleet: MockFleet) -> Any:
+    return service_fleet.get("okta")
 
 
-OKTA: Any = None
+@pytest.fixture(scope="module")
+def start_run(service: Service, okta: Any) -> Callable[..., str]:
+    """Journal a run as the service's intake would start it, about an Okta user that exists."""
 
+    def start(playbook: str = "contain-after-approval", name: str | None = None) -> str:
+        event = new_event(name)
+        event["actor"]["email"] = f"{event['id']}@example.com"
+        okta.add_user(event["actor"]["email"])
+        runner = Runner(service.host, service.config, journal=service.journal)
+        record = runner.run(service.triage.router.playbooks[playbook], event, risk={
+            "score": 87, "level": "high", "detection": {"format": "safetensors"},
+            "reasons": [{"indicator": "departing", "weight": 30, "detail": "<b>leaving</b>"}]})
+        return str(record["run_id"])
 
-def start_run(service: Service, playbook: str = "contain-after-approval",
-              name: str | None = None) -> str:
-    """A run journaled as the service's intake would start it, about an Okta user that exists."""
-    event = new_event(name)
-    event["actor"]["email"] = f"{event['id']}@example.com"
-    OKTA.add_user(event["actor"]["email"])
-    runner = Runner(service.host, service.config, journal=service.journal)
-    record = runner.run(service.triage.router.playbooks[playbook], event,
-                        risk={"score": 87, "level": "high", "reasons": [
-                            {"indicator": "departing", "weight": 30, "detail": "<b>leaving</b>"}],
-                            "detection": {"format": "safetensors"}})
-    return str(record["run_id"])
+    return start
 
 
 def csrf_of(page: str) -> str:
@@ -155,8 +154,8 @@ def test_sign_out_ends_the_session(app: Any) -> None:
     assert replay.get("/ui/runs", follow_redirects=False).status_code == 303
 
 
-def test_event_text_is_escaped(app: Any, service: Service) -> None:
-    run_id = start_run(service, name=XSS_NAME)
+def test_event_text_is_escaped(app: Any, start_run: Any) -> None:
+    run_id = start_run(name=XSS_NAME)
     client = signed_in(app, "siem-reader")
     page = client.get(f"/ui/runs/{run_id}")
     assert page.status_code == 200
@@ -166,8 +165,8 @@ def test_event_text_is_escaped(app: Any, service: Service) -> None:
     assert "\\u003cscript\\u003e" in page.text  # the whole event, as JSON, escaped too
 
 
-def test_the_run_page_shows_graph_wait_event_and_score(app: Any, service: Service) -> None:
-    run_id = start_run(service)
+def test_the_run_page_shows_graph_wait_event_and_score(app: Any, start_run: Any) -> None:
+    run_id = start_run()
     client = signed_in(app, "alice@corp.example")
     page = client.get(f"/ui/runs/{run_id[:8]}").text
     assert 'class="node st-waiting" data-step="ask"' in page
@@ -180,15 +179,15 @@ def test_the_run_page_shows_graph_wait_event_and_score(app: Any, service: Servic
                                                                "suspend": "pending"}
 
 
-def test_an_approver_not_named_by_the_step_gets_no_answer_form(app: Any,
-                                                               service: Service) -> None:
-    run_id = start_run(service)
+def test_an_approver_not_named_by_the_step_gets_no_answer_form(app: Any, start_run: Any) -> None:
+    run_id = start_run()
     page = signed_in(app, "bob@corp.example").get(f"/ui/runs/{run_id}").text
     assert 'value="approve"' not in page and "not among those who may answer" in page
 
 
-def test_approve_continues_the_run_as_the_signed_in_name(app: Any, service: Service) -> None:
-    run_id = start_run(service)
+def test_approve_continues_the_run_as_the_signed_in_name(
+        app: Any, service: Service, start_run: Any) -> None:
+    run_id = start_run()
     client = signed_in(app, "alice@corp.example")
     page = client.get(f"/ui/runs/{run_id}")
     answer = client.post(f"/ui/runs/{run_id}/steps/ask/answer", data={
@@ -200,25 +199,27 @@ def test_approve_continues_the_run_as_the_signed_in_name(app: Any, service: Serv
     assert "<strong>alice@corp.example</strong>" in answer.text
 
 
-def test_a_responder_undoes_an_approved_run(app: Any, service: Service) -> None:
-    run_id = start_run(service)
+def test_a_responder_undoes_an_approved_run(
+        app: Any, service: Service, start_run: Any, okta: Any) -> None:
+    run_id = start_run()
     email = service.journal.get_run(run_id).inputs["event"]["actor"]["email"]
     approver = signed_in(app, "alice@corp.example")
     page = approver.get(f"/ui/runs/{run_id}")
     approver.post(f"/ui/runs/{run_id}/steps/ask/answer",
                   data={"csrf": csrf_of(page.text), "decision": "approve"})
-    assert OKTA.status_of(email) == "SUSPENDED"
+    assert okta.status_of(email) == "SUSPENDED"
     client = signed_in(app, "ops-bot")
     page = client.get(f"/ui/runs/{run_id}")
     undone = client.post(f"/ui/runs/{run_id}/undo", data={"csrf": csrf_of(page.text)})
     assert undone.status_code == 200 and "(1 undo calls)" in undone.text
     assert f"undo of <a href=\"/ui/runs/{run_id}\"" in undone.text
     assert 'class="node st-succeeded" data-step="undo_suspend"' in undone.text
-    assert OKTA.status_of(email) == "ACTIVE"
+    assert okta.status_of(email) == "ACTIVE"
 
 
-def test_a_post_without_the_csrf_token_is_refused(app: Any, service: Service) -> None:
-    run_id = start_run(service)
+def test_a_post_without_the_csrf_token_is_refused(
+        app: Any, service: Service, start_run: Any) -> None:
+    run_id = start_run()
     client = signed_in(app, "alice@corp.example")
     answer = client.post(f"/ui/runs/{run_id}/steps/ask/answer", data={"decision": "approve"})
     assert answer.status_code == 403 and "security token" in answer.text
@@ -228,9 +229,9 @@ def test_a_post_without_the_csrf_token_is_refused(app: Any, service: Service) ->
     assert service.journal.get_run(run_id).status == "waiting"
 
 
-def test_a_viewer_gets_no_controls_and_a_forged_post_is_refused(app: Any,
-                                                               service: Service) -> None:
-    run_id = start_run(service)
+def test_a_viewer_gets_no_controls_and_a_forged_post_is_refused(
+        app: Any, service: Service, start_run: Any) -> None:
+    run_id = start_run()
     client = signed_in(app, "siem-reader")
     page = client.get(f"/ui/runs/{run_id}")
     assert 'value="approve"' not in page.text and "Cancel run" not in page.text
@@ -243,8 +244,8 @@ def test_a_viewer_gets_no_controls_and_a_forged_post_is_refused(app: Any,
     assert service.journal.approvals(run_id) == []
 
 
-def test_a_responder_cancels_then_reruns(app: Any, service: Service) -> None:
-    run_id = start_run(service)
+def test_a_responder_cancels_then_reruns(app: Any, start_run: Any) -> None:
+    run_id = start_run()
     client = signed_in(app, "ops-bot")
     page = client.get(f"/ui/runs/{run_id}")
     assert "Cancel run" in page.text and 'value="approve"' not in page.text
@@ -257,9 +258,9 @@ def test_a_responder_cancels_then_reruns(app: Any, service: Service) -> None:
     assert ended.status_code == 200 and "Cancel: run" in ended.text  # refused, shown
 
 
-def test_the_runs_page_filters_counts_and_pages(app: Any, service: Service) -> None:
+def test_the_runs_page_filters_counts_and_pages(app: Any, start_run: Any) -> None:
     for _ in range(3):
-        start_run(service, "short-wait")
+        start_run("short-wait")
     client = signed_in(app, "siem-reader")
     page = client.get("/ui/runs?status=waiting&playbook=short-wait").text
     assert re.search(r'st-waiting" href="[^"]+" aria-current="true">waiting <span class="count">'
@@ -270,8 +271,8 @@ def test_the_runs_page_filters_counts_and_pages(app: Any, service: Service) -> N
     assert client.get("/ui/runs?status=bogus").status_code == 400
 
 
-def test_the_audit_page_filters_and_verifies(app: Any, service: Service) -> None:
-    run_id = start_run(service)
+def test_the_audit_page_filters_and_verifies(app: Any, start_run: Any) -> None:
+    run_id = start_run()
     client = signed_in(app, "siem-reader")
     page = client.get(f"/ui/audit?run={run_id[:8]}&kind=event").text
     assert "step_waiting" in page and "run_created" not in page
@@ -313,6 +314,17 @@ def test_time_left_reads_like_a_person_would_say_it() -> None:
     assert time_left("2026-01-01T02:30:00Z", now) == "2 h 30 min left"
     assert time_left("2025-12-31T23:00:00Z", now) == "expired"
     assert time_left(None, now) == ""
+    assert when("2026-12-02T05:58:09.742565Z") == "2026-12-02 05:58:09 UTC"
+    assert when("not a time") == "not a time" and when(None) == ""
+
+
+def test_a_flood_of_sign_in_pages_signs_nobody_out(app: Any) -> None:
+    client = signed_in(app, "siem-reader")
+    app.state.console.visitors._limit = 5
+    for _ in range(20):
+        assert TestClient(app, base_url="http://127.0.0.1").get("/ui/login").status_code == 200
+    assert len(app.state.console.visitors) == 5
+    assert client.get("/ui/runs", follow_redirects=False).status_code == 200
 
 
 def test_the_session_store_forgets_idle_and_excess_sessions() -> None:

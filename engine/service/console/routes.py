@@ -31,6 +31,7 @@ def mount_console(app: FastAPI, service: Service, *, secure_cookies: bool | None
                   ) -> Pages:
     """Add the console's routes, its static files and its refusal pages to the service's app."""
     pages = Pages(SessionStore(), secure_cookies)
+    app.state.console = pages
     app.mount("/ui/static", StaticFiles(directory=HERE / "static"), name="console-static")
 
     @app.exception_handler(ConsoleRefusal)
@@ -61,7 +62,7 @@ def mount_console(app: FastAPI, service: Service, *, secure_cookies: bool | None
     def login_page(request: Request, next: str = "/ui/runs") -> HTMLResponse:
         session = pages.session(request)
         if session is None:
-            session = pages.sessions.new()
+            session = pages.visitors.new()
         response = pages.render(request, "login.html", session, csrf=session.csrf,
                                 next=_local(next), failed=False)
         pages.set_cookie(request, response, session)
@@ -79,7 +80,7 @@ def mount_console(app: FastAPI, service: Service, *, secure_cookies: bool | None
             return pages.render(request, "login.html", session, code=401,
                                 csrf=session.csrf, next=_local(fields.get("next", "")),
                                 failed=True)
-        pages.sessions.drop(session.id)  # a new id once signed in: no session fixation
+        pages.forget(session)  # a new id once signed in: no session fixation
         signed = pages.sessions.new(token.name, token.role)
         response = back_to(_local(fields.get("next", "")))
         pages.set_cookie(request, response, signed)
@@ -88,7 +89,7 @@ def mount_console(app: FastAPI, service: Service, *, secure_cookies: bool | None
     @app.post("/ui/logout", include_in_schema=False)
     async def logout(request: Request) -> Response:
         session, _ = await pages.posted(request, Role.VIEWER)
-        pages.sessions.drop(session.id)
+        pages.forget(session)
         response = back_to("/ui/login")
         response.delete_cookie(COOKIE, path="/ui")
         return response

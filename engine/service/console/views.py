@@ -84,6 +84,15 @@ def parse_time(text: str | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def when(text: str | None) -> str:
+    """A journal time as a person reads it: '2026-12-02 05:58:09 UTC' (the page keeps the
+    exact one in the <time> element's datetime)."""
+    moment = parse_time(text)
+    if moment is None:
+        return text or ""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def time_left(expires_at: str | None, now: datetime | None = None) -> str:
     """'4 min 12 s left', 'expired', or '' when there is no deadline."""
     moment = parse_time(expires_at)
