@@ -199,6 +199,34 @@ def test_approve_continues_the_run_as_the_signed_in_name(
     assert "<strong>alice@corp.example</strong>" in answer.text
 
 
+def test_an_answer_from_someone_the_step_does_not_name_is_shown_refused(
+        app: Any, service: Service, start_run: Any) -> None:
+    run_id = start_run()
+    client = signed_in(app, "bob@corp.example")
+    page = client.get(f"/ui/runs/{run_id}")  # no form for bob; he posts one anyway
+    answer = client.post(f"/ui/runs/{run_id}/steps/ask/answer", data={
+        "csrf": csrf_of(page.text), "decision": "approve", "comment": "me too"})
+    assert "Refused and recorded" in answer.text
+    assert re.search(r'<li class="refused">.*bob@corp.example</strong>\s*<span class="badge '
+                     r'st-failed">refused</span> approve of ask', answer.text, re.S)
+    [refused] = service.journal.approvals(run_id)
+    assert refused.by == "bob@corp.example" and not refused.accepted
+    assert service.journal.get_run(run_id).status == "waiting"
+
+
+def test_a_reject_is_recorded_as_the_signed_in_name(app: Any, service: Service,
+                                                    start_run: Any) -> None:
+    run_id = start_run()
+    client = signed_in(app, "alice@corp.example")
+    page = client.get(f"/ui/runs/{run_id}")
+    answer = client.post(f"/ui/runs/{run_id}/steps/ask/answer", data={
+        "csrf": csrf_of(page.text), "decision": "reject", "comment": "not without HR"})
+    assert "Rejected &#39;ask&#39;" in answer.text
+    assert re.search(r"alice@corp.example</strong>\s*rejected ask: “not without HR”", answer.text)
+    [approval] = service.journal.approvals(run_id)
+    assert approval.decision == "reject" and approval.by == "alice@corp.example"
+
+
 def test_a_responder_undoes_an_approved_run(
         app: Any, service: Service, start_run: Any, okta: Any) -> None:
     run_id = start_run()

@@ -25,6 +25,7 @@ from .sessions import Session, SessionStore
 from .views import graph_view, playbook_names, status_counts, timeline_rows
 
 PAGE = 50
+PAST = {"approve": "approved", "reject": "rejected"}
 
 
 def mount_console(app: FastAPI, service: Service, *, secure_cookies: bool | None = None
@@ -191,7 +192,7 @@ def mount_console(app: FastAPI, service: Service, *, secure_cookies: bool | None
             if not result.accepted:
                 return f"!Refused and recorded: {result.reason}", None
             status = result.outcome.status if result.outcome else "?"
-            return f"{decision.capitalize()}d '{step_id}'; the run is now {status}.", None
+            return f"{PAST[decision].capitalize()} '{step_id}'; the run is now {status}.", None
         return await act(request, run_id, Role.APPROVER, "Answer", call)
 
     @app.post("/ui/runs/{run_id}/cancel", include_in_schema=False)
