@@ -299,6 +299,23 @@ def test_the_runs_page_filters_counts_and_pages(app: Any, start_run: Any) -> Non
     assert client.get("/ui/runs?status=bogus").status_code == 400
 
 
+def test_the_runs_page_pages_newest_first(app: Any, start_run: Any,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from crownguard.engine.service.console import routes
+    made = [start_run("short-wait") for _ in range(3)]
+    monkeypatch.setattr(routes, "PAGE", 2)
+    client = signed_in(app, "siem-reader")
+    first = client.get("/ui/runs?playbook=short-wait").text
+    shown = re.findall(r'class="run-link" href="/ui/runs/([0-9a-f]+)"', first)
+    assert shown == made[::-1][:2]
+    older = re.search(r'rel="next" href="([^"]+)"', first)
+    assert older, first
+    second = client.get(older.group(1).replace("&amp;", "&")).text
+    following = re.findall(r'class="run-link" href="/ui/runs/([0-9a-f]+)"', second)
+    assert following[0] == made[0] and not set(following) & set(shown)
+    assert ">Newest</a>" in second
+
+
 def test_the_audit_page_filters_and_verifies(app: Any, start_run: Any) -> None:
     run_id = start_run()
     client = signed_in(app, "siem-reader")
