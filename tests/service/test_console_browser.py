@@ -20,8 +20,11 @@ sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """One Chromium for the module (where every browser test is). Not for the session: while
+    Playwright's sync API is open, its event loop counts as running in this thread, and the
+    later modules' asyncio.run() would fail."""
     missing = ensure_chromium()
     if missing:
         pytest.skip(missing)
