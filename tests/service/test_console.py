@@ -380,3 +380,18 @@ def test_the_session_store_forgets_idle_and_excess_sessions() -> None:
     first = [store.new() for _ in range(3)]
     store.new()
     assert store.get(first[0].id) is None and len(store) == 3
+
+
+def test_templates_are_sandboxed_escaped_and_never_marked_safe() -> None:
+    from pathlib import Path
+
+    from jinja2.sandbox import SandboxedEnvironment
+
+    from crownguard.engine.service.console.pages import HERE, environment
+    env = environment()
+    assert isinstance(env, SandboxedEnvironment)
+    assert env.from_string("{{ x }}").render(x="<i>") == "&lt;i&gt;"
+    for template in Path(HERE, "templates").glob("*.html"):
+        text = template.read_text()
+        assert env.autoescape(template.name) is True
+        assert "|safe" not in text.replace(" ", "") and "autoescape false" not in text, template
