@@ -30,6 +30,7 @@ from ..errors import (
     UnknownRun,
 )
 from ..journal.audit import canonical_json
+from .console import mount_console
 from .metrics import CONTENT_TYPE
 from .payloads import normalise_payload, parse_json
 from .problems import ServiceProblem, error_body
@@ -319,6 +320,7 @@ def build_app(service: Service) -> FastAPI:
                               for p in router.playbooks.values() if p.trigger_if],
                 "untriggered": list(router.untriggered)}
 
+    mount_console(app, service)  # the web console under /ui/ (docs/console.md)
     return app
 
 

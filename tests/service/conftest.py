@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from servicetest import MAX_BODY, PLAYBOOKS, SECRETS, TOKENS, Served, start_service
+from servicetest import Served, start_service, write_service_files
 
 from crownguard.engine.plugins import PluginHost
 from crownguard.engine.scenarios import MockFleet
@@ -24,27 +23,7 @@ def service_fleet() -> Iterator[MockFleet]:
 def service_files(tmp_path_factory: pytest.TempPathFactory,
                   service_fleet: MockFleet) -> dict[str, Any]:
     """The connections file (secrets by reference), policy, playbooks and the environment."""
-    folder = tmp_path_factory.mktemp("serve")
-    for name, text in PLAYBOOKS.items():
-        (folder / name).write_text(text)
-    (folder / "policy.yaml").write_text(json.dumps({"routing": {
-        "playbooks": list(PLAYBOOKS), "shipped_playbooks": False}}))
-    env: dict[str, str] = {}
-    okta = service_fleet.connections()["okta"]
-    env["CG_TEST_OKTA_TOKEN"] = okta["token"]
-    tokens = []
-    for n, (name, (role, token)) in enumerate(TOKENS.items()):
-        env[f"CG_TEST_TOKEN_{n}"] = token
-        tokens.append({"name": name, "token": f"${{env:CG_TEST_TOKEN_{n}}}", "role": role})
-    env["CG_TEST_SIEM_SECRET"] = SECRETS["siem"]
-    (folder / "burst.key").write_text(SECRETS["burst"] + "\n")
-    config = {"connections": {"okta": {**okta, "token": "${env:CG_TEST_OKTA_TOKEN}"}},
-              "service": {"tokens": tokens, "max_body_bytes": MAX_BODY, "sources": {
-                  "siem": {"secret": "${env:CG_TEST_SIEM_SECRET}"},
-                  "burst": {"secret": "${file:burst.key}", "max_requests_per_minute": 2}}}}
-    (folder / "connections.yaml").write_text(json.dumps(config))
-    return {"folder": folder, "config": folder / "connections.yaml",
-            "policy": folder / "policy.yaml", "env": env}
+    return write_service_files(tmp_path_factory.mktemp("serve"), service_fleet)
 
 
 @pytest.fixture(scope="module")

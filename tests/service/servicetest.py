@@ -195,3 +195,26 @@ def start_service(files: dict[str, Any], journal: Path, env: dict[str, str] | No
     return Served(process, found[0], journal, log)
 
 
+def write_service_files(folder: Path, fleet: Any) -> dict[str, Any]:
+    """The connections file (secrets by reference), policy and playbooks in `folder`, and the
+    environment the service needs (a MockFleet's okta connection)."""
+    for name, text in PLAYBOOKS.items():
+        (folder / name).write_text(text)
+    (folder / "policy.yaml").write_text(json.dumps({"routing": {
+        "playbooks": list(PLAYBOOKS), "shipped_playbooks": False}}))
+    env: dict[str, str] = {}
+    okta = fleet.connections()["okta"]
+    env["CG_TEST_OKTA_TOKEN"] = okta["token"]
+    tokens = []
+    for n, (name, (role, token)) in enumerate(TOKENS.items()):
+        env[f"CG_TEST_TOKEN_{n}"] = token
+        tokens.append({"name": name, "token": f"${{env:CG_TEST_TOKEN_{n}}}", "role": role})
+    env["CG_TEST_SIEM_SECRET"] = SECRETS["siem"]
+    (folder / "burst.key").write_text(SECRETS["burst"] + "\n")
+    config = {"connections": {"okta": {**okta, "token": "${env:CG_TEST_OKTA_TOKEN}"}},
+              "service": {"tokens": tokens, "max_body_bytes": MAX_BODY, "sources": {
+                  "siem": {"secret": "${env:CG_TEST_SIEM_SECRET}"},
+                  "burst": {"secret": "${file:burst.key}", "max_requests_per_minute": 2}}}}
+    (folder / "connections.yaml").write_text(json.dumps(config))
+    return {"folder": folder, "config": folder / "connections.yaml",
+            "policy": folder / "policy.yaml", "env": env}

@@ -1,0 +1,150 @@
+"""What the console's pages show, worked out from runs and playbooks: the step graph laid out
+for SVG, a wait's time left, the timeline's rows. Plain functions of plain data; the
+templates only place it (and escape it)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+from ...spec import Playbook
+
+NODE_W, NODE_H, GAP_X, GAP_Y, PAD = 168, 44, 56, 18, 8
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    action: str
+    status: str
+    x: int
+    y: int
+
+
+@dataclass(frozen=True)
+class Edge:
+    path: str  # an SVG path from the need's right side to the dependant's left
+
+
+@dataclass(frozen=True)
+class GraphView:
+    nodes: list[Node]
+    edges: list[Edge]
+    width: int
+    height: int
+
+
+def layers(graph: nx.DiGraph) -> list[list[str]]:
+    """Steps in columns: each step one column right of its last need (one column for a graph
+    that is not a DAG, which validation refuses anyway)."""
+    try:
+        return [list(g) for g in nx.topological_generations(graph)]
+    except nx.NetworkXUnfeasible:
+        return [list(graph.nodes)]
+
+
+def graph_view(playbook: Playbook, statuses: dict[str, str] | None = None) -> GraphView:
+    """The playbook's step graph (Playbook.graph) placed for an SVG, each node with its status
+    (`pending` for a step the run has not reached, `""` for a playbook shown without a run)."""
+    graph = playbook.graph
+    order = {s.id: i for i, s in enumerate(playbook.steps)}
+    spots: dict[str, tuple[int, int]] = {}
+    columns = layers(graph)
+    for col, ids in enumerate(columns):
+        for row, step_id in enumerate(sorted(ids, key=order.__getitem__)):
+            spots[step_id] = (PAD + col * (NODE_W + GAP_X), PAD + row * (NODE_H + GAP_Y))
+    nodes = [Node(s.id, s.action, (statuses or {}).get(s.id, "pending" if statuses else ""),
+                  *spots[s.id]) for s in playbook.steps if s.id in spots]
+    edges = []
+    for need, step_id in graph.edges:
+        (x1, y1), (x2, y2) = spots[need], spots[step_id]
+        sx, sy, ex, ey = x1 + NODE_W, y1 + NODE_H // 2, x2, y2 + NODE_H // 2
+        mid = (sx + ex) // 2
+        edges.append(Edge(f"M{sx},{sy} C{mid},{sy} {mid},{ey} {ex - 6},{ey}"))
+    rows = max((len(ids) for ids in columns), default=1)
+    width = PAD * 2 + len(columns) * NODE_W + (len(columns) - 1) * GAP_X
+    height = PAD * 2 + rows * NODE_H + (rows - 1) * GAP_Y
+    return GraphView(nodes, edges, max(width, NODE_W), max(height, NODE_H))
+
+
+def parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def when(text: str | None) -> str:
+    """A journal time as a person reads it: '2026-12-02 05:58:09 UTC' (the page keeps the
+    exact one in the <time> element's datetime)."""
+    moment = parse_time(text)
+    if moment is None:
+        return text or ""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def time_left(expires_at: str | None, now: datetime | None = None) -> str:
+    """'4 min 12 s left', 'expired', or '' when there is no deadline."""
+    moment = parse_time(expires_at)
+    if moment is None:
+        return ""
+    seconds = int((moment - (now or datetime.now(UTC))).total_seconds())
+    if seconds <= 0:
+        return "expired"
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{days} d" if days else "", f"{hours} h" if hours else "",
+             f"{minutes} min" if minutes and not days else "",
+             f"{secs} s" if not days and not hours else ""]
+    return " ".join(p for p in parts if p) + " left"
+
+
+_SKIP = {"type", "at", "step", "attempt", "inputs", "output", "playbook", "run_id", "seq"}
+
+
+def timeline_rows(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row an event: when, what, which step and attempt, its error, and the rest briefly."""
+    rows = []
+    for event in events:
+        rest = {k: v for k, v in event.items() if k not in _SKIP and k != "error"
+                and v not in (None, "", [], {})}
+        rows.append({"at": event.get("at", ""), "type": event.get("type", ""),
+                     "step": event.get("step", ""), "attempt": event.get("attempt", ""),
+                     "error": event.get("error") or "",
+                     "detail": ", ".join(f"{k}: {_brief(v)}" for k, v in rest.items())})
+    return rows
+
+
+def _brief(value: Any, limit: int = 160) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def status_counts(journal: Path, playbook: str | None) -> dict[str, int]:
+    """How many runs have each status (of one playbook's, when given), from the journal's
+    runs table, read-only."""
+    with closing(_read_only(journal)) as db:
+        rows = db.execute("SELECT status, COUNT(*) FROM runs WHERE (?1 IS NULL OR "
+                          "playbook = ?1) GROUP BY status", (playbook,)).fetchall()
+    return {str(status): int(count) for status, count in rows}
+
+
+def playbook_names(journal: Path) -> list[str]:
+    """The names of the playbooks the journal has runs of."""
+    with closing(_read_only(journal)) as db:
+        return [str(r[0]) for r in db.execute("SELECT DISTINCT playbook FROM runs ORDER BY 1")]
+
+
+def _read_only(journal: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"{journal.absolute().as_uri()}?mode=ro", uri=True, timeout=30)
