@@ -19,8 +19,18 @@ def ensure_chromium() -> str | None:
         return None
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         return f"{CHROMIUM} is missing: run `apt-get install -y chromium` as root"
-    done = subprocess.run(["apt-get", "install", "-y", "chromium"], capture_output=True,
-                          text=True, timeout=900, check=False)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+
+    def install() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends",
+                               "chromium"], capture_output=True, text=True, timeout=900,
+                              check=False, env=env)
+
+    done = install()
+    if done.returncode != 0:  # a fresh machine has no package lists yet
+        subprocess.run(["apt-get", "update", "-q"], capture_output=True, text=True,
+                       timeout=600, check=False, env=env)
+        done = install()
     if done.returncode != 0 or not CHROMIUM.exists():
         return f"apt-get install -y chromium failed: {done.stderr.strip()[-500:]}"
     return None
