@@ -51,7 +51,7 @@ from ..triage import (
     recognise,
 )
 from ..triage.dedupe import dedupe_path_beside
-from ..triage.detection.fetch import ContentFetch, connected_sources, content_cache_for
+from ..triage.detection.fetch import ContentFetch, fetch_for
 from ..triage.events import UNKNOWN as UNRECOGNISED
 from ..triage.respond import (
     open_dedupe_store,
@@ -253,16 +253,11 @@ def _content_fetch(args: argparse.Namespace, host: PluginHost, config: Config | 
     dedupe store, else (a dry run) in memory."""
     if config is None or getattr(args, "no_fetch", False):
         return None
-    sources = connected_sources(host, config)
-    if not sources:
-        return None
     index_path = triage.index.path if triage.index is not None else None
-    store_path = getattr(triage.router.store, "path", None)
     try:
-        cache = content_cache_for(index_path, store_path)
+        return fetch_for(host, config, index_path, getattr(triage.router.store, "path", None))
     except FingerprintIndexError as exc:
         raise TriageInputError(f"content cache: {exc}") from None
-    return ContentFetch(sources, cache)
 
 
 def _triage_for(args: argparse.Namespace, policy: Policy, host: PluginHost, *, writable: bool,

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Config, load_config
-from ..errors import TriageInputError
+from ..errors import FingerprintIndexError, TriageInputError
 from ..journal import SQLiteJournal, open_journal
 from ..plugins import PluginHost
 from ..triage import FingerprintIndex, Policy, RoutingSettings, Triage, load_policy
 from ..triage.dedupe import dedupe_path_beside
+from ..triage.detection.fetch import fetch_for
 from ..triage.respond import open_dedupe_store, open_fingerprint_index, triage_with
 from .background import Background
 from .intake import IntakeStore
@@ -119,8 +120,15 @@ def _triage(policy: Policy, host: PluginHost, journal: Path, config: Config) -> 
         if routing.fingerprints is not None:
             index = open_fingerprint_index(routing.fingerprints,
                                            f"{policy.source}: routing.fingerprints")
-        return triage_with(policy, host, store, index, variables=config.vars)
+        triage = triage_with(policy, host, store, index, variables=config.vars)
     except BaseException:
         if index is None:  # triage_with closes both itself when it fails
             store.close()
         raise
+    try:  # content checks from the sources the connections file reaches, as respond makes
+        triage.fetch = fetch_for(host, config, index.path if index is not None else None,
+                                 getattr(store, "path", None))
+    except FingerprintIndexError as exc:
+        triage.close()
+        raise TriageInputError(f"content cache: {exc}") from None
+    return triage

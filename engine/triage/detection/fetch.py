@@ -205,6 +205,18 @@ def content_cache_for(index_path: str | None, dedupe_path: Path | None) -> Conte
     return ContentCache()
 
 
+def fetch_for(host: PluginHost, config: Config, index_path: str | None,
+              dedupe_path: Path | None) -> ContentFetch | None:
+    """Content checks from the sources `config` reaches (Incydr's file download), cached in
+    the index's file, else beside the dedupe store, else in memory; None without a source.
+    What `triage`, `respond` and the service use. Raises FingerprintIndexError for a cache
+    file that cannot be one."""
+    sources = connected_sources(host, config)
+    if not sources:
+        return None
+    return ContentFetch(sources, content_cache_for(index_path, dedupe_path))
+
+
 # --- fetching ------------------------------------------------------------------------------
 
 
