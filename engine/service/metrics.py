@@ -37,6 +37,9 @@ class ServiceMetrics:
                                      registry=r)
         self.timer_failures = Counter("crownguard_timer_resume_failures",
                                       "runs the timer could not resume", registry=r)
+        self.fingerprint_refreshes = Counter(
+            "crownguard_fingerprint_refreshes", "fingerprint index refreshes from a registry",
+            ["registry", "result"], registry=r)
         pending = Gauge("crownguard_intake_items", "intake items by status", ["status"],
                         registry=r)
         self._pending = pending

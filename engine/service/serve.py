@@ -90,6 +90,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                                             timeout_graceful_shutdown=int(options.grace) or 1),
                              service)
     service.background.start()
+    if service.refresher is not None:
+        service.refresher.start()
     sources = ", ".join(sorted(service.settings.sources or {})) or "none"
     print(f"crownguard serve: listening on http://{args_host(host_name)}:{sock.getsockname()[1]} "
           f"(journal {service.journal.path}; {len(service.settings.tokens)} token(s); event "

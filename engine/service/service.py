@@ -28,6 +28,7 @@ from .intake import IntakeStore
 from .listing import RunListing
 from .metrics import ServiceMetrics
 from .problems import ServiceProblem
+from .refresher import Refresher, registries_for
 from .settings import ServiceSettings, service_settings
 
 log = logging.getLogger("crownguard.service")
@@ -67,7 +68,8 @@ class RateLimiter:
 class Service:
     def __init__(self, host: PluginHost, config: Config, settings: ServiceSettings,
                  policy: Policy, journal: SQLiteJournal, store: IntakeStore,
-                 listing: RunListing, triage: Triage, options: Options, closing: ExitStack):
+                 listing: RunListing, triage: Triage, options: Options, closing: ExitStack,
+                 refresh: RefreshPlan | None = None):
         self.host, self.config, self.settings, self.policy = host, config, settings, policy
         self.journal, self.store, self.listing, self.triage = journal, store, listing, triage
         self.options = options
@@ -79,6 +81,7 @@ class Service:
         self.background = Background(store, journal, host, config, triage, self.metrics,
                                      config_path=self.config_path, workers=options.workers,
                                      tick=options.tick, operations=self.operations)
+        self.refresher = None if refresh is None else Refresher(*refresh, self.metrics)
         self._closing = closing
 
     @classmethod
@@ -100,12 +103,32 @@ class Service:
             opened.callback(listing.close)
             triage = _triage(policy, host, journal.path, config)
             opened.callback(triage.close)
+            refresh = _refresh_plan(policy, host, config)
             closing = opened.pop_all()
         return cls(host, config, settings, policy, journal, store, listing, triage, options,
-                   closing)
+                   closing, refresh)
 
     def close(self) -> None:
+        if self.refresher is not None:
+            self.refresher.stop()
         self._closing.close()
+
+
+# Refresher's arguments before the metrics: index, host, config, registries, interval.
+RefreshPlan = tuple[Path, PluginHost, Config, list[str], float]
+
+
+def _refresh_plan(policy: Policy, host: PluginHost, config: Config) -> RefreshPlan | None:
+    """The policy's `routing.fingerprints_refresh`, checked: it needs `routing.fingerprints`,
+    and the registries it names must be registry plugins."""
+    routing = RoutingSettings.from_policy(policy)
+    if routing.refresh_seconds is None:
+        return None
+    if routing.fingerprints is None:
+        raise TriageInputError(f"{policy.source}: routing.fingerprints_refresh needs "
+                               "routing.fingerprints, the index it keeps up to date")
+    registries = registries_for(host, config, routing.refresh_registries)
+    return routing.fingerprints, host, config, registries, routing.refresh_seconds
 
 
 def _triage(policy: Policy, host: PluginHost, journal: Path, config: Config) -> Triage:

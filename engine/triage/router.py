@@ -73,6 +73,10 @@ class RoutingSettings:
     window_seconds: float = DEFAULT_WINDOW_SECONDS
     dedupe_store: Path | None = None
     fingerprints: Path | None = None
+    # `fingerprints_refresh`: how often the service refreshes the index, and from where (empty:
+    # every registry plugin the connections file reaches).
+    refresh_seconds: float | None = None
+    refresh_registries: tuple[str, ...] = ()
 
     @classmethod
     def from_policy(cls, policy: Policy) -> RoutingSettings:
@@ -83,12 +87,16 @@ class RoutingSettings:
         def resolve(text: str | None) -> Path | None:
             return None if text is None else (base / Path(text).expanduser())
 
+        refresh = dict(section.get("fingerprints_refresh") or {})
+
         return cls(playbooks=tuple(base / Path(p).expanduser()
                                    for p in section.get("playbooks") or ()),
                    shipped_playbooks=bool(section.get("shipped_playbooks", True)),
                    window_seconds=parse_window(section.get("dedupe_window")),
                    dedupe_store=resolve(section.get("dedupe_store")),
-                   fingerprints=resolve(section.get("fingerprints")))
+                   fingerprints=resolve(section.get("fingerprints")),
+                   refresh_seconds=parse_window(refresh["interval"]) if refresh else None,
+                   refresh_registries=tuple(refresh.get("registries") or ()))
 
 
 def shipped_playbooks_dir() -> Path | None:
