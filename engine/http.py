@@ -66,6 +66,8 @@ _ABSOLUTE = re.compile(r"^[\x00-\x20]*[A-Za-z][A-Za-z0-9+.-]*:")  # has a scheme
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_READ_TIMEOUT = 30.0  # the whole exchange, not one read
 DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+# A timeout this close to the step's deadline is the step's timeout, not the vendor's.
+STEP_END_SLACK = 0.05
 POOL_SIZE = 64
 USER_AGENT = "crownguard/0.1"
 ADAPTER_OPTIONS: dict[str, Any] = {"pool_connections": 8, "pool_maxsize": POOL_SIZE,
@@ -300,6 +302,12 @@ class VendorClient:
     def _transport_error(self, exc: BaseException, exchange: Exchange, url: str,
                          operation: str, budget: float) -> TransportError:
         if exchange.expired or isinstance(exc, requests.Timeout | Expired):
+            remaining = self.ctx.remaining() if self.ctx is not None else None
+            if self.ctx is not None and remaining is not None and remaining <= STEP_END_SLACK:
+                # The exchange was cut short by the step's own deadline: say that (the
+                # StepTimeout naming timeout_seconds), not that the vendor was slow.
+                time.sleep(max(remaining, 0.0))
+                self.ctx.check_deadline()
             return self._redacted(TransportError(
                 f"timed out waiting for the vendor (the whole exchange may take {budget:g}s)",
                 vendor=self.vendor, operation=operation))

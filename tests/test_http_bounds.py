@@ -138,9 +138,20 @@ def test_the_step_deadline_ends_the_exchange_sooner(trickle: Any) -> None:
     client = client_for(server.base_url)  # timeout_seconds: 30 by default
     step_context(client, 0.8)
     started = time.monotonic()
-    with pytest.raises((TransportError, StepTimeout)):
+    # The step's deadline cut the exchange short: that is the step's timeout, named as such,
+    # not "timed out waiting for the vendor (the whole exchange may take 0.002s)".
+    with pytest.raises(StepTimeout, match="step 'fetch' did not finish within 0.8s"):
         client.request("GET", "/slow", operation="slow read")
     assert time.monotonic() - started < 1.4
+
+
+def test_a_connection_timeout_well_before_the_step_deadline_is_the_vendors(
+        trickle: Any) -> None:
+    server = trickle(HEADERS % b"Content-Length: 500\r\n", b"x" * 500, pause=0.2)
+    client = client_for(server.base_url, timeout_seconds=0.5)
+    step_context(client, 5)
+    with pytest.raises(TransportError, match="timed out waiting for the vendor"):
+        client.request("GET", "/slow", operation="slow read")
 
 
 def test_a_body_over_the_declared_limit_is_refused_unread(trickle: Any) -> None:
