@@ -4,11 +4,16 @@ The intake worker takes pending intake items and triages and responds to each
 (`triage.respond.respond`), at most `workers` at a time, and marks each done with the runs it
 started. The timer calls `runs.resume_all` every `tick` seconds: a wait whose deadline passed is
 settled, and a run whose writer died (its lease lapsed) is taken over and finished.
+
+Two more threads when there is work for them: the answers thread records what a request
+handed off (a Slack click is verified and answered 200 at once; who clicked is asked of Slack
+and the answer recorded here), and the poller thread (service.incydr_poll) feeds intake.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -22,6 +27,7 @@ from ..triage import Triage, event_from_dict
 from ..triage.respond import respond
 from .intake import IntakeItem, IntakeStore
 from .metrics import ServiceMetrics
+from .poller import IntakePoller
 
 log = logging.getLogger("crownguard.service")
 
@@ -64,9 +70,18 @@ class Background:
         self._inflight: dict[int, Future[None]] = {}
         self._inflight_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self._answers: queue.Queue[Callable[[], None]] = queue.Queue()
+        self.poller: IntakePoller | None = None
+        metrics.dead_letter_counts = store.dead_letter_counts
 
     def start(self) -> None:
-        for name, target in (("intake", self._dispatch), ("timer", self._timer)):
+        jobs: list[tuple[str, Callable[[], None]]] = [
+            ("intake", self._dispatch), ("timer", self._timer), ("answers", self._answer)]
+        if self.poller is not None:
+            poller = self.poller
+            self.metrics.poller_lag = poller.lag_seconds
+            jobs.append(("poller", lambda: poller.run(self._stop, self.wake)))
+        for name, target in jobs:
             if name == "intake" and self.workers < 1:
                 log.warning("intake workers: 0: events are stored, none is processed")
                 continue
@@ -126,6 +141,26 @@ class Background:
                 self.store.finish(item.id, [], error=reason)
             except Exception as again:
                 log.error("intake item %s: cannot record the failure: %s", item.id, again)
+
+    # answers handed off by requests ------------------------------------------------------------
+
+    def hand_off(self, job: Callable[[], None]) -> None:
+        """Run `job` on the answers thread, after those handed off before it."""
+        self._answers.put(job)
+
+    def _answer(self) -> None:
+        while True:  # after a stop, what was handed off is still done (within the grace)
+            try:
+                job = self._answers.get(timeout=0.2)
+            except queue.Empty:
+                if self._stop.is_set():
+                    return
+                continue
+            try:
+                job()
+            except Exception as exc:  # the job logs its own failures; this is a last guard
+                log.error("answers: %s", self.config.redactor.redact(
+                    f"{type(exc).__name__}: {exc}"))
 
     # the timer ----------------------------------------------------------------------------------
 

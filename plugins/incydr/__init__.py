@@ -44,4 +44,11 @@ def crownguard_register_event_sources(register: Callable[[EventSource], None]) -
     register(EVENT_SOURCE)
 
 
+@hookimpl
+def crownguard_register_pollers(register: Callable[..., None]) -> None:
+    from .poller import CONNECTION, NAME, poll
+
+    register(NAME, connection=CONNECTION, poll=poll)
+
+
 __all__: list[Any] = []
