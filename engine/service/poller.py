@@ -85,9 +85,11 @@ class IntakePoller:
     def poll_once(self) -> PollResult:
         started = self.clock()
         saved = self.store.cursor(self.poller.name)
-        cursor = _parse(saved) if saved else started
+        # The first poll reads the overlap before it began; the cursor starts there.
+        cursor = _parse(saved) if saved else started - self.overlap
         stored = duplicates = dead = pages = 0
-        for page in self.poller.poll(self.config.connections, cursor - self.overlap,
+        for page in self.poller.poll(self.config.connections,
+                                     cursor - self.overlap if saved else cursor,
                                      self.page_size):
             pages += 1
             events: list[tuple[str, dict[str, Any]]] = []
@@ -103,7 +105,8 @@ class IntakePoller:
                     latest = max(latest, at)
                 except (ServiceProblem, ValueError, TypeError) as exc:
                     reason = self.config.redactor.redact(
-                        exc.message if isinstance(exc, ServiceProblem) else str(exc))[:500]
+                        exc.message.removesuffix("; nothing was stored") if isinstance(
+                            exc, ServiceProblem) else str(exc))[:500]
                     letters.append(DeadLetter(_key(item), item.get("id"), reason,
                                               item.get("raw")))
             accepted = self.store.add(self.source, events, dead=letters,
