@@ -236,7 +236,7 @@ def build_app(service: Service) -> FastAPI:
         secret: 200 at once (empty, as Slack expects); the answer is recorded in the
         background by the clicking user's e-mail."""
         body = await _body(request, service.settings.max_body_bytes)
-        take_interaction(service, body, request.headers)
+        await run_in_threadpool(take_interaction, service, body, request.headers)
         return Response(status_code=200)
 
     @app.get("/v1/intake/dead-letters", tags=["events"])

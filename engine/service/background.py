@@ -5,15 +5,14 @@ The intake worker takes pending intake items and triages and responds to each
 started. The timer calls `runs.resume_all` every `tick` seconds: a wait whose deadline passed is
 settled, and a run whose writer died (its lease lapsed) is taken over and finished.
 
-Two more threads when there is work for them: the answers thread records what a request
-handed off (a Slack click is verified and answered 200 at once; who clicked is asked of Slack
-and the answer recorded here), and the poller thread (service.incydr_poll) feeds intake.
+Two more threads: the answers thread records the chat interactions a request verified and
+stored (a Slack click is answered 200 at once; who clicked is asked of Slack and the answer
+recorded here), and, with service.incydr_poll, the poller thread feeds intake.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -21,6 +20,7 @@ from typing import Any, cast
 
 from .. import runs
 from ..config import Config
+from ..errors import ConfigError
 from ..journal import Journal
 from ..plugins import PluginHost
 from ..triage import Triage, event_from_dict
@@ -70,7 +70,7 @@ class Background:
         self._inflight: dict[int, Future[None]] = {}
         self._inflight_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
-        self._answers: queue.Queue[Callable[[], None]] = queue.Queue()
+        self._answer_wake = threading.Event()
         self.poller: IntakePoller | None = None
         metrics.dead_letter_counts = store.dead_letter_counts
 
@@ -142,25 +142,64 @@ class Background:
             except Exception as again:
                 log.error("intake item %s: cannot record the failure: %s", item.id, again)
 
-    # answers handed off by requests ------------------------------------------------------------
+    # chat interactions (a Slack click), stored by the request -----------------------------------
 
-    def hand_off(self, job: Callable[[], None]) -> None:
-        """Run `job` on the answers thread, after those handed off before it."""
-        self._answers.put(job)
+    def interaction_stored(self) -> None:
+        """A verified interaction is in the table: record it now."""
+        self._answer_wake.set()
 
     def _answer(self) -> None:
-        while True:  # after a stop, what was handed off is still done (within the grace)
+        while not self._stop.is_set():  # those not taken stay pending for the next process
             try:
-                job = self._answers.get(timeout=0.2)
-            except queue.Empty:
-                if self._stop.is_set():
-                    return
+                item = self.store.take_interaction()
+            except Exception as exc:
+                log.error("interactions: cannot take one: %s", exc)
+                item = None
+            if item is None:
+                self._answer_wake.wait(0.5)
+                self._answer_wake.clear()
                 continue
-            try:
-                job()
-            except Exception as exc:  # the job logs its own failures; this is a last guard
-                log.error("answers: %s", self.config.redactor.redact(
-                    f"{type(exc).__name__}: {exc}"))
+            self._settle_interaction(*item)
+
+    def _settle_interaction(self, item_id: int, name: str, parsed: dict[str, Any]) -> None:
+        """Ask the receiver who answered (Slack's users.info), then answer the waiting step as
+        them (`runs.answer`, as `crownguard approve`) and let the run go on."""
+        redact = self.config.redactor.redact
+        where = f"{name} interaction {item_id} (run {parsed.get('run_id')} step " \
+                f"{parsed.get('step_id')})"
+        receiver = self.host.interaction_receivers.get(name)
+        try:
+            if receiver is None:
+                raise ConfigError(f"no installed plugin receives '{name}' interactions")
+            reply = receiver.resolve(self.config.connections, parsed)
+            if reply.get("note"):
+                log.warning("%s: answering as %s alone: %s", where, reply["by"],
+                            redact(str(reply["note"])))
+            with self.operations:
+                result = runs.answer(self.journal, self.host, str(reply["run_id"]),
+                                     str(reply["step_id"]), str(reply["decision"]),
+                                     by=str(reply["by"]), comment=reply.get("comment"),
+                                     aliases=[str(a) for a in reply.get("aliases") or ()],
+                                     config_path=self.config_path)
+        except Exception as exc:  # not waiting any more, no such run...: said, kept, counted
+            reason = redact(f"{type(exc).__name__}: {exc}")[:500]
+            self.metrics.slack_interactions.labels("failed").inc()
+            log.warning("%s: the answer was not recorded: %s", where, reason)
+            self._finish_interaction(item_id, reason)
+            return
+        if result.accepted:
+            self.metrics.slack_interactions.labels("accepted").inc()
+            log.info("%s: answered by %s", where, result.by)
+        else:
+            self.metrics.slack_interactions.labels("refused").inc()
+            log.warning("%s: refused and recorded: %s", where, result.reason)
+        self._finish_interaction(item_id, None)
+
+    def _finish_interaction(self, item_id: int, error: str | None) -> None:
+        try:
+            self.store.finish_interaction(item_id, error)
+        except Exception as exc:
+            log.error("interaction %s: cannot record how it ended: %s", item_id, exc)
 
     # the timer ----------------------------------------------------------------------------------
 

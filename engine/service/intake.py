@@ -9,7 +9,9 @@ is gone is pending again for the next (`take` reclaims it).
 
 Beside it: a poller's cursor (`service_poll_cursors`), moved in the same transaction as the
 events it stored, so a restart neither skips nor repeats; and the dead letters
-(`service_dead_letters`), events a poller could not read, set aside (once each) for people.
+(`service_dead_letters`), events a poller could not read, set aside (once each) for people;
+and the verified chat interactions (`service_interactions`, a Slack click) stored before the
+service answers 200 and recorded by the background, so a click survives a kill -9 too.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ CREATE TABLE IF NOT EXISTS service_dead_letters (
     id INTEGER PRIMARY KEY AUTOINCREMENT, source TEXT NOT NULL, key TEXT NOT NULL,
     event_id TEXT, reason TEXT NOT NULL, raw TEXT NOT NULL, at TEXT NOT NULL,
     UNIQUE (source, key));
+CREATE TABLE IF NOT EXISTS service_interactions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, receiver TEXT NOT NULL, key TEXT NOT NULL,
+    interaction TEXT NOT NULL, status TEXT NOT NULL, received_at TEXT NOT NULL,
+    owner TEXT, finished_at TEXT, error TEXT, UNIQUE (receiver, key));
 """
 
 
@@ -189,6 +195,47 @@ class IntakeStore:
             db.executemany("UPDATE service_intake SET status = ?, owner = NULL WHERE id = ? "
                            "AND status = ?", [(str(IntakeStatus.PENDING), i,
                                                str(IntakeStatus.STARTED)) for i in item_ids])
+
+    # chat interactions ----------------------------------------------------------------------
+
+    def add_interaction(self, receiver: str, key: str, interaction: dict[str, Any]) -> bool:
+        """Store a verified interaction (committed before the answer); False when the same
+        one (`key`: its body's digest, as a chat tool delivers it again) is already stored."""
+        try:
+            with self._write() as db:
+                cursor = db.execute(
+                    "INSERT OR IGNORE INTO service_interactions (receiver, key, interaction, "
+                    "status, received_at) VALUES (?, ?, ?, ?, ?)",
+                    (receiver, key, json.dumps(interaction, default=str),
+                     str(IntakeStatus.PENDING), utc_now()))
+        except sqlite3.Error as exc:
+            raise JournalError(f"interactions table in {self.path}: {exc}") from None
+        return cursor.rowcount == 1
+
+    def take_interaction(self) -> tuple[int, str, dict[str, Any]] | None:
+        """The oldest pending interaction (id, receiver, interaction), marked started; one a
+        process that is gone had started counts as pending."""
+        with self._write() as db:
+            for row_id, owner in db.execute(
+                    "SELECT id, owner FROM service_interactions WHERE status = ?",
+                    (str(IntakeStatus.STARTED),)).fetchall():
+                if owner != _owner() and _gone(owner):
+                    db.execute("UPDATE service_interactions SET status = ? WHERE id = ?",
+                               (str(IntakeStatus.PENDING), row_id))
+            row = db.execute("SELECT id, receiver, interaction FROM service_interactions WHERE "
+                             "status = ? ORDER BY id LIMIT 1",
+                             (str(IntakeStatus.PENDING),)).fetchone()
+            if row is None:
+                return None
+            db.execute("UPDATE service_interactions SET status = ?, owner = ? WHERE id = ?",
+                       (str(IntakeStatus.STARTED), _owner(), row[0]))
+        return int(row[0]), str(row[1]), json.loads(row[2])
+
+    def finish_interaction(self, item_id: int, error: str | None = None) -> None:
+        status = IntakeStatus.FAILED if error else IntakeStatus.DONE
+        with self._write() as db:
+            db.execute("UPDATE service_interactions SET status = ?, finished_at = ?, error = ? "
+                       "WHERE id = ?", (str(status), utc_now(), error, item_id))
 
     def counts(self) -> dict[str, int]:
         with self._lock:

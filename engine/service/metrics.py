@@ -38,8 +38,9 @@ class ServiceMetrics:
         self.timer_failures = Counter("crownguard_timer_resume_failures",
                                       "runs the timer could not resume", registry=r)
         self.slack_interactions = Counter("crownguard_slack_interactions",
-                                          "Slack interactions taken, by outcome (refused at "
-                                          "the door, accepted, refused, failed)",
+                                          "Slack interactions, by outcome: refused at the door "
+                                          "(unverified, not_an_interaction, not_configured), "
+                                          "taken, duplicate; then accepted, refused, failed",
                                           ["outcome"], registry=r)
         self.poll_failures = Counter("crownguard_poller_failures",
                                      "polls that failed (retried at the next interval)",

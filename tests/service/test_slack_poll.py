@@ -184,6 +184,46 @@ def test_a_click_by_someone_else_is_refused_and_recorded(
     assert _run(served, run["run_id"])["status"] == "waiting"
 
 
+def test_a_click_survives_a_kill_after_its_200_and_a_resent_one_counts_once(
+        service_fleet: MockFleet, tmp_path: Path) -> None:
+    service_fleet.reset()
+    seed(service_fleet, PEOPLE)
+    slack = service_fleet.get("slack")
+    files = _files(tmp_path, service_fleet, None)
+    journal = tmp_path / "journal.sqlite"
+    served = start_service(files, journal)
+    try:
+        run, nudge = _waiting_run(served, service_fleet)
+        payload = click(nudge["message"], nudge["channel"], nudge["user_id"])
+        body, headers = signed(slack.signing_secret, payload)
+        slack.inject("latency", seconds=5, path="/api/users.info")
+        answered = served.http.post(f"{served.base}/v1/slack/interactions", data=body,
+                                    headers=headers, timeout=10)
+        assert answered.status_code == 200
+        wait_for(lambda: slack.calls_to("GET", "/api/users.info"), what="users.info")
+    finally:
+        served.stop(signal.SIGKILL)  # while it waits for Slack: the click is not recorded yet
+    with sqlite3.connect(journal) as db:
+        assert db.execute("SELECT count(*) FROM approvals").fetchone()[0] == 0
+    again = start_service(files, journal)
+    try:
+        done = wait_for(lambda: (lambda r: r if r["status"] == "succeeded" else None)(
+            _run(again, run["run_id"])), what="the next process to record the click")
+        [approval] = done["approvals"]
+        assert (approval["by"], approval["accepted"]) == (PRIYA, True)
+        # Slack sends it again (its retry after a slow answer): the same click, counted once.
+        body, headers = signed(slack.signing_secret, payload)
+        assert again.http.post(f"{again.base}/v1/slack/interactions", data=body,
+                               headers=headers, timeout=10).status_code == 200
+        metrics = again.call("GET", "/metrics", who=None).text
+        assert 'crownguard_slack_interactions_total{outcome="duplicate"} 1.0' in metrics
+        time.sleep(0.5)
+        assert len(_run(again, run["run_id"])["approvals"]) == 1
+    finally:
+        assert again.stop() == 0, "".join(again.log)
+    assert "Traceback" not in "".join(again.log), "".join(again.log)
+
+
 def test_unsigned_stale_and_foreign_requests_are_refused_and_store_nothing(
         slack_served: tuple[Served, MockFleet, dict[str, Any]]) -> None:
     served, fleet, _ = slack_served
