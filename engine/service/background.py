@@ -228,6 +228,7 @@ class Background:
         that do not are handed back (pending again for the next process); False then."""
         self._stop.set()
         self._wake.set()
+        self._answer_wake.set()
         for thread in self._threads:
             thread.join(timeout=max(grace, 1.0))
         with self._inflight_lock:

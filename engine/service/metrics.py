@@ -48,10 +48,11 @@ class ServiceMetrics:
         self._dead = Gauge("crownguard_dead_letters", "events a poller set aside, by source",
                            ["source"], registry=r)
         self._lag = Gauge("crownguard_poller_lag_seconds", "seconds since the start of the "
-                          "poller's last complete poll (the feed is read up to then)",
+                          "poller's last complete poll (the feed is read up to then; "
+                          "before the first, since the service started)",
                           registry=r)
         self.dead_letter_counts: Callable[[], dict[str, int]] | None = None
-        self.poller_lag: Callable[[], float | None] | None = None
+        self.poller_lag: Callable[[], float] | None = None
         pending = Gauge("crownguard_intake_items", "intake items by status", ["status"],
                         registry=r)
         self._pending = pending
@@ -65,9 +66,8 @@ class ServiceMetrics:
                 counts = self.dead_letter_counts()
                 for source in set(counts) | {"incydr-poll"}:
                     self._dead.labels(source=source).set(counts.get(source, 0))
-            lag = self.poller_lag() if self.poller_lag is not None else None
-            if lag is not None:
-                self._lag.set(lag)
+            if self.poller_lag is not None:
+                self._lag.set(self.poller_lag())
         except Exception as exc:  # the store unreachable: /readyz says so; metrics still answer
             log.debug("metrics: intake counts unavailable: %s", exc)
         return generate_latest(self.registry)

@@ -74,15 +74,16 @@ class IntakePoller:
         self.sources = tuple(sources)
         self.metrics, self.interval, self.page_size = metrics, interval, page_size
         self.overlap, self.clock, self.source = overlap, clock, source
-        self.read_up_to: datetime | None = None  # the start of the last complete poll
+        # The start of the last complete poll; before the first, when this poller was made.
+        self.read_up_to = clock()
+        self.completed = 0
 
-    def lag_seconds(self) -> float | None:
+    def lag_seconds(self) -> float:
         """How far behind now the feed is known to be read completely."""
-        if self.read_up_to is None:
-            return None
         return max((self.clock() - self.read_up_to).total_seconds(), 0.0)
 
-    def poll_once(self) -> PollResult:
+    def poll_once(self, stop: Any = None) -> PollResult:
+        """One pass over the feed; `stop` (an Event), when set, ends it after a page."""
         started = self.clock()
         saved = self.store.cursor(self.poller.name)
         # The first poll reads the overlap before it began; the cursor starts there.
@@ -91,6 +92,8 @@ class IntakePoller:
         for page in self.poller.poll(self.config.connections,
                                      cursor - self.overlap if saved else cursor,
                                      self.page_size):
+            if stop is not None and stop.is_set():
+                return PollResult(stored, duplicates, dead, pages)
             pages += 1
             events: list[tuple[str, dict[str, Any]]] = []
             letters: list[DeadLetter] = []
@@ -124,6 +127,7 @@ class IntakePoller:
         if started > cursor:
             self.store.add(self.source, [], poll_cursor=(self.poller.name, _iso(started)))
         self.read_up_to = started
+        self.completed += 1
         return PollResult(stored, duplicates, dead, pages)
 
     def run(self, stop: Any, wake: Callable[[], None]) -> None:
@@ -131,7 +135,7 @@ class IntakePoller:
         while not stop.is_set():
             began = time.monotonic()
             try:
-                result = self.poll_once()
+                result = self.poll_once(stop)
                 if result.stored:
                     wake()
             except Exception as exc:  # the vendor down, a bad answer: try again next time

@@ -8,6 +8,8 @@ import copy
 import dataclasses
 import json
 import sqlite3
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -94,7 +96,7 @@ def test_pages_are_stored_with_their_cursor(incydr: Any, parts: dict[str, Any]) 
     again = poller.poll_once()  # the overlap reads them again: known, not stored twice
     assert (again.stored, again.duplicates) == (0, 5)
     assert len(stored(parts["journal"])) == 5
-    assert poller.lag_seconds() is not None and poller.lag_seconds() < 5
+    assert poller.lag_seconds() < 5
 
 
 def test_a_restart_in_the_middle_neither_skips_nor_repeats(incydr: Any,
@@ -146,6 +148,18 @@ def test_a_malformed_event_is_set_aside_once_and_the_rest_go_on(
     assert f'crownguard_dead_letters{{source="{SOURCE}"}} 1.0' in metrics.render().decode()
 
 
+def test_a_stop_ends_a_poll_after_the_page_in_hand(incydr: Any, parts: dict[str, Any]) -> None:
+    now = datetime.now(UTC)
+    for n in range(5):
+        incydr.add_file_event(file_event(now - timedelta(seconds=60 - n)))
+    stop = threading.Event()
+    stop.set()
+    poller = parts["poller"]()
+    assert poller.poll_once(stop).pages == 0
+    assert poller.store.cursor("incydr") is None and poller.completed == 0
+    assert poller.poll_once().stored == 5
+
+
 def test_an_event_without_an_id_is_set_aside_too(incydr: Any, parts: dict[str, Any]) -> None:
     event = file_event(datetime.now(UTC) - timedelta(seconds=5))
     incydr.add_file_event(event)
@@ -182,9 +196,13 @@ def test_incydr_down_fails_the_poll_and_moves_no_cursor(incydr: Any,
     poller = parts["poller"]()
     with pytest.raises(Exception, match="503"):
         poller.poll_once()
-    assert poller.store.cursor("incydr") is None and poller.lag_seconds() is None
+    assert poller.store.cursor("incydr") is None and poller.completed == 0
+    lag = poller.lag_seconds()
+    time.sleep(0.2)
+    assert poller.lag_seconds() > lag  # it grows while polls fail
     incydr.faults.clear()
     assert poller.poll_once().stored == 1
+    assert poller.lag_seconds() < 1
 
 
 def test_the_poller_needs_the_incydr_connection(parts: dict[str, Any], tmp_path: Path) -> None:
