@@ -29,7 +29,7 @@ def query(since: datetime, page_size: int) -> dict[str, Any]:
     """Every file event at or after `since`, oldest first (event id breaks ties)."""
     return {"groupClause": "AND", "groups": [{"filterClause": "AND", "filters": [
         {"term": "@timestamp", "operator": "ON_OR_AFTER", "value": _iso(since)}]}],
-        "pgSize": page_size, "srtDir": "asc", "srtKey": "@timestamp"}
+        "pgNum": 1, "pgSize": page_size, "srtDir": "asc", "srtKey": "@timestamp"}
 
 
 def _item(raw: Any) -> dict[str, Any]:

@@ -216,3 +216,16 @@ def test_the_poller_needs_the_incydr_connection(parts: dict[str, Any], tmp_path:
             incydr_poller(host, config, store, POLICY, ServiceMetrics(store.counts), 60)
     finally:
         store.close()
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the SDK's pydantic v1-style calls
+def test_the_poll_query_is_the_one_the_incydr_sdk_builds() -> None:
+    sdk = pytest.importorskip("incydr")
+    from crownguard.plugins.incydr.poller import query
+
+    since = datetime(2026, 12, 2, 6, 0, 0, 123000, tzinfo=UTC)
+    theirs = sdk.EventQuery(start_date=since)
+    theirs.sort_dir, theirs.sort_key, theirs.page_size = "asc", "@timestamp", 500
+    ours = query(since, 500)
+    assert {**ours, "pgToken": ""} == theirs.dict()
+    sdk.EventQuery.model_validate({**ours, "pgToken": ""})
