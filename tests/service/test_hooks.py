@@ -12,7 +12,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from servicetest import Served
+from servicetest import Served, start_service
 
 from crownguard.engine import hookimpl
 from crownguard.engine.errors import PluginError
@@ -89,3 +89,26 @@ def test_a_poller_without_its_connection_stops_the_start(service_files: dict[str
     assert "service.incydr_poll: the connections file has no 'incydr' connection to poll" \
         in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_slack_connection_without_a_signing_secret_is_503_and_says_so(
+        service_files: dict[str, Any], service_fleet: Any, tmp_path: Path) -> None:
+    config = json.loads(Path(service_files["config"]).read_text())
+    slack = dict(service_fleet.connections()["slack"])
+    slack.pop("signing_secret", None)
+    env = {**service_files["env"], "CG_TEST_SLACK_TOKEN": str(slack["token"])}
+    config["connections"]["slack"] = {**slack, "token": "${env:CG_TEST_SLACK_TOKEN}"}
+    path = Path(service_files["folder"]) / "no-signing-secret.yaml"
+    path.write_text(json.dumps(config))
+    served = start_service({**service_files, "config": path, "env": env},
+                           tmp_path / "j.sqlite")
+    try:
+        answered = served.http.post(f"{served.base}/v1/slack/interactions",
+                                    data=b"payload=%7B%7D", timeout=10)
+        assert answered.status_code == 503
+        assert answered.json()["error"] == {
+            "code": "not_configured", "where": "slack",
+            "message": "connection 'slack' has no signing_secret to verify requests with"}
+    finally:
+        assert served.stop() == 0
+    assert "Traceback" not in "".join(served.log)
