@@ -89,6 +89,28 @@ def crownguard_register_content_sources(register: Callable[[ContentSource], None
     turn, for files whose metadata leaves the model question open."""
 
 
+@hookspec
+def crownguard_register_interaction_receivers(register: Callable[..., None]) -> None:
+    """Called when the service first takes a chat interaction: call `register(name,
+    verify=fn(connections, body, headers) -> parsed, resolve=fn(connections, parsed) ->
+    answer)` for each chat tool whose signed button clicks answer waiting steps
+    (`POST /v1/<name>/interactions`). `verify` checks the request's signature with the
+    connection's secret and reads it, without network calls (the tool waits for the
+    answer): AuthError for a bad or stale signature, BadResponse for a body that is no
+    interaction. `resolve` (in the background) names who answered: a dict with run_id,
+    step_id, decision, by, aliases (the same person's other names), comment and note (why
+    `by` is not the person's e-mail, or None)."""
+
+
+@hookspec
+def crownguard_register_pollers(register: Callable[..., None]) -> None:
+    """Called when the service starts a poller: call `register(name, connection=...,
+    poll=fn(connections, since, page_size) -> iterator of pages)` for each tool whose new
+    events the service may fetch on an interval. `since` is an aware datetime; each page is
+    a list of `{"id": event id or None, "at": ISO time or None, "raw": the tool's event}`,
+    oldest first, so the service can keep its cursor at the last stored page."""
+
+
 # --- observers: fired while runs execute -------------------------------------------------------
 
 

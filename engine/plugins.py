@@ -58,6 +58,26 @@ class Command:
     plugin: str
 
 
+@dataclass(frozen=True)
+class InteractionReceiver:
+    """A chat tool's signed interactions (crownguard_register_interaction_receivers)."""
+
+    name: str
+    verify: Callable[[Any, bytes, Any], Any]
+    resolve: Callable[[Any, Any], dict[str, Any]]
+    plugin: str
+
+
+@dataclass(frozen=True)
+class Poller:
+    """A tool whose new events the service fetches on an interval (crownguard_register_pollers)."""
+
+    name: str
+    connection: str
+    poll: Callable[..., Any]
+    plugin: str
+
+
 @dataclass
 class PluginHost:
     """Owns one pluggy PluginManager and the registries built from it."""
@@ -71,6 +91,8 @@ class PluginHost:
     _commands: dict[str, Command] | None = None
     _event_sources: dict[str, EventSource] | None = None
     _content_sources: dict[str, ContentSource] | None = None
+    _receivers: dict[str, InteractionReceiver] | None = None
+    _pollers: dict[str, Poller] | None = None
 
     def __post_init__(self) -> None:
         self.pm.add_hookspecs(hookspecs)
@@ -120,6 +142,7 @@ class PluginHost:
         self._actions = self._connection_types = self._mock_servers = None
         self._playbooks = self._commands = self._event_sources = None
         self._content_sources = None
+        self._receivers = self._pollers = None
 
     # registries -----------------------------------------------------------------------------
 
@@ -285,6 +308,50 @@ class PluginHost:
             self._collect("crownguard_register_content_sources", check)
             self._content_sources = found
         return self._content_sources
+
+    @property
+    def interaction_receivers(self) -> dict[str, InteractionReceiver]:
+        if self._receivers is None:
+            found: dict[str, InteractionReceiver] = {}
+
+            def check(name: Any, plugin: str, *, verify: Any = None,
+                      resolve: Any = None) -> None:
+                if not isinstance(name, str) or not NAME.match(name):
+                    raise PluginError(f"plugin '{plugin}': interaction receiver name "
+                                      f"{name!r} must match {NAME.pattern}")
+                if not callable(verify) or not callable(resolve):
+                    raise PluginError(f"plugin '{plugin}': interaction receiver '{name}' "
+                                      "needs callable verify and resolve")
+                if name in found:
+                    raise PluginError(f"interaction receiver '{name}' is registered by both "
+                                      f"'{found[name].plugin}' and '{plugin}'")
+                found[name] = InteractionReceiver(name, verify, resolve, plugin)
+
+            self._collect("crownguard_register_interaction_receivers", check)
+            self._receivers = found
+        return self._receivers
+
+    @property
+    def pollers(self) -> dict[str, Poller]:
+        if self._pollers is None:
+            found: dict[str, Poller] = {}
+
+            def check(name: Any, plugin: str, *, connection: Any = None,
+                      poll: Any = None) -> None:
+                if not isinstance(name, str) or not NAME.match(name):
+                    raise PluginError(f"plugin '{plugin}': poller name {name!r} must match "
+                                      f"{NAME.pattern}")
+                if not isinstance(connection, str) or not callable(poll):
+                    raise PluginError(f"plugin '{plugin}': poller '{name}' needs a connection "
+                                      "name and a callable poll")
+                if name in found:
+                    raise PluginError(f"poller '{name}' is registered by both "
+                                      f"'{found[name].plugin}' and '{plugin}'")
+                found[name] = Poller(name, connection, poll, plugin)
+
+            self._collect("crownguard_register_pollers", check)
+            self._pollers = found
+        return self._pollers
 
     def action(self, name: str) -> Action:
         try:

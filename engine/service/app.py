@@ -37,6 +37,7 @@ from .problems import ServiceProblem, error_body
 from .service import Service
 from .settings import ApiToken, Role
 from .signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from .slack import take_interaction
 
 log = logging.getLogger("crownguard.service")
 _bearer = HTTPBearer(auto_error=False, description="a token of the service section; its name "
@@ -229,6 +230,22 @@ def build_app(service: Service) -> FastAPI:
         service.background.wake()
         return {"accepted": [{"event_id": a.event_id, "duplicate": a.duplicate}
                              for a in stored]}
+
+    @app.post("/v1/slack/interactions", tags=["slack"], response_class=Response)
+    async def slack_interaction(request: Request) -> Response:
+        """A Slack button click or modal submission, signed with the Slack app's signing
+        secret: 200 at once (empty, as Slack expects); the answer is recorded in the
+        background by the clicking user's e-mail."""
+        body = await _body(request, service.settings.max_body_bytes)
+        await run_in_threadpool(take_interaction, service, body, request.headers)
+        return Response(status_code=200)
+
+    @app.get("/v1/intake/dead-letters", tags=["events"])
+    def dead_letters(who: Viewer, after: Annotated[int, Query(ge=0)] = 0,
+                     limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
+        """Events a poller could not read, set aside (oldest first, after row `after`)."""
+        found = service.store.dead_letters(limit=limit, after=after)
+        return {"dead_letters": found, "next_after": found[-1]["id"] if found else None}
 
     # --- runs ---------------------------------------------------------------------------------
 

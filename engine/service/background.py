@@ -4,6 +4,10 @@ The intake worker takes pending intake items and triages and responds to each
 (`triage.respond.respond`), at most `workers` at a time, and marks each done with the runs it
 started. The timer calls `runs.resume_all` every `tick` seconds: a wait whose deadline passed is
 settled, and a run whose writer died (its lease lapsed) is taken over and finished.
+
+Two more threads: the answers thread records the chat interactions a request verified and
+stored (a Slack click is answered 200 at once; who clicked is asked of Slack and the answer
+recorded here), and, with service.incydr_poll, the poller thread feeds intake.
 """
 
 from __future__ import annotations
@@ -16,12 +20,14 @@ from typing import Any, cast
 
 from .. import runs
 from ..config import Config
+from ..errors import ConfigError
 from ..journal import Journal
 from ..plugins import PluginHost
 from ..triage import Triage, event_from_dict
 from ..triage.respond import respond
 from .intake import IntakeItem, IntakeStore
 from .metrics import ServiceMetrics
+from .poller import IntakePoller
 
 log = logging.getLogger("crownguard.service")
 
@@ -64,9 +70,18 @@ class Background:
         self._inflight: dict[int, Future[None]] = {}
         self._inflight_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self._answer_wake = threading.Event()
+        self.poller: IntakePoller | None = None
+        metrics.dead_letter_counts = store.dead_letter_counts
 
     def start(self) -> None:
-        for name, target in (("intake", self._dispatch), ("timer", self._timer)):
+        jobs: list[tuple[str, Callable[[], None]]] = [
+            ("intake", self._dispatch), ("timer", self._timer), ("answers", self._answer)]
+        if self.poller is not None:
+            poller = self.poller
+            self.metrics.poller_lag = poller.lag_seconds
+            jobs.append(("poller", lambda: poller.run(self._stop, self.wake)))
+        for name, target in jobs:
             if name == "intake" and self.workers < 1:
                 log.warning("intake workers: 0: events are stored, none is processed")
                 continue
@@ -127,6 +142,65 @@ class Background:
             except Exception as again:
                 log.error("intake item %s: cannot record the failure: %s", item.id, again)
 
+    # chat interactions (a Slack click), stored by the request -----------------------------------
+
+    def interaction_stored(self) -> None:
+        """A verified interaction is in the table: record it now."""
+        self._answer_wake.set()
+
+    def _answer(self) -> None:
+        while not self._stop.is_set():  # those not taken stay pending for the next process
+            try:
+                item = self.store.take_interaction()
+            except Exception as exc:
+                log.error("interactions: cannot take one: %s", exc)
+                item = None
+            if item is None:
+                self._answer_wake.wait(0.5)
+                self._answer_wake.clear()
+                continue
+            self._settle_interaction(*item)
+
+    def _settle_interaction(self, item_id: int, name: str, parsed: dict[str, Any]) -> None:
+        """Ask the receiver who answered (Slack's users.info), then answer the waiting step as
+        them (`runs.answer`, as `crownguard approve`) and let the run go on."""
+        redact = self.config.redactor.redact
+        where = f"{name} interaction {item_id} (run {parsed.get('run_id')} step " \
+                f"{parsed.get('step_id')})"
+        receiver = self.host.interaction_receivers.get(name)
+        try:
+            if receiver is None:
+                raise ConfigError(f"no installed plugin receives '{name}' interactions")
+            reply = receiver.resolve(self.config.connections, parsed)
+            if reply.get("note"):
+                log.warning("%s: answering as %s alone: %s", where, reply["by"],
+                            redact(str(reply["note"])))
+            with self.operations:
+                result = runs.answer(self.journal, self.host, str(reply["run_id"]),
+                                     str(reply["step_id"]), str(reply["decision"]),
+                                     by=str(reply["by"]), comment=reply.get("comment"),
+                                     aliases=[str(a) for a in reply.get("aliases") or ()],
+                                     config_path=self.config_path)
+        except Exception as exc:  # not waiting any more, no such run...: said, kept, counted
+            reason = redact(f"{type(exc).__name__}: {exc}")[:500]
+            self.metrics.slack_interactions.labels("failed").inc()
+            log.warning("%s: the answer was not recorded: %s", where, reason)
+            self._finish_interaction(item_id, reason)
+            return
+        if result.accepted:
+            self.metrics.slack_interactions.labels("accepted").inc()
+            log.info("%s: answered by %s", where, result.by)
+        else:
+            self.metrics.slack_interactions.labels("refused").inc()
+            log.warning("%s: refused and recorded: %s", where, result.reason)
+        self._finish_interaction(item_id, None)
+
+    def _finish_interaction(self, item_id: int, error: str | None) -> None:
+        try:
+            self.store.finish_interaction(item_id, error)
+        except Exception as exc:
+            log.error("interaction %s: cannot record how it ended: %s", item_id, exc)
+
     # the timer ----------------------------------------------------------------------------------
 
     def _timer(self) -> None:
@@ -154,6 +228,7 @@ class Background:
         that do not are handed back (pending again for the next process); False then."""
         self._stop.set()
         self._wake.set()
+        self._answer_wake.set()
         for thread in self._threads:
             thread.join(timeout=max(grace, 1.0))
         with self._inflight_lock:

@@ -6,6 +6,12 @@ commits (synchronous FULL) before the service answers 202: an accepted event sur
 kill -9. An event is known by (source, event id): delivered again it is accepted and not
 stored twice. Items move pending -> started -> done (or failed); one started by a process that
 is gone is pending again for the next (`take` reclaims it).
+
+Beside it: a poller's cursor (`service_poll_cursors`), moved in the same transaction as the
+events it stored, so a restart neither skips nor repeats; and the dead letters
+(`service_dead_letters`), events a poller could not read, set aside (once each) for people;
+and the verified chat interactions (`service_interactions`, a Slack click) stored before the
+service answers 200 and recorded by the background, so a click survives a kill -9 too.
 """
 
 from __future__ import annotations
@@ -30,6 +36,16 @@ CREATE TABLE IF NOT EXISTS service_intake (
     started_at TEXT, finished_at TEXT, owner TEXT, runs TEXT, error TEXT,
     UNIQUE (source, event_id));
 CREATE INDEX IF NOT EXISTS service_intake_by_status ON service_intake (status, id);
+CREATE TABLE IF NOT EXISTS service_poll_cursors (
+    name TEXT PRIMARY KEY, cursor TEXT NOT NULL, updated_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS service_dead_letters (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, source TEXT NOT NULL, key TEXT NOT NULL,
+    event_id TEXT, reason TEXT NOT NULL, raw TEXT NOT NULL, at TEXT NOT NULL,
+    UNIQUE (source, key));
+CREATE TABLE IF NOT EXISTS service_interactions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, receiver TEXT NOT NULL, key TEXT NOT NULL,
+    interaction TEXT NOT NULL, status TEXT NOT NULL, received_at TEXT NOT NULL,
+    owner TEXT, finished_at TEXT, error TEXT, UNIQUE (receiver, key));
 """
 
 
@@ -46,6 +62,16 @@ class IntakeItem:
     source: str
     event_id: str
     event: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """An event set aside: `key` is its id, or a digest of it when it has none."""
+
+    key: str
+    event_id: str | None
+    reason: str
+    raw: Any
 
 
 @dataclass(frozen=True)
@@ -105,13 +131,27 @@ class IntakeStore:
                     self._db.execute("ROLLBACK")
                 raise
 
-    def add(self, source: str, events: list[tuple[str, dict[str, Any]]]) -> list[Accepted]:
+    def add(self, source: str, events: list[tuple[str, dict[str, Any]]], *,
+            poll_cursor: tuple[str, str] | None = None,
+            dead: list[DeadLetter] | None = None) -> list[Accepted]:
         """Store every (event id, normalised event) of one request in one transaction;
-        returns once it is on disk. An event already stored is a duplicate, not stored again."""
+        returns once it is on disk. An event already stored is a duplicate, not stored again.
+        A poller also gives its new `poll_cursor` (name, value) and the `dead` letters of the page:
+        all of it commits together, or none."""
         now = utc_now()
         accepted = []
         try:
             with self._write() as db:
+                for letter in dead or []:
+                    db.execute("INSERT OR IGNORE INTO service_dead_letters (source, key, "
+                               "event_id, reason, raw, at) VALUES (?, ?, ?, ?, ?, ?)",
+                               (source, letter.key, letter.event_id, letter.reason,
+                                json.dumps(letter.raw, default=str), now))
+                if poll_cursor is not None:
+                    db.execute("INSERT INTO service_poll_cursors (name, cursor, updated_at) "
+                               "VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+                               "cursor = excluded.cursor, updated_at = excluded.updated_at",
+                               (poll_cursor[0], poll_cursor[1], now))
                 for event_id, event in events:
                     cursor = db.execute(
                         "INSERT OR IGNORE INTO service_intake (source, event_id, event, status, "
@@ -156,6 +196,47 @@ class IntakeStore:
                            "AND status = ?", [(str(IntakeStatus.PENDING), i,
                                                str(IntakeStatus.STARTED)) for i in item_ids])
 
+    # chat interactions ----------------------------------------------------------------------
+
+    def add_interaction(self, receiver: str, key: str, interaction: dict[str, Any]) -> bool:
+        """Store a verified interaction (committed before the answer); False when the same
+        one (`key`: its body's digest, as a chat tool delivers it again) is already stored."""
+        try:
+            with self._write() as db:
+                cursor = db.execute(
+                    "INSERT OR IGNORE INTO service_interactions (receiver, key, interaction, "
+                    "status, received_at) VALUES (?, ?, ?, ?, ?)",
+                    (receiver, key, json.dumps(interaction, default=str),
+                     str(IntakeStatus.PENDING), utc_now()))
+        except sqlite3.Error as exc:
+            raise JournalError(f"interactions table in {self.path}: {exc}") from None
+        return cursor.rowcount == 1
+
+    def take_interaction(self) -> tuple[int, str, dict[str, Any]] | None:
+        """The oldest pending interaction (id, receiver, interaction), marked started; one a
+        process that is gone had started counts as pending."""
+        with self._write() as db:
+            for row_id, owner in db.execute(
+                    "SELECT id, owner FROM service_interactions WHERE status = ?",
+                    (str(IntakeStatus.STARTED),)).fetchall():
+                if owner != _owner() and _gone(owner):
+                    db.execute("UPDATE service_interactions SET status = ? WHERE id = ?",
+                               (str(IntakeStatus.PENDING), row_id))
+            row = db.execute("SELECT id, receiver, interaction FROM service_interactions WHERE "
+                             "status = ? ORDER BY id LIMIT 1",
+                             (str(IntakeStatus.PENDING),)).fetchone()
+            if row is None:
+                return None
+            db.execute("UPDATE service_interactions SET status = ?, owner = ? WHERE id = ?",
+                       (str(IntakeStatus.STARTED), _owner(), row[0]))
+        return int(row[0]), str(row[1]), json.loads(row[2])
+
+    def finish_interaction(self, item_id: int, error: str | None = None) -> None:
+        status = IntakeStatus.FAILED if error else IntakeStatus.DONE
+        with self._write() as db:
+            db.execute("UPDATE service_interactions SET status = ?, finished_at = ?, error = ? "
+                       "WHERE id = ?", (str(status), utc_now(), error, item_id))
+
     def counts(self) -> dict[str, int]:
         with self._lock:
             rows = self._db.execute("SELECT status, count(*) FROM service_intake GROUP BY "
@@ -163,6 +244,28 @@ class IntakeStore:
         found = {str(s): 0 for s in IntakeStatus}
         found.update({row[0]: row[1] for row in rows})
         return found
+
+    def cursor(self, name: str) -> str | None:
+        """A poller's cursor, None before its first stored page."""
+        with self._lock:
+            row = self._db.execute("SELECT cursor FROM service_poll_cursors WHERE name = ?",
+                                   (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def dead_letters(self, limit: int = 100, after: int = 0) -> list[dict[str, Any]]:
+        """The events set aside, oldest first, after row `after`."""
+        with self._lock:
+            rows = self._db.execute("SELECT id, source, event_id, reason, raw, at FROM "
+                                    "service_dead_letters WHERE id > ? ORDER BY id LIMIT ?",
+                                    (int(after), int(limit))).fetchall()
+        return [{"id": r[0], "source": r[1], "event_id": r[2], "reason": r[3],
+                 "event": json.loads(r[4]), "at": r[5]} for r in rows]
+
+    def dead_letter_counts(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._db.execute("SELECT source, count(*) FROM service_dead_letters GROUP "
+                                    "BY source").fetchall()
+        return {str(r[0]): int(r[1]) for r in rows}
 
     def ping(self) -> None:
         """Raise when the table cannot be read (for /readyz)."""

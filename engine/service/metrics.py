@@ -40,6 +40,22 @@ class ServiceMetrics:
         self.fingerprint_refreshes = Counter(
             "crownguard_fingerprint_refreshes", "fingerprint index refreshes from a registry",
             ["registry", "result"], registry=r)
+        self.slack_interactions = Counter("crownguard_slack_interactions",
+                                          "Slack interactions, by outcome: refused at the door "
+                                          "(unverified, not_an_interaction, not_configured), "
+                                          "taken, duplicate; then accepted, refused, failed",
+                                          ["outcome"], registry=r)
+        self.poll_failures = Counter("crownguard_poller_failures",
+                                     "polls that failed (retried at the next interval)",
+                                     registry=r)
+        self._dead = Gauge("crownguard_dead_letters", "events a poller set aside, by source",
+                           ["source"], registry=r)
+        self._lag = Gauge("crownguard_poller_lag_seconds", "seconds since the start of the "
+                          "poller's last complete poll (the feed is read up to then; "
+                          "before the first, since the service started)",
+                          registry=r)
+        self.dead_letter_counts: Callable[[], dict[str, int]] | None = None
+        self.poller_lag: Callable[[], float] | None = None
         pending = Gauge("crownguard_intake_items", "intake items by status", ["status"],
                         registry=r)
         self._pending = pending
@@ -49,6 +65,12 @@ class ServiceMetrics:
         try:
             for status, count in self._intake_counts().items():
                 self._pending.labels(status=status).set(count)
+            if self.dead_letter_counts is not None:
+                counts = self.dead_letter_counts()
+                for source in set(counts) | {"incydr-poll"}:
+                    self._dead.labels(source=source).set(counts.get(source, 0))
+            if self.poller_lag is not None:
+                self._lag.set(self.poller_lag())
         except Exception as exc:  # the store unreachable: /readyz says so; metrics still answer
             log.debug("metrics: intake counts unavailable: %s", exc)
         return generate_latest(self.registry)

@@ -83,8 +83,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         service.close()
         raise
     if service.settings.incydr_poll_seconds is not None:
-        log.warning("service.incydr_poll: the Incydr poller is not in this version yet; "
-                    "send Incydr events to POST /v1/events/<source>")
+        from .poller import incydr_poller
+
+        try:
+            service.background.poller = incydr_poller(
+                service.host, service.config, service.store, service.policy, service.metrics,
+                service.settings.incydr_poll_seconds)
+        except BaseException:
+            service.close()
+            sock.close()
+            raise
     server = _DrainingServer(uvicorn.Config(build_app(service), log_config=None,
                                             access_log=False, lifespan="off",
                                             timeout_graceful_shutdown=int(options.grace) or 1),

@@ -59,4 +59,11 @@ def crownguard_register_content_sources(register: Callable[[ContentSource], None
     register(CONTENT_SOURCE)
 
 
+@hookimpl
+def crownguard_register_pollers(register: Callable[..., None]) -> None:
+    from .poller import CONNECTION, NAME, poll
+
+    register(NAME, connection=CONNECTION, poll=poll)
+
+
 __all__: list[Any] = []

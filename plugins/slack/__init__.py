@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from crownguard.engine import Action, ConnectionType, MockServerSpec, hookimpl
-from crownguard.plugins.slack import commands
+from crownguard.plugins.slack import commands, receiver
 from crownguard.plugins.slack.actions import ACTIONS
 from crownguard.plugins.slack.connection import CONNECTION_TYPE
 from crownguard.plugins.slack.mock import SlackMock
@@ -32,3 +32,8 @@ def crownguard_register_commands(register: Callable[..., None]) -> None:
 def crownguard_register_mock_servers(register: Callable[[MockServerSpec], None]) -> None:
     register(MockServerSpec("slack", SlackMock,
                             "Slack Web API: users, DMs, channels, messages, token rotation."))
+
+
+@hookimpl
+def crownguard_register_interaction_receivers(register: Callable[..., None]) -> None:
+    register(receiver.NAME, verify=receiver.verify, resolve=receiver.resolve)

@@ -1,0 +1,57 @@
+"""`POST /v1/slack/interactions`: the Request URL of the Slack app's Interactivity.
+
+Slack wants its 200 within 3 s and does not wait for the run. So the request is verified and
+read at once, with the `slack` connection's signing_secret, by the slack plugin's receiver
+(`crownguard_register_interaction_receivers`: the core imports no plugin), and answered 200
+with an empty body (what Slack expects, for a button and for a modal), once the interaction
+is stored (`service_interactions`, beside the intake table). The background takes it from
+there: the receiver asks Slack who clicked (users.info), and the answer is recorded by their
+e-mail, with their Slack user id as an alias that also counts for the step's approvers, as
+`runs.answer` does for `crownguard approve`; the run then goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping
+
+from ..errors import AuthError, BadResponse, ConfigError
+from .problems import ServiceProblem
+from .service import Service
+
+log = logging.getLogger("crownguard.service")
+RECEIVER = "slack"
+CONNECTION = "slack"
+SIGNATURE_HEADER = "X-Slack-Signature"
+
+
+def take_interaction(service: Service, body: bytes, headers: Mapping[str, str]) -> None:
+    """Verify and read a Slack interaction and store it for the background; a 401
+    ServiceProblem for a bad or stale signature, 400 for a body that is no interaction."""
+    redact = service.config.redactor.redact
+    receiver = service.host.interaction_receivers.get(RECEIVER)
+    if receiver is None or CONNECTION not in service.config.connections:
+        service.metrics.slack_interactions.labels("not_configured").inc()
+        raise ServiceProblem(503, "not_configured", "this service takes no Slack "
+                             "interactions: it needs the slack plugin and a 'slack' connection "
+                             "with a signing_secret", "slack")
+    try:
+        parsed = receiver.verify(service.config.connections, body, headers)
+    except AuthError as exc:
+        service.metrics.slack_interactions.labels("unverified").inc()
+        raise ServiceProblem(401, "bad_signature", redact(exc.detail), SIGNATURE_HEADER
+                             ) from None
+    except BadResponse as exc:
+        service.metrics.slack_interactions.labels("not_an_interaction").inc()
+        raise ServiceProblem(400, "not_an_interaction", redact(exc.detail), "payload"
+                             ) from None
+    except ConfigError as exc:
+        service.metrics.slack_interactions.labels("not_configured").inc()
+        raise ServiceProblem(503, "not_configured", redact(str(exc)), "slack") from None
+    # Stored before the 200 (a click survives a kill -9); the same body again is one click.
+    if service.store.add_interaction(RECEIVER, hashlib.sha256(body).hexdigest(), parsed):
+        service.metrics.slack_interactions.labels("taken").inc()
+    else:
+        service.metrics.slack_interactions.labels("duplicate").inc()
+    service.background.interaction_stored()
