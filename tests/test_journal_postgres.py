@@ -48,6 +48,10 @@ def test_the_password_is_never_shown(postgres_server: Any, postgres_dsn: str) ->
     assert "Wrong-Pa55word-xyz" not in message and password not in message
     assert "127.0.0.1" in message and "crownguard_test" in message
     assert "password authentication failed" in message
+    in_query = without_password(postgres_dsn, password) + "&password=Query-Pa55word-xyz"
+    with pytest.raises(JournalError, match="password authentication failed") as caught:
+        PostgresJournal(in_query)
+    assert "Query-Pa55word-xyz" not in str(caught.value)
     with pytest.raises(JournalError, match="not a valid PostgreSQL DSN") as bad:
         open_journal("postgresql://u:Sekret-Value-99@[nope/db?sslmode=bogus")
     assert "Sekret-Value-99" not in str(bad.value)

@@ -71,8 +71,7 @@ class PostgresJournal(Journal):
 
     def __init__(self, dsn: str, *, lease_seconds: float = DEFAULT_LEASE_SECONDS,
                  read_only: bool = False, pool_size: int = 8, connect_timeout: float = 10.0,
-                 migrate_schema: bool = True, **_ignored: Any):
-        # `_ignored`: options only a SQLite file has (synchronous=...) from open_journal.
+                 migrate_schema: bool = True):
         self.target = Target.parse(dsn)
         self.name = self.target.name
         self.redactor = self.target.redactor
