@@ -259,3 +259,31 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str,
 
     return run
 
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """A real PostgreSQL server for the session (tests/pg_server.py): Debian's package,
+    installed as root when missing. Tests that need it skip, saying why, when none can be had
+    here; in CI as root it must start."""
+    from pg_server import PostgresServer, Unavailable
+
+    try:
+        server = PostgresServer.start()
+    except Unavailable as exc:
+        if os.environ.get("CI") and os.geteuid() == 0:
+            pytest.fail(f"PostgreSQL must run in CI: {exc}")
+        pytest.skip(f"no PostgreSQL server: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_dsn(postgres_server: Any, request: pytest.FixtureRequest) -> str:
+    """A DSN of the session's server whose tables live in a new, empty schema."""
+    import re
+
+    name = "t_" + re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[-50:]
+    return str(postgres_server.fresh_schema(name))

@@ -6,13 +6,13 @@ import hashlib
 import io
 import itertools
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
+from journal_kinds import KINDS, open_kind, raw
 
-from crownguard.engine.journal import SQLiteJournal
+from crownguard.engine.journal import Journal
 from crownguard.engine.journal.audit import (
     GENESIS,
     ChainProblem,
@@ -30,10 +30,11 @@ def event(run_id: str, kind: str, **fields: Any) -> dict[str, Any]:
     return {"type": kind, "run_id": run_id, "at": T0, **fields}
 
 
-@pytest.fixture
-def journal(tmp_path: Path) -> SQLiteJournal:
-    """A journal with two runs, their events, an approval and a status change: 12 entries."""
-    j = SQLiteJournal(tmp_path / "journal.sqlite")
+@pytest.fixture(params=KINDS)
+def journal(request: pytest.FixtureRequest, tmp_path: Path) -> Journal:
+    """A journal (SQLite, PostgreSQL) with two runs, their events, an approval and a status
+    change: 12 entries."""
+    j = open_kind(request.param, request, tmp_path)
     for run_id in ("run-a", "run-b"):
         j.create_run(run_id, "contain-and-revoke", "name: contain-and-revoke\n",
                      inputs={"event": {"actor": "dev@example.com"}})
@@ -47,11 +48,6 @@ def journal(tmp_path: Path) -> SQLiteJournal:
     j.append(event("run-b", "step_started", step="contain", attempt=2, inputs={}))
     yield j
     j.close()
-
-
-def raw(j: SQLiteJournal) -> sqlite3.Connection:
-    """A plain connection to the file, as an attacker with file access would have."""
-    return sqlite3.connect(j.path, isolation_level=None)
 
 
 def kinds(problems: list[ChainProblem]) -> list[tuple[str, int | None]]:
@@ -82,7 +78,7 @@ def test_canonical_payload_reencodes_to_itself() -> None:
     assert canonical_json(json.loads(text)) == text
 
 
-def test_chain_links_every_entry_to_the_one_before(journal: SQLiteJournal) -> None:
+def test_chain_links_every_entry_to_the_one_before(journal: Journal) -> None:
     entries = list(journal.entries())
     assert [e.seq for e in entries] == list(range(1, 13))
     assert entries[0].prev_hash == GENESIS
@@ -94,20 +90,22 @@ def test_chain_links_every_entry_to_the_one_before(journal: SQLiteJournal) -> No
     assert journal.head() == (12, entries[-1].hash)
 
 
-def test_an_intact_journal_verifies_clean(journal: SQLiteJournal) -> None:
+def test_an_intact_journal_verifies_clean(journal: Journal) -> None:
     assert journal.verify() == []
     assert journal.verify(anchor=journal.head()) == []
 
 
-def test_an_empty_journal_verifies_clean(tmp_path: Path) -> None:
-    with SQLiteJournal(tmp_path / "j.sqlite") as j:
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_empty_journal_verifies_clean(kind: str, request: pytest.FixtureRequest,
+                                         tmp_path: Path) -> None:
+    with open_kind(kind, request, tmp_path) as j:
         assert j.head() == (0, GENESIS)
         assert j.verify() == []
 
 
 # tampering ---------------------------------------------------------------------------------------
 
-def test_edited_payload_is_named(journal: SQLiteJournal) -> None:
+def test_edited_payload_is_named(journal: Journal) -> None:
     with raw(journal) as db:
         payload = db.execute("SELECT payload FROM entries WHERE seq = 4").fetchone()[0]
         db.execute("UPDATE entries SET payload = ? WHERE seq = 4",
@@ -118,7 +116,7 @@ def test_edited_payload_is_named(journal: SQLiteJournal) -> None:
     assert str(problems[0]).startswith("seq 4 (run run-a, step_succeeded): edited:")
 
 
-def test_edited_and_rehashed_entry_is_found_by_the_next_link(journal: SQLiteJournal) -> None:
+def test_edited_and_rehashed_entry_is_found_by_the_next_link(journal: Journal) -> None:
     with raw(journal) as db:
         row = db.execute("SELECT prev_hash, kind, run_id, payload, type, at FROM entries "
                          "WHERE seq = 3").fetchone()
@@ -131,7 +129,7 @@ def test_edited_and_rehashed_entry_is_found_by_the_next_link(journal: SQLiteJour
     assert "rewritten" in problems[0].detail
 
 
-def test_deleted_row_is_reported_as_removed(journal: SQLiteJournal) -> None:
+def test_deleted_row_is_reported_as_removed(journal: Journal) -> None:
     with raw(journal) as db:
         db.execute("DELETE FROM entries WHERE seq = 6")
     problems = journal.verify()
@@ -139,7 +137,7 @@ def test_deleted_row_is_reported_as_removed(journal: SQLiteJournal) -> None:
     assert "seq 6 missing" in problems[0].detail
 
 
-def test_two_swapped_rows_are_reported_as_reordered(journal: SQLiteJournal) -> None:
+def test_two_swapped_rows_are_reported_as_reordered(journal: Journal) -> None:
     with raw(journal) as db:
         db.execute("UPDATE entries SET seq = -1 WHERE seq = 3")
         db.execute("UPDATE entries SET seq = 3 WHERE seq = 4")
@@ -150,7 +148,7 @@ def test_two_swapped_rows_are_reported_as_reordered(journal: SQLiteJournal) -> N
     assert problems[1].type == "step_started"
 
 
-def test_removed_row_with_the_rest_renumbered(journal: SQLiteJournal) -> None:
+def test_removed_row_with_the_rest_renumbered(journal: Journal) -> None:
     with raw(journal) as db:
         db.execute("DELETE FROM entries WHERE seq = 5")
         for seq in range(6, 13):
@@ -164,7 +162,7 @@ def test_removed_row_with_the_rest_renumbered(journal: SQLiteJournal) -> None:
     assert "renumbered" in problems[1].detail
 
 
-def test_truncated_tail_shows_against_the_head_record(journal: SQLiteJournal) -> None:
+def test_truncated_tail_shows_against_the_head_record(journal: Journal) -> None:
     with raw(journal) as db:
         db.execute("DELETE FROM entries WHERE seq >= 11")
     problems = journal.verify()
@@ -172,7 +170,7 @@ def test_truncated_tail_shows_against_the_head_record(journal: SQLiteJournal) ->
     assert "chain head records seq 12, the last entry is seq 10" in problems[0].detail
 
 
-def test_truncated_tail_with_forged_head_needs_the_anchor(journal: SQLiteJournal) -> None:
+def test_truncated_tail_with_forged_head_needs_the_anchor(journal: Journal) -> None:
     anchor = journal.head()
     with raw(journal) as db:
         db.execute("DELETE FROM entries WHERE seq >= 11")
@@ -188,7 +186,7 @@ def test_truncated_tail_with_forged_head_needs_the_anchor(journal: SQLiteJournal
     assert "journal ends at seq 10" in problems[0].detail
 
 
-def test_rewritten_history_differs_from_the_anchor(journal: SQLiteJournal) -> None:
+def test_rewritten_history_differs_from_the_anchor(journal: Journal) -> None:
     anchor = journal.head()
     with raw(journal) as db:
         # Flip the first hex digit (always a change, whatever it was).
@@ -200,7 +198,7 @@ def test_rewritten_history_differs_from_the_anchor(journal: SQLiteJournal) -> No
     assert any("differs from the anchor" in p.detail for p in problems)
 
 
-def test_runs_row_edits_are_caught(journal: SQLiteJournal) -> None:
+def test_runs_row_edits_are_caught(journal: Journal) -> None:
     with raw(journal) as db:
         db.execute("UPDATE runs SET playbook_text = 'name: other\n', status = 'failed' "
                    "WHERE run_id = 'run-a'")
@@ -210,24 +208,24 @@ def test_runs_row_edits_are_caught(journal: SQLiteJournal) -> None:
     assert problems[0].detail.endswith("in: playbook_text, status")
 
 
-def test_approval_row_edits_are_caught(journal: SQLiteJournal) -> None:
+def test_approval_row_edits_are_caught(journal: Journal) -> None:
     with raw(journal) as db:
         db.execute("UPDATE approvals SET decision = 'reject', by_name = 'mallory'")
         db.execute("INSERT INTO approvals (seq, run_id, step_id, decision, by_name, at, "
-                   "accepted) VALUES (99, 'run-b', 'x', 'approve', 'mallory', 'now', 1)")
+                   "accepted) VALUES (99, 'run-b', 'x', 'approve', 'mallory', 'now', true)")
     problems = journal.verify()
     assert [(p.kind, p.seq) for p in problems] == [("edited", 9), ("inserted", 99)]
     assert "decision, by" in problems[0].detail
 
 
-def test_verification_stops_after_max_problems(journal: SQLiteJournal) -> None:
+def test_verification_stops_after_max_problems(journal: Journal) -> None:
     with raw(journal) as db:
         db.execute("UPDATE entries SET payload = '{}' WHERE seq > 2")
     problems = journal.verify(max_problems=3)
     assert [p.kind for p in problems] == ["edited"] * 3 + ["incomplete"]
 
 
-def test_appending_after_a_cut_tail_leaves_the_gap_visible(journal: SQLiteJournal) -> None:
+def test_appending_after_a_cut_tail_leaves_the_gap_visible(journal: Journal) -> None:
     with raw(journal) as db:
         db.execute("DELETE FROM entries WHERE seq = 12")
     journal.append(event("run-b", "step_succeeded", step="contain", output={}))
@@ -236,7 +234,7 @@ def test_appending_after_a_cut_tail_leaves_the_gap_visible(journal: SQLiteJourna
 
 # export ------------------------------------------------------------------------------------------
 
-def test_export_writes_one_chained_record_per_line(journal: SQLiteJournal) -> None:
+def test_export_writes_one_chained_record_per_line(journal: Journal) -> None:
     out = io.StringIO()
     assert journal.export_jsonl(out) == 12
     lines = out.getvalue().splitlines()
@@ -253,7 +251,7 @@ def test_export_writes_one_chained_record_per_line(journal: SQLiteJournal) -> No
         assert hashlib.sha256(canonical_json(envelope).encode()).hexdigest() == record["hash"]
 
 
-def test_export_of_one_run_and_since(journal: SQLiteJournal) -> None:
+def test_export_of_one_run_and_since(journal: Journal) -> None:
     out = io.StringIO()
     assert journal.export_jsonl(out, run_id="run-b") == 6
     assert {json.loads(line)["run_id"] for line in out.getvalue().splitlines()} == {"run-b"}
@@ -262,7 +260,7 @@ def test_export_of_one_run_and_since(journal: SQLiteJournal) -> None:
     assert [json.loads(line)["seq"] for line in out.getvalue().splitlines()] == [11, 12]
 
 
-def test_an_export_verifies_offline(journal: SQLiteJournal) -> None:
+def test_an_export_verifies_offline(journal: Journal) -> None:
     out = io.StringIO()
     journal.export_jsonl(out)
     anchor = journal.head()

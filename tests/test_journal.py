@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from journal_kinds import KINDS, location, location_for, open_kind, raw
 
 from crownguard.engine import ActionContext, action, hookimpl
 from crownguard.engine.conductor import Conductor
 from crownguard.engine.errors import JournalError, RunHeldElsewhere, UnknownRun
 from crownguard.engine.journal import (
+    Journal,
     ProcessIdentity,
     SQLiteJournal,
     default_journal_path,
@@ -35,14 +37,15 @@ def event(run_id: str, kind: str, **fields: Any) -> dict[str, Any]:
     return {"type": kind, "run_id": run_id, "at": T0, **fields}
 
 
-@pytest.fixture
-def journal(tmp_path: Path) -> SQLiteJournal:
-    j = SQLiteJournal(tmp_path / "state" / "journal.sqlite")
+@pytest.fixture(params=KINDS)
+def journal(request: pytest.FixtureRequest, tmp_path: Path) -> Journal:
+    """A SQLite journal and a PostgreSQL one: the same tests hold for both."""
+    j = open_kind(request.param, request, tmp_path)
     yield j
     j.close()
 
 
-def new_run(j: SQLiteJournal, run_id: str = "r1", **kwargs: Any) -> None:
+def new_run(j: Journal, run_id: str = "r1", **kwargs: Any) -> None:
     j.create_run(run_id, kwargs.pop("playbook", "contain"), "name: contain\nsteps: []\n",
                  inputs=kwargs.pop("inputs", {"event": {"actor": "dev@example.com"}}),
                  **kwargs)
@@ -92,7 +95,7 @@ def test_in_memory_and_newer_schemas_are_refused(tmp_path: Path) -> None:
 
 # runs and events ---------------------------------------------------------------------------------
 
-def test_create_and_get_a_run(journal: SQLiteJournal) -> None:
+def test_create_and_get_a_run(journal: Journal) -> None:
     text = "name: contain\nsteps: []\n"
     record = journal.create_run("r1", "contain", text, inputs={"event": {"n": 1}, "risk": {}},
                                 playbook_path="/pb/contain.yaml", config_path="/etc/c.yaml")
@@ -110,7 +113,7 @@ def test_create_and_get_a_run(journal: SQLiteJournal) -> None:
     json.dumps(again.to_dict())
 
 
-def test_duplicate_and_unknown_runs(journal: SQLiteJournal) -> None:
+def test_duplicate_and_unknown_runs(journal: Journal) -> None:
     new_run(journal)
     with pytest.raises(JournalError, match="already in the journal"):
         new_run(journal)
@@ -122,7 +125,7 @@ def test_duplicate_and_unknown_runs(journal: SQLiteJournal) -> None:
         journal.record_approval("nope", "s", "approve", "x")
 
 
-def test_events_round_trip_in_order(journal: SQLiteJournal) -> None:
+def test_events_round_trip_in_order(journal: Journal) -> None:
     new_run(journal)
     new_run(journal, "other")
     stream = [
@@ -146,13 +149,13 @@ def test_events_round_trip_in_order(journal: SQLiteJournal) -> None:
     assert journal.get_run("r1").status == "failed"
 
 
-def test_a_journal_is_the_runners_event_sink(journal: SQLiteJournal) -> None:
+def test_a_journal_is_the_runners_event_sink(journal: Journal) -> None:
     new_run(journal)
     journal(event("r1", "run_started"))
     assert [e["type"] for e in journal.events("r1")] == ["run_started"]
 
 
-def test_bad_events_are_refused_without_showing_values(journal: SQLiteJournal) -> None:
+def test_bad_events_are_refused_without_showing_values(journal: Journal) -> None:
     from crownguard.engine import Secret
 
     new_run(journal)
@@ -172,7 +175,7 @@ def test_bad_events_are_refused_without_showing_values(journal: SQLiteJournal) -
     assert journal.verify() == []
 
 
-def test_status_changes_are_chained_and_idempotent(journal: SQLiteJournal) -> None:
+def test_status_changes_are_chained_and_idempotent(journal: Journal) -> None:
     new_run(journal)
     before = journal.head()[0]
     journal.set_status("r1", "waiting")
@@ -190,13 +193,13 @@ def test_status_changes_are_chained_and_idempotent(journal: SQLiteJournal) -> No
     assert journal.verify() == []
 
 
-def test_run_cancelled_event_sets_the_status(journal: SQLiteJournal) -> None:
+def test_run_cancelled_event_sets_the_status(journal: Journal) -> None:
     new_run(journal)
     journal.append(event("r1", "run_cancelled"))
     assert journal.get_run("r1").status == "cancelled"
 
 
-def test_list_runs_filters_newest_first(journal: SQLiteJournal) -> None:
+def test_list_runs_filters_newest_first(journal: Journal) -> None:
     new_run(journal, "a")
     new_run(journal, "b")
     new_run(journal, "undo-a", kind=RunKind.UNDO, parent_run_id="a")
@@ -213,7 +216,7 @@ def test_list_runs_filters_newest_first(journal: SQLiteJournal) -> None:
 
 # approvals ---------------------------------------------------------------------------------------
 
-def test_approvals_accepted_and_refused(journal: SQLiteJournal) -> None:
+def test_approvals_accepted_and_refused(journal: Journal) -> None:
     new_run(journal)
     first = journal.record_approval("r1", "gate", "reject", "mallory@example.com",
                                     accepted=False, reason="not an approver")
@@ -231,8 +234,8 @@ def test_approvals_accepted_and_refused(journal: SQLiteJournal) -> None:
 
 # leases and interrupted runs ---------------------------------------------------------------------
 
-def owned_by(j: SQLiteJournal, run_id: str, owner: ProcessIdentity, lease: float | None) -> None:
-    with sqlite3.connect(j.path, isolation_level=None) as db:
+def owned_by(j: Journal, run_id: str, owner: ProcessIdentity, lease: float | None) -> None:
+    with raw(j) as db:
         db.execute("UPDATE runs SET owner_host = ?, owner_pid = ?, owner_boot_id = ?, "
                    "owner_started = ?, lease_expires = ? WHERE run_id = ?",
                    (owner.host, owner.pid, owner.boot_id, owner.started, lease, run_id))
@@ -249,11 +252,11 @@ FAR = 4_000_000_000.0  # a lease that has not expired
 needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 
 
-def test_a_run_of_a_dead_process_is_interrupted(journal: SQLiteJournal) -> None:
-    code = ("import sys; from crownguard.engine.journal import SQLiteJournal\n"
-            "j = SQLiteJournal(sys.argv[1]); j.create_run('crashed', 'p', 't', inputs={})\n"
+def test_a_run_of_a_dead_process_is_interrupted(journal: Journal) -> None:
+    code = ("import sys; from crownguard.engine.journal import open_journal\n"
+            "j = open_journal(sys.argv[1]); j.create_run('crashed', 'p', 't', inputs={})\n"
             "j.append({'type': 'run_started', 'run_id': 'crashed', 'at': 'now'})")
-    assert run_python(code, str(journal.path)).returncode == 0
+    assert run_python(code, location(journal)).returncode == 0
     new_run(journal, "mine")
     new_run(journal, "done")
     journal.append(event("done", "run_finished", status="succeeded"))
@@ -284,7 +287,7 @@ def test_liveness_tells_reused_pids_reboots_and_zombies_apart() -> None:
 
 
 @needs_proc
-def test_lease_expiry_and_other_hosts(journal: SQLiteJournal) -> None:
+def test_lease_expiry_and_other_hosts(journal: Journal) -> None:
     new_run(journal, "remote")
     remote = ProcessIdentity("another-host", 4242, "boot", "1")
     owned_by(journal, "remote", remote, FAR)
@@ -296,20 +299,20 @@ def test_lease_expiry_and_other_hosts(journal: SQLiteJournal) -> None:
     assert [r.run_id for r in journal.interrupted_runs()] == ["remote"]
 
 
-def test_waiting_runs_are_not_interrupted(journal: SQLiteJournal) -> None:
+def test_waiting_runs_are_not_interrupted(journal: Journal) -> None:
     new_run(journal)
     journal.set_status("r1", "waiting")
     owned_by(journal, "r1", ProcessIdentity("gone", 1), 1.0)
     assert journal.interrupted_runs() == []
 
 
-def test_only_one_process_holds_a_run(journal: SQLiteJournal) -> None:
+def test_only_one_process_holds_a_run(journal: Journal) -> None:
     new_run(journal)
     owned_by(journal, "r1", ProcessIdentity("crashed-host", 1), 1.0)  # its writer is gone
-    code = ("import sys; from crownguard.engine.journal import SQLiteJournal\n"
-            "j = SQLiteJournal(sys.argv[1]); print(j.claim('r1'), flush=True)\n"
+    code = ("import sys; from crownguard.engine.journal import open_journal\n"
+            "j = open_journal(sys.argv[1]); print(j.claim('r1'), flush=True)\n"
             "sys.stdin.readline()")
-    other = subprocess.Popen([sys.executable, "-c", code, str(journal.path)],
+    other = subprocess.Popen([sys.executable, "-c", code, location(journal)],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert other.stdout is not None and other.stdout.readline().strip() == "True"
@@ -333,7 +336,7 @@ def test_only_one_process_holds_a_run(journal: SQLiteJournal) -> None:
 
 
 @needs_proc
-def test_a_live_holder_keeps_the_run_until_its_lease_expires(journal: SQLiteJournal) -> None:
+def test_a_live_holder_keeps_the_run_until_its_lease_expires(journal: Journal) -> None:
     new_run(journal)
     holder = parent_process()
     owned_by(journal, "r1", holder, FAR)
@@ -342,7 +345,7 @@ def test_a_live_holder_keeps_the_run_until_its_lease_expires(journal: SQLiteJour
     assert journal.claim("r1") is True
 
 
-def test_claim_resumes_waiting_runs_but_not_finished_ones(journal: SQLiteJournal) -> None:
+def test_claim_resumes_waiting_runs_but_not_finished_ones(journal: Journal) -> None:
     new_run(journal, "w")
     journal.set_status("w", "waiting")
     assert journal.claim("w") is True
@@ -356,7 +359,7 @@ def test_claim_resumes_waiting_runs_but_not_finished_ones(journal: SQLiteJournal
         journal.claim("nope")
 
 
-def test_renew_lease_extends_it(journal: SQLiteJournal) -> None:
+def test_renew_lease_extends_it(journal: Journal) -> None:
     new_run(journal)
     owned_by(journal, "r1", ProcessIdentity.current(), 5.0)
     assert journal.renew_lease("r1") is True
@@ -364,14 +367,16 @@ def test_renew_lease_extends_it(journal: SQLiteJournal) -> None:
     assert lease is not None and lease > 5.0 + journal.lease_seconds
 
 
-def test_an_appended_event_survives_the_process_being_killed(tmp_path: Path) -> None:
-    path = tmp_path / "j.sqlite"
-    code = ("import os, sys, signal; from crownguard.engine.journal import SQLiteJournal\n"
-            "j = SQLiteJournal(sys.argv[1]); j.create_run('r', 'p', 't', inputs={})\n"
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_appended_event_survives_the_process_being_killed(
+        kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    path = location_for(kind, request, tmp_path)
+    code = ("import os, sys, signal; from crownguard.engine.journal import open_journal\n"
+            "j = open_journal(sys.argv[1]); j.create_run('r', 'p', 't', inputs={})\n"
             "j.append({'type': 'step_started', 'run_id': 'r', 'at': 'now', 'step': 'a'})\n"
             "os.kill(os.getpid(), signal.SIGKILL)")
-    assert run_python(code, str(path)).returncode == -9
-    with SQLiteJournal(path) as j:
+    assert run_python(code, path).returncode == -9
+    with open_journal(path) as j:
         assert [e["type"] for e in j.events("r")] == ["step_started"]
         assert [r.run_id for r in j.interrupted_runs()] == ["r"]
         assert j.verify() == []
@@ -416,19 +421,20 @@ class Crash(BaseException):
     """The process dying right after an event was journaled."""
 
 
-class CrashingJournal(SQLiteJournal):
-    """A journal whose process dies right after one given event is on disk."""
+def crashing(journal_class: type[Journal], crash_after: str) -> type[Journal]:
+    """A journal (of either kind) whose process dies right after one given event is stored."""
 
-    crash_after = ""
+    class CrashingJournal(journal_class):  # type: ignore[misc, valid-type]
+        def append(self, event: dict[str, Any]) -> int:
+            seq = super().append(event)
+            if f"{event['type']}:{event.get('step')}" == crash_after:
+                raise Crash(crash_after)
+            return int(seq)
 
-    def append(self, event: dict[str, Any]) -> int:
-        seq = super().append(event)
-        if f"{event['type']}:{event.get('step')}" == self.crash_after:
-            raise Crash(self.crash_after)
-        return seq
+    return CrashingJournal
 
 
-def test_the_journal_replays_a_run_to_the_same_record(journal: SQLiteJournal,
+def test_the_journal_replays_a_run_to_the_same_record(journal: Journal,
                                                       isolated_host: Any) -> None:
     host = isolated_host(Vendor(), name="vendor")
     playbook = parse_playbook(PLAYBOOK, host.actions)
@@ -444,19 +450,23 @@ def test_the_journal_replays_a_run_to_the_same_record(journal: SQLiteJournal,
     assert journal.verify() == []
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("crash_after", ["step_started:b", "step_succeeded:b",
                                          "run_started:None"])
 def test_a_crashed_run_resumes_from_the_journal_exactly_once(
-        tmp_path: Path, isolated_host: Any, crash_after: str) -> None:
+        tmp_path: Path, isolated_host: Any, crash_after: str, kind: str,
+        request: pytest.FixtureRequest) -> None:
     vendor = Vendor()
     host = isolated_host(vendor, name="vendor")
     playbook = parse_playbook(PLAYBOOK, host.actions)
-    crashing = CrashingJournal(tmp_path / "j.sqlite")
-    crashing.crash_after = crash_after
+    where = location_for(kind, request, tmp_path)
+    first = open_journal(where)
+    first.close()
+    crashed = crashing(type(first), crash_after)(where)
     with pytest.raises(Crash):
-        Runner(host, journal=crashing).run(playbook, run_id="r1")
-    crashing.close()
-    with SQLiteJournal(tmp_path / "j.sqlite") as journal:
+        Runner(host, journal=crashed).run(playbook, run_id="r1")
+    crashed.close()
+    with open_journal(where) as journal:
         run = journal.get_run("r1")
         assert run.status == "running"
         assert journal.claim("r1") is True  # same process: its lease is its own

@@ -7,17 +7,20 @@ import sys
 import threading
 from pathlib import Path
 
-from crownguard.engine.journal import SQLiteJournal
+import pytest
+from journal_kinds import KINDS, location_for
+
+from crownguard.engine.journal import Journal, open_journal
 
 EVENTS = 40
 
 WRITER = """
 import sys
-from crownguard.engine.journal import SQLiteJournal
+from crownguard.engine.journal import open_journal
 
 path, prefix, runs, events = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 sys.stdin.readline()  # start together
-journal = SQLiteJournal(path)
+journal = open_journal(path)
 for r in range(runs):
     run_id = f"{prefix}-{r}"
     journal.create_run(run_id, "p", "name: p", inputs={})
@@ -28,7 +31,7 @@ journal.close()
 """
 
 
-def append_run(journal: SQLiteJournal, run_id: str, barrier: threading.Barrier,
+def append_run(journal: Journal, run_id: str, barrier: threading.Barrier,
                errors: list[BaseException]) -> None:
     try:
         journal.create_run(run_id, "p", "name: p", inputs={})
@@ -41,7 +44,7 @@ def append_run(journal: SQLiteJournal, run_id: str, barrier: threading.Barrier,
         barrier.abort()
 
 
-def run_threads(journal: SQLiteJournal, run_ids: list[str]) -> None:
+def run_threads(journal: Journal, run_ids: list[str]) -> None:
     errors: list[BaseException] = []
     barrier = threading.Barrier(len(run_ids), timeout=60)
     threads = [threading.Thread(target=append_run, args=(journal, r, barrier, errors))
@@ -53,7 +56,7 @@ def run_threads(journal: SQLiteJournal, run_ids: list[str]) -> None:
     assert errors == []
 
 
-def check(journal: SQLiteJournal, run_ids: list[str], events: int) -> None:
+def check(journal: Journal, run_ids: list[str], events: int) -> None:
     assert journal.verify() == []
     entries = list(journal.entries())
     assert [e.seq for e in entries] == list(range(1, len(entries) + 1))
@@ -62,24 +65,29 @@ def check(journal: SQLiteJournal, run_ids: list[str], events: int) -> None:
         assert [e["attempt"] for e in journal.events(run_id)] == list(range(events))
 
 
-def test_eight_threads_append_to_one_chain(tmp_path: Path) -> None:
-    journal = SQLiteJournal(tmp_path / "j.sqlite", synchronous="NORMAL")
+@pytest.mark.parametrize("kind", KINDS)
+def test_eight_threads_append_to_one_chain(kind: str, request: pytest.FixtureRequest,
+                                           tmp_path: Path) -> None:
+    journal = open_journal(location_for(kind, request, tmp_path), synchronous="NORMAL")
     run_ids = [f"t{i}" for i in range(8)]
     run_threads(journal, run_ids)
     check(journal, run_ids, EVENTS)
     journal.close()
 
 
-def test_two_processes_and_threads_append_to_one_chain(tmp_path: Path) -> None:
-    path = tmp_path / "fresh" / "j.sqlite"  # created by whoever comes first
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(path), f"p{n}", "2",
+@pytest.mark.parametrize("kind", KINDS)
+def test_two_processes_and_threads_append_to_one_chain(kind: str, request: pytest.FixtureRequest,
+                                                       tmp_path: Path) -> None:
+    # Created by whoever comes first: PostgreSQL's schema migrations, too, run under a lock.
+    path = location_for(kind, request, tmp_path / "fresh")
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, path, f"p{n}", "2",
                                str(EVENTS)], stdin=subprocess.PIPE, text=True)
              for n in range(2)]
     for proc in procs:
         assert proc.stdin is not None
         proc.stdin.write("go\n")
         proc.stdin.flush()
-    journal = SQLiteJournal(path, synchronous="NORMAL")
+    journal = open_journal(path, synchronous="NORMAL")
     try:
         run_threads(journal, [f"t{i}" for i in range(4)])
     finally:

@@ -29,6 +29,7 @@ from ..validation import literal_credentials
 from .console import prepare_streams, printable
 from .fingerprints import add_commands as add_fingerprint_commands
 from .inputs import STDIN, input_name, load_input
+from .journal_cmd import add_commands as add_journal_commands
 from .render import to_dot, to_mermaid
 from .runs import (
     EXIT_DEGRADED,
@@ -343,6 +344,7 @@ def build_parser(host: PluginHost | None = None) -> argparse.ArgumentParser:
     add_triage_commands(sub)
     add_serve_command(sub)
     add_fingerprint_commands(sub)
+    add_journal_commands(sub)
 
     p = sub.add_parser("demo", help="run the shipped scenarios against local mock vendors")
     p.add_argument("--quiet", action="store_true", help="summary only")

@@ -21,7 +21,7 @@ from ..journal import (
     Journal,
     ResumeFailure,
     RunRecord,
-    default_journal_path,
+    journal_target,
     open_journal,
 )
 from ..journal.export import verify_jsonl
@@ -42,7 +42,8 @@ STRICT_HELP = (f"exit {EXIT_DEGRADED} when a run succeeded only with handled fai
 
 def add_journal_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--journal", metavar="PATH",
-                        help="the run journal (default: $CROWNGUARD_JOURNAL, else "
+                        help="the run journal: a file, or a postgresql://user@host/db DSN "
+                             "(default: $CROWNGUARD_JOURNAL, else "
                              "~/.local/state/crownguard/journal.sqlite)")
 
 
@@ -51,9 +52,8 @@ def journal_for(args: argparse.Namespace, create: bool = False, read_only: bool 
     """The journal named by --journal / $CROWNGUARD_JOURNAL / the default. Commands that only
     read or continue runs refuse a journal that does not exist (a mistyped path); commands
     that only read open it read-only (it may sit on read-only or write-once media)."""
-    path = getattr(args, "journal", None)
-    resolved = Path(path).expanduser() if path else default_journal_path()
-    if not create and not resolved.exists():
+    resolved = journal_target(getattr(args, "journal", None) or None)
+    if isinstance(resolved, Path) and not create and not resolved.exists():
         raise UsageError(f"no journal at {resolved} (check --journal or $CROWNGUARD_JOURNAL)")
     return open_journal(resolved, read_only=read_only)
 

@@ -31,7 +31,8 @@ from typing import Any, TextIO
 
 from ..config import Config, load_config
 from ..errors import FingerprintIndexError, Problem, SpecError, TriageInputError, UsageError
-from ..journal import default_journal_path, open_journal
+from ..journal import journal_target, open_journal
+from ..journal.postgres_dedupe import PostgresDedupe
 from ..plugins import PluginHost
 from ..sources import EventSource
 from ..spec import Playbook
@@ -227,8 +228,9 @@ def _dedupe_store(args: argparse.Namespace, policy: Policy, settings: RoutingSet
     if path is None:
         if getattr(args, "dry_run", False) or getattr(args, "no_journal", False):
             return InMemoryDedupe()
-        journal = Path(args.journal) if getattr(args, "journal", None) else \
-            default_journal_path()
+        journal = journal_target(getattr(args, "journal", None) or None)
+        if isinstance(journal, str):  # PostgreSQL: the claims live in the journal's database
+            return PostgresDedupe(journal)
         path, where = dedupe_path_beside(journal), ""
     if writable or path.exists():
         return open_dedupe_store(path, where)

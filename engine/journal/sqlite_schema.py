@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,10 @@ CREATE TABLE IF NOT EXISTS resume_failures (
 """
 
 
+# Rows of any journal: sqlite3.Row or a PostgreSQL dict row.
+Row = sqlite3.Row | Mapping[str, Any]
+
+
 class Connection(sqlite3.Connection):
     """A connection that can be weakly referenced, so close() reaches every thread's one."""
 
@@ -66,37 +71,37 @@ def journal_json(value: Any, what: str) -> str:
                            ) from None
 
 
-def entry_of(row: sqlite3.Row) -> ChainEntry:
+def entry_of(row: Row) -> ChainEntry:
     return ChainEntry(seq=row["seq"], prev_hash=row["prev_hash"], hash=row["hash"],
                       kind=row["kind"], run_id=row["run_id"], type=row["type"], at=row["at"],
                       payload_json=row["payload"],
                       v=row["v"] if "v" in row.keys() else 1)  # a schema 1 file read-only
 
 
-def resume_failure_of(row: sqlite3.Row) -> ResumeFailure:
+def resume_failure_of(row: Row) -> ResumeFailure:
     return ResumeFailure(row["run_id"], ResumeFailureKind(row["kind"]), row["reason"],
                          row["count"], row["first_at"], row["last_at"])
 
 
-def approval_of(row: sqlite3.Row) -> Approval:
+def approval_of(row: Row) -> Approval:
     return Approval(row["run_id"], row["step_id"], ApprovalDecision(row["decision"]),
                     row["by_name"], row["comment"], row["at"], bool(row["accepted"]),
                     row["reason"], row["seq"])
 
 
-def owner_of(row: sqlite3.Row) -> ProcessIdentity | None:
+def owner_of(row: Row) -> ProcessIdentity | None:
     if row["owner_pid"] is None:
         return None
     return ProcessIdentity(row["owner_host"], row["owner_pid"], row["owner_boot_id"] or "",
                            row["owner_started"] or "")
 
 
-def holder_of(row: sqlite3.Row, now: float) -> LeaseHolder:
+def holder_of(row: Row, now: float) -> LeaseHolder:
     """Who holds a run's lease now."""
     return lease_holder(owner_of(row), row["lease_expires"], now)
 
 
-def record_of(row: sqlite3.Row) -> RunRecord:
+def record_of(row: Row) -> RunRecord:
     return RunRecord(
         run_id=row["run_id"], playbook=row["playbook"], playbook_path=row["playbook_path"],
         playbook_text=row["playbook_text"], playbook_sha256=row["playbook_sha256"],

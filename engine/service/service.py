@@ -97,6 +97,9 @@ class Service:
             policy = load_policy(options.policy)
             journal = open_journal(options.journal)
             opened.callback(journal.close)
+            if not isinstance(journal, SQLiteJournal):  # the intake queue is SQLite's, so far
+                raise TriageInputError(f"serve: the journal {journal.name} is PostgreSQL; "
+                                       "crownguard serve keeps a SQLite journal for now")
             store = IntakeStore(journal.path, synchronous=journal.synchronous)
             opened.callback(store.close)
             listing = RunListing(journal.path)

@@ -1,0 +1,441 @@
+"""The journal in PostgreSQL: one database shared by any number of processes and machines.
+
+Same interface, records, chain and checks as the SQLite journal. Every write is one short
+transaction on a pooled connection (psycopg 3, psycopg_pool): the run's row is locked first
+(`FOR UPDATE`), then the chain head's single row, so appends from everywhere form one gap-free
+chain (seq, prev_hash) and the entry commits together with the rows it records. A claim that
+finds the run's row locked by another claimer gives up at once (`SKIP LOCKED`): somebody else
+is taking it. Schema migrations run at start (see `postgres_schema`).
+
+The DSN's password is a secret: the journal names itself by user, host, port and database
+(`name`), registers the password with a live Redactor, and masks it in every error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO, Any
+
+from ..errors import JournalError, RunEnded, RunHeldElsewhere, UnknownRun
+from ..kinds import (
+    ENDED,
+    ApprovalDecision,
+    EntryKind,
+    EventType,
+    LeaseHolder,
+    ResumeFailureKind,
+    RunKind,
+    RunStatus,
+)
+from .audit import GENESIS, HASH_VERSION, ChainEntry, ChainProblem, entry_hash, sha256_text
+from .base import (
+    DEFAULT_LEASE_SECONDS,
+    Approval,
+    Journal,
+    ProcessIdentity,
+    ResumeFailure,
+    RunRecord,
+    utc_now,
+)
+from .export import write_jsonl
+from .postgres_schema import Target, check_version, migrate, schema_version
+from .postgres_verify import verify_database
+from .sqlite_schema import (
+    approval_of,
+    entry_of,
+    holder_of,
+    journal_json,
+    owner_of,
+    record_of,
+    resume_failure_of,
+    run_status,
+)
+
+Row = dict[str, Any]
+PAGE = 1000  # entries() reads the chain in pages of this many, holding no connection between
+_RUN_ROW = {"": "SELECT * FROM runs WHERE run_id = %s",
+            "FOR UPDATE": "SELECT * FROM runs WHERE run_id = %s FOR UPDATE",
+            "FOR SHARE": "SELECT * FROM runs WHERE run_id = %s FOR SHARE"}
+
+
+class PostgresJournal(Journal):
+    """The journal in a PostgreSQL database (`postgresql://user@host:port/db`).
+
+    `read_only=True` neither migrates nor writes (every write raises JournalError); the
+    tables must exist. `pool_size` bounds the connections this process opens."""
+
+    def __init__(self, dsn: str, *, lease_seconds: float = DEFAULT_LEASE_SECONDS,
+                 read_only: bool = False, pool_size: int = 8, connect_timeout: float = 10.0,
+                 migrate_schema: bool = True):
+        self.target = Target.parse(dsn)
+        self.name = self.target.name
+        self.redactor = self.target.redactor
+        self.lease_seconds = lease_seconds
+        self.read_only = read_only
+        self.pool_size = pool_size
+        self.connect_timeout = connect_timeout
+        self.applied: list[int] = []
+        self._pid = os.getpid()
+        self._pool: Any = None
+        self._pool_lock = threading.Lock()
+        with self._errors(), self._direct() as conn:
+            if read_only or not migrate_schema:
+                version = schema_version(conn)
+                check_version(version, self.name)
+                if version == 0:
+                    raise JournalError(f"no journal in {self.name} (its tables do not exist: "
+                                       "run `crownguard journal migrate`)")
+            else:
+                self.applied = migrate(conn, self.name)
+
+    def __repr__(self) -> str:
+        return f"PostgresJournal({self.name!r})"
+
+    # connections -------------------------------------------------------------------------------
+
+    @contextmanager
+    def _direct(self) -> Iterator[Any]:
+        """One connection outside the pool (start-up: errors show at once, not after a pool
+        timeout)."""
+        import psycopg
+        from psycopg.rows import dict_row
+
+        conn = psycopg.connect(self.target.dsn, autocommit=True, row_factory=dict_row,
+                               connect_timeout=max(1, int(self.connect_timeout)))
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def _connections(self) -> Any:
+        pool = self._pool
+        if pool is not None and os.getpid() == self._pid:
+            return pool
+        with self._pool_lock:  # threads that start together open one pool
+            if self._pool is None or os.getpid() != self._pid:
+                # After fork() the parent's pool (its sockets, its threads) is not ours.
+                self._pid, self._pool = os.getpid(), self._open_pool()
+            return self._pool
+
+    def _open_pool(self) -> Any:
+        from psycopg.rows import dict_row
+        from psycopg_pool import ConnectionPool
+
+        return ConnectionPool(
+            self.target.dsn, min_size=1, max_size=max(1, self.pool_size), open=True,
+            timeout=max(self.connect_timeout, 30.0), name="crownguard-journal",
+            kwargs={"autocommit": True, "row_factory": dict_row,
+                    "connect_timeout": max(1, int(self.connect_timeout))})
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        import psycopg
+        from psycopg_pool import PoolTimeout
+
+        try:
+            yield
+        except psycopg.Error as exc:  # names tables and constraints; the password is masked
+            raise JournalError(f"journal {self.name}: {self.target.message(exc)}") from None
+        except PoolTimeout:
+            raise JournalError(f"journal {self.name}: no connection to the database within "
+                               f"{max(self.connect_timeout, 30.0):g} s") from None
+
+    @contextmanager
+    def _read(self) -> Iterator[Any]:
+        with self._errors(), self._connections().connection() as conn:
+            yield conn
+
+    @contextmanager
+    def _write(self) -> Iterator[Any]:
+        """One short write transaction (committed on leaving, rolled back on an error)."""
+        if self.read_only:
+            raise JournalError(f"journal {self.name} was opened read-only")
+        with self._errors(), self._connections().connection() as conn, conn.transaction():
+            yield conn
+
+    def _select(self, sql: str, args: tuple[Any, ...] = ()) -> list[Row]:
+        with self._read() as conn:
+            return list(conn.execute(sql, args).fetchall())
+
+    def close(self) -> None:
+        with self._pool_lock:
+            if self._pool is not None and os.getpid() == self._pid:
+                self._pool.close()
+            self._pool = None
+
+    # writing -----------------------------------------------------------------------------------
+
+    def _chain(self, conn: Any, kind: EntryKind, run_id: str, label: str, at: str,
+               payload_json: str) -> int:
+        """Add one entry after the chain head. The head's row lock, held to the commit, makes
+        every writer wait for the one before it: no two entries get one seq."""
+        head = conn.execute("SELECT seq, hash FROM chain_head WHERE id = 1 FOR UPDATE"
+                            ).fetchone()
+        if head is None:
+            raise JournalError(f"journal {self.name}: the chain head record is missing; run "
+                               "`crownguard audit verify`")
+        seq, prev = head["seq"] + 1, head["hash"] if head["seq"] else GENESIS
+        digest = entry_hash(seq, prev, str(kind), run_id, payload_json, type=label, at=at)
+        import psycopg
+
+        try:
+            with conn.transaction():  # a savepoint: the error below is ours to word
+                conn.execute("INSERT INTO entries (seq, prev_hash, hash, kind, run_id, type, "
+                             "at, payload, v) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                             (seq, prev, digest, str(kind), run_id, label, at, payload_json,
+                              HASH_VERSION))
+        except psycopg.errors.UniqueViolation:
+            raise JournalError(f"journal {self.name}: entry seq {seq} exists beyond the chain "
+                               "head; run `crownguard audit verify`") from None
+        conn.execute("UPDATE chain_head SET seq = %s, hash = %s WHERE id = 1", (seq, digest))
+        return seq
+
+    def _run_row(self, conn: Any, run_id: str, lock: str = "") -> Row:
+        row: Row | None = conn.execute(_RUN_ROW[lock], (run_id,)).fetchone()
+        if row is None:
+            raise UnknownRun(f"no run {run_id} in the journal {self.name}")
+        return row
+
+    def _hold(self, conn: Any, run_id: str, lease: float | None, *,
+              status: RunStatus | None = None, updated_at: str | None = None) -> None:
+        me = ProcessIdentity.current()
+        conn.execute("UPDATE runs SET owner_host = %s, owner_pid = %s, owner_boot_id = %s, "
+                     "owner_started = %s, lease_expires = %s, status = coalesce(%s, status), "
+                     "updated_at = coalesce(%s, updated_at) WHERE run_id = %s",
+                     (me.host, me.pid, me.boot_id, me.started, lease,
+                      None if status is None else str(status), updated_at, run_id))
+
+    def _lease(self, status: RunStatus) -> float | None:
+        return None if status in ENDED else time.time() + self.lease_seconds
+
+    def create_run(self, run_id: str, playbook: str, playbook_text: str, *,
+                   inputs: dict[str, Any], playbook_path: str | None = None,
+                   kind: RunKind | str = RunKind.RUN, parent_run_id: str | None = None,
+                   config_path: str | None = None,
+                   status: RunStatus | str = RunStatus.RUNNING) -> RunRecord:
+        state, run_kind, now = run_status(status), RunKind(kind), utc_now()
+        inputs_json = journal_json(inputs, f"the inputs of run {run_id}")
+        text_sha = sha256_text(playbook_text)
+        me = ProcessIdentity.current()
+        payload = journal_json({
+            "playbook": playbook, "playbook_path": playbook_path, "playbook_sha256": text_sha,
+            "inputs_sha256": sha256_text(inputs_json), "kind": str(run_kind),
+            "parent_run_id": parent_run_id, "config_path": config_path, "created_at": now,
+            "status": str(state), "writer": {"host": me.host, "pid": me.pid}}, "a run")
+        with self._write() as conn:
+            # The head's lock first: a second create_run of the same id waits, then sees it.
+            conn.execute("SELECT 1 FROM chain_head WHERE id = 1 FOR UPDATE")
+            if conn.execute("SELECT 1 FROM runs WHERE run_id = %s", (run_id,)).fetchone():
+                raise JournalError(f"run {run_id} is already in the journal")
+            seq = self._chain(conn, EntryKind.RUN, run_id, "run_created", now, payload)
+            conn.execute(
+                "INSERT INTO runs (run_id, seq, playbook, playbook_path, playbook_text, "
+                "playbook_sha256, inputs, status, kind, parent_run_id, config_path, created_at, "
+                "updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (run_id, seq, playbook, playbook_path, playbook_text, text_sha, inputs_json,
+                 str(state), str(run_kind), parent_run_id, config_path, now, now))
+            self._hold(conn, run_id, self._lease(state))
+            return record_of(self._run_row(conn, run_id))
+
+    def append(self, event: dict[str, Any]) -> int:
+        missing = [k for k in ("type", "run_id", "at") if not isinstance(event.get(k), str)]
+        if missing:
+            raise JournalError(f"an event needs string {', '.join(missing)}")
+        try:
+            kind = EventType(event["type"])
+        except ValueError:
+            raise JournalError(f"unknown event type {event['type']!r}") from None
+        run_id, at = event["run_id"], event["at"]
+        payload = journal_json(event, f"a {kind} event of run {run_id}")
+        finished = run_status(event.get("status", "")) if kind == EventType.RUN_FINISHED else None
+        with self._write() as conn:
+            row = self._run_row(conn, run_id, "FOR UPDATE")
+            if row["status"] == RunStatus.CANCELLED:
+                raise RunEnded(f"run {run_id} was cancelled: it takes no more events")
+            if kind == EventType.RUN_CANCELLED and row["status"] in ENDED:
+                raise RunEnded(f"run {run_id} has already ended ({row['status']}): it cannot "
+                               "be cancelled")
+            if holder_of(row, time.time()) == LeaseHolder.HELD:
+                owner = owner_of(row)
+                raise RunHeldElsewhere(
+                    f"run {run_id} is held by pid {owner.pid if owner else '?'} on "
+                    f"{owner.host if owner else '?'}; this process (pid {os.getpid()}) lost it "
+                    "and must stop driving it")
+            seq = self._chain(conn, EntryKind.EVENT, run_id, str(kind), at, payload)
+            status = finished or (RunStatus.CANCELLED if kind == EventType.RUN_CANCELLED
+                                  else RunStatus(row["status"]))
+            self._hold(conn, run_id, self._lease(status), status=status, updated_at=at)
+        return seq
+
+    def set_status(self, run_id: str, status: RunStatus | str, *, reason: str | None = None
+                   ) -> None:
+        state = run_status(status)
+        with self._write() as conn:
+            row = self._run_row(conn, run_id, "FOR UPDATE")
+            if row["status"] == state and reason is None:
+                return
+            if row["status"] == RunStatus.CANCELLED and state != RunStatus.CANCELLED:
+                raise RunEnded(f"run {run_id} was cancelled: it cannot become {state}")
+            self._set_status(conn, row, state, reason)
+
+    def _set_status(self, conn: Any, row: Row, state: RunStatus, reason: str | None) -> None:
+        now, me = utc_now(), ProcessIdentity.current()
+        payload = journal_json({"status": str(state), "previous": row["status"],
+                                 "reason": reason, "writer": {"host": me.host, "pid": me.pid}},
+                                "a status change")
+        self._chain(conn, EntryKind.STATUS, row["run_id"], "status", now, payload)
+        conn.execute("UPDATE runs SET status = %s, updated_at = %s, lease_expires = CASE WHEN "
+                     "%s THEN lease_expires ELSE NULL END WHERE run_id = %s",
+                     (str(state), now, state == RunStatus.RUNNING, row["run_id"]))
+
+    def claim(self, run_id: str) -> bool:
+        with self._write() as conn:
+            row = conn.execute("SELECT * FROM runs WHERE run_id = %s FOR UPDATE SKIP LOCKED",
+                               (run_id,)).fetchone()
+            if row is None:
+                self._run_row(conn, run_id)  # UnknownRun, else another writer has it locked
+                return False
+            if row["status"] in ENDED or holder_of(row, time.time()) == LeaseHolder.HELD:
+                return False
+            if row["status"] != RunStatus.RUNNING:
+                self._set_status(conn, row, RunStatus.RUNNING, "claimed to resume")
+            self._hold(conn, run_id, self._lease(RunStatus.RUNNING))
+            return True
+
+    def renew_lease(self, run_id: str) -> bool:
+        with self._write() as conn:
+            row = self._run_row(conn, run_id, "FOR UPDATE")
+            if owner_of(row) != ProcessIdentity.current() or row["status"] != RunStatus.RUNNING:
+                return False
+            self._hold(conn, run_id, self._lease(RunStatus.RUNNING))
+            return True
+
+    def record_approval(self, run_id: str, step_id: str, decision: ApprovalDecision | str,
+                        by: str, *, comment: str | None = None, accepted: bool = True,
+                        reason: str | None = None, at: str | None = None) -> Approval:
+        try:
+            choice = ApprovalDecision(decision)
+        except ValueError:
+            raise JournalError(f"decision must be approve or reject, not {decision!r}") from None
+        at = at or utc_now()
+        payload = journal_json({"run_id": run_id, "step_id": step_id, "decision": str(choice),
+                                 "by": by, "comment": comment, "at": at,
+                                 "accepted": bool(accepted), "reason": reason}, "an approval")
+        with self._write() as conn:
+            self._run_row(conn, run_id, "FOR SHARE")
+            seq = self._chain(conn, EntryKind.APPROVAL, run_id, "approval", at, payload)
+            conn.execute("INSERT INTO approvals (seq, run_id, step_id, decision, by_name, "
+                         "comment, at, accepted, reason) VALUES (%s, %s, %s, %s, %s, %s, %s, "
+                         "%s, %s)", (seq, run_id, step_id, str(choice), by, comment, at,
+                                     bool(accepted), reason))
+        return Approval(run_id, step_id, choice, by, comment, at, bool(accepted), reason, seq)
+
+    def record_resume_failure(self, run_id: str, kind: ResumeFailureKind | str, reason: str
+                              ) -> ResumeFailure:
+        what, now, me = ResumeFailureKind(kind), utc_now(), ProcessIdentity.current()
+        with self._write() as conn:
+            self._run_row(conn, run_id, "FOR UPDATE")
+            conn.execute(
+                "INSERT INTO resume_failures (run_id, kind, reason, count, first_at, last_at) "
+                "VALUES (%(run)s, %(kind)s, %(reason)s, 1, %(now)s, %(now)s) ON CONFLICT "
+                "(run_id) DO UPDATE SET count = CASE WHEN resume_failures.kind = %(kind)s AND "
+                "resume_failures.reason = %(reason)s THEN resume_failures.count + 1 ELSE 1 END, "
+                "first_at = CASE WHEN resume_failures.kind = %(kind)s AND resume_failures.reason "
+                "= %(reason)s THEN resume_failures.first_at ELSE %(now)s END, kind = %(kind)s, "
+                "reason = %(reason)s, last_at = %(now)s",
+                {"run": run_id, "kind": str(what), "reason": reason, "now": now})
+            conn.execute("UPDATE runs SET lease_expires = NULL WHERE run_id = %s AND "
+                         "owner_host = %s AND owner_pid = %s", (run_id, me.host, me.pid))
+            row = conn.execute("SELECT * FROM resume_failures WHERE run_id = %s",
+                               (run_id,)).fetchone()
+            return resume_failure_of(row)
+
+    def clear_resume_failure(self, run_id: str) -> None:
+        if not self._select("SELECT 1 FROM resume_failures WHERE run_id = %s", (run_id,)):
+            return
+        with self._write() as conn:
+            conn.execute("DELETE FROM resume_failures WHERE run_id = %s", (run_id,))
+
+    # reading -----------------------------------------------------------------------------------
+
+    def events(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self._select("SELECT payload FROM entries WHERE run_id = %s AND kind = %s "
+                            "ORDER BY seq", (run_id, str(EntryKind.EVENT)))
+        return [json.loads(row["payload"]) for row in rows]
+
+    def entries(self, run_id: str | None = None, since_seq: int = 0) -> Iterator[ChainEntry]:
+        # Page by seq: a half-read iterator holds no connection and no snapshot.
+        after = since_seq
+        while True:
+            rows = (self._select("SELECT * FROM entries WHERE seq > %s ORDER BY seq LIMIT %s",
+                                 (after, PAGE)) if run_id is None else
+                    self._select("SELECT * FROM entries WHERE run_id = %s AND seq > %s "
+                                 "ORDER BY seq LIMIT %s", (run_id, after, PAGE)))
+            for row in rows:
+                yield entry_of(row)
+            if len(rows) < PAGE:
+                return
+            after = rows[-1]["seq"]
+
+    def get_run(self, run_id: str) -> RunRecord:
+        with self._read() as conn:
+            return record_of(self._run_row(conn, run_id))
+
+    def find_runs(self, prefix: str, limit: int = 2) -> list[RunRecord]:
+        rows = self._select("SELECT * FROM runs WHERE run_id >= %(p)s AND "
+                            "left(run_id, length(%(p)s)) = %(p)s ORDER BY run_id LIMIT %(n)s",
+                            {"p": prefix, "n": int(limit)})  # type: ignore[arg-type]
+        return [record_of(row) for row in rows]
+
+    def list_runs(self, status: RunStatus | str | None = None, limit: int = 100, *,
+                  kind: RunKind | str | None = None, parent_run_id: str | None = None
+                  ) -> list[RunRecord]:
+        rows = self._select(
+            "SELECT * FROM runs WHERE (%(s)s::text IS NULL OR status = %(s)s) AND "
+            "(%(k)s::text IS NULL OR kind = %(k)s) AND (%(p)s::text IS NULL OR parent_run_id = "
+            "%(p)s) ORDER BY created_at DESC, seq DESC LIMIT %(n)s",
+            {"s": None if status is None else str(run_status(status)),  # type: ignore[arg-type]
+             "k": None if kind is None else str(RunKind(kind)), "p": parent_run_id,
+             "n": int(limit)})
+        return [record_of(row) for row in rows]
+
+    def interrupted_runs(self) -> list[RunRecord]:
+        rows = self._select("SELECT * FROM runs WHERE status = %s ORDER BY created_at, seq",
+                            (str(RunStatus.RUNNING),))
+        now = time.time()
+        return [record_of(row) for row in rows if holder_of(row, now) == LeaseHolder.FREE]
+
+    def runs_page(self, status: RunStatus | str, after_seq: int = 0, limit: int = 500
+                  ) -> list[RunRecord]:
+        rows = self._select("SELECT * FROM runs WHERE status = %s AND seq > %s ORDER BY seq "
+                            "LIMIT %s", (str(run_status(status)), int(after_seq), int(limit)))
+        return [record_of(row) for row in rows]
+
+    def resume_failures(self, run_ids: list[str] | None = None) -> dict[str, ResumeFailure]:
+        rows = (self._select("SELECT * FROM resume_failures") if run_ids is None else
+                self._select("SELECT * FROM resume_failures WHERE run_id = ANY(%s)",
+                             (list(run_ids),)))
+        return {row["run_id"]: resume_failure_of(row) for row in rows}
+
+    def approvals(self, run_id: str) -> list[Approval]:
+        rows = self._select("SELECT * FROM approvals WHERE run_id = %s ORDER BY seq", (run_id,))
+        return [approval_of(row) for row in rows]
+
+    # audit -------------------------------------------------------------------------------------
+
+    def head(self) -> tuple[int, str]:
+        rows = self._select("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1")
+        return (rows[0]["seq"], rows[0]["hash"]) if rows else (0, GENESIS)
+
+    def export_jsonl(self, fp: IO[str], run_id: str | None = None, since_seq: int = 0) -> int:
+        return write_jsonl(fp, self.entries(run_id, since_seq))
+
+    def verify(self, anchor: tuple[int, str] | None = None,
+               max_problems: int | None = 1000) -> list[ChainProblem]:
+        with self._read() as conn:
+            return verify_database(conn, anchor, max_problems)
