@@ -27,6 +27,7 @@ from ..triage import Triage, event_from_dict
 from ..triage.respond import respond
 from .intake import IntakeItem, IntakeStore
 from .metrics import ServiceMetrics
+from .observe import RunMetrics
 from .poller import IntakePoller
 
 log = logging.getLogger("crownguard.service")
@@ -60,6 +61,8 @@ class Background:
         self.store, self.journal, self.host, self.config = store, journal, host, config
         self.triage = cast(Triage, _OneAtATime(triage))
         self.metrics = metrics
+        # Runs ended, step durations and vendor errors of every run this process drives.
+        self.observe = RunMetrics(metrics, lambda name: triage.router.playbooks.get(name))
         self.config_path = config_path
         self.workers = workers
         self.tick = tick
@@ -126,7 +129,7 @@ class Background:
         try:
             event = event_from_dict(item.event, origin=f"intake item {item.id}")
             responses = respond(self.triage, self.host, self.config, [event],
-                                journal=self.journal)
+                                journal=self.journal, on_event=self.observe)
             started = [r for response in responses for r in response.runs]
             for record in started:
                 self.metrics.runs_started.labels(playbook=str(record.get("playbook"))).inc()
@@ -180,7 +183,7 @@ class Background:
                                      str(reply["step_id"]), str(reply["decision"]),
                                      by=str(reply["by"]), comment=reply.get("comment"),
                                      aliases=[str(a) for a in reply.get("aliases") or ()],
-                                     config_path=self.config_path)
+                                     config_path=self.config_path, on_event=self.observe)
         except Exception as exc:  # not waiting any more, no such run...: said, kept, counted
             reason = redact(f"{type(exc).__name__}: {exc}")[:500]
             self.metrics.slack_interactions.labels("failed").inc()
@@ -213,7 +216,8 @@ class Background:
     def settle(self) -> runs.ResumeAll:
         """Resume what is due now: expired waits, answered waits, runs whose writer died."""
         with self.operations:
-            done = runs.resume_all(self.journal, self.host, config_path=self.config_path)
+            done = runs.resume_all(self.journal, self.host, config_path=self.config_path,
+                                   on_event=self.observe)
         self.metrics.waits_settled.inc(len(done.resumed))
         self.metrics.timer_failures.inc(len(done.failed))
         for failure in done.failed:

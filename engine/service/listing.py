@@ -44,6 +44,12 @@ class RunListing:
         with self._lock:
             self._db.close()
 
+    def count(self, status: str) -> int:
+        """Runs with `status` (indexed: the journal's runs table has one on status)."""
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM runs WHERE status = ?",
+                                        (status,)).fetchone()[0])
+
     def page(self, *, status: str | None, playbook: str | None, limit: int,
              cursor: str | None) -> tuple[list[RunRecord], str | None]:
         if status is not None:

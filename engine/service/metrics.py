@@ -37,6 +37,20 @@ class ServiceMetrics:
                                      registry=r)
         self.timer_failures = Counter("crownguard_timer_resume_failures",
                                       "runs the timer could not resume", registry=r)
+        self.runs_ended = Counter("crownguard_runs_ended",
+                                  "runs the service drove to their end, by playbook and status",
+                                  ["playbook", "status"], registry=r)
+        self.step_seconds = Histogram("crownguard_step_duration_seconds",
+                                      "from a step's first call to its end, by action",
+                                      ["action"], registry=r,
+                                      buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+                                               300))
+        self.vendor_errors = Counter("crownguard_vendor_errors",
+                                     "failed attempts of vendor actions, by vendor and error "
+                                     "kind", ["vendor", "kind"], registry=r)
+        self._waits = Gauge("crownguard_waits_pending", "runs waiting for an answer or a "
+                            "deadline", registry=r)
+        self.waiting_runs: Callable[[], int] | None = None
         self.fingerprint_refreshes = Counter(
             "crownguard_fingerprint_refreshes", "fingerprint index refreshes from a registry",
             ["registry", "result"], registry=r)
@@ -71,6 +85,8 @@ class ServiceMetrics:
                     self._dead.labels(source=source).set(counts.get(source, 0))
             if self.poller_lag is not None:
                 self._lag.set(self.poller_lag())
+            if self.waiting_runs is not None:
+                self._waits.set(self.waiting_runs())
         except Exception as exc:  # the store unreachable: /readyz says so; metrics still answer
             log.debug("metrics: intake counts unavailable: %s", exc)
         return generate_latest(self.registry)

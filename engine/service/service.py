@@ -75,6 +75,7 @@ class Service:
         self.options = options
         self.config_path = config.source or None
         self.metrics = ServiceMetrics(store.counts)
+        self.metrics.waiting_runs = lambda: listing.count("waiting")
         self.rates = RateLimiter()
         self.operations = threading.RLock()
         self.draining = threading.Event()
