@@ -245,8 +245,9 @@ class AccessStore:
 
     # writing -----------------------------------------------------------------------------------
 
-    def create(self, new: NewRequest, *, request_id: str | None = None) -> AccessRequest:
-        """Record a new pending request (and its journal entry)."""
+    def create(self, new: NewRequest, *, decision: dict[str, Any] | None = None,
+               approvals_required: int = 1, request_id: str | None = None) -> AccessRequest:
+        """Record a new pending request with the policy's decision (and its journal entry)."""
         rid = request_id or secrets.token_hex(8)
         now = utc_now()
         access = AccessKind(new.access)
@@ -254,16 +255,17 @@ class AccessStore:
                    "alias": new.alias, "access": str(access),
                    "justification": new.justification,
                    "duration_seconds": int(new.duration_seconds), "state": "pending",
-                   **new.extra}
+                   "decision": decision, "approvals_required": approvals_required, **new.extra}
 
         def insert(conn: sqlite3.Connection, seq: int) -> None:
             conn.execute(
                 "INSERT INTO access_requests (id, requester, model, version, alias, access, "
-                "justification, duration_seconds, state, created_at, updated_at, last_seq) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "justification, duration_seconds, state, created_at, updated_at, last_seq, "
+                "decision, approvals_required) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (rid, new.requester, new.model, new.version, new.alias, str(access),
                  new.justification, int(new.duration_seconds), str(AccessState.PENDING), now,
-                 now, seq))
+                 now, seq, None if decision is None else json.dumps(decision),
+                 int(approvals_required)))
 
         self.journal.record_access_event(rid, str(Change.REQUESTED), payload, beside=insert)
         return self.get(rid)
