@@ -25,6 +25,7 @@ from ..triage.policy import Policy
 from .access_policy import AccessPolicy, Outcome, access_policy, decide, request_problems
 from .access_store import (
     AccessError,
+    AccessForbidden,
     AccessRequest,
     AccessState,
     AccessStore,
@@ -137,10 +138,10 @@ class AccessDesk:
                 now: datetime | None = None) -> AccessRequest:
         request = self.store.get(request_id)
         if caller.name == request.requester:
-            raise AccessError(f"{caller.name} cannot approve their own access request")
+            raise AccessForbidden(f"{caller.name} cannot approve their own access request")
         if request.state == AccessState.DENIED:
             if caller.role < Role.ADMIN:
-                raise AccessError(f"access request {request.id} was denied: only an admin can "
+                raise AccessForbidden(f"access request {request.id} was denied: only an admin can "
                                   "override it")
             self.store.change(request.id, Change.OVERRIDDEN, caller.name, reason=comment,
                               decided_by=caller.name, decided_at=format_time(_now(now)),
@@ -173,10 +174,10 @@ class AccessDesk:
         named = (request.decision or {}).get("approvers") or []
         role = Role[self.rules.approver_role.upper()]
         if named and caller.name not in named:
-            raise AccessError(f"{caller.name} is not an approver of access request "
+            raise AccessForbidden(f"{caller.name} is not an approver of access request "
                               f"{request.id} (approvers: {', '.join(named)}, or an admin)")
         if not named and caller.role < role:
-            raise AccessError(f"approving access requests needs the {role} role")
+            raise AccessForbidden(f"approving access requests needs the {role} role")
 
     # granting, expiring, revoking ----------------------------------------------------------------
 
@@ -200,7 +201,7 @@ class AccessDesk:
         """End a request early: the requester themselves, or a responder or above."""
         request = self.store.get(request_id)
         if caller.name != request.requester and caller.role < Role.RESPONDER:
-            raise AccessError(f"only {request.requester} or a responder can revoke access "
+            raise AccessForbidden(f"only {request.requester} or a responder can revoke access "
                               f"request {request.id}")
         if request.state == AccessState.GRANTED:
             self._take_back(request)

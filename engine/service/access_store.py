@@ -89,6 +89,10 @@ class UnknownRequest(AccessError):
     pass
 
 
+class AccessForbidden(AccessError):
+    """The caller may not make this change (not an approver, not the requester...)."""
+
+
 class TransitionRefused(AccessError):
     """The request is not in a state that allows the change (perhaps another process changed
     it first)."""
