@@ -15,7 +15,12 @@ import crownguard.plugins.mlflow as mlflow_plugin
 from crownguard.engine.journal import SQLiteJournal
 from crownguard.engine.plugins import PluginHost
 from crownguard.engine.service.access import AccessDesk, ActionRegistry, Caller
-from crownguard.engine.service.access_store import AccessError, AccessState, AccessStore
+from crownguard.engine.service.access_store import (
+    AccessError,
+    AccessState,
+    AccessStore,
+    RegistryError,
+)
 from crownguard.engine.service.settings import Role
 from crownguard.engine.triage.policy import policy_from_mapping
 from crownguard.plugins.mlflow.mock import MlflowMock
@@ -180,3 +185,27 @@ def test_a_model_the_policy_does_not_manage_is_refused_saying_so(desk: AccessDes
     request = desk.request(ALICE[0], "open", WHY, now=NOON)
     assert request.state == AccessState.DENIED
     assert request.decision["outcome"] == "not_needed"
+
+
+def test_an_unknown_model_is_the_requests_fault_and_a_failing_registry_is_not(
+        desk: AccessDesk, mock: MlflowMock) -> None:
+    with pytest.raises(AccessError, match="not found") as caught:
+        desk.request(ALICE[0], "no-such-model", WHY, now=NOON)
+    assert not isinstance(caught.value, RegistryError)
+    mock.inject("status", status=503, times=None)
+    with pytest.raises(RegistryError, match="mlflow.get_registered_model"):
+        desk.request(ALICE[0], "fraud", WHY, now=NOON)
+    assert desk.store.find() == []  # nothing recorded for a request that was not decided
+
+
+def test_a_revoke_the_registry_refuses_leaves_the_grant_and_the_timer_retries(
+        desk: AccessDesk, mock: MlflowMock) -> None:
+    request = desk.request(ALICE[0], "fraud", WHY, duration_seconds=60, now=NOON)
+    mock.inject("status", status=503, times=None)
+    with pytest.raises(RegistryError):
+        desk.revoke(request.id, Caller(ALICE[0], Role.VIEWER))
+    assert desk.expire_due(NOON + timedelta(minutes=2)) == []
+    assert desk.store.get(request.id).state == AccessState.GRANTED
+    mock.clear_faults()
+    [expired] = desk.expire_due(NOON + timedelta(minutes=2))
+    assert expired.state == AccessState.EXPIRED and mock.grants == {}

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from ..actions import ActionContext
 from ..config import Config
-from ..errors import ActionError, CrownguardError
+from ..errors import ActionError, CrownguardError, NotFoundError
 from ..plugins import PluginHost
 from ..steps import call_action
 from ..triage.policy import Policy
@@ -31,6 +31,7 @@ from .access_store import (
     AccessStore,
     Change,
     NewRequest,
+    RegistryError,
     TransitionRefused,
     expiry,
     format_time,
@@ -70,8 +71,10 @@ class ActionRegistry:
                             timeout_seconds=self.timeout)
         action.validate_inputs(inputs)
         output, error = call_action(action, ctx, inputs)
-        if error is not None:
+        if isinstance(error, NotFoundError):  # no such model (or user): the request's fault
             raise AccessError(f"{name}: {error}")
+        if error is not None:
+            raise RegistryError(f"{name}: {error}")
         result: dict[str, Any] = output
         return result
 

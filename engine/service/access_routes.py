@@ -17,6 +17,7 @@ from .access_store import (
     AccessForbidden,
     AccessState,
     AccessStore,
+    RegistryError,
     TransitionRefused,
     UnknownRequest,
 )
@@ -57,6 +58,8 @@ def _problem(exc: AccessError) -> ServiceProblem:
         return ServiceProblem(404, "unknown_access_request", str(exc), "id")
     if isinstance(exc, AccessForbidden):
         return ServiceProblem(403, "forbidden", str(exc), "Authorization")
+    if isinstance(exc, RegistryError):
+        return ServiceProblem(502, "registry_failed", str(exc), "")
     if isinstance(exc, TransitionRefused):
         return ServiceProblem(409, "access_state", str(exc), "id")
     return ServiceProblem(400, "bad_request", str(exc), "body")

@@ -89,6 +89,10 @@ class UnknownRequest(AccessError):
     pass
 
 
+class RegistryError(AccessError):
+    """The model registry failed or refused (down, wrong credentials, no auth app)."""
+
+
 class AccessForbidden(AccessError):
     """The caller may not make this change (not an approver, not the requester...)."""
 
