@@ -76,6 +76,7 @@ class EntryKind(StrEnum):
     EVENT = "event"        # a run event from the runner (step_started, ...)
     STATUS = "status"      # a run's status was set (resumed, waiting, cancelled by hand)
     APPROVAL = "approval"  # an approval decision, accepted or refused
+    ACCESS = "access"      # a change of a model access request (run id `access:<id>`)
 
 
 class ProblemKind(StrEnum):

@@ -26,6 +26,7 @@ from ..secrets import install_log_redaction
 from ..service.serve import add_command as add_serve_command
 from ..spec import Playbook, inspect_document
 from ..validation import literal_credentials
+from .access import add_commands as add_access_commands
 from .console import prepare_streams, printable
 from .fingerprints import add_commands as add_fingerprint_commands
 from .inputs import STDIN, input_name, load_input
@@ -345,6 +346,7 @@ def build_parser(host: PluginHost | None = None) -> argparse.ArgumentParser:
     add_serve_command(sub)
     add_fingerprint_commands(sub)
     add_journal_commands(sub)
+    add_access_commands(sub)
 
     p = sub.add_parser("demo", help="run the shipped scenarios against local mock vendors")
     p.add_argument("--quiet", action="store_true", help="summary only")

@@ -6,12 +6,13 @@ from __future__ import annotations
 import os
 import socket
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from ..errors import JournalError
 from ..kinds import (
     ApprovalDecision,
     LeaseHolder,
@@ -295,6 +296,13 @@ class Journal(ABC):
     @abstractmethod
     def approvals(self, run_id: str) -> list[Approval]:
         """The run's approval decisions in order."""
+
+    def record_access_event(self, request_id: str, change: str, payload: dict[str, Any], *,
+                            beside: Callable[[Any, int], None] | None = None) -> int:
+        """Chain one change of a model access request (not a run: its run id is
+        `access:<request_id>`); `beside(connection, seq)` writes the store's own row in the
+        same transaction, and an exception from it undoes the entry. Returns the entry's seq."""
+        raise JournalError(f"{type(self).__name__} does not record access requests")
 
     def approval_problems(self, run_id: str) -> list[ChainProblem]:
         """The run's approvals rows that do not match their chained entry (or have none, or

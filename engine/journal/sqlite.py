@@ -44,6 +44,7 @@ from .base import (
     utc_now,
 )
 from .export import write_jsonl
+from .sqlite_access import SQLiteAccessEntries
 from .sqlite_schema import (
     RESUME_FAILURES,
     SCHEMA,
@@ -63,7 +64,7 @@ from .sqlite_verify import verify_file
 
 # the SQLite journal ----------------------------------------------------------------------------
 
-class SQLiteJournal(Journal):
+class SQLiteJournal(SQLiteAccessEntries, Journal):
     """The journal in one SQLite file (WAL): one connection per thread, short BEGIN IMMEDIATE
     write transactions (chain link and rows in one), a busy timeout to wait for other writers.
 

@@ -30,6 +30,7 @@ from ..errors import (
     UnknownRun,
 )
 from ..journal.audit import canonical_json
+from .access_routes import access_router
 from .console import mount_console
 from .metrics import CONTENT_TYPE
 from .payloads import normalise_payload, parse_json
@@ -177,6 +178,8 @@ def build_app(service: Service) -> FastAPI:
         return response
 
     # --- health -------------------------------------------------------------------------------
+
+    app.include_router(access_router(service, _caller))
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

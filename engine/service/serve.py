@@ -67,6 +67,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ..plugins import PluginHost
+    from .access_timer import start_access_timer
     from .app import build_app
     from .service import Options, Service
 
@@ -98,6 +99,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                                             timeout_graceful_shutdown=int(options.grace) or 1),
                              service)
     service.background.start()
+    access_timer = start_access_timer(service)
     if service.refresher is not None:
         service.refresher.start()
     sources = ", ".join(sorted(service.settings.sources or {})) or "none"
@@ -108,6 +110,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server.run(sockets=[sock])
     finally:
         clean = server.drained
+        access_timer.stop()
         service.close()
         sock.close()
     print("crownguard serve: stopped", file=sys.stderr, flush=True)

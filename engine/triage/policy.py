@@ -156,6 +156,7 @@ def policy_from_mapping(data: dict[str, Any], *, doc: Document | None = None) ->
         problems.append(_at(doc, origin, "/levels", "thresholds must rise: low <= medium <= "
                                                     "high <= critical"))
     problems.extend(_path_problems(doc, origin, merged.get("routing")))
+    problems.extend(_access_problems(doc, origin, merged.get("access")))
     if problems:
         raise SpecError(problems)
     levels = merged["levels"]
@@ -213,6 +214,24 @@ def _path_problems(doc: Document | None, origin: str, routing: Any) -> list[Prob
         except RuntimeError:
             problems.append(_at(doc, origin, pointer, f"{where}: {text.split('/')[0]} is no "
                                                       "one's home directory"))
+    return problems
+
+
+def _access_problems(doc: Document | None, origin: str, access: Any) -> list[Problem]:
+    """The access section's bounds that must agree with each other."""
+    if not isinstance(access, dict):
+        return []
+    problems = []
+    low, two = access.get("auto_grant_below"), access.get("two_approvers_from")
+    if isinstance(low, int | float) and isinstance(two, int | float) and two < low:
+        problems.append(_at(doc, origin, "/access/two_approvers_from",
+                            f"access.two_approvers_from ({two}) is below auto_grant_below "
+                            f"({low})"))
+    most, usual = access.get("max_duration_hours"), access.get("default_duration_hours")
+    if isinstance(most, int | float) and isinstance(usual, int | float) and usual > most:
+        problems.append(_at(doc, origin, "/access/default_duration_hours",
+                            f"access.default_duration_hours ({usual}) is over "
+                            f"max_duration_hours ({most})"))
     return problems
 
 

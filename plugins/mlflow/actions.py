@@ -9,19 +9,25 @@ from crownguard.engine import VENDOR_RETRY, ActionContext, InputError, action
 
 from .artifacts import model_files
 from .client import MlflowRegistryClient
+from .grants import grant, registered_model, revoke
 from .quarantine import quarantine, release
 from .record import MARK_TAG, QuarantineRecord, RecordError, tag_map
 from .schemas import (
     FILES_INPUT,
     FILES_OUTPUT,
     GET_VERSION_INPUT,
+    GRANT_OUTPUT,
     LIST_VERSIONS_INPUT,
     LIST_VERSIONS_OUTPUT,
     MODEL_VERSION,
+    PERMISSION_INPUT,
     QUARANTINE_INPUT,
     QUARANTINE_OUTPUT,
+    REGISTERED_MODEL_INPUT,
+    REGISTERED_MODEL_OUTPUT,
     RELEASE_INPUT,
     RELEASE_OUTPUT,
+    REVOKE_OUTPUT,
 )
 
 
@@ -174,5 +180,36 @@ def _stamp(value: Any) -> int | None:
         return None
 
 
+@action("mlflow.get_registered_model", connection="mlflow", retry=VENDOR_RETRY,
+        input_schema=REGISTERED_MODEL_INPUT, output_schema=REGISTERED_MODEL_OUTPUT)
+def get_registered_model(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
+    """A registered model's tags and aliases (what an access policy decides by)."""
+    return registered_model(ctx.client(MlflowRegistryClient), inputs["name"])
+
+
+@action("mlflow.grant_model_permission", connection="mlflow", retry=VENDOR_RETRY,
+        side_effect=True, undo="mlflow.revoke_model_permission",
+        input_schema=PERMISSION_INPUT, output_schema=GRANT_OUTPUT)
+def grant_model_permission(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
+    """Give `username` `permission` (READ) on the registered model, through the auth app.
+
+    A permission the user already has on the model is left as it is (`pre_existing`,
+    `changed: false`). Needs MANAGE on the model or an admin."""
+    return grant(ctx.client(MlflowRegistryClient), name=inputs["name"],
+                 username=inputs["username"], permission=inputs.get("permission", "READ"))
+
+
+@action("mlflow.revoke_model_permission", connection="mlflow", retry=VENDOR_RETRY,
+        side_effect=True, input_schema=PERMISSION_INPUT, output_schema=REVOKE_OUTPUT)
+def revoke_model_permission(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
+    """Take back `permission` (READ) from `username` on the registered model.
+
+    Only that permission is removed: none (`changed: false`) or another one (`left`) is left
+    alone. Needs MANAGE on the model or an admin."""
+    return revoke(ctx.client(MlflowRegistryClient), name=inputs["name"],
+                  username=inputs["username"], permission=inputs.get("permission", "READ"))
+
+
 ACTIONS = (get_model_version, list_model_versions, quarantine_model_version,
-           release_model_version, list_model_files)
+           release_model_version, list_model_files, get_registered_model,
+           grant_model_permission, revoke_model_permission)

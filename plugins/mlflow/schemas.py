@@ -198,3 +198,45 @@ FILES_OUTPUT: dict[str, Any] = {
         "total_bytes": {"type": "integer"},
     },
 }
+
+PERMISSION = {"enum": ["READ", "USE", "EDIT", "MANAGE"], "default": "READ",
+              "description": "the permission on the model (READ lets the user download it)"}
+
+PERMISSION_INPUT: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "username"],
+    "properties": {"name": NAME, "username": {"type": "string", "minLength": 1,
+                                              "maxLength": 500},
+                   "permission": PERMISSION},
+}
+
+GRANT_OUTPUT: dict[str, Any] = {
+    "type": "object",
+    "required": ["name", "username", "permission", "api", "changed", "pre_existing"],
+    "properties": {"name": {"type": "string"}, "username": {"type": "string"},
+                   "permission": {"type": "string"}, "api": {"type": "string"},
+                   "is_admin": {"type": "boolean"}, "changed": {"type": "boolean"},
+                   "pre_existing": {"type": ["string", "null"]}},
+}
+
+REVOKE_OUTPUT: dict[str, Any] = {
+    "type": "object",
+    "required": ["name", "username", "permission", "api", "changed", "left"],
+    "properties": {"name": {"type": "string"}, "username": {"type": "string"},
+                   "permission": {"type": "string"}, "api": {"type": "string"},
+                   "changed": {"type": "boolean"}, "left": {"type": ["string", "null"]}},
+}
+
+REGISTERED_MODEL_INPUT: dict[str, Any] = {
+    "type": "object", "additionalProperties": False, "required": ["name"],
+    "properties": {"name": NAME},
+}
+
+REGISTERED_MODEL_OUTPUT: dict[str, Any] = {
+    "type": "object", "required": ["name", "tags", "aliases"],
+    "properties": {"name": {"type": "string"},
+                   "tags": {"type": "object", "additionalProperties": {"type": "string"}},
+                   "aliases": {"type": "object", "additionalProperties": {"type": "string"}},
+                   "description": {"type": ["string", "null"]}},
+}

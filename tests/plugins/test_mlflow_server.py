@@ -74,7 +74,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def launch(folder: Path, *, auth: bool) -> Server:
+def launch(folder: Path, *, auth: bool, default_permission: str = "READ") -> Server:
     """Start `mlflow server` without waiting for it."""
     port = free_port()
     env = {**os.environ, **QUIET}
@@ -85,7 +85,7 @@ def launch(folder: Path, *, auth: bool) -> Server:
                "--uvicorn-opts", "--timeout-graceful-shutdown 1"]
     if auth:
         ini = folder / "basic_auth.ini"
-        ini.write_text("[mlflow]\ndefault_permission = READ\n"
+        ini.write_text(f"[mlflow]\ndefault_permission = {default_permission}\n"
                        f"database_uri = sqlite:///{folder / 'auth.db'}\n"
                        "authorization_function = "
                        "mlflow.server.auth:authenticate_request_basic_auth\n"

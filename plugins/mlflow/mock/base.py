@@ -131,6 +131,11 @@ class MlflowMockBase(MockServer):
                 model["aliases"][alias] = number
             return number
 
+    def tag_model(self, name: str, tags: dict[str, str]) -> None:
+        """Set registered-model tags (sensitivity, owner) on `name`, which must exist."""
+        with self.state_lock:
+            self.models[name].setdefault("tags", {}).update(tags)
+
     def version(self, name: str, version: str) -> dict[str, Any]:
         return dict(self.models[name]["versions"][version])
 

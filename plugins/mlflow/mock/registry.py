@@ -107,10 +107,13 @@ class RegistryRoutes(MlflowMockBase):
         model = self.models.get(args["name"])
         if model is None:
             return self.mlflow_error(404, f"Registered Model with name={args['name']} not found")
-        return {"registered_model": {
-            "name": args["name"], "creation_timestamp": model["created"],
-            "last_updated_timestamp": model["updated"],
-            "aliases": [{"alias": a, "version": v} for a, v in sorted(model["aliases"].items())]}}
+        body = {"name": args["name"], "creation_timestamp": model["created"],
+                "last_updated_timestamp": model["updated"],
+                "aliases": [{"alias": a, "version": v}
+                            for a, v in sorted(model["aliases"].items())]}
+        if model.get("tags"):  # MLflow leaves out an empty list
+            body["tags"] = [{"key": k, "value": v} for k, v in sorted(model["tags"].items())]
+        return {"registered_model": body}
 
     @route("GET", f"{API}/registered-models/alias")
     def get_by_alias(self, request: Request) -> Any:
