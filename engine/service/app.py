@@ -16,7 +16,7 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
@@ -41,6 +41,56 @@ log = logging.getLogger("crownguard.service")
 _bearer = HTTPBearer(auto_error=False, description="a token of the service section; its name "
                                                    "is recorded as `by`")
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+class ErrorDetail(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(description="a stable code, such as `unknown_run`")
+    message: str = Field(description="for people: what is wrong and what to do")
+    where: str = Field(description="the header, parameter, field or item at fault; \"\" when "
+                                   "it is the request as a whole")
+
+
+class Error(BaseModel):
+    """Every refusal and failure: 4xx and 5xx alike."""
+    model_config = ConfigDict(extra="forbid")
+    error: ErrorDetail
+
+
+_WHY = {400: "the request is not usable: `not_json`, `not_an_event`, `no_events`, "
+             "`invalid_event`, `bad_parameter`, `bad_cursor`, `ambiguous_run`, `bad_request`",
+        401: "not signed or not authenticated: `unsigned`, `bad_timestamp`, "
+             "`stale_timestamp`, `bad_signature`, `unknown_source`, `unauthenticated`",
+        403: "`forbidden` (the token's role is too low) or `answer_refused`",
+        404: "`unknown_run`, or `not_found` (no such endpoint)",
+        409: "`run_state` (the run's state does not allow it) or `cannot_undo`",
+        413: "`too_large`: the body is larger than service.max_body_bytes",
+        422: "`invalid_request`: a parameter or body that does not fit the endpoint",
+        429: "`rate_limited`: retry after Retry-After seconds",
+        500: "`internal` or `failed`: logged by the service, with secrets redacted",
+        503: "`draining` (shutting down; Retry-After) or `not_ready`"}
+_RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before retrying",
+                                "schema": {"type": "string"}}}
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` of the refusals a route can answer, each an `Error` body; every
+    route can also fail (500) and, but for /healthz, be draining (503)."""
+    documented: dict[int | str, dict[str, Any]] = {}
+    for status in sorted({*statuses, 500}):
+        documented[status] = {"model": Error, "description": _WHY[status]}
+        if status in (429, 503):
+            documented[status]["headers"] = _RETRY_AFTER
+    return documented
+
+
+_AUTHENTICATED = (401, 403, 422, 503)
+# The events route reads its body raw (the signature is over its bytes): described here.
+_EVENTS_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "description": "one event (normalised, or a raw payload of an installed event source) "
+                   "or a list of them",
+    "oneOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"},
+                                   "minItems": 1}]}}}}}
 
 
 class AnswerBody(BaseModel):
@@ -176,12 +226,12 @@ def build_app(service: Service) -> FastAPI:
 
     # --- health -------------------------------------------------------------------------------
 
-    @app.get("/healthz", tags=["health"])
+    @app.get("/healthz", tags=["health"], responses=_errors())
     def healthz() -> dict[str, str]:
         """The process is up."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"])
+    @app.get("/readyz", tags=["health"], responses=_errors(503))
     def readyz() -> JSONResponse:
         """The journal and the intake table answer."""
         try:
@@ -192,14 +242,17 @@ def build_app(service: Service) -> FastAPI:
                                  f"{redact(str(exc))}", "journal") from None
         return JSONResponse({"status": "ready", "intake": service.store.counts()})
 
-    @app.get("/metrics", tags=["health"], response_class=Response)
+    @app.get("/metrics", tags=["health"], response_class=Response, responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+              "description": "the metrics"}, **_errors(503)})
     def metrics() -> Response:
         """Prometheus text format; every name starts with crownguard_."""
         return Response(service.metrics.render(), media_type=CONTENT_TYPE)
 
     # --- events -------------------------------------------------------------------------------
 
-    @app.post("/v1/events/{source}", status_code=202, tags=["events"])
+    @app.post("/v1/events/{source}", status_code=202, tags=["events"],
+              responses=_errors(400, 401, 404, 413, 422, 429, 503), openapi_extra=_EVENTS_BODY)
     async def post_events(source: str, request: Request) -> dict[str, Any]:
         """One event or a list, signed by a configured source; 202 once all are stored."""
         try:
@@ -231,7 +284,7 @@ def build_app(service: Service) -> FastAPI:
 
     # --- runs ---------------------------------------------------------------------------------
 
-    @app.get("/v1/runs", tags=["runs"])
+    @app.get("/v1/runs", tags=["runs"], responses=_errors(400, *_AUTHENTICATED))
     def list_runs(who: Viewer, status: str | None = None, playbook: str | None = None,
                   limit: Annotated[int, Query(ge=1, le=500)] = 50,
                   cursor: str | None = None) -> dict[str, Any]:
@@ -241,7 +294,8 @@ def build_app(service: Service) -> FastAPI:
         return {"runs": [_summary(r.to_dict(with_text=False)) for r in found],
                 "next_cursor": following}
 
-    @app.get("/v1/runs/{run_id}", tags=["runs"])
+    @app.get("/v1/runs/{run_id}", tags=["runs"],
+             responses=_errors(400, 404, *_AUTHENTICATED))
     def show_run(run_id: str, who: Viewer) -> dict[str, Any]:
         """The run record with its timeline and, for each waiting step, who may answer and
         until when."""
@@ -255,7 +309,8 @@ def build_app(service: Service) -> FastAPI:
                              "approvers": list(w.approvers) or list(service.config.approvers),
                              "expires_at": w.expires_at} for w in detail.waiting]}
 
-    @app.post("/v1/runs/{run_id}/steps/{step_id}/answer", tags=["runs"])
+    @app.post("/v1/runs/{run_id}/steps/{step_id}/answer", tags=["runs"],
+              responses=_errors(400, 404, 409, *_AUTHENTICATED))
     def answer(run_id: str, step_id: str, body: AnswerBody, who: Approver) -> JSONResponse:
         """Approve or reject a waiting step as the caller; the run goes on."""
         with service.operations:
@@ -267,7 +322,8 @@ def build_app(service: Service) -> FastAPI:
                                  f"{result.reason}", step_id)
         return JSONResponse({"accepted": True, "by": who.name, "run": result.outcome.record})
 
-    @app.post("/v1/runs/{run_id}/cancel", tags=["runs"])
+    @app.post("/v1/runs/{run_id}/cancel", tags=["runs"],
+              responses=_errors(400, 404, 409, *_AUTHENTICATED))
     def cancel(run_id: str, who: Responder, body: CancelBody | None = None) -> dict[str, Any]:
         """Cancel a run that has not ended."""
         with service.operations:
@@ -276,7 +332,8 @@ def build_app(service: Service) -> FastAPI:
                                   config_path=service.config_path)
         return {"by": who.name, "run": outcome.record}
 
-    @app.post("/v1/runs/{run_id}/undo", tags=["runs"])
+    @app.post("/v1/runs/{run_id}/undo", tags=["runs"],
+              responses=_errors(400, 404, 409, *_AUTHENTICATED))
     def undo(run_id: str, who: Responder, body: UndoBody | None = None) -> dict[str, Any]:
         """Undo a run's changes (one step's), as an undo run of its own."""
         body = body or UndoBody()
@@ -290,7 +347,8 @@ def build_app(service: Service) -> FastAPI:
                 "cancelled": result.cancelled.record if result.cancelled else None,
                 "run": result.outcome.record}
 
-    @app.post("/v1/runs/{run_id}/rerun", tags=["runs"])
+    @app.post("/v1/runs/{run_id}/rerun", tags=["runs"],
+              responses=_errors(400, 404, 409, *_AUTHENTICATED))
     def rerun(run_id: str, who: Responder) -> dict[str, Any]:
         """A new run of an ended (failed or cancelled) run's playbook, linked to it."""
         with service.operations:
@@ -298,7 +356,9 @@ def build_app(service: Service) -> FastAPI:
                                  config_path=service.config_path)
         return {"by": who.name, "parent_run_id": outcome.parent_run_id, "run": outcome.record}
 
-    @app.get("/v1/audit", tags=["audit"], response_class=Response)
+    @app.get("/v1/audit", tags=["audit"], response_class=Response, responses={
+        200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+              "description": "one audit entry (JSON) a line"}, **_errors(*_AUTHENTICATED)})
     def audit(who: Viewer, since_seq: Annotated[int, Query(ge=0)] = 0,
               limit: Annotated[int, Query(ge=1, le=10000)] = 1000) -> Response:
         """Audit entries after `since_seq`, one JSON object a line (as `audit export`)."""
@@ -310,7 +370,7 @@ def build_app(service: Service) -> FastAPI:
         return Response("".join(line + "\n" for line in lines),
                         media_type="application/x-ndjson")
 
-    @app.get("/v1/playbooks", tags=["playbooks"])
+    @app.get("/v1/playbooks", tags=["playbooks"], responses=_errors(*_AUTHENTICATED))
     def playbooks(who: Viewer) -> dict[str, Any]:
         """The playbooks routing can start, with their triggers."""
         router = service.triage.router
