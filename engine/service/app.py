@@ -263,6 +263,12 @@ def build_app(service: Service) -> FastAPI:
                 service.settings.sources or {}) else "(unknown)", exc.code).inc()
             raise
 
+    def _store(source: str, body: bytes) -> list[Any]:
+        """Parse, validate and commit, on one worker thread (one hop from the event loop)."""
+        events = normalise_payload(parse_json(body), service.policy,
+                                   service.host.event_sources.values())
+        return service.store.add(source, [(e.id, e.to_dict()) for e in events])
+
     async def _take_events(source: str, request: Request) -> dict[str, Any]:
         sender = (service.settings.sources or {}).get(source)
         if sender is None:
@@ -272,11 +278,7 @@ def build_app(service: Service) -> FastAPI:
         verify(sender.secret.reveal(), request.headers.get(TIMESTAMP_HEADER),
                request.headers.get(SIGNATURE_HEADER), body)
         service.rates.take(source, sender.max_requests_per_minute)
-        payload = parse_json(body)
-        events = await run_in_threadpool(normalise_payload, payload, service.policy,
-                                         service.host.event_sources.values())
-        stored = await run_in_threadpool(service.store.add, source,
-                                         [(e.id, e.to_dict()) for e in events])
+        stored = await run_in_threadpool(_store, source, body)
         for item in stored:
             service.metrics.events_accepted.labels(source, str(item.duplicate).lower()).inc()
         service.background.wake()

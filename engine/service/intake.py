@@ -15,7 +15,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -69,6 +69,16 @@ def _gone(owner: str | None) -> bool:
         return True
 
 
+@dataclass
+class _Batch:
+    """One request's items, waiting for a commit."""
+    source: str
+    events: list[tuple[str, str]]
+    accepted: list[Accepted] = field(default_factory=list)
+    error: JournalError | None = None
+    done: bool = False
+
+
 class IntakeStore:
     """The intake table on the journal's file; one connection, shared under a lock (writes
     are short and the table small)."""
@@ -77,6 +87,8 @@ class IntakeStore:
                  busy_timeout: float = 30.0):
         self.path = Path(path)
         self._lock = threading.Lock()
+        self._queue: list[_Batch] = []  # requests waiting for the next commit (`add`)
+        self._queue_lock = threading.Lock()
         try:
             self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None,
                                        check_same_thread=False)
@@ -107,21 +119,50 @@ class IntakeStore:
 
     def add(self, source: str, events: list[tuple[str, dict[str, Any]]]) -> list[Accepted]:
         """Store every (event id, normalised event) of one request in one transaction;
-        returns once it is on disk. An event already stored is a duplicate, not stored again."""
+        returns once it is on disk. An event already stored is a duplicate, not stored again.
+
+        Group commit: requests that arrive while a commit is on its way to disk are queued,
+        and the next writer commits them all in one transaction (one fsync), then each of
+        them returns. A request still returns only once its own items are committed."""
+        batch = _Batch(source, [(event_id, json.dumps(event, default=str))
+                                for event_id, event in events])
+        with self._queue_lock:
+            self._queue.append(batch)
+        with self._lock:
+            if not batch.done:  # no writer took it along: commit everything queued
+                with self._queue_lock:
+                    batches, self._queue = self._queue, []
+                self._commit(batches)
+        if batch.error is not None:
+            raise batch.error
+        return batch.accepted
+
+    def _commit(self, batches: list[_Batch]) -> None:
+        """Called with the lock held: one transaction for every queued request."""
         now = utc_now()
-        accepted = []
         try:
-            with self._write() as db:
-                for event_id, event in events:
-                    cursor = db.execute(
-                        "INSERT OR IGNORE INTO service_intake (source, event_id, event, status, "
-                        "received_at) VALUES (?, ?, ?, ?, ?)",
-                        (source, event_id, json.dumps(event, default=str),
-                         str(IntakeStatus.PENDING), now))
-                    accepted.append(Accepted(event_id, cursor.rowcount == 0))
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for batch in batches:
+                    batch.accepted = []
+                    for event_id, text in batch.events:
+                        cursor = self._db.execute(
+                            "INSERT OR IGNORE INTO service_intake (source, event_id, event, "
+                            "status, received_at) VALUES (?, ?, ?, ?, ?)",
+                            (batch.source, event_id, text, str(IntakeStatus.PENDING), now))
+                        batch.accepted.append(Accepted(event_id, cursor.rowcount == 0))
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
         except sqlite3.Error as exc:
-            raise JournalError(f"intake table in {self.path}: {exc}") from None
-        return accepted
+            error = JournalError(f"intake table in {self.path}: {exc}")
+            for batch in batches:
+                batch.error, batch.accepted = error, []
+        finally:
+            for batch in batches:
+                batch.done = True
 
     def take(self, limit: int) -> list[IntakeItem]:
         """Up to `limit` pending items (oldest first), marked started by this process; items
