@@ -253,8 +253,9 @@ def _build_waiting(path: Path, count: int) -> None:
 
 def bench_memory(folder: Path, waiting: int, watch: float) -> dict[str, Any]:
     result: dict[str, Any] = {"waiting": waiting}
-    for name, journal in (("empty", folder / "empty.sqlite"), ("waiting", folder / "w.sqlite")):
-        if name == "waiting":
+    for name, journal in (("empty", folder / "empty.sqlite"),
+                          ("with_waiting", folder / "w.sqlite")):
+        if name == "with_waiting":
             started = time.perf_counter()
             _build_waiting(journal, waiting)
             result["build_seconds"] = time.perf_counter() - started
@@ -303,8 +304,9 @@ def main(argv: list[str] | None = None) -> int:
             r = bench_memory(folder, args.waiting, args.watch)
             print(f"memory: RSS empty journal {min(r['empty']):.1f}-{max(r['empty']):.1f} MiB; "
                   f"with {r['waiting']:,} waiting runs (built in {r['build_seconds']:.0f} s) "
-                  f"{min(r['waiting']):.1f}-{max(r['waiting']):.1f} MiB over {args.watch:.0f} s "
-                  f"of timer ticks (samples: {', '.join(f'{m:.1f}' for m in r['waiting'])})",
+                  f"{min(r['with_waiting']):.1f}-{max(r['with_waiting']):.1f} MiB over "
+                  f"{args.watch:.0f} s of timer ticks (samples: "
+                  f"{', '.join(f'{m:.1f}' for m in r['with_waiting'])})",
                   flush=True)
     return 0
 
