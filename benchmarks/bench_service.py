@@ -131,6 +131,10 @@ class Served:
                 return int(line.split()[1]) / 1024
         return float("nan")
 
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def intake(self) -> list[tuple[str, str | None, str]]:
         with sqlite3.connect(self.journal) as db:
             return db.execute("SELECT received_at, finished_at, status FROM service_intake"
@@ -262,11 +266,14 @@ def bench_memory(folder: Path, waiting: int, watch: float) -> dict[str, Any]:
         served = Served(folder, journal, {"CROWNGUARD_TIMER_SECONDS": "1"}, None)
         try:
             samples = []
-            end = time.monotonic() + watch
+            time.sleep(2)  # the first timer ticks
+            cpu, began = served.cpu_seconds(), time.monotonic()
+            end = began + watch
             while time.monotonic() < end:
                 time.sleep(watch / 10)
                 samples.append(served.rss_mib())
             result[name] = samples
+            result[f"{name}_cpu"] = (served.cpu_seconds() - cpu) / (time.monotonic() - began)
         finally:
             served.stop()
     return result
@@ -302,11 +309,13 @@ def main(argv: list[str] | None = None) -> int:
                   f"({r['runs_succeeded']} runs succeeded)", flush=True)
         if "memory" in parts:
             r = bench_memory(folder, args.waiting, args.watch)
-            print(f"memory: RSS empty journal {min(r['empty']):.1f}-{max(r['empty']):.1f} MiB; "
+            print(f"memory: RSS empty journal {min(r['empty']):.1f}-{max(r['empty']):.1f} MiB "
+                  f"(idle CPU {r['empty_cpu']:.0%} of a core); "
                   f"with {r['waiting']:,} waiting runs (built in {r['build_seconds']:.0f} s) "
                   f"{min(r['with_waiting']):.1f}-{max(r['with_waiting']):.1f} MiB over "
                   f"{args.watch:.0f} s of timer ticks (samples: "
-                  f"{', '.join(f'{m:.1f}' for m in r['with_waiting'])})",
+                  f"{', '.join(f'{m:.1f}' for m in r['with_waiting'])}; the timer's CPU "
+                  f"{r['with_waiting_cpu']:.0%} of a core)",
                   flush=True)
     return 0
 
