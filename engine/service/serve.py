@@ -79,7 +79,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if log_format not in LOG_FORMATS:
         raise UsageError(f"${ENV_LOG_FORMAT} must be one of {', '.join(LOG_FORMATS)}, not "
                          f"'{log_format}'")
-    configure(log_format, logging.DEBUG if verbose else logging.INFO)
 
     host_name, port = parse_listen(args.listen or os.environ.get(ENV_LISTEN) or DEFAULT_LISTEN)
     options = Options(config=args.config, policy=args.policy, journal=args.journal,
@@ -95,6 +94,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except UsageError:
         service.close()
         raise
+    # Only once every check passed: a start that fails leaves the caller's logging alone.
+    configure(log_format, logging.DEBUG if verbose else logging.INFO)
     if service.settings.incydr_poll_seconds is not None:
         log.warning("service.incydr_poll: the Incydr poller is not in this version yet; "
                     "send Incydr events to POST /v1/events/<source>")
