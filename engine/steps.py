@@ -9,6 +9,7 @@ retried and after how long.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import logging
@@ -76,7 +77,8 @@ class CallPool:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(2 * self.limit, thread_name_prefix=self.name)
         self.in_flight += 1
-        self._pool.submit(func, *args)
+        # In the caller's context: what its logs have bound (the service's run_id) goes along.
+        self._pool.submit(contextvars.copy_context().run, func, *args)
 
     def release(self) -> None:
         self.in_flight -= 1

@@ -244,6 +244,10 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    if args.serve:
+        from .demo_serve import run_served_demo
+
+        return run_served_demo(_host())
     from .demo import run_demo
 
     return run_demo(_host(), quiet=args.quiet)
@@ -350,6 +354,8 @@ def build_parser(host: PluginHost | None = None) -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run the shipped scenarios against local mock vendors")
     p.add_argument("--quiet", action="store_true", help="summary only")
+    p.add_argument("--serve", action="store_true", help="play the alerts through a real "
+                   "`crownguard serve` on a free loopback port (signed, over HTTP)")
     p.set_defaults(func=cmd_demo)
 
     add_plugin_commands(sub, host or _host())

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__, runs
 from ..errors import (
@@ -32,6 +33,7 @@ from ..errors import (
 from ..journal.audit import canonical_json
 from .access_routes import access_router
 from .console import mount_console
+from .logs import bound
 from .metrics import CONTENT_TYPE
 from .payloads import normalise_payload, parse_json
 from .problems import ServiceProblem, error_body
@@ -44,6 +46,56 @@ log = logging.getLogger("crownguard.service")
 _bearer = HTTPBearer(auto_error=False, description="a token of the service section; its name "
                                                    "is recorded as `by`")
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+class ErrorDetail(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(description="a stable code, such as `unknown_run`")
+    message: str = Field(description="for people: what is wrong and what to do")
+    where: str = Field(description="the header, parameter, field or item at fault; \"\" when "
+                                   "it is the request as a whole")
+
+
+class Error(BaseModel):
+    """Every refusal and failure: 4xx and 5xx alike."""
+    model_config = ConfigDict(extra="forbid")
+    error: ErrorDetail
+
+
+_WHY = {400: "the request is not usable: `not_json`, `not_an_event`, `no_events`, "
+             "`invalid_event`, `bad_parameter`, `bad_cursor`, `ambiguous_run`, `bad_request`",
+        401: "not signed or not authenticated: `unsigned`, `bad_timestamp`, "
+             "`stale_timestamp`, `bad_signature`, `unknown_source`, `unauthenticated`",
+        403: "`forbidden` (the token's role is too low) or `answer_refused`",
+        404: "`unknown_run`, or `not_found` (no such endpoint)",
+        409: "`run_state` (the run's state does not allow it) or `cannot_undo`",
+        413: "`too_large`: the body is larger than service.max_body_bytes",
+        422: "`invalid_request`: a parameter or body that does not fit the endpoint",
+        429: "`rate_limited`: retry after Retry-After seconds",
+        500: "`internal` or `failed`: logged by the service, with secrets redacted",
+        503: "`draining` (shutting down; Retry-After) or `not_ready`"}
+_RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before retrying",
+                                "schema": {"type": "string"}}}
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` of the refusals a route can answer, each an `Error` body; every
+    route can also fail (500) and, but for /healthz, be draining (503)."""
+    documented: dict[int | str, dict[str, Any]] = {}
+    for status in sorted({*statuses, 500}):
+        documented[status] = {"model": Error, "description": _WHY[status]}
+        if status in (429, 503):
+            documented[status]["headers"] = _RETRY_AFTER
+    return documented
+
+
+_AUTHENTICATED = (401, 403, 422, 503)
+# The events route reads its body raw (the signature is over its bytes): described here.
+_EVENTS_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "description": "one event (normalised, or a raw payload of an installed event source) "
+                   "or a list of them",
+    "oneOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"},
+                                   "minItems": 1}]}}}}}
 
 
 class AnswerBody(BaseModel):
@@ -156,37 +208,60 @@ def build_app(service: Service) -> FastAPI:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         return _internal(request, exc)
 
-    @app.middleware("http")
-    async def _drain_and_measure(request: Request,
-                                 call_next: Callable[[Request], Awaitable[Response]]
-                                 ) -> Response:
+    async def _drain_and_measure(scope: Scope, receive: Receive, send: Send,
+                                 inner: ASGIApp) -> None:
+        """Plain ASGI (no BaseHTTPMiddleware: a task and a stream per request were a fifth of
+        the intake's time): 503 while draining, an unexpected exception answered here (so no
+        server logs a traceback of it), and every request counted and timed."""
+        if scope["type"] != "http":
+            await inner(scope, receive, send)
+            return
         started = time.perf_counter()
-        if service.draining.is_set() and request.url.path != "/healthz":
-            response: Response = problem(ServiceProblem(
+        status = [500]
+        answered = [False]
+
+        async def tracking(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0], answered[0] = int(message["status"]), True
+            await send(message)
+
+        if service.draining.is_set() and scope.get("path") != "/healthz":
+            await problem(ServiceProblem(
                 503, "draining", "the service is shutting down: retry against another "
                 "instance or after it restarts", headers={"Retry-After": "5", "Connection":
-                                                          "close"}))
+                                                          "close"}))(scope, receive, tracking)
         else:
             try:
-                response = await call_next(request)
-            except Exception as exc:  # answered here, so no server logs a traceback of it
-                response = _internal(request, exc)
-        route = request.scope.get("route")
-        name = getattr(route, "path", "unmatched")
-        service.metrics.requests.labels(request.method, name, str(response.status_code)).inc()
+                await inner(scope, receive, tracking)
+            except Exception as exc:
+                if answered[0]:  # too late for an answer of ours: logged, redacted
+                    log.error("%s %s: after the answer started: %s: %s", scope.get("method"),
+                              scope.get("path"), type(exc).__name__, redact(str(exc)))
+                else:
+                    await _internal(Request(scope), exc)(scope, receive, tracking)
+        name = getattr(scope.get("route"), "path", "unmatched")
+        service.metrics.requests.labels(scope.get("method", ""), name, str(status[0])).inc()
         service.metrics.latency.labels(name).observe(time.perf_counter() - started)
-        return response
+
+    class _Gate:
+        def __init__(self, app: ASGIApp):
+            self.app = app
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            await _drain_and_measure(scope, receive, send, self.app)
+
+    app.add_middleware(_Gate)
 
     # --- health -------------------------------------------------------------------------------
 
     app.include_router(access_router(service, _caller))
 
-    @app.get("/healthz", tags=["health"])
+    @app.get("/healthz", tags=["health"], responses=_errors())
     def healthz() -> dict[str, str]:
         """The process is up."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"])
+    @app.get("/readyz", tags=["health"], responses=_errors(503))
     def readyz() -> JSONResponse:
         """The journal and the intake table answer."""
         try:
@@ -197,14 +272,17 @@ def build_app(service: Service) -> FastAPI:
                                  f"{redact(str(exc))}", "journal") from None
         return JSONResponse({"status": "ready", "intake": service.store.counts()})
 
-    @app.get("/metrics", tags=["health"], response_class=Response)
+    @app.get("/metrics", tags=["health"], response_class=Response, responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+              "description": "the metrics"}, **_errors(503)})
     def metrics() -> Response:
         """Prometheus text format; every name starts with crownguard_."""
         return Response(service.metrics.render(), media_type=CONTENT_TYPE)
 
     # --- events -------------------------------------------------------------------------------
 
-    @app.post("/v1/events/{source}", status_code=202, tags=["events"])
+    @app.post("/v1/events/{source}", status_code=202, tags=["events"],
+              responses=_errors(400, 401, 404, 413, 422, 429, 503), openapi_extra=_EVENTS_BODY)
     async def post_events(source: str, request: Request) -> dict[str, Any]:
         """One event or a list, signed by a configured source; 202 once all are stored."""
         try:
@@ -213,6 +291,12 @@ def build_app(service: Service) -> FastAPI:
             service.metrics.events_refused.labels(source if source in (
                 service.settings.sources or {}) else "(unknown)", exc.code).inc()
             raise
+
+    def _store(source: str, body: bytes) -> list[Any]:
+        """Parse, validate and commit, on one worker thread (one hop from the event loop)."""
+        events = normalise_payload(parse_json(body), service.policy,
+                                   service.host.event_sources.values())
+        return service.store.add(source, [(e.id, e.to_dict()) for e in events])
 
     async def _take_events(source: str, request: Request) -> dict[str, Any]:
         sender = (service.settings.sources or {}).get(source)
@@ -223,11 +307,7 @@ def build_app(service: Service) -> FastAPI:
         verify(sender.secret.reveal(), request.headers.get(TIMESTAMP_HEADER),
                request.headers.get(SIGNATURE_HEADER), body)
         service.rates.take(source, sender.max_requests_per_minute)
-        payload = parse_json(body)
-        events = await run_in_threadpool(normalise_payload, payload, service.policy,
-                                         service.host.event_sources.values())
-        stored = await run_in_threadpool(service.store.add, source,
-                                         [(e.id, e.to_dict()) for e in events])
+        stored = await run_in_threadpool(_store, source, body)
         for item in stored:
             service.metrics.events_accepted.labels(source, str(item.duplicate).lower()).inc()
         service.background.wake()
@@ -252,7 +332,7 @@ def build_app(service: Service) -> FastAPI:
 
     # --- runs ---------------------------------------------------------------------------------
 
-    @app.get("/v1/runs", tags=["runs"])
+    @app.get("/v1/runs", tags=["runs"], responses=_errors(400, *_AUTHENTICATED))
     def list_runs(who: Viewer, status: str | None = None, playbook: str | None = None,
                   limit: Annotated[int, Query(ge=1, le=500)] = 50,
                   cursor: str | None = None) -> dict[str, Any]:
@@ -262,7 +342,8 @@ def build_app(service: Service) -> FastAPI:
         return {"runs": [_summary(r.to_dict(with_text=False)) for r in found],
                 "next_cursor": following}
 
-    @app.get("/v1/runs/{run_id}", tags=["runs"])
+    @app.get("/v1/runs/{run_id}", tags=["runs"],
+             responses=_errors(400, 404, *_AUTHENTICATED))
     def show_run(run_id: str, who: Viewer) -> dict[str, Any]:
         """The run record with its timeline and, for each waiting step, who may answer and
         until when."""
@@ -276,10 +357,11 @@ def build_app(service: Service) -> FastAPI:
                              "approvers": list(w.approvers) or list(service.config.approvers),
                              "expires_at": w.expires_at} for w in detail.waiting]}
 
-    @app.post("/v1/runs/{run_id}/steps/{step_id}/answer", tags=["runs"])
+    @app.post("/v1/runs/{run_id}/steps/{step_id}/answer", tags=["runs"],
+              responses=_errors(400, 404, 409, *_AUTHENTICATED))
     def answer(run_id: str, step_id: str, body: AnswerBody, who: Approver) -> JSONResponse:
         """Approve or reject a waiting step as the caller; the run goes on."""
-        with service.operations:
+        with service.operations, bound(run_id=run_id):
             result = runs.answer(service.journal, service.host, run_id, step_id, body.decision,
                                  by=who.name, comment=body.comment,
                                  config_path=service.config_path)
@@ -288,20 +370,22 @@ def build_app(service: Service) -> FastAPI:
                                  f"{result.reason}", step_id)
         return JSONResponse({"accepted": True, "by": who.name, "run": result.outcome.record})
 
-    @app.post("/v1/runs/{run_id}/cancel", tags=["runs"])
+    @app.post("/v1/runs/{run_id}/cancel", tags=["runs"],
+              responses=_errors(400, 404, 409, *_AUTHENTICATED))
     def cancel(run_id: str, who: Responder, body: CancelBody | None = None) -> dict[str, Any]:
         """Cancel a run that has not ended."""
-        with service.operations:
+        with service.operations, bound(run_id=run_id):
             outcome = runs.cancel(service.journal, service.host, run_id, by=who.name,
                                   reason=body.reason if body else None,
                                   config_path=service.config_path)
         return {"by": who.name, "run": outcome.record}
 
-    @app.post("/v1/runs/{run_id}/undo", tags=["runs"])
+    @app.post("/v1/runs/{run_id}/undo", tags=["runs"],
+              responses=_errors(400, 404, 409, *_AUTHENTICATED))
     def undo(run_id: str, who: Responder, body: UndoBody | None = None) -> dict[str, Any]:
         """Undo a run's changes (one step's), as an undo run of its own."""
         body = body or UndoBody()
-        with service.operations:
+        with service.operations, bound(run_id=run_id):
             plan = runs.prepare_undo(service.journal, service.host, run_id, step=body.step,
                                      config_path=service.config_path)
             result = runs.undo(service.journal, service.host, plan, by=who.name,
@@ -311,15 +395,18 @@ def build_app(service: Service) -> FastAPI:
                 "cancelled": result.cancelled.record if result.cancelled else None,
                 "run": result.outcome.record}
 
-    @app.post("/v1/runs/{run_id}/rerun", tags=["runs"])
+    @app.post("/v1/runs/{run_id}/rerun", tags=["runs"],
+              responses=_errors(400, 404, 409, *_AUTHENTICATED))
     def rerun(run_id: str, who: Responder) -> dict[str, Any]:
         """A new run of an ended (failed or cancelled) run's playbook, linked to it."""
-        with service.operations:
+        with service.operations, bound(run_id=run_id):
             outcome = runs.rerun(service.journal, service.host, run_id, by=who.name,
                                  config_path=service.config_path)
         return {"by": who.name, "parent_run_id": outcome.parent_run_id, "run": outcome.record}
 
-    @app.get("/v1/audit", tags=["audit"], response_class=Response)
+    @app.get("/v1/audit", tags=["audit"], response_class=Response, responses={
+        200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+              "description": "one audit entry (JSON) a line"}, **_errors(*_AUTHENTICATED)})
     def audit(who: Viewer, since_seq: Annotated[int, Query(ge=0)] = 0,
               limit: Annotated[int, Query(ge=1, le=10000)] = 1000) -> Response:
         """Audit entries after `since_seq`, one JSON object a line (as `audit export`)."""
@@ -331,7 +418,7 @@ def build_app(service: Service) -> FastAPI:
         return Response("".join(line + "\n" for line in lines),
                         media_type="application/x-ndjson")
 
-    @app.get("/v1/playbooks", tags=["playbooks"])
+    @app.get("/v1/playbooks", tags=["playbooks"], responses=_errors(*_AUTHENTICATED))
     def playbooks(who: Viewer) -> dict[str, Any]:
         """The playbooks routing can start, with their triggers."""
         router = service.triage.router

@@ -26,6 +26,7 @@ from ..plugins import PluginHost
 from ..triage import Triage, event_from_dict
 from ..triage.respond import respond
 from .intake import IntakeItem, IntakeStore
+from .logs import bound
 from .metrics import ServiceMetrics
 from .observe import RunMetrics
 from .poller import IntakePoller
@@ -52,6 +53,20 @@ class _OneAtATime:
     def __getattr__(self, name: str) -> Any:
         # The rest (its router, whose dedupe store is thread-safe) is the Triage's own.
         return getattr(self._triage, name)
+
+
+def _log_run(record: dict[str, Any]) -> None:
+    """One line per run an event started: its status, and why a failed one failed."""
+    steps = record.get("steps") or {}
+    errors = [f"{sid}: {step.get('error')}" for sid, step in steps.items()
+              if isinstance(step, dict) and step.get("error")]
+    with bound(run_id=record.get("run_id"), step_id=None, playbook=record.get("playbook")):
+        if record.get("status") == "failed":
+            log.warning("run %s of %s failed: %s", record.get("run_id"), record.get("playbook"),
+                        "; ".join(errors) or "(no step error)")
+        else:
+            log.info("run %s of %s: %s", record.get("run_id"), record.get("playbook"),
+                     record.get("status"))
 
 
 class Background:
@@ -126,6 +141,10 @@ class Background:
         return done
 
     def _process(self, item: IntakeItem) -> None:
+        with bound(intake_item=item.id, source=item.source, event_id=item.event_id):
+            self._process_bound(item)
+
+    def _process_bound(self, item: IntakeItem) -> None:
         try:
             event = event_from_dict(item.event, origin=f"intake item {item.id}")
             responses = respond(self.triage, self.host, self.config, [event],
@@ -134,6 +153,8 @@ class Background:
             for record in started:
                 self.metrics.runs_started.labels(playbook=str(record.get("playbook"))).inc()
             self.store.finish(item.id, [str(r["run_id"]) for r in started])
+            for record in started:
+                _log_run(record)
             self.metrics.intake_processed.labels(outcome="done").inc()
         except Exception as exc:  # one bad item is set aside; the rest go on
             reason = self.config.redactor.redact(f"{type(exc).__name__}: {exc}")[:500]
@@ -215,7 +236,7 @@ class Background:
 
     def settle(self) -> runs.ResumeAll:
         """Resume what is due now: expired waits, answered waits, runs whose writer died."""
-        with self.operations:
+        with self.operations, bound():
             done = runs.resume_all(self.journal, self.host, config_path=self.config_path,
                                    on_event=self.observe)
         self.metrics.waits_settled.inc(len(done.resumed))

@@ -21,7 +21,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -95,6 +95,18 @@ def _gone(owner: str | None) -> bool:
         return True
 
 
+@dataclass
+class _Batch:
+    """One request's items, waiting for a commit."""
+    source: str
+    events: list[tuple[str, str]]
+    accepted: list[Accepted] = field(default_factory=list)
+    error: JournalError | None = None
+    done: bool = False
+    poll_cursor: tuple[str, str] | None = None  # a poller's page: its new cursor, committed
+    dead: list[DeadLetter] = field(default_factory=list)  # with its dead letters
+
+
 class IntakeStore:
     """The intake table on the journal's file; one connection, shared under a lock (writes
     are short and the table small)."""
@@ -103,6 +115,8 @@ class IntakeStore:
                  busy_timeout: float = 30.0):
         self.path = Path(path)
         self._lock = threading.Lock()
+        self._queue: list[_Batch] = []  # requests waiting for the next commit (`add`)
+        self._queue_lock = threading.Lock()
         try:
             self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None,
                                        check_same_thread=False)
@@ -136,32 +150,65 @@ class IntakeStore:
             dead: list[DeadLetter] | None = None) -> list[Accepted]:
         """Store every (event id, normalised event) of one request in one transaction;
         returns once it is on disk. An event already stored is a duplicate, not stored again.
-        A poller also gives its new `poll_cursor` (name, value) and the `dead` letters of the page:
-        all of it commits together, or none."""
+
+        Group commit: requests that arrive while a commit is on its way to disk are queued,
+        and the next writer commits them all in one transaction (one fsync), then each of
+        them returns. A request still returns only once its own items are committed.
+
+        A poller also gives its new `poll_cursor` (name, value) and the `dead` letters of the
+        page: all of it commits together, or none."""
+        batch = _Batch(source, [(event_id, json.dumps(event, default=str))
+                                for event_id, event in events],
+                       poll_cursor=poll_cursor, dead=list(dead or []))
+        with self._queue_lock:
+            self._queue.append(batch)
+        with self._lock:
+            if not batch.done:  # no writer took it along: commit everything queued
+                with self._queue_lock:
+                    batches, self._queue = self._queue, []
+                self._commit(batches)
+        if batch.error is not None:
+            raise batch.error
+        return batch.accepted
+
+    def _commit(self, batches: list[_Batch]) -> None:
+        """Called with the lock held: one transaction for every queued request."""
         now = utc_now()
-        accepted = []
         try:
-            with self._write() as db:
-                for letter in dead or []:
-                    db.execute("INSERT OR IGNORE INTO service_dead_letters (source, key, "
-                               "event_id, reason, raw, at) VALUES (?, ?, ?, ?, ?, ?)",
-                               (source, letter.key, letter.event_id, letter.reason,
-                                json.dumps(letter.raw, default=str), now))
-                if poll_cursor is not None:
-                    db.execute("INSERT INTO service_poll_cursors (name, cursor, updated_at) "
-                               "VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
-                               "cursor = excluded.cursor, updated_at = excluded.updated_at",
-                               (poll_cursor[0], poll_cursor[1], now))
-                for event_id, event in events:
-                    cursor = db.execute(
-                        "INSERT OR IGNORE INTO service_intake (source, event_id, event, status, "
-                        "received_at) VALUES (?, ?, ?, ?, ?)",
-                        (source, event_id, json.dumps(event, default=str),
-                         str(IntakeStatus.PENDING), now))
-                    accepted.append(Accepted(event_id, cursor.rowcount == 0))
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for batch in batches:
+                    batch.accepted = []
+                    for letter in batch.dead:
+                        self._db.execute(
+                            "INSERT OR IGNORE INTO service_dead_letters (source, key, "
+                            "event_id, reason, raw, at) VALUES (?, ?, ?, ?, ?, ?)",
+                            (batch.source, letter.key, letter.event_id, letter.reason,
+                             json.dumps(letter.raw, default=str), now))
+                    if batch.poll_cursor is not None:
+                        self._db.execute(
+                            "INSERT INTO service_poll_cursors (name, cursor, updated_at) "
+                            "VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+                            "cursor = excluded.cursor, updated_at = excluded.updated_at",
+                            (batch.poll_cursor[0], batch.poll_cursor[1], now))
+                    for event_id, text in batch.events:
+                        cursor = self._db.execute(
+                            "INSERT OR IGNORE INTO service_intake (source, event_id, event, "
+                            "status, received_at) VALUES (?, ?, ?, ?, ?)",
+                            (batch.source, event_id, text, str(IntakeStatus.PENDING), now))
+                        batch.accepted.append(Accepted(event_id, cursor.rowcount == 0))
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
         except sqlite3.Error as exc:
-            raise JournalError(f"intake table in {self.path}: {exc}") from None
-        return accepted
+            error = JournalError(f"intake table in {self.path}: {exc}")
+            for batch in batches:
+                batch.error, batch.accepted = error, []
+        finally:
+            for batch in batches:
+                batch.done = True
 
     def take(self, limit: int) -> list[IntakeItem]:
         """Up to `limit` pending items (oldest first), marked started by this process; items

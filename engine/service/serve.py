@@ -1,6 +1,7 @@
 """`crownguard serve`: check everything, then run the API, the intake worker and the timer.
 
     crownguard serve [--config FILE] [--policy FILE] [--journal PATH] [--listen HOST:PORT]
+                     [--log-format text|json]
 
 On SIGTERM (or Ctrl-C) it answers 503 to new requests, lets intake items in progress finish
 within the grace period (CROWNGUARD_GRACE_SECONDS, default 30; those that do not are handed
@@ -21,6 +22,8 @@ from ..errors import UsageError
 
 DEFAULT_LISTEN = "127.0.0.1:8760"
 ENV_LISTEN = "CROWNGUARD_LISTEN"
+ENV_LOG_FORMAT = "CROWNGUARD_LOG_FORMAT"
+LOG_FORMATS = ("text", "json")
 log = logging.getLogger("crownguard.service")
 
 
@@ -69,7 +72,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ..plugins import PluginHost
     from .access_timer import start_access_timer
     from .app import build_app
+    from .logs import RunBinder, configure
     from .service import Options, Service
+
+    verbose = getattr(args, "verbose", 0) + getattr(args, "verbose_after", 0)
+    log_format = args.log_format or os.environ.get(ENV_LOG_FORMAT) or "text"
+    if log_format not in LOG_FORMATS:
+        raise UsageError(f"${ENV_LOG_FORMAT} must be one of {', '.join(LOG_FORMATS)}, not "
+                         f"'{log_format}'")
 
     host_name, port = parse_listen(args.listen or os.environ.get(ENV_LISTEN) or DEFAULT_LISTEN)
     options = Options(config=args.config, policy=args.policy, journal=args.journal,
@@ -77,12 +87,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
                                           whole=True)),
                       tick=_number("CROWNGUARD_TIMER_SECONDS", 1.0, minimum=0.05),
                       grace=_number("CROWNGUARD_GRACE_SECONDS", 30.0, minimum=0))
-    service = Service.start(PluginHost.from_entry_points(), options)
+    host = PluginHost.from_entry_points()
+    host.pm.register(RunBinder(), name="crownguard-service-logs")
+    service = Service.start(host, options)
     try:
         sock = _bind(host_name, port)
     except UsageError:
         service.close()
         raise
+    # Only once every check passed: a start that fails leaves the caller's logging alone.
+    configure(log_format, logging.DEBUG if verbose else logging.INFO)
     if service.settings.incydr_poll_seconds is not None:
         from .poller import incydr_poller
 
@@ -95,7 +109,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             sock.close()
             raise
     server = _DrainingServer(uvicorn.Config(build_app(service), log_config=None,
-                                            access_log=False, lifespan="off",
+                                            access_log=True, lifespan="off",
                                             timeout_graceful_shutdown=int(options.grace) or 1),
                              service)
     service.background.start()
@@ -103,9 +117,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if service.refresher is not None:
         service.refresher.start()
     sources = ", ".join(sorted(service.settings.sources or {})) or "none"
-    print(f"crownguard serve: listening on http://{args_host(host_name)}:{sock.getsockname()[1]} "
-          f"(journal {service.journal.path}; {len(service.settings.tokens)} token(s); event "
-          f"sources: {sources})", file=sys.stderr, flush=True)
+    say = _announcer(log_format)
+    say(f"crownguard serve: listening on http://{args_host(host_name)}:{sock.getsockname()[1]} "
+        f"(journal {service.journal.path}; {len(service.settings.tokens)} token(s); event "
+        f"sources: {sources})")
     try:
         server.run(sockets=[sock])
     finally:
@@ -113,11 +128,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
         access_timer.stop()
         service.close()
         sock.close()
-    print("crownguard serve: stopped", file=sys.stderr, flush=True)
+    say("crownguard serve: stopped")
     if not clean:  # steps still running in worker threads were handed back: do not wait
         sys.stderr.flush()
         os._exit(0)
     return 0
+
+
+def _announcer(log_format: str) -> Any:
+    """The start and stop lines: printed (text), or log records (json: every line of stderr
+    is then one JSON object)."""
+    def say(text: str) -> None:
+        if log_format == "json":
+            log.info(text)
+        else:
+            print(text, file=sys.stderr, flush=True)
+    return say
 
 
 def args_host(host: str) -> str:
@@ -176,4 +202,8 @@ def add_command(sub: Any) -> None:
                                                      "lives in it")
     p.add_argument("--listen", metavar="HOST:PORT", help=f"where to listen (default: "
                                                          f"${ENV_LISTEN}, else {DEFAULT_LISTEN})")
+    p.add_argument("--log-format", choices=LOG_FORMATS, default=None,
+                   help=f"text or json: one JSON object a line (ts, level, logger, message, "
+                        f"run_id...), the access log's too (default: ${ENV_LOG_FORMAT}, else "
+                        f"text)")
     p.set_defaults(func=cmd_serve)
