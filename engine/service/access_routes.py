@@ -65,7 +65,9 @@ def _problem(exc: AccessError) -> ServiceProblem:
     return ServiceProblem(400, "bad_request", str(exc), "body")
 
 
-def access_router(service: Service, caller: CallerCheck) -> APIRouter:
+def access_router(service: Service, caller: CallerCheck,
+                  errors: Callable[..., dict[int | str, dict[str, Any]]]) -> APIRouter:
+    """The access-request routes; `errors(*statuses)` documents each route's refusals."""
     router = APIRouter(prefix="/v1/access-requests", tags=["access"])
     made = desk_for(service)
     if made is None:
@@ -90,21 +92,24 @@ def access_router(service: Service, caller: CallerCheck) -> APIRouter:
         except AccessError as exc:
             raise _problem(exc) from None
 
-    @router.post("", status_code=201)
+    asked = (400, 401, 403, 422, 502, 503)
+    decided = (400, 401, 403, 404, 409, 422, 502, 503)
+
+    @router.post("", status_code=201, responses=errors(*asked))
     def create(body: RequestBody, who: ApiToken = viewer) -> dict[str, Any]:
         seconds = None if body.duration_hours is None else round(body.duration_hours * 3600)
         return guarded(lambda: desk.request(
             who.name, body.model, body.justification, duration_seconds=seconds,
             access=body.access, version=body.version, alias=body.alias))
 
-    @router.get("")
+    @router.get("", responses=errors(401, 403, 422, 503))
     def listing(who: ApiToken = viewer, state: AccessState | None = None,
                 requester: str | None = None, model: str | None = None,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
         found = desk.store.find(state=state, requester=requester, model=model, limit=limit)
         return {"access_requests": [r.to_dict() for r in found], "count": len(found)}
 
-    @router.get("/{request_id}")
+    @router.get("/{request_id}", responses=errors(401, 403, 404, 422, 503))
     def show(request_id: str, who: ApiToken = viewer) -> dict[str, Any]:
         try:
             return {**desk.store.get(request_id).to_dict(),
@@ -112,19 +117,19 @@ def access_router(service: Service, caller: CallerCheck) -> APIRouter:
         except AccessError as exc:
             raise _problem(exc) from None
 
-    @router.post("/{request_id}/approve")
+    @router.post("/{request_id}/approve", responses=errors(*decided))
     def approve(request_id: str, who: ApiToken = approver, body: DecisionBody | None = None
                 ) -> dict[str, Any]:
         return guarded(lambda: desk.approve(request_id, acting(who),
                                             body.comment if body else None))
 
-    @router.post("/{request_id}/deny")
+    @router.post("/{request_id}/deny", responses=errors(*decided))
     def deny(request_id: str, who: ApiToken = approver, body: DecisionBody | None = None
              ) -> dict[str, Any]:
         return guarded(lambda: desk.deny(request_id, acting(who),
                                          body.comment if body else None))
 
-    @router.post("/{request_id}/revoke")
+    @router.post("/{request_id}/revoke", responses=errors(*decided))
     def revoke(request_id: str, who: ApiToken = viewer, body: DecisionBody | None = None
                ) -> dict[str, Any]:
         return guarded(lambda: desk.revoke(request_id, acting(who),

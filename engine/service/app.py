@@ -63,16 +63,19 @@ class Error(BaseModel):
 
 
 _WHY = {400: "the request is not usable: `not_json`, `not_an_event`, `no_events`, "
-             "`invalid_event`, `bad_parameter`, `bad_cursor`, `ambiguous_run`, `bad_request`",
+             "`invalid_event`, `bad_parameter`, `bad_cursor`, `ambiguous_run`, `bad_request`, "
+             "`not_an_interaction`",
         401: "not signed or not authenticated: `unsigned`, `bad_timestamp`, "
              "`stale_timestamp`, `bad_signature`, `unknown_source`, `unauthenticated`",
         403: "`forbidden` (the token's role is too low) or `answer_refused`",
-        404: "`unknown_run`, or `not_found` (no such endpoint)",
-        409: "`run_state` (the run's state does not allow it) or `cannot_undo`",
+        404: "`unknown_run`, `unknown_access_request`, or `not_found` (no such endpoint)",
+        409: "`run_state` (the run's state does not allow it), `cannot_undo` or "
+             "`access_state` (the access request's state does not allow it)",
         413: "`too_large`: the body is larger than service.max_body_bytes",
         422: "`invalid_request`: a parameter or body that does not fit the endpoint",
         429: "`rate_limited`: retry after Retry-After seconds",
         500: "`internal` or `failed`: logged by the service, with secrets redacted",
+        502: "`registry_failed`: the model registry refused or failed the grant or revoke",
         503: "`draining` (shutting down; Retry-After) or `not_ready`"}
 _RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before retrying",
                                 "schema": {"type": "string"}}}
@@ -254,7 +257,7 @@ def build_app(service: Service) -> FastAPI:
 
     # --- health -------------------------------------------------------------------------------
 
-    app.include_router(access_router(service, _caller))
+    app.include_router(access_router(service, _caller, _errors))
 
     @app.get("/healthz", tags=["health"], responses=_errors())
     def healthz() -> dict[str, str]:
@@ -314,7 +317,8 @@ def build_app(service: Service) -> FastAPI:
         return {"accepted": [{"event_id": a.event_id, "duplicate": a.duplicate}
                              for a in stored]}
 
-    @app.post("/v1/slack/interactions", tags=["slack"], response_class=Response)
+    @app.post("/v1/slack/interactions", tags=["slack"], response_class=Response,
+              responses=_errors(400, 401, 413, 503))
     async def slack_interaction(request: Request) -> Response:
         """A Slack button click or modal submission, signed with the Slack app's signing
         secret: 200 at once (empty, as Slack expects); the answer is recorded in the
@@ -323,7 +327,7 @@ def build_app(service: Service) -> FastAPI:
         await run_in_threadpool(take_interaction, service, body, request.headers)
         return Response(status_code=200)
 
-    @app.get("/v1/intake/dead-letters", tags=["events"])
+    @app.get("/v1/intake/dead-letters", tags=["events"], responses=_errors(*_AUTHENTICATED))
     def dead_letters(who: Viewer, after: Annotated[int, Query(ge=0)] = 0,
                      limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
         """Events a poller could not read, set aside (oldest first, after row `after`)."""
