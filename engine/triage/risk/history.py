@@ -109,6 +109,7 @@ class InMemoryHistory:
                 if len(daily) > self.baseline_days * 2:
                     for old in sorted(daily)[:len(daily) - self.baseline_days * 2]:
                         del daily[old]
+                    self._baselines.pop(person, None)  # a pruned day may lie in the window
             if key is not None:
                 models = self._models[person]
                 models[key] = models.get(key, 0) + 1

@@ -1,0 +1,205 @@
+"""Risk history in the dedupe store's SQLite file, so every process on one journal (the
+service, `crownguard respond` run again and again, `crownguard triage`) sees the same past:
+a volume spike or a repeat violation is noticed whichever process saw the earlier events.
+
+Three tables beside the dedupe claims: `history_daily(person, day, bytes)` (model bytes by
+day, the most recent `2 x baseline_days` days kept per person), `history_models(person,
+registry, model, count)` and `history_violations(person, incident)`.
+
+`SQLiteHistory` answers from an `InMemoryHistory` it fills one person at a time from the
+file, so its facts are those InMemoryHistory would give for the same events (a property
+test feeds both the same sequences). Writable, each `record()` is one short transaction of
+upserts and the cache is dropped whenever another process has committed to the file
+(SQLite's `data_version`); read only (`triage`, which must not change the store), it reads
+each person's past once and records later events of the same command in memory only.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .history import HistoryFacts, InMemoryHistory, _incident, model_key
+from .types import LEVEL_RANK
+
+if TYPE_CHECKING:
+    from ..detection.formats import Detection
+    from ..events.model import ModelMovementEvent
+    from .types import RiskScore
+
+_TABLES = (
+    "CREATE TABLE IF NOT EXISTS history_daily (person TEXT NOT NULL, day INTEGER NOT NULL, "
+    "bytes INTEGER NOT NULL, PRIMARY KEY (person, day))",
+    "CREATE TABLE IF NOT EXISTS history_models (person TEXT NOT NULL, registry TEXT NOT NULL, "
+    "model TEXT NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (person, registry, model))",
+    "CREATE TABLE IF NOT EXISTS history_violations (person TEXT NOT NULL, "
+    "incident TEXT NOT NULL, PRIMARY KEY (person, incident))",
+)
+
+
+class SQLiteHistory:
+    """Per-person model volume by day, models moved, violations, in a SQLite file shared by
+    processes and threads; `writable=False` never writes to it."""
+
+    # Persons kept in the in-process cache before it is started afresh (a long-running
+    # service meets many people; the file keeps them all).
+    MAX_CACHED = 50_000
+
+    def __init__(self, path: str | Path, *, writable: bool = True, baseline_days: int = 30,
+                 min_active_days: int = 3):
+        self.path = Path(path)
+        self.writable = writable
+        self.baseline_days = baseline_days
+        self.min_active_days = min_active_days
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+                                   check_same_thread=False)
+        try:
+            if writable:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                for table in _TABLES:
+                    self._db.execute(table)
+            self._has_tables = writable or self._db.execute(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
+                "('history_daily', 'history_models', 'history_violations')").fetchone()[0] == 3
+            self._data_version = self._version()
+        except BaseException:
+            self._db.close()
+            raise
+        self._fresh_cache()
+
+    def _fresh_cache(self) -> None:
+        self._cache = InMemoryHistory(baseline_days=self.baseline_days,
+                                      min_active_days=self.min_active_days)
+        self._loaded: set[str] = set()
+
+    def _version(self) -> int:
+        return int(self._db.execute("PRAGMA data_version").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _current(self, person: str) -> None:
+        """The cache, up to date for `person` (lock held): dropped when another process
+        committed (writable only), then the person read from the file if not yet there."""
+        if self.writable:
+            version = self._version()
+            if version != self._data_version:
+                self._data_version = version
+                self._fresh_cache()
+        if person in self._loaded:
+            return
+        if len(self._loaded) >= self.MAX_CACHED:
+            self._fresh_cache()
+        self._loaded.add(person)
+        if not self._has_tables:
+            return
+        cache = self._cache
+        daily = {day: size for day, size in self._db.execute(
+            "SELECT day, bytes FROM history_daily WHERE person = ?", (person,))}
+        if daily:
+            cache._daily[person] = daily
+        models = {(registry, model): count for registry, model, count in self._db.execute(
+            "SELECT registry, model, count FROM history_models WHERE person = ?", (person,))}
+        if models:
+            cache._models[person] = models
+        violations = dict.fromkeys(row[0] for row in self._db.execute(
+            "SELECT incident FROM history_violations WHERE person = ? ORDER BY rowid",
+            (person,)))
+        if violations:
+            cache._violations[person] = violations
+
+    def facts(self, event: ModelMovementEvent, detection: Detection) -> HistoryFacts:
+        with self._lock:
+            self._current(event.actor.email)
+            return self._cache.facts(event, detection)
+
+    def record(self, event: ModelMovementEvent, detection: Detection,
+               risk: RiskScore | None = None, *, violation_level: str = "high") -> None:
+        """Remember a scored event (one transaction), as InMemoryHistory.record does."""
+        person = event.actor.email
+        with self._lock:
+            self._current(person)
+            self._cache.record(event, detection, risk, violation_level=violation_level)
+            if not self.writable:
+                return
+            key = model_key(event, detection)
+            violation = risk is not None and \
+                LEVEL_RANK[str(risk.level)] >= LEVEL_RANK[violation_level]
+            try:
+                self._write(event, detection, person, key, violation)
+            except BaseException:
+                self._fresh_cache()  # the file did not take it: read it again
+                raise
+
+    def _write(self, event: ModelMovementEvent, detection: Detection, person: str,
+               key: tuple[str, str] | None, violation: bool) -> None:
+        with self._transaction():
+            if detection.is_model:
+                self._add_bytes(person, event.time.date().toordinal(),
+                                event.file.size or 0)
+            if key is not None:
+                self._db.execute(
+                    "INSERT INTO history_models (person, registry, model, count) "
+                    "VALUES (?, ?, ?, 1) ON CONFLICT (person, registry, model) "
+                    "DO UPDATE SET count = count + 1", (person, *key))
+            if violation:
+                self._db.execute("INSERT OR IGNORE INTO history_violations "
+                                 "(person, incident) VALUES (?, ?)",
+                                 (person, _incident(event)))
+
+    def _add_bytes(self, person: str, day: int, size: int) -> None:
+        self._db.execute("INSERT INTO history_daily (person, day, bytes) VALUES (?, ?, ?) "
+                         "ON CONFLICT (person, day) DO UPDATE SET bytes = bytes + excluded.bytes",
+                         (person, day, size))
+        # Only the most recent 2 x baseline_days days are kept, as in memory.
+        self._db.execute("DELETE FROM history_daily WHERE person = ? AND day NOT IN "
+                         "(SELECT day FROM history_daily WHERE person = ? "
+                         "ORDER BY day DESC LIMIT ?)", (person, person, self.baseline_days * 2))
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+    def seed_volume(self, person: str, daily_bytes: dict[date, int]) -> None:
+        """Give a person a volume baseline (tests, the demo, an import from a data lake)."""
+        person = person.lower()
+        with self._lock:
+            self._current(person)
+            self._cache.seed_volume(person, daily_bytes)
+            if self.writable:
+                with self._transaction():
+                    self._db.executemany(
+                        "INSERT OR REPLACE INTO history_daily (person, day, bytes) "
+                        "VALUES (?, ?, ?)",
+                        [(person, day.toordinal(), size) for day, size in daily_bytes.items()])
+
+    def add_violations(self, person: str, count: int = 1) -> None:
+        person = person.lower()
+        with self._lock:
+            self._current(person)
+            start = len(self._cache._violations.get(person, ()))
+            self._cache.add_violations(person, count)
+            if self.writable:
+                with self._transaction():
+                    self._db.executemany(
+                        "INSERT OR IGNORE INTO history_violations (person, incident) "
+                        "VALUES (?, ?)",
+                        [(person, f"earlier:{n}") for n in range(start, start + count)])
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any error."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind: object, error: object, trace: object) -> None:
+        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
