@@ -42,6 +42,13 @@ class History(Protocol):
     def facts(self, event: ModelMovementEvent, detection: Detection) -> HistoryFacts: ...
 
 
+class RecordingHistory(History, Protocol):
+    """A history triage also records into (InMemoryHistory, SQLiteHistory)."""
+
+    def record(self, event: ModelMovementEvent, detection: Detection,
+               risk: RiskScore | None = None, *, violation_level: str = "high") -> None: ...
+
+
 def model_key(event: ModelMovementEvent, detection: Detection) -> tuple[str, str] | None:
     """Which model an event moves: the registry match, else the source's model name."""
     if detection.match is not None:
