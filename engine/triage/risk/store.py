@@ -157,7 +157,10 @@ class SQLiteHistory:
         self._db.execute("INSERT INTO history_daily (person, day, bytes) VALUES (?, ?, ?) "
                          "ON CONFLICT (person, day) DO UPDATE SET bytes = bytes + excluded.bytes",
                          (person, day, size))
-        # Only the most recent 2 x baseline_days days are kept, as in memory.
+        # Only the most recent 2 x baseline_days days are kept, as in memory (the cache holds
+        # the file's days for the person, as of this process's last look).
+        if len(self._cache._daily.get(person, ())) < self.baseline_days * 2:
+            return
         self._db.execute("DELETE FROM history_daily WHERE person = ? AND day NOT IN "
                          "(SELECT day FROM history_daily WHERE person = ? "
                          "ORDER BY day DESC LIMIT ?)", (person, person, self.baseline_days * 2))
