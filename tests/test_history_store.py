@@ -195,3 +195,43 @@ def test_days_beyond_twice_the_window_are_pruned_in_the_file(tmp_path: Path) -> 
         assert reader.facts(probe, MODEL).baseline_daily_bytes == 300
     finally:
         reader.close()
+
+
+def test_the_file_names_nobody_in_clear(tmp_path: Path) -> None:
+    path = tmp_path / "j.dedupe.db"
+    history = SQLiteHistory(path)
+    history.record(make_event(PEOPLE[0], 0, 10, 1, model="m1"), MODEL, risk(RiskLevel.HIGH))
+    history.seed_volume(PEOPLE[0], {date(2026, 10, 30): 5})
+    history.add_violations(PEOPLE[0])
+    history.close()
+    assert b"dana" not in b"".join(p.read_bytes() for p in tmp_path.iterdir())
+
+
+def _record_in_a_process(path: str, offset: int) -> None:
+    history = SQLiteHistory(path)
+    for n in range(20):
+        history.record(make_event(PEOPLE[1], 0, 1, offset + n, model="m2"), MODEL,
+                       risk(RiskLevel.HIGH))
+    history.close()
+
+
+def test_processes_recording_at_once_lose_nothing(tmp_path: Path) -> None:
+    import multiprocessing
+
+    path = str(tmp_path / "j.dedupe.db")
+    SQLiteHistory(path).close()
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_record_in_a_process, args=(path, 100 * k))
+               for k in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert [worker.exitcode for worker in workers] == [0, 0]
+    reader = SQLiteHistory(path, writable=False)
+    try:
+        facts = reader.facts(make_event(PEOPLE[1], 0, 1, -1, model="m2"), MODEL)
+    finally:
+        reader.close()
+    assert (facts.bytes_today, facts.prior_model_accesses, facts.prior_violations) == \
+        (40, 40, 40)

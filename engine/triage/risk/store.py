@@ -4,7 +4,9 @@ a volume spike or a repeat violation is noticed whichever process saw the earlie
 
 Three tables beside the dedupe claims: `history_daily(person, day, bytes)` (model bytes by
 day, the most recent `2 x baseline_days` days kept per person), `history_models(person,
-registry, model, count)` and `history_violations(person, incident)`.
+registry, model, count)` and `history_violations(person, incident)`; `person` is the
+SHA-256 of the e-mail address, as the dedupe keys are hashed, so the file names nobody in
+clear (it is 0600, as the journal is).
 
 `SQLiteHistory` answers from an `InMemoryHistory` it fills one person at a time from the
 file, so its facts are those InMemoryHistory would give for the same events (a property
@@ -16,6 +18,7 @@ each person's past once and records later events of the same command in memory o
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import threading
 from datetime import date
@@ -99,18 +102,18 @@ class SQLiteHistory:
         self._loaded.add(person)
         if not self._has_tables:
             return
-        cache = self._cache
+        cache, who = self._cache, _hashed(person)
         daily = {day: size for day, size in self._db.execute(
-            "SELECT day, bytes FROM history_daily WHERE person = ?", (person,))}
+            "SELECT day, bytes FROM history_daily WHERE person = ?", (who,))}
         if daily:
             cache._daily[person] = daily
         models = {(registry, model): count for registry, model, count in self._db.execute(
-            "SELECT registry, model, count FROM history_models WHERE person = ?", (person,))}
+            "SELECT registry, model, count FROM history_models WHERE person = ?", (who,))}
         if models:
             cache._models[person] = models
         violations = dict.fromkeys(row[0] for row in self._db.execute(
             "SELECT incident FROM history_violations WHERE person = ? ORDER BY rowid",
-            (person,)))
+            (who,)))
         if violations:
             cache._violations[person] = violations
 
@@ -147,23 +150,24 @@ class SQLiteHistory:
                 self._db.execute(
                     "INSERT INTO history_models (person, registry, model, count) "
                     "VALUES (?, ?, ?, 1) ON CONFLICT (person, registry, model) "
-                    "DO UPDATE SET count = count + 1", (person, *key))
+                    "DO UPDATE SET count = count + 1", (_hashed(person), *key))
             if violation:
                 self._db.execute("INSERT OR IGNORE INTO history_violations "
                                  "(person, incident) VALUES (?, ?)",
-                                 (person, _incident(event)))
+                                 (_hashed(person), _incident(event)))
 
     def _add_bytes(self, person: str, day: int, size: int) -> None:
+        who = _hashed(person)
         self._db.execute("INSERT INTO history_daily (person, day, bytes) VALUES (?, ?, ?) "
                          "ON CONFLICT (person, day) DO UPDATE SET bytes = bytes + excluded.bytes",
-                         (person, day, size))
+                         (who, day, size))
         # Only the most recent 2 x baseline_days days are kept, as in memory (the cache holds
         # the file's days for the person, as of this process's last look).
         if len(self._cache._daily.get(person, ())) < self.baseline_days * 2:
             return
         self._db.execute("DELETE FROM history_daily WHERE person = ? AND day NOT IN "
                          "(SELECT day FROM history_daily WHERE person = ? "
-                         "ORDER BY day DESC LIMIT ?)", (person, person, self.baseline_days * 2))
+                         "ORDER BY day DESC LIMIT ?)", (who, who, self.baseline_days * 2))
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
@@ -179,7 +183,8 @@ class SQLiteHistory:
                     self._db.executemany(
                         "INSERT OR REPLACE INTO history_daily (person, day, bytes) "
                         "VALUES (?, ?, ?)",
-                        [(person, day.toordinal(), size) for day, size in daily_bytes.items()])
+                        [(_hashed(person), day.toordinal(), size)
+                         for day, size in daily_bytes.items()])
 
     def add_violations(self, person: str, count: int = 1) -> None:
         person = person.lower()
@@ -192,7 +197,13 @@ class SQLiteHistory:
                     self._db.executemany(
                         "INSERT OR IGNORE INTO history_violations (person, incident) "
                         "VALUES (?, ?)",
-                        [(person, f"earlier:{n}") for n in range(start, start + count)])
+                        [(_hashed(person), f"earlier:{n}") for n in range(start, start + count)])
+
+
+def _hashed(person: str) -> str:
+    """The person as the file keeps them: hashed, as the dedupe keys are (no e-mail address
+    in clear)."""
+    return hashlib.sha256(person.encode()).hexdigest()
 
 
 class _Transaction:
