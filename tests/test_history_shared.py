@@ -124,3 +124,21 @@ def test_the_service_and_the_cli_share_the_history(
             service.close()
     finally:
         config.connections.close()
+
+
+def test_respond_twice_on_one_file_scores_it_alike_and_records_it_once(
+        run_cli: Any, vendors: tuple[MockFleet, Path], tmp_path: Path) -> None:
+    _, config = vendors
+    journal = tmp_path / "journal.sqlite"
+    code, out, err = run_cli("respond", USB, "--config", config, "--journal", journal, "--json")
+    assert code == 0, out + err
+    (first,) = json.loads(out)
+    rows = history_rows(journal)
+    code, out, err = run_cli("respond", USB, "--config", config, "--journal", journal, "--json")
+    assert code == 0, out + err
+    (second,) = json.loads(out)
+    assert second["risk"] == first["risk"]
+    assert history_rows(journal) == rows
+    with sqlite3.connect(journal.with_name(f"{journal.name}.dedupe.db")) as db:
+        assert db.execute("SELECT sum(bytes) FROM history_daily").fetchone() == \
+            (json.loads(USB.read_text())["file"]["sizeInBytes"],)

@@ -235,3 +235,26 @@ def test_processes_recording_at_once_lose_nothing(tmp_path: Path) -> None:
         reader.close()
     assert (facts.bytes_today, facts.prior_model_accesses, facts.prior_violations) == \
         (40, 40, 40)
+
+
+@pytest.mark.parametrize("writable", [True, False])
+def test_an_event_seen_again_elsewhere_is_not_its_own_history(tmp_path: Path,
+                                                              writable: bool) -> None:
+    path = tmp_path / "j.dedupe.db"
+    first = SQLiteHistory(path)
+    event = make_event(PEOPLE[0], 0, 700, 1, model="m1")
+    first.record(make_event(PEOPLE[0], 0, 300, 0, model="m1"), MODEL, None)
+    before = first.facts(event, MODEL)
+    first.record(event, MODEL, risk(RiskLevel.HIGH))
+    first.close()
+    again = SQLiteHistory(path, writable=writable)  # a rerun, another process
+    try:
+        assert again.facts(event, MODEL) == before
+        again.record(event, MODEL, risk(RiskLevel.HIGH))  # recorded once, not twice
+        later = again.facts(make_event(PEOPLE[0], 0, 1, 2, model="m1"), MODEL)
+        assert (later.bytes_today, later.prior_model_accesses, later.prior_violations) == \
+            (1000, 2, 1)
+    finally:
+        again.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT bytes FROM history_daily").fetchall() == [(1000,)]

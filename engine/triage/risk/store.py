@@ -40,6 +40,11 @@ _TABLES = (
     "model TEXT NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (person, registry, model))",
     "CREATE TABLE IF NOT EXISTS history_violations (person TEXT NOT NULL, "
     "incident TEXT NOT NULL, PRIMARY KEY (person, incident))",
+    # The events recorded, and what each added: an event is recorded once, whichever
+    # process sees it again, and is not its own history when it is scored again.
+    "CREATE TABLE IF NOT EXISTS history_events (event TEXT PRIMARY KEY, day INTEGER NOT NULL, "
+    "bytes INTEGER, registry TEXT, model TEXT)",
+    "CREATE INDEX IF NOT EXISTS history_events_day ON history_events (day)",
 )
 
 
@@ -68,12 +73,14 @@ class SQLiteHistory:
                     self._db.execute(table)
             self._has_tables = writable or self._db.execute(
                 "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
-                "('history_daily', 'history_models', 'history_violations')").fetchone()[0] == 3
+                "('history_daily', 'history_models', 'history_violations', 'history_events')"
+            ).fetchone()[0] == 4
             self._data_version = self._version()
         except BaseException:
             self._db.close()
             raise
         self._fresh_cache()
+        self._recorded_count = 0
 
     def _fresh_cache(self) -> None:
         self._cache = InMemoryHistory(baseline_days=self.baseline_days,
@@ -120,7 +127,24 @@ class SQLiteHistory:
     def facts(self, event: ModelMovementEvent, detection: Detection) -> HistoryFacts:
         with self._lock:
             self._current(event.actor.email)
-            return self._cache.facts(event, detection)
+            facts = self._cache.facts(event, detection)
+            earlier = self._recorded(event)
+        if earlier is not None:  # scored again (a rerun, another process): not its own past
+            day, size, registry, model = earlier
+            if size is not None and day == event.time.date().toordinal():
+                facts.bytes_today = max(0, facts.bytes_today - size)
+            if facts.prior_model_accesses and model is not None and \
+                    (registry, model) == model_key(event, detection):
+                facts.prior_model_accesses -= 1
+        return facts
+
+    def _recorded(self, event: ModelMovementEvent) -> tuple[int, int | None, str, str] | None:
+        """What the file holds of `event` having been recorded (lock held)."""
+        if not self._has_tables:
+            return None
+        row = self._db.execute("SELECT day, bytes, registry, model FROM history_events "
+                               "WHERE event = ?", (_event_key(event),)).fetchone()
+        return None if row is None else (row[0], row[1], row[2], row[3])
 
     def record(self, event: ModelMovementEvent, detection: Detection,
                risk: RiskScore | None = None, *, violation_level: str = "high") -> None:
@@ -128,21 +152,33 @@ class SQLiteHistory:
         person = event.actor.email
         with self._lock:
             self._current(person)
-            self._cache.record(event, detection, risk, violation_level=violation_level)
             if not self.writable:
+                if self._recorded(event) is None:  # else the file has it: not twice
+                    self._cache.record(event, detection, risk,
+                                       violation_level=violation_level)
                 return
             key = model_key(event, detection)
             violation = risk is not None and \
                 LEVEL_RANK[str(risk.level)] >= LEVEL_RANK[violation_level]
-            try:
-                self._write(event, detection, person, key, violation)
-            except BaseException:
-                self._fresh_cache()  # the file did not take it: read it again
-                raise
+            if self._write(event, detection, person, key, violation):
+                self._cache.record(event, detection, risk, violation_level=violation_level)
 
     def _write(self, event: ModelMovementEvent, detection: Detection, person: str,
-               key: tuple[str, str] | None, violation: bool) -> None:
+               key: tuple[str, str] | None, violation: bool) -> bool:
+        """Record the event in one transaction; False when the file already had it."""
+        day = event.time.date().toordinal()
         with self._transaction():
+            if self._db.execute(
+                    "INSERT OR IGNORE INTO history_events (event, day, bytes, registry, model) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (_event_key(event), day,
+                     (event.file.size or 0) if detection.is_model else None,
+                     *(key or (None, None)))).rowcount == 0:
+                return False
+            self._recorded_count += 1
+            if self._recorded_count % 256 == 0:  # events older than the days kept go
+                self._db.execute("DELETE FROM history_events WHERE day < ?",
+                                 (day - self.baseline_days * 2,))
             if detection.is_model:
                 self._add_bytes(person, event.time.date().toordinal(),
                                 event.file.size or 0)
@@ -155,6 +191,7 @@ class SQLiteHistory:
                 self._db.execute("INSERT OR IGNORE INTO history_violations "
                                  "(person, incident) VALUES (?, ?)",
                                  (_hashed(person), _incident(event)))
+        return True
 
     def _add_bytes(self, person: str, day: int, size: int) -> None:
         who = _hashed(person)
@@ -198,6 +235,10 @@ class SQLiteHistory:
                         "INSERT OR IGNORE INTO history_violations (person, incident) "
                         "VALUES (?, ?)",
                         [(_hashed(person), f"earlier:{n}") for n in range(start, start + count)])
+
+
+def _event_key(event: ModelMovementEvent) -> str:
+    return hashlib.sha256(f"{event.origin}\x1f{event.id}".encode()).hexdigest()
 
 
 def _hashed(person: str) -> str:
