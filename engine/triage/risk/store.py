@@ -81,6 +81,8 @@ class SQLiteHistory:
             raise
         self._fresh_cache()
         self._recorded_count = 0
+        self._last_seen: tuple[tuple[str, str], tuple[int, int | None, str, str] | None] | \
+            None = None
 
     def _fresh_cache(self) -> None:
         self._cache = InMemoryHistory(baseline_days=self.baseline_days,
@@ -142,9 +144,15 @@ class SQLiteHistory:
         """What the file holds of `event` having been recorded (lock held)."""
         if not self._has_tables:
             return None
+        seen = (event.origin, event.id)
+        if self._last_seen is not None and self._last_seen[0] == seen:
+            return self._last_seen[1]  # facts() then record() of one event: asked once
         row = self._db.execute("SELECT day, bytes, registry, model FROM history_events "
                                "WHERE event = ?", (_event_key(event),)).fetchone()
-        return None if row is None else (row[0], row[1], row[2], row[3])
+        found = None if row is None else (row[0], row[1], row[2], row[3])
+        if not self.writable:  # a file this process does not write: the answer holds
+            self._last_seen = (seen, found)
+        return found
 
     def record(self, event: ModelMovementEvent, detection: Detection,
                risk: RiskScore | None = None, *, violation_level: str = "high") -> None:
