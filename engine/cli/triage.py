@@ -57,6 +57,7 @@ from ..triage.events import UNKNOWN as UNRECOGNISED
 from ..triage.respond import (
     open_dedupe_store,
     open_fingerprint_index,
+    open_history,
     respond,
     triage_with,
 )
@@ -271,9 +272,13 @@ def _triage_for(args: argparse.Namespace, policy: Policy, host: PluginHost, *, w
         close = getattr(store, "close", None)
         if close is not None:
             opened.callback(close)
+        # The risk history lives in the store's file: read only for `triage` and dry runs.
+        history = open_history(store, writable=writable)
+        if history is not None:
+            opened.callback(history.close)
         index = _fingerprint_index(args, policy, settings)
         opened.pop_all()
-    triage = triage_with(policy, host, store, index, variables=variables)
+    triage = triage_with(policy, host, store, index, variables=variables, history=history)
     try:
         triage.fetch = _content_fetch(args, host, config, triage)
     except TriageInputError:

@@ -22,7 +22,13 @@ from ..plugins import PluginHost
 from ..triage import FingerprintIndex, Policy, RoutingSettings, Triage, load_policy
 from ..triage.dedupe import dedupe_path_beside
 from ..triage.detection.fetch import fetch_for
-from ..triage.respond import open_dedupe_store, open_fingerprint_index, triage_with
+from ..triage.respond import (
+    open_dedupe_store,
+    open_fingerprint_index,
+    open_history,
+    triage_with,
+)
+from ..triage.risk.store import SQLiteHistory
 from .background import Background
 from .intake import IntakeStore
 from .listing import RunListing
@@ -143,14 +149,19 @@ def _triage(policy: Policy, host: PluginHost, journal: Path, config: Config) -> 
     else:
         store = open_dedupe_store(dedupe_path_beside(journal))
     index: FingerprintIndex | None = None
-    try:
+    history: SQLiteHistory | None = None
+    try:  # the risk history in the same file, shared with respond and triage
+        history = open_history(store, writable=True)
         if routing.fingerprints is not None:
             index = open_fingerprint_index(routing.fingerprints,
                                            f"{policy.source}: routing.fingerprints")
-        triage = triage_with(policy, host, store, index, variables=config.vars)
+        triage = triage_with(policy, host, store, index, variables=config.vars,
+                             history=history)
     except BaseException:
-        if index is None:  # triage_with closes both itself when it fails
+        if index is None:  # triage_with closes them all itself when it fails
             store.close()
+            if history is not None:
+                history.close()
         raise
     try:  # content checks from the sources the connections file reaches, as respond makes
         triage.fetch = fetch_for(host, config, index.path if index is not None else None,

@@ -24,6 +24,7 @@ from .detection.fingerprints import FingerprintIndex
 from .events import DestinationKind, ModelMovementEvent, normalise_many
 from .policy import Policy
 from .risk import InMemoryHistory, RiskScore, score
+from .risk.history import RecordingHistory
 from .router import (
     RouteDecision,
     Router,
@@ -90,22 +91,23 @@ class Triage:
     RECENT_EVENTS = 100_000
 
     def __init__(self, policy: Policy, router: Router, *, index: FingerprintIndex | None = None,
-                 history: InMemoryHistory | None = None, sources: Iterable[EventSource] = (),
+                 history: RecordingHistory | None = None, sources: Iterable[EventSource] = (),
                  fetch: ContentFetch | None = None):
         self.policy = policy
         self.fetch = fetch  # content checks from the source, for open model questions
         self.router = router
         self.index = index
         self.sources = tuple(sources)  # the event sources plugins registered (Incydr's...)
-        self.history = history if history is not None else InMemoryHistory()
+        self.history: RecordingHistory = history if history is not None else InMemoryHistory()
         # The scores of recent events, in two generations of plain dicts (cheaper than an
         # OrderedDict per event): between RECENT_EVENTS/2 and RECENT_EVENTS are kept.
         self._scored: dict[tuple[str, str], Any] = {}  # RiskScore.packed()
         self._scored_before: dict[tuple[str, str], Any] = {}
 
     def close(self) -> None:
-        """Release the dedupe store's, the index's and the content cache's files."""
-        for resource in (self.router.store, self.index, self.fetch):
+        """Release the dedupe store's, the index's, the content cache's and the history's
+        files."""
+        for resource in (self.router.store, self.index, self.fetch, self.history):
             close = getattr(resource, "close", None)
             if close is not None:
                 close()
@@ -169,7 +171,7 @@ class Triage:
 def build_triage(policy: Policy, host: PluginHost, *, variables: dict[str, Any] | None = None,
                  playbooks: Sequence[Path] = (), store: DedupeStore | None = None,
                  index: FingerprintIndex | None = None,
-                 history: InMemoryHistory | None = None) -> Triage:
+                 history: RecordingHistory | None = None) -> Triage:
     """A Triage set up from the policy's `routing` section (and extra playbook paths).
 
     Candidates: the policy's playbooks, then (unless `shipped_playbooks: false`) the shipped

@@ -28,6 +28,8 @@ from .detection.fingerprints import FingerprintIndex
 from .events import ModelMovementEvent
 from .pipeline import Triage, Verdict, build_triage
 from .policy import Policy
+from .risk.history import RecordingHistory
+from .risk.store import SQLiteHistory
 
 
 @dataclass
@@ -206,17 +208,30 @@ def open_fingerprint_index(path: Path, where: str) -> FingerprintIndex:
         raise TriageInputError(f"{where}: {exc}") from None
 
 
+def open_history(store: DedupeStore, *, writable: bool) -> SQLiteHistory | None:
+    """The risk history in a dedupe store's SQLite file (None for a store in memory or in
+    PostgreSQL: their history is in memory); `writable=False` reads it and records nothing
+    there."""
+    if not isinstance(store, SQLiteDedupe):
+        return None
+    try:
+        return SQLiteHistory(store.path, writable=writable)
+    except sqlite3.Error as exc:
+        raise TriageInputError(f"{store.path}: cannot open the risk history: {exc}") from None
+
+
 def triage_with(policy: Policy, host: PluginHost, store: DedupeStore,
                 index: FingerprintIndex | None, *,
-                variables: dict[str, Any] | None = None) -> Triage:
-    """A Triage that owns (and closes) `store` and `index`; they are closed again should
-    building it fail."""
+                variables: dict[str, Any] | None = None,
+                history: RecordingHistory | None = None) -> Triage:
+    """A Triage that owns (and closes) `store`, `index` and `history`; they are closed
+    again should building it fail."""
     with ExitStack() as opened:
-        close = getattr(store, "close", None)
-        if close is not None:
-            opened.callback(close)
-        if index is not None:
-            opened.callback(index.close)
-        triage = build_triage(policy, host, variables=variables, store=store, index=index)
+        for resource in (store, index, history):
+            close = getattr(resource, "close", None)
+            if close is not None:
+                opened.callback(close)
+        triage = build_triage(policy, host, variables=variables, store=store, index=index,
+                              history=history)
         opened.pop_all()
     return triage

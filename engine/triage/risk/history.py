@@ -42,6 +42,13 @@ class History(Protocol):
     def facts(self, event: ModelMovementEvent, detection: Detection) -> HistoryFacts: ...
 
 
+class RecordingHistory(History, Protocol):
+    """A history triage also records into (InMemoryHistory, SQLiteHistory)."""
+
+    def record(self, event: ModelMovementEvent, detection: Detection,
+               risk: RiskScore | None = None, *, violation_level: str = "high") -> None: ...
+
+
 def model_key(event: ModelMovementEvent, detection: Detection) -> tuple[str, str] | None:
     """Which model an event moves: the registry match, else the source's model name."""
     if detection.match is not None:
@@ -109,6 +116,7 @@ class InMemoryHistory:
                 if len(daily) > self.baseline_days * 2:
                     for old in sorted(daily)[:len(daily) - self.baseline_days * 2]:
                         del daily[old]
+                    self._baselines.pop(person, None)  # a pruned day may lie in the window
             if key is not None:
                 models = self._models[person]
                 models[key] = models.get(key, 0) + 1
