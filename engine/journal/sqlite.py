@@ -30,7 +30,6 @@ from .audit import (
     ChainEntry,
     ChainProblem,
     entry_hash,
-    sha256_text,
 )
 from .base import (
     DEFAULT_BUSY_TIMEOUT,
@@ -54,6 +53,8 @@ from .sqlite_schema import (
     entry_of,
     holder_of,
     journal_json,
+    new_event,
+    new_run,
     owner_of,
     record_of,
     resume_failure_of,
@@ -257,15 +258,11 @@ class SQLiteJournal(SQLiteAccessEntries, Journal):
                    kind: RunKind | str = RunKind.RUN, parent_run_id: str | None = None,
                    config_path: str | None = None,
                    status: RunStatus | str = RunStatus.RUNNING) -> RunRecord:
-        state, run_kind, now = run_status(status), RunKind(kind), utc_now()
-        inputs_json = journal_json(inputs, f"the inputs of run {run_id}")
-        text_sha = sha256_text(playbook_text)
-        me = ProcessIdentity.current()
-        payload = journal_json({
-            "playbook": playbook, "playbook_path": playbook_path, "playbook_sha256": text_sha,
-            "inputs_sha256": sha256_text(inputs_json), "kind": str(run_kind),
-            "parent_run_id": parent_run_id, "config_path": config_path, "created_at": now,
-            "status": str(state), "writer": {"host": me.host, "pid": me.pid}}, "a run")
+        made = new_run(run_id, playbook, playbook_text, inputs=inputs,
+                       playbook_path=playbook_path, kind=kind, parent_run_id=parent_run_id,
+                       config_path=config_path, status=status)
+        state, run_kind, now = made.state, made.kind, made.at
+        inputs_json, text_sha, payload = made.inputs_json, made.text_sha, made.payload
         with self._write() as conn:
             if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone():
                 raise JournalError(f"run {run_id} is already in the journal")
@@ -280,16 +277,9 @@ class SQLiteJournal(SQLiteAccessEntries, Journal):
             return record_of(self._run_row(conn, run_id))
 
     def append(self, event: dict[str, Any]) -> int:
-        missing = [k for k in ("type", "run_id", "at") if not isinstance(event.get(k), str)]
-        if missing:
-            raise JournalError(f"an event needs string {', '.join(missing)}")
-        try:
-            kind = EventType(event["type"])
-        except ValueError:
-            raise JournalError(f"unknown event type {event['type']!r}") from None
-        run_id, at = event["run_id"], event["at"]
-        payload = journal_json(event, f"a {kind} event of run {run_id}")
-        finished = run_status(event.get("status", "")) if kind == EventType.RUN_FINISHED else None
+        checked = new_event(event)
+        kind, run_id, at = checked.kind, checked.run_id, checked.at
+        payload, finished = checked.payload, checked.finished
         with self._write() as conn:
             row = self._run_row(conn, run_id)
             # A cancelled run stays so: the runner journals before it acts, so refusing its

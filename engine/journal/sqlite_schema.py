@@ -5,13 +5,21 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import JournalError, NotCanonical
-from ..kinds import ApprovalDecision, LeaseHolder, ResumeFailureKind, RunKind, RunStatus
-from .audit import ChainEntry, canonical_payload
-from .base import Approval, ProcessIdentity, ResumeFailure, RunRecord, lease_holder
+from ..kinds import (
+    ApprovalDecision,
+    EventType,
+    LeaseHolder,
+    ResumeFailureKind,
+    RunKind,
+    RunStatus,
+)
+from .audit import ChainEntry, canonical_payload, sha256_text
+from .base import Approval, ProcessIdentity, ResumeFailure, RunRecord, lease_holder, utc_now
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -69,6 +77,60 @@ def journal_json(value: Any, what: str) -> str:
     except NotCanonical as exc:
         raise JournalError(f"cannot journal {what}: {exc} (redact and convert values first)"
                            ) from None
+
+
+@dataclass(frozen=True)
+class NewRun:
+    """What both journals store for a new run: its state, and the chained `run_created`
+    payload (digests of the playbook and inputs, who writes it)."""
+
+    state: RunStatus
+    kind: RunKind
+    at: str
+    inputs_json: str
+    text_sha: str
+    payload: str
+
+
+def new_run(run_id: str, playbook: str, playbook_text: str, *, inputs: dict[str, Any],
+            playbook_path: str | None, kind: RunKind | str, parent_run_id: str | None,
+            config_path: str | None, status: RunStatus | str) -> NewRun:
+    state, run_kind, now = run_status(status), RunKind(kind), utc_now()
+    inputs_json = journal_json(inputs, f"the inputs of run {run_id}")
+    text_sha = sha256_text(playbook_text)
+    me = ProcessIdentity.current()
+    payload = journal_json({
+        "playbook": playbook, "playbook_path": playbook_path, "playbook_sha256": text_sha,
+        "inputs_sha256": sha256_text(inputs_json), "kind": str(run_kind),
+        "parent_run_id": parent_run_id, "config_path": config_path, "created_at": now,
+        "status": str(state), "writer": {"host": me.host, "pid": me.pid}}, "a run")
+    return NewRun(state, run_kind, now, inputs_json, text_sha, payload)
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """A run event checked for appending: its type, run, time, payload and, for
+    run_finished, the status it ends the run with."""
+
+    kind: EventType
+    run_id: str
+    at: str
+    payload: str
+    finished: RunStatus | None
+
+
+def new_event(event: dict[str, Any]) -> NewEvent:
+    missing = [k for k in ("type", "run_id", "at") if not isinstance(event.get(k), str)]
+    if missing:
+        raise JournalError(f"an event needs string {', '.join(missing)}")
+    try:
+        kind = EventType(event["type"])
+    except ValueError:
+        raise JournalError(f"unknown event type {event['type']!r}") from None
+    run_id = event["run_id"]
+    payload = journal_json(event, f"a {kind} event of run {run_id}")
+    finished = run_status(event.get("status", "")) if kind == EventType.RUN_FINISHED else None
+    return NewEvent(kind, run_id, event["at"], payload, finished)
 
 
 def entry_of(row: Row) -> ChainEntry:
