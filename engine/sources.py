@@ -6,7 +6,7 @@ event is belongs to the wing that reads them (the triage wing's ModelMovementEve
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,3 +30,18 @@ class EventSource:
     description: str = ""
     split: Callable[[Any], list[tuple[str, Any]] | None] | None = None
     plugin: str = ""
+
+
+def payload_items(payload: Any, sources: Iterable[EventSource]) -> list[tuple[str | None, Any]]:
+    """The parts of a payload that are reported by label: a list's items (`item 1`...), the
+    parts an event source splits a batch into (an Incydr search answer's file events), else
+    the payload itself, unlabelled."""
+    if isinstance(payload, list):
+        return [(f"item {n}", item) for n, item in enumerate(payload, 1)]
+    for source in sources:
+        if source.recognise(payload):
+            parts = source.split(payload) if source.split is not None else None
+            if parts is not None:
+                return list(parts)
+            break
+    return [(None, payload)]

@@ -34,7 +34,7 @@ from ..errors import FingerprintIndexError, Problem, SpecError, TriageInputError
 from ..journal import journal_target, open_journal
 from ..journal.postgres_dedupe import PostgresDedupe
 from ..plugins import PluginHost
-from ..sources import EventSource
+from ..sources import EventSource, payload_items
 from ..spec import Playbook
 from ..triage import (
     DedupeStore,
@@ -81,19 +81,6 @@ def load_payload(path: str | Path) -> Any:
     return data
 
 
-def _items(payload: Any, sources: tuple[EventSource, ...]) -> list[tuple[str | None, Any]]:
-    """The payload's parts that are reported by index: a list's items, the parts an event
-    source splits a batch into (an Incydr search answer's file events or alerts)."""
-    if isinstance(payload, list):
-        return [(f"item {n}", item) for n, item in enumerate(payload, 1)]
-    for source in sources:
-        if source.recognise(payload):
-            parts = source.split(payload) if source.split is not None else None
-            if parts is not None:
-                return list(parts)
-            break
-    return [(None, payload)]
-
 
 def _event_problem(file: str, where: str | None, problem: Problem) -> Problem:
     """`events.json: item 3: incydr.file_event: file.name: is required`."""
@@ -114,7 +101,7 @@ def normalise_payload(path: str | Path, payload: Any, policy: Policy,
     bad item is reported and no event is returned: a batch is never half triaged, and an
     event is never skipped without a word."""
     sources = tuple(sources)
-    items = _items(payload, sources)
+    items = payload_items(payload, sources)
     events: list[ModelMovementEvent] = []
     problems: list[Problem] = []
     bad = 0

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..errors import SpecError
-from ..sources import EventSource
+from ..sources import EventSource, payload_items
 from ..triage import ModelMovementEvent, Policy, normalise_many
 from .problems import ServiceProblem
 
@@ -30,17 +30,6 @@ def parse_json(body: bytes) -> Any:
     return data
 
 
-def _items(payload: Any, sources: tuple[EventSource, ...]) -> list[tuple[str, Any]]:
-    if isinstance(payload, list):
-        return [(f"item {n}", item) for n, item in enumerate(payload, 1)]
-    for source in sources:
-        if source.recognise(payload):
-            parts = source.split(payload) if source.split is not None else None
-            if parts is not None:
-                return list(parts)
-            break
-    return [("", payload)]
-
 
 def normalise_payload(payload: Any, policy: Policy, sources: Iterable[EventSource]
                       ) -> list[ModelMovementEvent]:
@@ -49,7 +38,7 @@ def normalise_payload(payload: Any, policy: Policy, sources: Iterable[EventSourc
     sources = tuple(sources)
     events: list[ModelMovementEvent] = []
     problems: list[tuple[str, str]] = []
-    items = _items(payload, sources)
+    items = payload_items(payload, sources)
     if not items:
         raise ServiceProblem(400, "no_events", "the body holds no events", "body")
     for label, item in items:
