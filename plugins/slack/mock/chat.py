@@ -79,14 +79,10 @@ class ChatRoutes(SlackMockBase):
         args = self._begin(request, "chat:write")
         if isinstance(args, Response):
             return args
-        conv = self.conversations.get(str(args.get("channel") or ""))
-        if conv is None:
-            return self._error("channel_not_found")
-        message = next((m for m in conv["messages"] if m["ts"] == args.get("ts")), None)
-        if message is None:
-            return self._error("message_not_found")
-        if message.get("bot_id") != self.BOT_ID:
-            return self._error("cant_update_message")
+        found = self._own_message(args, "cant_update_message")
+        if isinstance(found, Response):
+            return found
+        conv, message = found
         blocks = args.get("blocks")
         if isinstance(blocks, str):
             try:
@@ -116,11 +112,10 @@ class ChatRoutes(SlackMockBase):
         return self._ok(channel=conv["id"], ts=message["ts"], text=message["text"],
                         message=shown)
 
-    @route("POST", "/api/chat.delete")
-    def chat_delete(self, request: Request) -> Response:
-        args = self._begin(request, "chat:write")
-        if isinstance(args, Response):
-            return args
+    def _own_message(self, args: dict[str, Any], refusal: str
+                     ) -> tuple[dict[str, Any], dict[str, Any]] | Response:
+        """The conversation and the app's own message `args` name (channel id, ts), or
+        Slack's error: channel_not_found, message_not_found, or `refusal` for another's."""
         conv = self.conversations.get(str(args.get("channel") or ""))
         if conv is None:
             return self._error("channel_not_found")
@@ -128,6 +123,17 @@ class ChatRoutes(SlackMockBase):
         if message is None:
             return self._error("message_not_found")
         if message.get("bot_id") != self.BOT_ID:
-            return self._error("cant_delete_message")
+            return self._error(refusal)
+        return conv, message
+
+    @route("POST", "/api/chat.delete")
+    def chat_delete(self, request: Request) -> Response:
+        args = self._begin(request, "chat:write")
+        if isinstance(args, Response):
+            return args
+        found = self._own_message(args, "cant_delete_message")
+        if isinstance(found, Response):
+            return found
+        conv, message = found
         conv["messages"].remove(message)
         return self._ok(channel=conv["id"], ts=message["ts"])
