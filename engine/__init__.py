@@ -62,6 +62,7 @@ from .markup import unquote, unquote_value
 from .mocks import MockServer, MockServerSpec, RecordedCall, route
 from .secrets import Secret, reveal
 from .sources import EventSource
+from .streams import read_head
 from .urls import Origin, UnsafeURL, host_allowed, origin_of
 
 __version__ = "0.1.0.dev0"
@@ -129,6 +130,7 @@ __all__ = [
     "origin_of",
     "parse_retry_after",
     "public_key_of",
+    "read_head",
     "render",
     "reveal",
     "route",

@@ -22,6 +22,7 @@ from crownguard.engine import (
     NotFoundError,
     VendorClient,
     VendorError,
+    read_head,
 )
 
 from .connection import DEFAULT_BASE_URL
@@ -166,16 +167,7 @@ class HubClient(VendorClient):
                     continue
                 if not 200 <= response.status_code < 300:
                     raise self.error_for(response, operation)
-                head = bytearray()
-                try:
-                    for chunk in body.chunks(min(1 << 20, max(limit, 1))):
-                        head += chunk[:limit - len(head)]
-                        if len(head) >= limit:
-                            break
-                except requests.RequestException:
-                    raise BadResponse(f"the download of {path} broke off after {len(head)} "
-                                      "bytes", vendor=self.vendor, operation=operation) from None
-                return bytes(head)
+                return read_head(body, limit)
         raise BadResponse(f"too many redirects for {path}", vendor=self.vendor,
                           operation=operation)
 

@@ -22,11 +22,10 @@ import requests
 from crownguard.engine import (
     Auth,
     BadResponse,
-    BodyStream,
     NotFoundError,
     OAuth2ClientCredentials,
-    TransportError,
     VendorClient,
+    read_head,
 )
 
 MAX_SESSION_PAGE_SIZE = 50
@@ -134,22 +133,8 @@ class IncydrClient(VendorClient):
                     continue
                 if not 200 <= response.status_code < 300:
                     raise self.error_for(response, operation)
-                return self._head(body, limit, operation)
+                return read_head(body, limit)
 
-    def _head(self, body: BodyStream, limit: int, operation: str) -> bytes:
-        parts: list[bytes] = []
-        got = 0
-        try:
-            for chunk in body.chunks(min(limit, 64 * 1024) or 1):
-                parts.append(chunk[:limit - got])
-                got += len(parts[-1])
-                if got >= limit:
-                    break  # leaving the stream closes the connection: nothing more is read
-        except requests.RequestException:
-            raise self._redacted(TransportError(
-                f"the download broke off after {got} bytes", vendor=self.vendor,
-                operation=operation, status=body.response.status_code)) from None
-        return b"".join(parts)
 
     # sessions and alerts --------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ from crownguard.engine import (
     TransportError,
     VendorClient,
     VendorError,
+    read_head,
 )
 
 REGISTRY = "api/2.0/mlflow"
@@ -219,18 +220,8 @@ class MlflowRegistryClient(VendorClient):
 
     def read_model_file_head(self, path: str, limit: int, operation: str) -> bytes:
         """The first `limit` bytes of one artifact file, streamed: the rest is never read."""
-        head = bytearray()
         with self._artifact_stream(path, operation) as body:
-            try:
-                for chunk in body.chunks(min(CHUNK_BYTES, max(limit, 1))):
-                    head += chunk[:limit - len(head)]
-                    if len(head) >= limit:
-                        break
-            except requests.RequestException:
-                raise self._redacted(TransportError(
-                    f"the download broke off after {len(head)} bytes", vendor=self.vendor,
-                    operation=operation, status=body.response.status_code)) from None
-        return bytes(head)
+            return read_head(body, limit)
 
     @contextmanager
     def _artifact_stream(self, path: str, operation: str) -> Iterator[BodyStream]:
