@@ -77,7 +77,8 @@ class Background:
         self.triage = cast(Triage, _OneAtATime(triage))
         self.metrics = metrics
         # Runs ended, step durations and vendor errors of every run this process drives.
-        self.observe = RunMetrics(metrics, lambda name: triage.router.playbooks.get(name))
+        self.observe = RunMetrics(metrics, lambda name: triage.router.playbooks.get(name),
+                                  lambda run_id: journal.get_run(run_id).playbook)
         self.config_path = config_path
         self.workers = workers
         self.tick = tick

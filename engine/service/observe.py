@@ -31,13 +31,16 @@ def _at(text: Any) -> datetime | None:
 
 
 class RunMetrics:
-    """An `on_event` sink; `playbook(name)` finds the playbook a run_started event names."""
+    """An `on_event` sink; `playbook(name)` finds a playbook by name, `name_of(run_id)` the
+    playbook of a run first seen resumed (by the timer, an answer), not started here."""
 
-    def __init__(self, metrics: ServiceMetrics, playbook: Callable[[str], Playbook | None]):
-        self.metrics, self.playbook = metrics, playbook
+    def __init__(self, metrics: ServiceMetrics, playbook: Callable[[str], Playbook | None],
+                 name_of: Callable[[str], str | None] = lambda run_id: None):
+        self.metrics, self.playbook, self.name_of = metrics, playbook, name_of
         self._lock = threading.Lock()
         self._runs: dict[str, Playbook | None] = {}
-        self._started: dict[tuple[str, str, Any], datetime] = {}
+        # (run, step) -> when it (its first item, for a for_each) was first started
+        self._started: dict[tuple[str, str], datetime] = {}
 
     def __call__(self, event: dict[str, Any]) -> None:
         try:
@@ -53,21 +56,20 @@ class RunMetrics:
     def _observe(self, event: dict[str, Any]) -> None:
         kind, run_id = event.get("type"), str(event.get("run_id"))
         with self._lock:
-            if kind == EventType.RUN_STARTED and run_id not in self._runs:
-                self._runs[run_id] = self.playbook(str(event.get("playbook")))
-            elif kind == EventType.STEP_STARTED:
+            if run_id not in self._runs:
+                name = (str(event.get("playbook")) if kind == EventType.RUN_STARTED
+                        else self.name_of(run_id))
+                self._runs[run_id] = self.playbook(name) if name else None
+            if kind == EventType.STEP_STARTED:
                 at = _at(event.get("at"))
                 if at is not None and len(self._started) < MAX_OPEN:
-                    self._started.setdefault((run_id, str(event.get("step")),
-                                              event.get("item")), at)
+                    self._started.setdefault((run_id, str(event.get("step"))), at)
             elif kind in (EventType.STEP_SUCCEEDED, EventType.STEP_FAILED):
                 step = str(event.get("step"))
-                began = [key for key in self._started if key[0] == run_id and key[1] == step]
-                ended = _at(event.get("at"))
-                starts = [self._started.pop(key) for key in began]
-                if starts and ended is not None:
+                began, ended = self._started.pop((run_id, step), None), _at(event.get("at"))
+                if began is not None and ended is not None:
                     self.metrics.step_seconds.labels(action=self._action(run_id, step)).observe(
-                        max(0.0, (ended - min(starts)).total_seconds()))
+                        max(0.0, (ended - began).total_seconds()))
             elif kind == EventType.ATTEMPT_FAILED:
                 action = self._action(run_id, event.get("step"))
                 vendor = action.split(".", 1)[0]
@@ -79,9 +81,9 @@ class RunMetrics:
                 name = playbook.name if playbook is not None else "unknown"
                 self.metrics.runs_ended.labels(playbook=name,
                                                status=str(event.get("status"))).inc()
-                if str(event.get("status")) != "waiting":
-                    self._runs.pop(run_id, None)
-                    for key in [k for k in self._started if k[0] == run_id]:
-                        del self._started[key]
+                # run_finished comes once, at the end (a waiting run has none yet).
+                self._runs.pop(run_id, None)
+                for key in [k for k in self._started if k[0] == run_id]:  # cancelled steps
+                    del self._started[key]
                 if len(self._runs) > MAX_OPEN:  # waiting runs resumed by another process
                     self._runs.pop(next(iter(self._runs)))

@@ -76,3 +76,18 @@ def test_a_broken_playbook_lookup_never_fails_a_run(tmp_path: Path) -> None:
     metrics = ServiceMetrics(lambda: {})
     record = Runner(host, Config(), on_event=RunMetrics(metrics, broken)).run(playbook, {})
     assert record["status"] == "succeeded"
+
+
+def test_a_run_first_seen_resumed_is_counted_under_its_playbook(tmp_path: Path) -> None:
+    from crownguard.engine import runs
+
+    host = PluginHost.from_entry_points()
+    waits = parse_playbook(WAITS, host.actions)
+    with SQLiteJournal(tmp_path / "j.sqlite") as journal:
+        run_id = Runner(host, journal=journal).run(waits, {})["run_id"]
+        metrics = ServiceMetrics(lambda: {})  # a new process: it never saw the run start
+        observe = RunMetrics(metrics, {"waits": waits}.get,
+                             lambda rid: journal.get_run(rid).playbook)
+        runs.answer(journal, host, run_id, "ask", "approve", by="alice", on_event=observe)
+    assert 'crownguard_runs_ended_total{playbook="waits",status="succeeded"} 1.0' \
+        in metrics.render().decode()
