@@ -17,9 +17,11 @@ service answers 200 and recorded by the background, so a click survives a kill -
 from __future__ import annotations
 
 import json
+import queue
 import sqlite3
 import threading
 from collections.abc import Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -97,26 +99,27 @@ def _gone(owner: str | None) -> bool:
 
 @dataclass
 class _Batch:
-    """One request's items, waiting for a commit."""
+    """One request's items, waiting for a commit; `future` is answered once they are."""
     source: str
     events: list[tuple[str, str]]
     accepted: list[Accepted] = field(default_factory=list)
-    error: JournalError | None = None
-    done: bool = False
     poll_cursor: tuple[str, str] | None = None  # a poller's page: its new cursor, committed
     dead: list[DeadLetter] = field(default_factory=list)  # with its dead letters
+    future: Future[list[Accepted]] = field(default_factory=Future)
 
 
 class IntakeStore:
     """The intake table on the journal's file; one connection, shared under a lock (writes
-    are short and the table small)."""
+    are short and the table small). Accepted events are written by one writer thread that
+    commits whatever requests are waiting in one transaction (group commit, `submit`)."""
 
     def __init__(self, path: str | Path, *, synchronous: str = "FULL",
                  busy_timeout: float = 30.0):
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._queue: list[_Batch] = []  # requests waiting for the next commit (`add`)
-        self._queue_lock = threading.Lock()
+        self._queue: queue.SimpleQueue[_Batch | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._writer_lock = threading.Lock()
         try:
             self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None,
                                        check_same_thread=False)
@@ -130,6 +133,11 @@ class IntakeStore:
             raise JournalError(f"cannot open the intake table in {self.path}: {exc}") from None
 
     def close(self) -> None:
+        with self._writer_lock:
+            writer, self._writer = self._writer, None
+        if writer is not None:
+            self._queue.put(None)
+            writer.join()
         with self._lock:
             self._db.close()
 
@@ -151,25 +159,51 @@ class IntakeStore:
         """Store every (event id, normalised event) of one request in one transaction;
         returns once it is on disk. An event already stored is a duplicate, not stored again.
 
-        Group commit: requests that arrive while a commit is on its way to disk are queued,
-        and the next writer commits them all in one transaction (one fsync), then each of
-        them returns. A request still returns only once its own items are committed.
-
         A poller also gives its new `poll_cursor` (name, value) and the `dead` letters of the
         page: all of it commits together, or none."""
+        return self.submit(source, events, poll_cursor=poll_cursor, dead=dead).result()
+
+    def submit(self, source: str, events: list[tuple[str, dict[str, Any]]], *,
+               poll_cursor: tuple[str, str] | None = None,
+               dead: list[DeadLetter] | None = None) -> Future[list[Accepted]]:
+        """`add` without waiting: the future gives the accepted items once they are on disk
+        (or raises JournalError). An asyncio caller awaits it with asyncio.wrap_future, so
+        no worker thread waits for the disk on its behalf.
+
+        Group commit: the writer thread takes every request queued while it was committing
+        and commits them all in one transaction (one fsync); each future is answered only
+        once its own items are committed."""
         batch = _Batch(source, [(event_id, json.dumps(event, default=str))
                                 for event_id, event in events],
                        poll_cursor=poll_cursor, dead=list(dead or []))
-        with self._queue_lock:
-            self._queue.append(batch)
-        with self._lock:
-            if not batch.done:  # no writer took it along: commit everything queued
-                with self._queue_lock:
-                    batches, self._queue = self._queue, []
+        with self._writer_lock:
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write_loop, daemon=True,
+                                                name="crownguard-intake-writer")
+                self._writer.start()
+            self._queue.put(batch)
+        return batch.future
+
+    def _write_loop(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batches = [first]
+            stop = False
+            while True:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                batches.append(more)
+            with self._lock:
                 self._commit(batches)
-        if batch.error is not None:
-            raise batch.error
-        return batch.accepted
+            if stop:
+                return
 
     def _commit(self, batches: list[_Batch]) -> None:
         """Called with the lock held: one transaction for every queued request."""
@@ -205,10 +239,15 @@ class IntakeStore:
         except sqlite3.Error as exc:
             error = JournalError(f"intake table in {self.path}: {exc}")
             for batch in batches:
-                batch.error, batch.accepted = error, []
-        finally:
+                batch.future.set_exception(error)
+            return
+        except BaseException as exc:  # not a database error: still answer every waiter
             for batch in batches:
-                batch.done = True
+                batch.future.set_exception(JournalError(f"intake table in {self.path}: "
+                                                        f"{type(exc).__name__}: {exc}"))
+            return
+        for batch in batches:
+            batch.future.set_result(batch.accepted)
 
     def take(self, limit: int) -> list[IntakeItem]:
         """Up to `limit` pending items (oldest first), marked started by this process; items

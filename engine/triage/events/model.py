@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jsonschema
+import jsonschema_rs
 
 from ...errors import EventError, Problem
 
@@ -295,8 +296,25 @@ def _validator() -> jsonschema.protocols.Validator:
                                            format_checker=jsonschema.FormatChecker())
 
 
+@lru_cache(maxsize=1)
+def _fast_validator() -> Any:
+    """The same schema compiled by jsonschema-rs (Rust): about 100 times faster than the
+    Python validator, which was nine tenths of taking an event in. It is only ever trusted
+    to say "valid": it checks formats strictly (date-time, email) where the Python one is
+    lenient, so a "no" is asked again of the Python validator, which alone decides and names
+    the fields. None if it cannot compile the schema (then the Python one does it all)."""
+    try:
+        return jsonschema_rs.validator_for(inline_local_refs(event_schema()),
+                                           validate_formats=True)
+    except Exception:  # pragma: no cover - a schema construct the Rust crate lacks
+        return None
+
+
 def validate_event_dict(data: Any, origin: str = "event") -> None:
     """Raise EventError naming every field of `data` that breaks event-v1.json."""
+    fast = _fast_validator()
+    if fast is not None and fast.is_valid(data):
+        return
     errors = sorted(_validator().iter_errors(data), key=lambda e: list(e.absolute_path))
     if not errors:
         return
