@@ -28,6 +28,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from ..errors import JournalError
 from ..journal.base import ProcessIdentity, utc_now
 
@@ -80,6 +82,18 @@ class DeadLetter:
 class Accepted:
     event_id: str
     duplicate: bool
+
+
+_ORJSON = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def _dumps(event: dict[str, Any]) -> str:
+    """An event as stored: orjson (a tenth of the json module's time), the json module for
+    what orjson refuses (integers past 64 bits, keys that are not strings)."""
+    try:
+        return orjson.dumps(event, default=str, option=_ORJSON).decode()
+    except (orjson.JSONEncodeError, TypeError):
+        return json.dumps(event, default=str)
 
 
 def _owner() -> str:
@@ -173,8 +187,7 @@ class IntakeStore:
         Group commit: the writer thread takes every request queued while it was committing
         and commits them all in one transaction (one fsync); each future is answered only
         once its own items are committed."""
-        batch = _Batch(source, [(event_id, json.dumps(event, default=str))
-                                for event_id, event in events],
+        batch = _Batch(source, [(event_id, _dumps(event)) for event_id, event in events],
                        poll_cursor=poll_cursor, dead=list(dead or []))
         with self._writer_lock:
             if self._writer is None:
