@@ -19,6 +19,7 @@ from crownguard.engine.service.app import build_app
 from crownguard.engine.service.console.sessions import SessionStore
 from crownguard.engine.service.console.views import graph_view, time_left, when
 from crownguard.engine.service.service import Options, Service
+from crownguard.engine.service.settings import Role
 
 XSS_NAME = "<script>alert('pwned')</script>.safetensors"
 
@@ -365,21 +366,79 @@ def test_time_left_reads_like_a_person_would_say_it() -> None:
 
 def test_a_flood_of_sign_in_pages_signs_nobody_out(app: Any) -> None:
     client = signed_in(app, "siem-reader")
-    app.state.console.visitors._limit = 5
-    for _ in range(20):
-        assert TestClient(app, base_url="http://127.0.0.1").get("/ui/login").status_code == 200
-    assert len(app.state.console.visitors) == 5
-    assert client.get("/ui/runs", follow_redirects=False).status_code == 200
+    store = app.state.console.sessions
+    saved, store._limit = store._limit, 5
+    try:
+        for _ in range(20):
+            assert TestClient(app, base_url="http://127.0.0.1").get("/ui/login"
+                                                                     ).status_code == 200
+        assert store.count(signed_in=False) <= 5
+        assert client.get("/ui/runs", follow_redirects=False).status_code == 200
+    finally:
+        store._limit = saved
 
 
-def test_the_session_store_forgets_idle_and_excess_sessions() -> None:
-    store = SessionStore(idle_seconds=0.0, limit=3)
-    gone = store.new("a")
+def test_the_session_store_forgets_idle_and_excess_sessions(tmp_path: Any) -> None:
+    store = SessionStore(tmp_path / "j.sqlite", idle_seconds=-1.0, limit=3)
+    gone = store.new("a", Role.VIEWER)
     assert store.get(gone.id) is None
-    store = SessionStore(limit=3)
-    first = [store.new() for _ in range(3)]
-    store.new()
-    assert store.get(first[0].id) is None and len(store) == 3
+    store = SessionStore(tmp_path / "j.sqlite", max_age=-1.0)
+    assert store.get(store.new("a", Role.VIEWER).id) is None
+    store = SessionStore(tmp_path / "j.sqlite", limit=3)
+    first = [store.new(f"p{n}", Role.VIEWER) for n in range(3)]
+    store.new("p3", Role.VIEWER)
+    assert store.get(first[0].id) is None and store.count(signed_in=True) == 3
+    assert store.get(first[2].id) is not None
+
+
+def test_sessions_are_stored_hashed_and_shared_through_the_journal(tmp_path: Any) -> None:
+    one, other = SessionStore(tmp_path / "j.sqlite"), SessionStore(tmp_path / "j.sqlite")
+    session = one.new("alice@corp.example", Role.APPROVER)
+    session.notice("ok", "Approved 'ask'")
+    seen = other.get(session.id)  # another process on the same journal
+    assert seen is not None and (seen.name, seen.role) == ("alice@corp.example", Role.APPROVER)
+    assert seen.csrf == session.csrf and seen.take_notices() == [("ok", "Approved 'ask'")]
+    assert session.take_notices() == []  # shown once, wherever
+    import sqlite3
+    stored = sqlite3.connect(tmp_path / "j.sqlite").execute(
+        "SELECT id_sha256 FROM console_sessions").fetchall()
+    assert stored and all(session.id not in row[0] for row in stored)
+    other.drop(session.id)
+    assert one.get(session.id) is None
+
+
+def test_a_session_outlives_a_restart_and_sign_out_deletes_it(
+        service_files: dict[str, Any], tmp_path: Any) -> None:
+    saved = dict(os.environ)
+    os.environ.update(service_files["env"])
+    journal = str(tmp_path / "j.sqlite")
+
+    def started() -> Service:
+        return Service.start(PluginHost.from_entry_points(), Options(
+            str(service_files["config"]), str(service_files["policy"]), journal))
+
+    try:
+        first = started()
+        client = signed_in(build_app(first), "ops-bot")
+        cookie = client.cookies.get("crownguard_session")
+        first.close()
+        second = started()  # a restart: a new process's app on the same journal
+        try:
+            again = TestClient(build_app(second), base_url="http://127.0.0.1")
+            again.cookies.set("crownguard_session", cookie, path="/ui")
+            page = again.get("/ui/runs", follow_redirects=False)
+            assert page.status_code == 200 and "ops-bot" in page.text
+            out = again.post("/ui/logout", data={"csrf": csrf_of(page.text)},
+                             follow_redirects=False)
+            assert out.status_code == 303
+            later = TestClient(build_app(second), base_url="http://127.0.0.1")
+            later.cookies.set("crownguard_session", cookie, path="/ui")
+            assert later.get("/ui/runs", follow_redirects=False).status_code == 303
+        finally:
+            second.close()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def test_templates_are_sandboxed_escaped_and_never_marked_safe() -> None:

@@ -31,7 +31,9 @@ PAST = {"approve": "approved", "reject": "rejected"}
 def mount_console(app: FastAPI, service: Service, *, secure_cookies: bool | None = None
                   ) -> Pages:
     """Add the console's routes, its static files and its refusal pages to the service's app."""
-    pages = Pages(SessionStore(), secure_cookies)
+    sessions = SessionStore(service.journal.path)
+    service._closing.callback(sessions.close)  # closed with the service's journal
+    pages = Pages(sessions, secure_cookies)
     app.state.console = pages
     app.mount("/ui/static", StaticFiles(directory=HERE / "static"), name="console-static")
 
@@ -63,7 +65,7 @@ def mount_console(app: FastAPI, service: Service, *, secure_cookies: bool | None
     def login_page(request: Request, next: str = "/ui/runs") -> HTMLResponse:
         session = pages.session(request)
         if session is None:
-            session = pages.visitors.new()
+            session = pages.sessions.new()
         response = pages.render(request, "login.html", session, csrf=session.csrf,
                                 next=_local(next), failed=False)
         pages.set_cookie(request, response, session)
