@@ -420,7 +420,7 @@ def test_a_session_outlives_a_restart_and_sign_out_deletes_it(
     try:
         first = started()
         client = signed_in(build_app(first), "ops-bot")
-        cookie = client.cookies.get("crownguard_session")
+        cookie = str(client.cookies.get("crownguard_session"))
         first.close()
         second = started()  # a restart: a new process's app on the same journal
         try:

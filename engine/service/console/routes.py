@@ -20,6 +20,7 @@ from ..problems import ServiceProblem
 from ..service import Service
 from ..settings import Role
 from .audit import audit_page
+from .desk import mount_desk
 from .pages import COOKIE, HEADERS, HERE, ConsoleRefusal, Pages, SignInFirst, back_to, form
 from .sessions import Session, SessionStore
 from .views import graph_view, playbook_names, status_counts, timeline_rows
@@ -223,6 +224,8 @@ def mount_console(app: FastAPI, service: Service, *, secure_cookies: bool | None
             return f"Started rerun {outcome.run_id[:8]}: {outcome.status}.", \
                 f"/ui/runs/{outcome.run_id}"
         return await act(request, run_id, Role.RESPONDER, "Rerun", call)
+
+    mount_desk(app, service, pages)  # intake and access requests
 
     # --- audit and playbooks ----------------------------------------------------------------
 
