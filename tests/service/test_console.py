@@ -292,12 +292,52 @@ def test_the_runs_page_filters_counts_and_pages(app: Any, start_run: Any) -> Non
         start_run("short-wait")
     client = signed_in(app, "siem-reader")
     page = client.get("/ui/runs?status=waiting&playbook=short-wait").text
-    assert re.search(r'st-waiting" href="[^"]+" aria-current="true">waiting <span class="count">'
-                     r'(\d+)', page)
+    assert re.search(r'st-waiting" data-status="waiting" href="[^"]+" aria-current="true">'
+                     r'waiting <span class="count">(\d+)', page)
     assert "contain-after-approval</td>" not in page
     listed = page.count('class="run-link"')
     assert listed >= 3 and page.count('data-expires="20') >= 3
     assert client.get("/ui/runs?status=bogus").status_code == 400
+
+
+def test_the_runs_page_filters_by_person_and_time(app: Any, service: Service,
+                                                  start_run: Any) -> None:
+    mine, other = start_run("short-wait"), start_run("short-wait")
+    actor = service.journal.get_run(mine).inputs["event"]["actor"]["email"]
+    client = signed_in(app, "siem-reader")
+
+    def listed(query: str) -> list[str]:
+        page = client.get(f"/ui/runs?{query}")
+        assert page.status_code == 200, page.text
+        return re.findall(r'class="run-link" href="/ui/runs/([0-9a-f]+)"', page.text)
+
+    assert listed(f"person={actor.upper()}") == [mine]
+    count = client.get(f"/ui/runs?person={actor}").text
+    assert re.search(r'data-status="waiting" href="[^"]+"[^>]*>waiting <span class="count">1<',
+                     count)
+    made = service.journal.get_run(other).created_at
+    assert listed(f"playbook=short-wait&since={made}")[-1] == other
+    assert mine not in listed(f"since={made}")
+    assert other not in listed(f"until={made}") and mine in listed(f"until={made}")
+    assert listed("since=2999-01-01") == []
+    assert listed("until=2000-01-01T00:00") == []
+    bad = client.get("/ui/runs?since=yesterday")
+    assert bad.status_code == 400 and "from: not a date or time" in bad.text
+
+
+def test_the_runs_page_finds_who_answered_or_cancelled(app: Any, start_run: Any) -> None:
+    answered, cancelled = start_run(), start_run()
+    alice = signed_in(app, "alice@corp.example")
+    page = alice.get(f"/ui/runs/{answered}").text
+    alice.post(f"/ui/runs/{answered}/steps/ask/answer", data={"csrf": csrf_of(page),
+                                                             "decision": "approve"})
+    ops = signed_in(app, "ops-bot")
+    page = ops.get(f"/ui/runs/{cancelled}").text
+    ops.post(f"/ui/runs/{cancelled}/cancel", data={"csrf": csrf_of(page)})
+    found = ops.get("/ui/runs?person=alice@corp.example").text
+    assert answered in found and cancelled not in found
+    found = ops.get("/ui/runs?person=ops-bot").text
+    assert cancelled in found and answered not in found
 
 
 def test_the_runs_page_pages_newest_first(app: Any, start_run: Any,

@@ -16,14 +16,14 @@ from ... import runs
 from ...approvers import refusal
 from ...errors import CrownguardError, UnknownRun
 from ...kinds import ENDED, RERUNNABLE, RunKind, RunStatus
-from ..problems import ServiceProblem
 from ..service import Service
 from ..settings import Role
 from .audit import audit_page
 from .desk import mount_desk
 from .pages import COOKIE, HEADERS, HERE, ConsoleRefusal, Pages, SignInFirst, back_to, form
+from .runlist import RunFilter, RunList
 from .sessions import Session, SessionStore
-from .views import graph_view, playbook_names, status_counts, timeline_rows
+from .views import graph_view, timeline_rows
 
 PAGE = 50
 PAST = {"approve": "approved", "reject": "rejected"}
@@ -35,6 +35,8 @@ def mount_console(app: FastAPI, service: Service, *, secure_cookies: bool | None
     sessions = SessionStore(service.journal.path)
     service._closing.callback(sessions.close)  # closed with the service's journal
     pages = Pages(sessions, secure_cookies)
+    listing = RunList(service.journal.path)
+    service._closing.callback(listing.close)
     app.state.console = pages
     app.mount("/ui/static", StaticFiles(directory=HERE / "static"), name="console-static")
 
@@ -101,15 +103,11 @@ def mount_console(app: FastAPI, service: Service, *, secure_cookies: bool | None
     # --- runs -------------------------------------------------------------------------------
 
     @app.get("/ui/runs", include_in_schema=False)
-    def runs_page(request: Request, status: str = "", playbook: str = "",
-                  cursor: str = "") -> HTMLResponse:
+    def runs_page(request: Request, status: str = "", playbook: str = "", person: str = "",
+                  since: str = "", until: str = "", cursor: str = "") -> HTMLResponse:
         session = pages.signed_in(request)
-        try:
-            found, following = service.listing.page(status=status or None,
-                                                    playbook=playbook or None, limit=PAGE,
-                                                    cursor=cursor or None)
-        except ServiceProblem as exc:
-            raise ConsoleRefusal(400, "Bad filter", exc.message) from None
+        filters = RunFilter.from_form(status, playbook, person, since, until)
+        found, following = listing.page(filters, PAGE, cursor or None)
         waits: dict[str, list[Any]] = {}
         for run in found:
             if run.status == RunStatus.WAITING:
@@ -118,12 +116,13 @@ def mount_console(app: FastAPI, service: Service, *, secure_cookies: bool | None
                                                   run.run_id).waiting
                 except CrownguardError:
                     waits[run.run_id] = []
+        shown = {"status": status, "playbook": playbook, "person": person, "since": since,
+                 "until": until}
         return pages.render(
             request, "runs.html", session, runs=found, waits=waits, next_cursor=following,
-            status=status, playbook=playbook, cursor=cursor, statuses=[str(s) for s in RunStatus],
-            counts=status_counts(service.journal.path, playbook or None),
-            playbooks=sorted(set(playbook_names(service.journal.path))
-                             | set(service.triage.router.playbooks)))
+            cursor=cursor, statuses=[str(s) for s in RunStatus], counts=listing.counts(filters),
+            filtered=any(shown.values()), shown=shown, **shown,
+            playbooks=sorted(set(listing.playbooks()) | set(service.triage.router.playbooks)))
 
     @app.get("/ui/runs/{run_id}", include_in_schema=False)
     def run_page(request: Request, run_id: str) -> HTMLResponse:

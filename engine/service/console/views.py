@@ -5,11 +5,8 @@ templates only place it (and escape it)."""
 from __future__ import annotations
 
 import json
-import sqlite3
-from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import networkx as nx
@@ -129,22 +126,3 @@ def timeline_rows(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _brief(value: Any, limit: int = 160) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True)
     return text if len(text) <= limit else text[:limit - 1] + "…"
-
-
-def status_counts(journal: Path, playbook: str | None) -> dict[str, int]:
-    """How many runs have each status (of one playbook's, when given), from the journal's
-    runs table, read-only."""
-    with closing(_read_only(journal)) as db:
-        rows = db.execute("SELECT status, COUNT(*) FROM runs WHERE (?1 IS NULL OR "
-                          "playbook = ?1) GROUP BY status", (playbook,)).fetchall()
-    return {str(status): int(count) for status, count in rows}
-
-
-def playbook_names(journal: Path) -> list[str]:
-    """The names of the playbooks the journal has runs of."""
-    with closing(_read_only(journal)) as db:
-        return [str(r[0]) for r in db.execute("SELECT DISTINCT playbook FROM runs ORDER BY 1")]
-
-
-def _read_only(journal: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"{journal.absolute().as_uri()}?mode=ro", uri=True, timeout=30)
