@@ -239,11 +239,18 @@ def test_a_responder_undoes_an_approved_run(
     assert okta.status_of(email) == "SUSPENDED"
     client = signed_in(app, "ops-bot")
     page = client.get(f"/ui/runs/{run_id}")
+    changes = page.text[page.text.index('id="h-changes"'):page.text.index('id="h-controls"')]
+    assert "<code>okta.suspend_user</code>" in changes and "<td>yes</td>" in changes
+    assert f"<code>okta.unsuspend_user</code> <span class=\"hint\">user={email}" in changes
     undone = client.post(f"/ui/runs/{run_id}/undo", data={"csrf": csrf_of(page.text)})
     assert undone.status_code == 200 and "(1 undo calls)" in undone.text
     assert f"undo of <a href=\"/ui/runs/{run_id}\"" in undone.text
     assert 'class="node st-succeeded" data-step="undo_suspend"' in undone.text
     assert okta.status_of(email) == "ACTIVE"
+    original = client.get(f"/ui/runs/{run_id}").text
+    who = original[original.index('id="h-who"'):original.index('id="h-event"')]
+    assert "Undone by" in original and "was started by <strong>ops-bot</strong>" in who
+    assert "<strong>ops-bot</strong> cancelled the run" not in who  # it had ended: no cancel
 
 
 def test_a_post_without_the_csrf_token_is_refused(
@@ -281,8 +288,11 @@ def test_a_responder_cancels_then_reruns(app: Any, start_run: Any) -> None:
     done = client.post(f"/ui/runs/{run_id}/cancel", data={"csrf": csrf_of(page.text),
                                                           "reason": "false positive"})
     assert "Cancelled the run." in done.text and "<strong>ops-bot</strong> cancelled" in done.text
+    assert "cancelled the run: “false positive”" in done.text
     again = client.post(f"/ui/runs/{run_id}/rerun", data={"csrf": csrf_of(done.text)})
     assert "Started rerun" in again.text and f"rerun of <a href=\"/ui/runs/{run_id}\"" in again.text
+    rerun_of = client.get(f"/ui/runs/{run_id}").text
+    assert "Run again as <a href=\"/ui/runs/" in rerun_of
     ended = client.post(f"/ui/runs/{run_id}/cancel", data={"csrf": csrf_of(done.text)})
     assert ended.status_code == 200 and "Cancel: run" in ended.text  # refused, shown
 

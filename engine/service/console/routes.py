@@ -23,7 +23,7 @@ from .desk import mount_desk
 from .pages import COOKIE, HEADERS, HERE, ConsoleRefusal, Pages, SignInFirst, back_to, form
 from .runlist import RunFilter, RunList
 from .sessions import Session, SessionStore
-from .views import graph_view, timeline_rows
+from .views import changes_made, graph_view, timeline_rows, who_acted
 
 PAGE = 50
 PAST = {"approve": "approved", "reject": "rejected"}
@@ -116,8 +116,8 @@ def mount_console(app: FastAPI, service: Service, *, secure_cookies: bool | None
                                                   run.run_id).waiting
                 except CrownguardError:
                     waits[run.run_id] = []
-        shown = {"status": status, "playbook": playbook, "person": person, "since": since,
-                 "until": until}
+        shown: dict[str, Any] = {"status": status, "playbook": playbook, "person": person,
+                                 "since": since, "until": until}
         return pages.render(
             request, "runs.html", session, runs=found, waits=waits, next_cursor=following,
             cursor=cursor, statuses=[str(s) for s in RunStatus], counts=listing.counts(filters),
@@ -143,11 +143,18 @@ def mount_console(app: FastAPI, service: Service, *, secure_cookies: bool | None
             request, "run.html", session, run=run, record=detail.record, playbook=playbook,
             graph=graph_view(playbook, statuses), waiting=waiting,
             timeline=timeline_rows(detail.events), approvals=detail.approvals,
-            actions=runs.operator_actions(detail.events), event=inputs.get("event") or {},
+            actions=who_acted(detail.events), event=inputs.get("event") or {},
             risk=inputs.get("risk") or {}, csrf=session.csrf,
             can_cancel=run.status not in ENDED,
             can_rerun=run.status in RERUNNABLE and run.kind != RunKind.UNDO,
-            can_undo=run.kind != RunKind.UNDO)
+            can_undo=run.kind != RunKind.UNDO,
+            changes=changes_made(playbook, detail.events, service.host),
+            undone_by=[{"run_id": u.run_id, "status": u.status, "created_at": u.created_at,
+                        "by": next((a["by"] for a in who_acted(service.journal.events(u.run_id))
+                                    if a["action"] == "started"), None)}
+                       for u in service.journal.list_runs(kind=RunKind.UNDO,
+                                                          parent_run_id=run.run_id)],
+            reruns=service.journal.list_runs(kind=RunKind.RERUN, parent_run_id=run.run_id))
 
     @app.get("/ui/runs/{run_id}/state.json", include_in_schema=False)
     def run_state(request: Request, run_id: str) -> JSONResponse:
