@@ -372,15 +372,88 @@ def test_the_audit_page_filters_and_verifies(app: Any, start_run: Any) -> None:
     client = signed_in(app, "siem-reader")
     page = client.get(f"/ui/audit?run={run_id[:8]}&kind=event").text
     assert "step_waiting" in page and "run_created" not in page
+    assert "Intact" not in page
     checked = client.get("/ui/audit?verify=1").text
     assert "Intact: no entry edited" in checked
     assert client.get("/ui/audit?since_seq=x").status_code == 400
+
+
+def test_the_audit_page_filters_by_who_and_time(app: Any, service: Service,
+                                                start_run: Any) -> None:
+    run_id = start_run()
+    client = signed_in(app, "alice@corp.example")
+    page = client.get(f"/ui/runs/{run_id}").text
+    client.post(f"/ui/runs/{run_id}/steps/ask/answer", data={"csrf": csrf_of(page),
+                                                            "decision": "approve"})
+    shown = client.get(f"/ui/audit?run={run_id}&by=ALICE@corp.example").text
+    types = re.findall(r"<td>(?:run|event|approval|status)</td><td>([a-z_]+)</td>", shown)
+    assert types and "step_waiting" not in types and "approval" in "".join(types)
+    created = service.journal.get_run(run_id).created_at
+    assert "run_created" not in client.get(f"/ui/audit?run={run_id}&since=2999-01-01").text
+    before = client.get(f"/ui/audit?run={run_id}&until={created}").text
+    assert "No entries match." in before
+    assert client.get("/ui/audit?until=soon").status_code == 400
+
+
+def test_the_audit_page_shows_where_the_chain_breaks(service: Service, tmp_path: Any,
+                                                     okta: Any) -> None:
+    import sqlite3
+
+    from crownguard.engine.journal import SQLiteJournal
+    from crownguard.engine.service.console.audit import AuditFilter, audit_page
+    from crownguard.engine.service.console.pages import environment
+    from crownguard.engine.service.settings import Role
+    journal = SQLiteJournal(tmp_path / "j.sqlite")
+    event = new_event()
+    okta.add_user(event["actor"]["email"])
+    Runner(service.host, service.config, journal=journal).run(
+        service.triage.router.playbooks["contain-after-approval"], event, risk={"score": 1})
+    journal.close()
+    with sqlite3.connect(tmp_path / "j.sqlite") as db:
+        db.execute("UPDATE entries SET payload = replace(payload, 'suspend?', 'nothing?') "
+                   "WHERE type = 'step_waiting'")
+        [seq] = db.execute("SELECT seq FROM entries WHERE type = 'step_waiting'").fetchone()
+    journal = SQLiteJournal(tmp_path / "j.sqlite")
+    try:
+        data = audit_page(journal, AuditFilter(), "0", True)
+        assert data["problems"] and data["problems"][0]["seq"] == seq
+        assert seq in data["broken"]
+        page = environment().get_template("audit.html").render(
+            session=None, notices=[], path="/ui/audit", Role=Role, **data)
+        assert f"it first breaks at entry {seq}" in page
+        assert f'<tr id="entry-{seq}" class="broken">' in page
+        assert f'#entry-{seq}">entry {seq}</a>' in page
+    finally:
+        journal.close()
 
 
 def test_the_playbooks_page_shows_triggers_and_graphs(app: Any) -> None:
     page = signed_in(app, "siem-reader").get("/ui/playbooks").text
     assert "contain-after-approval" in page and "event.file.is_model" in page
     assert 'data-step="suspend"' in page
+
+
+def test_the_playbooks_page_lists_the_scenarios_that_test_each(
+        app: Any, service_files: dict[str, Any]) -> None:
+    folder = service_files["policy"].parent / "scenarios"
+    folder.mkdir(exist_ok=True)
+    (folder / "routed.scenario.yaml").write_text(
+        "name: approval routes here\ndescription: the SOC is asked first\nevent: {}\n"
+        "expect: {status: waiting, playbooks: [contain-after-approval]}\n")
+    (folder / "named.scenario.yaml").write_text(
+        "name: suspends at once\nplaybook: ../suspend-now.yaml\nevent: {}\n"
+        "expect: {status: succeeded}\n")
+    (folder / "broken.scenario.yaml").write_text("name: [unclosed\n")
+    page = signed_in(app, "siem-reader").get("/ui/playbooks").text
+    sections = {m.group(1): m.group(2) for m in re.finditer(
+        r'<h2 id="pb-\d+">([a-z-]+)</h2>(.*?)</section>', page, re.S)}
+    assert "approval routes here" in sections["contain-after-approval"]
+    assert "expects waiting" in sections["contain-after-approval"]
+    assert "the SOC is asked first" in sections["contain-after-approval"]
+    assert "suspends at once" in sections["suspend-now"]
+    assert "suspends at once" not in sections["contain-after-approval"]
+    assert "No scenario beside its file names it" in sections["short-wait"]
+    assert "broken.scenario.yaml" in page and "do not load" in page
 
 
 def test_an_unknown_run_is_a_404_page(app: Any) -> None:

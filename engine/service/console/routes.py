@@ -18,10 +18,11 @@ from ...errors import CrownguardError, UnknownRun
 from ...kinds import ENDED, RERUNNABLE, RunKind, RunStatus
 from ..service import Service
 from ..settings import Role
-from .audit import audit_page
+from .audit import AuditFilter, audit_page
 from .desk import mount_desk
 from .pages import COOKIE, HEADERS, HERE, ConsoleRefusal, Pages, SignInFirst, back_to, form
 from .runlist import RunFilter, RunList
+from .scenarios import ScenarioIndex
 from .sessions import Session, SessionStore
 from .views import changes_made, graph_view, timeline_rows, who_acted
 
@@ -36,6 +37,7 @@ def mount_console(app: FastAPI, service: Service, *, secure_cookies: bool | None
     service._closing.callback(sessions.close)  # closed with the service's journal
     pages = Pages(sessions, secure_cookies)
     listing = RunList(service.journal.path)
+    scenarios = ScenarioIndex()
     service._closing.callback(listing.close)
     app.state.console = pages
     app.mount("/ui/static", StaticFiles(directory=HERE / "static"), name="console-static")
@@ -236,20 +238,23 @@ def mount_console(app: FastAPI, service: Service, *, secure_cookies: bool | None
     # --- audit and playbooks ----------------------------------------------------------------
 
     @app.get("/ui/audit", include_in_schema=False)
-    def audit(request: Request, run: str = "", kind: str = "", type: str = "",
-              since_seq: str = "0", verify: str = "") -> HTMLResponse:
+    def audit(request: Request, run: str = "", kind: str = "", type: str = "", by: str = "",
+              since: str = "", until: str = "", since_seq: str = "0",
+              verify: str = "") -> HTMLResponse:
         session = pages.signed_in(request)
+        filters = AuditFilter(run, kind, type, by, since, until)
         return pages.render(request, "audit.html", session,
-                            **audit_page(service.journal, run, kind, type, since_seq,
-                                         bool(verify)))
+                            **audit_page(service.journal, filters, since_seq, bool(verify)))
 
     @app.get("/ui/playbooks", include_in_schema=False)
     def playbooks(request: Request) -> HTMLResponse:
         session = pages.signed_in(request)
         router = service.triage.router
-        shown = [(p, graph_view(p)) for p in router.playbooks.values()]
+        shown = [(p, graph_view(p), scenarios.testing(p)) for p in router.playbooks.values()]
+        broken = {s.file: s.problem for p in router.playbooks.values()
+                  for s in scenarios.broken(p)}
         return pages.render(request, "playbooks.html", session, playbooks=shown,
-                            untriggered=list(router.untriggered))
+                            untriggered=list(router.untriggered), broken=broken)
 
     return pages
 
