@@ -245,6 +245,7 @@ def test_at_phone_width_nothing_overflows_the_page(console: Any, served: Served,
 def test_reading_works_without_javascript(browser: Any, served: Served,
                                           service_fleet: MockFleet) -> None:
     run = waiting_run(served, service_fleet)
+    rid = ask_access(served)
     context = browser.new_context(base_url=served.base, java_script_enabled=False)
     try:
         page = context.new_page()
@@ -254,6 +255,12 @@ def test_reading_works_without_javascript(browser: Any, served: Served,
         page.goto(f"/ui/runs/{run['run_id']}")
         expect(node(page, "ask")).to_have_class(re.compile(r"\bst-waiting\b"))
         expect(page.locator(".waiting time[data-expires]")).to_have_text(re.compile(r"left$"))
+        page.goto("/ui/access")
+        expect(page.locator(f'.access-request[data-request="{rid}"]')).to_contain_text(WHY)
+        page.goto("/ui/intake")
+        expect(page.get_by_role("heading", name="Dead letters")).to_be_visible()
+        page.goto(f"/ui/runs?person={run['actor']}")
+        expect(page.locator("a.run-link")).to_have_count(1)
     finally:
         context.close()
 
