@@ -19,13 +19,16 @@ from ..problems import ServiceProblem
 from .pages import ConsoleRefusal
 
 # A person is the event's actor (e-mail or id, any case), or someone who answered a step of
-# the run, started it (a rerun, an undo) or cancelled it.
+# the run, started it (a rerun, an undo) or cancelled it. Only the entries of reruns, undo
+# runs and cancelled runs are read (by the entries_by_run index), never the whole chain.
 _PERSON = """(?3 IS NULL
   OR lower(json_extract(inputs, '$.event.actor.email')) = lower(?3)
   OR json_extract(inputs, '$.event.actor.id') = ?3
   OR run_id IN (SELECT run_id FROM approvals WHERE lower(by_name) = lower(?3))
-  OR run_id IN (SELECT run_id FROM entries WHERE type IN ('run_started', 'run_cancelled')
-                AND lower(json_extract(payload, '$.by')) = lower(?3)))"""
+  OR ((kind != 'run' OR status = 'cancelled') AND EXISTS (
+        SELECT 1 FROM entries AS e WHERE e.run_id = runs.run_id
+        AND e.type IN ('run_started', 'run_cancelled')
+        AND lower(json_extract(e.payload, '$.by')) = lower(?3))))"""
 _FILTERS = f"""(?1 IS NULL OR status = ?1) AND (?2 IS NULL OR playbook = ?2) AND {_PERSON}
   AND (?4 IS NULL OR created_at >= ?4) AND (?5 IS NULL OR created_at < ?5)"""
 # Constant text throughout (every value is a parameter): no input reaches the SQL.
