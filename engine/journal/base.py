@@ -348,7 +348,7 @@ class Journal(ABC):
 
     @abstractmethod
     def next_wait_deadline(self) -> float | None:
-        """The earliest deadline of a waiting run's wait (epoch seconds); None when none has one."""
+        """The earliest deadline of an open wait (epoch seconds); None when none has one."""
 
     @abstractmethod
     def answered_waits(self, after_seq: int = 0, *, limit: int = 500

@@ -35,8 +35,8 @@ DUE = ("SELECT w.run_id, w.step_id, w.seq, w.expires_at FROM open_waits w "
        "JOIN runs r ON r.run_id = w.run_id WHERE w.expires_at <= ? AND r.status = 'waiting' "
        "AND (w.expires_at > ? OR (w.expires_at = ? AND (w.run_id > ? OR "
        "(w.run_id = ? AND w.step_id > ?)))) ORDER BY w.expires_at, w.run_id, w.step_id LIMIT ?")
-NEXT = ("SELECT w.expires_at FROM open_waits w JOIN runs r ON r.run_id = w.run_id "
-        "WHERE w.expires_at IS NOT NULL AND r.status = 'waiting' "
+# Any run's: one still being driven when it began to wait is waiting by its deadline.
+NEXT = ("SELECT w.expires_at FROM open_waits w WHERE w.expires_at IS NOT NULL "
         "ORDER BY w.expires_at LIMIT 1")
 ANSWERS = ("SELECT a.seq AS answer_seq, a.accepted, r.status, w.run_id, w.step_id, w.seq, "
            "w.expires_at FROM approvals a "
