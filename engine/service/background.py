@@ -41,24 +41,29 @@ from .timer import WaitTimer
 log = logging.getLogger("crownguard.service")
 
 
-class _OneAtATime:
-    """A Triage whose triage_event runs under a lock: its score cache and history are not
-    shared safely between threads; the runs it chooses then go on in parallel."""
+class _OnePerPerson:
+    """A Triage whose triage_event runs one at a time per person (the event's actor): a
+    person's score reads their risk history and then records the event in it, so two of one
+    person's events must not interleave (the second would miss the first's volume and
+    violation); different people's events go on side by side. Locks are striped by person, so
+    their number stays fixed however many people the feed brings.
+
+    The claim needs no lock of ours: the dedupe store claims in one transaction (SQLite's
+    BEGIN IMMEDIATE, PostgreSQL's row lock), correct across threads and processes alike."""
+
+    STRIPES = 64
 
     def __init__(self, triage: Triage):
         self._triage = triage
-        self._lock = threading.Lock()
+        self._stripes = [threading.Lock() for _ in range(self.STRIPES)]
 
-    def triage_event(self, *args: Any, **kwargs: Any) -> Any:
-        with self._lock:
-            return self._triage.triage_event(*args, **kwargs)
-
-    def claim(self, *args: Any, **kwargs: Any) -> Any:
-        with self._lock:
-            return self._triage.claim(*args, **kwargs)
+    def triage_event(self, event: Any, *args: Any, **kwargs: Any) -> Any:
+        person = getattr(getattr(event, "actor", None), "email", None)
+        with self._stripes[hash(person) % self.STRIPES]:
+            return self._triage.triage_event(event, *args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
-        # The rest (its router, whose dedupe store is thread-safe) is the Triage's own.
+        # The rest (claim, its router, whose dedupe store is thread-safe) is the Triage's own.
         return getattr(self._triage, name)
 
 
@@ -81,7 +86,7 @@ class Background:
                  triage: Triage, metrics: ServiceMetrics, *, config_path: str | None,
                  workers: int, tick: float, locks: RunLocks | None = None):
         self.store, self.journal, self.host, self.config = store, journal, host, config
-        self.triage = cast(Triage, _OneAtATime(triage))
+        self.triage = cast(Triage, _OnePerPerson(triage))
         self.metrics = metrics
         # Runs ended, step durations and vendor errors of every run this process drives.
         self.observe = RunMetrics(metrics, lambda name: triage.router.playbooks.get(name),
