@@ -57,8 +57,25 @@ from .sqlite_schema import (
     resume_failure_of,
     run_status,
 )
+from .waits import (
+    ANSWERS,
+    DUE,
+    NEXT,
+    OF_RUN,
+    OpenWait,
+    answered,
+    due_args,
+    open_wait_of,
+    wait_change,
+)
 
 Row = dict[str, Any]
+
+
+def _pg(sql: str) -> str:
+    """A statement shared with SQLite (`?` placeholders) in psycopg's style."""
+    return sql.replace("?", "%s")
+
 PAGE = 1000  # entries() reads the chain in pages of this many, holding no connection between
 _RUN_ROW = {"": "SELECT * FROM runs WHERE run_id = %s",
             "FOR UPDATE": "SELECT * FROM runs WHERE run_id = %s FOR UPDATE",
@@ -261,6 +278,7 @@ class PostgresJournal(Journal):
             status = finished or (RunStatus.CANCELLED if kind == EventType.RUN_CANCELLED
                                   else RunStatus(row["status"]))
             self._hold(conn, run_id, self._lease(status), status=status, updated_at=at)
+            self._track_wait(conn, kind, event, run_id, seq)
         return seq
 
     def set_status(self, run_id: str, status: RunStatus | str, *, reason: str | None = None
@@ -416,6 +434,33 @@ class PostgresJournal(Journal):
     def approvals(self, run_id: str) -> list[Approval]:
         rows = self._select("SELECT * FROM approvals WHERE run_id = %s ORDER BY seq", (run_id,))
         return [approval_of(row) for row in rows]
+
+    # open waits (see `waits`) ------------------------------------------------------------------
+
+    @staticmethod
+    def _track_wait(conn: Any, kind: EventType, event: dict[str, Any], run_id: str,
+                    seq: int) -> None:
+        """Open or close the event's wait, in the event's own transaction."""
+        change = wait_change(kind, event)
+        if change is not None:
+            for sql, args in change.statements(run_id, seq):
+                conn.execute(_pg(sql), args)
+
+    def open_waits(self, run_id: str) -> list[OpenWait]:
+        return [open_wait_of(row) for row in self._select(_pg(OF_RUN), (run_id,))]
+
+    def due_waits(self, now: float, *, after: OpenWait | None = None, limit: int = 500
+                  ) -> list[OpenWait]:
+        return [open_wait_of(row) for row in self._select(_pg(DUE),
+                                                          due_args(now, after, limit))]
+
+    def next_wait_deadline(self) -> float | None:
+        rows = self._select(_pg(NEXT))
+        return float(rows[0]["expires_at"]) if rows else None
+
+    def answered_waits(self, after_seq: int = 0, *, limit: int = 500
+                       ) -> tuple[list[OpenWait], int]:
+        return answered(self._select(_pg(ANSWERS), (int(after_seq), int(limit))), after_seq)
 
     # audit -------------------------------------------------------------------------------------
 

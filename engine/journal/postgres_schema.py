@@ -59,6 +59,26 @@ CREATE TABLE resume_failures (
 CREATE TABLE dedupe_starts (
     key TEXT COLLATE "C" PRIMARY KEY, at DOUBLE PRECISION NOT NULL, run_id TEXT COLLATE "C");
 """,
+    # The open waits and their deadlines (see `waits`), filled from the chain: the latest
+    # step_waiting of each step of a run not ended, with no end of that step or run after it.
+    2: """
+CREATE TABLE open_waits (
+    run_id TEXT COLLATE "C" NOT NULL, step_id TEXT COLLATE "C" NOT NULL, seq BIGINT NOT NULL,
+    expires_at DOUBLE PRECISION, PRIMARY KEY (run_id, step_id));
+CREATE INDEX open_waits_by_deadline ON open_waits (expires_at);
+INSERT INTO open_waits (run_id, step_id, seq, expires_at)
+SELECT DISTINCT ON (e.run_id, e.payload::jsonb->>'step') e.run_id, e.payload::jsonb->>'step',
+       e.seq, CASE WHEN coalesce(e.payload::jsonb->>'expires_at', '') = '' THEN NULL ELSE
+       extract(epoch FROM (e.payload::jsonb->>'expires_at')::timestamptz) END
+FROM entries e JOIN runs r ON r.run_id = e.run_id
+WHERE r.status NOT IN ('succeeded', 'failed', 'cancelled') AND e.kind = 'event'
+  AND e.type = 'step_waiting' AND e.payload::jsonb->>'step' IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM entries t WHERE t.run_id = e.run_id AND t.seq > e.seq
+                  AND t.kind = 'event' AND (t.type IN ('run_finished', 'run_cancelled') OR
+                  (t.type IN ('step_succeeded', 'step_failed', 'step_skipped')
+                   AND t.payload::jsonb->>'step' = e.payload::jsonb->>'step')))
+ORDER BY e.run_id, e.payload::jsonb->>'step', e.seq DESC;
+""",
 }
 PG_SCHEMA_VERSION = max(_MIGRATIONS)
 _VERSIONS = """

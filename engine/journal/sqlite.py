@@ -45,6 +45,7 @@ from .base import (
 from .export import write_jsonl
 from .sqlite_access import SQLiteAccessEntries
 from .sqlite_schema import (
+    OPEN_WAITS,
     RESUME_FAILURES,
     SCHEMA,
     SCHEMA_2,
@@ -62,10 +63,11 @@ from .sqlite_schema import (
     wal_pending,
 )
 from .sqlite_verify import verify_file
+from .sqlite_waits import SQLiteOpenWaits
 
 # the SQLite journal ----------------------------------------------------------------------------
 
-class SQLiteJournal(SQLiteAccessEntries, Journal):
+class SQLiteJournal(SQLiteAccessEntries, SQLiteOpenWaits, Journal):
     """The journal in one SQLite file (WAL): one connection per thread, short BEGIN IMMEDIATE
     write transactions (chain link and rows in one), a busy timeout to wait for other writers.
 
@@ -198,11 +200,13 @@ class SQLiteJournal(SQLiteAccessEntries, Journal):
                                    f"crownguard understands ({SCHEMA_VERSION})")
             if version < SCHEMA_VERSION:
                 # A new file gets schema 1 and then the same migrations an old one does.
-                steps = ([SCHEMA] if version < 1 else []) + [SCHEMA_2, RESUME_FAILURES]
+                steps = (([SCHEMA] if version < 1 else []) +
+                         ([SCHEMA_2, RESUME_FAILURES] if version < 2 else []) + [OPEN_WAITS])
                 for script in steps:
                     for statement in script.split(";"):
                         if statement.strip():
                             conn.execute(statement)
+                self._fill_open_waits(conn)
                 conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._tables = {row[0] for row in self._select(
             "SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -299,6 +303,7 @@ class SQLiteJournal(SQLiteAccessEntries, Journal):
             status = finished or (RunStatus.CANCELLED if kind == EventType.RUN_CANCELLED
                                   else RunStatus(row["status"]))
             self._hold(conn, run_id, self._lease(status), status=status, updated_at=at)
+            self._track_wait(conn, kind, event, run_id, seq)
         return seq
 
     def set_status(self, run_id: str, status: RunStatus | str, *, reason: str | None = None

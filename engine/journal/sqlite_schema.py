@@ -53,6 +53,13 @@ CREATE TABLE IF NOT EXISTS resume_failures (
     run_id TEXT PRIMARY KEY, kind TEXT NOT NULL, reason TEXT NOT NULL, count INTEGER NOT NULL,
     first_at TEXT NOT NULL, last_at TEXT NOT NULL);
 """
+# Schema 2 -> 3: the open waits and their deadlines (see `waits`), filled from the chain.
+OPEN_WAITS = """
+CREATE TABLE IF NOT EXISTS open_waits (
+    run_id TEXT NOT NULL, step_id TEXT NOT NULL, seq INTEGER NOT NULL, expires_at REAL,
+    PRIMARY KEY (run_id, step_id));
+CREATE INDEX IF NOT EXISTS open_waits_by_deadline ON open_waits (expires_at);
+"""
 
 
 # Rows of any journal: sqlite3.Row or a PostgreSQL dict row.

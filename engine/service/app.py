@@ -410,7 +410,7 @@ def build_app(service: Service) -> FastAPI:
               responses=_errors(400, 404, 409, *_AUTHENTICATED))
     def answer(run_id: str, step_id: str, body: AnswerBody, who: Approver) -> JSONResponse:
         """Approve or reject a waiting step as the caller; the run goes on."""
-        with service.operations, bound(run_id=run_id):
+        with service.operation(run_id), bound(run_id=run_id):
             result = runs.answer(service.journal, service.host, run_id, step_id, body.decision,
                                  by=who.name, comment=body.comment,
                                  config_path=service.config_path)
@@ -423,7 +423,7 @@ def build_app(service: Service) -> FastAPI:
               responses=_errors(400, 404, 409, *_AUTHENTICATED))
     def cancel(run_id: str, who: Responder, body: CancelBody | None = None) -> dict[str, Any]:
         """Cancel a run that has not ended."""
-        with service.operations, bound(run_id=run_id):
+        with service.operation(run_id), bound(run_id=run_id):
             outcome = runs.cancel(service.journal, service.host, run_id, by=who.name,
                                   reason=body.reason if body else None,
                                   config_path=service.config_path)
@@ -434,7 +434,7 @@ def build_app(service: Service) -> FastAPI:
     def undo(run_id: str, who: Responder, body: UndoBody | None = None) -> dict[str, Any]:
         """Undo a run's changes (one step's), as an undo run of its own."""
         body = body or UndoBody()
-        with service.operations, bound(run_id=run_id):
+        with service.operation(run_id), bound(run_id=run_id):
             plan = runs.prepare_undo(service.journal, service.host, run_id, step=body.step,
                                      config_path=service.config_path)
             result = runs.undo(service.journal, service.host, plan, by=who.name,
@@ -448,7 +448,7 @@ def build_app(service: Service) -> FastAPI:
               responses=_errors(400, 404, 409, *_AUTHENTICATED))
     def rerun(run_id: str, who: Responder) -> dict[str, Any]:
         """A new run of an ended (failed or cancelled) run's playbook, linked to it."""
-        with service.operations, bound(run_id=run_id):
+        with service.operation(run_id), bound(run_id=run_id):
             outcome = runs.rerun(service.journal, service.host, run_id, by=who.name,
                                  config_path=service.config_path)
         return {"by": who.name, "parent_run_id": outcome.parent_run_id, "run": outcome.record}

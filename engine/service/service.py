@@ -83,11 +83,12 @@ class Service:
         self.metrics = ServiceMetrics(store.counts)
         self.metrics.waiting_runs = lambda: listing.count("waiting")
         self.rates = RateLimiter()
-        self.operations = threading.RLock()
         self.draining = threading.Event()
         self.background = Background(store, journal, host, config, triage, self.metrics,
                                      config_path=self.config_path, workers=options.workers,
-                                     tick=options.tick, operations=self.operations)
+                                     tick=options.tick)
+        # `with service.operation(run_id) as full_id:` around an API call acting on a run.
+        self.operation = self.background.operation
         self.refresher = None if refresh is None else Refresher(*refresh, self.metrics)
         self._closing = closing
 

@@ -182,7 +182,7 @@ def mount_console(app: FastAPI, service: Service, *, secure_cookies: bool | None
         def guarded() -> tuple[str, str, str | None]:
             target = f"/ui/runs/{detail_of(run_id).run.run_id}"
             try:
-                with service.operations:  # in the worker thread: one operation at a time
+                with service.operation(run_id):  # in the worker thread: one per run at a time
                     return (target, *call(session, fields))
             except CrownguardError as exc:
                 return target, f"!{what}: {exc}", None
