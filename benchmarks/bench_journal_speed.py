@@ -51,12 +51,16 @@ EVENT = {"actor": {"email": "dev@example.com", "departing": True},
 
 
 class Sleeper:
-    """bench.sleep: a thread-pool action that blocks for `seconds` (an I/O call's shape)."""
+    """bench.sleep: a thread-pool action that blocks for `seconds` (an I/O call's shape);
+    bench.noop: one that does nothing, on a thread like every action that is not inline (the
+    runner journals before each call of it, where core.noop, inline and pure, needs not)."""
 
     @hookimpl
     def crownguard_register_actions(self, register: Any) -> None:
         register(action("bench.sleep", input_schema={"type": "object"})(
             lambda ctx, inputs: time.sleep(float(inputs.get("seconds", 0.1))) or {}))
+        register(action("bench.noop", input_schema={"type": "object"})(
+            lambda ctx, inputs: {"n": inputs.get("n")}))
 
 
 def chain(n: int, act: str = "core.noop", with_: dict[str, Any] | None = None) -> str:
@@ -103,45 +107,60 @@ def time_runs(runner: Runner, playbook: Any, repeats: int) -> list[float]:
     return times
 
 
-async def _asyncio_chain(n: int) -> None:
-    async def step(i: int) -> dict[str, Any]:
+async def _asyncio_chain(n: int, repeats: int, threaded: bool) -> list[float]:
+    def work(i: int) -> dict[str, Any]:
         return {"n": i}
 
-    outputs: dict[str, Any] = {}
-    for i in range(n):
-        outputs[f"s{i}"] = await asyncio.create_task(step(i))
+    async def step(i: int) -> dict[str, Any]:
+        return work(i)
 
-
-def asyncio_floor(n: int, repeats: int) -> float:
-    """Seconds per step of a chain of n tasks, each created and awaited in turn."""
+    loop = asyncio.get_running_loop()
     times = []
-    for _ in range(repeats):
+    for _ in range(repeats + 1):
         started = time.perf_counter()
-        asyncio.run(_asyncio_chain(n))
+        outputs: dict[str, Any] = {}
+        for i in range(n):
+            outputs[f"s{i}"] = await (loop.run_in_executor(None, work, i) if threaded
+                                      else asyncio.create_task(step(i)))
         times.append(time.perf_counter() - started)
-    return statistics.median(times) / n
+    return times[1:]
+
+
+def asyncio_floor(n: int, repeats: int, threaded: bool) -> float:
+    """Seconds per step of a chain of n steps on an asyncio loop, each a task created and
+    awaited (threaded: a call on the loop's thread pool, awaited), the loop's start-up not
+    counted: the least an event-loop engine pays per step."""
+    return statistics.median(asyncio.run(_asyncio_chain(n, repeats, threaded))) / n
+
+
+ACTIONS = ("core.noop", "bench.noop")
 
 
 def per_step(kinds: list[str], directory: Path, dsn: str | None, steps: int, repeats: int,
              rounds: int) -> dict[str, Any]:
-    """Median seconds per step for each journal kind, interleaved over `rounds`."""
+    """Median seconds per step for each journal kind and action (`kind action` keys),
+    interleaved over `rounds`."""
     host = make_host()
-    playbook = parse_playbook(chain(steps), host.actions)
-    samples: dict[str, list[float]] = {k: [] for k in kinds}
+    playbooks = {a: parse_playbook(chain(steps, a), host.actions) for a in ACTIONS}
+    samples: dict[str, list[float]] = {f"{k} {a}": [] for k in kinds for a in ACTIONS}
     floor: list[float] = []
+    floor_threaded: list[float] = []
     for _ in range(rounds):
-        floor.append(asyncio_floor(steps, repeats))
+        floor.append(asyncio_floor(steps, repeats, False))
+        floor_threaded.append(asyncio_floor(steps, repeats, True))
         for kind in kinds:
             journal = open_journal(kind, directory, dsn, "per-step")
             try:
-                times = time_runs(Runner(host, journal=journal), playbook, repeats)
+                for name, playbook in playbooks.items():
+                    times = time_runs(Runner(host, journal=journal), playbook, repeats)
+                    samples[f"{kind} {name}"].append(statistics.median(times) / steps)
             finally:
                 if journal is not None:
                     journal.close()
-            samples[kind].append(statistics.median(times) / steps)
-    result = {k: statistics.median(v) for k, v in samples.items()}
+    result: dict[str, Any] = {k: statistics.median(v) for k, v in samples.items()}
     result["asyncio"] = statistics.median(floor)
-    result["rounds"] = {k: v for k, v in samples.items()} | {"asyncio": floor}
+    result["asyncio threaded"] = statistics.median(floor_threaded)
+    result["rounds"] = samples | {"asyncio": floor, "asyncio threaded": floor_threaded}
     return result
 
 
@@ -238,6 +257,23 @@ def prefect(python: str, processes: list[int], runs: int, steps: int) -> dict[st
     return result
 
 
+def print_per_step(steps: dict[str, Any], kinds: list[str]) -> None:
+    floors = {"core.noop": steps["asyncio"], "bench.noop": steps["asyncio threaded"]}
+    print("| journal | core.noop (inline) per step | its journal cost | bench.noop (thread) "
+          "per step | its journal cost |")
+    print("|---|---|---|---|---|")
+    print(f"| asyncio floor (task / run_in_executor) | {floors['core.noop'] * 1e6:,.1f} µs | - "
+          f"| {floors['bench.noop'] * 1e6:,.1f} µs | - |")
+    for kind in kinds:
+        cells = []
+        for name in ACTIONS:
+            value, base = steps[f"{kind} {name}"], steps[f"memory {name}"]
+            cells.append(f"{value * 1e6:,.1f} µs" + (
+                f" ({value / floors[name]:.1f}x the floor)" if kind == "memory" else ""))
+            cells.append("-" if kind == "memory" else f"{(value - base) * 1e6:,.0f} µs")
+        print(f"| {'none (in memory)' if kind == 'memory' else kind} | {' | '.join(cells)} |")
+
+
 def start_postgres() -> tuple[Any, str]:
     sys.path.insert(0, str(HERE.parent / "tests"))
     from pg_server import PostgresServer  # tests/pg_server.py
@@ -258,7 +294,10 @@ def main() -> None:
     parser.add_argument("--no-prefect", action="store_true")
     parser.add_argument("--dir", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--only", choices=("per-step", "parallel", "runs", "prefect"),
+                        action="append", help="run only these parts (repeatable)")
     args = parser.parse_args()
+    parts = set(args.only or ("per-step", "parallel", "runs", "prefect"))
     repeats, runs = (3, 40) if args.quick else (8, 150)
     server = None
     dsn = args.postgres
@@ -271,27 +310,25 @@ def main() -> None:
             directory = Path(tmp)
             print(f"journal speed: {os.cpu_count()} CPUs, files in {directory}"
                   + ("" if dsn else "; no PostgreSQL (--postgres DSN or --start-postgres)"))
-            steps = per_step(kinds, directory, dsn, args.steps, repeats, args.rounds)
+            steps = (per_step(kinds, directory, dsn, args.steps, repeats, args.rounds)
+                     if parts & {"per-step", "prefect"} else {})
             results["per_step_s"] = steps
-            base = steps["memory"]
-            print(f"\nPer step, a {args.steps}-step chain of core.noop (median of "
-                  f"{args.rounds} rounds x {repeats} runs):\n")
-            print("| journal | per step | journal cost per step |")
-            print("|---|---|---|")
-            print(f"| asyncio floor (a task per step) | {steps['asyncio'] * 1e6:,.1f} µs | - |")
-            print(f"| none (in memory) | {base * 1e6:,.1f} µs "
-                  f"({base / steps['asyncio']:.1f}x the floor) | - |")
-            for kind in kinds[1:]:
-                print(f"| {kind} | {steps[kind] * 1e6:,.0f} µs | "
-                      f"{(steps[kind] - base) * 1e6:,.0f} µs |")
-            wall = parallel_calls(kinds[:2], directory, dsn, max(3, repeats // 2))
-            results["parallel_50x100ms_s"] = wall
-            print("\n50 parallel 100 ms calls (critical path 100 ms): "
-                  + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in wall.items()))
-            print(f"\nRuns/s, 5-step playbook (core.http_request to the webhook mock), "
-                  f"{runs} runs per process:\n")
-            print("| engine | journal | processes | runs/s | p50 | p99 |")
-            print("|---|---|---|---|---|---|")
+            if steps:
+                print(f"\nPer step, a {args.steps}-step chain (median of {args.rounds} rounds "
+                      f"x {repeats} runs):\n")
+                print_per_step(steps, kinds)
+            if "parallel" in parts:
+                wall = parallel_calls(kinds[:2], directory, dsn, max(3, repeats // 2))
+                results["parallel_50x100ms_s"] = wall
+                print("\n50 parallel 100 ms calls (critical path 100 ms): "
+                      + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in wall.items()))
+            if "runs" not in parts:
+                kinds = kinds[:1]
+            else:
+                print(f"\nRuns/s, 5-step playbook (core.http_request to the webhook mock), "
+                      f"{runs} runs per process:\n")
+                print("| engine | journal | processes | runs/s | p50 | p99 |")
+                print("|---|---|---|---|---|---|")
             table = results["runs"] = []
             for kind in kinds[1:]:
                 for procs in (1, 2, 4):
@@ -302,7 +339,7 @@ def main() -> None:
     finally:
         if server is not None:
             server.stop()
-    if not args.no_prefect:
+    if "prefect" in parts and not args.no_prefect:
         ref = prefect(args.prefect_python, [1, 2, 4], max(10, runs // 5), args.steps)
         results["prefect"] = ref
         if isinstance(ref, str):
@@ -311,8 +348,8 @@ def main() -> None:
             print(f"\nPrefect {ref['version']} (its server on loopback, SQLite):\n")
             print(f"per step (a {args.steps}-task chain in one flow): "
                   f"{ref['per_step_s'] * 1e3:,.2f} ms, "
-                  f"{ref['per_step_s'] / max(1e-9, steps['sqlite-full']):,.0f}x crownguard's "
-                  "SQLite FULL per step")
+                  f"{ref['per_step_s'] / max(1e-9, steps['sqlite-full bench.noop']):,.0f}x "
+                  "crownguard's with SQLite FULL (bench.noop)")
             for row in ref["runs"]:
                 print(f"| Prefect | its server | {row['processes']} | "
                       f"{row['runs_per_s']:,.1f} | {row['p50_ms']:.0f} ms | "

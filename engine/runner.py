@@ -485,7 +485,7 @@ class _Execution:
         self._notify_finished(step_id)
 
     def _notify_finished(self, step_id: str) -> None:
-        if self.hypothetical:
+        if self.hypothetical or not self.host.observed("crownguard_step_finished"):
             return
         result = self.redactor.redact_value(self.conductor.steps[step_id].record())
         self.outbox.later(lambda: self.host.notify("crownguard_step_finished",
