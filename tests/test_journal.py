@@ -426,11 +426,11 @@ def crashing(journal_class: type[Journal], crash_after: str) -> type[Journal]:
     """A journal (of either kind) whose process dies right after one given event is stored."""
 
     class CrashingJournal(journal_class):  # type: ignore[misc, valid-type]
-        def append(self, event: dict[str, Any]) -> int:
-            seq = super().append(event)
-            if f"{event['type']}:{event.get('step')}" == crash_after:
+        def append_many(self, events: list[dict[str, Any]]) -> list[int]:
+            seqs = super().append_many(events)  # the runner stores a round's events together
+            if any(f"{e['type']}:{e.get('step')}" == crash_after for e in events):
                 raise Crash(crash_after)
-            return int(seq)
+            return list(seqs)
 
     return CrashingJournal
 

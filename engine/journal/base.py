@@ -227,6 +227,12 @@ class Journal(ABC):
         run, UnknownRun if there is no such run, RunEnded for any event of a cancelled run and
         for a run_cancelled of a run that has ended."""
 
+    def append_many(self, events: list[dict[str, Any]]) -> list[int]:
+        """Store the events of one run, in order, as `append` would, all or none (one
+        transaction where the journal has them); returns their seqs. What the runner calls
+        with the events of one scheduling round."""
+        return [self.append(event) for event in events]
+
     @abstractmethod
     def events(self, run_id: str) -> list[dict[str, Any]]:
         """The run's events in the order they were appended (what `Runner.resume` replays)."""
