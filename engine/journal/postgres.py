@@ -26,7 +26,6 @@ from ..kinds import (
     ENDED,
     ApprovalDecision,
     EntryKind,
-    EventType,
     LeaseHolder,
     ResumeFailureKind,
     RunKind,
@@ -45,6 +44,7 @@ from .base import (
 from .export import write_jsonl
 from .postgres_schema import Target, check_version, migrate, schema_version
 from .postgres_verify import verify_database
+from .postgres_waits import PostgresOpenWaits
 from .sqlite_schema import (
     approval_of,
     checked_events,
@@ -61,24 +61,10 @@ from .sqlite_schema import (
     run_events,
     run_status,
 )
-from .waits import (
-    ANSWERS,
-    DUE,
-    NEXT,
-    OF_RUN,
-    OpenWait,
-    answered,
-    due_args,
-    open_wait_of,
-    wait_change,
-)
 
 Row = dict[str, Any]
 
 
-def _pg(sql: str) -> str:
-    """A statement shared with SQLite (`?` placeholders) in psycopg's style."""
-    return sql.replace("?", "%s")
 
 PAGE = 1000  # entries() reads the chain in pages of this many, holding no connection between
 _RUN_ROW = {"": "SELECT * FROM runs WHERE run_id = %s",
@@ -86,7 +72,7 @@ _RUN_ROW = {"": "SELECT * FROM runs WHERE run_id = %s",
             "FOR SHARE": "SELECT * FROM runs WHERE run_id = %s FOR SHARE"}
 
 
-class PostgresJournal(Journal):
+class PostgresJournal(PostgresOpenWaits, Journal):
     """The journal in a PostgreSQL database (`postgresql://user@host:port/db`).
 
     `read_only=True` neither migrates nor writes (every write raises JournalError); the
@@ -459,33 +445,6 @@ class PostgresJournal(Journal):
     def approvals(self, run_id: str) -> list[Approval]:
         rows = self._select("SELECT * FROM approvals WHERE run_id = %s ORDER BY seq", (run_id,))
         return [approval_of(row) for row in rows]
-
-    # open waits (see `waits`) ------------------------------------------------------------------
-
-    @staticmethod
-    def _track_wait(conn: Any, kind: EventType, event: dict[str, Any], run_id: str,
-                    seq: int) -> None:
-        """Open or close the event's wait, in the event's own transaction."""
-        change = wait_change(kind, event)
-        if change is not None:
-            for sql, args in change.statements(run_id, seq):
-                conn.execute(_pg(sql), args)
-
-    def open_waits(self, run_id: str) -> list[OpenWait]:
-        return [open_wait_of(row) for row in self._select(_pg(OF_RUN), (run_id,))]
-
-    def due_waits(self, now: float, *, after: OpenWait | None = None, limit: int = 500
-                  ) -> list[OpenWait]:
-        return [open_wait_of(row) for row in self._select(_pg(DUE),
-                                                          due_args(now, after, limit))]
-
-    def next_wait_deadline(self) -> float | None:
-        rows = self._select(_pg(NEXT))
-        return float(rows[0]["expires_at"]) if rows else None
-
-    def answered_waits(self, after_seq: int = 0, *, limit: int = 500
-                       ) -> tuple[list[OpenWait], int]:
-        return answered(self._select(_pg(ANSWERS), (int(after_seq), int(limit))), after_seq)
 
     # audit -------------------------------------------------------------------------------------
 
