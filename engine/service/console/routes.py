@@ -22,7 +22,7 @@ from ..settings import Role
 from .audit import audit_page
 from .pages import COOKIE, HEADERS, HERE, ConsoleRefusal, Pages, SignInFirst, back_to, form
 from .sessions import Session, SessionStore
-from .views import graph_view, playbook_names, status_counts, timeline_rows
+from .views import graph_view, timeline_rows
 
 PAGE = 50
 PAST = {"approve": "approved", "reject": "rejected"}
@@ -118,8 +118,8 @@ def mount_console(app: FastAPI, service: Service, *, secure_cookies: bool | None
         return pages.render(
             request, "runs.html", session, runs=found, waits=waits, next_cursor=following,
             status=status, playbook=playbook, cursor=cursor, statuses=[str(s) for s in RunStatus],
-            counts=status_counts(service.journal.path, playbook or None),
-            playbooks=sorted(set(playbook_names(service.journal.path))
+            counts=service.listing.status_counts(playbook or None),
+            playbooks=sorted(set(service.listing.playbook_names())
                              | set(service.triage.router.playbooks)))
 
     @app.get("/ui/runs/{run_id}", include_in_schema=False)
