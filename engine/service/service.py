@@ -110,7 +110,8 @@ class Service:
             store, listing = _intake_and_listing(journal)
             opened.callback(store.close)
             opened.callback(listing.close)
-            triage = _triage(policy, host, journal, config)
+            triage = _triage(policy, host, journal if isinstance(journal, PostgresJournal)
+                             else journal.path, config)
             opened.callback(triage.close)
             refresh = _refresh_plan(policy, host, config)
             closing = opened.pop_all()
@@ -163,7 +164,7 @@ def _intake_and_listing(journal: SQLiteJournal | PostgresJournal
         raise
 
 
-def _triage(policy: Policy, host: PluginHost, journal: SQLiteJournal | PostgresJournal,
+def _triage(policy: Policy, host: PluginHost, journal: Path | PostgresJournal,
             config: Config) -> Triage:
     """The triage `respond` would build: the policy's dedupe store, else the journal's (its
     SQLite neighbour file, or its PostgreSQL database)."""
@@ -174,7 +175,7 @@ def _triage(policy: Policy, host: PluginHost, journal: SQLiteJournal | PostgresJ
     elif isinstance(journal, PostgresJournal):
         store = PostgresDedupe(journal.target.dsn)
     else:
-        store = open_dedupe_store(dedupe_path_beside(journal.path))
+        store = open_dedupe_store(dedupe_path_beside(journal))
     index: FingerprintIndex | None = None
     history: SQLiteHistory | PostgresHistory | None = None
     try:  # the risk history in the same file, shared with respond and triage
