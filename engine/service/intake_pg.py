@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from ..errors import JournalError
@@ -135,7 +135,10 @@ class PostgresIntakeStore(GroupCommit):
         now = utc_now()
         try:
             db = self._writer_db()
-            with db.transaction():
+            # Events alone are one statement, atomic by itself: one round trip, not three
+            # (BEGIN, INSERT, COMMIT); a poller's cursor and dead letters need a transaction.
+            alone = not any(batch.dead or batch.poll_cursor is not None for batch in batches)
+            with nullcontext() if alone else db.transaction():
                 for batch in batches:
                     for letter in batch.dead:
                         db.execute("INSERT INTO service_dead_letters (source, key, event_id, "
