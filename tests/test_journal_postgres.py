@@ -125,7 +125,7 @@ def test_journal_migrate_command(postgres_server: Any, postgres_dsn: str, capsys
     monkeypatch.setenv("PGPASSWORD", postgres_server.password)
     dsn = without_password(postgres_dsn, postgres_server.password)
     code, out, err = cli(capsys, "journal", "migrate", "--journal", dsn)
-    assert code == 0 and "applied migration 1" in out, err
+    assert code == 0 and "applied migrations 1, 2" in out, err
     code, out, _ = cli(capsys, "journal", "migrate", "--journal", dsn, "--json")
     assert code == 0 and json.loads(out)["applied"] == []
     monkeypatch.delenv("PGPASSWORD")
