@@ -317,21 +317,6 @@ def test_respond_keeps_its_dedupe_claims_in_the_journal_database(
     assert list(here.iterdir()) == []  # no dedupe file beside a "path" made of the DSN
 
 
-def test_serve_refuses_a_postgresql_journal_saying_so(postgres_dsn: str, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    from crownguard.engine.errors import TriageInputError
-    from crownguard.engine.plugins import PluginHost
-    from crownguard.engine.service.service import Options, Service
-
-    monkeypatch.setenv("CG_TEST_SERVE_TOKEN", "t" * 40)
-    config = tmp_path / "c.yaml"
-    config.write_text(json.dumps({"connections": {}, "service": {"tokens": [
-        {"name": "ops", "token": "${env:CG_TEST_SERVE_TOKEN}", "role": "admin"}]}}))
-    with pytest.raises(TriageInputError, match="is PostgreSQL; crownguard serve keeps a SQLite"):
-        Service.start(PluginHost.from_entry_points(),
-                      Options(config=str(config), policy=None, journal=postgres_dsn))
-
-
 def test_the_test_server_is_found_where_debian_puts_it(monkeypatch: pytest.MonkeyPatch) -> None:
     import glob
 

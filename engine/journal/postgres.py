@@ -42,6 +42,7 @@ from .base import (
     utc_now,
 )
 from .export import write_jsonl
+from .postgres_access import PostgresAccessEntries
 from .postgres_schema import Target, check_version, migrate, schema_version
 from .postgres_verify import verify_database
 from .postgres_waits import PostgresOpenWaits
@@ -72,7 +73,7 @@ _RUN_ROW = {"": "SELECT * FROM runs WHERE run_id = %s",
             "FOR SHARE": "SELECT * FROM runs WHERE run_id = %s FOR SHARE"}
 
 
-class PostgresJournal(PostgresOpenWaits, Journal):
+class PostgresJournal(PostgresOpenWaits, PostgresAccessEntries, Journal):
     """The journal in a PostgreSQL database (`postgresql://user@host:port/db`).
 
     `read_only=True` neither migrates nor writes (every write raises JournalError); the

@@ -10,7 +10,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..journal import SQLiteJournal
 from .access import AccessDesk, ActionRegistry, Caller
 from .access_store import (
     AccessError,
@@ -44,12 +43,9 @@ class DecisionBody(BaseModel):
 
 
 def desk_for(service: Service) -> AccessDesk | None:
-    """The service's desk: the journal's file, policy and mlflow connection (None: the journal
-    keeps no access requests, a server journal in this version)."""
-    journal = service.journal
-    if not isinstance(journal, SQLiteJournal):
-        return None
-    return AccessDesk(AccessStore(journal), service.policy,
+    """The service's desk: the journal (its SQLite file or PostgreSQL database), policy and
+    mlflow connection."""
+    return AccessDesk(AccessStore(service.journal), service.policy,
                       ActionRegistry(service.host, service.config))
 
 

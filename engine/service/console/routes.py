@@ -4,6 +4,8 @@ the functions the API and the CLI call, as the signed-in token's name (`by`)."""
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -26,17 +28,24 @@ from .scenarios import ScenarioIndex
 from .sessions import Session, SessionStore
 from .views import changes_made, graph_view, timeline_rows, who_acted
 
+log = logging.getLogger("crownguard.service")
 PAGE = 50
 PAST = {"approve": "approved", "reject": "rejected"}
 
 
 def mount_console(app: FastAPI, service: Service, *, secure_cookies: bool | None = None
-                  ) -> Pages:
-    """Add the console's routes, its static files and its refusal pages to the service's app."""
-    sessions = SessionStore(service.journal.path)
+                  ) -> Pages | None:
+    """Add the console's routes, its static files and its refusal pages to the service's app.
+    Its sessions and run list are SQLite's: on a PostgreSQL journal there is no console yet
+    (None; /ui/ is then a 404 and the API serves alone)."""
+    path = getattr(service.journal, "path", None)
+    if not isinstance(path, Path):
+        log.warning("the web console needs a SQLite journal for now: /ui/ is off")
+        return None
+    sessions = SessionStore(path)
     service._closing.callback(sessions.close)  # closed with the service's journal
     pages = Pages(sessions, secure_cookies)
-    listing = RunList(service.journal.path)
+    listing = RunList(path)
     scenarios = ScenarioIndex()
     service._closing.callback(listing.close)
     app.state.console = pages
