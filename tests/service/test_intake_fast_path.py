@@ -19,7 +19,7 @@ from servicetest import BASE_EVENT, SECRETS, new_event
 from crownguard.engine.errors import EventError, JournalError
 from crownguard.engine.plugins import PluginHost
 from crownguard.engine.service.app import build_app
-from crownguard.engine.service.intake import IntakeStore, _dumps
+from crownguard.engine.service.intake import SQLiteIntakeStore, _dumps
 from crownguard.engine.service.payloads import parse_json
 from crownguard.engine.service.problems import ServiceProblem
 from crownguard.engine.service.service import Options, Service
@@ -189,7 +189,7 @@ def test_a_store_that_fails_is_a_503_to_retry(service: Any, monkeypatch: Any) ->
 
 
 def test_submit_answers_every_request_once_committed(tmp_path: Path) -> None:
-    store = IntakeStore(tmp_path / "j.sqlite")
+    store = SQLiteIntakeStore(tmp_path / "j.sqlite")
     futures = [store.submit("siem", [(f"e{n}", {"n": n}), ("same", {})]) for n in range(50)]
     results = [f.result(timeout=10) for f in futures]
     assert [r[0].duplicate for r in results] == [False] * 50
