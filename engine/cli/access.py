@@ -13,6 +13,7 @@ from ..journal import open_journal
 from ..operators import cli_operator
 from ..plugins import PluginHost
 from ..service.access import AccessDesk, ActionRegistry, Caller
+from ..service.access_playbook import AccessPlaybook
 from ..service.access_store import AccessRequest, AccessState, AccessStore
 from ..service.settings import Role
 from ..triage import load_policy
@@ -28,7 +29,9 @@ def _store(args: argparse.Namespace) -> AccessStore:
 def _desk(args: argparse.Namespace) -> AccessDesk:
     host = PluginHost.from_entry_points()
     config = load_config(args.config, host.connection_types)
-    return AccessDesk(_store(args), load_policy(args.policy), ActionRegistry(host, config))
+    store = _store(args)
+    return AccessDesk(store, load_policy(args.policy), ActionRegistry(host, config),
+                      AccessPlaybook(host, config, store.journal))
 
 
 def _print(request: AccessRequest, as_json: bool, extra: dict[str, Any] | None = None) -> None:

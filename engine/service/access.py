@@ -22,6 +22,7 @@ from ..errors import ActionError, CrownguardError, NotFoundError
 from ..plugins import PluginHost
 from ..steps import call_action
 from ..triage.policy import Policy
+from .access_playbook import AccessPlaybook
 from .access_policy import AccessPolicy, Outcome, access_policy, decide, request_problems
 from .access_store import (
     AccessError,
@@ -100,8 +101,13 @@ class Caller:
 
 
 class AccessDesk:
-    def __init__(self, store: AccessStore, policy: Policy, registry: Registry):
+    """`playbook`: the model-access-request run that decides (None: the policy decides
+    alone, as in unit tests of the state machine)."""
+
+    def __init__(self, store: AccessStore, policy: Policy, registry: Registry,
+                 playbook: AccessPlaybook | None = None):
         self.store, self.policy, self.registry = store, policy, registry
+        self.playbook = playbook
 
     @property
     def rules(self) -> AccessPolicy:
@@ -123,9 +129,14 @@ class AccessDesk:
         problems = request_problems(new, rules)
         if problems:
             raise AccessError("; ".join(problems))
-        decision = decide(new, self.registry.model_tags(new.model), self.policy, now)
+        tags = self.registry.model_tags(new.model)
+        decision = decide(new, tags, self.policy, now)
+        request_id = secrets.token_hex(8)
+        if self.playbook is not None:
+            decision = self.playbook.decide(request_id, new, decision, rules, tags)
         made = self.store.create(new, decision=decision.to_dict(),
-                                 approvals_required=decision.approvals_required)
+                                 approvals_required=decision.approvals_required,
+                                 request_id=request_id)
         if decision.outcome == Outcome.GRANT:
             self.store.change(made.id, Change.APPROVED, POLICY, reason=decision.reason,
                               decided_by=POLICY, decided_at=format_time(_now(now)))

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..journal import SQLiteJournal
 from .access import AccessDesk, ActionRegistry, Caller
+from .access_playbook import AccessPlaybook
 from .access_store import (
     AccessError,
     AccessForbidden,
@@ -50,7 +51,8 @@ def desk_for(service: Service) -> AccessDesk | None:
     if not isinstance(journal, SQLiteJournal):
         return None
     return AccessDesk(AccessStore(journal), service.policy,
-                      ActionRegistry(service.host, service.config))
+                      ActionRegistry(service.host, service.config),
+                      AccessPlaybook(service.host, service.config, journal))
 
 
 def _problem(exc: AccessError) -> ServiceProblem:
