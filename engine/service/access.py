@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from ..actions import ActionContext
+from ..approvers import refusal
 from ..config import Config
 from ..errors import ActionError, CrownguardError, NotFoundError
 from ..plugins import PluginHost
@@ -98,6 +99,7 @@ class Caller:
 
     name: str
     role: Role
+    aliases: tuple[str, ...] = ()  # the same person under another name (their Slack user id)
 
 
 class AccessDesk:
@@ -151,7 +153,7 @@ class AccessDesk:
     def approve(self, request_id: str, caller: Caller, comment: str | None = None, *,
                 now: datetime | None = None) -> AccessRequest:
         request = self.store.get(request_id)
-        if caller.name == request.requester:
+        if refusal(caller.name, [request.requester], caller.aliases) is None:
             raise AccessForbidden(f"{caller.name} cannot approve their own access request")
         if request.state == AccessState.DENIED:
             if caller.role < Role.ADMIN:
@@ -162,7 +164,7 @@ class AccessDesk:
                               expect=AccessState.DENIED)
             return self._grant_or_wait(request.id, now)
         self._may_decide(request, caller)
-        if any(a.get("by") == caller.name for a in request.approvals):
+        if any(refusal(str(a.get("by")), [caller.name]) is None for a in request.approvals):
             raise AccessError(f"{caller.name} has approved access request {request.id} already")
         approvals = [*request.approvals, {"by": caller.name, "comment": comment,
                                           "at": format_time(_now(now))}]
@@ -185,9 +187,10 @@ class AccessDesk:
     def _may_decide(self, request: AccessRequest, caller: Caller) -> None:
         if caller.role >= Role.ADMIN:
             return
-        named = (request.decision or {}).get("approvers") or []
+        named = [str(a) for a in (request.decision or {}).get("approvers") or []]
         role = Role[self.rules.approver_role.upper()]
-        if named and caller.name not in named:
+        # The check `crownguard approve` makes (e-mails in any case, a Slack id as an alias).
+        if named and refusal(caller.name, named, caller.aliases) is not None:
             raise AccessForbidden(f"{caller.name} is not an approver of access request "
                               f"{request.id} (approvers: {', '.join(named)}, or an admin)")
         if not named and caller.role < role:
