@@ -19,7 +19,8 @@ STATUSES = ("pending", "accepted", "rejected")
 
 def access_request(item: dict[str, Any]) -> dict[str, Any]:
     """One request as the Hub lists it (`user.user`, `user.email`, the gate form's `fields`)."""
-    user = item.get("user") if isinstance(item.get("user"), dict) else {}
+    found = item.get("user")
+    user: dict[str, Any] = found if isinstance(found, dict) else {}
     fields = item.get("fields")
     return {"user": str(user.get("user") or ""), "fullname": user.get("fullname"),
             "email": user.get("email"), "status": item.get("status"),
