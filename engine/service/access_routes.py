@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from .access import AccessDesk, ActionRegistry, Caller
+from .access_playbook import AccessPlaybook
 from .access_store import (
     AccessError,
     AccessForbidden,
@@ -43,10 +44,11 @@ class DecisionBody(BaseModel):
 
 
 def desk_for(service: Service) -> AccessDesk | None:
-    """The service's desk: the journal (its SQLite file or PostgreSQL database), policy and
-    mlflow connection."""
+    """The service's desk: the journal (its SQLite file or PostgreSQL database), policy,
+    registry connections and the access playbook (run in the same journal)."""
     return AccessDesk(AccessStore(service.journal), service.policy,
-                      ActionRegistry(service.host, service.config))
+                      ActionRegistry(service.host, service.config),
+                      AccessPlaybook(service.host, service.config, service.journal))
 
 
 def _problem(exc: AccessError) -> ServiceProblem:
