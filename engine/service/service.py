@@ -29,6 +29,7 @@ from ..triage.respond import (
     triage_with,
 )
 from ..triage.risk.store import SQLiteHistory
+from .access_ledger import access_of
 from .background import Background
 from .intake import IntakeStore
 from .listing import RunListing
@@ -113,6 +114,7 @@ class Service:
             opened.callback(listing.close)
             triage = _triage(policy, host, journal.path, config)
             opened.callback(triage.close)
+            triage.access = access_of(journal)  # grants and denials: context for scoring
             refresh = _refresh_plan(policy, host, config)
             closing = opened.pop_all()
         return cls(host, config, settings, policy, journal, store, listing, triage, options,
