@@ -33,16 +33,31 @@ def fact_of(request: AccessRequest) -> AccessFact:
 
 
 class StoreAccess:
-    """A person's requests for a model, from the access store (newest first)."""
+    """A person's requests for a model, from the access store (newest first).
+
+    A model's requests are read once and kept, by requester, until the journal's head moves:
+    every change of a request is a journal entry, so a request made or changed since (by
+    this process or another one) is seen at the next export. Over a feed with nothing
+    written meanwhile (`crownguard triage`), a model's requests are read once."""
+
+    MODELS_KEPT = 512
 
     def __init__(self, store: AccessStore, *, journal: Journal | None = None):
         self.store = store
         self._journal = journal  # closed with it when this adapter opened it
+        self._read: dict[str, tuple[int, dict[str, list[AccessFact]]]] = {}
 
     def requests_for(self, person: str, model: str) -> list[AccessFact]:
-        who = person.lower()
-        return [fact_of(r) for r in self.store.find(model=model, limit=LOOKBACK)
-                if r.requester.lower() == who]
+        head = self.store.journal.head()[0]  # read before the rows: never newer than them
+        kept = self._read.get(model)
+        if kept is None or kept[0] != head:
+            if len(self._read) >= self.MODELS_KEPT:
+                self._read.clear()
+            by_person: dict[str, list[AccessFact]] = {}
+            for request in self.store.find(model=model, limit=LOOKBACK):
+                by_person.setdefault(request.requester.lower(), []).append(fact_of(request))
+            kept = self._read[model] = (head, by_person)
+        return kept[1].get(person.lower(), [])
 
     def close(self) -> None:
         self.store.close()
