@@ -246,3 +246,14 @@ def test_triage_on_a_journal_shows_the_grant_and_the_score_drops(run_cli: Any,
                              "--journal", journal)
     assert code == 0 and f"holds access request {rid}" in out
     assert store.get(rid).state == AccessState.GRANTED  # triage read, changed nothing
+    # `respond` on the same journal sees it too (a dry run: it reads, starts nothing).
+    code, out, err = run_cli("respond", event, "--fingerprints", tmp_path / "fp.sqlite",
+                             "--journal", journal, "--dry-run", "--json")
+    assert code == 0, err
+    [reason] = [r for r in json.loads(out)[0]["risk"]["reasons"]
+                if r["indicator"] == "access_granted"]
+    assert rid in reason["detail"]
+    # --no-journal: no access requests, the score as before.
+    code, out, err = run_cli("respond", event, "--fingerprints", tmp_path / "fp.sqlite",
+                             "--journal", journal, "--dry-run", "--no-journal", "--json")
+    assert code == 0 and json.loads(out)[0]["risk"]["score"] == plain["score"]
