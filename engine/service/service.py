@@ -32,6 +32,7 @@ from ..triage.respond import (
 )
 from ..triage.risk.store import SQLiteHistory
 from ..triage.risk.store_pg import PostgresHistory
+from .access_ledger import access_of
 from .background import Background
 from .intake import IntakeStore, SQLiteIntakeStore
 from .listing import RunListing, RunPages
@@ -114,6 +115,7 @@ class Service:
             triage = _triage(policy, host, journal if isinstance(journal, PostgresJournal)
                              else journal.path, config)
             opened.callback(triage.close)
+            triage.access = access_of(journal)  # grants and denials: context for scoring
             refresh = _refresh_plan(policy, host, config)
             closing = opened.pop_all()
         return cls(host, config, settings, policy, journal, store, listing, triage, options,

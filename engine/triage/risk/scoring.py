@@ -20,6 +20,7 @@ from ..detection.evidence import Evidence
 from ..events import Destination, DestinationKind, ModelMovementEvent
 from ..events.classify import domain_matches
 from ..policy import Policy
+from .access_facts import AccessSource, access_reasons
 from .history import History, HistoryFacts, model_key
 from .types import LEVELS, Reason, RiskScore, format_weight
 
@@ -35,8 +36,10 @@ _DESTINATION_WORDS = {
 
 
 def score(event: ModelMovementEvent, detection: Detection, policy: Policy,
-          history: History | HistoryFacts | None = None) -> RiskScore:
-    """Score one event in context. Pure: reads the history, never writes it."""
+          history: History | HistoryFacts | None = None, *,
+          access: AccessSource | None = None) -> RiskScore:
+    """Score one event in context. Pure: reads the history (and the person's access
+    requests, with `access`), never writes them."""
     facts = history if isinstance(history, HistoryFacts) or history is None \
         else history.facts(event, detection)
     w = policy.weights
@@ -72,6 +75,8 @@ def score(event: ModelMovementEvent, detection: Detection, policy: Policy,
         _periods(event, local.date(), policy, add)
     if facts is not None:
         _history(event, detection, facts, policy, add)
+    if access is not None and match is not None:
+        access_reasons(event, detection, access, policy, add)
     reasons = [r for r in reasons if r.weight]  # an indicator weighted 0 by policy is off
     total = sum(r.weight for r in reasons)
     if not detection.is_model and total > policy.non_model_cap:
