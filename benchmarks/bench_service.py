@@ -2,6 +2,14 @@
 
     .venv/bin/python benchmarks/bench_service.py [--events 20000] [--connections 16]
         [--waiting 10000] [--dir DIR] [--only intake,e2e,memory] [--against REF --rounds N]
+        [--journal sqlite,postgres]
+
+`--journal` names the journals the intake and end-to-end parts run on, side by side in the
+same run, `--rounds` times each, alternating (A/B on a noisy machine). `postgres` uses
+$CROWNGUARD_BENCH_POSTGRES (a DSN) or else starts a throwaway server as the tests do
+(tests/pg_server.py) with fsync and full page writes turned back on: commits as durable as
+SQLite's FULL. Each round gets a fresh schema; the DSN reaches the service through
+$CROWNGUARD_JOURNAL, never its arguments. The memory part and `--against` run on SQLite.
 
 Each part starts a real `crownguard serve` process (one uvicorn worker, pinned to one core when
 the machine has two or more; the client is pinned to another) on a free loopback port:
@@ -130,16 +138,68 @@ class Tree:
         return {"PYTHONPATH": str(self.path)}
 
 
+def is_dsn(journal: str | Path) -> bool:
+    return str(journal).startswith(("postgresql://", "postgres://"))
+
+
+class Journals:
+    """Fresh journals of each kind: a file in the folder, or a new schema of one server."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.server: Any = None
+        self.dsn = os.environ.get("CROWNGUARD_BENCH_POSTGRES", "")
+
+    def new(self, kind: str, name: str) -> str:
+        if kind == "sqlite":
+            return str(self.folder / f"{name}-{uuid.uuid4().hex[:6]}.sqlite")
+        import psycopg
+
+        if not self.dsn:
+            sys.path.insert(0, str(ROOT / "tests"))
+            from pg_server import PostgresServer
+
+            self.server = PostgresServer.start()
+            self.dsn = self.server.dsn
+            with psycopg.connect(self.dsn, autocommit=True) as db:  # durable, as deployed
+                db.execute("ALTER SYSTEM SET fsync = on")
+                db.execute("ALTER SYSTEM SET full_page_writes = on")
+                db.execute("SELECT pg_reload_conf()")
+        schema = f"bench_{name}_{uuid.uuid4().hex[:6]}"
+        with psycopg.connect(self.dsn, autocommit=True) as db:
+            db.execute(f'CREATE SCHEMA "{schema}"')
+        joiner = "&" if "?" in self.dsn else "?"
+        return f"{self.dsn}{joiner}options=-csearch_path%3D{schema}"
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+
+def rows_of(journal: str | Path, sql: str) -> list[Any]:
+    """Rows of the journal's store (SQLite file or PostgreSQL schema), outside the service."""
+    if is_dsn(journal):
+        import psycopg
+
+        with psycopg.connect(str(journal), autocommit=True) as db:
+            return list(db.execute(sql).fetchall())
+    with sqlite3.connect(journal) as db:
+        return db.execute(sql).fetchall()
+
+
 class Served:
     """A `crownguard serve` process; its stderr goes to a file (the access log is long)."""
 
-    def __init__(self, folder: Path, journal: Path, env: dict[str, str], cpu: int | None,
-                 tree: Tree | None = None):
+    def __init__(self, folder: Path, journal: str | Path, env: dict[str, str],
+                 cpu: int | None, tree: Tree | None = None):
         files = write_files(folder)
         self.log_path = folder / f"serve-{uuid.uuid4().hex[:6]}.log"
         environ = {**os.environ, "BENCH_TOKEN": TOKEN, "BENCH_SECRET": SECRET, **env,
                    **(tree.env() if tree is not None else {})}
         environ.pop("CROWNGUARD_LISTEN", None)
+        where = ["--journal", str(journal)]
+        if is_dsn(journal):  # its password: through the environment, not the arguments
+            environ["CROWNGUARD_JOURNAL"], where = str(journal), []
         self.log = self.log_path.open("w")
 
         def pin() -> None:
@@ -148,7 +208,7 @@ class Served:
 
         self.process = subprocess.Popen(
             [sys.executable, "-m", "crownguard.engine.cli", "serve", "--config",
-             str(files["config"]), "--policy", str(files["policy"]), "--journal", str(journal),
+             str(files["config"]), "--policy", str(files["policy"]), *where,
              "--listen", "127.0.0.1:0"], env=environ, stdout=self.log, stderr=self.log,
             preexec_fn=pin)
         deadline = time.monotonic() + 120
@@ -182,9 +242,8 @@ class Served:
         return found
 
     def intake(self) -> list[tuple[str, str | None, str]]:
-        with sqlite3.connect(self.journal) as db:
-            return db.execute("SELECT received_at, finished_at, status FROM service_intake"
-                              ).fetchall()
+        return [tuple(row) for row in rows_of(
+            self.journal, "SELECT received_at, finished_at, status FROM service_intake")]
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
@@ -229,10 +288,11 @@ def _cpus() -> tuple[int | None, int | None]:
     return (cpus[0], cpus[1]) if len(cpus) >= 2 else (None, None)
 
 
-def bench_intake(folder: Path, count: int, connections: int) -> dict[str, Any]:
+def bench_intake(folder: Path, count: int, connections: int,
+                 journal: str | Path | None = None) -> dict[str, Any]:
     server_cpu, client_cpu = _cpus()
-    served = Served(folder, folder / "intake.sqlite", {"CROWNGUARD_INTAKE_WORKERS": "0"},
-                    server_cpu)
+    served = Served(folder, journal or folder / "intake.sqlite",
+                    {"CROWNGUARD_INTAKE_WORKERS": "0"}, server_cpu)
     if client_cpu is not None:
         os.sched_setaffinity(0, {client_cpu})
     try:
@@ -268,9 +328,10 @@ def _wait_done(served: Served, count: int, timeout: float = 600) -> list[tuple[s
         time.sleep(0.05)
 
 
-def bench_e2e(folder: Path, burst: int, single: int, tree: Tree | None = None
-              ) -> dict[str, Any]:
-    served = Served(folder, folder / f"e2e-{uuid.uuid4().hex[:6]}.sqlite", {}, None, tree)
+def bench_e2e(folder: Path, burst: int, single: int, tree: Tree | None = None,
+              journal: str | Path | None = None) -> dict[str, Any]:
+    served = Served(folder, journal or folder / f"e2e-{uuid.uuid4().hex[:6]}.sqlite", {},
+                    None, tree)
     try:
         bodies = events(burst + single)
         started = time.perf_counter()
@@ -284,8 +345,7 @@ def bench_e2e(folder: Path, burst: int, single: int, tree: Tree | None = None
             rows = _wait_done(served, burst + len(latencies) + 1)
             last = max(rows, key=lambda r: _at(r[0]))
             latencies.append(_at(last[1]) - _at(last[0]))
-        with sqlite3.connect(served.journal) as db:
-            runs = db.execute("SELECT count(*) FROM runs WHERE status = 'succeeded'").fetchone()
+        runs = rows_of(served.journal, "SELECT count(*) FROM runs WHERE status = 'succeeded'")[0]
     finally:
         served.stop()
     return {"burst": burst, "burst_seconds": burst_seconds, "burst_rate": burst / span,
@@ -375,31 +435,49 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--against", metavar="REF",
                         help="also measure git REF (e2e and memory), side by side")
     parser.add_argument("--rounds", type=int, default=1,
-                        help="with --against: rounds of each side, alternating")
+                        help="rounds of each side (--against) or journal, alternating")
+    parser.add_argument("--journal", default="sqlite",
+                        help="the journals to measure intake and e2e on: sqlite, postgres or "
+                             "both (sqlite,postgres), side by side")
     args = parser.parse_args(argv)
     parts = set(args.only.split(","))
+    kinds = [k.strip() for k in args.journal.split(",") if k.strip()]
+    unknown = sorted(set(kinds) - {"sqlite", "postgres"})
+    if unknown:
+        parser.error(f"--journal takes sqlite and postgres, not {', '.join(unknown)}")
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         folder = Path(tmp)
         if args.against:
             return _against(folder, Tree(args.against, folder / "against"), parts, args)
-        if "intake" in parts:
-            r = bench_intake(folder, args.events, args.connections)
-            print(f"intake: {r['events']} signed events over {r['connections']} keep-alive "
-                  f"connections in {r['seconds']:.2f} s: {r['rate']:,.0f} events/s accepted, "
-                  f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms "
-                  f"({r['stored']} stored; service "
-                  f"{'pinned to one core' if r['pinned'] else 'unpinned'})",
-                  flush=True)
-        if "e2e" in parts:
-            r = bench_e2e(folder, 2000, 200)
-            print(f"end to end: a burst of {r['burst']} events processed at "
-                  f"{r['burst_rate']:,.0f} events/s (accepted to last run finished, "
-                  f"{r['burst_seconds']:.1f} s in all); one at a time ({r['single']}): "
-                  f"accepted to run finished p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms "
-                  f"({r['runs_succeeded']} runs succeeded)", flush=True)
+        journals = Journals(folder)
+        try:
+            for round_number in range(1, args.rounds + 1):
+                for kind in kinds:
+                    label = "" if kinds == ["sqlite"] and args.rounds == 1 else \
+                        f"[{kind}, round {round_number}] "
+                    _intake_and_e2e(folder, journals, kind, label, parts, args)
+        finally:
+            journals.close()
         if "memory" in parts:
             _print_memory(bench_memory(folder, args.waiting, args.watch), "", args.watch)
     return 0
+
+
+def _intake_and_e2e(folder: Path, journals: Journals, kind: str, label: str, parts: set[str],
+                    args: argparse.Namespace) -> None:
+    if "intake" in parts:
+        r = bench_intake(folder, args.events, args.connections, journals.new(kind, "intake"))
+        print(f"{label}intake: {r['events']} signed events over {r['connections']} keep-alive "
+              f"connections in {r['seconds']:.2f} s: {r['rate']:,.0f} events/s accepted, "
+              f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms ({r['stored']} stored; "
+              f"service {'pinned to one core' if r['pinned'] else 'unpinned'})", flush=True)
+    if "e2e" in parts:
+        r = bench_e2e(folder, 2000, 200, journal=journals.new(kind, "e2e"))
+        print(f"{label}end to end: a burst of {r['burst']} events processed at "
+              f"{r['burst_rate']:,.0f} events/s (accepted to last run finished, "
+              f"{r['burst_seconds']:.1f} s in all); one at a time ({r['single']}): accepted "
+              f"to run finished p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms "
+              f"({r['runs_succeeded']} runs succeeded)", flush=True)
 
 
 def _against(folder: Path, tree: Tree, parts: set[str], args: argparse.Namespace) -> int:
