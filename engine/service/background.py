@@ -34,7 +34,7 @@ from .intake import IntakeItem, IntakeStore
 from .logs import bound
 from .metrics import ServiceMetrics
 from .observe import RunMetrics
-from .poller import IntakePoller
+from .poller import IntakePoller, PollerGroup
 from .run_locks import RunLocks
 from .timer import WaitTimer
 
@@ -105,7 +105,7 @@ class Background:
         self._inflight_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._answer_wake = threading.Event()
-        self.poller: IntakePoller | None = None
+        self.poller: IntakePoller | PollerGroup | None = None
         metrics.dead_letter_counts = store.dead_letter_counts
 
     def start(self) -> None:
