@@ -13,6 +13,8 @@ aside rather than lose it unnoticed.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -104,33 +106,40 @@ def sessions_query(since: datetime) -> dict[str, Any]:
             "order_by": "end_time", "sort_direction": "asc"}
 
 
-def _problem(session: Any, why: str, key: str | None = None) -> dict[str, Any]:
-    return {"id": key, "at": None, "raw": {"session": session, "fileEvent": None},
-            "problem": why}
+def _set_aside(session: Any, why: str, key: str | None, since_ms: int,
+               done: dict[str, int]) -> list[dict[str, Any]]:
+    """A session that cannot be read, as one problem item; none when this version of it was
+    already set aside (it stays listed for a day: it is not set aside, nor logged, again)."""
+    memo = "unreadable:" + hashlib.sha256(json.dumps(session, sort_keys=True, default=str)
+                                          .encode()).hexdigest()
+    if memo in done:
+        return []
+    done[memo] = since_ms + int(SESSION_LOOKBACK.total_seconds() * 1000)
+    return [{"id": key, "at": None, "raw": {"session": session, "fileEvent": None},
+             "problem": why}]
 
 
 def _session_items(client: IncydrClient, session: Any, since_ms: int,
                    done: dict[str, int]) -> list[dict[str, Any]]:
     """One listed session's file events as items (none when it has not changed since
-    `since_ms` or was read in this poll at this version); one problem item when it cannot
-    be read."""
+    `since_ms` or was read at this version); one problem item when it cannot be read."""
     if not isinstance(session, Mapping):
-        return [_problem(session, "the session is not a JSON object")]
+        return _set_aside(session, "the session is not a JSON object", None, since_ms, done)
     session_id = session.get("sessionId")
     if not isinstance(session_id, str) or not session_id:
-        return [_problem(session, "the session has no sessionId")]
+        return _set_aside(session, "the session has no sessionId", None, since_ms, done)
     end, updated = _epoch_ms(session.get("endTime")), _epoch_ms(session.get("lastUpdated"))
     if end is None or updated is None:
-        return [_problem(session, "endTime and lastUpdated must be epoch milliseconds",
-                         f"{session_id}@{session.get('lastUpdated')}")]
+        return _set_aside(session, "endTime and lastUpdated must be epoch milliseconds",
+                          f"{session_id}@{session.get('lastUpdated')}", since_ms, done)
     if max(end, updated) < since_ms or done.get(session_id) == updated:
         return []
     done[session_id] = updated
     try:
         events = client.session_file_events(session_id)
     except (NotFoundError, BadResponse) as exc:  # this session only: the others go on
-        return [_problem(session, f"its file events could not be read: {exc}",
-                         f"{session_id}@{updated}")]
+        return _set_aside(session, f"its file events could not be read: {exc}",
+                          f"{session_id}@{updated}", since_ms, done)
     at = _iso(datetime.fromtimestamp(end / 1000, UTC))
     items = []
     for event in events:
@@ -144,8 +153,10 @@ class SessionPoll:
     """`poll(connections, since, page_size)` for alerting sessions: a page of items per page
     of sessions changed since `since`, each item one file event of a session, as
     `{"session", "fileEvent"}`. It remembers the session versions (id, lastUpdated) whose
-    events the service stored (a page counts once the next one is asked for), so a session
-    read in the overlap is not asked for its events again until it changes."""
+    events the service stored, and those it set aside (a page counts once the next one is
+    asked for), so a session listed again is not asked for its events, nor set aside,
+    again until it changes. A new process starts with none: it reads them again, and the
+    service knows their events by id."""
 
     def __init__(self) -> None:
         self.stored: dict[str, int] = {}

@@ -199,7 +199,13 @@ def test_a_malformed_session_is_set_aside_and_the_others_go_on(
         "its file events could not be read: ")
     bad = letters[f"{mixed}:{mixed_events[1]['event']['id']}"]
     assert bad["reason"] == "fileEvent.file: expected an object, got str"
-    poller.poll_once()  # read again in the overlap: each set aside once
+    # Listed again (for a day): neither asked for again nor set aside (or logged) again.
+    asked = len(incydr.calls_to("GET", "/v1/sessions/{id}/events"))
+    assert poller.poll_once().dead == 0
+    assert len(incydr.calls_to("GET", "/v1/sessions/{id}/events")) == asked
+    assert poller.store.dead_letter_counts() == {ALERTS_POLLER: 3}
+    # A new process reads them again: still each set aside once.
+    assert parts["poller"]().poll_once().dead == 3
     assert poller.store.dead_letter_counts() == {ALERTS_POLLER: 3}
     metrics = poller.metrics
     metrics.dead_letter_counts = poller.store.dead_letter_counts
