@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import requests
 
-from crownguard.engine.config import load_config
-from crownguard.engine.errors import ConfigError
+from crownguard.engine.config import config_from_mapping, load_config
+from crownguard.engine.errors import ConfigError, SpecError
 from crownguard.engine.plugins import PluginHost
 from crownguard.engine.scenarios import MockFleet
 from crownguard.engine.service.intake import SQLiteIntakeStore
@@ -32,7 +32,7 @@ from crownguard.engine.service.poller import (
     PollerGroup,
     incydr_poller,
 )
-from crownguard.engine.service.settings import IncydrPoll, incydr_poll_settings
+from crownguard.engine.service.settings import IncydrPoll, incydr_poll_settings, service_settings
 from crownguard.engine.triage import default_policy_data, policy_from_mapping
 from crownguard.plugins.incydr.mock import seed
 from crownguard.plugins.incydr.poller import SessionPoll, sessions_query
@@ -458,3 +458,27 @@ def test_the_sessions_query_is_the_one_the_incydr_sdk_builds() -> None:
                                   has_alerts="true", order_by="end_time",
                                   sort_direction="asc", page_number=2, page_size=50)
     assert ours == {k: v for k, v in theirs.model_dump().items() if v is not None}
+
+
+@pytest.mark.parametrize(("poll", "message"), [
+    ({"interval_seconds": 60, "alerts": "yes"},
+     r"service.incydr_poll.alerts: .*'yes' is not of type 'boolean'"),
+    ({"file_events": False}, "service.incydr_poll: polls nothing: file_events is false and "
+                             "alerts is not true"),
+    ({"alert": True}, "alert"),
+])
+def test_a_bad_incydr_poll_is_refused_naming_where(poll: dict[str, Any], message: str) -> None:
+    config = config_from_mapping({"connections": {}, "service": {"incydr_poll": poll}}, {},
+                                 env={})
+    with pytest.raises(SpecError, match=message):
+        service_settings(config, env={})
+
+
+def test_the_design_key_still_works_and_alerts_are_added_to_it() -> None:
+    for poll, expected in (({"interval_seconds": 60}, IncydrPoll(60.0)),
+                           ({"interval_seconds": 5, "alerts": True, "file_events": False},
+                            IncydrPoll(5.0, False, True))):
+        config = config_from_mapping({"connections": {}, "service": {"incydr_poll": poll}},
+                                     {}, env={})
+        assert service_settings(config, env={}).incydr_poll_seconds == expected.interval_seconds
+        assert incydr_poll_settings(config.service) == expected
