@@ -80,17 +80,15 @@ class ServiceMetrics:
         try:
             for status, count in self._intake_counts().items():
                 self._pending.labels(status=status).set(count)
+            lag = self.poller_lag() if self.poller_lag is not None else None
+            lags = lag if isinstance(lag, dict) else {} if lag is None else {"incydr": lag}
+            for poller, seconds in lags.items():
+                self._lag.labels(poller=poller).set(seconds)
             if self.dead_letter_counts is not None:
                 counts = self.dead_letter_counts()
-                lags = self.poller_lag() if self.poller_lag is not None else {}
-                polled = set(lags) - {"incydr"} if isinstance(lags, dict) else set()
-                for source in set(counts) | {"incydr-poll"} | polled:
+                # The file events feed's letters are incydr-poll's; another feed's its own.
+                for source in set(counts) | {"incydr-poll"} | (set(lags) - {"incydr"}):
                     self._dead.labels(source=source).set(counts.get(source, 0))
-            if self.poller_lag is not None:
-                lag = self.poller_lag()
-                for poller, seconds in (lag.items() if isinstance(lag, dict)
-                                        else [("incydr", lag)]):
-                    self._lag.labels(poller=poller).set(seconds)
             if self.waiting_runs is not None:
                 self._waits.set(self.waiting_runs())
         except Exception as exc:  # the store unreachable: /readyz says so; metrics still answer

@@ -159,8 +159,8 @@ class IntakePoller:
             retry_after = getattr(exc, "retry_after", None)
             log.error("poller %s: %s%s", self.poller.name,
                       self.config.redactor.redact(f"{type(exc).__name__}: {exc}"),
-                      f" (polling again in {retry_after:g} s at the earliest, as Incydr "
-                      "asks)" if retry_after else "")
+                      f" (polling again in {retry_after:g} s at the earliest, as its "
+                      "Retry-After asks)" if retry_after else "")
             return float(retry_after or 0.0)
         return 0.0
 
