@@ -6,6 +6,7 @@ nobody known left pending there."""
 from __future__ import annotations
 
 import copy
+import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -246,3 +247,21 @@ def test_polling_without_a_huggingface_connection_is_a_start_error(
            "connection" in str(refused.value)
     quiet = SimpleNamespace(policy=policy_from_mapping({}), host=host, config=service.config)
     assert hub_poller(cast(Service, quiet), lambda _: None) is None
+
+
+def test_the_cli_answers_a_hub_request_on_the_hub(
+        hub: HubMock, make_poller: Callable[..., HubAccessPoller], run_cli: Any,
+        tmp_path: Path) -> None:
+    hub.request_access(REPO, "flo-f", email="flo@corp.example", fields=WHY)
+    [rid] = make_poller().poll_once().created  # pending: the owner decides
+    config = tmp_path / "connections.yaml"
+    config.write_text(json.dumps({"connections": {"huggingface": hub.connection_settings()}}))
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(json.dumps(POLICY))
+    common = ("--journal", tmp_path / "journal.db", "--config", config, "--policy", policy)
+    code, _, err = run_cli("access", "approve", rid, "--by", "omar@corp.example", *common)
+    assert code == 0, err
+    assert hub.access_status(REPO, "flo-f") == "accepted"
+    code, _, err = run_cli("access", "revoke", rid, "--by", "omar@corp.example", *common)
+    assert code == 0, err
+    assert hub.access_status(REPO, "flo-f") == "rejected"
