@@ -13,6 +13,7 @@ from ..journal import open_journal
 from ..operators import cli_operator
 from ..plugins import PluginHost
 from ..service.access import AccessDesk, ActionRegistry, Caller
+from ..service.access_hub import hub_registries
 from ..service.access_playbook import AccessPlaybook
 from ..service.access_store import AccessRequest, AccessState, AccessStore
 from ..service.settings import Role
@@ -31,7 +32,8 @@ def _desk(args: argparse.Namespace) -> AccessDesk:
     config = load_config(args.config, host.connection_types)
     store = _store(args)
     return AccessDesk(store, load_policy(args.policy), ActionRegistry(host, config),
-                      AccessPlaybook(host, config, store.journal))
+                      AccessPlaybook(host, config, store.journal),
+                      registries=hub_registries(host, config))  # the Hub's requests too
 
 
 def _print(request: AccessRequest, as_json: bool, extra: dict[str, Any] | None = None) -> None:

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from .access import AccessDesk, ActionRegistry, Caller
+from .access_hub import hub_registries
 from .access_playbook import AccessPlaybook
 from .access_store import (
     AccessError,
@@ -48,7 +49,8 @@ def desk_for(service: Service) -> AccessDesk | None:
     registry connections and the access playbook (run in the same journal)."""
     return AccessDesk(AccessStore(service.journal), service.policy,
                       ActionRegistry(service.host, service.config),
-                      AccessPlaybook(service.host, service.config, service.journal))
+                      AccessPlaybook(service.host, service.config, service.journal),
+                      registries=hub_registries(service.host, service.config))
 
 
 def _problem(exc: AccessError) -> ServiceProblem:

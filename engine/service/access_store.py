@@ -12,6 +12,11 @@ placeholders and typed NULL checks both databases understand; `_Rows` reads it f
     pending --approve (enough approvals)--> approved --grant--> granted --expire--> expired
        |  \\--deny--> denied --override (admin)--> approved        \\--revoke--> revoked
        \\--revoke (withdrawn)--> revoked     approved --revoke--> revoked
+
+A request that came from elsewhere (a Hub user's request on a gated repo) names its origin by
+a key (`decision.source.key`); `access_sources` keeps each key once, written with the request
+in the same transaction, so polling the origin again, or from another process, or after a
+restart, never makes a second request of it.
 """
 
 from __future__ import annotations
@@ -41,6 +46,11 @@ CREATE TABLE IF NOT EXISTS access_requests (
     last_seq INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS access_requests_by_state ON access_requests (state, expires_at);
 """
+# Made when first needed (a store that only reads never writes the file): one row per origin
+# key, with the request made of it, or why none could be (`problem`, tried again later).
+SOURCES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS access_sources (
+    key TEXT PRIMARY KEY, request_id TEXT, problem TEXT, seen_at TEXT NOT NULL)"""
 
 
 class AccessState(StrEnum):
@@ -99,6 +109,25 @@ class RegistryError(AccessError):
 
 class AccessForbidden(AccessError):
     """The caller may not make this change (not an approver, not the requester...)."""
+
+
+class DuplicateSource(AccessError):
+    """A request was made of this origin key already (perhaps by another process)."""
+
+    def __init__(self, key: str, request_id: str | None):
+        super().__init__(f"an access request was made of {key} already"
+                         + (f" ({request_id})" if request_id else ""))
+        self.key, self.request_id = key, request_id
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    """What the store knows of one origin key: the request made of it, or why none was."""
+
+    key: str
+    request_id: str | None
+    problem: str | None
+    seen_at: str
 
 
 class TransitionRefused(AccessError):
@@ -193,6 +222,10 @@ class _Rows(Protocol):
 
     def rows(self, text: str, args: tuple[Any, ...] = ()) -> list[Any]: ...
 
+    def write(self, text: str, args: tuple[Any, ...] = ()) -> int: ...
+
+    def ensure_sources(self) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -222,6 +255,16 @@ class _SQLiteRows:
         except sqlite3.Error as exc:
             raise JournalError(f"access requests in {self.where}: {exc}") from None
 
+    def write(self, text: str, args: tuple[Any, ...] = ()) -> int:
+        try:
+            with self._lock:
+                return int(self._db.execute(text, args).rowcount)
+        except sqlite3.Error as exc:
+            raise JournalError(f"access requests in {self.where}: {exc}") from None
+
+    def ensure_sources(self) -> None:
+        self.write(SOURCES_SCHEMA)
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -239,6 +282,13 @@ class _PostgresRows:
 
     def rows(self, text: str, args: tuple[Any, ...] = ()) -> list[Any]:
         return list(self._journal._select(self.sql(text), args))
+
+    def write(self, text: str, args: tuple[Any, ...] = ()) -> int:
+        with self._journal._write() as conn:
+            return int(conn.execute(self.sql(text), args).rowcount)
+
+    def ensure_sources(self) -> None:
+        self._journal.ensure_access_sources()
 
     def close(self) -> None:
         pass  # the pool is the journal's
@@ -260,6 +310,7 @@ class AccessStore:
         else:
             self.path = Path(located)
             self._store = _SQLiteRows(self.path, busy_timeout)
+        self._sources_ready = False
 
     def close(self) -> None:
         self._store.close()
@@ -293,6 +344,13 @@ class AccessStore:
                                      requester, model) for _ in (0, 1)], int(limit)))
         return [_request_of(row) for row in rows]
 
+    def source(self, key: str) -> SourceRecord | None:
+        """What is known of an origin key (None: nothing yet)."""
+        self._sources()
+        rows = self._rows("SELECT * FROM access_sources WHERE key = ?", (key,))
+        return None if not rows else SourceRecord(rows[0]["key"], rows[0]["request_id"],
+                                                  rows[0]["problem"], rows[0]["seen_at"])
+
     def due(self, now: datetime | None = None) -> list[AccessRequest]:
         """Granted requests whose time is up (oldest deadline first)."""
         moment = format_time(now or datetime.now(UTC))
@@ -307,12 +365,32 @@ class AccessStore:
 
     # writing -----------------------------------------------------------------------------------
 
+    def _sources(self) -> None:
+        if not self._sources_ready:
+            self._store.ensure_sources()
+            self._sources_ready = True
+
+    def set_aside(self, key: str, problem: str) -> bool:
+        """Remember why no request could be made of an origin key; True when this problem is
+        new for it (said once, not at every poll). A key with a request is left alone."""
+        self._sources()
+        return self._store.write(
+            "INSERT INTO access_sources (key, request_id, problem, seen_at) VALUES (?, NULL, ?, "
+            "?) ON CONFLICT (key) DO UPDATE SET problem = excluded.problem, seen_at = "
+            "excluded.seen_at WHERE access_sources.request_id IS NULL AND "
+            "COALESCE(access_sources.problem, '') <> excluded.problem",
+            (key, problem, utc_now())) == 1
+
     def create(self, new: NewRequest, *, decision: dict[str, Any] | None = None,
                approvals_required: int = 1, request_id: str | None = None) -> AccessRequest:
         """Record a new pending request with the policy's decision (and its journal entry)."""
         rid = request_id or secrets.token_hex(8)
         now = utc_now()
         access = AccessKind(new.access)
+        origin = (decision or {}).get("source")
+        key = str(origin["key"]) if isinstance(origin, dict) and origin.get("key") else None
+        if key is not None:
+            self._sources()
         payload = {"requester": new.requester, "model": new.model, "version": new.version,
                    "alias": new.alias, "access": str(access),
                    "justification": new.justification,
@@ -328,6 +406,16 @@ class AccessStore:
                  new.justification, int(new.duration_seconds), str(AccessState.PENDING), now,
                  now, seq, None if decision is None else json.dumps(decision),
                  int(approvals_required)))
+            if key is None:
+                return
+            # Claimed with the request, or not at all: a key with a request refuses a second.
+            claimed = conn.execute(self._store.sql(
+                "INSERT INTO access_sources (key, request_id, problem, seen_at) VALUES (?, ?, "
+                "NULL, ?) ON CONFLICT (key) DO UPDATE SET request_id = excluded.request_id, "
+                "problem = NULL, seen_at = excluded.seen_at WHERE access_sources.request_id "
+                "IS NULL"), (key, rid, now))
+            if claimed.rowcount != 1:
+                raise DuplicateSource(key, None)
 
         self.journal.record_access_event(rid, str(Change.REQUESTED), payload, beside=insert)
         return self.get(rid)
