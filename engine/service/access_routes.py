@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from .access import AccessDesk, ActionRegistry, Caller
+from .access_notify import SlackNotifier
 from .access_playbook import AccessPlaybook
 from .access_store import (
     AccessError,
@@ -29,6 +30,7 @@ from .access_views import requester_history, requester_view
 from .problems import ServiceProblem
 from .service import Service
 from .settings import ApiToken, Role
+from .slack import answer_access_click
 
 CallerCheck = Callable[[Role], Callable[..., ApiToken]]
 
@@ -50,10 +52,18 @@ class DecisionBody(BaseModel):
 
 def desk_for(service: Service) -> AccessDesk | None:
     """The service's desk: the journal (its SQLite file or PostgreSQL database), policy,
-    registry connections and the access playbook (run in the same journal)."""
-    return AccessDesk(AccessStore(service.journal), service.policy,
+    registry connections, the access playbook (run in the same journal) and, with a `slack`
+    connection, Slack messages to the requester and the approvers."""
+    desk = AccessDesk(AccessStore(service.journal), service.policy,
                       ActionRegistry(service.host, service.config),
                       AccessPlaybook(service.host, service.config, service.journal))
+    if SlackNotifier.available(service.host, service.config):
+        def by_role() -> list[str]:
+            role = Role[desk.rules.approver_role.upper()]
+            return [t.name for t in service.settings.tokens if t.role >= role]
+
+        desk.notifier = SlackNotifier(service.host, service.config, by_role)
+    return desk
 
 
 def _problem(exc: AccessError) -> ServiceProblem:
@@ -81,6 +91,9 @@ def access_router(service: Service, caller: CallerCheck,
 
         return router
     desk = made
+    # Slack clicks on an access request's buttons, answered in the background (slack.py).
+    service.background.access_answers = lambda reply: answer_access_click(
+        desk, service.settings, reply)
     # Defaults, not Annotated aliases: the annotations are strings resolved in this module.
     anyone = Depends(caller(Role.REQUESTER))
     approver = Depends(caller(Role.APPROVER))

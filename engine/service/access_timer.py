@@ -1,5 +1,6 @@
-"""The service's access timer: grants approved requests the registry refused earlier and takes
-back every grant at its deadline, also those whose deadline passed while the service was down.
+"""The service's access timer: grants approved requests the registry refused earlier, takes
+back every grant at its deadline, also those whose deadline passed while the service was down,
+and reminds the requester a day before a grant of more than a day ends.
 Its own thread; each expiry is a compare-and-set in the store, so it is recorded once even
 with several service processes on one journal."""
 
@@ -40,10 +41,12 @@ class AccessTimer:
             self.desk.store.close()
 
     def run_once(self) -> int:
-        """One pass: pending grants, then due expiries; how many requests changed."""
+        """One pass: pending grants, due expiries, then the reminders a day before an end;
+        how many requests changed."""
         if self.desk is None:
             return 0
-        return len(self.desk.retry_grants()) + len(self.desk.expire_due())
+        return (len(self.desk.retry_grants()) + len(self.desk.expire_due())
+                + len(self.desk.remind_due()))
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -28,7 +28,7 @@ def told(request: AccessRequest) -> str:
                 f"{model}; an admin can review request {request.id}")
     if request.state == AccessState.EXPIRED:
         return f"expired: your {request.access} access to {model} ended at " \
-               f"{clock(request.revoked_at or request.expires_at)}"
+               f"{clock(request.expires_at or request.revoked_at)}"
     if request.state == AccessState.REVOKED:
         if request.granted_at is None:
             return f"withdrawn: request {request.id} for {model} was closed before a grant"
