@@ -7,12 +7,18 @@ them, and Approve and Deny buttons whose clicks come back through `POST
 /v1/slack/interactions` (slack.py routes them to the desk). Every message carries a dedupe
 key of the request and the change, so one sent again (a retry, a restart) is found in the DM
 and not posted twice. A message that cannot be sent is logged and never undoes a change.
+
+In the service the messages go out on a thread of their own, in order (`background`): a
+request's answer does not wait for Slack, nor for its timeouts when Slack is down. The
+reminder is sent in the caller's thread (the access timer's), which needs to know whether it
+went out before recording it.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from ..config import Config
 from ..errors import ActionError, CrownguardError
@@ -67,16 +73,37 @@ class SlackNotifier:
     policy names no approver (the service's tokens of the approver role, by e-mail)."""
 
     def __init__(self, host: PluginHost, config: Config,
-                 approvers_by_role: Callable[[], list[str]] = list):
+                 approvers_by_role: Callable[[], list[str]] = list, *,
+                 background: bool = False):
         self.host, self.config = host, config
         self.approvers_by_role = approvers_by_role
+        self._sender = (ThreadPoolExecutor(1, thread_name_prefix="crownguard-access-slack")
+                        if background else None)
 
     @classmethod
     def available(cls, host: PluginHost, config: Config) -> bool:
         return ACTION in host.actions and CONNECTION in config.connections
 
     def tell(self, what: str, request: AccessRequest) -> bool:
-        """Send the change's messages; False when one could not be sent (said in the log)."""
+        """Send the change's messages; False when one could not be sent (said in the log).
+        In the background (but the reminder): True once handed to the sending thread."""
+        if self._sender is not None and what != "expiring":
+            self._sender.submit(self._tell_logged, what, request)
+            return True
+        return self._tell(what, request)
+
+    def close(self) -> None:
+        """Send what is queued, then stop the sending thread."""
+        if self._sender is not None:
+            self._sender.shutdown(wait=True)
+
+    def _tell_logged(self, what: str, request: AccessRequest) -> None:
+        try:
+            self._tell(what, request)
+        except Exception:  # on the sending thread nobody else would see it
+            log.exception("access request %s: telling of '%s' failed", request.id, what)
+
+    def _tell(self, what: str, request: AccessRequest) -> bool:
         if what in TO_REQUESTER:
             return self._send(request.requester, requester_text(what, request),
                               f"access-{request.id}-{what}", request)
@@ -95,6 +122,10 @@ class SlackNotifier:
 
     def _send(self, email: str, text: str, key: str, request: AccessRequest, *,
               buttons: bool = False) -> bool:
+        if "@" not in email:  # a registry's user name (the Hub's), not a Slack e-mail
+            log.info("access request %s: %s is no e-mail address: not told in Slack",
+                     request.id, email)
+            return True
         inputs: dict[str, object] = {"email": email, "text": text, "dedupe_key": key}
         if buttons:
             inputs["approval"] = {"run_id": f"{ACCESS_RUN_PREFIX}{request.id}",

@@ -62,7 +62,7 @@ def desk_for(service: Service) -> AccessDesk | None:
             role = Role[desk.rules.approver_role.upper()]
             return [t.name for t in service.settings.tokens if t.role >= role]
 
-        desk.notifier = SlackNotifier(service.host, service.config, by_role)
+        desk.notifier = SlackNotifier(service.host, service.config, by_role, background=True)
     return desk
 
 

@@ -38,6 +38,9 @@ class AccessTimer:
         if self._thread.is_alive():
             self._thread.join(timeout)
         if self.desk is not None:
+            close = getattr(self.desk.notifier, "close", None)
+            if close is not None:  # what is queued for Slack goes out first
+                close()
             self.desk.store.close()
 
     def run_once(self) -> int:

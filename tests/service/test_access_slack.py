@@ -7,6 +7,7 @@ is told of the grant and of its revoke."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -180,3 +181,16 @@ def test_an_approver_denies_in_slack_and_the_requester_is_told_no_more(
     assert told[0]["text"] == (f"Access request {rid}: refused: the access policy does not "
                                f"allow this request for secret; an admin can review request "
                                f"{rid}.")
+
+
+def test_a_request_is_answered_without_waiting_for_slack(served: Served,
+                                                         slack: SlackMock) -> None:
+    slack.inject("latency", seconds=3, path="/api/users.lookupByEmail", times=None)
+    try:
+        started = time.monotonic()
+        rid = ask(served)["id"]
+        assert time.monotonic() - started < 2.5  # three slow look-ups are not waited for
+    finally:
+        slack.clear_faults()
+    wait_for(lambda: [m for m in dm(slack, EVE)[1] if rid in str(m["text"])], timeout=30,
+             what="the confirmation, sent in the background")
