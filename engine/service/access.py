@@ -224,7 +224,7 @@ class AccessDesk:
                               decided_by=caller.name, decided_at=format_time(_now(now)),
                               expect=AccessState.DENIED)
             return self._grant_or_wait(request.id, now)
-        self._may_decide(request, caller)
+        self.may_decide(request, caller)
         if any(refusal(str(a.get("by")), [caller.name]) is None for a in request.approvals):
             raise AccessError(f"{caller.name} has approved access request {request.id} already")
         approvals = [*request.approvals, {"by": caller.name, "comment": comment,
@@ -240,14 +240,16 @@ class AccessDesk:
     def deny(self, request_id: str, caller: Caller, reason: str | None = None, *,
              now: datetime | None = None) -> AccessRequest:
         request = self.store.get(request_id)
-        self._may_decide(request, caller)
+        self.may_decide(request, caller)
         denied = self.store.change(request.id, Change.DENIED, caller.name, reason=reason,
                                    decided_by=caller.name, decided_at=format_time(_now(now)),
                                    expect=AccessState.PENDING)
         self._refused(denied, False)
         return denied
 
-    def _may_decide(self, request: AccessRequest, caller: Caller) -> None:
+    def may_decide(self, request: AccessRequest, caller: Caller) -> None:
+        """AccessForbidden unless `caller` may approve or deny `request` (the check approve()
+        and deny() make, and the console asks before it shows the buttons)."""
         if caller.role >= Role.ADMIN:
             return
         named = [str(a) for a in (request.decision or {}).get("approvers") or []]
