@@ -150,3 +150,30 @@ def test_an_early_revoke_is_told_and_a_pending_request_asks_the_owner_with_butto
     assert texts(slack, FLO)[-1].startswith(f"Access request {made.id}: revoked: your read "
                                             "access to secret was taken back at ")
     assert not any("FLIGHT_RISK" in t for t in texts(slack, FLO))
+
+
+def test_the_cli_tells_the_requester_of_a_request_and_its_revoke(
+        slack: SlackMock, mock_server: Callable[..., Any], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from crownguard.engine.cli import main
+    from crownguard.plugins.mlflow.mock import MlflowMock
+
+    mlflow = mock_server(MlflowMock, auth="basic")
+    mlflow.default_permission = "NO_PERMISSIONS"
+    mlflow.add_version("fraud", {"weights.bin": b"w"})
+    mlflow.tag_model("fraud", {"sensitivity": "internal"})
+    mlflow.add_user(EVE, "eve-pw")
+    config, policy = tmp_path / "connections.yaml", tmp_path / "policy.yaml"
+    config.write_text(json.dumps({"connections": {"mlflow": mlflow.connection_settings(),
+                                                  "slack": slack.connection_settings()}}))
+    policy.write_text(json.dumps({"weights": {"off_hours": 0},
+                                  "access": {"auto_grant_below": 15}}))
+    files = ["--config", str(config), "--policy", str(policy),
+             "--journal", str(tmp_path / "j.sqlite")]
+    assert main(["access", "request", "fraud", "--why", WHY, "--hours", "2", "--as", EVE,
+                 "--json", *files]) == 0
+    made = json.loads(capsys.readouterr().out)
+    assert texts(slack, EVE)[0].startswith(f"Your access request {made['id']} for read "
+                                           "access to fraud for 2 h is received. Granted: ")
+    assert main(["access", "revoke", made["id"], "--by", "ops", *files]) == 0
+    assert texts(slack, EVE)[-1].startswith(f"Access request {made['id']}: revoked: ")
