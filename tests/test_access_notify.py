@@ -177,3 +177,14 @@ def test_the_cli_tells_the_requester_of_a_request_and_its_revoke(
                                            "access to fraud for 2 h is received. Granted: ")
     assert main(["access", "revoke", made["id"], "--by", "ops", *files]) == 0
     assert texts(slack, EVE)[-1].startswith(f"Access request {made['id']}: revoked: ")
+
+
+def test_a_model_the_policy_does_not_manage_is_told_as_not_needed() -> None:
+    from crownguard.engine.service.access_store import AccessKind, AccessRequest
+    from crownguard.engine.service.access_views import told
+
+    request = AccessRequest("abcdef0123456789", EVE, "public-bert", None, None,
+                            AccessKind.READ, WHY, 3600, AccessState.DENIED, "t", "t",
+                            decision={"outcome": "not_needed", "reason": "not managed"})
+    assert told(request) == ("not needed: public-bert is not a model the access policy "
+                             "manages; its registry's own permissions apply")

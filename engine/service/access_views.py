@@ -23,6 +23,10 @@ def told(request: AccessRequest) -> str:
         return f"granted: {request.access} access to {model}{until}"
     if request.state == AccessState.APPROVED:  # the registry has not taken the grant yet
         return f"approved: {request.access} access to {model} is being granted"
+    if request.state == AccessState.DENIED and (request.decision or {}).get(
+            "outcome") == "not_needed":
+        return (f"not needed: {model} is not a model the access policy manages; its "
+                "registry's own permissions apply")
     if request.state == AccessState.DENIED:
         return (f"refused: the access policy does not allow this request for "
                 f"{model}; an admin can review request {request.id}")
