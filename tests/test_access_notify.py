@@ -188,3 +188,42 @@ def test_a_model_the_policy_does_not_manage_is_told_as_not_needed() -> None:
                             decision={"outcome": "not_needed", "reason": "not managed"})
     assert told(request) == ("not needed: public-bert is not a model the access policy "
                              "manages; its registry's own permissions apply")
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_two_processes_reminding_at_once_record_it_once(
+        kind: str, slack: SlackMock, isolated_host: Callable[..., PluginHost],
+        mock_config: Callable[..., Any], tmp_path: Path,
+        request: pytest.FixtureRequest) -> None:
+    from crownguard.engine.journal import open_journal
+
+    where = str(tmp_path / "j.sqlite") if kind == "sqlite" else \
+        str(request.getfixturevalue("postgres_dsn"))
+    host = isolated_host(slack_plugin, name="slack")
+    config = mock_config("slack", slack, host=host)
+    registry, policy = Registry(), policy_from_mapping(POLICY)
+    slack_notifier = SlackNotifier(host, config)
+    journals = [open_journal(where), open_journal(where)]
+    stores = [AccessStore(j) for j in journals]
+    other = AccessDesk(stores[1], policy, registry, notifier=slack_notifier)
+    later = NOON + timedelta(days=2, hours=1)
+
+    class Racing:
+        """Process one's notifier: while it sends, process two reminds (and records) first."""
+
+        def tell(self, what: str, made: Any) -> bool:
+            if what == "expiring":
+                assert [r.id for r in other.remind_due(later)] == [made.id]
+            return slack_notifier.tell(what, made)
+
+    try:
+        first = AccessDesk(stores[0], policy, registry, notifier=Racing())
+        made = first.request(EVE, "secret", WHY, duration_seconds=3 * 86400, now=NOON)
+        assert first.remind_due(later) == []  # process two recorded it meanwhile
+        kinds = [h["type"] for h in first.store.history(made.id)]
+        assert kinds.count("access_reminded") == 1
+        assert sum("ends in less than a day" in t for t in texts(slack, EVE)) == 1
+    finally:
+        for store, journal in zip(stores, journals, strict=True):
+            store.close()
+            journal.close()
