@@ -78,6 +78,7 @@ class Change(StrEnum):
     GRANTED = "access_granted"
     EXPIRED = "access_expired"
     REVOKED = "access_revoked"
+    REMINDED = "access_reminded"      # the requester was told the grant ends within a day
 
 
 # (from, change) -> to: the one table every change is checked against.
@@ -91,6 +92,7 @@ TRANSITIONS: dict[tuple[AccessState, Change], AccessState] = {
     (AccessState.APPROVED, Change.REVOKED): AccessState.REVOKED,
     (AccessState.GRANTED, Change.EXPIRED): AccessState.EXPIRED,
     (AccessState.GRANTED, Change.REVOKED): AccessState.REVOKED,
+    (AccessState.GRANTED, Change.REMINDED): AccessState.GRANTED,
 }
 FINAL = frozenset({AccessState.EXPIRED, AccessState.REVOKED})
 
@@ -421,9 +423,12 @@ class AccessStore:
         return self.get(rid)
 
     def change(self, request_id: str, change: Change, by: str, *, reason: str | None = None,
-               expect: AccessState | None = None, **columns: Any) -> AccessRequest:
+               expect: AccessState | None = None, unchanged_since: int | None = None,
+               **columns: Any) -> AccessRequest:
         """Apply one change: checked against TRANSITIONS, compare-and-set on the state the
-        request had when read (or `expect`), chained with `by`, `reason` and the columns."""
+        request had when read (or `expect`), chained with `by`, `reason` and the columns.
+        `unchanged_since`: also refused when the request changed after that `last_seq` (a
+        change that keeps the state, such as a reminder, recorded once)."""
         current = self.get(request_id)
         before = expect or current.state
         after = TRANSITIONS.get((before, change))
@@ -443,10 +448,12 @@ class AccessStore:
 
         def update(conn: Any, seq: int) -> None:
             sets = "".join(f", {k} = ?" for k in stored)  # names from _SETTABLE only
+            since = "" if unchanged_since is None else " AND last_seq = ?"
             cursor = conn.execute(self._store.sql(
                 f"UPDATE access_requests SET state = ?, updated_at = ?, last_seq = ?{sets} "  # noqa: S608
-                "WHERE id = ? AND state = ?"),
-                (str(after), now, seq, *stored.values(), current.id, str(before)))
+                f"WHERE id = ? AND state = ?{since}"),
+                (str(after), now, seq, *stored.values(), current.id, str(before),
+                 *(() if unchanged_since is None else (int(unchanged_since),))))
             if cursor.rowcount != 1:  # changed by someone else since it was read
                 raise TransitionRefused(f"access request {current.id} is no longer {before}: "
                                         f"it cannot be {_WORDS[change]}")
@@ -463,7 +470,8 @@ class AccessStore:
 
 _WORDS = {Change.REQUESTED: "requested", Change.APPROVAL: "approved",
           Change.APPROVED: "approved", Change.DENIED: "denied", Change.OVERRIDDEN: "overridden",
-          Change.GRANTED: "granted", Change.EXPIRED: "expired", Change.REVOKED: "revoked"}
+          Change.GRANTED: "granted", Change.EXPIRED: "expired", Change.REVOKED: "revoked",
+          Change.REMINDED: "reminded of its end"}
 
 
 def expiry(granted_at: datetime, duration_seconds: int) -> datetime:

@@ -31,12 +31,15 @@ DEFAULT_REQUESTS_PER_MINUTE = 600
 
 
 class Role(IntEnum):
-    """What a token may do; each role includes the ones before it."""
+    """What a token may do; each role includes the ones before it. `requester`, below
+    DESIGN.md's four, only asks for model access and reads its own requests (docs/access.md).
+    No role is 0: a role is always true, so `session.role or ...` never mistakes one for none."""
 
-    VIEWER = 1
-    RESPONDER = 2
-    APPROVER = 3
-    ADMIN = 4
+    REQUESTER = 1
+    VIEWER = 2
+    RESPONDER = 3
+    APPROVER = 4
+    ADMIN = 5
 
     def __str__(self) -> str:
         return self.name.lower()
