@@ -127,3 +127,23 @@ def test_the_claimant_is_kept_as_a_digest(tmp_path: Path) -> None:
         [(kept,)] = db.execute("SELECT claimant FROM starts").fetchall()
     db.close()
     assert kept == claimant_digest(ITEM) and "siem" not in kept
+
+
+def test_the_postgresql_store_keeps_the_claimant_too(postgres_dsn: str) -> None:
+    from crownguard.engine.journal.postgres_dedupe import PostgresDedupe
+
+    first, second = PostgresDedupe(postgres_dsn), PostgresDedupe(postgres_dsn)
+    try:
+        assert first.claim_of("k") is None
+        assert first.claim("k", 100.0, 3600, "me") is None
+        first.started("k", 100.0, "run-1")
+        found = second.claim_of("k")  # another process reads what the first left
+        assert (found.at, found.claimant, found.run_id) == (100.0, "me", "run-1")
+        assert second.claim("k", 100.0, 3600, "other") == 100.0  # a duplicate: unchanged
+        assert second.claim_of("k") == found
+        assert second.claim("k", 100.0 + 7200, 3600) is None  # a new claim drops both
+        found = first.claim_of("k")
+        assert (found.at, found.claimant, found.run_id) == (7300.0, None, None)
+    finally:
+        first.close()
+        second.close()
