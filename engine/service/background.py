@@ -63,7 +63,7 @@ class _OnePerPerson:
             return self._triage.triage_event(event, *args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
-        # The rest (claim, its router, whose dedupe store is thread-safe) is the Triage's own.
+        # The rest (claim, its router, whose dedupe store is thread-safe) is the wrapped one's.
         return getattr(self._triage, name)
 
 
