@@ -126,6 +126,12 @@ CREATE TABLE history_events (
     registry TEXT COLLATE "C", model TEXT COLLATE "C");
 CREATE INDEX history_events_day ON history_events (day);
 """,
+    # A dedupe claim names its claimant (an intake item processed again after a kill -9 knows
+    # its own claim), and an intake item says what became of it (why no run, say).
+    4: """
+ALTER TABLE dedupe_starts ADD COLUMN claimant TEXT COLLATE "C";
+ALTER TABLE service_intake ADD COLUMN outcome TEXT;
+""",
 }
 PG_SCHEMA_VERSION = max(_MIGRATIONS)
 _VERSIONS = """
