@@ -25,7 +25,8 @@ def mlflow(mock_server: Any) -> MlflowMock:
     mock = mock_server(MlflowMock, auth="basic")
     assert isinstance(mock, MlflowMock)
     mock.default_permission = "NO_PERMISSIONS"
-    for model, tags in (("fraud", {"sensitivity": "internal"}), ("public", {})):
+    for model, tags in (("fraud", {"sensitivity": "internal"}), ("public", {}),
+                        ("secret", {"sensitivity": "restricted", "owner": "omar@corp.example"})):
         mock.add_version(model, {"weights.bin": b"w"})
         mock.tag_model(model, tags)
     mock.add_user(ALICE, "alice-pw")
@@ -124,3 +125,15 @@ def test_undo_of_another_run_does_not_touch_access_requests(
     assert "0000000" in capsys.readouterr().err
     assert stored(tmp_path, made["id"])[0].state == "granted"
     assert mlflow.grants == {(ALICE, "fraud"): "READ"}
+
+
+def test_undo_of_a_pending_requests_run_withdraws_it(
+        files: list[str], mlflow: MlflowMock, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    made = ask(files, "secret", capsys)
+    assert made["state"] == "pending", made["decision"]
+    assert main(undo(files, made["decision"]["run_id"])) == 0
+    assert "withdrawn by ops@corp.example (it was pending)" in capsys.readouterr().out
+    request, history = stored(tmp_path, made["id"])
+    assert request.state == "revoked" and history[-1] == "access_revoked"
+    assert mlflow.grants == {}
