@@ -10,7 +10,7 @@ from .config import Config
 from .journal import Approval, ResumeFailure, RunRecord
 from .kinds import ENDED, ApprovalDecision, RunStatus
 from .spec import Playbook
-from .undo import UndoCall
+from .undo import LinkedChange, UndoCall
 
 
 @dataclass(frozen=True)
@@ -108,3 +108,4 @@ class UndoResult:
     cancelled: RunOutcome | None
     outcome: RunOutcome
     dry_run: bool
+    linked: tuple[LinkedChange, ...] = ()  # what the run led to outside its steps, taken back

@@ -7,16 +7,23 @@ undo action's input schema names (so `falcon.contain_host {device_id}` becomes
 `falcon.lift_containment {device_id}`, and a quarantine's recorded aliases feed its release).
 The undo calls run in the reverse order of the original steps' completion, one after the
 other, each whatever became of the previous (`when: always`), as a playbook run of its own.
+
+A run can also lead to a change that none of its steps holds: the grant of an access request,
+which the access desk makes once the model-access-request run decided (docs/access.md). The
+caller of an undo hands such changes over as `LinkedUndo`s (the CLI and the service hand the
+desk's); they are taken back first (they came after the run's steps), and the undo run
+records what became of them (`details.linked`).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from .errors import UndoError
 from .expressions import render
+from .journal import RunRecord
 from .kinds import EventType, When
 from .plugins import PluginHost
 from .spec import Playbook, Step
@@ -29,6 +36,26 @@ class UndoCall:
     action: str
     inputs: dict[str, Any]
     reason: str
+
+
+@dataclass(frozen=True)
+class LinkedChange:
+    """One change a run led to outside its steps, and what its undo did: `undone` False when
+    there was nothing left to take back (in a dry run: whether it would be taken back),
+    `note` says what was done or why nothing."""
+
+    what: str
+    undone: bool
+    note: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"what": self.what, "undone": self.undone, "note": self.note}
+
+
+class LinkedUndo(Protocol):
+    """Takes back what `run` led to outside its own steps, as `by`; [] when it led to none."""
+
+    def undo_linked(self, run: RunRecord, by: str, *, dry_run: bool) -> list[LinkedChange]: ...
 
 
 def _changed(output: Any) -> bool:
@@ -89,11 +116,14 @@ def plan_undo(playbook: Playbook, events: list[dict[str, Any]], host: PluginHost
     return calls
 
 
-def undo_playbook(original: Playbook, calls: list[UndoCall]) -> Playbook:
-    """A playbook running the undo calls one after the other, whatever each one's outcome."""
-    if not calls:
+def undo_playbook(original: Playbook, calls: list[UndoCall],
+                  linked: list[LinkedChange] | None = None) -> Playbook:
+    """A playbook running the undo calls one after the other, whatever each one's outcome
+    (none, when only a linked change was taken back: the run records that)."""
+    if not calls and not any(change.undone for change in linked or []):
+        left = "; ".join(change.note for change in linked or [])
         raise UndoError(f"nothing to undo: no step of '{original.name}' changed anything with "
-                        "a declared undo")
+                        "a declared undo" + (f", and {left}" if left else ""))
     steps: list[Step] = []
     recorded: dict[str, dict[str, Any]] = {}
     for index, call in enumerate(calls):

@@ -29,6 +29,7 @@ from ..kinds import ApprovalDecision, RunKind, RunStatus
 from ..operators import cli_operator
 from ..outcome import OUTCOME_FIELDS, degraded
 from ..plugins import PluginHost
+from ..service.access_undo import AccessUndo
 from .console import printable
 from .timeline import Timeline, dry_run_branches, summary_table
 
@@ -199,8 +200,12 @@ def cmd_undo(args: argparse.Namespace) -> int:
             print(f"undoing {len(plan.calls)} change(s) of run {run.run_id}:")
             for call in plan.calls:
                 print(f"  {call.reason}: {call.action}")
+        # The grant of an access request its run decided is the access desk's, not a step's.
         result = runs.undo(journal, host, plan, by=by, via=via, dry_run=args.dry_run,
-                           on_event=_timeline(args.json))
+                           on_event=_timeline(args.json),
+                           linked=[AccessUndo(journal, host, args.config)])
+        for change in result.linked:
+            print(f"  {change.what}: {change.note}", file=out)
         return print_record(result.outcome.record, args.json)
 
 

@@ -35,6 +35,7 @@ from ..errors import (
 )
 from ..journal.audit import canonical_json
 from .access_routes import access_router
+from .access_undo import AccessUndo
 from .bodies import EVENTS_PREFIX, INLINE_BODY_BYTES, Gone, body_of, is_events_path, read_body
 from .console import mount_console
 from .logs import bound
@@ -438,9 +439,11 @@ def build_app(service: Service) -> FastAPI:
             plan = runs.prepare_undo(service.journal, service.host, run_id, step=body.step,
                                      config_path=service.config_path)
             result = runs.undo(service.journal, service.host, plan, by=who.name,
-                               dry_run=body.dry_run)
+                               dry_run=body.dry_run, linked=[AccessUndo(
+                                   service.journal, service.host, service.config_path)])
         return {"by": who.name, "run_id": result.run_id, "undo_run_id": result.undo_run_id,
                 "dry_run": result.dry_run, "calls": len(result.calls),
+                "linked": [change.to_dict() for change in result.linked],
                 "cancelled": result.cancelled.record if result.cancelled else None,
                 "run": result.outcome.record}
 
