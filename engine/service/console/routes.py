@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from ... import runs
 from ...approvers import refusal
 from ...errors import CrownguardError, UnknownRun
+from ...journal.postgres import PostgresJournal
 from ...kinds import ENDED, RERUNNABLE, RunKind, RunStatus
 from ..service import Service
 from ..settings import Role
@@ -24,8 +25,10 @@ from .audit import AuditFilter, audit_page
 from .desk import mount_desk
 from .pages import COOKIE, HEADERS, HERE, ConsoleRefusal, Pages, SignInFirst, back_to, form
 from .runlist import RunFilter, RunList
+from .runlist_pg import PostgresRunList
 from .scenarios import ScenarioIndex
 from .sessions import Session, SessionStore
+from .sessions_pg import PostgresSessionStore
 from .views import changes_made, graph_view, timeline_rows, who_acted
 
 log = logging.getLogger("crownguard.service")
@@ -34,18 +37,13 @@ PAST = {"approve": "approved", "reject": "rejected"}
 
 
 def mount_console(app: FastAPI, service: Service, *, secure_cookies: bool | None = None
-                  ) -> Pages | None:
+                  ) -> Pages:
     """Add the console's routes, its static files and its refusal pages to the service's app.
-    Its sessions and run list are SQLite's: on a PostgreSQL journal there is no console yet
-    (None; /ui/ is then a 404 and the API serves alone)."""
-    path = getattr(service.journal, "path", None)
-    if not isinstance(path, Path):
-        log.warning("the web console needs a SQLite journal for now: /ui/ is off")
-        return None
-    sessions = SessionStore(path)
+    Sessions and the run list live in the journal: its SQLite file, or its PostgreSQL
+    database (the twins in sessions_pg and runlist_pg)."""
+    sessions, listing = _stores(service)
     service._closing.callback(sessions.close)  # closed with the service's journal
-    pages = Pages(sessions, secure_cookies)
-    listing = RunList(path)
+    pages = Pages(sessions, secure_cookies, tokens=lambda: service.settings.tokens)
     scenarios = ScenarioIndex()
     service._closing.callback(listing.close)
     app.state.console = pages
@@ -98,7 +96,7 @@ def mount_console(app: FastAPI, service: Service, *, secure_cookies: bool | None
                                 csrf=session.csrf, next=_local(fields.get("next", "")),
                                 failed=True)
         pages.forget(session)  # a new id once signed in: no session fixation
-        signed = pages.sessions.new(token.name, token.role)
+        signed = pages.sessions.new(token.name, token.role, token.token.reveal())
         response = back_to(_local(fields.get("next", "")))
         pages.set_cookie(request, response, signed)
         return response
@@ -266,6 +264,16 @@ def mount_console(app: FastAPI, service: Service, *, secure_cookies: bool | None
                             untriggered=list(router.untriggered), broken=broken)
 
     return pages
+
+
+def _stores(service: Service) -> tuple[SessionStore, RunList | PostgresRunList]:
+    journal = service.journal
+    if isinstance(journal, PostgresJournal):
+        return PostgresSessionStore(journal), PostgresRunList(journal)
+    path = getattr(journal, "path", None)
+    if not isinstance(path, Path):
+        raise TypeError(f"the console needs a SQLite or PostgreSQL journal, not {journal!r}")
+    return SessionStore(path), RunList(path)
 
 
 def _local(path: str) -> str:
