@@ -22,6 +22,7 @@ HERE = Path(__file__).parent
 COOKIE = "crownguard_session"
 SECURE_ENV = "CROWNGUARD_CONSOLE_SECURE_COOKIE"  # 1: Secure cookies even without a proxy's hint
 MAX_FORM_BYTES = 16384
+LIVE_HEADER = "X-Console-Live"  # sent by console.js when it fetches a page to refresh it
 HEADERS = {  # every console page: nothing but our own files, never framed, never cached
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
                                "img-src 'self'; connect-src 'self'; form-action 'self'; "
@@ -122,8 +123,9 @@ class Pages:
 
     def render(self, request: Request, template: str, session: Session | None,
                code: int = 200, **context: Any) -> HTMLResponse:
+        live = request.headers.get(LIVE_HEADER) == "1"  # a script's refresh keeps notices
         page = self.env.get_template(template).render(
-            session=session, notices=session.take_notices() if session else [],
+            session=session, notices=session.take_notices() if session and not live else [],
             path=request.url.path, Role=Role, **context)
         return HTMLResponse(page, status_code=code, headers=HEADERS)
 

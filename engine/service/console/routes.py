@@ -116,6 +116,7 @@ def mount_console(app: FastAPI, service: Service, *, secure_cookies: bool | None
                   since: str = "", until: str = "", cursor: str = "") -> HTMLResponse:
         session = pages.signed_in(request)
         filters = RunFilter.from_form(status, playbook, person, since, until)
+        head = service.journal.head()[0]  # before reading: a change after it shows next poll
         found, following = listing.page(filters, PAGE, cursor or None)
         waits: dict[str, list[Any]] = {}
         for run in found:
@@ -128,10 +129,20 @@ def mount_console(app: FastAPI, service: Service, *, secure_cookies: bool | None
         shown: dict[str, Any] = {"status": status, "playbook": playbook, "person": person,
                                  "since": since, "until": until}
         return pages.render(
-            request, "runs.html", session, runs=found, waits=waits, next_cursor=following,
-            cursor=cursor, statuses=[str(s) for s in RunStatus], counts=listing.counts(filters),
+            request, "runs.html", session, head=head, runs=found, waits=waits,
+            next_cursor=following, cursor=cursor, statuses=[str(s) for s in RunStatus],
+            counts=listing.counts(filters),
             filtered=any(shown.values()), shown=shown, **shown,
             playbooks=sorted(set(listing.playbooks()) | set(service.triage.router.playbooks)))
+
+    @app.get("/ui/live.json", include_in_schema=False)
+    def live(request: Request) -> JSONResponse:
+        """What the runs and access pages' script polls: the journal's last entry. When it
+        moves past the page's, the script fetches the page again and swaps its live parts."""
+        session = pages.session(request)
+        if session is None or session.role is None:
+            return JSONResponse({"error": "signed out"}, status_code=401, headers=HEADERS)
+        return JSONResponse({"head": service.journal.head()[0]}, headers=HEADERS)
 
     @app.get("/ui/runs/{run_id}", include_in_schema=False)
     def run_page(request: Request, run_id: str) -> HTMLResponse:
