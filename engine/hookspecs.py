@@ -108,7 +108,8 @@ def crownguard_register_pollers(register: Callable[..., None]) -> None:
     poll=fn(connections, since, page_size) -> iterator of pages)` for each tool whose new
     events the service may fetch on an interval. `since` is an aware datetime; each page is
     a list of `{"id": event id or None, "at": ISO time or None, "raw": the tool's event}`,
-    oldest first, so the service can keep its cursor at the last stored page."""
+    oldest first, so the service can keep its cursor at the last stored page; an item the
+    plugin could not read carries `"problem": why` and is set aside as a dead letter."""
 
 
 # --- observers: fired while runs execute -------------------------------------------------------

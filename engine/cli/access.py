@@ -13,6 +13,8 @@ from ..journal import open_journal
 from ..operators import cli_operator
 from ..plugins import PluginHost
 from ..service.access import AccessDesk, ActionRegistry, Caller
+from ..service.access_hub import hub_registries
+from ..service.access_notify import SlackNotifier
 from ..service.access_playbook import AccessPlaybook
 from ..service.access_store import AccessRequest, AccessState, AccessStore
 from ..service.settings import Role
@@ -30,8 +32,12 @@ def _desk(args: argparse.Namespace) -> AccessDesk:
     host = PluginHost.from_entry_points()
     config = load_config(args.config, host.connection_types)
     store = _store(args)
+    # With a slack connection the requester hears of a request and its revoke, as from the
+    # service (docs/access.md).
+    notifier = SlackNotifier(host, config) if SlackNotifier.available(host, config) else None
     return AccessDesk(store, load_policy(args.policy), ActionRegistry(host, config),
-                      AccessPlaybook(host, config, store.journal))
+                      AccessPlaybook(host, config, store.journal), notifier=notifier,
+                      registries=hub_registries(host, config))  # the Hub's requests too
 
 
 def _print(request: AccessRequest, as_json: bool, extra: dict[str, Any] | None = None) -> None:

@@ -6,8 +6,9 @@ mlflow plugin's actions, the path `crownguard access request` and the service ta
 download from the registry during the grant is triaged with the grant as context; the demo
 then moves the clock 8 hours on (nothing sleeps) and runs the expiry the service's timer runs,
 and the permission is gone. A leaver asks for the same model and is refused, and is told only
-what the policy says, not why the risk engine thinks so. The requests live in a temporary
-journal, as they would in the service's.
+what the policy says, not why the risk engine thinks so (`told()`, which the service's
+answers to a requester use too). The requests live in a temporary journal, as they would in
+the service's.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ from ..plugins import PluginHost
 from ..scenarios import MockFleet, seed
 from ..service.access import AccessDesk, ActionRegistry
 from ..service.access_ledger import StoreAccess
-from ..service.access_store import AccessRequest, AccessState, AccessStore, parse_time
+from ..service.access_store import AccessRequest, AccessState, AccessStore
+from ..service.access_views import clock as _clock
+from ..service.access_views import told
 from ..triage import Policy, Triage, policy_from_mapping
 from .triage import describe_verdict
 
@@ -57,18 +60,6 @@ def _seeding(password: str) -> dict[str, Any]:
                        "call": [{"method": "add_user", "args": [RESEARCHER, password]},
                                 {"method": "tag_model", "args": [MODEL, {
                                     "sensitivity": "restricted", "owner": OWNER}]}]}}
-
-
-def told(request: AccessRequest) -> str:
-    """What the requester is told: the outcome in the policy's words, never the risk reasons
-    behind it (a watchlist, a departure date that HR knows of)."""
-    if request.state in (AccessState.GRANTED, AccessState.APPROVED):
-        until = f" until {_clock(request.expires_at)}" if request.expires_at else ""
-        return f"granted: {request.access} access to {request.model}{until}"
-    if request.state == AccessState.DENIED:
-        return (f"refused: the access policy does not allow this request for "
-                f"{request.model}; an admin can review request {request.id}")
-    return f"{request.state}: waiting for an approver of {request.model}"
 
 
 @dataclass
@@ -195,12 +186,3 @@ def _download(triage: Triage, access: StoreAccess, policy: Policy, registry_host
     without = max(0, min(100, others))
     say(f"    without the grant it would have scored {without} "
         f"{policy.level_for(without)}")
-
-
-def _clock(moment: datetime | str | None) -> str:
-    if moment is None:
-        return "-"
-    at = parse_time(moment) if isinstance(moment, str) else moment
-    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-

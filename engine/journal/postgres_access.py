@@ -1,6 +1,7 @@
 """The PostgreSQL journal's entries for model access requests: one chained entry per change,
 with the access store's row (engine/service/access_store.py) written in the same transaction,
-as the SQLite journal does (`sqlite_access`)."""
+as the SQLite journal does (`sqlite_access`); and the table of the requests' origin keys
+(`access_sources`), made the first time a store needs it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,15 @@ from typing import TYPE_CHECKING, Any
 
 from ..kinds import EntryKind
 from .base import utc_now
+from .postgres_schema import _LOCK
 from .sqlite_schema import journal_json
+
+# Beside migration 2's access_requests: made on first use, under the migrations' advisory lock
+# (two processes making it at once would otherwise collide in the catalog).
+ACCESS_SOURCES = """
+CREATE TABLE IF NOT EXISTS access_sources (
+    key TEXT COLLATE "C" PRIMARY KEY, request_id TEXT COLLATE "C", problem TEXT,
+    seen_at TEXT COLLATE "C" NOT NULL)"""
 
 
 class PostgresAccessEntries:
@@ -33,3 +42,8 @@ class PostgresAccessEntries:
             if beside is not None:
                 beside(conn, seq)
         return seq
+
+    def ensure_access_sources(self) -> None:
+        with self._write() as conn:
+            conn.execute(_LOCK)
+            conn.execute(ACCESS_SOURCES)

@@ -13,7 +13,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 from ..actions import ActionContext
@@ -37,6 +37,7 @@ from .access_store import (
     TransitionRefused,
     expiry,
     format_time,
+    parse_time,
 )
 from .settings import Role
 
@@ -44,6 +45,7 @@ log = logging.getLogger("crownguard.access")
 POLICY = "policy"        # `by` of what the policy decided
 SERVICE = "crownguard"   # `by` of what the service did on its own (grant, expiry)
 PERMISSION = "READ"      # read and download both need READ on the registered model
+REMIND_BEFORE = timedelta(days=1)  # the requester is reminded this long before a grant ends
 
 
 class Registry(Protocol):
@@ -65,9 +67,13 @@ class RefusingRegistry(Protocol):
 
 
 class Notifier(Protocol):
-    """Tells people of a request's changes (the requester, its approvers)."""
+    """Tells people of a request's changes (the requester, its approvers): `what` is
+    "requested", "received" (the requester's confirmation, once the policy decided what it
+    could), "pending" (approvers are asked), "granted" and "denied" (later, by an approver or
+    the timer), "expiring" (a day before the end), "expired" or "revoked". False: it could
+    not be told (the reminder is then tried again on the timer's next pass)."""
 
-    def tell(self, what: str, request: AccessRequest) -> None: ...
+    def tell(self, what: str, request: AccessRequest) -> bool | None: ...
 
 
 MLFLOW = "mlflow"  # the registry a request names when it names none
@@ -187,17 +193,21 @@ class AccessDesk:
                                  approvals_required=decision.approvals_required,
                                  request_id=request_id)
         self._tell("requested", made)
+        # The requester's confirmation says where the request stands once the policy decided
+        # what it could: one message, not one for the receipt and another for a grant.
         if decision.outcome == Outcome.GRANT:
             self.store.change(made.id, Change.APPROVED, POLICY, reason=decision.reason,
                               decided_by=POLICY, decided_at=format_time(_now(now)))
-            return self._grant_or_wait(made.id, now)
-        if decision.outcome in (Outcome.DENY, Outcome.NOT_NEEDED):
-            denied = self.store.change(made.id, Change.DENIED, POLICY, reason=decision.reason,
-                                       decided_by=POLICY, decided_at=format_time(_now(now)))
-            self._refused(denied, decision.outcome == Outcome.NOT_NEEDED)
-            return denied
-        self._tell("pending", made)
-        return made
+            final = self._grant_or_wait(made.id, now, announce=False)
+        elif decision.outcome in (Outcome.DENY, Outcome.NOT_NEEDED):
+            final = self.store.change(made.id, Change.DENIED, POLICY, reason=decision.reason,
+                                      decided_by=POLICY, decided_at=format_time(_now(now)))
+            self._refused(final, decision.outcome == Outcome.NOT_NEEDED, announce=False)
+        else:
+            final = made
+            self._tell("pending", made)
+        self._tell("received", final)
+        return final
 
     # deciding ------------------------------------------------------------------------------------
 
@@ -214,7 +224,7 @@ class AccessDesk:
                               decided_by=caller.name, decided_at=format_time(_now(now)),
                               expect=AccessState.DENIED)
             return self._grant_or_wait(request.id, now)
-        self._may_decide(request, caller)
+        self.may_decide(request, caller)
         if any(refusal(str(a.get("by")), [caller.name]) is None for a in request.approvals):
             raise AccessError(f"{caller.name} has approved access request {request.id} already")
         approvals = [*request.approvals, {"by": caller.name, "comment": comment,
@@ -230,14 +240,16 @@ class AccessDesk:
     def deny(self, request_id: str, caller: Caller, reason: str | None = None, *,
              now: datetime | None = None) -> AccessRequest:
         request = self.store.get(request_id)
-        self._may_decide(request, caller)
+        self.may_decide(request, caller)
         denied = self.store.change(request.id, Change.DENIED, caller.name, reason=reason,
                                    decided_by=caller.name, decided_at=format_time(_now(now)),
                                    expect=AccessState.PENDING)
         self._refused(denied, False)
         return denied
 
-    def _may_decide(self, request: AccessRequest, caller: Caller) -> None:
+    def may_decide(self, request: AccessRequest, caller: Caller) -> None:
+        """AccessForbidden unless `caller` may approve or deny `request` (the check approve()
+        and deny() make, and the console asks before it shows the buttons)."""
         if caller.role >= Role.ADMIN:
             return
         named = [str(a) for a in (request.decision or {}).get("approvers") or []]
@@ -251,7 +263,8 @@ class AccessDesk:
 
     # granting, expiring, revoking ----------------------------------------------------------------
 
-    def grant(self, request_id: str, *, now: datetime | None = None) -> AccessRequest:
+    def grant(self, request_id: str, *, now: datetime | None = None,
+              announce: bool = True) -> AccessRequest:
         """Give an approved request its permission in the registry, until its deadline."""
         request = self.store.get(request_id)
         if request.state != AccessState.APPROVED:
@@ -266,7 +279,8 @@ class AccessDesk:
             expires_at=format_time(expiry(moment, request.duration_seconds)),
             grant_info={"permission": PERMISSION, "changed": bool(result.get("changed")),
                         "pre_existing": result.get("pre_existing"), "api": result.get("api")})
-        self._tell("granted", granted)
+        if announce:
+            self._tell("granted", granted)
         return granted
 
     def revoke(self, request_id: str, caller: Caller, reason: str | None = None
@@ -303,6 +317,33 @@ class AccessDesk:
                             request.id, exc)
         return expired
 
+    def remind_due(self, now: datetime | None = None) -> list[AccessRequest]:
+        """Tell each requester a day before their grant ends (grants of more than a day),
+        once: told first, then recorded (`access_reminded` in the request's history,
+        `grant.reminded_at`) as a compare-and-set, so a restart or a second process does
+        not tell again, and a message that could not be sent is tried on the next pass."""
+        if self.notifier is None:
+            return []
+        moment = _now(now)
+        done = []
+        for request in self.store.due(moment + REMIND_BEFORE):
+            grant = request.grant or {}
+            if (request.duration_seconds <= REMIND_BEFORE.total_seconds()
+                    or grant.get("reminded_at") or request.expires_at is None
+                    or parse_time(request.expires_at) <= moment):  # ending now: no reminder
+                continue
+            if not self._tell("expiring", request):
+                continue
+            try:
+                done.append(self.store.change(
+                    request.id, Change.REMINDED, SERVICE, expect=AccessState.GRANTED,
+                    unchanged_since=request.last_seq,
+                    reason=f"told {request.requester} it ends at {request.expires_at}",
+                    grant_info={**grant, "reminded_at": format_time(moment)}))
+            except TransitionRefused:
+                continue  # revoked, expired or reminded by another process meanwhile
+        return done
+
     def retry_grants(self, now: datetime | None = None) -> list[AccessRequest]:
         """Grant approved requests whose grant failed (the registry was down)."""
         done = []
@@ -315,11 +356,12 @@ class AccessDesk:
                 log.warning("access request %s: could not grant yet: %s", request.id, exc)
         return done
 
-    def _grant_or_wait(self, request_id: str, now: datetime | None) -> AccessRequest:
+    def _grant_or_wait(self, request_id: str, now: datetime | None,
+                       announce: bool = True) -> AccessRequest:
         """Grant now; when the registry fails, the request stays approved and the service's
         timer grants it later (retry_grants)."""
         try:
-            return self.grant(request_id, now=now)
+            return self.grant(request_id, now=now, announce=announce)
         except (AccessError, ActionError) as exc:
             log.warning("access request %s: approved, not granted yet: %s", request_id, exc)
             return self.store.get(request_id)
@@ -335,7 +377,8 @@ class AccessDesk:
             return
         registry.revoke(request.model, user, str(grant.get("permission") or PERMISSION))
 
-    def _refused(self, request: AccessRequest, not_needed: bool) -> None:
+    def _refused(self, request: AccessRequest, not_needed: bool,
+                 announce: bool = True) -> None:
         """Tell the requester; a registry that holds the request (the Hub) rejects it there,
         saying no more than that it was not approved (never the risk reasons)."""
         registry = self.registry_of(request)
@@ -346,11 +389,17 @@ class AccessDesk:
             except (CrownguardError, ActionError) as exc:  # the request stays denied here
                 log.warning("access request %s: the refusal did not reach %s: %s",
                             request.id, (request.decision or {}).get("registry"), exc)
-        self._tell("denied", request)
+        if announce:
+            self._tell("denied", request)
 
-    def _tell(self, what: str, request: AccessRequest) -> None:
-        if self.notifier is not None:
-            self.notifier.tell(what, request)
+    def _tell(self, what: str, request: AccessRequest) -> bool:
+        if self.notifier is None:
+            return True
+        try:
+            return self.notifier.tell(what, request) is not False
+        except Exception:  # telling must never undo or block a change that is made
+            log.exception("access request %s: telling of '%s' failed", request.id, what)
+            return False
 
 
 def _now(now: datetime | None) -> datetime:

@@ -3,8 +3,9 @@
 Triage joins a model export to the person's access requests for that model
 (`triage.risk.access_facts`); it cannot import the service wing, so this adapter hands it the
 store's rows as `AccessFact`s. It only reads (`AccessStore.find`). `crownguard serve` gives
-its triage one over its own journal; `crownguard triage` and `respond` open one over the
-journal file when it keeps access requests.
+its triage one over its own journal (its SQLite file or PostgreSQL database); `crownguard
+triage` and `respond` open one over the journal they are given when it keeps access requests
+(a PostgreSQL journal read only, through a small pool of its own).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from pathlib import Path
 
 from ..errors import JournalError
 from ..journal import Journal, SQLiteJournal
+from ..journal.postgres import PostgresJournal
+from ..journal.postgres_schema import is_dsn, schema_version
 from ..triage.risk.access_facts import AccessFact, RequestState
 from .access_store import AccessRequest, AccessStore, parse_time
 
@@ -66,17 +69,56 @@ class StoreAccess:
 
 
 def access_of(journal: Journal) -> StoreAccess | None:
-    """The access requests of an open journal (the service's); None for a journal that keeps
-    none (PostgreSQL, in this version)."""
-    if not isinstance(journal, SQLiteJournal):
+    """The access requests of an open journal (the service's): its SQLite file's or its
+    PostgreSQL database's; None for a journal that keeps none (one in memory)."""
+    if not isinstance(journal, SQLiteJournal | PostgresJournal):
         return None
     return StoreAccess(AccessStore(journal))
 
 
+# Readers of a PostgreSQL journal's requests: triage reads them one export at a time.
+PG_POOL = 2
+
+
+def _open_postgres(dsn: str) -> StoreAccess | None:
+    """The requests of the PostgreSQL journal at `dsn`, read only (it is not migrated); None
+    when the database holds no journal yet, or one that predates access requests."""
+    try:
+        journal = PostgresJournal(dsn, read_only=True, pool_size=PG_POOL)
+    except JournalError:
+        if _no_journal_yet(dsn):
+            return None
+        raise
+    try:
+        found = journal._select("SELECT to_regclass('access_requests') IS NOT NULL AS found")
+        if not found or not found[0]["found"]:
+            journal.close()
+            return None
+        return StoreAccess(AccessStore(journal), journal=journal)
+    except BaseException:
+        journal.close()
+        raise
+
+
+def _no_journal_yet(dsn: str) -> bool:
+    """Whether the database answers and holds no journal (a read-only journal refuses it)."""
+    import psycopg
+
+    try:
+        with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+            return schema_version(conn) == 0
+    except psycopg.Error:
+        return False  # unreachable: the journal's own error says so
+
+
 def open_access(target: str | Path | None) -> StoreAccess | None:
-    """The access requests in the journal file at `target`, read only; None when there is no
-    such file, it keeps no access requests yet, or it is a PostgreSQL journal."""
-    if target is None or isinstance(target, str) or not target.is_file():
+    """The access requests in the journal at `target` (a file, or a `postgresql://` DSN),
+    read only; None when there is no such file, or the journal keeps no access requests
+    yet. A database that cannot be reached is a JournalError, as for the rest of triage."""
+    if is_dsn(target):
+        return _open_postgres(str(target))
+    target = None if target is None else Path(target)
+    if target is None or not target.is_file():
         return None
     try:
         with sqlite3.connect(f"{target.resolve().as_uri()}?mode=ro", uri=True) as probe:

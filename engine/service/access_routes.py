@@ -1,6 +1,9 @@
 """The service's access-request routes (`/v1/access-requests`), over the AccessDesk the CLI
-uses too. Any authenticated caller asks for themselves (the token's name is the requester);
-approvers approve and deny; the requester or a responder revokes."""
+uses too. Any authenticated caller asks for themselves (the token's name is the requester) and
+is answered as a requester: the state, the times and the policy's words (access_views), not
+the risk reasons. A `requester` token lists and shows its own requests only, so trimmed;
+viewer and above see every request whole. Approvers approve and deny; the requester or a
+responder revokes."""
 
 from __future__ import annotations
 
@@ -11,19 +14,24 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from .access import AccessDesk, ActionRegistry, Caller
+from .access_hub import hub_registries
+from .access_notify import SlackNotifier
 from .access_playbook import AccessPlaybook
 from .access_store import (
     AccessError,
     AccessForbidden,
+    AccessRequest,
     AccessState,
     AccessStore,
     RegistryError,
     TransitionRefused,
     UnknownRequest,
 )
+from .access_views import requester_history, requester_view
 from .problems import ServiceProblem
 from .service import Service
 from .settings import ApiToken, Role
+from .slack import answer_access_click
 
 CallerCheck = Callable[[Role], Callable[..., ApiToken]]
 
@@ -45,10 +53,19 @@ class DecisionBody(BaseModel):
 
 def desk_for(service: Service) -> AccessDesk | None:
     """The service's desk: the journal (its SQLite file or PostgreSQL database), policy,
-    registry connections and the access playbook (run in the same journal)."""
-    return AccessDesk(AccessStore(service.journal), service.policy,
+    registry connections, the access playbook (run in the same journal) and, with a `slack`
+    connection, Slack messages to the requester and the approvers."""
+    desk = AccessDesk(AccessStore(service.journal), service.policy,
                       ActionRegistry(service.host, service.config),
-                      AccessPlaybook(service.host, service.config, service.journal))
+                      AccessPlaybook(service.host, service.config, service.journal),
+                      registries=hub_registries(service.host, service.config))
+    if SlackNotifier.available(service.host, service.config):
+        def by_role() -> list[str]:
+            role = Role[desk.rules.approver_role.upper()]
+            return [t.name for t in service.settings.tokens if t.role >= role]
+
+        desk.notifier = SlackNotifier(service.host, service.config, by_role, background=True)
+    return desk
 
 
 def _problem(exc: AccessError) -> ServiceProblem:
@@ -76,61 +93,91 @@ def access_router(service: Service, caller: CallerCheck,
 
         return router
     desk = made
+    # Slack clicks on an access request's buttons, answered in the background (slack.py).
+    service.background.access_answers = lambda reply: answer_access_click(
+        desk, service.settings, reply)
     # Defaults, not Annotated aliases: the annotations are strings resolved in this module.
-    viewer = Depends(caller(Role.VIEWER))
+    anyone = Depends(caller(Role.REQUESTER))
     approver = Depends(caller(Role.APPROVER))
 
     def acting(token: ApiToken) -> Caller:
         return Caller(token.name, token.role)
 
-    def guarded(work: Callable[[], Any]) -> dict[str, Any]:
+    def guarded(work: Callable[[], AccessRequest], who: ApiToken) -> dict[str, Any]:
         try:
-            result: dict[str, Any] = work().to_dict()
-            return result
+            return shown(work(), who)
         except AccessError as exc:
             raise _problem(exc) from None
+
+    def shown(request: AccessRequest, who: ApiToken) -> dict[str, Any]:
+        return requester_view(request) if who.role < Role.VIEWER else request.to_dict()
+
+    def own(request_id: str, who: ApiToken) -> AccessRequest:
+        """The request, when `who` may see it: a requester sees their own only (another's
+        is unknown to them, as an id that does not exist: ids are not probed)."""
+        request = desk.store.get(request_id)
+        if who.role < Role.VIEWER and request.requester != who.name:
+            raise UnknownRequest(f"no access request '{request_id}'")
+        return request
 
     asked = (400, 401, 403, 422, 502, 503)
     decided = (400, 401, 403, 404, 409, 422, 502, 503)
 
     @router.post("", status_code=201, responses=errors(*asked))
-    def create(body: RequestBody, who: ApiToken = viewer) -> dict[str, Any]:
+    def create(body: RequestBody, who: ApiToken = anyone) -> dict[str, Any]:
+        """Ask for the caller; the answer is the requester's view whatever the caller's
+        role (the one asking is the one the risk reasons are about); viewers and above
+        read the whole request with GET."""
         seconds = None if body.duration_hours is None else round(body.duration_hours * 3600)
-        return guarded(lambda: desk.request(
-            who.name, body.model, body.justification, duration_seconds=seconds,
-            access=body.access, version=body.version, alias=body.alias))
-
-    @router.get("", responses=errors(401, 403, 422, 503))
-    def listing(who: ApiToken = viewer, state: AccessState | None = None,
-                requester: str | None = None, model: str | None = None,
-                limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
-        found = desk.store.find(state=state, requester=requester, model=model, limit=limit)
-        return {"access_requests": [r.to_dict() for r in found], "count": len(found)}
-
-    @router.get("/{request_id}", responses=errors(401, 403, 404, 422, 503))
-    def show(request_id: str, who: ApiToken = viewer) -> dict[str, Any]:
         try:
-            return {**desk.store.get(request_id).to_dict(),
-                    "history": desk.store.history(request_id)}
+            return requester_view(desk.request(
+                who.name, body.model, body.justification, duration_seconds=seconds,
+                access=body.access, version=body.version, alias=body.alias))
         except AccessError as exc:
             raise _problem(exc) from None
+
+    @router.get("", responses=errors(401, 403, 422, 503))
+    def listing(who: ApiToken = anyone, state: AccessState | None = None,
+                requester: str | None = None, model: str | None = None,
+                limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
+        if who.role < Role.VIEWER:
+            if requester not in (None, who.name):
+                raise ServiceProblem(403, "forbidden", f"'{who.name}' is a requester: it "
+                                     "lists its own access requests only", "requester")
+            requester = who.name
+        found = desk.store.find(state=state, requester=requester, model=model, limit=limit)
+        return {"access_requests": [shown(r, who) for r in found], "count": len(found)}
+
+    @router.get("/{request_id}", responses=errors(401, 403, 404, 422, 503))
+    def show(request_id: str, who: ApiToken = anyone) -> dict[str, Any]:
+        try:
+            request = own(request_id, who)
+            history = desk.store.history(request.id)
+        except AccessError as exc:
+            raise _problem(exc) from None
+        if who.role < Role.VIEWER:
+            return {**requester_view(request), "history": requester_history(history)}
+        return {**request.to_dict(), "history": history}
 
     @router.post("/{request_id}/approve", responses=errors(*decided))
     def approve(request_id: str, who: ApiToken = approver, body: DecisionBody | None = None
                 ) -> dict[str, Any]:
         return guarded(lambda: desk.approve(request_id, acting(who),
-                                            body.comment if body else None))
+                                            body.comment if body else None), who)
 
     @router.post("/{request_id}/deny", responses=errors(*decided))
     def deny(request_id: str, who: ApiToken = approver, body: DecisionBody | None = None
              ) -> dict[str, Any]:
         return guarded(lambda: desk.deny(request_id, acting(who),
-                                         body.comment if body else None))
+                                         body.comment if body else None), who)
 
     @router.post("/{request_id}/revoke", responses=errors(*decided))
-    def revoke(request_id: str, who: ApiToken = viewer, body: DecisionBody | None = None
+    def revoke(request_id: str, who: ApiToken = anyone, body: DecisionBody | None = None
                ) -> dict[str, Any]:
-        return guarded(lambda: desk.revoke(request_id, acting(who),
-                                           body.comment if body else None))
+        def revoked() -> AccessRequest:
+            return desk.revoke(own(request_id, who).id, acting(who),
+                               body.comment if body else None)
+
+        return guarded(revoked, who)
 
     return router

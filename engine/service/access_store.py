@@ -12,6 +12,11 @@ placeholders and typed NULL checks both databases understand; `_Rows` reads it f
     pending --approve (enough approvals)--> approved --grant--> granted --expire--> expired
        |  \\--deny--> denied --override (admin)--> approved        \\--revoke--> revoked
        \\--revoke (withdrawn)--> revoked     approved --revoke--> revoked
+
+A request that came from elsewhere (a Hub user's request on a gated repo) names its origin by
+a key (`decision.source.key`); `access_sources` keeps each key once, written with the request
+in the same transaction, so polling the origin again, or from another process, or after a
+restart, never makes a second request of it.
 """
 
 from __future__ import annotations
@@ -41,6 +46,11 @@ CREATE TABLE IF NOT EXISTS access_requests (
     last_seq INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS access_requests_by_state ON access_requests (state, expires_at);
 """
+# Made when first needed (a store that only reads never writes the file): one row per origin
+# key, with the request made of it, or why none could be (`problem`, tried again later).
+SOURCES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS access_sources (
+    key TEXT PRIMARY KEY, request_id TEXT, problem TEXT, seen_at TEXT NOT NULL)"""
 
 
 class AccessState(StrEnum):
@@ -68,6 +78,7 @@ class Change(StrEnum):
     GRANTED = "access_granted"
     EXPIRED = "access_expired"
     REVOKED = "access_revoked"
+    REMINDED = "access_reminded"      # the requester was told the grant ends within a day
 
 
 # (from, change) -> to: the one table every change is checked against.
@@ -81,6 +92,7 @@ TRANSITIONS: dict[tuple[AccessState, Change], AccessState] = {
     (AccessState.APPROVED, Change.REVOKED): AccessState.REVOKED,
     (AccessState.GRANTED, Change.EXPIRED): AccessState.EXPIRED,
     (AccessState.GRANTED, Change.REVOKED): AccessState.REVOKED,
+    (AccessState.GRANTED, Change.REMINDED): AccessState.GRANTED,
 }
 FINAL = frozenset({AccessState.EXPIRED, AccessState.REVOKED})
 
@@ -99,6 +111,25 @@ class RegistryError(AccessError):
 
 class AccessForbidden(AccessError):
     """The caller may not make this change (not an approver, not the requester...)."""
+
+
+class DuplicateSource(AccessError):
+    """A request was made of this origin key already (perhaps by another process)."""
+
+    def __init__(self, key: str, request_id: str | None):
+        super().__init__(f"an access request was made of {key} already"
+                         + (f" ({request_id})" if request_id else ""))
+        self.key, self.request_id = key, request_id
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    """What the store knows of one origin key: the request made of it, or why none was."""
+
+    key: str
+    request_id: str | None
+    problem: str | None
+    seen_at: str
 
 
 class TransitionRefused(AccessError):
@@ -193,6 +224,10 @@ class _Rows(Protocol):
 
     def rows(self, text: str, args: tuple[Any, ...] = ()) -> list[Any]: ...
 
+    def write(self, text: str, args: tuple[Any, ...] = ()) -> int: ...
+
+    def ensure_sources(self) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -222,6 +257,16 @@ class _SQLiteRows:
         except sqlite3.Error as exc:
             raise JournalError(f"access requests in {self.where}: {exc}") from None
 
+    def write(self, text: str, args: tuple[Any, ...] = ()) -> int:
+        try:
+            with self._lock:
+                return int(self._db.execute(text, args).rowcount)
+        except sqlite3.Error as exc:
+            raise JournalError(f"access requests in {self.where}: {exc}") from None
+
+    def ensure_sources(self) -> None:
+        self.write(SOURCES_SCHEMA)
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -239,6 +284,13 @@ class _PostgresRows:
 
     def rows(self, text: str, args: tuple[Any, ...] = ()) -> list[Any]:
         return list(self._journal._select(self.sql(text), args))
+
+    def write(self, text: str, args: tuple[Any, ...] = ()) -> int:
+        with self._journal._write() as conn:
+            return int(conn.execute(self.sql(text), args).rowcount)
+
+    def ensure_sources(self) -> None:
+        self._journal.ensure_access_sources()
 
     def close(self) -> None:
         pass  # the pool is the journal's
@@ -260,6 +312,7 @@ class AccessStore:
         else:
             self.path = Path(located)
             self._store = _SQLiteRows(self.path, busy_timeout)
+        self._sources_ready = False
 
     def close(self) -> None:
         self._store.close()
@@ -293,6 +346,13 @@ class AccessStore:
                                      requester, model) for _ in (0, 1)], int(limit)))
         return [_request_of(row) for row in rows]
 
+    def source(self, key: str) -> SourceRecord | None:
+        """What is known of an origin key (None: nothing yet)."""
+        self._sources()
+        rows = self._rows("SELECT * FROM access_sources WHERE key = ?", (key,))
+        return None if not rows else SourceRecord(rows[0]["key"], rows[0]["request_id"],
+                                                  rows[0]["problem"], rows[0]["seen_at"])
+
     def due(self, now: datetime | None = None) -> list[AccessRequest]:
         """Granted requests whose time is up (oldest deadline first)."""
         moment = format_time(now or datetime.now(UTC))
@@ -307,12 +367,32 @@ class AccessStore:
 
     # writing -----------------------------------------------------------------------------------
 
+    def _sources(self) -> None:
+        if not self._sources_ready:
+            self._store.ensure_sources()
+            self._sources_ready = True
+
+    def set_aside(self, key: str, problem: str) -> bool:
+        """Remember why no request could be made of an origin key; True when this problem is
+        new for it (said once, not at every poll). A key with a request is left alone."""
+        self._sources()
+        return self._store.write(
+            "INSERT INTO access_sources (key, request_id, problem, seen_at) VALUES (?, NULL, ?, "
+            "?) ON CONFLICT (key) DO UPDATE SET problem = excluded.problem, seen_at = "
+            "excluded.seen_at WHERE access_sources.request_id IS NULL AND "
+            "COALESCE(access_sources.problem, '') <> excluded.problem",
+            (key, problem, utc_now())) == 1
+
     def create(self, new: NewRequest, *, decision: dict[str, Any] | None = None,
                approvals_required: int = 1, request_id: str | None = None) -> AccessRequest:
         """Record a new pending request with the policy's decision (and its journal entry)."""
         rid = request_id or secrets.token_hex(8)
         now = utc_now()
         access = AccessKind(new.access)
+        origin = (decision or {}).get("source")
+        key = str(origin["key"]) if isinstance(origin, dict) and origin.get("key") else None
+        if key is not None:
+            self._sources()
         payload = {"requester": new.requester, "model": new.model, "version": new.version,
                    "alias": new.alias, "access": str(access),
                    "justification": new.justification,
@@ -328,14 +408,27 @@ class AccessStore:
                  new.justification, int(new.duration_seconds), str(AccessState.PENDING), now,
                  now, seq, None if decision is None else json.dumps(decision),
                  int(approvals_required)))
+            if key is None:
+                return
+            # Claimed with the request, or not at all: a key with a request refuses a second.
+            claimed = conn.execute(self._store.sql(
+                "INSERT INTO access_sources (key, request_id, problem, seen_at) VALUES (?, ?, "
+                "NULL, ?) ON CONFLICT (key) DO UPDATE SET request_id = excluded.request_id, "
+                "problem = NULL, seen_at = excluded.seen_at WHERE access_sources.request_id "
+                "IS NULL"), (key, rid, now))
+            if claimed.rowcount != 1:
+                raise DuplicateSource(key, None)
 
         self.journal.record_access_event(rid, str(Change.REQUESTED), payload, beside=insert)
         return self.get(rid)
 
     def change(self, request_id: str, change: Change, by: str, *, reason: str | None = None,
-               expect: AccessState | None = None, **columns: Any) -> AccessRequest:
+               expect: AccessState | None = None, unchanged_since: int | None = None,
+               **columns: Any) -> AccessRequest:
         """Apply one change: checked against TRANSITIONS, compare-and-set on the state the
-        request had when read (or `expect`), chained with `by`, `reason` and the columns."""
+        request had when read (or `expect`), chained with `by`, `reason` and the columns.
+        `unchanged_since`: also refused when the request changed after that `last_seq` (a
+        change that keeps the state, such as a reminder, recorded once)."""
         current = self.get(request_id)
         before = expect or current.state
         after = TRANSITIONS.get((before, change))
@@ -355,10 +448,12 @@ class AccessStore:
 
         def update(conn: Any, seq: int) -> None:
             sets = "".join(f", {k} = ?" for k in stored)  # names from _SETTABLE only
+            since = "" if unchanged_since is None else " AND last_seq = ?"
             cursor = conn.execute(self._store.sql(
                 f"UPDATE access_requests SET state = ?, updated_at = ?, last_seq = ?{sets} "  # noqa: S608
-                "WHERE id = ? AND state = ?"),
-                (str(after), now, seq, *stored.values(), current.id, str(before)))
+                f"WHERE id = ? AND state = ?{since}"),
+                (str(after), now, seq, *stored.values(), current.id, str(before),
+                 *(() if unchanged_since is None else (int(unchanged_since),))))
             if cursor.rowcount != 1:  # changed by someone else since it was read
                 raise TransitionRefused(f"access request {current.id} is no longer {before}: "
                                         f"it cannot be {_WORDS[change]}")
@@ -375,7 +470,8 @@ class AccessStore:
 
 _WORDS = {Change.REQUESTED: "requested", Change.APPROVAL: "approved",
           Change.APPROVED: "approved", Change.DENIED: "denied", Change.OVERRIDDEN: "overridden",
-          Change.GRANTED: "granted", Change.EXPIRED: "expired", Change.REVOKED: "revoked"}
+          Change.GRANTED: "granted", Change.EXPIRED: "expired", Change.REVOKED: "revoked",
+          Change.REMINDED: "reminded of its end"}
 
 
 def expiry(granted_at: datetime, duration_seconds: int) -> datetime:

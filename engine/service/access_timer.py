@@ -1,5 +1,6 @@
-"""The service's access timer: grants approved requests the registry refused earlier and takes
-back every grant at its deadline, also those whose deadline passed while the service was down.
+"""The service's access timer: grants approved requests the registry refused earlier, takes
+back every grant at its deadline, also those whose deadline passed while the service was down,
+and reminds the requester a day before a grant of more than a day ends.
 Its own thread; each expiry is a compare-and-set in the store, so it is recorded once even
 with several service processes on one journal."""
 
@@ -37,13 +38,18 @@ class AccessTimer:
         if self._thread.is_alive():
             self._thread.join(timeout)
         if self.desk is not None:
+            close = getattr(self.desk.notifier, "close", None)
+            if close is not None:  # what is queued for Slack goes out first
+                close()
             self.desk.store.close()
 
     def run_once(self) -> int:
-        """One pass: pending grants, then due expiries; how many requests changed."""
+        """One pass: pending grants, due expiries, then the reminders a day before an end;
+        how many requests changed."""
         if self.desk is None:
             return 0
-        return len(self.desk.retry_grants()) + len(self.desk.expire_due())
+        return (len(self.desk.retry_grants()) + len(self.desk.expire_due())
+                + len(self.desk.remind_due()))
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -34,7 +34,7 @@ from .intake import IntakeItem, IntakeStore
 from .logs import bound
 from .metrics import ServiceMetrics
 from .observe import RunMetrics
-from .poller import IntakePoller
+from .poller import IntakePoller, PollerGroup
 from .run_locks import RunLocks
 from .timer import WaitTimer
 
@@ -105,7 +105,9 @@ class Background:
         self._inflight_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._answer_wake = threading.Event()
-        self.poller: IntakePoller | None = None
+        self.poller: IntakePoller | PollerGroup | None = None
+        # A click on an access request's buttons (slack.answer_access_click); None otherwise.
+        self.access_answers: Callable[[dict[str, Any]], Any] | None = None
         metrics.dead_letter_counts = store.dead_letter_counts
 
     def start(self) -> None:
@@ -215,12 +217,14 @@ class Background:
             if reply.get("note"):
                 log.warning("%s: answering as %s alone: %s", where, reply["by"],
                             redact(str(reply["note"])))
-            with self.operation(str(reply["run_id"])):
-                result = runs.answer(self.journal, self.host, str(reply["run_id"]),
-                                     str(reply["step_id"]), str(reply["decision"]),
-                                     by=str(reply["by"]), comment=reply.get("comment"),
-                                     aliases=[str(a) for a in reply.get("aliases") or ()],
-                                     config_path=self.config_path, on_event=self._observed)
+            result = self.access_answers(reply) if self.access_answers else None
+            if result is None:
+                with self.operation(str(reply["run_id"])):
+                    result = runs.answer(self.journal, self.host, str(reply["run_id"]),
+                                         str(reply["step_id"]), str(reply["decision"]),
+                                         by=str(reply["by"]), comment=reply.get("comment"),
+                                         aliases=[str(a) for a in reply.get("aliases") or ()],
+                                         config_path=self.config_path, on_event=self._observed)
         except Exception as exc:  # not waiting any more, no such run...: said, kept, counted
             reason = redact(f"{type(exc).__name__}: {exc}")[:500]
             self.metrics.slack_interactions.labels("failed").inc()

@@ -66,10 +66,11 @@ class ServiceMetrics:
                            ["source"], registry=r)
         self._lag = Gauge("crownguard_poller_lag_seconds", "seconds since the start of the "
                           "poller's last complete poll (the feed is read up to then; "
-                          "before the first, since the service started)",
-                          registry=r)
+                          "before the first, since the service started), by poller",
+                          ["poller"], registry=r)
         self.dead_letter_counts: Callable[[], dict[str, int]] | None = None
-        self.poller_lag: Callable[[], float] | None = None
+        # A poller's lag, or each poller's by name (incydr, incydr_alerts).
+        self.poller_lag: Callable[[], float | dict[str, float]] | None = None
         pending = Gauge("crownguard_intake_items", "intake items by status", ["status"],
                         registry=r)
         self._pending = pending
@@ -79,12 +80,15 @@ class ServiceMetrics:
         try:
             for status, count in self._intake_counts().items():
                 self._pending.labels(status=status).set(count)
+            lag = self.poller_lag() if self.poller_lag is not None else None
+            lags = lag if isinstance(lag, dict) else {} if lag is None else {"incydr": lag}
+            for poller, seconds in lags.items():
+                self._lag.labels(poller=poller).set(seconds)
             if self.dead_letter_counts is not None:
                 counts = self.dead_letter_counts()
-                for source in set(counts) | {"incydr-poll"}:
+                # The file events feed's letters are incydr-poll's; another feed's its own.
+                for source in set(counts) | {"incydr-poll"} | (set(lags) - {"incydr"}):
                     self._dead.labels(source=source).set(counts.get(source, 0))
-            if self.poller_lag is not None:
-                self._lag.set(self.poller_lag())
             if self.waiting_runs is not None:
                 self._waits.set(self.waiting_runs())
         except Exception as exc:  # the store unreachable: /readyz says so; metrics still answer

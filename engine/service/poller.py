@@ -1,13 +1,17 @@
-"""The Incydr poller (`service.incydr_poll: {interval_seconds: N}`): new file events of the
-`incydr` connection into the intake table, as source `incydr-poll`.
+"""The Incydr pollers (`service.incydr_poll: {interval_seconds: N, alerts: true}`): new file
+events of the `incydr` connection, and with `alerts` the file events of its alerting sessions,
+into the intake table, as source `incydr-poll`. Each feed is a plugin's poller with a cursor
+of its own (`incydr`, `incydr_alerts`); one thread polls them in turn (`PollerGroup`).
 
 Each poll asks for the events from OVERLAP before its cursor on, oldest first, and stores them
 a page at a time, the page's events and the new cursor (the page's latest event time) in one
 transaction: a restart (even a kill -9 between pages) goes on from the last stored page, and
 what it reads again is known by event id and not stored twice. The overlap catches events that
 Incydr indexed late (their time before the cursor). An event that cannot be read is set aside
-as a dead letter (`GET /v1/intake/dead-letters`, `crownguard_dead_letters`) and the rest go
-on. The poller itself is a plugin's (`crownguard_register_pollers`): the core calls no vendor.
+as a dead letter (`GET /v1/intake/dead-letters`, `crownguard_dead_letters{source}`, the
+source naming the feed) and the rest go on. A 429 is honoured: the next poll waits for its
+Retry-After. The poller itself is a plugin's (`crownguard_register_pollers`): the core calls
+no vendor.
 """
 
 from __future__ import annotations
@@ -30,10 +34,12 @@ from .intake import DeadLetter, IntakeStore
 from .metrics import ServiceMetrics
 from .payloads import normalise_payload
 from .problems import ServiceProblem
+from .settings import IncydrPoll, incydr_poll_settings
 
 log = logging.getLogger("crownguard.service")
 SOURCE = "incydr-poll"
 POLLER = "incydr"
+ALERTS_POLLER = "incydr_alerts"
 OVERLAP = timedelta(minutes=5)
 PAGE_SIZE = 500
 
@@ -69,11 +75,13 @@ class IntakePoller:
                  sources: Iterable[EventSource], metrics: ServiceMetrics, interval: float, *,
                  page_size: int = PAGE_SIZE, overlap: timedelta = OVERLAP,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 source: str = SOURCE):
+                 source: str = SOURCE, dead_source: str | None = None):
         self.poller, self.config, self.store, self.policy = poller, config, store, policy
         self.sources = tuple(sources)
         self.metrics, self.interval, self.page_size = metrics, interval, page_size
         self.overlap, self.clock, self.source = overlap, clock, source
+        # Whose dead letters these are (the API and the metric's label): the feed polled.
+        self.dead_source = dead_source or source
         # The start of the last complete poll; before the first, when this poller was made.
         self.read_up_to = clock()
         self.completed = 0
@@ -100,6 +108,8 @@ class IntakePoller:
             latest = cursor
             for item in page:
                 try:
+                    if item.get("problem"):  # the plugin could not read it
+                        raise ValueError(str(item["problem"]))
                     if not item.get("id") or not item.get("at"):
                         raise ValueError("it has no event id or no event time")
                     at = _parse(str(item["at"]))
@@ -112,7 +122,12 @@ class IntakePoller:
                             exc, ServiceProblem) else str(exc))[:500]
                     letters.append(DeadLetter(_key(item), item.get("id"), reason,
                                               item.get("raw")))
-            accepted = self.store.add(self.source, events, dead=letters,
+            if letters and self.dead_source != self.source:
+                # Its own feed's letters, committed before the page: a kill in between reads
+                # the page again and finds them set aside already (once each, by key).
+                self.store.add(self.dead_source, [], dead=letters)
+            accepted = self.store.add(self.source, events, dead=letters if self.dead_source
+                                      == self.source else None,
                                       poll_cursor=(self.poller.name, _iso(latest)))
             cursor = latest
             fresh = sum(1 for a in accepted if not a.duplicate)
@@ -130,30 +145,73 @@ class IntakePoller:
         self.completed += 1
         return PollResult(stored, duplicates, dead, pages)
 
+    def lags(self) -> dict[str, float]:
+        return {self.poller.name: self.lag_seconds()}
+
+    def poll_logged(self, stop: Any, wake: Callable[[], None]) -> float:
+        """One poll, its failure logged and counted; the seconds a 429 asks to wait (0)."""
+        try:
+            result = self.poll_once(stop)
+            if result.stored:
+                wake()
+        except Exception as exc:  # the vendor down, a bad answer: try again next time
+            self.metrics.poll_failures.inc()
+            retry_after = getattr(exc, "retry_after", None)
+            log.error("poller %s: %s%s", self.poller.name,
+                      self.config.redactor.redact(f"{type(exc).__name__}: {exc}"),
+                      f" (polling again in {retry_after:g} s at the earliest, as its "
+                      "Retry-After asks)" if retry_after else "")
+            return float(retry_after or 0.0)
+        return 0.0
+
     def run(self, stop: Any, wake: Callable[[], None]) -> None:
         """Poll every `interval` seconds until `stop` (an Event) is set."""
+        PollerGroup([self], self.interval).run(stop, wake)
+
+
+class PollerGroup:
+    """The feeds of `service.incydr_poll`, polled in turn by one thread, each every
+    `interval` from the start of its last poll; a feed told to wait (a 429's Retry-After) is
+    not asked again before then."""
+
+    def __init__(self, feeds: list[IntakePoller], interval: float,
+                 monotonic: Callable[[], float] = time.monotonic):
+        self.feeds, self.interval, self.monotonic = feeds, interval, monotonic
+        self.next_at = {feed.poller.name: 0.0 for feed in feeds}
+
+    def lag_seconds(self) -> dict[str, float]:
+        return {name: lag for feed in self.feeds for name, lag in feed.lags().items()}
+
+    def run(self, stop: Any, wake: Callable[[], None]) -> None:
         while not stop.is_set():
-            began = time.monotonic()
-            try:
-                result = self.poll_once(stop)
-                if result.stored:
-                    wake()
-            except Exception as exc:  # the vendor down, a bad answer: try again next time
-                self.metrics.poll_failures.inc()
-                log.error("poller %s: %s", self.poller.name,
-                          self.config.redactor.redact(f"{type(exc).__name__}: {exc}"))
-            stop.wait(max(self.interval - (time.monotonic() - began), 0.05))
+            for feed in self.feeds:
+                name = feed.poller.name
+                if stop.is_set() or self.monotonic() < self.next_at[name]:
+                    continue
+                began = self.monotonic()
+                wait = feed.poll_logged(stop, wake)
+                self.next_at[name] = max(began + self.interval, self.monotonic() + wait)
+            stop.wait(max(min(self.next_at.values()) - self.monotonic(), 0.05))
 
 
 def incydr_poller(host: PluginHost, config: Config, store: IntakeStore, policy: Policy,
-                  metrics: ServiceMetrics, interval: float) -> IntakePoller:
-    """The poller of `service.incydr_poll`; a ConfigError when it cannot run."""
-    poller = host.pollers.get(POLLER)
-    if poller is None:
-        raise ConfigError("service.incydr_poll: no installed plugin polls Incydr (is the "
-                          "incydr plugin disabled?)")
-    if poller.connection not in config.connections.names():
-        raise ConfigError(f"service.incydr_poll: the connections file has no "
-                          f"'{poller.connection}' connection to poll")
-    return IntakePoller(poller, config, store, policy, host.event_sources.values(), metrics,
-                        interval)
+                  metrics: ServiceMetrics, interval: float,
+                  settings: IncydrPoll | None = None) -> PollerGroup:
+    """The pollers of `service.incydr_poll` (`settings`: read from `config` when None); a
+    ConfigError when one cannot run."""
+    settings = settings or incydr_poll_settings(config.service) or IncydrPoll(interval)
+    wanted = [name for name, on in ((POLLER, settings.file_events),
+                                    (ALERTS_POLLER, settings.alerts)) if on]
+    feeds = []
+    for name in wanted:
+        poller = host.pollers.get(name)
+        if poller is None:
+            raise ConfigError(f"service.incydr_poll: no installed plugin polls Incydr "
+                              f"('{name}': is the incydr plugin disabled?)")
+        if poller.connection not in config.connections.names():
+            raise ConfigError(f"service.incydr_poll: the connections file has no "
+                              f"'{poller.connection}' connection to poll")
+        feeds.append(IntakePoller(poller, config, store, policy, host.event_sources.values(),
+                                  metrics, interval, dead_source=None if name == POLLER
+                                  else name))
+    return PollerGroup(feeds, interval)

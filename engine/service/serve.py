@@ -70,6 +70,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ..plugins import PluginHost
+    from .access_hub import hub_poller
+    from .access_routes import desk_for
     from .access_timer import start_access_timer
     from .app import build_app
     from .logs import RunBinder, configure
@@ -108,12 +110,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
             service.close()
             sock.close()
             raise
+    try:  # the policy's access.huggingface_poll: the Hub's gated-repo requests
+        hub_access = hub_poller(service, desk_for)
+    except BaseException:
+        service.close()
+        sock.close()
+        raise
     server = _DrainingServer(uvicorn.Config(build_app(service), log_config=None,
                                             access_log=True, lifespan="off",
                                             timeout_graceful_shutdown=int(options.grace) or 1),
                              service)
     service.background.start()
     access_timer = start_access_timer(service)
+    if hub_access is not None:
+        hub_access.start()
     if service.refresher is not None:
         service.refresher.start()
     sources = ", ".join(sorted(service.settings.sources or {})) or "none"
@@ -126,6 +136,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         clean = server.drained
         access_timer.stop()
+        if hub_access is not None:
+            hub_access.stop()
         service.close()
         sock.close()
     say("crownguard serve: stopped")

@@ -5,7 +5,7 @@
         - {name: alice@corp.example, token: "${env:CG_TOKEN_ALICE}", role: approver}
       sources:
         siem: {secret: "${env:CG_SIEM_SECRET}", max_requests_per_minute: 600}
-      incydr_poll: {interval_seconds: 60}
+      incydr_poll: {interval_seconds: 60, alerts: true}
       max_body_bytes: 1048576
 
 Tokens and source secrets are resolved by reference (`${env:..}`, `${file:..}`) only here, when
@@ -31,12 +31,15 @@ DEFAULT_REQUESTS_PER_MINUTE = 600
 
 
 class Role(IntEnum):
-    """What a token may do; each role includes the ones before it."""
+    """What a token may do; each role includes the ones before it. `requester`, below
+    DESIGN.md's four, only asks for model access and reads its own requests (docs/access.md).
+    No role is 0: a role is always true, so `session.role or ...` never mistakes one for none."""
 
-    VIEWER = 1
-    RESPONDER = 2
-    APPROVER = 3
-    ADMIN = 4
+    REQUESTER = 1
+    VIEWER = 2
+    RESPONDER = 3
+    APPROVER = 4
+    ADMIN = 5
 
     def __str__(self) -> str:
         return self.name.lower()
@@ -60,7 +63,9 @@ SERVICE_SCHEMA: dict[str, Any] = {
                                                                    "minimum": 1}}}},
         "incydr_poll": {"type": "object", "additionalProperties": False,
                         "properties": {"interval_seconds": {"type": "number",
-                                                            "exclusiveMinimum": 0}}},
+                                                            "exclusiveMinimum": 0},
+                                       "file_events": {"type": "boolean"},
+                                       "alerts": {"type": "boolean"}}},
         "max_body_bytes": {"type": "integer", "minimum": 1024},
     },
 }
@@ -78,6 +83,24 @@ class EventSourceSettings:
     name: str
     secret: Secret
     max_requests_per_minute: int = DEFAULT_REQUESTS_PER_MINUTE
+
+
+@dataclass(frozen=True)
+class IncydrPoll:
+    """`service.incydr_poll`: what to poll (file events, alerting sessions) and how often."""
+
+    interval_seconds: float = 60.0
+    file_events: bool = True
+    alerts: bool = False
+
+
+def incydr_poll_settings(service: Any) -> IncydrPoll | None:
+    """`service.incydr_poll` of a validated service section, None when it is not set."""
+    poll = service.get("incydr_poll") if isinstance(service, dict) else None
+    if poll is None:
+        return None
+    return IncydrPoll(float(poll.get("interval_seconds", 60)),
+                      bool(poll.get("file_events", True)), bool(poll.get("alerts", False)))
 
 
 @dataclass(frozen=True)
@@ -135,6 +158,11 @@ def service_settings(config: Config, env: dict[str, str] | None = None) -> Servi
                                         "config"))
         elif isinstance(name, str):
             names[name] = n
+    poll = config.service.get("incydr_poll")
+    if isinstance(poll, dict) and poll.get("file_events") is False and not poll.get("alerts"):
+        problems.append(doc.problem("/service/incydr_poll", "service.incydr_poll: polls "
+                                    "nothing: file_events is false and alerts is not true",
+                                    "config"))
     if problems:
         raise SpecError(sorted(problems, key=lambda p: p.line or 0))
     data = config.resolve_section("service", env)

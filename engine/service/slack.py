@@ -8,6 +8,11 @@ is stored (`service_interactions`, beside the intake table). The background take
 there: the receiver asks Slack who clicked (users.info), and the answer is recorded by their
 e-mail, with their Slack user id as an alias that also counts for the step's approvers, as
 `runs.answer` does for `crownguard approve`; the run then goes on.
+
+A click on an access request's Approve or Deny buttons (access_notify.py sends them, naming
+`access:<request id>` where a run id would be) goes to the access desk instead
+(`answer_access_click`): approved or denied as the clicking person, by the desk's own checks
+(the request's approvers, not one's own request, one vote each, two where two are needed).
 """
 
 from __future__ import annotations
@@ -15,10 +20,16 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from ..errors import AuthError, BadResponse, ConfigError
+from .access import AccessDesk, Caller
+from .access_notify import ACCESS_RUN_PREFIX
+from .access_store import AccessError
 from .problems import ServiceProblem
 from .service import Service
+from .settings import Role, ServiceSettings
 
 log = logging.getLogger("crownguard.service")
 RECEIVER = "slack"
@@ -55,3 +66,37 @@ def take_interaction(service: Service, body: bytes, headers: Mapping[str, str]) 
     else:
         service.metrics.slack_interactions.labels("duplicate").inc()
     service.background.interaction_stored()
+
+
+@dataclass(frozen=True)
+class AccessAnswer:
+    """How a click on an access request's buttons ended (as runs.answer's result reads)."""
+
+    accepted: bool
+    by: str
+    reason: str
+
+
+def answer_access_click(desk: AccessDesk, settings: ServiceSettings,
+                        reply: Mapping[str, Any]) -> AccessAnswer | None:
+    """Approve or deny the access request a click names, as the person who clicked (their
+    e-mail, with their Slack id as an alias); None when the click is not about an access
+    request. Their role is their service token's, by that name (none: they decide only where
+    the request names them)."""
+    target = str(reply.get("run_id") or "")
+    if not target.startswith(ACCESS_RUN_PREFIX):
+        return None
+    by = str(reply["by"])
+    aliases = tuple(str(a) for a in reply.get("aliases") or ())
+    names = {n.lower() for n in (by, *aliases)}
+    token = next((t for t in settings.tokens if t.name.lower() in names), None)
+    caller = Caller(by, token.role if token is not None else Role.REQUESTER, aliases)
+    request_id = target[len(ACCESS_RUN_PREFIX):]
+    try:
+        if reply.get("decision") == "reject":
+            done = desk.deny(request_id, caller, "denied in Slack")
+        else:
+            done = desk.approve(request_id, caller, "approved in Slack")
+    except AccessError as exc:
+        return AccessAnswer(False, by, str(exc))
+    return AccessAnswer(True, by, f"access request {done.id} is {done.state}")

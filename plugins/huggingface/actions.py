@@ -32,14 +32,15 @@ from .schemas import (
 @action("huggingface.get_repo", connection="huggingface", retry=VENDOR_RETRY,
         input_schema=REPO_INPUT, output_schema=REPO_OUTPUT)
 def get_repo(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
-    """Read a Hub repo: visibility, gating, whether it is disabled, its files.
+    """Read a Hub repo: visibility, gating, whether it is disabled, its files and tags.
 
     `GET /api/{models|datasets|spaces}/{repo_id}`. A repo the token may not see answers like a
     missing one (NotFoundError). Needs read access to the repo.
     """
     repo_type = inputs.get("repo_type", "model")
     info = ctx.client(HubClient).repo_info(repo_type, inputs["repo_id"], "get repo")
-    return summarize(info, repo_type)
+    return {**summarize(info, repo_type),
+            "tags": [str(t) for t in info.get("tags") or [] if isinstance(t, str)]}
 
 
 @action("huggingface.restrict_repo", connection="huggingface", retry=VENDOR_RETRY,

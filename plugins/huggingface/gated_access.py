@@ -23,7 +23,8 @@ def access_request(item: dict[str, Any]) -> dict[str, Any]:
     user: dict[str, Any] = found if isinstance(found, dict) else {}
     fields = item.get("fields")
     return {"user": str(user.get("user") or ""), "fullname": user.get("fullname"),
-            "email": user.get("email"), "status": item.get("status"),
+            "email": user.get("email"), "request_id": item.get("requestId"),
+            "status": item.get("status"),
             "timestamp": item.get("timestamp"),
             "fields": {str(k): v for k, v in fields.items()} if isinstance(fields, dict) else {}}
 

@@ -34,6 +34,8 @@ REPO_OUTPUT: dict[str, Any] = {
         "downloads": {"type": ["integer", "null"]},
         "likes": {"type": ["integer", "null"]},
         "files": {"type": "array", "items": {"type": "string"}},
+        "tags": {"type": "array", "items": {"type": "string"},
+                 "description": "the repo's tags as the Hub lists them (`license:mit`, ...)"},
     },
 }
 
@@ -172,6 +174,7 @@ FILES_OUTPUT: dict[str, Any] = {
 
 ACCESS_REQUEST = {"type": "object", "required": ["user", "status"], "properties": {
     "user": {"type": "string"}, "fullname": {"type": ["string", "null"]},
+    "request_id": {"type": ["string", "null"]},
     "email": {"type": ["string", "null"]}, "status": {"enum": ["pending", "accepted",
                                                                 "rejected"]},
     "timestamp": {"type": ["string", "null"]},

@@ -61,9 +61,10 @@ def crownguard_register_content_sources(register: Callable[[ContentSource], None
 
 @hookimpl
 def crownguard_register_pollers(register: Callable[..., None]) -> None:
-    from .poller import CONNECTION, NAME, poll
+    from .poller import ALERTS_NAME, CONNECTION, NAME, SessionPoll, poll
 
     register(NAME, connection=CONNECTION, poll=poll)
+    register(ALERTS_NAME, connection=CONNECTION, poll=SessionPoll())
 
 
 __all__: list[Any] = []

@@ -1,7 +1,8 @@
 """The Incydr event source: which payloads are Incydr's, and the events each one holds.
 
 A file event (`@timestamp`, or `event`, `file` and `user`), an alert (`observations`), a
-Forensic Search answer (`fileEvents`) or an alerts answer (`alerts`); registered with the
+Forensic Search answer (`fileEvents`), an alerts answer (`alerts`) or a file event of an
+alerting session as the poller stores it (`session` and `fileEvent`); registered with the
 engine through `crownguard_register_event_sources`, as any third-party source would be.
 """
 
@@ -14,6 +15,7 @@ from crownguard.engine import EventSource
 from crownguard.engine.triage import DEFAULT_OPTIONS, ModelMovementEvent, NormaliseOptions
 
 from .events import ALERT, FILE_EVENT, from_alert, from_file_event
+from .session_events import SESSION_EVENT, from_session_event, is_session_event
 
 FILE_EVENTS = "incydr.file_events_response"
 ALERTS = "incydr.alerts_response"
@@ -31,6 +33,8 @@ def recognise(raw: Any) -> str | None:
         return FILE_EVENTS
     if isinstance(raw.get("alerts"), list):
         return ALERTS
+    if is_session_event(raw):
+        return SESSION_EVENT
     return None
 
 
@@ -48,6 +52,8 @@ def events_of(raw: Any, options: NormaliseOptions | None = None) -> list[ModelMo
         return [from_file_event(item, opts) for item in raw["fileEvents"]]
     if shape == ALERTS:
         return [event for alert in raw["alerts"] for event in from_alert(alert, opts)]
+    if shape == SESSION_EVENT:
+        return [from_session_event(raw, opts)]
     raise ValueError("not an Incydr payload")  # triage asks recognise() first
 
 

@@ -313,7 +313,7 @@ def test_the_poller_feeds_intake_sets_a_bad_event_aside_and_survives_a_kill(
         metrics = served.call("GET", "/metrics", who=None).text
         assert 'crownguard_dead_letters{source="incydr-poll"} 1.0' in metrics
         lag = [line for line in metrics.splitlines()
-               if line.startswith("crownguard_poller_lag_seconds ")]
+               if line.startswith('crownguard_poller_lag_seconds{poller="incydr"} ')]
         assert lag and 0 <= float(lag[0].split()[1]) < 5
     finally:
         served.stop(signal.SIGKILL)

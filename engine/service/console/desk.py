@@ -56,7 +56,7 @@ def may_decide(desk: AccessDesk, request: AccessRequest, who: Caller) -> str | N
     if any(a.get("by") == who.name for a in request.approvals):
         return "you have approved it already"
     try:
-        desk._may_decide(request, who)  # the check approve() and deny() make
+        desk.may_decide(request, who)  # the check approve() and deny() make
     except AccessError as exc:
         return str(exc)
     return None

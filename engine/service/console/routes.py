@@ -95,6 +95,9 @@ def mount_console(app: FastAPI, service: Service, *, secure_cookies: bool | None
             return pages.render(request, "login.html", session, code=401,
                                 csrf=session.csrf, next=_local(fields.get("next", "")),
                                 failed=True)
+        if token.role < Role.VIEWER:  # a requester asks over the API and sees nothing here
+            raise ConsoleRefusal(403, "Not allowed", f"{token.name} is a {token.role}: "
+                                 "the console needs viewer or above.")
         pages.forget(session)  # a new id once signed in: no session fixation
         signed = pages.sessions.new(token.name, token.role, token.token.reveal())
         response = back_to(_local(fields.get("next", "")))

@@ -14,6 +14,8 @@ class IncydrMock(FileEventRoutes, FileRoutes, SessionRoutes, WatchlistRoutes):
     (injectable) 429/5xx faults.
 
     Test helpers: `add_client`, `expire_tokens`, `add_actor`, `add_file_event(s)`,
-    `add_sessions`, `session_state`, `add_file`, `bytes_sent`, `members_of`, `watchlist_id`,
-    `remove_watchlist`; set `clock` to pin "now" for WITHIN_THE_LAST searches.
+    `add_sessions`, `add_session` (an alerting session over new file events),
+    `add_session_events` (a session gains events), `session_state`, `add_file`,
+    `bytes_sent`, `members_of`, `watchlist_id`, `remove_watchlist`; set `clock` to pin "now"
+    for WITHIN_THE_LAST searches.
     """

@@ -1,4 +1,9 @@
-"""Sessions (`/v1/sessions`, page_number/page_size paging) and the older alerts API."""
+"""Sessions (`/v1/sessions`, page_number/page_size paging) and the older alerts API.
+
+A parameter Incydr would not take (`has_alerts` not "true"/"false", an unknown `order_by`,
+`sort_direction`, `state` or `severity`, a page size past 50) is a 400 with Incydr's error
+body; a 429 with Retry-After is an injected fault (`inject("status", status=429, ...)`).
+"""
 
 from __future__ import annotations
 
@@ -11,12 +16,18 @@ from werkzeug import Request, Response
 from crownguard.engine import route
 
 from .base import IncydrMockBase, iso_ms
+from .search import parse_time
 
 SESSION_STATES = ("OPEN", "IN_PROGRESS", "CLOSED", "CLOSED_TP", "CLOSED_TP_BENIGN",
                   "CLOSED_FP", "OPEN_NEW_DATA")
 MAX_SESSION_PAGE_SIZE = 50
 MAX_NOTE_LENGTH = 2000
 MAX_IDS = 100
+SORT_KEYS = ("end_time", "score")
+SORT_DIRECTIONS = ("asc", "desc")
+SEVERITIES = ("0", "1", "2", "3", "4")
+_SEVERITY_KEYS = {4: "criticalEvents", 3: "highEvents", 2: "moderateEvents", 1: "lowEvents",
+                  0: "noRiskEvents"}
 # The deprecated coarse `state` kept beside the precise `stateV2`, and what alerts show.
 COARSE_STATE = {"OPEN": "OPEN", "OPEN_NEW_DATA": "OPEN", "IN_PROGRESS": "IN_PROGRESS"}
 ALERT_STATE = {"OPEN": "OPEN", "OPEN_NEW_DATA": "OPEN", "IN_PROGRESS": "IN_PROGRESS"}
@@ -58,6 +69,9 @@ class SessionRoutes(IncydrMockBase):
         if not 1 <= size <= MAX_SESSION_PAGE_SIZE or number < 0:
             return self.error(400, f"page_size must be between 1 and {MAX_SESSION_PAGE_SIZE} "
                                    "and page_number at least 0")
+        refused = _bad_parameter(request)
+        if refused:
+            return self.error(400, refused)
         found = [s for s in self.sessions.values()
                  if self._session_matches(s, request, after, before)]
         order = request.args.get("order_by") or "end_time"
@@ -182,6 +196,52 @@ class SessionRoutes(IncydrMockBase):
 
     # helpers for tests and the demo ---------------------------------------------------------
 
+    def add_session(self, actor_id: str, events: list[dict[str, Any]], *, rule: str,
+                    severity: int = 3, session_id: str | None = None) -> str:
+        """A new session of `actor_id` over these file events (stored in Forensic Search
+        too) with one alert of `rule`, observed now; returns its session id."""
+        session_id = session_id or str(uuid.uuid4())
+        alert_id = str(uuid.uuid4())
+        actor = self.actors.get(actor_id, {"name": actor_id})
+        now = self.now_ms()
+        with self.state_lock:
+            self.sessions[session_id] = {
+                "sessionId": session_id, "tenantId": self.tenant_id, "actorId": actor_id,
+                "actorName": actor["name"], "userId": None, "type": "STANDARD",
+                "beginTime": now, "endTime": now, "firstObserved": now, "lastUpdated": now,
+                "exfiltrationSummary": f"{len(events)} file(s) moved", "contextSummary": None,
+                **{key: 0 for key in _SEVERITY_KEYS.values()}, "riskIndicators": [],
+                "triggeredAlerts": [{"alertId": alert_id, "ruleId": f"rule-{alert_id[:8]}",
+                                     "ruleName": rule, "lessonId": None}],
+                "scores": [{"score": 20 * severity, "severity": severity,
+                            "sourceTimestamp": now}],
+                "states": [{"state": "OPEN", "stateV2": "OPEN", "sourceTimestamp": now,
+                            "userId": None}],
+                "notes": [], "contentInspectionResults": {"detectedOnAlerts": []}}
+            self.session_events[session_id] = []
+        self.add_session_events(session_id, events, severity=severity)
+        return session_id
+
+    def add_session_events(self, session_id: str, events: list[dict[str, Any]], *,
+                           severity: int = 3) -> None:
+        """The session gains these file events: its times and counts move, its lastUpdated
+        is now, and a closed session is OPEN_NEW_DATA again."""
+        with self.state_lock:
+            session = self.sessions[session_id]
+            for event in events:
+                self.file_events.append(copy.deepcopy(event))
+                self.session_events[session_id].append(str(event["event"]["id"]))
+                at = int(parse_time(event["@timestamp"]).timestamp() * 1000)
+                if not self.session_events[session_id][:-1]:
+                    session["beginTime"] = session["endTime"] = at
+                session["beginTime"] = min(session["beginTime"], at)
+                session["endTime"] = max(session["endTime"], at)
+                session[_SEVERITY_KEYS.get(severity, "noRiskEvents")] += 1
+            session["lastUpdated"] = self.now_ms()
+            if current_state(session).startswith("CLOSED"):
+                session["states"].append({"state": "OPEN", "stateV2": "OPEN_NEW_DATA",
+                                          "sourceTimestamp": self.now_ms(), "userId": None})
+
     def session_state(self, session_id: str) -> str:
         return current_state(self.sessions[session_id])
 
@@ -201,3 +261,21 @@ class SessionRoutes(IncydrMockBase):
                 self.sessions[session["sessionId"]] = session
                 made.append(session["sessionId"])
         return made
+
+
+def _bad_parameter(request: Request) -> str | None:
+    """Why Incydr would refuse this listing's parameters, or None."""
+    args = request.args
+    if args.get("has_alerts") not in (None, "", "true", "false"):
+        return "has_alerts must be true or false"
+    if args.get("order_by") not in (None, "", *SORT_KEYS):
+        return f"order_by must be one of {', '.join(SORT_KEYS)}"
+    if (args.get("sort_direction") or "desc").lower() not in SORT_DIRECTIONS:
+        return "sort_direction must be asc or desc"
+    bad_state = [s for s in args.getlist("state") if s not in SESSION_STATES]
+    if bad_state:
+        return f"state must be one of {', '.join(SESSION_STATES)}, not {bad_state[0]}"
+    bad_severity = [s for s in args.getlist("severity") if s not in SEVERITIES]
+    if bad_severity:
+        return f"severity must be 0 to 4, not {bad_severity[0]}"
+    return None
