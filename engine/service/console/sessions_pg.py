@@ -23,7 +23,10 @@ class PostgresSessionStore(SessionStore):
         pass  # the pool is the journal's
 
     def _run(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with self.journal._write() as conn:  # one short transaction; JournalError on failure
+        # A read on a pooled autocommit connection, a write in one short transaction; either
+        # way a database error is a JournalError naming the journal, its password masked.
+        reading = sql.startswith("SELECT")
+        with self.journal._read() if reading else self.journal._write() as conn:
             cursor = conn.execute(sql.replace("?", "%s"), args)
             rows = cursor.fetchall() if cursor.description else []
         return [tuple(row.values()) for row in rows]
