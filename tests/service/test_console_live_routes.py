@@ -45,3 +45,14 @@ def test_a_scripts_refresh_leaves_the_notices_for_the_next_page(app: Any,
     refreshed = client.get("/ui/runs", headers={"X-Console-Live": "1"})
     assert "Cancelled the run." not in refreshed.text
     assert "Cancelled the run." in client.get("/ui/runs").text
+
+
+def test_the_runs_page_shows_each_waiting_steps_deadline_from_the_open_waits(
+        app: Any, start_run: Any) -> None:
+    run_id = start_run()
+    page = signed_in(app, "siem-reader").get("/ui/runs?status=waiting").text
+    row = page[page.index(f'href="/ui/runs/{run_id}"'):].split("</tr>")[0]
+    found = re.search(r'ask: <time data-expires="([^"]+Z)" datetime="[^"]+">([^<]+)</time>',
+                      row)
+    assert found, row
+    assert re.fullmatch(r"(9 min \d+ s|10 min) left", found.group(2)), found.group(2)

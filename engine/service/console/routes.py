@@ -5,6 +5,7 @@ the functions the API and the CLI call, as the signed-in token's name (`by`)."""
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -66,6 +67,19 @@ def mount_console(app: FastAPI, service: Service, *, secure_cookies: bool | None
         except CrownguardError as exc:
             raise ConsoleRefusal(400, "Which run?", str(exc)) from None
 
+    def waits_of(run_id: str) -> list[Any]:
+        """A waiting run's open waits and deadlines, from the journal's open_waits table (no
+        replay of the run: the runs page is fetched again whenever the journal moves)."""
+        found = service.journal.open_waits(run_id)
+        if found:
+            return [{"step": w.step_id, "expires_at": None if w.expires_at is None else
+                     datetime.fromtimestamp(w.expires_at, UTC).isoformat().replace(
+                         "+00:00", "Z")} for w in found]
+        try:  # a journal from before that table: the run's own record says
+            return list(runs.show(service.journal, service.host, run_id).waiting)
+        except CrownguardError:
+            return []
+
     # --- signing in and out -----------------------------------------------------------------
 
     @app.get("/ui", include_in_schema=False)
@@ -121,14 +135,8 @@ def mount_console(app: FastAPI, service: Service, *, secure_cookies: bool | None
         filters = RunFilter.from_form(status, playbook, person, since, until)
         head = service.journal.head()[0]  # before reading: a change after it shows next poll
         found, following = listing.page(filters, PAGE, cursor or None)
-        waits: dict[str, list[Any]] = {}
-        for run in found:
-            if run.status == RunStatus.WAITING:
-                try:
-                    waits[run.run_id] = runs.show(service.journal, service.host,
-                                                  run.run_id).waiting
-                except CrownguardError:
-                    waits[run.run_id] = []
+        waits = {run.run_id: waits_of(run.run_id) for run in found
+                 if run.status == RunStatus.WAITING}
         shown: dict[str, Any] = {"status": status, "playbook": playbook, "person": person,
                                  "since": since, "until": until}
         return pages.render(
