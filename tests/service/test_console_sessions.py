@@ -175,3 +175,19 @@ def test_a_session_loses_its_power_on_the_next_request_without_a_restart(
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def test_a_sessions_table_from_before_proofs_is_brought_up_to_date(tmp_path: Path) -> None:
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "j.sqlite") as db:  # the table as the last version made it
+        db.execute("CREATE TABLE console_sessions (id_sha256 TEXT PRIMARY KEY, csrf TEXT NOT "
+                   "NULL, name TEXT, role TEXT, created REAL NOT NULL, seen REAL NOT NULL, "
+                   "expires REAL NOT NULL, notices TEXT NOT NULL DEFAULT '[]')")
+        db.execute("INSERT INTO console_sessions VALUES ('x', 'c', 'ops-bot', 'RESPONDER', "
+                   "0, 1e12, 1e12, '[]')")
+    store = SessionStore(tmp_path / "j.sqlite")
+    made = store.new("ops-bot", Role.RESPONDER, "ops-token-0123456789abcdef00")
+    seen = store.get(made.id)
+    assert seen is not None and seen.holds("ops-token-0123456789abcdef00")
+    store.close()
