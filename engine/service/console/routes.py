@@ -4,7 +4,6 @@ the functions the API and the CLI call, as the signed-in token's name (`by`)."""
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,6 @@ from .sessions import Session, SessionStore
 from .sessions_pg import PostgresSessionStore
 from .views import changes_made, graph_view, timeline_rows, who_acted
 
-log = logging.getLogger("crownguard.service")
 PAGE = 50
 PAST = {"approve": "approved", "reject": "rejected"}
 
