@@ -1,10 +1,11 @@
 """Dedupe claims in the PostgreSQL journal's database (table `dedupe_starts`).
 
-`PostgresDedupe` has the methods of `triage.dedupe.DedupeStore` (last_start, claim, started,
-run_of, release): processes on any number of machines that respond to events over one
+`PostgresDedupe` has the methods of `triage.dedupe.DedupeStore` (last_start, claim, claim_of,
+started, run_of, release): processes on any number of machines that respond to events over one
 journal database start a playbook once per file and person within the window. A claim is one
 transaction on the key's row (inserted, or locked `FOR UPDATE`), so two claimers of one key
-cannot both win.
+cannot both win. A claim notes its claimant (migration 4), so an intake item processed again
+after a kill -9 knows the claim it left for its own.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import threading
 from typing import Any
 
 from ..errors import JournalError
+from .dedupe_claims import DedupeClaim
 from .postgres_schema import Target, migrate
 
 
@@ -50,21 +52,28 @@ class PostgresDedupe:
                                    (key,)).fetchone()
         return float(row[0]) if row is not None and abs(at - row[0]) < window else None
 
-    def claim(self, key: str, at: float, window: float) -> float | None:
+    def claim(self, key: str, at: float, window: float,
+              claimant: str | None = None) -> float | None:
         with self._lock, self._errors(), self._db.transaction():
             inserted = self._db.execute(
-                "INSERT INTO dedupe_starts (key, at) VALUES (%s, %s) ON CONFLICT (key) "
-                "DO NOTHING RETURNING at", (key, at)).fetchone()
+                "INSERT INTO dedupe_starts (key, at, claimant) VALUES (%s, %s, %s) ON CONFLICT "
+                "(key) DO NOTHING RETURNING at", (key, at, claimant)).fetchone()
             if inserted is not None:
                 return None
             row = self._db.execute("SELECT at FROM dedupe_starts WHERE key = %s FOR UPDATE",
                                    (key,)).fetchone()
             if row is not None and abs(at - row[0]) < window:
                 return float(row[0])
-            # A new claim drops the run noted for the earlier one.
-            self._db.execute("UPDATE dedupe_starts SET at = %s, run_id = NULL WHERE key = %s",
-                             (at, key))
+            # A new claim drops the run (and claimant) noted for the earlier one.
+            self._db.execute("UPDATE dedupe_starts SET at = %s, run_id = NULL, claimant = %s "
+                             "WHERE key = %s", (at, claimant, key))
             return None
+
+    def claim_of(self, key: str) -> DedupeClaim | None:
+        with self._lock, self._errors():
+            row = self._db.execute("SELECT at, claimant, run_id FROM dedupe_starts WHERE "
+                                   "key = %s", (key,)).fetchone()
+        return None if row is None else DedupeClaim(float(row[0]), row[1], row[2])
 
     def started(self, key: str, at: float, run_id: str) -> None:
         with self._lock, self._errors():

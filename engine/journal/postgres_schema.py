@@ -126,8 +126,14 @@ CREATE TABLE history_events (
     registry TEXT COLLATE "C", model TEXT COLLATE "C");
 CREATE INDEX history_events_day ON history_events (day);
 """,
-    # The web console's sessions (engine/service/console/sessions_pg.py).
+    # A dedupe claim names its claimant (an intake item processed again after a kill -9 knows
+    # its own claim), and an intake item says what became of it (why no run, say).
     4: """
+ALTER TABLE dedupe_starts ADD COLUMN claimant TEXT COLLATE "C";
+ALTER TABLE service_intake ADD COLUMN outcome TEXT;
+""",
+    # The web console's sessions (engine/service/console/sessions_pg.py).
+    5: """
 CREATE TABLE console_sessions (
     id_sha256 TEXT COLLATE "C" PRIMARY KEY, csrf TEXT COLLATE "C" NOT NULL, name TEXT, role TEXT,
     created DOUBLE PRECISION NOT NULL, seen DOUBLE PRECISION NOT NULL,

@@ -24,7 +24,7 @@ from typing import Any, cast
 
 from .. import runs
 from ..config import Config
-from ..errors import ConfigError
+from ..errors import ConfigError, UnknownRun
 from ..journal import Journal
 from ..kinds import EventType
 from ..plugins import PluginHost
@@ -63,7 +63,41 @@ class _OnePerPerson:
             return self._triage.triage_event(event, *args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
-        # The rest (claim, its router, whose dedupe store is thread-safe) is the Triage's own.
+        # The rest (claim, its router, whose dedupe store is thread-safe) is the wrapped one's.
+        return getattr(self._triage, name)
+
+
+class _ClaimsAsItem:
+    """A Triage whose claims name the intake item this thread is processing (`processing`,
+    set by `_process_bound`): an item taken again after a kill -9 finds the dedupe claim it
+    left for its own, not a duplicate, and either names its run that reached the journal or,
+    if none did, starts it now (`Router.claim`). `respond` and a hand-off to workers both
+    claim through `triage.claim(verdict)`, so both claim so."""
+
+    def __init__(self, triage: Triage, journal: Journal):
+        self._triage, self._journal = triage, journal
+        self._local = threading.local()  # each intake worker thread, one item at a time
+
+    def processing(self, item: IntakeItem) -> None:
+        self._local.claimant = item.claimant
+
+    def triage_event(self, event: Any, **kwargs: Any) -> Any:
+        # Its own claim is no duplicate at triage either: the run is checked, then claimed.
+        return self._triage.triage_event(
+            event, **kwargs, claimant=getattr(self._local, "claimant", None))
+
+    def claim(self, verdict: Any) -> Any:
+        return self._triage.claim(verdict, claimant=getattr(self._local, "claimant", None),
+                                  run_exists=self._in_journal)
+
+    def _in_journal(self, run_id: str) -> bool:
+        try:
+            self._journal.get_run(run_id)
+        except UnknownRun:
+            return False
+        return True
+
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._triage, name)
 
 
@@ -86,7 +120,8 @@ class Background:
                  triage: Triage, metrics: ServiceMetrics, *, config_path: str | None,
                  workers: int, tick: float, locks: RunLocks | None = None):
         self.store, self.journal, self.host, self.config = store, journal, host, config
-        self.triage = cast(Triage, _OnePerPerson(triage))
+        self._claims = _ClaimsAsItem(triage, journal)
+        self.triage = cast(Triage, _OnePerPerson(cast(Triage, self._claims)))
         self.metrics = metrics
         # Runs ended, step durations and vendor errors of every run this process drives.
         self.observe = RunMetrics(metrics, lambda name: triage.router.playbooks.get(name),
@@ -163,6 +198,7 @@ class Background:
             self._process_bound(item)
 
     def _process_bound(self, item: IntakeItem) -> None:
+        self._claims.processing(item)
         try:
             event = event_from_dict(item.event, origin=f"intake item {item.id}")
             responses = respond(self.triage, self.host, self.config, [event],
@@ -170,7 +206,11 @@ class Background:
             started = [r for response in responses for r in response.runs]
             for record in started:
                 self.metrics.runs_started.labels(playbook=str(record.get("playbook"))).inc()
-            self.store.finish(item.id, [str(r["run_id"]) for r in started])
+            # Done only now that its runs are in the journal (they were created before they
+            # ran); a run an earlier attempt left is the item's too.
+            continued = [run for response in responses for run in response.continued]
+            self.store.finish(item.id, [str(r["run_id"]) for r in started] + continued,
+                              outcome="; ".join(r.outcome() for r in responses))
             for record in started:
                 _log_run(record)
             self.metrics.intake_processed.labels(outcome="done").inc()

@@ -7,7 +7,10 @@ so that an accepted event and the runs it starts share one store and one backup.
 commits (synchronous FULL) before the service answers 202: an accepted event survives a
 kill -9. An event is known by (source, event id): delivered again it is accepted and not
 stored twice. Items move pending -> started -> done (or failed); one started by a process that
-is gone is pending again for the next (`take` reclaims it).
+is gone is pending again for the next (`take` reclaims it). An item is marked done only once
+its runs are in the journal, with its `outcome`: the runs it started, or why it needed none
+(a duplicate of which run, no trigger matched); one taken again after a kill -9 claims as
+the same item, so its own dedupe claim does not make it a duplicate (`Router.claim`).
 
 Beside it: a poller's cursor (`service_poll_cursors`), moved in the same transaction as the
 events it stored, so a restart neither skips nor repeats; and the dead letters
@@ -39,7 +42,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS service_intake (
     id INTEGER PRIMARY KEY AUTOINCREMENT, source TEXT NOT NULL, event_id TEXT NOT NULL,
     event TEXT NOT NULL, status TEXT NOT NULL, received_at TEXT NOT NULL,
-    started_at TEXT, finished_at TEXT, owner TEXT, runs TEXT, error TEXT,
+    started_at TEXT, finished_at TEXT, owner TEXT, runs TEXT, error TEXT, outcome TEXT,
     UNIQUE (source, event_id));
 CREATE INDEX IF NOT EXISTS service_intake_by_status ON service_intake (status, id);
 CREATE TABLE IF NOT EXISTS service_poll_cursors (
@@ -68,6 +71,14 @@ class IntakeItem:
     source: str
     event_id: str
     event: dict[str, Any]
+    received_at: str = ""
+
+    @property
+    def claimant(self) -> str:
+        """Who claims the item's dedupe slots: this item and no other, however often it is
+        taken (after a kill -9), in whichever journal (the dedupe store may be shared)."""
+        return f"intake item {self.id} ({self.source} event {self.event_id}, received " \
+               f"{self.received_at})"
 
 
 @dataclass(frozen=True)
@@ -138,7 +149,8 @@ class IntakeStore(Protocol):
 
     def take(self, limit: int) -> list[IntakeItem]: ...
 
-    def finish(self, item_id: int, runs: list[str], error: str | None = None) -> None: ...
+    def finish(self, item_id: int, runs: list[str], error: str | None = None, *,
+               outcome: str | None = None) -> None: ...
 
     def release(self, item_ids: list[int]) -> None: ...
 
@@ -251,6 +263,9 @@ class SQLiteIntakeStore(GroupCommit):
                 for statement in SCHEMA.split(";"):
                     if statement.strip():
                         db.execute(statement)
+                columns = {row[1] for row in db.execute("PRAGMA table_info(service_intake)")}
+                if "outcome" not in columns:  # a table from before outcomes were kept
+                    db.execute("ALTER TABLE service_intake ADD COLUMN outcome TEXT")
         except sqlite3.Error as exc:
             raise JournalError(f"cannot open the intake table in {self.path}: {exc}") from None
 
@@ -329,21 +344,22 @@ class SQLiteIntakeStore(GroupCommit):
                 if owner != _owner() and _gone(owner):
                     db.execute("UPDATE service_intake SET status = ? WHERE id = ?",
                                (str(IntakeStatus.PENDING), row_id))
-            rows = db.execute("SELECT id, source, event_id, event FROM service_intake WHERE "
-                              "status = ? ORDER BY id LIMIT ?",
+            rows = db.execute("SELECT id, source, event_id, event, received_at FROM "
+                              "service_intake WHERE status = ? ORDER BY id LIMIT ?",
                               (str(IntakeStatus.PENDING), int(limit))).fetchall()
             db.executemany("UPDATE service_intake SET status = ?, started_at = ?, owner = ? "
                            "WHERE id = ?", [(str(IntakeStatus.STARTED), utc_now(), _owner(),
                                              row[0]) for row in rows])
-        return [IntakeItem(row[0], row[1], row[2], json.loads(row[3])) for row in rows]
+        return [IntakeItem(row[0], row[1], row[2], json.loads(row[3]), row[4]) for row in rows]
 
-    def finish(self, item_id: int, runs: list[str], error: str | None = None) -> None:
-        """Mark an item done (with the runs it started), or failed with why."""
+    def finish(self, item_id: int, runs: list[str], error: str | None = None, *,
+               outcome: str | None = None) -> None:
+        """Mark an item done (with its runs, and what became of it), or failed with why."""
         status = IntakeStatus.FAILED if error else IntakeStatus.DONE
         with self._write() as db:
             db.execute("UPDATE service_intake SET status = ?, finished_at = ?, runs = ?, "
-                       "error = ? WHERE id = ?",
-                       (str(status), utc_now(), json.dumps(runs), error, item_id))
+                       "error = ?, outcome = ? WHERE id = ?",
+                       (str(status), utc_now(), json.dumps(runs), error, outcome, item_id))
 
     def release(self, item_ids: list[int]) -> None:
         """Hand started items back as pending (a drain that ran out of time)."""

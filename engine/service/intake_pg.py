@@ -1,9 +1,10 @@
 """The intake table in the PostgreSQL journal's database, for any number of `serve` processes.
 
 The same tables as SQLite's (`service_intake`, `service_poll_cursors`, `service_dead_letters`,
-`service_interactions`), made by the journal's migration 2, and the same rules: `add` returns
-(and the API answers 202) only once the request's items are committed, by one writer thread
-that commits every request waiting in one transaction (group commit, one WAL flush).
+`service_interactions`), made by the journal's migration 3 (4 adds an item's `outcome`), and
+the same rules: `add` returns (and the API answers 202) only once the request's items are
+committed, by one writer thread that commits every request waiting in one transaction (group
+commit, one WAL flush).
 
 Several processes take from one table: `take` and `take_interaction` lock the rows they take
 with `FOR UPDATE SKIP LOCKED`, so no two processes take the same item. A taken item carries
@@ -41,7 +42,7 @@ from .intake import (
 
 log = logging.getLogger("crownguard.service")
 DEFAULT_LEASE_SECONDS = 30.0
-NEEDS_SCHEMA = 2  # the journal's migration that made these tables
+NEEDS_SCHEMA = 4  # the journal's migrations that made these tables (3) and `outcome` (4)
 _TABLES = ("service_intake", "service_interactions")
 _PENDING, _STARTED = str(IntakeStatus.PENDING), str(IntakeStatus.STARTED)
 
@@ -221,15 +222,16 @@ class PostgresIntakeStore(GroupCommit):
 
     def take(self, limit: int) -> list[IntakeItem]:
         """Up to `limit` pending items (oldest first), marked started by this process."""
-        rows = self._take("service_intake", "id, source, event_id, event", limit)
-        return [IntakeItem(row[0], row[1], row[2], json.loads(row[3])) for row in rows]
+        rows = self._take("service_intake", "id, source, event_id, event, received_at", limit)
+        return [IntakeItem(row[0], row[1], row[2], json.loads(row[3]), row[4]) for row in rows]
 
-    def finish(self, item_id: int, runs: list[str], error: str | None = None) -> None:
+    def finish(self, item_id: int, runs: list[str], error: str | None = None, *,
+               outcome: str | None = None) -> None:
         status = IntakeStatus.FAILED if error else IntakeStatus.DONE
         with self._conn() as conn:
             conn.execute("UPDATE service_intake SET status = %s, finished_at = %s, runs = %s, "
-                         "error = %s, lease_expires = NULL WHERE id = %s",
-                         (str(status), utc_now(), json.dumps(runs), error, item_id))
+                         "error = %s, outcome = %s, lease_expires = NULL WHERE id = %s",
+                         (str(status), utc_now(), json.dumps(runs), error, outcome, item_id))
 
     def release(self, item_ids: list[int]) -> None:
         """Hand started items back as pending (a drain that ran out of time)."""

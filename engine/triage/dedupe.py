@@ -10,6 +10,11 @@ when each person's files were acted on.
 
 A claim names the run it started (`started`), so a duplicate can say which run to rerun; a
 claim whose run could not start is `release`d, so the same event can start it again.
+
+A claim may also name its claimant (the service names the intake item, as a digest): a process
+killed after its claim and before its run was in the journal left a claim that is no other
+event's, and when the same item is processed again (`claim_of` says the claim is its own) the
+router starts the run rather than taking the item for a duplicate of itself.
 """
 
 from __future__ import annotations
@@ -21,7 +26,13 @@ import threading
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..journal.dedupe_claims import DedupeClaim as Claim
 from .events.model import ModelMovementEvent
+
+
+def claimant_digest(claimant: str) -> str:
+    """How a store keeps a claimant: hashed, as the keys are."""
+    return hashlib.sha256(f"claimant\x1f{claimant}".encode()).hexdigest()
 
 
 class DedupeStore(Protocol):
@@ -30,8 +41,13 @@ class DedupeStore(Protocol):
     def last_start(self, key: str, at: float, window: float) -> float | None:
         """The start within `window` of event time `at`, if any (read only)."""
 
-    def claim(self, key: str, at: float, window: float) -> float | None:
-        """Record a start at `at` unless one lies within `window`; return that one if so."""
+    def claim(self, key: str, at: float, window: float,
+              claimant: str | None = None) -> float | None:
+        """Record a start at `at` (by `claimant`, a digest) unless one lies within `window`;
+        return that one if so."""
+
+    def claim_of(self, key: str) -> Claim | None:
+        """The latest claim of `key`, if any."""
 
     def started(self, key: str, at: float, run_id: str) -> None:
         """Note the run that the claim made at `at` started."""
@@ -49,6 +65,7 @@ class InMemoryDedupe:
     def __init__(self) -> None:
         self._starts: dict[str, float] = {}
         self._runs: dict[str, str] = {}
+        self._claimants: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def last_start(self, key: str, at: float, window: float) -> float | None:
@@ -56,14 +73,24 @@ class InMemoryDedupe:
             before = self._starts.get(key)
         return before if before is not None and abs(at - before) < window else None
 
-    def claim(self, key: str, at: float, window: float) -> float | None:
+    def claim(self, key: str, at: float, window: float,
+              claimant: str | None = None) -> float | None:
         with self._lock:
             before = self._starts.get(key)
             if before is not None and abs(at - before) < window:
                 return before
             self._starts[key] = at
             self._runs.pop(key, None)
+            self._claimants.pop(key, None)
+            if claimant is not None:
+                self._claimants[key] = claimant
             return None
+
+    def claim_of(self, key: str) -> Claim | None:
+        with self._lock:
+            at = self._starts.get(key)
+            return None if at is None else \
+                Claim(at, self._claimants.get(key), self._runs.get(key))
 
     def started(self, key: str, at: float, run_id: str) -> None:
         with self._lock:
@@ -79,6 +106,7 @@ class InMemoryDedupe:
             if self._starts.get(key) == at:
                 del self._starts[key]
                 self._runs.pop(key, None)
+                self._claimants.pop(key, None)
 
 
 class ScratchDedupe:
@@ -97,12 +125,20 @@ class ScratchDedupe:
         with self._lock:
             return self._last_start(key, at, window)
 
-    def claim(self, key: str, at: float, window: float) -> float | None:
+    def claim(self, key: str, at: float, window: float,
+              claimant: str | None = None) -> float | None:
         with self._lock:
             before = self._last_start(key, at, window)
             if before is None:
                 self._starts[key] = at
+                self._runs.pop(key, None)  # as a real store's new claim drops the run noted
             return before
+
+    def claim_of(self, key: str) -> Claim | None:
+        with self._lock:  # a claim made here has no claimant: triage names none
+            if key in self._starts:
+                return Claim(self._starts[key], None, self._runs.get(key))
+        return self.store.claim_of(key)
 
     def started(self, key: str, at: float, run_id: str) -> None:
         with self._lock:
@@ -149,13 +185,21 @@ class SQLiteDedupe:
                                    check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS starts (key TEXT PRIMARY KEY, "
-                         "at REAL NOT NULL, run_id TEXT)")
-        self._notes_runs = self._has_run_column()
+                         "at REAL NOT NULL, run_id TEXT, claimant TEXT)")
+        self._notes_runs = self._has_column("run_id")
+        self._notes_claimants = self._has_column("claimant")
 
-    def _has_run_column(self) -> bool:
-        """A store from before runs were noted has no run_id column until a run is noted in
-        it (reading it, as triage does, changes nothing)."""
-        return any(row[1] == "run_id" for row in self._db.execute("PRAGMA table_info(starts)"))
+    def _has_column(self, name: str) -> bool:
+        """A store from before runs (or claimants) were noted has no such column until one is
+        noted in it (reading it, as triage does, changes nothing)."""
+        return any(row[1] == name for row in self._db.execute("PRAGMA table_info(starts)"))
+
+    def _add_column(self, name: str) -> None:
+        try:
+            self._db.execute(f"ALTER TABLE starts ADD COLUMN {name} TEXT")
+        except sqlite3.OperationalError as exc:
+            if "duplicate column" not in str(exc):  # not another process first
+                raise
 
     def close(self) -> None:
         with self._lock:
@@ -166,17 +210,25 @@ class SQLiteDedupe:
             row = self._db.execute("SELECT at FROM starts WHERE key = ?", (key,)).fetchone()
         return row[0] if row is not None and abs(at - row[0]) < window else None
 
-    def claim(self, key: str, at: float, window: float) -> float | None:
+    def claim(self, key: str, at: float, window: float,
+              claimant: str | None = None) -> float | None:
         with self._lock:
+            if claimant is not None and not self._notes_claimants:
+                self._add_column("claimant")
+                self._notes_claimants = True
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 row = self._db.execute("SELECT at FROM starts WHERE key = ?", (key,)).fetchone()
                 if row is not None and abs(at - row[0]) < window:
                     self._db.execute("ROLLBACK")
                     return float(row[0])
-                # REPLACE drops the run noted for an earlier claim of the key.
-                self._db.execute("INSERT OR REPLACE INTO starts (key, at) VALUES (?, ?)",
-                                 (key, at))
+                # REPLACE drops the run (and claimant) noted for an earlier claim of the key.
+                if claimant is None:
+                    self._db.execute("INSERT OR REPLACE INTO starts (key, at) VALUES (?, ?)",
+                                     (key, at))
+                else:
+                    self._db.execute("INSERT OR REPLACE INTO starts (key, at, claimant) "
+                                     "VALUES (?, ?, ?)", (key, at, claimant))
                 self._db.execute("COMMIT")
                 return None
             except BaseException:
@@ -186,11 +238,7 @@ class SQLiteDedupe:
     def started(self, key: str, at: float, run_id: str) -> None:
         with self._lock:
             if not self._notes_runs:
-                try:
-                    self._db.execute("ALTER TABLE starts ADD COLUMN run_id TEXT")
-                except sqlite3.OperationalError as exc:
-                    if "duplicate column" not in str(exc):  # not another process first
-                        raise
+                self._add_column("run_id")
                 self._notes_runs = True
             self._db.execute("UPDATE starts SET run_id = ? WHERE key = ? AND at = ?",
                              (run_id, key, at))
@@ -198,11 +246,22 @@ class SQLiteDedupe:
     def run_of(self, key: str) -> str | None:
         with self._lock:
             if not self._notes_runs:
-                self._notes_runs = self._has_run_column()
+                self._notes_runs = self._has_column("run_id")
                 if not self._notes_runs:
                     return None
             row = self._db.execute("SELECT run_id FROM starts WHERE key = ?", (key,)).fetchone()
         return None if row is None or row[0] is None else str(row[0])
+
+    def claim_of(self, key: str) -> Claim | None:
+        with self._lock:
+            # Another process may have added a column since.
+            self._notes_runs = self._notes_runs or self._has_column("run_id")
+            self._notes_claimants = self._notes_claimants or self._has_column("claimant")
+            run_id = "run_id" if self._notes_runs else "NULL"  # constants, never input
+            claimant = "claimant" if self._notes_claimants else "NULL"
+            row = self._db.execute(f"SELECT at, {run_id}, {claimant} FROM starts "  # noqa: S608
+                                   "WHERE key = ?", (key,)).fetchone()
+        return None if row is None else Claim(float(row[0]), row[2], row[1])
 
     def release(self, key: str, at: float) -> None:
         with self._lock:

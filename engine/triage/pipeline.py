@@ -11,7 +11,7 @@ question open is decided by its first bytes, fetched from a content source by SH
 from __future__ import annotations
 
 import marshal
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -135,7 +135,8 @@ class Triage:
             self.fetch.prefetch(events, self.index)
 
     def triage_event(self, event: ModelMovementEvent, *, claim: bool = False,
-                     content: ContentSource | None = None) -> Verdict:
+                     content: ContentSource | None = None,
+                     claimant: str | None = None) -> Verdict:
         if content is None and self.fetch is not None:
             detection = self.fetch.detect(event, self.index)
         else:
@@ -155,17 +156,20 @@ class Triage:
         event = event.with_detection(detection)
         router = self.router
         decisions = router.route_event(event, risk, detection, at=event.time.timestamp(),
-                                       claim=claim)
+                                       claim=claim, claimant=claimant)
         chosen = [router.playbooks[d.playbook] for d in decisions if d.chosen]
         return Verdict(event, detection, risk, decisions, chosen)
 
-    def claim(self, verdict: Verdict) -> Verdict:
+    def claim(self, verdict: Verdict, *, claimant: str | None = None,
+              run_exists: Callable[[str], bool] | None = None) -> Verdict:
         """The verdict of an event triaged without claiming, with each chosen playbook's
         start claimed now: one that started meanwhile (the same event earlier in the
-        input, another process) becomes a duplicate and is no longer chosen."""
+        input, another process) becomes a duplicate and is no longer chosen. A claim the
+        same `claimant` made before is its own (`Router.claim`)."""
         at = verdict.event.time.timestamp()
         chosen = {p.name for p in verdict.playbooks}
-        decisions = [self.router.claim(d.playbook, verdict.event, at=at)
+        decisions = [self.router.claim(d.playbook, verdict.event, at=at, claimant=claimant,
+                                       run_exists=run_exists)
                      if d.playbook in chosen else d for d in verdict.decisions]
         playbooks = [self.router.playbooks[d.playbook] for d in decisions if d.chosen]
         claimed = Verdict(verdict.event, verdict.detection, verdict.risk, decisions, playbooks)

@@ -43,6 +43,26 @@ class Response:
     runs: list[dict[str, Any]] = field(default_factory=list)
     released: list[str] = field(default_factory=list)
 
+    @property
+    def continued(self) -> list[str]:
+        """Runs started for this event by an earlier attempt that stopped (the same
+        claimant's, see `Router.claim`): the event's runs, finished by the takeover."""
+        return [d.continues for d in self.verdict.decisions if d.continues is not None]
+
+    def outcome(self) -> str:
+        """One sentence on what became of the event: the runs it started or continued, or
+        why it needed none (every decision's reason, with the score)."""
+        parts = [f"started {r.get('playbook')} (run {r.get('run_id')}, {r.get('status')})"
+                 for r in self.runs]
+        parts += [f"continued {d.playbook} (run {d.continues}, started before a restart)"
+                  for d in self.verdict.decisions if d.continues is not None]
+        if parts:
+            return "; ".join(parts)
+        risk = self.verdict.risk
+        why = "; ".join(f"{d.playbook}: {d.reason}" for d in self.verdict.decisions) or \
+            "no playbook has a trigger"
+        return f"no run needed (risk {risk.score} {risk.level!s}): {why}"
+
     def to_dict(self) -> dict[str, Any]:
         return {**self.verdict.to_dict(), "runs": self.runs, "released": self.released}
 

@@ -29,10 +29,11 @@ from ..expressions import (
     reads,
     truthy,
 )
+from ..journal.dedupe_claims import DedupeClaim
 from ..loader import load_file
 from ..scenarios.format import SCENARIO_SUFFIXES
 from ..spec import Playbook, inspect_document
-from .dedupe import DedupeStore, InMemoryDedupe, dedupe_key
+from .dedupe import DedupeStore, InMemoryDedupe, claimant_digest, dedupe_key
 from .detection.formats import Detection
 from .events.model import Actor, Destination, Device, FileInfo, ModelMovementEvent, Source
 from .policy import Policy
@@ -172,10 +173,17 @@ class RouteDecision:
     matched: bool
     chosen: bool
     reason: str
+    # Not chosen because this very claimant (an intake item processed again) had started
+    # the run before its processing stopped: that run is the event's (the takeover of lapsed
+    # runs finishes it).
+    continues: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"playbook": self.playbook, "matched": self.matched, "chosen": self.chosen,
-                "reason": self.reason}
+        found = {"playbook": self.playbook, "matched": self.matched, "chosen": self.chosen,
+                 "reason": self.reason}
+        if self.continues is not None:
+            found["continues"] = self.continues
+        return found
 
 
 @dataclass(frozen=True)
@@ -307,16 +315,19 @@ class Router:
         return [route.playbook.name for route in self._routes]
 
     def route(self, event: dict[str, Any], risk: dict[str, Any], *, at: float,
-              claim: bool = False) -> list[RouteDecision]:
+              claim: bool = False, claimant: str | None = None) -> list[RouteDecision]:
         """A decision per triggered playbook. `claim` records the starts (respond does; triage
         only looks); `at` is the event time in epoch seconds. `event` and `risk` need hold
-        only the keys in `event_keys` and `risk_keys`."""
-        return self._decide(self._evaluate(event, risk), event, at, claim)
+        only the keys in `event_keys` and `risk_keys`. A start that `claimant` claimed
+        itself is no duplicate (see `claim`)."""
+        return self._decide(self._evaluate(event, risk), event, at, claim, claimant)
 
     def route_event(self, event: ModelMovementEvent, risk: RiskScore, detection: Detection, *,
-                    at: float, claim: bool = False) -> list[RouteDecision]:
+                    at: float, claim: bool = False,
+                    claimant: str | None = None) -> list[RouteDecision]:
         """`route` for a triaged event (already `with_detection`), building only the data
-        the triggers read, and only for a combination of read values not seen before."""
+        the triggers read, and only for a combination of read values not seen before. A
+        start that `claimant` claimed itself is no duplicate (see `claim`)."""
         getters = self._getters
         key = None
         if getters is not None:
@@ -328,7 +339,7 @@ class Router:
             except TypeError:  # a value that cannot be a key (a list set by hand): evaluate
                 outcome, key = None, None
             if outcome is not None:
-                return self._decide(outcome, event, at, claim)
+                return self._decide(outcome, event, at, claim, claimant)
         risk_keys = self.risk_keys
         risk_data = risk.to_dict(only=risk_keys)
         if risk_keys is None or "detection" in risk_keys:
@@ -338,7 +349,7 @@ class Router:
             if len(self._memo) >= _MEMO_SIZE:
                 self._memo.clear()
             self._memo[key] = outcome
-        return self._decide(outcome, event, at, claim)
+        return self._decide(outcome, event, at, claim, claimant)
 
     def _evaluate(self, event: dict[str, Any], risk: dict[str, Any]) -> _Outcome:
         outcome: list[RouteDecision | None] = []
@@ -353,13 +364,20 @@ class Router:
         return tuple(outcome)
 
     def _decide(self, outcome: _Outcome, event: dict[str, Any] | ModelMovementEvent, at: float,
-                claim: bool) -> list[RouteDecision]:
+                claim: bool, claimant: str | None = None) -> list[RouteDecision]:
         decisions: list[RouteDecision] = []
         for route, decided in zip(self._routes, outcome, strict=True):
             if decided is not None:
                 decisions.append(decided)
                 continue
+            if claimant is not None and claim:
+                decisions.append(self.claim(route.playbook.name, event, at=at,
+                                            claimant=claimant))
+                continue
             before = self._dedupe(route.playbook.name, event, at, claim)
+            if before is not None and claimant is not None and \
+                    self._own(route.playbook.name, event, before, claimant) is not None:
+                before = None  # its own claim, from an attempt that stopped: `claim` decides
             decisions.append(route.matched if before is None else
                              self._duplicate(route.playbook.name, event, at, before))
         return decisions
@@ -380,12 +398,40 @@ class Router:
     # run can start, and then claims it; a claim whose run could not start is released.
 
     def claim(self, name: str, event: dict[str, Any] | ModelMovementEvent, *,
-              at: float) -> RouteDecision:
+              at: float, claimant: str | None = None,
+              run_exists: Callable[[str], bool] | None = None) -> RouteDecision:
         """Claim the start of playbook `name` (whose trigger matched) for the event: the
-        `trigger matched` decision, or the duplicate one when it started already."""
-        before = self._dedupe(name, event, at, True)
-        return self._by_name[name].matched if before is None else \
-            self._duplicate(name, event, at, before)
+        `trigger matched` decision, or the duplicate one when it started already.
+
+        `claimant` names who claims, for a caller that may process the same input again
+        after a crash (the service's intake item): a claim it finds that it made itself is
+        not a duplicate. If the run noted for it is in the journal (`run_exists`), that run
+        is the event's (`continues`); if none reached the journal (killed between the claim
+        and the run), the playbook starts now, under the same claim."""
+        if self.window_seconds <= 0:
+            return self._by_name[name].matched
+        before = self.store.claim(dedupe_key(name, event), at, self.window_seconds,
+                                  None if claimant is None else claimant_digest(claimant))
+        if before is None:
+            return self._by_name[name].matched
+        if claimant is not None:
+            own = self._own(name, event, before, claimant)
+            if own is not None:
+                if own.run_id is not None and (run_exists is None or run_exists(own.run_id)):
+                    return RouteDecision(name, True, False, "started for this event before "
+                                         f"its processing stopped: run {own.run_id} (taken "
+                                         "over once its lease lapses)", continues=own.run_id)
+                return RouteDecision(name, True, True, "trigger matched (claimed for this "
+                                     "event before its processing stopped, no run in the "
+                                     "journal: started now)")
+        return self._duplicate(name, event, at, before)
+
+    def _own(self, name: str, event: dict[str, Any] | ModelMovementEvent, before: float,
+             claimant: str) -> DedupeClaim | None:
+        """The claim found at `before`, if `claimant` made it."""
+        own = self.store.claim_of(dedupe_key(name, event))
+        return own if own is not None and own.at == before and \
+            own.claimant == claimant_digest(claimant) else None
 
     def started(self, name: str, event: dict[str, Any] | ModelMovementEvent, *, at: float,
                 run_id: str) -> None:
