@@ -132,6 +132,14 @@ CREATE INDEX history_events_day ON history_events (day);
 ALTER TABLE dedupe_starts ADD COLUMN claimant TEXT COLLATE "C";
 ALTER TABLE service_intake ADD COLUMN outcome TEXT;
 """,
+    # The web console's sessions (engine/service/console/sessions_pg.py).
+    5: """
+CREATE TABLE console_sessions (
+    id_sha256 TEXT COLLATE "C" PRIMARY KEY, csrf TEXT COLLATE "C" NOT NULL, name TEXT, role TEXT,
+    created DOUBLE PRECISION NOT NULL, seen DOUBLE PRECISION NOT NULL,
+    expires DOUBLE PRECISION NOT NULL, notices TEXT NOT NULL DEFAULT '[]', proof TEXT);
+CREATE INDEX console_sessions_by_seen ON console_sessions ((name IS NULL), seen);
+""",
 }
 PG_SCHEMA_VERSION = max(_MIGRATIONS)
 _VERSIONS = """

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from consolekinds import JOURNALS, journal_at
 from fastapi.testclient import TestClient
 from servicetest import TOKENS, new_event
 
@@ -24,15 +25,15 @@ from crownguard.engine.service.settings import Role
 XSS_NAME = "<script>alert('pwned')</script>.safetensors"
 
 
-@pytest.fixture(scope="module")
-def service(service_files: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
-            ) -> Iterator[Service]:
+@pytest.fixture(scope="module", params=JOURNALS)
+def service(service_files: dict[str, Any], tmp_path_factory: pytest.TempPathFactory,
+            request: pytest.FixtureRequest) -> Iterator[Service]:
     saved = dict(os.environ)
     os.environ.update(service_files["env"])  # answers read the connections file again
     try:
         started = Service.start(PluginHost.from_entry_points(), Options(
             str(service_files["config"]), str(service_files["policy"]),
-            str(tmp_path_factory.mktemp("console") / "j.sqlite")))
+            journal_at(request.param, request, tmp_path_factory.mktemp("console"))))
         yield started
         started.close()
     finally:
@@ -530,11 +531,13 @@ def test_sessions_are_stored_hashed_and_shared_through_the_journal(tmp_path: Any
     assert one.get(session.id) is None
 
 
+@pytest.mark.parametrize("kind", JOURNALS)
 def test_a_session_outlives_a_restart_and_sign_out_deletes_it(
-        service_files: dict[str, Any], tmp_path: Any) -> None:
+        service_files: dict[str, Any], tmp_path: Any, kind: str,
+        request: pytest.FixtureRequest) -> None:
     saved = dict(os.environ)
     os.environ.update(service_files["env"])
-    journal = str(tmp_path / "j.sqlite")
+    journal = journal_at(kind, request, tmp_path)
 
     def started() -> Service:
         return Service.start(PluginHost.from_entry_points(), Options(

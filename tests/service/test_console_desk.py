@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from consolekinds import JOURNALS, journal_at
 from fastapi.testclient import TestClient
 from servicetest import TOKENS
 from test_console import csrf_of, signed_in
@@ -28,15 +29,15 @@ from crownguard.engine.service.service import Options, Service
 WHY = "retraining the fraud model on the Q3 data"
 
 
-@pytest.fixture(scope="module")
-def service(service_files: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
-            ) -> Iterator[Service]:
+@pytest.fixture(scope="module", params=JOURNALS)
+def service(service_files: dict[str, Any], tmp_path_factory: pytest.TempPathFactory,
+            request: pytest.FixtureRequest) -> Iterator[Service]:
     with pytest.MonkeyPatch.context() as patch:
         for name, value in service_files["env"].items():
             patch.setenv(name, value)
         started = Service.start(PluginHost.from_entry_points(), Options(
             str(service_files["config"]), str(service_files["policy"]),
-            str(tmp_path_factory.mktemp("desk") / "j.sqlite")))
+            journal_at(request.param, request, tmp_path_factory.mktemp("desk"))))
         yield started
         started.close()
 

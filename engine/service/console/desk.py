@@ -89,7 +89,8 @@ def mount_desk(app: FastAPI, service: Service, pages: Pages) -> None:
     def access(request: Request) -> HTMLResponse:
         session = pages.signed_in(request)
         if desk is None:
-            return pages.render(request, "access.html", session, available=False)
+            raise ConsoleRefusal(501, "Not available", "this service has no access requests")
+        head = service.journal.head()[0]  # before reading: a change after it shows next poll
         who = Caller(str(session.name), session.role or Role.VIEWER)
         pending = [(r, may_decide(desk, r, who))
                    for r in desk.store.find(state=AccessState.PENDING, limit=SHOWN)]
@@ -102,15 +103,14 @@ def mount_desk(app: FastAPI, service: Service, pages: Pages) -> None:
                                         AccessState.REVOKED)
                         for r in desk.store.find(state=state, limit=SHOWN)),
                        key=lambda r: r.updated_at, reverse=True)[:SHOWN]
-        return pages.render(request, "access.html", session, available=True,
-                            pending=pending, granted=granted, approved=approved, ended=ended,
+        return pages.render(request, "access.html", session, head=head, pending=pending,
+                            granted=granted, approved=approved, ended=ended,
                             csrf=session.csrf)
 
     async def decide(request: Request, request_id: str, what: str, role: Role) -> Response:
         session, fields = await pages.posted(request, role)
         if desk is None:
-            raise ConsoleRefusal(501, "Not available", "access requests need the SQLite "
-                                 "journal in this version")
+            raise ConsoleRefusal(501, "Not available", "this service has no access requests")
         who = Caller(str(session.name), session.role or Role.VIEWER)
         comment = (fields.get("comment") or "").strip() or None
         acts: dict[str, Callable[[str, Caller, str | None], AccessRequest]] = {

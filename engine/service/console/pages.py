@@ -4,6 +4,7 @@ CSRF checks, form bodies and the page-shaped refusals. The routes are in routes.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode
@@ -13,7 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import FileSystemLoader, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 
-from ..settings import Role
+from ..settings import ApiToken, Role
 from .sessions import Session, SessionStore
 from .views import time_left, when
 
@@ -21,6 +22,7 @@ HERE = Path(__file__).parent
 COOKIE = "crownguard_session"
 SECURE_ENV = "CROWNGUARD_CONSOLE_SECURE_COOKIE"  # 1: Secure cookies even without a proxy's hint
 MAX_FORM_BYTES = 16384
+LIVE_HEADER = "X-Console-Live"  # sent by console.js when it fetches a page to refresh it
 HEADERS = {  # every console page: nothing but our own files, never framed, never cached
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
                                "img-src 'self'; connect-src 'self'; form-action 'self'; "
@@ -60,15 +62,28 @@ def environment() -> SandboxedEnvironment:
 
 
 class Pages:
-    def __init__(self, sessions: SessionStore, secure: bool | None = None):
+    def __init__(self, sessions: SessionStore, secure: bool | None = None, *,
+                 tokens: Callable[[], Iterable[ApiToken]] = tuple):
         self.sessions = sessions  # signed-in and sign-in page sessions (sessions.py)
+        self.tokens = tokens  # the service's API tokens now, asked on every request
         self.env = environment()
         self.secure = (os.environ.get(SECURE_ENV, "") in ("1", "true", "yes")
                        if secure is None else secure)
 
     def session(self, request: Request) -> Session | None:
-        """The request's session: signed in, or a visitor's on the sign-in page."""
-        return self.sessions.get(request.cookies.get(COOKIE))
+        """The request's session: signed in, or a visitor's on the sign-in page. A signed-in
+        session whose token the service no longer has, under that name with that role (taken
+        out of the connections file, given another role, replaced), ends here."""
+        session = self.sessions.get(request.cookies.get(COOKIE))
+        if session is None or session.name is None:
+            return session
+        for token in self.tokens():
+            if token.name == session.name and token.role == session.role:
+                if session.holds(token.token.reveal()):
+                    return session
+                break
+        self.forget(session)
+        return None
 
     def forget(self, session: Session) -> None:
         self.sessions.drop(session.id)
@@ -108,8 +123,9 @@ class Pages:
 
     def render(self, request: Request, template: str, session: Session | None,
                code: int = 200, **context: Any) -> HTMLResponse:
+        live = request.headers.get(LIVE_HEADER) == "1"  # a script's refresh keeps notices
         page = self.env.get_template(template).render(
-            session=session, notices=session.take_notices() if session else [],
+            session=session, notices=session.take_notices() if session and not live else [],
             path=request.url.path, Role=Role, **context)
         return HTMLResponse(page, status_code=code, headers=HEADERS)
 

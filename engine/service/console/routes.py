@@ -4,7 +4,7 @@ the functions the API and the CLI call, as the signed-in token's name (`by`)."""
 
 from __future__ import annotations
 
-import logging
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from ... import runs
 from ...approvers import refusal
 from ...errors import CrownguardError, UnknownRun
+from ...journal.postgres import PostgresJournal
 from ...kinds import ENDED, RERUNNABLE, RunKind, RunStatus
 from ..service import Service
 from ..settings import Role
@@ -24,28 +25,24 @@ from .audit import AuditFilter, audit_page
 from .desk import mount_desk
 from .pages import COOKIE, HEADERS, HERE, ConsoleRefusal, Pages, SignInFirst, back_to, form
 from .runlist import RunFilter, RunList
+from .runlist_pg import PostgresRunList
 from .scenarios import ScenarioIndex
 from .sessions import Session, SessionStore
+from .sessions_pg import PostgresSessionStore
 from .views import changes_made, graph_view, timeline_rows, who_acted
 
-log = logging.getLogger("crownguard.service")
 PAGE = 50
 PAST = {"approve": "approved", "reject": "rejected"}
 
 
 def mount_console(app: FastAPI, service: Service, *, secure_cookies: bool | None = None
-                  ) -> Pages | None:
+                  ) -> Pages:
     """Add the console's routes, its static files and its refusal pages to the service's app.
-    Its sessions and run list are SQLite's: on a PostgreSQL journal there is no console yet
-    (None; /ui/ is then a 404 and the API serves alone)."""
-    path = getattr(service.journal, "path", None)
-    if not isinstance(path, Path):
-        log.warning("the web console needs a SQLite journal for now: /ui/ is off")
-        return None
-    sessions = SessionStore(path)
+    Sessions and the run list live in the journal: its SQLite file, or its PostgreSQL
+    database (the twins in sessions_pg and runlist_pg)."""
+    sessions, listing = _stores(service)
     service._closing.callback(sessions.close)  # closed with the service's journal
-    pages = Pages(sessions, secure_cookies)
-    listing = RunList(path)
+    pages = Pages(sessions, secure_cookies, tokens=lambda: service.settings.tokens)
     scenarios = ScenarioIndex()
     service._closing.callback(listing.close)
     app.state.console = pages
@@ -67,6 +64,19 @@ def mount_console(app: FastAPI, service: Service, *, secure_cookies: bool | None
             raise ConsoleRefusal(404, "No such run", str(exc)) from None
         except CrownguardError as exc:
             raise ConsoleRefusal(400, "Which run?", str(exc)) from None
+
+    def waits_of(run_id: str) -> list[Any]:
+        """A waiting run's open waits and deadlines, from the journal's open_waits table (no
+        replay of the run: the runs page is fetched again whenever the journal moves)."""
+        found = service.journal.open_waits(run_id)
+        if found:
+            return [{"step": w.step_id, "expires_at": None if w.expires_at is None else
+                     datetime.fromtimestamp(w.expires_at, UTC).isoformat().replace(
+                         "+00:00", "Z")} for w in found]
+        try:  # a journal from before that table: the run's own record says
+            return list(runs.show(service.journal, service.host, run_id).waiting)
+        except CrownguardError:
+            return []
 
     # --- signing in and out -----------------------------------------------------------------
 
@@ -101,7 +111,7 @@ def mount_console(app: FastAPI, service: Service, *, secure_cookies: bool | None
             raise ConsoleRefusal(403, "Not allowed", f"{token.name} is a {token.role}: "
                                  "the console needs viewer or above.")
         pages.forget(session)  # a new id once signed in: no session fixation
-        signed = pages.sessions.new(token.name, token.role)
+        signed = pages.sessions.new(token.name, token.role, token.token.reveal())
         response = back_to(_local(fields.get("next", "")))
         pages.set_cookie(request, response, signed)
         return response
@@ -121,22 +131,27 @@ def mount_console(app: FastAPI, service: Service, *, secure_cookies: bool | None
                   since: str = "", until: str = "", cursor: str = "") -> HTMLResponse:
         session = pages.signed_in(request)
         filters = RunFilter.from_form(status, playbook, person, since, until)
+        head = service.journal.head()[0]  # before reading: a change after it shows next poll
         found, following = listing.page(filters, PAGE, cursor or None)
-        waits: dict[str, list[Any]] = {}
-        for run in found:
-            if run.status == RunStatus.WAITING:
-                try:
-                    waits[run.run_id] = runs.show(service.journal, service.host,
-                                                  run.run_id).waiting
-                except CrownguardError:
-                    waits[run.run_id] = []
+        waits = {run.run_id: waits_of(run.run_id) for run in found
+                 if run.status == RunStatus.WAITING}
         shown: dict[str, Any] = {"status": status, "playbook": playbook, "person": person,
                                  "since": since, "until": until}
         return pages.render(
-            request, "runs.html", session, runs=found, waits=waits, next_cursor=following,
-            cursor=cursor, statuses=[str(s) for s in RunStatus], counts=listing.counts(filters),
+            request, "runs.html", session, head=head, runs=found, waits=waits,
+            next_cursor=following, cursor=cursor, statuses=[str(s) for s in RunStatus],
+            counts=listing.counts(filters),
             filtered=any(shown.values()), shown=shown, **shown,
             playbooks=sorted(set(listing.playbooks()) | set(service.triage.router.playbooks)))
+
+    @app.get("/ui/live.json", include_in_schema=False)
+    def live(request: Request) -> JSONResponse:
+        """What the runs and access pages' script polls: the journal's last entry. When it
+        moves past the page's, the script fetches the page again and swaps its live parts."""
+        session = pages.session(request)
+        if session is None or session.role is None:
+            return JSONResponse({"error": "signed out"}, status_code=401, headers=HEADERS)
+        return JSONResponse({"head": service.journal.head()[0]}, headers=HEADERS)
 
     @app.get("/ui/runs/{run_id}", include_in_schema=False)
     def run_page(request: Request, run_id: str) -> HTMLResponse:
@@ -269,6 +284,16 @@ def mount_console(app: FastAPI, service: Service, *, secure_cookies: bool | None
                             untriggered=list(router.untriggered), broken=broken)
 
     return pages
+
+
+def _stores(service: Service) -> tuple[SessionStore, RunList | PostgresRunList]:
+    journal = service.journal
+    if isinstance(journal, PostgresJournal):
+        return PostgresSessionStore(journal), PostgresRunList(journal)
+    path = getattr(journal, "path", None)
+    if not isinstance(path, Path):
+        raise TypeError(f"the console needs a SQLite or PostgreSQL journal, not {journal!r}")
+    return SessionStore(path), RunList(path)
 
 
 def _local(path: str) -> str:

@@ -1,10 +1,15 @@
-"""Console sessions, kept in the journal's SQLite file (table `console_sessions`), so that a
-restart signs nobody out and several service processes on one journal share them.
+"""Console sessions, kept in the journal (table `console_sessions`: in the SQLite file here, in
+the PostgreSQL database by `sessions_pg`), so that a restart signs nobody out and several
+service processes on one journal share them.
 
 The cookie holds a random id (secrets.token_urlsafe); the table holds only its SHA-256, so a
 copy of the journal lets nobody take over a session. A row knows who signed in (the token's
 name and role, never the token), the session's CSRF token, when it was last used, when it
 ends at the latest, and the notices waiting to be shown once. Signing out deletes the row.
+
+It also holds `proof`: an HMAC of the token keyed with the session's id (which the table does
+not hold), so that every request can check that the token signed in with is still one of the
+service's, with the same name and role, while a copy of the journal tells nothing of it.
 """
 
 from __future__ import annotations
@@ -32,13 +37,18 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS console_sessions (
     id_sha256 TEXT PRIMARY KEY, csrf TEXT NOT NULL, name TEXT, role TEXT,
     created REAL NOT NULL, seen REAL NOT NULL, expires REAL NOT NULL,
-    notices TEXT NOT NULL DEFAULT '[]');
+    notices TEXT NOT NULL DEFAULT '[]', proof TEXT);
 CREATE INDEX IF NOT EXISTS console_sessions_by_seen ON console_sessions (name IS NULL, seen);
 """
 
 
 def digest(session_id: str) -> str:
     return hashlib.sha256(session_id.encode()).hexdigest()
+
+
+def token_proof(session_id: str, token: str) -> str:
+    """What the row keeps of the token signed in with: useless without the session's id."""
+    return hmac.new(session_id.encode(), token.encode(), hashlib.sha256).hexdigest()
 
 
 @dataclass
@@ -50,6 +60,12 @@ class Session:
     name: str | None = None
     role: Role | None = None
     store: SessionStore | None = field(default=None, repr=False, compare=False)
+    proof: str | None = field(default=None, repr=False)
+
+    def holds(self, token: str) -> bool:
+        """Whether this session was signed in with `token` (compared in constant time)."""
+        return self.proof is not None and hmac.compare_digest(
+            token_proof(self.id, token).encode(), self.proof.encode())
 
     def csrf_ok(self, given: str | None) -> bool:
         return given is not None and hmac.compare_digest(given.encode(), self.csrf.encode())
@@ -64,7 +80,10 @@ class Session:
 
 
 class SessionStore:
-    """The sessions table on the journal's file; one connection under a lock."""
+    """The sessions table on the journal's file; one connection under a lock. The SQL is
+    written once, with `?` parameters; `sessions_pg` runs the same statements on PostgreSQL."""
+
+    _ALL_AFTER = "LIMIT -1 OFFSET ?"  # every row past the first n (PostgreSQL: OFFSET alone)
 
     def __init__(self, path: str | Path, *, idle_seconds: float = IDLE_SECONDS,
                  max_age: float = MAX_AGE_SECONDS, limit: int = MAX_SESSIONS,
@@ -78,6 +97,9 @@ class SessionStore:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(console_sessions)")}
+            if "proof" not in columns:  # a table from before proofs: its sessions sign in anew
+                self._db.execute("ALTER TABLE console_sessions ADD COLUMN proof TEXT")
         except sqlite3.Error as exc:
             raise JournalError(f"cannot open the console's sessions in {self.path}: {exc}"
                                ) from None
@@ -93,16 +115,19 @@ class SessionStore:
         except sqlite3.Error as exc:
             raise JournalError(f"console sessions in {self.path}: {exc}") from None
 
-    def new(self, name: str | None = None, role: Role | None = None) -> Session:
-        """A new session (signed in when `name` and `role` are given, else a visitor's)."""
-        session = Session(secrets.token_urlsafe(32), secrets.token_urlsafe(32), name, role,
-                          self)
+    def new(self, name: str | None = None, role: Role | None = None, token: str | None = None
+            ) -> Session:
+        """A new session (signed in with `token` when `name` and `role` are given, else a
+        visitor's)."""
+        session_id = secrets.token_urlsafe(32)
+        proof = None if token is None else token_proof(session_id, token)
+        session = Session(session_id, secrets.token_urlsafe(32), name, role, self, proof)
         now = time.time()
         self.prune(now, signed_in=name is not None)
         self._run("INSERT INTO console_sessions (id_sha256, csrf, name, role, created, seen, "
-                  "expires) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                  "expires, proof) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                   (digest(session.id), session.csrf, name, None if role is None else role.name,
-                   now, now, now + self._max_age))
+                   now, now, now + self._max_age, proof))
         return session
 
     def get(self, session_id: str | None) -> Session | None:
@@ -110,18 +135,19 @@ class SessionStore:
         if not session_id:
             return None
         key, now = digest(session_id), time.time()
-        rows = self._run("SELECT csrf, name, role, seen, expires FROM console_sessions WHERE "
-                         "id_sha256 = ?", (key,))
+        rows = self._run("SELECT csrf, name, role, seen, expires, proof FROM console_sessions "
+                         "WHERE id_sha256 = ?", (key,))
         if not rows:
             return None
-        csrf, name, role, seen, expires = rows[0]
+        csrf, name, role, seen, expires, proof = rows[0]
         if now - seen > self._idle or now > expires or (name is not None and role not in
                                                         Role.__members__):
             self._run("DELETE FROM console_sessions WHERE id_sha256 = ?", (key,))
             return None
         if now - seen > TOUCH_SECONDS:
             self._run("UPDATE console_sessions SET seen = ? WHERE id_sha256 = ?", (now, key))
-        return Session(session_id, csrf, name, None if role is None else Role[role], self)
+        return Session(session_id, csrf, name, None if role is None else Role[role], self,
+                       proof)
 
     def drop(self, session_id: str) -> None:
         self._run("DELETE FROM console_sessions WHERE id_sha256 = ?", (digest(session_id),))
@@ -159,11 +185,14 @@ class SessionStore:
         now = time.time() if now is None else now
         self._run("DELETE FROM console_sessions WHERE seen < ? OR expires < ?",
                   (now - self._idle, now))
-        self._run("DELETE FROM console_sessions WHERE id_sha256 IN (SELECT id_sha256 FROM "
-                  "console_sessions WHERE (name IS NULL) = ? ORDER BY seen DESC LIMIT -1 "
-                  "OFFSET ?)", (not signed_in, max(self._limit - 1, 0)))
+        self._run("DELETE FROM console_sessions WHERE id_sha256 IN (SELECT id_sha256 FROM "  # noqa: S608
+                  "console_sessions WHERE (name IS NULL) = ? ORDER BY seen DESC "
+                  f"{self._ALL_AFTER})", (not signed_in, max(self._limit - 1, 0)))
 
     def count(self, *, signed_in: bool | None = None) -> int:
-        rows = self._run("SELECT count(*) FROM console_sessions WHERE ?1 IS NULL OR "
-                         "(name IS NOT NULL) = ?1", (signed_in,))
+        if signed_in is None:
+            rows = self._run("SELECT count(*) FROM console_sessions")
+        else:
+            rows = self._run("SELECT count(*) FROM console_sessions WHERE (name IS NOT NULL) "
+                             "= ?", (signed_in,))
         return int(rows[0][0])
