@@ -18,7 +18,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import IO, Any
 
 from ..errors import JournalError, RunEnded, UnknownRun
@@ -71,6 +71,10 @@ PAGE = 1000  # entries() reads the chain in pages of this many, holding no conne
 _RUN_ROW = {"": "SELECT * FROM runs WHERE run_id = %s",
             "FOR UPDATE": "SELECT * FROM runs WHERE run_id = %s FOR UPDATE",
             "FOR SHARE": "SELECT * FROM runs WHERE run_id = %s FOR SHARE"}
+_HEAD = "SELECT seq, hash FROM chain_head WHERE id = 1 FOR UPDATE"
+_INSERT_ENTRY = ("INSERT INTO entries (seq, prev_hash, hash, kind, run_id, type, at, payload, v) "
+                 "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)")
+_MOVE_HEAD = "UPDATE chain_head SET seq = %s, hash = %s WHERE id = 1"
 
 
 class PostgresJournal(PostgresOpenWaits, PostgresAccessEntries, Journal):
@@ -161,12 +165,26 @@ class PostgresJournal(PostgresOpenWaits, PostgresAccessEntries, Journal):
             yield conn
 
     @contextmanager
-    def _write(self) -> Iterator[Any]:
-        """One short write transaction (committed on leaving, rolled back on an error)."""
+    def _write(self, pipelined: bool = False) -> Iterator[Any]:
+        """One short write transaction (committed on leaving, rolled back on an error).
+
+        `pipelined`: in pipeline mode, statements queue and go out together, so a transaction
+        costs two round trips (its reads, then its writes with the commit) however many
+        statements it has; reading a result sends what is queued before it."""
         if self.read_only:
             raise JournalError(f"journal {self.name} was opened read-only")
-        with self._errors(), self._connections().connection() as conn, conn.transaction():
-            yield conn
+        import psycopg
+
+        with self._errors(), self._connections().connection() as conn:
+            try:
+                with conn.pipeline() if pipelined else nullcontext(), conn.transaction():
+                    yield conn
+            except psycopg.errors.UniqueViolation as exc:  # rolled back
+                if exc.diag.constraint_name != "entries_pkey":
+                    raise
+                raise JournalError(f"journal {self.name}: an entry with a seq after the chain "
+                                   "head exists already; run `crownguard audit verify`"
+                                   ) from None
 
     def _select(self, sql: str, args: tuple[Any, ...] = ()) -> list[Row]:
         with self._read() as conn:
@@ -184,25 +202,12 @@ class PostgresJournal(PostgresOpenWaits, PostgresAccessEntries, Journal):
                payload_json: str) -> int:
         """Add one entry after the chain head. The head's row lock, held to the commit, makes
         every writer wait for the one before it: no two entries get one seq."""
-        head = conn.execute("SELECT seq, hash FROM chain_head WHERE id = 1 FOR UPDATE"
-                            ).fetchone()
-        if head is None:
-            raise JournalError(f"journal {self.name}: the chain head record is missing; run "
-                               "`crownguard audit verify`")
-        seq, prev = head["seq"] + 1, head["hash"] if head["seq"] else GENESIS
+        seq, prev = self._head_of(conn.execute(_HEAD).fetchone())
+        seq += 1
         digest = entry_hash(seq, prev, str(kind), run_id, payload_json, type=label, at=at)
-        import psycopg
-
-        try:
-            with conn.transaction():  # a savepoint: the error below is ours to word
-                conn.execute("INSERT INTO entries (seq, prev_hash, hash, kind, run_id, type, "
-                             "at, payload, v) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                             (seq, prev, digest, str(kind), run_id, label, at, payload_json,
-                              HASH_VERSION))
-        except psycopg.errors.UniqueViolation:
-            raise JournalError(f"journal {self.name}: entry seq {seq} exists beyond the chain "
-                               "head; run `crownguard audit verify`") from None
-        conn.execute("UPDATE chain_head SET seq = %s, hash = %s WHERE id = 1", (seq, digest))
+        conn.execute(_INSERT_ENTRY, (seq, prev, digest, str(kind), run_id, label, at,
+                                     payload_json, HASH_VERSION))
+        conn.execute(_MOVE_HEAD, (seq, digest))
         return seq
 
     def _run_row(self, conn: Any, run_id: str, lock: str = "") -> Row:
@@ -233,20 +238,29 @@ class PostgresJournal(PostgresOpenWaits, PostgresAccessEntries, Journal):
                        config_path=config_path, status=status)
         state, run_kind, now = made.state, made.kind, made.at
         inputs_json, text_sha, payload = made.inputs_json, made.text_sha, made.payload
-        with self._write() as conn:
+        me, lease = ProcessIdentity.current(), self._lease(state)
+        with self._write(pipelined=True) as conn:
             # The head's lock first: a second create_run of the same id waits, then sees it.
-            conn.execute("SELECT 1 FROM chain_head WHERE id = 1 FOR UPDATE")
+            head = conn.execute(_HEAD)
             if conn.execute("SELECT 1 FROM runs WHERE run_id = %s", (run_id,)).fetchone():
                 raise JournalError(f"run {run_id} is already in the journal")
-            seq = self._chain(conn, EntryKind.RUN, run_id, "run_created", now, payload)
-            conn.execute(
+            seq, prev = self._head_of(head.fetchone())
+            seq += 1
+            digest = entry_hash(seq, prev, str(EntryKind.RUN), run_id, payload,
+                                type="run_created", at=now)
+            conn.execute(_INSERT_ENTRY, (seq, prev, digest, str(EntryKind.RUN), run_id,
+                                         "run_created", now, payload, HASH_VERSION))
+            conn.execute(_MOVE_HEAD, (seq, digest))
+            made_row = conn.execute(
                 "INSERT INTO runs (run_id, seq, playbook, playbook_path, playbook_text, "
                 "playbook_sha256, inputs, status, kind, parent_run_id, config_path, created_at, "
-                "updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                "updated_at, owner_host, owner_pid, owner_boot_id, owner_started, lease_expires) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                "RETURNING *",
                 (run_id, seq, playbook, playbook_path, playbook_text, text_sha, inputs_json,
-                 str(state), str(run_kind), parent_run_id, config_path, now, now))
-            self._hold(conn, run_id, self._lease(state))
-            return record_of(self._run_row(conn, run_id))
+                 str(state), str(run_kind), parent_run_id, config_path, now, now, me.host,
+                 me.pid, me.boot_id, me.started, lease))
+        return record_of(made_row.fetchone())
 
     def append(self, event: dict[str, Any]) -> int:
         return self.append_many([event])[0]
@@ -258,31 +272,21 @@ class PostgresJournal(PostgresOpenWaits, PostgresAccessEntries, Journal):
         if not checked:
             return []
         run_id, now = checked[0].run_id, time.time()
-        with self._write() as conn:
-            row = self._run_row(conn, run_id, "FOR UPDATE")
+        with self._write(pipelined=True) as conn:
+            found = conn.execute(_RUN_ROW["FOR UPDATE"], (run_id,))
+            head = conn.execute(_HEAD)
+            row = found.fetchone()  # one round trip for both
+            if row is None:
+                raise UnknownRun(f"no run {run_id} in the journal {self.name}")
             # A cancelled run stays so: refusing its events is what guarantees that no step
             # of it runs after the cancellation (the runner journals before it acts).
             status = run_events(RunStatus(row["status"]), checked)
             refuse_held(row, now)
-            head = conn.execute("SELECT seq, hash FROM chain_head WHERE id = 1 FOR UPDATE"
-                                ).fetchone()
-            if head is None:
-                raise JournalError(f"journal {self.name}: the chain head record is missing; "
-                                   "run `crownguard audit verify`")
-            rows = event_rows(head["seq"], head["hash"] if head["seq"] else GENESIS, checked)
-            import psycopg
-
-            try:
-                with conn.cursor() as cur:
-                    cur.executemany("INSERT INTO entries (seq, prev_hash, hash, kind, run_id, "
-                                    "type, at, payload, v) VALUES (%s, %s, %s, %s, %s, %s, %s, "
-                                    "%s, %s)", rows)
-            except psycopg.errors.UniqueViolation:  # the transaction is rolled back
-                raise JournalError(f"journal {self.name}: an entry seq from {rows[0][0]} on "
-                                   "exists beyond the chain head; run `crownguard audit "
-                                   "verify`") from None
-            conn.execute("UPDATE chain_head SET seq = %s, hash = %s WHERE id = 1",
-                         (rows[-1][0], rows[-1][2]))
+            seq, prev = self._head_of(head.fetchone())
+            rows = event_rows(seq, prev, checked)
+            with conn.cursor() as cur:
+                cur.executemany(_INSERT_ENTRY, rows)
+            conn.execute(_MOVE_HEAD, (rows[-1][0], rows[-1][2]))
             for event, item, entry in zip(events, checked, rows, strict=True):
                 self._track_wait(conn, item.kind, event, run_id, entry[0])
             if lease_kept(row, status, now, self.lease_seconds):  # the heartbeat renews it
@@ -292,6 +296,13 @@ class PostgresJournal(PostgresOpenWaits, PostgresAccessEntries, Journal):
                 self._hold(conn, run_id, self._lease(status), status=status,
                            updated_at=checked[-1].at)
         return [r[0] for r in rows]
+
+    def _head_of(self, head: Row | None) -> tuple[int, str]:
+        """The chain head's seq and hash (GENESIS before the first entry), read `FOR UPDATE`."""
+        if head is None:
+            raise JournalError(f"journal {self.name}: the chain head record is missing; run "
+                               "`crownguard audit verify`")
+        return head["seq"], head["hash"] if head["seq"] else GENESIS
 
     def set_status(self, run_id: str, status: RunStatus | str, *, reason: str | None = None
                    ) -> None:
