@@ -168,17 +168,27 @@ class PostgresJournal(PostgresOpenWaits, PostgresAccessEntries, Journal):
     def _write(self, pipelined: bool = False) -> Iterator[Any]:
         """One short write transaction (committed on leaving, rolled back on an error).
 
-        `pipelined`: in pipeline mode, statements queue and go out together, so a transaction
-        costs two round trips (its reads, then its writes with the commit) however many
-        statements it has; reading a result sends what is queued before it."""
+        `pipelined`: in pipeline mode the statements queue and go out together, BEGIN and
+        COMMIT too, so the transaction costs two round trips (its reads, then its writes with
+        the commit) however many statements it has. Reading a result sends what is queued."""
         if self.read_only:
             raise JournalError(f"journal {self.name} was opened read-only")
         import psycopg
 
         with self._errors(), self._connections().connection() as conn:
             try:
-                with conn.pipeline() if pipelined else nullcontext(), conn.transaction():
-                    yield conn
+                if not pipelined:
+                    with conn.transaction():
+                        yield conn
+                    return
+                try:
+                    with conn.pipeline():  # leaving it sends what is queued and waits
+                        conn.execute("BEGIN")
+                        yield conn
+                        conn.execute("COMMIT")
+                except BaseException:
+                    conn.rollback()  # what was queued after an error never ran
+                    raise
             except psycopg.errors.UniqueViolation as exc:  # rolled back
                 if exc.diag.constraint_name != "entries_pkey":
                     raise
