@@ -18,7 +18,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from typing import IO, Any
 
 from ..errors import JournalError, RunEnded, UnknownRun
@@ -317,7 +317,7 @@ class PostgresJournal(PostgresOpenWaits, PostgresAccessEntries, Journal):
     def set_status(self, run_id: str, status: RunStatus | str, *, reason: str | None = None
                    ) -> None:
         state = run_status(status)
-        with self._write() as conn:
+        with self._write(pipelined=True) as conn:
             row = self._run_row(conn, run_id, "FOR UPDATE")
             if row["status"] == state and reason is None:
                 return
@@ -336,7 +336,7 @@ class PostgresJournal(PostgresOpenWaits, PostgresAccessEntries, Journal):
                      (str(state), now, state == RunStatus.RUNNING, row["run_id"]))
 
     def claim(self, run_id: str) -> bool:
-        with self._write() as conn:
+        with self._write(pipelined=True) as conn:
             row = conn.execute("SELECT * FROM runs WHERE run_id = %s FOR UPDATE SKIP LOCKED",
                                (run_id,)).fetchone()
             if row is None:
@@ -350,7 +350,7 @@ class PostgresJournal(PostgresOpenWaits, PostgresAccessEntries, Journal):
             return True
 
     def renew_lease(self, run_id: str) -> bool:
-        with self._write() as conn:
+        with self._write(pipelined=True) as conn:
             row = self._run_row(conn, run_id, "FOR UPDATE")
             if owner_of(row) != ProcessIdentity.current() or row["status"] != RunStatus.RUNNING:
                 return False
@@ -368,7 +368,7 @@ class PostgresJournal(PostgresOpenWaits, PostgresAccessEntries, Journal):
         payload = journal_json({"run_id": run_id, "step_id": step_id, "decision": str(choice),
                                  "by": by, "comment": comment, "at": at,
                                  "accepted": bool(accepted), "reason": reason}, "an approval")
-        with self._write() as conn:
+        with self._write(pipelined=True) as conn:
             self._run_row(conn, run_id, "FOR SHARE")
             seq = self._chain(conn, EntryKind.APPROVAL, run_id, "approval", at, payload)
             conn.execute("INSERT INTO approvals (seq, run_id, step_id, decision, by_name, "
@@ -380,7 +380,7 @@ class PostgresJournal(PostgresOpenWaits, PostgresAccessEntries, Journal):
     def record_resume_failure(self, run_id: str, kind: ResumeFailureKind | str, reason: str
                               ) -> ResumeFailure:
         what, now, me = ResumeFailureKind(kind), utc_now(), ProcessIdentity.current()
-        with self._write() as conn:
+        with self._write(pipelined=True) as conn:
             self._run_row(conn, run_id, "FOR UPDATE")
             conn.execute(
                 "INSERT INTO resume_failures (run_id, kind, reason, count, first_at, last_at) "
