@@ -4,6 +4,7 @@ rolls the whole transaction back, with a message that says what to do."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -95,3 +96,19 @@ def test_a_queued_write_that_fails_rolls_everything_back(journal: PostgresJourna
     with psycopg.connect(postgres_dsn, autocommit=True) as raw:
         assert raw.execute("SELECT seq FROM chain_head").fetchone() == (head[0],)
     assert journal.get_run("r1").run_id == "r1"
+
+
+def test_the_server_hashes_each_entry_as_audit_verify_does(journal: PostgresJournal) -> None:
+    # The server splices prev_hash and seq into the envelope the client rendered: a run id
+    # that JSON escapes (quotes, a backslash, letters outside ASCII) must hash the same.
+    run_id = 'rün "1" \\ ☃'
+    journal.create_run(run_id, "p", "name: p", inputs={})
+    seqs = journal.append_many([event(run_id, "run_started"),
+                                event(run_id, "step_started", step="é"),
+                                event(run_id, "step_waiting", step="é", expires_at=None)])
+    assert seqs == [2, 3, 4]
+    assert [w.seq for w in journal.open_waits(run_id)] == [4]  # the wait knows its entry
+    assert journal.verify() == []
+    entries = list(journal.entries(run_id))
+    assert [e.seq for e in entries] == [1, 2, 3, 4]
+    assert all(e.prev_hash == before.hash for before, e in itertools.pairwise(entries))

@@ -43,14 +43,14 @@ from .base import (
 )
 from .export import write_jsonl
 from .postgres_access import PostgresAccessEntries
+from .postgres_chain import APPEND, append_args
 from .postgres_schema import Target, check_version, migrate, schema_version
 from .postgres_verify import verify_database
-from .postgres_waits import PostgresOpenWaits
+from .postgres_waits import PostgresOpenWaits, pg_sql
 from .sqlite_schema import (
     approval_of,
     checked_events,
     entry_of,
-    event_rows,
     holder_of,
     journal_json,
     lease_kept,
@@ -62,6 +62,7 @@ from .sqlite_schema import (
     run_events,
     run_status,
 )
+from .waits import wait_change
 
 Row = dict[str, Any]
 
@@ -282,30 +283,38 @@ class PostgresJournal(PostgresOpenWaits, PostgresAccessEntries, Journal):
         if not checked:
             return []
         run_id, now = checked[0].run_id, time.time()
+        changes = [wait_change(item.kind, event) for event, item in zip(events, checked,
+                                                                         strict=True)]
         with self._write(pipelined=True) as conn:
-            found = conn.execute(_RUN_ROW["FOR UPDATE"], (run_id,))
-            head = conn.execute(_HEAD)
-            row = found.fetchone()  # one round trip for both
+            row = conn.execute(_RUN_ROW["FOR UPDATE"], (run_id,)).fetchone()
             if row is None:
                 raise UnknownRun(f"no run {run_id} in the journal {self.name}")
             # A cancelled run stays so: refusing its events is what guarantees that no step
             # of it runs after the cancellation (the runner journals before it acts).
             status = run_events(RunStatus(row["status"]), checked)
             refuse_held(row, now)
-            seq, prev = self._head_of(head.fetchone())
-            rows = event_rows(seq, prev, checked)
-            with conn.cursor() as cur:
-                cur.executemany(_INSERT_ENTRY, rows)
-            conn.execute(_MOVE_HEAD, (rows[-1][0], rows[-1][2]))
-            for event, item, entry in zip(events, checked, rows, strict=True):
-                self._track_wait(conn, item.kind, event, run_id, entry[0])
+            # The chain head is locked from here to the commit, which goes out with it.
+            moved = conn.execute(APPEND, append_args(checked))
+            if any(change is not None and change.opens for change in changes):
+                first = moved.fetchone()["seq"] - len(checked) + 1  # a wait needs its seq
+                for number, change in enumerate(changes):
+                    if change is not None:
+                        for sql, args in change.statements(run_id, first + number):
+                            conn.execute(pg_sql(sql), args)
+                moved = None
+            else:  # closing waits needs no seq: every statement goes out together
+                for change in changes:
+                    if change is not None:
+                        for sql, args in change.statements(run_id, 0):
+                            conn.execute(pg_sql(sql), args)
             if lease_kept(row, status, now, self.lease_seconds):  # the heartbeat renews it
                 conn.execute("UPDATE runs SET status = %s, updated_at = %s WHERE run_id = %s",
                              (str(status), checked[-1].at, run_id))
             else:
                 self._hold(conn, run_id, self._lease(status), status=status,
                            updated_at=checked[-1].at)
-        return [r[0] for r in rows]
+        last = first + len(checked) - 1 if moved is None else moved.fetchone()["seq"]
+        return list(range(last - len(checked) + 1, last + 1))
 
     def _head_of(self, head: Row | None) -> tuple[int, str]:
         """The chain head's seq and hash (GENESIS before the first entry), read `FOR UPDATE`."""
