@@ -274,11 +274,20 @@ def print_per_step(steps: dict[str, Any], kinds: list[str]) -> None:
         print(f"| {'none (in memory)' if kind == 'memory' else kind} | {' | '.join(cells)} |")
 
 
-def start_postgres() -> tuple[Any, str]:
+def start_postgres(durable: bool = False) -> tuple[Any, str]:
+    """tests/pg_server.py's server (fsync off, as tests want it) and a fresh schema's DSN;
+    `durable`: fsync and full_page_writes turned on again, as a deployment runs."""
+    import psycopg
+
     sys.path.insert(0, str(HERE.parent / "tests"))
     from pg_server import PostgresServer  # tests/pg_server.py
 
     server = PostgresServer.start()
+    if durable:
+        with psycopg.connect(server.dsn, autocommit=True) as conn:
+            conn.execute("ALTER SYSTEM SET fsync = on")
+            conn.execute("ALTER SYSTEM SET full_page_writes = on")
+            conn.execute("SELECT pg_reload_conf()")
     return server, server.fresh_schema(f"bench_{uuid.uuid4().hex[:8]}")
 
 
@@ -294,6 +303,12 @@ def main() -> None:
     parser.add_argument("--no-prefect", action="store_true")
     parser.add_argument("--dir", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--journals", default="sqlite-full,sqlite-normal,postgresql",
+                        help="which journals to measure (comma-separated; postgresql needs a "
+                        "server)")
+    parser.add_argument("--durable-postgres", action="store_true",
+                        help="with --start-postgres: fsync and full_page_writes on (the test "
+                        "server runs without them)")
     parser.add_argument("--only", choices=("per-step", "parallel", "runs", "prefect"),
                         action="append", help="run only these parts (repeatable)")
     args = parser.parse_args()
@@ -302,8 +317,10 @@ def main() -> None:
     server = None
     dsn = args.postgres
     if args.start_postgres and not dsn:
-        server, dsn = start_postgres()
-    kinds = ["memory", "sqlite-full", "sqlite-normal"] + (["postgresql"] if dsn else [])
+        server, dsn = start_postgres(args.durable_postgres)
+    wanted = args.journals.split(",")
+    kinds = ["memory"] + [k for k in ("sqlite-full", "sqlite-normal") if k in wanted] + (
+        ["postgresql"] if dsn and "postgresql" in wanted else [])
     results: dict[str, Any] = {"cpus": os.cpu_count()}
     try:
         with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
@@ -322,15 +339,14 @@ def main() -> None:
                 results["parallel_50x100ms_s"] = wall
                 print("\n50 parallel 100 ms calls (critical path 100 ms): "
                       + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in wall.items()))
-            if "runs" not in parts:
-                kinds = kinds[:1]
-            else:
+            run_kinds = kinds[1:] if "runs" in parts else []
+            if run_kinds:
                 print(f"\nRuns/s, 5-step playbook (core.http_request to the webhook mock), "
                       f"{runs} runs per process:\n")
                 print("| engine | journal | processes | runs/s | p50 | p99 |")
                 print("|---|---|---|---|---|---|")
             table = results["runs"] = []
-            for kind in kinds[1:]:
+            for kind in run_kinds:
                 for procs in (1, 2, 4):
                     r = runs_per_second(kind, directory, dsn, procs, runs)
                     table.append({"journal": kind, "processes": procs, **r})
@@ -348,8 +364,9 @@ def main() -> None:
             print(f"\nPrefect {ref['version']} (its server on loopback, SQLite):\n")
             print(f"per step (a {args.steps}-task chain in one flow): "
                   f"{ref['per_step_s'] * 1e3:,.2f} ms, "
-                  f"{ref['per_step_s'] / max(1e-9, steps['sqlite-full bench.noop']):,.0f}x "
-                  "crownguard's with SQLite FULL (bench.noop)")
+                  + ", ".join(f"{ref['per_step_s'] / max(1e-9, steps[f'{k} bench.noop']):,.0f}x "
+                              f"crownguard's with {k}" for k in kinds[1:])
+                  + " (bench.noop)")
             for row in ref["runs"]:
                 print(f"| Prefect | its server | {row['processes']} | "
                       f"{row['runs_per_s']:,.1f} | {row['p50_ms']:.0f} ms | "

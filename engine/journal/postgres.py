@@ -43,14 +43,14 @@ from .base import (
 )
 from .export import write_jsonl
 from .postgres_access import PostgresAccessEntries
+from .postgres_chain import APPEND, append_args
 from .postgres_schema import Target, check_version, migrate, schema_version
 from .postgres_verify import verify_database
-from .postgres_waits import PostgresOpenWaits
+from .postgres_waits import PostgresOpenWaits, pg_sql
 from .sqlite_schema import (
     approval_of,
     checked_events,
     entry_of,
-    event_rows,
     holder_of,
     journal_json,
     lease_kept,
@@ -62,6 +62,7 @@ from .sqlite_schema import (
     run_events,
     run_status,
 )
+from .waits import wait_change
 
 Row = dict[str, Any]
 
@@ -71,6 +72,10 @@ PAGE = 1000  # entries() reads the chain in pages of this many, holding no conne
 _RUN_ROW = {"": "SELECT * FROM runs WHERE run_id = %s",
             "FOR UPDATE": "SELECT * FROM runs WHERE run_id = %s FOR UPDATE",
             "FOR SHARE": "SELECT * FROM runs WHERE run_id = %s FOR SHARE"}
+_HEAD = "SELECT seq, hash FROM chain_head WHERE id = 1 FOR UPDATE"
+_INSERT_ENTRY = ("INSERT INTO entries (seq, prev_hash, hash, kind, run_id, type, at, payload, v) "
+                 "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)")
+_MOVE_HEAD = "UPDATE chain_head SET seq = %s, hash = %s WHERE id = 1"
 
 
 class PostgresJournal(PostgresOpenWaits, PostgresAccessEntries, Journal):
@@ -161,12 +166,36 @@ class PostgresJournal(PostgresOpenWaits, PostgresAccessEntries, Journal):
             yield conn
 
     @contextmanager
-    def _write(self) -> Iterator[Any]:
-        """One short write transaction (committed on leaving, rolled back on an error)."""
+    def _write(self, pipelined: bool = False) -> Iterator[Any]:
+        """One short write transaction (committed on leaving, rolled back on an error).
+
+        `pipelined`: in pipeline mode the statements queue and go out together, BEGIN and
+        COMMIT too, so the transaction costs two round trips (its reads, then its writes with
+        the commit) however many statements it has. Reading a result sends what is queued."""
         if self.read_only:
             raise JournalError(f"journal {self.name} was opened read-only")
-        with self._errors(), self._connections().connection() as conn, conn.transaction():
-            yield conn
+        import psycopg
+
+        with self._errors(), self._connections().connection() as conn:
+            try:
+                if not pipelined:
+                    with conn.transaction():
+                        yield conn
+                    return
+                try:
+                    with conn.pipeline():  # leaving it sends what is queued and waits
+                        conn.execute("BEGIN")
+                        yield conn
+                        conn.execute("COMMIT")
+                except BaseException:
+                    conn.rollback()  # what was queued after an error never ran
+                    raise
+            except psycopg.errors.UniqueViolation as exc:  # rolled back
+                if exc.diag.constraint_name != "entries_pkey":
+                    raise
+                raise JournalError(f"journal {self.name}: an entry with a seq after the chain "
+                                   "head exists already; run `crownguard audit verify`"
+                                   ) from None
 
     def _select(self, sql: str, args: tuple[Any, ...] = ()) -> list[Row]:
         with self._read() as conn:
@@ -184,25 +213,12 @@ class PostgresJournal(PostgresOpenWaits, PostgresAccessEntries, Journal):
                payload_json: str) -> int:
         """Add one entry after the chain head. The head's row lock, held to the commit, makes
         every writer wait for the one before it: no two entries get one seq."""
-        head = conn.execute("SELECT seq, hash FROM chain_head WHERE id = 1 FOR UPDATE"
-                            ).fetchone()
-        if head is None:
-            raise JournalError(f"journal {self.name}: the chain head record is missing; run "
-                               "`crownguard audit verify`")
-        seq, prev = head["seq"] + 1, head["hash"] if head["seq"] else GENESIS
+        seq, prev = self._head_of(conn.execute(_HEAD).fetchone())
+        seq += 1
         digest = entry_hash(seq, prev, str(kind), run_id, payload_json, type=label, at=at)
-        import psycopg
-
-        try:
-            with conn.transaction():  # a savepoint: the error below is ours to word
-                conn.execute("INSERT INTO entries (seq, prev_hash, hash, kind, run_id, type, "
-                             "at, payload, v) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                             (seq, prev, digest, str(kind), run_id, label, at, payload_json,
-                              HASH_VERSION))
-        except psycopg.errors.UniqueViolation:
-            raise JournalError(f"journal {self.name}: entry seq {seq} exists beyond the chain "
-                               "head; run `crownguard audit verify`") from None
-        conn.execute("UPDATE chain_head SET seq = %s, hash = %s WHERE id = 1", (seq, digest))
+        conn.execute(_INSERT_ENTRY, (seq, prev, digest, str(kind), run_id, label, at,
+                                     payload_json, HASH_VERSION))
+        conn.execute(_MOVE_HEAD, (seq, digest))
         return seq
 
     def _run_row(self, conn: Any, run_id: str, lock: str = "") -> Row:
@@ -233,20 +249,29 @@ class PostgresJournal(PostgresOpenWaits, PostgresAccessEntries, Journal):
                        config_path=config_path, status=status)
         state, run_kind, now = made.state, made.kind, made.at
         inputs_json, text_sha, payload = made.inputs_json, made.text_sha, made.payload
-        with self._write() as conn:
+        me, lease = ProcessIdentity.current(), self._lease(state)
+        with self._write(pipelined=True) as conn:
             # The head's lock first: a second create_run of the same id waits, then sees it.
-            conn.execute("SELECT 1 FROM chain_head WHERE id = 1 FOR UPDATE")
+            head = conn.execute(_HEAD)
             if conn.execute("SELECT 1 FROM runs WHERE run_id = %s", (run_id,)).fetchone():
                 raise JournalError(f"run {run_id} is already in the journal")
-            seq = self._chain(conn, EntryKind.RUN, run_id, "run_created", now, payload)
-            conn.execute(
+            seq, prev = self._head_of(head.fetchone())
+            seq += 1
+            digest = entry_hash(seq, prev, str(EntryKind.RUN), run_id, payload,
+                                type="run_created", at=now)
+            conn.execute(_INSERT_ENTRY, (seq, prev, digest, str(EntryKind.RUN), run_id,
+                                         "run_created", now, payload, HASH_VERSION))
+            conn.execute(_MOVE_HEAD, (seq, digest))
+            made_row = conn.execute(
                 "INSERT INTO runs (run_id, seq, playbook, playbook_path, playbook_text, "
                 "playbook_sha256, inputs, status, kind, parent_run_id, config_path, created_at, "
-                "updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                "updated_at, owner_host, owner_pid, owner_boot_id, owner_started, lease_expires) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                "RETURNING *",
                 (run_id, seq, playbook, playbook_path, playbook_text, text_sha, inputs_json,
-                 str(state), str(run_kind), parent_run_id, config_path, now, now))
-            self._hold(conn, run_id, self._lease(state))
-            return record_of(self._run_row(conn, run_id))
+                 str(state), str(run_kind), parent_run_id, config_path, now, now, me.host,
+                 me.pid, me.boot_id, me.started, lease))
+        return record_of(made_row.fetchone())
 
     def append(self, event: dict[str, Any]) -> int:
         return self.append_many([event])[0]
@@ -258,45 +283,50 @@ class PostgresJournal(PostgresOpenWaits, PostgresAccessEntries, Journal):
         if not checked:
             return []
         run_id, now = checked[0].run_id, time.time()
-        with self._write() as conn:
-            row = self._run_row(conn, run_id, "FOR UPDATE")
+        changes = [wait_change(item.kind, event) for event, item in zip(events, checked,
+                                                                         strict=True)]
+        with self._write(pipelined=True) as conn:
+            row = conn.execute(_RUN_ROW["FOR UPDATE"], (run_id,)).fetchone()
+            if row is None:
+                raise UnknownRun(f"no run {run_id} in the journal {self.name}")
             # A cancelled run stays so: refusing its events is what guarantees that no step
             # of it runs after the cancellation (the runner journals before it acts).
             status = run_events(RunStatus(row["status"]), checked)
             refuse_held(row, now)
-            head = conn.execute("SELECT seq, hash FROM chain_head WHERE id = 1 FOR UPDATE"
-                                ).fetchone()
-            if head is None:
-                raise JournalError(f"journal {self.name}: the chain head record is missing; "
-                                   "run `crownguard audit verify`")
-            rows = event_rows(head["seq"], head["hash"] if head["seq"] else GENESIS, checked)
-            import psycopg
-
-            try:
-                with conn.cursor() as cur:
-                    cur.executemany("INSERT INTO entries (seq, prev_hash, hash, kind, run_id, "
-                                    "type, at, payload, v) VALUES (%s, %s, %s, %s, %s, %s, %s, "
-                                    "%s, %s)", rows)
-            except psycopg.errors.UniqueViolation:  # the transaction is rolled back
-                raise JournalError(f"journal {self.name}: an entry seq from {rows[0][0]} on "
-                                   "exists beyond the chain head; run `crownguard audit "
-                                   "verify`") from None
-            conn.execute("UPDATE chain_head SET seq = %s, hash = %s WHERE id = 1",
-                         (rows[-1][0], rows[-1][2]))
-            for event, item, entry in zip(events, checked, rows, strict=True):
-                self._track_wait(conn, item.kind, event, run_id, entry[0])
+            # The chain head is locked from here to the commit, which goes out with it.
+            moved = conn.execute(APPEND, append_args(checked))
+            if any(change is not None and change.opens for change in changes):
+                first = moved.fetchone()["seq"] - len(checked) + 1  # a wait needs its seq
+                for number, change in enumerate(changes):
+                    if change is not None:
+                        for sql, args in change.statements(run_id, first + number):
+                            conn.execute(pg_sql(sql), args)
+                moved = None
+            else:  # closing waits needs no seq: every statement goes out together
+                for change in changes:
+                    if change is not None:
+                        for sql, args in change.statements(run_id, 0):
+                            conn.execute(pg_sql(sql), args)
             if lease_kept(row, status, now, self.lease_seconds):  # the heartbeat renews it
                 conn.execute("UPDATE runs SET status = %s, updated_at = %s WHERE run_id = %s",
                              (str(status), checked[-1].at, run_id))
             else:
                 self._hold(conn, run_id, self._lease(status), status=status,
                            updated_at=checked[-1].at)
-        return [r[0] for r in rows]
+        last = first + len(checked) - 1 if moved is None else moved.fetchone()["seq"]
+        return list(range(last - len(checked) + 1, last + 1))
+
+    def _head_of(self, head: Row | None) -> tuple[int, str]:
+        """The chain head's seq and hash (GENESIS before the first entry), read `FOR UPDATE`."""
+        if head is None:
+            raise JournalError(f"journal {self.name}: the chain head record is missing; run "
+                               "`crownguard audit verify`")
+        return head["seq"], head["hash"] if head["seq"] else GENESIS
 
     def set_status(self, run_id: str, status: RunStatus | str, *, reason: str | None = None
                    ) -> None:
         state = run_status(status)
-        with self._write() as conn:
+        with self._write(pipelined=True) as conn:
             row = self._run_row(conn, run_id, "FOR UPDATE")
             if row["status"] == state and reason is None:
                 return
@@ -315,7 +345,7 @@ class PostgresJournal(PostgresOpenWaits, PostgresAccessEntries, Journal):
                      (str(state), now, state == RunStatus.RUNNING, row["run_id"]))
 
     def claim(self, run_id: str) -> bool:
-        with self._write() as conn:
+        with self._write(pipelined=True) as conn:
             row = conn.execute("SELECT * FROM runs WHERE run_id = %s FOR UPDATE SKIP LOCKED",
                                (run_id,)).fetchone()
             if row is None:
@@ -329,7 +359,7 @@ class PostgresJournal(PostgresOpenWaits, PostgresAccessEntries, Journal):
             return True
 
     def renew_lease(self, run_id: str) -> bool:
-        with self._write() as conn:
+        with self._write(pipelined=True) as conn:
             row = self._run_row(conn, run_id, "FOR UPDATE")
             if owner_of(row) != ProcessIdentity.current() or row["status"] != RunStatus.RUNNING:
                 return False
@@ -347,7 +377,7 @@ class PostgresJournal(PostgresOpenWaits, PostgresAccessEntries, Journal):
         payload = journal_json({"run_id": run_id, "step_id": step_id, "decision": str(choice),
                                  "by": by, "comment": comment, "at": at,
                                  "accepted": bool(accepted), "reason": reason}, "an approval")
-        with self._write() as conn:
+        with self._write(pipelined=True) as conn:
             self._run_row(conn, run_id, "FOR SHARE")
             seq = self._chain(conn, EntryKind.APPROVAL, run_id, "approval", at, payload)
             conn.execute("INSERT INTO approvals (seq, run_id, step_id, decision, by_name, "
@@ -359,7 +389,7 @@ class PostgresJournal(PostgresOpenWaits, PostgresAccessEntries, Journal):
     def record_resume_failure(self, run_id: str, kind: ResumeFailureKind | str, reason: str
                               ) -> ResumeFailure:
         what, now, me = ResumeFailureKind(kind), utc_now(), ProcessIdentity.current()
-        with self._write() as conn:
+        with self._write(pipelined=True) as conn:
             self._run_row(conn, run_id, "FOR UPDATE")
             conn.execute(
                 "INSERT INTO resume_failures (run_id, kind, reason, count, first_at, last_at) "
