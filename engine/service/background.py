@@ -91,6 +91,9 @@ class Background:
         self._threads: list[threading.Thread] = []
         self._answer_wake = threading.Event()
         self.poller: IntakePoller | None = None
+        # How runs start and resume: here, or handed to workers (serve --broker: worker/).
+        self.respond: Callable[..., list[Any]] = respond
+        self.resume_all: Callable[..., runs.ResumeAll] = runs.resume_all
         metrics.dead_letter_counts = store.dead_letter_counts
 
     def start(self) -> None:
@@ -148,8 +151,8 @@ class Background:
     def _process_bound(self, item: IntakeItem) -> None:
         try:
             event = event_from_dict(item.event, origin=f"intake item {item.id}")
-            responses = respond(self.triage, self.host, self.config, [event],
-                                journal=self.journal, on_event=self.observe)
+            responses = self.respond(self.triage, self.host, self.config, [event],
+                                     journal=self.journal, on_event=self.observe)
             started = [r for response in responses for r in response.runs]
             for record in started:
                 self.metrics.runs_started.labels(playbook=str(record.get("playbook"))).inc()
@@ -238,7 +241,7 @@ class Background:
     def settle(self) -> runs.ResumeAll:
         """Resume what is due now: expired waits, answered waits, runs whose writer died."""
         with self.operations, bound():
-            done = runs.resume_all(self.journal, self.host, config_path=self.config_path,
+            done = self.resume_all(self.journal, self.host, config_path=self.config_path,
                                    on_event=self.observe)
         self.metrics.waits_settled.inc(len(done.resumed))
         self.metrics.timer_failures.inc(len(done.failed))
