@@ -50,7 +50,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from ...journal import SQLiteJournal, open_journal
     from ...plugins import PluginHost
     from ...secrets import install_log_redaction
-    from ..logs import RunBinder, configure
+    from ..logs import RunBinder, bound, configure
     from .broker import broker_from
     from .limiter import RedisLimiter
     from .perform import Performer
@@ -87,13 +87,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     @app.task(name="crownguard.perform_run", ignore_result=True)  # queue.TASK
     def perform_run(run_id: str) -> None:
-        done = performer.perform(str(run_id))
-        text = f"run {done.run_id}: {done.outcome}" + (f" ({done.status})" if done.status
-                                                        else "")
-        if done.outcome == "failed":
-            log.warning("%s: %s", text, config.redactor.redact(done.detail)[:500])
-        else:
-            log.info("%s", text)
+        with bound(run_id=str(run_id), step_id=None):
+            _perform_and_log(performer, str(run_id), config.redactor)
 
     configure(log_format, logging.DEBUG if getattr(args, "verbose", 0) else logging.INFO)
     install_log_redaction()
@@ -116,6 +111,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
         journal.close()
         config.connections.close()
     return int(getattr(worker, "exitcode", 0) or 0)
+
+
+def _perform_and_log(performer: Any, run_id: str, redactor: Any) -> None:
+    done = performer.perform(run_id)
+    text = f"run {done.run_id}: {done.outcome}" + (f" ({done.status})" if done.status else "")
+    if done.outcome == "failed":
+        log.warning("%s: %s", text, redactor.redact(done.detail)[:500])
+    else:
+        log.info("%s", text)
 
 
 def _sweep(sweeper: Any, journal: Any, host: Any, every: float, stop: threading.Event) -> None:

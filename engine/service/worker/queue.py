@@ -20,7 +20,7 @@ log = logging.getLogger("crownguard.worker")
 TASK = "crownguard.perform_run"
 QUEUE = "crownguard.runs"
 MARK_PREFIX = "crownguard:queued:"
-DEFAULT_MARK_SECONDS = 120.0
+DEFAULT_MARK_SECONDS = 60.0
 # Redis that does not answer within this long is taken to be down (intake keeps the run in
 # the journal, the sweeper sends it later).
 SOCKET_SECONDS = 3.0
@@ -42,6 +42,9 @@ def celery_app(broker: Broker, *, name: str = "crownguard") -> Any:
         # A message is acknowledged when a worker takes it: should the worker die, its run's
         # lease lapses and the sweeper sends the run again (the journal knows, not the broker).
         task_acks_late=False, worker_prefetch_multiplier=1,
+        # Nor does a worker reserve messages beyond its free slots: a reserved message dies
+        # with its worker, and its run would wait for the marker to expire.
+        worker_disable_prefetch=True,
         broker_connection_retry_on_startup=True, broker_connection_timeout=SOCKET_SECONDS,
         broker_transport_options={"socket_timeout": SOCKET_SECONDS,
                                   "socket_connect_timeout": SOCKET_SECONDS},
