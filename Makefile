@@ -36,10 +36,17 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy engine plugins
 
+# Every benchmark. Prefect, the reference of bench_journal_speed.py, is the `bench` group:
+# `$(BIN)/python -m pip install --group bench` (or PREFECT_PYTHON=/path/to/python with it).
+PREFECT_PYTHON ?= $(BIN)/python
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_engine.py
 	$(BIN)/python benchmarks/bench_journal.py
-	$(BIN)/python benchmarks/bench_triage.py --with-triggers
+	$(BIN)/python benchmarks/bench_journal_speed.py --start-postgres --prefect-python $(PREFECT_PYTHON)
+	$(BIN)/python benchmarks/bench_triage.py
+	$(BIN)/python benchmarks/bench_content_fetch.py
+	$(BIN)/python benchmarks/bench_resume_all.py
+	$(BIN)/python benchmarks/bench_service.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .hypothesis

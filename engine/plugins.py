@@ -361,6 +361,11 @@ class PluginHost:
 
     # observers ------------------------------------------------------------------------------
 
+    def observed(self, hook_name: str) -> bool:
+        """Whether any plugin implements the observer hook (else its arguments need not be
+        made)."""
+        return bool(getattr(self.pm.hook, hook_name).get_hookimpls())
+
     def notify(self, hook_name: str, **kwargs: Any) -> None:
         """Fire an observer hook; a failing observer is logged, never fatal to the run."""
         hook = getattr(self.pm.hook, hook_name)

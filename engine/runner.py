@@ -29,7 +29,9 @@ from .config import Config
 from .dryrun import plan_answers
 from .errors import ActionError, ConfigError, ExpressionError, InputError, RunEnded, StepTimeout
 from .journal import Journal
-from .kinds import CANCELLABLE, ENDED, ApprovalDecision, EventType, RunKind, RunStatus, StepStatus
+from .journal.base import utc_now
+from .kinds import CANCELLABLE, ENDED, EventType, RunKind, RunStatus
+from .outbox import EventSink, Outbox
 from .plugins import PluginHost
 from .spec import Playbook, Step
 from .steps import (
@@ -44,18 +46,13 @@ from .steps import (
     journaled_output,
     pending_backoffs,
     retry_after_failure,
+    settled_waits,
     step_inputs,
     would_call,
 )
 
 DEFAULT_MAX_CONCURRENCY = 64
 HEARTBEAT_SECONDS = 60.0  # well inside the journal's default 300 s lease
-
-EventSink = Callable[[dict[str, Any]], None]
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 class Runner:
@@ -161,6 +158,7 @@ class Runner:
                         "cancelled_steps": open_steps})
         for step_id in open_steps:
             execution._notify_finished(step_id)
+        execution.outbox.flush()
         record = self.config.redactor.redact_value(conductor.record(run_id))
         self.host.notify("crownguard_run_finished", record=record)
         return dict(record)
@@ -188,28 +186,12 @@ class _Execution:
         self.hypothetical = False  # a dry run's path after one answer: not journaled, observed
         self.queued: dict[tuple[str, int], float] = {}  # (step, item) -> monotonic queued at
         self.calls = CallPool(runner.max_concurrency, f"cg-{run_id[:8]}")
+        self.outbox = Outbox(runner.journal, runner.on_event)
 
     def settle_waits(self, answers: dict[str, dict[str, Any]], now: datetime) -> None:
-        for step_id, state in self.conductor.steps.items():
-            if state.status != StepStatus.WAITING:
-                continue
-            answer = answers.get(step_id)
-            if answer is not None:
-                if answer.get("decision") == ApprovalDecision.APPROVE:
-                    self.emit({"type": EventType.STEP_SUCCEEDED, "step": step_id,
-                               "output": self.redactor.redact_value(dict(answer))})
-                else:
-                    comment = f": {answer['comment']}" if answer.get("comment") else ""
-                    self.emit({"type": EventType.STEP_FAILED, "step": step_id,
-                               "error": self.redactor.redact(
-                                   f"rejected by {answer.get('by', 'someone')}{comment}")})
-                self._notify_finished(step_id)
-                continue
-            expires = (state.waiting or {}).get("expires_at")
-            if expires and datetime.fromisoformat(expires.replace("Z", "+00:00")) <= now:
-                self.emit({"type": EventType.STEP_FAILED, "step": step_id,
-                           "error": f"no answer before {expires}"})
-                self._notify_finished(step_id)
+        for event in settled_waits(self.conductor, answers, now, self.redactor):
+            self.emit(event)
+            self._notify_finished(event["step"])
 
     def after_answer(self, events: list[dict[str, Any]],
                      answer: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -222,6 +204,7 @@ class _Execution:
         branch._loop()
         if branch.conductor.status() in ENDED:
             branch.emit({"type": EventType.RUN_FINISHED, "status": str(branch.conductor.status())})
+        branch.outbox.flush()
         return self.redactor.redact_value(branch.conductor.record(self.run_id)), branch.events
 
     # events ------------------------------------------------------------------------------------
@@ -233,11 +216,9 @@ class _Execution:
         self.conductor.apply(event)
         if self.runner.dry_run:
             self.events.append(event)
-        stored = {**event, **journaled} if journaled else event
-        if self.runner.journal is not None and not self.hypothetical:
-            self.runner.journal(stored)  # durable before anything acts on it
-        if self.runner.on_event is not None:
-            self.runner.on_event(stored)
+        # Durable before anything acts on it: the outbox is flushed before the next action
+        # call that is not inline, before the loop waits, and when the drive ends.
+        self.outbox.add({**event, **journaled} if journaled else event, not self.hypothetical)
 
     # the loop ----------------------------------------------------------------------------------
 
@@ -248,7 +229,8 @@ class _Execution:
         if status in ENDED:  # the outcome sentence too: the timeline and audit export show it
             self.emit({"type": EventType.RUN_FINISHED, "status": str(status),
                        "outcome": record["outcome"]})
-        elif status == RunStatus.WAITING and isinstance(self.runner.journal, Journal):
+        self.outbox.flush()
+        if status == RunStatus.WAITING and isinstance(self.runner.journal, Journal):
             self.runner.journal.set_status(self.run_id, RunStatus.WAITING)
         record = self.redactor.redact_value(record)
         self.host.notify("crownguard_run_finished", record=record)
@@ -285,6 +267,8 @@ class _Execution:
             if step_id in self.work:
                 self.work[step_id].todo.insert(0, item)
                 self.queued[(step_id, item)] = now  # due: queued from now on
+        launches: list[Callable[[], None]] = []
+        acts = False  # an action that is not inline is called: journal what led to it first
         for work in list(self.work.values()):
             limit = work.step.concurrency if work.fan_out else 1
             threaded = not work.shown and not work.action.inline
@@ -293,7 +277,14 @@ class _Execution:
                     break
                 item = work.todo.pop(0)
                 work.running += 1
-                self._submit(work, item)
+                if threaded:
+                    self.calls.take()
+                launches.append(self._submit(work, item))
+                acts = acts or threaded
+        if acts:
+            self.outbox.flush()
+        for launch in launches:
+            launch()
 
     def _heartbeat(self) -> None:
         """Keep the journal's lease on the run while steps are quiet for long."""
@@ -310,6 +301,8 @@ class _Execution:
         if isinstance(self.runner.journal, Journal):
             wakeups.append(self.next_heartbeat)
         timeout = max(0.0, min(wakeups) - now) if wakeups else None
+        if self.done.empty():  # about to wait: what happened so far is journaled first
+            self.outbox.flush()
         try:
             token, output, error = self.done.get(timeout=timeout)
             self._complete(token, output, error)
@@ -360,8 +353,9 @@ class _Execution:
         if not work.todo and len(work.outputs) == len(work.inputs):
             self._finish_work(work)
 
-    def _submit(self, work: StepWork, item: int) -> None:
-        """Start one attempt: journaled, then called at once (its timeout runs from now)."""
+    def _submit(self, work: StepWork, item: int) -> Callable[[], None]:
+        """Start one attempt: its step_started event, and what calls it (its timeout runs
+        from now); the caller journals the event before it calls."""
         step = work.step
         state = self.conductor.steps[step.id]
         attempt_no = (state.item_attempts.get(item, 0) if work.fan_out else state.attempts) + 1
@@ -381,9 +375,6 @@ class _Execution:
         if work.fan_out:
             event["item"] = item
         self.emit(event, {"inputs": journaled_inputs(work.action, redacted)})
-        if not self.hypothetical:
-            self.host.notify("crownguard_step_started", run_id=self.run_id, step_id=step.id,
-                             attempt=attempt_no, inputs=redacted)
         ctx = ActionContext(run_id=self.run_id, step_id=step.id, attempt=attempt_no,
                             idempotency_key=idempotency_key(self.run_id, step.id, attempt.item),
                             connections=self.runner.config.connections, deadline=deadline,
@@ -391,15 +382,21 @@ class _Execution:
                             cancelled=attempt.cancelled,
                             run_context=self.conductor.context(),
                             timeout_seconds=step.timeout_seconds)
-        if work.shown:
-            # A dry run changes nothing anywhere: read-only look-ups still run (so conditions
-            # and inputs that depend on them resolve), side-effecting actions do not, nor any
-            # action whose inputs depend on the output of one that did not run.
-            self.done.put((token, would_call(work, inputs, self.redactor), None))
-        elif not threaded:
-            self._call(work.action, ctx, inputs, token)
-        else:
-            self.calls.submit(self._call, work.action, ctx, inputs, token)
+
+        def launch() -> None:
+            if not self.hypothetical:
+                self.host.notify("crownguard_step_started", run_id=self.run_id,
+                                 step_id=step.id, attempt=attempt_no, inputs=redacted)
+            if work.shown:
+                # A dry run changes nothing anywhere: read-only look-ups still run (so
+                # conditions and inputs that depend on them resolve), side-effecting actions
+                # do not, nor any action whose inputs depend on the output of one that did not.
+                self.done.put((token, would_call(work, inputs, self.redactor), None))
+            elif not threaded:
+                self._call(work.action, ctx, inputs, token)
+            else:
+                self.calls.submit(self._call, work.action, ctx, inputs, token)
+        return launch
 
     def _call(self, action: Action, ctx: ActionContext, inputs: dict[str, Any],
               token: int) -> None:
@@ -488,9 +485,10 @@ class _Execution:
         self._notify_finished(step_id)
 
     def _notify_finished(self, step_id: str) -> None:
-        if self.hypothetical:
+        if self.hypothetical or not self.host.observed("crownguard_step_finished"):
             return
         result = self.redactor.redact_value(self.conductor.steps[step_id].record())
-        self.host.notify("crownguard_step_finished", run_id=self.run_id, step_id=step_id,
-                         result=result)
+        self.outbox.later(lambda: self.host.notify("crownguard_step_finished",
+                                                   run_id=self.run_id, step_id=step_id,
+                                                   result=result))
 

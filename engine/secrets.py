@@ -106,6 +106,8 @@ class Redactor:
         return text if len(text) <= limit else self.redact(text[:limit])
 
     def redact_value(self, value: Any) -> Any:
+        if not self._forms:  # no secret known: only Secret objects to mask, in a copy
+            return _unwrapped(value)
         if isinstance(value, str):
             return self.redact(value)
         if isinstance(value, Secret):
@@ -115,6 +117,27 @@ class Redactor:
         if isinstance(value, list | tuple):
             return [self.redact_value(v) for v in value]
         return value
+
+
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
+def _unwrapped(value: Any) -> Any:
+    """`redact_value` with no secret forms: the same copy, Secrets masked, no text scanned."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is dict:
+        return {k: v if type(v) in _PLAIN else _unwrapped(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [v if type(v) in _PLAIN else _unwrapped(v) for v in value]
+    if isinstance(value, Secret):
+        return MASK
+    if isinstance(value, dict):
+        return {k: _unwrapped(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_unwrapped(v) for v in value]
+    return value
 
 
 def _mask_edges(text: str, forms: list[str]) -> str:

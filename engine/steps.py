@@ -13,11 +13,12 @@ import contextvars
 import hashlib
 import json
 import logging
+import os
+import queue
 import random
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,7 +28,7 @@ from .conductor import Conductor
 from .dryrun import outputs_not_called, render_dry
 from .errors import ActionError, ConfigError, InputError
 from .expressions import compile_template, evaluate, render, to_text
-from .kinds import EventType
+from .kinds import ApprovalDecision, EventType, StepStatus
 from .markup import quote, quote_value, unquote_value
 from .secrets import Redactor
 from .spec import Step
@@ -59,33 +60,79 @@ class Attempt:
 
 
 class CallPool:
-    """Action calls on threads, at most `limit` at once: the runner starts (and times) an
-    attempt only when `free()`, so no call waits in the pool's queue with its clock running.
-    The pool has twice the threads, so neither does one behind an action that timed out and is
-    still winding down (its slot is released at the deadline)."""
+    """One run's action calls on threads, at most `limit` at once: the runner starts (and
+    times) an attempt only when `free()`, so no call waits in a queue with its clock running.
+    The threads are the process's (`shared_threads`), started once and kept for every run;
+    while one calls an action of this run it is named `name`."""
 
     def __init__(self, limit: int, name: str):
         self.limit = limit
         self.name = name
         self.in_flight = 0
-        self._pool: ThreadPoolExecutor | None = None  # started with the first call
 
     def free(self) -> bool:
         return self.in_flight < self.limit
 
-    def submit(self, func: Callable[..., None], *args: Any) -> None:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(2 * self.limit, thread_name_prefix=self.name)
+    def take(self) -> None:
+        """Hold a slot for a call about to be submitted."""
         self.in_flight += 1
+
+    def submit(self, func: Callable[..., None], *args: Any) -> None:
+        """Call on a thread, in a slot taken before."""
         # In the caller's context: what its logs have bound (the service's run_id) goes along.
-        self._pool.submit(contextvars.copy_context().run, func, *args)
+        shared_threads().submit(self.name, contextvars.copy_context().run, func, *args)
 
     def release(self) -> None:
         self.in_flight -= 1
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        """Nothing to stop: a call still winding down (its step timed out) ends on its own."""
+
+
+class _Threads:
+    """Threads that call actions, shared by every run of the process: a call runs on an idle
+    one, or on a new one when none is idle, so a call never waits behind another (not behind
+    one that timed out and is still winding down either). Idle ones wait for the next call."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle = 0
+        self._work: queue.SimpleQueue[tuple[str, Callable[..., Any], tuple[Any, ...]]] = \
+            queue.SimpleQueue()
+        self._pid = os.getpid()
+
+    def submit(self, name: str, func: Callable[..., Any], *args: Any) -> None:
+        with self._lock:
+            if os.getpid() != self._pid:  # forked: the parent's threads are not here
+                self._pid, self._idle, self._work = os.getpid(), 0, queue.SimpleQueue()
+            self._work.put((name, func, args))
+            if self._idle:
+                self._idle -= 1
+                return
+        threading.Thread(target=self._serve, args=(self._work,), name="cg-idle",
+                         daemon=True).start()
+
+    def _serve(self, work: queue.SimpleQueue[tuple[str, Callable[..., Any], tuple[Any, ...]]]
+               ) -> None:
+        me = threading.current_thread()
+        while True:
+            me.name, func, args = work.get()
+            try:
+                func(*args)
+            except BaseException:  # the runner's _call reports its own errors
+                log.exception("an action call thread failed")
+            me.name = "cg-idle"
+            with self._lock:
+                if work is not self._work:
+                    return
+                self._idle += 1
+
+
+_THREADS = _Threads()
+
+
+def shared_threads() -> _Threads:
+    return _THREADS
 
 
 @dataclass
@@ -270,6 +317,33 @@ def pending_backoffs(events: list[dict[str, Any]],
             waits[key] = at + timedelta(seconds=float(event["retry_in"]))
     base = time.monotonic()
     return {key: base + (due - now).total_seconds() for key, due in waits.items() if due > now}
+
+
+def settled_waits(conductor: Conductor, answers: dict[str, dict[str, Any]], now: datetime,
+                  redactor: Redactor) -> list[dict[str, Any]]:
+    """The events that end the run's waits on resume: an answer in `answers` (`{step:
+    {decision, by, comment, at}}`) approves or rejects its step; a wait that expired with none
+    fails its step."""
+    events: list[dict[str, Any]] = []
+    for step_id, state in conductor.steps.items():
+        if state.status != StepStatus.WAITING:
+            continue
+        answer = answers.get(step_id)
+        if answer is not None:
+            if answer.get("decision") == ApprovalDecision.APPROVE:
+                events.append({"type": EventType.STEP_SUCCEEDED, "step": step_id,
+                               "output": redactor.redact_value(dict(answer))})
+            else:
+                comment = f": {answer['comment']}" if answer.get("comment") else ""
+                events.append({"type": EventType.STEP_FAILED, "step": step_id,
+                               "error": redactor.redact(
+                                   f"rejected by {answer.get('by', 'someone')}{comment}")})
+            continue
+        expires = (state.waiting or {}).get("expires_at")
+        if expires and datetime.fromisoformat(expires.replace("Z", "+00:00")) <= now:
+            events.append({"type": EventType.STEP_FAILED, "step": step_id,
+                           "error": f"no answer before {expires}"})
+    return events
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,11 @@
 docs/console.md).
 
 Starts the mock vendors and a real `crownguard serve` on a loopback port (the service tests'
-setup, tests/service/servicetest.py), makes a few runs (one waiting, one approved, one undone,
-one cancelled), then signs in with Chromium (Debian's /usr/bin/chromium through Playwright)
-and photographs the pages at laptop width, and a run at phone width.
+setup, tests/service/servicetest.py) with the mlflow mock for access requests, makes a few runs
+(one waiting, one approved, one undone, one cancelled), access requests (one pending, one
+granted), a dead letter and a scenario file, then signs in with Chromium (Debian's
+/usr/bin/chromium through Playwright) and photographs the pages at laptop width, and a run and
+the access page at phone width.
 
     .venv/bin/python scripts/console-screenshots.py [--out docs/images]
 """
@@ -12,6 +14,8 @@ and photographs the pages at laptop width, and a run at phone width.
 from __future__ import annotations
 
 import argparse
+import json
+import sqlite3
 import sys
 import tempfile
 from pathlib import Path
@@ -32,6 +36,58 @@ from servicetest import (  # noqa: E402
 
 from crownguard.engine.plugins import PluginHost  # noqa: E402
 from crownguard.engine.scenarios import MockFleet  # noqa: E402
+from crownguard.plugins.mlflow.mock import MlflowMock  # noqa: E402
+
+WHY = "retraining the fraud model on the Q3 data"
+ACCESS_POLICY = {"weights": {"off_hours": 0},
+                 "access": {"models": {"tag": "sensitivity"}, "auto_grant_below": 15,
+                            "two_approvers_from": 60, "approvers": {"owner_tag": "owner"}}}
+SCENARIO = """name: the SOC is asked before the account is suspended
+description: The run waits at ask; alice approves and suspend runs.
+event: {}
+expect: {status: waiting, playbooks: [contain-after-approval]}
+"""
+
+
+def add_access(files: dict[str, Any], mlflow: MlflowMock) -> None:
+    """The mlflow connection and an access policy in the service's files, and a scenario."""
+    config = json.loads(files["config"].read_text())
+    settings = mlflow.connection_settings()
+    files["env"]["CG_TEST_MLFLOW_PASSWORD"] = settings.pop("password")
+    config["connections"]["mlflow"] = {**settings, "password": "${env:CG_TEST_MLFLOW_PASSWORD}"}
+    files["config"].write_text(json.dumps(config))
+    policy = json.loads(files["policy"].read_text())
+    files["policy"].write_text(json.dumps({**policy, **ACCESS_POLICY}))
+    folder = files["policy"].parent / "scenarios"
+    folder.mkdir(exist_ok=True)
+    (folder / "asks-first.scenario.yaml").write_text(SCENARIO)
+
+
+def registry() -> MlflowMock:
+    mock = MlflowMock(auth="basic")
+    mock.start()
+    mock.default_permission = "NO_PERMISSIONS"
+    for model, tags in (("fraud", {"sensitivity": "internal"}),
+                        ("secret", {"sensitivity": "restricted",
+                                    "owner": "alice@corp.example"})):
+        mock.add_version(model, {"weights.bin": model.encode()})
+        mock.tag_model(model, tags)
+    for name in TOKENS:
+        mock.add_user(name, f"{name}-mlflow-pw")
+    return mock
+
+
+def make_requests(served: Served) -> None:
+    """One access request granted by the policy, one waiting for its owner; a dead letter."""
+    for who, model in (("siem-reader", "fraud"), ("ops-bot", "secret")):
+        served.call("POST", "/v1/access-requests", who=who, json_body={
+            "model": model, "justification": WHY, "duration_hours": 4})
+    with sqlite3.connect(served.journal) as db:  # as the Incydr poller sets one aside
+        db.execute("INSERT INTO service_dead_letters (source, key, event_id, reason, raw, at) "
+                   "VALUES ('incydr-poll', 'k-1', 'a1b2c3-unreadable', 'not an event: "
+                   "file.sha256 is missing', '{\"eventId\": \"a1b2c3-unreadable\"}', "
+                   "strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))")
+    served.post_event({"not": "an event"})  # refused: counted on the intake page
 
 
 def make_runs(served: Served, fleet: MockFleet) -> dict[str, str]:
@@ -77,8 +133,10 @@ def shoot(served: Served, made: dict[str, str], out: Path) -> list[Path]:
             pages = ([("runs", "/ui/runs"), ("run-waiting", f"/ui/runs/{made['waiting']}"),
                       ("run-approved", f"/ui/runs/{made['approved']}"),
                       ("run-undo", f"/ui/runs/{made['undo']}"),
-                      ("audit", "/ui/audit?verify=1"), ("playbooks", "/ui/playbooks")]
-                     if not suffix else [("run-waiting", f"/ui/runs/{made['waiting']}")])
+                      ("audit", "/ui/audit?verify=1"), ("playbooks", "/ui/playbooks"),
+                      ("access", "/ui/access"), ("intake", "/ui/intake")]
+                     if not suffix else [("run-waiting", f"/ui/runs/{made['waiting']}"),
+                                         ("access", "/ui/access")])
             for name, path in pages:
                 page.goto(path)
                 shots.append(_shot(page, out / f"console-{name}{suffix}.png",
@@ -102,15 +160,21 @@ def main() -> int:
         print(f"console-screenshots: {missing}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as folder, \
-            MockFleet(PluginHost.from_entry_points()) as fleet:
-        files = write_service_files(Path(folder), fleet)
-        served = start_service(files, Path(folder) / "journal.sqlite")
-        try:
-            made = make_runs(served, fleet)
-            shots = shoot(served, made, args.out)
-        finally:
-            served.stop()
+    mlflow = registry()
+    try:
+        with tempfile.TemporaryDirectory() as folder, \
+                MockFleet(PluginHost.from_entry_points()) as fleet:
+            files = write_service_files(Path(folder), fleet)
+            add_access(files, mlflow)
+            served = start_service(files, Path(folder) / "journal.sqlite")
+            try:
+                made = make_runs(served, fleet)
+                make_requests(served)
+                shots = shoot(served, made, args.out)
+            finally:
+                served.stop()
+    finally:
+        mlflow.stop()
     for shot in shots:
         print(shot.relative_to(ROOT) if shot.is_relative_to(ROOT) else shot)
     return 0

@@ -1,14 +1,17 @@
-"""Access requests: the table, the state machine, and the journal entries beside them."""
+"""Access requests: the table, the state machine, and the journal entries beside them, on
+both journals (a SQLite file, a PostgreSQL schema: tests/journal_kinds.py)."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from journal_kinds import KINDS, location_for, open_kind
 
-from crownguard.engine.journal import SQLiteJournal
+from crownguard.engine.journal import Journal, open_journal
 from crownguard.engine.service.access_store import (
     AccessState,
     AccessStore,
@@ -20,13 +23,15 @@ from crownguard.engine.service.access_store import (
 )
 
 
-@pytest.fixture
-def journal(tmp_path: Path) -> SQLiteJournal:
-    return SQLiteJournal(tmp_path / "journal.db")
+@pytest.fixture(params=KINDS)
+def journal(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Journal]:
+    opened = open_kind(request.param, request, tmp_path)
+    yield opened
+    opened.close()
 
 
 @pytest.fixture
-def store(journal: SQLiteJournal) -> AccessStore:
+def store(journal: Journal) -> AccessStore:
     return AccessStore(journal)
 
 
@@ -35,7 +40,7 @@ def ask(store: AccessStore, who: str = "alice@corp.example") -> str:
                                    3600, version="4")).id
 
 
-def test_a_request_is_pending_and_chained(store: AccessStore, journal: SQLiteJournal) -> None:
+def test_a_request_is_pending_and_chained(store: AccessStore, journal: Journal) -> None:
     rid = ask(store)
     request = store.get(rid)
     assert (request.state, request.requester, request.version) == (
@@ -48,7 +53,7 @@ def test_a_request_is_pending_and_chained(store: AccessStore, journal: SQLiteJou
 
 
 def test_every_change_is_an_entry_and_the_chain_verifies(store: AccessStore,
-                                                         journal: SQLiteJournal) -> None:
+                                                         journal: Journal) -> None:
     rid = ask(store)
     store.change(rid, Change.APPROVED, "bob", reason="owner approved", decided_by="bob")
     expires = format_time(datetime.now(UTC) + timedelta(hours=1))
@@ -64,7 +69,7 @@ def test_every_change_is_an_entry_and_the_chain_verifies(store: AccessStore,
 
 
 def test_a_change_the_table_does_not_allow_is_refused_and_leaves_no_entry(
-        store: AccessStore, journal: SQLiteJournal) -> None:
+        store: AccessStore, journal: Journal) -> None:
     rid = ask(store)
     head = journal.head()
     with pytest.raises(TransitionRefused, match="is pending: it cannot be expired"):
@@ -76,7 +81,7 @@ def test_a_change_the_table_does_not_allow_is_refused_and_leaves_no_entry(
 
 
 def test_a_stale_change_loses_the_compare_and_set_and_its_entry(
-        store: AccessStore, journal: SQLiteJournal) -> None:
+        store: AccessStore, journal: Journal) -> None:
     rid = ask(store)
     store.change(rid, Change.REVOKED, "alice@corp.example")
     head = journal.head()
@@ -86,13 +91,15 @@ def test_a_stale_change_loses_the_compare_and_set_and_its_entry(
     assert journal.head() == head and store.get(rid).state == AccessState.REVOKED
 
 
-def test_two_processes_expiring_one_grant_record_it_once(tmp_path: Path) -> None:
-    path = tmp_path / "journal.db"
-    first = AccessStore(SQLiteJournal(path))
+@pytest.mark.parametrize("kind", KINDS)
+def test_two_processes_expiring_one_grant_record_it_once(
+        kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    path = location_for(kind, request, tmp_path)
+    first = AccessStore(open_journal(path))
     rid = ask(first)
     first.change(rid, Change.APPROVED, "policy")
     first.change(rid, Change.GRANTED, "crownguard", expires_at=format_time(datetime.now(UTC)))
-    stores = [AccessStore(SQLiteJournal(path)) for _ in range(4)]
+    stores = [AccessStore(open_journal(path)) for _ in range(4)]
     won: list[bool] = []
     barrier = threading.Barrier(len(stores))
 
@@ -112,6 +119,9 @@ def test_two_processes_expiring_one_grant_record_it_once(tmp_path: Path) -> None
     assert sorted(won) == [False, False, False, True]
     types = [e.type for e in first.journal.entries(f"access:{rid}")]
     assert types.count("access_expired") == 1
+    for store in [first, *stores]:
+        store.close()
+        store.journal.close()
 
 
 def test_due_lists_only_granted_requests_past_their_deadline(store: AccessStore) -> None:

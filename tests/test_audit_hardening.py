@@ -23,6 +23,7 @@ from crownguard.engine.errors import JournalError, RunStateError
 from crownguard.engine.journal import SQLiteJournal
 from crownguard.engine.journal import sqlite as journal_sqlite
 from crownguard.engine.journal.audit import GENESIS, entry_hash
+from crownguard.engine.journal.base import SCHEMA_VERSION
 from crownguard.engine.journal.export import verify_jsonl
 from crownguard.engine.kinds import ProblemKind, ResumeFailureKind, RunStatus
 from crownguard.engine.plugins import PluginHost
@@ -129,7 +130,7 @@ def test_a_schema_1_journal_is_migrated_and_stays_verifiable(tmp_path: Path) -> 
                                                     **dict.fromkeys(range(11, 17), 2)}
         assert j.verify() == []
     with raw(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         # An old event's time and type are held by its payload too: an edit is found.
         db.execute("UPDATE entries SET at = '2020-01-01T00:00:00Z' WHERE seq = 3")
     with SQLiteJournal(path) as j:

@@ -63,14 +63,17 @@ class CrashingJournal(SQLiteJournal):
         self.after_write = after_write
         self.appends = 0
 
-    def append(self, event: dict[str, Any]) -> int:
-        self.appends += 1
-        if self.appends == self.crash_at and not self.after_write:
+    def append_many(self, events: list[dict[str, Any]]) -> list[int]:
+        # The runner stores one scheduling round's events in one transaction: a crash at an
+        # event loses its whole round (before the write) or none of it (after).
+        first, self.appends = self.appends + 1, self.appends + len(events)
+        crashes = self.crash_at is not None and first <= self.crash_at <= self.appends
+        if crashes and not self.after_write:
             raise Crash()
-        seq = super().append(event)
-        if self.appends == self.crash_at:
+        seqs = super().append_many(events)
+        if crashes:
             raise Crash()
-        return seq
+        return seqs
 
 
 @pytest.fixture(scope="module")
@@ -89,9 +92,11 @@ def vendors() -> Any:
 
 def _wait_for_orphans(run_id: str) -> None:
     """A dead process sends nothing more: let calls already on the wire land first."""
-    for thread in threading.enumerate():
-        if thread.name.startswith(f"cg-{run_id[:8]}"):
-            thread.join(timeout=30)
+    # The call threads are the process's, named after the run while they call its actions.
+    deadline = time.monotonic() + 30
+    while any(t.name.startswith(f"cg-{run_id[:8]}") for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "an orphaned call did not end"
+        time.sleep(0.01)
 
 
 def _assert_applied_once(mocks: dict[str, Any], device_id: str, login: str,

@@ -36,6 +36,13 @@ EVENTS: dict[str, dict[str, Any]] = {
     "model-to-removable-media": {
         "actor": ACTOR, "file": {**FILE, "path": "E:\\assist-7b.gguf"}, "device": DEVICE,
         "destination": {"kind": "removable_media", "name": "SanDisk Ultra"}},
+    "model-access-request": {  # an access request, as the access desk hands it on
+        "kind": "access_request", "risk_details": "",
+        "access_request": {"id": "a1", "requester": ACTOR["email"], "model": "assist-7b",
+                           "access": "read", "justification": "evaluation on the Q3 set",
+                           "duration_seconds": 28800, "duration_hours": 8},
+        "policy": {"managed": True, "approvers": ["omar@example.com"],
+                   "approvers_text": "omar@example.com"}},
 }
 
 

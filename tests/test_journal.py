@@ -26,6 +26,7 @@ from crownguard.engine.journal import (
     default_journal_path,
     open_journal,
 )
+from crownguard.engine.journal.base import SCHEMA_VERSION
 from crownguard.engine.kinds import ApprovalDecision, RunKind
 from crownguard.engine.runner import Runner
 from crownguard.engine.spec import parse_playbook
@@ -79,7 +80,7 @@ def test_open_journal_creates_a_private_file_in_wal_mode(tmp_path: Path) -> None
         assert path.stat().st_mode & 0o777 == 0o600
         with sqlite3.connect(path) as db:
             assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-            assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+            assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_in_memory_and_newer_schemas_are_refused(tmp_path: Path) -> None:
@@ -425,11 +426,11 @@ def crashing(journal_class: type[Journal], crash_after: str) -> type[Journal]:
     """A journal (of either kind) whose process dies right after one given event is stored."""
 
     class CrashingJournal(journal_class):  # type: ignore[misc, valid-type]
-        def append(self, event: dict[str, Any]) -> int:
-            seq = super().append(event)
-            if f"{event['type']}:{event.get('step')}" == crash_after:
+        def append_many(self, events: list[dict[str, Any]]) -> list[int]:
+            seqs = super().append_many(events)  # the runner stores a round's events together
+            if any(f"{e['type']}:{e.get('step')}" == crash_after for e in events):
                 raise Crash(crash_after)
-            return int(seq)
+            return list(seqs)
 
     return CrashingJournal
 

@@ -71,11 +71,12 @@ class Crash(BaseException):
 
 
 class DyingJournal(SQLiteJournal):
-    def append(self, event: dict[str, Any]) -> int:
-        seq = super().append(event)
-        if event["type"] == "run_started":
-            raise Crash(event["run_id"])
-        return seq
+    def append_many(self, events: list[dict[str, Any]]) -> list[int]:
+        seqs = super().append_many(events)  # the runner stores a round's events together
+        for event in events:
+            if event["type"] == "run_started":
+                raise Crash(event["run_id"])
+        return seqs
 
 
 class CrashOnResume(SQLiteJournal):
@@ -83,10 +84,10 @@ class CrashOnResume(SQLiteJournal):
 
     broken = ""
 
-    def append(self, event: dict[str, Any]) -> int:
-        if event["run_id"] == self.broken and event["type"] == "step_started":
+    def append_many(self, events: list[dict[str, Any]]) -> list[int]:
+        if any(e["run_id"] == self.broken and e["type"] == "step_started" for e in events):
             raise RuntimeError("disk controller on fire")
-        return super().append(event)
+        return super().append_many(events)
 
 
 @pytest.fixture

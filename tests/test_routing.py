@@ -231,8 +231,10 @@ def test_playbook_directories_skip_files_that_are_not_playbooks(
 def test_the_shipped_playbooks_are_found(host: PluginHost) -> None:
     directory = shipped_playbooks_dir()
     assert directory is not None
-    names = {p.name for p in load_playbooks([directory], host.actions)}
-    assert names == set(SHIPPED)
+    found = load_playbooks([directory], host.actions)
+    # model-access-request decides access requests (docs/access.md): routing never starts it.
+    assert {p.name for p in found} == {*SHIPPED, "model-access-request"}
+    assert [p.name for p in found if not p.trigger_if] == ["model-access-request"]
 
 
 # --- the pipeline ------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from ..journal import open_journal
 from ..operators import cli_operator
 from ..plugins import PluginHost
 from ..service.access import AccessDesk, ActionRegistry, Caller
+from ..service.access_playbook import AccessPlaybook
 from ..service.access_store import AccessRequest, AccessState, AccessStore
 from ..service.settings import Role
 from ..triage import load_policy
@@ -28,7 +29,9 @@ def _store(args: argparse.Namespace) -> AccessStore:
 def _desk(args: argparse.Namespace) -> AccessDesk:
     host = PluginHost.from_entry_points()
     config = load_config(args.config, host.connection_types)
-    return AccessDesk(_store(args), load_policy(args.policy), ActionRegistry(host, config))
+    store = _store(args)
+    return AccessDesk(store, load_policy(args.policy), ActionRegistry(host, config),
+                      AccessPlaybook(host, config, store.journal))
 
 
 def _print(request: AccessRequest, as_json: bool, extra: dict[str, Any] | None = None) -> None:
@@ -107,8 +110,27 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _decider(args: argparse.Namespace) -> Caller:
+    who, _ = cli_operator(args.by)
+    # The same check as the API's: one of the request's approvers (e-mails in any case), or,
+    # when it names none, anyone operating the store; --override acts as an admin, the one
+    # role that may approve a denied request.
+    return Caller(who, Role.ADMIN if getattr(args, "override", False) else Role.APPROVER)
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    _print(_desk(args).approve(args.id, _decider(args), args.comment), args.json)
+    return EXIT_OK
+
+
+def cmd_deny(args: argparse.Namespace) -> int:
+    _print(_desk(args).deny(args.id, _decider(args), args.comment), args.json)
+    return EXIT_OK
+
+
 def add_commands(sub: Any) -> None:
-    """Register `access request|list|show|revoke` on the `crownguard` subparsers."""
+    """Register `access request|list|show|approve|deny|revoke|test` on the `crownguard`
+    subparsers."""
     group = sub.add_parser("access", help="just-in-time model access requests")
     commands = group.add_subparsers(dest="access_command", required=True,
                                     parser_class=type(group))
@@ -149,6 +171,21 @@ def add_commands(sub: Any) -> None:
     p.add_argument("id", help="the request id (or a unique prefix of 8 or more)")
     common(p, registry=False)
     p.set_defaults(func=cmd_show)
+
+    for name, run, what in (("approve", cmd_approve, "approve a pending request (or, with "
+                             "--override, a denied one)"), ("deny", cmd_deny,
+                                                            "deny a pending request")):
+        p = commands.add_parser(name, help=what)
+        p.add_argument("id", help="the request id (or a unique prefix of 8 or more)")
+        p.add_argument("--comment", help="why (recorded)")
+        p.add_argument("--by", metavar="NAME",
+                       help="who decides (default: the OS user); must be one of the "
+                            "request's approvers")
+        if name == "approve":
+            p.add_argument("--override", action="store_true",
+                           help="approve a request the policy denied, as an admin (recorded)")
+        common(p, registry=True)
+        p.set_defaults(func=run)
 
     p = commands.add_parser("revoke", help="end a request or its grant early")
     p.add_argument("id")

@@ -6,7 +6,10 @@ deployment runs, pointed at imitations of the vendors. The registry's fingerprin
 through the mlflow plugin's actions, each alert goes through triage (normalise, detect,
 score, route) and the playbooks routing chooses run with a live timeline; waits for an
 employee's answer are settled by a simulated employee through `Runner.resume`, the path
-`crownguard approve` takes. Exit status: 0 when every episode ended as the story expects.
+`crownguard approve` takes. Then just-in-time access (demo_access): a researcher is granted a
+sensitive model for 8 hours, her download under the grant is triaged with it, the grant is
+taken back on time; a leaver is refused. Exit status: 0 when every episode ended as the story
+expects.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from ..spec import Playbook
 from ..triage import FingerprintIndex, InMemoryDedupe, Verdict, build_triage, policy_from_mapping
 from ..triage.scenarios import refresh_from_registry
 from .console import printable
+from .demo_access import AccessResult, play_access
 from .timeline import Timeline
 from .triage import describe_verdict
 
@@ -225,8 +229,10 @@ def _call_lines(calls: list[tuple[str, RecordedCall]], redact: Callable[[str], s
 
 
 def run_demo(host: PluginHost, episodes: list[Episode] | None = None, *,
-             quiet: bool = False, out: TextIO | None = None) -> int:
-    """Play the story; 0 when every episode ends as expected, 1 otherwise."""
+             quiet: bool = False, out: TextIO | None = None,
+             access: bool | None = None) -> int:
+    """Play the story; 0 when every episode ends as expected, 1 otherwise. The access
+    episode (demo_access) follows the alerts of the default story, or with `access=True`."""
     out = out or sys.stdout
 
     def say(text: str = "") -> None:
@@ -240,6 +246,7 @@ def run_demo(host: PluginHost, episodes: list[Episode] | None = None, *,
                          "CROWNGUARD_PLUGINS and CROWNGUARD_DISABLE_PLUGINS)")
     started = time.perf_counter()
     results: list[EpisodeResult] = []
+    jit: AccessResult | None = None
     with MockFleet(host) as fleet:
         seed(fleet, demo_state())
         connections = fleet.connections()
@@ -256,11 +263,17 @@ def run_demo(host: PluginHost, episodes: list[Episode] | None = None, *,
             for number, episode in enumerate(episodes or default_episodes(), 1):
                 results.append(_episode(number, episode, host, config, triage, fleet,
                                         None if quiet else out, say))
+            if access if access is not None else episodes is None:
+                jit = play_access(len(results) + 1, host, fleet, triage, REGISTRY_HOST,
+                                  MODEL_SHA256, say, _call_lines)
         finally:
             config.connections.close()
             triage.close()
     _summary(results, time.perf_counter() - started, say)
-    return 0 if all(r.as_expected for r in results) else 1
+    if jit is not None:
+        say(jit.summary())
+    return 0 if all(r.as_expected for r in results) and (jit is None or jit.as_expected) \
+        else 1
 
 
 def _episode(number: int, episode: Episode, host: PluginHost, config: Config, triage: Any,

@@ -30,10 +30,18 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..config import Config, load_config
-from ..errors import FingerprintIndexError, Problem, SpecError, TriageInputError, UsageError
+from ..errors import (
+    CrownguardError,
+    FingerprintIndexError,
+    Problem,
+    SpecError,
+    TriageInputError,
+    UsageError,
+)
 from ..journal import journal_target, open_journal
 from ..journal.postgres_dedupe import PostgresDedupe
 from ..plugins import PluginHost
+from ..service.access_ledger import open_access
 from ..sources import EventSource, payload_items
 from ..spec import Playbook
 from ..triage import (
@@ -268,7 +276,9 @@ def _triage_for(args: argparse.Namespace, policy: Policy, host: PluginHost, *, w
     triage = triage_with(policy, host, store, index, variables=variables, history=history)
     try:
         triage.fetch = _content_fetch(args, host, config, triage)
-    except TriageInputError:
+        if not getattr(args, "no_journal", False):  # grants and denials are context, read only
+            triage.access = open_access(journal_target(getattr(args, "journal", None) or None))
+    except CrownguardError:
         triage.close()
         raise
     return triage

@@ -47,9 +47,34 @@ def _refuse(value: object) -> Any:
     raise NotCanonical(f"a {type(value).__name__} is not JSON")
 
 
+def _string_keys(value: Any) -> bool:
+    """Whether every mapping key in `value` is a string: then its canonical JSON is already
+    what a JSON round trip would re-encode to (tuples and lists encode alike)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key in item:
+                if not isinstance(key, str):
+                    return False
+            stack.extend(v for v in item.values() if isinstance(v, dict | list | tuple))
+        elif isinstance(item, list | tuple):
+            stack.extend(v for v in item if isinstance(v, dict | list | tuple))
+    return True
+
+
 def canonical_payload(payload: Any) -> str:
-    """Canonical JSON of `payload` after a JSON round trip, so that what is stored re-encodes
-    to itself: tuples become lists and integer keys strings, as any reader will see them."""
+    """Canonical JSON of `payload` as a JSON round trip would leave it, so that what is stored
+    re-encodes to itself: tuples become lists and integer keys strings, as any reader will
+    see them. One serialisation when every key is a string already (the usual case)."""
+    if _string_keys(payload):
+        try:
+            return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                              allow_nan=False, default=_refuse)
+        except ValueError as exc:
+            if isinstance(exc, NotCanonical):
+                raise
+            raise NotCanonical("NaN and infinity are not JSON") from None
     try:
         plain = json.loads(json.dumps(payload, default=_refuse, allow_nan=False))
     except ValueError as exc:

@@ -26,9 +26,10 @@ from .audit import (
     ChainEntry,
     ChainProblem,
 )
+from .waits import OpenWait
 
 ENV_JOURNAL = "CROWNGUARD_JOURNAL"
-SCHEMA_VERSION = 2  # 2: entries chain `at` and `type` (column v); resume_failures
+SCHEMA_VERSION = 3  # 2: entries chain `at` and `type` (column v); resume_failures; 3: open_waits
 # A run that failed to resume this many times in a row for the same reason is given up on:
 # `resume --all` skips it until asked (`--retry-failed`), `resume RUN_ID` still tries.
 RESUME_GIVE_UP_AFTER = 3
@@ -226,6 +227,12 @@ class Journal(ABC):
         run, UnknownRun if there is no such run, RunEnded for any event of a cancelled run and
         for a run_cancelled of a run that has ended."""
 
+    def append_many(self, events: list[dict[str, Any]]) -> list[int]:
+        """Store the events of one run, in order, as `append` would, all or none (one
+        transaction where the journal has them); returns their seqs. What the runner calls
+        with the events of one scheduling round."""
+        return [self.append(event) for event in events]
+
     @abstractmethod
     def events(self, run_id: str) -> list[dict[str, Any]]:
         """The run's events in the order they were appended (what `Runner.resume` replays)."""
@@ -331,6 +338,30 @@ class Journal(ABC):
                                              ProblemKind.INSERTED, row.seq, run_id,
                                              "approval", why))
         return problems
+
+    # The open waits (kept with each wait's event; see `waits`): what a timer reads instead of
+    # rebuilding every waiting run.
+
+    @abstractmethod
+    def open_waits(self, run_id: str) -> list[OpenWait]:
+        """The run's steps waiting now, in the order they started waiting."""
+
+    @abstractmethod
+    def due_waits(self, now: float, *, after: OpenWait | None = None, limit: int = 500
+                  ) -> list[OpenWait]:
+        """Waits of waiting runs whose deadline (epoch seconds) is at or before `now`, earliest
+        first, after `after` (the last of the previous page)."""
+
+    @abstractmethod
+    def next_wait_deadline(self) -> float | None:
+        """The earliest deadline of an open wait (epoch seconds); None when none has one."""
+
+    @abstractmethod
+    def answered_waits(self, after_seq: int = 0, *, limit: int = 500
+                       ) -> tuple[list[OpenWait], int]:
+        """Open waits of waiting runs that an accepted approval after `after_seq` answered
+        (recorded, the run not continued yet), and the last approval seq looked at: pass it
+        on next time."""
 
     @abstractmethod
     def head(self) -> tuple[int, str]:

@@ -21,12 +21,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
-from ..errors import JournalError, RunEnded, RunHeldElsewhere, UnknownRun
+from ..errors import JournalError, RunEnded, UnknownRun
 from ..kinds import (
     ENDED,
     ApprovalDecision,
     EntryKind,
-    EventType,
     LeaseHolder,
     ResumeFailureKind,
     RunKind,
@@ -43,29 +42,38 @@ from .base import (
     utc_now,
 )
 from .export import write_jsonl
+from .postgres_access import PostgresAccessEntries
 from .postgres_schema import Target, check_version, migrate, schema_version
 from .postgres_verify import verify_database
+from .postgres_waits import PostgresOpenWaits
 from .sqlite_schema import (
     approval_of,
+    checked_events,
     entry_of,
+    event_rows,
     holder_of,
     journal_json,
-    new_event,
+    lease_kept,
     new_run,
     owner_of,
     record_of,
+    refuse_held,
     resume_failure_of,
+    run_events,
     run_status,
 )
 
 Row = dict[str, Any]
+
+
+
 PAGE = 1000  # entries() reads the chain in pages of this many, holding no connection between
 _RUN_ROW = {"": "SELECT * FROM runs WHERE run_id = %s",
             "FOR UPDATE": "SELECT * FROM runs WHERE run_id = %s FOR UPDATE",
             "FOR SHARE": "SELECT * FROM runs WHERE run_id = %s FOR SHARE"}
 
 
-class PostgresJournal(Journal):
+class PostgresJournal(PostgresOpenWaits, PostgresAccessEntries, Journal):
     """The journal in a PostgreSQL database (`postgresql://user@host:port/db`).
 
     `read_only=True` neither migrates nor writes (every write raises JournalError); the
@@ -241,27 +249,49 @@ class PostgresJournal(Journal):
             return record_of(self._run_row(conn, run_id))
 
     def append(self, event: dict[str, Any]) -> int:
-        checked = new_event(event)
-        kind, run_id, at = checked.kind, checked.run_id, checked.at
-        payload, finished = checked.payload, checked.finished
+        return self.append_many([event])[0]
+
+    def append_many(self, events: list[dict[str, Any]]) -> list[int]:
+        """The events of one scheduling round in one transaction: the run's row locked, the
+        head's row locked, read and written once, the entries sent in one pipeline."""
+        checked = checked_events(events)
+        if not checked:
+            return []
+        run_id, now = checked[0].run_id, time.time()
         with self._write() as conn:
             row = self._run_row(conn, run_id, "FOR UPDATE")
-            if row["status"] == RunStatus.CANCELLED:
-                raise RunEnded(f"run {run_id} was cancelled: it takes no more events")
-            if kind == EventType.RUN_CANCELLED and row["status"] in ENDED:
-                raise RunEnded(f"run {run_id} has already ended ({row['status']}): it cannot "
-                               "be cancelled")
-            if holder_of(row, time.time()) == LeaseHolder.HELD:
-                owner = owner_of(row)
-                raise RunHeldElsewhere(
-                    f"run {run_id} is held by pid {owner.pid if owner else '?'} on "
-                    f"{owner.host if owner else '?'}; this process (pid {os.getpid()}) lost it "
-                    "and must stop driving it")
-            seq = self._chain(conn, EntryKind.EVENT, run_id, str(kind), at, payload)
-            status = finished or (RunStatus.CANCELLED if kind == EventType.RUN_CANCELLED
-                                  else RunStatus(row["status"]))
-            self._hold(conn, run_id, self._lease(status), status=status, updated_at=at)
-        return seq
+            # A cancelled run stays so: refusing its events is what guarantees that no step
+            # of it runs after the cancellation (the runner journals before it acts).
+            status = run_events(RunStatus(row["status"]), checked)
+            refuse_held(row, now)
+            head = conn.execute("SELECT seq, hash FROM chain_head WHERE id = 1 FOR UPDATE"
+                                ).fetchone()
+            if head is None:
+                raise JournalError(f"journal {self.name}: the chain head record is missing; "
+                                   "run `crownguard audit verify`")
+            rows = event_rows(head["seq"], head["hash"] if head["seq"] else GENESIS, checked)
+            import psycopg
+
+            try:
+                with conn.cursor() as cur:
+                    cur.executemany("INSERT INTO entries (seq, prev_hash, hash, kind, run_id, "
+                                    "type, at, payload, v) VALUES (%s, %s, %s, %s, %s, %s, %s, "
+                                    "%s, %s)", rows)
+            except psycopg.errors.UniqueViolation:  # the transaction is rolled back
+                raise JournalError(f"journal {self.name}: an entry seq from {rows[0][0]} on "
+                                   "exists beyond the chain head; run `crownguard audit "
+                                   "verify`") from None
+            conn.execute("UPDATE chain_head SET seq = %s, hash = %s WHERE id = 1",
+                         (rows[-1][0], rows[-1][2]))
+            for event, item, entry in zip(events, checked, rows, strict=True):
+                self._track_wait(conn, item.kind, event, run_id, entry[0])
+            if lease_kept(row, status, now, self.lease_seconds):  # the heartbeat renews it
+                conn.execute("UPDATE runs SET status = %s, updated_at = %s WHERE run_id = %s",
+                             (str(status), checked[-1].at, run_id))
+            else:
+                self._hold(conn, run_id, self._lease(status), status=status,
+                           updated_at=checked[-1].at)
+        return [r[0] for r in rows]
 
     def set_status(self, run_id: str, status: RunStatus | str, *, reason: str | None = None
                    ) -> None:

@@ -59,6 +59,73 @@ CREATE TABLE resume_failures (
 CREATE TABLE dedupe_starts (
     key TEXT COLLATE "C" PRIMARY KEY, at DOUBLE PRECISION NOT NULL, run_id TEXT COLLATE "C");
 """,
+    # The open waits and their deadlines (see `waits`), filled from the chain: the latest
+    # step_waiting of each step of a run not ended, with no end of that step or run after it.
+    2: """
+CREATE TABLE open_waits (
+    run_id TEXT COLLATE "C" NOT NULL, step_id TEXT COLLATE "C" NOT NULL, seq BIGINT NOT NULL,
+    expires_at DOUBLE PRECISION, PRIMARY KEY (run_id, step_id));
+CREATE INDEX open_waits_by_deadline ON open_waits (expires_at);
+INSERT INTO open_waits (run_id, step_id, seq, expires_at)
+SELECT DISTINCT ON (e.run_id, e.payload::jsonb->>'step') e.run_id, e.payload::jsonb->>'step',
+       e.seq, CASE WHEN coalesce(e.payload::jsonb->>'expires_at', '') = '' THEN NULL ELSE
+       extract(epoch FROM (e.payload::jsonb->>'expires_at')::timestamptz) END
+FROM entries e JOIN runs r ON r.run_id = e.run_id
+WHERE r.status NOT IN ('succeeded', 'failed', 'cancelled') AND e.kind = 'event'
+  AND e.type = 'step_waiting' AND e.payload::jsonb->>'step' IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM entries t WHERE t.run_id = e.run_id AND t.seq > e.seq
+                  AND t.kind = 'event' AND (t.type IN ('run_finished', 'run_cancelled') OR
+                  (t.type IN ('step_succeeded', 'step_failed', 'step_skipped')
+                   AND t.payload::jsonb->>'step' = e.payload::jsonb->>'step')))
+ORDER BY e.run_id, e.payload::jsonb->>'step', e.seq DESC;
+""",
+    # The service's tables (engine/service: intake, poll cursors, dead letters, interactions,
+    # access requests) and the risk history (engine/triage/risk/store_pg.py).
+    3: """
+CREATE TABLE service_intake (
+    id BIGSERIAL PRIMARY KEY, source TEXT COLLATE "C" NOT NULL,
+    event_id TEXT COLLATE "C" NOT NULL, event TEXT NOT NULL, status TEXT COLLATE "C" NOT NULL,
+    received_at TEXT COLLATE "C" NOT NULL, started_at TEXT COLLATE "C",
+    finished_at TEXT COLLATE "C", owner TEXT COLLATE "C", owner_host TEXT COLLATE "C",
+    lease_expires DOUBLE PRECISION, runs TEXT, error TEXT, UNIQUE (source, event_id));
+CREATE INDEX service_intake_by_status ON service_intake (status, id);
+CREATE TABLE service_poll_cursors (
+    name TEXT COLLATE "C" PRIMARY KEY, cursor TEXT NOT NULL, updated_at TEXT NOT NULL);
+CREATE TABLE service_dead_letters (
+    id BIGSERIAL PRIMARY KEY, source TEXT COLLATE "C" NOT NULL, key TEXT COLLATE "C" NOT NULL,
+    event_id TEXT COLLATE "C", reason TEXT NOT NULL, raw TEXT NOT NULL, at TEXT NOT NULL,
+    UNIQUE (source, key));
+CREATE TABLE service_interactions (
+    id BIGSERIAL PRIMARY KEY, receiver TEXT COLLATE "C" NOT NULL, key TEXT COLLATE "C" NOT NULL,
+    interaction TEXT NOT NULL, status TEXT COLLATE "C" NOT NULL, received_at TEXT NOT NULL,
+    owner TEXT COLLATE "C", owner_host TEXT COLLATE "C", lease_expires DOUBLE PRECISION,
+    finished_at TEXT, error TEXT, UNIQUE (receiver, key));
+CREATE INDEX service_interactions_by_status ON service_interactions (status, id);
+CREATE TABLE access_requests (
+    id TEXT COLLATE "C" PRIMARY KEY, requester TEXT COLLATE "C" NOT NULL,
+    model TEXT COLLATE "C" NOT NULL, version TEXT COLLATE "C", alias TEXT COLLATE "C",
+    access TEXT COLLATE "C" NOT NULL, justification TEXT NOT NULL,
+    duration_seconds INTEGER NOT NULL, state TEXT COLLATE "C" NOT NULL,
+    created_at TEXT COLLATE "C" NOT NULL, updated_at TEXT COLLATE "C" NOT NULL, decision TEXT,
+    approvals TEXT NOT NULL DEFAULT '[]', approvals_required INTEGER NOT NULL DEFAULT 1,
+    decided_by TEXT, decided_at TEXT COLLATE "C", granted_at TEXT COLLATE "C",
+    expires_at TEXT COLLATE "C", revoked_at TEXT COLLATE "C", revoked_by TEXT,
+    grant_info TEXT, last_seq BIGINT NOT NULL);
+CREATE INDEX access_requests_by_state ON access_requests (state, expires_at);
+CREATE TABLE history_daily (
+    person TEXT COLLATE "C" NOT NULL, day INTEGER NOT NULL, bytes BIGINT NOT NULL,
+    PRIMARY KEY (person, day));
+CREATE TABLE history_models (
+    person TEXT COLLATE "C" NOT NULL, registry TEXT COLLATE "C" NOT NULL,
+    model TEXT COLLATE "C" NOT NULL, count BIGINT NOT NULL, PRIMARY KEY (person, registry, model));
+CREATE TABLE history_violations (
+    id BIGSERIAL, person TEXT COLLATE "C" NOT NULL, incident TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (person, incident));
+CREATE TABLE history_events (
+    event TEXT COLLATE "C" PRIMARY KEY, day INTEGER NOT NULL, bytes BIGINT,
+    registry TEXT COLLATE "C", model TEXT COLLATE "C");
+CREATE INDEX history_events_day ON history_events (day);
+""",
 }
 PG_SCHEMA_VERSION = max(_MIGRATIONS)
 _VERSIONS = """

@@ -13,12 +13,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from ..errors import JournalError, RunEnded, RunHeldElsewhere, UnknownRun
+from ..errors import JournalError, RunEnded, UnknownRun
 from ..kinds import (
     ENDED,
     ApprovalDecision,
     EntryKind,
-    EventType,
     LeaseHolder,
     ResumeFailureKind,
     RunKind,
@@ -44,7 +43,9 @@ from .base import (
 )
 from .export import write_jsonl
 from .sqlite_access import SQLiteAccessEntries
+from .sqlite_append import SQLiteAppends
 from .sqlite_schema import (
+    OPEN_WAITS,
     RESUME_FAILURES,
     SCHEMA,
     SCHEMA_2,
@@ -53,7 +54,6 @@ from .sqlite_schema import (
     entry_of,
     holder_of,
     journal_json,
-    new_event,
     new_run,
     owner_of,
     record_of,
@@ -62,10 +62,11 @@ from .sqlite_schema import (
     wal_pending,
 )
 from .sqlite_verify import verify_file
+from .sqlite_waits import SQLiteOpenWaits
 
 # the SQLite journal ----------------------------------------------------------------------------
 
-class SQLiteJournal(SQLiteAccessEntries, Journal):
+class SQLiteJournal(SQLiteAppends, SQLiteAccessEntries, SQLiteOpenWaits, Journal):
     """The journal in one SQLite file (WAL): one connection per thread, short BEGIN IMMEDIATE
     write transactions (chain link and rows in one), a busy timeout to wait for other writers.
 
@@ -198,11 +199,13 @@ class SQLiteJournal(SQLiteAccessEntries, Journal):
                                    f"crownguard understands ({SCHEMA_VERSION})")
             if version < SCHEMA_VERSION:
                 # A new file gets schema 1 and then the same migrations an old one does.
-                steps = ([SCHEMA] if version < 1 else []) + [SCHEMA_2, RESUME_FAILURES]
+                steps = (([SCHEMA] if version < 1 else []) +
+                         ([SCHEMA_2, RESUME_FAILURES] if version < 2 else []) + [OPEN_WAITS])
                 for script in steps:
                     for statement in script.split(";"):
                         if statement.strip():
                             conn.execute(statement)
+                self._fill_open_waits(conn)
                 conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._tables = {row[0] for row in self._select(
             "SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -267,39 +270,16 @@ class SQLiteJournal(SQLiteAccessEntries, Journal):
             if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone():
                 raise JournalError(f"run {run_id} is already in the journal")
             seq = self._chain(conn, EntryKind.RUN, run_id, "run_created", now, payload)
+            me = ProcessIdentity.current()  # the run is this process's to write
             conn.execute(
                 "INSERT INTO runs (run_id, seq, playbook, playbook_path, playbook_text, "
                 "playbook_sha256, inputs, status, kind, parent_run_id, config_path, created_at, "
-                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "updated_at, owner_host, owner_pid, owner_boot_id, owner_started, lease_expires) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (run_id, seq, playbook, playbook_path, playbook_text, text_sha, inputs_json,
-                 str(state), str(run_kind), parent_run_id, config_path, now, now))
-            self._hold(conn, run_id, self._lease(state))
+                 str(state), str(run_kind), parent_run_id, config_path, now, now, me.host,
+                 me.pid, me.boot_id, me.started, self._lease(state)))
             return record_of(self._run_row(conn, run_id))
-
-    def append(self, event: dict[str, Any]) -> int:
-        checked = new_event(event)
-        kind, run_id, at = checked.kind, checked.run_id, checked.at
-        payload, finished = checked.payload, checked.finished
-        with self._write() as conn:
-            row = self._run_row(conn, run_id)
-            # A cancelled run stays so: the runner journals before it acts, so refusing its
-            # events here is what guarantees that no step of it runs after the cancellation.
-            if row["status"] == RunStatus.CANCELLED:
-                raise RunEnded(f"run {run_id} was cancelled: it takes no more events")
-            if kind == EventType.RUN_CANCELLED and row["status"] in ENDED:
-                raise RunEnded(f"run {run_id} has already ended ({row['status']}): it cannot "
-                               "be cancelled")
-            if holder_of(row, time.time()) == LeaseHolder.HELD:
-                owner = owner_of(row)
-                raise RunHeldElsewhere(
-                    f"run {run_id} is held by pid {owner.pid if owner else '?'} on "
-                    f"{owner.host if owner else '?'}; this process (pid {os.getpid()}) lost it "
-                    "and must stop driving it")
-            seq = self._chain(conn, EntryKind.EVENT, run_id, str(kind), at, payload)
-            status = finished or (RunStatus.CANCELLED if kind == EventType.RUN_CANCELLED
-                                  else RunStatus(row["status"]))
-            self._hold(conn, run_id, self._lease(status), status=status, updated_at=at)
-        return seq
 
     def set_status(self, run_id: str, status: RunStatus | str, *, reason: str | None = None
                    ) -> None:

@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import JournalError, NotCanonical
+from ..errors import JournalError, NotCanonical, RunEnded, RunHeldElsewhere
 from ..kinds import (
+    ENDED,
     ApprovalDecision,
+    EntryKind,
     EventType,
     LeaseHolder,
     ResumeFailureKind,
     RunKind,
     RunStatus,
 )
-from .audit import ChainEntry, canonical_payload, sha256_text
+from .audit import HASH_VERSION, ChainEntry, canonical_payload, entry_hash, sha256_text
 from .base import Approval, ProcessIdentity, ResumeFailure, RunRecord, lease_holder, utc_now
 
 SCHEMA = """
@@ -52,6 +55,13 @@ RESUME_FAILURES = """
 CREATE TABLE IF NOT EXISTS resume_failures (
     run_id TEXT PRIMARY KEY, kind TEXT NOT NULL, reason TEXT NOT NULL, count INTEGER NOT NULL,
     first_at TEXT NOT NULL, last_at TEXT NOT NULL);
+"""
+# Schema 2 -> 3: the open waits and their deadlines (see `waits`), filled from the chain.
+OPEN_WAITS = """
+CREATE TABLE IF NOT EXISTS open_waits (
+    run_id TEXT NOT NULL, step_id TEXT NOT NULL, seq INTEGER NOT NULL, expires_at REAL,
+    PRIMARY KEY (run_id, step_id));
+CREATE INDEX IF NOT EXISTS open_waits_by_deadline ON open_waits (expires_at);
 """
 
 
@@ -131,6 +141,60 @@ def new_event(event: dict[str, Any]) -> NewEvent:
     payload = journal_json(event, f"a {kind} event of run {run_id}")
     finished = run_status(event.get("status", "")) if kind == EventType.RUN_FINISHED else None
     return NewEvent(kind, run_id, event["at"], payload, finished)
+
+
+def checked_events(events: list[dict[str, Any]]) -> list[NewEvent]:
+    """The events of one `append_many`, checked: all of one run."""
+    checked = [new_event(event) for event in events]
+    if any(event.run_id != checked[0].run_id for event in checked):
+        raise JournalError("append_many takes the events of one run")
+    return checked
+
+
+def event_rows(seq: int, prev: str, checked: list[NewEvent]) -> list[tuple[Any, ...]]:
+    """The entries rows (seq, prev_hash, hash, kind, run_id, type, at, payload, v) of events
+    chained after the head (seq, prev)."""
+    rows = []
+    for event in checked:
+        seq, kind = seq + 1, str(event.kind)
+        digest = entry_hash(seq, prev, str(EntryKind.EVENT), event.run_id, event.payload,
+                            type=kind, at=event.at)
+        rows.append((seq, prev, digest, str(EntryKind.EVENT), event.run_id, kind, event.at,
+                     event.payload, HASH_VERSION))
+        prev = digest
+    return rows
+
+
+def run_events(status: RunStatus, checked: list[NewEvent]) -> RunStatus:
+    """The run's status after its events, or RunEnded: a cancelled run takes no more events,
+    and a run that has ended cannot be cancelled."""
+    for event in checked:
+        if status == RunStatus.CANCELLED:
+            raise RunEnded(f"run {event.run_id} was cancelled: it takes no more events")
+        if event.kind == EventType.RUN_CANCELLED and status in ENDED:
+            raise RunEnded(f"run {event.run_id} has already ended ({status}): it cannot be "
+                           "cancelled")
+        status = event.finished or (RunStatus.CANCELLED if event.kind == EventType.RUN_CANCELLED
+                                    else status)
+    return status
+
+
+def refuse_held(row: Row, now: float) -> None:
+    """RunHeldElsewhere when another live process holds the run's lease."""
+    if holder_of(row, now) == LeaseHolder.HELD:
+        owner = owner_of(row)
+        raise RunHeldElsewhere(
+            f"run {row['run_id']} is held by pid {owner.pid if owner else '?'} on "
+            f"{owner.host if owner else '?'}; this process (pid {os.getpid()}) lost it and "
+            "must stop driving it")
+
+
+def lease_kept(row: Row, status: RunStatus, now: float, lease_seconds: float) -> bool:
+    """True when appending leaves the run's lease as it is: the run goes on, this process
+    holds it, and more than half of it is left (the heartbeat renews it)."""
+    expires = row["lease_expires"]
+    return (status not in ENDED and expires is not None
+            and expires - now > lease_seconds / 2 and holder_of(row, now) == LeaseHolder.MINE)
 
 
 def entry_of(row: Row) -> ChainEntry:

@@ -133,11 +133,13 @@ class Decision:
     risk: RiskScore
     approvals_required: int = 0
     approvers: tuple[str, ...] = ()
+    run_id: str | None = None  # the model-access-request run that made it
 
     def to_dict(self) -> dict[str, Any]:
-        return {"outcome": str(self.outcome), "reason": self.reason,
+        made = {"outcome": str(self.outcome), "reason": self.reason,
                 "risk": self.risk.to_dict(), "approvals_required": self.approvals_required,
                 "approvers": list(self.approvers)}
+        return {**made, "run_id": self.run_id} if self.run_id else made
 
 
 def requester_risk(new: NewRequest, tags: dict[str, str], policy: Policy,

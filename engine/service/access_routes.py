@@ -10,8 +10,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..journal import SQLiteJournal
 from .access import AccessDesk, ActionRegistry, Caller
+from .access_playbook import AccessPlaybook
 from .access_store import (
     AccessError,
     AccessForbidden,
@@ -44,13 +44,11 @@ class DecisionBody(BaseModel):
 
 
 def desk_for(service: Service) -> AccessDesk | None:
-    """The service's desk: the journal's file, policy and mlflow connection (None: the journal
-    keeps no access requests, a server journal in this version)."""
-    journal = service.journal
-    if not isinstance(journal, SQLiteJournal):
-        return None
-    return AccessDesk(AccessStore(journal), service.policy,
-                      ActionRegistry(service.host, service.config))
+    """The service's desk: the journal (its SQLite file or PostgreSQL database), policy,
+    registry connections and the access playbook (run in the same journal)."""
+    return AccessDesk(AccessStore(service.journal), service.policy,
+                      ActionRegistry(service.host, service.config),
+                      AccessPlaybook(service.host, service.config, service.journal))
 
 
 def _problem(exc: AccessError) -> ServiceProblem:

@@ -1,10 +1,13 @@
 """Model access requests: the table beside the journal's, and the state machine over it.
 
-A request lives in `access_requests` in the journal's SQLite file; every change of it is also
+A request lives in `access_requests` beside the journal's tables (its SQLite file, or its
+PostgreSQL database, where migration 2 made the table); every change of it is also
 one chained journal entry (kind `access`, run id `access:<id>`), written in the same
 transaction as the row (`Journal.record_access_event`), so the row and the audit trail cannot
 disagree after a crash. A change is a compare-and-set on the row's state under the journal's
-write lock: of two processes expiring the same grant, one records it and the other is told.
+write lock (SQLite) or the chain head's row lock (PostgreSQL): of two processes expiring the
+same grant, one records it and the other is told. The SQL is written once, with `?`
+placeholders and typed NULL checks both databases understand; `_Rows` reads it from either.
 
     pending --approve (enough approvals)--> approved --grant--> granted --expire--> expired
        |  \\--deny--> denied --override (admin)--> approved        \\--revoke--> revoked
@@ -21,10 +24,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import CrownguardError, JournalError
 from ..journal import Journal, utc_now
+from ..journal.postgres import PostgresJournal
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS access_requests (
@@ -154,7 +158,7 @@ class NewRequest:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _request_of(row: sqlite3.Row) -> AccessRequest:
+def _request_of(row: Any) -> AccessRequest:
     def loads(text: str | None) -> Any:
         return None if text is None else json.loads(text)
 
@@ -180,49 +184,98 @@ _SETTABLE = ("decision", "approvals", "approvals_required", "decided_by", "decid
              "granted_at", "expires_at", "revoked_at", "revoked_by", "grant_info")
 
 
-class AccessStore:
-    """Access requests in the journal's SQLite file; every change chained by the journal."""
+class _Rows(Protocol):
+    """Where the requests are read from; `sql` takes `?` placeholders, rows index by name."""
 
-    def __init__(self, journal: Journal, path: str | Path | None = None, *,
-                 busy_timeout: float = 30.0):
-        self.journal = journal
-        located = path if path is not None else getattr(journal, "path", None)
-        if located is None:
-            raise JournalError(f"{type(journal).__name__} keeps no access requests yet: use a "
-                               "SQLite journal")
-        self.path = Path(located)
+    where: str
+
+    def sql(self, text: str) -> str: ...
+
+    def rows(self, text: str, args: tuple[Any, ...] = ()) -> list[Any]: ...
+
+    def close(self) -> None: ...
+
+
+class _SQLiteRows:
+    """Reads from the journal's SQLite file on a connection of its own."""
+
+    def __init__(self, path: Path, busy_timeout: float):
+        self.where = str(path)
         self._lock = threading.Lock()
         try:
-            self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None,
+            self._db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None,
                                        check_same_thread=False)
             self._db.row_factory = sqlite3.Row
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
         except sqlite3.Error as exc:
-            raise JournalError(f"cannot open the access requests in {self.path}: {exc}"
-                               ) from None
+            raise JournalError(f"cannot open the access requests in {path}: {exc}") from None
+
+    def sql(self, text: str) -> str:
+        return text
+
+    def rows(self, text: str, args: tuple[Any, ...] = ()) -> list[Any]:
+        try:
+            with self._lock:
+                return self._db.execute(text, args).fetchall()
+        except sqlite3.Error as exc:
+            raise JournalError(f"access requests in {self.where}: {exc}") from None
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
+
+class _PostgresRows:
+    """Reads through the PostgreSQL journal's pool (the table is one of its migrations)."""
+
+    def __init__(self, journal: PostgresJournal):
+        self.where = journal.name
+        self._journal = journal
+
+    def sql(self, text: str) -> str:
+        return text.replace("?", "%s")
+
+    def rows(self, text: str, args: tuple[Any, ...] = ()) -> list[Any]:
+        return list(self._journal._select(self.sql(text), args))
+
+    def close(self) -> None:
+        pass  # the pool is the journal's
+
+
+class AccessStore:
+    """Access requests beside the journal's tables; every change chained by the journal."""
+
+    def __init__(self, journal: Journal, path: str | Path | None = None, *,
+                 busy_timeout: float = 30.0):
+        self.journal = journal
+        located = path if path is not None else getattr(journal, "path", None)
+        if isinstance(journal, PostgresJournal):
+            self._store: _Rows = _PostgresRows(journal)
+            self.path: Path | None = None
+        elif located is None:
+            raise JournalError(f"{type(journal).__name__} keeps no access requests: use a "
+                               "SQLite or PostgreSQL journal")
+        else:
+            self.path = Path(located)
+            self._store = _SQLiteRows(self.path, busy_timeout)
+
+    def close(self) -> None:
+        self._store.close()
+
     # reading -----------------------------------------------------------------------------------
 
-    def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        try:
-            with self._lock:
-                return self._db.execute(sql, args).fetchall()
-        except sqlite3.Error as exc:
-            raise JournalError(f"access requests in {self.path}: {exc}") from None
+    def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+        return self._store.rows(sql, args)
 
     def get(self, request_id: str) -> AccessRequest:
         """The request with this id, or the one whose id starts with it (8 characters or
         more, unique)."""
         rows = self._rows("SELECT * FROM access_requests WHERE id = ?", (request_id,))
         if not rows and len(request_id) >= 8:
-            rows = self._rows("SELECT * FROM access_requests WHERE substr(id, 1, length(?1)) "
-                              "= ?1 LIMIT 2", (request_id,))
+            rows = self._rows("SELECT * FROM access_requests WHERE substr(id, 1, "
+                              "length(CAST(? AS TEXT))) = ? LIMIT 2", (request_id, request_id))
             if len(rows) > 1:
                 raise UnknownRequest(f"access request id '{request_id}' is ambiguous: give "
                                      "more of it")
@@ -233,10 +286,11 @@ class AccessStore:
     def find(self, *, state: AccessState | str | None = None, requester: str | None = None,
              model: str | None = None, limit: int = 100) -> list[AccessRequest]:
         rows = self._rows(
-            "SELECT * FROM access_requests WHERE (?1 IS NULL OR state = ?1) AND "
-            "(?2 IS NULL OR requester = ?2) AND (?3 IS NULL OR model = ?3) "
-            "ORDER BY created_at DESC, id LIMIT ?4",
-            (None if state is None else str(AccessState(state)), requester, model, int(limit)))
+            "SELECT * FROM access_requests WHERE (CAST(? AS TEXT) IS NULL OR state = ?) AND "
+            "(CAST(? AS TEXT) IS NULL OR requester = ?) AND (CAST(? AS TEXT) IS NULL OR "
+            "model = ?) ORDER BY created_at DESC, id LIMIT ?",
+            (*[wanted for wanted in (None if state is None else str(AccessState(state)),
+                                     requester, model) for _ in (0, 1)], int(limit)))
         return [_request_of(row) for row in rows]
 
     def due(self, now: datetime | None = None) -> list[AccessRequest]:
@@ -265,11 +319,11 @@ class AccessStore:
                    "duration_seconds": int(new.duration_seconds), "state": "pending",
                    "decision": decision, "approvals_required": approvals_required, **new.extra}
 
-        def insert(conn: sqlite3.Connection, seq: int) -> None:
-            conn.execute(
+        def insert(conn: Any, seq: int) -> None:
+            conn.execute(self._store.sql(
                 "INSERT INTO access_requests (id, requester, model, version, alias, access, "
                 "justification, duration_seconds, state, created_at, updated_at, last_seq, "
-                "decision, approvals_required) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "decision, approvals_required) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
                 (rid, new.requester, new.model, new.version, new.alias, str(access),
                  new.justification, int(new.duration_seconds), str(AccessState.PENDING), now,
                  now, seq, None if decision is None else json.dumps(decision),
@@ -299,11 +353,11 @@ class AccessStore:
         if "approvals" in columns:
             payload["approvals"] = columns["approvals"]
 
-        def update(conn: sqlite3.Connection, seq: int) -> None:
+        def update(conn: Any, seq: int) -> None:
             sets = "".join(f", {k} = ?" for k in stored)  # names from _SETTABLE only
-            cursor = conn.execute(
+            cursor = conn.execute(self._store.sql(
                 f"UPDATE access_requests SET state = ?, updated_at = ?, last_seq = ?{sets} "  # noqa: S608
-                "WHERE id = ? AND state = ?",
+                "WHERE id = ? AND state = ?"),
                 (str(after), now, seq, *stored.values(), current.id, str(before)))
             if cursor.rowcount != 1:  # changed by someone else since it was read
                 raise TransitionRefused(f"access request {current.id} is no longer {before}: "

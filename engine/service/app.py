@@ -35,6 +35,7 @@ from ..errors import (
 )
 from ..journal.audit import canonical_json
 from .access_routes import access_router
+from .bodies import EVENTS_PREFIX, INLINE_BODY_BYTES, Gone, body_of, is_events_path, read_body
 from .console import mount_console
 from .logs import bound
 from .metrics import CONTENT_TYPE
@@ -255,7 +256,7 @@ def build_app(service: Service) -> FastAPI:
 
         async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
             if (scope["type"] == "http" and scope["method"] == "POST"
-                    and _is_events_path(scope["path"])):
+                    and is_events_path(scope["path"])):
                 await _drain_and_measure(scope, receive, send, _events)
             else:
                 await _drain_and_measure(scope, receive, send, self.app)
@@ -307,12 +308,12 @@ def build_app(service: Service) -> FastAPI:
             if sender is None:
                 raise ServiceProblem(401, "unknown_source", f"no event source '{source}' in "
                                      "the service section", "source")
-            body = await _read(headers.get("content-length"), chunks,
+            body = await read_body(headers.get("content-length"), chunks,
                                service.settings.max_body_bytes)
             verify(sender.secret.reveal(), headers.get(TIMESTAMP_HEADER),
                    headers.get(SIGNATURE_HEADER), body)
             service.rates.take(source, sender.max_requests_per_minute)
-            if len(body) > _INLINE_BODY_BYTES:  # a big list: normalised off the event loop
+            if len(body) > INLINE_BODY_BYTES:  # a big list: normalised off the event loop
                 events = await run_in_threadpool(_normalise, body)
             else:
                 events = _normalise(body)
@@ -345,7 +346,7 @@ def build_app(service: Service) -> FastAPI:
             while True:
                 message = await receive()
                 if message["type"] == "http.disconnect":
-                    raise _Gone()
+                    raise Gone()
                 yield message.get("body", b"")
                 if not message.get("more_body", False):
                     return
@@ -354,7 +355,7 @@ def build_app(service: Service) -> FastAPI:
         try:
             answer = await intake(scope["path"][len(EVENTS_PREFIX):], Headers(scope=scope),
                                   chunks())
-        except _Gone:
+        except Gone:
             return  # the sender went away before its body arrived: nothing was stored
         await answer(scope, receive, send)
 
@@ -367,7 +368,7 @@ def build_app(service: Service) -> FastAPI:
         """A Slack button click or modal submission, signed with the Slack app's signing
         secret: 200 at once (empty, as Slack expects); the answer is recorded in the
         background by the clicking user's e-mail."""
-        body = await _body(request, service.settings.max_body_bytes)
+        body = await body_of(request, service.settings.max_body_bytes)
         await run_in_threadpool(take_interaction, service, body, request.headers)
         return Response(status_code=200)
 
@@ -409,7 +410,7 @@ def build_app(service: Service) -> FastAPI:
               responses=_errors(400, 404, 409, *_AUTHENTICATED))
     def answer(run_id: str, step_id: str, body: AnswerBody, who: Approver) -> JSONResponse:
         """Approve or reject a waiting step as the caller; the run goes on."""
-        with service.operations, bound(run_id=run_id):
+        with service.operation(run_id), bound(run_id=run_id):
             result = runs.answer(service.journal, service.host, run_id, step_id, body.decision,
                                  by=who.name, comment=body.comment,
                                  config_path=service.config_path)
@@ -422,7 +423,7 @@ def build_app(service: Service) -> FastAPI:
               responses=_errors(400, 404, 409, *_AUTHENTICATED))
     def cancel(run_id: str, who: Responder, body: CancelBody | None = None) -> dict[str, Any]:
         """Cancel a run that has not ended."""
-        with service.operations, bound(run_id=run_id):
+        with service.operation(run_id), bound(run_id=run_id):
             outcome = runs.cancel(service.journal, service.host, run_id, by=who.name,
                                   reason=body.reason if body else None,
                                   config_path=service.config_path)
@@ -433,7 +434,7 @@ def build_app(service: Service) -> FastAPI:
     def undo(run_id: str, who: Responder, body: UndoBody | None = None) -> dict[str, Any]:
         """Undo a run's changes (one step's), as an undo run of its own."""
         body = body or UndoBody()
-        with service.operations, bound(run_id=run_id):
+        with service.operation(run_id), bound(run_id=run_id):
             plan = runs.prepare_undo(service.journal, service.host, run_id, step=body.step,
                                      config_path=service.config_path)
             result = runs.undo(service.journal, service.host, plan, by=who.name,
@@ -447,7 +448,7 @@ def build_app(service: Service) -> FastAPI:
               responses=_errors(400, 404, 409, *_AUTHENTICATED))
     def rerun(run_id: str, who: Responder) -> dict[str, Any]:
         """A new run of an ended (failed or cancelled) run's playbook, linked to it."""
-        with service.operations, bound(run_id=run_id):
+        with service.operation(run_id), bound(run_id=run_id):
             outcome = runs.rerun(service.journal, service.host, run_id, by=who.name,
                                  config_path=service.config_path)
         return {"by": who.name, "parent_run_id": outcome.parent_run_id, "run": outcome.record}
@@ -483,38 +484,6 @@ def _summary(run: dict[str, Any]) -> dict[str, Any]:
     keep = ("run_id", "playbook", "status", "kind", "parent_run_id", "created_at",
             "updated_at", "playbook_sha256")
     return {key: run.get(key) for key in keep}
-
-
-EVENTS_PREFIX = "/v1/events/"
-_INLINE_BODY_BYTES = 64 * 1024  # normalised on the event loop up to this size (~40 us/event)
-
-
-class _Gone(Exception):
-    """The client disconnected while sending its body."""
-
-
-def _is_events_path(path: str) -> bool:
-    return (path.startswith(EVENTS_PREFIX) and len(path) > len(EVENTS_PREFIX)
-            and "/" not in path[len(EVENTS_PREFIX):])
-
-
-async def _read(declared: str | None, chunks: AsyncIterator[bytes], limit: int) -> bytes:
-    """The raw body, refused (413) past `limit` bytes whatever Content-Length says."""
-    too_big = ServiceProblem(413, "too_large", f"the body is larger than {limit} bytes "
-                             "(service.max_body_bytes): send fewer events a request", "body")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_big
-    parts, size = [], 0
-    async for chunk in chunks:
-        size += len(chunk)
-        if size > limit:
-            raise too_big
-        parts.append(chunk)
-    return b"".join(parts)
-
-
-async def _body(request: Request, limit: int) -> bytes:
-    return await _read(request.headers.get("content-length"), request.stream(), limit)
 
 
 __all__ = ["build_app"]

@@ -2,8 +2,11 @@
 
 The intake worker takes pending intake items and triages and responds to each
 (`triage.respond.respond`), at most `workers` at a time, and marks each done with the runs it
-started. The timer calls `runs.resume_all` every `tick` seconds: a wait whose deadline passed is
-settled, and a run whose writer died (its lease lapsed) is taken over and finished.
+started. The timer (`timer.WaitTimer`) settles each wait at its deadline, found by the journal's
+index of open waits, sleeping until the earliest one (at most `tick` seconds), and takes over a
+run whose writer died (its lease lapsed). Every operation on a run (the timer's, an answer, a
+cancel) holds that run's lock (`run_locks.RunLocks`): one thread drives a run at a time, and
+operations on different runs do not wait for each other.
 
 Two more threads: the answers thread records the chat interactions a request verified and
 stored (a Slack click is answered 200 at once; who clicked is asked of Slack and the answer
@@ -14,14 +17,16 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from typing import Any, cast
 
 from .. import runs
 from ..config import Config
 from ..errors import ConfigError
 from ..journal import Journal
+from ..kinds import EventType
 from ..plugins import PluginHost
 from ..triage import Triage, event_from_dict
 from ..triage.respond import respond
@@ -30,28 +35,35 @@ from .logs import bound
 from .metrics import ServiceMetrics
 from .observe import RunMetrics
 from .poller import IntakePoller
+from .run_locks import RunLocks
+from .timer import WaitTimer
 
 log = logging.getLogger("crownguard.service")
 
 
-class _OneAtATime:
-    """A Triage whose triage_event runs under a lock: its score cache and history are not
-    shared safely between threads; the runs it chooses then go on in parallel."""
+class _OnePerPerson:
+    """A Triage whose triage_event runs one at a time per person (the event's actor): a
+    person's score reads their risk history and then records the event in it, so two of one
+    person's events must not interleave (the second would miss the first's volume and
+    violation); different people's events go on side by side. Locks are striped by person, so
+    their number stays fixed however many people the feed brings.
+
+    The claim needs no lock of ours: the dedupe store claims in one transaction (SQLite's
+    BEGIN IMMEDIATE, PostgreSQL's row lock), correct across threads and processes alike."""
+
+    STRIPES = 64
 
     def __init__(self, triage: Triage):
         self._triage = triage
-        self._lock = threading.Lock()
+        self._stripes = [threading.Lock() for _ in range(self.STRIPES)]
 
-    def triage_event(self, *args: Any, **kwargs: Any) -> Any:
-        with self._lock:
-            return self._triage.triage_event(*args, **kwargs)
-
-    def claim(self, *args: Any, **kwargs: Any) -> Any:
-        with self._lock:
-            return self._triage.claim(*args, **kwargs)
+    def triage_event(self, event: Any, *args: Any, **kwargs: Any) -> Any:
+        person = getattr(getattr(event, "actor", None), "email", None)
+        with self._stripes[hash(person) % self.STRIPES]:
+            return self._triage.triage_event(event, *args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
-        # The rest (its router, whose dedupe store is thread-safe) is the Triage's own.
+        # The rest (claim, its router, whose dedupe store is thread-safe) is the Triage's own.
         return getattr(self._triage, name)
 
 
@@ -72,9 +84,9 @@ def _log_run(record: dict[str, Any]) -> None:
 class Background:
     def __init__(self, store: IntakeStore, journal: Journal, host: PluginHost, config: Config,
                  triage: Triage, metrics: ServiceMetrics, *, config_path: str | None,
-                 workers: int, tick: float, operations: threading.RLock):
+                 workers: int, tick: float, locks: RunLocks | None = None):
         self.store, self.journal, self.host, self.config = store, journal, host, config
-        self.triage = cast(Triage, _OneAtATime(triage))
+        self.triage = cast(Triage, _OnePerPerson(triage))
         self.metrics = metrics
         # Runs ended, step durations and vendor errors of every run this process drives.
         self.observe = RunMetrics(metrics, lambda name: triage.router.playbooks.get(name),
@@ -82,7 +94,10 @@ class Background:
         self.config_path = config_path
         self.workers = workers
         self.tick = tick
-        self.operations = operations  # held by the timer and by the API's run operations
+        self.locks = locks if locks is not None else RunLocks()  # the API's operations too
+        self.timer = WaitTimer(journal, host, self.locks, config_path=config_path,
+                               on_event=self._observed, tick=tick)
+        self._timer_wake = threading.Event()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._pool = ThreadPoolExecutor(max(workers, 1), thread_name_prefix="crownguard-intake")
@@ -91,9 +106,9 @@ class Background:
         self._threads: list[threading.Thread] = []
         self._answer_wake = threading.Event()
         self.poller: IntakePoller | None = None
-        # How runs start and resume: here, or handed to workers (serve --broker: worker/).
+        # How runs start: here, or handed to workers (serve --broker: worker/serving.py, which
+        # also puts a sweeper in the timer's place).
         self.respond: Callable[..., list[Any]] = respond
-        self.resume_all: Callable[..., runs.ResumeAll] = runs.resume_all
         metrics.dead_letter_counts = store.dead_letter_counts
 
     def start(self) -> None:
@@ -152,7 +167,7 @@ class Background:
         try:
             event = event_from_dict(item.event, origin=f"intake item {item.id}")
             responses = self.respond(self.triage, self.host, self.config, [event],
-                                     journal=self.journal, on_event=self.observe)
+                                     journal=self.journal, on_event=self._observed)
             started = [r for response in responses for r in response.runs]
             for record in started:
                 self.metrics.runs_started.labels(playbook=str(record.get("playbook"))).inc()
@@ -203,12 +218,12 @@ class Background:
             if reply.get("note"):
                 log.warning("%s: answering as %s alone: %s", where, reply["by"],
                             redact(str(reply["note"])))
-            with self.operations:
+            with self.operation(str(reply["run_id"])):
                 result = runs.answer(self.journal, self.host, str(reply["run_id"]),
                                      str(reply["step_id"]), str(reply["decision"]),
                                      by=str(reply["by"]), comment=reply.get("comment"),
                                      aliases=[str(a) for a in reply.get("aliases") or ()],
-                                     config_path=self.config_path, on_event=self.observe)
+                                     config_path=self.config_path, on_event=self._observed)
         except Exception as exc:  # not waiting any more, no such run...: said, kept, counted
             reason = redact(f"{type(exc).__name__}: {exc}")[:500]
             self.metrics.slack_interactions.labels("failed").inc()
@@ -231,18 +246,39 @@ class Background:
 
     # the timer ----------------------------------------------------------------------------------
 
+    @contextmanager
+    def operation(self, run_id: str) -> Iterator[str]:
+        """Hold the run's lock (the run named by id or unique prefix) for an operation on it;
+        the full run id is given to the block."""
+        full = runs.find_run(self.journal, run_id).run_id
+        with self.locks.hold(full):
+            yield full
+
+    def _observed(self, event: dict[str, Any]) -> None:
+        """Every event of the runs this process drives: metrics, and a wait with a deadline
+        wakes the timer (it may now be the earliest one)."""
+        self.observe(event)
+        if event.get("type") == EventType.STEP_WAITING and event.get("expires_at"):
+            self._timer_wake.set()
+
     def _timer(self) -> None:
-        while not self._stop.wait(self.tick):
+        pause = 0.0  # a first pass at once: runs a crashed process left are taken over now
+        while not self._stop.is_set():
+            self._timer_wake.wait(pause)
+            self._timer_wake.clear()
+            if self._stop.is_set():
+                return
             try:
                 self.settle()
+                pause = self.timer.pause()
             except Exception as exc:
                 log.error("timer: %s", self.config.redactor.redact(str(exc)))
+                pause = self.tick
 
     def settle(self) -> runs.ResumeAll:
         """Resume what is due now: expired waits, answered waits, runs whose writer died."""
-        with self.operations, bound():
-            done = self.resume_all(self.journal, self.host, config_path=self.config_path,
-                                   on_event=self.observe)
+        with bound():
+            done = self.timer.settle()
         self.metrics.waits_settled.inc(len(done.resumed))
         self.metrics.timer_failures.inc(len(done.failed))
         for failure in done.failed:
@@ -256,6 +292,7 @@ class Background:
         """Take no more items; let those in progress finish within `grace` seconds. Those
         that do not are handed back (pending again for the next process); False then."""
         self._stop.set()
+        self._timer_wake.set()
         self._wake.set()
         self._answer_wake.set()
         for thread in self._threads:

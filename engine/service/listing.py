@@ -31,7 +31,48 @@ def decode_cursor(cursor: str) -> tuple[str, int]:
                              "(take next_cursor from the previous page)", "cursor") from None
 
 
-class RunListing:
+class RunPages:
+    """Run pages, counts and playbook names from the journal's runs table (for the API and
+    the console): `RunListing` reads a SQLite journal's file, `PostgresRunListing`
+    (listing_pg) a PostgreSQL journal's database."""
+
+    def _page_rows(self, status: str | None, playbook: str | None, after: tuple[Any, ...],
+                   limit: int) -> list[RunRecord]:
+        raise NotImplementedError
+
+    def count(self, status: str) -> int:
+        raise NotImplementedError
+
+    def status_counts(self, playbook: str | None) -> dict[str, int]:
+        """How many runs have each status (of one playbook's, when given)."""
+        raise NotImplementedError
+
+    def playbook_names(self) -> list[str]:
+        """The names of the playbooks the journal has runs of."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def page(self, *, status: str | None, playbook: str | None, limit: int,
+             cursor: str | None) -> tuple[list[RunRecord], str | None]:
+        if status is not None:
+            try:
+                status = str(RunStatus(status))
+            except ValueError:
+                known = ", ".join(str(s) for s in RunStatus)
+                raise ServiceProblem(400, "bad_parameter", f"status must be one of {known}, "
+                                     f"not {status!r}", "status") from None
+        if not 1 <= limit <= MAX_PAGE:
+            raise ServiceProblem(400, "bad_parameter", f"limit must be 1 to {MAX_PAGE}", "limit")
+        after: tuple[Any, ...] = decode_cursor(cursor) if cursor else (None, None)
+        found = self._page_rows(status, playbook, after, limit + 1)
+        more = len(found) > limit
+        found = found[:limit]
+        return found, encode_cursor(found[-1]) if more else None
+
+
+class RunListing(RunPages):
     """Reads the journal's runs table (the same file) for pages the journal's API lacks."""
 
     def __init__(self, path: str | Path):
@@ -50,25 +91,23 @@ class RunListing:
             return int(self._db.execute("SELECT COUNT(*) FROM runs WHERE status = ?",
                                         (status,)).fetchone()[0])
 
-    def page(self, *, status: str | None, playbook: str | None, limit: int,
-             cursor: str | None) -> tuple[list[RunRecord], str | None]:
-        if status is not None:
-            try:
-                status = str(RunStatus(status))
-            except ValueError:
-                known = ", ".join(str(s) for s in RunStatus)
-                raise ServiceProblem(400, "bad_parameter", f"status must be one of {known}, "
-                                     f"not {status!r}", "status") from None
-        if not 1 <= limit <= MAX_PAGE:
-            raise ServiceProblem(400, "bad_parameter", f"limit must be 1 to {MAX_PAGE}", "limit")
-        after: tuple[Any, ...] = decode_cursor(cursor) if cursor else (None, None)
+    def status_counts(self, playbook: str | None) -> dict[str, int]:
+        with self._lock:
+            rows = self._db.execute("SELECT status, COUNT(*) FROM runs WHERE (?1 IS NULL OR "
+                                    "playbook = ?1) GROUP BY status", (playbook,)).fetchall()
+        return {str(status): int(count) for status, count in rows}
+
+    def playbook_names(self) -> list[str]:
+        with self._lock:
+            return [str(r[0]) for r in self._db.execute(
+                "SELECT DISTINCT playbook FROM runs ORDER BY 1")]
+
+    def _page_rows(self, status: str | None, playbook: str | None, after: tuple[Any, ...],
+                   limit: int) -> list[RunRecord]:
         with self._lock:
             rows = self._db.execute(
                 "SELECT * FROM runs WHERE (?1 IS NULL OR status = ?1) AND "
                 "(?2 IS NULL OR playbook = ?2) AND (?3 IS NULL OR created_at < ?3 OR "
                 "(created_at = ?3 AND seq < ?4)) ORDER BY created_at DESC, seq DESC LIMIT ?5",
-                (status, playbook, after[0], after[1], limit + 1)).fetchall()
-        found = [record_of(row) for row in rows]
-        more = len(found) > limit
-        found = found[:limit]
-        return found, encode_cursor(found[-1]) if more else None
+                (status, playbook, after[0], after[1], limit)).fetchall()
+        return [record_of(row) for row in rows]

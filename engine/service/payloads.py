@@ -11,15 +11,45 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+import orjson
+
 from ..errors import SpecError
 from ..sources import EventSource, payload_items
 from ..triage import ModelMovementEvent, Policy, normalise_many
 from .problems import ServiceProblem
 
+_ZEROED = bytes.maketrans(b"123456789", b"000000000")  # every digit a 0: runs found by find()
+_RUN = b"0" * 19
+_BEFORE_NUMBER = frozenset(b":[,- \t\r\n")
+
+
+def _long_number(body: bytes) -> bool:
+    """Whether the body may hold a number of 19 digits or more, which orjson would read as a
+    float past 64 bits (the json module keeps it an int). A number starts the body or follows
+    one of `:[,-` or a space; a run of digits after anything else (an Incydr id, "..._118...")
+    is inside a string. A string holding ": 1234..." counts too: the json module reads it."""
+    zeroed = body.translate(_ZEROED)
+    at = zeroed.find(_RUN)
+    while at != -1:
+        if at == 0 or zeroed[at - 1] in _BEFORE_NUMBER:
+            return True
+        end = at + len(_RUN)
+        while end < len(zeroed) and zeroed[end] == 0x30:  # to the end of this run
+            end += 1
+        at = zeroed.find(_RUN, end)
+    return False
+
 
 def parse_json(body: bytes) -> Any:
+    data = None
+    if not _long_number(body):
+        try:
+            data = orjson.loads(body)  # a quarter of the intake's time with the json module
+        except orjson.JSONDecodeError:
+            pass  # the json module decides (NaN, Infinity) and words the error
     try:
-        data = json.loads(body)
+        if data is None:
+            data = json.loads(body)
     except (ValueError, RecursionError) as exc:
         where = f"line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) \
             else ""

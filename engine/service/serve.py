@@ -1,6 +1,6 @@
 """`crownguard serve`: check everything, then run the API, the intake worker and the timer.
 
-    crownguard serve [--config FILE] [--policy FILE] [--journal PATH] [--listen HOST:PORT]
+    crownguard serve [--config FILE] [--policy FILE] [--journal PATH_OR_URL] [--listen HOST:PORT]
                      [--broker redis://...] [--log-format text|json]
 
 On SIGTERM (or Ctrl-C) it answers 503 to new requests, lets intake items in progress finish
@@ -122,7 +122,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     sources = ", ".join(sorted(service.settings.sources or {})) or "none"
     say = _announcer(log_format)
     say(f"crownguard serve: listening on http://{args_host(host_name)}:{sock.getsockname()[1]} "
-        f"(journal {service.journal.path}; {len(service.settings.tokens)} token(s); event "
+        f"(journal {service.journal_name}; {len(service.settings.tokens)} token(s); event "
         f"sources: {sources})")
     try:
         server.run(sockets=[sock])
@@ -201,10 +201,12 @@ def add_command(sub: Any) -> None:
                                                     "`service` section")
     p.add_argument("--policy", metavar="FILE", help="risk and routing policy (merged over "
                                                     "the shipped defaults)")
-    p.add_argument("--journal", metavar="PATH", help="the run journal (default: "
-                                                     "$CROWNGUARD_JOURNAL, else the XDG "
-                                                     "state default); the intake table "
-                                                     "lives in it")
+    p.add_argument("--journal", metavar="PATH_OR_URL",
+                   help="the run journal: a SQLite file or a postgresql:// database (default: "
+                        "$CROWNGUARD_JOURNAL, else the XDG state default); the intake table "
+                        "lives in it. Prefer $CROWNGUARD_JOURNAL or a password file "
+                        "(PGPASSFILE) for a DSN's password: process arguments are visible to "
+                        "other users")
     p.add_argument("--listen", metavar="HOST:PORT", help=f"where to listen (default: "
                                                          f"${ENV_LISTEN}, else {DEFAULT_LISTEN})")
     p.add_argument("--broker", metavar="URL", help="redis://...: enqueue runs for "

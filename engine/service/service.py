@@ -18,9 +18,11 @@ from pathlib import Path
 from ..config import Config, load_config
 from ..errors import FingerprintIndexError, TriageInputError
 from ..journal import SQLiteJournal, open_journal
+from ..journal.postgres import PostgresJournal
+from ..journal.postgres_dedupe import PostgresDedupe
 from ..plugins import PluginHost
 from ..triage import FingerprintIndex, Policy, RoutingSettings, Triage, load_policy
-from ..triage.dedupe import dedupe_path_beside
+from ..triage.dedupe import DedupeStore, dedupe_path_beside
 from ..triage.detection.fetch import fetch_for
 from ..triage.respond import (
     open_dedupe_store,
@@ -29,9 +31,11 @@ from ..triage.respond import (
     triage_with,
 )
 from ..triage.risk.store import SQLiteHistory
+from ..triage.risk.store_pg import PostgresHistory
+from .access_ledger import access_of
 from .background import Background
-from .intake import IntakeStore
-from .listing import RunListing
+from .intake import IntakeStore, SQLiteIntakeStore
+from .listing import RunListing, RunPages
 from .metrics import ServiceMetrics
 from .problems import ServiceProblem
 from .refresher import Refresher, registries_for
@@ -73,8 +77,8 @@ class RateLimiter:
 
 class Service:
     def __init__(self, host: PluginHost, config: Config, settings: ServiceSettings,
-                 policy: Policy, journal: SQLiteJournal, store: IntakeStore,
-                 listing: RunListing, triage: Triage, options: Options, closing: ExitStack,
+                 policy: Policy, journal: SQLiteJournal | PostgresJournal, store: IntakeStore,
+                 listing: RunPages, triage: Triage, options: Options, closing: ExitStack,
                  refresh: RefreshPlan | None = None):
         self.host, self.config, self.settings, self.policy = host, config, settings, policy
         self.journal, self.store, self.listing, self.triage = journal, store, listing, triage
@@ -83,11 +87,12 @@ class Service:
         self.metrics = ServiceMetrics(store.counts)
         self.metrics.waiting_runs = lambda: listing.count("waiting")
         self.rates = RateLimiter()
-        self.operations = threading.RLock()
         self.draining = threading.Event()
         self.background = Background(store, journal, host, config, triage, self.metrics,
                                      config_path=self.config_path, workers=options.workers,
-                                     tick=options.tick, operations=self.operations)
+                                     tick=options.tick)
+        # `with service.operation(run_id) as full_id:` around an API call acting on a run.
+        self.operation = self.background.operation
         self.refresher = None if refresh is None else Refresher(*refresh, self.metrics)
         self._closing = closing
 
@@ -104,19 +109,23 @@ class Service:
             policy = load_policy(options.policy)
             journal = open_journal(options.journal)
             opened.callback(journal.close)
-            if not isinstance(journal, SQLiteJournal):  # the intake queue is SQLite's, so far
-                raise TriageInputError(f"serve: the journal {journal.name} is PostgreSQL; "
-                                       "crownguard serve keeps a SQLite journal for now")
-            store = IntakeStore(journal.path, synchronous=journal.synchronous)
+            store, listing = _intake_and_listing(journal)
             opened.callback(store.close)
-            listing = RunListing(journal.path)
             opened.callback(listing.close)
-            triage = _triage(policy, host, journal.path, config)
+            triage = _triage(policy, host, journal if isinstance(journal, PostgresJournal)
+                             else journal.path, config)
             opened.callback(triage.close)
+            triage.access = access_of(journal)  # grants and denials: context for scoring
             refresh = _refresh_plan(policy, host, config)
             closing = opened.pop_all()
         return cls(host, config, settings, policy, journal, store, listing, triage, options,
                    closing, refresh)
+
+    @property
+    def journal_name(self) -> str:
+        """The journal's file, or its database by user, host, port and name (no password)."""
+        journal = self.journal
+        return journal.name if isinstance(journal, PostgresJournal) else str(journal.path)
 
     def close(self) -> None:
         if self.refresher is not None:
@@ -141,15 +150,37 @@ def _refresh_plan(policy: Policy, host: PluginHost, config: Config) -> RefreshPl
     return routing.fingerprints, host, config, registries, routing.refresh_seconds
 
 
-def _triage(policy: Policy, host: PluginHost, journal: Path, config: Config) -> Triage:
-    """The triage `respond` would build: the policy's dedupe store, else the journal's."""
+def _intake_and_listing(journal: SQLiteJournal | PostgresJournal
+                        ) -> tuple[IntakeStore, RunPages]:
+    """The intake store and the run listing beside the journal, by its kind: its SQLite file,
+    or its PostgreSQL database (whose tables the journal's migrations made)."""
+    if isinstance(journal, PostgresJournal):
+        from .intake_pg import PostgresIntakeStore
+        from .listing_pg import PostgresRunListing
+
+        return PostgresIntakeStore(journal.target.dsn), PostgresRunListing(journal)
+    store = SQLiteIntakeStore(journal.path, synchronous=journal.synchronous)
+    try:
+        return store, RunListing(journal.path)
+    except BaseException:
+        store.close()
+        raise
+
+
+def _triage(policy: Policy, host: PluginHost, journal: Path | PostgresJournal,
+            config: Config) -> Triage:
+    """The triage `respond` would build: the policy's dedupe store, else the journal's (its
+    SQLite neighbour file, or its PostgreSQL database)."""
     routing = RoutingSettings.from_policy(policy)
+    store: DedupeStore
     if routing.dedupe_store is not None:
         store = open_dedupe_store(routing.dedupe_store, f"{policy.source}: routing.dedupe_store: ")
+    elif isinstance(journal, PostgresJournal):
+        store = PostgresDedupe(journal.target.dsn)
     else:
         store = open_dedupe_store(dedupe_path_beside(journal))
     index: FingerprintIndex | None = None
-    history: SQLiteHistory | None = None
+    history: SQLiteHistory | PostgresHistory | None = None
     try:  # the risk history in the same file, shared with respond and triage
         history = open_history(store, writable=True)
         if routing.fingerprints is not None:

@@ -10,6 +10,7 @@ question open is decided by its first bytes, fetched from a content source by SH
 
 from __future__ import annotations
 
+import marshal
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -24,6 +25,7 @@ from .detection.fingerprints import FingerprintIndex
 from .events import DestinationKind, ModelMovementEvent, normalise_many
 from .policy import Policy
 from .risk import InMemoryHistory, RiskScore, score
+from .risk.access_facts import AccessSource
 from .risk.history import RecordingHistory
 from .router import (
     RouteDecision,
@@ -92,22 +94,26 @@ class Triage:
 
     def __init__(self, policy: Policy, router: Router, *, index: FingerprintIndex | None = None,
                  history: RecordingHistory | None = None, sources: Iterable[EventSource] = (),
-                 fetch: ContentFetch | None = None):
+                 fetch: ContentFetch | None = None, access: AccessSource | None = None):
         self.policy = policy
+        self.access = access  # the people's model access requests, read as scoring context
         self.fetch = fetch  # content checks from the source, for open model questions
         self.router = router
         self.index = index
         self.sources = tuple(sources)  # the event sources plugins registered (Incydr's...)
         self.history: RecordingHistory = history if history is not None else InMemoryHistory()
         # The scores of recent events, in two generations of plain dicts (cheaper than an
-        # OrderedDict per event): between RECENT_EVENTS/2 and RECENT_EVENTS are kept.
-        self._scored: dict[tuple[str, str], Any] = {}  # RiskScore.packed()
-        self._scored_before: dict[tuple[str, str], Any] = {}
+        # OrderedDict per event): between RECENT_EVENTS/2 and RECENT_EVENTS are kept. Keys
+        # are strings and scores marshalled bytes (RiskScore.packed()): objects the garbage
+        # collector does not track. As tuples, the six or so a score packs into made the
+        # collector run every hundred events (up to a tenth of triage's time).
+        self._scored: dict[str, bytes] = {}
+        self._scored_before: dict[str, bytes] = {}
 
     def close(self) -> None:
-        """Release the dedupe store's, the index's, the content cache's and the history's
-        files."""
-        for resource in (self.router.store, self.index, self.fetch, self.history):
+        """Release the dedupe store's, the index's, the content cache's, the history's and
+        the access requests' files."""
+        for resource in (self.router.store, self.index, self.fetch, self.history, self.access):
             close = getattr(resource, "close", None)
             if close is not None:
                 close()
@@ -134,15 +140,16 @@ class Triage:
             detection = self.fetch.detect(event, self.index)
         else:
             detection = detect(event, content=content, index=self.index)
-        key = (event.origin, event.id)
+        key = f"{len(event.origin)}:{event.origin}:{event.id}"  # a str: see __init__
         packed = self._scored.get(key) or self._scored_before.get(key)
         if packed is not None:
-            risk = RiskScore.unpacked(packed)
+            # bytes this object marshalled itself, never read from outside
+            risk = RiskScore.unpacked(marshal.loads(packed))  # noqa: S302
         else:
-            risk = score(event, detection, self.policy, self.history)
+            risk = score(event, detection, self.policy, self.history, access=self.access)
             if len(self._scored) >= self.RECENT_EVENTS // 2:
                 self._scored_before, self._scored = self._scored, {}
-            self._scored[key] = risk.packed()
+            self._scored[key] = marshal.dumps(risk.packed())
             self.history.record(event, detection, risk if leaves(event) else None,
                                 violation_level=self.policy.violation_level)
         event = event.with_detection(detection)
@@ -171,12 +178,14 @@ class Triage:
 def build_triage(policy: Policy, host: PluginHost, *, variables: dict[str, Any] | None = None,
                  playbooks: Sequence[Path] = (), store: DedupeStore | None = None,
                  index: FingerprintIndex | None = None,
-                 history: RecordingHistory | None = None) -> Triage:
+                 history: RecordingHistory | None = None,
+                 access: AccessSource | None = None) -> Triage:
     """A Triage set up from the policy's `routing` section (and extra playbook paths).
 
     Candidates: the policy's playbooks, then (unless `shipped_playbooks: false`) the shipped
     ones and those plugins register. `store` and `index` override the policy's files. Raw
-    payloads are read by the event sources the host's plugins register."""
+    payloads are read by the event sources the host's plugins register; `access` (the
+    people's model access requests) is context for scoring."""
     settings = RoutingSettings.from_policy(policy)
     missing = [str(path) for path in settings.playbooks if not path.exists()]
     if missing:
@@ -199,4 +208,4 @@ def build_triage(policy: Policy, host: PluginHost, *, variables: dict[str, Any] 
     router = Router(loaded, window_seconds=settings.window_seconds, store=store,
                     variables=variables)
     return Triage(policy, router, index=index, history=history,
-                  sources=host.event_sources.values())
+                  sources=host.event_sources.values(), access=access)

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from ..config import Config
 from ..errors import FingerprintIndexError, Problem, SpecError, TriageInputError
 from ..journal import Journal
+from ..journal.postgres_dedupe import PostgresDedupe
 from ..kinds import EventType, RunStatus
 from ..plugins import PluginHost
 from ..preflight import Unready, unready
@@ -30,6 +31,7 @@ from .pipeline import Triage, Verdict, build_triage
 from .policy import Policy
 from .risk.history import RecordingHistory
 from .risk.store import SQLiteHistory
+from .risk.store_pg import PostgresHistory
 
 
 @dataclass
@@ -208,10 +210,13 @@ def open_fingerprint_index(path: Path, where: str) -> FingerprintIndex:
         raise TriageInputError(f"{where}: {exc}") from None
 
 
-def open_history(store: DedupeStore, *, writable: bool) -> SQLiteHistory | None:
-    """The risk history in a dedupe store's SQLite file (None for a store in memory or in
-    PostgreSQL: their history is in memory); `writable=False` reads it and records nothing
-    there."""
+def open_history(store: DedupeStore, *, writable: bool
+                 ) -> SQLiteHistory | PostgresHistory | None:
+    """The risk history beside a dedupe store: in its SQLite file, or in the PostgreSQL
+    journal's database for claims kept there (None for a store in memory: its history is in
+    memory); `writable=False` reads it and records nothing there."""
+    if isinstance(store, PostgresDedupe):
+        return PostgresHistory(store.target.dsn, writable=writable)
     if not isinstance(store, SQLiteDedupe):
         return None
     try:

@@ -9,10 +9,15 @@ from typing import Any
 from crownguard.engine import VENDOR_RETRY, ActionContext, AuthError, InputError, action
 
 from .client import HubClient
+from .gated_access import accept, list_requests, reject
 from .restriction import restrict, summarize, unrestrict
 from .schemas import (
+    ANSWER_ACCESS_INPUT,
+    ANSWER_ACCESS_OUTPUT,
     FILES_INPUT,
     FILES_OUTPUT,
+    LIST_ACCESS_INPUT,
+    LIST_ACCESS_OUTPUT,
     LIST_VERSIONS_INPUT,
     LIST_VERSIONS_OUTPUT,
     REPO_INPUT,
@@ -161,4 +166,50 @@ def list_model_files(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, An
             "total_bytes": sum(f["size"] for f in files)}
 
 
-ACTIONS = (get_repo, restrict_repo, unrestrict_repo, list_model_versions, list_model_files)
+@action("huggingface.list_access_requests", connection="huggingface", retry=VENDOR_RETRY,
+        input_schema=LIST_ACCESS_INPUT, output_schema=LIST_ACCESS_OUTPUT)
+def list_access_requests(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
+    """List a gated repo's access requests in one status (default pending), every page.
+
+    `GET /api/{type}s/{repo_id}/user-access-request/{pending|accepted|rejected}`, following
+    `Link: rel="next"`; each with the user, their e-mail when the Hub shares it, when they
+    asked and the gate form's `fields`. Needs write access to the repo.
+    """
+    status = inputs.get("status", "pending")
+    found = list_requests(ctx.client(HubClient), inputs.get("repo_type", "model"),
+                          inputs["repo_id"], status)
+    return {"repo_id": inputs["repo_id"], "status": status, "requests": found}
+
+
+@action("huggingface.accept_access_request", connection="huggingface", retry=VENDOR_RETRY,
+        side_effect=True, undo="huggingface.reject_access_request",
+        undo_with={"repo_id": "${{ output.repo_id }}", "repo_type": "${{ output.repo_type }}",
+                   "user": "${{ output.user }}"},
+        input_schema=ANSWER_ACCESS_INPUT, output_schema=ANSWER_ACCESS_OUTPUT)
+def accept_access_request(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
+    """Give a user access to a gated repo: accept their request, or grant it if they never asked.
+
+    `POST .../user-access-request/handle` `{user, status: accepted}` (or `.../grant`
+    `{user}`). A user accepted already is left as they are: `changed: false`,
+    `pre_existing: accepted`. Needs write access to the repo.
+    """
+    return accept(ctx.client(HubClient), inputs.get("repo_type", "model"), inputs["repo_id"],
+                  inputs["user"])
+
+
+@action("huggingface.reject_access_request", connection="huggingface", retry=VENDOR_RETRY,
+        side_effect=True, undo=None,
+        input_schema=ANSWER_ACCESS_INPUT, output_schema=ANSWER_ACCESS_OUTPUT)
+def reject_access_request(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
+    """Reject a user's access request to a gated repo; for an accepted user, revoke their access.
+
+    `POST .../user-access-request/handle` `{user, status: rejected, rejectionReason}` (the
+    reason is shown to the user: say no more than they should know). `changed: false` when
+    the request is rejected already or the user never asked. Needs write access to the repo.
+    """
+    return reject(ctx.client(HubClient), inputs.get("repo_type", "model"), inputs["repo_id"],
+                  inputs["user"], inputs.get("reason"))
+
+
+ACTIONS = (get_repo, restrict_repo, unrestrict_repo, list_model_versions, list_model_files,
+           list_access_requests, accept_access_request, reject_access_request)

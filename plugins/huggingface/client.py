@@ -177,6 +177,11 @@ class HubClient(VendorClient):
                 return True
         return False
 
+    def grant_access(self, repo_type: str, repo_id: str, user: str, operation: str) -> None:
+        """`POST .../user-access-request/grant`: access for a user who never asked."""
+        self.request("POST", repo_path(repo_type, repo_id, "user-access-request", "grant"),
+                     operation=operation, json_body={"user": user})
+
     def handle_access(self, repo_type: str, repo_id: str, user: str, status: str,
                       operation: str, reason: str | None = None) -> None:
         body: dict[str, Any] = {"user": user, "status": status}

@@ -114,10 +114,35 @@ class HubMock(MockServer):
                 self.request_access(repo_id, user, "pending", kind=kind)
 
     def request_access(self, repo_id: str, user: str, status: str = "pending", *,
-                       kind: str = "models") -> None:
+                       kind: str = "models", email: str | None = None,
+                       fields: dict[str, Any] | None = None) -> None:
+        """A user's request, as the gate form sends it (`fields`: the form's answers; `email`:
+        shared with the repo's organisation)."""
         with self.state_lock:
             self.repos[(kind, repo_id)]["requests"][user] = {
-                "status": status, "timestamp": _now(), "requestId": secrets.token_hex(8)}
+                "status": status, "timestamp": _now(), "requestId": secrets.token_hex(8),
+                "email": email, "fields": dict(fields or {}), "rejectionReason": None}
+
+    def access_status(self, repo_id: str, user: str, kind: str = "models") -> str | None:
+        request = self.repos[(kind, repo_id)]["requests"].get(user)
+        return None if request is None else str(request["status"])
+
+    # scenario seeding -----------------------------------------------------------------------
+
+    def seed_repos(self, items: list[dict[str, Any]]) -> None:
+        """`{repo_id, kind, private, gated, files}`."""
+        for item in items:
+            self.add_repo(str(item["repo_id"]), kind=item.get("kind", "models"),
+                          private=bool(item.get("private", False)),
+                          gated=item.get("gated", "manual"),
+                          files=tuple(item.get("files") or ("config.json",)))
+
+    def seed_access_requests(self, items: list[dict[str, Any]]) -> None:
+        """`{repo_id, user, status, email, fields}` (the repo must exist)."""
+        for item in items:
+            self.request_access(str(item["repo_id"]), str(item["user"]),
+                                item.get("status", "pending"), kind=item.get("kind", "models"),
+                                email=item.get("email"), fields=item.get("fields"))
 
     def commit(self, repo_id: str, contents: dict[str, bytes], *,
                kind: str = "models") -> None:
@@ -349,8 +374,10 @@ class HubMock(MockServer):
         if start + self.page_size < len(matching):
             query = urlencode({"cursor": start + self.page_size})
             headers["Link"] = f'<{self.base_url}{request.path}?{query}>; rel="next"'
-        body = [{"user": {"user": user, "fullname": user.title(), "avatarUrl": ""},
-                 "requestId": r["requestId"], "status": r["status"], "timestamp": r["timestamp"]}
+        body = [{"user": {"user": user, "fullname": user.title(), "avatarUrl": "",
+                          **({"email": r["email"]} if r.get("email") else {})},
+                 "requestId": r["requestId"], "status": r["status"], "timestamp": r["timestamp"],
+                 **({"fields": r["fields"]} if r.get("fields") else {})}
                 for user, r in page]
         return self.json_response(body, 200, headers)
 
@@ -368,7 +395,12 @@ class HubMock(MockServer):
                          if r["requestId"] == body["requestId"]), None)
         if user not in repo["requests"]:
             return self.hub_error(404, "Access request not found")
-        repo["requests"][user].update(status=body["status"], timestamp=_now())
+        reason = body.get("rejectionReason")
+        if reason is not None and not isinstance(reason, str):
+            return self.hub_error(400, "rejectionReason must be a string")
+        repo["requests"][user].update(
+            status=body["status"], timestamp=_now(),
+            rejectionReason=reason if body["status"] == "rejected" else None)
         return {}
 
     @route("POST", REPO + "/user-access-request/grant")
@@ -382,5 +414,6 @@ class HubMock(MockServer):
         if repo["requests"].get(user, {}).get("status") == "accepted":
             return self.hub_error(400, "User already has access to the repo")
         repo["requests"][user] = {"status": "accepted", "timestamp": _now(),
-                                  "requestId": secrets.token_hex(8)}
+                                  "requestId": secrets.token_hex(8), "email": None,
+                                  "fields": {}, "rejectionReason": None}
         return {"user": user, "status": "accepted", "time": time.time()}

@@ -169,3 +169,46 @@ FILES_OUTPUT: dict[str, Any] = {
         "total_bytes": {"type": "integer"},
     },
 }
+
+ACCESS_REQUEST = {"type": "object", "required": ["user", "status"], "properties": {
+    "user": {"type": "string"}, "fullname": {"type": ["string", "null"]},
+    "email": {"type": ["string", "null"]}, "status": {"enum": ["pending", "accepted",
+                                                                "rejected"]},
+    "timestamp": {"type": ["string", "null"]},
+    "fields": {"type": "object", "description": "the gate form's answers"}}}
+
+LIST_ACCESS_INPUT: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["repo_id"],
+    "properties": {"repo_id": REPO_ID, "repo_type": REPO_TYPE,
+                   "status": {"enum": ["pending", "accepted", "rejected"],
+                              "default": "pending"}},
+}
+
+LIST_ACCESS_OUTPUT: dict[str, Any] = {
+    "type": "object",
+    "required": ["repo_id", "status", "requests"],
+    "properties": {"repo_id": {"type": "string"}, "status": {"type": "string"},
+                   "requests": {"type": "array", "items": ACCESS_REQUEST}},
+}
+
+ANSWER_ACCESS_INPUT: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["repo_id", "user"],
+    "properties": {"repo_id": REPO_ID, "repo_type": REPO_TYPE, "user": USER,
+                   "reason": {"type": "string", "maxLength": 500,
+                              "description": "shown to the user (rejections only)"}},
+}
+
+ANSWER_ACCESS_OUTPUT: dict[str, Any] = {
+    "type": "object",
+    "required": ["repo_id", "user", "changed", "previous_status"],
+    "properties": {"repo_id": {"type": "string"}, "repo_type": {"type": "string"},
+                   "user": {"type": "string"}, "status": {"type": ["string", "null"]},
+                   "previous_status": {"type": ["string", "null"]},
+                   "changed": {"type": "boolean"},
+                   "pre_existing": {"type": ["string", "null"]},
+                   "revoked": {"type": "boolean"}},
+}

@@ -100,10 +100,16 @@ def _texts(parent: Mapping[str, Any], keys: tuple[str, ...], section: str,
            origin: str) -> list[str | None]:
     """Several optional string fields at once (one call per object, not per field: this is
     the hot path of triage)."""
-    get = parent.get
-    return [(v if (v := get(key)).__class__ is str
-             else None if v is None else _as_text(v, f"{section}.{key}", origin)) or None
-            for key in keys]
+    values = list(map(parent.get, keys))
+    if not _TEXT_TYPES.issuperset(map(type, values)):  # a number, or a broken field
+        values = [None if v is None else _as_text(v, f"{section}.{key}", origin)
+                  for key, v in zip(keys, values, strict=True)]
+    if "" in values:  # an empty string says no more than a missing field
+        values = [v or None for v in values]
+    return values
+
+
+_TEXT_TYPES = frozenset({str, type(None)})
 
 
 def _int(parent: Mapping[str, Any], key: str, where: str, origin: str) -> int | None:

@@ -7,13 +7,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from crownguard.engine import VENDOR_RETRY, ActionContext, ConfigError, action
+from crownguard.engine import VENDOR_RETRY, ActionContext, ConfigError, action, unquote
+from crownguard.plugins._nudge import escape_mrkdwn
+from crownguard.plugins.slack.blocks import approval_blocks
 from crownguard.plugins.slack.client import SlackClient
 from crownguard.plugins.slack.interactions import answer_from_payload, payload_from_body
 from crownguard.plugins.slack.messages import nudge, post, retract
 from crownguard.plugins.slack.schemas import (
     DELETE_MESSAGE_INPUT,
     DELETE_MESSAGE_OUTPUT,
+    DIRECT_MESSAGE_INPUT,
+    DIRECT_MESSAGE_OUTPUT,
     PARSE_INTERACTION_INPUT,
     PARSE_INTERACTION_OUTPUT,
     POST_MESSAGE_INPUT,
@@ -79,6 +83,36 @@ def post_message(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
 
 
 @action(
+    "slack.send_direct_message",
+    side_effect=True,
+    undo="slack.delete_message",
+    undo_with={"channel": "${{ output.channel }}", "ts": "${{ output.ts }}"},
+    connection="slack",
+    retry=VENDOR_RETRY,
+    markup=("text", "blocks"),
+    input_schema=DIRECT_MESSAGE_INPUT,
+    output_schema=DIRECT_MESSAGE_OUTPUT,
+)
+def send_direct_message(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, Any]:
+    """Send a person a direct message from the app, found by their e-mail address.
+
+    users.lookupByEmail, conversations.open, then as slack.post_message in that DM (escaped
+    text unless allow_markup, optional blocks, `changed: false` when this step's message is
+    there already). With `approval`, the message ends with Approve and Deny buttons whose
+    clicks answer that run id and step through the service's Slack endpoint. Scopes:
+    users:read.email, im:write, chat:write, im:history. Undo: slack.delete_message.
+    """
+    client = ctx.client(SlackClient)
+    channel = client.open_dm(client.lookup_user_by_email(inputs["email"])["id"])
+    rest = {k: v for k, v in inputs.items() if k not in ("email", "approval")}
+    approval = inputs.get("approval")
+    if approval:  # the text goes into the blocks escaped, as post() escapes it
+        rest["blocks"] = approval_blocks(escape_mrkdwn(unquote(inputs["text"])),
+                                         approval["run_id"], approval["step_id"])
+    return post(ctx, client, {**rest, "channel": channel})
+
+
+@action(
     "slack.retract_message",
     side_effect=True,
     connection="slack",
@@ -141,4 +175,5 @@ def parse_interaction(ctx: ActionContext, inputs: dict[str, Any]) -> dict[str, A
     return answer_from_payload(payload_from_body(body))
 
 
-ACTIONS = (send_nudge, post_message, retract_message, delete_message, parse_interaction)
+ACTIONS = (send_nudge, post_message, send_direct_message, retract_message, delete_message,
+           parse_interaction)

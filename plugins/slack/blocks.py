@@ -19,8 +19,12 @@ JUSTIFICATION_BLOCK = "crownguard_justification"
 JUSTIFICATION_ACTION = "justification"
 CHOICE_BLOCK = "crownguard_choice"  # a radio group in a modal (view_submission)
 CHOICE_ACTION = "choice"
-ACTION_CHOICES = {"crownguard_mistake": "mistake", "crownguard_business_reason": "business_reason"}
-CHOICES = ("mistake", "business_reason")
+NUDGE_ACTIONS = {"crownguard_mistake": "mistake", "crownguard_business_reason": "business_reason"}
+# An approver's buttons (an access request, slack.send_direct_message's `approval`).
+APPROVAL_ACTIONS = {"crownguard_approve": "approve", "crownguard_deny": "deny"}
+ACTION_CHOICES = {**NUDGE_ACTIONS, **APPROVAL_ACTIONS}
+CHOICES = ("mistake", "business_reason", "approve", "deny")
+DENYING_CHOICES = ("deny",)  # answered as a rejection
 REFERENCE_VERSION = 1
 
 SECTION_LIMIT = 3000      # characters of text in one section block
@@ -57,7 +61,7 @@ def nudge_blocks(content: NudgeContent, *, run_id: str | None = None,
                     "multiline": True, "max_length": JUSTIFICATION_LIMIT},
     })
     buttons = []
-    for action_id, choice in ACTION_CHOICES.items():
+    for action_id, choice in NUDGE_ACTIONS.items():
         label = content.button_mistake if choice == "mistake" else content.button_reason
         button: dict[str, Any] = {
             "type": "button", "action_id": action_id,
@@ -92,3 +96,16 @@ def split_sections(text: str, limit: int = SECTION_LIMIT) -> list[str]:
 
 def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def approval_blocks(text: str, run_id: str, step_id: str) -> list[dict[str, Any]]:
+    """A message with Approve and Deny buttons whose values name `run_id` and `step_id`."""
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": part}}
+                                     for part in split_sections(text)]
+    buttons = [{"type": "button", "action_id": action_id,
+                "text": {"type": "plain_text", "text": choice.title()},
+                "style": "primary" if choice == "approve" else "danger",
+                "value": encode_reference(run_id, step_id, choice)}
+               for action_id, choice in APPROVAL_ACTIONS.items()]
+    blocks.append({"type": "actions", "block_id": ANSWER_BLOCK, "elements": buttons})
+    return blocks

@@ -10,6 +10,7 @@ from typing import Any
 
 from crownguard.engine import ActionContext, BadResponse
 from crownguard.plugins.slack.actions import parse_interaction
+from crownguard.plugins.slack.blocks import DENYING_CHOICES
 from crownguard.plugins.slack.client import SlackClient
 from crownguard.plugins.slack.identity import answerer
 
@@ -39,5 +40,6 @@ def resolve(connections: Any, parsed: Mapping[str, Any]) -> dict[str, Any]:
     who = answerer(ctx.client(SlackClient), str(parsed["user"]))
     comment = str(parsed["choice"]) + (f": {parsed['justification']}"
                                        if parsed.get("justification") else "")
-    return {"run_id": parsed["run_id"], "step_id": parsed["step_id"], "decision": "approve",
+    decision = "reject" if parsed["choice"] in DENYING_CHOICES else "approve"
+    return {"run_id": parsed["run_id"], "step_id": parsed["step_id"], "decision": decision,
             "by": who.by, "aliases": list(who.aliases), "comment": comment, "note": who.note}

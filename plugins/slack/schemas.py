@@ -73,6 +73,26 @@ POST_MESSAGE_INPUT: dict[str, Any] = {
 }
 POST_MESSAGE_OUTPUT = _MESSAGE_OUTPUT
 
+DIRECT_MESSAGE_INPUT: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["email", "text"],
+    "properties": {
+        "email": {"type": "string", "minLength": 3, "maxLength": 320,
+                  "description": "The person's e-mail address (users.lookupByEmail)."},
+        **{k: v for k, v in POST_MESSAGE_INPUT["properties"].items() if k != "channel"},
+        "approval": {"type": "object", "additionalProperties": False,
+                     "required": ["run_id", "step_id"],
+                     "description": "Add Approve and Deny buttons answering this run id and "
+                                    "step (POST /v1/slack/interactions); replaces `blocks`.",
+                     "properties": {"run_id": {"type": "string", "minLength": 1,
+                                               "maxLength": 200},
+                                    "step_id": {"type": "string", "minLength": 1,
+                                                "maxLength": 200}}},
+    },
+}
+DIRECT_MESSAGE_OUTPUT = _MESSAGE_OUTPUT
+
 DELETE_MESSAGE_INPUT: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,

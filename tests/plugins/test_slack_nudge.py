@@ -23,6 +23,7 @@ from crownguard.plugins.slack.actions import (
     delete_message,
     post_message,
     retract_message,
+    send_direct_message,
     send_nudge,
 )
 from crownguard.plugins.slack.mock import ALL_SCOPES, SlackMock
@@ -157,6 +158,44 @@ def test_send_nudge_reply_step_names_the_step_that_waits(slack: SlackMock, confi
     buttons = next(b for b in blocks_of(slack, out["channel"], out["ts"])
                    if b["type"] == "actions")["elements"]
     assert {json.loads(b["value"])["step_id"] for b in buttons} == {"await_answer"}
+
+
+# --- send_direct_message -------------------------------------------------------------------------
+
+
+def test_send_direct_message_finds_the_person_escapes_and_is_idempotent(
+        slack: SlackMock, config: Config, ada: str, call: Any) -> None:
+    inputs = {"email": "ada@example.com", "text": "Your request <!here> for *fraud-model*"}
+    out = call(send_direct_message, inputs, config, step_id="confirm")
+    again = call(send_direct_message, inputs, config, step_id="confirm")
+
+    assert out["channel"] == slack.dm_of(ada) and out["changed"] is True
+    assert again == {**out, "changed": False}
+    [message] = slack.messages(out["channel"])
+    assert message["text"] == "Your request &lt;!here&gt; for *fraud-model*"
+    assert slack.calls_to("GET", "/api/users.lookupByEmail")[0].arg("email") == \
+        "ada@example.com"
+
+
+def test_send_direct_message_with_approval_buttons_names_run_and_step(
+        slack: SlackMock, config: Config, ada: str, call: Any) -> None:
+    out = call(send_direct_message, {"email": "ada@example.com", "text": "Grant <b>?",
+                                     "approval": {"run_id": "run-9", "step_id": "decide"}},
+               config, step_id="ask")
+    blocks = blocks_of(slack, out["channel"], out["ts"])
+    section = next(b for b in blocks if b["type"] == "section")["text"]["text"]
+    assert section == "Grant &lt;b&gt;?"  # escaped in the blocks as in the text
+    buttons = next(b for b in blocks if b["type"] == "actions")["elements"]
+    values = [json.loads(b["value"]) for b in buttons]
+    assert {(v["run_id"], v["step_id"]) for v in values} == {("run-9", "decide")}
+    assert sorted(v["choice"] for v in values) == ["approve", "deny"]
+
+
+def test_send_direct_message_to_an_unknown_person_is_not_found(
+        slack: SlackMock, config: Config, call: Any) -> None:
+    with pytest.raises(NotFoundError):
+        call(send_direct_message, {"email": "nobody@example.com", "text": "hi"}, config)
+    assert not slack.calls_to("POST", "/api/chat.postMessage")
 
 
 # --- post_message and delete_message ------------------------------------------------------------

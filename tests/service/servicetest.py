@@ -165,15 +165,17 @@ def wait_for(check: Callable[[], Any], timeout: float = 20.0, what: str = "") ->
         time.sleep(0.1)
 
 
-def start_service(files: dict[str, Any], journal: Path, env: dict[str, str] | None = None,
-                  timeout: float = 60.0) -> Served:
+def start_service(files: dict[str, Any], journal: Path | None,
+                  env: dict[str, str] | None = None, timeout: float = 60.0) -> Served:
+    """`journal` None: no --journal argument (the environment's CROWNGUARD_JOURNAL, as a
+    PostgreSQL DSN with its password is given: never in the process's arguments)."""
     environ = {**os.environ, **files["env"], "CROWNGUARD_TIMER_SECONDS": "0.2",
                "CROWNGUARD_GRACE_SECONDS": "10", **(env or {})}
     environ.pop("CROWNGUARD_LISTEN", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "crownguard.engine.cli", "serve", "--config",
-         str(files["config"]), "--policy", str(files["policy"]), "--journal", str(journal),
-         "--listen", "127.0.0.1:0"],
+         str(files["config"]), "--policy", str(files["policy"]),
+         *([] if journal is None else ["--journal", str(journal)]), "--listen", "127.0.0.1:0"],
         env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     log: list[str] = []
     ready = threading.Event()
@@ -192,7 +194,7 @@ def start_service(files: dict[str, Any], journal: Path, env: dict[str, str] | No
     if not ready.wait(timeout) or not found:
         process.kill()
         raise AssertionError("crownguard serve did not start:\n" + "".join(log))
-    return Served(process, found[0], journal, log)
+    return Served(process, found[0], journal or Path(), log)
 
 
 def write_service_files(folder: Path, fleet: Any) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from crownguard.engine.service.app import build_app
 from crownguard.engine.service.console.sessions import SessionStore
 from crownguard.engine.service.console.views import graph_view, time_left, when
 from crownguard.engine.service.service import Options, Service
+from crownguard.engine.service.settings import Role
 
 XSS_NAME = "<script>alert('pwned')</script>.safetensors"
 
@@ -238,11 +239,18 @@ def test_a_responder_undoes_an_approved_run(
     assert okta.status_of(email) == "SUSPENDED"
     client = signed_in(app, "ops-bot")
     page = client.get(f"/ui/runs/{run_id}")
+    changes = page.text[page.text.index('id="h-changes"'):page.text.index('id="h-controls"')]
+    assert "<code>okta.suspend_user</code>" in changes and "<td>yes</td>" in changes
+    assert f"<code>okta.unsuspend_user</code> <span class=\"hint\">user={email}" in changes
     undone = client.post(f"/ui/runs/{run_id}/undo", data={"csrf": csrf_of(page.text)})
     assert undone.status_code == 200 and "(1 undo calls)" in undone.text
     assert f"undo of <a href=\"/ui/runs/{run_id}\"" in undone.text
     assert 'class="node st-succeeded" data-step="undo_suspend"' in undone.text
     assert okta.status_of(email) == "ACTIVE"
+    original = client.get(f"/ui/runs/{run_id}").text
+    who = original[original.index('id="h-who"'):original.index('id="h-event"')]
+    assert "Undone by" in original and "was started by <strong>ops-bot</strong>" in who
+    assert "<strong>ops-bot</strong> cancelled the run" not in who  # it had ended: no cancel
 
 
 def test_a_post_without_the_csrf_token_is_refused(
@@ -280,8 +288,11 @@ def test_a_responder_cancels_then_reruns(app: Any, start_run: Any) -> None:
     done = client.post(f"/ui/runs/{run_id}/cancel", data={"csrf": csrf_of(page.text),
                                                           "reason": "false positive"})
     assert "Cancelled the run." in done.text and "<strong>ops-bot</strong> cancelled" in done.text
+    assert "cancelled the run: “false positive”" in done.text
     again = client.post(f"/ui/runs/{run_id}/rerun", data={"csrf": csrf_of(done.text)})
     assert "Started rerun" in again.text and f"rerun of <a href=\"/ui/runs/{run_id}\"" in again.text
+    rerun_of = client.get(f"/ui/runs/{run_id}").text
+    assert "Run again as <a href=\"/ui/runs/" in rerun_of
     ended = client.post(f"/ui/runs/{run_id}/cancel", data={"csrf": csrf_of(done.text)})
     assert ended.status_code == 200 and "Cancel: run" in ended.text  # refused, shown
 
@@ -291,12 +302,52 @@ def test_the_runs_page_filters_counts_and_pages(app: Any, start_run: Any) -> Non
         start_run("short-wait")
     client = signed_in(app, "siem-reader")
     page = client.get("/ui/runs?status=waiting&playbook=short-wait").text
-    assert re.search(r'st-waiting" href="[^"]+" aria-current="true">waiting <span class="count">'
-                     r'(\d+)', page)
+    assert re.search(r'st-waiting" data-status="waiting" href="[^"]+" aria-current="true">'
+                     r'waiting <span class="count">(\d+)', page)
     assert "contain-after-approval</td>" not in page
     listed = page.count('class="run-link"')
     assert listed >= 3 and page.count('data-expires="20') >= 3
     assert client.get("/ui/runs?status=bogus").status_code == 400
+
+
+def test_the_runs_page_filters_by_person_and_time(app: Any, service: Service,
+                                                  start_run: Any) -> None:
+    mine, other = start_run("short-wait"), start_run("short-wait")
+    actor = service.journal.get_run(mine).inputs["event"]["actor"]["email"]
+    client = signed_in(app, "siem-reader")
+
+    def listed(query: str) -> list[str]:
+        page = client.get(f"/ui/runs?{query}")
+        assert page.status_code == 200, page.text
+        return re.findall(r'class="run-link" href="/ui/runs/([0-9a-f]+)"', page.text)
+
+    assert listed(f"person={actor.upper()}") == [mine]
+    count = client.get(f"/ui/runs?person={actor}").text
+    assert re.search(r'data-status="waiting" href="[^"]+"[^>]*>waiting <span class="count">1<',
+                     count)
+    made = service.journal.get_run(other).created_at
+    assert listed(f"playbook=short-wait&since={made}")[-1] == other
+    assert mine not in listed(f"since={made}")
+    assert other not in listed(f"until={made}") and mine in listed(f"until={made}")
+    assert listed("since=2999-01-01") == []
+    assert listed("until=2000-01-01T00:00") == []
+    bad = client.get("/ui/runs?since=yesterday")
+    assert bad.status_code == 400 and "from: not a date or time" in bad.text
+
+
+def test_the_runs_page_finds_who_answered_or_cancelled(app: Any, start_run: Any) -> None:
+    answered, cancelled = start_run(), start_run()
+    alice = signed_in(app, "alice@corp.example")
+    page = alice.get(f"/ui/runs/{answered}").text
+    alice.post(f"/ui/runs/{answered}/steps/ask/answer", data={"csrf": csrf_of(page),
+                                                             "decision": "approve"})
+    ops = signed_in(app, "ops-bot")
+    page = ops.get(f"/ui/runs/{cancelled}").text
+    ops.post(f"/ui/runs/{cancelled}/cancel", data={"csrf": csrf_of(page)})
+    found = ops.get("/ui/runs?person=alice@corp.example").text
+    assert answered in found and cancelled not in found
+    found = ops.get("/ui/runs?person=ops-bot").text
+    assert cancelled in found and answered not in found
 
 
 def test_the_runs_page_pages_newest_first(app: Any, start_run: Any,
@@ -321,15 +372,88 @@ def test_the_audit_page_filters_and_verifies(app: Any, start_run: Any) -> None:
     client = signed_in(app, "siem-reader")
     page = client.get(f"/ui/audit?run={run_id[:8]}&kind=event").text
     assert "step_waiting" in page and "run_created" not in page
+    assert "Intact" not in page
     checked = client.get("/ui/audit?verify=1").text
     assert "Intact: no entry edited" in checked
     assert client.get("/ui/audit?since_seq=x").status_code == 400
+
+
+def test_the_audit_page_filters_by_who_and_time(app: Any, service: Service,
+                                                start_run: Any) -> None:
+    run_id = start_run()
+    client = signed_in(app, "alice@corp.example")
+    page = client.get(f"/ui/runs/{run_id}").text
+    client.post(f"/ui/runs/{run_id}/steps/ask/answer", data={"csrf": csrf_of(page),
+                                                            "decision": "approve"})
+    shown = client.get(f"/ui/audit?run={run_id}&by=ALICE@corp.example").text
+    types = re.findall(r"<td>(?:run|event|approval|status)</td><td>([a-z_]+)</td>", shown)
+    assert types and "step_waiting" not in types and "approval" in "".join(types)
+    created = service.journal.get_run(run_id).created_at
+    assert "run_created" not in client.get(f"/ui/audit?run={run_id}&since=2999-01-01").text
+    before = client.get(f"/ui/audit?run={run_id}&until={created}").text
+    assert "No entries match." in before
+    assert client.get("/ui/audit?until=soon").status_code == 400
+
+
+def test_the_audit_page_shows_where_the_chain_breaks(service: Service, tmp_path: Any,
+                                                     okta: Any) -> None:
+    import sqlite3
+
+    from crownguard.engine.journal import SQLiteJournal
+    from crownguard.engine.service.console.audit import AuditFilter, audit_page
+    from crownguard.engine.service.console.pages import environment
+    from crownguard.engine.service.settings import Role
+    journal = SQLiteJournal(tmp_path / "j.sqlite")
+    event = new_event()
+    okta.add_user(event["actor"]["email"])
+    Runner(service.host, service.config, journal=journal).run(
+        service.triage.router.playbooks["contain-after-approval"], event, risk={"score": 1})
+    journal.close()
+    with sqlite3.connect(tmp_path / "j.sqlite") as db:
+        db.execute("UPDATE entries SET payload = replace(payload, 'suspend?', 'nothing?') "
+                   "WHERE type = 'step_waiting'")
+        [seq] = db.execute("SELECT seq FROM entries WHERE type = 'step_waiting'").fetchone()
+    journal = SQLiteJournal(tmp_path / "j.sqlite")
+    try:
+        data = audit_page(journal, AuditFilter(), "0", True)
+        assert data["problems"] and data["problems"][0]["seq"] == seq
+        assert seq in data["broken"]
+        page = environment().get_template("audit.html").render(
+            session=None, notices=[], path="/ui/audit", Role=Role, **data)
+        assert f"it first breaks at entry {seq}" in page
+        assert f'<tr id="entry-{seq}" class="broken">' in page
+        assert f'#entry-{seq}">entry {seq}</a>' in page
+    finally:
+        journal.close()
 
 
 def test_the_playbooks_page_shows_triggers_and_graphs(app: Any) -> None:
     page = signed_in(app, "siem-reader").get("/ui/playbooks").text
     assert "contain-after-approval" in page and "event.file.is_model" in page
     assert 'data-step="suspend"' in page
+
+
+def test_the_playbooks_page_lists_the_scenarios_that_test_each(
+        app: Any, service_files: dict[str, Any]) -> None:
+    folder = service_files["policy"].parent / "scenarios"
+    folder.mkdir(exist_ok=True)
+    (folder / "routed.scenario.yaml").write_text(
+        "name: approval routes here\ndescription: the SOC is asked first\nevent: {}\n"
+        "expect: {status: waiting, playbooks: [contain-after-approval]}\n")
+    (folder / "named.scenario.yaml").write_text(
+        "name: suspends at once\nplaybook: ../suspend-now.yaml\nevent: {}\n"
+        "expect: {status: succeeded}\n")
+    (folder / "broken.scenario.yaml").write_text("name: [unclosed\n")
+    page = signed_in(app, "siem-reader").get("/ui/playbooks").text
+    sections = {m.group(1): m.group(2) for m in re.finditer(
+        r'<h2 id="pb-\d+">([a-z-]+)</h2>(.*?)</section>', page, re.S)}
+    assert "approval routes here" in sections["contain-after-approval"]
+    assert "expects waiting" in sections["contain-after-approval"]
+    assert "the SOC is asked first" in sections["contain-after-approval"]
+    assert "suspends at once" in sections["suspend-now"]
+    assert "suspends at once" not in sections["contain-after-approval"]
+    assert "No scenario beside its file names it" in sections["short-wait"]
+    assert "broken.scenario.yaml" in page and "do not load" in page
 
 
 def test_an_unknown_run_is_a_404_page(app: Any) -> None:
@@ -365,21 +489,79 @@ def test_time_left_reads_like_a_person_would_say_it() -> None:
 
 def test_a_flood_of_sign_in_pages_signs_nobody_out(app: Any) -> None:
     client = signed_in(app, "siem-reader")
-    app.state.console.visitors._limit = 5
-    for _ in range(20):
-        assert TestClient(app, base_url="http://127.0.0.1").get("/ui/login").status_code == 200
-    assert len(app.state.console.visitors) == 5
-    assert client.get("/ui/runs", follow_redirects=False).status_code == 200
+    store = app.state.console.sessions
+    saved, store._limit = store._limit, 5
+    try:
+        for _ in range(20):
+            assert TestClient(app, base_url="http://127.0.0.1").get("/ui/login"
+                                                                     ).status_code == 200
+        assert store.count(signed_in=False) <= 5
+        assert client.get("/ui/runs", follow_redirects=False).status_code == 200
+    finally:
+        store._limit = saved
 
 
-def test_the_session_store_forgets_idle_and_excess_sessions() -> None:
-    store = SessionStore(idle_seconds=0.0, limit=3)
-    gone = store.new("a")
+def test_the_session_store_forgets_idle_and_excess_sessions(tmp_path: Any) -> None:
+    store = SessionStore(tmp_path / "j.sqlite", idle_seconds=-1.0, limit=3)
+    gone = store.new("a", Role.VIEWER)
     assert store.get(gone.id) is None
-    store = SessionStore(limit=3)
-    first = [store.new() for _ in range(3)]
-    store.new()
-    assert store.get(first[0].id) is None and len(store) == 3
+    store = SessionStore(tmp_path / "j.sqlite", max_age=-1.0)
+    assert store.get(store.new("a", Role.VIEWER).id) is None
+    store = SessionStore(tmp_path / "j.sqlite", limit=3)
+    first = [store.new(f"p{n}", Role.VIEWER) for n in range(3)]
+    store.new("p3", Role.VIEWER)
+    assert store.get(first[0].id) is None and store.count(signed_in=True) == 3
+    assert store.get(first[2].id) is not None
+
+
+def test_sessions_are_stored_hashed_and_shared_through_the_journal(tmp_path: Any) -> None:
+    one, other = SessionStore(tmp_path / "j.sqlite"), SessionStore(tmp_path / "j.sqlite")
+    session = one.new("alice@corp.example", Role.APPROVER)
+    session.notice("ok", "Approved 'ask'")
+    seen = other.get(session.id)  # another process on the same journal
+    assert seen is not None and (seen.name, seen.role) == ("alice@corp.example", Role.APPROVER)
+    assert seen.csrf == session.csrf and seen.take_notices() == [("ok", "Approved 'ask'")]
+    assert session.take_notices() == []  # shown once, wherever
+    import sqlite3
+    stored = sqlite3.connect(tmp_path / "j.sqlite").execute(
+        "SELECT id_sha256 FROM console_sessions").fetchall()
+    assert stored and all(session.id not in row[0] for row in stored)
+    other.drop(session.id)
+    assert one.get(session.id) is None
+
+
+def test_a_session_outlives_a_restart_and_sign_out_deletes_it(
+        service_files: dict[str, Any], tmp_path: Any) -> None:
+    saved = dict(os.environ)
+    os.environ.update(service_files["env"])
+    journal = str(tmp_path / "j.sqlite")
+
+    def started() -> Service:
+        return Service.start(PluginHost.from_entry_points(), Options(
+            str(service_files["config"]), str(service_files["policy"]), journal))
+
+    try:
+        first = started()
+        client = signed_in(build_app(first), "ops-bot")
+        cookie = str(client.cookies.get("crownguard_session"))
+        first.close()
+        second = started()  # a restart: a new process's app on the same journal
+        try:
+            again = TestClient(build_app(second), base_url="http://127.0.0.1")
+            again.cookies.set("crownguard_session", cookie, path="/ui")
+            page = again.get("/ui/runs", follow_redirects=False)
+            assert page.status_code == 200 and "ops-bot" in page.text
+            out = again.post("/ui/logout", data={"csrf": csrf_of(page.text)},
+                             follow_redirects=False)
+            assert out.status_code == 303
+            later = TestClient(build_app(second), base_url="http://127.0.0.1")
+            later.cookies.set("crownguard_session", cookie, path="/ui")
+            assert later.get("/ui/runs", follow_redirects=False).status_code == 303
+        finally:
+            second.close()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def test_templates_are_sandboxed_escaped_and_never_marked_safe() -> None:
@@ -393,5 +575,5 @@ def test_templates_are_sandboxed_escaped_and_never_marked_safe() -> None:
     assert env.from_string("{{ x }}").render(x="<i>") == "&lt;i&gt;"
     for template in Path(HERE, "templates").glob("*.html"):
         text = template.read_text()
-        assert env.autoescape(template.name) is True
+        assert callable(env.autoescape) and env.autoescape(template.name) is True
         assert "|safe" not in text.replace(" ", "") and "autoescape false" not in text, template

@@ -8,11 +8,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from crownguard.engine.service.intake import IntakeStore
+from crownguard.engine.service.intake import SQLiteIntakeStore
 
 
 def test_concurrent_adds_are_all_committed_once(tmp_path: Path, monkeypatch: Any) -> None:
-    store = IntakeStore(tmp_path / "j.sqlite")
+    store = SQLiteIntakeStore(tmp_path / "j.sqlite")
     commits = []
     original = store._commit
 
@@ -43,7 +43,7 @@ def test_concurrent_adds_are_all_committed_once(tmp_path: Path, monkeypatch: Any
 
 
 def test_a_failed_commit_fails_every_request_in_it(tmp_path: Path) -> None:
-    store = IntakeStore(tmp_path / "j.sqlite")
+    store = SQLiteIntakeStore(tmp_path / "j.sqlite")
     with sqlite3.connect(tmp_path / "j.sqlite") as db:
         db.execute("DROP TABLE service_intake")
     try:

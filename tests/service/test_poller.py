@@ -22,7 +22,7 @@ from crownguard.engine.config import load_config
 from crownguard.engine.errors import ConfigError
 from crownguard.engine.plugins import PluginHost
 from crownguard.engine.scenarios import MockFleet
-from crownguard.engine.service.intake import IntakeStore
+from crownguard.engine.service.intake import SQLiteIntakeStore
 from crownguard.engine.service.metrics import ServiceMetrics
 from crownguard.engine.service.poller import SOURCE, IntakePoller, incydr_poller
 from crownguard.engine.triage import default_policy_data, policy_from_mapping
@@ -57,10 +57,10 @@ def parts(service_fleet: MockFleet, tmp_path: Path) -> Iterator[dict[str, Any]]:
     config_file.write_text(json.dumps({"connections": {
         "incydr": service_fleet.connections()["incydr"]}}))
     config = load_config(config_file, host.connection_types)
-    stores: list[IntakeStore] = []
+    stores: list[SQLiteIntakeStore] = []
 
     def poller(**options: Any) -> IntakePoller:
-        store = IntakeStore(tmp_path / "journal.sqlite")
+        store = SQLiteIntakeStore(tmp_path / "journal.sqlite")
         stores.append(store)
         return IntakePoller(options.pop("poller", host.pollers["incydr"]), config, store,
                             POLICY, host.event_sources.values(), ServiceMetrics(store.counts),
@@ -210,7 +210,7 @@ def test_the_poller_needs_the_incydr_connection(parts: dict[str, Any], tmp_path:
     config_file = tmp_path / "empty.yaml"
     config_file.write_text(json.dumps({"connections": {}}))
     config = load_config(config_file, host.connection_types)
-    store = IntakeStore(tmp_path / "other.sqlite")
+    store = SQLiteIntakeStore(tmp_path / "other.sqlite")
     try:
         with pytest.raises(ConfigError, match="no 'incydr' connection to poll"):
             incydr_poller(host, config, store, POLICY, ServiceMetrics(store.counts), 60)

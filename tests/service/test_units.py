@@ -19,7 +19,7 @@ from servicetest import TOKENS, new_event
 from crownguard.engine.errors import UsageError
 from crownguard.engine.plugins import PluginHost
 from crownguard.engine.service.app import build_app
-from crownguard.engine.service.intake import IntakeStore
+from crownguard.engine.service.intake import SQLiteIntakeStore
 from crownguard.engine.service.problems import ServiceProblem
 from crownguard.engine.service.serve import parse_listen
 from crownguard.engine.service.service import Options, RateLimiter, Service
@@ -50,7 +50,7 @@ def test_verify_takes_a_good_signature_and_refuses_the_rest() -> None:
 def test_the_intake_table_dedupes_and_reclaims_what_a_dead_process_started(
         tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite"
-    store = IntakeStore(path)
+    store = SQLiteIntakeStore(path)
     accepted = store.add("siem", [("e1", {"n": 1}), ("e2", {"n": 2}), ("e1", {"n": 1})])
     assert [(a.event_id, a.duplicate) for a in accepted] == [
         ("e1", False), ("e2", False), ("e1", True)]
@@ -60,8 +60,8 @@ def test_the_intake_table_dedupes_and_reclaims_what_a_dead_process_started(
     store.finish(first.id, ["run-1"])
     # An item started by a process that has exited is pending again for the next one.
     child = subprocess.run([sys.executable, "-c", (
-        "import sys; from crownguard.engine.service.intake import IntakeStore; "
-        f"print(IntakeStore({str(path)!r}).take(5)[0].event_id)")],
+        "import sys; from crownguard.engine.service.intake import SQLiteIntakeStore; "
+        f"print(SQLiteIntakeStore({str(path)!r}).take(5)[0].event_id)")],
         capture_output=True, text=True, timeout=60, env=dict(os.environ))
     assert child.stdout.strip() == "e2", child.stderr
     [again] = store.take(5)

@@ -179,11 +179,11 @@ def test_sweeper_sends_each_run_nobody_holds_once(vendors: Any, broker: Any,
     try:
         with SQLiteJournal(target) as journal:
             assert journal.claim(orphans[2])  # this live process holds one of them
-            sweep = Sweeper(queue)
-            assert sorted(sweep(journal, host).enqueued) == orphans[:2]
-            assert sweep(journal, host).enqueued == []  # queued: not sent at every tick
+            sweep = Sweeper(queue, journal, host)
+            assert sorted(sweep.settle().enqueued) == orphans[:2]
+            assert sweep.settle().enqueued == []  # queued: not sent at every tick
             client.flushall()  # the messages and their markers are lost
-            assert sorted(sweep(journal, host).enqueued) == orphans[:2]
+            assert sorted(sweep.settle().enqueued) == orphans[:2]
             assert client.llen(QUEUE) == 2
     finally:
         queue.close()
@@ -202,12 +202,12 @@ def test_broker_away_the_run_stays_in_the_journal_and_is_sent_later(
     with pytest.raises(BrokerUnavailable, match=r"redis://:\*\*\*@127.0.0.1:\d+/0 cannot be reached"):
         away.enqueue(run_id)
     with SQLiteJournal(target) as journal:
-        swept = Sweeper(away)(journal, host)
+        swept = Sweeper(away, journal, host).settle()
         assert swept.enqueued == [] and len(swept.broker_down) == 1
         assert time.monotonic() - started < 20
         back = RunQueue(broker)
         try:
-            assert Sweeper(back)(journal, host).enqueued == [run_id]
+            assert Sweeper(back, journal, host).settle().enqueued == [run_id]
         finally:
             back.close()
     assert client.llen(QUEUE) == 1

@@ -21,7 +21,6 @@ HERE = Path(__file__).parent
 COOKIE = "crownguard_session"
 SECURE_ENV = "CROWNGUARD_CONSOLE_SECURE_COOKIE"  # 1: Secure cookies even without a proxy's hint
 MAX_FORM_BYTES = 16384
-VISITOR_IDLE_SECONDS = 3600  # a sign-in page left open this long needs a reload
 HEADERS = {  # every console page: nothing but our own files, never framed, never cached
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
                                "img-src 'self'; connect-src 'self'; form-action 'self'; "
@@ -61,24 +60,18 @@ def environment() -> SandboxedEnvironment:
 
 
 class Pages:
-    def __init__(self, sessions: SessionStore, secure: bool | None = None,
-                 visitors: SessionStore | None = None):
-        # Signed-in sessions apart from the sign-in page's: a flood of anonymous visits can
-        # push out only other anonymous visits, never someone who signed in.
-        self.sessions = sessions
-        self.visitors = visitors or SessionStore(idle_seconds=VISITOR_IDLE_SECONDS)
+    def __init__(self, sessions: SessionStore, secure: bool | None = None):
+        self.sessions = sessions  # signed-in and sign-in page sessions (sessions.py)
         self.env = environment()
         self.secure = (os.environ.get(SECURE_ENV, "") in ("1", "true", "yes")
                        if secure is None else secure)
 
     def session(self, request: Request) -> Session | None:
         """The request's session: signed in, or a visitor's on the sign-in page."""
-        sid = request.cookies.get(COOKIE)
-        return self.sessions.get(sid) or self.visitors.get(sid)
+        return self.sessions.get(request.cookies.get(COOKIE))
 
     def forget(self, session: Session) -> None:
         self.sessions.drop(session.id)
-        self.visitors.drop(session.id)
 
     def signed_in(self, request: Request, role: Role = Role.VIEWER) -> Session:
         """The signed-in session, of `role` or above; else a sign-in redirect or a 403."""

@@ -4,6 +4,8 @@ the functions the API and the CLI call, as the signed-in token's name (`by`)."""
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -16,22 +18,36 @@ from ... import runs
 from ...approvers import refusal
 from ...errors import CrownguardError, UnknownRun
 from ...kinds import ENDED, RERUNNABLE, RunKind, RunStatus
-from ..problems import ServiceProblem
 from ..service import Service
 from ..settings import Role
-from .audit import audit_page
+from .audit import AuditFilter, audit_page
+from .desk import mount_desk
 from .pages import COOKIE, HEADERS, HERE, ConsoleRefusal, Pages, SignInFirst, back_to, form
+from .runlist import RunFilter, RunList
+from .scenarios import ScenarioIndex
 from .sessions import Session, SessionStore
-from .views import graph_view, playbook_names, status_counts, timeline_rows
+from .views import changes_made, graph_view, timeline_rows, who_acted
 
+log = logging.getLogger("crownguard.service")
 PAGE = 50
 PAST = {"approve": "approved", "reject": "rejected"}
 
 
 def mount_console(app: FastAPI, service: Service, *, secure_cookies: bool | None = None
-                  ) -> Pages:
-    """Add the console's routes, its static files and its refusal pages to the service's app."""
-    pages = Pages(SessionStore(), secure_cookies)
+                  ) -> Pages | None:
+    """Add the console's routes, its static files and its refusal pages to the service's app.
+    Its sessions and run list are SQLite's: on a PostgreSQL journal there is no console yet
+    (None; /ui/ is then a 404 and the API serves alone)."""
+    path = getattr(service.journal, "path", None)
+    if not isinstance(path, Path):
+        log.warning("the web console needs a SQLite journal for now: /ui/ is off")
+        return None
+    sessions = SessionStore(path)
+    service._closing.callback(sessions.close)  # closed with the service's journal
+    pages = Pages(sessions, secure_cookies)
+    listing = RunList(path)
+    scenarios = ScenarioIndex()
+    service._closing.callback(listing.close)
     app.state.console = pages
     app.mount("/ui/static", StaticFiles(directory=HERE / "static"), name="console-static")
 
@@ -63,7 +79,7 @@ def mount_console(app: FastAPI, service: Service, *, secure_cookies: bool | None
     def login_page(request: Request, next: str = "/ui/runs") -> HTMLResponse:
         session = pages.session(request)
         if session is None:
-            session = pages.visitors.new()
+            session = pages.sessions.new()
         response = pages.render(request, "login.html", session, csrf=session.csrf,
                                 next=_local(next), failed=False)
         pages.set_cookie(request, response, session)
@@ -98,15 +114,11 @@ def mount_console(app: FastAPI, service: Service, *, secure_cookies: bool | None
     # --- runs -------------------------------------------------------------------------------
 
     @app.get("/ui/runs", include_in_schema=False)
-    def runs_page(request: Request, status: str = "", playbook: str = "",
-                  cursor: str = "") -> HTMLResponse:
+    def runs_page(request: Request, status: str = "", playbook: str = "", person: str = "",
+                  since: str = "", until: str = "", cursor: str = "") -> HTMLResponse:
         session = pages.signed_in(request)
-        try:
-            found, following = service.listing.page(status=status or None,
-                                                    playbook=playbook or None, limit=PAGE,
-                                                    cursor=cursor or None)
-        except ServiceProblem as exc:
-            raise ConsoleRefusal(400, "Bad filter", exc.message) from None
+        filters = RunFilter.from_form(status, playbook, person, since, until)
+        found, following = listing.page(filters, PAGE, cursor or None)
         waits: dict[str, list[Any]] = {}
         for run in found:
             if run.status == RunStatus.WAITING:
@@ -115,12 +127,13 @@ def mount_console(app: FastAPI, service: Service, *, secure_cookies: bool | None
                                                   run.run_id).waiting
                 except CrownguardError:
                     waits[run.run_id] = []
+        shown: dict[str, Any] = {"status": status, "playbook": playbook, "person": person,
+                                 "since": since, "until": until}
         return pages.render(
             request, "runs.html", session, runs=found, waits=waits, next_cursor=following,
-            status=status, playbook=playbook, cursor=cursor, statuses=[str(s) for s in RunStatus],
-            counts=status_counts(service.journal.path, playbook or None),
-            playbooks=sorted(set(playbook_names(service.journal.path))
-                             | set(service.triage.router.playbooks)))
+            cursor=cursor, statuses=[str(s) for s in RunStatus], counts=listing.counts(filters),
+            filtered=any(shown.values()), shown=shown, **shown,
+            playbooks=sorted(set(listing.playbooks()) | set(service.triage.router.playbooks)))
 
     @app.get("/ui/runs/{run_id}", include_in_schema=False)
     def run_page(request: Request, run_id: str) -> HTMLResponse:
@@ -141,11 +154,18 @@ def mount_console(app: FastAPI, service: Service, *, secure_cookies: bool | None
             request, "run.html", session, run=run, record=detail.record, playbook=playbook,
             graph=graph_view(playbook, statuses), waiting=waiting,
             timeline=timeline_rows(detail.events), approvals=detail.approvals,
-            actions=runs.operator_actions(detail.events), event=inputs.get("event") or {},
+            actions=who_acted(detail.events), event=inputs.get("event") or {},
             risk=inputs.get("risk") or {}, csrf=session.csrf,
             can_cancel=run.status not in ENDED,
             can_rerun=run.status in RERUNNABLE and run.kind != RunKind.UNDO,
-            can_undo=run.kind != RunKind.UNDO)
+            can_undo=run.kind != RunKind.UNDO,
+            changes=changes_made(playbook, detail.events, service.host),
+            undone_by=[{"run_id": u.run_id, "status": u.status, "created_at": u.created_at,
+                        "by": next((a["by"] for a in who_acted(service.journal.events(u.run_id))
+                                    if a["action"] == "started"), None)}
+                       for u in service.journal.list_runs(kind=RunKind.UNDO,
+                                                          parent_run_id=run.run_id)],
+            reruns=service.journal.list_runs(kind=RunKind.RERUN, parent_run_id=run.run_id))
 
     @app.get("/ui/runs/{run_id}/state.json", include_in_schema=False)
     def run_state(request: Request, run_id: str) -> JSONResponse:
@@ -171,7 +191,7 @@ def mount_console(app: FastAPI, service: Service, *, secure_cookies: bool | None
         def guarded() -> tuple[str, str, str | None]:
             target = f"/ui/runs/{detail_of(run_id).run.run_id}"
             try:
-                with service.operations:  # in the worker thread: one operation at a time
+                with service.operation(run_id):  # in the worker thread: one per run at a time
                     return (target, *call(session, fields))
             except CrownguardError as exc:
                 return target, f"!{what}: {exc}", None
@@ -222,23 +242,28 @@ def mount_console(app: FastAPI, service: Service, *, secure_cookies: bool | None
                 f"/ui/runs/{outcome.run_id}"
         return await act(request, run_id, Role.RESPONDER, "Rerun", call)
 
+    mount_desk(app, service, pages)  # intake and access requests
+
     # --- audit and playbooks ----------------------------------------------------------------
 
     @app.get("/ui/audit", include_in_schema=False)
-    def audit(request: Request, run: str = "", kind: str = "", type: str = "",
-              since_seq: str = "0", verify: str = "") -> HTMLResponse:
+    def audit(request: Request, run: str = "", kind: str = "", type: str = "", by: str = "",
+              since: str = "", until: str = "", since_seq: str = "0",
+              verify: str = "") -> HTMLResponse:
         session = pages.signed_in(request)
+        filters = AuditFilter(run, kind, type, by, since, until)
         return pages.render(request, "audit.html", session,
-                            **audit_page(service.journal, run, kind, type, since_seq,
-                                         bool(verify)))
+                            **audit_page(service.journal, filters, since_seq, bool(verify)))
 
     @app.get("/ui/playbooks", include_in_schema=False)
     def playbooks(request: Request) -> HTMLResponse:
         session = pages.signed_in(request)
         router = service.triage.router
-        shown = [(p, graph_view(p)) for p in router.playbooks.values()]
+        shown = [(p, graph_view(p), scenarios.testing(p)) for p in router.playbooks.values()]
+        broken = {s.file: s.problem for p in router.playbooks.values()
+                  for s in scenarios.broken(p)}
         return pages.render(request, "playbooks.html", session, playbooks=shown,
-                            untriggered=list(router.untriggered))
+                            untriggered=list(router.untriggered), broken=broken)
 
     return pages
 

@@ -5,16 +5,17 @@ templates only place it (and escape it)."""
 from __future__ import annotations
 
 import json
-import sqlite3
-from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import networkx as nx
 
+from ...errors import UndoError
+from ...kinds import EventType
+from ...plugins import PluginHost
 from ...spec import Playbook
+from ...undo import plan_undo
 
 NODE_W, NODE_H, GAP_X, GAP_Y, PAD = 168, 44, 56, 18, 8
 
@@ -131,20 +132,46 @@ def _brief(value: Any, limit: int = 160) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def status_counts(journal: Path, playbook: str | None) -> dict[str, int]:
-    """How many runs have each status (of one playbook's, when given), from the journal's
-    runs table, read-only."""
-    with closing(_read_only(journal)) as db:
-        rows = db.execute("SELECT status, COUNT(*) FROM runs WHERE (?1 IS NULL OR "
-                          "playbook = ?1) GROUP BY status", (playbook,)).fetchall()
-    return {str(status): int(count) for status, count in rows}
+def changes_made(playbook: Playbook, events: list[dict[str, Any]], host: PluginHost
+                 ) -> list[dict[str, Any]]:
+    """The vendor changes a run's steps made, oldest first: each side-effecting step (or
+    for_each item) that succeeded, whether it changed anything, and its undo action with the
+    inputs the undo would send (undo.plan_undo's), or why there is none."""
+    planned = {(c.step, c.item): c for c in _plan(playbook, events, host)}
+    rows = []
+    for event in events:
+        kind = event.get("type")
+        if kind not in (EventType.STEP_SUCCEEDED, EventType.ITEM_SUCCEEDED):
+            continue
+        step = playbook.by_id.get(event.get("step", ""))
+        if step is None or (kind == EventType.STEP_SUCCEEDED and step.for_each is not None):
+            continue
+        action = host.actions.get(step.action)
+        if action is None or not action.side_effect:
+            continue
+        output = event.get("output")
+        changed = not isinstance(output, dict) or output.get("changed", True) is not False
+        call = planned.get((step.id, event.get("item")))
+        why = ("" if call else "changed nothing" if not changed
+               else "no undo action" if not action.undo else "dry run")
+        rows.append({"step": step.id, "item": event.get("item"), "action": step.action,
+                     "at": event.get("at", ""), "changed": changed,
+                     "undo": call.action if call else action.undo or "",
+                     "undo_inputs": call.inputs if call else {}, "no_undo": why})
+    return rows
 
 
-def playbook_names(journal: Path) -> list[str]:
-    """The names of the playbooks the journal has runs of."""
-    with closing(_read_only(journal)) as db:
-        return [str(r[0]) for r in db.execute("SELECT DISTINCT playbook FROM runs ORDER BY 1")]
+def _plan(playbook: Playbook, events: list[dict[str, Any]], host: PluginHost) -> list[Any]:
+    try:
+        return plan_undo(playbook, events, host)
+    except UndoError:  # an undo action not installed: the rows say "no undo" then
+        return []
 
 
-def _read_only(journal: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"{journal.absolute().as_uri()}?mode=ro", uri=True, timeout=30)
+def who_acted(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """runs.operator_actions with the reason given (a cancel's): who started or cancelled."""
+    kinds = {EventType.RUN_STARTED: "started", EventType.RUN_CANCELLED: "cancelled"}
+    return [{"action": kinds[event["type"]], "by": event["by"], "via": event.get("via"),
+             "at": event.get("at"), "reason": event.get("reason") if event["type"] ==
+             EventType.RUN_CANCELLED else None}
+            for event in events if event.get("type") in kinds and event.get("by")]

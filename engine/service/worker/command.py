@@ -94,8 +94,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     install_log_redaction()
     stop = threading.Event()
     if sweep_every:
-        sweeper = Sweeper(queue)
-        threading.Thread(target=_sweep, args=(sweeper, journal, host, sweep_every, stop),
+        sweeper = Sweeper(queue, journal, host, tick=sweep_every)
+        threading.Thread(target=_sweep, args=(sweeper, sweep_every, stop),
                          name="crownguard-sweeper", daemon=True).start()
     name = f"crownguard-{os.getpid()}@{socket.gethostname()}"
     log.info("crownguard worker %s: broker %s, journal %s, %d at a time", name, broker.shown,
@@ -122,10 +122,10 @@ def _perform_and_log(performer: Any, run_id: str, redactor: Any) -> None:
         log.info("%s", text)
 
 
-def _sweep(sweeper: Any, journal: Any, host: Any, every: float, stop: threading.Event) -> None:
+def _sweep(sweeper: Any, every: float, stop: threading.Event) -> None:
     while not stop.wait(every):
         try:
-            swept = sweeper(journal, host)
+            swept = sweeper.settle()
             if swept.enqueued:
                 log.info("sweeper: %d run(s) sent again", len(swept.enqueued))
         except Exception as exc:

@@ -27,7 +27,9 @@ def hand_runs_to_workers(service: Any, given: str | None) -> Callable[[], None] 
     queue = RunQueue(broker)
     respond = QueuedRespond(queue, service.journal)
     service.background.respond = respond
-    service.background.resume_all = Sweeper(queue)
+    background = service.background
+    background.timer = Sweeper(queue, service.journal, service.host, tick=background.tick,
+                               locks=background.locks)
     if not queue.reachable():
         log.warning("the broker %s cannot be reached now: runs are created in the journal "
                     "and sent once it is back", broker.shown)

@@ -137,7 +137,21 @@ def normalise(raw: Any, mapping: WebhookMapping | None = None, *,
               mappings: Iterable[WebhookMapping] = (),
               sources: Iterable[EventSource] = ()) -> ModelMovementEvent:
     """Exactly one ModelMovementEvent from a payload (see normalise_many for lists)."""
-    events = normalise_many(raw, mapping, options=options, mappings=mappings, sources=sources)
+    if mapping is None and raw.__class__ is dict and not _normalised(raw):
+        # The hot path of a feed, normalise_many's own branch without its other cases: the
+        # first event source that recognises the payload reads it.
+        if sources.__class__ is not tuple:
+            sources = tuple(sources)
+        for source in sources:
+            if source.recognise(raw):
+                events: list[ModelMovementEvent] = source.map(raw, options or DEFAULT_OPTIONS)
+                break
+        else:
+            events = normalise_many(raw, options=options, mappings=mappings,
+                                    sources=sources)
+    else:
+        events = normalise_many(raw, mapping, options=options, mappings=mappings,
+                                sources=sources)
     if len(events) != 1:
         raise EventError.at("(event)", f"the payload holds {len(events)} events; use "
                             "normalise_many")

@@ -81,7 +81,7 @@ class InMemoryHistory:
 
     def facts(self, event: ModelMovementEvent, detection: Detection) -> HistoryFacts:
         person = event.actor.email
-        today = event.time.date().toordinal()
+        today = event.time.toordinal()  # the day of the datetime, without a date object
         key = model_key(event, detection)
         with self._lock:
             daily = self._daily.get(person, {})
@@ -108,7 +108,7 @@ class InMemoryHistory:
         with self._lock:
             if detection.is_model:
                 daily = self._daily[person]
-                day = event.time.date().toordinal()
+                day = event.time.toordinal()
                 cached = self._baselines.get(person)
                 if cached is not None and cached[0] != day:
                     del self._baselines[person]

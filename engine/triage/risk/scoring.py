@@ -11,13 +11,16 @@ The value types (RiskLevel, Reason, RiskScore) live in risk.types.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from ..detection import Detection, Strength
-from ..events import DestinationKind, ModelMovementEvent
+from ..detection import Detection, Method, ModelFormat, Strength
+from ..detection.evidence import Evidence
+from ..events import Destination, DestinationKind, ModelMovementEvent
 from ..events.classify import domain_matches
 from ..policy import Policy
+from .access_facts import AccessSource, access_reasons
 from .history import History, HistoryFacts, model_key
 from .types import LEVELS, Reason, RiskScore, format_weight
 
@@ -33,17 +36,18 @@ _DESTINATION_WORDS = {
 
 
 def score(event: ModelMovementEvent, detection: Detection, policy: Policy,
-          history: History | HistoryFacts | None = None) -> RiskScore:
-    """Score one event in context. Pure: reads the history, never writes it."""
+          history: History | HistoryFacts | None = None, *,
+          access: AccessSource | None = None) -> RiskScore:
+    """Score one event in context. Pure: reads the history (and the person's access
+    requests, with `access`), never writes them."""
     facts = history if isinstance(history, HistoryFacts) or history is None \
         else history.facts(event, detection)
     w = policy.weights
     reasons: list[Reason] = []
     add = reasons.append
     if detection.is_model:
-        fmt = str(detection.format) if detection.format else "model"
-        add(Reason("model_file", round(w["model_file"] * detection.confidence, 1),
-                   f"{fmt} model file ({detection.method}, confidence {detection.confidence:.2f})"))
+        add(Reason("model_file", *_model_file(w["model_file"], detection.format,
+                                              detection.method, detection.confidence)))
         if detection.disguised and detection.strength is Strength.STRONG:
             add(Reason("disguised_file", w["disguised_file"],
                        f"a model named '{event.file.name}', as if it were another kind of file"))
@@ -71,6 +75,8 @@ def score(event: ModelMovementEvent, detection: Detection, policy: Policy,
         _periods(event, local.date(), policy, add)
     if facts is not None:
         _history(event, detection, facts, policy, add)
+    if access is not None and match is not None:
+        access_reasons(event, detection, access, policy, add)
     reasons = [r for r in reasons if r.weight]  # an indicator weighted 0 by policy is off
     total = sum(r.weight for r in reasons)
     if not detection.is_model and total > policy.non_model_cap:
@@ -86,7 +92,43 @@ def score(event: ModelMovementEvent, detection: Detection, policy: Policy,
                               f"{format_weight(cap)}"))
         total = cap
     value = max(0, min(100, round(total)))
-    return RiskScore(value, LEVELS[policy.level_for(value)], tuple(reasons), detection.summary)
+    return RiskScore(value, LEVELS[policy.level_for(value)], tuple(reasons),
+                     _summary(detection.method, detection.strength, detection.confidence))
+
+
+# The texts of reasons and evidence summaries, made once per combination of what they say: a
+# feed repeats the same few formats, confidences, hours and destinations all day, and
+# formatting a float costs more than the rest of a reason. Bounded: cleared when full.
+_CACHE_SIZE = 4096
+
+
+def _cached(cache: dict[Any, Any], key: Any, make: Callable[[], Any]) -> Any:
+    found = cache.get(key)
+    if found is None:
+        if len(cache) >= _CACHE_SIZE:
+            cache.clear()
+        found = cache[key] = make()
+    return found
+
+
+_MODEL_FILE: dict[tuple[Any, ...], tuple[float, str]] = {}
+_SUMMARIES: dict[tuple[Any, ...], Evidence] = {}
+
+
+def _model_file(weight: float, fmt: ModelFormat | None, method: Method,
+                confidence: float) -> tuple[float, str]:
+    """The model_file reason's weight and detail."""
+    # The types too: 1 == 1.0 as a key, but a weight of 20 prints apart from 20.0.
+    key = (weight, weight.__class__, fmt, method, confidence, confidence.__class__)
+    return _cached(_MODEL_FILE, key, lambda: (
+        round(weight * confidence, 1),
+        f"{str(fmt) if fmt else 'model'} model file ({method}, confidence {confidence:.2f})"))
+
+
+def _summary(method: Method, strength: Strength, confidence: float) -> Evidence:
+    """Detection.summary, shared between scores (Evidence is frozen)."""
+    return _cached(_SUMMARIES, (method, strength, confidence, confidence.__class__),
+                   lambda: Evidence(method, strength, confidence))
 
 
 def _person(event: ModelMovementEvent, policy: Policy, add: Any) -> None:
@@ -116,12 +158,21 @@ def _destination(event: ModelMovementEvent, policy: Policy, add: Any) -> None:
     weight = policy.destination_weights.get(str(destination.kind), 0)
     if not weight:
         return
+    add(Reason("untrusted_destination", weight, _cached(
+        _DESTINATIONS, (destination.kind, destination.trusted is False, destination.name,
+                        destination.domain), lambda: _destination_detail(destination))))
+
+
+_DESTINATIONS: dict[tuple[DestinationKind, bool, str | None, str | None], str] = {}
+
+
+def _destination_detail(destination: Destination) -> str:
     where = _DESTINATION_WORDS.get(destination.kind, str(destination.kind))
     named = f" ({destination.name or destination.domain})" if (destination.name
                                                               or destination.domain) else ""
     trust = "untrusted destination" if destination.trusted is False else \
         "destination of unknown trust"
-    add(Reason("untrusted_destination", weight, f"{trust}: {where}{named}"))
+    return f"{trust}: {where}{named}"
 
 
 def _off_hours(local: datetime, zone_name: str, policy: Policy, add: Any) -> None:
@@ -131,9 +182,13 @@ def _off_hours(local: datetime, zone_name: str, policy: Policy, add: Any) -> Non
     at_work = start <= minutes < end if start < end else minutes >= start or minutes < end
     if weekday in policy.work_days and at_work:  # start after end: a shift past midnight
         return
-    add(Reason("off_hours", policy.weights["off_hours"],
-               f"off hours: {local.hour:02d}:{local.minute:02d} on a {_DAY_NAMES[weekday]} "
-               f"({zone_name})"))
+    add(Reason("off_hours", policy.weights["off_hours"], _cached(
+        _OFF_HOURS, (minutes, weekday, zone_name),
+        lambda: f"off hours: {local.hour:02d}:{local.minute:02d} on a {_DAY_NAMES[weekday]} "
+                f"({zone_name})")))
+
+
+_OFF_HOURS: dict[tuple[int, int, str], str] = {}
 
 
 _DAY_NAMES = dict(enumerate(("Monday", "Tuesday", "Wednesday", "Thursday", "Friday",

@@ -1,0 +1,41 @@
+"""Request bodies of the service: read raw (a signature is over their bytes) and refused past
+the size limit whatever Content-Length says; the events route's path."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from starlette.requests import Request
+
+from .problems import ServiceProblem
+
+EVENTS_PREFIX = "/v1/events/"
+INLINE_BODY_BYTES = 64 * 1024  # normalised on the event loop up to this size (~40 us/event)
+
+
+class Gone(Exception):
+    """The client disconnected while sending its body."""
+
+
+def is_events_path(path: str) -> bool:
+    return (path.startswith(EVENTS_PREFIX) and len(path) > len(EVENTS_PREFIX)
+            and "/" not in path[len(EVENTS_PREFIX):])
+
+
+async def read_body(declared: str | None, chunks: AsyncIterator[bytes], limit: int) -> bytes:
+    """The raw body, refused (413) past `limit` bytes whatever Content-Length says."""
+    too_big = ServiceProblem(413, "too_large", f"the body is larger than {limit} bytes "
+                             "(service.max_body_bytes): send fewer events a request", "body")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_big
+    parts, size = [], 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
+            raise too_big
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+async def body_of(request: Request, limit: int) -> bytes:
+    return await read_body(request.headers.get("content-length"), request.stream(), limit)
