@@ -35,6 +35,7 @@ from .logs import bound
 from .metrics import ServiceMetrics
 from .observe import RunMetrics
 from .poller import IntakePoller
+from .replicas import ExclusivePoller, run_guard
 from .run_locks import RunLocks
 from .timer import WaitTimer
 
@@ -95,8 +96,9 @@ class Background:
         self.workers = workers
         self.tick = tick
         self.locks = locks if locks is not None else RunLocks()  # the API's operations too
+        self.guard = run_guard(journal)  # one timer firing per wait across replicas
         self.timer = WaitTimer(journal, host, self.locks, config_path=config_path,
-                               on_event=self._observed, tick=tick)
+                               on_event=self._observed, tick=tick, guard=self.guard.hold)
         self._timer_wake = threading.Event()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -105,7 +107,7 @@ class Background:
         self._inflight_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._answer_wake = threading.Event()
-        self.poller: IntakePoller | None = None
+        self.poller: IntakePoller | ExclusivePoller | None = None
         # How runs start: here, or handed to workers (serve --broker: worker/serving.py, which
         # also puts a sweeper in the timer's place).
         self.respond: Callable[..., list[Any]] = respond
@@ -306,4 +308,5 @@ class Background:
                         len(left), grace)
             self.store.release(left)
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self.guard.close()
         return not left

@@ -102,11 +102,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure(log_format, logging.DEBUG if verbose else logging.INFO)
     if service.settings.incydr_poll_seconds is not None:
         from .poller import incydr_poller
+        from .replicas import exclusive_poller
 
         try:
-            service.background.poller = incydr_poller(
+            service.background.poller = exclusive_poller(incydr_poller(
                 service.host, service.config, service.store, service.policy, service.metrics,
-                service.settings.incydr_poll_seconds)
+                service.settings.incydr_poll_seconds), service.journal)  # one replica polls
         except BaseException:
             service.close()
             sock.close()

@@ -12,6 +12,7 @@ answers it had read are read again at the next one.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -40,10 +41,9 @@ class Sweeper(WaitTimer):
 
     def __init__(self, queue: RunQueue, journal: Journal, host: PluginHost, *,
                  tick: float = 1.0, locks: RunLocks | None = None,
-                 clock: Callable[[], float] | None = None):
-        extra = {"clock": clock} if clock is not None else {}
+                 clock: Callable[[], float] = time.time):
         super().__init__(journal, host, locks if locks is not None else RunLocks(),
-                         config_path=None, on_event=None, tick=tick, **extra)
+                         config_path=None, on_event=None, tick=tick, clock=clock)
         self.queue = queue
 
     def settle(self) -> Swept:
