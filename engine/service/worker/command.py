@@ -54,6 +54,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from .broker import broker_from
     from .limiter import RedisLimiter
     from .perform import Performer
+    from .pool import WakingThreadPool
     from .queue import RunQueue, celery_app
     from .sweeper import Sweeper
 
@@ -100,7 +101,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     name = f"crownguard-{os.getpid()}@{socket.gethostname()}"
     log.info("crownguard worker %s: broker %s, journal %s, %d at a time", name, broker.shown,
              getattr(journal, "name", None) or getattr(journal, "path", "?"), concurrency)
-    worker = app.Worker(hostname=name, pool="threads", concurrency=concurrency,
+    worker = app.Worker(hostname=name, pool_cls=WakingThreadPool, concurrency=concurrency,
                         queues=["crownguard.runs"], without_gossip=True, without_mingle=True,
                         without_heartbeat=True, quiet=True, loglevel="INFO")
     try:
