@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+OUTCOME = re.compile(r"run ([0-9a-f]{32}): (\w+)")
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
@@ -145,7 +147,12 @@ def measure(dsn: str, broker_url: str, password: str, config_path: Path, playboo
         pool.stop()
         queue.close()
         config.connections.close()
-    return {"runs_per_s": runs / wall, "wall_s": wall, "enqueue_s": sent}
+    # What the workers said of each message: all `performed`, else some were handled twice.
+    wanted = set(ids)
+    said = [m.group(2) for log in pool.logs for line in log
+            for m in [OUTCOME.search(line)] if m and m.group(1) in wanted]
+    return {"runs_per_s": runs / wall, "wall_s": wall, "enqueue_s": sent,
+            "outcomes": {word: said.count(word) for word in sorted(set(said))}}
 
 
 def main() -> None:
@@ -206,8 +213,8 @@ def main() -> None:
                                 args.concurrency, args.runs)
                     results["workers"].setdefault(str(n), []).append(r)
                     print(f"round {round_ + 1}: {n} worker(s): {r['runs_per_s']:,.1f} runs/s "
-                          f"({r['wall_s']:.1f} s; ids sent in {r['enqueue_s'] * 1000:.0f} ms)",
-                          flush=True)
+                          f"({r['wall_s']:.1f} s; ids sent in {r['enqueue_s'] * 1000:.0f} ms; "
+                          f"{r['outcomes']})", flush=True)
                     if not args.no_baseline:
                         b = runs_per_second("postgresql", Path(tmp), dsn, n,
                                             max(args.runs // n, 10))
