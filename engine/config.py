@@ -25,6 +25,7 @@ from .assertion import signer_problems
 from .egress import EGRESS_SETTINGS, egress_problems
 from .errors import ConfigError, Problem, SpecError
 from .loader import Document, load_file, parse_text, pointer_join
+from .ratelimit import Limiter, LocalLimiter
 from .secrets import Redactor, Secret, reveal
 from .validation import describe_schema_error, schema_errors
 
@@ -71,6 +72,13 @@ CONNECTION_SETTINGS: dict[str, Any] = {
                                           "MLflow's artifact digest is exempt)"},
     # How to get there from a company network: proxy, CA bundle, trust store, client cert.
     **EGRESS_SETTINGS,
+    # How fast (engine/ratelimit.py): shared by every step, and by every worker over Redis.
+    "rate_limit": {"type": "object", "additionalProperties": False,
+                   "required": ["requests_per_second"],
+                   "description": "a token bucket: at most requests_per_second, in bursts of "
+                                  "`burst`; a 429's Retry-After then holds every request",
+                   "properties": {"requests_per_second": _SECONDS,
+                                  "burst": {"type": "integer", "minimum": 1}}},
 }
 TOKEN_URL_SETTING: dict[str, Any] = {
     **_URL, "description": "the OAuth2 token endpoint (default: the vendor's own, on base_url)"}
@@ -115,10 +123,12 @@ class Connection:
     """One configured connection: settings (secrets as Secret) and what its steps share (the
     pooled HTTP session, the cached auth), made once on first use."""
 
-    def __init__(self, name: str, settings: dict[str, Any], redactor: Redactor):
+    def __init__(self, name: str, settings: dict[str, Any], redactor: Redactor,
+                 limiter: Limiter | None = None):
         self.name = name
         self.settings = settings
         self.redactor = redactor
+        self.limiter: Limiter = limiter or LocalLimiter()
         self._shared: dict[str, Any] = {}
         self._lock = threading.Lock()
 
@@ -155,8 +165,14 @@ class Connections:
     def __init__(self, settings: dict[str, dict[str, Any]] | None = None,
                  redactor: Redactor | None = None):
         self.redactor = redactor or Redactor()
-        self._items = {name: Connection(name, values, self.redactor)
+        limiter = LocalLimiter()  # one for all: a Retry-After holds the connection everywhere
+        self._items = {name: Connection(name, values, self.redactor, limiter)
                        for name, values in (settings or {}).items()}
+
+    def use_limiter(self, limiter: Limiter) -> None:
+        """Pace every connection with `limiter` (a worker's, shared through Redis)."""
+        for conn in self._items.values():
+            conn.limiter = limiter
 
     def get(self, name: str) -> Connection:
         try:

@@ -46,6 +46,7 @@ from .errors import (
     TransportError,
     VendorError,
 )
+from .ratelimit import hold, pace
 from .secrets import Redactor, redact_logger, reveal
 from .transport import (
     Exchange,
@@ -241,6 +242,7 @@ class VendorClient:
         over the limit to BadResponse. No status handling. The target is checked first
         (`check_target`): nothing goes to a host not configured."""
         self.check_target(url)
+        pace(self.connection, self.vendor, operation, self.budget())
         connect, budget = self.timeouts(timeout)
         exchange = Exchange(self.watchdog, time.monotonic() + budget)
         with exchange:
@@ -264,6 +266,7 @@ class VendorClient:
         `BodyStream.chunks()` until the step's deadline, without a size limit. An answer that
         is not 2xx is read (within the limit) before it is handed over, for `error_for`."""
         self.check_target(url)
+        pace(self.connection, self.vendor, operation, self.budget())
         connect, budget = self.timeouts()
         exchange = Exchange(self.watchdog, time.monotonic() + budget)
         with exchange:
@@ -364,7 +367,10 @@ class VendorClient:
                 continue
             if 200 <= response.status_code < 300 or response.status_code in allowed:
                 return response
-            raise self.error_for(response, operation)
+            error = self.error_for(response, operation)
+            if isinstance(error, RateLimited):  # the vendor's wait holds the whole connection
+                hold(self.connection, error.retry_after)
+            raise error
 
     def request_json(self, method: str, path: str, *, operation: str, **kwargs: Any) -> Any:
         response = self.request(method, path, operation=operation, **kwargs)

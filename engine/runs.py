@@ -213,14 +213,15 @@ def _forged(journal: Journal, run_id: str) -> str | None:
 
 
 def _drive(journal: Journal, host: PluginHost, run: RunRecord, config_path: str | None,
-           on_event: EventSink | None, playbooks: PlaybookCache) -> RunOutcome:
+           on_event: EventSink | None, playbooks: PlaybookCache,
+           loaded: Config | None = None) -> RunOutcome:
     """Resume one run. RunStateError when its state does not allow it (nothing wrong with
     it), _Failed when it cannot be resumed for a reason to record."""
     run_id = run.run_id
     if run.status == RunStatus.CANCELLED:
         raise RunStateError(cancelled_message(journal, run_id, "resume"))
     try:
-        config = config_for(run, config_path, host)
+        config = loaded if loaded is not None else config_for(run, config_path, host)
     except CrownguardError as exc:  # gone, or does not load (an env var unset now)
         raise _Failed(ResumeFailureKind.CONFIG, exc) from None
     if run.status in ENDED:
@@ -251,18 +252,19 @@ def _drive(journal: Journal, host: PluginHost, run: RunRecord, config_path: str 
 
 
 def resume(journal: Journal, host: PluginHost, run_id: str, *, config_path: str | None = None,
-           on_event: EventSink | None = None, playbooks: PlaybookCache | None = None
-           ) -> RunOutcome:
+           on_event: EventSink | None = None, playbooks: PlaybookCache | None = None,
+           config: Config | None = None) -> RunOutcome:
     """Continue an interrupted or waiting run: settle its answered or expired waits, start its
     in-flight steps again and drive it to its end or its next wait.
 
     Tried even when `resume --all` gave up on it. When it cannot be resumed (its connections
     file, its playbook, a forged answer, a crash), that is recorded with the run (see
-    `journal.resume_failures`) and the error raised; a success clears the record."""
+    `journal.resume_failures`) and the error raised; a success clears the record. `config`,
+    already loaded, is used instead of loading `config_path` (a worker's, shared by its runs)."""
     run = find_run(journal, run_id)
     try:
         return _drive(journal, host, run, config_path, on_event,
-                      playbooks or PlaybookCache(host))
+                      playbooks or PlaybookCache(host), config)
     except _Failed as failed:
         journal.record_resume_failure(run.run_id, failed.kind, failed.reason)
         raise failed.cause from None

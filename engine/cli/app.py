@@ -24,6 +24,7 @@ from ..plugins import PluginHost
 from ..runner import Runner
 from ..secrets import install_log_redaction
 from ..service.serve import add_command as add_serve_command
+from ..service.worker.command import add_command as add_worker_command
 from ..spec import Playbook, inspect_document
 from ..validation import literal_credentials
 from .access import add_commands as add_access_commands
@@ -348,6 +349,7 @@ def build_parser(host: PluginHost | None = None) -> argparse.ArgumentParser:
     add_run_commands(sub)
     add_triage_commands(sub)
     add_serve_command(sub)
+    add_worker_command(sub)
     add_fingerprint_commands(sub)
     add_journal_commands(sub)
     add_access_commands(sub)

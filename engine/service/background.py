@@ -35,6 +35,7 @@ from .logs import bound
 from .metrics import ServiceMetrics
 from .observe import RunMetrics
 from .poller import IntakePoller, PollerGroup
+from .replicas import ExclusivePoller, run_guard
 from .run_locks import RunLocks
 from .timer import WaitTimer
 
@@ -130,8 +131,9 @@ class Background:
         self.workers = workers
         self.tick = tick
         self.locks = locks if locks is not None else RunLocks()  # the API's operations too
+        self.guard = run_guard(journal)  # one timer firing per wait across replicas
         self.timer = WaitTimer(journal, host, self.locks, config_path=config_path,
-                               on_event=self._observed, tick=tick)
+                               on_event=self._observed, tick=tick, guard=self.guard.hold)
         self._timer_wake = threading.Event()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -140,9 +142,12 @@ class Background:
         self._inflight_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._answer_wake = threading.Event()
-        self.poller: IntakePoller | PollerGroup | None = None
+        self.poller: IntakePoller | PollerGroup | ExclusivePoller | None = None
         # A click on an access request's buttons (slack.answer_access_click); None otherwise.
         self.access_answers: Callable[[dict[str, Any]], Any] | None = None
+        # How runs start: here, or handed to workers (serve --broker: worker/serving.py, which
+        # also puts a sweeper in the timer's place).
+        self.respond: Callable[..., list[Any]] = respond
         metrics.dead_letter_counts = store.dead_letter_counts
 
     def start(self) -> None:
@@ -201,8 +206,8 @@ class Background:
         self._claims.processing(item)
         try:
             event = event_from_dict(item.event, origin=f"intake item {item.id}")
-            responses = respond(self.triage, self.host, self.config, [event],
-                                journal=self.journal, on_event=self._observed)
+            responses = self.respond(self.triage, self.host, self.config, [event],
+                                     journal=self.journal, on_event=self._observed)
             started = [r for response in responses for r in response.runs]
             for record in started:
                 self.metrics.runs_started.labels(playbook=str(record.get("playbook"))).inc()
@@ -347,4 +352,5 @@ class Background:
                         len(left), grace)
             self.store.release(left)
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self.guard.close()
         return not left

@@ -179,6 +179,11 @@ class PollerGroup:
         self.feeds, self.interval, self.monotonic = feeds, interval, monotonic
         self.next_at = {feed.poller.name: 0.0 for feed in feeds}
 
+    @property
+    def name(self) -> str:
+        """The group's name (`incydr`): one replica polls all of its feeds (replicas.py)."""
+        return POLLER
+
     def lag_seconds(self) -> dict[str, float]:
         return {name: lag for feed in self.feeds for name, lag in feed.lags().items()}
 

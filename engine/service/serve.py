@@ -1,7 +1,7 @@
 """`crownguard serve`: check everything, then run the API, the intake worker and the timer.
 
     crownguard serve [--config FILE] [--policy FILE] [--journal PATH_OR_URL] [--listen HOST:PORT]
-                     [--log-format text|json]
+                     [--broker redis://...] [--log-format text|json]
 
 On SIGTERM (or Ctrl-C) it answers 503 to new requests, lets intake items in progress finish
 within the grace period (CROWNGUARD_GRACE_SECONDS, default 30; those that do not are handed
@@ -93,6 +93,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host.pm.register(RunBinder(), name="crownguard-service-logs")
     service = Service.start(host, options)
     try:
+        from .worker.serving import hand_runs_to_workers
+
+        unbroker = hand_runs_to_workers(service, args.broker)  # --broker: runs go to workers
         sock = _bind(host_name, port)
     except UsageError:
         service.close()
@@ -101,11 +104,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure(log_format, logging.DEBUG if verbose else logging.INFO)
     if service.settings.incydr_poll_seconds is not None:
         from .poller import incydr_poller
+        from .replicas import exclusive_poller
 
         try:
-            service.background.poller = incydr_poller(
+            service.background.poller = exclusive_poller(incydr_poller(
                 service.host, service.config, service.store, service.policy, service.metrics,
-                service.settings.incydr_poll_seconds)
+                service.settings.incydr_poll_seconds), service.journal)  # one replica polls
         except BaseException:
             service.close()
             sock.close()
@@ -139,6 +143,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if hub_access is not None:
             hub_access.stop()
         service.close()
+        if unbroker is not None:
+            unbroker()
         sock.close()
     say("crownguard serve: stopped")
     if not clean:  # steps still running in worker threads were handed back: do not wait
@@ -216,6 +222,9 @@ def add_command(sub: Any) -> None:
                         "other users")
     p.add_argument("--listen", metavar="HOST:PORT", help=f"where to listen (default: "
                                                          f"${ENV_LISTEN}, else {DEFAULT_LISTEN})")
+    p.add_argument("--broker", metavar="URL", help="redis://...: enqueue runs for "
+                   "`crownguard worker` instead of performing them here (default: "
+                   "$CROWNGUARD_BROKER; the password from $CROWNGUARD_BROKER_PASSWORD)")
     p.add_argument("--log-format", choices=LOG_FORMATS, default=None,
                    help=f"text or json: one JSON object a line (ts, level, logger, message, "
                         f"run_id...), the access log's too (default: ${ENV_LOG_FORMAT}, else "

@@ -13,12 +13,16 @@ Nothing is read per waiting run: with 10,000 runs waiting a pass costs a few ind
 and `pause()` says how long to sleep, until the earliest deadline or the tick, whichever
 comes first. Under its lock each candidate is looked at again, so a wait that an answer
 settled meanwhile is not resumed a second time, and one that is not due yet is not claimed.
+With several replicas on one journal each candidate is also held by a `guard`
+(`replicas.RunGuard`, an advisory lock per run) from that second look to the resume's end, so
+one replica's timer fires a wait: another that saw it due finds it settled, or skips it.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from functools import partial
 from typing import Any
 
@@ -37,13 +41,21 @@ PAGE = 500
 LATE = 0.002
 
 EventSink = Callable[[dict[str, Any]], None]
+# guard(run_id) as ours: False inside when another replica's timer is acting on the run.
+Guard = Callable[[str], AbstractContextManager[bool]]
+
+
+@contextmanager
+def _alone(run_id: str) -> Iterator[bool]:
+    yield True
 
 
 class WaitTimer:
     def __init__(self, journal: Journal, host: PluginHost, locks: RunLocks, *,
                  config_path: str | None, on_event: EventSink | None, tick: float,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, guard: Guard | None = None):
         self.journal, self.host, self.locks = journal, host, locks
+        self.guard: Guard = guard if guard is not None else _alone
         self.config_path, self.on_event, self.tick, self.clock = config_path, on_event, tick, clock
         self.answers_after = 0  # the last approval seq a pass has looked at
         self._passed_at = float("-inf")  # when the last pass began
@@ -106,26 +118,34 @@ class WaitTimer:
 
     def _resume(self, run_id: str, due: Callable[[], bool], result: ResumeAll,
                 playbooks: runs.PlaybookCache) -> None:
-        journal = self.journal
         with self.locks.hold(run_id, blocking=False) as mine:
             if not mine:  # an answer, a cancel... is acting on it now: it resumes it itself
                 result.skipped.append((run_id, "another operation is acting on it"))
                 return
-            previous = journal.resume_failures([run_id]).get(run_id)
-            if previous is not None and previous.given_up:
-                result.given_up.append(previous)
-                return
-            try:
-                if not due():
+            with self.guard(run_id) as ours:
+                if not ours:  # another replica's timer: it looks again and resumes it itself
+                    result.skipped.append((run_id, "another replica's timer is acting on it"))
                     return
-                result.resumed.append(runs.resume(journal, self.host, run_id,
-                                                  config_path=self.config_path,
-                                                  on_event=self.on_event, playbooks=playbooks))
-            except Exception as exc:
-                failure = journal.resume_failures([run_id]).get(run_id)
-                if failure is not None and failure != previous:  # recorded by resume
-                    result.failed.append(failure)
-                elif isinstance(exc, RunsError | JournalError):  # taken or ended meanwhile
-                    result.skipped.append((run_id, str(exc)))
-                else:
-                    raise
+                self._resume_held(run_id, due, result, playbooks)
+
+    def _resume_held(self, run_id: str, due: Callable[[], bool], result: ResumeAll,
+                     playbooks: runs.PlaybookCache) -> None:
+        journal = self.journal
+        previous = journal.resume_failures([run_id]).get(run_id)
+        if previous is not None and previous.given_up:
+            result.given_up.append(previous)
+            return
+        try:
+            if not due():
+                return
+            result.resumed.append(runs.resume(journal, self.host, run_id,
+                                              config_path=self.config_path,
+                                              on_event=self.on_event, playbooks=playbooks))
+        except Exception as exc:
+            failure = journal.resume_failures([run_id]).get(run_id)
+            if failure is not None and failure != previous:  # recorded by resume
+                result.failed.append(failure)
+            elif isinstance(exc, RunsError | JournalError):  # taken or ended meanwhile
+                result.skipped.append((run_id, str(exc)))
+            else:
+                raise
