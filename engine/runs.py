@@ -1,8 +1,8 @@
 """Operations on journaled runs: find, show, list, resume, answer, cancel, rerun, undo.
 
-What the CLI and the service both call. Each takes plain arguments (a run id or a unique
-prefix of at least 8 characters, a decision, a comment, the `by` identity of the caller), acts
-through the journal and returns a result object; none prints. Failures raise the error tree:
+What the CLI and the service both call. Each takes plain arguments (a run id or a unique prefix
+of at least 8 characters, a decision, a comment, the `by` identity of the caller), acts through
+the journal and returns a result object; none prints. Failures raise the error tree:
 `UnknownRun`, `AmbiguousRun`, `RunStateError` (the run's state does not allow it), `RunsError`
 (the request itself is wrong), `UndoError`. `on_event` is an optional sink that sees every
 event of the runs an operation drives (a live timeline).
@@ -255,12 +255,10 @@ def resume(journal: Journal, host: PluginHost, run_id: str, *, config_path: str 
            on_event: EventSink | None = None, playbooks: PlaybookCache | None = None,
            config: Config | None = None) -> RunOutcome:
     """Continue an interrupted or waiting run: settle its answered or expired waits, start its
-    in-flight steps again and drive it to its end or its next wait.
-
-    Tried even when `resume --all` gave up on it. When it cannot be resumed (its connections
-    file, its playbook, a forged answer, a crash), that is recorded with the run (see
-    `journal.resume_failures`) and the error raised; a success clears the record. `config`,
-    already loaded, is used instead of loading `config_path` (a worker's, shared by its runs)."""
+    in-flight steps again and drive it to its end or its next wait. Tried even when `resume
+    --all` gave up on it. When it cannot be resumed (its connections file, its playbook, a
+    forged answer, a crash), that is recorded with the run (`journal.resume_failures`) and the
+    error raised; a success clears the record. `config` (loaded) replaces `config_path`."""
     run = find_run(journal, run_id)
     try:
         return _drive(journal, host, run, config_path, on_event,
