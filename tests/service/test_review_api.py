@@ -1,0 +1,49 @@
+"""Defects found by the review of `crownguard serve` (issue 14), each through a real process:
+what an attacker or a careless sender can send, and what the contract says comes back."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from servicetest import Served, new_event
+
+
+def _error(answer: Any, status: int, code: str) -> dict[str, Any]:
+    assert answer.status_code == status, answer.text
+    body = answer.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "where"}
+    assert body["error"]["code"] == code, body
+    return dict(body["error"])
+
+
+# --- intake: JSON that Python reads and the pipeline cannot hold ---------------------------------
+
+
+def test_a_lone_surrogate_in_an_event_is_a_400_naming_the_field(served: Served) -> None:
+    """A lone \\ud800 escape is valid JSON grammar but no text: it was a 500 as a key and, as
+    a value, a stored event whose run then answered 500 to every GET, for good."""
+    event = new_event()
+    raw = json.dumps(event).encode().replace(b'"name": "model-', b'"name": "\\ud800model-')
+    error = _error(served.post_event(raw), 400, "invalid_event")
+    assert error["where"] == "file.name" and "surrogate" in error["message"]
+    keyed = json.dumps(new_event()).encode().replace(b'"action"', b'"act\\udc00ion"')
+    error = _error(served.post_event(keyed), 400, "invalid_event")
+    assert error["where"] == "act\\udc00ion"
+    listed = b"[" + json.dumps(new_event()).encode() + b", " + raw + b"]"
+    assert _error(served.post_event(listed), 400, "invalid_event")["where"] == "item 2: file.name"
+    assert event["id"] not in [e for e, _ in served.intake()]
+
+
+def test_an_integer_too_large_for_triage_is_a_400_not_a_failed_intake(served: Served) -> None:
+    """10**400 passed the schema (an integer), was stored with a 202, then failed in the
+    background ("int too large to convert to float"): the sender believed it was handled."""
+    event = new_event()
+    raw = json.dumps(event).encode()
+    raw = raw.replace(f'"size": {event["file"]["size"]}'.encode(), b'"size": 1' + b"0" * 400)
+    error = _error(served.post_event(raw), 400, "invalid_event")
+    assert error["where"] == "file.size" and "401 digits" in error["message"]
+    assert event["id"] not in [e for e, _ in served.intake()]
+    longer = raw.replace(b"1" + b"0" * 400, b"1" * 5000)  # past Python's int limit: no hint
+    error = _error(served.post_event(longer), 400, "invalid_event")
+    assert error["where"] == "file.size" and "set_int_max_str_digits" not in error["message"]
