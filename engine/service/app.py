@@ -17,7 +17,7 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
@@ -105,20 +105,34 @@ _EVENTS_BODY = {"requestBody": {"required": True, "content": {"application/json"
                                    "minItems": 1}]}}}}}
 
 
+def _text(value: str) -> str:
+    """Text, not a lone surrogate escape ("\\ud800" is JSON; the journal's UTF-8 cannot
+    hold it, so it was a 500)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("holds a lone surrogate escape (\\ud800-\\udfff), which is not "
+                         "text") from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(_text)]
+
+
 class AnswerBody(BaseModel):
     model_config = ConfigDict(extra="forbid")  # no `by`: the caller's token says who
     decision: Literal["approve", "reject"]
-    comment: str | None = None
+    comment: Text | None = None
 
 
 class CancelBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str | None = None
+    reason: Text | None = None
 
 
 class UndoBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    step: str | None = None
+    step: Text | None = None
     dry_run: bool = False
 
 

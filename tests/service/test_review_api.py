@@ -47,3 +47,40 @@ def test_an_integer_too_large_for_triage_is_a_400_not_a_failed_intake(served: Se
     longer = raw.replace(b"1" + b"0" * 400, b"1" * 5000)  # past Python's int limit: no hint
     error = _error(served.post_event(longer), 400, "invalid_event")
     assert error["where"] == "file.size" and "set_int_max_str_digits" not in error["message"]
+
+
+# --- the runs API: bodies ------------------------------------------------------------------------
+
+
+def _waiting_run(served: Served) -> str:
+    event = new_event()
+    assert served.post_event(event).status_code == 202
+    [run] = served.runs_of(event["id"])
+    assert run["status"] == "waiting", run
+    return str(run["run_id"])
+
+
+def _json(served: Served, path: str, raw: bytes, who: str) -> Any:
+    from servicetest import TOKENS
+    return served.http.post(f"{served.base}{path}", data=raw, timeout=30, headers={
+        "Authorization": f"Bearer {TOKENS[who][1]}", "Content-Type": "application/json"})
+
+
+def test_a_lone_surrogate_in_an_answer_or_a_reason_is_a_422(served: Served) -> None:
+    """`{"comment": "\\ud800"}` was a 500 (the journal could not encode it)."""
+    run_id = _waiting_run(served)
+    answer = _json(served, f"/v1/runs/{run_id}/steps/ask/answer",
+                   b'{"decision": "approve", "comment": "ok \\ud800"}', "alice@corp.example")
+    error = _error(answer, 422, "invalid_request")
+    assert error["where"] == "body.comment" and "surrogate" in error["message"]
+    cancel = _json(served, f"/v1/runs/{run_id}/cancel", b'{"reason": "\\udfff"}', "ops-bot")
+    assert _error(cancel, 422, "invalid_request")["where"] == "body.reason"
+    undo = _json(served, f"/v1/runs/{run_id}/undo", b'{"step": "\\ud800"}', "ops-bot")
+    assert _error(undo, 422, "invalid_request")["where"] == "body.step"
+    shown = served.call("GET", f"/v1/runs/{run_id}")
+    assert shown.status_code == 200 and shown.json()["status"] == "waiting"
+    fine = _json(served, f"/v1/runs/{run_id}/steps/ask/answer",
+                 '{"decision": "approve", "comment": "é \\ud83d\\ude00"}'.encode(),
+                 "alice@corp.example")
+    assert fine.status_code == 200, fine.text
+    assert fine.json()["run"]["steps"]["ask"]["output"]["comment"] == "é \U0001f600"
