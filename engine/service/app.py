@@ -50,6 +50,7 @@ log = logging.getLogger("crownguard.service")
 _bearer = HTTPBearer(auto_error=False, description="a token of the service section; its name "
                                                    "is recorded as `by`")
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+MAX_SEQ = 2**63 - 1  # a row id or sequence number: past it SQLite and PostgreSQL overflow (500)
 
 
 class ErrorDetail(BaseModel):
@@ -387,7 +388,7 @@ def build_app(service: Service) -> FastAPI:
         return Response(status_code=200)
 
     @app.get("/v1/intake/dead-letters", tags=["events"], responses=_errors(*_AUTHENTICATED))
-    def dead_letters(who: Viewer, after: Annotated[int, Query(ge=0)] = 0,
+    def dead_letters(who: Viewer, after: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
                      limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
         """Events a poller could not read, set aside (oldest first, after row `after`)."""
         found = service.store.dead_letters(limit=limit, after=after)
@@ -470,7 +471,7 @@ def build_app(service: Service) -> FastAPI:
     @app.get("/v1/audit", tags=["audit"], response_class=Response, responses={
         200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}}},
               "description": "one audit entry (JSON) a line"}, **_errors(*_AUTHENTICATED)})
-    def audit(who: Viewer, since_seq: Annotated[int, Query(ge=0)] = 0,
+    def audit(who: Viewer, since_seq: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
               limit: Annotated[int, Query(ge=1, le=10000)] = 1000) -> Response:
         """Audit entries after `since_seq`, one JSON object a line (as `audit export`)."""
         lines = []

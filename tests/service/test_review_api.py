@@ -84,3 +84,17 @@ def test_a_lone_surrogate_in_an_answer_or_a_reason_is_a_422(served: Served) -> N
                  "alice@corp.example")
     assert fine.status_code == 200, fine.text
     assert fine.json()["run"]["steps"]["ask"]["output"]["comment"] == "é \U0001f600"
+
+
+# --- the runs API: parameters --------------------------------------------------------------------
+
+
+def test_a_sequence_number_past_64_bits_is_a_422_not_a_500(served: Served) -> None:
+    """`since_seq=9223372036854775808` (and `after=` of the dead letters) reached the
+    database and overflowed there: a 500."""
+    for path, name in (("/v1/audit?since_seq=", "since_seq"),
+                       ("/v1/intake/dead-letters?after=", "after")):
+        for value in ("9223372036854775808", "9" * 30):
+            error = _error(served.call("GET", path + value), 422, "invalid_request")
+            assert error["where"] == f"query.{name}", error
+        assert served.call("GET", path + "9223372036854775807").status_code == 200
