@@ -35,7 +35,17 @@ from ..errors import (
 )
 from ..journal.audit import canonical_json
 from .access_routes import access_router
-from .bodies import EVENTS_PREFIX, INLINE_BODY_BYTES, Gone, body_of, is_events_path, read_body
+from .bodies import (
+    EVENTS_PREFIX,
+    INLINE_BODY_BYTES,
+    Gone,
+    body_of,
+    declared_too_large,
+    is_events_path,
+    limited,
+    read_body,
+    too_large,
+)
 from .console import mount_console
 from .logs import bound
 from .metrics import CONTENT_TYPE
@@ -196,6 +206,8 @@ def build_app(service: Service) -> FastAPI:
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        if exc.status_code == 413:  # a body past service.max_body_bytes (bodies.limited)
+            return problem(ServiceProblem(413, "too_large", str(exc.detail), "body"))
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         message = {404: f"no such endpoint: {request.method} {request.url.path}",
                    405: f"{request.method} is not allowed on {request.url.path}"}.get(
@@ -273,6 +285,14 @@ def build_app(service: Service) -> FastAPI:
             if (scope["type"] == "http" and scope["method"] == "POST"
                     and is_events_path(scope["path"])):
                 await _drain_and_measure(scope, receive, send, _events)
+            elif scope["type"] == "http":  # every other body: service.max_body_bytes too
+                limit = service.settings.max_body_bytes
+                declared = Headers(scope=scope).get("content-length")
+                if declared_too_large(declared, limit):
+                    await _drain_and_measure(scope, receive, send, problem(too_large(limit)))
+                else:
+                    await _drain_and_measure(scope, limited(receive, declared, limit), send,
+                                             self.app)
             else:
                 await _drain_and_measure(scope, receive, send, self.app)
 

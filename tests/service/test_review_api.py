@@ -98,3 +98,22 @@ def test_a_sequence_number_past_64_bits_is_a_422_not_a_500(served: Served) -> No
             error = _error(served.call("GET", path + value), 422, "invalid_request")
             assert error["where"] == f"query.{name}", error
         assert served.call("GET", path + "9223372036854775807").status_code == 200
+
+
+def test_the_body_limit_holds_on_every_route_not_only_the_events(served: Served) -> None:
+    """service.max_body_bytes ("larger request bodies are refused (413)") held on the events
+    route only: a 20 KB answer to a 16 KB service was recorded with a 200."""
+    from servicetest import MAX_BODY, TOKENS
+    run_id = _waiting_run(served)
+    path = f"/v1/runs/{run_id}/steps/ask/answer"
+    big = json.dumps({"decision": "approve", "comment": "x" * MAX_BODY}).encode()
+    error = _error(_json(served, path, big, "alice@corp.example"), 413, "too_large")
+    assert error["where"] == "body" and str(MAX_BODY) in error["message"]
+    chunked = served.http.post(  # no Content-Length: counted as it arrives
+        f"{served.base}{path}", data=iter([big[:8000], big[8000:]]), timeout=30, headers={
+            "Authorization": f"Bearer {TOKENS['alice@corp.example'][1]}",
+            "Content-Type": "application/json"})
+    _error(chunked, 413, "too_large")
+    assert served.call("GET", f"/v1/runs/{run_id}").json()["status"] == "waiting"
+    fits = json.dumps({"decision": "approve", "comment": "x" * 1000}).encode()
+    assert _json(served, path, fits, "alice@corp.example").status_code == 200
