@@ -208,6 +208,10 @@ def build_app(service: Service) -> FastAPI:
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         if exc.status_code == 413:  # a body past service.max_body_bytes (bodies.limited)
             return problem(ServiceProblem(413, "too_large", str(exc.detail), "body"))
+        if exc.status_code == 400:  # the framework could not read the body (json's
+            # RecursionError for a deep nesting, a form it cannot parse): one of our codes
+            return problem(ServiceProblem(400, "not_json", "the body could not be read as "
+                                          "JSON: malformed or nested too deeply", "body"))
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         message = {404: f"no such endpoint: {request.method} {request.url.path}",
                    405: f"{request.method} is not allowed on {request.url.path}"}.get(

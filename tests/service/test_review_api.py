@@ -117,3 +117,15 @@ def test_the_body_limit_holds_on_every_route_not_only_the_events(served: Served)
     assert served.call("GET", f"/v1/runs/{run_id}").json()["status"] == "waiting"
     fits = json.dumps({"decision": "approve", "comment": "x" * 1000}).encode()
     assert _json(served, path, fits, "alice@corp.example").status_code == 200
+
+
+def test_a_body_nested_too_deeply_for_the_runs_api_is_a_documented_400(served: Served) -> None:
+    """The framework's own 400 for a body json cannot read (a RecursionError) came back as
+    `http_error` with the URL as `where`: a code outside the documented set."""
+    run_id = _waiting_run(served)
+    deep = b'{"comment": ' + b"[" * 5000 + b"]" * 5000 + b"}"  # within max_body_bytes
+    for path, who in ((f"/v1/runs/{run_id}/steps/ask/answer", "alice@corp.example"),
+                      (f"/v1/runs/{run_id}/cancel", "ops-bot")):
+        error = _error(_json(served, path, deep, who), 400, "not_json")
+        assert error["where"] == "body", error
+    assert served.call("GET", f"/v1/runs/{run_id}").json()["status"] == "waiting"
