@@ -98,9 +98,10 @@ _RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before retrying"
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The OpenAPI `responses` of the refusals a route can answer, each an `Error` body; every
-    route can also fail (500) and, but for /healthz, be draining (503)."""
+    route can also refuse a body past service.max_body_bytes (413), fail (500) and, but for
+    /healthz, be draining (503)."""
     documented: dict[int | str, dict[str, Any]] = {}
-    for status in sorted({*statuses, 500}):
+    for status in sorted({*statuses, 413, 500}):
         documented[status] = {"model": Error, "description": _WHY[status]}
         if status in (429, 503):
             documented[status]["headers"] = _RETRY_AFTER

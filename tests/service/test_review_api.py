@@ -129,3 +129,10 @@ def test_a_body_nested_too_deeply_for_the_runs_api_is_a_documented_400(served: S
         error = _error(_json(served, path, deep, who), 400, "not_json")
         assert error["where"] == "body", error
     assert served.call("GET", f"/v1/runs/{run_id}").json()["status"] == "waiting"
+
+
+def test_every_route_documents_the_413_it_can_answer(served: Served) -> None:
+    spec = served.http.get(f"{served.base}/openapi.json", timeout=30).json()
+    for path, methods in spec["paths"].items():
+        for method, operation in methods.items():
+            assert "413" in operation["responses"], (method, path)
