@@ -142,6 +142,10 @@ class CancelBody(BaseModel):
     reason: Text | None = None
 
 
+class RerunBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # it takes nothing: `by` is refused, not ignored
+
+
 class UndoBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     step: Text | None = None
@@ -486,7 +490,7 @@ def build_app(service: Service) -> FastAPI:
 
     @app.post("/v1/runs/{run_id}/rerun", tags=["runs"],
               responses=_errors(400, 404, 409, *_AUTHENTICATED))
-    def rerun(run_id: str, who: Responder) -> dict[str, Any]:
+    def rerun(run_id: str, who: Responder, body: RerunBody | None = None) -> dict[str, Any]:
         """A new run of an ended (failed or cancelled) run's playbook, linked to it."""
         with service.operation(run_id), bound(run_id=run_id):
             outcome = runs.rerun(service.journal, service.host, run_id, by=who.name,

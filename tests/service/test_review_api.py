@@ -136,3 +136,19 @@ def test_every_route_documents_the_413_it_can_answer(served: Served) -> None:
     for path, methods in spec["paths"].items():
         for method, operation in methods.items():
             assert "413" in operation["responses"], (method, path)
+
+
+def test_a_rerun_refuses_a_body_field_it_does_not_know(served: Served) -> None:
+    """"A body with a field the endpoint does not know (such as `by`) is refused with 422":
+    the rerun took any body and ignored it, so `{"by": "mallory"}` seemed to work."""
+    run_id = _waiting_run(served)
+    assert served.call("POST", f"/v1/runs/{run_id}/cancel", who="ops-bot").status_code == 200
+    before = served.call("GET", "/v1/runs?limit=1").json()["runs"]
+    error = _error(served.call("POST", f"/v1/runs/{run_id}/rerun", who="ops-bot",
+                               json_body={"by": "mallory"}), 422, "invalid_request")
+    assert error["where"] == "body.by"
+    assert served.call("GET", "/v1/runs?limit=1").json()["runs"] == before  # no new run
+    for body in ({}, None):
+        again = served.call("POST", f"/v1/runs/{run_id}/rerun", who="ops-bot", json_body=body)
+        assert again.status_code == 200, again.text
+        assert again.json()["by"] == "ops-bot"
