@@ -239,7 +239,8 @@ def build_app(service: Service) -> FastAPI:
         status, code = _status_of(exc)
         if status == 500:
             log.error("%s %s: %s", request.method, request.url.path, redact(str(exc)))
-        return JSONResponse(error_body(code, redact(str(exc)), ""), status_code=status)
+        where = "run_id" if isinstance(exc, UnknownRun | AmbiguousRun) else ""  # the path's
+        return JSONResponse(error_body(code, redact(str(exc)), where), status_code=status)
 
     def _internal(request: Request, exc: Exception) -> JSONResponse:
         log.error("%s %s: internal error: %s: %s", request.method, request.url.path,

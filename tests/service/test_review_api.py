@@ -152,3 +152,11 @@ def test_a_rerun_refuses_a_body_field_it_does_not_know(served: Served) -> None:
         again = served.call("POST", f"/v1/runs/{run_id}/rerun", who="ops-bot", json_body=body)
         assert again.status_code == 200, again.text
         assert again.json()["by"] == "ops-bot"
+
+
+def test_an_unknown_run_id_is_named_as_where_the_fault_is(served: Served) -> None:
+    """`where` names "the header, parameter, field or item at fault": an unknown run id said
+    "" (the request as a whole)."""
+    for method, path in (("GET", "/v1/runs/nosuchrun0"), ("POST", "/v1/runs/nosuchrun0/cancel")):
+        error = _error(served.call(method, path, who="ops-bot"), 404, "unknown_run")
+        assert error["where"] == "run_id", error
