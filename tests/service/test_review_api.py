@@ -160,3 +160,21 @@ def test_an_unknown_run_id_is_named_as_where_the_fault_is(served: Served) -> Non
     for method, path in (("GET", "/v1/runs/nosuchrun0"), ("POST", "/v1/runs/nosuchrun0/cancel")):
         error = _error(served.call(method, path, who="ops-bot"), 404, "unknown_run")
         assert error["where"] == "run_id", error
+
+
+def test_a_forged_cursor_is_a_400_bad_cursor_never_a_500(served: Served) -> None:
+    """The cursor is base64 JSON anyone can write: a seq past 64 bits or 1e400 (int(inf)), or
+    a lone surrogate for the time, reached the query and answered 500."""
+    import base64
+    for forged in (b'["2026-12-02T13:01:34.857296Z", 1e400]',
+                   b'["2026-12-02T13:01:34.857296Z", 99999999999999999999999]',
+                   b'["\\ud800", 1]', b'["x", 1.5]', b'[1, 2]', b'["x", true]', b'["x", -1]'):
+        cursor = base64.urlsafe_b64encode(forged).decode()
+        error = _error(served.call("GET", f"/v1/runs?cursor={cursor}"), 400, "bad_cursor")
+        assert error["where"] == "cursor", forged
+    _waiting_run(served)
+    _waiting_run(served)
+    first = served.call("GET", "/v1/runs?limit=1").json()
+    assert first["next_cursor"]
+    following = served.call("GET", f"/v1/runs?limit=1&cursor={first['next_cursor']}")
+    assert following.status_code == 200 and following.json()["runs"] != first["runs"]
