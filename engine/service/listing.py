@@ -63,6 +63,9 @@ class RunPages:
 
     def page(self, *, status: str | None, playbook: str | None, limit: int,
              cursor: str | None) -> tuple[list[RunRecord], str | None]:
+        # `?status=&playbook=` (a form, a URL template filled in part): no filter, not a 400
+        # for the status and an empty page for the playbook
+        status, playbook = status or None, playbook or None
         if status is not None:
             try:
                 status = str(RunStatus(status))

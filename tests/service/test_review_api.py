@@ -178,3 +178,14 @@ def test_a_forged_cursor_is_a_400_bad_cursor_never_a_500(served: Served) -> None
     assert first["next_cursor"]
     following = served.call("GET", f"/v1/runs?limit=1&cursor={first['next_cursor']}")
     assert following.status_code == 200 and following.json()["runs"] != first["runs"]
+
+
+def test_an_empty_status_or_playbook_filter_is_no_filter(served: Served) -> None:
+    """DESIGN.md writes the listing as `GET /v1/runs?status=&playbook=&limit=&cursor=`: a
+    client filling that template in part sent `status=` and got 400 bad_parameter, and
+    `playbook=` gave an empty page (schemathesis found the first)."""
+    run_id = _waiting_run(served)
+    for query in ("status=", "playbook=", "status=&playbook=&cursor="):
+        answer = served.call("GET", f"/v1/runs?{query}&limit=500")
+        assert answer.status_code == 200, answer.text
+        assert run_id in [r["run_id"] for r in answer.json()["runs"]], query
