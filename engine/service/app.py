@@ -21,6 +21,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__, runs
@@ -109,6 +110,7 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 _AUTHENTICATED = (401, 403, 422, 503)
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 # The events route reads its body raw (the signature is over its bytes): described here.
 _EVENTS_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
     "description": "one event (normalised, or a raw payload of an installed event source) "
@@ -221,8 +223,11 @@ def build_app(service: Service) -> FastAPI:
         message = {404: f"no such endpoint: {request.method} {request.url.path}",
                    405: f"{request.method} is not allowed on {request.url.path}"}.get(
             exc.status_code, str(exc.detail))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # every method of the path, not the first route's only
+            headers["Allow"] = ", ".join(_methods_of(app.router.routes, request.scope))
         return JSONResponse(error_body(code, message, request.url.path),
-                            status_code=exc.status_code, headers=exc.headers)
+                            status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -523,6 +528,13 @@ def build_app(service: Service) -> FastAPI:
 
     mount_console(app, service)  # the web console under /ui/ (docs/console.md)
     return app
+
+
+def _methods_of(routes: Any, scope: Scope) -> list[str]:
+    """The methods some route (an included router's too) takes at the scope's path."""
+    return [method for method in _METHODS
+            if any(route.matches({**scope, "method": method})[0] == Match.FULL
+                   for route in routes)]
 
 
 def _summary(run: dict[str, Any]) -> dict[str, Any]:

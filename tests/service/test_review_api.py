@@ -189,3 +189,15 @@ def test_an_empty_status_or_playbook_filter_is_no_filter(served: Served) -> None
         answer = served.call("GET", f"/v1/runs?{query}&limit=500")
         assert answer.status_code == 200, answer.text
         assert run_id in [r["run_id"] for r in answer.json()["runs"]], query
+
+
+def test_a_405_lists_every_method_of_the_path_in_allow(served: Served) -> None:
+    """`OPTIONS /v1/access-requests` answered `Allow: POST`, though GET lists them: the
+    first route of the path spoke for all (schemathesis: Allow header mismatch)."""
+    for method, path, allowed in (("OPTIONS", "/v1/access-requests", {"GET", "POST"}),
+                                  ("DELETE", "/v1/runs/abcdefgh", {"GET"}),
+                                  ("GET", "/v1/events/siem", {"POST"})):
+        answer = served.call(method, path)
+        _error(answer, 405, "method_not_allowed")
+        assert allowed <= set(answer.headers["Allow"].split(", ")) <= allowed | {"HEAD"}, \
+            (path, answer.headers["Allow"])
