@@ -201,3 +201,24 @@ def test_a_405_lists_every_method_of_the_path_in_allow(served: Served) -> None:
         _error(answer, 405, "method_not_allowed")
         assert allowed <= set(answer.headers["Allow"].split(", ")) <= allowed | {"HEAD"}, \
             (path, answer.headers["Allow"])
+
+
+def test_an_event_nested_too_deeply_is_a_400_not_a_500(served: Served) -> None:
+    """A raw Incydr event may carry fields of its own: one nested 970 deep parsed, was
+    normalised, and overflowed the stack when encoded for the journal (500); 300 deep was
+    stored with a 202."""
+    from servicetest import SAMPLE
+    sample = json.loads(SAMPLE.read_text())
+    for depth in (300, 970):
+        sample["event"]["id"] = f"deep-{depth}-{id(sample)}"
+        raw = json.dumps(sample).encode()[:-1] + b', "extra": ' + b"[" * depth + b"1" + \
+            b"]" * depth + b"}"
+        error = _error(served.post_event(raw), 400, "invalid_event")
+        assert error["where"] == "body" and "254 levels" in error["message"], error
+        listed = b"[" + json.dumps(new_event()).encode() + b", " + raw + b"]"
+        assert _error(served.post_event(listed), 400, "invalid_event")["where"] == "item 2"
+        assert sample["event"]["id"] not in [e for e, _ in served.intake()]
+    # three normalised events (54 brackets each), and one nesting 250 deep (500 brackets)
+    assert served.post_event([new_event() for _ in range(3)]).status_code == 202
+    fits = json.dumps(sample).encode()[:-1] + b', "extra": ' + b"[" * 250 + b"]" * 250 + b"}"
+    assert served.post_event(fits).status_code == 202
