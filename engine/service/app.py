@@ -11,13 +11,12 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
@@ -39,7 +38,11 @@ from .access_routes import access_router
 from .bodies import (
     EVENTS_PREFIX,
     INLINE_BODY_BYTES,
+    AnswerBody,
+    CancelBody,
     Gone,
+    RerunBody,
+    UndoBody,
     body_of,
     declared_too_large,
     is_events_path,
@@ -52,6 +55,7 @@ from .logs import bound
 from .metrics import CONTENT_TYPE
 from .payloads import normalise_payload, parse_json
 from .problems import ServiceProblem, error_body
+from .problems import documented as _errors
 from .service import Service
 from .settings import ApiToken, Role
 from .signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
@@ -64,51 +68,6 @@ Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 MAX_SEQ = 2**63 - 1  # a row id or sequence number: past it SQLite and PostgreSQL overflow (500)
 
 
-class ErrorDetail(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    code: str = Field(description="a stable code, such as `unknown_run`")
-    message: str = Field(description="for people: what is wrong and what to do")
-    where: str = Field(description="the header, parameter, field or item at fault; \"\" when "
-                                   "it is the request as a whole")
-
-
-class Error(BaseModel):
-    """Every refusal and failure: 4xx and 5xx alike."""
-    model_config = ConfigDict(extra="forbid")
-    error: ErrorDetail
-
-
-_WHY = {400: "the request is not usable: `not_json`, `not_an_event`, `no_events`, "
-             "`invalid_event`, `bad_parameter`, `bad_cursor`, `ambiguous_run`, `bad_request`, "
-             "`not_an_interaction`",
-        401: "not signed or not authenticated: `unsigned`, `bad_timestamp`, "
-             "`stale_timestamp`, `bad_signature`, `unknown_source`, `unauthenticated`",
-        403: "`forbidden` (the token's role is too low) or `answer_refused`",
-        404: "`unknown_run`, `unknown_access_request`, or `not_found` (no such endpoint)",
-        409: "`run_state` (the run's state does not allow it), `cannot_undo` or "
-             "`access_state` (the access request's state does not allow it)",
-        413: "`too_large`: the body is larger than service.max_body_bytes",
-        422: "`invalid_request`: a parameter or body that does not fit the endpoint",
-        429: "`rate_limited`: retry after Retry-After seconds",
-        500: "`internal` or `failed`: logged by the service, with secrets redacted",
-        502: "`registry_failed`: the model registry refused or failed the grant or revoke",
-        503: "`draining` (shutting down; Retry-After) or `not_ready`"}
-_RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before retrying",
-                                "schema": {"type": "string"}}}
-
-
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The OpenAPI `responses` of the refusals a route can answer, each an `Error` body; every
-    route can also refuse a body past service.max_body_bytes (413), fail (500) and, but for
-    /healthz, be draining (503)."""
-    documented: dict[int | str, dict[str, Any]] = {}
-    for status in sorted({*statuses, 413, 500}):
-        documented[status] = {"model": Error, "description": _WHY[status]}
-        if status in (429, 503):
-            documented[status]["headers"] = _RETRY_AFTER
-    return documented
-
-
 _AUTHENTICATED = (401, 403, 422, 503)
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 # The events route reads its body raw (the signature is over its bytes): described here.
@@ -117,41 +76,6 @@ _EVENTS_BODY = {"requestBody": {"required": True, "content": {"application/json"
                    "or a list of them",
     "oneOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"},
                                    "minItems": 1}]}}}}}
-
-
-def _text(value: str) -> str:
-    """Text, not a lone surrogate escape ("\\ud800" is JSON; the journal's UTF-8 cannot
-    hold it, so it was a 500)."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("holds a lone surrogate escape (\\ud800-\\udfff), which is not "
-                         "text") from None
-    return value
-
-
-Text = Annotated[str, AfterValidator(_text)]
-
-
-class AnswerBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # no `by`: the caller's token says who
-    decision: Literal["approve", "reject"]
-    comment: Text | None = None
-
-
-class CancelBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    reason: Text | None = None
-
-
-class RerunBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # it takes nothing: `by` is refused, not ignored
-
-
-class UndoBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    step: Text | None = None
-    dry_run: bool = False
 
 
 def _caller(role: Role) -> Callable[[Request, Credentials], ApiToken]:

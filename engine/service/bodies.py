@@ -4,7 +4,9 @@ the size limit whatever Content-Length says, on every route; the events route's 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Annotated, Literal
 
+from pydantic import AfterValidator, BaseModel, ConfigDict
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import Message, Receive
@@ -67,3 +69,40 @@ async def read_body(declared: str | None, chunks: AsyncIterator[bytes], limit: i
 
 async def body_of(request: Request, limit: int) -> bytes:
     return await read_body(request.headers.get("content-length"), request.stream(), limit)
+
+
+# The runs API's JSON bodies (parsed by the framework) ------------------------------------------
+
+def _text(value: str) -> str:
+    """Text, not a lone surrogate escape ("\\ud800" is JSON; the journal's UTF-8 cannot
+    hold it, so it was a 500)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("holds a lone surrogate escape (\\ud800-\\udfff), which is not "
+                         "text") from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(_text)]
+
+
+class AnswerBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # no `by`: the caller's token says who
+    decision: Literal["approve", "reject"]
+    comment: Text | None = None
+
+
+class CancelBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: Text | None = None
+
+
+class RerunBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # it takes nothing: `by` is refused, not ignored
+
+
+class UndoBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    step: Text | None = None
+    dry_run: bool = False
