@@ -148,7 +148,8 @@ def test_a_rerun_refuses_a_body_field_it_does_not_know(served: Served) -> None:
                                json_body={"by": "mallory"}), 422, "invalid_request")
     assert error["where"] == "body.by"
     assert served.call("GET", "/v1/runs?limit=1").json()["runs"] == before  # no new run
-    for body in ({}, None):
+    bodies: tuple[dict[str, Any] | None, ...] = ({}, None)
+    for body in bodies:
         again = served.call("POST", f"/v1/runs/{run_id}/rerun", who="ops-bot", json_body=body)
         assert again.status_code == 200, again.text
         assert again.json()["by"] == "ops-bot"
