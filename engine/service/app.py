@@ -11,16 +11,16 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__, runs
@@ -36,12 +36,27 @@ from ..errors import (
 from ..journal.audit import canonical_json
 from .access_routes import access_router
 from .access_undo import AccessUndo
-from .bodies import EVENTS_PREFIX, INLINE_BODY_BYTES, Gone, body_of, is_events_path, read_body
+from .bodies import (
+    EVENTS_PREFIX,
+    INLINE_BODY_BYTES,
+    AnswerBody,
+    CancelBody,
+    Gone,
+    RerunBody,
+    UndoBody,
+    body_of,
+    declared_too_large,
+    is_events_path,
+    limited,
+    read_body,
+    too_large,
+)
 from .console import mount_console
 from .logs import bound
 from .metrics import CONTENT_TYPE
 from .payloads import normalise_payload, parse_json
 from .problems import ServiceProblem, error_body
+from .problems import documented as _errors
 from .service import Service
 from .settings import ApiToken, Role
 from .signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
@@ -51,76 +66,17 @@ log = logging.getLogger("crownguard.service")
 _bearer = HTTPBearer(auto_error=False, description="a token of the service section; its name "
                                                    "is recorded as `by`")
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-
-
-class ErrorDetail(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    code: str = Field(description="a stable code, such as `unknown_run`")
-    message: str = Field(description="for people: what is wrong and what to do")
-    where: str = Field(description="the header, parameter, field or item at fault; \"\" when "
-                                   "it is the request as a whole")
-
-
-class Error(BaseModel):
-    """Every refusal and failure: 4xx and 5xx alike."""
-    model_config = ConfigDict(extra="forbid")
-    error: ErrorDetail
-
-
-_WHY = {400: "the request is not usable: `not_json`, `not_an_event`, `no_events`, "
-             "`invalid_event`, `bad_parameter`, `bad_cursor`, `ambiguous_run`, `bad_request`, "
-             "`not_an_interaction`",
-        401: "not signed or not authenticated: `unsigned`, `bad_timestamp`, "
-             "`stale_timestamp`, `bad_signature`, `unknown_source`, `unauthenticated`",
-        403: "`forbidden` (the token's role is too low) or `answer_refused`",
-        404: "`unknown_run`, `unknown_access_request`, or `not_found` (no such endpoint)",
-        409: "`run_state` (the run's state does not allow it), `cannot_undo` or "
-             "`access_state` (the access request's state does not allow it)",
-        413: "`too_large`: the body is larger than service.max_body_bytes",
-        422: "`invalid_request`: a parameter or body that does not fit the endpoint",
-        429: "`rate_limited`: retry after Retry-After seconds",
-        500: "`internal` or `failed`: logged by the service, with secrets redacted",
-        502: "`registry_failed`: the model registry refused or failed the grant or revoke",
-        503: "`draining` (shutting down; Retry-After) or `not_ready`"}
-_RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before retrying",
-                                "schema": {"type": "string"}}}
-
-
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The OpenAPI `responses` of the refusals a route can answer, each an `Error` body; every
-    route can also fail (500) and, but for /healthz, be draining (503)."""
-    documented: dict[int | str, dict[str, Any]] = {}
-    for status in sorted({*statuses, 500}):
-        documented[status] = {"model": Error, "description": _WHY[status]}
-        if status in (429, 503):
-            documented[status]["headers"] = _RETRY_AFTER
-    return documented
+MAX_SEQ = 2**63 - 1  # a row id or sequence number: past it SQLite and PostgreSQL overflow (500)
 
 
 _AUTHENTICATED = (401, 403, 422, 503)
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 # The events route reads its body raw (the signature is over its bytes): described here.
 _EVENTS_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
     "description": "one event (normalised, or a raw payload of an installed event source) "
                    "or a list of them",
     "oneOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"},
                                    "minItems": 1}]}}}}}
-
-
-class AnswerBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # no `by`: the caller's token says who
-    decision: Literal["approve", "reject"]
-    comment: str | None = None
-
-
-class CancelBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    reason: str | None = None
-
-
-class UndoBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    step: str | None = None
-    dry_run: bool = False
 
 
 def _caller(role: Role) -> Callable[[Request, Credentials], ApiToken]:
@@ -182,12 +138,21 @@ def build_app(service: Service) -> FastAPI:
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        if exc.status_code == 413:  # a body past service.max_body_bytes (bodies.limited)
+            return problem(ServiceProblem(413, "too_large", str(exc.detail), "body"))
+        if exc.status_code == 400:  # the framework could not read the body (json's
+            # RecursionError for a deep nesting, a form it cannot parse): one of our codes
+            return problem(ServiceProblem(400, "not_json", "the body could not be read as "
+                                          "JSON: malformed or nested too deeply", "body"))
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         message = {404: f"no such endpoint: {request.method} {request.url.path}",
                    405: f"{request.method} is not allowed on {request.url.path}"}.get(
             exc.status_code, str(exc.detail))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # every method of the path, not the first route's only
+            headers["Allow"] = ", ".join(_methods_of(app.router.routes, request.scope))
         return JSONResponse(error_body(code, message, request.url.path),
-                            status_code=exc.status_code, headers=exc.headers)
+                            status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -204,7 +169,8 @@ def build_app(service: Service) -> FastAPI:
         status, code = _status_of(exc)
         if status == 500:
             log.error("%s %s: %s", request.method, request.url.path, redact(str(exc)))
-        return JSONResponse(error_body(code, redact(str(exc)), ""), status_code=status)
+        where = "run_id" if isinstance(exc, UnknownRun | AmbiguousRun) else ""  # the path's
+        return JSONResponse(error_body(code, redact(str(exc)), where), status_code=status)
 
     def _internal(request: Request, exc: Exception) -> JSONResponse:
         log.error("%s %s: internal error: %s: %s", request.method, request.url.path,
@@ -259,6 +225,14 @@ def build_app(service: Service) -> FastAPI:
             if (scope["type"] == "http" and scope["method"] == "POST"
                     and is_events_path(scope["path"])):
                 await _drain_and_measure(scope, receive, send, _events)
+            elif scope["type"] == "http":  # every other body: service.max_body_bytes too
+                limit = service.settings.max_body_bytes
+                declared = Headers(scope=scope).get("content-length")
+                if declared_too_large(declared, limit):
+                    await _drain_and_measure(scope, receive, send, problem(too_large(limit)))
+                else:
+                    await _drain_and_measure(scope, limited(receive, declared, limit), send,
+                                             self.app)
             else:
                 await _drain_and_measure(scope, receive, send, self.app)
 
@@ -374,7 +348,7 @@ def build_app(service: Service) -> FastAPI:
         return Response(status_code=200)
 
     @app.get("/v1/intake/dead-letters", tags=["events"], responses=_errors(*_AUTHENTICATED))
-    def dead_letters(who: Viewer, after: Annotated[int, Query(ge=0)] = 0,
+    def dead_letters(who: Viewer, after: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
                      limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
         """Events a poller could not read, set aside (oldest first, after row `after`)."""
         found = service.store.dead_letters(limit=limit, after=after)
@@ -449,7 +423,7 @@ def build_app(service: Service) -> FastAPI:
 
     @app.post("/v1/runs/{run_id}/rerun", tags=["runs"],
               responses=_errors(400, 404, 409, *_AUTHENTICATED))
-    def rerun(run_id: str, who: Responder) -> dict[str, Any]:
+    def rerun(run_id: str, who: Responder, body: RerunBody | None = None) -> dict[str, Any]:
         """A new run of an ended (failed or cancelled) run's playbook, linked to it."""
         with service.operation(run_id), bound(run_id=run_id):
             outcome = runs.rerun(service.journal, service.host, run_id, by=who.name,
@@ -459,7 +433,7 @@ def build_app(service: Service) -> FastAPI:
     @app.get("/v1/audit", tags=["audit"], response_class=Response, responses={
         200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}}},
               "description": "one audit entry (JSON) a line"}, **_errors(*_AUTHENTICATED)})
-    def audit(who: Viewer, since_seq: Annotated[int, Query(ge=0)] = 0,
+    def audit(who: Viewer, since_seq: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
               limit: Annotated[int, Query(ge=1, le=10000)] = 1000) -> Response:
         """Audit entries after `since_seq`, one JSON object a line (as `audit export`)."""
         lines = []
@@ -481,6 +455,13 @@ def build_app(service: Service) -> FastAPI:
 
     mount_console(app, service)  # the web console under /ui/ (docs/console.md)
     return app
+
+
+def _methods_of(routes: Any, scope: Scope) -> list[str]:
+    """The methods some route (an included router's too) takes at the scope's path."""
+    return [method for method in _METHODS
+            if any(route.matches({**scope, "method": method})[0] == Match.FULL
+                   for route in routes)]
 
 
 def _summary(run: dict[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import base64
 import json
 import sqlite3
 import threading
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,15 @@ def encode_cursor(run: RunRecord) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[str, int]:
+    """A cursor's (created_at, seq), exactly as `encode_cursor` made it: a forged one (a seq
+    past 64 bits or no integer, no time) is a 400, never a query that fails (a 500)."""
     try:
         created_at, seq = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return str(created_at), int(seq)
+        if not (isinstance(created_at, str) and type(seq) is int and 0 <= seq < 2**63
+                and len(created_at) <= 64):
+            raise ValueError("not a cursor")
+        datetime.fromisoformat(created_at)  # a time (PostgreSQL compares it as one), text
+        return created_at, seq
     except (ValueError, TypeError):
         raise ServiceProblem(400, "bad_cursor", "cursor is not one this service gave out "
                              "(take next_cursor from the previous page)", "cursor") from None
@@ -56,6 +63,9 @@ class RunPages:
 
     def page(self, *, status: str | None, playbook: str | None, limit: int,
              cursor: str | None) -> tuple[list[RunRecord], str | None]:
+        # `?status=&playbook=` (a form, a URL template filled in part): no filter, not a 400
+        # for the status and an empty page for the playbook
+        status, playbook = status or None, playbook or None
         if status is not None:
             try:
                 status = str(RunStatus(status))
