@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,6 +21,7 @@ from crownguard.engine.triage import (
     InMemoryHistory,
     ModelMovementEvent,
     Router,
+    SourceKind,
     Triage,
     detect,
     normalise,
@@ -27,6 +29,7 @@ from crownguard.engine.triage import (
     policy_from_mapping,
     score,
 )
+from crownguard.engine.triage.detection import metadata
 from crownguard.engine.triage.risk import scoring
 from crownguard.plugins.incydr import events as incydr
 
@@ -150,3 +153,47 @@ def test_recent_scores_are_nothing_the_garbage_collector_tracks() -> None:
     again = triage.triage(raw)[0]
     assert again.risk == first.risk  # the score kept from the first delivery
     assert [gc.is_tracked(k) or gc.is_tracked(v) for k, v in triage._scored.items()] == [False]
+
+
+NAMES = st.sampled_from([
+    "model.safetensors", "model.safetensors.bak", "pytorch_model.bin", "data.bin", "export.zip",
+    "weights.npz", "churn_xgb.pkl", "docker-image.tar", "holiday.jpg", "report.pdf",
+    "config.json", "notes", "model.onnx_data", "variables.data-00000-of-00001", "x.params",
+    "tokenizer.json", "llama-3-8b.Q4_K_M.gguf", "ggml-model-q4_0.bin", "model-car.zip",
+    "1.0 GB.bin", "classifier.joblib", "MLmodel", "sheet.xlsx"])
+# Sizes on both sides of each threshold of the metadata detector, several in each band.
+SIZES = [None, 0, 1, 4095, 4096, 10_000, 2**20 - 1, 2**20, 3 * 2**20, 50 * 2**20 - 1,
+         50 * 2**20, 60 * 2**20, 2**30, 5 * 2**30 + 7]
+FILES = st.builds(
+    lambda name, directory, size, mime, original, category, by_bytes: FileInfo(
+        name, size=size, directory=directory, mime_type_by_bytes=mime, original_name=original,
+        category=category, category_by_bytes=by_bytes),
+    NAMES, st.sampled_from([None, "/Users/a/work/", "/data/checkpoints/", "/mlruns/1/",
+                            "/srv/firmware/", "/x/models--org--m/blobs/", "C:\\ckpt\\"]),
+    st.sampled_from(SIZES),
+    st.sampled_from([None, "application/octet-stream", "application/zip", "text/plain",
+                     "image/jpeg", "application/x-hdf5", "application/pdf"]),
+    st.sampled_from([None, "model.safetensors", "a.txt"]),
+    st.sampled_from([None, "Image", "Document"]), st.sampled_from([None, "Archive", "Image"]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(FILES, st.sampled_from(list(SourceKind))), min_size=1, max_size=6),
+       st.permutations(SIZES))
+def test_remembered_metadata_verdicts_are_the_weighed_ones(
+        files: list[tuple[FileInfo, SourceKind]], sizes: list[int | None]) -> None:
+    metadata._VERDICTS.clear()  # which size of a band comes first is the example's
+    # Each file at every size, twice: the cache is kept across sizes and examples, so a
+    # verdict remembered for one size meets the other sizes of its band.
+    for file, kind in files * 2:
+        for size in sizes:
+            sized = dataclasses.replace(file, size=size)
+            assert metadata.detect_metadata(sized, kind) == metadata.weigh_metadata(sized, kind)
+
+
+def test_a_remembered_metadata_verdict_is_a_copy() -> None:
+    file = FileInfo("resnet50.pth", size=2**30)
+    first = metadata.detect_metadata(file)
+    first.confidence, first.evidence = 0.0, ()
+    first.details["x"] = 1
+    assert metadata.detect_metadata(file) == metadata.weigh_metadata(file)

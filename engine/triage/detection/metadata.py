@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from typing import Any
 
 from ..events.model import FileInfo, SourceKind
 from .evidence import PLAUSIBLE_MODEL_BYTES, Strength
@@ -100,6 +101,49 @@ _DISGUISE_MIN = 1024 * 1024
 
 def detect_metadata(file: FileInfo, source_kind: SourceKind = SourceKind.UNKNOWN) -> Detection:
     """How likely the file is a model, from its name, path, size, source and sniffed type."""
+    # A feed repeats the same few names, folders and byte types all day: each combination is
+    # weighed once (its regexes and evidence texts). The size enters a verdict through the
+    # three thresholds (the band below) and, in some verdicts, as a quoted size: those are
+    # weighed for each event.
+    size = file.size
+    if size is None:
+        band = -1
+    elif size.__class__ is int:
+        band = (size < PLAUSIBLE_MODEL_BYTES) + (size < _DISGUISE_MIN) + (size < _LARGE)
+    else:  # not what an event holds: no shortcut
+        return weigh_metadata(file, source_kind)
+    key = (file.name, file.directory, file.path, file.mime_type_by_bytes, file.original_name,
+           file.category, file.category_by_bytes, source_kind, band)
+    found = _VERDICTS.get(key)
+    if found is None:
+        found = weigh_metadata(file, source_kind)
+        if len(_VERDICTS) >= _VERDICTS_SIZE:
+            _VERDICTS.clear()
+        if size is not None and _quotes_size(found, size):
+            _VERDICTS[key] = _SIZED
+            return found
+        _VERDICTS[key] = found
+    elif found is _SIZED:
+        return weigh_metadata(file, source_kind)
+    # A copy: a Detection is slotted, not frozen, and its holder may keep it.
+    return Detection(found.is_model, found.format, found.confidence, found.method,
+                     found.evidence, found.disguised, found.match, {}, found.strength)
+
+
+def _quotes_size(detection: Detection, size: int) -> bool:
+    """Whether the verdict's evidence quotes the size (then it holds for that size only)."""
+    shown = _human(size)
+    return any(shown in line for line in detection.evidence)
+
+
+# Verdicts by what detect_metadata reads of a file (_SIZED: weigh each one); cleared when full.
+_VERDICTS: dict[tuple[Any, ...], Detection] = {}
+_VERDICTS_SIZE = 4096
+_SIZED = Detection(False, None, 0.0, Method.METADATA)
+
+
+def weigh_metadata(file: FileInfo, source_kind: SourceKind = SourceKind.UNKNOWN) -> Detection:
+    """detect_metadata without its cache: the algorithm itself."""
     lower = base_name(file.name).lower()
     for suffix in _COPY_SUFFIXES if lower.endswith(_COPY_SUFFIXES) else ():
         if lower.endswith(suffix) and "." in lower[:-len(suffix)]:
