@@ -24,6 +24,7 @@ from .errors import (
     AmbiguousRun,
     CrownguardError,
     JournalError,
+    JournalUnavailable,
     RunEnded,
     RunHeldElsewhere,
     RunsError,
@@ -242,8 +243,8 @@ def _drive(journal: Journal, host: PluginHost, run: RunRecord, config_path: str 
     try:
         record = runner.resume(playbook, run_id, run.inputs, journal.events(run_id),
                                accepted_answers(journal, run_id))
-    except (RunHeldElsewhere, RunEnded):
-        raise  # taken over or cancelled while it ran: not this run's fault
+    except (RunHeldElsewhere, RunEnded, JournalUnavailable):
+        raise  # taken over or cancelled while it ran, or the database gone: not its fault
     except Exception as exc:
         raise _Failed(ResumeFailureKind.CRASH, exc, _crash_reason(exc, config)) from exc
     journal.clear_resume_failure(run_id)

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
-from ..errors import JournalError, RunEnded, UnknownRun
+from ..errors import JournalError, JournalUnavailable, RunEnded, UnknownRun
 from ..kinds import (
     ENDED,
     ApprovalDecision,
@@ -149,11 +149,14 @@ class PostgresJournal(PostgresOpenWaits, PostgresAccessEntries, Journal):
 
         try:
             yield
+        except psycopg.OperationalError as exc:  # the database went away: retry later
+            raise JournalUnavailable(f"journal {self.name}: {self.target.message(exc)}"
+                                     ) from None
         except psycopg.Error as exc:  # names tables and constraints; the password is masked
             raise JournalError(f"journal {self.name}: {self.target.message(exc)}") from None
         except PoolTimeout:
-            raise JournalError(f"journal {self.name}: no connection to the database within "
-                               f"{max(self.connect_timeout, 30.0):g} s") from None
+            raise JournalUnavailable(f"journal {self.name}: no connection to the database "
+                                     f"within {max(self.connect_timeout, 30.0):g} s") from None
 
     @contextmanager
     def _read(self) -> Iterator[Any]:

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
-from ..errors import JournalError
+from ..errors import JournalError, JournalUnavailable
 from ..journal.base import ProcessIdentity, utc_now
 from ..journal.postgres_schema import Target, schema_version
 from .intake import (
@@ -95,11 +95,14 @@ class PostgresIntakeStore(GroupCommit):
 
         try:
             yield
+        except psycopg.OperationalError as exc:  # the database went away: retry later
+            raise JournalUnavailable(f"{what} in {self.name}: {self.target.message(exc)}"
+                                     ) from None
         except psycopg.Error as exc:  # names tables and constraints; the password is masked
             raise JournalError(f"{what} in {self.name}: {self.target.message(exc)}") from None
         except PoolTimeout:
-            raise JournalError(f"{what} in {self.name}: no connection to the database "
-                               f"within {max(self.connect_timeout, 30.0):g} s") from None
+            raise JournalUnavailable(f"{what} in {self.name}: no connection to the database "
+                                     f"within {max(self.connect_timeout, 30.0):g} s") from None
 
     @contextmanager
     def _conn(self, what: str = "intake table") -> Iterator[Any]:
