@@ -67,6 +67,9 @@ Row = dict[str, Any]
 
 
 
+# Once the database was found gone, waiting the pool's full timeout for a connection only holds
+# the caller: it is told at once (JournalUnavailable) until a connection works again.
+UNREACHABLE_WAIT = 1.0
 PAGE = 1000  # entries() reads the chain in pages of this many, holding no connection between
 _RUN_ROW = {"": "SELECT * FROM runs WHERE run_id = %s",
             "FOR UPDATE": "SELECT * FROM runs WHERE run_id = %s FOR UPDATE",
@@ -93,6 +96,7 @@ class PostgresJournal(PostgresOpenWaits, PostgresAccessEntries, Journal):
         self._pid = os.getpid()
         self._pool: Any = None
         self._pool_lock = threading.Lock()
+        self._unreachable = False  # the last operation found the database gone
         with self._errors(), self._direct() as conn:
             if read_only or not migrate_schema:
                 version = schema_version(conn)
@@ -150,17 +154,24 @@ class PostgresJournal(PostgresOpenWaits, PostgresAccessEntries, Journal):
         try:
             yield
         except psycopg.OperationalError as exc:  # the database went away: retry later
+            self._unreachable = True
             raise JournalUnavailable(f"journal {self.name}: {self.target.message(exc)}"
                                      ) from None
         except psycopg.Error as exc:  # names tables and constraints; the password is masked
             raise JournalError(f"journal {self.name}: {self.target.message(exc)}") from None
         except PoolTimeout:
+            self._unreachable = True
             raise JournalUnavailable(f"journal {self.name}: no connection to the database "
-                                     f"within {max(self.connect_timeout, 30.0):g} s") from None
+                                     "now") from None
+        self._unreachable = False
+
+    def _pooled(self) -> Any:
+        return self._connections().connection(
+            timeout=UNREACHABLE_WAIT if self._unreachable else None)
 
     @contextmanager
     def _read(self) -> Iterator[Any]:
-        with self._errors(), self._connections().connection() as conn:
+        with self._errors(), self._pooled() as conn:
             yield conn
 
     @contextmanager
@@ -168,7 +179,7 @@ class PostgresJournal(PostgresOpenWaits, PostgresAccessEntries, Journal):
         """One short write transaction (committed on leaving, rolled back on an error)."""
         if self.read_only:
             raise JournalError(f"journal {self.name} was opened read-only")
-        with self._errors(), self._connections().connection() as conn, conn.transaction():
+        with self._errors(), self._pooled() as conn, conn.transaction():
             yield conn
 
     def _select(self, sql: str, args: tuple[Any, ...] = ()) -> list[Row]:

@@ -28,6 +28,7 @@ from ..errors import (
     AmbiguousRun,
     CrownguardError,
     JournalError,
+    JournalUnavailable,
     RunsError,
     RunStateError,
     UndoError,
@@ -80,7 +81,8 @@ _WHY = {400: "the request is not usable: `not_json`, `not_an_event`, `no_events`
         429: "`rate_limited`: retry after Retry-After seconds",
         500: "`internal` or `failed`: logged by the service, with secrets redacted",
         502: "`registry_failed`: the model registry refused or failed the grant or revoke",
-        503: "`draining` (shutting down; Retry-After) or `not_ready`"}
+        503: "`draining` (shutting down; Retry-After), `not_ready`, `not_stored` or "
+             "`journal_unavailable` (the journal's database cannot be reached; Retry-After)"}
 _RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before retrying",
                                 "schema": {"type": "string"}}}
 
@@ -160,6 +162,8 @@ def _status_of(exc: CrownguardError) -> tuple[int, str]:
         return 409, "cannot_undo"
     if isinstance(exc, RunsError):
         return 400, "bad_request"
+    if isinstance(exc, JournalUnavailable):
+        return 503, "journal_unavailable"
     return 500, "failed"
 
 
@@ -201,9 +205,10 @@ def build_app(service: Service) -> FastAPI:
     @app.exception_handler(CrownguardError)
     async def _crownguard(request: Request, exc: CrownguardError) -> JSONResponse:
         status, code = _status_of(exc)
-        if status == 500:
+        if status in (500, 503):
             log.error("%s %s: %s", request.method, request.url.path, redact(str(exc)))
-        return JSONResponse(error_body(code, redact(str(exc)), ""), status_code=status)
+        return JSONResponse(error_body(code, redact(str(exc)), ""), status_code=status,
+                            headers={"Retry-After": "5"} if status == 503 else None)
 
     def _internal(request: Request, exc: Exception) -> JSONResponse:
         log.error("%s %s: internal error: %s: %s", request.method, request.url.path,
