@@ -12,6 +12,7 @@
     ├── JournalError           the journal cannot do what was asked (busy, corrupt, bad event)
     │   ├── UnknownRun             no run with that id (or id prefix)
     │   ├── RunHeldElsewhere       another live process holds the run's lease
+    │   ├── JournalUnavailable     its database cannot be reached now (retry later)
     │   └── RunEnded               the run was cancelled, or ended before it could be
     ├── RunsError              an operation on runs (engine.runs) cannot do what was asked
     │   ├── AmbiguousRun           a run id prefix matches more than one run
@@ -122,6 +123,11 @@ class UnknownRun(JournalError):
 
 class RunHeldElsewhere(JournalError):
     """Another live process holds the run's lease: this one must not drive it (it lost it)."""
+
+
+class JournalUnavailable(JournalError):
+    """The journal's database cannot be reached now (down, restarting, the connection lost):
+    nothing was decided, and the same operation may be tried again later."""
 
 
 class RunEnded(JournalError):

@@ -1,4 +1,5 @@
-"""Operations on journaled runs: find, show, list, resume, answer, cancel, rerun, undo.
+"""Operations on journaled runs: find, show, list, resume, answer, cancel, rerun; undo is in
+run_undo.py.
 
 What the CLI and the service both call. Each takes plain arguments (a run id or a unique prefix
 of at least 8 characters, a decision, a comment, the `by` identity of the caller), acts through
@@ -11,7 +12,6 @@ event of the runs an operation drives (a live timeline).
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +24,7 @@ from .errors import (
     AmbiguousRun,
     CrownguardError,
     JournalError,
+    JournalUnavailable,
     RunEnded,
     RunHeldElsewhere,
     RunsError,
@@ -51,14 +52,11 @@ from .run_results import (
     ResumeAll,
     RunDetail,
     RunOutcome,
-    UndoPlan,
-    UndoResult,
     WaitInfo,
 )
 from .runner import Runner
 from .secrets import MASK
 from .spec import Playbook, parse_playbook
-from .undo import LinkedUndo, plan_undo, undo_playbook
 
 MIN_PREFIX = 8  # a run id may be given by any unique prefix of 8 characters or more
 
@@ -243,8 +241,8 @@ def _drive(journal: Journal, host: PluginHost, run: RunRecord, config_path: str 
     try:
         record = runner.resume(playbook, run_id, run.inputs, journal.events(run_id),
                                accepted_answers(journal, run_id))
-    except (RunHeldElsewhere, RunEnded):
-        raise  # taken over or cancelled while it ran: not this run's fault
+    except (RunHeldElsewhere, RunEnded, JournalUnavailable):
+        raise  # taken over or cancelled while it ran, or the database gone: not its fault
     except Exception as exc:
         raise _Failed(ResumeFailureKind.CRASH, exc, _crash_reason(exc, config)) from exc
     journal.clear_resume_failure(run_id)
@@ -385,9 +383,9 @@ def answer(journal: Journal, host: PluginHost, run_id: str, step: str,
 
 # cancelling and running again ------------------------------------------------------------------
 
-def _cancel(journal: Journal, host: PluginHost, config: Config, run: RunRecord,
-            playbook: Playbook, *, reason: str, details: dict[str, Any], retry_hint: str,
-            on_event: EventSink | None) -> RunOutcome:
+def cancel_run(journal: Journal, host: PluginHost, config: Config, run: RunRecord,
+               playbook: Playbook, *, reason: str, details: dict[str, Any], retry_hint: str,
+               on_event: EventSink | None) -> RunOutcome:
     runner = Runner(host, config, journal=journal, on_event=on_event)
     try:
         return RunOutcome(runner.cancel(playbook, run.run_id, run.inputs,
@@ -413,7 +411,7 @@ def cancel(journal: Journal, host: PluginHost, run_id: str, *, by: str,
         raise RunStateError(f"run {run.run_id} has already ended ({run.status}): nothing to "
                             "cancel")
     config = config_for(run, config_path, host)
-    return _cancel(journal, host, config, run, stored_playbook(run, host),
+    return cancel_run(journal, host, config, run, stored_playbook(run, host),
                    reason=reason or f"cancelled by {by}", details=recorded_by(by, via=via),
                    retry_hint="cancel it", on_event=on_event)
 
@@ -451,50 +449,3 @@ def rerun(journal: Journal, host: PluginHost, run_id: str, *, by: str,
                         variables=inputs["vars"], kind=RunKind.RERUN, parent_run_id=run.run_id,
                         details={**recorded_by(by, via=via), "rerun_of": run.run_id})
     return RunOutcome(record, parent_run_id=run.run_id)
-
-
-# undoing ---------------------------------------------------------------------------------------
-
-def prepare_undo(journal: Journal, host: PluginHost, run_id: str, *, step: str | None = None,
-                 config_path: str | None = None) -> UndoPlan:
-    """The undo calls of a run's changes (of one step's), latest first. Changes nothing: a
-    wrong step or a missing undo action is refused here (UndoError)."""
-    run = find_run(journal, run_id)
-    playbook = stored_playbook(run, host)
-    calls = plan_undo(playbook, journal.events(run.run_id), host, step)
-    return UndoPlan(run, playbook, config_for(run, config_path, host), calls, step)
-
-
-def undo(journal: Journal, host: PluginHost, plan: UndoPlan, *, by: str,
-         dry_run: bool = False, on_event: EventSink | None = None,
-         via: str | None = None, linked: Sequence[LinkedUndo] = ()) -> UndoResult:
-    """Run the undo calls of `plan` as an undo run of their own (journaled unless `dry_run`).
-
-    A run that has not ended is cancelled first, so that none of its steps (an escalation after
-    a wait, a comment on the ticket the undo closes) runs later; a dry run only shows it.
-    `linked` take back what the run led to outside its steps first (engine/undo.py)."""
-    run, playbook, calls = plan.run, plan.playbook, plan.calls
-    undo_run_id = uuid.uuid4().hex
-    cancelled: RunOutcome | None = None
-    changes = [change for hook in linked for change in hook.undo_linked(run, by, dry_run=dry_run)]
-    if plan.cancels_first and not dry_run:
-        cancelled = _cancel(journal, host, plan.config, run, playbook,
-                            reason=f"undo of its changes (undo run {undo_run_id})",
-                            details={"undo_run_id": undo_run_id, **recorded_by(by, via=via)},
-                            retry_hint="undo it", on_event=on_event)
-        calls = plan_undo(playbook, journal.events(run.run_id), host, plan.only_step)
-        if not calls and not any(change.undone for change in changes):
-            # The cancellation stands (it is what an undo of a waiting run owes); that there
-            # was nothing to revert is still reported.
-            raise RunsError(f"run {run.run_id} is cancelled, but there is nothing to undo: no "
-                            f"step of '{playbook.name}' changed anything with a declared undo")
-    undo_run = undo_playbook(playbook, calls, changes)
-    # A dry run of the undo is shown, not journaled (as for `run --dry-run`).
-    runner = Runner(host, plan.config, journal=None if dry_run else journal, dry_run=dry_run,
-                    on_event=on_event)
-    record = runner.run(undo_run, {}, run_id=undo_run_id, kind=RunKind.UNDO,
-                        parent_run_id=run.run_id, variables=undo_run.vars,
-                        details={**recorded_by(by, via=via), "undo_of": run.run_id, **(
-                            {"linked": [c.to_dict() for c in changes]} if changes else {})})
-    return UndoResult(run.run_id, undo_run_id, calls, cancelled, RunOutcome(record), dry_run,
-                      tuple(changes))

@@ -6,7 +6,8 @@ where Debian puts them); when there are none and this runs as root, it installs 
 root, so as root the data directory is owned by, and the server run as, the `postgres` system
 user the package creates (else `nobody`) through `runuser`. The server listens on 127.0.0.1 at
 a free port, with password (SCRAM) authentication and a random password, so the tests see a
-DSN with a secret in it, as a deployment does. `stop()` stops it and removes its files.
+DSN with a secret in it, as a deployment does. `stop()` stops it and removes its files;
+`halt(mode)` and `resume()` stop and start it again on the same port (fault tests).
 
 `CROWNGUARD_TEST_POSTGRES=postgresql://...` uses a server that is already running instead.
 Run alone (`python tests/pg_server.py`) it starts one, prints its DSN without the password and
@@ -114,11 +115,7 @@ class PostgresServer:
         server.base = Path(tempfile.mkdtemp(prefix="crownguard-pg-"))
         try:
             server._init(initdb)
-            server._run([pg_ctl, "-D", str(server.data), "-l", str(server.base / "log"),
-                         "-w", "-t", "30", "-o",
-                         f"-c listen_addresses=127.0.0.1 -p {server.port} "
-                         f"-c unix_socket_directories={server.base} -c fsync=off "
-                         "-c full_page_writes=off -c max_connections=200", "start"])
+            server._start()
             server.dsn = (f"postgresql://{USER}:{server.password}@127.0.0.1:{server.port}/"
                           f"{DATABASE}")
             server._create_database()
@@ -174,6 +171,23 @@ class PostgresServer:
             conn.execute(f'CREATE SCHEMA "{name}"')
         joiner = "&" if "?" in self.dsn else "?"
         return f"{self.dsn}{joiner}options=-csearch_path%3D{name}"
+
+    def _start(self) -> None:
+        assert self.base is not None
+        self._run([self.pg_ctl, "-D", str(self.data), "-l", str(self.base / "log"), "-w",
+                   "-t", "30", "-o", f"-c listen_addresses=127.0.0.1 -p {self.port} "
+                   f"-c unix_socket_directories={self.base} -c fsync=off "
+                   "-c full_page_writes=off -c max_connections=200", "start"])
+
+    def halt(self, mode: str = "fast") -> None:
+        """Stop the server and keep its files (`mode` fast, or immediate: a crash, recovered
+        at the next start); `resume()` starts it again on the same port."""
+        assert self.base is not None and self.pg_ctl, "a server this module started"
+        self._run([self.pg_ctl, "-D", str(self.data), "-m", mode, "-w", "-t", "30", "stop"])
+
+    def resume(self) -> None:
+        assert self.base is not None and self.pg_ctl, "a server this module started"
+        self._start()
 
     def stop(self) -> None:
         if self.base is None:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .. import runs
+from .. import run_undo, runs
 from ..conductor import Conductor
 from ..errors import CrownguardError, UsageError
 from ..journal import (
@@ -186,7 +186,7 @@ def cmd_undo(args: argparse.Namespace) -> int:
     with journal_for(args) as journal:
         # Planned before anything is cancelled: a wrong --step or a missing undo action
         # changes nothing.
-        plan = runs.prepare_undo(journal, host, args.run_id, step=args.step,
+        plan = run_undo.prepare_undo(journal, host, args.run_id, step=args.step,
                                  config_path=args.config)
         run = plan.run
         out = sys.stderr if args.json else sys.stdout
@@ -201,7 +201,7 @@ def cmd_undo(args: argparse.Namespace) -> int:
             for call in plan.calls:
                 print(f"  {call.reason}: {call.action}")
         # The grant of an access request its run decided is the access desk's, not a step's.
-        result = runs.undo(journal, host, plan, by=by, via=via, dry_run=args.dry_run,
+        result = run_undo.undo(journal, host, plan, by=by, via=via, dry_run=args.dry_run,
                            on_event=_timeline(args.json),
                            linked=[AccessUndo(journal, host, args.config)])
         for change in result.linked:

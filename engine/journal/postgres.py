@@ -13,7 +13,6 @@ The DSN's password is a secret: the journal names itself by user, host, port and
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -21,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
-from ..errors import JournalError, RunEnded, UnknownRun
+from ..errors import JournalError, JournalUnavailable, RunEnded, UnknownRun
 from ..kinds import (
     ENDED,
     ApprovalDecision,
@@ -31,7 +30,7 @@ from ..kinds import (
     RunKind,
     RunStatus,
 )
-from .audit import GENESIS, HASH_VERSION, ChainEntry, ChainProblem, entry_hash
+from .audit import GENESIS, HASH_VERSION, ChainProblem, entry_hash
 from .base import (
     DEFAULT_LEASE_SECONDS,
     Approval,
@@ -44,13 +43,12 @@ from .base import (
 from .export import write_jsonl
 from .postgres_access import PostgresAccessEntries
 from .postgres_chain import APPEND, append_args
+from .postgres_reads import PostgresReads
 from .postgres_schema import Target, check_version, migrate, schema_version
 from .postgres_verify import verify_database
 from .postgres_waits import PostgresOpenWaits, pg_sql
 from .sqlite_schema import (
-    approval_of,
     checked_events,
-    entry_of,
     holder_of,
     journal_json,
     lease_kept,
@@ -68,7 +66,9 @@ Row = dict[str, Any]
 
 
 
-PAGE = 1000  # entries() reads the chain in pages of this many, holding no connection between
+# Once the database was found gone, waiting the pool's full timeout for a connection only holds
+# the caller: it is told at once (JournalUnavailable) until a connection works again.
+UNREACHABLE_WAIT = 1.0
 _RUN_ROW = {"": "SELECT * FROM runs WHERE run_id = %s",
             "FOR UPDATE": "SELECT * FROM runs WHERE run_id = %s FOR UPDATE",
             "FOR SHARE": "SELECT * FROM runs WHERE run_id = %s FOR SHARE"}
@@ -78,7 +78,7 @@ _INSERT_ENTRY = ("INSERT INTO entries (seq, prev_hash, hash, kind, run_id, type,
 _MOVE_HEAD = "UPDATE chain_head SET seq = %s, hash = %s WHERE id = 1"
 
 
-class PostgresJournal(PostgresOpenWaits, PostgresAccessEntries, Journal):
+class PostgresJournal(PostgresReads, PostgresOpenWaits, PostgresAccessEntries, Journal):
     """The journal in a PostgreSQL database (`postgresql://user@host:port/db`).
 
     `read_only=True` neither migrates nor writes (every write raises JournalError); the
@@ -98,6 +98,7 @@ class PostgresJournal(PostgresOpenWaits, PostgresAccessEntries, Journal):
         self._pid = os.getpid()
         self._pool: Any = None
         self._pool_lock = threading.Lock()
+        self._unreachable = False  # the last operation found the database gone
         with self._errors(), self._direct() as conn:
             if read_only or not migrate_schema:
                 version = schema_version(conn)
@@ -154,15 +155,25 @@ class PostgresJournal(PostgresOpenWaits, PostgresAccessEntries, Journal):
 
         try:
             yield
+        except psycopg.OperationalError as exc:  # the database went away: retry later
+            self._unreachable = True
+            raise JournalUnavailable(f"journal {self.name}: {self.target.message(exc)}"
+                                     ) from None
         except psycopg.Error as exc:  # names tables and constraints; the password is masked
             raise JournalError(f"journal {self.name}: {self.target.message(exc)}") from None
         except PoolTimeout:
-            raise JournalError(f"journal {self.name}: no connection to the database within "
-                               f"{max(self.connect_timeout, 30.0):g} s") from None
+            self._unreachable = True
+            raise JournalUnavailable(f"journal {self.name}: no connection to the database "
+                                     "now") from None
+        self._unreachable = False
+
+    def _pooled(self) -> Any:
+        return self._connections().connection(
+            timeout=UNREACHABLE_WAIT if self._unreachable else None)
 
     @contextmanager
     def _read(self) -> Iterator[Any]:
-        with self._errors(), self._connections().connection() as conn:
+        with self._errors(), self._pooled() as conn:
             yield conn
 
     @contextmanager
@@ -176,7 +187,7 @@ class PostgresJournal(PostgresOpenWaits, PostgresAccessEntries, Journal):
             raise JournalError(f"journal {self.name} was opened read-only")
         import psycopg
 
-        with self._errors(), self._connections().connection() as conn:
+        with self._errors(), self._pooled() as conn:
             try:
                 if not pipelined:
                     with conn.transaction():
@@ -411,71 +422,6 @@ class PostgresJournal(PostgresOpenWaits, PostgresAccessEntries, Journal):
             return
         with self._write() as conn:
             conn.execute("DELETE FROM resume_failures WHERE run_id = %s", (run_id,))
-
-    # reading -----------------------------------------------------------------------------------
-
-    def events(self, run_id: str) -> list[dict[str, Any]]:
-        rows = self._select("SELECT payload FROM entries WHERE run_id = %s AND kind = %s "
-                            "ORDER BY seq", (run_id, str(EntryKind.EVENT)))
-        return [json.loads(row["payload"]) for row in rows]
-
-    def entries(self, run_id: str | None = None, since_seq: int = 0) -> Iterator[ChainEntry]:
-        # Page by seq: a half-read iterator holds no connection and no snapshot.
-        after = since_seq
-        while True:
-            rows = (self._select("SELECT * FROM entries WHERE seq > %s ORDER BY seq LIMIT %s",
-                                 (after, PAGE)) if run_id is None else
-                    self._select("SELECT * FROM entries WHERE run_id = %s AND seq > %s "
-                                 "ORDER BY seq LIMIT %s", (run_id, after, PAGE)))
-            for row in rows:
-                yield entry_of(row)
-            if len(rows) < PAGE:
-                return
-            after = rows[-1]["seq"]
-
-    def get_run(self, run_id: str) -> RunRecord:
-        with self._read() as conn:
-            return record_of(self._run_row(conn, run_id))
-
-    def find_runs(self, prefix: str, limit: int = 2) -> list[RunRecord]:
-        rows = self._select("SELECT * FROM runs WHERE run_id >= %(p)s AND "
-                            "left(run_id, length(%(p)s)) = %(p)s ORDER BY run_id LIMIT %(n)s",
-                            {"p": prefix, "n": int(limit)})  # type: ignore[arg-type]
-        return [record_of(row) for row in rows]
-
-    def list_runs(self, status: RunStatus | str | None = None, limit: int = 100, *,
-                  kind: RunKind | str | None = None, parent_run_id: str | None = None
-                  ) -> list[RunRecord]:
-        rows = self._select(
-            "SELECT * FROM runs WHERE (%(s)s::text IS NULL OR status = %(s)s) AND "
-            "(%(k)s::text IS NULL OR kind = %(k)s) AND (%(p)s::text IS NULL OR parent_run_id = "
-            "%(p)s) ORDER BY created_at DESC, seq DESC LIMIT %(n)s",
-            {"s": None if status is None else str(run_status(status)),  # type: ignore[arg-type]
-             "k": None if kind is None else str(RunKind(kind)), "p": parent_run_id,
-             "n": int(limit)})
-        return [record_of(row) for row in rows]
-
-    def interrupted_runs(self) -> list[RunRecord]:
-        rows = self._select("SELECT * FROM runs WHERE status = %s ORDER BY created_at, seq",
-                            (str(RunStatus.RUNNING),))
-        now = time.time()
-        return [record_of(row) for row in rows if holder_of(row, now) == LeaseHolder.FREE]
-
-    def runs_page(self, status: RunStatus | str, after_seq: int = 0, limit: int = 500
-                  ) -> list[RunRecord]:
-        rows = self._select("SELECT * FROM runs WHERE status = %s AND seq > %s ORDER BY seq "
-                            "LIMIT %s", (str(run_status(status)), int(after_seq), int(limit)))
-        return [record_of(row) for row in rows]
-
-    def resume_failures(self, run_ids: list[str] | None = None) -> dict[str, ResumeFailure]:
-        rows = (self._select("SELECT * FROM resume_failures") if run_ids is None else
-                self._select("SELECT * FROM resume_failures WHERE run_id = ANY(%s)",
-                             (list(run_ids),)))
-        return {row["run_id"]: resume_failure_of(row) for row in rows}
-
-    def approvals(self, run_id: str) -> list[Approval]:
-        rows = self._select("SELECT * FROM approvals WHERE run_id = %s ORDER BY seq", (run_id,))
-        return [approval_of(row) for row in rows]
 
     # audit -------------------------------------------------------------------------------------
 

@@ -13,13 +13,14 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from ..errors import JournalError
+from ..errors import JournalError, JournalUnavailable
 from .dedupe_claims import DedupeClaim
 from .postgres_schema import Target, migrate
 
 
 class PostgresDedupe:
-    """Dedupe state beside a PostgreSQL journal: one connection, used under a lock."""
+    """Dedupe state beside a PostgreSQL journal: one connection, used under a lock, opened
+    again when the database dropped it (a restart)."""
 
     def __init__(self, dsn: str, *, connect_timeout: float = 10.0):
         import psycopg
@@ -27,14 +28,27 @@ class PostgresDedupe:
         self.target = Target.parse(dsn)
         self.name = self.target.name
         self._lock = threading.Lock()
+        self._connect_timeout = max(1, int(connect_timeout))
+        self._closed = False
         try:
-            self._db = psycopg.connect(dsn, autocommit=True,
-                                       connect_timeout=max(1, int(connect_timeout)))
+            self._conn = psycopg.connect(dsn, autocommit=True,
+                                         connect_timeout=self._connect_timeout)
         except psycopg.Error as exc:
             raise JournalError(f"dedupe store {self.name}: {self.target.message(exc)}"
                                ) from None
         with self._errors():
             migrate(self._db, self.name)
+
+    @property
+    def _db(self) -> Any:
+        """The connection (lock held, inside `_errors`), a new one once the old is broken."""
+        if not self._closed and (self._conn.closed or self._conn.broken):
+            import psycopg
+
+            self._conn.close()
+            self._conn = psycopg.connect(self.target.dsn, autocommit=True,
+                                         connect_timeout=self._connect_timeout)
+        return self._conn
 
     def __repr__(self) -> str:
         return f"PostgresDedupe({self.name!r})"
@@ -44,7 +58,8 @@ class PostgresDedupe:
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            self._closed = True
+            self._conn.close()
 
     def last_start(self, key: str, at: float, window: float) -> float | None:
         with self._lock, self._errors():
@@ -103,6 +118,9 @@ class _Errors:
     def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
         import psycopg
 
+        if isinstance(exc, psycopg.OperationalError):  # the database went away: retry later
+            raise JournalUnavailable(f"dedupe store {self.store.name}: "
+                                     f"{self.store.target.message(exc)}") from None
         if isinstance(exc, psycopg.Error):
             raise JournalError(f"dedupe store {self.store.name}: "
                                f"{self.store.target.message(exc)}") from None

@@ -10,7 +10,7 @@ import logging
 import os
 import threading
 
-from ..errors import UsageError
+from ..errors import JournalUnavailable, UsageError
 from .access import AccessDesk
 from .access_routes import desk_for
 from .service import Service
@@ -55,6 +55,8 @@ class AccessTimer:
         while not self._stop.is_set():
             try:
                 self.run_once()
+            except JournalUnavailable as exc:  # the database is gone for now: said, retried
+                log.warning("the access timer's pass failed: %s", exc)
             except Exception:  # a bad pass must not end the timer: the next one retries
                 log.exception("the access timer's pass failed")
             self._stop.wait(self.tick)

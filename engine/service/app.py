@@ -23,11 +23,12 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .. import __version__, runs
+from .. import __version__, run_undo, runs
 from ..errors import (
     AmbiguousRun,
     CrownguardError,
     JournalError,
+    JournalUnavailable,
     RunsError,
     RunStateError,
     UndoError,
@@ -117,6 +118,8 @@ def _status_of(exc: CrownguardError) -> tuple[int, str]:
         return 409, "cannot_undo"
     if isinstance(exc, RunsError):
         return 400, "bad_request"
+    if isinstance(exc, JournalUnavailable):
+        return 503, "journal_unavailable"
     return 500, "failed"
 
 
@@ -167,10 +170,11 @@ def build_app(service: Service) -> FastAPI:
     @app.exception_handler(CrownguardError)
     async def _crownguard(request: Request, exc: CrownguardError) -> JSONResponse:
         status, code = _status_of(exc)
-        if status == 500:
+        if status in (500, 503):
             log.error("%s %s: %s", request.method, request.url.path, redact(str(exc)))
         where = "run_id" if isinstance(exc, UnknownRun | AmbiguousRun) else ""  # the path's
-        return JSONResponse(error_body(code, redact(str(exc)), where), status_code=status)
+        return JSONResponse(error_body(code, redact(str(exc)), where), status_code=status,
+                            headers={"Retry-After": "5"} if status == 503 else None)
 
     def _internal(request: Request, exc: Exception) -> JSONResponse:
         log.error("%s %s: internal error: %s: %s", request.method, request.url.path,
@@ -410,9 +414,9 @@ def build_app(service: Service) -> FastAPI:
         """Undo a run's changes (one step's), as an undo run of its own."""
         body = body or UndoBody()
         with service.operation(run_id), bound(run_id=run_id):
-            plan = runs.prepare_undo(service.journal, service.host, run_id, step=body.step,
+            plan = run_undo.prepare_undo(service.journal, service.host, run_id, step=body.step,
                                      config_path=service.config_path)
-            result = runs.undo(service.journal, service.host, plan, by=who.name,
+            result = run_undo.undo(service.journal, service.host, plan, by=who.name,
                                dry_run=body.dry_run, linked=[AccessUndo(
                                    service.journal, service.host, service.config_path)])
         return {"by": who.name, "run_id": result.run_id, "undo_run_id": result.undo_run_id,

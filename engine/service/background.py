@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
@@ -24,11 +25,11 @@ from typing import Any, cast
 
 from .. import runs
 from ..config import Config
-from ..errors import ConfigError, UnknownRun
+from ..errors import ConfigError, JournalUnavailable, UnknownRun
 from ..journal import Journal
-from ..kinds import EventType
+from ..kinds import EventType, RunStatus
 from ..plugins import PluginHost
-from ..triage import Triage, event_from_dict
+from ..triage import Triage, dedupe_key, event_from_dict
 from ..triage.respond import respond
 from .intake import IntakeItem, IntakeStore
 from .logs import bound
@@ -140,6 +141,9 @@ class Background:
         self._pool = ThreadPoolExecutor(max(workers, 1), thread_name_prefix="crownguard-intake")
         self._inflight: dict[int, Future[None]] = {}
         self._inflight_lock = threading.Lock()
+        # Items the database's absence interrupted, with the runs they started and when to
+        # try again: settled (`_settle_later`) once it answers.
+        self._interrupted: list[tuple[IntakeItem, list[str], float]] = []
         self._threads: list[threading.Thread] = []
         self._answer_wake = threading.Event()
         self.poller: IntakePoller | PollerGroup | ExclusivePoller | None = None
@@ -176,20 +180,99 @@ class Background:
             with self._inflight_lock:
                 free = self.workers - len(self._inflight)
             if free > 0:
+                free -= self._settle_interrupted(free)
+            if free > 0:
                 try:
                     items = self.store.take(free)
                 except Exception as exc:
                     log.error("intake: cannot take items: %s", exc)
                     items = []
                 for item in items:
-                    with self._inflight_lock:
-                        future = self._pool.submit(self._process, item)
-                        self._inflight[item.id] = future
-                    future.add_done_callback(self._done_callback(item.id))
+                    self._submit(item.id, self._process, item)
                 if items:
                     continue
             self._wake.wait(1.0)
             self._wake.clear()
+
+    def _submit(self, item_id: int, work: Callable[..., None], *args: Any) -> None:
+        with self._inflight_lock:
+            future = self._pool.submit(work, *args)
+            self._inflight[item_id] = future
+        future.add_done_callback(self._done_callback(item_id))
+
+    def _settle_interrupted(self, free: int) -> int:
+        """Hand the interrupted items that are due to the workers again; how many."""
+        now = time.monotonic()
+        with self._inflight_lock:
+            due = [entry for entry in self._interrupted if entry[2] <= now][:free]
+            self._interrupted = [entry for entry in self._interrupted if entry not in due]
+        for item, run_ids, _ in due:
+            self._submit(item.id, self._settle_later, item, run_ids)
+        return len(due)
+
+    def _interrupt(self, item: IntakeItem, run_ids: list[str], exc: Exception) -> None:
+        """The database went away while the item was processed: nothing about it is decided
+        (a JournalUnavailable). Kept, still started by this process, to be settled later."""
+        log.warning("intake item %s (%s event %s): the journal's database is unreachable, "
+                    "tried again shortly: %s", item.id, item.source, item.event_id,
+                    self.config.redactor.redact(str(exc))[:300])
+        with self._inflight_lock:
+            self._interrupted.append((item, run_ids, time.monotonic() + 1.0))
+
+    def _settle_later(self, item: IntakeItem, run_ids: list[str]) -> None:
+        """An interrupted item, once the database answers: the runs it started are driven on
+        where they stopped (as the timer takes over a run whose writer died; a finished step
+        is not run again) and the item finished with them; one that started no run is pending
+        again, to be responded to afresh (the dedupe claim keeps a second run from starting)."""
+        with bound(intake_item=item.id, source=item.source, event_id=item.event_id):
+            try:
+                run_ids = run_ids or self._claimed_runs(item)
+                for run_id in run_ids:
+                    if self.journal.get_run(run_id).status == RunStatus.RUNNING:
+                        with self.locks.hold(run_id):
+                            _log_run(runs.resume(self.journal, self.host, run_id,
+                                                 config_path=self.config_path,
+                                                 on_event=self._observed).record)
+                if run_ids:
+                    self.store.finish(item.id, run_ids)
+                    self.metrics.intake_processed.labels(outcome="done").inc()
+                else:
+                    self.store.release([item.id])
+                    self._wake.set()
+            except JournalUnavailable as exc:
+                self._interrupt(item, run_ids, exc)
+            except Exception as exc:
+                reason = self.config.redactor.redact(f"{type(exc).__name__}: {exc}")[:500]
+                log.error("intake item %s: its runs %s could not be driven on: %s", item.id,
+                          ", ".join(run_ids), reason)
+                self._finish_failed(item, reason, run_ids)
+
+    def _claimed_runs(self, item: IntakeItem) -> list[str]:
+        """The runs of the item's event that its dedupe claims name (a run is created before
+        its first events are stored, and those may be what the database's absence lost); a
+        claim of this event whose run was never created is released, so that responding to
+        the event afresh starts it rather than calling it a duplicate."""
+        router = self.triage.router
+        if router.window_seconds <= 0:
+            return []
+        event = event_from_dict(item.event, origin=f"intake item {item.id}")
+        at = event.time.timestamp()  # what respond claims with
+        found: list[str] = []
+        for name in router.playbooks:
+            key = dedupe_key(name, event)
+            run_id = router.store.run_of(key)
+            if run_id is not None:
+                try:
+                    inputs = self.journal.get_run(run_id).inputs
+                except UnknownRun:
+                    run_id = None
+                else:
+                    if (inputs.get("event") or {}).get("id") == item.event_id:
+                        found.append(run_id)
+                    continue
+            if router.store.last_start(key, at, router.window_seconds) == at:
+                router.store.release(key, at)  # claimed by this event, its run never made
+        return found
 
     def _done_callback(self, item_id: int) -> Callable[[Future[None]], None]:
         def done(_: Future[None]) -> None:
@@ -204,10 +287,17 @@ class Background:
 
     def _process_bound(self, item: IntakeItem) -> None:
         self._claims.processing(item)
+        run_ids: list[str] = []  # the runs it started, seen as their first events are stored
+
+        def observed(event: dict[str, Any]) -> None:
+            if event.get("type") == EventType.RUN_STARTED and event.get("run_id"):
+                run_ids.append(str(event["run_id"]))
+            self._observed(event)
+
         try:
             event = event_from_dict(item.event, origin=f"intake item {item.id}")
             responses = self.respond(self.triage, self.host, self.config, [event],
-                                     journal=self.journal, on_event=self._observed)
+                                     journal=self.journal, on_event=observed)
             started = [r for response in responses for r in response.runs]
             for record in started:
                 self.metrics.runs_started.labels(playbook=str(record.get("playbook"))).inc()
@@ -219,15 +309,20 @@ class Background:
             for record in started:
                 _log_run(record)
             self.metrics.intake_processed.labels(outcome="done").inc()
+        except JournalUnavailable as exc:  # not the item's fault: kept, to be settled later
+            self._interrupt(item, run_ids, exc)
         except Exception as exc:  # one bad item is set aside; the rest go on
             reason = self.config.redactor.redact(f"{type(exc).__name__}: {exc}")[:500]
             log.error("intake item %s (%s event %s) failed: %s", item.id, item.source,
                       item.event_id, reason)
-            self.metrics.intake_processed.labels(outcome="failed").inc()
-            try:
-                self.store.finish(item.id, [], error=reason)
-            except Exception as again:
-                log.error("intake item %s: cannot record the failure: %s", item.id, again)
+            self._finish_failed(item, reason, [])
+
+    def _finish_failed(self, item: IntakeItem, reason: str, run_ids: list[str]) -> None:
+        self.metrics.intake_processed.labels(outcome="failed").inc()
+        try:
+            self.store.finish(item.id, run_ids, error=reason)
+        except Exception as again:
+            log.error("intake item %s: cannot record the failure: %s", item.id, again)
 
     # chat interactions (a Slack click), stored by the request -----------------------------------
 
@@ -351,6 +446,14 @@ class Background:
             log.warning("drain: %d intake item(s) still running after %.0f s: handed back",
                         len(left), grace)
             self.store.release(left)
+        with self._inflight_lock:
+            interrupted = [item.id for item, _, _ in self._interrupted]
+        if interrupted:  # pending again for the next process (its runs: taken over there)
+            try:
+                self.store.release(interrupted)
+            except Exception as exc:
+                log.error("drain: cannot hand back %d interrupted intake item(s): %s",
+                          len(interrupted), exc)
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.guard.close()
         return not left

@@ -26,8 +26,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
-from ..errors import JournalError
+from ..errors import JournalError, JournalUnavailable
 from ..journal.base import ProcessIdentity, utc_now
+from ..journal.postgres import UNREACHABLE_WAIT
 from ..journal.postgres_schema import Target, schema_version
 from .intake import (
     Accepted,
@@ -61,6 +62,7 @@ class PostgresIntakeStore(GroupCommit):
         self._me = _owner()
         self._host = ProcessIdentity.current().host
         self._db: Any = None  # the writer thread's connection (opened here: errors show now)
+        self._unreachable = False  # the last operation found the database gone
         with self._errors("cannot open the intake table"):
             self._db = self._connect()
             if schema_version(self._db) < NEEDS_SCHEMA:
@@ -96,15 +98,23 @@ class PostgresIntakeStore(GroupCommit):
 
         try:
             yield
+        except psycopg.OperationalError as exc:  # the database went away: retry later
+            self._unreachable = True
+            raise JournalUnavailable(f"{what} in {self.name}: {self.target.message(exc)}"
+                                     ) from None
         except psycopg.Error as exc:  # names tables and constraints; the password is masked
             raise JournalError(f"{what} in {self.name}: {self.target.message(exc)}") from None
         except PoolTimeout:
-            raise JournalError(f"{what} in {self.name}: no connection to the database "
-                               f"within {max(self.connect_timeout, 30.0):g} s") from None
+            self._unreachable = True
+            raise JournalUnavailable(f"{what} in {self.name}: no connection to the database "
+                                     "now") from None
+        self._unreachable = False
 
     @contextmanager
     def _conn(self, what: str = "intake table") -> Iterator[Any]:
-        with self._errors(what), self._pool.connection() as conn:
+        # Once the database was found gone, the pool's full timeout is not waited out.
+        wait = UNREACHABLE_WAIT if self._unreachable else None
+        with self._errors(what), self._pool.connection(timeout=wait) as conn:
             yield conn
 
     def close(self) -> None:

@@ -56,7 +56,8 @@ _WHY = {400: "the request is not usable: `not_json`, `not_an_event`, `no_events`
         429: "`rate_limited`: retry after Retry-After seconds",
         500: "`internal` or `failed`: logged by the service, with secrets redacted",
         502: "`registry_failed`: the model registry refused or failed the grant or revoke",
-        503: "`draining` (shutting down; Retry-After) or `not_ready`"}
+        503: "`draining` (shutting down; Retry-After), `not_ready`, `not_stored` or "
+             "`journal_unavailable` (the journal's database cannot be reached; Retry-After)"}
 _RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before retrying",
                                 "schema": {"type": "string"}}}
 

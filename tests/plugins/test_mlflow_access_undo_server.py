@@ -18,7 +18,7 @@ from test_mlflow_access_server import (  # noqa: F401  (the server fixtures)
 )
 from test_mlflow_server import ADMIN, ALICE, Server
 
-from crownguard.engine import runs
+from crownguard.engine import run_undo
 from crownguard.engine.config import load_config
 from crownguard.engine.errors import UndoError
 from crownguard.engine.journal import SQLiteJournal
@@ -52,13 +52,13 @@ def test_undo_of_the_granting_run_closes_the_model_on_the_real_server(
 
     run_id = str((request.decision or {})["run_id"])
     linked = [AccessUndo(journal, host, str(path))]
-    plan = runs.prepare_undo(journal, host, run_id, config_path=str(path))
-    result = runs.undo(journal, host, plan, by="ops@corp.example", linked=linked)
+    plan = run_undo.prepare_undo(journal, host, run_id, config_path=str(path))
+    result = run_undo.undo(journal, host, plan, by="ops@corp.example", linked=linked)
     assert [c.undone for c in result.linked] == [True]
     assert alice_downloads(locked, "jit-undo", version) == 403
     assert desk.store.get(request.id).state == AccessState.REVOKED
     with pytest.raises(UndoError, match="revoked already"):
-        runs.undo(journal, host, runs.prepare_undo(journal, host, run_id,
+        run_undo.undo(journal, host, run_undo.prepare_undo(journal, host, run_id,
                                                    config_path=str(path)),
                   by="ops@corp.example", linked=linked)
     assert alice_downloads(locked, "jit-undo", version) == 403

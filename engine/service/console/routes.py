@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from ... import runs
+from ... import run_undo, runs
 from ...approvers import refusal
 from ...errors import CrownguardError, UnknownRun
 from ...journal.postgres import PostgresJournal
@@ -244,9 +244,9 @@ def mount_console(app: FastAPI, service: Service, *, secure_cookies: bool | None
     @app.post("/ui/runs/{run_id}/undo", include_in_schema=False)
     async def undo(request: Request, run_id: str) -> Response:
         def call(session: Session, fields: dict[str, str]) -> tuple[str, str | None]:
-            plan = runs.prepare_undo(service.journal, service.host, run_id,
+            plan = run_undo.prepare_undo(service.journal, service.host, run_id,
                                      config_path=service.config_path)
-            result = runs.undo(service.journal, service.host, plan, by=str(session.name))
+            result = run_undo.undo(service.journal, service.host, plan, by=str(session.name))
             return (f"Undo run {result.undo_run_id[:8]} is {result.outcome.status} "
                     f"({len(result.calls)} undo calls).", f"/ui/runs/{result.undo_run_id}")
         return await act(request, run_id, Role.RESPONDER, "Undo", call)

@@ -17,7 +17,7 @@ import threading
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from ...errors import JournalError
+from ...errors import JournalError, JournalUnavailable
 from ...journal.postgres_schema import Target, migrate, schema_version
 from .history import HistoryFacts, InMemoryHistory, _incident, model_key
 from .store import _event_key, _hashed
@@ -51,9 +51,11 @@ class PostgresHistory:
         self.baseline_days = baseline_days
         self.min_active_days = min_active_days
         self._lock = threading.Lock()
+        self._connect_timeout = max(1, int(connect_timeout))
+        self._closed = False
         try:
-            self._db = psycopg.connect(dsn, autocommit=True,
-                                       connect_timeout=max(1, int(connect_timeout)))
+            self._conn = psycopg.connect(dsn, autocommit=True,
+                                         connect_timeout=self._connect_timeout)
         except psycopg.Error as exc:
             raise JournalError(f"risk history in {self.name}: {self.target.message(exc)}"
                                ) from None
@@ -63,7 +65,7 @@ class PostgresHistory:
                     migrate(self._db, self.name)
                 self._has_tables = schema_version(self._db) >= NEEDS_SCHEMA
         except BaseException:
-            self._db.close()
+            self._conn.close()
             raise
         self._cache = self._fresh()
         self._loaded: set[str] = set()  # read only: the persons read once
@@ -79,9 +81,22 @@ class PostgresHistory:
     def _errors(self) -> Any:
         return _Errors(self)
 
+    @property
+    def _db(self) -> Any:
+        """The connection (lock held, inside `_errors`), a new one once the old is broken (the
+        database restarted)."""
+        if not self._closed and (self._conn.closed or self._conn.broken):
+            import psycopg
+
+            self._conn.close()
+            self._conn = psycopg.connect(self.target.dsn, autocommit=True,
+                                         connect_timeout=self._connect_timeout)
+        return self._conn
+
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            self._closed = True
+            self._conn.close()
 
     def _current(self, person: str) -> None:
         """The cache holds `person` as the database has them now (lock held); read only,
@@ -219,6 +234,9 @@ class _Errors:
     def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
         import psycopg
 
+        if isinstance(exc, psycopg.OperationalError):  # the database went away: retry later
+            raise JournalUnavailable(f"risk history in {self.history.name}: "
+                                     f"{self.history.target.message(exc)}") from None
         if isinstance(exc, psycopg.Error):
             raise JournalError(f"risk history in {self.history.name}: "
                                f"{self.history.target.message(exc)}") from None
