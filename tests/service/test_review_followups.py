@@ -1,0 +1,72 @@
+"""Defects a second review of `crownguard serve` found, each through a real process: Slack
+interactions that were a 500 or failed after their 200, and an access request's schema that
+did not say what the policy asks."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from servicetest import Served, start_service
+from test_slack_poll import PEOPLE, _files
+
+from crownguard.engine.scenarios import MockFleet, seed
+
+
+def _error(answer: Any, status: int, code: str) -> dict[str, Any]:
+    assert answer.status_code == status, answer.text
+    body = answer.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "where"}
+    assert body["error"]["code"] == code, body
+    return dict(body["error"])
+
+
+@pytest.fixture(scope="module")
+def slack_served(service_fleet: MockFleet, tmp_path_factory: pytest.TempPathFactory
+                 ) -> Iterator[tuple[Served, MockFleet]]:
+    service_fleet.reset()
+    seed(service_fleet, PEOPLE)
+    folder = tmp_path_factory.mktemp("followups")
+    served = start_service(_files(folder, service_fleet, None), folder / "journal.sqlite")
+    yield served, service_fleet
+    assert served.stop() == 0, "".join(served.log)
+    assert "Traceback" not in "".join(served.log), "".join(served.log)
+
+
+def _interactions(journal: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(journal) as db:
+        return db.execute("SELECT interaction, status FROM service_interactions").fetchall()
+
+
+def _post(served: Served, body: bytes, headers: dict[str, str]) -> Any:
+    return served.http.post(f"{served.base}/v1/slack/interactions", data=body,
+                            headers=headers, timeout=30)
+
+
+def _signed_body(secret: str, payload_text: str) -> tuple[bytes, dict[str, str]]:
+    """A body `payload=<payload_text, form-encoded>` signed as Slack signs it."""
+    body = b"payload=" + quote(payload_text, safe="").encode()
+    ts = str(int(time.time()))
+    signature = hmac.new(secret.encode(), f"v0:{ts}:".encode() + body, hashlib.sha256)
+    return body, {"X-Slack-Signature": f"v0={signature.hexdigest()}",
+                  "X-Slack-Request-Timestamp": ts,
+                  "Content-Type": "application/x-www-form-urlencoded"}
+
+
+def test_a_payload_nested_past_the_stack_is_a_400_not_a_500(
+        slack_served: tuple[Served, MockFleet]) -> None:
+    """`payload=[[[...]]]` 2000 deep, correctly signed: json.loads raised RecursionError,
+    which the parse did not catch (ValueError only): `500 internal`."""
+    served, fleet = slack_served
+    body, headers = _signed_body(fleet.get("slack").signing_secret, "[" * 2000 + "]" * 2000)
+    assert body.startswith(b"payload=%5B%5B") and body.endswith(b"%5D%5D")
+    error = _error(_post(served, body, headers), 400, "not_an_interaction")
+    assert error["where"] == "payload" and "deep" in error["message"]
+    assert _interactions(served.journal) == []
