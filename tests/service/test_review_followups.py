@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -15,9 +16,10 @@ from urllib.parse import quote
 
 import pytest
 from servicetest import Served, start_service
-from test_slack_poll import PEOPLE, _files
+from test_slack_poll import PEOPLE, _files, signed
 
 from crownguard.engine.scenarios import MockFleet, seed
+from crownguard.plugins.slack.blocks import REFERENCE_VERSION
 
 
 def _error(answer: Any, status: int, code: str) -> dict[str, Any]:
@@ -70,3 +72,33 @@ def test_a_payload_nested_past_the_stack_is_a_400_not_a_500(
     error = _error(_post(served, body, headers), 400, "not_an_interaction")
     assert error["where"] == "payload" and "deep" in error["message"]
     assert _interactions(served.journal) == []
+
+
+def _click(user_id: str, **more: Any) -> dict[str, Any]:
+    value = json.dumps({"v": REFERENCE_VERSION, "run_id": "r-followup", "step_id": "ask"})
+    return {"type": "block_actions", "user": {"id": user_id, "username": "someone"},
+            "team": {"id": "T0CROWN01"},
+            "actions": [{"action_id": "crownguard_business_reason", "value": value,
+                         "type": "button"}], **more}
+
+
+def test_a_lone_surrogate_in_an_interaction_is_a_400_naming_the_field(
+        slack_served: tuple[Served, MockFleet]) -> None:
+    """`"user": {"id": "U\\ud800"}` was stored and answered 200, then failed in the
+    background (UnicodeEncodeError asking Slack who that is): counted `failed`, the click
+    lost while Slack was told it was taken."""
+    served, fleet = slack_served
+    secret = fleet.get("slack").signing_secret
+    body, headers = signed(secret, _click("U\ud800"))
+    assert b"%5Cud800" in body  # the escape as Slack's JSON would carry it
+    error = _error(_post(served, body, headers), 400, "not_an_interaction")
+    assert error["where"] == "user" and "surrogate" in error["message"], error
+    justified = _click("U0GOOD", state={"values": {"crownguard_justification": {
+        "justification": {"type": "plain_text_input",
+                                           "value": "why \udfff"}}}})
+    body, headers = signed(secret, justified)
+    error = _error(_post(served, body, headers), 400, "not_an_interaction")
+    assert error["where"] == "justification", error
+    assert _interactions(served.journal) == []
+    metrics = served.call("GET", "/metrics", who=None).text
+    assert 'crownguard_slack_interactions_total{outcome="failed"}' not in metrics
