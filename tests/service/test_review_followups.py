@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import pickle
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ import pytest
 from servicetest import Served, start_service
 from test_slack_poll import PEOPLE, _files, signed
 
+from crownguard.engine.errors import UnknownRun
 from crownguard.engine.scenarios import MockFleet, seed
 from crownguard.plugins.slack.blocks import REFERENCE_VERSION
 
@@ -102,3 +104,23 @@ def test_a_lone_surrogate_in_an_interaction_is_a_400_naming_the_field(
     assert _interactions(served.journal) == []
     metrics = served.call("GET", "/metrics", who=None).text
     assert 'crownguard_slack_interactions_total{outcome="failed"}' not in metrics
+
+
+def test_an_unknown_run_is_a_404_that_does_not_name_the_journals_file(served: Served) -> None:
+    """`no run X in the journal /var/.../j.sqlite` went to any viewer: the server's layout."""
+    fragments = [str(served.journal), served.journal.name, served.journal.parent.name]
+    for method, path, who in (("GET", "/v1/runs/no-such-run-0001", "siem-reader"),
+                              ("POST", "/v1/runs/no-such-run-0001/cancel", "ops-bot")):
+        answer = served.call(method, path, who=who)
+        error = _error(answer, 404, "unknown_run")
+        assert error["where"] == "run_id" and "no-such-run-0001" in error["message"], error
+        assert not [f for f in fragments if f in answer.text], answer.text
+        assert "/" not in error["message"], error
+
+
+def test_an_unknown_run_keeps_its_journal_apart_from_its_message() -> None:
+    """The journal is still there for a local caller, and survives a pickle (a worker's)."""
+    unknown = UnknownRun("r-1", "/var/lib/crownguard/j.sqlite")
+    again = pickle.loads(pickle.dumps(unknown))
+    assert (again.run_id, again.journal, str(again)) == \
+        ("r-1", "/var/lib/crownguard/j.sqlite", "no run r-1 in this journal")
