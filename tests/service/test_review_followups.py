@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import pickle
+import re
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -124,3 +125,24 @@ def test_an_unknown_run_keeps_its_journal_apart_from_its_message() -> None:
     again = pickle.loads(pickle.dumps(unknown))
     assert (again.run_id, again.journal, str(again)) == \
         ("r-1", "/var/lib/crownguard/j.sqlite", "no run r-1 in this journal")
+
+
+def test_the_justification_minimum_is_in_the_schema_and_answered_as_a_422(served: Served
+                                                                          ) -> None:
+    """`{"model": "0", "justification": ""}` passed /openapi.json (no minLength) and was a
+    `400 bad_request`: a client generated from the schema could not know the policy's 20."""
+    schema = served.call("GET", "/openapi.json", who=None).json()
+    field = schema["components"]["schemas"]["RequestBody"]["properties"]["justification"]
+    assert field["minLength"] == 20 and field["maxLength"] == 4000, field
+    for text in ("", "too short", " " * 30, " " * 10 + "x" * 19 + "\n" * 10):
+        asked = served.call("POST", "/v1/access-requests", who="alice@corp.example",
+                            json_body={"model": "0", "justification": text})
+        error = _error(asked, 422, "invalid_request")
+        assert error["where"] == "body.justification", error
+        assert f"at least 20 characters (got {len(text.strip())})" in error["message"], error
+        assert re.search(field["pattern"], text) is None  # the schema refuses it too
+    enough = " " + "x" * 20 + " "
+    assert re.search(field["pattern"], enough)
+    asked = served.call("POST", "/v1/access-requests", who="alice@corp.example",
+                        json_body={"model": "0", "justification": enough})
+    assert asked.status_code != 422 and "justification" not in asked.text, asked.text
