@@ -56,7 +56,7 @@ def request_body(min_justification: int) -> type[RequestBody]:
     least = min_justification
     # The schema only says it (says_why checks): two non-blanks at least `least` apart is a
     # text that keeps `least` characters once stripped (`\s` as Python's re and str.strip
-    # read it; a JavaScript client differs on U+001C-U+001F and U+FEFF only).
+    # read it; a JavaScript client differs on U+001C-U+001F, U+0085 and U+FEFF only).
     pattern = r"\S" if least == 1 else rf"\S[\s\S]{{{least - 2},}}\S"
 
     def says_why(value: str) -> str:
