@@ -118,7 +118,16 @@ class JournalError(CrownguardError):
 
 
 class UnknownRun(JournalError):
-    """No run with that id is in the journal."""
+    """No run with that id is in the journal. The message names the run only: the service
+    shows it to any viewer, and the journal's file path or database address is no business of
+    theirs; `journal` keeps it for a local caller that wants to say where it looked."""
+
+    def __init__(self, run_id: str, journal: str = "") -> None:
+        super().__init__(f"no run {run_id} in this journal")
+        self.run_id, self.journal = run_id, journal
+
+    def __reduce__(self) -> tuple[type[UnknownRun], tuple[str, str]]:
+        return type(self), (self.run_id, self.journal)  # pickled whole (a worker's error)
 
 
 class RunHeldElsewhere(JournalError):

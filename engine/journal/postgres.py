@@ -235,7 +235,7 @@ class PostgresJournal(PostgresReads, PostgresOpenWaits, PostgresAccessEntries, J
     def _run_row(self, conn: Any, run_id: str, lock: str = "") -> Row:
         row: Row | None = conn.execute(_RUN_ROW[lock], (run_id,)).fetchone()
         if row is None:
-            raise UnknownRun(f"no run {run_id} in the journal {self.name}")
+            raise UnknownRun(run_id, str(self.name))
         return row
 
     def _hold(self, conn: Any, run_id: str, lease: float | None, *,
@@ -299,7 +299,7 @@ class PostgresJournal(PostgresReads, PostgresOpenWaits, PostgresAccessEntries, J
         with self._write(pipelined=True) as conn:
             row = conn.execute(_RUN_ROW["FOR UPDATE"], (run_id,)).fetchone()
             if row is None:
-                raise UnknownRun(f"no run {run_id} in the journal {self.name}")
+                raise UnknownRun(run_id, str(self.name))
             # A cancelled run stays so: refusing its events is what guarantees that no step
             # of it runs after the cancellation (the runner journals before it acts).
             status = run_events(RunStatus(row["status"]), checked)

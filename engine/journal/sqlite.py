@@ -240,7 +240,7 @@ class SQLiteJournal(SQLiteAppends, SQLiteAccessEntries, SQLiteOpenWaits, Journal
         row: sqlite3.Row | None = conn.execute("SELECT * FROM runs WHERE run_id = ?",
                                                (run_id,)).fetchone()
         if row is None:
-            raise UnknownRun(f"no run {run_id} in the journal {self.path}")
+            raise UnknownRun(run_id, str(self.path))
         return row
 
     def _hold(self, conn: Connection, run_id: str, lease: float | None, *,

@@ -11,7 +11,8 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+from pydantic_core import PydanticCustomError
 
 from .access import AccessDesk, ActionRegistry, Caller
 from .access_hub import hub_registries
@@ -44,6 +45,34 @@ class RequestBody(BaseModel):
     access: Literal["read", "download"] = "read"
     justification: str = Field(max_length=4000)
     duration_hours: float | None = Field(default=None, gt=0, le=8760)
+
+
+def request_body(min_justification: int) -> type[RequestBody]:
+    """RequestBody as this policy asks it: the justification's schema says the policy's
+    minimum (a client generated from /openapi.json knows it) and the check is the policy's
+    (counted without the blanks around it), a 422 like every other bad field."""
+    if min_justification <= 0:
+        return RequestBody
+    least = min_justification
+    # The schema only says it (says_why checks): two non-blanks at least `least` apart is a
+    # text that keeps `least` characters once stripped (`\s` as Python's re and str.strip
+    # read it; a JavaScript client differs on U+001C-U+001F, U+0085 and U+FEFF only).
+    pattern = r"\S" if least == 1 else rf"\S[\s\S]{{{least - 2},}}\S"
+
+    def says_why(value: str) -> str:
+        if len(value.strip()) < least:
+            raise PydanticCustomError("justification_too_short", "say why in at least "
+                                      "{least} characters (got {got})",
+                                      {"least": least, "got": len(value.strip())})
+        return value
+
+    # Named as the module's model: /openapi.json calls the body RequestBody whatever the policy.
+    return create_model(
+        "RequestBody", __base__=RequestBody, __module__=__name__,
+        __validators__={"says_why": field_validator("justification")(says_why)},
+        justification=(str, Field(max_length=4000, json_schema_extra={
+            "minLength": least, "pattern": pattern,
+            "description": f"why, in at least {least} characters (the policy's minimum)"})))
 
 
 class DecisionBody(BaseModel):
@@ -123,7 +152,6 @@ def access_router(service: Service, caller: CallerCheck,
     asked = (400, 401, 403, 422, 502, 503)
     decided = (400, 401, 403, 404, 409, 422, 502, 503)
 
-    @router.post("", status_code=201, responses=errors(*asked))
     def create(body: RequestBody, who: ApiToken = anyone) -> dict[str, Any]:
         """Ask for the caller; the answer is the requester's view whatever the caller's
         role (the one asking is the one the risk reasons are about); viewers and above
@@ -135,6 +163,10 @@ def access_router(service: Service, caller: CallerCheck,
                 access=body.access, version=body.version, alias=body.alias))
         except AccessError as exc:
             raise _problem(exc) from None
+
+    # The body's model is this policy's (built now): the annotation names the module's.
+    create.__annotations__["body"] = request_body(desk.rules.min_justification)
+    router.post("", status_code=201, responses=errors(*asked))(create)
 
     @router.get("", responses=errors(401, 403, 422, 503))
     def listing(who: ApiToken = anyone, state: AccessState | None = None,

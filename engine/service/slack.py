@@ -27,6 +27,7 @@ from ..errors import AuthError, BadResponse, ConfigError
 from .access import AccessDesk, Caller
 from .access_notify import ACCESS_RUN_PREFIX
 from .access_store import AccessError
+from .payloads import _unfit as unfit_for_journal
 from .problems import ServiceProblem
 from .service import Service
 from .settings import Role, ServiceSettings
@@ -60,6 +61,13 @@ def take_interaction(service: Service, body: bytes, headers: Mapping[str, str]) 
     except ConfigError as exc:
         service.metrics.slack_interactions.labels("not_configured").inc()
         raise ServiceProblem(503, "not_configured", redact(str(exc)), "slack") from None
+    # What the journal cannot hold is refused now, as intake refuses it: stored, it would be
+    # answered 200 and then fail in the background (a lone surrogate: no UTF-8 for Slack).
+    unfit = unfit_for_journal(parsed, "")
+    if unfit is not None:
+        service.metrics.slack_interactions.labels("not_an_interaction").inc()
+        raise ServiceProblem(400, "not_an_interaction", f"the interaction's {unfit[0]}: "
+                             f"{unfit[1]}; nothing was stored", unfit[0])
     # Stored before the 200 (a click survives a kill -9); the same body again is one click.
     if service.store.add_interaction(RECEIVER, hashlib.sha256(body).hexdigest(), parsed):
         service.metrics.slack_interactions.labels("taken").inc()

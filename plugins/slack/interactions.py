@@ -49,6 +49,9 @@ def payload_from_body(body: bytes) -> dict[str, Any]:
         raise _bad("the body has no single 'payload' field")
     try:
         payload = json.loads(values[0])
+    except RecursionError:  # arrays or objects nested past Python's stack: no interaction
+        raise _bad("the payload field nests objects and lists too deep to be an "
+                   "interaction") from None
     except ValueError:
         raise _bad("the payload field is not JSON") from None
     if not isinstance(payload, dict):
