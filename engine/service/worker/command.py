@@ -56,6 +56,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from .perform import Performer
     from .pool import WakingThreadPool
     from .queue import RunQueue, celery_app
+    from .quiet import fold_exceptions
     from .sweeper import Sweeper
 
     concurrency = int(_positive(args.concurrency or os.environ.get(ENV_CONCURRENCY),
@@ -91,7 +92,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         with bound(run_id=str(run_id), step_id=None):
             _perform_and_log(performer, str(run_id), config.redactor)
 
-    configure(log_format, logging.DEBUG if getattr(args, "verbose", 0) else logging.INFO)
+    fold_exceptions(configure(log_format,
+                              logging.DEBUG if getattr(args, "verbose", 0) else logging.INFO))
     install_log_redaction()
     stop = threading.Event()
     if sweep_every:
