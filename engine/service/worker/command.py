@@ -51,7 +51,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from ...plugins import PluginHost
     from ...secrets import install_log_redaction
     from ..logs import RunBinder, bound, configure
-    from .broker import broker_from
+    from .broker import broker_from, refuse_journal_password
     from .limiter import RedisLimiter
     from .perform import Performer
     from .pool import WakingThreadPool
@@ -70,6 +70,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if not args.config:
         raise UsageError("worker: --config FILE is required: the connections file the runs "
                          "call their vendors with")
+    refuse_journal_password(args.journal)
     host = PluginHost.from_entry_points()
     host.pm.register(RunBinder(), name="crownguard-worker-logs")
     config = load_config(args.config, host.connection_types)
