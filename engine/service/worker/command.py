@@ -95,6 +95,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     fold_exceptions(configure(log_format,
                               logging.DEBUG if getattr(args, "verbose", 0) else logging.INFO))
+    logging.captureWarnings(True)  # Celery's warnings (running as root...) as one-line records
     install_log_redaction()
     stop = threading.Event()
     if sweep_every:
