@@ -76,6 +76,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .app import build_app
     from .logs import RunBinder, configure
     from .service import Options, Service
+    from .worker.broker import refuse_journal_password
 
     verbose = getattr(args, "verbose", 0) + getattr(args, "verbose_after", 0)
     log_format = args.log_format or os.environ.get(ENV_LOG_FORMAT) or "text"
@@ -83,6 +84,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError(f"${ENV_LOG_FORMAT} must be one of {', '.join(LOG_FORMATS)}, not "
                          f"'{log_format}'")
 
+    refuse_journal_password(args.journal)
     host_name, port = parse_listen(args.listen or os.environ.get(ENV_LISTEN) or DEFAULT_LISTEN)
     options = Options(config=args.config, policy=args.policy, journal=args.journal,
                       workers=int(_number("CROWNGUARD_INTAKE_WORKERS", 4, minimum=0,

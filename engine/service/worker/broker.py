@@ -85,6 +85,16 @@ def _plain_password(text: str) -> bool:
     return bool(password) and not _REFERENCE.fullmatch(password)
 
 
+def refuse_journal_password(given: str | None) -> None:
+    """A UsageError when `--journal` is a postgresql:// DSN holding its password: a long-lived
+    process's arguments are visible to every user of the machine (`ps`)."""
+    if given and "://" in given and given.split("://", 1)[0].startswith("postgres") \
+            and _plain_password(given):
+        raise UsageError("--journal: a password on the command line is visible to every user "
+                         "of the machine: give the whole DSN in $CROWNGUARD_JOURNAL, or the "
+                         "password in $PGPASSWORD or a password file ($PGPASSFILE)")
+
+
 def broker_from(given: str | None, env: Mapping[str, str] | None = None,
                 redactor: Redactor | None = None) -> Broker | None:
     """The broker `--broker` (given) or $CROWNGUARD_BROKER names, or None for none; a

@@ -51,11 +51,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from ...plugins import PluginHost
     from ...secrets import install_log_redaction
     from ..logs import RunBinder, bound, configure
-    from .broker import broker_from
+    from .broker import broker_from, refuse_journal_password
     from .limiter import RedisLimiter
     from .perform import Performer
     from .pool import WakingThreadPool
     from .queue import RunQueue, celery_app
+    from .quiet import fold_exceptions
     from .sweeper import Sweeper
 
     concurrency = int(_positive(args.concurrency or os.environ.get(ENV_CONCURRENCY),
@@ -69,6 +70,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if not args.config:
         raise UsageError("worker: --config FILE is required: the connections file the runs "
                          "call their vendors with")
+    refuse_journal_password(args.journal)
     host = PluginHost.from_entry_points()
     host.pm.register(RunBinder(), name="crownguard-worker-logs")
     config = load_config(args.config, host.connection_types)
@@ -91,7 +93,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
         with bound(run_id=str(run_id), step_id=None):
             _perform_and_log(performer, str(run_id), config.redactor)
 
-    configure(log_format, logging.DEBUG if getattr(args, "verbose", 0) else logging.INFO)
+    fold_exceptions(configure(log_format,
+                              logging.DEBUG if getattr(args, "verbose", 0) else logging.INFO))
+    logging.captureWarnings(True)  # Celery's warnings (running as root...) as one-line records
     install_log_redaction()
     stop = threading.Event()
     if sweep_every:

@@ -45,6 +45,9 @@ def celery_app(broker: Broker, *, name: str = "crownguard") -> Any:
         # Nor does a worker reserve messages beyond its free slots: a reserved message dies
         # with its worker, and its run would wait for the marker to expire.
         worker_disable_prefetch=True,
+        # Cancels only late-acknowledged tasks (none here); said explicitly, Celery does not
+        # log its many-line deprecation warning at every lost connection.
+        worker_cancel_long_running_tasks_on_connection_loss=True,
         broker_connection_retry_on_startup=True, broker_connection_timeout=SOCKET_SECONDS,
         broker_transport_options={"socket_timeout": SOCKET_SECONDS,
                                   "socket_connect_timeout": SOCKET_SECONDS},
