@@ -45,7 +45,9 @@ class Role(IntEnum):
         return self.name.lower()
 
 
-_SECRET = {"type": "string", "minLength": MIN_SECRET_CHARS}
+# The length is the resolved value's (`_secret`): a reference such as "${env:CG_T}" is
+# shorter than the secret it names.
+_SECRET = {"type": "string", "minLength": 1}
 SERVICE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,

@@ -70,3 +70,15 @@ def test_a_literal_short_token_is_not_quoted() -> None:
 def test_no_section_is_a_clear_error() -> None:
     with pytest.raises(ConfigError, match="no 'service' section"):
         service_settings(config_from_mapping({"connections": {}}, {}, env={}))
+
+
+def test_a_short_reference_to_a_long_secret_is_accepted_and_a_short_value_refused() -> None:
+    service = {"tokens": [{"name": "a", "token": "${env:CG_T}", "role": "viewer"}],
+               "sources": {"siem": {"secret": "${env:S}"}}}
+    settings = service_settings(_config(service, {"CG_T": TOKEN, "S": SECRET}),
+                                env={"CG_T": TOKEN, "S": SECRET})
+    assert settings.caller(TOKEN) is not None
+    with pytest.raises(SpecError, match=r"service.tokens\[0\].token: must be a string of at "
+                                        "least 16 characters"):
+        service_settings(_config(service, {"CG_T": "short", "S": SECRET}),
+                         env={"CG_T": "short", "S": SECRET})
