@@ -17,7 +17,7 @@ import pytest
 from test_cli_runs import PLAYBOOK, cli
 
 from crownguard.engine.errors import JournalError, UnknownRun
-from crownguard.engine.journal import open_journal
+from crownguard.engine.journal import journal_target, open_journal
 from crownguard.engine.journal.postgres import PostgresJournal
 from crownguard.engine.journal.postgres_dedupe import PostgresDedupe
 from crownguard.engine.journal.postgres_schema import PG_SCHEMA_VERSION, is_dsn
@@ -328,3 +328,19 @@ def test_the_test_server_is_found_where_debian_puts_it(monkeypatch: pytest.Monke
     monkeypatch.setattr(pg_server.os, "geteuid", lambda: 1000)
     with pytest.raises(pg_server.Unavailable, match="not root: install Debian's `postgresql`"):
         pg_server.install_postgresql()
+
+
+@pytest.mark.parametrize(("path", "env"), [
+    (None, {"CROWNGUARD_JOURNAL": "${file:/run/secrets/dsn}"}),
+    (None, {"CROWNGUARD_JOURNAL": "postgresql://cg:${env:PW}@127.0.0.1/cg"}),
+    ("postgresql://cg:${env:PW}@127.0.0.1/cg", {}),
+])
+def test_a_reference_in_the_journal_address_is_refused_not_taken_as_is(
+        path: str | None, env: dict[str, str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Taken as is, it was sent as the password, or made a SQLite file under "${file:".
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(JournalError, match="does not read") as caught:
+        journal_target(path, env)
+    assert "PW" not in str(caught.value) and "secrets" not in str(caught.value)
+    assert list(tmp_path.iterdir()) == []

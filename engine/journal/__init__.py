@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..errors import JournalError
 from .base import (
     DEFAULT_LEASE_SECONDS,
     ENV_JOURNAL,
@@ -59,6 +60,14 @@ def journal_target(path: str | Path | None = None, env: Mapping[str, str] | None
     """Where the journal is: a PostgreSQL DSN (`postgresql://...`, kept as text: a Path would
     fold its `//`), else the file at `path` or `default_journal_path(env)`."""
     environ = os.environ if env is None else env
+    for where, text in (("--journal", path), (f"${ENV_JOURNAL}", environ.get(ENV_JOURNAL))):
+        if text is not None and "${" in str(text):  # taken as is, it would be a password or
+            raise JournalError(                     # a folder named "${file:"
+                f"{where}: the journal's address does not read ${{env:...}} or ${{file:...}} "
+                "references: give the whole DSN in $CROWNGUARD_JOURNAL, or the password in "
+                "$PGPASSWORD or a password file ($PGPASSFILE)")
+        if path is not None:
+            break
     if path is None and is_dsn(environ.get(ENV_JOURNAL)):
         return environ[ENV_JOURNAL]
     if is_dsn(path):
