@@ -21,20 +21,17 @@ import os
 import pwd
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from debian_servers import Unavailable, apt_install, free_port, server_user
+
 ENV_EXISTING = "CROWNGUARD_TEST_POSTGRES"
 USER = "crownguard"
 DATABASE = "crownguard_test"
-
-
-class Unavailable(Exception):
-    """No PostgreSQL server can be had here; the message says why (the tests skip with it)."""
 
 
 def find_binary(name: str) -> str | None:
@@ -49,40 +46,19 @@ def find_binary(name: str) -> str | None:
 
 def install_postgresql() -> None:
     """apt-get install postgresql (as root only), quietly and without questions."""
-    if os.geteuid() != 0:
-        raise Unavailable("PostgreSQL is not installed (no initdb) and this is not root: "
-                          "install Debian's `postgresql` package, or set "
-                          f"{ENV_EXISTING}=postgresql://... to use a running server")
-    if not shutil.which("apt-get"):
-        raise Unavailable("PostgreSQL is not installed (no initdb) and there is no apt-get")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    command = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "postgresql"]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:  # a fresh machine may have no package lists yet
-        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, check=False)
-        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-        raise Unavailable(f"apt-get install postgresql failed: {' / '.join(tail)}")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    apt_install("postgresql", "PostgreSQL is not installed (no initdb)", ENV_EXISTING,
+                "postgresql://")
 
 
 def _server_user() -> pwd.struct_passwd | None:
     """Whom to run the server as: None for the current (non-root) user."""
     if os.geteuid() != 0:
         return None
-    for name in ("postgres", "nobody"):
-        try:
-            return pwd.getpwnam(name)
-        except KeyError:
-            continue
-    raise Unavailable("running as root, and there is no `postgres` or `nobody` user to run "
-                      "PostgreSQL as (it refuses root)")
+    user = server_user("postgres", "nobody")
+    if user is None:
+        raise Unavailable("running as root, and there is no `postgres` or `nobody` user to "
+                          "run PostgreSQL as (it refuses root)")
+    return user
 
 
 @dataclass

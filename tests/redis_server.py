@@ -27,11 +27,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from debian_servers import Unavailable, apt_install, free_port, server_user
+
 ENV_EXISTING = "CROWNGUARD_TEST_REDIS"
-
-
-class Unavailable(Exception):
-    """No Redis server can be had here; the message says why (the tests skip with it)."""
 
 
 def find_server() -> str | None:
@@ -43,39 +41,14 @@ def find_server() -> str | None:
 
 def install_redis() -> None:
     """apt-get install redis-server (as root only), quietly and without questions."""
-    if os.geteuid() != 0:
-        raise Unavailable("Redis is not installed (no redis-server) and this is not root: "
-                          "install Debian's `redis-server` package, or set "
-                          f"{ENV_EXISTING}=redis://... to use a running server")
-    if not shutil.which("apt-get"):
-        raise Unavailable("Redis is not installed (no redis-server) and there is no apt-get")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    command = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "redis-server"]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:  # a fresh machine may have no package lists yet
-        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, check=False)
-        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-        raise Unavailable(f"apt-get install redis-server failed: {' / '.join(tail)}")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    apt_install("redis-server", "Redis is not installed (no redis-server)", ENV_EXISTING,
+                "redis://")
 
 
 def _server_user() -> pwd.struct_passwd | None:
-    """Whom to run the server as: None for the current (non-root) user."""
-    if os.geteuid() != 0:
-        return None
-    for name in ("redis", "nobody"):
-        try:
-            return pwd.getpwnam(name)
-        except KeyError:
-            continue
-    return None  # Redis itself runs as root; only PostgreSQL refuses to
+    """Whom to run the server as: None for the current (non-root) user (Redis itself runs as
+    root; only PostgreSQL refuses to)."""
+    return server_user("redis", "nobody")
 
 
 @dataclass
