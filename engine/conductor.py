@@ -7,7 +7,7 @@ feeds the results back as events. Replaying the same events always gives the sam
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -194,12 +194,15 @@ class Conductor:
             ctx["item"] = item
         return ctx
 
-    def decide(self) -> list[Decision]:
-        """Steps whose needs are all final: start them, or skip them with a reason."""
+    def decide(self, skip: Container[str] = ()) -> list[Decision]:
+        """Steps whose needs are all final: start them, or skip them with a reason. Those in
+        `skip` (already started by the runner) are left out before they are decided."""
         if self.cancelled:
             return []
         decisions: list[Decision] = []
         for sid in sorted(self._ready, key=self._order.__getitem__):
+            if sid in skip:
+                continue
             step = self.playbook.step(sid)
             decisions.append(self._decide(step, [self.steps[n].status for n in step.needs]))
         return decisions

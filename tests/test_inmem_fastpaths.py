@@ -1,0 +1,123 @@
+"""The runner's fast paths for a run with no journal give what the plain paths give."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import crownguard.engine.runner as runner_module
+from crownguard.engine import action, hookimpl
+from crownguard.engine.conductor import Conductor
+from crownguard.engine.journal.base import utc_now
+from crownguard.engine.kinds import EventType
+from crownguard.engine.outbox import event_time
+from crownguard.engine.plugins import PluginHost
+from crownguard.engine.runner import Runner
+from crownguard.engine.spec import parse_playbook
+from crownguard.engine.steps import JOURNAL_VALUE_BYTES
+
+BIG = "x" * (JOURNAL_VALUE_BYTES + 10)
+
+
+class Big:
+    @hookimpl
+    def crownguard_register_actions(self, register: Any) -> None:
+        register(action("big.output", inline=True)(lambda ctx, inputs: {"text": BIG}))
+
+
+@pytest.fixture
+def host() -> PluginHost:
+    h = PluginHost()
+    h.add("crownguard.plugins.core", "core")
+    h.add(Big(), "big")
+    return h
+
+
+# event_time: utc_now's text, formatted once a second ------------------------------------------
+
+@given(st.integers(0, 2**62))
+def test_event_time_spells_a_time_as_utc_now_does(ns: int) -> None:
+    seconds, rest = divmod(ns, 1_000_000_000)
+    at = datetime.fromtimestamp(seconds, UTC).replace(microsecond=rest // 1000)
+    expected = at.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    if at.year < 10000:
+        assert event_time(ns) == expected
+
+
+def test_event_time_of_now_falls_between_two_utc_nows() -> None:
+    for _ in range(1000):
+        before = utc_now()
+        now = event_time()
+        after = utc_now()
+        assert len(now) == len(before) and before <= now <= after
+
+
+# decide(skip): the steps the runner started are left out, the rest decided as before ----------
+
+FAN = """
+name: fan
+steps:
+  - {id: a, action: core.noop}
+  - {id: b, action: core.noop, if: "event.go"}
+  - {id: c, action: core.noop}
+  - {id: d, action: core.noop, needs: [a]}
+"""
+
+
+@given(st.sets(st.sampled_from("abcd")), st.booleans())
+def test_decide_skip_leaves_out_only_the_steps_named(skip: set[str], go: bool) -> None:
+    host = PluginHost()
+    host.add("crownguard.plugins.core", "core")
+    playbook = parse_playbook(FAN, host.actions)
+    conductor = Conductor(playbook, {"event": {"go": go}})
+    assert conductor.decide(skip) == [d for d in conductor.decide() if d.step not in skip]
+
+
+# what is stored is built only when something reads it -----------------------------------------
+
+PLAYBOOK = """
+name: big
+steps:
+  - {id: s, action: big.output}
+"""
+
+
+def _count_journaled(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    plain = runner_module.journaled_output
+
+    def counted(*args: Any) -> Any:
+        calls.append(1)
+        return plain(*args)
+
+    monkeypatch.setattr(runner_module, "journaled_output", counted)
+    return calls
+
+
+def test_no_journal_and_no_observer_builds_no_stored_form(
+        host: PluginHost, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _count_journaled(monkeypatch)
+    record = Runner(host).run(parse_playbook(PLAYBOOK, host.actions), {})
+    assert record["steps"]["s"]["output"] == {"text": BIG}
+    assert calls == []
+
+
+def test_an_observer_sees_events_as_stored(host: PluginHost,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _count_journaled(monkeypatch)
+    seen: list[dict[str, Any]] = []
+    record = Runner(host, on_event=seen.append).run(parse_playbook(PLAYBOOK, host.actions), {})
+    assert record["steps"]["s"]["output"] == {"text": BIG}  # the run goes on with it whole
+    [done] = [e for e in seen if e["type"] == EventType.STEP_SUCCEEDED]
+    assert done["output"]["truncated"] is True and calls == [1]
+
+
+def test_a_journal_callable_gets_events_as_stored(host: PluginHost) -> None:
+    stored: list[dict[str, Any]] = []
+    Runner(host, journal=stored.append).run(parse_playbook(PLAYBOOK, host.actions), {})
+    [done] = [e for e in stored if e["type"] == EventType.STEP_SUCCEEDED]
+    assert done["output"]["truncated"] is True
