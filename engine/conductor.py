@@ -39,6 +39,11 @@ TRANSITIONS: dict[EventType, tuple[frozenset[StepStatus], StepStatus]] = {
 }
 
 
+# An event's type by its text: a dict look-up per event instead of the enum's call (which
+# still raises for an unknown type).
+_EVENT_TYPES: dict[str, EventType] = {str(kind): kind for kind in EventType}
+
+
 @dataclass
 class StepState:
     status: StepStatus = StepStatus.PENDING
@@ -104,7 +109,7 @@ class Conductor:
     # events in --------------------------------------------------------------------------------
 
     def apply(self, event: dict[str, Any]) -> None:
-        kind = EventType(event["type"])
+        kind = _EVENT_TYPES.get(event["type"]) or EventType(event["type"])
         at = event.get("at")
         if kind == EventType.RUN_STARTED:
             self.started_at = at

@@ -47,6 +47,7 @@ from .steps import (
     retry_after_failure,
     settled_waits,
     step_inputs,
+    step_logger,
     would_call,
 )
 
@@ -173,8 +174,7 @@ class _Execution:
         self.conductor = conductor
         self.run_id = run_id
         self.redactor = runner.config.redactor
-        # SimpleQueue: a pool thread's put and the loop's get, without Queue's locks and
-        # conditions (one put and one get per attempt).
+        # SimpleQueue: a put and a get per attempt, without queue.Queue's locks and conditions.
         self.done: queue.SimpleQueue[tuple[int, Any, ActionError | None]] = queue.SimpleQueue()
         self.attempts: dict[int, Attempt] = {}
         self.work: dict[str, StepWork] = {}
@@ -387,7 +387,7 @@ class _Execution:
                             item_index=attempt.item, dry_run=self.runner.dry_run,
                             cancelled=attempt.cancelled,
                             run_context=self.conductor.context(),
-                            timeout_seconds=step.timeout_seconds)
+                            timeout_seconds=step.timeout_seconds, logger=step_logger(step.id))
 
         def launch() -> None:
             if not self.hypothetical:

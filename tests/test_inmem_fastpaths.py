@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -121,3 +122,50 @@ def test_a_journal_callable_gets_events_as_stored(host: PluginHost) -> None:
     Runner(host, journal=stored.append).run(parse_playbook(PLAYBOOK, host.actions), {})
     [done] = [e for e in stored if e["type"] == EventType.STEP_SUCCEEDED]
     assert done["output"]["truncated"] is True
+
+
+# the step's logger, looked up once per step id ---------------------------------------------------
+
+def test_an_action_gets_its_steps_logger() -> None:
+    seen: list[logging.Logger] = []
+
+    def log_me(ctx: Any, inputs: dict[str, Any]) -> dict[str, Any]:
+        seen.append(ctx.log)
+        return {}
+
+    class Logs:
+        @hookimpl
+        def crownguard_register_actions(self, register: Any) -> None:
+            register(action("logs.me", inline=True)(log_me))
+
+    host = PluginHost()
+    host.add(Logs(), "logs")
+    text = "name: l\nsteps:\n  - {id: first, action: logs.me}\n  - {id: again, action: logs.me}\n"
+    for _ in range(2):
+        Runner(host).run(parse_playbook(text, host.actions), {})
+    assert seen == [logging.getLogger(f"crownguard.step.{s}") for s in ("first", "again") * 2]
+
+
+# inline attempts share a `cancelled` event while nothing sets it ---------------------------------
+
+def test_an_inline_step_never_sees_another_ones_cancelled_event() -> None:
+    seen: list[bool] = []
+
+    def cancel_self(ctx: Any, inputs: dict[str, Any]) -> dict[str, Any]:
+        seen.append(ctx.cancelled.is_set())
+        ctx.cancelled.set()
+        return {}
+
+    class Cancels:
+        @hookimpl
+        def crownguard_register_actions(self, register: Any) -> None:
+            register(action("cancels.self", inline=True)(cancel_self))
+
+    host = PluginHost()
+    host.add(Cancels(), "cancels")
+    text = ("name: c\nsteps:\n  - {id: a, action: cancels.self}\n"
+            "  - {id: z, action: cancels.self}\n"
+            "  - {id: b, action: cancels.self, needs: [a]}\n"
+            "  - {id: c, action: cancels.self, for_each: [1, 2, 3], needs: [b]}\n")
+    record = Runner(host).run(parse_playbook(text, host.actions), {})
+    assert record["status"] == "succeeded" and seen == [False] * 6
