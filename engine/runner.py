@@ -301,13 +301,13 @@ class _Execution:
 
     def _wait_and_collect(self) -> None:
         self._heartbeat()
-        now = time.monotonic()
-        deadlines = [a.deadline for a in self.attempts.values() if a.deadline is not None]
-        wakeups = deadlines + [t[0] for t in self.timers[:1]]
-        if isinstance(self.runner.journal, Journal):
-            wakeups.append(self.next_heartbeat)
-        timeout = max(0.0, min(wakeups) - now) if wakeups else None
+        timeout: float | None = 0.0  # a result is in already (an inline call's): no wait
         if self.done.empty():  # about to wait: what happened so far is journaled first
+            wakeups = [a.deadline for a in self.attempts.values() if a.deadline is not None]
+            wakeups += [t[0] for t in self.timers[:1]]
+            if isinstance(self.runner.journal, Journal):
+                wakeups.append(self.next_heartbeat)
+            timeout = max(0.0, min(wakeups) - time.monotonic()) if wakeups else None
             self.outbox.flush()
         try:
             token, output, error = self.done.get(timeout=timeout)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -169,3 +172,42 @@ def test_an_inline_step_never_sees_another_ones_cancelled_event() -> None:
             "  - {id: c, action: cancels.self, for_each: [1, 2, 3], needs: [b]}\n")
     record = Runner(host).run(parse_playbook(text, host.actions), {})
     assert record["status"] == "succeeded" and seen == [False] * 6
+
+
+# the loop does not wait when a result is in, and still fails a step at its deadline -------------
+
+def test_a_timeout_fires_while_inline_results_keep_the_loop_busy() -> None:
+    release = threading.Event()
+    ticks: list[float] = []
+
+    def slow(ctx: Any, inputs: dict[str, Any]) -> dict[str, Any]:
+        release.wait(10)
+        return {}
+
+    def tick(ctx: Any, inputs: dict[str, Any]) -> dict[str, Any]:
+        ticks.append(time.monotonic())
+        time.sleep(0.002)  # on the loop: 200 of them outlast the slow step's timeout
+        return {}
+
+    class Clock:
+        @hookimpl
+        def crownguard_register_actions(self, register: Any) -> None:
+            register(action("clock.slow")(slow))
+            register(action("clock.tick", inline=True)(tick))
+
+    host = PluginHost()
+    host.add(Clock(), "clock")
+    steps = [{"id": "slow", "action": "clock.slow", "timeout_seconds": 0.1}] + [
+        {"id": f"t{i}", "action": "clock.tick", **({"needs": [f"t{i - 1}"]} if i else {})}
+        for i in range(200)]
+    try:
+        started = time.monotonic()
+        record = Runner(host).run(parse_playbook(yaml.safe_dump(
+            {"name": "busy", "steps": steps}), host.actions), {})
+    finally:
+        release.set()
+    assert record["steps"]["slow"]["status"] == "failed"
+    assert "did not finish within 0.1s" in record["steps"]["slow"]["error"]
+    assert len(ticks) == 200 and time.monotonic() - started < 10
+    # at its deadline, not once the loop ran out of results to collect
+    assert record["steps"]["slow"]["finished_at"] < record["steps"]["t150"]["started_at"]
