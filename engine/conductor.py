@@ -42,6 +42,7 @@ TRANSITIONS: dict[EventType, tuple[frozenset[StepStatus], StepStatus]] = {
 # An event's type by its text: a dict look-up per event instead of the enum's call (which
 # still raises for an unknown type).
 _EVENT_TYPES: dict[str, EventType] = {str(kind): kind for kind in EventType}
+_FINISHING = frozenset({EventType.STEP_SUCCEEDED, EventType.STEP_FAILED, EventType.STEP_SKIPPED})
 
 
 @dataclass
@@ -137,6 +138,16 @@ class Conductor:
                                   f"{state.status}")
         if kind == EventType.STEP_FAILED and state.status == StepStatus.WAITING:
             state.wait_end = wait_end(event.get("error"))
+        if kind in _FINISHING:  # before the status: _set_status builds the view of both once
+            state.finished_at = at
+            state.output = event.get("output")
+            state.error = event.get("error")
+            state.reason = event.get("reason")
+            if event.get("output_unknown"):
+                self.unknown_outputs.add(step_id)
+            if kind == EventType.STEP_SKIPPED:
+                state.started_at = None
+                state.queued_seconds = None
         self._set_status(step_id, target)
         if kind == EventType.STEP_STARTED:
             state.attempts += 1
@@ -150,17 +161,6 @@ class Conductor:
             state.waiting = {k: event.get(k) for k in ("reason", "expires_at", "data")}
         elif kind == EventType.ITEM_SUCCEEDED:
             state.items[event["item"]] = event.get("output")
-        elif kind in (EventType.STEP_SUCCEEDED, EventType.STEP_FAILED, EventType.STEP_SKIPPED):
-            state.finished_at = at
-            state.output = event.get("output")
-            state.error = event.get("error")
-            state.reason = event.get("reason")
-            if event.get("output_unknown"):
-                self.unknown_outputs.add(step_id)
-            if kind == EventType.STEP_SKIPPED:
-                state.started_at = None
-                state.queued_seconds = None
-            self._view[step_id] = self._view_of(state)
 
     @staticmethod
     def _view_of(state: StepState) -> dict[str, Any]:

@@ -211,3 +211,29 @@ def test_a_timeout_fires_while_inline_results_keep_the_loop_busy() -> None:
     assert len(ticks) == 200 and time.monotonic() - started < 10
     # at its deadline, not once the loop ran out of results to collect
     assert record["steps"]["slow"]["finished_at"] < record["steps"]["t150"]["started_at"]
+
+
+# the conductor's expression view: built once per finishing event, always the state's ---------
+
+OUTCOMES = st.sampled_from(["succeeded", "failed", "skipped", "started-succeeded",
+                            "started-failed", "started-waiting-failed"])
+
+
+@given(st.lists(st.tuples(st.sampled_from("abcd"), OUTCOMES,
+                          st.none() | st.integers() | st.text(max_size=3)), max_size=8))
+def test_the_view_of_every_step_is_its_state(plan: list[tuple[str, str, Any]]) -> None:
+    host = PluginHost()
+    host.add("crownguard.plugins.core", "core")
+    conductor = Conductor(parse_playbook(FAN, host.actions), {"event": {}})
+    kinds = {"started": "step_started", "waiting": "step_waiting", "succeeded": "step_succeeded",
+             "failed": "step_failed", "skipped": "step_skipped"}
+    for step, outcome, value in plan:
+        if conductor.steps[step].status != "pending":
+            continue
+        for part in outcome.split("-"):
+            conductor.apply({"type": kinds[part], "step": step, "at": "t", "output": value,
+                             "error": None if part == "succeeded" else f"e{value}",
+                             "reason": "r"})
+            assert conductor.context()["steps"] == {
+                sid: {"status": str(s.status), "output": s.output, "error": s.error}
+                for sid, s in conductor.steps.items()}
