@@ -7,7 +7,7 @@ feeds the results back as events. Replaying the same events always gives the sam
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,12 @@ TRANSITIONS: dict[EventType, tuple[frozenset[StepStatus], StepStatus]] = {
                                        StepStatus.WAITING}), StepStatus.FAILED),
     EventType.STEP_SKIPPED: (frozenset({StepStatus.PENDING}), StepStatus.SKIPPED),
 }
+
+
+# An event's type by its text: a dict look-up per event instead of the enum's call (which
+# still raises for an unknown type).
+_EVENT_TYPES: dict[str, EventType] = {str(kind): kind for kind in EventType}
+_FINISHING = frozenset({EventType.STEP_SUCCEEDED, EventType.STEP_FAILED, EventType.STEP_SKIPPED})
 
 
 @dataclass
@@ -104,7 +110,7 @@ class Conductor:
     # events in --------------------------------------------------------------------------------
 
     def apply(self, event: dict[str, Any]) -> None:
-        kind = EventType(event["type"])
+        kind = _EVENT_TYPES.get(event["type"]) or EventType(event["type"])
         at = event.get("at")
         if kind == EventType.RUN_STARTED:
             self.started_at = at
@@ -132,6 +138,16 @@ class Conductor:
                                   f"{state.status}")
         if kind == EventType.STEP_FAILED and state.status == StepStatus.WAITING:
             state.wait_end = wait_end(event.get("error"))
+        if kind in _FINISHING:  # before the status: _set_status builds the view of both once
+            state.finished_at = at
+            state.output = event.get("output")
+            state.error = event.get("error")
+            state.reason = event.get("reason")
+            if event.get("output_unknown"):
+                self.unknown_outputs.add(step_id)
+            if kind == EventType.STEP_SKIPPED:
+                state.started_at = None
+                state.queued_seconds = None
         self._set_status(step_id, target)
         if kind == EventType.STEP_STARTED:
             state.attempts += 1
@@ -145,17 +161,6 @@ class Conductor:
             state.waiting = {k: event.get(k) for k in ("reason", "expires_at", "data")}
         elif kind == EventType.ITEM_SUCCEEDED:
             state.items[event["item"]] = event.get("output")
-        elif kind in (EventType.STEP_SUCCEEDED, EventType.STEP_FAILED, EventType.STEP_SKIPPED):
-            state.finished_at = at
-            state.output = event.get("output")
-            state.error = event.get("error")
-            state.reason = event.get("reason")
-            if event.get("output_unknown"):
-                self.unknown_outputs.add(step_id)
-            if kind == EventType.STEP_SKIPPED:
-                state.started_at = None
-                state.queued_seconds = None
-            self._view[step_id] = self._view_of(state)
 
     @staticmethod
     def _view_of(state: StepState) -> dict[str, Any]:
@@ -194,12 +199,15 @@ class Conductor:
             ctx["item"] = item
         return ctx
 
-    def decide(self) -> list[Decision]:
-        """Steps whose needs are all final: start them, or skip them with a reason."""
+    def decide(self, skip: Container[str] = ()) -> list[Decision]:
+        """Steps whose needs are all final: start them, or skip them with a reason. Those in
+        `skip` (already started by the runner) are left out before they are decided."""
         if self.cancelled:
             return []
         decisions: list[Decision] = []
         for sid in sorted(self._ready, key=self._order.__getitem__):
+            if sid in skip:
+                continue
             step = self.playbook.step(sid)
             decisions.append(self._decide(step, [self.steps[n].status for n in step.needs]))
         return decisions

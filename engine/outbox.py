@@ -13,6 +13,7 @@ the same idempotency keys, as a step in flight at a crash always does.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,20 @@ EventSink = Callable[[dict[str, Any]], None]
 # A long chain of inline steps still commits now and then: what a crash can take back stays
 # small, and so does one transaction.
 MAX_PENDING = 256
+# The text of the last second event_time() formatted: (second, "YYYY-MM-DDTHH:MM:SS").
+_second: tuple[int, str] = (-1, "")
+
+
+def event_time(ns: int | None = None) -> str:
+    """An event's `at`, as `journal.base.utc_now()` spells it ("...T13:56:29.123456Z", UTC,
+    microseconds rounded down), for the time `ns` (ns since the epoch, default now). The text
+    up to the seconds is formatted once a second: the runner stamps every event."""
+    global _second
+    second, rest = divmod(time.time_ns() if ns is None else ns, 1_000_000_000)
+    cached = _second
+    if cached[0] != second:
+        cached = _second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{cached[1]}.{rest // 1000:06d}Z"
 
 
 class Outbox:
@@ -48,6 +63,11 @@ class Outbox:
     def later(self, hook: Callable[[], None]) -> None:
         """Call `hook` once the events before it are journaled."""
         self._later.append(hook)
+
+    def keeps(self, journaled: bool = True) -> bool:
+        """Whether anything reads an event as stored (a journal, or `on_event`): when nothing
+        does, the runner need not build that form (large values by digest)."""
+        return (journaled and self.journal is not None) or self.on_event is not None
 
     @property
     def pending(self) -> bool:

@@ -29,9 +29,8 @@ from .config import Config
 from .dryrun import plan_answers
 from .errors import ActionError, ConfigError, ExpressionError, InputError, RunEnded, StepTimeout
 from .journal import Journal
-from .journal.base import utc_now
 from .kinds import CANCELLABLE, ENDED, EventType, RunKind, RunStatus
-from .outbox import EventSink, Outbox
+from .outbox import EventSink, Outbox, event_time
 from .plugins import PluginHost
 from .spec import Playbook, Step
 from .steps import (
@@ -48,6 +47,7 @@ from .steps import (
     retry_after_failure,
     settled_waits,
     step_inputs,
+    step_logger,
     would_call,
 )
 
@@ -174,7 +174,8 @@ class _Execution:
         self.conductor = conductor
         self.run_id = run_id
         self.redactor = runner.config.redactor
-        self.done: queue.Queue[tuple[int, Any, ActionError | None]] = queue.Queue()
+        # SimpleQueue: a put and a get per attempt, without queue.Queue's locks and conditions.
+        self.done: queue.SimpleQueue[tuple[int, Any, ActionError | None]] = queue.SimpleQueue()
         self.attempts: dict[int, Attempt] = {}
         self.work: dict[str, StepWork] = {}
         self.timers: list[tuple[float, int, str, int]] = []  # (due, seq, step, item)
@@ -209,16 +210,22 @@ class _Execution:
 
     # events ------------------------------------------------------------------------------------
 
-    def emit(self, event: dict[str, Any], journaled: dict[str, Any] | None = None) -> None:
-        """Apply the event, journaled first; `journaled` replaces keys in what is stored (a
-        large output kept by digest), while this run goes on with the full values."""
-        event = {**event, "type": str(event["type"]), "run_id": self.run_id, "at": utc_now()}
+    def emit(self, event: dict[str, Any],
+             journaled: Callable[[], dict[str, Any]] | None = None) -> None:
+        """Apply the event, journaled first; `journaled()` gives keys that replace those in
+        what is stored (a large output kept by digest), while this run goes on with the full
+        values. It is called only when something reads what is stored."""
+        event = {**event, "type": str(event["type"]), "run_id": self.run_id,
+                 "at": event_time()}
         self.conductor.apply(event)
         if self.runner.dry_run:
             self.events.append(event)
         # Durable before anything acts on it: the outbox is flushed before the next action
         # call that is not inline, before the loop waits, and when the drive ends.
-        self.outbox.add({**event, **journaled} if journaled else event, not self.hypothetical)
+        kept = not self.hypothetical
+        if journaled is not None and self.outbox.keeps(kept):
+            event = {**event, **journaled()}
+        self.outbox.add(event, kept)
 
     # the loop ----------------------------------------------------------------------------------
 
@@ -241,8 +248,7 @@ class _Execution:
             while True:
                 # A skip or a failure can make further steps decidable at once: decide until
                 # nothing more is.
-                while decisions := [d for d in self.conductor.decide()
-                                    if d.step not in self.work]:
+                while decisions := self.conductor.decide(skip=self.work):
                     for decision in decisions:
                         if decision.error:
                             self._fail_step(decision.step, decision.error)
@@ -295,13 +301,13 @@ class _Execution:
 
     def _wait_and_collect(self) -> None:
         self._heartbeat()
-        now = time.monotonic()
-        deadlines = [a.deadline for a in self.attempts.values() if a.deadline is not None]
-        wakeups = deadlines + [t[0] for t in self.timers[:1]]
-        if isinstance(self.runner.journal, Journal):
-            wakeups.append(self.next_heartbeat)
-        timeout = max(0.0, min(wakeups) - now) if wakeups else None
+        timeout: float | None = 0.0  # a result is in already (an inline call's): no wait
         if self.done.empty():  # about to wait: what happened so far is journaled first
+            wakeups = [a.deadline for a in self.attempts.values() if a.deadline is not None]
+            wakeups += [t[0] for t in self.timers[:1]]
+            if isinstance(self.runner.journal, Journal):
+                wakeups.append(self.next_heartbeat)
+            timeout = max(0.0, min(wakeups) - time.monotonic()) if wakeups else None
             self.outbox.flush()
         try:
             token, output, error = self.done.get(timeout=timeout)
@@ -374,14 +380,14 @@ class _Execution:
                                  "queued_seconds": round(queued, 6)}
         if work.fan_out:
             event["item"] = item
-        self.emit(event, {"inputs": journaled_inputs(work.action, redacted)})
+        self.emit(event, lambda: {"inputs": journaled_inputs(work.action, redacted)})
         ctx = ActionContext(run_id=self.run_id, step_id=step.id, attempt=attempt_no,
                             idempotency_key=idempotency_key(self.run_id, step.id, attempt.item),
                             connections=self.runner.config.connections, deadline=deadline,
                             item_index=attempt.item, dry_run=self.runner.dry_run,
                             cancelled=attempt.cancelled,
                             run_context=self.conductor.context(),
-                            timeout_seconds=step.timeout_seconds)
+                            timeout_seconds=step.timeout_seconds, logger=step_logger(step.id))
 
         def launch() -> None:
             if not self.hypothetical:
@@ -427,7 +433,7 @@ class _Execution:
                 redacted = self.redactor.redact_value(output)
                 self.emit({"type": EventType.ITEM_SUCCEEDED, "step": attempt.step,
                            "item": item, "output": redacted},
-                          {"output": journaled_output(work.action, redacted)})
+                          lambda: {"output": journaled_output(work.action, redacted)})
         else:
             self._attempt_failed(work, attempt, item, error)
         if work.running == 0 and not work.todo:
@@ -474,7 +480,7 @@ class _Execution:
         redacted = self.redactor.redact_value(output)
         self.emit({"type": EventType.STEP_SUCCEEDED, "step": work.step.id, "output": redacted,
                    **({"output_unknown": True} if work.shown else {})},
-                  {"output": journaled_output(work.action, redacted)})
+                  lambda: {"output": journaled_output(work.action, redacted)})
         del self.work[work.step.id]
         self._notify_finished(work.step.id)
 

@@ -10,6 +10,7 @@ retried and after how long.
 from __future__ import annotations
 
 import contextvars
+import functools
 import hashlib
 import json
 import logging
@@ -44,6 +45,14 @@ def idempotency_key(run_id: str, step_id: str, item: int | None = None) -> str:
     """Stable for a step (and for_each item) across its retries and resumes of the run."""
     material = f"{run_id}\x1f{step_id}\x1f{'' if item is None else item}"
     return hashlib.sha256(material.encode()).hexdigest()[:32]
+
+
+@functools.cache
+def step_logger(step_id: str) -> logging.Logger:
+    """The logger an ActionContext gives a step (`crownguard.step.<id>`), looked up once per
+    step id: logging.getLogger takes a lock per call, and the runner makes a context per
+    attempt. logging keeps every logger anyway, so the cache holds nothing more."""
+    return logging.getLogger(f"crownguard.step.{step_id}")
 
 
 @dataclass

@@ -1,0 +1,239 @@
+"""The runner's fast paths for a run with no journal give what the plain paths give."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+import crownguard.engine.runner as runner_module
+from crownguard.engine import action, hookimpl
+from crownguard.engine.conductor import Conductor
+from crownguard.engine.journal.base import utc_now
+from crownguard.engine.kinds import EventType
+from crownguard.engine.outbox import event_time
+from crownguard.engine.plugins import PluginHost
+from crownguard.engine.runner import Runner
+from crownguard.engine.spec import parse_playbook
+from crownguard.engine.steps import JOURNAL_VALUE_BYTES
+
+BIG = "x" * (JOURNAL_VALUE_BYTES + 10)
+
+
+class Big:
+    @hookimpl
+    def crownguard_register_actions(self, register: Any) -> None:
+        register(action("big.output", inline=True)(lambda ctx, inputs: {"text": BIG}))
+
+
+@pytest.fixture
+def host() -> PluginHost:
+    h = PluginHost()
+    h.add("crownguard.plugins.core", "core")
+    h.add(Big(), "big")
+    return h
+
+
+# event_time: utc_now's text, formatted once a second ------------------------------------------
+
+@given(st.integers(0, 2**62))
+def test_event_time_spells_a_time_as_utc_now_does(ns: int) -> None:
+    seconds, rest = divmod(ns, 1_000_000_000)
+    at = datetime.fromtimestamp(seconds, UTC).replace(microsecond=rest // 1000)
+    expected = at.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    if at.year < 10000:
+        assert event_time(ns) == expected
+
+
+def test_event_time_of_now_falls_between_two_utc_nows() -> None:
+    for _ in range(1000):
+        before = utc_now()
+        now = event_time()
+        after = utc_now()
+        assert len(now) == len(before) and before <= now <= after
+
+
+# decide(skip): the steps the runner started are left out, the rest decided as before ----------
+
+FAN = """
+name: fan
+steps:
+  - {id: a, action: core.noop}
+  - {id: b, action: core.noop, if: "event.go"}
+  - {id: c, action: core.noop}
+  - {id: d, action: core.noop, needs: [a]}
+"""
+
+
+@given(st.sets(st.sampled_from("abcd")), st.booleans())
+def test_decide_skip_leaves_out_only_the_steps_named(skip: set[str], go: bool) -> None:
+    host = PluginHost()
+    host.add("crownguard.plugins.core", "core")
+    playbook = parse_playbook(FAN, host.actions)
+    conductor = Conductor(playbook, {"event": {"go": go}})
+    assert conductor.decide(skip) == [d for d in conductor.decide() if d.step not in skip]
+
+
+# what is stored is built only when something reads it -----------------------------------------
+
+PLAYBOOK = """
+name: big
+steps:
+  - {id: s, action: big.output}
+"""
+
+
+def _count_journaled(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    plain = runner_module.journaled_output
+
+    def counted(*args: Any) -> Any:
+        calls.append(1)
+        return plain(*args)
+
+    monkeypatch.setattr(runner_module, "journaled_output", counted)
+    return calls
+
+
+def test_no_journal_and_no_observer_builds_no_stored_form(
+        host: PluginHost, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _count_journaled(monkeypatch)
+    record = Runner(host).run(parse_playbook(PLAYBOOK, host.actions), {})
+    assert record["steps"]["s"]["output"] == {"text": BIG}
+    assert calls == []
+
+
+def test_an_observer_sees_events_as_stored(host: PluginHost,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _count_journaled(monkeypatch)
+    seen: list[dict[str, Any]] = []
+    record = Runner(host, on_event=seen.append).run(parse_playbook(PLAYBOOK, host.actions), {})
+    assert record["steps"]["s"]["output"] == {"text": BIG}  # the run goes on with it whole
+    [done] = [e for e in seen if e["type"] == EventType.STEP_SUCCEEDED]
+    assert done["output"]["truncated"] is True and calls == [1]
+
+
+def test_a_journal_callable_gets_events_as_stored(host: PluginHost) -> None:
+    stored: list[dict[str, Any]] = []
+    Runner(host, journal=stored.append).run(parse_playbook(PLAYBOOK, host.actions), {})
+    [done] = [e for e in stored if e["type"] == EventType.STEP_SUCCEEDED]
+    assert done["output"]["truncated"] is True
+
+
+# the step's logger, looked up once per step id ---------------------------------------------------
+
+def test_an_action_gets_its_steps_logger() -> None:
+    seen: list[logging.Logger] = []
+
+    def log_me(ctx: Any, inputs: dict[str, Any]) -> dict[str, Any]:
+        seen.append(ctx.log)
+        return {}
+
+    class Logs:
+        @hookimpl
+        def crownguard_register_actions(self, register: Any) -> None:
+            register(action("logs.me", inline=True)(log_me))
+
+    host = PluginHost()
+    host.add(Logs(), "logs")
+    text = "name: l\nsteps:\n  - {id: first, action: logs.me}\n  - {id: again, action: logs.me}\n"
+    for _ in range(2):
+        Runner(host).run(parse_playbook(text, host.actions), {})
+    assert seen == [logging.getLogger(f"crownguard.step.{s}") for s in ("first", "again") * 2]
+
+
+# inline attempts share a `cancelled` event while nothing sets it ---------------------------------
+
+def test_an_inline_step_never_sees_another_ones_cancelled_event() -> None:
+    seen: list[bool] = []
+
+    def cancel_self(ctx: Any, inputs: dict[str, Any]) -> dict[str, Any]:
+        seen.append(ctx.cancelled.is_set())
+        ctx.cancelled.set()
+        return {}
+
+    class Cancels:
+        @hookimpl
+        def crownguard_register_actions(self, register: Any) -> None:
+            register(action("cancels.self", inline=True)(cancel_self))
+
+    host = PluginHost()
+    host.add(Cancels(), "cancels")
+    text = ("name: c\nsteps:\n  - {id: a, action: cancels.self}\n"
+            "  - {id: z, action: cancels.self}\n"
+            "  - {id: b, action: cancels.self, needs: [a]}\n"
+            "  - {id: c, action: cancels.self, for_each: [1, 2, 3], needs: [b]}\n")
+    record = Runner(host).run(parse_playbook(text, host.actions), {})
+    assert record["status"] == "succeeded" and seen == [False] * 6
+
+
+# the loop does not wait when a result is in, and still fails a step at its deadline -------------
+
+def test_a_timeout_fires_while_inline_results_keep_the_loop_busy() -> None:
+    release = threading.Event()
+    ticks: list[float] = []
+
+    def slow(ctx: Any, inputs: dict[str, Any]) -> dict[str, Any]:
+        release.wait(10)
+        return {}
+
+    def tick(ctx: Any, inputs: dict[str, Any]) -> dict[str, Any]:
+        ticks.append(time.monotonic())
+        time.sleep(0.002)  # on the loop: 200 of them outlast the slow step's timeout
+        return {}
+
+    class Clock:
+        @hookimpl
+        def crownguard_register_actions(self, register: Any) -> None:
+            register(action("clock.slow")(slow))
+            register(action("clock.tick", inline=True)(tick))
+
+    host = PluginHost()
+    host.add(Clock(), "clock")
+    steps = [{"id": "slow", "action": "clock.slow", "timeout_seconds": 0.1}] + [
+        {"id": f"t{i}", "action": "clock.tick", **({"needs": [f"t{i - 1}"]} if i else {})}
+        for i in range(200)]
+    try:
+        started = time.monotonic()
+        record = Runner(host).run(parse_playbook(yaml.safe_dump(
+            {"name": "busy", "steps": steps}), host.actions), {})
+    finally:
+        release.set()
+    assert record["steps"]["slow"]["status"] == "failed"
+    assert "did not finish within 0.1s" in record["steps"]["slow"]["error"]
+    assert len(ticks) == 200 and time.monotonic() - started < 10
+    # at its deadline, not once the loop ran out of results to collect
+    assert record["steps"]["slow"]["finished_at"] < record["steps"]["t150"]["started_at"]
+
+
+# the conductor's expression view: built once per finishing event, always the state's ---------
+
+OUTCOMES = st.sampled_from(["succeeded", "failed", "skipped", "started-succeeded",
+                            "started-failed", "started-waiting-failed"])
+
+
+@given(st.lists(st.tuples(st.sampled_from("abcd"), OUTCOMES,
+                          st.none() | st.integers() | st.text(max_size=3)), max_size=8))
+def test_the_view_of_every_step_is_its_state(plan: list[tuple[str, str, Any]]) -> None:
+    host = PluginHost()
+    host.add("crownguard.plugins.core", "core")
+    conductor = Conductor(parse_playbook(FAN, host.actions), {"event": {}})
+    kinds = {"started": "step_started", "waiting": "step_waiting", "succeeded": "step_succeeded",
+             "failed": "step_failed", "skipped": "step_skipped"}
+    for step, outcome, value in plan:
+        if conductor.steps[step].status != "pending":
+            continue
+        for part in outcome.split("-"):
+            conductor.apply({"type": kinds[part], "step": step, "at": "t", "output": value,
+                             "error": None if part == "succeeded" else f"e{value}",
+                             "reason": "r"})
+            assert conductor.context()["steps"] == {
+                sid: {"status": str(s.status), "output": s.output, "error": s.error}
+                for sid, s in conductor.steps.items()}
