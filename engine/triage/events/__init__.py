@@ -82,9 +82,12 @@ def recognise(raw: Any, sources: Iterable[EventSource] = ()) -> str:
 
 def _normalised(raw: Mapping[str, Any]) -> bool:
     """Whether a mapping is a normalised event: its `schema` marker or its three objects."""
-    return raw.get("schema") == SCHEMA_ID or (
-        isinstance(raw.get("actor"), Mapping) and isinstance(raw.get("file"), Mapping)
-        and "destination" in raw)
+    if raw.get("schema") == SCHEMA_ID:
+        return True
+    # A vendor payload has no `actor` object mostly: asked first, before any ABC check.
+    actor = raw.get("actor")
+    return actor is not None and "destination" in raw and isinstance(actor, Mapping) \
+        and isinstance(raw.get("file"), Mapping)
 
 
 def normalise_many(raw: Any, mapping: WebhookMapping | None = None, *,
