@@ -8,12 +8,14 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crownguard.engine.errors import EventError
 from crownguard.engine.triage import events as triage_events
-from crownguard.engine.triage.events import SCHEMA_ID
+from crownguard.engine.triage.events import SCHEMA_ID, NormaliseOptions
+from crownguard.engine.triage.events.classify import _under, domain_matches, url_host
 from crownguard.plugins.incydr import events as incydr
 from crownguard.plugins.incydr import source as incydr_source
 
@@ -41,7 +43,7 @@ def _plain_int(parent: Mapping[str, Any], key: str, where: str, origin: str) -> 
     value = parent.get(key)
     if value is None:
         return None
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdigit():
         value = int(value) if len(value) <= 20 else incydr._MAX_INT + 1
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         if value > incydr._MAX_INT:
@@ -62,6 +64,13 @@ def test_int_shortcut_reads_as_the_plain_checks(value: Any) -> None:
     parent = {"size": value}
     assert _outcome(incydr._int, parent, "size", "file.size", ORIGIN) == \
         _outcome(_plain_int, parent, "size", "file.size", ORIGIN)
+
+
+@pytest.mark.parametrize("size", ["²", "١٢", "12³"])
+def test_a_size_of_other_digits_is_refused_by_name(size: str) -> None:
+    # str.isdigit() says yes to these; int() then raised a bare ValueError
+    with pytest.raises(EventError, match="file.size.*non-negative integer"):
+        incydr._int({"size": size}, "size", "file.size", ORIGIN)
 
 
 def _plain_strings(parent: Mapping[str, Any], key: str, where: str, origin: str) -> list[str]:
@@ -191,3 +200,30 @@ def test_sections_read_by_class_as_by_the_mapping_checks(removable: Any, hashes:
                 event.device, event.action)
 
     assert read(raw) == read(_proxied(raw))
+
+
+def _plain_trusts(options: NormaliseOptions, domain: str | None, url: str | None) -> bool:
+    """NormaliseOptions.trusts as it was: each set asked on its own."""
+    domain = domain or url_host(url)
+    if domain_matches(domain, options.trusted_domains) or \
+            domain_matches(domain, options.corporate_domains):
+        return True
+    if not url:
+        return False
+    return any(_under(url, entry) for entry in options.trusted_domains if "/" in entry)
+
+
+HOSTS = st.sampled_from(["acme.example", "mail.acme.example", "ACME.example.", "evil.example",
+                         "example", "github.com", "github.com/acme", "", "x.github.com"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.frozensets(HOSTS, max_size=3), st.frozensets(HOSTS, max_size=3),
+       st.one_of(st.none(), HOSTS),
+       st.one_of(st.none(), st.sampled_from(["https://github.com/acme/m", "git@github.com:acme/m",
+                                             "https://mail.acme.example/x", "not a url"])))
+def test_trusting_walks_the_host_once_as_two_lookups_did(
+        trusted: frozenset[str], corporate: frozenset[str], domain: str | None,
+        url: str | None) -> None:
+    options = NormaliseOptions(trusted_domains=trusted, corporate_domains=corporate)
+    assert options.trusts(domain, url) == _plain_trusts(options, domain, url)

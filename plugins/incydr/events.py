@@ -117,7 +117,7 @@ def _int(parent: Mapping[str, Any], key: str, where: str, origin: str) -> int | 
         return None
     if value.__class__ is int and 0 <= value <= _MAX_INT:  # the common case, checked once
         return value
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdigit():  # not "²": int() fails
         value = int(value) if len(value) <= 20 else _MAX_INT + 1
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         if value > _MAX_INT:
