@@ -13,7 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crownguard.engine.errors import EventError
+from crownguard.engine.plugins import PluginHost
 from crownguard.engine.triage import events as triage_events
+from crownguard.engine.triage import normalise, normalise_many
 from crownguard.engine.triage.events import SCHEMA_ID, NormaliseOptions
 from crownguard.engine.triage.events.classify import _under, domain_matches, url_host
 from crownguard.plugins.incydr import events as incydr
@@ -227,3 +229,37 @@ def test_trusting_walks_the_host_once_as_two_lookups_did(
         url: str | None) -> None:
     options = NormaliseOptions(trusted_domains=trusted, corporate_domains=corporate)
     assert options.trusts(domain, url) == _plain_trusts(options, domain, url)
+
+
+@pytest.mark.parametrize("indicators", ["", 0, {}, "Departing", False])
+def test_indicators_that_are_no_list_are_still_refused(indicators: Any) -> None:
+    raw = _file_event(None, None, {}, [])
+    raw["risk"]["indicators"] = indicators
+    with pytest.raises(EventError, match="risk.indicators"):
+        incydr.from_file_event(raw)
+
+
+def _one(fn: Any, raw: Any) -> Any:
+    try:
+        return fn(raw)
+    except EventError as exc:
+        return str(exc)
+
+
+NORMALISED = {"schema": SCHEMA_ID, "id": "n1", "time": "2026-11-02T03:04:05Z",
+              "actor": {"email": "a@x.example"}, "file": {"name": "m.pt"},
+              "destination": {"kind": "web-upload"}}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.fixed_dictionaries({}, optional={
+    "schema": st.sampled_from([SCHEMA_ID, "other"]),
+    "actor": st.sampled_from([{"email": "a@x.example"}, "a@x.example", None]),
+    "destination": st.just({"kind": "web-upload"}), "file": st.just({"name": "m.pt"}),
+    "@timestamp": st.just("2026-11-02T03:04:05Z"), "observations": st.just([]),
+    "id": st.just("n1"), "time": st.just("2026-11-02T03:04:05Z")}))
+def test_normalise_knows_a_vendor_payload_without_the_full_check(raw: dict[str, Any]) -> None:
+    sources = tuple(PluginHost.from_entry_points().event_sources.values())
+    for payload in (raw, {**NORMALISED, **raw}):
+        assert _one(lambda r: normalise(r, sources=sources), payload) == \
+            _one(lambda r: normalise_many(r, sources=sources)[0], payload)

@@ -214,7 +214,10 @@ def from_file_event(raw: Mapping[str, Any],
     sha256, md5 = _texts(hashes, ("sha256", "md5"), "file.hash", o)
     source_name, source_category, host, os_name, ip = _texts(source, _SOURCE_TEXT, "source", o)
 
-    watchlists = _indicator_watchlists(risk, o)
+    indicators = risk.get("indicators")
+    # No indicators (most events): no call; anything else is read, and refused, by the helper.
+    watchlists = [] if indicators is None or (indicators.__class__ is list and not indicators) \
+        else _indicator_watchlists(risk, o)
     source_domains = _strings(source, "domains", "source.domains", o)
     for acquired in _list(file, "acquiredFrom", "file.acquiredFrom", o):
         if isinstance(acquired, Mapping):  # a new list: the event's own lists stay as they are
@@ -229,7 +232,8 @@ def from_file_event(raw: Mapping[str, Any],
               watchlists=tuple(watchlists)),
         FileInfo(name, _join(directory, name), directory,
                  _int(file, "sizeInBytes", "file.sizeInBytes", o),
-                 _digest(sha256, 64, "file.hash.sha256", o), _digest(md5, 32, "file.hash.md5", o),
+                 _digest(sha256, 64, "file.hash.sha256", o),
+                 None if md5 is None else _digest(md5, 32, "file.hash.md5", o),
                  mime or mime_by_ext, mime_by_bytes, category or category_by_ext,
                  category_by_bytes, original_name, url),
         _file_event_destination(raw, event, dest, risk, action, options),

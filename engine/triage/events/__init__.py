@@ -140,7 +140,10 @@ def normalise(raw: Any, mapping: WebhookMapping | None = None, *,
               mappings: Iterable[WebhookMapping] = (),
               sources: Iterable[EventSource] = ()) -> ModelMovementEvent:
     """Exactly one ModelMovementEvent from a payload (see normalise_many for lists)."""
-    if mapping is None and raw.__class__ is dict and not _normalised(raw):
+    # No `actor` and no marker: not a normalised event, known without calling _normalised.
+    if mapping is None and raw.__class__ is dict and (
+            (raw.get("actor") is None and raw.get("schema") != SCHEMA_ID)
+            or not _normalised(raw)):
         # The hot path of a feed, normalise_many's own branch without its other cases: the
         # first event source that recognises the payload reads it.
         if sources.__class__ is not tuple:
