@@ -10,7 +10,6 @@ departing employee is known even before an HR lookup.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from datetime import datetime
 from functools import lru_cache
@@ -61,7 +60,7 @@ INDICATOR_WATCHLISTS = {
     "Contract": "CONTRACT_EMPLOYEE",
     "High risk": "HIGH_RISK_EMPLOYEE",
 }
-_HEX = re.compile("[0-9a-f]+")
+_HEX_DIGITS = "0123456789abcdef"
 
 
 # --- typed reads that name the field on failure ----------------------------------------------
@@ -116,7 +115,9 @@ def _int(parent: Mapping[str, Any], key: str, where: str, origin: str) -> int | 
     value = parent.get(key)
     if value is None:
         return None
-    if isinstance(value, str) and value.isdigit():
+    if value.__class__ is int and 0 <= value <= _MAX_INT:  # the common case, checked once
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit():  # not "²": int() fails
         value = int(value) if len(value) <= 20 else _MAX_INT + 1
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         if value > _MAX_INT:
@@ -127,12 +128,15 @@ def _int(parent: Mapping[str, Any], key: str, where: str, origin: str) -> int | 
 
 
 _MAX_INT = 2**53  # JSON's exact integers; no file is larger
+_STR_TYPE = frozenset({str})
 
 
 def _strings(parent: Mapping[str, Any], key: str, where: str, origin: str) -> list[str]:
     value = parent.get(key)
     if value is None:
         return []
+    if value.__class__ is list and _STR_TYPE.issuperset(map(type, value)):
+        return value  # plain strings (or none): the common case, without a generator
     if isinstance(value, str):
         return [value]
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
@@ -153,7 +157,8 @@ def _digest(value: str | None, length: int, where: str, origin: str) -> str | No
     if value is None:
         return None
     lowered = value.lower()
-    if len(lowered) != length or not _HEX.fullmatch(lowered):
+    # strip() leaves nothing of a string of hex digits only (a regex fullmatch, cheaper)
+    if len(lowered) != length or lowered.strip(_HEX_DIGITS):
         raise EventError.at(where, f"not a {length * 4}-bit hex digest: {value!r:.80}", origin)
     return lowered
 
@@ -187,12 +192,14 @@ def from_file_event(raw: Mapping[str, Any],
         source = _obj(raw, "source", "source", o)
     if (risk := get("risk")).__class__ is not dict:
         risk = _obj(raw, "risk", "risk", o)
+    if (dest := get("destination")).__class__ is not dict:
+        dest = _obj(raw, "destination", "destination", o)
     event_id, action, observer = _texts(event, _EVENT_TEXT, "event", o)
     if not event_id:
         raise EventError.at("event.id", "is required", o)
-    if raw.get("@timestamp") is None:
+    if (timestamp := get("@timestamp")) is None:
         raise EventError.at("@timestamp", "is required", o)
-    time = parse_time(raw["@timestamp"], "@timestamp", o)
+    time = parse_time(timestamp, "@timestamp", o)
     email, user_id, device_uid = _texts(user, _USER_TEXT, "user", o)
     if not email:
         raise EventError.at("user.email", "is required: the event names no person", o)
@@ -202,11 +209,15 @@ def from_file_event(raw: Mapping[str, Any],
      category_by_bytes, original_name, url) = _texts(file, _FILE_TEXT, "file", o)
     if not name:
         raise EventError.at("file.name", "is required", o)
-    hashes = _obj(file, "hash", "file.hash", o)
+    if (hashes := file.get("hash")).__class__ is not dict:
+        hashes = _obj(file, "hash", "file.hash", o)
     sha256, md5 = _texts(hashes, ("sha256", "md5"), "file.hash", o)
     source_name, source_category, host, os_name, ip = _texts(source, _SOURCE_TEXT, "source", o)
 
-    watchlists = _indicator_watchlists(risk, o)
+    indicators = risk.get("indicators")
+    # No indicators (most events): no call; anything else is read, and refused, by the helper.
+    watchlists = [] if indicators is None or (indicators.__class__ is list and not indicators) \
+        else _indicator_watchlists(risk, o)
     source_domains = _strings(source, "domains", "source.domains", o)
     for acquired in _list(file, "acquiredFrom", "file.acquiredFrom", o):
         if isinstance(acquired, Mapping):  # a new list: the event's own lists stay as they are
@@ -221,11 +232,11 @@ def from_file_event(raw: Mapping[str, Any],
               watchlists=tuple(watchlists)),
         FileInfo(name, _join(directory, name), directory,
                  _int(file, "sizeInBytes", "file.sizeInBytes", o),
-                 _digest(sha256, 64, "file.hash.sha256", o), _digest(md5, 32, "file.hash.md5", o),
+                 _digest(sha256, 64, "file.hash.sha256", o),
+                 None if md5 is None else _digest(md5, 32, "file.hash.md5", o),
                  mime or mime_by_ext, mime_by_bytes, category or category_by_ext,
                  category_by_bytes, original_name, url),
-        _file_event_destination(raw, event, _obj(raw, "destination", "destination", o), risk,
-                                action, options),
+        _file_event_destination(raw, event, dest, risk, action, options),
         Source(source_kind, source_name, registry,
                domain=source_domains[0] if source_domains else None,
                url=_first_tab_url(source, "source.tabs", o) if "tabs" in source else None),
@@ -248,7 +259,8 @@ def _indicator_watchlists(risk: Mapping[str, Any], origin: str) -> list[str]:
         raise EventError.at("risk.indicators", "expected a list", origin)
     found: list[str] = []
     for index, indicator in enumerate(indicators):
-        name = indicator.get("name") if isinstance(indicator, Mapping) else indicator
+        name = indicator.get("name") if indicator.__class__ is dict or isinstance(
+            indicator, Mapping) else indicator
         if not isinstance(name, str):
             raise EventError.at(f"risk.indicators.{index}.name",
                                 f"expected an indicator name, got {name!r:.40}", origin)
@@ -292,7 +304,8 @@ def _file_event_destination(raw: Mapping[str, Any], event: Mapping[str, Any],
                             o)
     name, account = _texts(dest, ("name", "accountName"), "destination", o)
     action = action or ""
-    removable = _obj(dest, "removableMedia", "destination.removableMedia", o)
+    if (removable := dest.get("removableMedia")).__class__ is not dict:
+        removable = _obj(dest, "removableMedia", "destination.removableMedia", o)
     if action.startswith("removable-media") or (removable and any(removable.values())):
         vendor, media, label = _texts(removable, ("vendor", "mediaName", "name"),
                                       "destination.removableMedia", o)

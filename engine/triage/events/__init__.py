@@ -82,9 +82,12 @@ def recognise(raw: Any, sources: Iterable[EventSource] = ()) -> str:
 
 def _normalised(raw: Mapping[str, Any]) -> bool:
     """Whether a mapping is a normalised event: its `schema` marker or its three objects."""
-    return raw.get("schema") == SCHEMA_ID or (
-        isinstance(raw.get("actor"), Mapping) and isinstance(raw.get("file"), Mapping)
-        and "destination" in raw)
+    if raw.get("schema") == SCHEMA_ID:
+        return True
+    # A vendor payload has no `actor` object mostly: asked first, before any ABC check.
+    actor = raw.get("actor")
+    return actor is not None and "destination" in raw and isinstance(actor, Mapping) \
+        and isinstance(raw.get("file"), Mapping)
 
 
 def normalise_many(raw: Any, mapping: WebhookMapping | None = None, *,
@@ -137,7 +140,10 @@ def normalise(raw: Any, mapping: WebhookMapping | None = None, *,
               mappings: Iterable[WebhookMapping] = (),
               sources: Iterable[EventSource] = ()) -> ModelMovementEvent:
     """Exactly one ModelMovementEvent from a payload (see normalise_many for lists)."""
-    if mapping is None and raw.__class__ is dict and not _normalised(raw):
+    # No `actor` and no marker: not a normalised event, known without calling _normalised.
+    if mapping is None and raw.__class__ is dict and (
+            (raw.get("actor") is None and raw.get("schema") != SCHEMA_ID)
+            or not _normalised(raw)):
         # The hot path of a feed, normalise_many's own branch without its other cases: the
         # first event source that recognises the payload reads it.
         if sources.__class__ is not tuple:

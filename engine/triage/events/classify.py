@@ -101,9 +101,11 @@ class NormaliseOptions:
         trusted or corporate domain, or its URL is under a trusted `host/path` entry
         (github.com/acme trusts https://github.com/acme/... and git@github.com:acme/...)."""
         domain = domain or url_host(url)
-        if domain_matches(domain, self.trusted_domains) or \
-                domain_matches(domain, self.corporate_domains):
-            return True
+        trusted, corporate = self.trusted_domains, self.corporate_domains
+        if domain and (trusted or corporate):  # one walk up the host for both sets
+            for candidate in _candidates(domain):
+                if candidate in trusted or candidate in corporate:
+                    return True
         if not url:
             return False
         return any(_under(url, entry) for entry in self.trusted_domains if "/" in entry)
