@@ -55,7 +55,7 @@ def _int(text: str) -> int | _Huge:
     return _Huge(digits) if digits > MAX_INT_DIGITS else int(text)
 
 
-def _unfit(data: Any, where: str) -> tuple[str, str] | None:
+def unfit(data: Any, where: str) -> tuple[str, str] | None:
     """The first string with a lone surrogate (no Unicode text: the journal's UTF-8 cannot
     hold it, and a run holding one could never be shown) or integer too long, and where."""
     if isinstance(data, str):
@@ -70,12 +70,12 @@ def _unfit(data: Any, where: str) -> tuple[str, str] | None:
         for key, value in data.items():
             shown = key.encode("utf-8", "backslashreplace").decode()  # the message is text
             inner = f"{where}.{shown}" if where else shown
-            found = _unfit(key, inner) or _unfit(value, inner)
+            found = unfit(key, inner) or unfit(value, inner)
             if found:
                 return found
     elif isinstance(data, list):
         for n, value in enumerate(data):
-            found = _unfit(value, f"{where}[{n}]")
+            found = unfit(value, f"{where}[{n}]")
             if found:
                 return found
     return None
@@ -129,7 +129,7 @@ def parse_json(body: bytes) -> Any:
         # orjson refuses both; the json module reads them: refused here, naming the field
         items = enumerate(data, 1) if isinstance(data, list) else [(0, data)]
         for n, item in items:
-            found = _unfit(item, "")
+            found = unfit(item, "")
             if found:
                 where = ": ".join(p for p in (f"item {n}" if n else "", found[0]) if p)
                 raise ServiceProblem(400, "invalid_event", f"{where or 'body'}: {found[1]}; "

@@ -27,7 +27,7 @@ from ..errors import AuthError, BadResponse, ConfigError
 from .access import AccessDesk, Caller
 from .access_notify import ACCESS_RUN_PREFIX
 from .access_store import AccessError
-from .payloads import _unfit as unfit_for_journal
+from .payloads import unfit as unfit_for_journal
 from .problems import ServiceProblem
 from .service import Service
 from .settings import Role, ServiceSettings

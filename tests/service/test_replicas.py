@@ -262,3 +262,27 @@ def test_on_a_sqlite_journal_the_poller_lock_is_a_file_lock(tmp_path: Path) -> N
         one.release()  # as when its process dies: the kernel lets go of the flock
         assert two.acquire() and not one.acquire()
         two.close()
+
+
+def test_a_replica_not_polling_reports_each_feed_lag_from_its_stored_cursor() -> None:
+    # The group of Incydr feeds (file events and alerts) is polled under one lock; the
+    # replicas that do not hold it show every feed's lag from the cursor the holder stores.
+    from datetime import UTC, datetime
+
+    from crownguard.engine.service.poller import PollerGroup
+
+    now = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+    cursors = {"incydr": "2026-12-02T11:59:00Z", "incydr_alerts": "2026-12-02T11:55:00Z"}
+    store = type("S", (), {"cursor": staticmethod(cursors.get)})()
+
+    class Feed(_Feed):
+        def __init__(self, name: str) -> None:
+            super().__init__()
+            self.poller = type("P", (), {"name": name})()
+            self.store, self.clock = store, lambda: now
+
+    group = PollerGroup([Feed("incydr"), Feed("incydr_alerts")], 0.05)
+    lock = type("L", (), {"acquire": lambda self: False, "close": lambda self: None})()
+    poller = ExclusivePoller(group, lock, retry=0.05)
+    assert poller.name == "incydr"
+    assert poller.lag_seconds() == {"incydr": 60.0, "incydr_alerts": 300.0}
