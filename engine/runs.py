@@ -33,7 +33,7 @@ from .errors import (
 )
 from .journal import Journal, RunRecord
 from .journal.audit import sha256_text
-from .journal.base import lease_holder
+from .journal.base import lease_holder, utc_now
 from .kinds import (
     ENDED,
     RERUNNABLE,
@@ -192,6 +192,23 @@ class _Failed(Exception):
         self.kind, self.cause, self.reason = kind, cause, reason or str(cause)
 
 
+def _started(journal: Journal, run: RunRecord, playbook: str,
+             on_event: Callable[[dict[str, Any]], None] | None) -> list[dict[str, Any]]:
+    """The run's events, beginning with its run_started. A run is created and started in two
+    transactions (`create_run`, then the first append): a process that died between them left
+    a run with no start, which is recorded now, marked `recovered`, before it is resumed, so
+    the journal of every run begins the same way."""
+    events = journal.events(run.run_id)
+    if events and events[0].get("type") == EventType.RUN_STARTED:
+        return events
+    started = {"type": str(EventType.RUN_STARTED), "playbook": playbook, "inputs": run.inputs,
+               "run_id": run.run_id, "at": utc_now(), "recovered": True}
+    journal.append(started)
+    if on_event is not None:
+        on_event(started)
+    return [started, *events]
+
+
 def _crash_reason(exc: Exception, config: Config | None) -> str:
     text = f"{type(exc).__name__}: {exc}"
     if config is not None:  # an unexpected error may carry anything: redact it
@@ -239,7 +256,8 @@ def _drive(journal: Journal, host: PluginHost, run: RunRecord, config_path: str 
     dry_run = bool((run.inputs.get("run") or {}).get("dry_run"))
     runner = Runner(host, config, journal=journal, dry_run=dry_run, on_event=on_event)
     try:
-        record = runner.resume(playbook, run_id, run.inputs, journal.events(run_id),
+        events = _started(journal, run, playbook.name, on_event)
+        record = runner.resume(playbook, run_id, run.inputs, events,
                                accepted_answers(journal, run_id))
     except (RunHeldElsewhere, RunEnded, JournalUnavailable):
         raise  # taken over or cancelled while it ran, or the database gone: not its fault

@@ -18,7 +18,11 @@ from crownguard.engine.kinds import EventType, RunStatus
 from crownguard.engine.plugins import PluginHost
 from crownguard.engine.runner import Runner
 from crownguard.engine.service.worker.broker import broker_from
-from crownguard.engine.service.worker.intake import create_queued_run, handoff_journal
+from crownguard.engine.service.worker.intake import (
+    create_queued_run,
+    handoff_journal,
+    run_inputs,
+)
 from crownguard.engine.service.worker.perform import Outcome, Performer
 from crownguard.engine.service.worker.queue import (
     MARK_PREFIX,
@@ -136,6 +140,43 @@ def test_a_run_delivered_twice_at_once_and_again_later_is_performed_once(
     assert starts == ["contain", "suspend"]  # each step once
     assert mocks["falcon"].hosts[event["device_id"]].status == "contained"
     assert len(mocks["okta"].calls_to("POST", None)) >= 1
+    assert mocks["okta"].status_of(event["user"]) == "SUSPENDED"
+
+
+def test_a_run_created_by_a_process_that_died_before_starting_it_is_started_then_performed(
+        vendors: Any, journal_target: str) -> None:
+    """create_run and the run_started append are two transactions: a crash between them left
+    a run whose journal began with no start. A worker records the start (marked recovered),
+    once, and performs every step once."""
+    host, mocks, config = vendors
+    playbook = parse_playbook(PLAYBOOK, host.actions)
+    event = _event(mocks, "unstarted")
+    run_id = f"{'unstarted':0<32}"
+    with open_journal(journal_target) as journal:
+        creator = handoff_journal(journal)
+        try:
+            inputs = run_inputs(playbook, config, run_id, event, {"score": 80})
+            creator.create_run(run_id, playbook.name, playbook.text, inputs=inputs)
+        finally:
+            creator.close()
+    with open_journal(journal_target, lease_seconds=5) as journal:
+        assert journal.events(run_id) == []
+        seen: list[dict[str, Any]] = []
+        performer = Performer(journal, host, config_path=None, config=config,
+                              on_event=seen.append)
+        assert performer.perform(run_id).outcome == Outcome.PERFORMED
+        assert performer.perform(run_id).outcome == Outcome.ENDED
+        events = journal.events(run_id)
+        record = journal.get_run(run_id)
+        assert journal.verify() == []
+    kinds = [e["type"] for e in events]
+    assert kinds[:2] == [EventType.RUN_STARTED, EventType.RUN_RESUMED]
+    assert kinds.count(EventType.RUN_STARTED) == 1
+    assert events[0]["recovered"] is True and events[0]["inputs"]["event"] == event
+    assert seen[0]["type"] == EventType.RUN_STARTED
+    assert record.status == RunStatus.SUCCEEDED
+    assert [e["step"] for e in events if e["type"] == EventType.STEP_STARTED] == \
+        ["contain", "suspend"]
     assert mocks["okta"].status_of(event["user"]) == "SUSPENDED"
 
 
