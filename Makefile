@@ -27,8 +27,12 @@ demo: $(DEMO_STAMP)
 
 test: $(STAMP) lint typecheck unit
 
+# The suite runs on JOBS processes (pytest-xdist), a test file each at a time, so a module's
+# fixtures stay in one process; each process starts its own PostgreSQL and Redis when a test
+# needs them. `make unit JOBS=0` runs it in one process.
+JOBS ?= 2
 unit: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(JOBS) --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check engine plugins tests benchmarks

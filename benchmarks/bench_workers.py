@@ -1,6 +1,8 @@
 """Runs/s of a 5-step playbook performed by `crownguard worker` processes over Redis, on a
 PostgreSQL journal, with 1, 2 and 4 workers; beside the same playbook run by as many plain
-processes (`Runner.run` on the same journal, bench_journal_speed.py's figure) in the same run.
+processes (`Runner.run` on the same journal, bench_journal_speed.py's figure) in the same run,
+and by as many plain processes with no journal at all: the ceiling that this machine, the mock
+and the HTTP calls set, which no journal or queue can beat.
 
     .venv/bin/python benchmarks/bench_workers.py [--postgres DSN] [--redis URL] [--runs N]
         [--workers 1,2,4] [--concurrency C] [--rounds R] [--no-baseline] [--json FILE]
@@ -165,7 +167,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8, help="runs at a time per worker")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--no-baseline", action="store_true",
-                        help="skip the plain processes (Runner.run on the journal)")
+                        help="skip the plain processes (Runner.run on the journal, and with "
+                             "no journal: what the machine and the mock allow at all)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     counts = [int(n) for n in args.workers.split(",")]
@@ -199,7 +202,7 @@ def main() -> None:
                      "/hooks/bench", "json": {"user": "${{ event.actor.email }}"}})
         results: dict[str, Any] = {"cpus": os.cpu_count(), "runs": args.runs,
                                    "concurrency": args.concurrency, "workers": {},
-                                   "processes": {}}
+                                   "processes": {}, "memory": {}}
         with tempfile.TemporaryDirectory() as tmp:
             config_path = Path(tmp) / "connections.yaml"
             config_path.write_text(json.dumps({"connections": {"http": {
@@ -221,12 +224,18 @@ def main() -> None:
                         results["processes"].setdefault(str(n), []).append(b)
                         print(f"round {round_ + 1}: {n} plain process(es): "
                               f"{b['runs_per_s']:,.1f} runs/s", flush=True)
+                        m = runs_per_second("memory", Path(tmp), None, n,
+                                            max(args.runs // n, 10))
+                        results["memory"].setdefault(str(n), []).append(m)
+                        print(f"round {round_ + 1}: {n} plain process(es), no journal: "
+                              f"{m['runs_per_s']:,.1f} runs/s", flush=True)
         print("\n| runs performed by | 1 | 2 | 4 |".replace(" 1 | 2 | 4 |", " " + " | ".join(
             map(str, counts)) + " |"))
         print("|---|" + "---|" * len(counts))
         for key, label in (("workers", f"`crownguard worker` (Celery threads, "
                                        f"--concurrency {args.concurrency})"),
-                           ("processes", "plain processes (Runner.run, one run at a time)")):
+                           ("processes", "plain processes (Runner.run, one run at a time)"),
+                           ("memory", "the same with no journal: this machine's ceiling")):
             if results[key]:
                 cells = [f"{statistics.median(r['runs_per_s'] for r in results[key][str(n)]):,.0f}"
                          for n in counts]

@@ -246,10 +246,16 @@ def mock_config(crownguard_config: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @pytest.fixture
-def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
+def run_cli(capsys: pytest.CaptureFixture[str],
+            monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[int, str, str]]:
     """`run_cli(*args)`: the `crownguard` command in-process; (exit code, stdout, stderr).
-    Whatever the arguments, no traceback and no internal error reaches the user."""
+    Whatever the arguments, no traceback and no internal error reaches the user. The width
+    is the CLI's default (120 columns) unless a test sets COLUMNS itself: otherwise it would
+    be whatever terminal the test runner's process happens to have (an xdist worker has 80)."""
     from crownguard.engine.cli import main
+    from crownguard.engine.cli.console import DEFAULT_COLUMNS
+
+    monkeypatch.setenv("COLUMNS", str(DEFAULT_COLUMNS))
 
     def run(*args: Any) -> tuple[int, str, str]:
         code = main([str(a) for a in args])

@@ -4,11 +4,14 @@ lists are missing), a free loopback port, and whom to run a server as when this 
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pwd
 import shutil
 import socket
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 class Unavailable(Exception):
@@ -25,13 +28,28 @@ def apt_install(package: str, what: str, env_existing: str, url: str) -> None:
         raise Unavailable(f"{what} and there is no apt-get")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     command = ["apt-get", "install", "-y", "-q", "--no-install-recommends", package]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:  # a fresh machine may have no package lists yet
-        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, check=False)
+    with apt_lock():  # one installer at a time; a no-op for the second once the first is done
         done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        if done.returncode != 0:  # a fresh machine may have no package lists yet
+            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True,
+                           check=False)
+            done = subprocess.run(command, env=env, capture_output=True, text=True,
+                                  check=False)
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
         raise Unavailable(f"apt-get install {package} failed: {' / '.join(tail)}")
+
+
+@contextmanager
+def apt_lock() -> Iterator[None]:
+    """Held while apt-get runs: the test processes of `pytest -n` (pytest-xdist) each start
+    their own servers, and two apt-get at once fail on dpkg's lock instead of waiting."""
+    with open("/tmp/crownguard-tests-apt.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def free_port() -> int:

@@ -10,6 +10,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from debian_servers import apt_lock
+
 CHROMIUM = Path("/usr/bin/chromium")
 
 
@@ -26,11 +28,14 @@ def ensure_chromium() -> str | None:
                                "chromium"], capture_output=True, text=True, timeout=900,
                               check=False, env=env)
 
-    done = install()
-    if done.returncode != 0:  # a fresh machine has no package lists yet
-        subprocess.run(["apt-get", "update", "-q"], capture_output=True, text=True,
-                       timeout=600, check=False, env=env)
+    with apt_lock():  # another test process (pytest -n) may be installing it, or PostgreSQL
+        if CHROMIUM.exists():
+            return None
         done = install()
+        if done.returncode != 0:  # a fresh machine has no package lists yet
+            subprocess.run(["apt-get", "update", "-q"], capture_output=True, text=True,
+                           timeout=600, check=False, env=env)
+            done = install()
     if done.returncode != 0 or not CHROMIUM.exists():
         return f"apt-get install -y chromium failed: {done.stderr.strip()[-500:]}"
     return None
