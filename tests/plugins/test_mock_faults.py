@@ -14,10 +14,11 @@ from crownguard.engine import MockServer
 from crownguard.engine.mocks import FAULT_KINDS
 from crownguard.engine.plugins import PluginHost
 
+NOW_HTTP_DATE = "<now as an HTTP date>"  # made when the test runs: ids stay the same (xdist)
 FAULTS: list[tuple[str, dict[str, Any]]] = [
     ("status", {"status": 429, "retry_after": 2}),
     ("status", {"status": 429, "retry_after": 0.5}),
-    ("status", {"status": 429, "retry_after": formatdate(usegmt=True)}),
+    ("status", {"status": 429, "retry_after": NOW_HTTP_DATE}),
     ("status", {"status": 503, "retry_after": "Wed, 21 Oct 2015 07:28:00 GMT"}),
     ("status", {"status": 429, "retry_after": "soon"}),
     ("status", {"status": 500}),
@@ -48,6 +49,8 @@ def test_every_mock_answers_every_fault(crownguard_host: PluginHost, kind: str,
                                         options: dict[str, Any],
                                         caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.ERROR, logger="werkzeug")
+    if options.get("retry_after") == NOW_HTTP_DATE:
+        options = {**options, "retry_after": formatdate(usegmt=True)}
     checked = []
     for name, spec in sorted(crownguard_host.mock_servers.items()):
         server = spec.factory()
