@@ -26,18 +26,28 @@ def apt_install(package: str, what: str, env_existing: str, url: str) -> None:
                           f"package, or set {env_existing}={url}... to use a running server")
     if not shutil.which("apt-get"):
         raise Unavailable(f"{what} and there is no apt-get")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    command = ["apt-get", "install", "-y", "-q", "--no-install-recommends", package]
-    with apt_lock():  # one installer at a time; a no-op for the second once the first is done
-        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-        if done.returncode != 0:  # a fresh machine may have no package lists yet
-            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True,
-                           check=False)
-            done = subprocess.run(command, env=env, capture_output=True, text=True,
-                                  check=False)
+    done = apt_get_install(package)
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
         raise Unavailable(f"apt-get install {package} failed: {' / '.join(tail)}")
+
+
+def apt_get_install(package: str, timeout: float | None = None
+                    ) -> subprocess.CompletedProcess[str]:
+    """`apt-get install -y package` (non-interactive, no recommends), after `apt-get update`
+    when it fails (a fresh machine may have no package lists yet), under `apt_lock`: once
+    another test process has installed it, it is a quick no-op."""
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    command = ["apt-get", "install", "-y", "-q", "--no-install-recommends", package]
+    with apt_lock():
+        done = subprocess.run(command, env=env, capture_output=True, text=True,
+                              timeout=timeout, check=False)
+        if done.returncode != 0:
+            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True,
+                           timeout=timeout, check=False)
+            done = subprocess.run(command, env=env, capture_output=True, text=True,
+                                  timeout=timeout, check=False)
+    return done
 
 
 @contextmanager

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
-from debian_servers import apt_lock
+from debian_servers import apt_get_install
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -21,21 +20,7 @@ def ensure_chromium() -> str | None:
         return None
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         return f"{CHROMIUM} is missing: run `apt-get install -y chromium` as root"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-
-    def install() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends",
-                               "chromium"], capture_output=True, text=True, timeout=900,
-                              check=False, env=env)
-
-    with apt_lock():  # another test process (pytest -n) may be installing it, or PostgreSQL
-        if CHROMIUM.exists():
-            return None
-        done = install()
-        if done.returncode != 0:  # a fresh machine has no package lists yet
-            subprocess.run(["apt-get", "update", "-q"], capture_output=True, text=True,
-                           timeout=600, check=False, env=env)
-            done = install()
+    done = apt_get_install("chromium", timeout=900)
     if done.returncode != 0 or not CHROMIUM.exists():
         return f"apt-get install -y chromium failed: {done.stderr.strip()[-500:]}"
     return None
