@@ -304,7 +304,9 @@ def _file_event_destination(raw: Mapping[str, Any], event: Mapping[str, Any],
                             o)
     name, account = _texts(dest, ("name", "accountName"), "destination", o)
     action = action or ""
-    if (removable := dest.get("removableMedia")).__class__ is not dict:
+    if (removable := dest.get("removableMedia")) is None:  # most events: no call
+        removable = _EMPTY
+    elif removable.__class__ is not dict:
         removable = _obj(dest, "removableMedia", "destination.removableMedia", o)
     if action.startswith("removable-media") or (removable and any(removable.values())):
         vendor, media, label = _texts(removable, ("vendor", "mediaName", "name"),

@@ -89,8 +89,8 @@ class InMemoryHistory:
             if cached is not None and cached[0] == today:
                 baseline = cached[1]
             else:
-                window = [b for day, b in daily.items()
-                          if today - self.baseline_days <= day < today and b > 0]
+                start = today - self.baseline_days
+                window = [b for day, b in daily.items() if start <= day < today and b > 0]
                 baseline = (sum(window) / len(window)) if len(window) >= self.min_active_days \
                     else None
                 self._baselines[person] = (today, baseline)

@@ -46,8 +46,8 @@ def score(event: ModelMovementEvent, detection: Detection, policy: Policy,
     reasons: list[Reason] = []
     add = reasons.append
     if detection.is_model:
-        add(Reason("model_file", *_model_file(w["model_file"], detection.format,
-                                              detection.method, detection.confidence)))
+        add(_model_file(w["model_file"], detection.format, detection.method,
+                        detection.confidence))
         if detection.disguised and detection.strength is Strength.STRONG:
             add(Reason("disguised_file", w["disguised_file"],
                        f"a model named '{event.file.name}', as if it were another kind of file"))
@@ -78,7 +78,7 @@ def score(event: ModelMovementEvent, detection: Detection, policy: Policy,
     if access is not None and match is not None:
         access_reasons(event, detection, access, policy, add)
     reasons = [r for r in reasons if r.weight]  # an indicator weighted 0 by policy is off
-    total = sum(r.weight for r in reasons)
+    total = sum([r.weight for r in reasons])
     if not detection.is_model and total > policy.non_model_cap:
         cap = policy.non_model_cap
         reasons.append(Reason("not_a_model", round(cap - total, 1),
@@ -96,9 +96,10 @@ def score(event: ModelMovementEvent, detection: Detection, policy: Policy,
                      _summary(detection.method, detection.strength, detection.confidence))
 
 
-# The texts of reasons and evidence summaries, made once per combination of what they say: a
-# feed repeats the same few formats, confidences, hours and destinations all day, and
-# formatting a float costs more than the rest of a reason. Bounded: cleared when full.
+# Reasons and evidence summaries, made once per combination of what they say: a feed repeats
+# the same few formats, confidences, hours, destinations and counts of earlier violations all
+# day, and formatting a float costs more than the rest of a reason. Scores share these objects
+# (Reason and Evidence are values: nothing assigns to their fields). Bounded: cleared when full.
 _CACHE_SIZE = 4096
 
 
@@ -111,17 +112,17 @@ def _cached(cache: dict[Any, Any], key: Any, make: Callable[[], Any]) -> Any:
     return found
 
 
-_MODEL_FILE: dict[tuple[Any, ...], tuple[float, str]] = {}
+_MODEL_FILE: dict[tuple[Any, ...], Reason] = {}
 _SUMMARIES: dict[tuple[Any, ...], Evidence] = {}
 
 
 def _model_file(weight: float, fmt: ModelFormat | None, method: Method,
-                confidence: float) -> tuple[float, str]:
-    """The model_file reason's weight and detail."""
+                confidence: float) -> Reason:
+    """The model_file reason."""
     # The types too: 1 == 1.0 as a key, but a weight of 20 prints apart from 20.0.
     key = (weight, weight.__class__, fmt, method, confidence, confidence.__class__)
-    return _cached(_MODEL_FILE, key, lambda: (
-        round(weight * confidence, 1),
+    return _cached(_MODEL_FILE, key, lambda: Reason(
+        "model_file", round(weight * confidence, 1),
         f"{str(fmt) if fmt else 'model'} model file ({method}, confidence {confidence:.2f})"))
 
 
@@ -158,12 +159,14 @@ def _destination(event: ModelMovementEvent, policy: Policy, add: Any) -> None:
     weight = policy.destination_weights.get(str(destination.kind), 0)
     if not weight:
         return
-    add(Reason("untrusted_destination", weight, _cached(
-        _DESTINATIONS, (destination.kind, destination.trusted is False, destination.name,
-                        destination.domain), lambda: _destination_detail(destination))))
+    add(_cached(_DESTINATIONS, (weight, weight.__class__, destination.kind,
+                                destination.trusted is False, destination.name,
+                                destination.domain),
+                lambda: Reason("untrusted_destination", weight,
+                               _destination_detail(destination))))
 
 
-_DESTINATIONS: dict[tuple[DestinationKind, bool, str | None, str | None], str] = {}
+_DESTINATIONS: dict[tuple[Any, ...], Reason] = {}
 
 
 def _destination_detail(destination: Destination) -> str:
@@ -182,13 +185,14 @@ def _off_hours(local: datetime, zone_name: str, policy: Policy, add: Any) -> Non
     at_work = start <= minutes < end if start < end else minutes >= start or minutes < end
     if weekday in policy.work_days and at_work:  # start after end: a shift past midnight
         return
-    add(Reason("off_hours", policy.weights["off_hours"], _cached(
-        _OFF_HOURS, (minutes, weekday, zone_name),
-        lambda: f"off hours: {local.hour:02d}:{local.minute:02d} on a {_DAY_NAMES[weekday]} "
-                f"({zone_name})")))
+    weight = policy.weights["off_hours"]
+    add(_cached(_OFF_HOURS, (weight, weight.__class__, minutes, weekday, zone_name),
+                lambda: Reason("off_hours", weight,
+                               f"off hours: {local.hour:02d}:{local.minute:02d} on a "
+                               f"{_DAY_NAMES[weekday]} ({zone_name})")))
 
 
-_OFF_HOURS: dict[tuple[int, int, str], str] = {}
+_OFF_HOURS: dict[tuple[Any, ...], Reason] = {}
 
 
 _DAY_NAMES = dict(enumerate(("Monday", "Tuesday", "Wednesday", "Thursday", "Friday",
@@ -232,11 +236,14 @@ def _history(event: ModelMovementEvent, detection: Detection, facts: HistoryFact
         if key is not None:
             add(Reason("first_model_access", w["first_model_access"],
                        f"first time this person moves {key[1]}"))
-    if facts.prior_violations > 0:
-        weight = min(w["prior_violation"] * facts.prior_violations, w["prior_violations_max"])
-        count = facts.prior_violations
-        add(Reason("prior_violations", weight,
-                   f"{count} earlier violation{'s' if count != 1 else ''}"))
+    if (count := facts.prior_violations) > 0:
+        each, most = w["prior_violation"], w["prior_violations_max"]
+        add(_cached(_PRIOR_VIOLATIONS, (count, each, each.__class__, most, most.__class__),
+                    lambda: Reason("prior_violations", min(each * count, most),
+                                   f"{count} earlier violation{'s' if count != 1 else ''}")))
+
+
+_PRIOR_VIOLATIONS: dict[tuple[Any, ...], Reason] = {}
 
 
 def _bytes(size: int) -> str:
