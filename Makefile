@@ -48,6 +48,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_journal.py
 	$(BIN)/python benchmarks/bench_journal_speed.py --start-postgres --prefect-python $(PREFECT_PYTHON)
 	$(BIN)/python benchmarks/bench_triage.py
+	if command -v valgrind >/dev/null; then $(BIN)/python benchmarks/triage_instructions.py --stages; \
+	else echo "triage_instructions.py skipped: it counts with valgrind (apt-get install valgrind)"; fi
 	$(BIN)/python benchmarks/bench_content_fetch.py
 	$(BIN)/python benchmarks/bench_resume_all.py
 	$(BIN)/python benchmarks/bench_service.py

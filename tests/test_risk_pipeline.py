@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from test_detection_files import csv_bytes, safetensors_file
 from test_events import incydr_event
 
@@ -113,3 +114,15 @@ def test_the_benchmark_runs(capsys: Any) -> None:
     assert "route (4 triggers evaluated per event)" in stages
     assert report["mix"]["playbooks started"] > 0
     assert gc.get_freeze_count() == 0  # the benchmark's own freeze is undone
+
+
+@pytest.mark.parametrize("stage", ["normalise", "detect", "score", "full"])
+def test_the_instruction_count_runs_each_stage(stage: str) -> None:
+    """What valgrind counts runs (valgrind itself is too slow for the suite)."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    try:
+        import triage_instructions
+    finally:
+        sys.path.pop(0)
+    assert triage_instructions.main(["--child", stage, "--warm", "20", "--events", "30"]) == 0
+    assert gc.get_freeze_count() == 0
