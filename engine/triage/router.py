@@ -202,17 +202,31 @@ _Getter = Callable[[Any], Any]
 _EVENT_VALUES = ("id", "time", "action", "origin", "incident")
 _EVENT_PARTS = {"actor": Actor, "file": FileInfo, "source": Source, "destination": Destination,
                 "device": Device}
-_RISK_VALUES: dict[str, _Getter] = {
-    "score": attrgetter("score"), "level": attrgetter("level"),
-    "indicators": lambda risk: tuple(risk.indicators),
-    "evidence": attrgetter("evidence")}
+# Each an attribute's name, or a getter where the value is not an attribute as it is.
+_RISK_VALUES: dict[str, str | _Getter] = {
+    "score": "score", "level": "level", "indicators": lambda risk: tuple(risk.indicators),
+    "evidence": "evidence"}
 _MEMO_SIZE = 65_536
 
 
-_Getters = tuple[tuple[_Getter, ...], tuple[_Getter, ...], tuple[_Getter, ...]]
+# One per part (event, score, detection): the values of it the triggers read, as a tuple.
+_Gather = Callable[[Any], tuple[Any, ...]]
+_Getters = tuple[_Gather, _Gather, _Gather]
 # What `risk.detection` holds (detection_data): each a value or a frozen, hashable object.
 _DETECTION_VALUES = ("is_model", "format", "confidence", "method", "evidence", "disguised",
                      "match", "strength", "evidence_kind")
+
+
+def _gather(wanted: list[str | _Getter]) -> _Gather:
+    """A part's values in one call: attribute names read by one `attrgetter` (one C call for
+    them all, the hot path of routing), else each getter in turn."""
+    if not wanted:
+        return lambda part: ()
+    if all(isinstance(item, str) for item in wanted):
+        get = attrgetter(*wanted)  # type: ignore[arg-type]
+        return get if len(wanted) > 1 else lambda part: (get(part),)
+    getters = [attrgetter(item) if isinstance(item, str) else item for item in wanted]
+    return lambda part: tuple([get(part) for get in getters])
 
 
 def _memo_getters(read: Reads) -> _Getters | None:
@@ -224,22 +238,22 @@ def _memo_getters(read: Reads) -> _Getters | None:
     its own), so equal attributes give equal decisions."""
     if not isinstance(read, dict):
         return None
-    event_getters: list[_Getter] = []
-    risk_getters: list[_Getter] = []
-    detection_getters: list[_Getter] = []
+    event_values: list[str | _Getter] = []
+    risk_values: list[str | _Getter] = []
+    detection_values: list[str | _Getter] = []
     for root, sub in read.items():
         if root == "event":
             if not isinstance(sub, dict):
                 return None
             for key, deeper in sub.items():
                 if key in _EVENT_VALUES:
-                    event_getters.append(attrgetter(key))
+                    event_values.append(key)
                 elif key in _EVENT_PARTS:
                     if not isinstance(deeper, dict):
                         return None  # the whole of event.actor, say
                     names = {f.name for f in fields(_EVENT_PARTS[key])}
-                    event_getters.extend(attrgetter(f"{key}.{name}") for name in deeper
-                                         if name in names)  # others are always null
+                    event_values.extend(f"{key}.{name}" for name in deeper
+                                        if name in names)  # others are always null
                 elif key != "schema":  # schema is a constant; unknown keys are always null
                     if key == "raw":
                         return None
@@ -248,15 +262,15 @@ def _memo_getters(read: Reads) -> _Getters | None:
                 return None
             for key, deeper in sub.items():
                 if key in _RISK_VALUES:
-                    risk_getters.append(_RISK_VALUES[key])
+                    risk_values.append(_RISK_VALUES[key])
                 elif key == "detection":  # a function of these attributes, whole or in part
-                    wanted = _DETECTION_VALUES if not isinstance(deeper, dict) else \
-                        tuple(name for name in _DETECTION_VALUES if name in deeper)
-                    detection_getters.extend(attrgetter(name) for name in wanted)
+                    detection_values.extend(
+                        _DETECTION_VALUES if not isinstance(deeper, dict) else
+                        [name for name in _DETECTION_VALUES if name in deeper])
                 elif key == "reasons":
                     return None
         # vars are fixed per playbook; other roots are not in the context (always null)
-    return tuple(event_getters), tuple(risk_getters), tuple(detection_getters)
+    return _gather(event_values), _gather(risk_values), _gather(detection_values)
 
 
 # What dedupe reads of the event, whatever the triggers read.
@@ -331,8 +345,7 @@ class Router:
         getters = self._getters
         key = None
         if getters is not None:
-            values = tuple([get(event) for get in getters[0]] + [get(risk) for get in getters[1]]
-                           + [get(detection) for get in getters[2]])
+            values = getters[0](event) + getters[1](risk) + getters[2](detection)
             key = (values, tuple(map(type, values)))  # 1 == True == 1.0 in Python only
             try:
                 outcome = self._memo.get(key)
