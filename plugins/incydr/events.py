@@ -219,17 +219,19 @@ def from_file_event(raw: Mapping[str, Any],
     watchlists = [] if indicators is None or (indicators.__class__ is list and not indicators) \
         else _indicator_watchlists(risk, o)
     source_domains = _strings(source, "domains", "source.domains", o)
-    for acquired in _list(file, "acquiredFrom", "file.acquiredFrom", o):
+    for acquired in () if "acquiredFrom" not in file else \
+            _list(file, "acquiredFrom", "file.acquiredFrom", o):
         if isinstance(acquired, Mapping):  # a new list: the event's own lists stay as they are
             source_domains = [*source_domains, *_strings(
                 acquired, "sourceDomains", "file.acquiredFrom.sourceDomains", o)]
     source_kind, registry = classify_source(source_domains, directory,
                                             category_of(source_category),
                                             bool(observer) and observer != "Endpoint", options)
+    # Positional arguments throughout: keywords cost a slotted class's __init__ a third more.
     return ModelMovementEvent(
         event_id, time,
-        Actor(email.lower(), user_id, departing="DEPARTING_EMPLOYEE" in watchlists,
-              watchlists=tuple(watchlists)),
+        Actor(email.lower(), user_id, None, None, None, None, None,
+              "DEPARTING_EMPLOYEE" in watchlists, None, tuple(watchlists)),
         FileInfo(name, _join(directory, name), directory,
                  _int(file, "sizeInBytes", "file.sizeInBytes", o),
                  _digest(sha256, 64, "file.hash.sha256", o),
@@ -237,11 +239,11 @@ def from_file_event(raw: Mapping[str, Any],
                  mime or mime_by_ext, mime_by_bytes, category or category_by_ext,
                  category_by_bytes, original_name, url),
         _file_event_destination(raw, event, dest, risk, action, options),
-        Source(source_kind, source_name, registry,
-               domain=source_domains[0] if source_domains else None,
-               url=_first_tab_url(source, "source.tabs", o) if "tabs" in source else None),
-        Device(host if observer in (None, "Endpoint") else None, os_name, ip,
-               incydr_id=device_uid),
+        Source(source_kind, source_name, registry, None, None,
+               source_domains[0] if source_domains else None,
+               _first_tab_url(source, "source.tabs", o) if "tabs" in source else None),
+        Device(host if observer in (None, "Endpoint") else None, os_name, ip, None, None, None,
+               device_uid),
         action, o, raw)
 
 
