@@ -65,6 +65,9 @@ def _incident(event: ModelMovementEvent) -> str:
         f"event:{event.origin}:{event.id}"
 
 
+_NO_DAYS: dict[int, int] = {}
+
+
 class InMemoryHistory:
     """Per-person model volume by day, models moved, violations; thread-safe, not durable."""
 
@@ -76,29 +79,48 @@ class InMemoryHistory:
         self._models: dict[str, dict[tuple[str, str], int]] = defaultdict(dict)
         # person -> the incidents (an alert, else the event itself) that were violations
         self._violations: dict[str, dict[str, None]] = defaultdict(dict)
-        # person -> (day, baseline): a baseline only changes when an earlier day changes.
-        self._baselines: dict[str, tuple[int, float | None]] = {}
+        # person -> (day, baseline, bytes, active days) of the window before that day: a
+        # baseline only changes when an earlier day changes (record drops it then), and the
+        # next day's window is this one slid, not summed again.
+        self._baselines: dict[str, tuple[int, float | None, int, int]] = {}
 
     def facts(self, event: ModelMovementEvent, detection: Detection) -> HistoryFacts:
         person = event.actor.email
         today = event.time.toordinal()  # the day of the datetime, without a date object
         key = model_key(event, detection)
         with self._lock:
-            daily = self._daily.get(person, {})
+            daily = self._daily.get(person, _NO_DAYS)
             cached = self._baselines.get(person)
             if cached is not None and cached[0] == today:
                 baseline = cached[1]
             else:
-                start = today - self.baseline_days
-                window = [b for day, b in daily.items() if start <= day < today and b > 0]
-                baseline = (sum(window) / len(window)) if len(window) >= self.min_active_days \
-                    else None
-                self._baselines[person] = (today, baseline)
+                baseline = self._baseline(person, daily, today, cached)
             accesses = None if key is None else self._models.get(person, {}).get(key, 0)
             violations = self._violations.get(person)
             prior = 0 if not violations else \
                 len(violations) - (_incident(event) in violations)
             return HistoryFacts(baseline, daily.get(today, 0), accesses, prior)
+
+    def _baseline(self, person: str, daily: dict[int, int], today: int,
+                  cached: tuple[int, float | None, int, int] | None) -> float | None:
+        """The mean of the active days in the window before `today`; from the cached window
+        of an earlier day when it overlaps (the days between leave and enter it)."""
+        days = self.baseline_days
+        if cached is not None and 0 < today - cached[0] < days:
+            before, _, total, active = cached
+            for day in range(before - days, today - days):  # out of the window now
+                if (size := daily.get(day, 0)) > 0:
+                    total, active = total - size, active - 1
+            for day in range(before, today):  # into it
+                if (size := daily.get(day, 0)) > 0:
+                    total, active = total + size, active + 1
+        else:
+            start = today - days
+            window = [b for day, b in daily.items() if start <= day < today and b > 0]
+            total, active = sum(window), len(window)
+        baseline = total / active if active >= self.min_active_days else None
+        self._baselines[person] = (today, baseline, total, active)
+        return baseline
 
     def record(self, event: ModelMovementEvent, detection: Detection,
                risk: RiskScore | None = None, *, violation_level: str = "high") -> None:
