@@ -124,5 +124,6 @@ def test_the_instruction_count_runs_each_stage(stage: str) -> None:
         import triage_instructions
     finally:
         sys.path.pop(0)
-    assert triage_instructions.main(["--child", stage, "--warm", "20", "--events", "30"]) == 0
+    assert triage_instructions.main(["--child", stage, "--feed", "100", "--warm", "20",
+                                     "--events", "30"]) == 0
     assert gc.get_freeze_count() == 0
