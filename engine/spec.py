@@ -84,6 +84,11 @@ class Playbook:
     def by_id(self) -> dict[str, Step]:
         return {s.id: s for s in self.steps}
 
+    @cached_property
+    def successors(self) -> dict[str, tuple[str, ...]]:
+        """The steps that need each step, from the graph, once per playbook."""
+        return {s.id: tuple(self.graph.successors(s.id)) for s in self.steps}
+
     def step(self, step_id: str) -> Step:
         return self.by_id[step_id]
 
