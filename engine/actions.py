@@ -201,10 +201,19 @@ class ActionContext:
         self.deadline = deadline
         self.item_index = item_index
         self.dry_run = dry_run
-        self.cancelled = cancelled or threading.Event()
+        self._cancelled = cancelled
         self.log = logger or logging.getLogger(f"crownguard.step.{step_id}")
         self.run_context = run_context or {}
         self.timeout_seconds = timeout_seconds
+
+    @property
+    def cancelled(self) -> threading.Event:
+        """Set when the step timed out. Made on first use when the runner gave none (an inline
+        call, which no timeout interrupts): a threading.Event costs more than the rest of
+        the context."""
+        if self._cancelled is None:
+            self._cancelled = threading.Event()
+        return self._cancelled
 
     def remaining(self) -> float | None:
         """Seconds left before the step's timeout, or None when it has none."""

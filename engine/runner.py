@@ -188,6 +188,7 @@ class _Execution:
         self.queued: dict[tuple[str, int], float] = {}  # (step, item) -> monotonic queued at
         self.calls = CallPool(runner.max_concurrency, f"cg-{run_id[:8]}")
         self.outbox = Outbox(runner.journal, runner.on_event)
+        self.durable = isinstance(runner.journal, Journal)  # has a lease to keep
 
     def settle_waits(self, answers: dict[str, dict[str, Any]], now: datetime) -> None:
         for event in settled_waits(self.conductor, answers, now, self.redactor):
@@ -294,9 +295,8 @@ class _Execution:
 
     def _heartbeat(self) -> None:
         """Keep the journal's lease on the run while steps are quiet for long."""
-        journal = self.runner.journal
-        if isinstance(journal, Journal) and time.monotonic() >= self.next_heartbeat:
-            journal.renew_lease(self.run_id)
+        if self.durable and time.monotonic() >= self.next_heartbeat:
+            self.runner.journal.renew_lease(self.run_id)  # type: ignore[union-attr]
             self.next_heartbeat = time.monotonic() + HEARTBEAT_SECONDS
 
     def _wait_and_collect(self) -> None:
@@ -305,22 +305,27 @@ class _Execution:
         if self.done.empty():  # about to wait: what happened so far is journaled first
             wakeups = [a.deadline for a in self.attempts.values() if a.deadline is not None]
             wakeups += [t[0] for t in self.timers[:1]]
-            if isinstance(self.runner.journal, Journal):
+            if self.durable:
                 wakeups.append(self.next_heartbeat)
             timeout = max(0.0, min(wakeups) - time.monotonic()) if wakeups else None
             self.outbox.flush()
         try:
             token, output, error = self.done.get(timeout=timeout)
-            self._complete(token, output, error)
-            while True:  # drain what else finished, without blocking
-                token, output, error = self.done.get_nowait()
-                self._complete(token, output, error)
         except queue.Empty:
             pass
+        else:
+            self._complete(token, output, error)
+            while not self.done.empty():  # drain what else finished (this loop alone takes)
+                self._complete(*self.done.get_nowait())
+        if not self.attempts:
+            return
         now = time.monotonic()
         for attempt in [a for a in self.attempts.values()
                         if a.deadline is not None and a.deadline <= now]:
-            attempt.cancelled.set()
+            # Only a call on a thread can be in flight here: an inline one's result is in
+            # (and collected above) before the loop waits.
+            if attempt.cancelled is not None:
+                attempt.cancelled.set()
             step = self.playbook.step(attempt.step)
             self._complete(attempt.token, None, StepTimeout(
                 timeout_message(attempt.step, step.timeout_seconds)))
@@ -345,10 +350,12 @@ class _Execution:
                        "output_unknown": True})
             self._notify_finished(step.id)
             return
-        # On resume, for_each items that already finished are not run again.
-        work.outputs = dict(self.conductor.steps[step.id].items) if work.fan_out else {}
-        work.todo = [i for i in range(len(work.inputs)) if i not in work.outputs]
-        for item in list(work.todo):
+        if work.fan_out:  # on resume, for_each items that already finished are not run again
+            work.outputs = dict(self.conductor.steps[step.id].items)
+            work.todo = [i for i in range(len(work.inputs)) if i not in work.outputs]
+        else:
+            work.todo = [0]
+        for item in list(work.todo) if self.not_before else ():
             due = self.not_before.pop((step.id, item if work.fan_out else None), None)
             if due is not None and due > time.monotonic():
                 work.todo.remove(item)
@@ -370,8 +377,10 @@ class _Execution:
         queued = max(0.0, now - self.queued.pop((step.id, item), now))
         deadline = (now + step.timeout_seconds) if step.timeout_seconds else None
         threaded = not work.shown and not work.action.inline
+        # Only a call on a thread can be cancelled at its deadline: an inline one gets its
+        # event (from the context) on first use, for what a threading.Event costs.
         attempt = Attempt(token, step.id, item if work.fan_out else None, attempt_no, deadline,
-                          threading.Event(), threaded)
+                          threading.Event() if threaded else None, threaded)
         self.attempts[token] = attempt
         inputs = work.inputs[item]
         redacted = self.redactor.redact_value(inputs)

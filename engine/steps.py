@@ -64,7 +64,7 @@ class Attempt:
     item: int | None
     attempt: int
     deadline: float | None
-    cancelled: threading.Event
+    cancelled: threading.Event | None  # for a call on a thread, set at its deadline
     threaded: bool = False  # called on the CallPool: holds one of its slots
 
 
