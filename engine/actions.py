@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import jsonschema
@@ -115,6 +116,16 @@ class Action:
     # is quoted (engine/markup.py) and the plugin unquotes it as literal text.
     markup: tuple[str, ...] = ()
 
+    @cached_property
+    def _any_object_input(self) -> bool:
+        """Whether the input schema is `{"type": "object"}`: every dict is valid (what the
+        cached validator, validation._AnyObject, tests), with no call to find that out."""
+        return self.input_schema == ANY_OBJECT
+
+    @cached_property
+    def _any_object_output(self) -> bool:
+        return self.output_schema == ANY_OBJECT
+
     @property
     def keeps_output(self) -> bool:
         return self.keep_output or self.undo is not None
@@ -128,12 +139,16 @@ class Action:
         """Raise InputError unless the inputs match the schema. `unknown` lists paths (keys
         and indexes from the top) of values that are not known yet (a dry run's values taken
         from steps it did not call): problems at or under them are not the inputs' fault."""
+        if self._any_object_input and isinstance(inputs, dict):
+            return
         errors = schema_errors(self.input_schema, inputs)
         if unknown:
             errors = [e for e in errors if not about_unknown(e, unknown)]
         _raise_for(errors, f"{self.name}: input")
 
     def validate_output(self, output: Any) -> None:
+        if self._any_object_output and isinstance(output, dict):
+            return
         _validate(self.output_schema, output, f"{self.name}: output")
 
     def describe(self) -> dict[str, Any]:

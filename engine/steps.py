@@ -28,7 +28,7 @@ from .actions import Action, ActionContext, RetryPolicy, Waiting
 from .conductor import Conductor
 from .dryrun import outputs_not_called, render_dry
 from .errors import ActionError, ConfigError, InputError
-from .expressions import compile_template, evaluate, render, to_text
+from .expressions import compile_template, evaluate, render, renderer, to_text
 from .kinds import ApprovalDecision, EventType, StepStatus
 from .markup import quote, quote_value, unquote_value
 from .secrets import Redactor
@@ -212,16 +212,44 @@ def _inputs(step: Step, action: Action, context: dict[str, Any], not_called: set
             unresolved: set[str]) -> dict[str, Any]:
     """One set of inputs; the steps not called whose outputs they read go to `unresolved`."""
     if not not_called:
-        inputs = {key: (render_markup(value, context) if key in action.markup
-                        else render(value, context)) for key, value in step.with_.items()}
+        render_inputs = _input_renderer(step, action.markup)
+        inputs = render_inputs(context) if render_inputs is not None else {
+            key: (render_markup(value, context) if key in action.markup
+                  else render(value, context)) for key, value in step.with_.items()}
         action.validate_inputs(inputs)
-        return dict(inputs)
+        return inputs
     unknown: dict[tuple[str | int, ...], set[str]] = {}
     inputs = render_dry(step.with_, context, not_called, unknown)
     action.validate_inputs(inputs, unknown=list(unknown))
     for steps in unknown.values():
         unresolved.update(steps)
     return dict(inputs)
+
+
+# A step's inputs compiled into one function (per step and markup keys), as validation.py
+# keeps its validators: by the step's id, with the step to tell a new one at the same id.
+_RENDERERS: dict[int, tuple[Step, tuple[str, ...], InputRenderer | None]] = {}
+InputRenderer = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _input_renderer(step: Step, markup: tuple[str, ...]) -> InputRenderer | None:
+    """What renders the step's inputs, or None when one of its templates does not compile:
+    rendering them one by one then raises the error that comes first, as it always did."""
+    cached = _RENDERERS.get(id(step))
+    if cached is not None and cached[0] is step and cached[1] == markup:
+        return cached[2]
+    try:
+        each = [(key, functools.partial(render_markup, value) if key in markup
+                 else renderer(value)) for key, value in step.with_.items()]
+    except Exception:
+        compiled = None
+    else:
+        def compiled(context: dict[str, Any]) -> dict[str, Any]:
+            return {key: run(context) for key, run in each}
+    if len(_RENDERERS) > 4096:
+        _RENDERERS.clear()
+    _RENDERERS[id(step)] = (step, markup, compiled)
+    return compiled
 
 
 def render_markup(value: Any, context: dict[str, Any]) -> Any:

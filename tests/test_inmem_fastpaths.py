@@ -16,13 +16,16 @@ from hypothesis import strategies as st
 import crownguard.engine.runner as runner_module
 from crownguard.engine import action, hookimpl
 from crownguard.engine.conductor import Conductor
+from crownguard.engine.errors import ExpressionError, InputError
+from crownguard.engine.expressions import render, renderer
 from crownguard.engine.journal.base import utc_now
 from crownguard.engine.kinds import EventType
 from crownguard.engine.outbox import event_time
 from crownguard.engine.plugins import PluginHost
 from crownguard.engine.runner import Runner
-from crownguard.engine.spec import parse_playbook
-from crownguard.engine.steps import JOURNAL_VALUE_BYTES
+from crownguard.engine.spec import Step, parse_playbook
+from crownguard.engine.steps import JOURNAL_VALUE_BYTES, _input_renderer, render_markup
+from crownguard.engine.validation import _validator
 
 BIG = "x" * (JOURNAL_VALUE_BYTES + 10)
 
@@ -237,3 +240,69 @@ def test_the_view_of_every_step_is_its_state(plan: list[tuple[str, str, Any]]) -
             assert conductor.context()["steps"] == {
                 sid: {"status": str(s.status), "output": s.output, "error": s.error}
                 for sid, s in conductor.steps.items()}
+
+
+# a step's inputs, compiled once: what render() gives, the same error first ----------------------
+
+TEMPLATES = st.sampled_from([
+    "plain", "${{ a }}", "${{ a.b }}", "x ${{ a }} y", "${{ a }}${{ b }}", "${{ missing }}",
+    "${{ length(a) }}", "${{ from_json(b) }}", "${{ a | b", "${{ }}", "${{ a[ }}", "}}"])
+VALUES = st.recursive(
+    st.none() | st.integers(-2, 2) | st.booleans() | TEMPLATES,
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.sampled_from(["a", "b", "c"]), inner, max_size=3), max_leaves=8)
+CONTEXTS = st.fixed_dictionaries({
+    "a": st.none() | st.integers(-2, 2) | st.text(max_size=3) | st.lists(st.integers(), max_size=2)
+    | st.fixed_dictionaries({"b": st.integers(0, 3)}),
+    "b": st.sampled_from(["1", "[1]", "{", "x", ""])})
+
+
+def _outcome(run: Any) -> tuple[str, Any]:
+    try:
+        return "ok", run()
+    except ExpressionError as exc:
+        return "error", str(exc)
+
+
+@given(VALUES, CONTEXTS)
+def test_a_compiled_value_renders_as_render_does(value: Any, context: dict[str, Any]) -> None:
+    try:
+        bound = renderer(value)
+    except ExpressionError:
+        return  # the step's inputs then go through render() itself (the next test)
+    assert _outcome(lambda: bound(context)) == _outcome(lambda: render(value, context))
+
+
+@given(st.dictionaries(st.sampled_from(["x", "y", "z", "text"]), VALUES, max_size=4),
+       CONTEXTS, st.booleans())
+def test_a_steps_inputs_render_as_one_by_one(with_: dict[str, Any], context: dict[str, Any],
+                                             markup: bool) -> None:
+    step = Step(id="s", action="t.a", with_=with_)
+    keys = ("text",) if markup else ()
+
+    def one_by_one() -> dict[str, Any]:
+        return {key: render_markup(value, context) if key in keys else render(value, context)
+                for key, value in with_.items()}
+
+    def compiled() -> dict[str, Any]:
+        run = _input_renderer(step, keys)
+        return run(context) if run is not None else one_by_one()
+
+    assert _outcome(compiled) == _outcome(one_by_one)
+    assert _input_renderer(step, keys) is _input_renderer(step, keys)
+
+
+@given(st.none() | st.integers() | st.text(max_size=2) | st.lists(st.integers(), max_size=2)
+       | st.dictionaries(st.text(max_size=2), st.integers(), max_size=2))
+def test_an_any_object_schema_checks_as_its_validator_does(value: Any) -> None:
+    plain = action("t.plain", input_schema={"type": "object"},
+                   output_schema={"type": "object"})(lambda ctx, inputs: {})
+    full = _validator({"type": "object", "title": "not the fast path"})
+    for check in (plain.validate_inputs, plain.validate_output):
+        try:
+            check(value)
+            outcome = "valid"
+        except InputError:
+            outcome = "invalid"
+        assert outcome == ("valid" if full.is_valid(value) else "invalid")
+
