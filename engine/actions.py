@@ -9,6 +9,7 @@ Plugins register actions through `crownguard_register_actions(register)`.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import logging
 import re
@@ -194,6 +195,12 @@ def action(name: str, *, input_schema: dict[str, Any] | None = None,
     return wrap
 
 
+def idempotency_key(run_id: str, step_id: str, item: int | None = None) -> str:
+    """Stable for a step (and for_each item) across its retries and resumes of the run."""
+    material = f"{run_id}\x1f{step_id}\x1f{'' if item is None else item}"
+    return hashlib.sha256(material.encode()).hexdigest()[:32]
+
+
 def timeout_message(step_id: str, seconds: float | None) -> str:
     limit = f"{seconds:g}s" if seconds is not None else "its timeout"
     return f"step '{step_id}' did not finish within {limit}"
@@ -202,8 +209,9 @@ def timeout_message(step_id: str, seconds: float | None) -> str:
 class ActionContext:
     """What an action gets besides its inputs: identity of the call, connections, deadline."""
 
-    def __init__(self, *, run_id: str, step_id: str, attempt: int, idempotency_key: str,
-                 connections: Connections, deadline: float | None = None,
+    def __init__(self, *, run_id: str, step_id: str, attempt: int,
+                 idempotency_key: str | None = None, connections: Connections,
+                 deadline: float | None = None,
                  item_index: int | None = None, dry_run: bool = False,
                  cancelled: threading.Event | None = None, logger: logging.Logger | None = None,
                  run_context: dict[str, Any] | None = None,
@@ -211,7 +219,7 @@ class ActionContext:
         self.run_id = run_id
         self.step_id = step_id
         self.attempt = attempt
-        self.idempotency_key = idempotency_key
+        self._idempotency_key = idempotency_key
         self.connections = connections
         self.deadline = deadline
         self.item_index = item_index
@@ -220,6 +228,14 @@ class ActionContext:
         self.log = logger or logging.getLogger(f"crownguard.step.{step_id}")
         self.run_context = run_context or {}
         self.timeout_seconds = timeout_seconds
+
+    @property
+    def idempotency_key(self) -> str:
+        """The one given, else the run's for this step and item (made on first use: most
+        calls never send one)."""
+        if self._idempotency_key is None:
+            self._idempotency_key = idempotency_key(self.run_id, self.step_id, self.item_index)
+        return self._idempotency_key
 
     @property
     def cancelled(self) -> threading.Event:

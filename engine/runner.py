@@ -39,7 +39,6 @@ from .steps import (
     ItemsUnknown,
     StepWork,
     call_action,
-    idempotency_key,
     items_unknown_output,
     journaled_inputs,
     journaled_output,
@@ -391,7 +390,6 @@ class _Execution:
             event["item"] = item
         self.emit(event, lambda: {"inputs": journaled_inputs(work.action, redacted)})
         ctx = ActionContext(run_id=self.run_id, step_id=step.id, attempt=attempt_no,
-                            idempotency_key=idempotency_key(self.run_id, step.id, attempt.item),
                             connections=self.runner.config.connections, deadline=deadline,
                             item_index=attempt.item, dry_run=self.runner.dry_run,
                             cancelled=attempt.cancelled,

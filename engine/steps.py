@@ -41,12 +41,6 @@ JOURNAL_VALUE_BYTES = 256 * 1024
 PREVIEW_CHARS = 1024
 
 
-def idempotency_key(run_id: str, step_id: str, item: int | None = None) -> str:
-    """Stable for a step (and for_each item) across its retries and resumes of the run."""
-    material = f"{run_id}\x1f{step_id}\x1f{'' if item is None else item}"
-    return hashlib.sha256(material.encode()).hexdigest()[:32]
-
-
 @functools.cache
 def step_logger(step_id: str) -> logging.Logger:
     """The logger an ActionContext gives a step (`crownguard.step.<id>`), looked up once per

@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 
 import crownguard.engine.runner as runner_module
 from crownguard.engine import action, hookimpl
+from crownguard.engine.actions import ActionContext, idempotency_key
 from crownguard.engine.conductor import Conductor
+from crownguard.engine.config import Connections
 from crownguard.engine.errors import ExpressionError, InputError
 from crownguard.engine.expressions import render, renderer
 from crownguard.engine.journal.base import utc_now
@@ -306,3 +308,15 @@ def test_an_any_object_schema_checks_as_its_validator_does(value: Any) -> None:
             outcome = "invalid"
         assert outcome == ("valid" if full.is_valid(value) else "invalid")
 
+
+# what an inline call does not use is made on first use, the same --------------------------------
+
+def test_an_action_context_makes_its_key_and_event_on_first_use() -> None:
+    ctx = ActionContext(run_id="r", step_id="s", attempt=1, connections=Connections({}),
+                        item_index=2)
+    assert ctx.idempotency_key == idempotency_key("r", "s", 2)
+    assert ctx.cancelled is ctx.cancelled and not ctx.cancelled.is_set()
+    given_one = threading.Event()
+    ctx = ActionContext(run_id="r", step_id="s", attempt=1, connections=Connections({}),
+                        idempotency_key="k", cancelled=given_one)
+    assert ctx.idempotency_key == "k" and ctx.cancelled is given_one

@@ -17,12 +17,12 @@ from crownguard.engine import (
     action,
     hookimpl,
 )
+from crownguard.engine.actions import idempotency_key
 from crownguard.engine.conductor import Conductor
 from crownguard.engine.outcome import OUTCOME_FIELDS
 from crownguard.engine.plugins import PluginHost
 from crownguard.engine.runner import Runner
 from crownguard.engine.spec import parse_playbook
-from crownguard.engine.steps import idempotency_key
 
 
 class Probe:
