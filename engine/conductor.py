@@ -108,6 +108,8 @@ class Conductor:
         self._ready = {sid for sid, n in self._open_needs.items() if n == 0}
         self._view = {sid: self._view_of(state) for sid, state in self.steps.items()}
         self.cancelled = False
+        # How many times a step became final: only that (or a requeue) makes another ready.
+        self.settled = 0
         # Steps a dry run did not call (or a wait's answer it made up): their outputs are not
         # known, so expressions reading them are not evaluated (`output_unknown` events).
         self.unknown_outputs: set[str] = set()
@@ -193,6 +195,7 @@ class Conductor:
         elif self._open_needs[step_id] == 0:
             self._ready.add(step_id)
         if status in FINAL and not was_final:
+            self.settled += 1
             open_needs = self._open_needs
             for successor in self.playbook.successors[step_id]:
                 open_needs[successor] -= 1

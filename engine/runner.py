@@ -188,6 +188,7 @@ class _Execution:
         self.calls = CallPool(runner.max_concurrency, f"cg-{run_id[:8]}")
         self.outbox = Outbox(runner.journal, runner.on_event)
         self.durable = isinstance(runner.journal, Journal)  # has a lease to keep
+        self.dry_run = runner.dry_run
 
     def settle_waits(self, answers: dict[str, dict[str, Any]], now: datetime) -> None:
         for event in settled_waits(self.conductor, answers, now, self.redactor):
@@ -218,14 +219,15 @@ class _Execution:
         event = {**event, "type": str(event["type"]), "run_id": self.run_id,
                  "at": event_time()}
         self.conductor.apply(event)
-        if self.runner.dry_run:
+        if self.dry_run:
             self.events.append(event)
         # Durable before anything acts on it: the outbox is flushed before the next action
         # call that is not inline, before the loop waits, and when the drive ends.
         kept = not self.hypothetical
-        if journaled is not None and self.outbox.keeps(kept):
+        outbox = self.outbox
+        if journaled is not None and outbox.keeps(kept):
             event = {**event, **journaled()}
-        self.outbox.add(event, kept)
+        outbox.add(event, kept)
 
     # the loop ----------------------------------------------------------------------------------
 
@@ -247,8 +249,11 @@ class _Execution:
         try:
             while True:
                 # A skip or a failure can make further steps decidable at once: decide until
-                # nothing more is.
-                while decisions := self.conductor.decide(skip=self.work):
+                # nothing more is. Each decided step is started (in self.work) or final, so
+                # when none became final, deciding again would find nothing.
+                while True:
+                    settled = self.conductor.settled
+                    decisions = self.conductor.decide(skip=self.work)
                     for decision in decisions:
                         if decision.error:
                             self._fail_step(decision.step, decision.error)
@@ -258,6 +263,8 @@ class _Execution:
                             self.emit({"type": EventType.STEP_SKIPPED, "step": decision.step,
                                        "reason": decision.reason})
                             self._notify_finished(decision.step)
+                    if not decisions or self.conductor.settled == settled:
+                        break
                 self._dispatch()
                 if not self.attempts and not self.timers:
                     return
@@ -267,7 +274,7 @@ class _Execution:
 
     def _dispatch(self) -> None:
         """Start queued items while their step has room and the run a free slot (if needed)."""
-        now = time.monotonic()
+        now = time.monotonic() if self.timers else 0.0
         while self.timers and self.timers[0][0] <= now:
             _, _, step_id, item = heapq.heappop(self.timers)
             if step_id in self.work:
@@ -338,7 +345,7 @@ class _Execution:
             self._fail_step(step.id, str(exc))
             return
         try:
-            work = step_inputs(step, action, self.conductor, dry_run=self.runner.dry_run,
+            work = step_inputs(step, action, self.conductor, dry_run=self.dry_run,
                                not_called=self.conductor.unknown_outputs, condition=condition)
         except (ExpressionError, InputError) as exc:
             self._fail_step(step.id, self.redactor.redact(str(exc)))
@@ -391,7 +398,7 @@ class _Execution:
         self.emit(event, lambda: {"inputs": journaled_inputs(work.action, redacted)})
         ctx = ActionContext(run_id=self.run_id, step_id=step.id, attempt=attempt_no,
                             connections=self.runner.config.connections, deadline=deadline,
-                            item_index=attempt.item, dry_run=self.runner.dry_run,
+                            item_index=attempt.item, dry_run=self.dry_run,
                             cancelled=attempt.cancelled,
                             run_context=self.conductor.context(),
                             timeout_seconds=step.timeout_seconds, logger=step_logger(step.id))

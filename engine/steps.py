@@ -49,7 +49,7 @@ def step_logger(step_id: str) -> logging.Logger:
     return logging.getLogger(f"crownguard.step.{step_id}")
 
 
-@dataclass
+@dataclass(slots=True)
 class Attempt:
     """One call of a step's action (for one item) in flight."""
 
@@ -138,7 +138,7 @@ def shared_threads() -> _Threads:
     return _THREADS
 
 
-@dataclass
+@dataclass(slots=True)
 class StepWork:
     """What the loop knows about a started step: its items and what is left to do."""
 
