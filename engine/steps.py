@@ -1,6 +1,6 @@
 """One step's execution: its inputs, its attempts, the action calls and their outcome.
 
-The runner's loop (runner.py) decides when: which step starts, which attempt is submitted,
+The runner's loop (execution.py) decides when: which step starts, which attempt is submitted,
 when a retry is due, what is journaled. This module knows how: render and check a step's
 inputs (one set per for_each item; in a dry run, sparing the values that read outputs of steps
 not called), call the action and classify what it raised, and say whether a failed attempt is

@@ -13,7 +13,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-import crownguard.engine.runner as runner_module
+import crownguard.engine.execution as execution_module
 from crownguard.engine import action, hookimpl
 from crownguard.engine.actions import ActionContext, idempotency_key
 from crownguard.engine.conductor import Conductor
@@ -97,13 +97,13 @@ steps:
 
 def _count_journaled(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls: list[int] = []
-    plain = runner_module.journaled_output
+    plain = execution_module.journaled_output
 
     def counted(*args: Any) -> Any:
         calls.append(1)
         return plain(*args)
 
-    monkeypatch.setattr(runner_module, "journaled_output", counted)
+    monkeypatch.setattr(execution_module, "journaled_output", counted)
     return calls
 
 
