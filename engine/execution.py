@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .actions import Action, ActionContext, Waiting, timeout_message
-from .conductor import Conductor
+from .conductor import Conductor, Decision
 from .errors import ActionError, ExpressionError, InputError, StepTimeout
 from .journal import Journal
 from .kinds import ENDED, EventType, RunStatus
@@ -157,6 +157,8 @@ class Execution:
                 while True:
                     settled = self.conductor.settled
                     decisions = self.conductor.decide(skip=self.work)
+                    if len(decisions) == 1 and self._run_alone(decisions[0]):
+                        continue
                     for decision in decisions:
                         if decision.error:
                             self._fail_step(decision.step, decision.error)
@@ -174,6 +176,29 @@ class Execution:
                 self._wait_and_collect()
         finally:
             self.calls.close()
+
+    def _run_alone(self, decision: Decision) -> bool:
+        """Run a step at once when it is the only one to start, nothing else is in flight or
+        due and its action is inline (no dry run, no for_each): the calls the loop would
+        make, in its order, without its rounds. False when it is not such a step."""
+        if (not decision.run or decision.error or decision.unknown or self.dry_run
+                or self.work or self.attempts or self.timers):
+            return False
+        step = self.playbook.step(decision.step)
+        action = self.host.actions.get(step.action)
+        if action is None or not action.inline or step.for_each is not None:
+            return False
+        self._start_step(step)
+        work = self.work.get(step.id)
+        if work is not None and work.todo == [0]:  # not failed, nor waiting for a retry
+            work.todo.pop()
+            work.running += 1
+            attempt, ctx, redacted = self._begin(work, 0)
+            self._notify_started(ctx, redacted)
+            output, error = call_action(action, ctx, work.inputs[0])
+            self._heartbeat()  # where the loop would wait for that result
+            self._complete(attempt.token, output, error)
+        return True
 
     def _dispatch(self) -> None:
         """Start queued items while their step has room and the run a free slot (if needed)."""
@@ -278,6 +303,26 @@ class Execution:
     def _submit(self, work: StepWork, item: int) -> Callable[[], None]:
         """Start one attempt: its step_started event, and what calls it (its timeout runs
         from now); the caller journals the event before it calls."""
+        attempt, ctx, redacted = self._begin(work, item)
+        inputs = work.inputs[item]
+
+        def launch() -> None:
+            self._notify_started(ctx, redacted)
+            if work.shown:
+                # A dry run changes nothing anywhere: read-only look-ups still run (so
+                # conditions and inputs that depend on them resolve), side-effecting actions
+                # do not, nor any action whose inputs depend on the output of one that did not.
+                self.done.put((attempt.token, would_call(work, inputs, self.redactor), None))
+            elif not attempt.threaded:
+                self._call(work.action, ctx, inputs, attempt.token)
+            else:
+                self.calls.submit(self._call, work.action, ctx, inputs, attempt.token)
+        return launch
+
+    def _begin(self, work: StepWork, item: int
+               ) -> tuple[Attempt, ActionContext, dict[str, Any]]:
+        """An attempt in flight, its step_started event emitted: the attempt, its context
+        and its inputs as redacted."""
         step = work.step
         state = self.conductor.steps[step.id]
         attempt_no = (state.item_attempts.get(item, 0) if work.fan_out else state.attempts) + 1
@@ -305,21 +350,12 @@ class Execution:
                             cancelled=attempt.cancelled,
                             run_context=self.conductor.context(),
                             timeout_seconds=step.timeout_seconds, logger=step_logger(step.id))
+        return attempt, ctx, redacted
 
-        def launch() -> None:
-            if not self.hypothetical:
-                self.host.notify("crownguard_step_started", run_id=self.run_id,
-                                 step_id=step.id, attempt=attempt_no, inputs=redacted)
-            if work.shown:
-                # A dry run changes nothing anywhere: read-only look-ups still run (so
-                # conditions and inputs that depend on them resolve), side-effecting actions
-                # do not, nor any action whose inputs depend on the output of one that did not.
-                self.done.put((token, would_call(work, inputs, self.redactor), None))
-            elif not threaded:
-                self._call(work.action, ctx, inputs, token)
-            else:
-                self.calls.submit(self._call, work.action, ctx, inputs, token)
-        return launch
+    def _notify_started(self, ctx: ActionContext, redacted: dict[str, Any]) -> None:
+        if not self.hypothetical:
+            self.host.notify("crownguard_step_started", run_id=self.run_id,
+                             step_id=ctx.step_id, attempt=ctx.attempt, inputs=redacted)
 
     def _call(self, action: Action, ctx: ActionContext, inputs: dict[str, Any],
               token: int) -> None:

@@ -10,15 +10,15 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import crownguard.engine.execution as execution_module
-from crownguard.engine import action, hookimpl
+from crownguard.engine import ActionError, Waiting, action, hookimpl
 from crownguard.engine.actions import ActionContext, idempotency_key
 from crownguard.engine.conductor import Conductor
 from crownguard.engine.config import Connections
-from crownguard.engine.errors import ExpressionError, InputError
+from crownguard.engine.errors import ExpressionError, InputError, SpecError
 from crownguard.engine.expressions import render, renderer
 from crownguard.engine.journal.base import utc_now
 from crownguard.engine.kinds import EventType
@@ -320,3 +320,113 @@ def test_an_action_context_makes_its_key_and_event_on_first_use() -> None:
     ctx = ActionContext(run_id="r", step_id="s", attempt=1, connections=Connections({}),
                         idempotency_key="k", cancelled=given_one)
     assert ctx.idempotency_key == "k" and ctx.cancelled is given_one
+
+
+# a step run alone (inline, nothing else in flight) gives what the loop's rounds give -------------
+
+class Chain:
+    """Inline actions that succeed, fail, fail once (retryable), wait or read their context
+    (none on a thread: what a thread's call overlaps is timing, in either path); observers
+    of every step hook."""
+
+    def __init__(self) -> None:
+        self.tries: dict[tuple[str, str], int] = {}
+        self.seen: list[tuple[Any, ...]] = []
+
+    @hookimpl
+    def crownguard_register_actions(self, register: Any) -> None:
+        def flaky(ctx: Any, inputs: dict[str, Any]) -> dict[str, Any]:
+            key = (ctx.run_id, ctx.step_id)
+            self.tries[key] = self.tries.get(key, 0) + 1
+            if self.tries[key] == 1:
+                raise ActionError("once", retryable=True)
+            return {"tries": self.tries[key]}
+
+        def fail(ctx: Any, inputs: dict[str, Any]) -> dict[str, Any]:
+            raise ActionError(f"no: {inputs}")
+
+        def status(ctx: Any, inputs: dict[str, Any]) -> dict[str, Any]:
+            return {s: v["status"] for s, v in ctx.run_context["steps"].items()}
+
+        register(action("chain.ok", inline=True)(lambda ctx, inputs: dict(inputs)))
+        register(action("chain.fail", inline=True)(fail))
+        register(action("chain.flaky", inline=True)(flaky))
+        register(action("chain.wait", inline=True)(lambda ctx, inputs: Waiting("ask", 60)))
+        register(action("chain.status", inline=True)(status))
+        register(action("chain.strict", inline=True, input_schema={
+            "type": "object", "required": ["n"], "properties": {"n": {"type": "integer"}}})(
+                lambda ctx, inputs: {}))
+
+    @hookimpl
+    def crownguard_step_started(self, run_id: str, step_id: str, attempt: int,
+                                inputs: dict[str, Any]) -> None:
+        self.seen.append(("started", step_id, attempt, inputs))
+
+    @hookimpl
+    def crownguard_step_finished(self, run_id: str, step_id: str,
+                                 result: dict[str, Any]) -> None:
+        self.seen.append(("finished", step_id, _untimed(result)))
+
+
+def _untimed(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _untimed(v) for k, v in value.items()
+                if k not in ("at", "started_at", "finished_at", "queued_seconds", "expires_at")}
+    if isinstance(value, list):
+        return [_untimed(v) for v in value]
+    return value
+
+
+STEP = st.fixed_dictionaries({
+    "action": st.sampled_from(["chain.ok", "chain.fail", "chain.flaky", "chain.wait",
+                               "chain.status", "chain.strict"]),
+    "with": st.sampled_from([{}, {"n": "${{ event.n }}"}, {"n": "${{ length(event.n) }}"},
+                             {"n": "x ${{ event.n }}"}]),
+    "when": st.sampled_from(["success", "failure", "always"]),
+    "if": st.sampled_from([None, "event.go", "!(event.go)"]),
+    # Due at once: which retries a round starts does not hang on the clock.
+    "retry": st.sampled_from([None, {"max_attempts": 2, "backoff_seconds": 0}]),
+    "for_each": st.sampled_from([None, [1, 2]]),
+})
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(STEP, st.sets(st.integers(0, 5), max_size=2)), min_size=1,
+                max_size=6), st.booleans())
+def test_a_step_run_alone_gives_what_the_loops_rounds_give(
+        steps: list[tuple[dict[str, Any], set[int]]], go: bool) -> None:
+    spec = []
+    for i, (step, needs) in enumerate(steps):
+        entry: dict[str, Any] = {"id": f"s{i}", "action": step["action"], "with": step["with"],
+                                 "needs": [f"s{n}" for n in sorted(needs) if n < i]}
+        if entry["needs"]:
+            entry["when"] = step["when"]
+        for key in ("if", "retry", "for_each"):
+            if step[key] is not None:
+                entry[key] = step[key]
+        spec.append(entry)
+    text = yaml.safe_dump({"name": "chain", "steps": spec})
+    host = PluginHost()
+    host.add(Chain(), "chain")
+    try:
+        parse_playbook(text, host.actions)
+    except SpecError:
+        assume(False)  # a strict step with no `n`: refused before any run
+
+    def run(alone: bool) -> tuple[Any, ...]:
+        chain = Chain()
+        host = PluginHost()
+        host.add(chain, "chain")
+        playbook = parse_playbook(text, host.actions)
+        events: list[dict[str, Any]] = []
+        plain = execution_module.Execution._run_alone
+        try:
+            if not alone:
+                execution_module.Execution._run_alone = lambda self, decision: False
+            record = Runner(host, journal=events.append, seed=7).run(
+                playbook, {"n": 3, "go": go}, run_id="r1")
+        finally:
+            execution_module.Execution._run_alone = plain
+        return _untimed(record), _untimed(events), chain.seen
+
+    assert run(True) == run(False)
