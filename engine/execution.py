@@ -92,6 +92,8 @@ class Execution:
         self.outbox = Outbox(runner.journal, runner.on_event)
         self.durable = isinstance(runner.journal, Journal)  # has a lease to keep
         self.dry_run = runner.dry_run
+        # No journal and no on_event: the outbox would keep nothing of an event.
+        self.unread = runner.journal is None and runner.on_event is None
 
     def settle_waits(self, answers: dict[str, dict[str, Any]], now: datetime) -> None:
         for event in settled_waits(self.conductor, answers, now, self.redactor):
@@ -124,6 +126,8 @@ class Execution:
         self.conductor.apply(event)
         if self.dry_run:
             self.events.append(event)
+        if self.unread:
+            return
         # Durable before anything acts on it: the outbox is flushed before the next action
         # call that is not inline, before the loop waits, and when the drive ends.
         kept = not self.hypothetical
@@ -188,7 +192,7 @@ class Execution:
         action = self.host.actions.get(step.action)
         if action is None or not action.inline or step.for_each is not None:
             return False
-        self._start_step(step)
+        self._start_step(step, action=action)
         work = self.work.get(step.id)
         if work is not None and work.todo == [0]:  # not failed, nor waiting for a retry
             work.todo.pop()
@@ -266,12 +270,15 @@ class Execution:
 
     # starting ----------------------------------------------------------------------------------
 
-    def _start_step(self, step: Step, condition: frozenset[str] = frozenset()) -> None:
-        try:
-            action = self.host.action(step.action)
-        except Exception as exc:
-            self._fail_step(step.id, str(exc))
-            return
+    def _start_step(self, step: Step, condition: frozenset[str] = frozenset(),
+                    action: Action | None = None) -> None:
+        """Start the step (its action, when the caller looked it up already)."""
+        if action is None:
+            try:
+                action = self.host.action(step.action)
+            except Exception as exc:
+                self._fail_step(step.id, str(exc))
+                return
         try:
             work = step_inputs(step, action, self.conductor, dry_run=self.dry_run,
                                not_called=self.conductor.unknown_outputs, condition=condition)
@@ -295,7 +302,8 @@ class Execution:
                 work.todo.remove(item)
                 heapq.heappush(self.timers, (due, next(self.seq), step.id, item))
         now = time.monotonic()
-        self.queued.update({(step.id, item): now for item in work.todo})
+        for item in work.todo:
+            self.queued[(step.id, item)] = now
         self.work[step.id] = work
         if not work.todo and len(work.outputs) == len(work.inputs):
             self._finish_work(work)
@@ -432,9 +440,10 @@ class Execution:
         output = ([work.outputs[i] for i in range(len(work.inputs))] if work.fan_out
                   else work.outputs[0])
         redacted = self.redactor.redact_value(output)
-        self.emit({"type": EventType.STEP_SUCCEEDED, "step": work.step.id, "output": redacted,
-                   **({"output_unknown": True} if work.shown else {})},
-                  lambda: {"output": journaled_output(work.action, redacted)})
+        event = {"type": EventType.STEP_SUCCEEDED, "step": work.step.id, "output": redacted}
+        if work.shown:
+            event["output_unknown"] = True
+        self.emit(event, lambda: {"output": journaled_output(work.action, redacted)})
         del self.work[work.step.id]
         self._notify_finished(work.step.id)
 
