@@ -103,8 +103,8 @@ class Conductor:
         self.steps: dict[str, StepState] = {s.id: StepState() for s in playbook.steps}
         # Derived indexes, kept in step with `steps` by apply(): how many needs of each step
         # are not final yet, which pending steps have none left, and the expression view.
-        self._order = {s.id: i for i, s in enumerate(playbook.steps)}
-        self._open_needs = {s.id: len(set(s.needs)) for s in playbook.steps}
+        self._order = playbook.order  # read only
+        self._open_needs = dict(playbook.need_counts)
         self._ready = {sid for sid, n in self._open_needs.items() if n == 0}
         self._view = {sid: self._view_of(state) for sid, state in self.steps.items()}
         self.cancelled = False

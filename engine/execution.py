@@ -51,6 +51,8 @@ if TYPE_CHECKING:
     from .outbox import EventSink
     from .plugins import PluginHost
 
+# The text of the two events every step has, as emit() stores a type.
+_STARTED, _SUCCEEDED = str(EventType.STEP_STARTED), str(EventType.STEP_SUCCEEDED)
 HEARTBEAT_SECONDS = 60.0  # well inside the journal's default 300 s lease
 
 
@@ -121,8 +123,13 @@ class Execution:
         """Apply the event, journaled first; `journaled()` gives keys that replace those in
         what is stored (a large output kept by digest), while this run goes on with the full
         values. It is called only when something reads what is stored."""
-        event = {**event, "type": str(event["type"]), "run_id": self.run_id,
-                 "at": event_time()}
+        self._apply({**event, "type": str(event["type"]), "run_id": self.run_id,
+                     "at": event_time()}, journaled)
+
+    def _apply(self, event: dict[str, Any],
+               journaled: Callable[[], dict[str, Any]] | None = None) -> None:
+        """`emit` of an event made whole (its type as text, run_id and at last) by a caller
+        that builds one per step: no copy of it."""
         self.conductor.apply(event)
         if self.dry_run:
             self.events.append(event)
@@ -346,12 +353,12 @@ class Execution:
         self.attempts[token] = attempt
         inputs = work.inputs[item]
         redacted = self.redactor.redact_value(inputs)
-        event: dict[str, Any] = {"type": EventType.STEP_STARTED, "step": step.id,
-                                 "attempt": attempt_no, "inputs": redacted,
-                                 "queued_seconds": round(queued, 6)}
+        event: dict[str, Any] = {"type": _STARTED, "step": step.id, "attempt": attempt_no,
+                                 "inputs": redacted, "queued_seconds": round(queued, 6)}
         if work.fan_out:
             event["item"] = item
-        self.emit(event, lambda: {"inputs": journaled_inputs(work.action, redacted)})
+        event["run_id"], event["at"] = self.run_id, event_time()
+        self._apply(event, lambda: {"inputs": journaled_inputs(work.action, redacted)})
         ctx = ActionContext(run_id=self.run_id, step_id=step.id, attempt=attempt_no,
                             connections=self.runner.config.connections, deadline=deadline,
                             item_index=attempt.item, dry_run=self.dry_run,
@@ -440,10 +447,11 @@ class Execution:
         output = ([work.outputs[i] for i in range(len(work.inputs))] if work.fan_out
                   else work.outputs[0])
         redacted = self.redactor.redact_value(output)
-        event = {"type": EventType.STEP_SUCCEEDED, "step": work.step.id, "output": redacted}
+        event = {"type": _SUCCEEDED, "step": work.step.id, "output": redacted}
         if work.shown:
             event["output_unknown"] = True
-        self.emit(event, lambda: {"output": journaled_output(work.action, redacted)})
+        event["run_id"], event["at"] = self.run_id, event_time()
+        self._apply(event, lambda: {"output": journaled_output(work.action, redacted)})
         del self.work[work.step.id]
         self._notify_finished(work.step.id)
 
