@@ -9,6 +9,7 @@ Plugins register actions through `crownguard_register_actions(register)`.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import logging
 import re
@@ -16,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import jsonschema
@@ -115,6 +117,16 @@ class Action:
     # is quoted (engine/markup.py) and the plugin unquotes it as literal text.
     markup: tuple[str, ...] = ()
 
+    @cached_property
+    def _any_object_input(self) -> bool:
+        """Whether the input schema is `{"type": "object"}`: every dict is valid (what the
+        cached validator, validation._AnyObject, tests), with no call to find that out."""
+        return self.input_schema == ANY_OBJECT
+
+    @cached_property
+    def _any_object_output(self) -> bool:
+        return self.output_schema == ANY_OBJECT
+
     @property
     def keeps_output(self) -> bool:
         return self.keep_output or self.undo is not None
@@ -128,12 +140,16 @@ class Action:
         """Raise InputError unless the inputs match the schema. `unknown` lists paths (keys
         and indexes from the top) of values that are not known yet (a dry run's values taken
         from steps it did not call): problems at or under them are not the inputs' fault."""
+        if self._any_object_input and isinstance(inputs, dict):
+            return
         errors = schema_errors(self.input_schema, inputs)
         if unknown:
             errors = [e for e in errors if not about_unknown(e, unknown)]
         _raise_for(errors, f"{self.name}: input")
 
     def validate_output(self, output: Any) -> None:
+        if self._any_object_output and isinstance(output, dict):
+            return
         _validate(self.output_schema, output, f"{self.name}: output")
 
     def describe(self) -> dict[str, Any]:
@@ -179,6 +195,12 @@ def action(name: str, *, input_schema: dict[str, Any] | None = None,
     return wrap
 
 
+def idempotency_key(run_id: str, step_id: str, item: int | None = None) -> str:
+    """Stable for a step (and for_each item) across its retries and resumes of the run."""
+    material = f"{run_id}\x1f{step_id}\x1f{'' if item is None else item}"
+    return hashlib.sha256(material.encode()).hexdigest()[:32]
+
+
 def timeout_message(step_id: str, seconds: float | None) -> str:
     limit = f"{seconds:g}s" if seconds is not None else "its timeout"
     return f"step '{step_id}' did not finish within {limit}"
@@ -187,8 +209,9 @@ def timeout_message(step_id: str, seconds: float | None) -> str:
 class ActionContext:
     """What an action gets besides its inputs: identity of the call, connections, deadline."""
 
-    def __init__(self, *, run_id: str, step_id: str, attempt: int, idempotency_key: str,
-                 connections: Connections, deadline: float | None = None,
+    def __init__(self, *, run_id: str, step_id: str, attempt: int,
+                 idempotency_key: str | None = None, connections: Connections,
+                 deadline: float | None = None,
                  item_index: int | None = None, dry_run: bool = False,
                  cancelled: threading.Event | None = None, logger: logging.Logger | None = None,
                  run_context: dict[str, Any] | None = None,
@@ -196,15 +219,32 @@ class ActionContext:
         self.run_id = run_id
         self.step_id = step_id
         self.attempt = attempt
-        self.idempotency_key = idempotency_key
+        self._idempotency_key = idempotency_key
         self.connections = connections
         self.deadline = deadline
         self.item_index = item_index
         self.dry_run = dry_run
-        self.cancelled = cancelled or threading.Event()
+        self._cancelled = cancelled
         self.log = logger or logging.getLogger(f"crownguard.step.{step_id}")
         self.run_context = run_context or {}
         self.timeout_seconds = timeout_seconds
+
+    @property
+    def idempotency_key(self) -> str:
+        """The one given, else the run's for this step and item (made on first use: most
+        calls never send one)."""
+        if self._idempotency_key is None:
+            self._idempotency_key = idempotency_key(self.run_id, self.step_id, self.item_index)
+        return self._idempotency_key
+
+    @property
+    def cancelled(self) -> threading.Event:
+        """Set when the step timed out. Made on first use when the runner gave none (an inline
+        call, which no timeout interrupts): a threading.Event costs more than the rest of
+        the context."""
+        if self._cancelled is None:
+            self._cancelled = threading.Event()
+        return self._cancelled
 
     def remaining(self) -> float | None:
         """Seconds left before the step's timeout, or None when it has none."""

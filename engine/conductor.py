@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from .dryrun import outputs_read
@@ -43,6 +44,14 @@ TRANSITIONS: dict[EventType, tuple[frozenset[StepStatus], StepStatus]] = {
 # still raises for an unknown type).
 _EVENT_TYPES: dict[str, EventType] = {str(kind): kind for kind in EventType}
 _FINISHING = frozenset({EventType.STEP_SUCCEEDED, EventType.STEP_FAILED, EventType.STEP_SKIPPED})
+_RUN_EVENTS = frozenset({EventType.RUN_STARTED, EventType.RUN_RESUMED, EventType.RUN_CANCELLED,
+                         EventType.RUN_FINISHED})
+# Looked up once: apply() runs twice per step, and an enum member's look-up costs a call.
+_STARTED, _FAILED, _SKIPPED, _WAITING, _ITEM_SUCCEEDED = (
+    EventType.STEP_STARTED, EventType.STEP_FAILED, EventType.STEP_SKIPPED,
+    EventType.STEP_WAITING, EventType.ITEM_SUCCEEDED)
+_PENDING, _SUCCEEDED = StepStatus.PENDING, StepStatus.SUCCEEDED
+_ON_SUCCESS, _ON_FAILURE = When.SUCCESS, When.FAILURE
 
 
 @dataclass
@@ -78,6 +87,13 @@ class Decision:
     unknown: frozenset[str] = frozenset()
 
 
+@lru_cache(maxsize=4096)
+def _go(step_id: str) -> Decision:
+    """The decision to start a step, made once per step id (a frozen dataclass costs more to
+    build than the rest of the decision)."""
+    return Decision(step_id, True)
+
+
 class Conductor:
     """Run state for one playbook run, advanced only by `apply(event)`."""
 
@@ -87,11 +103,13 @@ class Conductor:
         self.steps: dict[str, StepState] = {s.id: StepState() for s in playbook.steps}
         # Derived indexes, kept in step with `steps` by apply(): how many needs of each step
         # are not final yet, which pending steps have none left, and the expression view.
-        self._order = {s.id: i for i, s in enumerate(playbook.steps)}
-        self._open_needs = {s.id: len(set(s.needs)) for s in playbook.steps}
+        self._order = playbook.order  # read only
+        self._open_needs = dict(playbook.need_counts)
         self._ready = {sid for sid, n in self._open_needs.items() if n == 0}
         self._view = {sid: self._view_of(state) for sid, state in self.steps.items()}
         self.cancelled = False
+        # How many times a step became final: only that (or a requeue) makes another ready.
+        self.settled = 0
         # Steps a dry run did not call (or a wait's answer it made up): their outputs are not
         # known, so expressions reading them are not evaluated (`output_unknown` events).
         self.unknown_outputs: set[str] = set()
@@ -111,32 +129,29 @@ class Conductor:
 
     def apply(self, event: dict[str, Any]) -> None:
         kind = _EVENT_TYPES.get(event["type"]) or EventType(event["type"])
-        at = event.get("at")
-        if kind == EventType.RUN_STARTED:
-            self.started_at = at
-            return
-        if kind == EventType.RUN_RESUMED:
-            return
-        if kind == EventType.RUN_CANCELLED:
-            self.cancelled = True
-            self.finished_at = at
-            for sid, state in self.steps.items():
-                if state.status in CANCELLABLE:
-                    self._set_status(sid, StepStatus.CANCELLED)
-                    state.finished_at = at
-            return
-        if kind == EventType.RUN_FINISHED:
-            self.finished_at = at
+        if kind in _RUN_EVENTS:
+            self._apply_to_run(kind, event.get("at"))
             return
         step_id = event["step"]
-        if step_id not in self.steps:
+        state = self.steps.get(step_id)
+        if state is None:
             raise TransitionError(f"event for unknown step '{step_id}'")
-        state = self.steps[step_id]
         allowed, target = TRANSITIONS[kind]
         if state.status not in allowed:
             raise TransitionError(f"step '{step_id}': {kind} is not allowed while it is "
                                   f"{state.status}")
-        if kind == EventType.STEP_FAILED and state.status == StepStatus.WAITING:
+        at = event.get("at")
+        if kind is _STARTED:  # the most frequent, with the finishing ones
+            self._set_status(step_id, target)
+            state.attempts += 1
+            if state.started_at is None:
+                state.started_at = at
+                state.queued_seconds = event.get("queued_seconds")
+            item = event.get("item")
+            if item is not None:
+                state.item_attempts[item] = state.item_attempts.get(item, 0) + 1
+            return
+        if kind is _FAILED and state.status == StepStatus.WAITING:
             state.wait_end = wait_end(event.get("error"))
         if kind in _FINISHING:  # before the status: _set_status builds the view of both once
             state.finished_at = at
@@ -145,22 +160,27 @@ class Conductor:
             state.reason = event.get("reason")
             if event.get("output_unknown"):
                 self.unknown_outputs.add(step_id)
-            if kind == EventType.STEP_SKIPPED:
+            if kind is _SKIPPED:
                 state.started_at = None
                 state.queued_seconds = None
         self._set_status(step_id, target)
-        if kind == EventType.STEP_STARTED:
-            state.attempts += 1
-            if state.started_at is None:
-                state.started_at = at
-                state.queued_seconds = event.get("queued_seconds")
-            item = event.get("item")
-            if item is not None:
-                state.item_attempts[item] = state.item_attempts.get(item, 0) + 1
-        elif kind == EventType.STEP_WAITING:
+        if kind is _WAITING:
             state.waiting = {k: event.get(k) for k in ("reason", "expires_at", "data")}
-        elif kind == EventType.ITEM_SUCCEEDED:
+        elif kind is _ITEM_SUCCEEDED:
             state.items[event["item"]] = event.get("output")
+
+    def _apply_to_run(self, kind: EventType, at: str | None) -> None:
+        if kind == EventType.RUN_STARTED:
+            self.started_at = at
+        elif kind == EventType.RUN_CANCELLED:
+            self.cancelled = True
+            self.finished_at = at
+            for sid, state in self.steps.items():
+                if state.status in CANCELLABLE:
+                    self._set_status(sid, StepStatus.CANCELLED)
+                    state.finished_at = at
+        elif kind == EventType.RUN_FINISHED:
+            self.finished_at = at
 
     @staticmethod
     def _view_of(state: StepState) -> dict[str, Any]:
@@ -170,15 +190,16 @@ class Conductor:
         state = self.steps[step_id]
         was_final = state.status in FINAL
         state.status = status
-        if status != StepStatus.PENDING:
+        if status != _PENDING:
             self._ready.discard(step_id)
         elif self._open_needs[step_id] == 0:
             self._ready.add(step_id)
         if status in FINAL and not was_final:
-            for successor in self.playbook.graph.successors(step_id):
-                self._open_needs[successor] -= 1
-                if self._open_needs[successor] == 0 and \
-                        self.steps[successor].status == StepStatus.PENDING:
+            self.settled += 1
+            open_needs = self._open_needs
+            for successor in self.playbook.successors[step_id]:
+                open_needs[successor] -= 1
+                if open_needs[successor] == 0 and self.steps[successor].status == _PENDING:
                     self._ready.add(successor)
         self._view[step_id] = self._view_of(state)
 
@@ -204,19 +225,20 @@ class Conductor:
         `skip` (already started by the runner) are left out before they are decided."""
         if self.cancelled:
             return []
-        decisions: list[Decision] = []
-        for sid in sorted(self._ready, key=self._order.__getitem__):
-            if sid in skip:
-                continue
-            step = self.playbook.step(sid)
-            decisions.append(self._decide(step, [self.steps[n].status for n in step.needs]))
-        return decisions
+        ready = [sid for sid in self._ready if sid not in skip]
+        if len(ready) > 1:
+            ready.sort(key=self._order.__getitem__)
+        by_id = self.playbook.by_id
+        return [self._decide(by_id[sid]) for sid in ready]
 
-    def _decide(self, step: Step, needs: list[StepStatus]) -> Decision:
-        if step.when == When.SUCCESS and any(s != StepStatus.SUCCEEDED for s in needs):
-            blocker = next(n for n in step.needs if self.steps[n].status != StepStatus.SUCCEEDED)
-            return Decision(step.id, False, f"'{blocker}' {self.steps[blocker].status}")
-        if step.when == When.FAILURE and StepStatus.FAILED not in needs:
+    def _decide(self, step: Step) -> Decision:
+        if step.when == _ON_SUCCESS:
+            for need in step.needs:
+                status = self.steps[need].status
+                if status != _SUCCEEDED:
+                    return Decision(step.id, False, f"'{need}' {status}")
+        elif step.when == _ON_FAILURE and all(self.steps[n].status != StepStatus.FAILED
+                                               for n in step.needs):
             return Decision(step.id, False, "no step it needs failed")
         if step.if_ and self.unknown_outputs:
             unknown = outputs_read(reads(step.if_), self.unknown_outputs)
@@ -230,7 +252,7 @@ class Conductor:
                 return Decision(step.id, True, error=f"if: {exc}")
             if not ok:
                 return Decision(step.id, False, f"if: {step.if_} is false")
-        return Decision(step.id, True)
+        return _go(step.id)
 
     # results ----------------------------------------------------------------------------------
 

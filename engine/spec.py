@@ -84,6 +84,21 @@ class Playbook:
     def by_id(self) -> dict[str, Step]:
         return {s.id: s for s in self.steps}
 
+    @cached_property
+    def order(self) -> dict[str, int]:
+        """Each step's place in the playbook."""
+        return {s.id: i for i, s in enumerate(self.steps)}
+
+    @cached_property
+    def need_counts(self) -> dict[str, int]:
+        """How many distinct steps each step needs."""
+        return {s.id: len(set(s.needs)) for s in self.steps}
+
+    @cached_property
+    def successors(self) -> dict[str, tuple[str, ...]]:
+        """The steps that need each step, from the graph, once per playbook."""
+        return {s.id: tuple(self.graph.successors(s.id)) for s in self.steps}
+
     def step(self, step_id: str) -> Step:
         return self.by_id[step_id]
 

@@ -1,6 +1,6 @@
 """One step's execution: its inputs, its attempts, the action calls and their outcome.
 
-The runner's loop (runner.py) decides when: which step starts, which attempt is submitted,
+The runner's loop (execution.py) decides when: which step starts, which attempt is submitted,
 when a retry is due, what is journaled. This module knows how: render and check a step's
 inputs (one set per for_each item; in a dry run, sparing the values that read outputs of steps
 not called), call the action and classify what it raised, and say whether a failed attempt is
@@ -28,7 +28,7 @@ from .actions import Action, ActionContext, RetryPolicy, Waiting
 from .conductor import Conductor
 from .dryrun import outputs_not_called, render_dry
 from .errors import ActionError, ConfigError, InputError
-from .expressions import compile_template, evaluate, render, to_text
+from .expressions import compile_template, evaluate, render, renderer, to_text
 from .kinds import ApprovalDecision, EventType, StepStatus
 from .markup import quote, quote_value, unquote_value
 from .secrets import Redactor
@@ -41,12 +41,6 @@ JOURNAL_VALUE_BYTES = 256 * 1024
 PREVIEW_CHARS = 1024
 
 
-def idempotency_key(run_id: str, step_id: str, item: int | None = None) -> str:
-    """Stable for a step (and for_each item) across its retries and resumes of the run."""
-    material = f"{run_id}\x1f{step_id}\x1f{'' if item is None else item}"
-    return hashlib.sha256(material.encode()).hexdigest()[:32]
-
-
 @functools.cache
 def step_logger(step_id: str) -> logging.Logger:
     """The logger an ActionContext gives a step (`crownguard.step.<id>`), looked up once per
@@ -55,7 +49,7 @@ def step_logger(step_id: str) -> logging.Logger:
     return logging.getLogger(f"crownguard.step.{step_id}")
 
 
-@dataclass
+@dataclass(slots=True)
 class Attempt:
     """One call of a step's action (for one item) in flight."""
 
@@ -64,7 +58,7 @@ class Attempt:
     item: int | None
     attempt: int
     deadline: float | None
-    cancelled: threading.Event
+    cancelled: threading.Event | None  # for a call on a thread, set at its deadline
     threaded: bool = False  # called on the CallPool: holds one of its slots
 
 
@@ -144,7 +138,7 @@ def shared_threads() -> _Threads:
     return _THREADS
 
 
-@dataclass
+@dataclass(slots=True)
 class StepWork:
     """What the loop knows about a started step: its items and what is left to do."""
 
@@ -212,16 +206,44 @@ def _inputs(step: Step, action: Action, context: dict[str, Any], not_called: set
             unresolved: set[str]) -> dict[str, Any]:
     """One set of inputs; the steps not called whose outputs they read go to `unresolved`."""
     if not not_called:
-        inputs = {key: (render_markup(value, context) if key in action.markup
-                        else render(value, context)) for key, value in step.with_.items()}
+        render_inputs = _input_renderer(step, action.markup)
+        inputs = render_inputs(context) if render_inputs is not None else {
+            key: (render_markup(value, context) if key in action.markup
+                  else render(value, context)) for key, value in step.with_.items()}
         action.validate_inputs(inputs)
-        return dict(inputs)
+        return inputs
     unknown: dict[tuple[str | int, ...], set[str]] = {}
     inputs = render_dry(step.with_, context, not_called, unknown)
     action.validate_inputs(inputs, unknown=list(unknown))
     for steps in unknown.values():
         unresolved.update(steps)
     return dict(inputs)
+
+
+# A step's inputs compiled into one function (per step and markup keys), as validation.py
+# keeps its validators: by the step's id, with the step to tell a new one at the same id.
+_RENDERERS: dict[int, tuple[Step, tuple[str, ...], InputRenderer | None]] = {}
+InputRenderer = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _input_renderer(step: Step, markup: tuple[str, ...]) -> InputRenderer | None:
+    """What renders the step's inputs, or None when one of its templates does not compile:
+    rendering them one by one then raises the error that comes first, as it always did."""
+    cached = _RENDERERS.get(id(step))
+    if cached is not None and cached[0] is step and cached[1] == markup:
+        return cached[2]
+    try:
+        each = [(key, functools.partial(render_markup, value) if key in markup
+                 else renderer(value)) for key, value in step.with_.items()]
+    except Exception:
+        compiled = None
+    else:
+        def compiled(context: dict[str, Any]) -> dict[str, Any]:
+            return {key: run(context) for key, run in each}
+    if len(_RENDERERS) > 4096:
+        _RENDERERS.clear()
+    _RENDERERS[id(step)] = (step, markup, compiled)
+    return compiled
 
 
 def render_markup(value: Any, context: dict[str, Any]) -> Any:

@@ -10,19 +10,24 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-import crownguard.engine.runner as runner_module
-from crownguard.engine import action, hookimpl
+import crownguard.engine.execution as execution_module
+from crownguard.engine import ActionError, Waiting, action, hookimpl
+from crownguard.engine.actions import ActionContext, idempotency_key
 from crownguard.engine.conductor import Conductor
+from crownguard.engine.config import Connections
+from crownguard.engine.errors import ExpressionError, InputError, SpecError
+from crownguard.engine.expressions import render, renderer
 from crownguard.engine.journal.base import utc_now
 from crownguard.engine.kinds import EventType
 from crownguard.engine.outbox import event_time
 from crownguard.engine.plugins import PluginHost
 from crownguard.engine.runner import Runner
-from crownguard.engine.spec import parse_playbook
-from crownguard.engine.steps import JOURNAL_VALUE_BYTES
+from crownguard.engine.spec import Step, parse_playbook
+from crownguard.engine.steps import JOURNAL_VALUE_BYTES, _input_renderer, render_markup
+from crownguard.engine.validation import _validator
 
 BIG = "x" * (JOURNAL_VALUE_BYTES + 10)
 
@@ -92,13 +97,13 @@ steps:
 
 def _count_journaled(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls: list[int] = []
-    plain = runner_module.journaled_output
+    plain = execution_module.journaled_output
 
     def counted(*args: Any) -> Any:
         calls.append(1)
         return plain(*args)
 
-    monkeypatch.setattr(runner_module, "journaled_output", counted)
+    monkeypatch.setattr(execution_module, "journaled_output", counted)
     return calls
 
 
@@ -237,3 +242,191 @@ def test_the_view_of_every_step_is_its_state(plan: list[tuple[str, str, Any]]) -
             assert conductor.context()["steps"] == {
                 sid: {"status": str(s.status), "output": s.output, "error": s.error}
                 for sid, s in conductor.steps.items()}
+
+
+# a step's inputs, compiled once: what render() gives, the same error first ----------------------
+
+TEMPLATES = st.sampled_from([
+    "plain", "${{ a }}", "${{ a.b }}", "x ${{ a }} y", "${{ a }}${{ b }}", "${{ missing }}",
+    "${{ length(a) }}", "${{ from_json(b) }}", "${{ a | b", "${{ }}", "${{ a[ }}", "}}"])
+VALUES = st.recursive(
+    st.none() | st.integers(-2, 2) | st.booleans() | TEMPLATES,
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.sampled_from(["a", "b", "c"]), inner, max_size=3), max_leaves=8)
+CONTEXTS = st.fixed_dictionaries({
+    "a": st.none() | st.integers(-2, 2) | st.text(max_size=3) | st.lists(st.integers(), max_size=2)
+    | st.fixed_dictionaries({"b": st.integers(0, 3)}),
+    "b": st.sampled_from(["1", "[1]", "{", "x", ""])})
+
+
+def _outcome(run: Any) -> tuple[str, Any]:
+    try:
+        return "ok", run()
+    except ExpressionError as exc:
+        return "error", str(exc)
+
+
+@given(VALUES, CONTEXTS)
+def test_a_compiled_value_renders_as_render_does(value: Any, context: dict[str, Any]) -> None:
+    try:
+        bound = renderer(value)
+    except ExpressionError:
+        return  # the step's inputs then go through render() itself (the next test)
+    assert _outcome(lambda: bound(context)) == _outcome(lambda: render(value, context))
+
+
+@given(st.dictionaries(st.sampled_from(["x", "y", "z", "text"]), VALUES, max_size=4),
+       CONTEXTS, st.booleans())
+def test_a_steps_inputs_render_as_one_by_one(with_: dict[str, Any], context: dict[str, Any],
+                                             markup: bool) -> None:
+    step = Step(id="s", action="t.a", with_=with_)
+    keys = ("text",) if markup else ()
+
+    def one_by_one() -> dict[str, Any]:
+        return {key: render_markup(value, context) if key in keys else render(value, context)
+                for key, value in with_.items()}
+
+    def compiled() -> dict[str, Any]:
+        run = _input_renderer(step, keys)
+        return run(context) if run is not None else one_by_one()
+
+    assert _outcome(compiled) == _outcome(one_by_one)
+    assert _input_renderer(step, keys) is _input_renderer(step, keys)
+
+
+@given(st.none() | st.integers() | st.text(max_size=2) | st.lists(st.integers(), max_size=2)
+       | st.dictionaries(st.text(max_size=2), st.integers(), max_size=2))
+def test_an_any_object_schema_checks_as_its_validator_does(value: Any) -> None:
+    plain = action("t.plain", input_schema={"type": "object"},
+                   output_schema={"type": "object"})(lambda ctx, inputs: {})
+    full = _validator({"type": "object", "title": "not the fast path"})
+    for check in (plain.validate_inputs, plain.validate_output):
+        try:
+            check(value)
+            outcome = "valid"
+        except InputError:
+            outcome = "invalid"
+        assert outcome == ("valid" if full.is_valid(value) else "invalid")
+
+
+# what an inline call does not use is made on first use, the same --------------------------------
+
+def test_an_action_context_makes_its_key_and_event_on_first_use() -> None:
+    ctx = ActionContext(run_id="r", step_id="s", attempt=1, connections=Connections({}),
+                        item_index=2)
+    assert ctx.idempotency_key == idempotency_key("r", "s", 2)
+    assert ctx.cancelled is ctx.cancelled and not ctx.cancelled.is_set()
+    given_one = threading.Event()
+    ctx = ActionContext(run_id="r", step_id="s", attempt=1, connections=Connections({}),
+                        idempotency_key="k", cancelled=given_one)
+    assert ctx.idempotency_key == "k" and ctx.cancelled is given_one
+
+
+# a step run alone (inline, nothing else in flight) gives what the loop's rounds give -------------
+
+class Chain:
+    """Inline actions that succeed, fail, fail once (retryable), wait or read their context
+    (none on a thread: what a thread's call overlaps is timing, in either path); observers
+    of every step hook."""
+
+    def __init__(self) -> None:
+        self.tries: dict[tuple[str, str], int] = {}
+        self.seen: list[tuple[Any, ...]] = []
+
+    @hookimpl
+    def crownguard_register_actions(self, register: Any) -> None:
+        def flaky(ctx: Any, inputs: dict[str, Any]) -> dict[str, Any]:
+            key = (ctx.run_id, ctx.step_id)
+            self.tries[key] = self.tries.get(key, 0) + 1
+            if self.tries[key] == 1:
+                raise ActionError("once", retryable=True)
+            return {"tries": self.tries[key]}
+
+        def fail(ctx: Any, inputs: dict[str, Any]) -> dict[str, Any]:
+            raise ActionError(f"no: {inputs}")
+
+        def status(ctx: Any, inputs: dict[str, Any]) -> dict[str, Any]:
+            return {s: v["status"] for s, v in ctx.run_context["steps"].items()}
+
+        register(action("chain.ok", inline=True)(lambda ctx, inputs: dict(inputs)))
+        register(action("chain.fail", inline=True)(fail))
+        register(action("chain.flaky", inline=True)(flaky))
+        register(action("chain.wait", inline=True)(lambda ctx, inputs: Waiting("ask", 60)))
+        register(action("chain.status", inline=True)(status))
+        register(action("chain.strict", inline=True, input_schema={
+            "type": "object", "required": ["n"], "properties": {"n": {"type": "integer"}}})(
+                lambda ctx, inputs: {}))
+
+    @hookimpl
+    def crownguard_step_started(self, run_id: str, step_id: str, attempt: int,
+                                inputs: dict[str, Any]) -> None:
+        self.seen.append(("started", step_id, attempt, inputs))
+
+    @hookimpl
+    def crownguard_step_finished(self, run_id: str, step_id: str,
+                                 result: dict[str, Any]) -> None:
+        self.seen.append(("finished", step_id, _untimed(result)))
+
+
+def _untimed(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _untimed(v) for k, v in value.items()
+                if k not in ("at", "started_at", "finished_at", "queued_seconds", "expires_at")}
+    if isinstance(value, list):
+        return [_untimed(v) for v in value]
+    return value
+
+
+STEP = st.fixed_dictionaries({
+    "action": st.sampled_from(["chain.ok", "chain.fail", "chain.flaky", "chain.wait",
+                               "chain.status", "chain.strict"]),
+    "with": st.sampled_from([{}, {"n": "${{ event.n }}"}, {"n": "${{ length(event.n) }}"},
+                             {"n": "x ${{ event.n }}"}]),
+    "when": st.sampled_from(["success", "failure", "always"]),
+    "if": st.sampled_from([None, "event.go", "!(event.go)"]),
+    # Due at once: which retries a round starts does not hang on the clock.
+    "retry": st.sampled_from([None, {"max_attempts": 2, "backoff_seconds": 0}]),
+    "for_each": st.sampled_from([None, [1, 2]]),
+})
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(STEP, st.sets(st.integers(0, 5), max_size=2)), min_size=1,
+                max_size=6), st.booleans())
+def test_a_step_run_alone_gives_what_the_loops_rounds_give(
+        steps: list[tuple[dict[str, Any], set[int]]], go: bool) -> None:
+    spec = []
+    for i, (step, needs) in enumerate(steps):
+        entry: dict[str, Any] = {"id": f"s{i}", "action": step["action"], "with": step["with"],
+                                 "needs": [f"s{n}" for n in sorted(needs) if n < i]}
+        if entry["needs"]:
+            entry["when"] = step["when"]
+        for key in ("if", "retry", "for_each"):
+            if step[key] is not None:
+                entry[key] = step[key]
+        spec.append(entry)
+    text = yaml.safe_dump({"name": "chain", "steps": spec})
+    host = PluginHost()
+    host.add(Chain(), "chain")
+    try:
+        parse_playbook(text, host.actions)
+    except SpecError:
+        assume(False)  # a strict step with no `n`: refused before any run
+
+    def run(alone: bool) -> tuple[Any, ...]:
+        chain = Chain()
+        host = PluginHost()
+        host.add(chain, "chain")
+        playbook = parse_playbook(text, host.actions)
+        events: list[dict[str, Any]] = []
+        plain = execution_module.Execution._run_alone
+        try:
+            if not alone:
+                execution_module.Execution._run_alone = lambda self, decision: False
+            record = Runner(host, journal=events.append, seed=7).run(
+                playbook, {"n": 3, "go": go}, run_id="r1")
+        finally:
+            execution_module.Execution._run_alone = plain
+        return _untimed(record), _untimed(events), chain.seen
+
+    assert run(True) == run(False)

@@ -17,12 +17,12 @@ from crownguard.engine import (
     action,
     hookimpl,
 )
+from crownguard.engine.actions import idempotency_key
 from crownguard.engine.conductor import Conductor
 from crownguard.engine.outcome import OUTCOME_FIELDS
 from crownguard.engine.plugins import PluginHost
 from crownguard.engine.runner import Runner
 from crownguard.engine.spec import parse_playbook
-from crownguard.engine.steps import idempotency_key
 
 
 class Probe:
@@ -502,7 +502,7 @@ def test_resume_keeps_a_pending_retry_after(host: PluginHost, probe: Probe) -> N
 
 def test_a_long_step_keeps_its_journal_lease(host: PluginHost, tmp_path: Any,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    from crownguard.engine import runner as runner_module
+    from crownguard.engine import execution as execution_module
     from crownguard.engine.journal import SQLiteJournal
 
     class Counting(SQLiteJournal):
@@ -512,7 +512,7 @@ def test_a_long_step_keeps_its_journal_lease(host: PluginHost, tmp_path: Any,
             Counting.renewals += 1
             return super().renew_lease(run_id)
 
-    monkeypatch.setattr(runner_module, "HEARTBEAT_SECONDS", 0.05)
+    monkeypatch.setattr(execution_module, "HEARTBEAT_SECONDS", 0.05)
     journal = Counting(tmp_path / "j.sqlite")
     record = Runner(host, journal=journal).run(parse_playbook(
         "name: long\nsteps:\n  - {id: a, action: probe.work, with: {sleep: 0.4}}\n",

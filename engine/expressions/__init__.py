@@ -260,6 +260,27 @@ def render(value: Any, context: dict[str, Any]) -> Any:
     return value
 
 
+def renderer(value: Any) -> Callable[[dict[str, Any]], Any]:
+    """`render` bound to one value, its templates compiled now (an error in one raises here):
+    for a value rendered again and again, such as a step's inputs."""
+    if isinstance(value, str):
+        if OPEN not in value:
+            return lambda context: value
+        parts = compile_template(value).parts
+        if len(parts) == 1 and parts[0].is_expression:
+            return evaluator(parts[0].text)
+        pieces = [(evaluator(p.text), "") if p.is_expression else (None, p.text) for p in parts]
+        return lambda context: "".join(text if run is None else to_text(run(context))
+                                       for run, text in pieces)
+    if isinstance(value, dict):
+        items = [(key, renderer(v)) for key, v in value.items()]
+        return lambda context: {key: run(context) for key, run in items}
+    if isinstance(value, list):
+        each = [renderer(v) for v in value]
+        return lambda context: [run(context) for run in each]
+    return lambda context: value
+
+
 def iter_strings(value: Any, pointer: str = "") -> Iterator[tuple[str, str]]:
     """Every string in a nested value with its JSON pointer (for static checks)."""
     if isinstance(value, str):
