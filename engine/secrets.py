@@ -107,6 +107,11 @@ class Redactor:
 
     def redact_value(self, value: Any) -> Any:
         if not self._forms:  # no secret known: only Secret objects to mask, in a copy
+            if type(value) is dict:  # the common case, a step's inputs or output: flat
+                for v in value.values():
+                    if type(v) not in _PLAIN:
+                        return _unwrapped(value)
+                return value.copy()  # nothing to mask or convert, but still a copy
             return _unwrapped(value)
         if isinstance(value, str):
             return self.redact(value)
