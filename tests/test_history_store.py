@@ -100,6 +100,37 @@ def test_sqlite_history_gives_the_facts_in_memory_history_gives(tmp_path_factory
         stored.close()
 
 
+feed = st.lists(st.tuples(
+    st.sampled_from((0, 0, 1, 1, 2, 3, 7, -1, -4)),        # days since the event before
+    st.sampled_from((None, 0, 5, 100, 7_000)),             # size
+    st.integers(0, 2),                                     # detection
+    st.sampled_from((0, 0, 1, 2, -1)),                     # the probe's day, from the event's
+    st.booleans(),                                         # seed a volume before
+), max_size=80)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from((2, 3, 5)), st.sampled_from((1, 2)), feed)
+def test_a_baseline_slid_from_the_day_before_is_the_one_summed_again(
+        days: int, active: int, sequence: list[tuple]) -> None:
+    """A new day's baseline comes from the day before's window, its days in and out: it must
+    be the mean of the kept active days in the window, as summing them again gives."""
+    history = InMemoryHistory(baseline_days=days, min_active_days=active)
+    person, day = PEOPLE[0], 0
+    for number, (step, size, pick, ahead, seed) in enumerate(sequence):
+        day = max(0, day + step)
+        if seed:
+            history.seed_volume(person, {(START + timedelta(days=day - 2)).date(): 50})
+        history.record(make_event(person, day, size, number), DETECTIONS[pick],
+                       risk(LEVELS[pick]))
+        probe = make_event(person, day + ahead, 1, -1)
+        today = probe.time.toordinal()
+        kept = [size for kept_day, size in history._daily[person].items()
+                if today - days <= kept_day < today and size > 0]
+        expected = sum(kept) / len(kept) if len(kept) >= active else None
+        assert history.facts(probe, MODEL).baseline_daily_bytes == expected, (number, today)
+
+
 def test_another_connection_sees_each_record(tmp_path: Path) -> None:
     path = tmp_path / "j.dedupe.db"
     first, second = SQLiteHistory(path), SQLiteHistory(path)
