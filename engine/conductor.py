@@ -50,7 +50,9 @@ _RUN_EVENTS = frozenset({EventType.RUN_STARTED, EventType.RUN_RESUMED, EventType
 _STARTED, _FAILED, _SKIPPED, _WAITING, _ITEM_SUCCEEDED = (
     EventType.STEP_STARTED, EventType.STEP_FAILED, EventType.STEP_SKIPPED,
     EventType.STEP_WAITING, EventType.ITEM_SUCCEEDED)
-_PENDING, _SUCCEEDED = StepStatus.PENDING, StepStatus.SUCCEEDED
+_STEP_SUCCEEDED = EventType.STEP_SUCCEEDED
+_PENDING, _RUNNING, _SUCCEEDED = StepStatus.PENDING, StepStatus.RUNNING, StepStatus.SUCCEEDED
+_RUNNING_TEXT, _SUCCEEDED_TEXT = str(_RUNNING), str(_SUCCEEDED)
 _ON_SUCCESS, _ON_FAILURE = When.SUCCESS, When.FAILURE
 
 
@@ -132,25 +134,14 @@ class Conductor:
         if kind in _RUN_EVENTS:
             self._apply_to_run(kind, event.get("at"))
             return
-        step_id = event["step"]
-        state = self.steps.get(step_id)
-        if state is None:
-            raise TransitionError(f"event for unknown step '{step_id}'")
-        allowed, target = TRANSITIONS[kind]
-        if state.status not in allowed:
-            raise TransitionError(f"step '{step_id}': {kind} is not allowed while it is "
-                                  f"{state.status}")
-        at = event.get("at")
         if kind is _STARTED:  # the most frequent, with the finishing ones
-            self._set_status(step_id, target)
-            state.attempts += 1
-            if state.started_at is None:
-                state.started_at = at
-                state.queued_seconds = event.get("queued_seconds")
-            item = event.get("item")
-            if item is not None:
-                state.item_attempts[item] = state.item_attempts.get(item, 0) + 1
+            self.started(event["step"], event.get("at"), event.get("queued_seconds"),
+                         event.get("item"))
             return
+        step_id = event["step"]
+        state = self._state(step_id, kind)
+        target = TRANSITIONS[kind][1]
+        at = event.get("at")
         if kind is _FAILED and state.status == StepStatus.WAITING:
             state.wait_end = wait_end(event.get("error"))
         if kind in _FINISHING:  # before the status: _set_status builds the view of both once
@@ -168,6 +159,45 @@ class Conductor:
             state.waiting = {k: event.get(k) for k in ("reason", "expires_at", "data")}
         elif kind is _ITEM_SUCCEEDED:
             state.items[event["item"]] = event.get("output")
+
+    def started(self, step_id: str, at: str | None, queued_seconds: float | None = None,
+                item: int | None = None) -> None:
+        """apply() of a step_started event, which the runner also calls without one when
+        nothing reads its events (no journal, no on_event, no dry run)."""
+        state = self._state(step_id, _STARTED)
+        # _set_status from a status that is neither final nor pending
+        state.status = _RUNNING
+        self._ready.discard(step_id)
+        self._view[step_id] = {"status": _RUNNING_TEXT, "output": state.output,
+                               "error": state.error}
+        state.attempts += 1
+        if state.started_at is None:
+            state.started_at = at
+            state.queued_seconds = queued_seconds
+        if item is not None:
+            state.item_attempts[item] = state.item_attempts.get(item, 0) + 1
+
+    def succeeded(self, step_id: str, at: str | None, output: Any) -> None:
+        """apply() of a step_succeeded event with no `output_unknown`, as `started` is."""
+        state = self._state(step_id, _STEP_SUCCEEDED)
+        state.finished_at = at
+        state.output = output
+        state.error = state.reason = None
+        # _set_status from a status that is not final
+        state.status = _SUCCEEDED
+        self._ready.discard(step_id)
+        self._settled(step_id)
+        self._view[step_id] = {"status": _SUCCEEDED_TEXT, "output": output, "error": None}
+
+    def _state(self, step_id: str, kind: EventType) -> StepState:
+        """The step's state, which an event of `kind` may move on."""
+        state = self.steps.get(step_id)
+        if state is None:
+            raise TransitionError(f"event for unknown step '{step_id}'")
+        if state.status not in TRANSITIONS[kind][0]:
+            raise TransitionError(f"step '{step_id}': {kind} is not allowed while it is "
+                                  f"{state.status}")
+        return state
 
     def _apply_to_run(self, kind: EventType, at: str | None) -> None:
         if kind == EventType.RUN_STARTED:
@@ -195,13 +225,17 @@ class Conductor:
         elif self._open_needs[step_id] == 0:
             self._ready.add(step_id)
         if status in FINAL and not was_final:
-            self.settled += 1
-            open_needs = self._open_needs
-            for successor in self.playbook.successors[step_id]:
-                open_needs[successor] -= 1
-                if open_needs[successor] == 0 and self.steps[successor].status == _PENDING:
-                    self._ready.add(successor)
+            self._settled(step_id)
         self._view[step_id] = self._view_of(state)
+
+    def _settled(self, step_id: str) -> None:
+        """The step became final: one need less for each of its successors."""
+        self.settled += 1
+        open_needs = self._open_needs
+        for successor in self.playbook.successors[step_id]:
+            open_needs[successor] -= 1
+            if open_needs[successor] == 0 and self.steps[successor].status == _PENDING:
+                self._ready.add(successor)
 
     def requeue_in_flight(self) -> list[str]:
         """After a crash: steps that were running start again (resume)."""

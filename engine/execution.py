@@ -18,12 +18,13 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from .actions import Action, ActionContext, Waiting, timeout_message
 from .conductor import Conductor, Decision
 from .errors import ActionError, ExpressionError, InputError, StepTimeout
+from .finishing import Finishing, Performer
 from .journal import Journal
 from .kinds import ENDED, EventType, RunStatus
 from .outbox import Outbox, event_time
@@ -36,8 +37,7 @@ from .steps import (
     call_action,
     items_unknown_output,
     journaled_inputs,
-    journaled_output,
-    retry_after_failure,
+    plain_inputs,
     settled_waits,
     step_inputs,
     step_logger,
@@ -45,31 +45,16 @@ from .steps import (
 )
 
 if TYPE_CHECKING:
-    import random
 
-    from .config import Config
-    from .outbox import EventSink
-    from .plugins import PluginHost
+    pass
 
 # The text of the two events every step has, as emit() stores a type.
 _STARTED, _SUCCEEDED = str(EventType.STEP_STARTED), str(EventType.STEP_SUCCEEDED)
 HEARTBEAT_SECONDS = 60.0  # well inside the journal's default 300 s lease
 
 
-class Performer(Protocol):
-    """What a drive takes from the Runner (runner.py) it performs a run for."""
-
-    host: PluginHost
-    config: Config
-    max_concurrency: int
-    journal: EventSink | None
-    on_event: EventSink | None
-    dry_run: bool
-    retry_jitter: random.Random
-
-
-class Execution:
-    """One drive of one run: the coordinating loop."""
+class Execution(Finishing):
+    """One drive of one run: the coordinating loop (how attempts end: finishing.Finishing)."""
 
     def __init__(self, runner: Performer, playbook: Playbook, conductor: Conductor, run_id: str):
         self.runner = runner
@@ -96,6 +81,9 @@ class Execution:
         self.dry_run = runner.dry_run
         # No journal and no on_event: the outbox would keep nothing of an event.
         self.unread = runner.journal is None and runner.on_event is None
+        # Nor a dry run (which keeps its events): a step's start and success go to the
+        # conductor without an event made for them (Conductor.started, .succeeded).
+        self.eventless = self.unread and not self.dry_run
 
     def settle_waits(self, answers: dict[str, dict[str, Any]], now: datetime) -> None:
         for event in settled_waits(self.conductor, answers, now, self.redactor):
@@ -155,7 +143,12 @@ class Execution:
         self.outbox.flush()
         if status == RunStatus.WAITING and isinstance(self.runner.journal, Journal):
             self.runner.journal.set_status(self.run_id, RunStatus.WAITING)
-        record = self.redactor.redact_value(record)
+        # Every value the conductor holds went through redact_value when it came in; this
+        # walk masks what a secret learned since would show, and keeps the record apart from
+        # the events observers were given. Neither can be when there were no events and no
+        # secret is known (none were before either).
+        if not self.eventless or self.redactor.knows_secrets():
+            record = self.redactor.redact_value(record)
         self.host.notify("crownguard_run_finished", record=record)
         return dict(record)
 
@@ -197,18 +190,38 @@ class Execution:
             return False
         step = self.playbook.step(decision.step)
         action = self.host.actions.get(step.action)
-        if action is None or not action.inline or step.for_each is not None:
+        # (After a resume, a retry whose backoff has not passed yet goes the loop's way.)
+        if (action is None or not action.inline or step.for_each is not None
+                or self.not_before):
             return False
-        self._start_step(step, action=action)
-        work = self.work.get(step.id)
-        if work is not None and work.todo == [0]:  # not failed, nor waiting for a retry
-            work.todo.pop()
-            work.running += 1
-            attempt, ctx, redacted = self._begin(work, 0)
-            self._notify_started(ctx, redacted)
-            output, error = call_action(action, ctx, work.inputs[0])
+        # What _start_step, _begin and _complete do for one plain inline attempt, without
+        # the loop's queue, tokens and attempts: those are made only when it did not succeed.
+        conductor = self.conductor
+        context = conductor.context()  # the action's too: its `steps` is the live view
+        try:
+            inputs = plain_inputs(step, action, context)
+        except (ExpressionError, InputError) as exc:
+            self._fail_step(step.id, self.redactor.redact(str(exc)))
+            return True
+        attempt_no = conductor.steps[step.id].attempts + 1
+        timeout = step.timeout_seconds
+        deadline = (time.monotonic() + timeout) if timeout else None
+        redacted = self._started(step, action, inputs, attempt_no, 0.0, None)  # no slot
+        ctx = ActionContext(run_id=self.run_id, step_id=step.id, attempt=attempt_no,
+                            connections=self.runner.config.connections, deadline=deadline,
+                            run_context=context, timeout_seconds=timeout,
+                            logger=step_logger(step.id))
+        self._notify_started(ctx, inputs, redacted)
+        output, error = call_action(action, ctx, inputs)
+        if self.durable:
             self._heartbeat()  # where the loop would wait for that result
-            self._complete(attempt.token, output, error)
+        if error is None and not isinstance(output, Waiting):
+            self._succeed(step.id, action, output)
+        else:  # a retry, a failure or a wait: as the loop completes an attempt
+            self.work[step.id] = StepWork(step, action, [inputs], False, running=1)
+            token = next(self.tokens)
+            self.attempts[token] = Attempt(token, step.id, None, attempt_no, deadline, None)
+            self._complete(token, output, error)
         return True
 
     def _dispatch(self) -> None:
@@ -322,7 +335,7 @@ class Execution:
         inputs = work.inputs[item]
 
         def launch() -> None:
-            self._notify_started(ctx, redacted)
+            self._notify_started(ctx, inputs, redacted)
             if work.shown:
                 # A dry run changes nothing anywhere: read-only look-ups still run (so
                 # conditions and inputs that depend on them resolve), side-effecting actions
@@ -335,9 +348,9 @@ class Execution:
         return launch
 
     def _begin(self, work: StepWork, item: int
-               ) -> tuple[Attempt, ActionContext, dict[str, Any]]:
-        """An attempt in flight, its step_started event emitted: the attempt, its context
-        and its inputs as redacted."""
+               ) -> tuple[Attempt, ActionContext, dict[str, Any] | None]:
+        """An attempt in flight, its step_started applied: the attempt, its context and its
+        inputs as redacted (None when no event was made of them)."""
         step = work.step
         state = self.conductor.steps[step.id]
         attempt_no = (state.item_attempts.get(item, 0) if work.fan_out else state.attempts) + 1
@@ -351,14 +364,8 @@ class Execution:
         attempt = Attempt(token, step.id, item if work.fan_out else None, attempt_no, deadline,
                           threading.Event() if threaded else None, threaded)
         self.attempts[token] = attempt
-        inputs = work.inputs[item]
-        redacted = self.redactor.redact_value(inputs)
-        event: dict[str, Any] = {"type": _STARTED, "step": step.id, "attempt": attempt_no,
-                                 "inputs": redacted, "queued_seconds": round(queued, 6)}
-        if work.fan_out:
-            event["item"] = item
-        event["run_id"], event["at"] = self.run_id, event_time()
-        self._apply(event, lambda: {"inputs": journaled_inputs(work.action, redacted)})
+        redacted = self._started(step, work.action, work.inputs[item], attempt_no,
+                                 round(queued, 6), attempt.item)
         ctx = ActionContext(run_id=self.run_id, step_id=step.id, attempt=attempt_no,
                             connections=self.runner.config.connections, deadline=deadline,
                             item_index=attempt.item, dry_run=self.dry_run,
@@ -367,105 +374,35 @@ class Execution:
                             timeout_seconds=step.timeout_seconds, logger=step_logger(step.id))
         return attempt, ctx, redacted
 
-    def _notify_started(self, ctx: ActionContext, redacted: dict[str, Any]) -> None:
-        if not self.hypothetical:
-            self.host.notify("crownguard_step_started", run_id=self.run_id,
-                             step_id=ctx.step_id, attempt=ctx.attempt, inputs=redacted)
+    def _started(self, step: Step, action: Action, inputs: dict[str, Any], attempt_no: int,
+                 queued: float, item: int | None) -> dict[str, Any] | None:
+        """Apply an attempt's step_started: its inputs as redacted, or None when nothing
+        reads events (the conductor then takes it without one, nor a copy of the inputs)."""
+        if self.eventless:
+            self.conductor.started(step.id, event_time(), queued, item)
+            return None
+        redacted = self.redactor.redact_value(inputs)
+        event: dict[str, Any] = {"type": _STARTED, "step": step.id, "attempt": attempt_no,
+                                 "inputs": redacted, "queued_seconds": queued}
+        if item is not None:
+            event["item"] = item
+        event["run_id"], event["at"] = self.run_id, event_time()
+        self._apply(event, lambda: {"inputs": journaled_inputs(action, redacted)})
+        return redacted
+
+    def _notify_started(self, ctx: ActionContext, inputs: dict[str, Any],
+                        redacted: dict[str, Any] | None) -> None:
+        if self.hypothetical:
+            return
+        if redacted is None:
+            if not self.host.observed("crownguard_step_started"):
+                return
+            redacted = self.redactor.redact_value(inputs)
+        self.host.notify("crownguard_step_started", run_id=self.run_id,
+                         step_id=ctx.step_id, attempt=ctx.attempt, inputs=redacted)
 
     def _call(self, action: Action, ctx: ActionContext, inputs: dict[str, Any],
               token: int) -> None:
         """Runs on a pool thread: call the action, report back to the loop."""
         output, error = call_action(action, ctx, inputs)
         self.done.put((token, output, error))
-
-    # finishing ---------------------------------------------------------------------------------
-
-    def _complete(self, token: int, output: Any, error: ActionError | None) -> None:
-        attempt = self.attempts.pop(token, None)
-        if attempt is None:
-            return  # a late result after the step timed out
-        if attempt.threaded:  # its slot is free (at the deadline, for one that timed out)
-            self.calls.release()
-        work = self.work[attempt.step]
-        work.running -= 1
-        item = attempt.item if attempt.item is not None else 0
-        if isinstance(output, Waiting):
-            if work.fan_out:
-                error = ActionError("a for_each step cannot wait for an answer")
-            else:
-                self._wait(work, output)
-                return
-        if error is None:
-            work.outputs[item] = output
-            if work.fan_out:
-                redacted = self.redactor.redact_value(output)
-                self.emit({"type": EventType.ITEM_SUCCEEDED, "step": attempt.step,
-                           "item": item, "output": redacted},
-                          lambda: {"output": journaled_output(work.action, redacted)})
-        else:
-            self._attempt_failed(work, attempt, item, error)
-        if work.running == 0 and not work.todo:
-            if work.error is not None:
-                self._drop_timers(work.step.id)
-                self._fail_step(work.step.id, work.error)
-            elif len(work.outputs) == len(work.inputs):
-                self._finish_work(work)
-
-    def _attempt_failed(self, work: StepWork, attempt: Attempt, item: int,
-                        error: ActionError) -> None:
-        retry = retry_after_failure(work, attempt, error, self.redactor,
-                                    self.runner.retry_jitter)
-        failed: dict[str, Any] = {"type": EventType.ATTEMPT_FAILED, "step": attempt.step,
-                                  "attempt": attempt.attempt, "error": retry.message,
-                                  "error_type": error.kind, "retryable": error.retryable,
-                                  "retry_in": retry.delay}
-        if work.fan_out:
-            failed["item"] = item
-        self.emit(failed)
-        if retry.delay is not None:
-            heapq.heappush(self.timers, (time.monotonic() + retry.delay, next(self.seq),
-                                         attempt.step, item))
-            return
-        work.error = f"item {item}: {retry.message}" if work.fan_out else retry.message
-        work.todo.clear()
-
-    def _wait(self, work: StepWork, waiting: Waiting) -> None:
-        expires = None
-        if waiting.timeout_seconds is not None:
-            at = datetime.now(UTC) + timedelta(seconds=waiting.timeout_seconds)
-            expires = at.isoformat(timespec="microseconds").replace("+00:00", "Z")
-        self.emit({"type": EventType.STEP_WAITING, "step": work.step.id,
-                   "reason": self.redactor.redact(waiting.reason), "expires_at": expires,
-                   "data": self.redactor.redact_value(waiting.data)})
-        del self.work[work.step.id]
-
-    def _drop_timers(self, step_id: str) -> None:
-        self.timers = [t for t in self.timers if t[2] != step_id]
-        heapq.heapify(self.timers)
-
-    def _finish_work(self, work: StepWork) -> None:
-        output = ([work.outputs[i] for i in range(len(work.inputs))] if work.fan_out
-                  else work.outputs[0])
-        redacted = self.redactor.redact_value(output)
-        event = {"type": _SUCCEEDED, "step": work.step.id, "output": redacted}
-        if work.shown:
-            event["output_unknown"] = True
-        event["run_id"], event["at"] = self.run_id, event_time()
-        self._apply(event, lambda: {"output": journaled_output(work.action, redacted)})
-        del self.work[work.step.id]
-        self._notify_finished(work.step.id)
-
-    def _fail_step(self, step_id: str, message: str) -> None:
-        self.emit({"type": EventType.STEP_FAILED, "step": step_id,
-                   "error": self.redactor.redact(message)})
-        self.work.pop(step_id, None)
-        self._notify_finished(step_id)
-
-    def _notify_finished(self, step_id: str) -> None:
-        if self.hypothetical or not self.host.observed("crownguard_step_finished"):
-            return
-        result = self.redactor.redact_value(self.conductor.steps[step_id].record())
-        self.outbox.later(lambda: self.host.notify("crownguard_step_finished",
-                                                   run_id=self.run_id, step_id=step_id,
-                                                   result=result))
-

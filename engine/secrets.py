@@ -92,6 +92,10 @@ class Redactor:
             merged = set(self._forms) | _forms(value)
             self._forms = sorted(merged, key=len, reverse=True)
 
+    def knows_secrets(self) -> bool:
+        """Whether a secret was added (they are never taken away)."""
+        return bool(self._forms)
+
     def redact(self, text: str) -> str:
         forms = self._forms
         for form in forms:

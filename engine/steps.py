@@ -202,6 +202,11 @@ def step_inputs(step: Step, action: Action, conductor: Conductor, *, dry_run: bo
                     unresolved=frozenset(unresolved), condition=condition)
 
 
+def plain_inputs(step: Step, action: Action, context: dict[str, Any]) -> dict[str, Any]:
+    """The inputs of a step with no for_each outside a dry run (step_inputs' one item)."""
+    return _inputs(step, action, context, set(), set())
+
+
 def _inputs(step: Step, action: Action, context: dict[str, Any], not_called: set[str],
             unresolved: set[str]) -> dict[str, Any]:
     """One set of inputs; the steps not called whose outputs they read go to `unresolved`."""

@@ -14,6 +14,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import crownguard.engine.execution as execution_module
+import crownguard.engine.finishing as finishing_module
 from crownguard.engine import ActionError, Waiting, action, hookimpl
 from crownguard.engine.actions import ActionContext, idempotency_key
 from crownguard.engine.conductor import Conductor
@@ -97,13 +98,13 @@ steps:
 
 def _count_journaled(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls: list[int] = []
-    plain = execution_module.journaled_output
+    plain = finishing_module.journaled_output
 
     def counted(*args: Any) -> Any:
         calls.append(1)
         return plain(*args)
 
-    monkeypatch.setattr(execution_module, "journaled_output", counted)
+    monkeypatch.setattr(finishing_module, "journaled_output", counted)
     return calls
 
 
@@ -413,7 +414,7 @@ def test_a_step_run_alone_gives_what_the_loops_rounds_give(
     except SpecError:
         assume(False)  # a strict step with no `n`: refused before any run
 
-    def run(alone: bool) -> tuple[Any, ...]:
+    def run(alone: bool, journaled: bool = True) -> tuple[Any, ...]:
         chain = Chain()
         host = PluginHost()
         host.add(chain, "chain")
@@ -423,10 +424,15 @@ def test_a_step_run_alone_gives_what_the_loops_rounds_give(
         try:
             if not alone:
                 execution_module.Execution._run_alone = lambda self, decision: False
-            record = Runner(host, journal=events.append, seed=7).run(
+            record = Runner(host, journal=events.append if journaled else None, seed=7).run(
                 playbook, {"n": 3, "go": go}, run_id="r1")
         finally:
             execution_module.Execution._run_alone = plain
         return _untimed(record), _untimed(events), chain.seen
 
-    assert run(True) == run(False)
+    loop = run(False)
+    assert run(True) == loop
+    # With nothing reading its events, a step's start and success reach the conductor
+    # without one (Conductor.started, .succeeded): the same record, the same hooks.
+    record, _, seen = run(True, journaled=False)
+    assert (record, seen) == (loop[0], loop[2])
